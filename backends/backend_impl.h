@@ -1,0 +1,51 @@
+/* backend_impl.h - what a backend implements (not a public header).
+ *
+ * A backend allocates a struct whose first member is `pgd_backend base`,
+ * sets base.ops to its static const ops table, and registers a create
+ * function in core/backend.c's registry. Every op returns PGD_OK or an error
+ * recorded with pgd_error() naming the op. Optional ops may be NULL; the
+ * wrappers in core/backend.c then report PGD_ERR_UNSUPPORTED. */
+#ifndef PAGODA_BACKEND_IMPL_H
+#define PAGODA_BACKEND_IMPL_H
+
+#include "pagoda/backend.h"
+
+struct pgd_backend_ops {
+    const char *name;
+    void (*destroy)(pgd_backend *b);
+    pgd_status (*alloc)(pgd_backend *b, size_t bytes, void **dptr);
+    void (*free)(pgd_backend *b, void *dptr);
+    pgd_status (*upload)(pgd_backend *b, void *dst, const void *src, size_t bytes);
+    pgd_status (*download)(pgd_backend *b, void *dst, const void *src, size_t bytes);
+    pgd_status (*memset)(pgd_backend *b, void *dst, int value, size_t bytes);
+    pgd_status (*sync)(pgd_backend *b);
+
+    pgd_status (*embedding)(pgd_backend *b, float *out, const void *table, pgd_dtype tt,
+                            const int32_t *tokens, int n, int dim);
+    pgd_status (*matmul)(pgd_backend *b, float *y, const float *x, const void *w, pgd_dtype wt,
+                         int n, int in, int out);
+    pgd_status (*rmsnorm)(pgd_backend *b, float *y, const float *x, const float *w, int n,
+                          int dim, float eps);
+    pgd_status (*rope)(pgd_backend *b, float *q, float *k, const int32_t *pos, int n,
+                       int n_heads, int n_kv_heads, int head_dim, float theta);
+    pgd_status (*silu_mul)(pgd_backend *b, float *gate, const float *up, size_t n);
+    pgd_status (*add)(pgd_backend *b, float *y, const float *x, size_t n);
+    pgd_status (*kv_write)(pgd_backend *b, float *k_cache, float *v_cache, const float *k,
+                           const float *v, const int32_t *slot_mapping, int n, int n_kv_heads,
+                           int head_dim, int block_size);
+    pgd_status (*paged_attention)(pgd_backend *b, const pgd_paged_attn *a);
+    pgd_status (*gather_rows)(pgd_backend *b, float *out, const float *x, const int32_t *rows,
+                              int n, int dim);
+    pgd_status (*copy_blocks)(pgd_backend *b, float *cache, const int32_t *pairs, int n_pairs,
+                              size_t block_floats);
+};
+
+struct pgd_backend {
+    const struct pgd_backend_ops *ops;
+    char description[128];
+};
+
+/* Registry entries (defined by each backend). */
+pgd_status pgd_cpu_backend_create(const pgd_backend_config *cfg, pgd_backend **out);
+
+#endif

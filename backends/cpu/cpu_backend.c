@@ -1,0 +1,140 @@
+/* cpu_backend.c - the CPU backend: host memory and the fast CPU kernels of
+ * kernels/cpu run on a thread pool. Always built. Ops run synchronously, so
+ * sync is a no-op and "device pointers" are ordinary host pointers (64-byte
+ * aligned). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend_impl.h"
+#include "kernels.h"
+#include "threadpool.h"
+
+typedef struct cpu_backend {
+    pgd_backend base;
+    pgd_threadpool *tp;
+} cpu_backend;
+
+static pgd_threadpool *tp_of(pgd_backend *b) { return ((cpu_backend *)b)->tp; }
+
+static void cpu_destroy(pgd_backend *b) {
+    cpu_backend *c = (cpu_backend *)b;
+    pgd_threadpool_destroy(c->tp);
+    free(c);
+}
+
+static pgd_status cpu_alloc(pgd_backend *b, size_t bytes, void **dptr) {
+    size_t rounded = (bytes + 63) & ~(size_t)63;
+    void *p = aligned_alloc(64, rounded);
+    if (!p) return pgd_error(PGD_ERR_OOM, "cpu backend: cannot allocate %zu bytes", bytes);
+    *dptr = p;
+    return PGD_OK;
+}
+static void cpu_free(pgd_backend *b, void *dptr) { free(dptr); }
+static pgd_status cpu_copy(pgd_backend *b, void *dst, const void *src, size_t bytes) {
+    memmove(dst, src, bytes);
+    return PGD_OK;
+}
+static pgd_status cpu_memset(pgd_backend *b, void *dst, int value, size_t bytes) {
+    memset(dst, value, bytes);
+    return PGD_OK;
+}
+static pgd_status cpu_sync(pgd_backend *b) { return PGD_OK; }
+
+static pgd_status cpu_embedding(pgd_backend *b, float *out, const void *table, pgd_dtype tt,
+                                const int32_t *tokens, int n, int dim) {
+    pgd_cpu_embedding(tp_of(b), out, table, tt, tokens, n, dim);
+    return PGD_OK;
+}
+static pgd_status cpu_matmul(pgd_backend *b, float *y, const float *x, const void *w,
+                             pgd_dtype wt, int n, int in, int out) {
+    pgd_cpu_matmul(tp_of(b), y, x, w, wt, n, in, out);
+    return PGD_OK;
+}
+static pgd_status cpu_rmsnorm(pgd_backend *b, float *y, const float *x, const float *w, int n,
+                              int dim, float eps) {
+    pgd_cpu_rmsnorm(tp_of(b), y, x, w, n, dim, eps);
+    return PGD_OK;
+}
+static pgd_status cpu_rope(pgd_backend *b, float *q, float *k, const int32_t *pos, int n,
+                           int n_heads, int n_kv_heads, int head_dim, float theta) {
+    pgd_cpu_rope(tp_of(b), q, k, pos, n, n_heads, n_kv_heads, head_dim, theta);
+    return PGD_OK;
+}
+static pgd_status cpu_silu_mul(pgd_backend *b, float *gate, const float *up, size_t n) {
+    pgd_cpu_silu_mul(tp_of(b), gate, up, n);
+    return PGD_OK;
+}
+static pgd_status cpu_add(pgd_backend *b, float *y, const float *x, size_t n) {
+    pgd_cpu_add(tp_of(b), y, x, n);
+    return PGD_OK;
+}
+static pgd_status cpu_kv_write(pgd_backend *b, float *k_cache, float *v_cache, const float *k,
+                               const float *v, const int32_t *slot_mapping, int n,
+                               int n_kv_heads, int head_dim, int block_size) {
+    pgd_cpu_kv_write(tp_of(b), k_cache, v_cache, k, v, slot_mapping, n, n_kv_heads, head_dim,
+                     block_size);
+    return PGD_OK;
+}
+static pgd_status cpu_paged_attention(pgd_backend *b, const pgd_paged_attn *a) {
+    pgd_attn_args k = {
+        .out = a->out, .q = a->q, .k_cache = a->k_cache, .v_cache = a->v_cache,
+        .query_start = a->query_start, .seq_lens = a->seq_lens,
+        .block_tables = a->block_tables, .num_seqs = a->num_seqs,
+        .max_blocks_per_seq = a->max_blocks_per_seq, .n_heads = a->n_heads,
+        .n_kv_heads = a->n_kv_heads, .head_dim = a->head_dim, .block_size = a->block_size,
+        .scale = a->scale,
+    };
+    pgd_cpu_paged_attention(tp_of(b), &k);
+    return PGD_OK;
+}
+static pgd_status cpu_gather_rows(pgd_backend *b, float *out, const float *x,
+                                  const int32_t *rows, int n, int dim) {
+    for (int i = 0; i < n; i++)
+        memcpy(out + (size_t)i * dim, x + (size_t)rows[i] * dim, sizeof(float) * (size_t)dim);
+    return PGD_OK;
+}
+static pgd_status cpu_copy_blocks(pgd_backend *b, float *cache, const int32_t *pairs,
+                                  int n_pairs, size_t block_floats) {
+    pgd_cpu_copy_blocks(tp_of(b), cache, pairs, n_pairs, block_floats);
+    return PGD_OK;
+}
+
+static const struct pgd_backend_ops cpu_ops = {
+    .name = "cpu",
+    .destroy = cpu_destroy,
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .memset = cpu_memset,
+    .sync = cpu_sync,
+    .embedding = cpu_embedding,
+    .matmul = cpu_matmul,
+    .rmsnorm = cpu_rmsnorm,
+    .rope = cpu_rope,
+    .silu_mul = cpu_silu_mul,
+    .add = cpu_add,
+    .kv_write = cpu_kv_write,
+    .paged_attention = cpu_paged_attention,
+    .gather_rows = cpu_gather_rows,
+    .copy_blocks = cpu_copy_blocks,
+};
+
+pgd_status pgd_cpu_backend_create(const pgd_backend_config *cfg, pgd_backend **out) {
+    cpu_backend *c = calloc(1, sizeof *c);
+    if (!c) return pgd_error(PGD_ERR_OOM, "cpu backend: out of memory");
+    if (cfg->num_threads != 1) {
+        c->tp = pgd_threadpool_create(cfg->num_threads);
+        if (!c->tp) {
+            free(c);
+            return pgd_error(PGD_ERR_OOM, "cpu backend: cannot start %d threads", cfg->num_threads);
+        }
+    }
+    c->base.ops = &cpu_ops;
+    snprintf(c->base.description, sizeof c->base.description, "cpu: %d thread%s, %s kernels",
+             c->tp ? pgd_threadpool_size(c->tp) : 1,
+             (c->tp && pgd_threadpool_size(c->tp) > 1) ? "s" : "", pgd_cpu_isa());
+    *out = &c->base;
+    return PGD_OK;
+}

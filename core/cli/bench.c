@@ -1,0 +1,272 @@
+/* bench.c - `pagoda bench`: speed of a model's forward pass on this machine,
+ * set against the memory-bandwidth bound measured in the same run.
+ *
+ * Reports the median over --reps repetitions of: copy bandwidth (memcpy of a
+ * buffer far larger than the caches; bytes copied per second), single-sequence
+ * decode tokens/s, prefill tokens/s (one --prompt-len prompt), and decode
+ * throughput with B sequences decoding together through the paged cache for
+ * each B in --batches. The batch-1 bound is copy bandwidth / bytes of weights
+ * read per decode step. Only the CPU backend exists today, so the bound
+ * is the CPU's. */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "kernels.h"
+#include "pagoda/backend.h"
+#include "pagoda/model.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_d);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static void cpu_model_name(char *buf, size_t n) {
+    snprintf(buf, n, "unknown CPU");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        if (!strncmp(line, "model name", 10)) {
+            char *p = strchr(line, ':');
+            if (p) {
+                p += 2;
+                p[strcspn(p, "\n")] = 0;
+                snprintf(buf, n, "%s", p);
+            }
+            break;
+        }
+    }
+    fclose(f);
+}
+
+typedef struct bench_ctx {
+    pgd_model *model;
+    pgd_kv_cache *kv;
+    const pgd_model_config *c;
+    int bs, mb;         /* block size, blocks per sequence */
+    int32_t *tables;    /* (max_batch, mb) */
+    float *logits;      /* (max tokens, vocab) */
+} bench_ctx;
+
+/* Prefill `nseq` sequences of `plen` tokens (one forward each); returns seconds of the first. */
+static int prefill(bench_ctx *x, int nseq, int plen, double *secs) {
+    int32_t *toks = malloc(sizeof(int32_t) * (size_t)plen);
+    for (int i = 0; i < plen; i++) toks[i] = (i * 7919 + 13) % x->c->vocab_size;
+    int rc = 0;
+    for (int s = 0; s < nseq && !rc; s++) {
+        int32_t qs[2] = {0, plen}, len = plen;
+        pgd_batch b = {.num_seqs = 1, .num_tokens = plen, .tokens = toks, .query_start = qs,
+                       .seq_lens = &len, .block_tables = x->tables + (size_t)s * x->mb,
+                       .max_blocks_per_seq = x->mb};
+        double t0 = now_s();
+        if (pgd_model_forward(x->model, x->kv, &b, x->logits) != PGD_OK) rc = pgd_cli_fail("forward");
+        if (s == 0 && secs) *secs = now_s() - t0;
+    }
+    free(toks);
+    return rc;
+}
+
+/* Decode `steps` steps of `nseq` sequences whose contexts start at plen; median step seconds. */
+static int decode(bench_ctx *x, int nseq, int plen, int steps, double *step_med) {
+    int32_t *toks = malloc(sizeof(int32_t) * (size_t)nseq), *qs = malloc(sizeof(int32_t) * (size_t)(nseq + 1)),
+            *lens = malloc(sizeof(int32_t) * (size_t)nseq);
+    double *t = malloc(sizeof(double) * (size_t)steps);
+    int rc = 0;
+    for (int st = 0; st < steps && !rc; st++) {
+        for (int s = 0; s < nseq; s++) {
+            toks[s] = (s * 31 + st * 17 + 5) % x->c->vocab_size;
+            qs[s] = s;
+            lens[s] = plen + st + 1;
+        }
+        qs[nseq] = nseq;
+        pgd_batch b = {.num_seqs = nseq, .num_tokens = nseq, .tokens = toks, .query_start = qs,
+                       .seq_lens = lens, .block_tables = x->tables, .max_blocks_per_seq = x->mb};
+        double t0 = now_s();
+        if (pgd_model_forward(x->model, x->kv, &b, x->logits) != PGD_OK) rc = pgd_cli_fail("forward");
+        t[st] = now_s() - t0;
+    }
+    if (!rc) *step_med = median(t, steps);
+    free(toks);
+    free(qs);
+    free(lens);
+    free(t);
+    return rc;
+}
+
+static int parse_batches(const char *s, int *out, int max) {
+    int n = 0;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (n == max || !pgd_cli_int("--batches", t, 1, 4096, &out[n])) return -1;
+        n++;
+    }
+    return n;
+}
+
+int pgd_cmd_bench(int argc, char **argv) {
+    const char *model_path = "random:stories110M", *json_path = NULL, *batches_s = "1,8,32";
+    int threads = 0, plen = 128, steps = 16, reps = 5, block_size = 16;
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},      {"threads", required_argument, 0, 'j'},
+        {"batches", required_argument, 0, 'B'},    {"prompt-len", required_argument, 0, 'p'},
+        {"decode-steps", required_argument, 0, 'd'}, {"reps", required_argument, 0, 'r'},
+        {"block-size", required_argument, 0, 'b'}, {"json", required_argument, 0, 'J'},
+        {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
+    optind = 1;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'm': model_path = optarg; break;
+        case 'j': if (!pgd_cli_int("--threads", optarg, 0, 1024, &threads)) return 2; break;
+        case 'B': batches_s = optarg; break;
+        case 'p': if (!pgd_cli_int("--prompt-len", optarg, 1, 1 << 20, &plen)) return 2; break;
+        case 'd': if (!pgd_cli_int("--decode-steps", optarg, 1, 1 << 20, &steps)) return 2; break;
+        case 'r': if (!pgd_cli_int("--reps", optarg, 1, 1000, &reps)) return 2; break;
+        case 'b': if (!pgd_cli_int("--block-size", optarg, 1, 4096, &block_size)) return 2; break;
+        case 'J': json_path = optarg; break;
+        case 'h':
+            printf("usage: pagoda bench [--model random:stories110M] [--threads N] [--batches 1,8,32]\n"
+                   "                    [--prompt-len 128] [--decode-steps 16] [--reps 5] [--json FILE]\n");
+            return 0;
+        default: return 2;
+        }
+    }
+    int batches[32];
+    int nb = parse_batches(batches_s, batches, 32);
+    if (nb <= 0) return 2;
+    int max_batch = 1;
+    for (int i = 0; i < nb; i++) if (batches[i] > max_batch) max_batch = batches[i];
+
+    int rc = 1;
+    pgd_backend *be = NULL;
+    bench_ctx x = {0};
+    pgd_backend_config bc = {.name = "cpu", .num_threads = threads};
+    if (pgd_backend_create(&bc, &be) != PGD_OK) return pgd_cli_fail("backend");
+    fprintf(stderr, "pagoda bench: loading %s ...\n", model_path);
+    if (pgd_model_load(model_path, NULL, be, &x.model) != PGD_OK) { rc = pgd_cli_fail(NULL); goto done; }
+    x.c = pgd_model_get_config(x.model);
+    if (plen + steps > x.c->max_seq_len) {
+        fprintf(stderr, "pagoda bench: --prompt-len + --decode-steps (%d) exceeds the model's context (%d)\n",
+                plen + steps, x.c->max_seq_len);
+        goto done;
+    }
+    x.bs = block_size;
+    x.mb = (plen + steps + block_size - 1) / block_size;
+    int prefill_rows = plen > max_batch ? plen : max_batch;
+    x.tables = malloc(sizeof(int32_t) * (size_t)max_batch * x.mb);
+    x.logits = malloc(sizeof(float) * (size_t)prefill_rows * x.c->vocab_size);
+    if (!x.tables || !x.logits) { fprintf(stderr, "pagoda bench: out of memory\n"); goto done; }
+    for (int i = 0; i < max_batch * x.mb; i++) x.tables[i] = i + 1;
+    if (pgd_kv_cache_create(be, x.c, block_size, max_batch * x.mb + 1, &x.kv) != PGD_OK) { rc = pgd_cli_fail(NULL); goto done; }
+
+    /* bytes read per decode step: every weight except the embedding table
+     * (only a few rows are gathered) unless it doubles as the classifier */
+    size_t wbytes = pgd_model_config_weight_bytes(x.c);
+    if (!x.c->tied_classifier)
+        wbytes -= (size_t)x.c->vocab_size * x.c->dim * pgd_dtype_size(x.c->weight_dtype);
+
+    fprintf(stderr, "pagoda bench: measuring copy bandwidth ...\n");
+    double bw = pgd_cpu_measure_copy_bandwidth((size_t)256 << 20, 2 * reps + 1);
+    double bound = bw / (double)wbytes;
+
+    double *tmp = malloc(sizeof(double) * (size_t)reps);
+    double t_pref[1], single = 0, pref_tps = 0;
+    double *bt = calloc((size_t)nb, sizeof(double));
+    /* warm-up */
+    if (prefill(&x, 1, plen, NULL) || decode(&x, 1, plen, 2, &single)) goto done;
+    fprintf(stderr, "pagoda bench: prefill and single-sequence decode ...\n");
+    for (int r = 0; r < reps; r++) {
+        if (prefill(&x, 1, plen, t_pref)) goto done;
+        tmp[r] = plen / t_pref[0];
+    }
+    pref_tps = median(tmp, reps);
+    for (int r = 0; r < reps; r++) {
+        double st;
+        if (prefill(&x, 1, plen, NULL) || decode(&x, 1, plen, steps, &st)) goto done;
+        tmp[r] = 1.0 / st;
+    }
+    single = median(tmp, reps);
+    for (int i = 0; i < nb; i++) {
+        fprintf(stderr, "pagoda bench: decode at batch %d ...\n", batches[i]);
+        if (prefill(&x, batches[i], plen, NULL)) goto done;
+        for (int r = 0; r < reps; r++) {
+            double st;
+            if (decode(&x, batches[i], plen, steps, &st)) goto done;
+            tmp[r] = batches[i] / st;
+        }
+        bt[i] = median(tmp, reps);
+    }
+
+    char cpu[256];
+    cpu_model_name(cpu, sizeof cpu);
+    printf("machine      : %s, %s\n", cpu, pgd_backend_describe(be));
+    printf("model        : %s (%s), %.1fM params, %s weights, %.1f MB read per decode step\n",
+           model_path, x.c->name, pgd_model_config_params(x.c) / 1e6, pgd_dtype_name(x.c->weight_dtype),
+           wbytes / 1e6);
+    printf("copy bw      : %.2f GB/s (memcpy of 256 MiB, median of %d)\n", bw / 1e9, 2 * reps + 1);
+    printf("bound        : %.1f tok/s batch-1 decode (copy bw / weight bytes per step)\n", bound);
+    printf("settings     : prompt %d tokens, %d decode steps, block size %d, median of %d reps\n\n",
+           plen, steps, block_size, reps);
+    printf("| %-28s | %12s | %10s |\n", "measurement", "tokens/s", "ratio");
+    printf("|------------------------------|--------------|------------|\n");
+    printf("| %-28s | %12.1f | %9.0f%% |\n", "single-sequence decode", single, 100 * single / bound);
+    printf("| %-28s | %12.1f | %10s |\n", "prefill", pref_tps, "");
+    double b1 = 0;
+    for (int i = 0; i < nb; i++) if (batches[i] == 1) b1 = bt[i];
+    for (int i = 0; i < nb; i++) {
+        char name[64], ratio[32];
+        snprintf(name, sizeof name, "decode batch %d", batches[i]);
+        if (batches[i] == 1) snprintf(ratio, sizeof ratio, "%.0f%% bound", 100 * bt[i] / bound);
+        else if (b1 > 0) snprintf(ratio, sizeof ratio, "%.2fx b1", bt[i] / b1);
+        else ratio[0] = 0;
+        printf("| %-28s | %12.1f | %10s |\n", name, bt[i], ratio);
+    }
+    if (json_path) {
+        json_t *o = json_object(), *arr = json_array();
+        json_object_set_new(o, "machine", json_string(cpu));
+        json_object_set_new(o, "backend", json_string(pgd_backend_describe(be)));
+        json_object_set_new(o, "model", json_string(model_path));
+        json_object_set_new(o, "weight_bytes_per_step", json_integer((json_int_t)wbytes));
+        json_object_set_new(o, "copy_bandwidth_Bps", json_real(bw));
+        json_object_set_new(o, "bound_decode_tps", json_real(bound));
+        json_object_set_new(o, "single_decode_tps", json_real(single));
+        json_object_set_new(o, "prefill_tps", json_real(pref_tps));
+        for (int i = 0; i < nb; i++) {
+            json_t *e = json_object();
+            json_object_set_new(e, "batch", json_integer(batches[i]));
+            json_object_set_new(e, "decode_tps", json_real(bt[i]));
+            json_array_append_new(arr, e);
+        }
+        json_object_set_new(o, "decode", arr);
+        if (json_dump_file(o, json_path, JSON_INDENT(2)) != 0)
+            fprintf(stderr, "pagoda bench: cannot write %s\n", json_path);
+        json_decref(o);
+    }
+    free(tmp);
+    free(bt);
+    rc = 0;
+done:
+    free(x.tables);
+    free(x.logits);
+    pgd_kv_cache_destroy(x.kv);
+    pgd_model_destroy(x.model);
+    pgd_backend_destroy(be);
+    return rc;
+}

@@ -1,0 +1,18 @@
+/* cli.h - subcommands of the `pagoda` command and shared argument parsing. */
+#ifndef PAGODA_CLI_H
+#define PAGODA_CLI_H
+
+#include <stdint.h>
+
+int pgd_cmd_generate(int argc, char **argv);
+int pgd_cmd_bench(int argc, char **argv);
+
+/* Strict number parsing for option values: print "pagoda: <opt> must be ..."
+ * and return 0 on failure. */
+int pgd_cli_int(const char *opt, const char *v, long lo, long hi, int *out);
+int pgd_cli_u64(const char *opt, const char *v, uint64_t *out);
+int pgd_cli_float(const char *opt, const char *v, float *out);
+/* Print "pagoda: <message>" from pgd_last_error() and return exit code 1. */
+int pgd_cli_fail(const char *what);
+
+#endif

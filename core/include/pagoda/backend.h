@@ -1,0 +1,83 @@
+/* backend.h - the compute backend interface (CPU, CUDA, ROCm, simulator).
+ *
+ * A backend owns device memory and runs the ops of a Llama forward pass.
+ * Device memory is addressed by plain pointers returned by
+ * pgd_backend_alloc(): host pointers on the CPU backend, device pointers on
+ * GPUs (never dereference them on the host; use upload/download). Ops are
+ * queued in order on the backend's stream and may run asynchronously;
+ * pgd_backend_download() and pgd_backend_sync() wait for them.
+ *
+ * Implementations fill a `static const struct pgd_backend_ops` (see
+ * backends/backend_impl.h); only core/backend.c calls through the table. */
+#ifndef PAGODA_BACKEND_H
+#define PAGODA_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pagoda/dtype.h"
+#include "pagoda/status.h"
+
+typedef struct pgd_backend pgd_backend;
+
+typedef struct pgd_backend_config {
+    const char *name; /* "cpu" (default when NULL) */
+    int num_threads;  /* CPU: worker threads, <= 0 = all online CPUs */
+    int device;       /* GPU ordinal */
+} pgd_backend_config;
+
+/* Same meaning as kernels/cpu/kernels.h pgd_attn_args; all pointers are
+ * device pointers of this backend. */
+typedef struct pgd_paged_attn {
+    float *out;                  /* (num_tokens, n_heads, head_dim) */
+    const float *q;              /* (num_tokens, n_heads, head_dim) */
+    const float *k_cache;        /* (num_blocks, n_kv_heads, block_size, head_dim) */
+    const float *v_cache;
+    const int32_t *query_start;  /* (num_seqs + 1) */
+    const int32_t *seq_lens;     /* (num_seqs) */
+    const int32_t *block_tables; /* (num_seqs, max_blocks_per_seq) */
+    int num_seqs, num_tokens, max_blocks_per_seq;
+    int max_seq_len;             /* largest seq_lens[i] (host-side hint) */
+    int n_heads, n_kv_heads, head_dim, block_size;
+    float scale;
+} pgd_paged_attn;
+
+pgd_status pgd_backend_create(const pgd_backend_config *cfg, pgd_backend **out);
+void pgd_backend_destroy(pgd_backend *b);
+const char *pgd_backend_name(const pgd_backend *b);
+/* A one-line description (e.g. "cpu: 2 threads, avx2"). */
+const char *pgd_backend_describe(const pgd_backend *b);
+
+pgd_status pgd_backend_alloc(pgd_backend *b, size_t bytes, void **dptr);
+void pgd_backend_free(pgd_backend *b, void *dptr);
+pgd_status pgd_backend_upload(pgd_backend *b, void *dst, const void *src, size_t bytes);
+pgd_status pgd_backend_download(pgd_backend *b, void *dst, const void *src, size_t bytes);
+pgd_status pgd_backend_memset(pgd_backend *b, void *dst, int value, size_t bytes);
+pgd_status pgd_backend_sync(pgd_backend *b);
+
+/* Ops (shapes as in kernels/cpu/kernels.h). */
+pgd_status pgd_backend_embedding(pgd_backend *b, float *out, const void *table, pgd_dtype tt,
+                                 const int32_t *tokens, int n, int dim);
+pgd_status pgd_backend_matmul(pgd_backend *b, float *y, const float *x, const void *w,
+                              pgd_dtype wt, int n, int in, int out);
+pgd_status pgd_backend_rmsnorm(pgd_backend *b, float *y, const float *x, const float *w, int n,
+                               int dim, float eps);
+pgd_status pgd_backend_rope(pgd_backend *b, float *q, float *k, const int32_t *pos, int n,
+                            int n_heads, int n_kv_heads, int head_dim, float theta);
+pgd_status pgd_backend_silu_mul(pgd_backend *b, float *gate, const float *up, size_t n);
+pgd_status pgd_backend_add(pgd_backend *b, float *y, const float *x, size_t n);
+pgd_status pgd_backend_kv_write(pgd_backend *b, float *k_cache, float *v_cache, const float *k,
+                                const float *v, const int32_t *slot_mapping, int n,
+                                int n_kv_heads, int head_dim, int block_size);
+pgd_status pgd_backend_paged_attention(pgd_backend *b, const pgd_paged_attn *a);
+/* Gather rows: out[i] = x[rows[i]] for rows of `dim` floats. */
+pgd_status pgd_backend_gather_rows(pgd_backend *b, float *out, const float *x,
+                                   const int32_t *rows, int n, int dim);
+/* Copy-on-write support: pairs (n_pairs, 2) of {src, dst} block ids. */
+pgd_status pgd_backend_copy_blocks(pgd_backend *b, float *cache, const int32_t *pairs,
+                                   int n_pairs, size_t block_floats);
+
+/* Names of the backends compiled into this build, NULL-terminated. */
+const char *const *pgd_backend_list(void);
+
+#endif

@@ -1,0 +1,112 @@
+/* model.h - Llama-family models: configuration, loading, paged forward pass.
+ *
+ * One interface for every weight source. pgd_model_load() detects the
+ * format from the file's first bytes (GGUF magic, else a llama2.c
+ * checkpoint) or builds seeded random weights for a spec
+ * "random:<shape>" where <shape> is a named shape (stories15M, stories42M,
+ * stories110M, llama2-7b, llama3-8b, ...; see pgd_model_shape_names()) or a
+ * list "dim=288,layers=6,heads=6,kv_heads=6,hidden=768,vocab=32000,seq=256"
+ * (unlisted keys take Llama-like defaults), optionally both:
+ * "random:stories15M,layers=2".
+ *
+ * The forward pass runs one ragged batch (several sequences, each with any
+ * number of new tokens: prefill chunks and decode tokens mixed) and reads and
+ * writes K/V through block tables in a paged pgd_kv_cache. */
+#ifndef PAGODA_MODEL_H
+#define PAGODA_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pagoda/backend.h"
+#include "pagoda/dtype.h"
+#include "pagoda/status.h"
+#include "pagoda/tokenizer.h"
+
+typedef enum pgd_model_format {
+    PGD_FORMAT_LLAMA2C = 0,
+    PGD_FORMAT_GGUF,
+    PGD_FORMAT_RANDOM,
+} pgd_model_format;
+
+typedef struct pgd_model_config {
+    char name[64];       /* shape name or file base name */
+    int dim;             /* model width */
+    int n_layers;
+    int n_heads;         /* query heads */
+    int n_kv_heads;      /* key/value heads (GQA when < n_heads) */
+    int head_dim;        /* dim / n_heads */
+    int hidden_dim;      /* feed-forward width */
+    int vocab_size;
+    int max_seq_len;     /* max positions */
+    float rope_theta;    /* 10000 for Llama-2, 500000 for Llama-3 */
+    float norm_eps;      /* RMSNorm epsilon */
+    int tied_classifier; /* classifier shares the token embedding */
+    pgd_dtype weight_dtype; /* dtype of the matmul weights */
+} pgd_model_config;
+
+typedef struct pgd_model_load_opts {
+    uint64_t seed;          /* random weights: seed (0 = default 1234) */
+    pgd_dtype random_dtype; /* random weights: dtype (zeroed = f32) */
+} pgd_model_load_opts;
+
+typedef struct pgd_model pgd_model;
+typedef struct pgd_kv_cache pgd_kv_cache;
+
+/* A ragged batch. Sequence s owns tokens[query_start[s] .. query_start[s+1]-1],
+ * its new tokens in position order; seq_lens[s] counts its whole context
+ * including them, so its first new token sits at position
+ * seq_lens[s] - (query_start[s+1] - query_start[s]). block_tables is
+ * (num_seqs, max_blocks_per_seq) and must cover seq_lens[s] positions. */
+typedef struct pgd_batch {
+    int num_seqs;
+    int num_tokens;
+    const int32_t *tokens;       /* (num_tokens) */
+    const int32_t *query_start;  /* (num_seqs + 1), query_start[0] = 0 */
+    const int32_t *seq_lens;     /* (num_seqs) */
+    const int32_t *block_tables; /* (num_seqs, max_blocks_per_seq) */
+    int max_blocks_per_seq;
+    int all_logits;              /* 0: logits of each sequence's last token;
+                                    1: logits of every token */
+} pgd_batch;
+
+/* Resolve a named or key=value shape (the part after "random:"). */
+pgd_status pgd_model_shape(const char *spec, pgd_model_config *out);
+/* NULL-terminated list of named shapes. */
+const char *const *pgd_model_shape_names(void);
+/* Number of parameters and bytes of weights of a configuration. */
+size_t pgd_model_config_params(const pgd_model_config *c);
+size_t pgd_model_config_weight_bytes(const pgd_model_config *c);
+/* Checks the shape for consistency (dims positive, heads divide dim, ...). */
+pgd_status pgd_model_config_validate(const pgd_model_config *c, const char *what);
+
+pgd_status pgd_model_load(const char *spec, const pgd_model_load_opts *opts, pgd_backend *b,
+                          pgd_model **out);
+void pgd_model_destroy(pgd_model *m);
+const pgd_model_config *pgd_model_get_config(const pgd_model *m);
+pgd_model_format pgd_model_get_format(const pgd_model *m);
+pgd_backend *pgd_model_backend(const pgd_model *m);
+/* Tokenizer embedded in the model file (GGUF), or NULL. Borrowed. */
+const pgd_tokenizer *pgd_model_tokenizer(const pgd_model *m);
+
+/* Run the batch; writes logits to host memory `logits`: (num_seqs, vocab),
+ * or (num_tokens, vocab) when batch->all_logits. Every index in the batch
+ * is checked against the model and the cache before any work is done. */
+pgd_status pgd_model_forward(pgd_model *m, pgd_kv_cache *kv, const pgd_batch *batch,
+                             float *logits);
+
+/* Paged KV cache storage on the model's backend: per layer K and V of
+ * (num_blocks, n_kv_heads, block_size, head_dim) f32. Which block belongs to
+ * which sequence is the caller's business (the KV manager's). */
+pgd_status pgd_kv_cache_create(pgd_backend *b, const pgd_model_config *c, int block_size,
+                               int num_blocks, pgd_kv_cache **out);
+void pgd_kv_cache_destroy(pgd_kv_cache *kv);
+int pgd_kv_cache_block_size(const pgd_kv_cache *kv);
+int pgd_kv_cache_num_blocks(const pgd_kv_cache *kv);
+/* Bytes one block takes over all layers (K and V). */
+size_t pgd_kv_cache_block_bytes(const pgd_model_config *c, int block_size);
+/* Device pointers of one layer's caches. */
+float *pgd_kv_cache_k(pgd_kv_cache *kv, int layer);
+float *pgd_kv_cache_v(pgd_kv_cache *kv, int layer);
+
+#endif

@@ -1,0 +1,47 @@
+/* tokenizer.h - SentencePiece-style BPE tokenizer (Llama family).
+ *
+ * Two sources, one behaviour: a llama2.c tokenizer.bin (int32
+ * max_token_length, then per token: f32 score, int32 len, bytes), or the
+ * tokenizer.ggml.* metadata of a GGUF file (tokens, scores, token_type; the
+ * SentencePiece "\xE2\x96\x81" space marker is mapped to ' ' on load).
+ * Encoding follows llama2.c's run.c exactly: optional BOS, a dummy-prefix
+ * space when the text is non-empty, UTF-8 code points looked up whole with
+ * byte fallback (<0xXX> tokens at id byte+3), then greedy merging of the
+ * best-scored adjacent pair until none merges; optional EOS. */
+#ifndef PAGODA_TOKENIZER_H
+#define PAGODA_TOKENIZER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pagoda/status.h"
+
+typedef struct pgd_tokenizer pgd_tokenizer;
+struct pgd_gguf;
+
+/* vocab_size: number of tokens to read (the model's vocab size). */
+pgd_status pgd_tokenizer_load_llama2c(const char *path, int vocab_size, pgd_tokenizer **out);
+/* From GGUF metadata (tokenizer.ggml.model must be "llama"). */
+pgd_status pgd_tokenizer_from_gguf(const struct pgd_gguf *g, pgd_tokenizer **out);
+void pgd_tokenizer_destroy(pgd_tokenizer *t);
+
+int pgd_tokenizer_vocab_size(const pgd_tokenizer *t);
+int pgd_tokenizer_bos(const pgd_tokenizer *t);
+int pgd_tokenizer_eos(const pgd_tokenizer *t);
+
+/* Encode NUL-terminated text. *tokens is malloc'd (caller frees), *n its length. */
+pgd_status pgd_tokenizer_encode(const pgd_tokenizer *t, const char *text, int add_bos,
+                                int add_eos, int32_t **tokens, int *n);
+
+/* The piece printed for `token` following `prev` (llama2.c decode: a leading
+ * space is dropped after BOS, <0xXX> pieces become their byte). Borrowed
+ * pointer, valid until the tokenizer is destroyed. NULL for ids out of range. */
+const char *pgd_tokenizer_decode(const pgd_tokenizer *t, int prev, int token);
+
+/* Decode a whole sequence into a malloc'd NUL-terminated string; `prev` is
+ * the token before tokens[0] (e.g. the last prompt token, or BOS). Tokens
+ * BOS/EOS are not printed. */
+pgd_status pgd_tokenizer_decode_all(const pgd_tokenizer *t, int prev, const int32_t *tokens,
+                                    int n, char **text);
+
+#endif

@@ -1,0 +1,161 @@
+/* gguf_model.c - builds a Llama-family model from a GGUF file: config from
+ * the "<arch>.*" metadata, tensors by their llama.cpp names (token_embd,
+ * blk.N.attn_{norm,q,k,v,output}, blk.N.ffn_{norm,gate,up,down},
+ * output_norm, output [absent = tied]), every shape checked against the
+ * config, F32/F16/BF16 kept as they are (matmul weights take the dtype of
+ * blk.0.attn_q), Q8_0 dequantised to f32; the tokenizer from metadata. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gguf.h"
+#include "model_impl.h"
+
+static pgd_status meta_int(const pgd_gguf *g, const char *arch, const char *key, int required,
+                           int64_t dflt, int *out) {
+    char k[128];
+    snprintf(k, sizeof k, "%s.%s", arch, key);
+    int64_t v = dflt;
+    if (pgd_gguf_has_key(g, k)) {
+        PGD_TRY(pgd_gguf_get_int(g, k, &v));
+    } else if (required) {
+        return pgd_error(PGD_ERR_FORMAT, "%s: required metadata key '%s' is missing", pgd_gguf_path(g), k);
+    }
+    if (v <= 0 || v > (1LL << 30))
+        return pgd_error(PGD_ERR_FORMAT, "%s: metadata '%s' = %lld is out of range", pgd_gguf_path(g), k, (long long)v);
+    *out = (int)v;
+    return PGD_OK;
+}
+
+static pgd_status meta_f32(const pgd_gguf *g, const char *arch, const char *key, float dflt, float *out) {
+    char k[128];
+    snprintf(k, sizeof k, "%s.%s", arch, key);
+    *out = dflt;
+    if (pgd_gguf_has_key(g, k)) PGD_TRY(pgd_gguf_get_f32(g, k, out));
+    return PGD_OK;
+}
+
+static pgd_status dtype_of(const pgd_gguf *g, const pgd_gguf_tensor *t, pgd_dtype *dt) {
+    switch (t->type) {
+    case PGD_GGML_F32: *dt = PGD_F32; return PGD_OK;
+    case PGD_GGML_F16: *dt = PGD_F16; return PGD_OK;
+    case PGD_GGML_BF16: *dt = PGD_BF16; return PGD_OK;
+    case PGD_GGML_Q8_0: *dt = PGD_F32; return PGD_OK; /* dequantised on load */
+    }
+    return pgd_error(PGD_ERR_UNSUPPORTED, "%s: tensor '%s' has unsupported type %d", pgd_gguf_path(g), t->name, t->type);
+}
+
+/* Find tensor `name` with shape (ne0, ne1) (ne1 = 0 for a vector) and
+ * upload it to dst as dtype dt. */
+static pgd_status put_tensor(pgd_model *m, const pgd_gguf *g, const char *name, int64_t ne0,
+                             int64_t ne1, void *dst, pgd_dtype dt) {
+    const pgd_gguf_tensor *t = pgd_gguf_find_tensor(g, name);
+    if (!t) return pgd_error(PGD_ERR_FORMAT, "%s: tensor '%s' is missing", pgd_gguf_path(g), name);
+    int want_dims = ne1 ? 2 : 1;
+    int64_t got1 = t->n_dims >= 2 ? t->ne[1] : 0;
+    int extra = 0;
+    for (int i = 2; i < t->n_dims; i++) extra |= t->ne[i] != 1;
+    if (t->ne[0] != ne0 || (ne1 && got1 != ne1) || (!ne1 && t->n_dims > 1 && got1 != 1) || extra)
+        return pgd_error(PGD_ERR_FORMAT, "%s: tensor '%s' has shape [%lld, %lld] (%d dims), expected [%lld, %lld] from the model metadata",
+                         pgd_gguf_path(g), name, (long long)t->ne[0], (long long)got1, t->n_dims,
+                         (long long)ne0, (long long)ne1);
+    (void)want_dims;
+    size_t count = (size_t)ne0 * (size_t)(ne1 ? ne1 : 1);
+    if (t->type == PGD_GGML_Q8_0) {
+        float *tmp = malloc(count * sizeof(float));
+        if (!tmp) return pgd_error(PGD_ERR_OOM, "%s: out of memory dequantising '%s'", pgd_gguf_path(g), name);
+        pgd_status s = pgd_gguf_tensor_to_f32(t, tmp);
+        if (s == PGD_OK) s = pgd_model_put(m, dst, dt, tmp, PGD_F32, count);
+        free(tmp);
+        return s;
+    }
+    pgd_dtype st = PGD_F32;
+    PGD_TRY(dtype_of(g, t, &st));
+    return pgd_model_put(m, dst, dt, t->data, st, count);
+}
+
+pgd_status pgd_model_load_gguf(pgd_model *m, const char *path) {
+    pgd_gguf *g = NULL;
+    pgd_status s = pgd_gguf_open(path, &g);
+    if (s != PGD_OK) return s;
+    pgd_model_config *c = &m->cfg;
+    memset(c, 0, sizeof *c);
+    const char *arch = NULL;
+    size_t alen = 0;
+    char archbuf[64];
+    s = pgd_gguf_get_str(g, "general.architecture", &arch, &alen);
+    if (s != PGD_OK) goto fail;
+    snprintf(archbuf, sizeof archbuf, "%.*s", (int)(alen < 63 ? alen : 63), arch);
+    if (strcmp(archbuf, "llama")) {
+        s = pgd_error(PGD_ERR_UNSUPPORTED, "%s: architecture '%s' is not supported (only 'llama')", path, archbuf);
+        goto fail;
+    }
+    const char *base = strrchr(path, '/');
+    snprintf(c->name, sizeof c->name, "%s", base ? base + 1 : path);
+    if ((s = meta_int(g, archbuf, "embedding_length", 1, 0, &c->dim)) ||
+        (s = meta_int(g, archbuf, "block_count", 1, 0, &c->n_layers)) ||
+        (s = meta_int(g, archbuf, "attention.head_count", 1, 0, &c->n_heads)) ||
+        (s = meta_int(g, archbuf, "attention.head_count_kv", 0, c->n_heads, &c->n_kv_heads)) ||
+        (s = meta_int(g, archbuf, "feed_forward_length", 1, 0, &c->hidden_dim)) ||
+        (s = meta_int(g, archbuf, "context_length", 0, 2048, &c->max_seq_len)) ||
+        (s = meta_f32(g, archbuf, "rope.freq_base", 10000.f, &c->rope_theta)) ||
+        (s = meta_f32(g, archbuf, "attention.layer_norm_rms_epsilon", 1e-5f, &c->norm_eps)))
+        goto fail;
+    const pgd_gguf_tensor *te = pgd_gguf_find_tensor(g, "token_embd.weight");
+    const pgd_gguf_tensor *tq = pgd_gguf_find_tensor(g, "blk.0.attn_q.weight");
+    const pgd_gguf_tensor *to = pgd_gguf_find_tensor(g, "output.weight");
+    if (!te || !tq) {
+        s = pgd_error(PGD_ERR_FORMAT, "%s: tensor '%s' is missing", path, !te ? "token_embd.weight" : "blk.0.attn_q.weight");
+        goto fail;
+    }
+    if (te->n_dims < 2 || te->ne[1] <= 0 || te->ne[1] > (1 << 22)) {
+        s = pgd_error(PGD_ERR_FORMAT, "%s: token_embd.weight must be 2-D [dim, vocab]", path);
+        goto fail;
+    }
+    c->vocab_size = (int)te->ne[1];
+    c->tied_classifier = to == NULL;
+    pgd_dtype edt, cdt = PGD_F32;
+    if ((s = dtype_of(g, tq, &c->weight_dtype)) || (s = dtype_of(g, te, &edt)) ||
+        (to && (s = dtype_of(g, to, &cdt))))
+        goto fail;
+    if ((s = pgd_model_config_validate(c, path))) goto fail;
+    c->head_dim = c->dim / c->n_heads;
+    if ((s = pgd_model_layout(m, edt, cdt))) goto fail;
+
+    int64_t d = c->dim, qd = (int64_t)c->n_heads * c->head_dim,
+            kvd = (int64_t)c->n_kv_heads * c->head_dim, h = c->hidden_dim, V = c->vocab_size;
+    pgd_dtype wt = c->weight_dtype;
+    if ((s = put_tensor(m, g, "token_embd.weight", d, V, m->tok_embd, edt)) ||
+        (s = put_tensor(m, g, "output_norm.weight", d, 0, m->final_norm, PGD_F32)) ||
+        (to && (s = put_tensor(m, g, "output.weight", d, V, m->wcls, cdt))))
+        goto fail;
+    for (int l = 0; l < c->n_layers; l++) {
+        pgd_layer_weights *L = &m->layers[l];
+        char n[96];
+#define PUT(suffix, a, b, dst, dt)                                   \
+    snprintf(n, sizeof n, "blk.%d.%s.weight", l, suffix);            \
+    if ((s = put_tensor(m, g, n, a, b, dst, dt))) goto fail;
+        PUT("attn_norm", d, 0, L->attn_norm, PGD_F32)
+        PUT("attn_q", d, qd, L->wq, wt)
+        PUT("attn_k", d, kvd, L->wk, wt)
+        PUT("attn_v", d, kvd, L->wv, wt)
+        PUT("attn_output", qd, d, L->wo, wt)
+        PUT("ffn_norm", d, 0, L->ffn_norm, PGD_F32)
+        PUT("ffn_gate", d, h, L->w1, wt)
+        PUT("ffn_down", h, d, L->w2, wt)
+        PUT("ffn_up", d, h, L->w3, wt)
+#undef PUT
+    }
+    if (pgd_gguf_has_key(g, "tokenizer.ggml.tokens")) {
+        s = pgd_tokenizer_from_gguf(g, &m->tokenizer);
+        if (s != PGD_OK) goto fail;
+        if (pgd_tokenizer_vocab_size(m->tokenizer) != c->vocab_size) {
+            s = pgd_error(PGD_ERR_FORMAT, "%s: tokenizer has %d tokens but token_embd.weight has %d rows",
+                          path, pgd_tokenizer_vocab_size(m->tokenizer), c->vocab_size);
+            goto fail;
+        }
+    }
+fail:
+    pgd_gguf_close(g);
+    return s;
+}

@@ -1,0 +1,190 @@
+/* shapes.c - named model shapes and "key=value" shape specs, plus config
+ * validation and size accounting. Named shapes are the published
+ * architectures (weights are random; see random_weights.c). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model_impl.h"
+
+typedef struct {
+    const char *name;
+    int dim, n_layers, n_heads, n_kv_heads, hidden_dim, vocab_size, max_seq_len;
+    float rope_theta;
+    int tied;
+} shape_entry;
+
+static const shape_entry shapes[] = {
+    /* llama2.c TinyStories models */
+    {"stories260K", 64, 5, 8, 4, 172, 512, 512, 10000.f, 1},
+    {"stories15M", 288, 6, 6, 6, 768, 32000, 256, 10000.f, 1},
+    {"stories42M", 512, 8, 8, 8, 1376, 32000, 1024, 10000.f, 1},
+    {"stories110M", 768, 12, 12, 12, 2048, 32000, 1024, 10000.f, 1},
+    /* published Llama-family shapes */
+    {"tinyllama-1.1b", 2048, 22, 32, 4, 5632, 32000, 2048, 10000.f, 0},
+    {"llama-7b", 4096, 32, 32, 32, 11008, 32000, 2048, 10000.f, 0},
+    {"llama-13b", 5120, 40, 40, 40, 13824, 32000, 2048, 10000.f, 0},
+    {"llama2-7b", 4096, 32, 32, 32, 11008, 32000, 4096, 10000.f, 0},
+    {"llama2-13b", 5120, 40, 40, 40, 13824, 32000, 4096, 10000.f, 0},
+    {"llama3-8b", 4096, 32, 32, 8, 14336, 128256, 8192, 500000.f, 0},
+};
+#define N_SHAPES (sizeof shapes / sizeof shapes[0])
+
+const char *const *pgd_model_shape_names(void) {
+    static const char *names[N_SHAPES + 1];
+    for (size_t i = 0; i < N_SHAPES; i++) names[i] = shapes[i].name;
+    names[N_SHAPES] = NULL;
+    return names;
+}
+
+static void from_entry(const shape_entry *e, pgd_model_config *c) {
+    memset(c, 0, sizeof *c);
+    snprintf(c->name, sizeof c->name, "%s", e->name);
+    c->dim = e->dim;
+    c->n_layers = e->n_layers;
+    c->n_heads = e->n_heads;
+    c->n_kv_heads = e->n_kv_heads;
+    c->hidden_dim = e->hidden_dim;
+    c->vocab_size = e->vocab_size;
+    c->max_seq_len = e->max_seq_len;
+    c->rope_theta = e->rope_theta;
+    c->norm_eps = 1e-5f;
+    c->tied_classifier = e->tied;
+    c->head_dim = e->dim / e->n_heads;
+}
+
+static int parse_int(const char *v, int *out) {
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (end == v || *end || x <= 0 || x > (1L << 30)) return 0;
+    *out = (int)x;
+    return 1;
+}
+
+pgd_status pgd_model_shape(const char *spec, pgd_model_config *out) {
+    if (!spec || !*spec)
+        return pgd_error(PGD_ERR_INVALID, "empty model shape; named shapes: stories15M, stories42M, "
+                                          "stories110M, llama2-7b, llama3-8b, ... or dim=..,layers=..");
+    char buf[512];
+    if (strlen(spec) >= sizeof buf) return pgd_error(PGD_ERR_INVALID, "model shape spec too long");
+    snprintf(buf, sizeof buf, "%s", spec);
+    pgd_model_config c;
+    memset(&c, 0, sizeof c);
+    int have_base = 0, hidden_set = 0, kv_set = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        if (!eq) {
+            if (have_base)
+                return pgd_error(PGD_ERR_INVALID, "model shape '%s': two base shapes", spec);
+            size_t i;
+            for (i = 0; i < N_SHAPES; i++)
+                if (!strcasecmp(tok, shapes[i].name)) break;
+            if (i == N_SHAPES) {
+                char names[512] = "";
+                for (size_t j = 0; j < N_SHAPES; j++) {
+                    strncat(names, shapes[j].name, sizeof names - strlen(names) - 3);
+                    if (j + 1 < N_SHAPES) strcat(names, ", ");
+                }
+                return pgd_error(PGD_ERR_INVALID, "unknown model shape '%s' (known: %s)", tok, names);
+            }
+            from_entry(&shapes[i], &c);
+            have_base = hidden_set = kv_set = 1;
+            continue;
+        }
+        *eq = '\0';
+        const char *k = tok, *v = eq + 1;
+        int iv = 0;
+        int *target = NULL;
+        if (!strcmp(k, "dim")) target = &c.dim;
+        else if (!strcmp(k, "layers")) target = &c.n_layers;
+        else if (!strcmp(k, "heads")) target = &c.n_heads;
+        else if (!strcmp(k, "kv_heads")) { target = &c.n_kv_heads; kv_set = 1; }
+        else if (!strcmp(k, "hidden")) { target = &c.hidden_dim; hidden_set = 1; }
+        else if (!strcmp(k, "vocab")) target = &c.vocab_size;
+        else if (!strcmp(k, "seq")) target = &c.max_seq_len;
+        else if (!strcmp(k, "tied")) {
+            if (strcmp(v, "0") && strcmp(v, "1"))
+                return pgd_error(PGD_ERR_INVALID, "model shape: tied must be 0 or 1 (got '%s')", v);
+            c.tied_classifier = v[0] == '1';
+            continue;
+        } else if (!strcmp(k, "theta") || !strcmp(k, "eps")) {
+            char *end;
+            double d = strtod(v, &end);
+            if (end == v || *end || !(d > 0) || !isfinite(d))
+                return pgd_error(PGD_ERR_INVALID, "model shape: %s must be a positive number (got '%s')", k, v);
+            if (k[0] == 't') c.rope_theta = (float)d;
+            else c.norm_eps = (float)d;
+            continue;
+        } else {
+            return pgd_error(PGD_ERR_INVALID,
+                             "model shape: unknown key '%s' (keys: dim, layers, heads, kv_heads, "
+                             "hidden, vocab, seq, theta, eps, tied)", k);
+        }
+        if (!parse_int(v, &iv))
+            return pgd_error(PGD_ERR_INVALID, "model shape: %s must be a positive integer (got '%s')", k, v);
+        *target = iv;
+    }
+    if (!have_base) {
+        snprintf(c.name, sizeof c.name, "custom");
+        if (!c.dim) c.dim = 288;
+        if (!c.n_layers) c.n_layers = 6;
+        if (!c.n_heads) c.n_heads = 6;
+        if (!c.vocab_size) c.vocab_size = 32000;
+        if (!c.max_seq_len) c.max_seq_len = 2048;
+        if (c.rope_theta == 0) c.rope_theta = 10000.f;
+        if (c.norm_eps == 0) c.norm_eps = 1e-5f;
+    } else {
+        snprintf(c.name + strlen(c.name), sizeof c.name - strlen(c.name), "%s",
+                 strchr(spec, ',') ? "+custom" : "");
+    }
+    if (!kv_set) c.n_kv_heads = c.n_heads;
+    if (!hidden_set) c.hidden_dim = ((8 * c.dim / 3) + 31) / 32 * 32;
+    if (c.n_heads > 0) c.head_dim = c.dim / c.n_heads;
+    c.weight_dtype = PGD_F32;
+    PGD_TRY(pgd_model_config_validate(&c, spec));
+    *out = c;
+    return PGD_OK;
+}
+
+pgd_status pgd_model_config_validate(const pgd_model_config *c, const char *what) {
+    if (c->dim <= 0 || c->n_layers <= 0 || c->n_heads <= 0 || c->n_kv_heads <= 0 ||
+        c->hidden_dim <= 0 || c->vocab_size <= 0 || c->max_seq_len <= 0)
+        return pgd_error(PGD_ERR_FORMAT,
+                         "%s: model dimensions must be positive (dim=%d layers=%d heads=%d "
+                         "kv_heads=%d hidden=%d vocab=%d seq=%d)",
+                         what, c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->hidden_dim,
+                         c->vocab_size, c->max_seq_len);
+    if (c->dim % c->n_heads)
+        return pgd_error(PGD_ERR_FORMAT, "%s: heads (%d) must divide dim (%d)", what, c->n_heads, c->dim);
+    if (c->n_heads % c->n_kv_heads)
+        return pgd_error(PGD_ERR_FORMAT, "%s: kv_heads (%d) must divide heads (%d)", what,
+                         c->n_kv_heads, c->n_heads);
+    if ((c->dim / c->n_heads) % 2)
+        return pgd_error(PGD_ERR_FORMAT, "%s: head dim %d must be even for rotary embeddings", what,
+                         c->dim / c->n_heads);
+    if (c->dim > (1 << 16) || c->hidden_dim > (1 << 18) || c->n_layers > 1024 ||
+        c->vocab_size > (1 << 22) || c->max_seq_len > (1 << 22))
+        return pgd_error(PGD_ERR_FORMAT, "%s: implausible model dimensions (dim=%d hidden=%d layers=%d "
+                         "vocab=%d seq=%d)", what, c->dim, c->hidden_dim, c->n_layers,
+                         c->vocab_size, c->max_seq_len);
+    if (!(c->rope_theta > 0) || !(c->norm_eps > 0))
+        return pgd_error(PGD_ERR_FORMAT, "%s: rope theta and norm eps must be positive", what);
+    return PGD_OK;
+}
+
+size_t pgd_model_config_params(const pgd_model_config *c) {
+    size_t d = (size_t)c->dim, kv = (size_t)c->n_kv_heads * (size_t)c->head_dim,
+           qd = (size_t)c->n_heads * (size_t)c->head_dim, h = (size_t)c->hidden_dim;
+    size_t layer = 2 * d + qd * d + 2 * kv * d + d * qd + 3 * h * d;
+    size_t p = (size_t)c->vocab_size * d + (size_t)c->n_layers * layer + d;
+    if (!c->tied_classifier) p += (size_t)c->vocab_size * d;
+    return p;
+}
+
+size_t pgd_model_config_weight_bytes(const pgd_model_config *c) {
+    /* norms are f32; everything else in weight_dtype */
+    size_t norms = (size_t)c->dim * (2 * (size_t)c->n_layers + 1);
+    return norms * 4 + (pgd_model_config_params(c) - norms) * pgd_dtype_size(c->weight_dtype);
+}

@@ -1,0 +1,106 @@
+/* kernels.h - CPU kernels for the Llama forward pass.
+ *
+ * Each op has a naive reference kernel (pgd_ref_*: plain loops in the style
+ * of llama2.c's run.c, single-threaded, the ground truth for tests) and a
+ * fast kernel (pgd_cpu_*: AVX2/FMA/F16C when the CPU has them, detected at
+ * run time, else a portable scalar path; split across the threads of `tp`,
+ * which may be NULL for the calling thread alone). Fast and reference
+ * kernels agree to a relative error under 1e-5 in f32.
+ *
+ * Kernels take raw pointers and sizes only, no engine types, so each can be
+ * tested and benchmarked alone. All arrays are row-major and densely packed.
+ *
+ * Paged KV cache layout, per layer (K and V caches have the same layout):
+ *   cache[num_blocks][n_kv_heads][block_size][head_dim]   (f32)
+ * A token's cache slot is block_id * block_size + offset_in_block.
+ * Ragged batches: sequence s owns query rows query_start[s] ..
+ * query_start[s+1]-1 (its new tokens, in position order); seq_lens[s] is its
+ * context length counting those new tokens (already written to the cache),
+ * so query row r = query_start[s] + j sits at position
+ *   seq_lens[s] - (query_start[s+1] - query_start[s]) + j
+ * and attends causally to positions 0 .. that position. block_tables is
+ * (num_seqs, max_blocks_per_seq): logical block i of sequence s lives in
+ * physical block block_tables[s * max_blocks_per_seq + i]. */
+#ifndef PAGODA_KERNELS_CPU_H
+#define PAGODA_KERNELS_CPU_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pagoda/dtype.h"
+#include "threadpool.h"
+
+typedef struct pgd_attn_args {
+    float *out;               /* (num_tokens, n_heads, head_dim) */
+    const float *q;           /* (num_tokens, n_heads, head_dim), already rotated */
+    const float *k_cache;     /* this layer's K cache, layout above */
+    const float *v_cache;     /* this layer's V cache */
+    const int32_t *query_start;  /* (num_seqs + 1) */
+    const int32_t *seq_lens;     /* (num_seqs) */
+    const int32_t *block_tables; /* (num_seqs, max_blocks_per_seq) */
+    int num_seqs;
+    int max_blocks_per_seq;
+    int n_heads, n_kv_heads, head_dim, block_size;
+    float scale;              /* usually 1/sqrt(head_dim) */
+} pgd_attn_args;
+
+/* ---- reference kernels ---- */
+
+/* y(n, out) = x(n, in) @ W^T where W is (out, in) of dtype wt. */
+void pgd_ref_matmul(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in, int out);
+/* out(n, dim) = table[tokens[i]] rows converted to f32. */
+void pgd_ref_embedding(float *out, const void *table, pgd_dtype tt, const int32_t *tokens, int n, int dim);
+/* y(n, dim) = x * w / sqrt(mean(x^2) + eps), per row; y may alias x. */
+void pgd_ref_rmsnorm(float *y, const float *x, const float *w, int n, int dim, float eps);
+/* In-place rotary embedding on interleaved pairs (x[2i], x[2i+1]) of each
+ * head (llama2.c / GGUF-llama convention): freq = 1/theta^(2i/head_dim),
+ * angle = pos * freq. q is (n, n_heads*head_dim), k is (n, n_kv_heads*head_dim). */
+void pgd_ref_rope(float *q, float *k, const int32_t *pos, int n, int n_heads, int n_kv_heads,
+                  int head_dim, float theta);
+/* gate[i] = silu(gate[i]) * up[i], silu(x) = x / (1 + exp(-x)). */
+void pgd_ref_silu_mul(float *gate, const float *up, size_t n);
+/* y[i] += x[i]. */
+void pgd_ref_add(float *y, const float *x, size_t n);
+/* Write n tokens' k, v (n, n_kv_heads*head_dim) into the caches at
+ * slot_mapping[i]; a negative slot means "skip this token". */
+void pgd_ref_kv_write(float *k_cache, float *v_cache, const float *k, const float *v,
+                      const int32_t *slot_mapping, int n, int n_kv_heads, int head_dim,
+                      int block_size);
+/* Causal paged attention over a ragged batch (prefill and decode mixed). */
+void pgd_ref_paged_attention(const pgd_attn_args *a);
+/* Copy whole blocks inside one cache: for each pair, block src -> block dst.
+ * pairs is (n_pairs, 2) of {src, dst}; block_floats = floats per block. */
+void pgd_ref_copy_blocks(float *cache, const int32_t *pairs, int n_pairs, size_t block_floats);
+
+/* ---- fast kernels (same contracts; tp may be NULL) ---- */
+void pgd_cpu_matmul(pgd_threadpool *tp, float *y, const float *x, const void *w, pgd_dtype wt,
+                    int n, int in, int out);
+void pgd_cpu_embedding(pgd_threadpool *tp, float *out, const void *table, pgd_dtype tt,
+                       const int32_t *tokens, int n, int dim);
+void pgd_cpu_rmsnorm(pgd_threadpool *tp, float *y, const float *x, const float *w, int n, int dim,
+                     float eps);
+void pgd_cpu_rope(pgd_threadpool *tp, float *q, float *k, const int32_t *pos, int n, int n_heads,
+                  int n_kv_heads, int head_dim, float theta);
+void pgd_cpu_silu_mul(pgd_threadpool *tp, float *gate, const float *up, size_t n);
+void pgd_cpu_add(pgd_threadpool *tp, float *y, const float *x, size_t n);
+void pgd_cpu_kv_write(pgd_threadpool *tp, float *k_cache, float *v_cache, const float *k,
+                      const float *v, const int32_t *slot_mapping, int n, int n_kv_heads,
+                      int head_dim, int block_size);
+void pgd_cpu_paged_attention(pgd_threadpool *tp, const pgd_attn_args *a);
+void pgd_cpu_copy_blocks(pgd_threadpool *tp, float *cache, const int32_t *pairs, int n_pairs,
+                         size_t block_floats);
+
+/* Which fast path the running CPU selected: "avx2" or "scalar". The
+ * environment variable PAGODA_CPU_ISA=scalar forces the portable path. */
+const char *pgd_cpu_isa(void);
+/* Force the fast path ("avx2" or "scalar"), e.g. so tests cover both.
+ * Returns 0, or -1 if the name is unknown or the CPU lacks that ISA. Not
+ * safe to call while kernels run on other threads. */
+int pgd_cpu_set_isa(const char *name);
+
+/* Median over `reps` runs of memcpy of `bytes` bytes (single thread, buffers
+ * allocated and faulted in first): bytes copied per second, 0 on failure.
+ * Use bytes far above the L3 size (e.g. 256 MiB) for DRAM bandwidth. */
+double pgd_cpu_measure_copy_bandwidth(size_t bytes, int reps);
+
+#endif

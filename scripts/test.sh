@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# README command 2: install what is missing, build, and run the whole test
+# suite twice: a Release build, and a build with AddressSanitizer +
+# UndefinedBehaviorSanitizer. Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+jobs=$(nproc)
+status=0
+
+echo "== build (Release) =="
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$jobs"
+echo "== build (ASan + UBSan) =="
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPAGODA_SANITIZE=ON >/dev/null
+cmake --build build-asan -j"$jobs"
+
+echo "== tests (ASan + UBSan) =="
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --output-on-failure -j"$jobs" -LE slow) || status=1
+echo "== tests (Release) =="
+(cd build && ctest --output-on-failure -j"$jobs" -LE slow) || status=1
+exit $status

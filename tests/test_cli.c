@@ -1,0 +1,140 @@
+/* test_cli.c - `pagoda generate` on bad input: every case exits non-zero
+ * (1 or 2, never a signal) with one clear error line naming the culprit,
+ * and good input still works (text and json output). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "test_util.h"
+
+static char MODEL[1024], TOK[1024], GGUF[1024];
+
+static int suite_init(void) {
+    snprintf(MODEL, sizeof MODEL, "%s", pgd_test_data("models/stories260K/stories260K.bin"));
+    snprintf(TOK, sizeof TOK, "%s", pgd_test_data("models/stories260K/tok512.bin"));
+    snprintf(GGUF, sizeof GGUF, "%s", pgd_test_data("models/tiny-random-gguf/llama-2-tiny-random.gguf"));
+    return 0;
+}
+
+static int count_lines(const char *s) {
+    int n = 0;
+    for (; s && *s; s++) n += *s == '\n';
+    return n;
+}
+
+/* Expect failure with exit code 1 or 2, exactly one stderr line (unless
+ * usage text follows it) containing `needle`, and nothing on stdout. */
+static void expect_error(const char *args, const char *needle, int one_line) {
+    char *out = NULL, *err = NULL;
+    int rc = pgd_test_run_cli(args, &out, &err);
+    int ok = (rc == 1 || rc == 2) && err && strstr(err, needle) && (!one_line || count_lines(err) == 1);
+    if (!ok) fprintf(stderr, "\n  args: %s\n  rc=%d\n  stderr: %s\n", args, rc, err ? err : "(null)");
+    CU_ASSERT(rc == 1 || rc == 2);
+    CU_ASSERT_PTR_NOT_NULL(err && strstr(err, needle));
+    if (one_line) CU_ASSERT_EQUAL(count_lines(err), 1);
+    CU_ASSERT(out == NULL || out[0] == '\0');
+    free(out);
+    free(err);
+}
+
+static void test_missing_and_corrupt_model(void) {
+    char a[4096];
+    snprintf(a, sizeof a, "generate --model /no/such/model.bin --tokenizer '%s' --prompt hi", TOK);
+    expect_error(a, "/no/such/model.bin", 1);
+    char *trunc = pgd_test_write_temp("\x40\0\0\0\xac\0\0\0\5\0\0\0\x08\0\0\0\4\0\0\0\0\2\0\0\0\2\0\0junk", 32, ".bin");
+    snprintf(a, sizeof a, "generate --model '%s' --tokenizer '%s' --prompt hi", trunc, TOK);
+    expect_error(a, trunc, 1);
+    remove(trunc);
+    free(trunc);
+    char *gg = pgd_test_write_temp("GGUF\3\0\0\0", 8, ".gguf");
+    snprintf(a, sizeof a, "generate --model '%s' --prompt hi", gg);
+    expect_error(a, gg, 1);
+    remove(gg);
+    free(gg);
+    snprintf(a, sizeof a, "generate --model '%s' --tokenizer /no/such/tok.bin --prompt hi", MODEL);
+    expect_error(a, "/no/such/tok.bin", 1);
+    snprintf(a, sizeof a, "generate --model random:nosuchshape --prompt hi");
+    expect_error(a, "nosuchshape", 1);
+}
+
+static void test_prompt_too_long(void) {
+    /* stories260K has a 512-token context; 600 words are > 512 tokens */
+    size_t n = 600 * 6 + 4096;
+    char *a = malloc(n);
+    int k = snprintf(a, n, "generate --model '%s' --tokenizer '%s' --prompt '", MODEL, TOK);
+    for (int i = 0; i < 600; i++) k += snprintf(a + k, n - (size_t)k, "dog. ");
+    snprintf(a + k, n - (size_t)k, "'");
+    expect_error(a, "context", 1);
+    free(a);
+}
+
+static void test_bad_sampling_params(void) {
+    static const struct { const char *opt, *needle; } cases[] = {
+        {"--temperature -1", "temperature"}, {"--temperature nan", "temperature"},
+        {"--temperature abc", "temperature"}, {"--top-p 1.5", "top"},
+        {"--top-p -0.1", "top"}, {"--top-k -3", "top"},
+        {"--top-k 100000", "top"}, {"--max-tokens 0", "max-tokens"},
+        {"--max-tokens 12x", "max-tokens"}, {"--seed -5", "seed"},
+        {"--output xml", "output"}, {"--threads -2", "threads"},
+        {"--block-size 0", "block-size"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char a[4096];
+        snprintf(a, sizeof a, "generate --model '%s' --tokenizer '%s' --prompt hi %s", MODEL, TOK, cases[i].opt);
+        expect_error(a, cases[i].needle, 1);
+    }
+}
+
+static void test_missing_arguments(void) {
+    char a[4096];
+    snprintf(a, sizeof a, "generate --model '%s' --tokenizer '%s'", MODEL, TOK);
+    expect_error(a, "--prompt", 0);
+    expect_error("generate --prompt hi", "--model", 0);
+    expect_error("frobnicate", "unknown command", 0);
+    snprintf(a, sizeof a, "generate --model random:stories260K --prompt hi");
+    expect_error(a, "tokenizer", 1);
+}
+
+static void test_good_runs(void) {
+    char a[4096], *out = NULL, *err = NULL;
+    snprintf(a, sizeof a, "generate --model '%s' --tokenizer '%s' --prompt 'Once upon a time' --max-tokens 20",
+             MODEL, TOK);
+    CU_ASSERT_EQUAL(pgd_test_run_cli(a, &out, &err), 0);
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "Once upon a time, there was a little girl named Lily"));
+    free(out);
+    free(err);
+    /* sampled, seeded: same seed same text */
+    char *o1 = NULL, *o2 = NULL;
+    snprintf(a, sizeof a, "generate --model '%s' --tokenizer '%s' --prompt 'Once' --max-tokens 30 "
+             "--temperature 0.9 --top-p 0.9 --top-k 40 --seed 7 --output json", MODEL, TOK);
+    CU_ASSERT_EQUAL(pgd_test_run_cli(a, &o1, NULL), 0);
+    CU_ASSERT_EQUAL(pgd_test_run_cli(a, &o2, NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o2);
+    CU_ASSERT_STRING_EQUAL(o1, o2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(o1, "\"tokens\""));
+    free(o1);
+    free(o2);
+    /* the GGUF carries its own tokenizer */
+    snprintf(a, sizeof a, "generate --model '%s' --prompt 'Hello world' --max-tokens 3 --output json", GGUF);
+    CU_ASSERT_EQUAL(pgd_test_run_cli(a, &out, &err), 0);
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "\"prompt_tokens\":[1,15043,3186]"));
+    free(out);
+    free(err);
+}
+
+static CU_TestInfo tests[] = {
+    {"missing_and_corrupt_model", test_missing_and_corrupt_model},
+    {"prompt_longer_than_context", test_prompt_too_long},
+    {"bad_sampling_params", test_bad_sampling_params},
+    {"missing_arguments", test_missing_arguments},
+    {"good_runs", test_good_runs},
+    CU_TEST_INFO_NULL,
+};
+
+static CU_SuiteInfo suites[] = {
+    {.pName = "cli", .pInitFunc = suite_init, .pTests = tests},
+    CU_SUITE_INFO_NULL,
+};
+
+int main(void) { return pgd_test_main(suites); }

@@ -1,0 +1,327 @@
+/* test_model.c - model shapes, loaders and the paged forward pass:
+ *  - named/custom shapes resolve with the published parameter counts, bad
+ *    specs are rejected with the key named;
+ *  - random weights are deterministic per seed;
+ *  - prefill of a whole sequence gives the same logits as feeding it one
+ *    token at a time, and a mixed ragged batch gives the same logits as
+ *    running its sequences alone (paged attention + KV cache consistency);
+ *  - f16/bf16 random weights run and stay close to f32;
+ *  - corrupt llama2.c checkpoints and bad batches are rejected cleanly;
+ *  - the tiny GGUF loads as a model with its own tokenizer. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pagoda/model.h"
+#include "test_util.h"
+
+#define SMALL "random:dim=64,layers=2,heads=4,kv_heads=2,hidden=96,vocab=300,seq=128"
+
+static pgd_backend *BE;
+
+static int suite_init(void) {
+    pgd_backend_config bc = {.name = "cpu", .num_threads = 2};
+    return pgd_backend_create(&bc, &BE) == PGD_OK ? 0 : -1;
+}
+static int suite_clean(void) {
+    pgd_backend_destroy(BE);
+    return 0;
+}
+
+static void test_named_shapes(void) {
+    pgd_model_config c;
+    CU_ASSERT_EQUAL_FATAL(pgd_model_shape("stories15M", &c), PGD_OK);
+    CU_ASSERT_EQUAL(c.dim, 288);
+    CU_ASSERT_EQUAL(c.n_layers, 6);
+    CU_ASSERT_EQUAL(c.head_dim, 48);
+    /* llama2.c: stories15M = 15.19M params incl. embedding (tied) */
+    CU_ASSERT(fabs(pgd_model_config_params(&c) / 1e6 - 15.19) < 0.05);
+    CU_ASSERT_EQUAL_FATAL(pgd_model_shape("stories110M", &c), PGD_OK);
+    CU_ASSERT(fabs(pgd_model_config_params(&c) / 1e6 - 109.5) < 0.5);
+    CU_ASSERT_EQUAL_FATAL(pgd_model_shape("llama2-7b", &c), PGD_OK);
+    CU_ASSERT(fabs(pgd_model_config_params(&c) / 1e9 - 6.74) < 0.01);
+    CU_ASSERT_EQUAL_FATAL(pgd_model_shape("llama3-8b", &c), PGD_OK);
+    CU_ASSERT_EQUAL(c.n_kv_heads, 8);
+    CU_ASSERT(fabs(pgd_model_config_params(&c) / 1e9 - 8.03) < 0.01);
+    CU_ASSERT(c.rope_theta == 500000.f);
+    CU_ASSERT_EQUAL_FATAL(pgd_model_shape("stories15M,layers=2", &c), PGD_OK);
+    CU_ASSERT_EQUAL(c.n_layers, 2);
+    CU_ASSERT_EQUAL(c.dim, 288);
+    CU_ASSERT_EQUAL_FATAL(pgd_model_shape("dim=128,layers=3,heads=4", &c), PGD_OK);
+    CU_ASSERT_EQUAL(c.n_kv_heads, 4);
+    CU_ASSERT_EQUAL(c.head_dim, 32);
+}
+
+static void test_bad_shapes(void) {
+    pgd_model_config c;
+    CU_ASSERT_EQUAL(pgd_model_shape("stories999M", &c), PGD_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "stories999M"));
+    CU_ASSERT_EQUAL(pgd_model_shape("dim=64,bogus=3", &c), PGD_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "bogus"));
+    CU_ASSERT_EQUAL(pgd_model_shape("dim=-4", &c), PGD_ERR_INVALID);
+    CU_ASSERT_NOT_EQUAL(pgd_model_shape("dim=100,heads=3", &c), PGD_OK);
+    CU_ASSERT_NOT_EQUAL(pgd_model_shape("dim=64,heads=4,kv_heads=3", &c), PGD_OK);
+    CU_ASSERT_EQUAL(pgd_model_shape("", &c), PGD_ERR_INVALID);
+}
+
+/* Run one sequence (tokens) with all-token logits in one prefill, and one
+ * token at a time; compare. */
+static void test_prefill_equals_incremental(void) {
+    pgd_model *m = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_model_load(SMALL, NULL, BE, &m), PGD_OK);
+    const pgd_model_config *c = pgd_model_get_config(m);
+    enum { N = 37, BS = 4 };
+    int mb = (N + BS - 1) / BS;
+    pgd_kv_cache *kv1 = NULL, *kv2 = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_kv_cache_create(BE, c, BS, mb + 5, &kv1), PGD_OK);
+    CU_ASSERT_EQUAL_FATAL(pgd_kv_cache_create(BE, c, BS, mb + 5, &kv2), PGD_OK);
+    int32_t toks[N], table[16];
+    for (int i = 0; i < N; i++) toks[i] = (i * 37 + 11) % c->vocab_size;
+    for (int i = 0; i < mb; i++) table[i] = 1 + (i * 5) % (mb + 4); /* scattered blocks */
+    float *all = malloc(sizeof(float) * N * c->vocab_size), *one = malloc(sizeof(float) * c->vocab_size);
+    int32_t qs[2] = {0, N}, len = N;
+    pgd_batch b = {.num_seqs = 1, .num_tokens = N, .tokens = toks, .query_start = qs, .seq_lens = &len,
+                   .block_tables = table, .max_blocks_per_seq = mb, .all_logits = 1};
+    CU_ASSERT_EQUAL_FATAL(pgd_model_forward(m, kv1, &b, all), PGD_OK);
+    double worst = 0;
+    for (int i = 0; i < N; i++) {
+        int32_t q1[2] = {0, 1}, l1 = i + 1;
+        pgd_batch s = {.num_seqs = 1, .num_tokens = 1, .tokens = &toks[i], .query_start = q1,
+                       .seq_lens = &l1, .block_tables = table, .max_blocks_per_seq = mb};
+        CU_ASSERT_EQUAL_FATAL(pgd_model_forward(m, kv2, &s, one), PGD_OK);
+        double e = pgd_test_rel_err(one, all + (size_t)i * c->vocab_size, c->vocab_size);
+        if (e > worst) worst = e;
+    }
+    CU_ASSERT(worst < 1e-4);
+    /* the logits vary with position (no accidental constant output) */
+    CU_ASSERT(pgd_test_rel_err(all, all + c->vocab_size, c->vocab_size) > 1e-3);
+    free(all);
+    free(one);
+    pgd_kv_cache_destroy(kv1);
+    pgd_kv_cache_destroy(kv2);
+    pgd_model_destroy(m);
+}
+
+/* A mixed batch (two sequences decoding, one prefilling a chunk) gives the
+ * same logits as running each sequence alone. */
+static void test_ragged_batch_equals_alone(void) {
+    pgd_model *m = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_model_load(SMALL, NULL, BE, &m), PGD_OK);
+    const pgd_model_config *c = pgd_model_get_config(m);
+    enum { BS = 8, MB = 8, S = 3 };
+    int ctx[S] = {20, 9, 31}; /* context before this step */
+    int newt[S] = {1, 6, 1};  /* new tokens this step */
+    int32_t tables[S * MB];
+    for (int i = 0; i < S * MB; i++) tables[i] = 1 + (i * 11) % (S * MB);
+    pgd_kv_cache *kvb = NULL, *kva = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_kv_cache_create(BE, c, BS, S * MB + 1, &kvb), PGD_OK);
+    CU_ASSERT_EQUAL_FATAL(pgd_kv_cache_create(BE, c, BS, S * MB + 1, &kva), PGD_OK);
+    int32_t toks[64];
+    float *ref = malloc(sizeof(float) * S * c->vocab_size), *got = malloc(sizeof(float) * S * c->vocab_size);
+    /* fill each sequence's context in both caches, alone */
+    for (int s = 0; s < S; s++) {
+        for (int i = 0; i < ctx[s]; i++) toks[i] = (s * 101 + i * 13) % c->vocab_size;
+        int32_t qs[2] = {0, ctx[s]}, len = ctx[s];
+        pgd_batch b = {.num_seqs = 1, .num_tokens = ctx[s], .tokens = toks, .query_start = qs,
+                       .seq_lens = &len, .block_tables = tables + s * MB, .max_blocks_per_seq = MB};
+        CU_ASSERT_EQUAL_FATAL(pgd_model_forward(m, kvb, &b, ref), PGD_OK);
+        CU_ASSERT_EQUAL_FATAL(pgd_model_forward(m, kva, &b, ref), PGD_OK);
+    }
+    /* the step: alone */
+    int32_t all_toks[64], qs[S + 1], lens[S];
+    int T = 0;
+    for (int s = 0; s < S; s++) {
+        qs[s] = T;
+        for (int j = 0; j < newt[s]; j++) all_toks[T++] = (s * 7 + j * 3 + 1) % c->vocab_size;
+        lens[s] = ctx[s] + newt[s];
+        int32_t q1[2] = {0, newt[s]};
+        pgd_batch b = {.num_seqs = 1, .num_tokens = newt[s], .tokens = all_toks + qs[s], .query_start = q1,
+                       .seq_lens = &lens[s], .block_tables = tables + s * MB, .max_blocks_per_seq = MB};
+        CU_ASSERT_EQUAL_FATAL(pgd_model_forward(m, kva, &b, ref + (size_t)s * c->vocab_size), PGD_OK);
+    }
+    qs[S] = T;
+    pgd_batch b = {.num_seqs = S, .num_tokens = T, .tokens = all_toks, .query_start = qs, .seq_lens = lens,
+                   .block_tables = tables, .max_blocks_per_seq = MB};
+    CU_ASSERT_EQUAL_FATAL(pgd_model_forward(m, kvb, &b, got), PGD_OK);
+    for (int s = 0; s < S; s++)
+        CU_ASSERT(pgd_test_rel_err(got + (size_t)s * c->vocab_size, ref + (size_t)s * c->vocab_size,
+                                   c->vocab_size) < 1e-4);
+    free(ref);
+    free(got);
+    pgd_kv_cache_destroy(kva);
+    pgd_kv_cache_destroy(kvb);
+    pgd_model_destroy(m);
+}
+
+static void logits_of(const char *spec, uint64_t seed, pgd_dtype dt, float *out) {
+    pgd_model *m = NULL;
+    pgd_model_load_opts o = {.seed = seed, .random_dtype = dt};
+    CU_ASSERT_EQUAL_FATAL(pgd_model_load(spec, &o, BE, &m), PGD_OK);
+    const pgd_model_config *c = pgd_model_get_config(m);
+    CU_ASSERT_EQUAL(c->weight_dtype, dt);
+    pgd_kv_cache *kv = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_kv_cache_create(BE, c, 16, 3, &kv), PGD_OK);
+    int32_t toks[5] = {1, 5, 9, 200, 42}, qs[2] = {0, 5}, len = 5, table[2] = {1, 2};
+    pgd_batch b = {.num_seqs = 1, .num_tokens = 5, .tokens = toks, .query_start = qs, .seq_lens = &len,
+                   .block_tables = table, .max_blocks_per_seq = 2};
+    CU_ASSERT_EQUAL(pgd_model_forward(m, kv, &b, out), PGD_OK);
+    pgd_kv_cache_destroy(kv);
+    pgd_model_destroy(m);
+}
+
+static void test_random_deterministic(void) {
+    float a[300], b[300], d[300], h[300], bf[300];
+    logits_of(SMALL, 7, PGD_F32, a);
+    logits_of(SMALL, 7, PGD_F32, b);
+    logits_of(SMALL, 8, PGD_F32, d);
+    CU_ASSERT_EQUAL(memcmp(a, b, sizeof a), 0);
+    CU_ASSERT(pgd_test_rel_err(d, a, 300) > 1e-2);
+    for (int i = 0; i < 300; i++) CU_ASSERT_FATAL(isfinite(a[i]));
+    logits_of(SMALL, 7, PGD_F16, h);
+    logits_of(SMALL, 7, PGD_BF16, bf);
+    CU_ASSERT(pgd_test_rel_err(h, a, 300) < 1e-2);
+    CU_ASSERT(pgd_test_rel_err(bf, a, 300) < 5e-2);
+    CU_ASSERT(pgd_test_rel_err(h, a, 300) > 0); /* really ran in f16 */
+}
+
+static void test_bad_batches(void) {
+    pgd_model *m = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_model_load(SMALL, NULL, BE, &m), PGD_OK);
+    const pgd_model_config *c = pgd_model_get_config(m);
+    pgd_kv_cache *kv = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_kv_cache_create(BE, c, 16, 4, &kv), PGD_OK);
+    float *lg = malloc(sizeof(float) * 4 * c->vocab_size);
+    int32_t toks[2] = {1, 2}, qs[2] = {0, 2}, len = 2, table[2] = {1, 2};
+    pgd_batch b = {.num_seqs = 1, .num_tokens = 2, .tokens = toks, .query_start = qs, .seq_lens = &len,
+                   .block_tables = table, .max_blocks_per_seq = 2};
+    CU_ASSERT_EQUAL(pgd_model_forward(m, kv, &b, lg), PGD_OK);
+    toks[1] = 300; /* out of vocab */
+    CU_ASSERT_EQUAL(pgd_model_forward(m, kv, &b, lg), PGD_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "300"));
+    toks[1] = 2;
+    table[0] = 4; /* block id past the cache */
+    CU_ASSERT_EQUAL(pgd_model_forward(m, kv, &b, lg), PGD_ERR_INVALID);
+    table[0] = 1;
+    len = 1; /* context shorter than new tokens */
+    CU_ASSERT_EQUAL(pgd_model_forward(m, kv, &b, lg), PGD_ERR_INVALID);
+    len = 129; /* beyond max_seq_len 128 */
+    CU_ASSERT_EQUAL(pgd_model_forward(m, kv, &b, lg), PGD_ERR_INVALID);
+    len = 40; /* needs 3 blocks, table has 2 */
+    CU_ASSERT_EQUAL(pgd_model_forward(m, kv, &b, lg), PGD_ERR_INVALID);
+    free(lg);
+    pgd_kv_cache_destroy(kv);
+    pgd_model_destroy(m);
+}
+
+static unsigned char *slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *p = malloc(*n + 64);
+    if (fread(p, 1, *n, f) != *n) { free(p); p = NULL; }
+    fclose(f);
+    return p;
+}
+
+static void expect_load_fail(const void *data, size_t n, pgd_status want, const char *needle) {
+    char *path = pgd_test_write_temp(data, n, ".bin");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(path);
+    pgd_model *m = NULL;
+    pgd_status s = pgd_model_load(path, NULL, BE, &m);
+    CU_ASSERT_EQUAL(s, want);
+    CU_ASSERT_PTR_NULL(m);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), path));
+    if (needle) CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), needle));
+    if (s != want) fprintf(stderr, "got %d: %s\n", s, pgd_last_error());
+    pgd_model_destroy(m);
+    remove(path);
+    free(path);
+}
+
+static void test_llama2c_corrupt(void) {
+    size_t n = 0;
+    unsigned char *p = slurp(pgd_test_data("models/stories260K/stories260K.bin"), &n);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    pgd_model *m = NULL;
+    CU_ASSERT_EQUAL(pgd_model_load("/nonexistent/model.bin", NULL, BE, &m), PGD_ERR_IO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "/nonexistent/model.bin"));
+    expect_load_fail(p, 10, PGD_ERR_FORMAT, NULL);            /* shorter than the header */
+    expect_load_fail(p, n - 4, PGD_ERR_FORMAT, "truncated");  /* one float short */
+    expect_load_fail(p, n / 2, PGD_ERR_FORMAT, "truncated");
+    memset(p + n, 0, 8);
+    expect_load_fail(p, n + 8, PGD_ERR_FORMAT, "disagrees");  /* trailing bytes */
+    int32_t saved[7];
+    memcpy(saved, p, 28);
+    int32_t bad = 0;
+    memcpy(p + 12, &bad, 4); /* n_heads = 0 */
+    expect_load_fail(p, n, PGD_ERR_FORMAT, NULL);
+    memcpy(p, saved, 28);
+    bad = 3;
+    memcpy(p + 16, &bad, 4); /* n_kv_heads = 3 does not divide 8 */
+    expect_load_fail(p, n, PGD_ERR_FORMAT, "kv_heads");
+    memcpy(p, saved, 28);
+    bad = -64;
+    memcpy(p, &bad, 4); /* negative dim */
+    expect_load_fail(p, n, PGD_ERR_FORMAT, NULL);
+    memcpy(p, saved, 28);
+    bad = 1 << 30;
+    memcpy(p + 4, &bad, 4); /* absurd hidden_dim */
+    expect_load_fail(p, n, PGD_ERR_FORMAT, NULL);
+    memcpy(p, saved, 28);
+    /* intact copy still loads */
+    char *path = pgd_test_write_temp(p, n, ".bin");
+    CU_ASSERT_EQUAL(pgd_model_load(path, NULL, BE, &m), PGD_OK);
+    CU_ASSERT_EQUAL(pgd_model_get_config(m)->n_kv_heads, 4);
+    CU_ASSERT_EQUAL(pgd_model_get_format(m), PGD_FORMAT_LLAMA2C);
+    CU_ASSERT(pgd_model_get_config(m)->tied_classifier);
+    pgd_model_destroy(m);
+    remove(path);
+    free(path);
+    free(p);
+}
+
+static void test_gguf_model(void) {
+    pgd_model *m = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_model_load(pgd_test_data("models/tiny-random-gguf/llama-2-tiny-random.gguf"),
+                                         NULL, BE, &m), PGD_OK);
+    const pgd_model_config *c = pgd_model_get_config(m);
+    CU_ASSERT_EQUAL(pgd_model_get_format(m), PGD_FORMAT_GGUF);
+    CU_ASSERT_EQUAL(c->vocab_size, 32000);
+    CU_ASSERT_EQUAL(c->n_layers, 1);
+    CU_ASSERT_PTR_NOT_NULL(pgd_model_tokenizer(m));
+    pgd_kv_cache *kv = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_kv_cache_create(BE, c, 16, 2, &kv), PGD_OK);
+    int32_t toks[3] = {1, 15043, 3186}, qs[2] = {0, 3}, len = 3, table[1] = {1};
+    float *lg = malloc(sizeof(float) * c->vocab_size);
+    pgd_batch b = {.num_seqs = 1, .num_tokens = 3, .tokens = toks, .query_start = qs, .seq_lens = &len,
+                   .block_tables = table, .max_blocks_per_seq = 1};
+    CU_ASSERT_EQUAL(pgd_model_forward(m, kv, &b, lg), PGD_OK);
+    int finite = 1;
+    for (int i = 0; i < c->vocab_size; i++) finite &= isfinite(lg[i]) != 0;
+    CU_ASSERT(finite);
+    free(lg);
+    pgd_kv_cache_destroy(kv);
+    pgd_model_destroy(m);
+}
+
+static CU_TestInfo tests[] = {
+    {"named_shapes", test_named_shapes},
+    {"bad_shapes", test_bad_shapes},
+    {"prefill_equals_incremental", test_prefill_equals_incremental},
+    {"ragged_batch_equals_alone", test_ragged_batch_equals_alone},
+    {"random_weights_deterministic_and_dtypes", test_random_deterministic},
+    {"bad_batches_rejected", test_bad_batches},
+    {"llama2c_corrupt_files", test_llama2c_corrupt},
+    {"gguf_model_loads_and_runs", test_gguf_model},
+    CU_TEST_INFO_NULL,
+};
+
+static CU_SuiteInfo suites[] = {
+    {.pName = "model", .pInitFunc = suite_init, .pCleanupFunc = suite_clean, .pTests = tests},
+    CU_SUITE_INFO_NULL,
+};
+
+int main(void) { return pgd_test_main(suites); }

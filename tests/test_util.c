@@ -1,0 +1,102 @@
+/* test_util.c - CUnit runner, data paths, random fill, CLI runner. */
+#include "test_util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int pgd_test_main(CU_SuiteInfo *suites) {
+    if (CU_initialize_registry() != CUE_SUCCESS) return 2;
+    if (CU_register_suites(suites) != CUE_SUCCESS) {
+        fprintf(stderr, "suite registration failed: %s\n", CU_get_error_msg());
+        CU_cleanup_registry();
+        return 2;
+    }
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned fails = CU_get_number_of_failures() + CU_get_number_of_tests_failed() +
+                     CU_get_number_of_suites_failed();
+    unsigned run = CU_get_number_of_tests_run();
+    CU_cleanup_registry();
+    if (run == 0) {
+        fprintf(stderr, "no test ran\n");
+        return 1;
+    }
+    return fails ? 1 : 0;
+}
+
+const char *pgd_test_data(const char *rel) {
+    static char buf[4096];
+    snprintf(buf, sizeof buf, "%s/%s", PGD_SHARED_DATA, rel);
+    return buf;
+}
+
+void pgd_test_fill_uniform(float *x, size_t n, uint64_t seed, float lo, float hi) {
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (size_t i = 0; i < n; i++) {
+        s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+        x[i] = lo + (hi - lo) * (float)((s >> 40) * (1.0 / 16777216.0));
+    }
+}
+
+double pgd_test_rel_err(const float *a, const float *b, size_t n) {
+    double maxdiff = 0, maxref = 1e-30;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (d > maxdiff || isnan(d)) maxdiff = isnan(d) ? INFINITY : d;
+        if (fabs((double)b[i]) > maxref) maxref = fabs((double)b[i]);
+    }
+    return maxdiff / maxref;
+}
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    size_t got = fread(s, 1, (size_t)n, f);
+    s[got] = 0;
+    fclose(f);
+    return s;
+}
+
+int pgd_test_run_cli(const char *args, char **out, char **err) {
+    char o[] = "/tmp/pgd_test_outXXXXXX", e[] = "/tmp/pgd_test_errXXXXXX";
+    int fo = mkstemp(o), fe = mkstemp(e);
+    if (fo < 0 || fe < 0) return -1;
+    close(fo);
+    close(fe);
+    size_t n = strlen(args) + strlen(PGD_PAGODA_BIN) + 128;
+    char *cmd = malloc(n);
+    snprintf(cmd, n, "%s %s >%s 2>%s", PGD_PAGODA_BIN, args, o, e);
+    int rc = system(cmd);
+    free(cmd);
+    if (out) *out = slurp(o);
+    if (err) *err = slurp(e);
+    unlink(o);
+    unlink(e);
+    if (rc == -1 || !WIFEXITED(rc)) return -1;
+    return WEXITSTATUS(rc);
+}
+
+char *pgd_test_write_temp(const void *data, size_t n, const char *suffix) {
+    char tmpl[256];
+    snprintf(tmpl, sizeof tmpl, "/tmp/pgd_test_XXXXXX%s", suffix ? suffix : "");
+    int fd = mkstemps(tmpl, suffix ? (int)strlen(suffix) : 0);
+    if (fd < 0) return NULL;
+    const char *p = data;
+    size_t left = n;
+    while (left) {
+        ssize_t w = write(fd, p, left);
+        if (w <= 0) break;
+        p += w;
+        left -= (size_t)w;
+    }
+    close(fd);
+    return strdup(tmpl);
+}

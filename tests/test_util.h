@@ -1,0 +1,34 @@
+/* test_util.h - shared helpers for the CUnit suites.
+ *
+ * Each tests/test_<module>.c defines its CU_TestInfo arrays and a
+ * CU_SuiteInfo array (designated initializers), and ends with
+ *   int main(void) { return pgd_test_main(suites); }
+ * pgd_test_main() runs the suites verbosely and returns non-zero if any
+ * test, assertion or suite setup failed. */
+#ifndef PAGODA_TEST_UTIL_H
+#define PAGODA_TEST_UTIL_H
+
+#include <CUnit/Basic.h>
+#include <stdint.h>
+#include <stddef.h>
+
+int pgd_test_main(CU_SuiteInfo *suites);
+
+/* Path under ../shared/data (static buffer, overwritten by the next call). */
+const char *pgd_test_data(const char *rel);
+
+/* Fill with deterministic uniform values in [lo, hi). */
+void pgd_test_fill_uniform(float *x, size_t n, uint64_t seed, float lo, float hi);
+
+/* max_i |a-b| / max(max_i |b|, tiny): relative error of a against reference b. */
+double pgd_test_rel_err(const float *a, const float *b, size_t n);
+
+/* Run the pagoda binary with `args` (a shell-quoted string), capturing stdout
+ * and stderr into malloc'd strings (either may be NULL to discard). Returns
+ * the exit status (or -1 if it did not exit normally). */
+int pgd_test_run_cli(const char *args, char **out, char **err);
+
+/* Write `n` bytes to a fresh temp file; returns its malloc'd path. */
+char *pgd_test_write_temp(const void *data, size_t n, const char *suffix);
+
+#endif
