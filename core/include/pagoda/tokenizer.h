@@ -40,7 +40,10 @@ const char *pgd_tokenizer_decode(const pgd_tokenizer *t, int prev, int token);
 
 /* Decode a whole sequence into a malloc'd NUL-terminated string; `prev` is
  * the token before tokens[0] (e.g. the last prompt token, or BOS). Tokens
- * BOS/EOS are not printed. */
+ * BOS/EOS are not printed. The result is the raw bytes (no filtering of
+ * non-printable bytes as run.c's safe_printf does), so byte-fallback UTF-8
+ * round-trips. GGUF control tokens (token_type 3) are never produced by
+ * encoding text. */
 pgd_status pgd_tokenizer_decode_all(const pgd_tokenizer *t, int prev, const int32_t *tokens,
                                     int n, char **text);
 
