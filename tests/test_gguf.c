@@ -19,20 +19,8 @@
 
 /* ---- helpers ---- */
 
-static uint8_t *read_all(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc((size_t)sz);
-    *n = fread(b, 1, (size_t)sz, f);
-    fclose(f);
-    return b;
-}
-
 static uint8_t *tiny_bytes(size_t *n) {
-    uint8_t *b = read_all(pgd_test_data(TINY), n);
+    uint8_t *b = pgd_test_read_file(pgd_test_data(TINY), n);
     CU_ASSERT_PTR_NOT_NULL_FATAL(b);
     CU_ASSERT_EQUAL_FATAL(*n, TINY_SIZE);
     return b;

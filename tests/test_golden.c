@@ -58,7 +58,7 @@ static void test_cli_matches_golden(void) {
         char args[4096], model[1024], tok[1024];
         snprintf(model, sizeof model, "%s", pgd_test_data(MODEL));
         snprintf(tok, sizeof tok, "%s", pgd_test_data(TOKENIZER));
-        snprintf(args, sizeof args, "generate --model '%s' --tokenizer '%s' --prompt '%s' --max-tokens %d --output json",
+        snprintf(args, sizeof args, "generate --model '%.1000s' --tokenizer '%.1000s' --prompt '%.255s' --max-tokens %d --output json",
                  model, tok, g->prompt, g->ng);
         char *out = NULL, *err = NULL;
         int rc = pgd_test_run_cli(args, &out, &err);

@@ -214,18 +214,6 @@ static void test_bad_batches(void) {
     pgd_model_destroy(m);
 }
 
-static unsigned char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    *n = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *p = malloc(*n + 64);
-    if (fread(p, 1, *n, f) != *n) { free(p); p = NULL; }
-    fclose(f);
-    return p;
-}
-
 static void expect_load_fail(const void *data, size_t n, pgd_status want, const char *needle) {
     char *path = pgd_test_write_temp(data, n, ".bin");
     CU_ASSERT_PTR_NOT_NULL_FATAL(path);
@@ -243,7 +231,7 @@ static void expect_load_fail(const void *data, size_t n, pgd_status want, const 
 
 static void test_llama2c_corrupt(void) {
     size_t n = 0;
-    unsigned char *p = slurp(pgd_test_data("models/stories260K/stories260K.bin"), &n);
+    unsigned char *p = pgd_test_read_file(pgd_test_data("models/stories260K/stories260K.bin"), &n);
     CU_ASSERT_PTR_NOT_NULL_FATAL(p);
     pgd_model *m = NULL;
     CU_ASSERT_EQUAL(pgd_model_load("/nonexistent/model.bin", NULL, BE, &m), PGD_ERR_IO);

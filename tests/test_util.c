@@ -52,17 +52,21 @@ double pgd_test_rel_err(const float *a, const float *b, size_t n) {
     return maxdiff / maxref;
 }
 
-static char *slurp(const char *path) {
+void *pgd_test_read_file(const char *path, size_t *n) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
     fseek(f, 0, SEEK_END);
-    long n = ftell(f);
+    long sz = ftell(f);
     fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    size_t got = fread(s, 1, (size_t)n, f);
-    s[got] = 0;
+    char *p = sz >= 0 ? calloc((size_t)sz + 65, 1) : NULL;
+    size_t got = p ? fread(p, 1, (size_t)sz, f) : 0;
     fclose(f);
-    return s;
+    if (!p || got != (size_t)sz) {
+        free(p);
+        return NULL;
+    }
+    if (n) *n = got;
+    return p;
 }
 
 int pgd_test_run_cli(const char *args, char **out, char **err) {
@@ -76,8 +80,8 @@ int pgd_test_run_cli(const char *args, char **out, char **err) {
     snprintf(cmd, n, "%s %s >%s 2>%s", PGD_PAGODA_BIN, args, o, e);
     int rc = system(cmd);
     free(cmd);
-    if (out) *out = slurp(o);
-    if (err) *err = slurp(e);
+    if (out) *out = pgd_test_read_file(o, NULL);
+    if (err) *err = pgd_test_read_file(e, NULL);
     unlink(o);
     unlink(e);
     if (rc == -1 || !WIFEXITED(rc)) return -1;

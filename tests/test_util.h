@@ -28,6 +28,10 @@ double pgd_test_rel_err(const float *a, const float *b, size_t n);
  * the exit status (or -1 if it did not exit normally). */
 int pgd_test_run_cli(const char *args, char **out, char **err);
 
+/* Read a whole file into a malloc'd buffer (NUL-terminated, with 64 spare
+ * bytes past the end); *n gets its size (n may be NULL). NULL on failure. */
+void *pgd_test_read_file(const char *path, size_t *n);
+
 /* Write `n` bytes to a fresh temp file; returns its malloc'd path. */
 char *pgd_test_write_temp(const void *data, size_t n, const char *suffix);
 

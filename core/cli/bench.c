@@ -20,12 +20,6 @@
 #include "pagoda/backend.h"
 #include "pagoda/model.h"
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static int cmp_d(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
@@ -73,9 +67,9 @@ static int prefill(bench_ctx *x, int nseq, int plen, double *secs) {
         pgd_batch b = {.num_seqs = 1, .num_tokens = plen, .tokens = toks, .query_start = qs,
                        .seq_lens = &len, .block_tables = x->tables + (size_t)s * x->mb,
                        .max_blocks_per_seq = x->mb};
-        double t0 = now_s();
+        double t0 = pgd_cli_now();
         if (pgd_model_forward(x->model, x->kv, &b, x->logits) != PGD_OK) rc = pgd_cli_fail("forward");
-        if (s == 0 && secs) *secs = now_s() - t0;
+        if (s == 0 && secs) *secs = pgd_cli_now() - t0;
     }
     free(toks);
     return rc;
@@ -96,9 +90,9 @@ static int decode(bench_ctx *x, int nseq, int plen, int steps, double *step_med)
         qs[nseq] = nseq;
         pgd_batch b = {.num_seqs = nseq, .num_tokens = nseq, .tokens = toks, .query_start = qs,
                        .seq_lens = lens, .block_tables = x->tables, .max_blocks_per_seq = x->mb};
-        double t0 = now_s();
+        double t0 = pgd_cli_now();
         if (pgd_model_forward(x->model, x->kv, &b, x->logits) != PGD_OK) rc = pgd_cli_fail("forward");
-        t[st] = now_s() - t0;
+        t[st] = pgd_cli_now() - t0;
     }
     if (!rc) *step_med = median(t, steps);
     free(toks);

@@ -12,6 +12,9 @@ int pgd_cmd_bench(int argc, char **argv);
 int pgd_cli_int(const char *opt, const char *v, long lo, long hi, int *out);
 int pgd_cli_u64(const char *opt, const char *v, uint64_t *out);
 int pgd_cli_float(const char *opt, const char *v, float *out);
+/* Monotonic clock in seconds. */
+double pgd_cli_now(void);
+
 /* Print "pagoda: <message>" from pgd_last_error() and return exit code 1. */
 int pgd_cli_fail(const char *what);
 

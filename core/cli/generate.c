@@ -36,12 +36,6 @@ static void usage(FILE *f) {
             "  --output       text (default; streamed) or json (one object: prompt_tokens, tokens, text)\n");
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 int pgd_cmd_generate(int argc, char **argv) {
     const char *model_path = NULL, *tok_path = NULL, *prompt = NULL, *output = "text";
     int max_tokens = 256, threads = 0, block_size = 16, chunk = 256;
@@ -143,7 +137,7 @@ int pgd_cmd_generate(int argc, char **argv) {
         fputs(prompt, stdout);
         fflush(stdout);
     }
-    double t0 = now_s(), t_first = 0;
+    double t0 = pgd_cli_now(), t_first = 0;
     /* prefill in chunks */
     int done_pos = 0;
     int32_t qs[2];
@@ -163,7 +157,7 @@ int pgd_cmd_generate(int argc, char **argv) {
     for (;;) {
         int next = pgd_sampler_sample(sampler, logits);
         gen[ngen++] = next;
-        if (ngen == 1) t_first = now_s();
+        if (ngen == 1) t_first = pgd_cli_now();
         if (next == pgd_tokenizer_eos(tok) || (stop_bos && next == pgd_tokenizer_bos(tok))) {
             finish = "stop";
             break;
@@ -182,7 +176,7 @@ int pgd_cmd_generate(int argc, char **argv) {
                        .seq_lens = &len, .block_tables = table, .max_blocks_per_seq = nblocks};
         if (pgd_model_forward(model, kv, &b, logits) != PGD_OK) { rc = pgd_cli_fail("forward"); goto done; }
     }
-    double t1 = now_s();
+    double t1 = pgd_cli_now();
     if (json) {
         if (pgd_tokenizer_decode_all(tok, ptoks[np - 1], gen, ngen, &text) != PGD_OK) { rc = pgd_cli_fail(NULL); goto done; }
         json_t *o = json_object(), *pt = json_array(), *gt = json_array();

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "pagoda/status.h"
@@ -54,6 +55,12 @@ int pgd_cli_float(const char *opt, const char *v, float *out) {
     }
     *out = (float)x;
     return 1;
+}
+
+double pgd_cli_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 int pgd_cli_fail(const char *what) {

@@ -1,0 +1,505 @@
+/* test_kernels.c - CUnit tests for kernels/cpu: every fast kernel against
+ * its naive reference, the thread pool, and known answers for the references.
+ *
+ * Each comparison runs the fast kernel under every ISA this CPU offers
+ * ("avx2" and "scalar") and with a NULL pool, a 1-thread and a 2-thread
+ * pool, on fresh random inputs from fixed seeds, at sizes chosen to hit the
+ * tails (odd sizes, n not a multiple of the 3-token tile, in not a multiple
+ * of 8, in > 1024 so K is split into panels, n > 96 tokens). f32 results
+ * must be within 1e-5 relative error of the reference (rope too: it uses the
+ * same formulas, but compilers may fuse its multiply-adds differently);
+ * copies (embedding, kv_write, copy_blocks) and add must match exactly; the
+ * NULL-pool and 2-thread results must be bit-identical. */
+#include "test_util.h"
+
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kernels.h"
+
+#define TOL 1e-5
+
+static pgd_threadpool *g_pool1, *g_pool2;
+static const char *g_isas[2];
+static int g_n_isas;
+
+static int suite_init(void) {
+    g_pool1 = pgd_threadpool_create(1);
+    g_pool2 = pgd_threadpool_create(2);
+    g_n_isas = 0;
+    if (pgd_cpu_set_isa("avx2") == 0) g_isas[g_n_isas++] = "avx2";
+    g_isas[g_n_isas++] = "scalar";
+    return g_pool1 && g_pool2 ? 0 : 1;
+}
+
+static int suite_cleanup(void) {
+    pgd_threadpool_destroy(g_pool1);
+    pgd_threadpool_destroy(g_pool2);
+    pgd_cpu_set_isa(g_isas[0]);
+    return 0;
+}
+
+/* The (isa, pool) combinations every fast kernel is run under. */
+#define N_POOLS 3
+static pgd_threadpool *pool_at(int i) { return i == 0 ? NULL : i == 1 ? g_pool1 : g_pool2; }
+
+static void check(double err, double tol, const char *what, const char *isa, int pool,
+                  int a, int b, int c) {
+    if (!(err < tol))
+        fprintf(stderr, "\n  FAIL %s isa=%s pool=%d args=(%d,%d,%d): rel err %g >= %g\n", what,
+                isa, pool, a, b, c, err, tol);
+    CU_ASSERT(err < tol);
+}
+
+static uint64_t g_rng = 88172645463325252ull;
+static uint32_t rnd(uint32_t n) {
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return (uint32_t)((g_rng >> 11) % n);
+}
+
+static float *randf(size_t n, uint64_t seed, float lo, float hi) {
+    float *x = malloc((n ? n : 1) * sizeof *x);
+    pgd_test_fill_uniform(x, n, seed, lo, hi);
+    return x;
+}
+
+/* Weights of dtype dt from random floats; *ref_f32 gets their exact f32 values. */
+static void *rand_weights(size_t n, pgd_dtype dt, uint64_t seed) {
+    float *f = randf(n, seed, -1.0f, 1.0f);
+    if (dt == PGD_F32) return f;
+    uint16_t *h = malloc((n ? n : 1) * sizeof *h);
+    for (size_t i = 0; i < n; i++) h[i] = dt == PGD_F16 ? pgd_f32_to_f16(f[i]) : pgd_f32_to_bf16(f[i]);
+    free(f);
+    return h;
+}
+
+/* ---------------------------------------------------------------- matmul */
+
+static void matmul_case(pgd_dtype dt, int n, int in, int out, uint64_t seed) {
+    float *x = randf((size_t)n * in, seed, -1.0f, 1.0f);
+    void *w = rand_weights((size_t)out * in, dt, seed + 1);
+    float *ref = malloc((size_t)n * out * sizeof *ref), *y = malloc((size_t)n * out * sizeof *y);
+    float *y0 = malloc((size_t)n * out * sizeof *y0);
+    pgd_ref_matmul(ref, x, w, dt, n, in, out);
+    for (int ii = 0; ii < g_n_isas; ii++) {
+        pgd_cpu_set_isa(g_isas[ii]);
+        for (int p = 0; p < N_POOLS; p++) {
+            for (size_t i = 0; i < (size_t)n * out; i++) y[i] = NAN; /* every output written */
+            pgd_cpu_matmul(pool_at(p), y, x, w, dt, n, in, out);
+            check(pgd_test_rel_err(y, ref, (size_t)n * out), TOL, pgd_dtype_name(dt), g_isas[ii],
+                  p, n, in, out);
+            if (p == 0) memcpy(y0, y, (size_t)n * out * sizeof *y);
+            else CU_ASSERT(memcmp(y0, y, (size_t)n * out * sizeof *y) == 0);
+        }
+    }
+    free(x), free(w), free(ref), free(y), free(y0);
+}
+
+static void matmul_sweep(pgd_dtype dt) {
+    static const int ns[] = {1, 2, 3, 4, 7, 32, 100};
+    static const int shapes[][2] = {{8, 4},   {17, 5},   {64, 33},  {768, 12},
+                                    {1000, 7}, {1030, 9}, {2053, 6}, {96, 130}};
+    uint64_t seed = 100 + 1000 * (uint64_t)dt;
+    for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
+        for (size_t b = 0; b < sizeof shapes / sizeof *shapes; b++)
+            matmul_case(dt, ns[a], shapes[b][0], shapes[b][1], seed++);
+}
+
+static void test_matmul_f32(void) { matmul_sweep(PGD_F32); }
+static void test_matmul_f16(void) { matmul_sweep(PGD_F16); }
+static void test_matmul_bf16(void) { matmul_sweep(PGD_BF16); }
+
+/* stories110M-like shapes, big enough to split rows across both threads. */
+static void test_matmul_model_shapes(void) {
+    matmul_case(PGD_F32, 1, 768, 2048, 7);
+    matmul_case(PGD_F32, 32, 768, 2048, 8);
+    matmul_case(PGD_F32, 3, 2048, 768, 9);
+    matmul_case(PGD_F32, 32, 2048, 768, 10);
+    matmul_case(PGD_F16, 7, 768, 515, 11);
+    matmul_case(PGD_BF16, 5, 2048, 301, 12);
+}
+
+/* Known answer for the reference: W = [[1,2],[3,4],[5,6]], x = [1,-1]. */
+static void test_matmul_ref_known(void) {
+    float w[6] = {1, 2, 3, 4, 5, 6}, x[4] = {1, -1, 2, 0.5f}, y[6];
+    pgd_ref_matmul(y, x, w, PGD_F32, 2, 2, 3);
+    float want[6] = {-1, -1, -1, 3, 8, 13};
+    CU_ASSERT(memcmp(y, want, sizeof want) == 0);
+}
+
+/* ------------------------------------------------------------- elementwise */
+
+static void test_embedding(void) {
+    static const int dims[] = {1, 7, 64, 771};
+    for (int dt = 0; dt < 3; dt++) {
+        for (size_t di = 0; di < 4; di++) {
+            int dim = dims[di], vocab = 53, n = 70;
+            void *table = rand_weights((size_t)vocab * dim, (pgd_dtype)dt, 40 + di);
+            int32_t tokens[70];
+            for (int i = 0; i < n; i++) tokens[i] = (int32_t)rnd((uint32_t)vocab);
+            float *ref = malloc((size_t)n * dim * sizeof *ref), *y = malloc((size_t)n * dim * sizeof *y);
+            pgd_ref_embedding(ref, table, (pgd_dtype)dt, tokens, n, dim);
+            CU_ASSERT(dt != PGD_F32 || memcmp(ref + (size_t)3 * dim,
+                                              (float *)table + (size_t)tokens[3] * dim,
+                                              (size_t)dim * sizeof(float)) == 0);
+            for (int ii = 0; ii < g_n_isas; ii++) {
+                pgd_cpu_set_isa(g_isas[ii]);
+                for (int p = 0; p < N_POOLS; p++) {
+                    memset(y, 0xff, (size_t)n * dim * sizeof *y);
+                    pgd_cpu_embedding(pool_at(p), y, table, (pgd_dtype)dt, tokens, n, dim);
+                    CU_ASSERT(memcmp(y, ref, (size_t)n * dim * sizeof *y) == 0);
+                }
+            }
+            free(table), free(ref), free(y);
+        }
+    }
+}
+
+static void test_rmsnorm(void) {
+    static const int cases[][2] = {{1, 7}, {3, 64}, {17, 768}, {5, 1001}, {64, 768}};
+    for (size_t c = 0; c < 5; c++) {
+        int n = cases[c][0], dim = cases[c][1];
+        size_t sz = (size_t)n * dim;
+        float *x = randf(sz, 200 + c, -2.0f, 2.0f), *w = randf((size_t)dim, 300 + c, 0.5f, 1.5f);
+        float *ref = malloc(sz * sizeof *ref), *y = malloc(sz * sizeof *y);
+        pgd_ref_rmsnorm(ref, x, w, n, dim, 1e-5f);
+        for (int ii = 0; ii < g_n_isas; ii++) {
+            pgd_cpu_set_isa(g_isas[ii]);
+            for (int p = 0; p < N_POOLS; p++) {
+                pgd_cpu_rmsnorm(pool_at(p), y, x, w, n, dim, 1e-5f);
+                check(pgd_test_rel_err(y, ref, sz), TOL, "rmsnorm", g_isas[ii], p, n, dim, 0);
+                memcpy(y, x, sz * sizeof *y); /* in place: y aliases x */
+                pgd_cpu_rmsnorm(pool_at(p), y, y, w, n, dim, 1e-5f);
+                check(pgd_test_rel_err(y, ref, sz), TOL, "rmsnorm alias", g_isas[ii], p, n, dim, 0);
+            }
+        }
+        free(x), free(w), free(ref), free(y);
+    }
+}
+
+static void test_rmsnorm_ref_known(void) {
+    float x[2] = {3, 4}, w[2] = {1, 2}, y[2];
+    pgd_ref_rmsnorm(y, x, w, 1, 2, 0.0f); /* rms = sqrt(12.5) */
+    CU_ASSERT(fabsf(y[0] - 3 / sqrtf(12.5f)) < 1e-6f && fabsf(y[1] - 8 / sqrtf(12.5f)) < 1e-6f);
+}
+
+static void test_rope(void) {
+    /* (n, n_heads, n_kv_heads, head_dim) */
+    static const int cases[][4] = {{1, 4, 4, 8}, {5, 8, 2, 64}, {13, 6, 1, 6}, {300, 12, 12, 64}};
+    for (size_t c = 0; c < 4; c++) {
+        int n = cases[c][0], nh = cases[c][1], nkv = cases[c][2], hd = cases[c][3];
+        size_t qs = (size_t)n * nh * hd, ks = (size_t)n * nkv * hd;
+        float *q0 = randf(qs, 400 + c, -1, 1), *k0 = randf(ks, 500 + c, -1, 1);
+        float *qr = malloc(qs * 4), *kr = malloc(ks * 4), *q = malloc(qs * 4), *k = malloc(ks * 4);
+        int32_t *pos = malloc((size_t)n * sizeof *pos);
+        for (int i = 0; i < n; i++) pos[i] = (int32_t)rnd(5000);
+        memcpy(qr, q0, qs * 4), memcpy(kr, k0, ks * 4);
+        pgd_ref_rope(qr, kr, pos, n, nh, nkv, hd, 10000.0f);
+        CU_ASSERT(memcmp(qr, q0, qs * 4) != 0); /* it did rotate */
+        for (int ii = 0; ii < g_n_isas; ii++) {
+            pgd_cpu_set_isa(g_isas[ii]);
+            for (int p = 0; p < N_POOLS; p++) {
+                memcpy(q, q0, qs * 4), memcpy(k, k0, ks * 4);
+                pgd_cpu_rope(pool_at(p), q, k, pos, n, nh, nkv, hd, 10000.0f);
+                check(pgd_test_rel_err(q, qr, qs), TOL, "rope q", g_isas[ii], p, n, nh, nkv);
+                check(pgd_test_rel_err(k, kr, ks), TOL, "rope k", g_isas[ii], p, n, nh, nkv);
+            }
+        }
+        free(q0), free(k0), free(qr), free(kr), free(q), free(k), free(pos);
+    }
+}
+
+static void test_rope_ref_known(void) {
+    /* pos 1, head_dim 2: pair 0 rotates by 1 radian; pos 0 is the identity. */
+    float q[2] = {1, 0}, k[2] = {0, 2};
+    int32_t pos = 1;
+    pgd_ref_rope(q, k, &pos, 1, 1, 1, 2, 10000.0f);
+    CU_ASSERT(fabsf(q[0] - cosf(1)) < 1e-6f && fabsf(q[1] - sinf(1)) < 1e-6f);
+    CU_ASSERT(fabsf(k[0] + 2 * sinf(1)) < 1e-6f && fabsf(k[1] - 2 * cosf(1)) < 1e-6f);
+}
+
+static void test_silu_mul_add(void) {
+    static const size_t ns[] = {1, 7, 8, 1000, 100003};
+    for (size_t c = 0; c < 5; c++) {
+        size_t n = ns[c];
+        float *g0 = randf(n, 600 + c, -12, 12), *up = randf(n, 700 + c, -2, 2);
+        float *ref = malloc(n * 4), *y = malloc(n * 4), *refa = malloc(n * 4);
+        memcpy(ref, g0, n * 4);
+        pgd_ref_silu_mul(ref, up, n);
+        memcpy(refa, g0, n * 4);
+        pgd_ref_add(refa, up, n);
+        CU_ASSERT(refa[0] == g0[0] + up[0]);
+        for (int ii = 0; ii < g_n_isas; ii++) {
+            pgd_cpu_set_isa(g_isas[ii]);
+            for (int p = 0; p < N_POOLS; p++) {
+                memcpy(y, g0, n * 4);
+                pgd_cpu_silu_mul(pool_at(p), y, up, n);
+                check(pgd_test_rel_err(y, ref, n), TOL, "silu_mul", g_isas[ii], p, (int)n, 0, 0);
+                memcpy(y, g0, n * 4);
+                pgd_cpu_add(pool_at(p), y, up, n);
+                CU_ASSERT(memcmp(y, refa, n * 4) == 0);
+            }
+        }
+        free(g0), free(up), free(ref), free(y), free(refa);
+    }
+}
+
+static void test_silu_ref_known(void) {
+    float g[3] = {0, 1, -30}, up[3] = {5, 2, 1};
+    pgd_ref_silu_mul(g, up, 3);
+    CU_ASSERT(g[0] == 0.0f && fabsf(g[1] - 2.0f / (1.0f + expf(-1.0f))) < 1e-6f && fabsf(g[2]) < 1e-10f);
+}
+
+/* ------------------------------------------------------------- KV cache */
+
+static void test_kv_write(void) {
+    /* (block_size, tokens, n_kv_heads, head_dim, blocks); the last is big
+     * enough to be split across threads */
+    static const int cases[][5] = {{8, 70, 3, 20, 9}, {16, 70, 3, 20, 9}, {32, 300, 4, 32, 12}};
+    for (int b = 0; b < 3; b++) {
+        int bs = cases[b][0], n = cases[b][1], nkv = cases[b][2], hd = cases[b][3];
+        int nblocks = cases[b][4];
+        size_t cs = (size_t)nblocks * nkv * bs * hd;
+        float *k = randf((size_t)n * nkv * hd, 800 + b, -1, 1), *v = randf((size_t)n * nkv * hd, 900 + b, -1, 1);
+        float *kc0 = randf(cs, 1000 + b, -1, 1), *vc0 = randf(cs, 1100 + b, -1, 1);
+        float *kr = malloc(cs * 4), *vr = malloc(cs * 4), *kc = malloc(cs * 4), *vc = malloc(cs * 4);
+        /* distinct shuffled slots, every fifth token skipped */
+        int32_t *perm = malloc((size_t)nblocks * bs * sizeof *perm), slots[300];
+        for (int i = 0; i < nblocks * bs; i++) perm[i] = i;
+        for (int i = nblocks * bs - 1; i > 0; i--) {
+            int j = (int)rnd((uint32_t)i + 1);
+            int32_t t = perm[i];
+            perm[i] = perm[j], perm[j] = t;
+        }
+        for (int i = 0; i < n; i++) slots[i] = i % 5 == 4 ? -1 : perm[i];
+        memcpy(kr, kc0, cs * 4), memcpy(vr, vc0, cs * 4);
+        pgd_ref_kv_write(kr, vr, k, v, slots, n, nkv, hd, bs);
+        size_t s0 = ((size_t)(slots[0] / bs) * nkv * bs + slots[0] % bs) * hd;
+        CU_ASSERT(memcmp(kr + s0, k, (size_t)hd * 4) == 0);
+        for (int ii = 0; ii < g_n_isas; ii++) {
+            pgd_cpu_set_isa(g_isas[ii]);
+            for (int p = 0; p < N_POOLS; p++) {
+                memcpy(kc, kc0, cs * 4), memcpy(vc, vc0, cs * 4);
+                pgd_cpu_kv_write(pool_at(p), kc, vc, k, v, slots, n, nkv, hd, bs);
+                CU_ASSERT(memcmp(kc, kr, cs * 4) == 0);
+                CU_ASSERT(memcmp(vc, vr, cs * 4) == 0);
+            }
+        }
+        free(k), free(v), free(kc0), free(vc0), free(kr), free(vr), free(kc), free(vc), free(perm);
+    }
+}
+
+static void test_copy_blocks(void) {
+    static const size_t bfs[] = {5, 1536, 40960}; /* the last is large enough to thread */
+    /* chained: block 2 is written by the first pair and read by the second */
+    static const int32_t pairs[] = {1, 2, 2, 5, 0, 3, 4, 4, 6, 0};
+    for (int c = 0; c < 3; c++) {
+        size_t bf = bfs[c], cs = 7 * bf;
+        float *c0 = randf(cs, 1200 + c, -1, 1), *ref = malloc(cs * 4), *y = malloc(cs * 4);
+        memcpy(ref, c0, cs * 4);
+        pgd_ref_copy_blocks(ref, pairs, 5, bf);
+        CU_ASSERT(memcmp(ref + 5 * bf, c0 + 1 * bf, bf * 4) == 0);
+        for (int p = 0; p < N_POOLS; p++) {
+            memcpy(y, c0, cs * 4);
+            pgd_cpu_copy_blocks(pool_at(p), y, pairs, 5, bf);
+            CU_ASSERT(memcmp(y, ref, cs * 4) == 0);
+        }
+        free(c0), free(ref), free(y);
+    }
+}
+
+/* ------------------------------------------------------------- attention */
+
+/* A ragged batch: nq[s] new tokens of a context of len[s]. */
+static void attention_case(int bs, int nh, int nkv, int hd, int ns, const int *len, const int *nq,
+                           float qrange, uint64_t seed) {
+    int maxb = 0, total_blocks = 0, ntok = 0;
+    for (int s = 0; s < ns; s++) {
+        int nb = (len[s] + bs - 1) / bs;
+        maxb = nb > maxb ? nb : maxb;
+        total_blocks += nb;
+        ntok += nq[s];
+    }
+    total_blocks += 3; /* spare blocks never referenced */
+    size_t cs = (size_t)total_blocks * nkv * bs * hd, qs = (size_t)ntok * nh * hd;
+    float *kc = randf(cs, seed, -1, 1), *vc = randf(cs, seed + 1, -1, 1);
+    float *q = randf(qs, seed + 2, -qrange, qrange);
+    float *ref = malloc(qs * 4), *out = malloc(qs * 4), *out0 = malloc(qs * 4);
+    int32_t *bt = malloc((size_t)ns * maxb * sizeof *bt), *perm = malloc((size_t)total_blocks * 4);
+    int32_t qstart[16], lens[16];
+    for (int i = 0; i < total_blocks; i++) perm[i] = i;
+    for (int i = total_blocks - 1; i > 0; i--) { /* shuffled physical blocks */
+        int j = (int)rnd((uint32_t)i + 1);
+        int32_t t = perm[i];
+        perm[i] = perm[j], perm[j] = t;
+    }
+    int next = 0;
+    qstart[0] = 0;
+    for (int s = 0; s < ns; s++) {
+        for (int b = 0; b < maxb; b++)
+            bt[s * maxb + b] = b < (len[s] + bs - 1) / bs ? perm[next++] : -1;
+        qstart[s + 1] = qstart[s] + nq[s];
+        lens[s] = len[s];
+    }
+    pgd_attn_args a = {.out = ref, .q = q, .k_cache = kc, .v_cache = vc, .query_start = qstart,
+                       .seq_lens = lens, .block_tables = bt, .num_seqs = ns,
+                       .max_blocks_per_seq = maxb, .n_heads = nh, .n_kv_heads = nkv,
+                       .head_dim = hd, .block_size = bs, .scale = 1.0f / sqrtf((float)hd)};
+    pgd_ref_paged_attention(&a);
+    a.out = out;
+    for (int ii = 0; ii < g_n_isas; ii++) {
+        pgd_cpu_set_isa(g_isas[ii]);
+        for (int p = 0; p < N_POOLS; p++) {
+            for (size_t i = 0; i < qs; i++) out[i] = NAN;
+            pgd_cpu_paged_attention(pool_at(p), &a);
+            check(pgd_test_rel_err(out, ref, qs), TOL, "attention", g_isas[ii], p, bs, nh * 100 + nkv, hd);
+            if (p == 0) memcpy(out0, out, qs * 4);
+            else CU_ASSERT(memcmp(out0, out, qs * 4) == 0);
+        }
+    }
+    free(kc), free(vc), free(q), free(ref), free(out), free(out0), free(bt), free(perm);
+}
+
+static void test_attention_decode(void) {
+    static const int len[] = {1, 9, 33, 200, 17}, nq[] = {1, 1, 1, 1, 1};
+    attention_case(16, 4, 4, 64, 5, len, nq, 1.0f, 1300);
+    attention_case(8, 8, 2, 64, 5, len, nq, 1.0f, 1310);
+}
+
+static void test_attention_ragged(void) {
+    /* fresh prefill, decode, chunked prefill after a cached prefix, decode */
+    static const int len[] = {37, 64, 90, 1, 130}, nq[] = {37, 1, 20, 1, 5};
+    static const int bss[] = {8, 16, 32};
+    static const int heads[][2] = {{4, 4}, {8, 2}, {6, 1}};
+    static const int hds[] = {64, 20, 7};
+    for (int b = 0; b < 3; b++)
+        for (int h = 0; h < 3; h++)
+            attention_case(bss[b], heads[h][0], heads[h][1], hds[(b + h) % 3], 5, len, nq, 1.0f,
+                           1400 + 10 * (uint64_t)(b * 3 + h));
+}
+
+/* Contexts longer than one score chunk (1024): the online-softmax rescale. */
+static void test_attention_long(void) {
+    static const int len[] = {2500, 1100, 3}, nq[] = {2, 3, 3};
+    attention_case(16, 4, 2, 64, 3, len, nq, 4.0f, 1500);
+    attention_case(32, 2, 1, 24, 3, len, nq, 0.5f, 1510);
+}
+
+/* One key: the output is its value row, whatever the score. */
+static void test_attention_ref_known(void) {
+    float q[4] = {1, 2, 3, 4}, kc[4] = {5, 6, 7, 8}, vc[4] = {0.5f, -1, 2, 3}, out[4];
+    int32_t qs[2] = {0, 1}, len = 1, bt = 0;
+    pgd_attn_args a = {.out = out, .q = q, .k_cache = kc, .v_cache = vc, .query_start = qs,
+                       .seq_lens = &len, .block_tables = &bt, .num_seqs = 1,
+                       .max_blocks_per_seq = 1, .n_heads = 1, .n_kv_heads = 1, .head_dim = 4,
+                       .block_size = 1, .scale = 0.5f};
+    pgd_ref_paged_attention(&a);
+    CU_ASSERT(memcmp(out, vc, sizeof vc) == 0);
+}
+
+/* ------------------------------------------------------------ threadpool */
+
+typedef struct pool_probe {
+    atomic_int calls[8];
+    atomic_int bad_n;
+    atomic_long sum;
+    int expect_n;
+} pool_probe;
+
+static void probe_fn(void *arg, int i, int n) {
+    pool_probe *p = arg;
+    if (n != p->expect_n || i < 0 || i >= n) atomic_fetch_add(&p->bad_n, 1);
+    else atomic_fetch_add(&p->calls[i], 1);
+    atomic_fetch_add(&p->sum, i + 1);
+}
+
+static void pool_check(pgd_threadpool *tp, int n, int runs, int sleep_us) {
+    pool_probe p = {.expect_n = n};
+    for (int r = 0; r < runs; r++) {
+        pgd_threadpool_run(tp, probe_fn, &p);
+        if (sleep_us) usleep((useconds_t)sleep_us);
+    }
+    CU_ASSERT_EQUAL(atomic_load(&p.bad_n), 0);
+    for (int i = 0; i < n; i++) CU_ASSERT_EQUAL(atomic_load(&p.calls[i]), runs);
+    CU_ASSERT_EQUAL(atomic_load(&p.sum), (long)runs * n * (n + 1) / 2);
+}
+
+static void test_threadpool(void) {
+    CU_ASSERT_EQUAL(pgd_threadpool_size(NULL), 1);
+    CU_ASSERT_EQUAL(pgd_threadpool_size(g_pool1), 1);
+    CU_ASSERT_EQUAL(pgd_threadpool_size(g_pool2), 2);
+    pool_check(NULL, 1, 10, 0);
+    pool_check(g_pool1, 1, 1000, 0);
+    pool_check(g_pool2, 2, 20000, 0);  /* back to back: the spinning path */
+    pool_check(g_pool2, 2, 20, 2000);  /* gaps past the spin: the sleeping path */
+    pgd_threadpool *tp4 = pgd_threadpool_create(4);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(tp4);
+    pool_check(tp4, 4, 2000, 0);
+    pgd_threadpool_destroy(tp4);
+    pgd_threadpool *tpd = pgd_threadpool_create(0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(tpd);
+    CU_ASSERT_EQUAL(pgd_threadpool_size(tpd), (int)sysconf(_SC_NPROCESSORS_ONLN));
+    pgd_threadpool_destroy(tpd);
+    pgd_threadpool_destroy(NULL);
+}
+
+static void test_isa(void) {
+    const char *isa = pgd_cpu_isa();
+    CU_ASSERT(strcmp(isa, "avx2") == 0 || strcmp(isa, "scalar") == 0);
+    CU_ASSERT_EQUAL(pgd_cpu_set_isa("sse9"), -1);
+    CU_ASSERT_EQUAL(pgd_cpu_set_isa("scalar"), 0);
+    CU_ASSERT_STRING_EQUAL(pgd_cpu_isa(), "scalar");
+    CU_ASSERT_EQUAL(pgd_cpu_set_isa(g_isas[0]), 0);
+}
+
+static void test_copy_bandwidth(void) {
+    double bw = pgd_cpu_measure_copy_bandwidth((size_t)4 << 20, 3);
+    CU_ASSERT(bw > 1e8 && bw < 1e13);
+}
+
+/* ---- registration ---- */
+
+static CU_TestInfo kernel_tests[] = {
+    {"reference known answers: matmul", test_matmul_ref_known},
+    {"reference known answers: rmsnorm", test_rmsnorm_ref_known},
+    {"reference known answers: rope", test_rope_ref_known},
+    {"reference known answers: silu", test_silu_ref_known},
+    {"reference known answers: attention", test_attention_ref_known},
+    {"matmul f32 vs reference", test_matmul_f32},
+    {"matmul f16 vs reference", test_matmul_f16},
+    {"matmul bf16 vs reference", test_matmul_bf16},
+    {"matmul model shapes", test_matmul_model_shapes},
+    {"embedding f32/f16/bf16", test_embedding},
+    {"rmsnorm (and in place)", test_rmsnorm},
+    {"rope incl. GQA", test_rope},
+    {"silu_mul and add", test_silu_mul_add},
+    {"kv_write shuffled slots, block sizes 8/16/32", test_kv_write},
+    {"copy_blocks incl. chained pairs", test_copy_blocks},
+    {"paged attention decode incl. GQA", test_attention_decode},
+    {"paged attention ragged prefill+decode", test_attention_ragged},
+    {"paged attention long context", test_attention_long},
+    CU_TEST_INFO_NULL,
+};
+
+static CU_TestInfo runtime_tests[] = {
+    {"thread pool 1, 2, 4 threads and NULL", test_threadpool},
+    {"isa selection", test_isa},
+    {"copy bandwidth measurement", test_copy_bandwidth},
+    CU_TEST_INFO_NULL,
+};
+
+static CU_SuiteInfo suites[] = {
+    {.pName = "kernels", .pInitFunc = suite_init, .pCleanupFunc = suite_cleanup,
+     .pTests = kernel_tests},
+    {.pName = "kernel runtime", .pInitFunc = suite_init, .pCleanupFunc = suite_cleanup,
+     .pTests = runtime_tests},
+    CU_SUITE_INFO_NULL,
+};
+
+int main(void) { return pgd_test_main(suites); }
