@@ -3,13 +3,15 @@
  *
  * Each comparison runs the fast kernel under every ISA this CPU offers
  * ("avx2" and "scalar") and with a NULL pool, a 1-thread and a 2-thread
- * pool, on fresh random inputs from fixed seeds, at sizes chosen to hit the
- * tails (odd sizes, n not a multiple of the 3-token tile, in not a multiple
- * of 8, in > 1024 so K is split into panels, n > 96 tokens). f32 results
- * must be within 1e-5 relative error of the reference (rope too: it uses the
- * same formulas, but compilers may fuse its multiply-adds differently);
- * copies (embedding, kv_write, copy_blocks) and add must match exactly; the
- * NULL-pool and 2-thread results must be bit-identical. */
+ * pool, on fresh random inputs from fixed seeds, at sizes chosen to reach
+ * every code path and tail: n = 1..3 (decode paths, row-wise for in <= 1024
+ * and 4-row tiles above), n not a multiple of the 3-token tile, n > 96 (more
+ * than one token block), in not a multiple of 8 or 16, in > 1024 (K split in
+ * panels), out not a multiple of 4 rows. f32 results must be within 1e-5
+ * relative error of the reference (rope too: it uses the same formulas, but
+ * compilers may fuse its multiply-adds differently); copies (embedding,
+ * kv_write, copy_blocks) and add must match exactly; the NULL-pool and
+ * 2-thread results must be bit-identical. */
 #include "test_util.h"
 
 #include <math.h>
@@ -74,7 +76,8 @@ static void *rand_weights(size_t n, pgd_dtype dt, uint64_t seed) {
     float *f = randf(n, seed, -1.0f, 1.0f);
     if (dt == PGD_F32) return f;
     uint16_t *h = malloc((n ? n : 1) * sizeof *h);
-    for (size_t i = 0; i < n; i++) h[i] = dt == PGD_F16 ? pgd_f32_to_f16(f[i]) : pgd_f32_to_bf16(f[i]);
+    for (size_t i = 0; i < n; i++)
+        h[i] = dt == PGD_F16 ? pgd_f32_to_f16(f[i]) : pgd_f32_to_bf16(f[i]);
     free(f);
     return h;
 }
@@ -143,7 +146,8 @@ static void test_embedding(void) {
             void *table = rand_weights((size_t)vocab * dim, (pgd_dtype)dt, 40 + di);
             int32_t tokens[70];
             for (int i = 0; i < n; i++) tokens[i] = (int32_t)rnd((uint32_t)vocab);
-            float *ref = malloc((size_t)n * dim * sizeof *ref), *y = malloc((size_t)n * dim * sizeof *y);
+            float *ref = malloc((size_t)n * dim * sizeof *ref);
+            float *y = malloc((size_t)n * dim * sizeof *y);
             pgd_ref_embedding(ref, table, (pgd_dtype)dt, tokens, n, dim);
             CU_ASSERT(dt != PGD_F32 || memcmp(ref + (size_t)3 * dim,
                                               (float *)table + (size_t)tokens[3] * dim,
@@ -253,7 +257,9 @@ static void test_silu_mul_add(void) {
 static void test_silu_ref_known(void) {
     float g[3] = {0, 1, -30}, up[3] = {5, 2, 1};
     pgd_ref_silu_mul(g, up, 3);
-    CU_ASSERT(g[0] == 0.0f && fabsf(g[1] - 2.0f / (1.0f + expf(-1.0f))) < 1e-6f && fabsf(g[2]) < 1e-10f);
+    CU_ASSERT(g[0] == 0.0f);
+    CU_ASSERT(fabsf(g[1] - 2.0f / (1.0f + expf(-1.0f))) < 1e-6f);
+    CU_ASSERT(fabsf(g[2]) < 1e-10f);
 }
 
 /* ------------------------------------------------------------- KV cache */
@@ -266,9 +272,11 @@ static void test_kv_write(void) {
         int bs = cases[b][0], n = cases[b][1], nkv = cases[b][2], hd = cases[b][3];
         int nblocks = cases[b][4];
         size_t cs = (size_t)nblocks * nkv * bs * hd;
-        float *k = randf((size_t)n * nkv * hd, 800 + b, -1, 1), *v = randf((size_t)n * nkv * hd, 900 + b, -1, 1);
+        float *k = randf((size_t)n * nkv * hd, 800 + b, -1, 1);
+        float *v = randf((size_t)n * nkv * hd, 900 + b, -1, 1);
         float *kc0 = randf(cs, 1000 + b, -1, 1), *vc0 = randf(cs, 1100 + b, -1, 1);
-        float *kr = malloc(cs * 4), *vr = malloc(cs * 4), *kc = malloc(cs * 4), *vc = malloc(cs * 4);
+        float *kr = malloc(cs * 4), *vr = malloc(cs * 4);
+        float *kc = malloc(cs * 4), *vc = malloc(cs * 4);
         /* distinct shuffled slots, every fifth token skipped */
         int32_t *perm = malloc((size_t)nblocks * bs * sizeof *perm), slots[300];
         for (int i = 0; i < nblocks * bs; i++) perm[i] = i;
@@ -358,7 +366,8 @@ static void attention_case(int bs, int nh, int nkv, int hd, int ns, const int *l
         for (int p = 0; p < N_POOLS; p++) {
             for (size_t i = 0; i < qs; i++) out[i] = NAN;
             pgd_cpu_paged_attention(pool_at(p), &a);
-            check(pgd_test_rel_err(out, ref, qs), TOL, "attention", g_isas[ii], p, bs, nh * 100 + nkv, hd);
+            check(pgd_test_rel_err(out, ref, qs), TOL, "attention", g_isas[ii], p, bs,
+                  nh * 100 + nkv, hd);
             if (p == 0) memcpy(out0, out, qs * 4);
             else CU_ASSERT(memcmp(out0, out, qs * 4) == 0);
         }
@@ -430,14 +439,37 @@ static void pool_check(pgd_threadpool *tp, int n, int runs, int sleep_us) {
     CU_ASSERT_EQUAL(atomic_load(&p.sum), (long)runs * n * (n + 1) / 2);
 }
 
+typedef struct slow_probe {
+    atomic_int done;
+} slow_probe;
+
+static void slow_fn(void *arg, int i, int n) {
+    slow_probe *p = arg;
+    if (i == 1) {
+        usleep(8000);
+        atomic_fetch_add(&p->done, 1); /* must be visible when run returns */
+    }
+}
+
 static void test_threadpool(void) {
     CU_ASSERT_EQUAL(pgd_threadpool_size(NULL), 1);
     CU_ASSERT_EQUAL(pgd_threadpool_size(g_pool1), 1);
     CU_ASSERT_EQUAL(pgd_threadpool_size(g_pool2), 2);
     pool_check(NULL, 1, 10, 0);
     pool_check(g_pool1, 1, 1000, 0);
-    pool_check(g_pool2, 2, 20000, 0);  /* back to back: the spinning path */
-    pool_check(g_pool2, 2, 20, 2000);  /* gaps past the spin: the sleeping path */
+    pool_check(g_pool2, 2, 20000, 0); /* back to back: the spinning path */
+    pool_check(g_pool2, 2, 5, 6000);  /* gaps past the 2 ms spin: workers sleep */
+    /* no spinning at all: every job wakes a sleeping worker (lost-wake-up races) */
+    setenv("PAGODA_POOL_SPIN_US", "0", 1);
+    pgd_threadpool *tp0 = pgd_threadpool_create(2);
+    unsetenv("PAGODA_POOL_SPIN_US");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(tp0);
+    pool_check(tp0, 2, 3000, 0);
+    pgd_threadpool_destroy(tp0);
+    /* a worker slower than the caller's 5 ms wait spin: the caller sleeps */
+    slow_probe sp = {0};
+    for (int r = 0; r < 3; r++) pgd_threadpool_run(g_pool2, slow_fn, &sp);
+    CU_ASSERT_EQUAL(atomic_load(&sp.done), 3);
     pgd_threadpool *tp4 = pgd_threadpool_create(4);
     CU_ASSERT_PTR_NOT_NULL_FATAL(tp4);
     pool_check(tp4, 4, 2000, 0);
@@ -459,7 +491,7 @@ static void test_isa(void) {
 }
 
 static void test_copy_bandwidth(void) {
-    double bw = pgd_cpu_measure_copy_bandwidth((size_t)4 << 20, 3);
+    double bw = pgd_cpu_measure_copy_bandwidth(NULL, (size_t)4 << 20, 3);
     CU_ASSERT(bw > 1e8 && bw < 1e13);
 }
 

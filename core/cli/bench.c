@@ -2,7 +2,8 @@
  * set against the memory-bandwidth bound measured in the same run.
  *
  * Reports the median over --reps repetitions of: copy bandwidth (memcpy of a
- * buffer far larger than the caches; bytes copied per second), single-sequence
+ * buffer far larger than the caches, split over the same number of threads;
+ * bytes read + bytes written per second, as STREAM counts Copy), single-sequence
  * decode tokens/s, prefill tokens/s (one --prompt-len prompt), and decode
  * throughput with B sequences decoding together through the paged cache for
  * each B in --batches. The batch-1 bound is copy bandwidth / bytes of weights
@@ -177,7 +178,9 @@ int pgd_cmd_bench(int argc, char **argv) {
         wbytes -= (size_t)x.c->vocab_size * x.c->dim * pgd_dtype_size(x.c->weight_dtype);
 
     fprintf(stderr, "pagoda bench: measuring copy bandwidth ...\n");
-    double bw = pgd_cpu_measure_copy_bandwidth((size_t)256 << 20, 2 * reps + 1);
+    pgd_threadpool *tp = pgd_threadpool_create(threads);
+    double bw = pgd_cpu_measure_copy_bandwidth(tp, (size_t)256 << 20, 2 * reps + 1);
+    pgd_threadpool_destroy(tp);
     double bound = bw / (double)wbytes;
 
     double *tmp = malloc(sizeof(double) * (size_t)reps);
@@ -214,7 +217,8 @@ int pgd_cmd_bench(int argc, char **argv) {
     printf("model        : %s (%s), %.1fM params, %s weights, %.1f MB read per decode step\n",
            model_path, x.c->name, pgd_model_config_params(x.c) / 1e6, pgd_dtype_name(x.c->weight_dtype),
            wbytes / 1e6);
-    printf("copy bw      : %.2f GB/s (memcpy of 256 MiB, median of %d)\n", bw / 1e9, 2 * reps + 1);
+    printf("copy bw      : %.2f GB/s (256 MiB memcpy on the same threads, bytes read + written,\n"
+           "               median of %d)\n", bw / 1e9, 2 * reps + 1);
     printf("bound        : %.1f tok/s batch-1 decode (copy bw / weight bytes per step)\n", bound);
     printf("settings     : prompt %d tokens, %d decode steps, block size %d, median of %d reps\n\n",
            plen, steps, block_size, reps);

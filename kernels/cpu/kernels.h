@@ -98,9 +98,10 @@ const char *pgd_cpu_isa(void);
  * safe to call while kernels run on other threads. */
 int pgd_cpu_set_isa(const char *name);
 
-/* Median over `reps` runs of memcpy of `bytes` bytes (single thread, buffers
- * allocated and faulted in first): bytes copied per second, 0 on failure.
- * Use bytes far above the L3 size (e.g. 256 MiB) for DRAM bandwidth. */
-double pgd_cpu_measure_copy_bandwidth(size_t bytes, int reps);
+/* Median over `reps` runs of a memcpy of `bytes` bytes split across the
+ * threads of `tp` (buffers allocated and faulted in first), as DRAM traffic
+ * per second: bytes read + bytes written (STREAM "Copy" convention), 0 on
+ * failure. Use bytes far above the L3 size (e.g. 256 MiB). */
+double pgd_cpu_measure_copy_bandwidth(pgd_threadpool *tp, size_t bytes, int reps);
 
 #endif

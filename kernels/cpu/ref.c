@@ -1,0 +1,161 @@
+/* ref.c - naive reference kernels (pgd_ref_*), the ground truth for tests.
+ *
+ * Plain single-threaded loops in the style of llama2.c's run.c: float
+ * accumulators summed in index order, libm expf/powf/cosf/sinf. They favour
+ * being obviously right over being fast; contracts are in kernels.h. */
+#include "kernels.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static float weight_at(const void *w, pgd_dtype wt, size_t i) {
+    switch (wt) {
+    case PGD_F16: return pgd_f16_to_f32(((const uint16_t *)w)[i]);
+    case PGD_BF16: return pgd_bf16_to_f32(((const uint16_t *)w)[i]);
+    default: return ((const float *)w)[i];
+    }
+}
+
+void pgd_ref_matmul(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in,
+                    int out) {
+    for (int t = 0; t < n; t++) {
+        const float *xt = x + (size_t)t * in;
+        for (int i = 0; i < out; i++) {
+            float val = 0.0f;
+            for (int j = 0; j < in; j++) val += weight_at(w, wt, (size_t)i * in + j) * xt[j];
+            y[(size_t)t * out + i] = val;
+        }
+    }
+}
+
+void pgd_ref_embedding(float *out, const void *table, pgd_dtype tt, const int32_t *tokens, int n,
+                       int dim) {
+    for (int t = 0; t < n; t++)
+        for (int j = 0; j < dim; j++)
+            out[(size_t)t * dim + j] = weight_at(table, tt, (size_t)tokens[t] * dim + j);
+}
+
+void pgd_ref_rmsnorm(float *y, const float *x, const float *w, int n, int dim, float eps) {
+    for (int t = 0; t < n; t++) {
+        const float *xt = x + (size_t)t * dim;
+        float *yt = y + (size_t)t * dim;
+        float ss = 0.0f;
+        for (int j = 0; j < dim; j++) ss += xt[j] * xt[j];
+        ss /= dim;
+        ss += eps;
+        ss = 1.0f / sqrtf(ss);
+        for (int j = 0; j < dim; j++) yt[j] = w[j] * (ss * xt[j]);
+    }
+}
+
+void pgd_ref_rope(float *q, float *k, const int32_t *pos, int n, int n_heads, int n_kv_heads,
+                  int head_dim, float theta) {
+    for (int t = 0; t < n; t++) {
+        for (int h = 0; h < n_heads; h++) {
+            for (int i = 0; i < head_dim; i += 2) {
+                float freq = 1.0f / powf(theta, (float)i / (float)head_dim);
+                float val = (float)pos[t] * freq;
+                float fcr = cosf(val), fci = sinf(val);
+                int rotn = h < n_kv_heads ? 2 : 1; /* k has fewer heads under GQA */
+                for (int v = 0; v < rotn; v++) {
+                    float *vec = v == 0 ? q + ((size_t)t * n_heads + h) * head_dim
+                                        : k + ((size_t)t * n_kv_heads + h) * head_dim;
+                    float v0 = vec[i], v1 = vec[i + 1];
+                    vec[i] = v0 * fcr - v1 * fci;
+                    vec[i + 1] = v0 * fci + v1 * fcr;
+                }
+            }
+        }
+    }
+}
+
+void pgd_ref_silu_mul(float *gate, const float *up, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float val = gate[i];
+        val *= (1.0f / (1.0f + expf(-val)));
+        gate[i] = val * up[i];
+    }
+}
+
+void pgd_ref_add(float *y, const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+void pgd_ref_kv_write(float *k_cache, float *v_cache, const float *k, const float *v,
+                      const int32_t *slot_mapping, int n, int n_kv_heads, int head_dim,
+                      int block_size) {
+    for (int t = 0; t < n; t++) {
+        int32_t slot = slot_mapping[t];
+        if (slot < 0) continue;
+        size_t blk = (size_t)slot / block_size, off = (size_t)slot % block_size;
+        for (int h = 0; h < n_kv_heads; h++) {
+            size_t dst = ((blk * n_kv_heads + h) * block_size + off) * head_dim;
+            size_t src = ((size_t)t * n_kv_heads + h) * head_dim;
+            for (int d = 0; d < head_dim; d++) {
+                k_cache[dst + d] = k[src + d];
+                v_cache[dst + d] = v[src + d];
+            }
+        }
+    }
+}
+
+/* Address of the cached vector of (sequence s, position p, kv head kvh). */
+static const float *cache_vec(const pgd_attn_args *a, const float *cache, int s, int p, int kvh) {
+    int32_t blk = a->block_tables[(size_t)s * a->max_blocks_per_seq + p / a->block_size];
+    int off = p % a->block_size;
+    return cache + (((size_t)blk * a->n_kv_heads + kvh) * a->block_size + off) * a->head_dim;
+}
+
+void pgd_ref_paged_attention(const pgd_attn_args *a) {
+    int hd = a->head_dim, group = a->n_heads / a->n_kv_heads;
+    int max_len = 1;
+    for (int s = 0; s < a->num_seqs; s++)
+        if (a->seq_lens[s] > max_len) max_len = a->seq_lens[s];
+    float *att = malloc((size_t)max_len * sizeof(float)); /* (max_len) scores */
+    if (!att) {
+        fprintf(stderr, "pgd_ref_paged_attention: out of memory\n");
+        abort();
+    }
+    for (int s = 0; s < a->num_seqs; s++) {
+        int q0 = a->query_start[s], nq = a->query_start[s + 1] - q0;
+        for (int j = 0; j < nq; j++) {
+            int pos = a->seq_lens[s] - nq + j;
+            for (int h = 0; h < a->n_heads; h++) {
+                const float *q = a->q + ((size_t)(q0 + j) * a->n_heads + h) * hd;
+                float *o = a->out + ((size_t)(q0 + j) * a->n_heads + h) * hd;
+                int kvh = h / group;
+                for (int t = 0; t <= pos; t++) {
+                    const float *kv = cache_vec(a, a->k_cache, s, t, kvh);
+                    float score = 0.0f;
+                    for (int d = 0; d < hd; d++) score += q[d] * kv[d];
+                    att[t] = score * a->scale;
+                }
+                float max_val = att[0];
+                for (int t = 1; t <= pos; t++)
+                    if (att[t] > max_val) max_val = att[t];
+                float sum = 0.0f;
+                for (int t = 0; t <= pos; t++) {
+                    att[t] = expf(att[t] - max_val);
+                    sum += att[t];
+                }
+                for (int t = 0; t <= pos; t++) att[t] /= sum;
+                memset(o, 0, (size_t)hd * sizeof(float));
+                for (int t = 0; t <= pos; t++) {
+                    const float *vv = cache_vec(a, a->v_cache, s, t, kvh);
+                    for (int d = 0; d < hd; d++) o[d] += att[t] * vv[d];
+                }
+            }
+        }
+    }
+    free(att);
+}
+
+void pgd_ref_copy_blocks(float *cache, const int32_t *pairs, int n_pairs, size_t block_floats) {
+    for (int i = 0; i < n_pairs; i++) {
+        const float *src = cache + (size_t)pairs[2 * i] * block_floats;
+        float *dst = cache + (size_t)pairs[2 * i + 1] * block_floats;
+        for (size_t j = 0; j < block_floats; j++) dst[j] = src[j];
+    }
+}

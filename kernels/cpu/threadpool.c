@@ -1,0 +1,212 @@
+/* threadpool.c - fixed pool of pthread workers running one job at a time.
+ *
+ * A job is published by storing fn/arg and then bumping `gen` (release);
+ * workers watch `gen`, spin for about `spin_ns` after their last job
+ * and then sleep on `wake`. The caller runs share 0 itself, then waits for
+ * `pending` (workers still running) to reach zero, spinning first and then
+ * sleeping on `done`.
+ *
+ * Invariants:
+ *  - fn/arg are written only while no worker runs a job (pending == 0).
+ *  - Lost wake-ups are excluded Dekker-style: a sleeper increments `sleepers`
+ *    (seq_cst) under `mu` before re-checking `gen`, and the publisher bumps
+ *    `gen` (seq_cst) before reading `sleepers`; so either the sleeper sees
+ *    the new job or the publisher sees the sleeper and broadcasts under `mu`.
+ *    The caller's wait on `done` uses the same pattern with `caller_waiting`.
+ *  - Not reentrant: one pgd_threadpool_run at a time per pool. */
+#include "threadpool.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Workers spin this long after a job before sleeping (environment
+ * PAGODA_POOL_SPIN_US overrides it): it covers the gaps between the kernels
+ * of one decode step and the host work between steps. Waking a sleeping
+ * thread costs 0.05-3 ms on the 2-vCPU VM this was tuned on (the host
+ * deschedules idle vCPUs), so sleeping between kernels would dominate. */
+#define PGD_POOL_SPIN_NS 2000000
+/* The caller waits for busy workers this long before sleeping itself: its
+ * workers are running, so this only matters if they were descheduled. */
+#define PGD_POOL_WAIT_SPIN_NS 5000000
+/* Spinning turns from pause loops into sched_yield loops after this. */
+#define PGD_POOL_PAUSE_NS 50000
+
+struct pgd_threadpool {
+    int n;              /* threads including the caller */
+    pthread_t *threads; /* n-1 workers */
+    pthread_mutex_t mu;
+    pthread_cond_t wake; /* workers sleep here between jobs */
+    pthread_cond_t done; /* the caller sleeps here waiting for pending == 0 */
+    atomic_uint gen;     /* job generation, bumped once per job */
+    atomic_int pending;  /* workers that have not finished the current job */
+    atomic_int sleepers; /* workers blocked (or about to block) on wake */
+    atomic_int caller_waiting;
+    atomic_int stop;
+    int64_t spin_ns; /* worker spin budget */
+    pgd_task_fn fn;
+    void *arg;
+};
+
+typedef struct worker_start {
+    pgd_threadpool *tp;
+    int index;
+} worker_start;
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Busy-wait step: pause for the first PGD_POOL_PAUSE_NS, then yield the
+ * CPU on each step so that an oversubscribed machine (more runnable threads
+ * than cores) still makes progress; with idle cores sched_yield returns at
+ * once. Returns 1 once `budget` ns have passed since *t0 (0 = not started). */
+static int spin_step(unsigned i, int64_t *t0, int64_t budget) {
+    if ((i & 63) != 63) {
+        cpu_relax();
+        return 0;
+    }
+    int64_t t = now_ns();
+    if (*t0 == 0) *t0 = t;
+    if (t - *t0 > PGD_POOL_PAUSE_NS) sched_yield();
+    return t - *t0 > budget;
+}
+
+/* Spin until `gen` differs from `seen` or the spin budget runs out; returns
+ * the current generation. */
+static unsigned spin_for_job(pgd_threadpool *tp, unsigned seen) {
+    int64_t t0 = 0;
+    for (unsigned i = 0;; i++) {
+        unsigned g = atomic_load_explicit(&tp->gen, memory_order_acquire);
+        if (g != seen || atomic_load_explicit(&tp->stop, memory_order_relaxed)) return g;
+        if (spin_step(i, &t0, tp->spin_ns)) return g;
+    }
+}
+
+static void *worker_main(void *p) {
+    worker_start ws = *(worker_start *)p;
+    free(p);
+    pgd_threadpool *tp = ws.tp;
+    unsigned seen = 0; /* gen starts at 0 */
+    for (;;) {
+        unsigned g = spin_for_job(tp, seen);
+        if (g == seen && !atomic_load(&tp->stop)) {
+            pthread_mutex_lock(&tp->mu);
+            atomic_fetch_add(&tp->sleepers, 1);
+            while ((g = atomic_load(&tp->gen)) == seen && !atomic_load(&tp->stop))
+                pthread_cond_wait(&tp->wake, &tp->mu);
+            atomic_fetch_sub(&tp->sleepers, 1);
+            pthread_mutex_unlock(&tp->mu);
+        }
+        if (atomic_load(&tp->stop)) break;
+        seen = g;
+        tp->fn(tp->arg, ws.index, tp->n);
+        if (atomic_fetch_sub(&tp->pending, 1) == 1 && atomic_load(&tp->caller_waiting)) {
+            pthread_mutex_lock(&tp->mu);
+            pthread_cond_signal(&tp->done);
+            pthread_mutex_unlock(&tp->mu);
+        }
+    }
+    return NULL;
+}
+
+pgd_threadpool *pgd_threadpool_create(int nthreads) {
+    if (nthreads <= 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        nthreads = c > 0 ? (int)c : 1;
+    }
+    pgd_threadpool *tp = calloc(1, sizeof *tp);
+    if (!tp) return NULL;
+    tp->n = nthreads;
+    tp->spin_ns = PGD_POOL_SPIN_NS;
+    const char *env = getenv("PAGODA_POOL_SPIN_US");
+    if (env && *env) tp->spin_ns = strtoll(env, NULL, 10) * 1000;
+    atomic_init(&tp->gen, 0);
+    atomic_init(&tp->pending, 0);
+    atomic_init(&tp->sleepers, 0);
+    atomic_init(&tp->caller_waiting, 0);
+    atomic_init(&tp->stop, 0);
+    pthread_mutex_init(&tp->mu, NULL);
+    pthread_cond_init(&tp->wake, NULL);
+    pthread_cond_init(&tp->done, NULL);
+    tp->threads = calloc((size_t)nthreads, sizeof *tp->threads);
+    if (!tp->threads) goto fail;
+    for (int i = 1; i < nthreads; i++) {
+        worker_start *ws = malloc(sizeof *ws);
+        if (ws) {
+            ws->tp = tp;
+            ws->index = i;
+        }
+        if (!ws || pthread_create(&tp->threads[i - 1], NULL, worker_main, ws) != 0) {
+            free(ws);
+            tp->n = i; /* only workers 1..i-1 exist: destroy joins just those */
+            pgd_threadpool_destroy(tp);
+            return NULL;
+        }
+    }
+    return tp;
+fail:
+    pthread_cond_destroy(&tp->done);
+    pthread_cond_destroy(&tp->wake);
+    pthread_mutex_destroy(&tp->mu);
+    free(tp);
+    return NULL;
+}
+
+void pgd_threadpool_destroy(pgd_threadpool *tp) {
+    if (!tp) return;
+    pthread_mutex_lock(&tp->mu);
+    atomic_store(&tp->stop, 1);
+    pthread_cond_broadcast(&tp->wake);
+    pthread_mutex_unlock(&tp->mu);
+    for (int i = 1; i < tp->n; i++) pthread_join(tp->threads[i - 1], NULL);
+    pthread_cond_destroy(&tp->done);
+    pthread_cond_destroy(&tp->wake);
+    pthread_mutex_destroy(&tp->mu);
+    free(tp->threads);
+    free(tp);
+}
+
+int pgd_threadpool_size(const pgd_threadpool *tp) { return tp ? tp->n : 1; }
+
+void pgd_threadpool_run(pgd_threadpool *tp, pgd_task_fn fn, void *arg) {
+    if (!tp || tp->n == 1) {
+        fn(arg, 0, 1);
+        return;
+    }
+    tp->fn = fn;
+    tp->arg = arg;
+    atomic_store(&tp->pending, tp->n - 1);
+    atomic_fetch_add(&tp->gen, 1); /* seq_cst: publishes fn/arg/pending */
+    if (atomic_load(&tp->sleepers) > 0) {
+        pthread_mutex_lock(&tp->mu);
+        pthread_cond_broadcast(&tp->wake);
+        pthread_mutex_unlock(&tp->mu);
+    }
+    fn(arg, 0, tp->n);
+
+    /* Wait for the workers: spin, then sleep. */
+    int64_t t0 = 0;
+    for (unsigned i = 0; atomic_load_explicit(&tp->pending, memory_order_acquire) != 0; i++) {
+        if (spin_step(i, &t0, PGD_POOL_WAIT_SPIN_NS)) {
+            pthread_mutex_lock(&tp->mu);
+            atomic_store(&tp->caller_waiting, 1);
+            while (atomic_load(&tp->pending) != 0) pthread_cond_wait(&tp->done, &tp->mu);
+            atomic_store(&tp->caller_waiting, 0);
+            pthread_mutex_unlock(&tp->mu);
+            break;
+        }
+    }
+}
