@@ -194,9 +194,11 @@ int pgd_cmd_generate(int argc, char **argv) {
     } else {
         fputc('\n', stdout);
     }
-    fprintf(stderr, "pagoda: %d prompt + %d generated tokens in %.3f s (prefill+first token %.3f s, "
-            "decode %.1f tok/s) on %s\n", np, ngen, t1 - t0, t_first - t0,
-            ngen > 1 ? (ngen - 1) / (t1 - t_first) : 0.0, pgd_backend_describe(be));
+    fflush(stdout);
+    fprintf(stderr, "pagoda: %d prompt + %d generated tokens (%s) in %.1f ms: time to first token "
+            "%.1f ms, decode %.1f tok/s, on %s\n", np, ngen, finish, (t1 - t0) * 1e3,
+            (t_first - t0) * 1e3, ngen > 1 ? (ngen - 1) / (t1 - t_first) : 0.0,
+            pgd_backend_describe(be));
     rc = 0;
 done:
     free(text);
