@@ -2,7 +2,8 @@
  * reference llama2.c run.c tokens in ../shared/data/golden exactly:
  *  - through the `pagoda generate` command (JSON output), per golden line;
  *  - through the library with all golden prompts decoding together in one
- *    ragged batch, with shuffled block tables, several block sizes and the
+ *    continuous batch with filler sequences that join and leave at other
+ *    steps, with scrambled block tables, several block sizes and the
  *    prompts prefilled in small chunks. */
 #include <jansson.h>
 #include <stdio.h>
@@ -84,8 +85,14 @@ static void test_cli_matches_golden(void) {
     }
 }
 
-/* All golden prompts in one ragged batch: each step every unfinished
- * sequence contributes either its next prefill chunk or one decode token. */
+/* All golden prompts in one continuous batch with NF filler sequences that
+ * join at different steps and leave after different lengths: each step
+ * every live sequence contributes either its next prefill chunk or one
+ * decode token; blocks of all sequences are interleaved in a scrambled
+ * order. Only the golden sequences are checked (the fillers are there to
+ * make the batch ragged and changing). */
+enum { NF = 5, MAXS = 8 + NF };
+
 static void run_batched(int block_size, int chunk, int threads) {
     pgd_backend *be = NULL;
     pgd_backend_config bc = {.name = "cpu", .num_threads = threads};
@@ -93,56 +100,86 @@ static void run_batched(int block_size, int chunk, int threads) {
     pgd_model *m = NULL;
     CU_ASSERT_EQUAL_FATAL(pgd_model_load(pgd_test_data(MODEL), NULL, be, &m), PGD_OK);
     const pgd_model_config *c = pgd_model_get_config(m);
+    /* sequence descriptions: golden ones first, then fillers */
+    int NS = NG + NF, np[MAXS], limit[MAXS], join[MAXS];
+    int32_t prompt[MAXS][64];
+    for (int s = 0; s < NG; s++) {
+        np[s] = G[s].np;
+        memcpy(prompt[s], G[s].ptoks, sizeof(int32_t) * G[s].np);
+        limit[s] = G[s].ng;
+        join[s] = s; /* golden sequences join at steps 0, 1, ... */
+    }
+    for (int f = 0; f < NF; f++) {
+        int s = NG + f;
+        np[s] = 3 + 9 * f;
+        prompt[s][0] = 1;
+        for (int i = 1; i < np[s]; i++) prompt[s][i] = 260 + (f * 31 + i * 17) % 250;
+        limit[s] = 20 + 53 * f;
+        join[s] = 7 * f;
+    }
     int max_len = 0;
-    for (int i = 0; i < NG; i++)
-        if (G[i].np + G[i].ng > max_len) max_len = G[i].np + G[i].ng;
+    for (int s = 0; s < NS; s++)
+        if (np[s] + limit[s] > max_len) max_len = np[s] + limit[s];
     int mb = (max_len + block_size - 1) / block_size;
-    int nblocks = NG * mb + 1;
+    CU_ASSERT_FATAL(mb > 0 && NS > 0 && NS <= MAXS);
+    if (mb <= 0 || NS <= 0 || NS > MAXS) return;
+    int nblocks = NS * mb + 1;
     pgd_kv_cache *kv = NULL;
     CU_ASSERT_EQUAL_FATAL(pgd_kv_cache_create(be, c, block_size, nblocks, &kv), PGD_OK);
-    /* interleave the sequences' blocks in a scrambled order: block j of seq s */
-    int32_t *tables = calloc((size_t)NG * mb, sizeof(int32_t));
-    for (int s = 0; s < NG; s++)
+    /* block j of sequence s goes to a scrambled physical block (7 is coprime to NS*mb
+     * unless NS*mb is a multiple of 7; checked below) */
+    int total = NS * mb;
+    int32_t *tables = calloc((size_t)nblocks, sizeof(int32_t));
+    char *used = calloc((size_t)nblocks, 1);
+    for (int s = 0; s < NS; s++)
         for (int j = 0; j < mb; j++) {
-            int lin = j * NG + s;
-            tables[s * mb + j] = 1 + (int)(((long)lin * 7 + 3) % (NG * mb));
+            int lin = j * NS + s;
+            int phys = 1 + (int)(((long)lin * (total % 7 ? 7 : 11) + 3) % total);
+            tables[s * mb + j] = phys;
+            CU_ASSERT_FATAL(!used[phys]);
+            used[phys] = 1;
         }
-    int done_prefill[8] = {0}, ngen[8] = {0}, finished[8] = {0};
-    int32_t gen[8][1024];
-    int32_t *toks = malloc(sizeof(int32_t) * 4096), qs[9], lens[8], bt[8 * 512];
-    float *logits = malloc(sizeof(float) * 8 * c->vocab_size);
-    int seq_of[8];
-    for (int step = 0; step < 4096; step++) {
-        int S = 0, T = 0;
-        for (int s = 0; s < NG; s++) {
-            golden *g = &G[s];
+    int done_prefill[MAXS] = {0}, ngen[MAXS] = {0}, finished[MAXS] = {0};
+    static int32_t gen[MAXS][1024];
+    int32_t *toks = malloc(sizeof(int32_t) * 8192), qs[MAXS + 1], lens[MAXS];
+    int32_t *bt = malloc(sizeof(int32_t) * (size_t)MAXS * mb);
+    float *logits = malloc(sizeof(float) * MAXS * c->vocab_size);
+    int seq_of[MAXS], max_batch = 0;
+    for (int step = 0; step < 8192; step++) {
+        int S = 0, T = 0, live = 0;
+        for (int s = 0; s < NS; s++) {
             if (finished[s]) continue;
+            live++;
+            if (step < join[s]) continue;
             qs[S] = T;
-            if (done_prefill[s] < g->np) {
-                int n = g->np - done_prefill[s] < chunk ? g->np - done_prefill[s] : chunk;
-                memcpy(toks + T, g->ptoks + done_prefill[s], sizeof(int32_t) * n);
+            if (done_prefill[s] < np[s]) {
+                int n = np[s] - done_prefill[s] < chunk ? np[s] - done_prefill[s] : chunk;
+                memcpy(toks + T, prompt[s] + done_prefill[s], sizeof(int32_t) * n);
                 T += n;
                 lens[S] = done_prefill[s] + n;
                 done_prefill[s] += n;
             } else {
                 toks[T++] = gen[s][ngen[s] - 1];
-                lens[S] = g->np + ngen[s];
+                lens[S] = np[s] + ngen[s];
             }
             memcpy(bt + S * mb, tables + s * mb, sizeof(int32_t) * mb);
             seq_of[S++] = s;
         }
-        if (!S) break;
+        if (!live) break;
+        if (!S) continue;
+        if (S > max_batch) max_batch = S;
         qs[S] = T;
         pgd_batch b = {.num_seqs = S, .num_tokens = T, .tokens = toks, .query_start = qs,
                        .seq_lens = lens, .block_tables = bt, .max_blocks_per_seq = mb};
         CU_ASSERT_EQUAL_FATAL(pgd_model_forward(m, kv, &b, logits), PGD_OK);
         for (int i = 0; i < S; i++) {
             int s = seq_of[i];
-            if (done_prefill[s] < G[s].np) continue; /* mid-prefill: logits unused */
+            if (done_prefill[s] < np[s]) continue; /* mid-prefill: logits unused */
             gen[s][ngen[s]++] = pgd_argmax(logits + (size_t)i * c->vocab_size, c->vocab_size);
-            if (ngen[s] == G[s].ng || gen[s][ngen[s] - 1] == 1) finished[s] = 1;
+            if (ngen[s] == limit[s] || gen[s][ngen[s] - 1] == 1) finished[s] = 1;
         }
     }
+    CU_ASSERT(max_batch >= NG + 2); /* the batch really was shared */
     for (int s = 0; s < NG; s++) {
         CU_ASSERT_EQUAL(ngen[s], G[s].ng);
         int mism = -1;
@@ -153,8 +190,10 @@ static void run_batched(int block_size, int chunk, int threads) {
         CU_ASSERT_EQUAL(mism, -1);
     }
     free(toks);
+    free(bt);
     free(logits);
     free(tables);
+    free(used);
     pgd_kv_cache_destroy(kv);
     pgd_model_destroy(m);
     pgd_backend_destroy(be);
