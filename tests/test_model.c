@@ -154,6 +154,56 @@ static void test_ragged_batch_equals_alone(void) {
     pgd_model_destroy(m);
 }
 
+/* KV data survives copy-on-write copies and a swap out/in to other blocks:
+ * decoding after moving the blocks gives the same logits as without. */
+static void test_kv_copy_and_swap(void) {
+    pgd_model *m = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_model_load(SMALL, NULL, BE, &m), PGD_OK);
+    const pgd_model_config *c = pgd_model_get_config(m);
+    enum { BS = 4, N = 10, MB = 4 };
+    pgd_kv_cache *kv = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_kv_cache_create(BE, c, BS, 16, &kv), PGD_OK);
+    CU_ASSERT_EQUAL(pgd_kv_cache_swap_out(kv, (int32_t[]){1, 0}, 1), PGD_ERR_INVALID); /* no host space */
+    CU_ASSERT_EQUAL_FATAL(pgd_kv_cache_set_host_blocks(kv, 4), PGD_OK);
+    int32_t toks[N + 1], t1[MB] = {1, 2, 3, 0}, t2[MB] = {5, 6, 7, 0}, t3[MB] = {9, 10, 11, 0};
+    for (int i = 0; i <= N; i++) toks[i] = (i * 29 + 3) % c->vocab_size;
+    float *ref = malloc(sizeof(float) * c->vocab_size), *got = malloc(sizeof(float) * c->vocab_size);
+    int32_t qs[2] = {0, N}, len = N;
+    pgd_batch b = {.num_seqs = 1, .num_tokens = N, .tokens = toks, .query_start = qs, .seq_lens = &len,
+                   .block_tables = t1, .max_blocks_per_seq = MB};
+    CU_ASSERT_EQUAL_FATAL(pgd_model_forward(m, kv, &b, ref), PGD_OK);
+    /* reference: decode token N on the original blocks */
+    int32_t q1[2] = {0, 1}, l1 = N + 1;
+    pgd_batch d = {.num_seqs = 1, .num_tokens = 1, .tokens = &toks[N], .query_start = q1, .seq_lens = &l1,
+                   .block_tables = t1, .max_blocks_per_seq = MB};
+    CU_ASSERT_EQUAL_FATAL(pgd_model_forward(m, kv, &d, ref), PGD_OK);
+    /* copy blocks 1,2,3 -> 5,6,7 and decode there */
+    int32_t pairs[6] = {1, 5, 2, 6, 3, 7};
+    CU_ASSERT_EQUAL_FATAL(pgd_kv_cache_copy_blocks(kv, pairs, 3), PGD_OK);
+    d.block_tables = t2;
+    CU_ASSERT_EQUAL_FATAL(pgd_model_forward(m, kv, &d, got), PGD_OK);
+    CU_ASSERT(pgd_test_rel_err(got, ref, c->vocab_size) < 1e-6);
+    /* swap 5,6,7 out to host 0,1,2, clobber them, swap in to 9,10,11 */
+    int32_t out_pairs[6] = {5, 0, 6, 1, 7, 2}, in_pairs[6] = {0, 9, 1, 10, 2, 11};
+    CU_ASSERT_EQUAL_FATAL(pgd_kv_cache_swap_out(kv, out_pairs, 3), PGD_OK);
+    int32_t clobber[6] = {12, 5, 12, 6, 12, 7};
+    CU_ASSERT_EQUAL_FATAL(pgd_kv_cache_copy_blocks(kv, clobber, 3), PGD_OK);
+    CU_ASSERT_EQUAL_FATAL(pgd_kv_cache_swap_in(kv, in_pairs, 3), PGD_OK);
+    d.block_tables = t3;
+    CU_ASSERT_EQUAL_FATAL(pgd_model_forward(m, kv, &d, got), PGD_OK);
+    CU_ASSERT(pgd_test_rel_err(got, ref, c->vocab_size) < 1e-6);
+    d.block_tables = t2; /* the clobbered blocks really changed */
+    CU_ASSERT_EQUAL_FATAL(pgd_model_forward(m, kv, &d, got), PGD_OK);
+    CU_ASSERT(pgd_test_rel_err(got, ref, c->vocab_size) > 1e-4);
+    int32_t bad[2] = {1, 99};
+    CU_ASSERT_EQUAL(pgd_kv_cache_copy_blocks(kv, bad, 1), PGD_ERR_INVALID);
+    CU_ASSERT_EQUAL(pgd_kv_cache_swap_in(kv, (int32_t[]){7, 1}, 1), PGD_ERR_INVALID); /* host 7 of 4 */
+    free(ref);
+    free(got);
+    pgd_kv_cache_destroy(kv);
+    pgd_model_destroy(m);
+}
+
 static void logits_of(const char *spec, uint64_t seed, pgd_dtype dt, float *out) {
     pgd_model *m = NULL;
     pgd_model_load_opts o = {.seed = seed, .random_dtype = dt};
@@ -302,6 +352,7 @@ static CU_TestInfo tests[] = {
     {"ragged_batch_equals_alone", test_ragged_batch_equals_alone},
     {"random_weights_deterministic_and_dtypes", test_random_deterministic},
     {"bad_batches_rejected", test_bad_batches},
+    {"kv_copy_and_swap_preserve_data", test_kv_copy_and_swap},
     {"llama2c_corrupt_files", test_llama2c_corrupt},
     {"gguf_model_loads_and_runs", test_gguf_model},
     CU_TEST_INFO_NULL,

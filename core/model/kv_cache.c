@@ -1,7 +1,8 @@
 /* kv_cache.c - paged KV cache storage: one device allocation holding, per
  * layer, K then V, each (num_blocks, n_kv_heads, block_size, head_dim) f32.
  * Block 0 is an ordinary block here; reserving it as the null block is the
- * KV manager's convention. */
+ * KV manager's convention. Swap space is a plain host buffer of whole
+ * blocks (all layers' K and V of one block together). */
 #include <stdlib.h>
 
 #include "model_impl.h"
@@ -10,7 +11,10 @@ struct pgd_kv_cache {
     pgd_backend *backend; /* borrowed */
     float *data;
     size_t layer_floats;  /* floats in one layer's K (or V) */
+    size_t block_floats;  /* floats of one block in one layer's K (or V) */
     int n_layers, block_size, num_blocks;
+    float *host;          /* swap space: (num_host_blocks, 2 * n_layers, block_floats) */
+    int num_host_blocks;
 };
 
 size_t pgd_kv_cache_block_bytes(const pgd_model_config *c, int block_size) {
@@ -32,7 +36,8 @@ pgd_status pgd_kv_cache_create(pgd_backend *b, const pgd_model_config *c, int bl
     kv->n_layers = c->n_layers;
     kv->block_size = block_size;
     kv->num_blocks = num_blocks;
-    kv->layer_floats = (size_t)num_blocks * c->n_kv_heads * block_size * c->head_dim;
+    kv->block_floats = (size_t)c->n_kv_heads * block_size * c->head_dim;
+    kv->layer_floats = (size_t)num_blocks * kv->block_floats;
     size_t bytes = 2 * (size_t)c->n_layers * kv->layer_floats * sizeof(float);
     pgd_status s = pgd_backend_alloc(b, bytes, (void **)&kv->data);
     if (s != PGD_OK) {
@@ -52,8 +57,61 @@ pgd_status pgd_kv_cache_create(pgd_backend *b, const pgd_model_config *c, int bl
 void pgd_kv_cache_destroy(pgd_kv_cache *kv) {
     if (!kv) return;
     pgd_backend_free(kv->backend, kv->data);
+    free(kv->host);
     free(kv);
 }
+
+pgd_status pgd_kv_cache_copy_blocks(pgd_kv_cache *kv, const int32_t *pairs, int n) {
+    for (int i = 0; i < n; i++)
+        if (pairs[2 * i] < 0 || pairs[2 * i] >= kv->num_blocks || pairs[2 * i + 1] < 0 ||
+            pairs[2 * i + 1] >= kv->num_blocks)
+            return pgd_error(PGD_ERR_INVALID, "kv cache: copy %d -> %d outside 0..%d", pairs[2 * i],
+                             pairs[2 * i + 1], kv->num_blocks - 1);
+    if (n <= 0) return PGD_OK;
+    int32_t *dev = NULL;
+    PGD_TRY(pgd_backend_alloc(kv->backend, sizeof(int32_t) * 2 * (size_t)n, (void **)&dev));
+    pgd_status s = pgd_backend_upload(kv->backend, dev, pairs, sizeof(int32_t) * 2 * (size_t)n);
+    for (int l = 0; l < 2 * kv->n_layers && s == PGD_OK; l++)
+        s = pgd_backend_copy_blocks(kv->backend, kv->data + (size_t)l * kv->layer_floats, dev, n,
+                                    kv->block_floats);
+    pgd_backend_free(kv->backend, dev);
+    return s;
+}
+
+pgd_status pgd_kv_cache_set_host_blocks(pgd_kv_cache *kv, int num_host_blocks) {
+    if (num_host_blocks < 0) return pgd_error(PGD_ERR_INVALID, "kv cache: negative swap space");
+    free(kv->host);
+    kv->host = NULL;
+    kv->num_host_blocks = 0;
+    if (!num_host_blocks) return PGD_OK;
+    size_t floats = (size_t)num_host_blocks * 2 * kv->n_layers * kv->block_floats;
+    kv->host = malloc(floats * sizeof(float));
+    if (!kv->host)
+        return pgd_error(PGD_ERR_OOM, "kv cache: cannot allocate %d host blocks (%.2f GiB) of swap space",
+                         num_host_blocks, floats * 4 / 1073741824.0);
+    kv->num_host_blocks = num_host_blocks;
+    return PGD_OK;
+}
+
+static pgd_status swap(pgd_kv_cache *kv, const int32_t *pairs, int n, int out) {
+    for (int i = 0; i < n; i++) {
+        int dev = pairs[2 * i + (out ? 0 : 1)], host = pairs[2 * i + (out ? 1 : 0)];
+        if (dev < 0 || dev >= kv->num_blocks || host < 0 || host >= kv->num_host_blocks)
+            return pgd_error(PGD_ERR_INVALID, "kv cache: swap of device block %d / host block %d out of "
+                             "range (%d device, %d host blocks)", dev, host, kv->num_blocks, kv->num_host_blocks);
+        for (int l = 0; l < 2 * kv->n_layers; l++) {
+            float *d = kv->data + (size_t)l * kv->layer_floats + (size_t)dev * kv->block_floats;
+            float *h = kv->host + ((size_t)host * 2 * kv->n_layers + l) * kv->block_floats;
+            size_t bytes = kv->block_floats * sizeof(float);
+            PGD_TRY(out ? pgd_backend_download(kv->backend, h, d, bytes)
+                        : pgd_backend_upload(kv->backend, d, h, bytes));
+        }
+    }
+    return PGD_OK;
+}
+
+pgd_status pgd_kv_cache_swap_out(pgd_kv_cache *kv, const int32_t *pairs, int n) { return swap(kv, pairs, n, 1); }
+pgd_status pgd_kv_cache_swap_in(pgd_kv_cache *kv, const int32_t *pairs, int n) { return swap(kv, pairs, n, 0); }
 int pgd_kv_cache_block_size(const pgd_kv_cache *kv) { return kv->block_size; }
 int pgd_kv_cache_num_blocks(const pgd_kv_cache *kv) { return kv->num_blocks; }
 float *pgd_kv_cache_k(pgd_kv_cache *kv, int layer) {

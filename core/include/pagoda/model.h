@@ -105,6 +105,16 @@ int pgd_kv_cache_block_size(const pgd_kv_cache *kv);
 int pgd_kv_cache_num_blocks(const pgd_kv_cache *kv);
 /* Bytes one block takes over all layers (K and V). */
 size_t pgd_kv_cache_block_bytes(const pgd_model_config *c, int block_size);
+/* Data movement the KV manager asks for. `pairs` is (n, 2) of {src, dst}
+ * block ids (layout-compatible with pgd_kv_copy). copy_blocks copies
+ * device blocks (copy-on-write); swap_out copies device block src to host
+ * block dst, swap_in host block src to device block dst, over every layer's
+ * K and V. Host blocks live in a host buffer sized by set_host_blocks. */
+pgd_status pgd_kv_cache_copy_blocks(pgd_kv_cache *kv, const int32_t *pairs, int n);
+pgd_status pgd_kv_cache_set_host_blocks(pgd_kv_cache *kv, int num_host_blocks);
+pgd_status pgd_kv_cache_swap_out(pgd_kv_cache *kv, const int32_t *pairs, int n);
+pgd_status pgd_kv_cache_swap_in(pgd_kv_cache *kv, const int32_t *pairs, int n);
+
 /* Device pointers of one layer's caches. */
 float *pgd_kv_cache_k(pgd_kv_cache *kv, int layer);
 float *pgd_kv_cache_v(pgd_kv_cache *kv, int layer);
