@@ -123,7 +123,73 @@ static void test_good_runs(void) {
     free(err);
 }
 
+static void test_bad_engine_options(void) {
+    static const struct { const char *opt, *needle; } cases[] = {
+        {"--policy lifo", "lifo"}, {"--kv-manager buddy", "buddy"},
+        {"--preemption drop", "drop"}, {"--chunked-prefill maybe", "chunked-prefill"},
+        {"--prefix-caching 2", "prefix-caching"}, {"--n 0", "--n"},
+        {"--beam-width -1", "beam-width"}, {"--num-blocks 1", "num-blocks"},
+        {"--kv-memory 12X", "kv-memory"}, {"--max-batched-tokens 0", "max-batched-tokens"},
+        {"--max-num-seqs x", "max-num-seqs"}, {"--swap-blocks -4", "swap-blocks"},
+        {"--output yaml", "output"}, {"--n 2 --beam-width 2", "beam-width"},
+        {"--prompts-file /no/such/prompts.txt", "/no/such/prompts.txt"},
+        {"--max-batched-tokens 64", "64"}, /* < context with chunked prefill off */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char a[4096];
+        snprintf(a, sizeof a, "generate --model '%s' --tokenizer '%s' --prompt hi %s", MODEL, TOK, cases[i].opt);
+        expect_error(a, cases[i].needle, 1);
+    }
+}
+
+/* Several prompts run together: jsonl gives one object per prompt in input
+ * order, each identical to the prompt run alone; a prompts file works too. */
+static void test_several_prompts(void) {
+    static const char *prompts[] = {"Once upon a time", "The cat sat", "Lily and Ben"};
+    char a[8192], *single[3] = {0}, *out = NULL;
+    for (int i = 0; i < 3; i++) {
+        snprintf(a, sizeof a, "generate --model '%s' --tokenizer '%s' --prompt '%s' --max-tokens 40 --output json",
+                 MODEL, TOK, prompts[i]);
+        CU_ASSERT_EQUAL(pgd_test_run_cli(a, &single[i], NULL), 0);
+    }
+    snprintf(a, sizeof a, "generate --model '%s' --tokenizer '%s' --prompt '%s' --prompt '%s' --prompt '%s' "
+             "--max-tokens 40 --output jsonl --num-blocks 10 --block-size 8 --preemption swap --policy sjf",
+             MODEL, TOK, prompts[0], prompts[1], prompts[2]);
+    CU_ASSERT_EQUAL(pgd_test_run_cli(a, &out, NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    char *line = out;
+    for (int i = 0; i < 3; i++) {
+        char *nl = strchr(line, '\n');
+        CU_ASSERT_PTR_NOT_NULL_FATAL(nl);
+        *nl = 0;
+        /* same object except the preemption count */
+        char *p1 = strstr(line, ",\"num_preemptions\""), *p2 = single[i] ? strstr(single[i], ",\"num_preemptions\"") : NULL;
+        CU_ASSERT_PTR_NOT_NULL_FATAL(p1);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(p2);
+        *p1 = *p2 = 0;
+        CU_ASSERT_STRING_EQUAL(line, single[i]);
+        line = nl + 1;
+    }
+    free(out);
+    /* prompts file, n = 2 sampled, chunked prefill, prefix caching */
+    char *pf = pgd_test_write_temp("Once upon a time\n\nThe cat sat\n", 30, ".txt");
+    snprintf(a, sizeof a, "generate --model '%s' --tokenizer '%s' --prompts-file '%s' --max-tokens 10 --n 2 "
+             "--temperature 0.8 --output jsonl --chunked-prefill on --max-batched-tokens 16 --prefix-caching on",
+             MODEL, TOK, pf);
+    CU_ASSERT_EQUAL(pgd_test_run_cli(a, &out, NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "\"sequences\""));
+    int lines = 0;
+    for (char *c = out; c && *c; c++) lines += *c == '\n';
+    CU_ASSERT_EQUAL(lines, 2);
+    free(out);
+    remove(pf);
+    free(pf);
+    for (int i = 0; i < 3; i++) free(single[i]);
+}
+
 static CU_TestInfo tests[] = {
+    {"bad_engine_options", test_bad_engine_options},
+    {"several_prompts", test_several_prompts},
     {"missing_and_corrupt_model", test_missing_and_corrupt_model},
     {"prompt_longer_than_context", test_prompt_too_long},
     {"bad_sampling_params", test_bad_sampling_params},

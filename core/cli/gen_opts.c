@@ -1,0 +1,220 @@
+/* gen_opts.c - command-line options of `pagoda generate`: every value is
+ * checked here (numbers, choices, sizes) with a one-line error naming the
+ * option and the value, so nothing is loaded for a typo. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "gen_opts.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: pagoda generate --model PATH|random:SHAPE [--tokenizer PATH]\n"
+            "                       (--prompt TEXT)... | --prompts-file PATH\n"
+            "                       [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]\n"
+            "                       [--n N | --beam-width K] [--output text|json|jsonl] [--threads N]\n"
+            "                       [--block-size B] [--num-blocks N | --kv-memory SIZE] [--swap-blocks N]\n"
+            "                       [--max-batched-tokens N] [--max-num-seqs N] [--policy NAME]\n"
+            "                       [--kv-manager paged|orca-max|orca-pow2|orca-oracle|static]\n"
+            "                       [--preemption recompute|swap] [--chunked-prefill on|off]\n"
+            "                       [--prefix-caching on|off]\n"
+            "\n"
+            "  --model        llama2.c checkpoint, GGUF file (detected from the file), or\n"
+            "                 random:<shape> (e.g. random:stories110M) for seeded random weights\n"
+            "  --tokenizer    llama2.c tokenizer.bin (GGUF files carry their own)\n"
+            "  --prompt       repeatable; all prompts run together through the engine\n"
+            "  --prompts-file one prompt per line (blank lines are skipped), after any --prompt\n"
+            "  --max-tokens   tokens to generate per sequence (default 256)\n"
+            "  --temperature  0 = greedy (default 0); --top-k 0 and --top-p 1 disable those filters\n"
+            "  --n            parallel samples per prompt (seeds seed, seed+1, ...)\n"
+            "  --beam-width   beam search of width K (paged KV manager only)\n"
+            "  --output       text (default; streamed for one prompt), json (one object, or an array\n"
+            "                 for several prompts), jsonl (one object per prompt, in input order)\n"
+            "  --kv-memory    KV cache size, e.g. 64M or 2G (instead of --num-blocks)\n"
+            "  --policy       scheduling policy: fcfs (default), priority, sjf, mlfq\n"
+            "  --prefill-chunk N  same as --chunked-prefill on --max-batched-tokens N\n");
+}
+
+static int parse_onoff(const char *opt, const char *v, int *out) {
+    if (!strcmp(v, "on")) *out = 1;
+    else if (!strcmp(v, "off")) *out = 0;
+    else {
+        fprintf(stderr, "pagoda: %s must be 'on' or 'off' (got '%s')\n", opt, v);
+        return 0;
+    }
+    return 1;
+}
+
+static int parse_size(const char *opt, const char *v, size_t *out) {
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    double mul = 1;
+    if (*end == 'K' || *end == 'k') mul = 1024.0, end++;
+    else if (*end == 'M' || *end == 'm') mul = 1048576.0, end++;
+    else if (*end == 'G' || *end == 'g') mul = 1073741824.0, end++;
+    if (*end == 'B' || *end == 'b') end++;
+    if (errno || end == v || *end || !(x > 0) || x * mul > 1e15) {
+        fprintf(stderr, "pagoda: %s must be a positive size like 64M or 2G (got '%s')\n", opt, v);
+        return 0;
+    }
+    *out = (size_t)(x * mul);
+    return 1;
+}
+
+static int add_prompt(pgd_gen_opts *o, const char *p) {
+    char **np = realloc(o->prompts, sizeof *np * (size_t)(o->num_prompts + 1));
+    if (!np) return 0;
+    o->prompts = np;
+    if (!(np[o->num_prompts] = strdup(p))) return 0;
+    o->num_prompts++;
+    return 1;
+}
+
+static int read_prompts(pgd_gen_opts *o, const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "pagoda: --prompts-file: cannot open '%s': %s\n", path, strerror(errno));
+        return 0;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int ok = 1;
+    while (ok && (n = getline(&line, &cap, f)) >= 0) {
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+        if (n > 0) ok = add_prompt(o, line);
+    }
+    free(line);
+    fclose(f);
+    if (!ok) fprintf(stderr, "pagoda: out of memory\n");
+    return ok;
+}
+
+void pgd_gen_opts_free(pgd_gen_opts *o) {
+    for (int i = 0; i < o->num_prompts; i++) free(o->prompts[i]);
+    free(o->prompts);
+    o->prompts = NULL;
+    o->num_prompts = 0;
+}
+
+#define BAD(x) do { if (!(x)) { pgd_gen_opts_free(o); return 2; } } while (0)
+
+int pgd_gen_opts_parse(int argc, char **argv, pgd_gen_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->max_tokens = 256;
+    o->n = 1;
+    o->sampling = (pgd_sampling_params){.temperature = 0.f, .top_k = 0, .top_p = 1.f, .seed = 42};
+    o->engine.block_size = 16;
+    const char *file = NULL, *output = "text";
+    int chunk = 0, seqs_given = 0;
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'}, {"tokenizer", required_argument, 0, 'z'},
+        {"prompt", required_argument, 0, 'p'}, {"prompts-file", required_argument, 0, 'F'},
+        {"max-tokens", required_argument, 0, 'n'}, {"temperature", required_argument, 0, 't'},
+        {"top-k", required_argument, 0, 'k'}, {"top-p", required_argument, 0, 'P'},
+        {"seed", required_argument, 0, 's'}, {"output", required_argument, 0, 'o'},
+        {"threads", required_argument, 0, 'j'}, {"block-size", required_argument, 0, 'b'},
+        {"prefill-chunk", required_argument, 0, 'c'}, {"num-blocks", required_argument, 0, 'B'},
+        {"kv-memory", required_argument, 0, 'M'}, {"swap-blocks", required_argument, 0, 'S'},
+        {"max-batched-tokens", required_argument, 0, 'T'}, {"max-num-seqs", required_argument, 0, 'Q'},
+        {"policy", required_argument, 0, 'y'}, {"kv-manager", required_argument, 0, 'K'},
+        {"preemption", required_argument, 0, 'e'}, {"chunked-prefill", required_argument, 0, 'C'},
+        {"prefix-caching", required_argument, 0, 'x'}, {"n", required_argument, 0, 'N'},
+        {"beam-width", required_argument, 0, 'w'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    optind = 1;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'm': o->model = optarg; break;
+        case 'z': o->tokenizer = optarg; break;
+        case 'p': BAD(add_prompt(o, optarg)); break;
+        case 'F': file = optarg; break;
+        case 'n': BAD(pgd_cli_int("--max-tokens", optarg, 1, 1 << 24, &o->max_tokens)); break;
+        case 't': BAD(pgd_cli_float("--temperature", optarg, &o->sampling.temperature)); break;
+        case 'k': BAD(pgd_cli_int("--top-k", optarg, -(1L << 30), 1L << 30, &o->sampling.top_k)); break;
+        case 'P': BAD(pgd_cli_float("--top-p", optarg, &o->sampling.top_p)); break;
+        case 's': BAD(pgd_cli_u64("--seed", optarg, &o->sampling.seed)); break;
+        case 'o': output = optarg; break;
+        case 'j': BAD(pgd_cli_int("--threads", optarg, 0, 1024, &o->threads)); break;
+        case 'b': BAD(pgd_cli_int("--block-size", optarg, 1, 4096, &o->engine.block_size)); break;
+        case 'c': BAD(pgd_cli_int("--prefill-chunk", optarg, 1, 1 << 20, &chunk)); break;
+        case 'B': BAD(pgd_cli_int("--num-blocks", optarg, 2, 1 << 30, &o->engine.num_blocks)); break;
+        case 'M': BAD(parse_size("--kv-memory", optarg, &o->engine.kv_memory_bytes)); break;
+        case 'S': BAD(pgd_cli_int("--swap-blocks", optarg, 0, 1 << 30, &o->engine.num_host_blocks)); break;
+        case 'T': BAD(pgd_cli_int("--max-batched-tokens", optarg, 1, 1 << 24, &o->engine.max_num_batched_tokens)); break;
+        case 'Q': BAD(pgd_cli_int("--max-num-seqs", optarg, 1, 1 << 20, &o->engine.max_num_seqs)); seqs_given = 1; break;
+        case 'y': o->engine.policy = optarg; break;
+        case 'K':
+            if (pgd_kv_kind_parse(optarg, &o->engine.kv_kind) != PGD_OK) {
+                fprintf(stderr, "pagoda: --kv-manager: %s\n", pgd_last_error());
+                BAD(0);
+            }
+            break;
+        case 'e':
+            if (pgd_preempt_mode_parse(optarg, &o->engine.preemption) != PGD_OK) {
+                fprintf(stderr, "pagoda: --preemption must be 'recompute' or 'swap' (got '%s')\n", optarg);
+                BAD(0);
+            }
+            break;
+        case 'C': BAD(parse_onoff("--chunked-prefill", optarg, &o->engine.chunked_prefill)); break;
+        case 'x': BAD(parse_onoff("--prefix-caching", optarg, &o->engine.prefix_caching)); break;
+        case 'N': BAD(pgd_cli_int("--n", optarg, 1, 1024, &o->n)); break;
+        case 'w': BAD(pgd_cli_int("--beam-width", optarg, 1, 1024, &o->beam_width)); break;
+        case 'h': usage(stdout); pgd_gen_opts_free(o); return 0;
+        default: usage(stderr); pgd_gen_opts_free(o); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "pagoda generate: unexpected argument '%s'\n", argv[optind]);
+        BAD(0);
+    }
+    if (file) BAD(read_prompts(o, file));
+    if (!o->model || !o->num_prompts) {
+        fprintf(stderr, "pagoda generate: %s is required\n",
+                !o->model ? "--model" : file ? "a non-empty --prompts-file" : "--prompt");
+        usage(stderr);
+        BAD(0);
+    }
+    if (!strcmp(output, "json")) o->output = PGD_OUT_JSON;
+    else if (!strcmp(output, "jsonl")) o->output = PGD_OUT_JSONL;
+    else if (strcmp(output, "text")) {
+        fprintf(stderr, "pagoda generate: --output must be 'text', 'json' or 'jsonl' (got '%s')\n", output);
+        BAD(0);
+    }
+    if (o->engine.policy) {
+        int found = 0;
+        for (const char *const *p = pgd_policy_names(); *p; p++) found |= !strcmp(*p, o->engine.policy);
+        if (!found) {
+            fprintf(stderr, "pagoda: --policy: unknown policy '%s' (choices: fcfs, priority, sjf, mlfq)\n", o->engine.policy);
+            BAD(0);
+        }
+    }
+    if (o->n > 1 && o->beam_width > 0) {
+        fprintf(stderr, "pagoda: --n %d and --beam-width %d cannot be combined\n", o->n, o->beam_width);
+        BAD(0);
+    }
+    if (o->engine.num_blocks && o->engine.kv_memory_bytes) {
+        fprintf(stderr, "pagoda: --num-blocks and --kv-memory cannot be combined\n");
+        BAD(0);
+    }
+    if (chunk) {
+        o->engine.chunked_prefill = 1;
+        if (!o->engine.max_num_batched_tokens) o->engine.max_num_batched_tokens = chunk;
+    }
+    int budget = o->engine.max_num_batched_tokens;
+    if (!seqs_given && budget) o->engine.max_num_seqs = budget < 256 ? budget : 256;
+    if (budget && o->engine.max_num_seqs > budget) {
+        fprintf(stderr, "pagoda: --max-num-seqs %d exceeds --max-batched-tokens %d\n", o->engine.max_num_seqs, budget);
+        BAD(0);
+    }
+    /* catch nonsense sampling values before loading anything */
+    if (pgd_sampling_params_validate(&o->sampling, 1 << 30) != PGD_OK) {
+        pgd_cli_fail(NULL);
+        BAD(0);
+    }
+    return -1;
+}

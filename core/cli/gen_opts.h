@@ -1,0 +1,24 @@
+/* gen_opts.h - options of `pagoda generate`, parsed and validated before
+ * anything is loaded. */
+#ifndef PAGODA_CLI_GEN_OPTS_H
+#define PAGODA_CLI_GEN_OPTS_H
+
+#include "pagoda/engine.h"
+
+enum { PGD_OUT_TEXT = 0, PGD_OUT_JSON, PGD_OUT_JSONL };
+
+typedef struct pgd_gen_opts {
+    const char *model, *tokenizer;
+    char **prompts; /* owned copies */
+    int num_prompts;
+    int max_tokens, threads, n, beam_width, output;
+    pgd_sampling_params sampling;
+    pgd_engine_config engine;
+} pgd_gen_opts;
+
+/* Returns -1 when generation should run, else the exit code (0 after
+ * --help, 2 after a bad option: one error line naming the option). */
+int pgd_gen_opts_parse(int argc, char **argv, pgd_gen_opts *o);
+void pgd_gen_opts_free(pgd_gen_opts *o);
+
+#endif

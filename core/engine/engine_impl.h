@@ -1,0 +1,86 @@
+/* engine_impl.h - the engine's internal state, shared by engine.c (create,
+ * requests, the step), engine_seq.c (sampling, stopping, outputs) and
+ * engine_beam.c (beam search).
+ *
+ * Invariants: a live request owns exactly one scheduler group (r->group)
+ * whose sequences' `user` point at the request's live eseqs; an eseq with
+ * sseq == NULL is finished and keeps its tokens for the output. */
+#ifndef PAGODA_ENGINE_IMPL_H
+#define PAGODA_ENGINE_IMPL_H
+
+#include "pagoda/engine.h"
+
+typedef struct eseq {
+    int index;              /* output slot (parallel sampling) */
+    pgd_sched_seq *sseq;    /* NULL once finished */
+    pgd_sampler *sampler;   /* sampled requests */
+    int32_t *gen;
+    double *times;
+    int n_gen, cap;
+    double cum_logprob;
+    const char *finish_reason;
+    char *text;             /* decoded text, kept only with stop strings */
+    size_t text_len, text_cap;
+    int streamed;           /* tokens handed out by take_new_tokens */
+    int pending;            /* beam: candidates below are fresh */
+    int32_t *cand_tok;      /* beam: (2k) best next tokens */
+    float *cand_lp, *cand_logit;
+} eseq;
+
+typedef struct ereq {
+    int64_t id;
+    pgd_request_params p;   /* pointers below are the request's own copies */
+    int32_t *prompt, *stop_ids;
+    char **stop_strs;
+    int max_new, n, beam;
+    pgd_sched_group *group; /* NULL once finished */
+    eseq **seqs;            /* sampling: n slots (NULL until forked); beam: live beams */
+    int n_seqs;
+    eseq **fin;             /* beam: finished beams */
+    int n_fin, cap_fin, fin_count;
+    int finished;
+    const char *finish_reason;
+    char error[256];
+    double arrival, first_scheduled, first_token, finish;
+    pgd_seq_output *outs;
+    pgd_request_output out;
+    int64_t touched_step;
+} ereq;
+
+struct pgd_engine {
+    pgd_engine_config cfg;
+    pgd_model *model;          /* borrowed */
+    const pgd_tokenizer *tok;  /* borrowed, may be NULL */
+    const pgd_model_config *mc;
+    pgd_kv_manager *kvm;
+    pgd_kv_cache *cache;
+    pgd_scheduler *sched;
+    ereq **reqs;               /* by id; NULL once released */
+    int64_t n_reqs, cap_reqs;
+    int64_t n_live;
+    int eos, bos, stop_bos, can_fork;
+    double t0;
+    pgd_engine_stats stats;
+    /* per-step scratch */
+    int32_t *tokens, *qs, *lens, *tables, *pairs;
+    float *logits, *scratch;
+    ereq **touched;            /* requests in this step's plan */
+    size_t cap_tokens, cap_seqs, cap_tables, cap_pairs, cap_touched;
+};
+
+double pgd_engine_clock(void);
+/* Logits of a sequence that completed this step (engine_seq.c). */
+pgd_status pgd_engine_on_logits(pgd_engine *e, ereq *r, eseq *es, const float *logits);
+/* Free an eseq (not its scheduler sequence). */
+void pgd_eseq_destroy(eseq *es);
+eseq *pgd_eseq_create(int index);
+pgd_status pgd_eseq_push(eseq *es, int32_t token, double t);
+/* Stop checks for a sequence that just got `token`: a reason or NULL. */
+const char *pgd_engine_stop_reason(pgd_engine *e, ereq *r, eseq *es, int32_t token);
+/* Beam search (engine_beam.c): collect candidates / advance when all beams are ready. */
+pgd_status pgd_beam_collect(pgd_engine *e, ereq *r, eseq *es, const float *logits);
+pgd_status pgd_beam_advance(pgd_engine *e, ereq *r);
+/* Finish the request: free its group, set reasons and times. */
+void pgd_engine_finish(pgd_engine *e, ereq *r, const char *reason);
+
+#endif

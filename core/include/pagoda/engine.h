@@ -1,0 +1,127 @@
+/* engine.h - the serving engine: continuous batching of many requests over
+ * one model and a paged (or contiguous) KV cache.
+ *
+ * pgd_engine_step() runs one iteration: the scheduler plans a ragged batch
+ * (running decodes first, then swapped and waiting requests in policy
+ * order, preempting by recompute or swap when the KV cache is full), the
+ * engine runs the plan's block copies and swaps, one pgd_model_forward over
+ * the batch, samples, and updates every request. Outputs are streamed by a
+ * callback and readable at any time with pgd_engine_get_output().
+ *
+ * Determinism: each sequence has its own sampler seeded with
+ * params.sampling.seed + i for its index i among the request's n samples,
+ * so a request's tokens do not depend on the rest of the batch, on
+ * preemptions or on the memory manager (n = 4 greedy equals 1 greedy).
+ *
+ * Stopping: a sequence stops at max_tokens, when its context is full, at
+ * EOS (unless ignore_eos), at BOS for llama2.c checkpoints (as run.c), at a
+ * stop token id or when its text ends with a stop string (the stop token is
+ * kept in the output). */
+#ifndef PAGODA_ENGINE_H
+#define PAGODA_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pagoda/kv_manager.h"
+#include "pagoda/model.h"
+#include "pagoda/sampler.h"
+#include "pagoda/scheduler.h"
+#include "pagoda/tokenizer.h"
+
+typedef struct pgd_engine pgd_engine;
+
+/* Called for every generated token of a sampled (non-beam) sequence. */
+typedef void (*pgd_token_cb)(void *ctx, int64_t request, int seq_index, int32_t token, double time);
+
+typedef struct pgd_engine_config {
+    int block_size;           /* tokens per KV block; 0 = 16 */
+    int num_blocks;           /* device KV blocks incl. the null block; 0 = from kv_memory_bytes */
+    size_t kv_memory_bytes;   /* when num_blocks == 0; 0 = 256 MiB (capped at what max_num_seqs can use) */
+    int num_host_blocks;      /* swap space in blocks; 0 = as many as device blocks */
+    int max_num_batched_tokens; /* 0 = scheduler default */
+    int max_num_seqs;         /* 0 = 256 */
+    const char *policy;       /* NULL = "fcfs" */
+    pgd_kv_kind kv_kind;      /* zeroed = paged */
+    pgd_preempt_mode preemption;
+    int chunked_prefill;
+    int prefix_caching;
+    uint64_t hash_seed;
+    pgd_token_cb on_token;    /* optional */
+    void *on_token_ctx;
+} pgd_engine_config;
+
+typedef struct pgd_request_params {
+    const int32_t *prompt;    /* copied */
+    int n_prompt;
+    pgd_sampling_params sampling;
+    int max_tokens;           /* 0 = until the context is full */
+    int n;                    /* parallel samples; 0 = 1 */
+    int beam_width;           /* 0 = no beam search; k >= 1 = beam search of width k */
+    int priority;             /* lower = more urgent (priority policy) */
+    double arrival_time;      /* engine clock seconds; <= 0 = now */
+    const int32_t *stop_token_ids;
+    int n_stop_token_ids;
+    const char *const *stop_strings; /* need a tokenizer */
+    int n_stop_strings;
+    int true_output_len;      /* known output length (oracle/sjf); caps generation; 0 = unknown */
+    int ignore_eos;
+} pgd_request_params;
+
+typedef struct pgd_seq_output {
+    const int32_t *tokens;    /* generated tokens */
+    const double *token_times; /* engine clock time of each token */
+    int n_tokens;
+    double cum_logprob;       /* beam search: sum of token log-probs (score) */
+    const char *finish_reason; /* "stop", "length" or NULL while running */
+} pgd_seq_output;
+
+typedef struct pgd_request_output {
+    int64_t id;
+    int finished;
+    const char *finish_reason; /* "stop", "length", "abort", "error"; NULL while running */
+    const char *error;        /* message when finish_reason is "error" */
+    const int32_t *prompt;
+    int n_prompt;
+    int num_seqs;             /* n samples, or k beams in score order once finished */
+    const pgd_seq_output *seqs;
+    double arrival, first_scheduled, first_token, finish; /* engine clock; < 0 = not yet */
+    int num_preemptions;
+} pgd_request_output;
+
+typedef struct pgd_engine_stats {
+    int64_t steps, preemptions, tokens_computed, tokens_generated;
+    int max_batch_seqs, max_batch_tokens;
+    pgd_kv_stats kv;
+} pgd_engine_stats;
+
+/* model and tok (may be NULL) are borrowed. */
+pgd_status pgd_engine_create(const pgd_engine_config *cfg, pgd_model *model, const pgd_tokenizer *tok,
+                             pgd_engine **out);
+void pgd_engine_destroy(pgd_engine *e);
+
+/* Queue a request; *id gets its id (ids count up from 0). Impossible
+ * requests (prompt beyond the context or the whole cache, bad parameters)
+ * fail with PGD_ERR_INVALID and a message; the engine serves the rest. */
+pgd_status pgd_engine_add_request(pgd_engine *e, const pgd_request_params *p, int64_t *id);
+pgd_status pgd_engine_abort(pgd_engine *e, int64_t id);
+/* One iteration. *num_finished (may be NULL) gets how many requests finished. */
+pgd_status pgd_engine_step(pgd_engine *e, int *num_finished);
+int pgd_engine_has_unfinished(const pgd_engine *e);
+/* Run steps until every request has finished. */
+pgd_status pgd_engine_run(pgd_engine *e);
+
+/* Snapshot of a request (valid until the next step, abort or release). */
+pgd_status pgd_engine_get_output(pgd_engine *e, int64_t id, const pgd_request_output **out);
+/* Pull streaming: tokens of sequence seq_index generated since the last
+ * call for it; returns their count (pointers borrowed like get_output). */
+int pgd_engine_take_new_tokens(pgd_engine *e, int64_t id, int seq_index, const int32_t **tokens,
+                               const double **times);
+/* Forget a finished request's output. */
+void pgd_engine_release(pgd_engine *e, int64_t id);
+
+void pgd_engine_get_stats(const pgd_engine *e, pgd_engine_stats *out);
+double pgd_engine_now(const pgd_engine *e);
+const pgd_engine_config *pgd_engine_get_config(const pgd_engine *e);
+
+#endif

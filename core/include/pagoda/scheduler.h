@@ -1,0 +1,165 @@
+/* scheduler.h - iteration-level scheduler over a KV manager (continuous
+ * batching with a pluggable policy, vLLM-style).
+ *
+ * A request is a sequence group: one or more sequences (parallel samples,
+ * beams) sharing a prompt. Each sequence holds its tokens (prompt, then
+ * generated ones) and how many of them already have K/V in the cache
+ * (`computed`). What a step computes for a sequence is always
+ * tokens[computed .. len-1]: a prefill (or a chunk of it), one decode token,
+ * or after a recompute preemption its whole token list again. A sequence
+ * whose computed count reaches len in a step gets logits to sample from.
+ *
+ * pgd_scheduler_step() fills a plan: the scheduled sequences with their new
+ * tokens and block tables, and an ORDERED list of block operations (swap
+ * out, copy-on-write copies, swap in) that the caller must run in order
+ * before the forward pass, plus the groups preempted or dropped this step.
+ *
+ * Invariants kept by every step: at most max_num_batched_tokens new tokens
+ * and at most max_num_seqs sequences in a plan; running groups are served
+ * first (decodes are 1 token each, a running prefill takes its next chunk),
+ * then swapped groups (swapped back in before any new admission), then
+ * waiting groups in policy order; a group is admitted, preempted, swapped
+ * and freed as a whole. With chunked prefill off a prompt is scheduled
+ * whole or not at all. With the STATIC manager kind new groups are only
+ * admitted when nothing is running (request-level static batching).
+ *
+ * The group/sequence structs are shared with the engine and the policies;
+ * callers treat them as read-only and change them only through the
+ * functions below. Pointers stay valid until the group is removed. */
+#ifndef PAGODA_SCHEDULER_H
+#define PAGODA_SCHEDULER_H
+
+#include <stdint.h>
+
+#include "pagoda/kv_manager.h"
+#include "pagoda/status.h"
+
+typedef struct pgd_scheduler pgd_scheduler;
+
+typedef enum pgd_preempt_mode { PGD_PREEMPT_RECOMPUTE = 0, PGD_PREEMPT_SWAP } pgd_preempt_mode;
+
+typedef enum pgd_sched_state {
+    PGD_SCHED_WAITING = 0,
+    PGD_SCHED_RUNNING,
+    PGD_SCHED_SWAPPED,
+    PGD_SCHED_DONE,
+} pgd_sched_state;
+
+typedef struct pgd_sched_config {
+    int max_num_batched_tokens; /* 0 = max(max_seq_len, 2048), or 512 with chunked prefill */
+    int max_num_seqs;           /* 0 = 256 */
+    const char *policy;         /* NULL = "fcfs" */
+    pgd_preempt_mode preemption;
+    int chunked_prefill;
+    int max_seq_len;            /* the model's context (> 0) */
+} pgd_sched_config;
+
+typedef struct pgd_sched_seq {
+    int64_t id;         /* KV manager sequence id (unique within the scheduler) */
+    int32_t *tokens;    /* prompt then generated tokens */
+    int len, cap;
+    int computed;       /* tokens[0..computed-1] have K/V (or are scheduled this step) */
+    int in_kv;          /* registered with the KV manager */
+    void *user;         /* the caller's per-sequence data */
+} pgd_sched_seq;
+
+typedef struct pgd_sched_group {
+    int64_t id;           /* request id */
+    double arrival;
+    int priority;         /* lower value = served first (priority policy) */
+    int prompt_len;
+    int max_total_len;    /* most tokens one sequence ever holds in the KV cache */
+    int true_output_len;  /* known true output length, <= 0 if unknown */
+    int max_seqs;         /* sequences it may grow to (n or beam width) */
+    int num_seqs;
+    pgd_sched_seq **seqs; /* (max_seqs) */
+    pgd_sched_state state;
+    int num_preemptions;
+    int64_t order;        /* admission order, tie-breaker for policies */
+    int level, quantum_used; /* policy scratch (MLFQ) */
+    int scheduled_step;   /* last step it was in a plan (internal) */
+    int preempted_step;   /* last step it was preempted (internal) */
+    char error[192];      /* why it was dropped, if it was */
+    void *user;           /* the caller's per-request data */
+} pgd_sched_group;
+
+typedef struct pgd_sched_request {
+    int64_t id;
+    const int32_t *prompt;
+    int n_prompt;
+    int max_new_tokens;   /* tokens a sequence may generate (stop included) */
+    int true_output_len;  /* <= 0: unknown */
+    int priority;
+    double arrival;
+    int num_seqs;         /* sequences created now (1, or n without fork support) */
+    int max_seqs;         /* sequences it may grow to (>= num_seqs) */
+    void *user;
+} pgd_sched_request;
+
+typedef enum pgd_sched_op_kind { PGD_OP_SWAP_OUT = 0, PGD_OP_COPY, PGD_OP_SWAP_IN } pgd_sched_op_kind;
+
+typedef struct pgd_sched_op {
+    int kind; /* pgd_sched_op_kind */
+    int32_t src, dst;
+} pgd_sched_op;
+
+typedef struct pgd_sched_item {
+    pgd_sched_group *group;
+    pgd_sched_seq *seq;
+    int start;            /* position of the first new token (computed before this step) */
+    int num_new_tokens;   /* tokens seq->tokens[start .. start+n-1] */
+    int sample;           /* 1: the sequence is complete after this step, sample from its logits */
+    const int32_t *block_table; /* borrowed until the next step */
+    int n_blocks;
+} pgd_sched_item;
+
+typedef struct pgd_sched_plan {
+    int num_items, num_tokens;
+    pgd_sched_item *items;
+    int num_ops;
+    pgd_sched_op *ops;           /* run in order before the forward pass */
+    int num_preempted;
+    pgd_sched_group **preempted; /* preempted this step (recompute or swap) */
+    int num_dropped;
+    pgd_sched_group **dropped;   /* can never run (reason in group->error); removed by the caller */
+    int num_swapped_in, num_admitted;
+} pgd_sched_plan;
+
+/* kv is borrowed and must outlive the scheduler. */
+pgd_status pgd_scheduler_create(const pgd_sched_config *cfg, pgd_kv_manager *kv,
+                                pgd_scheduler **out);
+void pgd_scheduler_destroy(pgd_scheduler *s);
+const pgd_sched_config *pgd_scheduler_config(const pgd_scheduler *s);
+
+/* Queue a request as a waiting group. PGD_ERR_INVALID with a message when
+ * it could never run (prompt beyond the context or the cache, too many
+ * sequences for max_num_seqs, a prompt over the token budget with chunked
+ * prefill off). */
+pgd_status pgd_scheduler_add(pgd_scheduler *s, const pgd_sched_request *r, pgd_sched_group **out);
+
+/* Plan the next step. The plan is owned by the scheduler and valid until
+ * the next call. */
+pgd_status pgd_scheduler_step(pgd_scheduler *s, const pgd_sched_plan **plan);
+
+/* After sampling: append a generated token to a sequence. */
+pgd_status pgd_scheduler_append(pgd_scheduler *s, pgd_sched_seq *seq, int32_t token);
+/* Fork a new sequence sharing `parent`'s tokens and K/V (beam search,
+ * parallel sampling). Needs a running group with room (max_seqs). */
+pgd_status pgd_scheduler_fork(pgd_scheduler *s, pgd_sched_group *g, pgd_sched_seq *parent,
+                              pgd_sched_seq **child);
+/* Finish one sequence of a group: its blocks are freed. */
+void pgd_scheduler_free_seq(pgd_scheduler *s, pgd_sched_group *g, pgd_sched_seq *seq);
+/* Remove a group (finished or aborted) from every queue and free it. */
+void pgd_scheduler_remove(pgd_scheduler *s, pgd_sched_group *g);
+
+int pgd_scheduler_num_waiting(const pgd_scheduler *s);
+int pgd_scheduler_num_running(const pgd_scheduler *s);
+int pgd_scheduler_num_swapped(const pgd_scheduler *s);
+int pgd_scheduler_has_unfinished(const pgd_scheduler *s);
+int64_t pgd_scheduler_total_preemptions(const pgd_scheduler *s);
+
+/* Registered policy names, NULL-terminated. */
+const char *const *pgd_policy_names(void);
+pgd_status pgd_preempt_mode_parse(const char *name, pgd_preempt_mode *out);
+
+#endif

@@ -1,0 +1,395 @@
+/* test_engine.c - the serving engine with the real stories260K model:
+ *  - batch invariance: the golden prompts give exactly their golden tokens
+ *    when served with 32 filler requests of mixed lengths arriving over
+ *    time under a KV budget small enough to force preemption (recompute and
+ *    swap, chunked prefill on/off, prefix caching on/off, every policy,
+ *    every memory manager; each varied from a base configuration);
+ *  - parallel sampling: n = 4 greedy equals greedy; sampled outputs at a
+ *    fixed seed are identical across runs and batch compositions;
+ *  - beam search: width 1 equals greedy, width 3 gives 3 beams in score order;
+ *  - prefix caching: a shared long prefix hits the cache, same tokens;
+ *  - impossible requests are rejected with a reason, the rest finish. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pagoda/engine.h"
+#include "test_util.h"
+
+#define MODEL "models/stories260K/stories260K.bin"
+#define TOKENIZER "models/stories260K/tok512.bin"
+#define GOLDEN "golden/stories260K_greedy.jsonl"
+
+typedef struct golden {
+    int np, ng;
+    int32_t ptoks[64];
+    int32_t gtoks[1024];
+} golden;
+
+static golden G[8];
+static int NG;
+static pgd_backend *BE;
+static pgd_model *M;
+static pgd_tokenizer *TOK;
+
+static int suite_init(void) {
+    FILE *f = fopen(pgd_test_data(GOLDEN), "r");
+    if (!f) return -1;
+    static char line[65536];
+    while (NG < 8 && fgets(line, sizeof line, f)) {
+        json_error_t err;
+        json_t *o = json_loads(line, 0, &err);
+        if (!o) break;
+        golden *g = &G[NG++];
+        json_t *pt = json_object_get(o, "prompt_tokens"), *gt = json_object_get(o, "greedy_new_tokens");
+        g->np = (int)json_array_size(pt);
+        g->ng = (int)json_array_size(gt);
+        if (g->np > 64 || g->ng > 1024) NG--;
+        for (int i = 0; i < g->np && i < 64; i++) g->ptoks[i] = (int32_t)json_integer_value(json_array_get(pt, i));
+        for (int i = 0; i < g->ng && i < 1024; i++) g->gtoks[i] = (int32_t)json_integer_value(json_array_get(gt, i));
+        json_decref(o);
+    }
+    fclose(f);
+    pgd_backend_config bc = {.name = "cpu", .num_threads = 0};
+    if (NG == 0 || pgd_backend_create(&bc, &BE) != PGD_OK) return -1;
+    if (pgd_model_load(pgd_test_data(MODEL), NULL, BE, &M) != PGD_OK) return -1;
+    return pgd_tokenizer_load_llama2c(pgd_test_data(TOKENIZER), 512, &TOK) == PGD_OK ? 0 : -1;
+}
+
+static int suite_clean(void) {
+    pgd_tokenizer_destroy(TOK);
+    pgd_model_destroy(M);
+    pgd_backend_destroy(BE);
+    return 0;
+}
+
+static int same_tokens(const pgd_seq_output *s, const int32_t *want, int n) {
+    if (s->n_tokens != n) return 0;
+    return !memcmp(s->tokens, want, sizeof(int32_t) * (size_t)n);
+}
+
+enum { NFILL = 32 };
+
+static pgd_request_params filler(int i, int32_t *buf) {
+    int np = 3 + (i * 37) % 60;
+    buf[0] = 1;
+    for (int k = 1; k < np; k++) buf[k] = 260 + (i * 31 + k * 17) % 240;
+    int mt = 4 + (i * 13) % 40;
+    return (pgd_request_params){.prompt = buf, .n_prompt = np, .max_tokens = mt, .true_output_len = mt,
+                                .priority = i % 3, .ignore_eos = 1};
+}
+
+/* Goldens + fillers arriving over time; returns the preemption count. */
+static long run_mix(pgd_engine_config cfg, const char *what) {
+    pgd_engine *e = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_engine_create(&cfg, M, TOK, &e), PGD_OK);
+    int64_t gid[8];
+    int32_t buf[128];
+    int nf = 0;
+    for (; nf < 10; nf++) {
+        pgd_request_params p = filler(nf, buf);
+        CU_ASSERT_EQUAL_FATAL(pgd_engine_add_request(e, &p, NULL), PGD_OK);
+    }
+    for (int s = 0; s < 3; s++) CU_ASSERT_EQUAL_FATAL(pgd_engine_step(e, NULL), PGD_OK);
+    for (int g = 0; g < NG; g++) {
+        pgd_request_params p = {.prompt = G[g].ptoks, .n_prompt = G[g].np, .max_tokens = G[g].ng,
+                                .true_output_len = G[g].ng, .priority = 1};
+        CU_ASSERT_EQUAL_FATAL(pgd_engine_add_request(e, &p, &gid[g]), PGD_OK);
+    }
+    while (pgd_engine_has_unfinished(e)) {
+        if (nf < NFILL) {
+            pgd_request_params p = filler(nf++, buf);
+            CU_ASSERT_EQUAL_FATAL(pgd_engine_add_request(e, &p, NULL), PGD_OK);
+        }
+        pgd_status st = pgd_engine_step(e, NULL);
+        if (st != PGD_OK) fprintf(stderr, "%s: %s\n", what, pgd_last_error());
+        CU_ASSERT_EQUAL_FATAL(st, PGD_OK);
+    }
+    for (int g = 0; g < NG; g++) {
+        const pgd_request_output *o = NULL;
+        CU_ASSERT_EQUAL_FATAL(pgd_engine_get_output(e, gid[g], &o), PGD_OK);
+        CU_ASSERT(o->finished && o->num_seqs == 1);
+        int ok = o->num_seqs == 1 && same_tokens(&o->seqs[0], G[g].gtoks, G[g].ng);
+        if (!ok) fprintf(stderr, "\n%s: golden %d differs (%d tokens, reason %s %s)\n", what, g,
+                         o->num_seqs ? o->seqs[0].n_tokens : -1, o->finish_reason, o->error ? o->error : "");
+        CU_ASSERT(ok);
+    }
+    for (int64_t i = 0; i < NFILL + NG; i++) { /* every request finished without error */
+        const pgd_request_output *o = NULL;
+        CU_ASSERT_EQUAL(pgd_engine_get_output(e, i, &o), PGD_OK);
+        CU_ASSERT(o && o->finished && !o->error);
+    }
+    pgd_engine_stats st;
+    pgd_engine_get_stats(e, &st);
+    if (cfg.kv_kind == PGD_KV_PAGED) CU_ASSERT(st.max_batch_seqs >= 4); /* a shared batch */
+    CU_ASSERT_EQUAL(st.kv.num_seqs, 0);
+    CU_ASSERT_EQUAL(st.kv.used_blocks, 0);
+    fprintf(stderr, "[%s: %lld steps, %lld preemptions] ", what, (long long)st.steps, (long long)st.preemptions);
+    pgd_engine_destroy(e);
+    return (long)st.preemptions;
+}
+
+static pgd_engine_config base_cfg(void) {
+    return (pgd_engine_config){.block_size = 16, .num_blocks = 40, .max_num_batched_tokens = 512,
+                               .max_num_seqs = 16, .num_host_blocks = 128};
+}
+
+static void test_invariance_preemption(void) {
+    pgd_engine_config c = base_cfg();
+    CU_ASSERT(run_mix(c, "recompute") > 0);
+    c.preemption = PGD_PREEMPT_SWAP;
+    CU_ASSERT(run_mix(c, "swap") > 0);
+}
+
+static void test_invariance_chunked(void) {
+    pgd_engine_config c = base_cfg();
+    c.chunked_prefill = 1;
+    c.max_num_batched_tokens = 24;
+    CU_ASSERT(run_mix(c, "chunked+recompute") > 0);
+    c.preemption = PGD_PREEMPT_SWAP;
+    c.block_size = 8;
+    c.num_blocks = 80;
+    CU_ASSERT(run_mix(c, "chunked+swap+bs8") > 0);
+}
+
+static void test_invariance_prefix_caching(void) {
+    pgd_engine_config c = base_cfg();
+    c.prefix_caching = 1;
+    CU_ASSERT(run_mix(c, "prefix+recompute") > 0);
+    c.preemption = PGD_PREEMPT_SWAP;
+    c.chunked_prefill = 1;
+    c.max_num_batched_tokens = 32;
+    CU_ASSERT(run_mix(c, "prefix+swap+chunked") > 0);
+}
+
+static void test_invariance_policies(void) {
+    const char *pols[] = {"fcfs", "priority", "sjf", "mlfq"};
+    for (int i = 0; i < 4; i++) {
+        pgd_engine_config c = base_cfg();
+        c.policy = pols[i];
+        c.preemption = i % 2 ? PGD_PREEMPT_SWAP : PGD_PREEMPT_RECOMPUTE;
+        CU_ASSERT(run_mix(c, pols[i]) > 0);
+    }
+}
+
+static void test_invariance_managers(void) {
+    const pgd_kv_kind kinds[] = {PGD_KV_ORCA_MAX, PGD_KV_ORCA_POW2, PGD_KV_ORCA_ORACLE, PGD_KV_STATIC};
+    for (int i = 0; i < 4; i++) {
+        pgd_engine_config c = base_cfg();
+        c.kv_kind = kinds[i];
+        c.num_blocks = 72; /* one max-length (512-token) reservation fits, two do not */
+        c.chunked_prefill = i % 2;
+        c.max_num_batched_tokens = i % 2 ? 64 : 512;
+        run_mix(c, pgd_kv_kind_name(kinds[i]));
+    }
+}
+
+/* The whole matrix: preemption x chunked prefill x prefix caching x policy
+ * on the paged manager, and policy x chunked prefill on each contiguous one. */
+static void test_invariance_matrix(void) {
+    const char *pols[] = {"fcfs", "priority", "sjf", "mlfq"};
+    char what[128];
+    long pre = 0;
+    for (int m = 0; m < 16; m++)
+        for (int pi = 0; pi < 4; pi++) {
+            pgd_engine_config c = base_cfg();
+            c.policy = pols[pi];
+            c.preemption = m & 1 ? PGD_PREEMPT_SWAP : PGD_PREEMPT_RECOMPUTE;
+            c.chunked_prefill = (m >> 1) & 1;
+            if (c.chunked_prefill) c.max_num_batched_tokens = 48;
+            if (m < 8) {
+                c.prefix_caching = (m >> 2) & 1;
+            } else {
+                const pgd_kv_kind kinds[] = {PGD_KV_ORCA_MAX, PGD_KV_ORCA_POW2, PGD_KV_ORCA_ORACLE, PGD_KV_STATIC};
+                if (m & 1) continue; /* preemption mode does not apply to reservations */
+                c.kv_kind = kinds[(m - 8) >> 1 & 3];
+                c.chunked_prefill = m & 2 ? 1 : 0;
+                c.num_blocks = 72;
+            }
+            snprintf(what, sizeof what, "%s/%s/%s/chunked=%d/prefix=%d", pgd_kv_kind_name(c.kv_kind), pols[pi],
+                     c.preemption ? "swap" : "recompute", c.chunked_prefill, c.prefix_caching);
+            long p = run_mix(c, what);
+            if (c.kv_kind == PGD_KV_PAGED) {
+                CU_ASSERT(p > 0);
+                pre += p;
+            }
+        }
+    CU_ASSERT(pre > 0);
+}
+
+/* One request alone; returns its output in caller buffers. */
+static void run_one(const pgd_engine_config *cfg, const pgd_request_params *p, int with_fillers,
+                    int32_t out[4][1024], int *nout, int *nseq, double *scores) {
+    pgd_engine *e = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_engine_create(cfg, M, TOK, &e), PGD_OK);
+    int32_t buf[128];
+    for (int i = 0; i < with_fillers; i++) {
+        pgd_request_params f = filler(i, buf);
+        CU_ASSERT_EQUAL_FATAL(pgd_engine_add_request(e, &f, NULL), PGD_OK);
+    }
+    int64_t id;
+    CU_ASSERT_EQUAL_FATAL(pgd_engine_add_request(e, p, &id), PGD_OK);
+    CU_ASSERT_EQUAL_FATAL(pgd_engine_run(e), PGD_OK);
+    const pgd_request_output *o = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_engine_get_output(e, id, &o), PGD_OK);
+    CU_ASSERT(o->finished);
+    *nseq = o->num_seqs;
+    for (int k = 0; k < o->num_seqs && k < 4; k++) {
+        nout[k] = o->seqs[k].n_tokens;
+        memcpy(out[k], o->seqs[k].tokens, sizeof(int32_t) * (size_t)nout[k]);
+        if (scores) scores[k] = o->seqs[k].cum_logprob;
+    }
+    pgd_engine_destroy(e);
+}
+
+static void test_parallel_sampling(void) {
+    static int32_t out[4][1024], out2[4][1024];
+    int n[4], n2[4], ns, ns2;
+    pgd_engine_config c = base_cfg();
+    c.num_blocks = 120;
+    pgd_request_params p = {.prompt = G[0].ptoks, .n_prompt = G[0].np, .max_tokens = G[0].ng, .n = 4};
+    run_one(&c, &p, 0, out, n, &ns, NULL);
+    CU_ASSERT_EQUAL(ns, 4);
+    for (int k = 0; k < ns; k++) {
+        CU_ASSERT_EQUAL(n[k], G[0].ng);
+        CU_ASSERT(!memcmp(out[k], G[0].gtoks, sizeof(int32_t) * (size_t)G[0].ng));
+    }
+    /* sampled: same seed, same tokens alone and in a preempting crowd */
+    p.sampling = (pgd_sampling_params){.temperature = 0.9f, .top_k = 40, .top_p = 0.9f, .seed = 7};
+    p.max_tokens = 60;
+    run_one(&c, &p, 0, out, n, &ns, NULL);
+    c.num_blocks = 30;
+    c.preemption = PGD_PREEMPT_SWAP;
+    run_one(&c, &p, 20, out2, n2, &ns2, NULL);
+    CU_ASSERT_EQUAL(ns, 4);
+    CU_ASSERT_EQUAL(ns2, 4);
+    int differ = 0;
+    for (int k = 0; k < 4 && k < ns && k < ns2; k++) {
+        CU_ASSERT_EQUAL(n[k], n2[k]);
+        CU_ASSERT(!memcmp(out[k], out2[k], sizeof(int32_t) * (size_t)n[k]));
+        differ |= k > 0 && (n[k] != n[0] || memcmp(out[k], out[0], sizeof(int32_t) * (size_t)n[0]));
+    }
+    CU_ASSERT(differ); /* the samples use different seeds */
+}
+
+static void test_beam_search(void) {
+    static int32_t out[4][1024];
+    int n[4], ns;
+    double sc[4];
+    pgd_engine_config c = base_cfg();
+    c.num_blocks = 120;
+    pgd_request_params p = {.prompt = G[0].ptoks, .n_prompt = G[0].np, .max_tokens = G[0].ng, .beam_width = 1};
+    run_one(&c, &p, 0, out, n, &ns, sc);
+    CU_ASSERT_EQUAL(ns, 1);
+    CU_ASSERT_EQUAL(n[0], G[0].ng);
+    CU_ASSERT(!memcmp(out[0], G[0].gtoks, sizeof(int32_t) * (size_t)G[0].ng));
+    p.beam_width = 3;
+    p.max_tokens = 40;
+    run_one(&c, &p, 0, out, n, &ns, sc);
+    CU_ASSERT_EQUAL(ns, 3);
+    for (int k = 1; k < ns; k++) CU_ASSERT(sc[k] <= sc[k - 1]);
+    CU_ASSERT(sc[0] < 0);
+    /* with swapping and a crowd the beams are the same */
+    static int32_t out2[4][1024];
+    int n2[4], ns2;
+    double sc2[4];
+    c.num_blocks = 30;
+    c.preemption = PGD_PREEMPT_SWAP;
+    run_one(&c, &p, 12, out2, n2, &ns2, sc2);
+    CU_ASSERT_EQUAL(ns2, ns);
+    for (int k = 0; k < ns && k < ns2; k++) {
+        CU_ASSERT_EQUAL(n[k], n2[k]);
+        CU_ASSERT(!memcmp(out[k], out2[k], sizeof(int32_t) * (size_t)n[k]));
+    }
+}
+
+static void prefix_run(int caching, int32_t out[6][64], double *hit_rate) {
+    pgd_engine_config c = base_cfg();
+    c.num_blocks = 200;
+    c.prefix_caching = caching;
+    pgd_engine *e = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_engine_create(&c, M, TOK, &e), PGD_OK);
+    int32_t prompt[200];
+    prompt[0] = 1;
+    for (int k = 1; k < 160; k++) prompt[k] = 260 + (k * 7) % 200; /* 160-token shared prefix */
+    for (int r = 0; r < 6; r++) {
+        for (int k = 0; k < 5; k++) prompt[160 + k] = 300 + r * 11 + k;
+        pgd_request_params p = {.prompt = prompt, .n_prompt = 165, .max_tokens = 20, .ignore_eos = 1};
+        CU_ASSERT_EQUAL_FATAL(pgd_engine_add_request(e, &p, NULL), PGD_OK);
+        CU_ASSERT_EQUAL_FATAL(pgd_engine_step(e, NULL), PGD_OK); /* later ones find the earlier blocks */
+    }
+    CU_ASSERT_EQUAL_FATAL(pgd_engine_run(e), PGD_OK);
+    for (int r = 0; r < 6; r++) {
+        const pgd_request_output *o = NULL;
+        CU_ASSERT_EQUAL_FATAL(pgd_engine_get_output(e, r, &o), PGD_OK);
+        CU_ASSERT_EQUAL_FATAL(o->seqs[0].n_tokens, 20);
+        memcpy(out[r], o->seqs[0].tokens, sizeof(int32_t) * 20);
+    }
+    pgd_engine_stats st;
+    pgd_engine_get_stats(e, &st);
+    *hit_rate = st.kv.prefix_queries ? (double)st.kv.prefix_hits / (double)st.kv.prefix_queries : 0;
+    fprintf(stderr, "[prefix caching %s: hit rate %.2f (%lld/%lld)] ", caching ? "on" : "off", *hit_rate,
+            (long long)st.kv.prefix_hits, (long long)st.kv.prefix_queries);
+    pgd_engine_destroy(e);
+}
+
+static void test_prefix_caching(void) {
+    static int32_t a[6][64], b[6][64];
+    double ha, hb;
+    prefix_run(0, a, &ha);
+    prefix_run(1, b, &hb);
+    CU_ASSERT(hb > 0.5);
+    CU_ASSERT(!memcmp(a, b, sizeof a));
+}
+
+static void test_impossible_requests(void) {
+    pgd_engine_config c = base_cfg(); /* 39 usable blocks of 16 = 624 slots > context 512 */
+    c.num_blocks = 20;                /* 19 blocks = 304 tokens */
+    pgd_engine *e = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_engine_create(&c, M, TOK, &e), PGD_OK);
+    static int32_t big[600];
+    for (int i = 0; i < 600; i++) big[i] = 260 + i % 200;
+    pgd_request_params p = {.prompt = big, .n_prompt = 600, .max_tokens = 5};
+    CU_ASSERT_EQUAL(pgd_engine_add_request(e, &p, NULL), PGD_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "context"));
+    p.n_prompt = 400; /* fits the context, not the cache */
+    CU_ASSERT_EQUAL(pgd_engine_add_request(e, &p, NULL), PGD_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "blocks"));
+    p.n_prompt = 290; /* fits the cache, but cannot grow to 290 + 40 tokens */
+    p.max_tokens = 40;
+    p.ignore_eos = 1;
+    int64_t grow_id, ok_id;
+    CU_ASSERT_EQUAL_FATAL(pgd_engine_add_request(e, &p, &grow_id), PGD_OK);
+    pgd_request_params g = {.prompt = G[0].ptoks, .n_prompt = G[0].np, .max_tokens = 30};
+    CU_ASSERT_EQUAL_FATAL(pgd_engine_add_request(e, &g, &ok_id), PGD_OK);
+    CU_ASSERT_EQUAL_FATAL(pgd_engine_run(e), PGD_OK);
+    const pgd_request_output *o = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_engine_get_output(e, grow_id, &o), PGD_OK);
+    CU_ASSERT_STRING_EQUAL(o->finish_reason, "error");
+    CU_ASSERT_PTR_NOT_NULL(o->error && strstr(o->error, "blocks"));
+    CU_ASSERT_EQUAL_FATAL(pgd_engine_get_output(e, ok_id, &o), PGD_OK);
+    CU_ASSERT(same_tokens(&o->seqs[0], G[0].gtoks, 30));
+    pgd_engine_destroy(e);
+}
+
+static CU_TestInfo tests[] = {
+    {"batch_invariance_recompute_and_swap", test_invariance_preemption},
+    {"batch_invariance_chunked_prefill", test_invariance_chunked},
+    {"batch_invariance_prefix_caching", test_invariance_prefix_caching},
+    {"batch_invariance_policies", test_invariance_policies},
+    {"batch_invariance_memory_managers", test_invariance_managers},
+    {"batch_invariance_full_matrix", test_invariance_matrix},
+    {"parallel_sampling", test_parallel_sampling},
+    {"beam_search", test_beam_search},
+    {"prefix_caching_hits", test_prefix_caching},
+    {"impossible_requests", test_impossible_requests},
+    CU_TEST_INFO_NULL,
+};
+
+static CU_SuiteInfo suites[] = {
+    {.pName = "engine", .pInitFunc = suite_init, .pCleanupFunc = suite_clean, .pTests = tests},
+    CU_SUITE_INFO_NULL,
+};
+
+int main(void) { return pgd_test_main(suites); }

@@ -1,0 +1,321 @@
+/* test_scheduler.c - the scheduler with the real KV managers and a mock
+ * forward pass (no model): randomized runs with requests arriving over
+ * time, for every policy x preemption mode x chunked prefill x manager
+ * kind, checking after every step that
+ *  - the token budget and max_num_seqs hold, items compute exactly the
+ *    tokens after each sequence's computed prefix, block tables cover them;
+ *  - a simulated KV memory (token ids written per slot, with the plan's
+ *    copies and swaps applied in order) holds every scheduled sequence's
+ *    whole context: so CoW, swap out/in and prefix-cache hits return the
+ *    right data ("swapped sequences return intact");
+ *  - pgd_kv_check passes (ref counts, free lists);
+ * and at the end that every request finished exactly once and every block
+ * is free again. Plus small deterministic cases for policies and limits. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pagoda/scheduler.h"
+#include "test_util.h"
+
+enum { BS = 8, NBLK = 48, NHOST = 96, CTX = 128, MAXSEQS = 8, NREQ = 400 };
+
+typedef struct mreq {
+    int out_len, n, done, dropped;
+    int gen[4];
+    pgd_sched_group *g;
+} mreq;
+
+static uint64_t rng_state;
+static uint32_t rnd(void) {
+    rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (uint32_t)(rng_state >> 33);
+}
+
+static int32_t dev[NBLK][BS], host[NHOST][BS];
+static long n_ops[3], n_hits;
+
+static int seq_slot(const pgd_sched_seq *q) { return (int)(intptr_t)q->user; }
+
+/* One randomized run; returns the number of preemptions seen. */
+static long run_random(pgd_kv_kind kind, int prefix, const char *policy, pgd_preempt_mode mode,
+                       int chunked, uint64_t seed) {
+    rng_state = seed;
+    pgd_kv_manager_config kc = {.kind = kind, .block_size = BS, .num_blocks = NBLK, .num_host_blocks = NHOST,
+                                .max_seq_len = CTX, .prefix_caching = prefix};
+    pgd_kv_manager *kv = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_kv_manager_create(&kc, &kv), PGD_OK);
+    pgd_sched_config sc = {.max_num_batched_tokens = chunked ? 40 : CTX, .max_num_seqs = MAXSEQS,
+                           .policy = policy, .preemption = mode, .chunked_prefill = chunked, .max_seq_len = CTX};
+    pgd_scheduler *s = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_scheduler_create(&sc, kv, &s), PGD_OK);
+    int free0 = pgd_kv_free_blocks(kv);
+    static mreq R[NREQ];
+    memset(R, 0, sizeof R);
+    memset(dev, 0xff, sizeof dev);
+    int added = 0, finished = 0, step = 0, bad = 0;
+    long tokens = 0;
+    int32_t prompt[CTX];
+    while ((added < NREQ || finished < added) && step < 30000 && !bad) {
+        /* arrivals: a few per step early on */
+        int arrivals = added < NREQ && rnd() % 4 == 0 ? 1 + (int)(rnd() % 2) * (step % 50 < 5) * 3 : 0;
+        for (int a = 0; a < arrivals && added < NREQ; a++) {
+            mreq *m = &R[added];
+            int np = 1 + (int)(rnd() % 60), shared = (int)(rnd() % 4) * 8;
+            for (int i = 0; i < np; i++) prompt[i] = i < shared ? 1000 + i : (int32_t)(rnd() % 500);
+            int max_new = 1 + (int)(rnd() % 50);
+            if (np + max_new > CTX) max_new = CTX - np + 1;
+            m->out_len = 1 + (int)(rnd() % (unsigned)max_new);
+            m->n = kind == PGD_KV_PAGED && rnd() % 5 == 0 ? 2 : 1;
+            pgd_sched_request r = {.id = added, .prompt = prompt, .n_prompt = np, .max_new_tokens = max_new,
+                                   .true_output_len = m->out_len, .priority = (int)(rnd() % 3),
+                                   .arrival = step, .num_seqs = 1, .max_seqs = m->n};
+            CU_ASSERT_EQUAL_FATAL(pgd_scheduler_add(s, &r, &m->g), PGD_OK);
+            m->g->seqs[0]->user = (void *)(intptr_t)0;
+            added++;
+        }
+        /* occasional abort */
+        if (step % 97 == 50) {
+            int i = (int)(rnd() % (unsigned)(added ? added : 1));
+            if (i < added && !R[i].done) {
+                pgd_scheduler_remove(s, R[i].g);
+                R[i].done = 1;
+                finished++;
+            }
+        }
+        int running_before = pgd_scheduler_num_running(s);
+        const pgd_sched_plan *p = NULL;
+        pgd_status st = pgd_scheduler_step(s, &p);
+        CU_ASSERT_EQUAL_FATAL(st, PGD_OK);
+        step++;
+        if (kind == PGD_KV_STATIC && p->num_admitted > 0 && running_before > 0) bad = 1;
+        if (p->num_tokens > sc.max_num_batched_tokens || p->num_items > MAXSEQS) bad = 2;
+        for (int i = 0; i < p->num_dropped; i++) {
+            mreq *m = &R[p->dropped[i]->id];
+            m->done = m->dropped = 1;
+            finished++;
+            pgd_scheduler_remove(s, p->dropped[i]);
+        }
+        /* apply the ops in order, then write the new tokens */
+        for (int i = 0; i < p->num_ops; i++) {
+            const pgd_sched_op *o = &p->ops[i];
+            n_ops[o->kind]++;
+            if (o->kind == PGD_OP_COPY) memcpy(dev[o->dst], dev[o->src], sizeof dev[0]);
+            else if (o->kind == PGD_OP_SWAP_OUT) memcpy(host[o->dst], dev[o->src], sizeof dev[0]);
+            else memcpy(dev[o->dst], host[o->src], sizeof dev[0]);
+        }
+        int sum = 0;
+        for (int i = 0; i < p->num_items; i++) {
+            const pgd_sched_item *it = &p->items[i];
+            sum += it->num_new_tokens;
+            if (it->num_new_tokens < 1 || it->start + it->num_new_tokens > it->seq->len ||
+                it->seq->computed != it->start + it->num_new_tokens || it->n_blocks * BS < it->seq->computed)
+                bad = 3;
+            for (int j = it->start; j < it->start + it->num_new_tokens && !bad; j++)
+                dev[it->block_table[j / BS]][j % BS] = it->seq->tokens[j];
+        }
+        if (sum != p->num_tokens) bad = 4;
+        for (int i = 0; i < p->num_items && !bad; i++) { /* the whole context is in place */
+            const pgd_sched_item *it = &p->items[i];
+            for (int j = 0; j < it->seq->computed; j++)
+                if (dev[it->block_table[j / BS]][j % BS] != it->seq->tokens[j]) {
+                    fprintf(stderr, "seq %lld pos %d: cache %d, token %d\n", (long long)it->seq->id, j,
+                            dev[it->block_table[j / BS]][j % BS], it->seq->tokens[j]);
+                    bad = 5;
+                    break;
+                }
+        }
+        if (pgd_kv_check(kv) != PGD_OK) {
+            fprintf(stderr, "kv check: %s\n", pgd_last_error());
+            bad = 6;
+        }
+        /* mock sampling */
+        for (int i = 0; i < p->num_items && !bad; i++) {
+            const pgd_sched_item *it = &p->items[i];
+            if (!it->sample) continue;
+            mreq *m = &R[it->group->id];
+            pgd_sched_seq *q = it->seq;
+            if (m->n > 1 && it->group->num_seqs == 1 && m->gen[0] == 0 && m->gen[1] == 0 && q->len == it->group->prompt_len) {
+                pgd_sched_seq *c = NULL;
+                CU_ASSERT_EQUAL_FATAL(pgd_scheduler_fork(s, it->group, q, &c), PGD_OK);
+                c->user = (void *)(intptr_t)1;
+                int32_t tk = (int32_t)((it->group->id * 31 + 1 * 7 + 1) % 500);
+                m->gen[1]++;
+                CU_ASSERT_EQUAL(pgd_scheduler_append(s, c, tk), PGD_OK);
+            }
+            int k = seq_slot(q);
+            int32_t tk = (int32_t)((it->group->id * 31 + k * 7 + m->gen[k] * 13) % 500);
+            if (++m->gen[k] >= m->out_len) pgd_scheduler_free_seq(s, it->group, q);
+            else CU_ASSERT_EQUAL(pgd_scheduler_append(s, q, tk), PGD_OK);
+        }
+        /* a forked child that got its first token above may already be complete */
+        for (int i = 0; i < added; i++) {
+            mreq *m = &R[i];
+            if (m->done || m->g->state != PGD_SCHED_RUNNING) continue;
+            for (int j = 0; j < m->g->num_seqs; j++) {
+                int k = seq_slot(m->g->seqs[j]);
+                if (m->gen[k] >= m->out_len) pgd_scheduler_free_seq(s, m->g, m->g->seqs[j--]);
+            }
+            if (m->g->num_seqs == 0) {
+                pgd_scheduler_remove(s, m->g);
+                m->done = 1;
+                finished++;
+            }
+        }
+        tokens += p->num_tokens;
+    }
+    if (bad) fprintf(stderr, "\n%s/%s/%s/chunked=%d/prefix=%d: check %d failed at step %d\n", pgd_kv_kind_name(kind),
+                     policy, mode == PGD_PREEMPT_SWAP ? "swap" : "recompute", chunked, prefix, bad, step);
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_EQUAL(added, NREQ);
+    CU_ASSERT_EQUAL(finished, NREQ);
+    int dropped = 0;
+    for (int i = 0; i < NREQ; i++) dropped += R[i].dropped;
+    CU_ASSERT_EQUAL(dropped, 0);
+    CU_ASSERT_FALSE(pgd_scheduler_has_unfinished(s));
+    CU_ASSERT(step > 1000);
+    long pre = (long)pgd_scheduler_total_preemptions(s);
+    pgd_scheduler_destroy(s);
+    pgd_kv_stats ks;
+    pgd_kv_get_stats(kv, &ks);
+    n_hits += ks.prefix_hits;
+    CU_ASSERT_EQUAL(ks.num_seqs, 0);
+    CU_ASSERT_EQUAL(ks.host_blocks_used, 0);
+    CU_ASSERT_EQUAL(pgd_kv_free_blocks(kv), free0);
+    CU_ASSERT_EQUAL(pgd_kv_check(kv), PGD_OK);
+    pgd_kv_manager_destroy(kv);
+    return pre;
+}
+
+static void run_kind(pgd_kv_kind kind, int prefix) {
+    long pre = 0;
+    memset(n_ops, 0, sizeof n_ops);
+    n_hits = 0;
+    uint64_t seed = 1;
+    for (const char *const *pol = pgd_policy_names(); *pol; pol++)
+        for (int mode = 0; mode < 2; mode++)
+            for (int chunked = 0; chunked < 2; chunked++)
+                pre += run_random(kind, prefix, *pol, (pgd_preempt_mode)mode, chunked, seed++ * 7919);
+    fprintf(stderr, "[%s%s: %ld preemptions, %ld swap-outs, %ld swap-ins, %ld CoW copies, %ld prefix hits] ", pgd_kv_kind_name(kind),
+            prefix ? "+prefix" : "", pre, n_ops[PGD_OP_SWAP_OUT], n_ops[PGD_OP_SWAP_IN], n_ops[PGD_OP_COPY], n_hits);
+    if (kind == PGD_KV_PAGED) { /* the runs really preempted, swapped and copied */
+        CU_ASSERT(pre > 20);
+        CU_ASSERT(n_ops[PGD_OP_SWAP_OUT] > 0 && n_ops[PGD_OP_SWAP_IN] > 0 && n_ops[PGD_OP_COPY] > 0);
+        CU_ASSERT(!prefix || n_hits > 0);
+    }
+}
+
+static void test_random_paged(void) { run_kind(PGD_KV_PAGED, 0); }
+static void test_random_paged_prefix(void) { run_kind(PGD_KV_PAGED, 1); }
+static void test_random_orca_max(void) { run_kind(PGD_KV_ORCA_MAX, 0); }
+static void test_random_orca_pow2(void) { run_kind(PGD_KV_ORCA_POW2, 0); }
+static void test_random_orca_oracle(void) { run_kind(PGD_KV_ORCA_ORACLE, 0); }
+static void test_random_static(void) { run_kind(PGD_KV_STATIC, 0); }
+
+/* Admission order of four waiting requests under a policy with room for one at a time. */
+static void admission_order(const char *policy, int *order) {
+    pgd_kv_manager_config kc = {.kind = PGD_KV_PAGED, .block_size = 4, .num_blocks = 64, .max_seq_len = 64};
+    pgd_kv_manager *kv = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_kv_manager_create(&kc, &kv), PGD_OK);
+    pgd_sched_config sc = {.max_num_batched_tokens = 64, .max_num_seqs = 1, .policy = policy, .max_seq_len = 64};
+    pgd_scheduler *s = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_scheduler_create(&sc, kv, &s), PGD_OK);
+    int32_t prompt[60] = {0};
+    /* id: prompt len, priority, true output length */
+    static const int spec[4][3] = {{40, 2, 3}, {10, 1, 9}, {20, 0, 1}, {5, 1, 5}};
+    for (int i = 0; i < 4; i++) {
+        pgd_sched_request r = {.id = i, .prompt = prompt, .n_prompt = spec[i][0], .max_new_tokens = 2,
+                               .priority = spec[i][1], .true_output_len = !strcmp(policy, "sjf") ? spec[i][2] : 0,
+                               .arrival = i, .num_seqs = 1, .max_seqs = 1};
+        CU_ASSERT_EQUAL_FATAL(pgd_scheduler_add(s, &r, NULL), PGD_OK);
+    }
+    for (int k = 0; k < 4; k++) {
+        const pgd_sched_plan *p = NULL;
+        CU_ASSERT_EQUAL_FATAL(pgd_scheduler_step(s, &p), PGD_OK);
+        CU_ASSERT_EQUAL_FATAL(p->num_items, 1);
+        pgd_sched_group *g = p->items[0].group;
+        order[k] = (int)g->id;
+        pgd_scheduler_remove(s, g);
+    }
+    pgd_scheduler_destroy(s);
+    pgd_kv_manager_destroy(kv);
+}
+
+static void test_policy_orders(void) {
+    int o[4];
+    admission_order("fcfs", o);
+    CU_ASSERT(o[0] == 0 && o[1] == 1 && o[2] == 2 && o[3] == 3);
+    admission_order("priority", o);
+    CU_ASSERT(o[0] == 2 && o[1] == 1 && o[2] == 3 && o[3] == 0);
+    admission_order("sjf", o); /* true output lengths 3, 9, 1, 5 */
+    CU_ASSERT(o[0] == 2 && o[1] == 0 && o[2] == 3 && o[3] == 1);
+    admission_order("mlfq", o); /* levels by prompt: 40 -> 1, others 0 */
+    CU_ASSERT(o[0] == 1 && o[1] == 2 && o[2] == 3 && o[3] == 0);
+}
+
+static void test_bad_config_and_requests(void) {
+    pgd_kv_manager_config kc = {.kind = PGD_KV_PAGED, .block_size = 4, .num_blocks = 9, .max_seq_len = 64};
+    pgd_kv_manager *kv = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_kv_manager_create(&kc, &kv), PGD_OK);
+    pgd_scheduler *s = NULL;
+    pgd_sched_config bad = {.max_num_batched_tokens = 64, .max_num_seqs = 4, .policy = "nope", .max_seq_len = 64};
+    CU_ASSERT_EQUAL(pgd_scheduler_create(&bad, kv, &s), PGD_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "nope"));
+    bad.policy = "fcfs";
+    bad.max_num_batched_tokens = 32; /* < context with chunked prefill off */
+    CU_ASSERT_EQUAL(pgd_scheduler_create(&bad, kv, &s), PGD_ERR_INVALID);
+    pgd_sched_config sc = {.max_num_batched_tokens = 64, .max_num_seqs = 4, .max_seq_len = 64};
+    CU_ASSERT_EQUAL_FATAL(pgd_scheduler_create(&sc, kv, &s), PGD_OK);
+    int32_t prompt[100] = {0};
+    pgd_sched_request r = {.id = 1, .prompt = prompt, .n_prompt = 65, .max_new_tokens = 1};
+    CU_ASSERT_EQUAL(pgd_scheduler_add(s, &r, NULL), PGD_ERR_INVALID); /* beyond the context */
+    CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "context"));
+    r.n_prompt = 40; /* 10 blocks > 8 usable */
+    CU_ASSERT_EQUAL(pgd_scheduler_add(s, &r, NULL), PGD_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "blocks"));
+    r.n_prompt = 4;
+    r.max_seqs = 5;
+    CU_ASSERT_EQUAL(pgd_scheduler_add(s, &r, NULL), PGD_ERR_INVALID);
+    /* a request that outgrows the whole cache alone is dropped with a reason */
+    r.max_seqs = 1;
+    r.n_prompt = 30;
+    r.max_new_tokens = 30;
+    pgd_sched_group *g = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_scheduler_add(s, &r, &g), PGD_OK);
+    int dropped = 0;
+    for (int step = 0; step < 40 && !dropped; step++) {
+        const pgd_sched_plan *p = NULL;
+        CU_ASSERT_EQUAL_FATAL(pgd_scheduler_step(s, &p), PGD_OK);
+        if (p->num_dropped) {
+            dropped = 1;
+            CU_ASSERT_PTR_NOT_NULL(strstr(p->dropped[0]->error, "blocks"));
+            pgd_scheduler_remove(s, p->dropped[0]);
+            break;
+        }
+        for (int i = 0; i < p->num_items; i++)
+            if (p->items[i].sample) pgd_scheduler_append(s, p->items[i].seq, 5);
+    }
+    CU_ASSERT(dropped);
+    CU_ASSERT_EQUAL(pgd_kv_free_blocks(kv), 8);
+    pgd_scheduler_destroy(s);
+    pgd_kv_manager_destroy(kv);
+}
+
+static CU_TestInfo tests[] = {
+    {"policy_admission_orders", test_policy_orders},
+    {"bad_config_and_impossible_requests", test_bad_config_and_requests},
+    {"random_paged", test_random_paged},
+    {"random_paged_prefix_caching", test_random_paged_prefix},
+    {"random_orca_max", test_random_orca_max},
+    {"random_orca_pow2", test_random_orca_pow2},
+    {"random_orca_oracle", test_random_orca_oracle},
+    {"random_static", test_random_static},
+    CU_TEST_INFO_NULL,
+};
+
+static CU_SuiteInfo suites[] = {
+    {.pName = "scheduler", .pTests = tests},
+    CU_SUITE_INFO_NULL,
+};
+
+int main(void) { return pgd_test_main(suites); }
