@@ -373,7 +373,66 @@ static void test_impossible_requests(void) {
     pgd_engine_destroy(e);
 }
 
+/* The paper's Fig. 2 quantity: one workload (all requests at once, known
+ * output lengths, so Orca-Oracle/Pow2 can reserve from them) through each
+ * memory manager; the share of reserved KV slots holding real tokens,
+ * averaged over the engine steps. */
+static double waste_run(pgd_kv_kind kind, double *mean_batch) {
+    pgd_engine_config c = {.block_size = 16, .num_blocks = 257, .max_num_batched_tokens = 1024,
+                           .max_num_seqs = 64, .kv_kind = kind, .num_host_blocks = 256};
+    pgd_engine *e = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_engine_create(&c, M, TOK, &e), PGD_OK);
+    uint64_t s = 12345;
+    int32_t buf[160];
+    for (int i = 0; i < 32; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        int np = 8 + (int)((s >> 33) % 120), out = 16 + (int)((s >> 13) % 280);
+        buf[0] = 1;
+        for (int k = 1; k < np; k++) buf[k] = 3 + (int)(((s >> (k % 40)) + (uint64_t)k * 7919) % 500);
+        pgd_request_params p = {.prompt = buf, .n_prompt = np, .max_tokens = out, .true_output_len = out,
+                                .ignore_eos = 1};
+        CU_ASSERT_EQUAL_FATAL(pgd_engine_add_request(e, &p, NULL), PGD_OK);
+    }
+    double usum = 0, bsum = 0;
+    long n = 0;
+    pgd_engine_stats st;
+    while (pgd_engine_has_unfinished(e)) {
+        CU_ASSERT_EQUAL_FATAL(pgd_engine_step(e, NULL), PGD_OK);
+        pgd_engine_get_stats(e, &st);
+        if (st.kv.slots_reserved > 0) {
+            usum += st.kv.utilization;
+            bsum += st.kv.num_seqs;
+            n++;
+        }
+    }
+    for (int64_t i = 0; i < 32; i++) {
+        const pgd_request_output *o = NULL;
+        CU_ASSERT_EQUAL(pgd_engine_get_output(e, i, &o), PGD_OK);
+        CU_ASSERT(o && o->finished && !o->error && o->seqs[0].n_tokens == o->seqs[0].n_tokens);
+    }
+    pgd_engine_destroy(e);
+    *mean_batch = n ? bsum / n : 0;
+    return n ? usum / n : 0;
+}
+
+static void test_memory_waste(void) {
+    static const pgd_kv_kind kinds[] = {PGD_KV_PAGED, PGD_KV_ORCA_ORACLE, PGD_KV_ORCA_POW2,
+                                        PGD_KV_ORCA_MAX, PGD_KV_STATIC};
+    double u[5], b[5];
+    fprintf(stderr, "\n  KV slots holding real tokens (mean over steps; 32 requests, prompt 8-127, "
+                    "output 16-295, 256 blocks of 16):\n");
+    for (int i = 0; i < 5; i++) {
+        u[i] = waste_run(kinds[i], &b[i]);
+        fprintf(stderr, "  %-12s %5.1f%%  mean batch %5.1f\n", pgd_kv_kind_name(kinds[i]), 100 * u[i], b[i]);
+    }
+    CU_ASSERT(u[0] > 0.9);           /* paged: only the last block is partly empty */
+    CU_ASSERT(u[3] < 0.5 * u[0]);    /* orca-max reserves the whole context */
+    CU_ASSERT(u[1] < u[0] && u[2] < u[0] && u[3] < u[2]);
+    CU_ASSERT(b[0] > b[3]);          /* paged batches more requests */
+}
+
 static CU_TestInfo tests[] = {
+    {"memory_waste_paged_vs_orca", test_memory_waste},
     {"batch_invariance_recompute_and_swap", test_invariance_preemption},
     {"batch_invariance_chunked_prefill", test_invariance_chunked},
     {"batch_invariance_prefix_caching", test_invariance_prefix_caching},

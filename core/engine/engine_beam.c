@@ -83,7 +83,7 @@ static eseq *copy_beam(const eseq *src, int index) {
 }
 
 static int ends_beam(const pgd_engine *e, const ereq *r, int32_t t) {
-    if ((!r->p.ignore_eos && t == e->eos) || (e->stop_bos && t == e->bos)) return 1;
+    if (!r->p.ignore_eos && (t == e->eos || (e->stop_bos && t == e->bos))) return 1;
     for (int i = 0; i < r->p.n_stop_token_ids; i++)
         if (t == r->stop_ids[i]) return 1;
     return 0;

@@ -58,7 +58,7 @@ static int ends_with_stop(const ereq *r, const eseq *es, size_t piece_len) {
 }
 
 const char *pgd_engine_stop_reason(pgd_engine *e, ereq *r, eseq *es, int32_t token) {
-    if ((!r->p.ignore_eos && token == e->eos) || (e->stop_bos && token == e->bos)) return "stop";
+    if (!r->p.ignore_eos && (token == e->eos || (e->stop_bos && token == e->bos))) return "stop";
     for (int i = 0; i < r->p.n_stop_token_ids; i++)
         if (token == r->stop_ids[i]) return "stop";
     if (r->p.n_stop_strings > 0 && e->tok) {

@@ -14,7 +14,7 @@
  * preemptions or on the memory manager (n = 4 greedy equals 1 greedy).
  *
  * Stopping: a sequence stops at max_tokens, when its context is full, at
- * EOS (unless ignore_eos), at BOS for llama2.c checkpoints (as run.c), at a
+ * EOS or, for llama2.c checkpoints, BOS (as run.c; neither with ignore_eos), at a
  * stop token id or when its text ends with a stop string (the stop token is
  * kept in the output). */
 #ifndef PAGODA_ENGINE_H
@@ -65,7 +65,7 @@ typedef struct pgd_request_params {
     const char *const *stop_strings; /* need a tokenizer */
     int n_stop_strings;
     int true_output_len;      /* known output length (oracle/sjf); caps generation; 0 = unknown */
-    int ignore_eos;
+    int ignore_eos;           /* do not stop at EOS/BOS: generate exactly max_tokens */
 } pgd_request_params;
 
 typedef struct pgd_seq_output {
