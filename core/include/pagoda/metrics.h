@@ -1,0 +1,169 @@
+/* metrics.h - per-request latency records, run summaries and the engine
+ * timeline, with the definitions of vLLM's benchmark client
+ * (benchmarks/benchmark_serving.py), which the README quotes:
+ *
+ *   All times are seconds on the engine clock. For each request:
+ *   - TTFT  = first_token - arrival                 (time to first token)
+ *   - E2E   = finish - arrival                      (end-to-end latency)
+ *   - TPOT  = (E2E - TTFT) / (output_tokens - 1)    (time per output token
+ *             after the first; only requests with >= 2 output tokens enter
+ *             the TPOT statistics; for goodput a 1-token request has TPOT 0)
+ *   - ITL   = every gap token_times[k] - token_times[k-1], k >= 1, pooled
+ *             over all requests (inter-token latency)
+ *   - normalized latency = E2E / output_tokens (the PagedAttention paper's
+ *             metric: its mean over requests, in s/token)
+ *   Statistics over a metric's values: mean, median, std (population,
+ *   ddof = 0, as numpy.std), p90, p99 (numpy.percentile's default linear
+ *   interpolation: rank (n-1)*p/100 between the two nearest sorted
+ *   values), min, max. Empty sets give 0.
+ *   Only completed requests (finish_reason "stop" or "length") count in the
+ *   latency statistics and throughputs; aborted/failed ones are counted
+ *   as failed.
+ *   - duration = end - start of the run: start defaults to the earliest
+ *     arrival, end to the latest finish (pgd_metrics_set_window overrides)
+ *   - request throughput      = completed / duration          (req/s)
+ *   - output token throughput = sum output_tokens / duration  (tok/s)
+ *   - total token throughput  = sum (prompt + output) / duration
+ *   - goodput = completed requests meeting EVERY given SLO bound
+ *     (TTFT <= slo.ttft, TPOT <= slo.tpot, E2E <= slo.e2e; a bound <= 0 is
+ *     not checked) / duration, in req/s.
+ *
+ * The timeline holds one sample per engine step (or as often as the caller
+ * samples): queue lengths, batch size, KV usage (used blocks, share of
+ * device blocks in use, utilization = real tokens / reserved slots,
+ * fragmentation = 1 - utilization, the share of reserved KV slots holding
+ * no token: the paper's Fig. 2 waste), cumulative preemptions and swaps,
+ * and the cumulative prefix-cache hit rate (hit blocks / queried blocks).
+ *
+ * Writers: summary.json (jansson), requests.csv (one row per request: id,
+ * times, derived latencies, lengths, preemptions, finish reason) and
+ * timeline.csv (one row per sample). Times (engine clock) are printed
+ * with %.9f, other reals with %.9g; undefined values are empty fields. */
+#ifndef PAGODA_METRICS_H
+#define PAGODA_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pagoda/engine.h"
+#include "pagoda/status.h"
+
+struct json_t; /* jansson */
+
+typedef struct pgd_metrics pgd_metrics;
+
+/* One finished (or abandoned) request. Times < 0 = never happened. */
+typedef struct pgd_request_record {
+    int64_t id;
+    double arrival, first_scheduled, first_token, finish;
+    const double *token_times; /* n_tokens times of every output token (copied) */
+    int n_tokens;              /* token_times entries (0 = none recorded) */
+    int prompt_tokens, output_tokens;
+    int num_preemptions;
+    int priority;
+    const char *finish_reason; /* "stop", "length", "abort", "error" (copied; NULL = "error") */
+} pgd_request_record;
+
+typedef struct pgd_timeline_sample {
+    double time;               /* engine clock */
+    int64_t step;
+    int running, waiting, swapped;
+    int batch_seqs, batch_tokens; /* sequences and tokens in this step's batch */
+    int kv_used_blocks, kv_num_blocks;
+    double kv_usage;           /* used / num blocks */
+    double kv_utilization;     /* tokens stored / slots reserved (1 when nothing reserved) */
+    double kv_fragmentation;   /* 1 - kv_utilization */
+    int64_t preemptions, swaps; /* so far */
+    double prefix_hit_rate;    /* prefix hits / queries so far (0 with no queries) */
+} pgd_timeline_sample;
+
+typedef struct pgd_slo {
+    double ttft, tpot, e2e;    /* seconds; <= 0 = no bound */
+} pgd_slo;
+
+typedef struct pgd_dist_stats {
+    int64_t count;
+    double mean, median, std, p90, p99, min, max;
+} pgd_dist_stats;
+
+typedef struct pgd_metrics_summary {
+    int64_t num_requests, completed, failed;
+    int64_t total_input_tokens, total_output_tokens; /* completed requests */
+    double start, end, duration;
+    double request_throughput, output_throughput, total_token_throughput;
+    pgd_slo slo;
+    int64_t good_requests;
+    double goodput;            /* good_requests / duration */
+    pgd_dist_stats ttft, tpot, itl, e2e, norm_latency, queue_delay; /* queue: first_scheduled - arrival */
+    int64_t preemptions;       /* sum over requests */
+    /* from the timeline (0 when empty) */
+    int64_t timeline_samples;
+    double mean_batch_seqs, mean_batch_tokens;
+    int max_batch_seqs, max_batch_tokens;
+    double mean_kv_usage, max_kv_usage, mean_kv_utilization;
+    int64_t swaps;             /* last sample's */
+    double prefix_hit_rate;    /* last sample's */
+} pgd_metrics_summary;
+
+pgd_status pgd_metrics_create(pgd_metrics **out);
+void pgd_metrics_destroy(pgd_metrics *m);
+
+/* Record a request (the record and its strings/times are copied). */
+pgd_status pgd_metrics_add_request(pgd_metrics *m, const pgd_request_record *r);
+/* Record an engine request output (uses seqs[0]'s token times; the output
+ * token count is seqs[0].n_tokens). */
+pgd_status pgd_metrics_add_output(pgd_metrics *m, const pgd_request_output *o, int priority);
+pgd_status pgd_metrics_add_sample(pgd_metrics *m, const pgd_timeline_sample *s);
+
+/* Fill a sample from the engine: step count, queue lengths, KV stats,
+ * preemptions, prefix hit rate; batch_tokens and batch_seqs from the
+ * difference of tokens_computed / tokens_generated to `prev` (the stats
+ * at the previous sample; NULL = first sample). swaps = preemptions when
+ * the engine preempts by swapping, else 0 (the engine does not count
+ * swaps separately yet). */
+void pgd_metrics_sample_engine(const pgd_engine *e, const pgd_engine_stats *prev,
+                               pgd_timeline_sample *s);
+
+/* Override the run window used for throughputs (end <= start = default). */
+void pgd_metrics_set_window(pgd_metrics *m, double start, double end);
+
+int64_t pgd_metrics_num_requests(const pgd_metrics *m);
+int64_t pgd_metrics_num_samples(const pgd_metrics *m);
+/* Borrowed, in insertion order; NULL when out of range. */
+const pgd_request_record *pgd_metrics_request(const pgd_metrics *m, int64_t i);
+const pgd_timeline_sample *pgd_metrics_sample(const pgd_metrics *m, int64_t i);
+
+/* Statistics of n values (values is not modified). */
+void pgd_dist_stats_compute(const double *values, size_t n, pgd_dist_stats *out);
+/* numpy.percentile(values, p) with linear interpolation, on SORTED values. */
+double pgd_percentile_sorted(const double *sorted, size_t n, double p);
+
+/* slo may be NULL (no bounds: goodput = request throughput). */
+pgd_status pgd_metrics_summarize(const pgd_metrics *m, const pgd_slo *slo,
+                                 pgd_metrics_summary *out);
+
+/* The summary as a new JSON object (caller json_decref's; NULL on OOM):
+ * {num_requests, completed, failed, duration_s, request_throughput,
+ *  output_throughput, total_token_throughput, goodput, good_requests,
+ *  slo:{ttft_s,tpot_s,e2e_s}, total_input_tokens, total_output_tokens,
+ *  ttft:{count,mean,median,std,p90,p99,min,max}, tpot, itl, e2e,
+ *  normalized_latency, queue_delay, preemptions, swaps, prefix_hit_rate,
+ *  batch:{mean_seqs,mean_tokens,max_seqs,max_tokens},
+ *  kv:{mean_usage,max_usage,mean_utilization}}; all times in seconds. */
+struct json_t *pgd_metrics_summary_to_json(const pgd_metrics_summary *s);
+
+/* Writers (PGD_ERR_IO naming the path on failure). `extra` (may be NULL)
+ * is merged into the summary object (e.g. run name, config). */
+pgd_status pgd_metrics_write_summary_json(const pgd_metrics_summary *s, struct json_t *extra,
+                                          const char *path);
+/* Columns: id,priority,arrival,first_scheduled,first_token,finish,
+ * prompt_tokens,output_tokens,ttft,tpot,e2e,normalized_latency,
+ * queue_delay,num_preemptions,finish_reason (derived values empty when
+ * undefined, e.g. tpot for 1-token outputs). */
+pgd_status pgd_metrics_write_requests_csv(const pgd_metrics *m, const char *path);
+/* Columns: time,step,running,waiting,swapped,batch_seqs,batch_tokens,
+ * kv_used_blocks,kv_num_blocks,kv_usage,kv_utilization,kv_fragmentation,
+ * preemptions,swaps,prefix_hit_rate. */
+pgd_status pgd_metrics_write_timeline_csv(const pgd_metrics *m, const char *path);
+
+#endif

@@ -1,0 +1,132 @@
+/* metrics_write.c - the result files of a run: summary.json (jansson),
+ * requests.csv and timeline.csv (column lists in metrics.h). Times are
+ * printed with %.9f (nanosecond resolution on the engine clock), other
+ * reals with %.9g; undefined derived values are empty CSV fields. Each
+ * writer creates or truncates its file and fails with PGD_ERR_IO naming
+ * the path. */
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "metrics/metrics_impl.h"
+
+static json_t *dist_json(const pgd_dist_stats *d) {
+    return json_pack("{s:I,s:f,s:f,s:f,s:f,s:f,s:f,s:f}", "count", (json_int_t)d->count, "mean",
+                     d->mean, "median", d->median, "std", d->std, "p90", d->p90, "p99", d->p99,
+                     "min", d->min, "max", d->max);
+}
+
+json_t *pgd_metrics_summary_to_json(const pgd_metrics_summary *s) {
+    json_t *o = json_pack(
+        "{s:I,s:I,s:I,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:I,s:{s:f,s:f,s:f},s:I,s:I,s:I,s:I,s:f}",
+        "num_requests", (json_int_t)s->num_requests, "completed", (json_int_t)s->completed,
+        "failed", (json_int_t)s->failed, "start_s", s->start, "end_s", s->end, "duration_s",
+        s->duration, "request_throughput", s->request_throughput, "output_throughput",
+        s->output_throughput, "total_token_throughput", s->total_token_throughput, "goodput",
+        s->goodput, "good_requests", (json_int_t)s->good_requests, "slo", "ttft_s", s->slo.ttft,
+        "tpot_s", s->slo.tpot, "e2e_s", s->slo.e2e, "total_input_tokens",
+        (json_int_t)s->total_input_tokens, "total_output_tokens",
+        (json_int_t)s->total_output_tokens, "preemptions", (json_int_t)s->preemptions, "swaps",
+        (json_int_t)s->swaps, "prefix_hit_rate", s->prefix_hit_rate);
+    if (!o) return NULL;
+    struct {
+        const char *key;
+        const pgd_dist_stats *d;
+    } dists[] = {{"ttft", &s->ttft}, {"tpot", &s->tpot}, {"itl", &s->itl}, {"e2e", &s->e2e},
+                 {"normalized_latency", &s->norm_latency}, {"queue_delay", &s->queue_delay}};
+    for (size_t i = 0; i < sizeof dists / sizeof *dists; i++)
+        if (json_object_set_new(o, dists[i].key, dist_json(dists[i].d))) goto fail;
+    if (json_object_set_new(o, "batch",
+                            json_pack("{s:f,s:f,s:i,s:i,s:I}", "mean_seqs", s->mean_batch_seqs,
+                                      "mean_tokens", s->mean_batch_tokens, "max_seqs",
+                                      s->max_batch_seqs, "max_tokens", s->max_batch_tokens,
+                                      "samples", (json_int_t)s->timeline_samples)) ||
+        json_object_set_new(o, "kv",
+                            json_pack("{s:f,s:f,s:f}", "mean_usage", s->mean_kv_usage, "max_usage",
+                                      s->max_kv_usage, "mean_utilization",
+                                      s->mean_kv_utilization)))
+        goto fail;
+    return o;
+fail:
+    json_decref(o);
+    return NULL;
+}
+
+pgd_status pgd_metrics_write_summary_json(const pgd_metrics_summary *s, json_t *extra,
+                                          const char *path) {
+    json_t *o = pgd_metrics_summary_to_json(s);
+    if (!o) return pgd_error(PGD_ERR_OOM, "metrics: cannot build the summary JSON for %s", path);
+    if (extra && json_is_object(extra)) json_object_update(o, extra);
+    int rc = json_dump_file(o, path, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(9));
+    json_decref(o);
+    if (rc) return pgd_error(PGD_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+    return PGD_OK;
+}
+
+static void put_time(FILE *f, double t, const char *sep) {
+    if (isnan(t) || t < 0)
+        fprintf(f, "%s", sep);
+    else
+        fprintf(f, "%.9f%s", t, sep);
+}
+
+static void put_real(FILE *f, double v, const char *sep) {
+    if (isnan(v))
+        fprintf(f, "%s", sep);
+    else
+        fprintf(f, "%.9g%s", v, sep);
+}
+
+static pgd_status finish_file(FILE *f, const char *path) {
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad) return pgd_error(PGD_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+    return PGD_OK;
+}
+
+pgd_status pgd_metrics_write_requests_csv(const pgd_metrics *m, const char *path) {
+    FILE *f = fopen(path, "w");
+    if (!f) return pgd_error(PGD_ERR_IO, "cannot create %s: %s", path, strerror(errno));
+    fprintf(f, "id,priority,arrival,first_scheduled,first_token,finish,prompt_tokens,"
+               "output_tokens,ttft,tpot,e2e,normalized_latency,queue_delay,num_preemptions,"
+               "finish_reason\n");
+    for (int64_t i = 0; i < m->n_reqs; i++) {
+        const pgd_request_record *r = &m->reqs[i];
+        pgd_request_derived d;
+        pgd_metrics_derive(r, &d);
+        fprintf(f, "%lld,%d,", (long long)r->id, r->priority);
+        put_time(f, r->arrival, ",");
+        put_time(f, r->first_scheduled, ",");
+        put_time(f, r->first_token, ",");
+        put_time(f, r->finish, ",");
+        fprintf(f, "%d,%d,", r->prompt_tokens, r->output_tokens);
+        put_real(f, d.ttft, ",");
+        put_real(f, d.tpot, ",");
+        put_real(f, d.e2e, ",");
+        put_real(f, d.norm, ",");
+        put_real(f, d.queue, ",");
+        fprintf(f, "%d,%s\n", r->num_preemptions, r->finish_reason);
+    }
+    return finish_file(f, path);
+}
+
+pgd_status pgd_metrics_write_timeline_csv(const pgd_metrics *m, const char *path) {
+    FILE *f = fopen(path, "w");
+    if (!f) return pgd_error(PGD_ERR_IO, "cannot create %s: %s", path, strerror(errno));
+    fprintf(f, "time,step,running,waiting,swapped,batch_seqs,batch_tokens,kv_used_blocks,"
+               "kv_num_blocks,kv_usage,kv_utilization,kv_fragmentation,preemptions,swaps,"
+               "prefix_hit_rate\n");
+    for (int64_t i = 0; i < m->n_samples; i++) {
+        const pgd_timeline_sample *t = &m->samples[i];
+        fprintf(f, "%.9f,%lld,%d,%d,%d,%d,%d,%d,%d,", t->time, (long long)t->step, t->running,
+                t->waiting, t->swapped, t->batch_seqs, t->batch_tokens, t->kv_used_blocks,
+                t->kv_num_blocks);
+        put_real(f, t->kv_usage, ",");
+        put_real(f, t->kv_utilization, ",");
+        put_real(f, t->kv_fragmentation, ",");
+        fprintf(f, "%lld,%lld,", (long long)t->preemptions, (long long)t->swaps);
+        put_real(f, t->prefix_hit_rate, "\n");
+    }
+    return finish_file(f, path);
+}

@@ -1,0 +1,354 @@
+/* workload.c - building a workload: stage rows from the source (synthetic
+ * draws, trace rows, dataset texts), select the first N or a seeded
+ * sample, materialize prompts (random ids, Mooncake hash blocks or
+ * tokenized text, plus the optional shared prefix), clip to the context,
+ * assign arrivals and priorities, and sort by arrival.
+ *
+ * Invariants: every request has n_prompt >= 1 and output_len >= 1, and
+ * with max_model_len > 0, n_prompt + output_len <= max_model_len; requests
+ * are sorted by (arrival, selection order); all draws come from per-item
+ * seeded streams (workload_impl.h). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pagoda/log.h"
+#include "workload/workload_impl.h"
+
+pgd_status pgd_wl_rows_push(pgd_wl_rows *rs, pgd_wl_row **out) {
+    if (rs->n == rs->cap) {
+        int64_t cap = rs->cap ? rs->cap * 2 : 256;
+        pgd_wl_row *v = realloc(rs->v, (size_t)cap * sizeof *v);
+        if (!v) return pgd_error(PGD_ERR_OOM, "workload: out of memory staging rows");
+        rs->v = v;
+        rs->cap = cap;
+    }
+    *out = &rs->v[rs->n++];
+    memset(*out, 0, sizeof **out);
+    return PGD_OK;
+}
+
+void pgd_wl_rows_free(pgd_wl_rows *rs) {
+    for (int64_t i = 0; i < rs->n; i++) {
+        free(rs->v[i].prompt);
+        free(rs->v[i].hash_ids);
+        free(rs->v[i].text);
+        free(rs->v[i].out_text);
+    }
+    free(rs->v);
+    memset(rs, 0, sizeof *rs);
+}
+
+static pgd_status validate(const pgd_workload_config *c) {
+    if (c->num_requests < 0)
+        return pgd_error(PGD_ERR_INVALID, "workload: num_requests %d must be >= 0", c->num_requests);
+    if (c->vocab_size < 0 || (c->vocab_size > 0 && c->vocab_size < 4))
+        return pgd_error(PGD_ERR_INVALID, "workload: vocab_size %d must be >= 4", c->vocab_size);
+    if (c->max_model_len < 0 || c->max_model_len == 1)
+        return pgd_error(PGD_ERR_INVALID, "workload: max_model_len %d must be 0 or >= 2",
+                         c->max_model_len);
+    if (c->shared_prefix_len < 0)
+        return pgd_error(PGD_ERR_INVALID, "workload: shared_prefix_len %d must be >= 0",
+                         c->shared_prefix_len);
+    if (c->num_priorities < 0)
+        return pgd_error(PGD_ERR_INVALID, "workload: num_priorities %d must be >= 0",
+                         c->num_priorities);
+    if (!(c->time_scale >= 0) || isinf(c->time_scale))
+        return pgd_error(PGD_ERR_INVALID, "workload: time_scale %g must be >= 0 and finite",
+                         c->time_scale);
+    const pgd_arrival *a = &c->arrival;
+    if ((unsigned)a->kind > PGD_ARRIVAL_TRACE)
+        return pgd_error(PGD_ERR_INVALID, "workload: unknown arrival kind %d", (int)a->kind);
+    if ((a->kind == PGD_ARRIVAL_POISSON || a->kind == PGD_ARRIVAL_GAMMA) && !(a->rate > 0))
+        return pgd_error(PGD_ERR_INVALID, "workload: arrival rate %g must be > 0 (inf = all at once)",
+                         a->rate);
+    if (!(a->burstiness >= 0) || isinf(a->burstiness))
+        return pgd_error(PGD_ERR_INVALID, "workload: burstiness %g must be > 0", a->burstiness);
+    if (a->max_concurrency < 0)
+        return pgd_error(PGD_ERR_INVALID, "workload: max_concurrency %d must be >= 0",
+                         a->max_concurrency);
+    if (a->kind == PGD_ARRIVAL_CLOSED_LOOP && a->max_concurrency <= 0)
+        return pgd_error(PGD_ERR_INVALID, "workload: closed-loop arrivals need max_concurrency > 0");
+    if ((unsigned)c->source > PGD_WL_DATASET)
+        return pgd_error(PGD_ERR_INVALID, "workload: unknown source %d", (int)c->source);
+    if (c->source != PGD_WL_SYNTHETIC && (!c->path || !*c->path))
+        return pgd_error(PGD_ERR_INVALID, "workload: a %s source needs a path",
+                         pgd_workload_source_name(c->source));
+    if (c->source == PGD_WL_DATASET && !c->tokenizer)
+        return pgd_error(PGD_ERR_INVALID, "workload: dataset %s needs a tokenizer", c->path);
+    return PGD_OK;
+}
+
+/* Algorithm S (Knuth): k of n indices, uniformly, in increasing order. */
+static void select_rows(const pgd_workload_config *c, int64_t n, int64_t k, int64_t *sel) {
+    if (!c->sample || k >= n) {
+        for (int64_t i = 0; i < k; i++) sel[i] = i;
+        return;
+    }
+    pgd_rng r;
+    pgd_rng_seed(&r, pgd_rng_stream(c->seed, PGD_STREAM_SAMPLE, 0));
+    int64_t m = 0;
+    for (int64_t t = 0; t < n && m < k; t++)
+        if ((double)(n - t) * pgd_rng_uniform(&r) < (double)(k - m)) sel[m++] = t;
+}
+
+static void random_tokens(uint64_t seed, int vocab, int32_t *dst, int n) {
+    pgd_rng r;
+    pgd_rng_seed(&r, seed);
+    for (int i = 0; i < n; i++) dst[i] = (int32_t)pgd_rng_range(&r, 3, vocab);
+}
+
+/* Mooncake: block j's tokens depend on (seed, hash id) only. */
+static void mooncake_tokens(const pgd_workload_config *c, int vocab, const pgd_wl_row *row,
+                            int32_t *dst, int n) {
+    int done = 0;
+    for (int j = 0; j < row->n_hash_ids && done < n; j++) {
+        int m = n - done < PGD_MOONCAKE_BLOCK ? n - done : PGD_MOONCAKE_BLOCK;
+        random_tokens(pgd_rng_stream(c->seed, PGD_STREAM_BLOCK, (uint64_t)row->hash_ids[j]), vocab,
+                      dst + done, m);
+        done += m;
+    }
+    if (done < n) /* tokens past the hashed blocks: unique to this row */
+        random_tokens(pgd_rng_stream(c->seed, PGD_STREAM_TOKENS, (uint64_t)row->row), vocab,
+                      dst + done, n - done);
+}
+
+/* Build request i from staged row `row`; takes ownership of row->hash_ids. */
+static pgd_status materialize(const pgd_workload_config *c, int is_mooncake, pgd_len_dist *out_d,
+                              int i, pgd_wl_row *row, pgd_wl_req *q) {
+    int vocab = c->vocab_size ? c->vocab_size : 32000;
+    if (c->source == PGD_WL_DATASET) {
+        PGD_TRY(pgd_wl_dataset_tokenize(c, row));
+        if (c->override_output_len || row->out_len <= 0) {
+            pgd_rng r;
+            pgd_rng_seed(&r, pgd_rng_stream(c->seed, PGD_STREAM_OUTPUT_LEN, (uint64_t)row->row));
+            row->out_len = pgd_len_dist_sample(out_d, &r);
+        }
+    }
+    int pre = c->source == PGD_WL_TRACE ? 0 : c->shared_prefix_len;
+    int64_t total = (int64_t)pre + row->in_len;
+    if (total > (1 << 30)) return pgd_error(PGD_ERR_INVALID, "workload: prompt of %lld tokens", (long long)total);
+    q->prompt = malloc((size_t)total * sizeof *q->prompt);
+    if (!q->prompt) return pgd_error(PGD_ERR_OOM, "workload: out of memory for a prompt");
+    if (pre) random_tokens(pgd_rng_stream(c->seed, PGD_STREAM_PREFIX, 0), vocab, q->prompt, pre);
+    if (row->prompt)
+        memcpy(q->prompt + pre, row->prompt, (size_t)row->in_len * sizeof *q->prompt);
+    else if (is_mooncake)
+        mooncake_tokens(c, vocab, row, q->prompt + pre, row->in_len);
+    else
+        random_tokens(pgd_rng_stream(c->seed, PGD_STREAM_TOKENS, (uint64_t)row->row), vocab,
+                      q->prompt + pre, row->in_len);
+    pgd_workload_request *p = &q->pub;
+    p->n_prompt = (int)total;
+    p->output_len = row->out_len > 0 ? row->out_len : 1;
+    p->shared_prefix_len = pre;
+    p->source_row = row->row;
+    q->hash_ids = row->hash_ids;
+    p->n_hash_ids = row->n_hash_ids;
+    row->hash_ids = NULL;
+    int L = c->max_model_len;
+    if (L > 0) {
+        if (p->n_prompt > L - 1) p->n_prompt = L - 1, p->clipped = 1;
+        if (p->output_len > L - p->n_prompt) p->output_len = L - p->n_prompt, p->clipped = 1;
+        if (p->shared_prefix_len > p->n_prompt) p->shared_prefix_len = p->n_prompt;
+    }
+    if (c->num_priorities > 1) {
+        pgd_rng r;
+        pgd_rng_seed(&r, pgd_rng_stream(c->seed, PGD_STREAM_PRIORITY, (uint64_t)row->row));
+        p->priority = (int)pgd_rng_range(&r, 0, c->num_priorities);
+    }
+    (void)i;
+    return PGD_OK;
+}
+
+static void assign_arrivals(const pgd_workload_config *c, pgd_arrival_kind kind,
+                            const pgd_wl_row *const *rows, pgd_wl_req *q, int n) {
+    if (n <= 0) return;
+    if (kind == PGD_ARRIVAL_TRACE) {
+        int64_t s0 = rows[0]->t_sec;
+        double f0 = rows[0]->t_frac;
+        for (int i = 1; i < n; i++) /* earliest selected row */
+            if (rows[i]->t_sec < s0 || (rows[i]->t_sec == s0 && rows[i]->t_frac < f0))
+                s0 = rows[i]->t_sec, f0 = rows[i]->t_frac;
+        double scale = c->time_scale > 0 ? c->time_scale : 1.0;
+        for (int i = 0; i < n; i++)
+            q[i].pub.arrival = ((double)(rows[i]->t_sec - s0) + (rows[i]->t_frac - f0)) * scale;
+        return;
+    }
+    double rate = c->arrival.rate;
+    int gaps = (kind == PGD_ARRIVAL_POISSON || kind == PGD_ARRIVAL_GAMMA) && !isinf(rate);
+    double shape = kind == PGD_ARRIVAL_GAMMA && c->arrival.burstiness > 0 ? c->arrival.burstiness : 1.0;
+    pgd_rng r;
+    pgd_rng_seed(&r, pgd_rng_stream(c->seed, PGD_STREAM_ARRIVAL, 0));
+    double t = 0;
+    for (int i = 0; i < n; i++) {
+        if (gaps && i > 0)
+            t += shape == 1.0 ? pgd_rng_exponential(&r, 1.0 / rate)
+                              : pgd_rng_gamma(&r, shape, 1.0 / (rate * shape));
+        q[i].pub.arrival = t;
+    }
+}
+
+typedef struct {
+    double t;
+    int i;
+} order_key;
+
+static int cmp_order(const void *a, const void *b) {
+    const order_key *x = a, *y = b;
+    if (x->t != y->t) return x->t < y->t ? -1 : 1;
+    return (x->i > y->i) - (x->i < y->i);
+}
+
+/* Mooncake: leading full blocks whose ids an earlier (arrival order) request used. */
+static pgd_status mark_shared_blocks(pgd_workload *w) {
+    int64_t total = 0;
+    for (int i = 0; i < w->n; i++) total += w->reqs[i].pub.n_hash_ids;
+    size_t cap = 64;
+    while (cap < (size_t)total * 2) cap *= 2;
+    int64_t *set = malloc(cap * sizeof *set);
+    if (!set) return pgd_error(PGD_ERR_OOM, "workload: out of memory");
+    for (size_t k = 0; k < cap; k++) set[k] = -1;
+    for (int i = 0; i < w->n; i++) {
+        pgd_workload_request *p = &w->reqs[i].pub;
+        int shared = 1;
+        for (int j = 0; j < p->n_hash_ids; j++) {
+            int64_t h = p->hash_ids[j];
+            size_t k = pgd_hash64((uint64_t)h) & (cap - 1);
+            while (set[k] != -1 && set[k] != h) k = (k + 1) & (cap - 1);
+            int seen = set[k] == h;
+            if (h >= 0) set[k] = h;
+            if (shared && seen && (j + 1) * PGD_MOONCAKE_BLOCK <= p->n_prompt)
+                p->shared_prefix_len = (j + 1) * PGD_MOONCAKE_BLOCK;
+            else
+                shared = 0;
+        }
+    }
+    free(set);
+    return PGD_OK;
+}
+
+pgd_status pgd_workload_create(const pgd_workload_config *cfg, pgd_workload **out) {
+    *out = NULL;
+    PGD_TRY(validate(cfg));
+    pgd_workload_config c = *cfg;
+    pgd_wl_rows rs = {0};
+    pgd_workload *w = NULL;
+    int64_t *sel = NULL;
+    const pgd_wl_row **srows = NULL;
+    order_key *keys = NULL;
+    pgd_wl_req *tmp = NULL;
+    pgd_status st = PGD_OK;
+    pgd_dataset_format dfmt = PGD_DATASET_AUTO;
+    pgd_len_dist in_d, out_d;
+    pgd_len_kind out_fallback = PGD_LEN_SHAREGPT;
+
+    if (c.source == PGD_WL_SYNTHETIC) {
+        if ((st = pgd_len_dist_resolve(&c.input_len, 0, PGD_LEN_SHAREGPT, "input_len", &in_d)) ||
+            (st = pgd_len_dist_resolve(&c.output_len, 1, PGD_LEN_SHAREGPT, "output_len", &out_d)))
+            goto fail;
+        int n = c.num_requests ? c.num_requests : 100;
+        for (int i = 0; i < n; i++) {
+            pgd_wl_row *row = NULL;
+            if ((st = pgd_wl_rows_push(&rs, &row))) goto fail;
+            row->row = i;
+            pgd_rng r;
+            pgd_rng_seed(&r, pgd_rng_stream(c.seed, PGD_STREAM_INPUT_LEN, (uint64_t)i));
+            row->in_len = pgd_len_dist_sample(&in_d, &r);
+            pgd_rng_seed(&r, pgd_rng_stream(c.seed, PGD_STREAM_OUTPUT_LEN, (uint64_t)i));
+            row->out_len = pgd_len_dist_sample(&out_d, &r);
+        }
+        rs.rows_read = n;
+    } else if (c.source == PGD_WL_TRACE) {
+        if ((st = pgd_wl_trace_read(&c, &rs))) goto fail;
+    } else {
+        if ((st = pgd_wl_dataset_read(&c, &rs, &dfmt))) goto fail;
+        if (dfmt == PGD_DATASET_ALPACA) out_fallback = PGD_LEN_ALPACA;
+        if ((st = pgd_len_dist_resolve(&c.output_len, 1, out_fallback, "output_len", &out_d)))
+            goto fail;
+    }
+    if (rs.n == 0) {
+        st = pgd_error(PGD_ERR_FORMAT, "workload: %s has no usable rows", c.path ? c.path : "source");
+        goto fail;
+    }
+    pgd_arrival_kind kind = c.arrival.kind;
+    if (kind == PGD_ARRIVAL_DEFAULT) kind = rs.has_time ? PGD_ARRIVAL_TRACE : PGD_ARRIVAL_ALL_AT_ONCE;
+    if (kind == PGD_ARRIVAL_TRACE && !rs.has_time) {
+        st = pgd_error(PGD_ERR_INVALID, "workload: arrival 'trace' but %s has no timestamps",
+                       c.path ? c.path : "the synthetic source");
+        goto fail;
+    }
+    int64_t k = c.num_requests && c.num_requests < rs.n ? c.num_requests : rs.n;
+    if (c.num_requests > rs.n)
+        PGD_LOG_W("workload: %s has %lld usable rows, fewer than num_requests %d: using all",
+                  c.path ? c.path : "source", (long long)rs.n, c.num_requests);
+    if (k > (1 << 30)) k = 1 << 30;
+    int n = (int)k;
+    w = calloc(1, sizeof *w);
+    sel = malloc((size_t)n * sizeof *sel);
+    srows = malloc((size_t)n * sizeof *srows);
+    keys = malloc((size_t)n * sizeof *keys);
+    tmp = calloc((size_t)n, sizeof *tmp);
+    if (!w || !sel || !srows || !keys || !tmp) {
+        st = pgd_error(PGD_ERR_OOM, "workload: out of memory");
+        goto fail;
+    }
+    select_rows(&c, rs.n, n, sel);
+    int is_mooncake = 0;
+    for (int64_t i = 0; i < rs.n && !is_mooncake; i++) is_mooncake = rs.v[i].hash_ids != NULL;
+    for (int i = 0; i < n; i++) {
+        srows[i] = &rs.v[sel[i]];
+        if ((st = materialize(&c, is_mooncake, &out_d, i, &rs.v[sel[i]], &tmp[i]))) {
+            w->reqs = tmp, w->n = i + 1;
+            tmp = NULL;
+            goto fail;
+        }
+    }
+    assign_arrivals(&c, kind, srows, tmp, n);
+    for (int i = 0; i < n; i++) keys[i] = (order_key){tmp[i].pub.arrival, i};
+    qsort(keys, (size_t)n, sizeof *keys, cmp_order);
+    w->reqs = malloc((size_t)n * sizeof *w->reqs);
+    if (!w->reqs) {
+        w->reqs = tmp, w->n = n, tmp = NULL;
+        st = pgd_error(PGD_ERR_OOM, "workload: out of memory");
+        goto fail;
+    }
+    w->n = n;
+    for (int i = 0; i < n; i++) {
+        pgd_wl_req *q = &w->reqs[i];
+        *q = tmp[keys[i].i];
+        q->pub.prompt = q->prompt;
+        q->pub.hash_ids = q->hash_ids;
+        w->num_clipped += q->pub.clipped;
+    }
+    if (is_mooncake && (st = mark_shared_blocks(w))) goto fail;
+    w->closed_loop = kind == PGD_ARRIVAL_CLOSED_LOOP;
+    w->max_concurrency = c.arrival.max_concurrency;
+    w->num_skipped = (int)rs.skipped;
+    w->rows_read = rs.rows_read;
+    free(tmp);
+    free(keys);
+    free(srows);
+    free(sel);
+    pgd_wl_rows_free(&rs);
+    *out = w;
+    return PGD_OK;
+fail:
+    free(tmp);
+    free(keys);
+    free(srows);
+    free(sel);
+    pgd_wl_rows_free(&rs);
+    pgd_workload_destroy(w);
+    return st;
+}
+
+void pgd_workload_destroy(pgd_workload *w) {
+    if (!w) return;
+    for (int i = 0; i < w->n; i++) {
+        free(w->reqs[i].prompt);
+        free(w->reqs[i].hash_ids);
+    }
+    free(w->reqs);
+    free(w);
+}

@@ -1,0 +1,103 @@
+/* workload_impl.h - internals shared by the workload sources: the request
+ * list, the seeded random streams and the raw-row staging area the trace
+ * and dataset parsers fill before selection, clipping and arrivals.
+ *
+ * Invariants: every random draw comes from a pgd_rng seeded by
+ * pgd_rng_stream(cfg seed, stream, index), so a request's prompt does not
+ * depend on how many other requests or which arrival process there are;
+ * w->reqs is sorted by arrival once pgd_workload_create returns. */
+#ifndef PAGODA_WORKLOAD_IMPL_H
+#define PAGODA_WORKLOAD_IMPL_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "pagoda/workload.h"
+
+/* ---- random numbers (rng.c): xoshiro256** seeded by splitmix64 ---- */
+typedef struct pgd_rng {
+    uint64_t s[4];
+} pgd_rng;
+
+enum { /* stream ids */
+    PGD_STREAM_INPUT_LEN = 1,
+    PGD_STREAM_OUTPUT_LEN,
+    PGD_STREAM_ARRIVAL,
+    PGD_STREAM_PRIORITY,
+    PGD_STREAM_TOKENS,
+    PGD_STREAM_PREFIX,
+    PGD_STREAM_SAMPLE,
+    PGD_STREAM_BLOCK,
+};
+
+void pgd_rng_seed(pgd_rng *r, uint64_t seed);
+/* Seed for stream `stream`, item `index` of workload seed `seed`. */
+uint64_t pgd_rng_stream(uint64_t seed, uint64_t stream, uint64_t index);
+uint64_t pgd_rng_next(pgd_rng *r);
+double pgd_rng_uniform(pgd_rng *r);           /* [0, 1) */
+double pgd_rng_uniform_pos(pgd_rng *r);       /* (0, 1) */
+int64_t pgd_rng_range(pgd_rng *r, int64_t lo, int64_t hi); /* [lo, hi) */
+double pgd_rng_normal(pgd_rng *r);            /* N(0, 1) */
+double pgd_rng_exponential(pgd_rng *r, double mean);
+double pgd_rng_gamma(pgd_rng *r, double shape, double scale);
+uint64_t pgd_hash64(uint64_t x);              /* splitmix64 finalizer */
+
+/* ---- lengths (lengths.c) ---- */
+/* Resolve DEFAULT/SHAREGPT/ALPACA into a concrete distribution for the
+ * input (is_output 0) or output side; validates parameters, naming
+ * `what` ("input_len", "output_len") in the message. */
+pgd_status pgd_len_dist_resolve(const pgd_len_dist *d, int is_output, pgd_len_kind fallback,
+                                const char *what, pgd_len_dist *out);
+/* One draw (>= 1) from a resolved distribution. */
+int pgd_len_dist_sample(const pgd_len_dist *d, pgd_rng *r);
+
+/* ---- staged rows (filled by trace.c / dataset.c) ---- */
+typedef struct pgd_wl_row {
+    int64_t row;         /* 0-based data row in the file */
+    int64_t t_sec;       /* timestamp: whole seconds (has_time) */
+    double t_frac;       /* and the fraction */
+    int in_len, out_len; /* out_len 0 = unknown */
+    int32_t *prompt;     /* tokens when known (dataset), else NULL */
+    int64_t *hash_ids;   /* Mooncake */
+    int n_hash_ids;
+    char *text, *out_text; /* dataset texts before tokenization (owned) */
+} pgd_wl_row;
+
+typedef struct pgd_wl_rows {
+    pgd_wl_row *v;
+    int64_t n, cap;
+    int has_time;
+    int64_t rows_read;   /* data rows seen */
+    int64_t skipped;     /* rows dropped (empty prompt) */
+} pgd_wl_rows;
+
+pgd_status pgd_wl_rows_push(pgd_wl_rows *rs, pgd_wl_row **out);
+void pgd_wl_rows_free(pgd_wl_rows *rs);
+
+/* trace.c */
+pgd_status pgd_wl_trace_read(const pgd_workload_config *cfg, pgd_wl_rows *rs);
+/* dataset.c: reads texts; pgd_wl_dataset_tokenize fills prompt/out_len of one row. */
+pgd_status pgd_wl_dataset_read(const pgd_workload_config *cfg, pgd_wl_rows *rs,
+                               pgd_dataset_format *fmt);
+pgd_status pgd_wl_dataset_tokenize(const pgd_workload_config *cfg, pgd_wl_row *row);
+
+/* ---- the workload ---- */
+typedef struct pgd_wl_req {
+    pgd_workload_request pub;
+    int32_t *prompt;
+    int64_t *hash_ids;
+} pgd_wl_req;
+
+struct pgd_workload {
+    pgd_wl_req *reqs;
+    int n;
+    int max_concurrency, closed_loop;
+    int num_clipped, num_skipped;
+    int64_t rows_read;
+};
+
+/* Read one line of any length into *buf (grown as needed); strips \n and
+ * \r. Returns length, or -1 at EOF. */
+long pgd_wl_getline(char **buf, size_t *cap, FILE *f);
+
+#endif
