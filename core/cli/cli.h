@@ -6,6 +6,9 @@
 
 int pgd_cmd_generate(int argc, char **argv);
 int pgd_cmd_bench(int argc, char **argv);
+int pgd_cmd_run(int argc, char **argv);
+int pgd_cmd_plot(int argc, char **argv);
+int pgd_cmd_compare(int argc, char **argv);
 
 /* Strict number parsing for option values: print "pagoda: <opt> must be ..."
  * and return 0 on failure. */

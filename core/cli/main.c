@@ -16,6 +16,9 @@ static void usage(FILE *f) {
             "commands:\n"
             "  generate   run prompts through a model and print the continuation\n"
             "  bench      measure decode/prefill speed of a model on this machine\n"
+            "  run        run an experiment config (every sweep point) and write its results\n"
+            "  plot       draw an experiment's results with gnuplot (PNG and SVG)\n"
+            "  compare    compare two results against regression thresholds\n"
             "  version    print the version\n"
             "\n"
             "Run 'pagoda <command> --help' for the options of a command.\n");
@@ -77,6 +80,9 @@ int main(int argc, char **argv) {
     const char *cmd = argv[1];
     if (!strcmp(cmd, "generate")) return pgd_cmd_generate(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return pgd_cmd_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "run")) return pgd_cmd_run(argc - 1, argv + 1);
+    if (!strcmp(cmd, "plot")) return pgd_cmd_plot(argc - 1, argv + 1);
+    if (!strcmp(cmd, "compare")) return pgd_cmd_compare(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("pagoda %s\n", PAGODA_VERSION);
         return 0;

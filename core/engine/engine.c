@@ -19,7 +19,7 @@ double pgd_engine_clock(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-double pgd_engine_now(const pgd_engine *e) { return pgd_engine_clock() - e->t0; }
+double pgd_engine_now(const pgd_engine *e) { return pgd_clock_now(e->cfg.clock) - e->t0; }
 const pgd_engine_config *pgd_engine_get_config(const pgd_engine *e) { return &e->cfg; }
 
 pgd_status pgd_engine_create(const pgd_engine_config *cfg, pgd_model *model, const pgd_tokenizer *tok,
@@ -81,7 +81,7 @@ pgd_status pgd_engine_create(const pgd_engine_config *cfg, pgd_model *model, con
     e->bos = tok ? pgd_tokenizer_bos(tok) : 1;
     e->stop_bos = pgd_model_get_format(model) == PGD_FORMAT_LLAMA2C;
     e->can_fork = c->kv_kind == PGD_KV_PAGED;
-    e->t0 = pgd_engine_clock();
+    e->t0 = pgd_clock_now(c->clock);
     *out = e;
     return PGD_OK;
 fail:
@@ -314,6 +314,8 @@ pgd_status pgd_engine_step(pgd_engine *e, int *num_finished) {
         pgd_engine_finish(e, r, "error");
     }
     PGD_TRY(run_ops(e, pl));
+    e->stats.last_batch_seqs = pl->num_items;
+    e->stats.last_batch_tokens = pl->num_tokens;
     if (pl->num_items > 0) {
         PGD_TRY(run_batch(e, pl));
         e->stats.tokens_computed += pl->num_tokens;
@@ -363,5 +365,8 @@ void pgd_engine_release(pgd_engine *e, int64_t id) {
 void pgd_engine_get_stats(const pgd_engine *e, pgd_engine_stats *out) {
     *out = e->stats;
     out->preemptions = pgd_scheduler_total_preemptions(e->sched);
+    out->num_waiting = pgd_scheduler_num_waiting(e->sched);
+    out->num_running = pgd_scheduler_num_running(e->sched);
+    out->num_swapped = pgd_scheduler_num_swapped(e->sched);
     pgd_kv_get_stats(e->kvm, &out->kv);
 }

@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pagoda/clock.h"
 #include "pagoda/kv_manager.h"
 #include "pagoda/model.h"
 #include "pagoda/sampler.h"
@@ -49,6 +50,8 @@ typedef struct pgd_engine_config {
     uint64_t hash_seed;
     pgd_token_cb on_token;    /* optional */
     void *on_token_ctx;
+    pgd_clock *clock;         /* borrowed, optional: the engine's time source; NULL = real
+                                 monotonic. Engine times are seconds since create. */
 } pgd_engine_config;
 
 typedef struct pgd_request_params {
@@ -92,6 +95,8 @@ typedef struct pgd_request_output {
 typedef struct pgd_engine_stats {
     int64_t steps, preemptions, tokens_computed, tokens_generated;
     int max_batch_seqs, max_batch_tokens;
+    int last_batch_seqs, last_batch_tokens; /* the latest step's batch */
+    int num_waiting, num_running, num_swapped; /* scheduler queues now */
     pgd_kv_stats kv;
 } pgd_engine_stats;
 

@@ -1,0 +1,42 @@
+/* config_impl.h - the experiment and run structs shared by config.c
+ * (parsing, sweeps, checks) and config_get.c (getters, INI writer).
+ *
+ * Invariants: base[] and every run's vals[] have n_keys entries in schema
+ * order; line 0 means "not in the file" (base: unset; run: default). */
+#ifndef PAGODA_CONFIG_IMPL_H
+#define PAGODA_CONFIG_IMPL_H
+
+#include "pagoda/config.h"
+
+typedef struct pgd_cfg_value {
+    char *value;
+    int line; /* 0 = default */
+} pgd_cfg_value;
+
+typedef struct pgd_cfg_sweep {
+    char *name;    /* "section.key" as written */
+    int key_index; /* into the schema */
+    char **values;
+    int n_values;
+    int line;
+} pgd_cfg_sweep;
+
+struct pgd_run_config {
+    const pgd_experiment *exp;
+    int index;
+    char *name;
+    pgd_cfg_value *vals; /* (n_keys) */
+    const char **swept;  /* (n_sweeps) values borrowed from the sweeps */
+};
+
+struct pgd_experiment {
+    char *path, *name;
+    int n_keys;
+    pgd_cfg_value *base; /* (n_keys) values from the file */
+    pgd_cfg_sweep *sweeps;
+    int n_sweeps;
+    pgd_run_config **runs;
+    int n_runs;
+};
+
+#endif

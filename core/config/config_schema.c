@@ -1,0 +1,215 @@
+/* config_schema.c - every key an experiment config may hold: section, key,
+ * type, range, default and a one-line description, and the value checks
+ * for each type. The README's config reference mirrors this table.
+ *
+ * Invariant: each default passes its own key's check (test_config checks). */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pagoda/config.h"
+#include "pagoda/kv_manager.h"
+#include "pagoda/model.h"
+#include "pagoda/scheduler.h"
+
+#define BIG 1e9
+static const pgd_cfg_key schema[] = {
+    {"experiment", "name", PGD_CFG_NAME, 0, 0, NULL, "", "results directory name (default: the file's base name)"},
+    {"experiment", "seed", PGD_CFG_U64, 0, 0, NULL, "0", "seed of the workload and of sampling"},
+    {"experiment", "output_dir", PGD_CFG_STR, 0, 0, NULL, "results", "root of results/<experiment>/<run>/"},
+    {"experiment", "description", PGD_CFG_STR, 0, 0, NULL, "", "free text, copied to summary.json"},
+
+    {"model", "path", PGD_CFG_MODEL, 0, 0, NULL, "random:stories15M", "model file or random:<shape>"},
+    {"model", "tokenizer", PGD_CFG_FILE, 0, 0, NULL, "", "llama2.c tokenizer.bin (datasets need one)"},
+    {"model", "dtype", PGD_CFG_CHOICE, 0, 0, "f32|f16|bf16", "f32", "weight dtype of random models"},
+    {"model", "weight_seed", PGD_CFG_U64, 0, 0, NULL, "0", "seed of random weights (0 = 1234)"},
+    {"model", "backend", PGD_CFG_CHOICE, 0, 0, "cpu", "cpu", "compute backend"},
+    {"model", "threads", PGD_CFG_INT, 0, 1024, NULL, "0", "backend threads (0 = all cores)"},
+
+    {"engine", "block_size", PGD_CFG_INT, 1, 4096, NULL, "16", "tokens per KV block"},
+    {"engine", "kv_memory", PGD_CFG_SIZE, 0, 0, NULL, "", "KV cache size (e.g. 64M); default 256M capped at what max_num_seqs can use"},
+    {"engine", "num_blocks", PGD_CFG_INT, 0, 1 << 30, NULL, "0", "KV blocks incl. the null block (instead of kv_memory; 0 = from kv_memory)"},
+    {"engine", "swap_blocks", PGD_CFG_INT, 0, 1 << 30, NULL, "0", "host swap space in blocks (0 = as many as device blocks)"},
+    {"engine", "max_num_batched_tokens", PGD_CFG_INT, 0, 1 << 24, NULL, "0", "token budget per step (0 = scheduler default)"},
+    {"engine", "max_num_seqs", PGD_CFG_INT, 0, 1 << 20, NULL, "0", "sequences per step (0 = 256)"},
+    {"engine", "policy", PGD_CFG_POLICY, 0, 0, NULL, "fcfs", "scheduling policy: fcfs, priority, sjf, mlfq"},
+    {"engine", "kv_manager", PGD_CFG_KV, 0, 0, NULL, "paged", "paged, orca-max, orca-pow2, orca-oracle, static"},
+    {"engine", "preemption", PGD_CFG_CHOICE, 0, 0, "recompute|swap", "recompute", "preemption mode"},
+    {"engine", "chunked_prefill", PGD_CFG_BOOL, 0, 0, NULL, "off", "split long prompts over steps"},
+    {"engine", "prefix_caching", PGD_CFG_BOOL, 0, 0, NULL, "off", "reuse KV blocks of equal prompt prefixes (paged only)"},
+
+    {"sampling", "temperature", PGD_CFG_NUM, 0, 100, NULL, "0", "0 = greedy"},
+    {"sampling", "top_k", PGD_CFG_INT, 0, 1 << 30, NULL, "0", "0 = off"},
+    {"sampling", "top_p", PGD_CFG_NUM, 0, 1, NULL, "1", "1 = off"},
+
+    {"workload", "source", PGD_CFG_CHOICE, 0, 0, "synthetic|trace|dataset", "synthetic", "where requests come from"},
+    {"workload", "num_requests", PGD_CFG_INT, 0, 10000000, NULL, "0", "requests (synthetic: 0 = 100, or enough for duration; trace/dataset: 0 = all rows)"},
+    {"workload", "duration", PGD_CFG_NUM, 0, BIG, NULL, "0", "only requests arriving in the first DURATION seconds are sent (0 = no limit)"},
+    {"workload", "sample", PGD_CFG_BOOL, 0, 0, NULL, "off", "trace/dataset: a seeded random sample of num_requests rows"},
+    {"workload", "input_len", PGD_CFG_CHOICE, 0, 0, "sharegpt|alpaca|fixed|uniform|normal|lognormal", "sharegpt", "prompt length distribution"},
+    {"workload", "input_mean", PGD_CFG_NUM, 0, BIG, NULL, "0", "fixed/normal/lognormal mean"},
+    {"workload", "input_stddev", PGD_CFG_NUM, 0, BIG, NULL, "0", "normal/lognormal standard deviation"},
+    {"workload", "input_min", PGD_CFG_INT, 0, 1 << 24, NULL, "0", "uniform lower bound, else clamp (0 = none)"},
+    {"workload", "input_max", PGD_CFG_INT, 0, 1 << 24, NULL, "0", "uniform upper bound, else clamp (0 = none)"},
+    {"workload", "output_len", PGD_CFG_CHOICE, 0, 0, "sharegpt|alpaca|fixed|uniform|normal|lognormal", "sharegpt", "output length distribution"},
+    {"workload", "output_mean", PGD_CFG_NUM, 0, BIG, NULL, "0", "fixed/normal/lognormal mean"},
+    {"workload", "output_stddev", PGD_CFG_NUM, 0, BIG, NULL, "0", "normal/lognormal standard deviation"},
+    {"workload", "output_min", PGD_CFG_INT, 0, 1 << 24, NULL, "0", "uniform lower bound, else clamp (0 = none)"},
+    {"workload", "output_max", PGD_CFG_INT, 0, 1 << 24, NULL, "0", "uniform upper bound, else clamp (0 = none)"},
+    {"workload", "override_output_len", PGD_CFG_BOOL, 0, 0, NULL, "off", "dataset: draw outputs from output_len even where given"},
+    {"workload", "shared_prefix_len", PGD_CFG_INT, 0, 1 << 20, NULL, "0", "tokens common to every prompt"},
+    {"workload", "num_priorities", PGD_CFG_INT, 0, 1 << 20, NULL, "0", "priorities uniform in [0, n)"},
+    {"workload", "arrival", PGD_CFG_CHOICE, 0, 0, "default|poisson|gamma|all-at-once|closed-loop|trace", "default",
+     "arrival process (default: trace timestamps, else poisson at a finite rate, else all at once)"},
+    {"workload", "rate", PGD_CFG_NUM, 1e-9, INFINITY, NULL, "inf", "requests/s (inf = all at t = 0)"},
+    {"workload", "burstiness", PGD_CFG_NUM, 1e-9, BIG, NULL, "1", "gamma shape (1 = Poisson)"},
+    {"workload", "concurrency", PGD_CFG_INT, 0, 1 << 20, NULL, "0", "max requests in flight (closed loop: required)"},
+    {"workload", "path", PGD_CFG_FILE, 0, 0, NULL, "", "trace or dataset file"},
+    {"workload", "trace_format", PGD_CFG_CHOICE, 0, 0, "auto|azure|vidur|lengths|mooncake", "auto", "trace file format"},
+    {"workload", "dataset_format", PGD_CFG_CHOICE, 0, 0, "auto|sharegpt|alpaca|mtbench", "auto", "dataset file format"},
+    {"workload", "time_scale", PGD_CFG_NUM, 1e-9, BIG, NULL, "1", "trace arrivals multiplied by this"},
+
+    {"slo", "ttft", PGD_CFG_NUM, 0, BIG, NULL, "0", "TTFT bound in seconds for goodput (0 = none)"},
+    {"slo", "tpot", PGD_CFG_NUM, 0, BIG, NULL, "0", "TPOT bound in seconds (0 = none)"},
+    {"slo", "e2e", PGD_CFG_NUM, 0, BIG, NULL, "0", "E2E bound in seconds (0 = none)"},
+
+    {"compare", "throughput", PGD_CFG_NUM, 0, 100, NULL, "5", "max % drop of throughput/goodput metrics"},
+    {"compare", "latency", PGD_CFG_NUM, 0, BIG, NULL, "10", "max % rise of latency metrics"},
+    {"compare", "counts", PGD_CFG_NUM, 0, BIG, NULL, "10", "max % change for the worse of other metrics"},
+    {"compare", "metrics", PGD_CFG_LIST, 0, 0, NULL, "", "metrics to compare (names or globs like ttft.*; empty = all)"},
+    {NULL, NULL, 0, 0, 0, NULL, NULL, NULL},
+};
+
+const pgd_cfg_key *pgd_config_schema(void) { return schema; }
+
+const pgd_cfg_key *pgd_config_find_key(const char *section, const char *key) {
+    for (const pgd_cfg_key *k = schema; k->section; k++)
+        if (!strcmp(k->section, section) && !strcmp(k->key, key)) return k;
+    return NULL;
+}
+
+int pgd_config_parse_bool(const char *v, int *out) {
+    static const char *yes[] = {"on", "true", "yes", "1"}, *no[] = {"off", "false", "no", "0"};
+    for (int i = 0; i < 4; i++) {
+        if (!strcmp(v, yes[i])) return *out = 1, 1;
+        if (!strcmp(v, no[i])) return *out = 0, 1;
+    }
+    return 0;
+}
+
+int pgd_config_parse_size(const char *v, size_t *out) {
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end), mul = 1;
+    if (*end == 'K' || *end == 'k') mul = 1024.0, end++;
+    else if (*end == 'M' || *end == 'm') mul = 1048576.0, end++;
+    else if (*end == 'G' || *end == 'g') mul = 1073741824.0, end++;
+    if (*end == 'B' || *end == 'b') end++;
+    if (errno || end == v || *end || !(x > 0) || x * mul > 1e15) return 0;
+    *out = (size_t)(x * mul);
+    return 1;
+}
+
+static int in_choices(const char *choices, const char *v) {
+    size_t n = strlen(v);
+    for (const char *p = choices; *p;) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == n && !strncmp(p, v, n)) return 1;
+        if (!bar) break;
+        p = bar + 1;
+    }
+    return 0;
+}
+
+static pgd_status check_list_words(const char *v) {
+    for (const char *p = v; *p; p++)
+        if (!(p[0] == ',' || p[0] == ' ' || p[0] == '.' || p[0] == '_' || p[0] == '-' || p[0] == '*' ||
+              (p[0] >= 'a' && p[0] <= 'z') || (p[0] >= 'A' && p[0] <= 'Z') || (p[0] >= '0' && p[0] <= '9')))
+            return pgd_error(PGD_ERR_INVALID, "expected a comma list of metric names");
+    return PGD_OK;
+}
+
+static pgd_status check_file(const char *v) {
+    if (access(v, R_OK) != 0) return pgd_error(PGD_ERR_INVALID, "cannot read file: %s", strerror(errno));
+    return PGD_OK;
+}
+
+pgd_status pgd_config_check_value(const pgd_cfg_key *k, const char *v) {
+    char *end;
+    switch (k->type) {
+    case PGD_CFG_STR: return PGD_OK;
+    case PGD_CFG_LIST: return check_list_words(v);
+    case PGD_CFG_NAME:
+        if (!*v) return pgd_error(PGD_ERR_INVALID, "must not be empty");
+        for (const char *p = v; *p; p++)
+            if (!(*p == '.' || *p == '_' || *p == '-' || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                  (*p >= '0' && *p <= '9')))
+                return pgd_error(PGD_ERR_INVALID, "must use only letters, digits, '.', '_' and '-'");
+        return PGD_OK;
+    case PGD_CFG_INT: {
+        errno = 0;
+        long x = strtol(v, &end, 10);
+        if (errno || end == v || *end || x < (long)k->lo || x > (long)k->hi)
+            return pgd_error(PGD_ERR_INVALID, "expected an integer in %.0f..%.0f", k->lo, k->hi);
+        return PGD_OK;
+    }
+    case PGD_CFG_U64:
+        errno = 0;
+        (void)strtoull(v, &end, 10);
+        if (errno || end == v || *end || v[0] == '-')
+            return pgd_error(PGD_ERR_INVALID, "expected a non-negative integer");
+        return PGD_OK;
+    case PGD_CFG_NUM: {
+        int allow_inf = isinf(k->hi);
+        errno = 0;
+        double x = strtod(v, &end);
+        if (errno || end == v || *end || isnan(x) || (!allow_inf && isinf(x)) || x < k->lo || x > k->hi) {
+            if (allow_inf) return pgd_error(PGD_ERR_INVALID, "expected a number >= %g or 'inf'", k->lo);
+            return pgd_error(PGD_ERR_INVALID, "expected a number in %g..%g", k->lo, k->hi);
+        }
+        return PGD_OK;
+    }
+    case PGD_CFG_SIZE: {
+        size_t s;
+        if (!*v || pgd_config_parse_size(v, &s)) return PGD_OK;
+        return pgd_error(PGD_ERR_INVALID, "expected a positive size like 64M or 2G");
+    }
+    case PGD_CFG_BOOL: {
+        int b;
+        if (pgd_config_parse_bool(v, &b)) return PGD_OK;
+        return pgd_error(PGD_ERR_INVALID, "expected on or off");
+    }
+    case PGD_CFG_CHOICE:
+        if (in_choices(k->choices, v)) return PGD_OK;
+        return pgd_error(PGD_ERR_INVALID, "expected one of %s", k->choices);
+    case PGD_CFG_POLICY: {
+        char names[256] = "";
+        for (const char *const *p = pgd_policy_names(); *p; p++) {
+            if (!strcmp(*p, v)) return PGD_OK;
+            if (names[0]) strncat(names, "|", sizeof names - strlen(names) - 1);
+            strncat(names, *p, sizeof names - strlen(names) - 1);
+        }
+        return pgd_error(PGD_ERR_INVALID, "unknown policy (choices: %s)", names);
+    }
+    case PGD_CFG_KV: {
+        pgd_kv_kind kind;
+        if (pgd_kv_kind_parse(v, &kind) == PGD_OK) return PGD_OK;
+        return pgd_error(PGD_ERR_INVALID, "unknown KV manager (choices: paged|orca-max|orca-pow2|orca-oracle|static)");
+    }
+    case PGD_CFG_MODEL:
+        if (!strncmp(v, "random:", 7)) {
+            pgd_model_config mc;
+            if (pgd_model_shape(v + 7, &mc) != PGD_OK)
+                return pgd_error(PGD_ERR_INVALID, "bad random model shape: %s", pgd_last_error());
+            return PGD_OK;
+        }
+        if (!*v) return pgd_error(PGD_ERR_INVALID, "must not be empty");
+        return check_file(v);
+    case PGD_CFG_FILE:
+        return *v ? check_file(v) : PGD_OK; /* "" = unset */
+    }
+    return pgd_error(PGD_ERR_INVALID, "unknown key type");
+}

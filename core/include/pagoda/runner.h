@@ -1,0 +1,88 @@
+/* runner.h - executes one run of an experiment: loads the model, builds the
+ * engine and the workload from the run's resolved config, feeds requests
+ * to the engine as the clock passes their arrival times (sleeping to the
+ * next arrival when the engine is idle; at most `concurrency` in flight),
+ * steps the engine until every request has finished, and records each
+ * request and one timeline sample per step into pgd_metrics.
+ *
+ * Time: every time is on the engine clock (seconds since the engine was
+ * created). With the real clock, requests arrive while the engine computes;
+ * a request is added at the first step boundary after its arrival but keeps
+ * its arrival time (its wait counts in its latency). A request held back
+ * by the concurrency limit counts from its submission (vLLM's client).
+ *
+ * Determinism: the request list is a function of the config (seed); every
+ * request's sampling seed is experiment seed + its workload index, so its
+ * tokens do not depend on timing, batching or preemption. token_fingerprint
+ * hashes every request's output tokens (by workload index). */
+#ifndef PAGODA_RUNNER_H
+#define PAGODA_RUNNER_H
+
+#include <stdint.h>
+
+#include "pagoda/clock.h"
+#include "pagoda/config.h"
+#include "pagoda/engine.h"
+#include "pagoda/metrics.h"
+
+typedef struct pgd_run_progress {
+    int done, total;      /* requests finished / to send */
+    int64_t tokens;       /* output tokens so far */
+    double elapsed;       /* engine clock seconds */
+    int64_t steps;
+} pgd_run_progress;
+
+typedef void (*pgd_run_progress_cb)(void *ctx, const pgd_run_progress *p);
+
+typedef struct pgd_run_options {
+    pgd_clock *clock;               /* borrowed; NULL = a real clock */
+    pgd_run_progress_cb on_progress; /* optional, called after every step */
+    void *progress_ctx;
+} pgd_run_options;
+
+typedef struct pgd_run_result {
+    pgd_metrics *metrics;           /* owned; freed by pgd_run_result_free */
+    pgd_metrics_summary summary;
+    pgd_engine_stats stats;
+    int num_requests;               /* sent to the engine (after the duration cut) */
+    int rejected;                   /* requests the engine refused (recorded as "error") */
+    uint64_t workload_fingerprint;
+    uint64_t token_fingerprint;
+    double wall_time;               /* seconds of real time the run took */
+    char model_desc[160];           /* "random:stories15M (15.2M params, f32)" */
+    char backend_desc[160];
+    char workload_desc[256];        /* pgd_workload_format */
+    int threads;
+} pgd_run_result;
+
+/* Execute a run. Errors name the config file and key where one is at fault. */
+pgd_status pgd_run_execute(const pgd_run_config *rc, const pgd_run_options *opts, pgd_run_result *out);
+void pgd_run_result_free(pgd_run_result *r);
+
+/* Write dir/summary.json, requests.csv, timeline.csv, config.ini and
+ * env.json (creating dir and its parents). */
+pgd_status pgd_run_write_outputs(const pgd_run_config *rc, const pgd_run_result *res, const char *dir);
+
+/* runs.csv: one row per run of an experiment: "run", one column per swept
+ * key (named by the key, or section_key when two sections share a key
+ * name), then the headline metrics (pgd_runs_csv_columns). Rows keep the
+ * order they were added; the file is rewritten whole by each write. */
+typedef struct pgd_runs_csv pgd_runs_csv;
+pgd_status pgd_runs_csv_create(const pgd_experiment *e, pgd_runs_csv **out);
+void pgd_runs_csv_destroy(pgd_runs_csv *t);
+pgd_status pgd_runs_csv_add(pgd_runs_csv *t, const pgd_run_config *rc, const pgd_run_result *res);
+pgd_status pgd_runs_csv_write(const pgd_runs_csv *t, const char *path);
+/* Keep the rows of an existing runs.csv with the same columns (runs not
+ * re-run this time, e.g. with --only); rows added later replace them. */
+pgd_status pgd_runs_csv_merge(pgd_runs_csv *t, const char *path);
+/* Names of the metric columns, NULL-terminated (the first is "completed"). */
+const char *const *pgd_runs_csv_columns(void);
+
+/* The environment as JSON text fields (env.json): git revision, compiler
+ * and flags, CPU model and topology (hwloc), threads, date. Caller
+ * json_decref's. */
+struct json_t *pgd_env_json(int threads);
+/* mkdir -p. */
+pgd_status pgd_mkdir_p(const char *path);
+
+#endif

@@ -1,0 +1,294 @@
+/* runner.c - one run of an experiment: config -> model, engine, workload;
+ * the arrival loop against the engine clock; per-request records and a
+ * per-step timeline into pgd_metrics.
+ *
+ * Invariants: requests are submitted in workload (arrival) order; at most
+ * max_concurrency are in flight (0 = unlimited); every submitted request is
+ * recorded exactly once (finished, or rejected as "error"); the loop ends
+ * when every request that arrives within the run is recorded. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pagoda/log.h"
+#include "pagoda/runner.h"
+#include "pagoda/workload.h"
+
+typedef struct inflight {
+    int64_t id;  /* engine request id */
+    int index;   /* workload index */
+} inflight;
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
+static double wall_now(void) { return pgd_clock_now(NULL); }
+
+static pgd_status engine_config(const pgd_run_config *rc, pgd_clock *clock, pgd_engine_config *ec) {
+    memset(ec, 0, sizeof *ec);
+    ec->block_size = pgd_run_get_int(rc, "engine", "block_size");
+    ec->num_blocks = pgd_run_get_int(rc, "engine", "num_blocks");
+    ec->kv_memory_bytes = pgd_run_get_size(rc, "engine", "kv_memory");
+    ec->num_host_blocks = pgd_run_get_int(rc, "engine", "swap_blocks");
+    ec->max_num_batched_tokens = pgd_run_get_int(rc, "engine", "max_num_batched_tokens");
+    ec->max_num_seqs = pgd_run_get_int(rc, "engine", "max_num_seqs");
+    ec->policy = pgd_run_get_str(rc, "engine", "policy");
+    PGD_TRY(pgd_kv_kind_parse(pgd_run_get_str(rc, "engine", "kv_manager"), &ec->kv_kind));
+    PGD_TRY(pgd_preempt_mode_parse(pgd_run_get_str(rc, "engine", "preemption"), &ec->preemption));
+    ec->chunked_prefill = pgd_run_get_bool(rc, "engine", "chunked_prefill");
+    ec->prefix_caching = pgd_run_get_bool(rc, "engine", "prefix_caching");
+    ec->hash_seed = pgd_run_get_u64(rc, "experiment", "seed");
+    ec->clock = clock;
+    return PGD_OK;
+}
+
+static pgd_status len_dist(const pgd_run_config *rc, const char *which, pgd_len_dist *d) {
+    char k[32];
+    snprintf(k, sizeof k, "%s_len", which);
+    PGD_TRY(pgd_len_kind_parse(pgd_run_get_str(rc, "workload", k), &d->kind));
+    snprintf(k, sizeof k, "%s_mean", which);
+    d->mean = pgd_run_get_num(rc, "workload", k);
+    snprintf(k, sizeof k, "%s_stddev", which);
+    d->stddev = pgd_run_get_num(rc, "workload", k);
+    snprintf(k, sizeof k, "%s_min", which);
+    d->min = pgd_run_get_int(rc, "workload", k);
+    snprintf(k, sizeof k, "%s_max", which);
+    d->max = pgd_run_get_int(rc, "workload", k);
+    return PGD_OK;
+}
+
+static pgd_status workload_config(const pgd_run_config *rc, const pgd_model_config *mc, const pgd_tokenizer *tok,
+                                  pgd_workload_config *wc) {
+    memset(wc, 0, sizeof *wc);
+    PGD_TRY(pgd_workload_source_parse(pgd_run_get_str(rc, "workload", "source"), &wc->source));
+    wc->num_requests = pgd_run_get_int(rc, "workload", "num_requests");
+    wc->sample = pgd_run_get_bool(rc, "workload", "sample");
+    wc->seed = pgd_run_get_u64(rc, "experiment", "seed");
+    wc->vocab_size = mc->vocab_size;
+    wc->max_model_len = mc->max_seq_len;
+    PGD_TRY(len_dist(rc, "input", &wc->input_len));
+    PGD_TRY(len_dist(rc, "output", &wc->output_len));
+    wc->override_output_len = pgd_run_get_bool(rc, "workload", "override_output_len");
+    wc->shared_prefix_len = pgd_run_get_int(rc, "workload", "shared_prefix_len");
+    wc->num_priorities = pgd_run_get_int(rc, "workload", "num_priorities");
+    double rate = pgd_run_get_num(rc, "workload", "rate"), duration = pgd_run_get_num(rc, "workload", "duration");
+    const char *arr = pgd_run_get_str(rc, "workload", "arrival");
+    if (!strcmp(arr, "default") && wc->source != PGD_WL_TRACE && isfinite(rate)) arr = "poisson";
+    PGD_TRY(pgd_arrival_kind_parse(arr, &wc->arrival.kind));
+    wc->arrival.rate = rate;
+    wc->arrival.burstiness = pgd_run_get_num(rc, "workload", "burstiness");
+    wc->arrival.max_concurrency = pgd_run_get_int(rc, "workload", "concurrency");
+    if (wc->source == PGD_WL_SYNTHETIC && wc->num_requests == 0 && duration > 0 && isfinite(rate))
+        wc->num_requests = (int)ceil(rate * duration * 1.5 + 10 * sqrt(rate * duration) + 10);
+    const char *path = pgd_run_get_str(rc, "workload", "path");
+    wc->path = *path ? path : NULL;
+    PGD_TRY(pgd_trace_format_parse(pgd_run_get_str(rc, "workload", "trace_format"), &wc->trace_format));
+    PGD_TRY(pgd_dataset_format_parse(pgd_run_get_str(rc, "workload", "dataset_format"), &wc->dataset_format));
+    wc->time_scale = pgd_run_get_num(rc, "workload", "time_scale");
+    wc->tokenizer = tok;
+    return PGD_OK;
+}
+
+/* Wrap the last error as "FILE: run NAME: [section]: message". */
+static pgd_status ctx_error(pgd_status st, const pgd_run_config *rc, const char *section) {
+    return pgd_error(st, "%s: run %s: [%s]: %s", pgd_experiment_path(pgd_run_experiment(rc)), pgd_run_name(rc),
+                     section, pgd_last_error());
+}
+
+typedef struct loop_state {
+    pgd_engine *eng;
+    pgd_workload *wl;
+    pgd_metrics *m;
+    inflight *fl;
+    int n_fl;
+    int done, n;
+    int64_t tokens;
+    uint64_t token_hash;
+    int rejected;
+} loop_state;
+
+static pgd_status collect_finished(loop_state *s) {
+    for (int i = 0; i < s->n_fl;) {
+        const pgd_request_output *o = NULL;
+        PGD_TRY(pgd_engine_get_output(s->eng, s->fl[i].id, &o));
+        if (!o->finished) {
+            i++;
+            continue;
+        }
+        const pgd_workload_request *wr = pgd_workload_get(s->wl, s->fl[i].index);
+        PGD_TRY(pgd_metrics_add_output(s->m, o, wr->priority));
+        uint64_t h = fnv(14695981039346656037ull, &s->fl[i].index, sizeof s->fl[i].index);
+        if (o->num_seqs > 0) {
+            h = fnv(h, o->seqs[0].tokens, sizeof(int32_t) * (size_t)o->seqs[0].n_tokens);
+            s->tokens += o->seqs[0].n_tokens;
+        }
+        s->token_hash += h;
+        pgd_engine_release(s->eng, s->fl[i].id);
+        s->fl[i] = s->fl[--s->n_fl];
+        s->done++;
+    }
+    return PGD_OK;
+}
+
+static pgd_status submit(loop_state *s, const pgd_run_config *rc, int i, double t_start, double now, int delayed) {
+    pgd_request_params p = {0};
+    p.sampling.temperature = (float)pgd_run_get_num(rc, "sampling", "temperature");
+    p.sampling.top_k = pgd_run_get_int(rc, "sampling", "top_k");
+    p.sampling.top_p = (float)pgd_run_get_num(rc, "sampling", "top_p");
+    p.sampling.seed = pgd_run_get_u64(rc, "experiment", "seed") + (uint64_t)i;
+    pgd_workload_fill_params(s->wl, i, t_start, &p);
+    if (delayed) p.arrival_time = now;
+    int64_t id;
+    if (pgd_engine_add_request(s->eng, &p, &id) != PGD_OK) {
+        PGD_LOG_W("run %s: request %d rejected: %s", pgd_run_name(rc), i, pgd_last_error());
+        pgd_request_record r = {.id = -1 - i, .arrival = p.arrival_time > 0 ? p.arrival_time : now,
+                                .first_scheduled = -1, .first_token = -1, .finish = now,
+                                .prompt_tokens = p.n_prompt, .priority = p.priority, .finish_reason = "error"};
+        PGD_TRY(pgd_metrics_add_request(s->m, &r));
+        s->rejected++;
+        s->done++;
+        return PGD_OK;
+    }
+    s->fl[s->n_fl++] = (inflight){.id = id, .index = i};
+    return PGD_OK;
+}
+
+static pgd_status run_loop(loop_state *s, const pgd_run_config *rc, const pgd_run_options *opts, pgd_clock *clock) {
+    pgd_engine *eng = s->eng;
+    int maxc = pgd_workload_max_concurrency(s->wl), next = 0;
+    /* workload time 0 = engine time t_start (now): arrival a is engine time t_start + a */
+    double t_start = pgd_engine_now(eng), t0c = pgd_clock_now(clock);
+    pgd_engine_stats prev, cur;
+    int have_prev = 0;
+    double blocked_at = -1; /* last time a due request was held back by the concurrency limit */
+    while (s->done < s->n) {
+        double now = pgd_engine_now(eng);
+        while (next < s->n && t_start + pgd_workload_get(s->wl, next)->arrival <= now) {
+            if (maxc > 0 && s->n_fl >= maxc) {
+                blocked_at = now;
+                break;
+            }
+            /* a request held back by the limit counts from its submission */
+            PGD_TRY(submit(s, rc, next, t_start, now, t_start + pgd_workload_get(s->wl, next)->arrival <= blocked_at));
+            next++;
+        }
+        if (pgd_engine_has_unfinished(eng)) {
+            PGD_TRY(pgd_engine_step(eng, NULL));
+            pgd_engine_get_stats(eng, &cur);
+            pgd_timeline_sample ts;
+            pgd_metrics_sample_engine(eng, have_prev ? &prev : NULL, &ts);
+            ts.batch_seqs = cur.last_batch_seqs;
+            ts.batch_tokens = cur.last_batch_tokens;
+            PGD_TRY(pgd_metrics_add_sample(s->m, &ts));
+            prev = cur;
+            have_prev = 1;
+            PGD_TRY(collect_finished(s));
+            if (opts && opts->on_progress) {
+                pgd_run_progress p = {.done = s->done, .total = s->n, .tokens = s->tokens,
+                                      .elapsed = pgd_engine_now(eng) - t_start, .steps = cur.steps};
+                opts->on_progress(opts->progress_ctx, &p);
+            }
+        } else if (next < s->n && s->n_fl == 0) {
+            pgd_clock_sleep_until(clock, t0c + pgd_workload_get(s->wl, next)->arrival);
+        } else if (s->n_fl > 0) {
+            PGD_TRY(collect_finished(s)); /* finished without a step (rejected mid-way) */
+            if (pgd_engine_has_unfinished(eng) == 0 && s->n_fl > 0)
+                return pgd_error(PGD_ERR_INVALID, "runner: %d requests in flight but the engine is idle", s->n_fl);
+        }
+    }
+    return PGD_OK;
+}
+
+pgd_status pgd_run_execute(const pgd_run_config *rc, const pgd_run_options *opts, pgd_run_result *out) {
+    if (!rc || !out) return pgd_error(PGD_ERR_INVALID, "runner: NULL argument");
+    memset(out, 0, sizeof *out);
+    double w0 = wall_now();
+    pgd_status st;
+    pgd_clock *own_clock = NULL, *clock = opts ? opts->clock : NULL;
+    pgd_backend *be = NULL;
+    pgd_model *model = NULL;
+    pgd_tokenizer *own_tok = NULL;
+    pgd_engine *eng = NULL;
+    pgd_workload *wl = NULL;
+    loop_state s = {0};
+    if (!clock) {
+        if ((st = pgd_clock_create(PGD_CLOCK_REAL, &own_clock)) != PGD_OK) goto done;
+        clock = own_clock;
+    }
+    int threads = pgd_run_get_int(rc, "model", "threads");
+    pgd_backend_config bc = {.name = pgd_run_get_str(rc, "model", "backend"), .num_threads = threads};
+    if ((st = pgd_backend_create(&bc, &be)) != PGD_OK) { st = ctx_error(st, rc, "model"); goto done; }
+    const char *dt = pgd_run_get_str(rc, "model", "dtype");
+    pgd_model_load_opts mo = {.seed = pgd_run_get_u64(rc, "model", "weight_seed"),
+                              .random_dtype = !strcmp(dt, "f16") ? PGD_F16 : !strcmp(dt, "bf16") ? PGD_BF16 : PGD_F32};
+    if ((st = pgd_model_load(pgd_run_get_str(rc, "model", "path"), &mo, be, &model)) != PGD_OK) {
+        st = ctx_error(st, rc, "model");
+        goto done;
+    }
+    const pgd_model_config *mc = pgd_model_get_config(model);
+    const pgd_tokenizer *tok = pgd_model_tokenizer(model);
+    const char *tokpath = pgd_run_get_str(rc, "model", "tokenizer");
+    if (*tokpath) {
+        if ((st = pgd_tokenizer_load_llama2c(tokpath, mc->vocab_size, &own_tok)) != PGD_OK) {
+            st = ctx_error(st, rc, "model");
+            goto done;
+        }
+        tok = own_tok;
+    }
+    pgd_engine_config ec;
+    if ((st = engine_config(rc, clock, &ec)) != PGD_OK || (st = pgd_engine_create(&ec, model, tok, &eng)) != PGD_OK) {
+        st = ctx_error(st, rc, "engine");
+        goto done;
+    }
+    pgd_workload_config wc;
+    if ((st = workload_config(rc, mc, tok, &wc)) != PGD_OK || (st = pgd_workload_create(&wc, &wl)) != PGD_OK) {
+        st = ctx_error(st, rc, "workload");
+        goto done;
+    }
+    if ((st = pgd_metrics_create(&s.m)) != PGD_OK) goto done;
+    s.eng = eng;
+    s.wl = wl;
+    s.n = pgd_workload_count(wl);
+    double duration = pgd_run_get_num(rc, "workload", "duration");
+    if (duration > 0)
+        while (s.n > 0 && pgd_workload_get(wl, s.n - 1)->arrival >= duration) s.n--;
+    if (!(s.fl = malloc(sizeof *s.fl * (size_t)(s.n + 1)))) { st = pgd_error(PGD_ERR_OOM, "runner: out of memory"); goto done; }
+    if ((st = run_loop(&s, rc, opts, clock)) != PGD_OK) goto done;
+    pgd_slo slo = {.ttft = pgd_run_get_num(rc, "slo", "ttft"), .tpot = pgd_run_get_num(rc, "slo", "tpot"),
+                   .e2e = pgd_run_get_num(rc, "slo", "e2e")};
+    if ((st = pgd_metrics_summarize(s.m, &slo, &out->summary)) != PGD_OK) goto done;
+    pgd_engine_get_stats(eng, &out->stats);
+    out->metrics = s.m;
+    s.m = NULL;
+    out->num_requests = s.n;
+    out->rejected = s.rejected;
+    out->workload_fingerprint = pgd_workload_fingerprint(wl);
+    out->token_fingerprint = s.token_hash;
+    out->threads = threads;
+    snprintf(out->model_desc, sizeof out->model_desc, "%s (%s, %.1fM params, %s)", pgd_run_get_str(rc, "model", "path"),
+             mc->name, (double)pgd_model_config_params(mc) / 1e6, pgd_dtype_name(mc->weight_dtype));
+    snprintf(out->backend_desc, sizeof out->backend_desc, "%s", pgd_backend_describe(be));
+    pgd_workload_format(wl, out->workload_desc, sizeof out->workload_desc);
+    out->wall_time = wall_now() - w0;
+done:
+    free(s.fl);
+    pgd_metrics_destroy(s.m);
+    pgd_workload_destroy(wl);
+    pgd_engine_destroy(eng);
+    pgd_tokenizer_destroy(own_tok);
+    pgd_model_destroy(model);
+    pgd_backend_destroy(be);
+    pgd_clock_destroy(own_clock);
+    return st;
+}
+
+void pgd_run_result_free(pgd_run_result *r) {
+    if (!r) return;
+    pgd_metrics_destroy(r->metrics);
+    r->metrics = NULL;
+}
