@@ -43,9 +43,13 @@ struct pgd_backend_ops {
 struct pgd_backend {
     const struct pgd_backend_ops *ops;
     char description[128];
+    pgd_clock *clock;   /* sim: the virtual clock it advances; NULL = real time */
+    int is_virtual;     /* large allocations hold no data */
+    pgd_dtype kv_dtype; /* KV accounting dtype (zeroed = f32) */
 };
 
 /* Registry entries (defined by each backend). */
 pgd_status pgd_cpu_backend_create(const pgd_backend_config *cfg, pgd_backend **out);
+pgd_status pgd_sim_backend_create(const pgd_backend_config *cfg, pgd_backend **out);
 
 #endif

@@ -12,8 +12,9 @@ static const struct {
     pgd_backend_create_fn create;
 } registry[] = {
     {"cpu", pgd_cpu_backend_create},
+    {"sim", pgd_sim_backend_create},
 };
-static const char *const names[] = {"cpu", NULL};
+static const char *const names[] = {"cpu", "sim", NULL};
 
 const char *const *pgd_backend_list(void) { return names; }
 
@@ -25,7 +26,7 @@ pgd_status pgd_backend_create(const pgd_backend_config *cfg, pgd_backend **out) 
     const char *name = cfg->name ? cfg->name : "cpu";
     for (size_t i = 0; i < sizeof registry / sizeof registry[0]; i++)
         if (!strcmp(registry[i].name, name)) return registry[i].create(cfg, out);
-    return pgd_error(PGD_ERR_UNSUPPORTED, "unknown backend '%s' (this build has: cpu)", name);
+    return pgd_error(PGD_ERR_UNSUPPORTED, "unknown backend '%s' (this build has: cpu, sim)", name);
 }
 
 void pgd_backend_destroy(pgd_backend *b) {
@@ -33,6 +34,9 @@ void pgd_backend_destroy(pgd_backend *b) {
 }
 const char *pgd_backend_name(const pgd_backend *b) { return b->ops->name; }
 const char *pgd_backend_describe(const pgd_backend *b) { return b->description; }
+pgd_clock *pgd_backend_clock(const pgd_backend *b) { return b ? b->clock : NULL; }
+int pgd_backend_is_virtual(const pgd_backend *b) { return b ? b->is_virtual : 0; }
+pgd_dtype pgd_backend_kv_dtype(const pgd_backend *b) { return b ? b->kv_dtype : PGD_F32; }
 
 #define CHECK_OP(b, op)                                                                     \
     do {                                                                                    \

@@ -293,6 +293,11 @@ static pgd_status check_run(const pgd_run_config *r) {
     if (pgd_run_get_bool(r, "engine", "prefix_caching") && kind != PGD_KV_PAGED)
         BAD("engine", later(r, "engine", "prefix_caching", "kv_manager"),
             "prefix_caching = on needs kv_manager = paged (got %s)", pgd_run_get_str(r, "engine", "kv_manager"));
+    if (pgd_run_get_int(r, "sampling", "beam_width") > 0 && pgd_run_get_int(r, "sampling", "n") > 1)
+        BAD("sampling", later(r, "sampling", "beam_width", "n"), "beam_width and n > 1 cannot be combined");
+    if (pgd_run_get_int(r, "sampling", "beam_width") > 0 && kind != PGD_KV_PAGED)
+        BAD("sampling", "beam_width", "beam search needs kv_manager = paged (got %s)",
+            pgd_run_get_str(r, "engine", "kv_manager"));
     int seqs = pgd_run_get_int(r, "engine", "max_num_seqs"), toks = pgd_run_get_int(r, "engine", "max_num_batched_tokens");
     if (seqs && toks && seqs > toks)
         BAD("engine", later(r, "engine", "max_num_seqs", "max_num_batched_tokens"),

@@ -25,7 +25,11 @@ static const pgd_cfg_key schema[] = {
     {"model", "tokenizer", PGD_CFG_FILE, 0, 0, NULL, "", "llama2.c tokenizer.bin (datasets need one)"},
     {"model", "dtype", PGD_CFG_CHOICE, 0, 0, "f32|f16|bf16", "f32", "weight dtype of random models"},
     {"model", "weight_seed", PGD_CFG_U64, 0, 0, NULL, "0", "seed of random weights (0 = 1234)"},
-    {"model", "backend", PGD_CFG_CHOICE, 0, 0, "cpu", "cpu", "compute backend"},
+    {"model", "backend", PGD_CFG_CHOICE, 0, 0, "cpu|sim", "cpu", "compute backend (sim: cost model on a virtual clock)"},
+    {"model", "device", PGD_CFG_CHOICE, 0, 0, "a100-40gb|a100-80gb|h100|h200|cpu", "a100-40gb",
+     "sim: device preset whose cost model times the ops"},
+    {"model", "tensor_parallel", PGD_CFG_INT, 1, 64, NULL, "1", "sim: GPUs the model is split over (Megatron tensor parallel)"},
+    {"model", "profile", PGD_CFG_FILE, 0, 0, NULL, "", "sim: calibration table from `pagoda profile` (instead of the roofline)"},
     {"model", "threads", PGD_CFG_INT, 0, 1024, NULL, "0", "backend threads (0 = all cores)"},
 
     {"engine", "block_size", PGD_CFG_INT, 1, 4096, NULL, "16", "tokens per KV block"},
@@ -43,6 +47,8 @@ static const pgd_cfg_key schema[] = {
     {"sampling", "temperature", PGD_CFG_NUM, 0, 100, NULL, "0", "0 = greedy"},
     {"sampling", "top_k", PGD_CFG_INT, 0, 1 << 30, NULL, "0", "0 = off"},
     {"sampling", "top_p", PGD_CFG_NUM, 0, 1, NULL, "1", "1 = off"},
+    {"sampling", "n", PGD_CFG_INT, 1, 64, NULL, "1", "parallel samples per request (sharing the prompt's KV blocks)"},
+    {"sampling", "beam_width", PGD_CFG_INT, 0, 64, NULL, "0", "beam search width (0 = off; paged KV manager only)"},
 
     {"workload", "source", PGD_CFG_CHOICE, 0, 0, "synthetic|trace|dataset", "synthetic", "where requests come from"},
     {"workload", "num_requests", PGD_CFG_INT, 0, 10000000, NULL, "0", "requests (synthetic: 0 = 100, or enough for duration; trace/dataset: 0 = all rows)"},

@@ -81,6 +81,7 @@ pgd_status pgd_engine_create(const pgd_engine_config *cfg, pgd_model *model, con
     e->bos = tok ? pgd_tokenizer_bos(tok) : 1;
     e->stop_bos = pgd_model_get_format(model) == PGD_FORMAT_LLAMA2C;
     e->can_fork = c->kv_kind == PGD_KV_PAGED;
+    e->stand_in_tokens = pgd_backend_is_virtual(pgd_model_backend(model));
     e->t0 = pgd_clock_now(c->clock);
     *out = e;
     return PGD_OK;

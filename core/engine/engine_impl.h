@@ -59,6 +59,7 @@ struct pgd_engine {
     int64_t n_reqs, cap_reqs;
     int64_t n_live;
     int eos, bos, stop_bos, can_fork;
+    int stand_in_tokens;       /* virtual backend: sampled sequences get token 0 (no logits scan) */
     double t0;
     pgd_engine_stats stats;
     /* per-step scratch */

@@ -103,6 +103,10 @@ static pgd_status emit(pgd_engine *e, ereq *r, eseq *es, int32_t token) {
 
 static pgd_status sample_emit(pgd_engine *e, ereq *r, eseq *es, const float *logits) {
     size_t V = (size_t)e->mc->vocab_size;
+    /* A virtual backend (sim) computes no logits (they are all 0): its cheap
+     * stand-in is token 0, what greedy picks from equal logits, without a scan
+     * of the vocabulary. Lengths come from max_tokens / ignore_eos. */
+    if (e->stand_in_tokens) return emit(e, r, es, 0);
     if (!e->scratch) {
         e->scratch = malloc(sizeof(float) * V);
         if (!e->scratch) return pgd_error(PGD_ERR_OOM, "engine: out of memory");

@@ -345,6 +345,7 @@ void pgd_kv_get_stats(const pgd_kv_manager *m, pgd_kv_stats *out) {
     if (!m) return;
     m->ops->get_stats(m, out);
     out->num_seqs = (int)m->num_seqs;
+    if (!out->logical_blocks) out->logical_blocks = out->used_blocks;
     out->utilization =
         out->slots_reserved > 0 ? (double)out->tokens_stored / (double)out->slots_reserved : 0.0;
 }

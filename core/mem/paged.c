@@ -45,6 +45,7 @@ typedef struct paged {
     int n_copies, cap_copies;
     uint64_t root;
     int64_t tokens_stored, prefix_queries, prefix_hits;
+    int64_t logical;             /* block-table entries of device-resident sequences */
 } paged;
 
 static const struct pgd_kv_ops paged_ops;
@@ -174,6 +175,7 @@ static pgd_status paged_add_seq(pgd_kv_manager *m, int64_t id, const int32_t *pr
         }
     }
     s->base.n_blocks = hits;
+    p->logical += hits;
     s->base.num_tokens = hits * bs;
     s->chain = parent;
     p->prefix_queries += nfull;
@@ -225,7 +227,10 @@ static pgd_status paged_append(pgd_kv_manager *m, pgd_kv_seq *base, const int32_
     }
     for (int i = 0; i < n; i++) {
         int pos = base->num_tokens, off = pos % bs;
-        if (off == 0) base->table[base->n_blocks++] = take_block(p);
+        if (off == 0) {
+            base->table[base->n_blocks++] = take_block(p);
+            p->logical++;
+        }
         int32_t b = base->table[base->n_blocks - 1];
         PGD_ASSERT(pgd_block_pool_ref(p->pool, b) == 1 && p->fill[b] == off);
         p->fill[b]++;
@@ -253,6 +258,7 @@ static pgd_status paged_fork(pgd_kv_manager *m, const pgd_kv_seq *parent, int64_
         pgd_block_pool_incref(p->pool, parent->table[i]);
     }
     c->base.n_blocks = parent->n_blocks;
+    p->logical += parent->n_blocks;
     c->base.num_tokens = parent->num_tokens;
     c->chain = ps->chain;
     if (p->cache) memcpy(c->partial, ps->partial, (size_t)bsz(p) * sizeof *c->partial);
@@ -262,6 +268,7 @@ static pgd_status paged_fork(pgd_kv_manager *m, const pgd_kv_seq *parent, int64_
 
 static void paged_free_seq(pgd_kv_manager *m, pgd_kv_seq *s) {
     paged *p = (paged *)m;
+    if (!s->swapped) p->logical -= s->n_blocks;
     for (int i = s->n_blocks - 1; i >= 0; i--) {
         if (s->swapped) pgd_block_pool_decref(p->host, s->table[i], 0);
         else drop_block(p, s->table[i]);
@@ -292,6 +299,7 @@ static pgd_status paged_swap_out(pgd_kv_manager *m, pgd_kv_seq *s, pgd_kv_copy *
         s->table[i] = hb;
     }
     s->swapped = 1;
+    p->logical -= s->n_blocks;
     *n_copies = s->n_blocks;
     return PGD_OK;
 }
@@ -313,6 +321,7 @@ static pgd_status paged_swap_in(pgd_kv_manager *m, pgd_kv_seq *s, pgd_kv_copy *c
         s->table[i] = b;
     }
     s->swapped = 0;
+    p->logical += s->n_blocks;
     *n_copies = s->n_blocks;
     return PGD_OK;
 }
@@ -328,6 +337,7 @@ static void paged_get_stats(const pgd_kv_manager *m, pgd_kv_stats *out) {
     out->prefix_queries = p->prefix_queries;
     out->prefix_hits = p->prefix_hits;
     out->host_blocks_used = p->host ? p->host->num_used : 0;
+    out->logical_blocks = p->logical;
 }
 
 /* ---- invariants ---- */

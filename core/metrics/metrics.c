@@ -161,13 +161,18 @@ void pgd_dist_stats_compute(const double *values, size_t n, pgd_dist_stats *out)
 static void timeline_summary(const pgd_metrics *m, pgd_metrics_summary *s) {
     s->timeline_samples = m->n_samples;
     if (m->n_samples == 0) return;
-    double bs = 0, bt = 0, ku = 0, kz = 0;
+    double bs = 0, bt = 0, ku = 0, kz = 0, sh = 0;
+    int64_t n_sh = 0;
     for (int64_t i = 0; i < m->n_samples; i++) {
         const pgd_timeline_sample *t = &m->samples[i];
         bs += t->batch_seqs;
         bt += t->batch_tokens;
         ku += t->kv_usage;
         kz += t->kv_utilization;
+        if (t->kv_logical_blocks > 0 && t->kv_used_blocks > 0) {
+            sh += 1.0 - (double)t->kv_used_blocks / (double)t->kv_logical_blocks;
+            n_sh++;
+        }
         if (t->batch_seqs > s->max_batch_seqs) s->max_batch_seqs = t->batch_seqs;
         if (t->batch_tokens > s->max_batch_tokens) s->max_batch_tokens = t->batch_tokens;
         if (t->kv_usage > s->max_kv_usage) s->max_kv_usage = t->kv_usage;
@@ -177,6 +182,7 @@ static void timeline_summary(const pgd_metrics *m, pgd_metrics_summary *s) {
     s->mean_batch_tokens = bt / n;
     s->mean_kv_usage = ku / n;
     s->mean_kv_utilization = kz / n;
+    s->mean_kv_sharing_saving = n_sh ? sh / (double)n_sh : 0;
     s->swaps = m->samples[m->n_samples - 1].swaps;
     s->prefix_hit_rate = m->samples[m->n_samples - 1].prefix_hit_rate;
 }

@@ -25,6 +25,7 @@ void pgd_metrics_sample_engine(const pgd_engine *e, const pgd_engine_stats *prev
     s->batch_seqs = (int)(st.tokens_generated - (prev ? prev->tokens_generated : 0));
     s->kv_used_blocks = st.kv.used_blocks;
     s->kv_num_blocks = st.kv.num_blocks;
+    s->kv_logical_blocks = st.kv.logical_blocks;
     s->kv_usage = st.kv.num_blocks > 0 ? (double)st.kv.used_blocks / st.kv.num_blocks : 0;
     s->kv_utilization = st.kv.slots_reserved > 0 ? st.kv.utilization : 1.0;
     s->kv_fragmentation = 1.0 - s->kv_utilization;

@@ -44,9 +44,9 @@ json_t *pgd_metrics_summary_to_json(const pgd_metrics_summary *s) {
                                       s->max_batch_seqs, "max_tokens", s->max_batch_tokens,
                                       "samples", (json_int_t)s->timeline_samples)) ||
         json_object_set_new(o, "kv",
-                            json_pack("{s:f,s:f,s:f}", "mean_usage", s->mean_kv_usage, "max_usage",
-                                      s->max_kv_usage, "mean_utilization",
-                                      s->mean_kv_utilization)))
+                            json_pack("{s:f,s:f,s:f,s:f}", "mean_usage", s->mean_kv_usage, "max_usage",
+                                      s->max_kv_usage, "mean_utilization", s->mean_kv_utilization,
+                                      "mean_sharing_saving", s->mean_kv_sharing_saving)))
         goto fail;
     return o;
 fail:

@@ -7,6 +7,10 @@
  *              write k,v to cache slots; xb2 = paged_attention(q);
  *              x += xb2 Wo; xb = rmsnorm(x); x += (silu(xb W1) * xb W3) W2
  *   logits = rmsnorm(x[last rows]) Wcls                (S or T, vocab)
+ * OPT (arch = opt; virtual backends only, for the simulator's cost): x +=
+ * embed(positions) from the learned table; no rotary; the norms stand for
+ * LayerNorm (same bytes moved); FFN x += act(xb W1) W2 with the activation
+ * issued as silu_mul(hb, hb) (an elementwise op; ReLU in OPT).
  * Nothing here knows which backend runs the ops. */
 #include <math.h>
 #include <stdlib.h>
@@ -128,15 +132,23 @@ pgd_status pgd_model_forward(pgd_model *m, pgd_kv_cache *kv, const pgd_batch *b,
             *d_len = d_qs + S + 1, *d_bt = d_len + S, *d_rows = d_bt + (size_t)S * MB;
 
     pgd_dtype wt = c->weight_dtype;
+    const int opt = c->arch == PGD_ARCH_OPT;
+    if (opt && !pgd_backend_is_virtual(be))
+        return pgd_error(PGD_ERR_UNSUPPORTED, "forward: OPT models run on the sim backend only");
     PGD_TRY(pgd_backend_embedding(be, sc->x, m->tok_embd, m->embd_dtype, d_tok, T, d));
+    if (opt) {
+        PGD_TRY(pgd_backend_embedding(be, sc->xb, m->pos_embd, m->embd_dtype, d_pos, T, d));
+        PGD_TRY(pgd_backend_add(be, sc->x, sc->xb, (size_t)T * d));
+    }
     for (int l = 0; l < c->n_layers; l++) {
         const pgd_layer_weights *L = &m->layers[l];
         PGD_TRY(pgd_backend_rmsnorm(be, sc->xb, sc->x, L->attn_norm, T, d, c->norm_eps));
         PGD_TRY(pgd_backend_matmul(be, sc->q, sc->xb, L->wq, wt, T, d, qd));
         PGD_TRY(pgd_backend_matmul(be, sc->k, sc->xb, L->wk, wt, T, d, kvd));
         PGD_TRY(pgd_backend_matmul(be, sc->v, sc->xb, L->wv, wt, T, d, kvd));
-        PGD_TRY(pgd_backend_rope(be, sc->q, sc->k, d_pos, T, c->n_heads, c->n_kv_heads, c->head_dim,
-                                 c->rope_theta));
+        if (!opt)
+            PGD_TRY(pgd_backend_rope(be, sc->q, sc->k, d_pos, T, c->n_heads, c->n_kv_heads, c->head_dim,
+                                     c->rope_theta));
         float *kc = pgd_kv_cache_k(kv, l), *vc = pgd_kv_cache_v(kv, l);
         PGD_TRY(pgd_backend_kv_write(be, kc, vc, sc->k, sc->v, d_slot, T, c->n_kv_heads, c->head_dim, bs));
         pgd_paged_attn a = {
@@ -151,8 +163,8 @@ pgd_status pgd_model_forward(pgd_model *m, pgd_kv_cache *kv, const pgd_batch *b,
         PGD_TRY(pgd_backend_add(be, sc->x, sc->xb, (size_t)T * d));
         PGD_TRY(pgd_backend_rmsnorm(be, sc->xb, sc->x, L->ffn_norm, T, d, c->norm_eps));
         PGD_TRY(pgd_backend_matmul(be, sc->hb, sc->xb, L->w1, wt, T, d, h));
-        PGD_TRY(pgd_backend_matmul(be, sc->hb2, sc->xb, L->w3, wt, T, d, h));
-        PGD_TRY(pgd_backend_silu_mul(be, sc->hb, sc->hb2, (size_t)T * h));
+        if (!opt) PGD_TRY(pgd_backend_matmul(be, sc->hb2, sc->xb, L->w3, wt, T, d, h));
+        PGD_TRY(pgd_backend_silu_mul(be, sc->hb, opt ? sc->hb : sc->hb2, (size_t)T * h));
         PGD_TRY(pgd_backend_matmul(be, sc->xb, sc->hb, L->w2, wt, T, h, d));
         PGD_TRY(pgd_backend_add(be, sc->x, sc->xb, (size_t)T * d));
     }

@@ -2,7 +2,10 @@
  * layer, K then V, each (num_blocks, n_kv_heads, block_size, head_dim) f32.
  * Block 0 is an ordinary block here; reserving it as the null block is the
  * KV manager's convention. Swap space is a plain host buffer of whole
- * blocks (all layers' K and V of one block together). */
+ * blocks (all layers' K and V of one block together).
+ * Storage is always f32-shaped; a kv_dtype other than f32 only occurs on a
+ * virtual backend (sim), where swaps transfer block_floats * its size bytes
+ * (what a GPU would move) and the host swap space is a virtual range too. */
 #include <stdlib.h>
 
 #include "model_impl.h"
@@ -15,11 +18,13 @@ struct pgd_kv_cache {
     int n_layers, block_size, num_blocks;
     float *host;          /* swap space: (num_host_blocks, 2 * n_layers, block_floats) */
     int num_host_blocks;
+    int host_on_backend;  /* virtual backend: host allocated (as a virtual range) by the backend */
+    size_t elem;          /* bytes per element moved by a swap */
 };
 
 size_t pgd_kv_cache_block_bytes(const pgd_model_config *c, int block_size) {
     return 2 * (size_t)c->n_layers * (size_t)c->n_kv_heads * (size_t)block_size *
-           (size_t)c->head_dim * sizeof(float);
+           (size_t)c->head_dim * pgd_dtype_size(c->kv_dtype);
 }
 
 pgd_status pgd_kv_cache_create(pgd_backend *b, const pgd_model_config *c, int block_size,
@@ -37,6 +42,8 @@ pgd_status pgd_kv_cache_create(pgd_backend *b, const pgd_model_config *c, int bl
     kv->block_size = block_size;
     kv->num_blocks = num_blocks;
     kv->block_floats = (size_t)c->n_kv_heads * block_size * c->head_dim;
+    kv->elem = pgd_dtype_size(c->kv_dtype);
+    kv->host_on_backend = pgd_backend_is_virtual(b);
     kv->layer_floats = (size_t)num_blocks * kv->block_floats;
     size_t bytes = 2 * (size_t)c->n_layers * kv->layer_floats * sizeof(float);
     pgd_status s = pgd_backend_alloc(b, bytes, (void **)&kv->data);
@@ -57,7 +64,8 @@ pgd_status pgd_kv_cache_create(pgd_backend *b, const pgd_model_config *c, int bl
 void pgd_kv_cache_destroy(pgd_kv_cache *kv) {
     if (!kv) return;
     pgd_backend_free(kv->backend, kv->data);
-    free(kv->host);
+    if (kv->host_on_backend) pgd_backend_free(kv->backend, kv->host);
+    else free(kv->host);
     free(kv);
 }
 
@@ -80,12 +88,17 @@ pgd_status pgd_kv_cache_copy_blocks(pgd_kv_cache *kv, const int32_t *pairs, int 
 
 pgd_status pgd_kv_cache_set_host_blocks(pgd_kv_cache *kv, int num_host_blocks) {
     if (num_host_blocks < 0) return pgd_error(PGD_ERR_INVALID, "kv cache: negative swap space");
-    free(kv->host);
+    if (kv->host_on_backend) pgd_backend_free(kv->backend, kv->host);
+    else free(kv->host);
     kv->host = NULL;
     kv->num_host_blocks = 0;
     if (!num_host_blocks) return PGD_OK;
     size_t floats = (size_t)num_host_blocks * 2 * kv->n_layers * kv->block_floats;
-    kv->host = malloc(floats * sizeof(float));
+    if (kv->host_on_backend) {
+        if (pgd_backend_alloc(kv->backend, floats * sizeof(float), (void **)&kv->host) != PGD_OK) kv->host = NULL;
+    } else {
+        kv->host = malloc(floats * sizeof(float));
+    }
     if (!kv->host)
         return pgd_error(PGD_ERR_OOM, "kv cache: cannot allocate %d host blocks (%.2f GiB) of swap space",
                          num_host_blocks, floats * 4 / 1073741824.0);
@@ -102,7 +115,7 @@ static pgd_status swap(pgd_kv_cache *kv, const int32_t *pairs, int n, int out) {
         for (int l = 0; l < 2 * kv->n_layers; l++) {
             float *d = kv->data + (size_t)l * kv->layer_floats + (size_t)dev * kv->block_floats;
             float *h = kv->host + ((size_t)host * 2 * kv->n_layers + l) * kv->block_floats;
-            size_t bytes = kv->block_floats * sizeof(float);
+            size_t bytes = kv->block_floats * kv->elem;
             PGD_TRY(out ? pgd_backend_download(kv->backend, h, d, bytes)
                         : pgd_backend_upload(kv->backend, d, h, bytes));
         }

@@ -22,9 +22,12 @@ pgd_status pgd_model_layout(pgd_model *m, pgd_dtype embd_dtype, pgd_dtype cls_dt
     if (!c->tied_classifier) off = align_up(off + v * d * pgd_dtype_size(cls_dtype));
     size_t o_final = off;
     off = align_up(off + d * 4);
+    int opt = c->arch == PGD_ARCH_OPT, ffn_mats = opt ? 2 : 3;
+    size_t o_pos = off;
+    if (opt) off = align_up(off + (size_t)c->max_seq_len * d * pgd_dtype_size(embd_dtype));
     size_t o_layers = off;
     size_t layer_bytes = align_up(d * 4) * 2 + align_up(qd * d * ws) + 2 * align_up(kvd * d * ws) +
-                         align_up(d * qd * ws) + 3 * align_up(h * d * ws);
+                         align_up(d * qd * ws) + (size_t)ffn_mats * align_up(h * d * ws);
     off += layer_bytes * (size_t)c->n_layers;
 
     m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
@@ -40,6 +43,7 @@ pgd_status pgd_model_layout(pgd_model *m, pgd_dtype embd_dtype, pgd_dtype cls_dt
     m->wcls = c->tied_classifier ? m->tok_embd : (void *)(base + o_cls);
     m->cls_dtype = c->tied_classifier ? embd_dtype : cls_dtype;
     m->final_norm = (float *)(base + o_final);
+    m->pos_embd = opt ? (void *)(base + o_pos) : NULL;
     char *p = base + o_layers;
     for (int l = 0; l < c->n_layers; l++) {
         pgd_layer_weights *L = &m->layers[l];
@@ -51,7 +55,7 @@ pgd_status pgd_model_layout(pgd_model *m, pgd_dtype embd_dtype, pgd_dtype cls_dt
         L->wo = p; p += align_up(d * qd * ws);
         L->w1 = p; p += align_up(h * d * ws);
         L->w2 = p; p += align_up(h * d * ws);
-        L->w3 = p; p += align_up(h * d * ws);
+        if (!opt) { L->w3 = p; p += align_up(h * d * ws); }
     }
     return PGD_OK;
 }
@@ -114,6 +118,7 @@ pgd_status pgd_model_load(const char *spec, const pgd_model_load_opts *opts, pgd
                                              : pgd_model_load_llama2c(m, spec);
     }
     if (s != PGD_OK) goto fail;
+    m->cfg.kv_dtype = pgd_backend_kv_dtype(b);
     PGD_LOG_I("model %s: dim=%d layers=%d heads=%d kv_heads=%d hidden=%d vocab=%d seq=%d %s, "
               "%.1fM params", m->cfg.name, m->cfg.dim, m->cfg.n_layers, m->cfg.n_heads,
               m->cfg.n_kv_heads, m->cfg.hidden_dim, m->cfg.vocab_size, m->cfg.max_seq_len,

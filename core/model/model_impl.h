@@ -20,7 +20,7 @@ typedef struct pgd_layer_weights {
     void *wo;           /* (dim, n_heads*head_dim) */
     void *w1;           /* gate (hidden, dim) */
     void *w2;           /* down (dim, hidden) */
-    void *w3;           /* up (hidden, dim) */
+    void *w3;           /* up (hidden, dim); NULL for OPT (fc1 = w1, fc2 = w2) */
 } pgd_layer_weights;
 
 typedef struct pgd_scratch {
@@ -42,6 +42,7 @@ struct pgd_model {
     void *tok_embd;            /* (vocab, dim) of embd_dtype */
     pgd_dtype embd_dtype;
     float *final_norm;         /* (dim) */
+    void *pos_embd;            /* OPT: learned positions (max_seq_len, dim) of embd_dtype; else NULL */
     void *wcls;                /* (vocab, dim) of cls_dtype; == tok_embd when tied */
     pgd_dtype cls_dtype;
     pgd_layer_weights *layers; /* (n_layers) */

@@ -2,7 +2,8 @@
  * speed experiments without downloads (like vLLM's --load-format dummy).
  * Each tensor is filled from its own stream, seeded from (seed, tensor id),
  * uniform in +-sqrt(3/fan_in) (variance 1/fan_in) so activations stay
- * O(1) through the layers; norm weights are 1. Same seed, same weights. */
+ * O(1) through the layers; norm weights are 1. Same seed, same weights.
+ * On a virtual backend (sim) nothing is filled: loading is instant. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -50,7 +51,12 @@ pgd_status pgd_model_load_random(pgd_model *m, const char *shape, const pgd_mode
     pgd_model_config *c = &m->cfg;
     c->weight_dtype = o->random_dtype;
     uint64_t seed = o->seed ? o->seed : 1234;
+    if (c->arch == PGD_ARCH_OPT && !pgd_backend_is_virtual(m->backend))
+        return pgd_error(PGD_ERR_UNSUPPORTED, "model shape '%s': the OPT architecture (LayerNorm, ReLU, learned "
+                         "positions) runs on the sim backend only, not on '%s'", shape, pgd_backend_name(m->backend));
     PGD_TRY(pgd_model_layout(m, c->weight_dtype, c->weight_dtype));
+    /* a virtual backend (sim) holds no data: the shapes are all it needs */
+    if (pgd_backend_is_virtual(m->backend)) return PGD_OK;
     size_t d = (size_t)c->dim, qd = (size_t)c->n_heads * c->head_dim,
            kvd = (size_t)c->n_kv_heads * c->head_dim, h = (size_t)c->hidden_dim,
            V = (size_t)c->vocab_size;

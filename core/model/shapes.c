@@ -1,6 +1,10 @@
 /* shapes.c - named model shapes and "key=value" shape specs, plus config
  * validation and size accounting. Named shapes are the published
- * architectures (weights are random; see random_weights.c). */
+ * architectures (weights are random; see random_weights.c). OPT shapes
+ * (arch = opt: LayerNorm with bias, ReLU FFN of two matrices of width
+ * 4*dim, learned positions, biases, vocabulary 50272, context 2048, tied
+ * classifier) count their parameters as OPT does: OPT-13B has 12.85B, so
+ * 25.7 GB in f16 (the paper's 26 GB), and 800 KB of f16 KV per token. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,21 +17,27 @@ typedef struct {
     int dim, n_layers, n_heads, n_kv_heads, hidden_dim, vocab_size, max_seq_len;
     float rope_theta;
     int tied;
+    pgd_model_arch arch;
 } shape_entry;
 
 static const shape_entry shapes[] = {
     /* llama2.c TinyStories models */
-    {"stories260K", 64, 5, 8, 4, 172, 512, 512, 10000.f, 1},
-    {"stories15M", 288, 6, 6, 6, 768, 32000, 256, 10000.f, 1},
-    {"stories42M", 512, 8, 8, 8, 1376, 32000, 1024, 10000.f, 1},
-    {"stories110M", 768, 12, 12, 12, 2048, 32000, 1024, 10000.f, 1},
+    {"stories260K", 64, 5, 8, 4, 172, 512, 512, 10000.f, 1, PGD_ARCH_LLAMA},
+    {"stories15M", 288, 6, 6, 6, 768, 32000, 256, 10000.f, 1, PGD_ARCH_LLAMA},
+    {"stories42M", 512, 8, 8, 8, 1376, 32000, 1024, 10000.f, 1, PGD_ARCH_LLAMA},
+    {"stories110M", 768, 12, 12, 12, 2048, 32000, 1024, 10000.f, 1, PGD_ARCH_LLAMA},
     /* published Llama-family shapes */
-    {"tinyllama-1.1b", 2048, 22, 32, 4, 5632, 32000, 2048, 10000.f, 0},
-    {"llama-7b", 4096, 32, 32, 32, 11008, 32000, 2048, 10000.f, 0},
-    {"llama-13b", 5120, 40, 40, 40, 13824, 32000, 2048, 10000.f, 0},
-    {"llama2-7b", 4096, 32, 32, 32, 11008, 32000, 4096, 10000.f, 0},
-    {"llama2-13b", 5120, 40, 40, 40, 13824, 32000, 4096, 10000.f, 0},
-    {"llama3-8b", 4096, 32, 32, 8, 14336, 128256, 8192, 500000.f, 0},
+    {"tinyllama-1.1b", 2048, 22, 32, 4, 5632, 32000, 2048, 10000.f, 0, PGD_ARCH_LLAMA},
+    {"llama-7b", 4096, 32, 32, 32, 11008, 32000, 2048, 10000.f, 0, PGD_ARCH_LLAMA},
+    {"llama-13b", 5120, 40, 40, 40, 13824, 32000, 2048, 10000.f, 0, PGD_ARCH_LLAMA},
+    {"llama2-7b", 4096, 32, 32, 32, 11008, 32000, 4096, 10000.f, 0, PGD_ARCH_LLAMA},
+    {"llama2-13b", 5120, 40, 40, 40, 13824, 32000, 4096, 10000.f, 0, PGD_ARCH_LLAMA},
+    {"llama3-8b", 4096, 32, 32, 8, 14336, 128256, 8192, 500000.f, 0, PGD_ARCH_LLAMA},
+    /* OPT (Zhang et al. 2022): the PagedAttention paper's models; sim backend only */
+    {"opt-125m", 768, 12, 12, 12, 3072, 50272, 2048, 10000.f, 1, PGD_ARCH_OPT},
+    {"opt-13b", 5120, 40, 40, 40, 20480, 50272, 2048, 10000.f, 1, PGD_ARCH_OPT},
+    {"opt-66b", 9216, 64, 72, 72, 36864, 50272, 2048, 10000.f, 1, PGD_ARCH_OPT},
+    {"opt-175b", 12288, 96, 96, 96, 49152, 50272, 2048, 10000.f, 1, PGD_ARCH_OPT},
 };
 #define N_SHAPES (sizeof shapes / sizeof shapes[0])
 
@@ -51,6 +61,7 @@ static void from_entry(const shape_entry *e, pgd_model_config *c) {
     c->rope_theta = e->rope_theta;
     c->norm_eps = 1e-5f;
     c->tied_classifier = e->tied;
+    c->arch = e->arch;
     c->head_dim = e->dim / e->n_heads;
 }
 
@@ -104,7 +115,12 @@ pgd_status pgd_model_shape(const char *spec, pgd_model_config *out) {
         else if (!strcmp(k, "hidden")) { target = &c.hidden_dim; hidden_set = 1; }
         else if (!strcmp(k, "vocab")) target = &c.vocab_size;
         else if (!strcmp(k, "seq")) target = &c.max_seq_len;
-        else if (!strcmp(k, "tied")) {
+        else if (!strcmp(k, "arch")) {
+            if (strcmp(v, "llama") && strcmp(v, "opt"))
+                return pgd_error(PGD_ERR_INVALID, "model shape: arch must be llama or opt (got '%s')", v);
+            c.arch = v[0] == 'o' ? PGD_ARCH_OPT : PGD_ARCH_LLAMA;
+            continue;
+        } else if (!strcmp(k, "tied")) {
             if (strcmp(v, "0") && strcmp(v, "1"))
                 return pgd_error(PGD_ERR_INVALID, "model shape: tied must be 0 or 1 (got '%s')", v);
             c.tied_classifier = v[0] == '1';
@@ -120,7 +136,7 @@ pgd_status pgd_model_shape(const char *spec, pgd_model_config *out) {
         } else {
             return pgd_error(PGD_ERR_INVALID,
                              "model shape: unknown key '%s' (keys: dim, layers, heads, kv_heads, "
-                             "hidden, vocab, seq, theta, eps, tied)", k);
+                             "hidden, vocab, seq, theta, eps, tied, arch)", k);
         }
         if (!parse_int(v, &iv))
             return pgd_error(PGD_ERR_INVALID, "model shape: %s must be a positive integer (got '%s')", k, v);
@@ -174,17 +190,28 @@ pgd_status pgd_model_config_validate(const pgd_model_config *c, const char *what
     return PGD_OK;
 }
 
+/* Small f32 parameters: norm weights (OPT: LayerNorm weights and biases,
+ * and every matmul bias). */
+static size_t small_params(const pgd_model_config *c) {
+    size_t d = (size_t)c->dim, L = (size_t)c->n_layers;
+    if (c->arch != PGD_ARCH_OPT) return d * (2 * L + 1);
+    size_t kv = (size_t)c->n_kv_heads * (size_t)c->head_dim, qd = (size_t)c->n_heads * (size_t)c->head_dim;
+    return L * (4 * d + qd + 2 * kv + d + (size_t)c->hidden_dim + d) + 2 * d;
+}
+
 size_t pgd_model_config_params(const pgd_model_config *c) {
     size_t d = (size_t)c->dim, kv = (size_t)c->n_kv_heads * (size_t)c->head_dim,
            qd = (size_t)c->n_heads * (size_t)c->head_dim, h = (size_t)c->hidden_dim;
-    size_t layer = 2 * d + qd * d + 2 * kv * d + d * qd + 3 * h * d;
-    size_t p = (size_t)c->vocab_size * d + (size_t)c->n_layers * layer + d;
+    int ffn_mats = c->arch == PGD_ARCH_OPT ? 2 : 3;
+    size_t layer = qd * d + 2 * kv * d + d * qd + (size_t)ffn_mats * h * d;
+    size_t p = (size_t)c->vocab_size * d + (size_t)c->n_layers * layer + small_params(c);
+    if (c->arch == PGD_ARCH_OPT) p += ((size_t)c->max_seq_len + 2) * d; /* learned positions (offset 2) */
     if (!c->tied_classifier) p += (size_t)c->vocab_size * d;
     return p;
 }
 
 size_t pgd_model_config_weight_bytes(const pgd_model_config *c) {
-    /* norms are f32; everything else in weight_dtype */
-    size_t norms = (size_t)c->dim * (2 * (size_t)c->n_layers + 1);
+    /* norms (and OPT's biases) are f32; everything else in weight_dtype */
+    size_t norms = small_params(c);
     return norms * 4 + (pgd_model_config_params(c) - norms) * pgd_dtype_size(c->weight_dtype);
 }

@@ -142,6 +142,8 @@ static pgd_status submit(loop_state *s, const pgd_run_config *rc, int i, double 
     p.sampling.top_p = (float)pgd_run_get_num(rc, "sampling", "top_p");
     p.sampling.seed = pgd_run_get_u64(rc, "experiment", "seed") + (uint64_t)i;
     pgd_workload_fill_params(s->wl, i, t_start, &p);
+    p.n = pgd_run_get_int(rc, "sampling", "n");
+    p.beam_width = pgd_run_get_int(rc, "sampling", "beam_width");
     if (delayed) p.arrival_time = now;
     int64_t id;
     if (pgd_engine_add_request(s->eng, &p, &id) != PGD_OK) {
@@ -178,7 +180,8 @@ static pgd_status run_loop(loop_state *s, const pgd_run_config *rc, const pgd_ru
             next++;
         }
         if (pgd_engine_has_unfinished(eng)) {
-            PGD_TRY(pgd_engine_step(eng, NULL));
+            int nf = 0;
+            PGD_TRY(pgd_engine_step(eng, &nf));
             pgd_engine_get_stats(eng, &cur);
             pgd_timeline_sample ts;
             pgd_metrics_sample_engine(eng, have_prev ? &prev : NULL, &ts);
@@ -187,7 +190,7 @@ static pgd_status run_loop(loop_state *s, const pgd_run_config *rc, const pgd_ru
             PGD_TRY(pgd_metrics_add_sample(s->m, &ts));
             prev = cur;
             have_prev = 1;
-            PGD_TRY(collect_finished(s));
+            if (nf > 0) PGD_TRY(collect_finished(s)); /* O(in flight): only when something finished */
             if (opts && opts->on_progress) {
                 pgd_run_progress p = {.done = s->done, .total = s->n, .tokens = s->tokens,
                                       .elapsed = pgd_engine_now(eng) - t_start, .steps = cur.steps};
@@ -216,12 +219,20 @@ pgd_status pgd_run_execute(const pgd_run_config *rc, const pgd_run_options *opts
     pgd_engine *eng = NULL;
     pgd_workload *wl = NULL;
     loop_state s = {0};
+    const char *backend = pgd_run_get_str(rc, "model", "backend");
+    int sim = !strcmp(backend, "sim");
+    /* the sim backend's ops advance a virtual clock: arrivals and timestamps run on it */
+    if (sim && clock && pgd_clock_get_kind(clock) != PGD_CLOCK_VIRTUAL) clock = NULL;
     if (!clock) {
-        if ((st = pgd_clock_create(PGD_CLOCK_REAL, &own_clock)) != PGD_OK) goto done;
+        if ((st = pgd_clock_create(sim ? PGD_CLOCK_VIRTUAL : PGD_CLOCK_REAL, &own_clock)) != PGD_OK) goto done;
         clock = own_clock;
     }
     int threads = pgd_run_get_int(rc, "model", "threads");
-    pgd_backend_config bc = {.name = pgd_run_get_str(rc, "model", "backend"), .num_threads = threads};
+    const char *profile = pgd_run_get_str(rc, "model", "profile");
+    pgd_backend_config bc = {.name = backend, .num_threads = threads,
+                             .sim_device = pgd_run_get_str(rc, "model", "device"),
+                             .sim_tp = pgd_run_get_int(rc, "model", "tensor_parallel"),
+                             .sim_profile = *profile ? profile : NULL, .clock = sim ? clock : NULL};
     if ((st = pgd_backend_create(&bc, &be)) != PGD_OK) { st = ctx_error(st, rc, "model"); goto done; }
     const char *dt = pgd_run_get_str(rc, "model", "dtype");
     pgd_model_load_opts mo = {.seed = pgd_run_get_u64(rc, "model", "weight_seed"),

@@ -15,7 +15,7 @@ static const char *const columns[] = {
     "goodput", "ttft_mean", "ttft_median", "ttft_p99", "tpot_mean", "tpot_median", "tpot_p99", "itl_mean", "itl_p99",
     "e2e_mean", "e2e_p99", "norm_latency_mean", "norm_latency_p99", "queue_delay_mean", "preemptions", "steps",
     "mean_batch_seqs", "mean_batch_tokens", "mean_kv_usage", "max_kv_usage", "mean_kv_utilization",
-    "prefix_hit_rate", "wall_time_s", NULL};
+    "prefix_hit_rate", "kv_sharing_saving", "wall_time_s", NULL};
 
 const char *const *pgd_runs_csv_columns(void) { return columns; }
 
@@ -79,7 +79,7 @@ pgd_status pgd_runs_csv_add(pgd_runs_csv *t, const pgd_run_config *rc, const pgd
                            s->e2e.p99, s->norm_latency.mean, s->norm_latency.p99, s->queue_delay.mean,
                            (double)res->stats.preemptions, (double)res->stats.steps, s->mean_batch_seqs,
                            s->mean_batch_tokens, s->mean_kv_usage, s->max_kv_usage, s->mean_kv_utilization,
-                           s->prefix_hit_rate, res->wall_time};
+                           s->prefix_hit_rate, s->mean_kv_sharing_saving, res->wall_time};
     _Static_assert(sizeof vals / sizeof vals[0] == sizeof columns / sizeof columns[0] - 1, "one value per column");
     for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) put(&p, &left, ",%.9g", vals[i]);
     return put_row(t, pgd_run_index(rc), row);

@@ -15,15 +15,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pagoda/clock.h"
 #include "pagoda/dtype.h"
 #include "pagoda/status.h"
 
 typedef struct pgd_backend pgd_backend;
 
 typedef struct pgd_backend_config {
-    const char *name; /* "cpu" (default when NULL) */
+    const char *name; /* "cpu" (default when NULL) or "sim" */
     int num_threads;  /* CPU: worker threads, <= 0 = all online CPUs */
     int device;       /* GPU ordinal */
+    /* sim only (backends/sim/sim_cost.h): */
+    const char *sim_device;  /* device preset: a100-40gb (default), a100-80gb, h100, h200, cpu */
+    const char *sim_profile; /* calibration table (CSV from `pagoda profile`); NULL = roofline */
+    int sim_tp;              /* tensor-parallel degree (GPUs); 0 = 1 */
+    pgd_clock *clock;        /* borrowed virtual clock the sim advances; NULL = its own */
 } pgd_backend_config;
 
 /* Same meaning as kernels/cpu/kernels.h pgd_attn_args; all pointers are
@@ -47,6 +53,16 @@ void pgd_backend_destroy(pgd_backend *b);
 const char *pgd_backend_name(const pgd_backend *b);
 /* A one-line description (e.g. "cpu: 2 threads, avx2"). */
 const char *pgd_backend_describe(const pgd_backend *b);
+/* The virtual clock a simulating backend advances by each op's predicted
+ * time, or NULL for a backend that computes in real time. */
+pgd_clock *pgd_backend_clock(const pgd_backend *b);
+/* 1 when large allocations hold no data (sim: never dereferenced, uploads
+ * to them are dropped, downloads from them give zeros). Loaders then skip
+ * filling weights. */
+int pgd_backend_is_virtual(const pgd_backend *b);
+/* Element type the KV cache is accounted in (its memory budget): f32 on
+ * the CPU; f16 on the sim's GPU presets (storage stays f32-shaped). */
+pgd_dtype pgd_backend_kv_dtype(const pgd_backend *b);
 
 pgd_status pgd_backend_alloc(pgd_backend *b, size_t bytes, void **dptr);
 void pgd_backend_free(pgd_backend *b, void *dptr);

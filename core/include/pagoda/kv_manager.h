@@ -91,6 +91,9 @@ typedef struct pgd_kv_stats {
                                 fully cached prompt's last block) */
     int host_blocks_used;
     int num_seqs;
+    int64_t logical_blocks;  /* entries of the device sequences' block tables: a block shared
+                                by k sequences counts k times (used_blocks without sharing;
+                                contiguous kinds: = used_blocks) */
 } pgd_kv_stats;
 
 pgd_status pgd_kv_manager_create(const pgd_kv_manager_config *cfg, pgd_kv_manager **out);

@@ -70,6 +70,7 @@ typedef struct pgd_timeline_sample {
     int running, waiting, swapped;
     int batch_seqs, batch_tokens; /* sequences and tokens in this step's batch */
     int kv_used_blocks, kv_num_blocks;
+    int64_t kv_logical_blocks; /* block-table entries (shared blocks counted per sequence) */
     double kv_usage;           /* used / num blocks */
     double kv_utilization;     /* tokens stored / slots reserved (1 when nothing reserved) */
     double kv_fragmentation;   /* 1 - kv_utilization */
@@ -101,6 +102,8 @@ typedef struct pgd_metrics_summary {
     double mean_batch_seqs, mean_batch_tokens;
     int max_batch_seqs, max_batch_tokens;
     double mean_kv_usage, max_kv_usage, mean_kv_utilization;
+    double mean_kv_sharing_saving; /* mean over steps with blocks in use of
+                                      1 - used / logical blocks: memory saved by sharing */
     int64_t swaps;             /* last sample's */
     double prefix_hit_rate;    /* last sample's */
 } pgd_metrics_summary;

@@ -29,8 +29,15 @@ typedef enum pgd_model_format {
     PGD_FORMAT_RANDOM,
 } pgd_model_format;
 
+/* Architecture family. OPT (LayerNorm, ReLU FFN of two matrices, learned
+ * positions, no rotary, tied classifier) exists for the simulator's cost
+ * and memory accounting only: loading it on a backend that computes fails
+ * with PGD_ERR_UNSUPPORTED (real OPT weights are out of scope). */
+typedef enum pgd_model_arch { PGD_ARCH_LLAMA = 0, PGD_ARCH_OPT } pgd_model_arch;
+
 typedef struct pgd_model_config {
     char name[64];       /* shape name or file base name */
+    pgd_model_arch arch; /* zeroed = Llama */
     int dim;             /* model width */
     int n_layers;
     int n_heads;         /* query heads */
@@ -43,6 +50,8 @@ typedef struct pgd_model_config {
     float norm_eps;      /* RMSNorm epsilon */
     int tied_classifier; /* classifier shares the token embedding */
     pgd_dtype weight_dtype; /* dtype of the matmul weights */
+    pgd_dtype kv_dtype;  /* dtype the KV cache is accounted in (set from the backend at load:
+                            f32 on the CPU, f16 on the sim's GPU presets; zeroed = f32) */
 } pgd_model_config;
 
 typedef struct pgd_model_load_opts {
@@ -103,7 +112,7 @@ pgd_status pgd_kv_cache_create(pgd_backend *b, const pgd_model_config *c, int bl
 void pgd_kv_cache_destroy(pgd_kv_cache *kv);
 int pgd_kv_cache_block_size(const pgd_kv_cache *kv);
 int pgd_kv_cache_num_blocks(const pgd_kv_cache *kv);
-/* Bytes one block takes over all layers (K and V). */
+/* Bytes one block takes over all layers (K and V) in c->kv_dtype. */
 size_t pgd_kv_cache_block_bytes(const pgd_model_config *c, int block_size);
 /* Data movement the KV manager asks for. `pairs` is (n, 2) of {src, dst}
  * block ids (layout-compatible with pgd_kv_copy). copy_blocks copies

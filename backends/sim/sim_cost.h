@@ -1,0 +1,112 @@
+/* sim_cost.h - the simulator's cost model: how long each backend op takes
+ * on a named device. Nothing is computed; every op's time comes from its
+ * shapes (internal to backends/sim).
+ *
+ * THE MODEL (roofline + launch overhead, per op):
+ *   t(op) = launch + max(FLOPs / (peak_flops * mm_eff), bytes / (mem_bw * bw_eff))
+ * with e = act_bytes (bytes per activation or KV element: 2 on the GPU
+ * presets, fp16 as the paper's OPT runs; 4 on the CPU preset, Pagoda's f32)
+ * and w = the weight dtype's size:
+ *   matmul (n tokens, in -> out)   FLOPs 2*n*in*out; bytes in*out*w + n*(in+out)*e
+ *   embedding / gather (n, dim)     bytes n*dim*(w or e) + n*dim*e
+ *   rmsnorm (n, dim)                FLOPs 4*n*dim;    bytes 2*n*dim*e
+ *   rope (n, heads, kv_heads, hd)   FLOPs 6*n*(heads+kv_heads)*hd/2; bytes 2*n*(heads+kv_heads)*hd*e
+ *   silu_mul (n elements)           FLOPs 5n;  bytes 3n*e      add (n): FLOPs n, bytes 3n*e
+ *   kv_write (n tokens)             bytes 2 (K,V) * 2 (read+write) * n*kv_heads*hd*e
+ *   paged_attention                 from the REAL per-sequence lengths (the
+ *       metadata is real host memory): for sequence s with q_s new tokens and
+ *       context L_s, KV bytes read 2*L_s*kv_heads*hd*e (once per sequence and
+ *       layer), Q/O bytes 2*q_s*heads*hd*e, FLOPs 4*heads*hd*pairs_s with
+ *       pairs_s = q_s*L_s - q_s*(q_s-1)/2 (causal); bandwidth at attn_eff
+ *       instead of bw_eff (the paged kernel's gather costs; paper: 20-26%
+ *       slower than a contiguous kernel)
+ *   copy_blocks (pairs, floats)     bytes 2*pairs*floats*e (device to device)
+ *   upload / download (bytes)       pcie_lat + bytes / pcie_bw (swap, metadata); the logits
+ *       download costs pcie_lat only on GPU presets (sampling on the GPU, ids back)
+ * Tensor parallel (tp GPUs, Megatron): matmul outputs, heads, KV and the FFN
+ * hidden width are split tp ways (their FLOPs and bytes / tp); norms,
+ * residual adds and embeddings are replicated; each residual `add` (one
+ * after the attention output, one after the FFN: 2 per layer) also pays a
+ * ring all-reduce of its n*e bytes: 2*(tp-1)*link_lat + 2*(tp-1)/tp * bytes / link_bw.
+ * Host work the engine does around a step (scheduling, sampling) is NOT in
+ * the GPU presets (vLLM samples on the GPU; its CPU overhead is not
+ * modelled); the CPU preset and calibration tables charge it per downloaded
+ * byte (the logits download is followed by a scan of every row).
+ *
+ * CALIBRATION: with a profile table (`pagoda profile` CSV) an op whose
+ * (op, shape key) was measured takes the piecewise-linear interpolation of
+ * the measured times in its size variable x (tokens, elements, KV positions,
+ * bytes); beyond the largest measured x it scales linearly from the last
+ * point; below the smallest it takes the smallest point's time. Ops or
+ * shapes not in the table fall back to the roofline.
+ *
+ * Invariant: every cost is a pure function of (device, tp, table, shapes,
+ * sequence lengths): same run, same timings. */
+#ifndef PAGODA_SIM_COST_H
+#define PAGODA_SIM_COST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pagoda/dtype.h"
+#include "pagoda/status.h"
+
+typedef struct pgd_sim_device {
+    const char *name;
+    double peak_flops;   /* dense fp16/bf16 matrix FLOP/s (datasheet) */
+    double mem_bw;       /* device memory bandwidth, bytes/s (datasheet) */
+    double mem_bytes;    /* memory of one device */
+    double mm_eff;       /* achieved share of peak_flops in GEMMs */
+    double bw_eff;       /* achieved share of mem_bw in streaming kernels */
+    double attn_eff;     /* achieved share of mem_bw in paged attention */
+    double launch;       /* seconds per kernel launch */
+    double pcie_bw, pcie_lat; /* host <-> device */
+    double link_bw, link_lat; /* device <-> device (NVLink) per GPU, for all-reduce */
+    int act_bytes;       /* bytes per activation / KV element */
+    int sample_on_device; /* results (logits) into host memory cost one transfer latency only:
+                             vLLM samples on the GPU and copies back token ids */
+    double host_per_byte; /* host seconds per byte downloaded (CPU preset: memcpy + scan) */
+} pgd_sim_device;
+
+/* Device presets; NULL-terminated names and a "a|b|c" list for messages. */
+const char *const *pgd_sim_device_names(void);
+const char *pgd_sim_device_choices(void);
+/* Find a preset by name (case-insensitive); PGD_ERR_INVALID naming the
+ * known presets when there is none. */
+pgd_status pgd_sim_device_find(const char *name, pgd_sim_device *out);
+
+/* A loaded calibration table (sim_profile.c). */
+typedef struct pgd_sim_table pgd_sim_table;
+pgd_status pgd_sim_table_load(const char *path, pgd_sim_table **out);
+void pgd_sim_table_destroy(pgd_sim_table *t);
+/* Interpolated time of op at shape key (k1, k2, k3) and size x; returns 0
+ * (and leaves *t) when the table has no row for that op and key. */
+int pgd_sim_table_lookup(const pgd_sim_table *t, const char *op, long k1, long k2, long k3, double x,
+                         double *out);
+int pgd_sim_table_rows(const pgd_sim_table *t);
+
+typedef struct pgd_sim_cost {
+    pgd_sim_device dev;
+    int tp;                      /* >= 1 */
+    const pgd_sim_table *table;  /* borrowed; may be NULL */
+} pgd_sim_cost;
+
+/* Seconds per op (see the model above). */
+double pgd_sim_cost_roofline(const pgd_sim_cost *c, double flops, double bytes, double eff_bw);
+double pgd_sim_cost_matmul(const pgd_sim_cost *c, int n, int in, int out, pgd_dtype wt);
+double pgd_sim_cost_embedding(const pgd_sim_cost *c, int n, int dim, pgd_dtype tt);
+double pgd_sim_cost_rmsnorm(const pgd_sim_cost *c, int n, int dim);
+double pgd_sim_cost_rope(const pgd_sim_cost *c, int n, int heads, int kv_heads, int head_dim);
+double pgd_sim_cost_silu_mul(const pgd_sim_cost *c, size_t n);
+double pgd_sim_cost_add(const pgd_sim_cost *c, size_t n);
+double pgd_sim_cost_kv_write(const pgd_sim_cost *c, int n, int kv_heads, int head_dim);
+/* q_lens[s] new tokens and seq_lens[s] context of each of num_seqs sequences. */
+double pgd_sim_cost_attention(const pgd_sim_cost *c, const int32_t *query_start, const int32_t *seq_lens,
+                              int num_seqs, int heads, int kv_heads, int head_dim);
+double pgd_sim_cost_gather(const pgd_sim_cost *c, int n, int dim);
+double pgd_sim_cost_copy_blocks(const pgd_sim_cost *c, int n_pairs, size_t block_floats);
+/* host <-> device transfer of `bytes` (download = device to host; result =
+ * a download into ordinary host memory, i.e. logits, not swap space). */
+double pgd_sim_cost_transfer(const pgd_sim_cost *c, size_t bytes, int download, int result);
+
+#endif

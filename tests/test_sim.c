@@ -1,0 +1,185 @@
+/* test_sim.c - the simulator backend: cost-model roofline math on
+ * hand-computed cases, monotonicity in tokens and context, calibration-table
+ * interpolation, determinism of whole runs (same config, same timings), an
+ * OPT-13B engine workload in well under a second of real time, and clear
+ * errors for bad device names and for OPT on the CPU backend. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pagoda/backend.h"
+#include "pagoda/config.h"
+#include "pagoda/engine.h"
+#include "pagoda/model.h"
+#include "pagoda/runner.h"
+#include "sim/sim_cost.h"
+#include "test_util.h"
+
+#define NEAR(a, b) CU_ASSERT(fabs((a) - (b)) <= 1e-9 * fabs(b) + 1e-15)
+
+static pgd_sim_cost cost_of(const char *dev) {
+    pgd_sim_cost c = {.tp = 1};
+    CU_ASSERT_EQUAL_FATAL(pgd_sim_device_find(dev, &c.dev), PGD_OK);
+    return c;
+}
+
+static void test_roofline(void) {
+    pgd_sim_cost c = cost_of("a100-40gb");
+    /* decode matmul of OPT-13B's fc1 (5120 -> 20480, f16), 1 token: memory bound.
+     * bytes = 5120*20480*2 + 1*(5120+20480)*2 = 209766400; / (1.555e12 * 0.9) */
+    double t = pgd_sim_cost_matmul(&c, 1, 5120, 20480, PGD_F16);
+    NEAR(t, 5e-6 + 209766400.0 / (1.555e12 * 0.9));
+    /* 4096 tokens: compute bound: 2*4096*5120*20480 / (312e12 * 0.8) */
+    t = pgd_sim_cost_matmul(&c, 4096, 5120, 20480, PGD_F16);
+    NEAR(t, 5e-6 + 2.0 * 4096 * 5120 * 20480 / (312e12 * 0.8));
+    /* attention, two decode sequences of 100 and 300 tokens, 40 heads x 128:
+     * KV bytes 2*(400)*40*128*2, Q/O bytes 2*2*40*128*2 at attn_eff 0.72 */
+    int32_t qs[] = {0, 1, 2}, lens[] = {100, 300};
+    double bytes = 2.0 * 400 * 40 * 128 * 2 + 2.0 * 2 * 40 * 128 * 2;
+    NEAR(pgd_sim_cost_attention(&c, qs, lens, 2, 40, 40, 128), 5e-6 + bytes / (1.555e12 * 0.72));
+    /* swap of one 16-token block of one layer's K over PCIe: 10 us + bytes / 25 GB/s */
+    NEAR(pgd_sim_cost_transfer(&c, 16 * 5120 * 2, 1, 0), 10e-6 + 16.0 * 5120 * 2 / 25e9);
+    /* tensor parallel: 2 GPUs halve a memory-bound matmul's bytes, adds pay an all-reduce */
+    pgd_sim_cost c2 = c;
+    c2.tp = 2;
+    CU_ASSERT(pgd_sim_cost_matmul(&c2, 1, 5120, 20480, PGD_F16) < 0.51 * pgd_sim_cost_matmul(&c, 1, 5120, 20480, PGD_F16) + 5e-6);
+    CU_ASSERT(pgd_sim_cost_add(&c2, 5120) > pgd_sim_cost_add(&c, 5120));
+    /* H100 is faster than A100-40GB on the same op */
+    pgd_sim_cost h = cost_of("H100");
+    CU_ASSERT(pgd_sim_cost_matmul(&h, 512, 5120, 5120, PGD_F16) < pgd_sim_cost_matmul(&c, 512, 5120, 5120, PGD_F16));
+}
+
+static void test_monotonic(void) {
+    pgd_sim_cost c = cost_of("a100-80gb");
+    double prev = 0;
+    for (int n = 1; n <= 8192; n *= 2) {
+        double t = pgd_sim_cost_matmul(&c, n, 4096, 11008, PGD_F16);
+        CU_ASSERT(t >= prev);
+        prev = t;
+    }
+    prev = 0;
+    for (int L = 1; L <= 4096; L *= 2) {
+        int32_t qs[] = {0, 1}, lens[] = {L};
+        double t = pgd_sim_cost_attention(&c, qs, lens, 1, 32, 32, 128);
+        CU_ASSERT(t > prev || L == 1);
+        prev = t;
+        /* a prefill of L tokens costs at least a decode at context L */
+        int32_t qp[] = {0, L};
+        CU_ASSERT(pgd_sim_cost_attention(&c, qp, lens, 1, 32, 32, 128) >= t);
+    }
+}
+
+static void test_table(void) {
+    const char *csv = "op,k1,k2,k3,x,seconds\n"
+                      "matmul,8,16,0,1,0.001\n"
+                      "matmul,8,16,0,5,0.003\n"
+                      "matmul,8,32,0,1,0.5\n";
+    char *path = pgd_test_write_temp(csv, strlen(csv), ".csv");
+    pgd_sim_table *t = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_sim_table_load(path, &t), PGD_OK);
+    double v = 0;
+    CU_ASSERT(pgd_sim_table_lookup(t, "matmul", 8, 16, 0, 3, &v));
+    NEAR(v, 0.002);                              /* interpolated */
+    CU_ASSERT(pgd_sim_table_lookup(t, "matmul", 8, 16, 0, 10, &v));
+    NEAR(v, 0.006);                              /* scaled beyond the last point */
+    CU_ASSERT(pgd_sim_table_lookup(t, "matmul", 8, 16, 0, 0.5, &v));
+    NEAR(v, 0.001);                              /* floored at the first */
+    CU_ASSERT(!pgd_sim_table_lookup(t, "matmul", 8, 64, 0, 1, &v)); /* unknown shape: roofline */
+    pgd_sim_cost c = cost_of("cpu");
+    c.table = t;
+    NEAR(pgd_sim_cost_matmul(&c, 3, 8, 16, PGD_F32), 0.002);
+    pgd_sim_table_destroy(t);
+    const char *bad = "op,k1,k2,k3,x,seconds\nmatmul,1,2\n";
+    char *bpath = pgd_test_write_temp(bad, strlen(bad), ".csv");
+    CU_ASSERT_EQUAL(pgd_sim_table_load(bpath, &t), PGD_ERR_FORMAT);
+    remove(path);
+    remove(bpath);
+    free(path);
+    free(bpath);
+}
+
+static void test_bad_device(void) {
+    pgd_backend *b = NULL;
+    pgd_backend_config bc = {.name = "sim", .sim_device = "a100-30gb"};
+    CU_ASSERT_EQUAL(pgd_backend_create(&bc, &b), PGD_ERR_INVALID);
+    CU_ASSERT_PTR_NULL(b);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "unknown device 'a100-30gb'"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "h100"));
+    /* and in a config: one line naming the key */
+    const char *ini = "[model]\npath = random:opt-13b\nbackend = sim\ndevice = tpu\n";
+    pgd_experiment *e = NULL;
+    CU_ASSERT_EQUAL(pgd_experiment_load_string(ini, "x.ini", &e), PGD_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "device = 'tpu'"));
+    /* OPT needs the sim */
+    pgd_backend_config cc = {.name = "cpu", .num_threads = 1};
+    CU_ASSERT_EQUAL_FATAL(pgd_backend_create(&cc, &b), PGD_OK);
+    pgd_model *m = NULL;
+    CU_ASSERT_EQUAL(pgd_model_load("random:opt-125m", NULL, b, &m), PGD_ERR_UNSUPPORTED);
+    pgd_backend_destroy(b);
+}
+
+static void test_opt_shapes(void) {
+    pgd_model_config c;
+    CU_ASSERT_EQUAL_FATAL(pgd_model_shape("opt-13b", &c), PGD_OK);
+    c.weight_dtype = PGD_F16;
+    c.kv_dtype = PGD_F16;
+    /* 12.85B parameters, ~25.7 GB of f16; 800 KB (819200 bytes) of KV per token */
+    CU_ASSERT(fabs((double)pgd_model_config_params(&c) - 12.85e9) < 0.02e9);
+    CU_ASSERT(fabs((double)pgd_model_config_weight_bytes(&c) - 25.7e9) < 0.1e9);
+    CU_ASSERT_EQUAL(pgd_kv_cache_block_bytes(&c, 1), 819200);
+    CU_ASSERT_EQUAL_FATAL(pgd_model_shape("opt-175b", &c), PGD_OK);
+    c.weight_dtype = PGD_F16;
+    CU_ASSERT(fabs((double)pgd_model_config_params(&c) - 175e9) < 1e9);
+}
+
+static const char *exp_ini =
+    "[experiment]\nseed = 3\n"
+    "[model]\npath = random:opt-13b\ndtype = f16\nbackend = sim\ndevice = a100-40gb\n"
+    "[engine]\nkv_memory = 12G\n"
+    "[workload]\nnum_requests = 200\nrate = 2\ninput_len = sharegpt\noutput_len = sharegpt\n";
+
+static void run_once(pgd_run_result *res) {
+    pgd_experiment *e = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_experiment_load_string(exp_ini, "sim.ini", &e), PGD_OK);
+    CU_ASSERT_EQUAL_FATAL(pgd_run_execute(pgd_experiment_run(e, 0), NULL, res), PGD_OK);
+    pgd_experiment_destroy(e);
+}
+
+static void test_engine_opt13b(void) {
+    pgd_run_result a, b;
+    run_once(&a);
+    run_once(&b);
+    /* every request served at its drawn length, fast in real time, on virtual time */
+    CU_ASSERT_EQUAL(a.summary.completed, 200);
+    CU_ASSERT(a.wall_time < 1.0);
+    CU_ASSERT(a.summary.duration > 50); /* 200 requests at 2 req/s: ~100 virtual seconds */
+    CU_ASSERT_PTR_NOT_NULL(strstr(a.backend_desc, "a100-40gb"));
+    /* same config, same timings (bit for bit) and tokens */
+    CU_ASSERT_EQUAL(a.summary.duration, b.summary.duration);
+    CU_ASSERT_EQUAL(a.summary.e2e.mean, b.summary.e2e.mean);
+    CU_ASSERT_EQUAL(a.summary.ttft.p99, b.summary.ttft.p99);
+    CU_ASSERT_EQUAL(a.stats.steps, b.stats.steps);
+    CU_ASSERT_EQUAL(a.token_fingerprint, b.token_fingerprint);
+    /* decode steps of a 26 GB model on 1.4 TB/s: ~18 ms per token at least */
+    CU_ASSERT(a.summary.tpot.mean > 0.018 && a.summary.tpot.mean < 0.1);
+    pgd_run_result_free(&a);
+    pgd_run_result_free(&b);
+}
+
+static CU_TestInfo tests[] = {
+    {"roofline math on hand-computed cases", test_roofline},
+    {"monotonic in tokens and context", test_monotonic},
+    {"calibration table interpolation", test_table},
+    {"bad device names and OPT on the CPU rejected", test_bad_device},
+    {"OPT shapes: parameters, weight and KV bytes", test_opt_shapes},
+    {"OPT-13B workload: fast, deterministic", test_engine_opt13b},
+    CU_TEST_INFO_NULL,
+};
+
+static CU_SuiteInfo suites[] = {
+    {.pName = "sim", .pTests = tests},
+    CU_SUITE_INFO_NULL,
+};
+
+int main(void) { return pgd_test_main(suites); }
