@@ -5,13 +5,14 @@
  * ("avx2" and "scalar") and with a NULL pool, a 1-thread and a 2-thread
  * pool, on fresh random inputs from fixed seeds, at sizes chosen to reach
  * every code path and tail: n = 1..3 (decode paths, row-wise for in <= 1024
- * and 4-row tiles above), n not a multiple of the 3-token tile, n > 96 (more
- * than one token block), in not a multiple of 8 or 16, in > 1024 (K split in
- * panels), out not a multiple of 4 rows. f32 results must be within 1e-5
- * relative error of the reference (rope too: it uses the same formulas, but
- * compilers may fuse its multiply-adds differently); copies (embedding,
- * kv_write, copy_blocks) and add must match exactly; the NULL-pool and
- * 2-thread results must be bit-identical. */
+ * and 4-row tiles above), n > 3 (batched path) not a multiple of its 16- and
+ * 8-token tiles, n > 128 (more than one token block), in not a multiple of 8
+ * or 16, in > 2048 or n * in > 65536 (K split in panels), out not a multiple
+ * of the 4-, 6- and 8-row tiles, W row strides that are multiples of 2 KB.
+ * f32 results must be within 1e-5 relative error of the reference (rope too:
+ * it uses the same formulas, but compilers may fuse its multiply-adds
+ * differently); copies (embedding, kv_write, copy_blocks) and add must match
+ * exactly; the NULL-pool and 2-thread results must be bit-identical. */
 #include "test_util.h"
 
 #include <math.h>
@@ -126,6 +127,22 @@ static void test_matmul_model_shapes(void) {
     matmul_case(PGD_F32, 32, 2048, 768, 10);
     matmul_case(PGD_F16, 7, 768, 515, 11);
     matmul_case(PGD_BF16, 5, 2048, 301, 12);
+}
+
+/* The batched (n > 3) path: every token-tile tail (tiles of 16 and 8 tokens),
+ * row-panel tails (panels of 6 and 8 rows, out not a multiple of 16), K not a
+ * multiple of 8, K split in panels (in > 2048, or fewer columns per panel as
+ * n grows), more than one token block (n > 128) and W rows whose stride is a
+ * multiple of 2 KB (in = 512 f32, 1024 f16/bf16), for every weight dtype. */
+static void test_matmul_batched_tails(void) {
+    static const int ns[] = {4, 5, 6, 7, 8, 9, 11, 12, 13, 16, 17, 24, 25, 31, 33, 100, 260};
+    static const int shapes[][2] = {{7, 13}, {100, 31}, {512, 50}, {1024, 23}, {2053, 19}};
+    static const pgd_dtype dts[] = {PGD_F32, PGD_F16, PGD_BF16};
+    uint64_t seed = 5000;
+    for (size_t d = 0; d < sizeof dts / sizeof *dts; d++)
+        for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
+            for (size_t b = 0; b < sizeof shapes / sizeof *shapes; b++)
+                matmul_case(dts[d], ns[a], shapes[b][0], shapes[b][1], seed++);
 }
 
 /* Known answer for the reference: W = [[1,2],[3,4],[5,6]], x = [1,-1]. */
@@ -393,6 +410,14 @@ static void test_attention_ragged(void) {
                            1400 + 10 * (uint64_t)(b * 3 + h));
 }
 
+/* More heads than one multi-head call takes (16): rows split in head groups
+ * whatever the row count; GQA groups that straddle a head group. */
+static void test_attention_many_heads(void) {
+    static const int len[] = {40, 70, 5}, nq[] = {40, 1, 5};
+    attention_case(16, 20, 4, 16, 3, len, nq, 1.0f, 1600);
+    attention_case(8, 36, 12, 8, 3, len, nq, 1.0f, 1610);
+}
+
 /* Contexts longer than one score chunk (1024): the online-softmax rescale. */
 static void test_attention_long(void) {
     static const int len[] = {2500, 1100, 3}, nq[] = {2, 3, 3};
@@ -507,6 +532,7 @@ static CU_TestInfo kernel_tests[] = {
     {"matmul f16 vs reference", test_matmul_f16},
     {"matmul bf16 vs reference", test_matmul_bf16},
     {"matmul model shapes", test_matmul_model_shapes},
+    {"matmul batched tails", test_matmul_batched_tails},
     {"embedding f32/f16/bf16", test_embedding},
     {"rmsnorm (and in place)", test_rmsnorm},
     {"rope incl. GQA", test_rope},
@@ -516,6 +542,7 @@ static CU_TestInfo kernel_tests[] = {
     {"paged attention decode incl. GQA", test_attention_decode},
     {"paged attention ragged prefill+decode", test_attention_ragged},
     {"paged attention long context", test_attention_long},
+    {"paged attention many heads", test_attention_many_heads},
     CU_TEST_INFO_NULL,
 };
 

@@ -5,9 +5,11 @@
  * Invariants:
  *  - Only the *_avx2.c files contain intrinsics; they are reached through
  *    fast_impl.h and only when the running CPU has AVX2, FMA and F16C.
- *  - Each thread writes a disjoint slice of the output (rows of y, query
- *    (row, head) items of attention, byte ranges of blocks), so results do
- *    not depend on the thread count: a NULL pool gives the same output.
+ *  - Each thread writes a disjoint part of the output (a slice or claimed
+ *    chunks of the rows of y, (query row, head group) items of attention,
+ *    byte ranges of blocks), and how an output element is computed never
+ *    depends on which part it falls in, so results do not depend on the
+ *    thread count: a NULL pool gives the same output.
  *  - Small problems run on the calling thread alone: waking workers costs
  *    more than it saves below a few tens of thousands of elements. */
 #include <math.h>
@@ -86,7 +88,14 @@ typedef struct matmul_job {
     const void *w;
     pgd_dtype wt;
     int n, in, out;
+    int batched;     /* pgd_avx2_matmul_batched, rows claimed in chunks */
+    int chunk;       /* rows per claimed chunk */
+    atomic_int next; /* first unclaimed row */
 } matmul_job;
+
+/* Batched row chunks of one matmul are claimed first come, first served, so
+ * a thread the host deschedules for a while does not hold up the others. */
+#define MATMUL_CHUNK 96 /* rows per chunk when x is packed once (multiple of 6, 8) */
 
 static float wval(const void *w, pgd_dtype wt, size_t i) {
     if (wt == PGD_F16) return pgd_f16_to_f32(((const uint16_t *)w)[i]);
@@ -127,8 +136,25 @@ static void matmul_rows_scalar(const matmul_job *j, int r0, int r1) {
     }
 }
 
+#if PGD_BUILD_AVX2
+static int claim_rows(void *ctx, int *r0, int *r1) {
+    matmul_job *j = ctx;
+    int r = atomic_fetch_add_explicit(&j->next, j->chunk, memory_order_relaxed);
+    if (r >= j->out) return 0;
+    *r0 = r;
+    *r1 = j->out - r < j->chunk ? j->out : r + j->chunk;
+    return 1;
+}
+#endif
+
 static void matmul_task(void *arg, int i, int nt) {
-    const matmul_job *j = arg;
+    matmul_job *j = arg;
+#if PGD_BUILD_AVX2
+    if (j->batched) {
+        pgd_avx2_matmul_batched(j->y, j->x, j->w, j->wt, j->n, j->in, j->out, claim_rows, j);
+        return;
+    }
+#endif
     int r0, r1;
     split(j->out, i, nt, 4, &r0, &r1);
     if (r0 >= r1) return;
@@ -143,8 +169,19 @@ static void matmul_task(void *arg, int i, int nt) {
 
 void pgd_cpu_matmul(pgd_threadpool *tp, float *y, const float *x, const void *w, pgd_dtype wt,
                     int n, int in, int out) {
-    matmul_job j = {y, x, w, wt, n, in, out};
-    if ((size_t)n * in * out < PAR_MIN_ELEMS) matmul_task(&j, 0, 1);
+    matmul_job j = {.y = y, .x = x, .w = w, .wt = wt, .n = n, .in = in, .out = out};
+    atomic_init(&j.next, 0);
+    int nt = (size_t)n * in * out < PAR_MIN_ELEMS ? 1 : pgd_threadpool_size(tp);
+#if PGD_BUILD_AVX2
+    j.batched = n > 3 && use_avx2();
+    if (j.batched) {
+        /* x packed once: small chunks; else about one chunk per thread */
+        int per = (out + nt - 1) / nt;
+        j.chunk = pgd_avx2_matmul_one_pass(n, in) && per > MATMUL_CHUNK ? MATMUL_CHUNK
+                                                                        : (per + 7) / 8 * 8;
+    }
+#endif
+    if (nt == 1) matmul_task(&j, 0, 1);
     else pgd_threadpool_run(tp, matmul_task, &j);
 }
 
@@ -152,11 +189,13 @@ void pgd_cpu_matmul(pgd_threadpool *tp, float *y, const float *x, const void *w,
 
 typedef struct attn_job {
     const pgd_attn_args *a;
-    atomic_int next; /* next unclaimed (row, head) item */
+    atomic_int next; /* next unclaimed (row, head group) item */
     int row0, items, grain;
+    int groups; /* head groups per row: group g is heads [g*H/groups, (g+1)*H/groups) */
 } attn_job;
 
-/* Scalar version of pgd_avx2_attention_one: same chunked online softmax. */
+/* Scalar version of pgd_avx2_attention_heads for one head: same chunked
+ * online softmax. */
 static void attention_one_scalar(const pgd_attn_args *a, int seq, int row, int pos, int h) {
     int hd = a->head_dim, bs = a->block_size, kvh = h / (a->n_heads / a->n_kv_heads);
     const float *q = a->q + ((size_t)row * a->n_heads + h) * hd;
@@ -205,29 +244,30 @@ static int seq_of_row(const pgd_attn_args *a, int r) {
     return lo;
 }
 
-typedef void (*attn_one_fn)(const pgd_attn_args *a, int seq, int row, int pos, int h);
-
-static attn_one_fn attention_one_impl(void) {
+static void attention_heads(const pgd_attn_args *a, int seq, int row, int pos, int h0, int h1) {
 #if PGD_BUILD_AVX2
-    if (use_avx2()) return pgd_avx2_attention_one;
+    if (use_avx2()) {
+        pgd_avx2_attention_heads(a, seq, row, pos, h0, h1);
+        return;
+    }
 #endif
-    return attention_one_scalar;
+    for (int h = h0; h < h1; h++) attention_one_scalar(a, seq, row, pos, h);
 }
 
 static void attn_task(void *arg, int ithread, int nt) {
     attn_job *j = arg;
     const pgd_attn_args *a = j->a;
-    attn_one_fn one = attention_one_impl();
     for (;;) {
         int i0 = atomic_fetch_add_explicit(&j->next, j->grain, memory_order_relaxed);
         if (i0 >= j->items) break;
         int i1 = i0 + j->grain < j->items ? i0 + j->grain : j->items;
         for (int i = i0; i < i1; i++) {
-            int row = j->row0 + i / a->n_heads, h = i % a->n_heads;
+            int row = j->row0 + i / j->groups, g = i % j->groups;
             int s = seq_of_row(a, row);
             int nq = a->query_start[s + 1] - a->query_start[s];
             int pos = a->seq_lens[s] - nq + (row - a->query_start[s]);
-            one(a, s, row, pos, h);
+            attention_heads(a, s, row, pos, g * a->n_heads / j->groups,
+                            (g + 1) * a->n_heads / j->groups);
         }
     }
 }
@@ -237,9 +277,18 @@ void pgd_cpu_paged_attention(pgd_threadpool *tp, const pgd_attn_args *a) {
     attn_job j;
     j.a = a;
     j.row0 = a->query_start[0];
-    j.items = (a->query_start[a->num_seqs] - j.row0) * a->n_heads;
-    if (j.items <= 0) return;
+    int rows = a->query_start[a->num_seqs] - j.row0;
+    if (rows <= 0 || a->n_heads <= 0) return;
     int nt = pgd_threadpool_size(tp);
+    /* Items are (row, group of consecutive heads): whole rows when there are
+     * enough of them (one sequential pass over each cache block), else the
+     * heads split into groups so that every thread gets several items. */
+    int groups = (nt * 8 + rows - 1) / rows;
+    if (groups > a->n_heads) groups = a->n_heads;
+    if (groups < (a->n_heads + PGD_ATTN_MAX_HEADS - 1) / PGD_ATTN_MAX_HEADS)
+        groups = (a->n_heads + PGD_ATTN_MAX_HEADS - 1) / PGD_ATTN_MAX_HEADS;
+    j.groups = groups;
+    j.items = rows * groups;
     j.grain = j.items / (nt * 16) > 1 ? j.items / (nt * 16) : 1;
     atomic_init(&j.next, 0);
     if (j.items == 1) attn_task(&j, 0, 1);

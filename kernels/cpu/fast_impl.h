@@ -2,8 +2,9 @@
  * portable paths) and the AVX2/FMA/F16C kernels in *_avx2.c.
  *
  * Every pgd_avx2_* function is single-threaded and works on the slice it is
- * given; fast.c splits work across the pool and calls them only after
- * checking at run time that the CPU has AVX2, FMA and F16C. The *_avx2.c
+ * given (or, for pgd_avx2_matmul_batched, the row chunks it claims through
+ * fast.c's callback); fast.c splits work across the pool and calls them only
+ * after checking at run time that the CPU has AVX2, FMA and F16C. The *_avx2.c
  * files are the only ones compiled with -mavx2 -mfma -mf16c, so nothing here
  * may use intrinsic types. */
 #ifndef PAGODA_KERNELS_CPU_FAST_IMPL_H
@@ -18,13 +19,31 @@
  * longer than this are handled with an online-softmax rescale per chunk. */
 #define PGD_ATTN_CHUNK 1024
 
-/* Rows r0..r1-1 of y(n, out) = x(n, in) @ W^T, for all n tokens. */
+/* Decode (n <= 3): rows r0..r1-1 of y(n, out) = x(n, in) @ W^T. */
 void pgd_avx2_matmul_rows(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in,
                           int out, int r0, int r1);
 
-/* One (query row, head) of paged attention: `seq` owns query row `row`,
- * which sits at position `pos`. */
-void pgd_avx2_attention_one(const pgd_attn_args *a, int seq, int row, int pos, int h);
+/* Hands out the next chunk [*r0, *r1) of output rows; returns 0 once there
+ * is none left. Called concurrently by all the threads of one matmul. */
+typedef int (*pgd_claim_fn)(void *ctx, int *r0, int *r1);
+
+/* Batched (n > 3): y(n, out) = x(n, in) @ W^T for the row chunks that
+ * claim(ctx, ...) hands this thread, until it returns 0. */
+void pgd_avx2_matmul_batched(float *y, const float *x, const void *w, pgd_dtype wt, int n,
+                             int in, int out, pgd_claim_fn claim, void *ctx);
+
+/* 1 when pgd_avx2_matmul_batched does (n, in) in one pass over x (one token
+ * block, one K panel): then it packs x once per thread and small row chunks
+ * cost nothing extra; otherwise it repacks x for every chunk. */
+int pgd_avx2_matmul_one_pass(int n, int in);
+
+/* Most heads one pgd_avx2_attention_heads call takes (its scores live on the
+ * stack: PGD_ATTN_MAX_HEADS * PGD_ATTN_CHUNK floats). */
+#define PGD_ATTN_MAX_HEADS 16
+
+/* Heads h0..h1-1 (h1 - h0 <= PGD_ATTN_MAX_HEADS) of paged attention for one
+ * query row: `seq` owns query row `row`, which sits at position `pos`. */
+void pgd_avx2_attention_heads(const pgd_attn_args *a, int seq, int row, int pos, int h0, int h1);
 
 /* y(dim) = x * w / sqrt(mean(x^2) + eps) for one row; y may alias x. */
 void pgd_avx2_rmsnorm_row(float *y, const float *x, const float *w, int dim, float eps);
