@@ -3,7 +3,8 @@
 # with sudo available). Installs only packages that are missing, so it is
 # fast and offline-safe on a machine that already has them.
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config libcunit1-dev libjansson-dev libinih-dev libhwloc-dev gnuplot-nox)
+pkgs=(build-essential cmake pkg-config libcunit1-dev libjansson-dev libinih-dev libhwloc-dev gnuplot-nox
+      openmpi-bin libopenmpi-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

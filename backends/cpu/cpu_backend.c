@@ -2,6 +2,7 @@
  * kernels/cpu run on a thread pool. Always built. Ops run synchronously, so
  * sync is a no-op and "device pointers" are ordinary host pointers (64-byte
  * aligned). */
+#include <hwloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,6 +122,37 @@ static const struct pgd_backend_ops cpu_ops = {
     .copy_blocks = cpu_copy_blocks,
 };
 
+typedef struct pin_job {
+    hwloc_topology_t topo;
+    int first, count, failed;
+} pin_job;
+
+static void pin_task(void *arg, int i, int n) {
+    pin_job *j = arg;
+    (void)n;
+    hwloc_obj_t core = hwloc_get_obj_by_type(j->topo, HWLOC_OBJ_CORE, (unsigned)(j->first + i % j->count));
+    if (!core || hwloc_set_cpubind(j->topo, core->cpuset, HWLOC_CPUBIND_THREAD) != 0) j->failed = 1;
+}
+
+/* Bind every thread of the backend to its core range; returns the range in first and count. */
+static pgd_status pin_threads(cpu_backend *c, int slot, int slots, int *first, int *count) {
+    hwloc_topology_t topo;
+    if (hwloc_topology_init(&topo) != 0 || hwloc_topology_load(topo) != 0)
+        return pgd_error(PGD_ERR_DEVICE, "cpu backend: hwloc cannot read the topology to pin threads");
+    int ncores = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE);
+    if (ncores <= 0) ncores = 1;
+    int per = ncores / slots > 0 ? ncores / slots : 1;
+    pin_job j = {.topo = topo, .first = ((slot - 1) * per) % ncores, .count = per};
+    if (c->tp) pgd_threadpool_run(c->tp, pin_task, &j);
+    else pin_task(&j, 0, 1);
+    hwloc_topology_destroy(topo);
+    if (j.failed) return pgd_error(PGD_ERR_DEVICE, "cpu backend: binding threads to cores %d-%d failed", j.first,
+                                   j.first + per - 1);
+    *first = j.first;
+    *count = per;
+    return PGD_OK;
+}
+
 pgd_status pgd_cpu_backend_create(const pgd_backend_config *cfg, pgd_backend **out) {
     cpu_backend *c = calloc(1, sizeof *c);
     if (!c) return pgd_error(PGD_ERR_OOM, "cpu backend: out of memory");
@@ -132,9 +164,27 @@ pgd_status pgd_cpu_backend_create(const pgd_backend_config *cfg, pgd_backend **o
         }
     }
     c->base.ops = &cpu_ops;
-    snprintf(c->base.description, sizeof c->base.description, "cpu: %d thread%s, %s kernels",
-             c->tp ? pgd_threadpool_size(c->tp) : 1,
-             (c->tp && pgd_threadpool_size(c->tp) > 1) ? "s" : "", pgd_cpu_isa());
+    int pin_first = -1, pin_count = 0;
+    if (cfg->pin_rank > 0) {
+        if (cfg->pin_ranks < cfg->pin_rank) {
+            pgd_threadpool_destroy(c->tp);
+            free(c);
+            return pgd_error(PGD_ERR_INVALID, "cpu backend: pin slot %d of %d is out of range", cfg->pin_rank,
+                             cfg->pin_ranks);
+        }
+        pgd_status st = pin_threads(c, cfg->pin_rank, cfg->pin_ranks, &pin_first, &pin_count);
+        if (st != PGD_OK) {
+            pgd_threadpool_destroy(c->tp);
+            free(c);
+            return st;
+        }
+    }
+    int nt = c->tp ? pgd_threadpool_size(c->tp) : 1;
+    char pin[48] = "";
+    if (pin_first >= 0) snprintf(pin, sizeof pin, ", pinned to core%s %d-%d", pin_count > 1 ? "s" : "", pin_first,
+                                 pin_first + pin_count - 1);
+    snprintf(c->base.description, sizeof c->base.description, "cpu: %d thread%s, %s kernels%s", nt,
+             nt > 1 ? "s" : "", pgd_cpu_isa(), pin);
     *out = &c->base;
     return PGD_OK;
 }

@@ -17,6 +17,9 @@
 #include <time.h>
 
 #include "cli.h"
+#include "par_opts.h"
+#include "pagoda/comm.h"
+#include "pagoda/parallel.h"
 #include "kernels.h"
 #include "pagoda/backend.h"
 #include "pagoda/model.h"
@@ -123,7 +126,8 @@ int pgd_cmd_bench(int argc, char **argv) {
         {"batches", required_argument, 0, 'B'},    {"prompt-len", required_argument, 0, 'p'},
         {"decode-steps", required_argument, 0, 'd'}, {"reps", required_argument, 0, 'r'},
         {"block-size", required_argument, 0, 'b'}, {"json", required_argument, 0, 'J'},
-        {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
+        {"help", no_argument, 0, 'h'},             PGD_PAR_LONGOPTS, {0, 0, 0, 0}};
+    pgd_parallel_config par = {0};
     optind = 1;
     int ch;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -138,9 +142,15 @@ int pgd_cmd_bench(int argc, char **argv) {
         case 'J': json_path = optarg; break;
         case 'h':
             printf("usage: pagoda bench [--model random:stories110M] [--threads N] [--batches 1,8,32]\n"
-                   "                    [--prompt-len 128] [--decode-steps 16] [--reps 5] [--json FILE]\n");
+                   "                    [--prompt-len 128] [--decode-steps 16] [--reps 5] [--json FILE]\n"
+                   "                    [--tp N] [--pp M] [--comm threads|mpi|nccl] [--stage-layers A,B] [--pin]\n"
+                   PGD_PAR_USAGE);
             return 0;
-        default: return 2;
+        default: {
+            int r = pgd_par_opt(ch, optarg, &par);
+            if (r == 1) break;
+            return 2;
+        }
         }
     }
     int batches[32];
@@ -152,10 +162,18 @@ int pgd_cmd_bench(int argc, char **argv) {
     int rc = 1;
     pgd_backend *be = NULL;
     bench_ctx x = {0};
-    pgd_backend_config bc = {.name = "cpu", .num_threads = threads};
+    double *share = NULL;
+    pgd_backend_config bc = {.name = "cpu", .num_threads = threads}, rank_bc;
+    pgd_model_load_opts mo = {0};
+    if (pgd_parallel_prepare(&par, threads, &bc, &rank_bc, &mo) != PGD_OK) return pgd_cli_fail(NULL);
     if (pgd_backend_create(&bc, &be) != PGD_OK) return pgd_cli_fail("backend");
-    fprintf(stderr, "pagoda bench: loading %s ...\n", model_path);
-    if (pgd_model_load(model_path, NULL, be, &x.model) != PGD_OK) { rc = pgd_cli_fail(NULL); goto done; }
+    int worker = pgd_par_is_worker_process(&par);
+    if (!worker) fprintf(stderr, "pagoda bench: loading %s ...\n", model_path);
+    if (pgd_model_load(model_path, &mo, be, &x.model) != PGD_OK) { rc = pgd_cli_fail(NULL); goto done; }
+    if (!pgd_model_is_driver(x.model)) {
+        rc = pgd_model_serve(x.model) == PGD_OK ? 0 : pgd_cli_fail(NULL);
+        goto done;
+    }
     x.c = pgd_model_get_config(x.model);
     if (plen + steps > x.c->max_seq_len) {
         fprintf(stderr, "pagoda bench: --prompt-len + --decode-steps (%d) exceeds the model's context (%d)\n",
@@ -169,7 +187,7 @@ int pgd_cmd_bench(int argc, char **argv) {
     x.logits = malloc(sizeof(float) * (size_t)prefill_rows * x.c->vocab_size);
     if (!x.tables || !x.logits) { fprintf(stderr, "pagoda bench: out of memory\n"); goto done; }
     for (int i = 0; i < max_batch * x.mb; i++) x.tables[i] = i + 1;
-    if (pgd_kv_cache_create(be, x.c, block_size, max_batch * x.mb + 1, &x.kv) != PGD_OK) { rc = pgd_cli_fail(NULL); goto done; }
+    if (pgd_model_kv_cache_create(x.model, block_size, max_batch * x.mb + 1, &x.kv) != PGD_OK) { rc = pgd_cli_fail(NULL); goto done; }
 
     /* bytes read per decode step: every weight except the embedding table
      * (only a few rows are gathered) unless it doubles as the classifier */
@@ -189,26 +207,36 @@ int pgd_cmd_bench(int argc, char **argv) {
     /* warm-up */
     if (prefill(&x, 1, plen, NULL) || decode(&x, 1, plen, 2, &single)) goto done;
     fprintf(stderr, "pagoda bench: prefill and single-sequence decode ...\n");
+    /* communication share: the driver's seconds inside communicator calls
+     * (waiting for the other ranks included) over the phase's wall time */
+    share = calloc((size_t)nb + 2, sizeof(double));
+    if (!share) goto done;
+    double c0 = pgd_model_comm_seconds(x.model), w0 = pgd_cli_now();
     for (int r = 0; r < reps; r++) {
         if (prefill(&x, 1, plen, t_pref)) goto done;
         tmp[r] = plen / t_pref[0];
     }
     pref_tps = median(tmp, reps);
+    share[0] = (pgd_model_comm_seconds(x.model) - c0) / (pgd_cli_now() - w0);
+    c0 = pgd_model_comm_seconds(x.model), w0 = pgd_cli_now();
     for (int r = 0; r < reps; r++) {
         double st;
         if (prefill(&x, 1, plen, NULL) || decode(&x, 1, plen, steps, &st)) goto done;
         tmp[r] = 1.0 / st;
     }
     single = median(tmp, reps);
+    share[1] = (pgd_model_comm_seconds(x.model) - c0) / (pgd_cli_now() - w0);
     for (int i = 0; i < nb; i++) {
         fprintf(stderr, "pagoda bench: decode at batch %d ...\n", batches[i]);
         if (prefill(&x, batches[i], plen, NULL)) goto done;
+        c0 = pgd_model_comm_seconds(x.model), w0 = pgd_cli_now();
         for (int r = 0; r < reps; r++) {
             double st;
             if (decode(&x, batches[i], plen, steps, &st)) goto done;
             tmp[r] = batches[i] / st;
         }
         bt[i] = median(tmp, reps);
+        share[2 + i] = (pgd_model_comm_seconds(x.model) - c0) / (pgd_cli_now() - w0);
     }
 
     char cpu[256];
@@ -220,12 +248,14 @@ int pgd_cmd_bench(int argc, char **argv) {
     printf("copy bw      : %.2f GB/s (256 MiB memcpy on the same threads, bytes read + written,\n"
            "               median of %d)\n", bw / 1e9, 2 * reps + 1);
     printf("bound        : %.1f tok/s batch-1 decode (copy bw / weight bytes per step)\n", bound);
-    printf("settings     : prompt %d tokens, %d decode steps, block size %d, median of %d reps\n\n",
+    printf("settings     : prompt %d tokens, %d decode steps, block size %d, median of %d reps\n",
            plen, steps, block_size, reps);
-    printf("| %-28s | %12s | %10s |\n", "measurement", "tokens/s", "ratio");
-    printf("|------------------------------|--------------|------------|\n");
-    printf("| %-28s | %12.1f | %9.0f%% |\n", "single-sequence decode", single, 100 * single / bound);
-    printf("| %-28s | %12.1f | %10s |\n", "prefill", pref_tps, "");
+    printf("layout       : %s\n\n", pgd_model_layout_str(x.model));
+    printf("| %-28s | %12s | %10s | %10s |\n", "measurement", "tokens/s", "ratio", "comm share");
+    printf("|------------------------------|--------------|------------|------------|\n");
+    printf("| %-28s | %12.1f | %9.0f%% | %9.1f%% |\n", "single-sequence decode", single, 100 * single / bound,
+           100 * share[1]);
+    printf("| %-28s | %12.1f | %10s | %9.1f%% |\n", "prefill", pref_tps, "", 100 * share[0]);
     double b1 = 0;
     for (int i = 0; i < nb; i++) if (batches[i] == 1) b1 = bt[i];
     for (int i = 0; i < nb; i++) {
@@ -234,7 +264,7 @@ int pgd_cmd_bench(int argc, char **argv) {
         if (batches[i] == 1) snprintf(ratio, sizeof ratio, "%.0f%% bound", 100 * bt[i] / bound);
         else if (b1 > 0) snprintf(ratio, sizeof ratio, "%.2fx b1", bt[i] / b1);
         else ratio[0] = 0;
-        printf("| %-28s | %12.1f | %10s |\n", name, bt[i], ratio);
+        printf("| %-28s | %12.1f | %10s | %9.1f%% |\n", name, bt[i], ratio, 100 * share[2 + i]);
     }
     if (json_path) {
         json_t *o = json_object(), *arr = json_array();
@@ -246,10 +276,13 @@ int pgd_cmd_bench(int argc, char **argv) {
         json_object_set_new(o, "bound_decode_tps", json_real(bound));
         json_object_set_new(o, "single_decode_tps", json_real(single));
         json_object_set_new(o, "prefill_tps", json_real(pref_tps));
+        json_object_set_new(o, "layout", json_string(pgd_model_layout_str(x.model)));
+        json_object_set_new(o, "prefill_comm_share", json_real(share[0]));
         for (int i = 0; i < nb; i++) {
             json_t *e = json_object();
             json_object_set_new(e, "batch", json_integer(batches[i]));
             json_object_set_new(e, "decode_tps", json_real(bt[i]));
+            json_object_set_new(e, "comm_share", json_real(share[2 + i]));
             json_array_append_new(arr, e);
         }
         json_object_set_new(o, "decode", arr);
@@ -261,10 +294,12 @@ int pgd_cmd_bench(int argc, char **argv) {
     free(bt);
     rc = 0;
 done:
+    free(share);
     free(x.tables);
     free(x.logits);
     pgd_kv_cache_destroy(x.kv);
     pgd_model_destroy(x.model);
     pgd_backend_destroy(be);
+    pgd_comm_mpi_finalize();
     return rc;
 }

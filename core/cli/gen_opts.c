@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "gen_opts.h"
+#include "par_opts.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -20,7 +21,8 @@ static void usage(FILE *f) {
             "                       [--max-batched-tokens N] [--max-num-seqs N] [--policy NAME]\n"
             "                       [--kv-manager paged|orca-max|orca-pow2|orca-oracle|static]\n"
             "                       [--preemption recompute|swap] [--chunked-prefill on|off]\n"
-            "                       [--prefix-caching on|off]\n"
+            "                       [--prefix-caching on|off] [--tp N] [--pp M] [--comm threads|mpi|nccl]\n"
+            "                       [--stage-layers A,B,..] [--pin]\n"
             "\n"
             "  --model        llama2.c checkpoint, GGUF file (detected from the file), or\n"
             "                 random:<shape> (e.g. random:stories110M) for seeded random weights\n"
@@ -35,7 +37,8 @@ static void usage(FILE *f) {
             "                 for several prompts), jsonl (one object per prompt, in input order)\n"
             "  --kv-memory    KV cache size, e.g. 64M or 2G (instead of --num-blocks)\n"
             "  --policy       scheduling policy: fcfs (default), priority, sjf, mlfq\n"
-            "  --prefill-chunk N  same as --chunked-prefill on --max-batched-tokens N\n");
+            "  --prefill-chunk N  same as --chunked-prefill on --max-batched-tokens N\n"
+            PGD_PAR_USAGE);
 }
 
 static int parse_onoff(const char *opt, const char *v, int *out) {
@@ -124,7 +127,8 @@ int pgd_gen_opts_parse(int argc, char **argv, pgd_gen_opts *o) {
         {"policy", required_argument, 0, 'y'}, {"kv-manager", required_argument, 0, 'K'},
         {"preemption", required_argument, 0, 'e'}, {"chunked-prefill", required_argument, 0, 'C'},
         {"prefix-caching", required_argument, 0, 'x'}, {"n", required_argument, 0, 'N'},
-        {"beam-width", required_argument, 0, 'w'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"beam-width", required_argument, 0, 'w'}, {"help", no_argument, 0, 'h'}, PGD_PAR_LONGOPTS,
+        {0, 0, 0, 0}};
     optind = 1;
     int ch;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -165,7 +169,13 @@ int pgd_gen_opts_parse(int argc, char **argv, pgd_gen_opts *o) {
         case 'N': BAD(pgd_cli_int("--n", optarg, 1, 1024, &o->n)); break;
         case 'w': BAD(pgd_cli_int("--beam-width", optarg, 1, 1024, &o->beam_width)); break;
         case 'h': usage(stdout); pgd_gen_opts_free(o); return 0;
-        default: usage(stderr); pgd_gen_opts_free(o); return 2;
+        default: {
+            int r = pgd_par_opt(ch, optarg, &o->par);
+            if (r == 1) break;
+            if (r == 0) usage(stderr);
+            pgd_gen_opts_free(o);
+            return 2;
+        }
         }
     }
     if (optind < argc) {

@@ -4,6 +4,7 @@
 #define PAGODA_CLI_GEN_OPTS_H
 
 #include "pagoda/engine.h"
+#include "pagoda/model.h"
 
 enum { PGD_OUT_TEXT = 0, PGD_OUT_JSON, PGD_OUT_JSONL };
 
@@ -14,6 +15,7 @@ typedef struct pgd_gen_opts {
     int max_tokens, threads, n, beam_width, output;
     pgd_sampling_params sampling;
     pgd_engine_config engine;
+    pgd_parallel_config par;
 } pgd_gen_opts;
 
 /* Returns -1 when generation should run, else the exit code (0 after

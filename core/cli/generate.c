@@ -16,7 +16,9 @@
 
 #include "cli.h"
 #include "gen_opts.h"
+#include "pagoda/comm.h"
 #include "pagoda/engine.h"
+#include "pagoda/parallel.h"
 #include "pagoda/log.h"
 
 typedef struct stream_ctx {
@@ -101,9 +103,15 @@ int pgd_cmd_generate(int argc, char **argv) {
     json_t *all = NULL;
     stream_ctx sc = {0};
 
-    pgd_backend_config bc = {.name = "cpu", .num_threads = o.threads};
+    pgd_backend_config bc = {.name = "cpu", .num_threads = o.threads}, rank_bc;
+    pgd_model_load_opts mo = {0};
+    if (pgd_parallel_prepare(&o.par, o.threads, &bc, &rank_bc, &mo) != PGD_OK) { rc = pgd_cli_fail(NULL); goto done; }
     if (pgd_backend_create(&bc, &be) != PGD_OK) { rc = pgd_cli_fail("backend"); goto done; }
-    if (pgd_model_load(o.model, NULL, be, &model) != PGD_OK) { rc = pgd_cli_fail(NULL); goto done; }
+    if (pgd_model_load(o.model, &mo, be, &model) != PGD_OK) { rc = pgd_cli_fail(NULL); goto done; }
+    if (!pgd_model_is_driver(model)) { /* an mpirun rank other than 0: run the driver's commands */
+        rc = pgd_model_serve(model) == PGD_OK ? 0 : pgd_cli_fail(NULL);
+        goto done;
+    }
     const pgd_model_config *c = pgd_model_get_config(model);
     const pgd_tokenizer *tok = pgd_model_tokenizer(model);
     if (o.tokenizer) {
@@ -198,6 +206,7 @@ done:
     pgd_engine_destroy(eng);
     pgd_tokenizer_destroy(own_tok);
     pgd_model_destroy(model);
+    pgd_comm_mpi_finalize();
     pgd_backend_destroy(be);
     pgd_gen_opts_free(&o);
     return rc;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "pagoda/comm.h"
 #include "pagoda/log.h"
 #include "pagoda/runner.h"
 
@@ -121,6 +122,24 @@ int pgd_cmd_run(int argc, char **argv) {
     }
     pgd_runs_csv *table = NULL;
     int failed = 0, done = 0;
+    if (pgd_comm_mpi_world_size() > 1 && pgd_comm_mpi_world_rank() > 0) {
+        /* an mpirun rank other than 0: take part in each run's parallel model, write nothing */
+        int rank = pgd_comm_mpi_world_rank();
+        for (int i = 0; i < n; i++) {
+            const pgd_run_config *r = pgd_experiment_run(exp, i);
+            if (only && !strstr(pgd_run_name(r), only)) continue;
+            pgd_run_options ro = {0};
+            pgd_run_result res;
+            if (pgd_run_execute(r, &ro, &res) != PGD_OK) {
+                fprintf(stderr, "pagoda run (rank %d): %s\n", rank, pgd_last_error());
+                failed++;
+            }
+            pgd_run_result_free(&res);
+        }
+        pgd_experiment_destroy(exp);
+        pgd_comm_mpi_finalize();
+        return failed ? 1 : 0;
+    }
     if (pgd_mkdir_p(expdir) != PGD_OK || pgd_runs_csv_create(exp, &table) != PGD_OK) {
         fprintf(stderr, "pagoda run: %s\n", pgd_last_error());
         pgd_experiment_destroy(exp);
@@ -167,5 +186,6 @@ int pgd_cmd_run(int argc, char **argv) {
     pgd_runs_csv_destroy(table);
     printf("pagoda run: %d of %d runs written; results in %s/ (summary: %s)\n", done, selected, expdir, csv);
     pgd_experiment_destroy(exp);
+    pgd_comm_mpi_finalize();
     return failed ? 1 : 0;
 }

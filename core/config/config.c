@@ -20,7 +20,7 @@
 
 #define MAX_RUNS 100000
 
-static const char *const sections[] = {"experiment", "model", "engine", "sampling", "workload", "slo", "compare", NULL};
+static const char *const sections[] = {"experiment", "model", "parallel", "engine", "sampling", "workload", "slo", "compare", NULL};
 
 static char *xstrdup(const char *s) {
     char *d = strdup(s ? s : "");
@@ -185,7 +185,7 @@ static int handler(void *user, const char *section, const char *name, const char
     if (!*section) return fail(ps, PGD_ERR_INVALID, "%s = '%s': key outside a section (start with [experiment])", name, value);
     if (!strcmp(section, "sweep")) return add_sweep(ps, name, value);
     if (!known_section(section))
-        return fail(ps, PGD_ERR_INVALID, "[%s] %s: unknown section [%s] (sections: experiment, model, engine, "
+        return fail(ps, PGD_ERR_INVALID, "[%s] %s: unknown section [%s] (sections: experiment, model, parallel, engine, "
                     "sampling, workload, slo, compare, sweep)", section, name, section);
     int ki = schema_index(section, name);
     if (ki < 0) {

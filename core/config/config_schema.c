@@ -32,6 +32,13 @@ static const pgd_cfg_key schema[] = {
     {"model", "profile", PGD_CFG_FILE, 0, 0, NULL, "", "sim: calibration table from `pagoda profile` (instead of the roofline)"},
     {"model", "threads", PGD_CFG_INT, 0, 1024, NULL, "0", "backend threads (0 = all cores)"},
 
+    {"parallel", "tp", PGD_CFG_INT, 1, 64, NULL, "1", "tensor-parallel ranks (heads and FFN split; cpu backend)"},
+    {"parallel", "pp", PGD_CFG_INT, 1, 64, NULL, "1", "pipeline stages (layers split; cpu backend)"},
+    {"parallel", "comm", PGD_CFG_CHOICE, 0, 0, "threads|mpi|nccl", "threads",
+     "transport: threads of this process, mpi (run under mpirun -np tp*pp), nccl"},
+    {"parallel", "stage_layers", PGD_CFG_STR, 0, 0, NULL, "", "layers per stage, e.g. 3,2 (default: even split)"},
+    {"parallel", "pin", PGD_CFG_BOOL, 0, 0, NULL, "off", "bind each rank's threads to its own cores (hwloc)"},
+
     {"engine", "block_size", PGD_CFG_INT, 1, 4096, NULL, "16", "tokens per KV block"},
     {"engine", "kv_memory", PGD_CFG_SIZE, 0, 0, NULL, "", "KV cache size (e.g. 64M); default 256M capped at what max_num_seqs can use"},
     {"engine", "num_blocks", PGD_CFG_INT, 0, 1 << 30, NULL, "0", "KV blocks incl. the null block (instead of kv_memory; 0 = from kv_memory)"},

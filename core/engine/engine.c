@@ -68,7 +68,7 @@ pgd_status pgd_engine_create(const pgd_engine_config *cfg, pgd_model *model, con
         goto fail;
     }
     if ((st = pgd_kv_manager_create(&kc, &e->kvm)) != PGD_OK) goto fail;
-    if ((st = pgd_kv_cache_create(pgd_model_backend(model), e->mc, c->block_size, c->num_blocks, &e->cache)) != PGD_OK)
+    if ((st = pgd_model_kv_cache_create(model, c->block_size, c->num_blocks, &e->cache)) != PGD_OK)
         goto fail;
     if ((st = pgd_kv_cache_set_host_blocks(e->cache, c->num_host_blocks)) != PGD_OK) goto fail;
     pgd_sched_config sc = {.max_num_batched_tokens = c->max_num_batched_tokens, .max_num_seqs = c->max_num_seqs,

@@ -11,39 +11,51 @@
  * embed(positions) from the learned table; no rotary; the norms stand for
  * LayerNorm (same bytes moved); FFN x += act(xb W1) W2 with the activation
  * issued as silu_mul(hb, hb) (an elementwise op; ReLU in OPT).
- * Nothing here knows which backend runs the ops. */
+ * Nothing here knows which backend runs the ops.
+ *
+ * Under tensor/pipeline parallelism (model_impl.h pgd_shard, dist.c) the
+ * same pass runs on every rank over its part: local heads and FFN width,
+ * an all-reduce of the wo and w2 outputs over the stage's tp group before
+ * each residual add, the embedding's column shards all-gathered, the
+ * classifier's vocabulary shards all-gathered; a stage that is not the
+ * first receives x from the previous stage instead of embedding, and one
+ * that is not the last sends x on instead of computing logits. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "model_impl.h"
+#include "pagoda/comm.h"
 
 static size_t a256(size_t floats) { return (floats * 4 + 255) & ~(size_t)255; }
 
 static pgd_status ensure_scratch(pgd_model *m, int T, int R, size_t meta) {
     pgd_scratch *s = &m->s;
     const pgd_model_config *c = &m->cfg;
+    const pgd_shard *sh = &m->sh;
     if (T > s->cap_tokens || R > s->cap_logits) {
         int ct = T > s->cap_tokens ? T : s->cap_tokens;
         int cr = R > s->cap_logits ? R : s->cap_logits;
         if (ct < 16) ct = 16;
         if (cr < 16) cr = 16;
-        size_t d = (size_t)c->dim, qd = (size_t)c->n_heads * c->head_dim,
-               kvd = (size_t)c->n_kv_heads * c->head_dim, h = (size_t)c->hidden_dim,
-               wide = d > qd ? d : qd;
-        size_t off[10], total = 0, sz[10] = {
+        size_t d = (size_t)c->dim, qd = (size_t)sh->heads * c->head_dim,
+               kvd = (size_t)sh->kv_heads * c->head_dim, h = (size_t)sh->hidden,
+               wide = d > qd ? d : qd, vp = (size_t)sh->vocab_part * sh->tp;
+        size_t vw = vp > (size_t)c->vocab_size ? vp : (size_t)c->vocab_size;
+        size_t g = sh->tp > 1 ? (ct * d > cr * vp ? ct * d : cr * vp) : 1;
+        size_t off[11], total = 0, sz[11] = {
             a256(ct * d), a256(ct * wide), a256(ct * wide), a256(ct * qd), a256(ct * kvd),
-            a256(ct * kvd), a256(ct * h), a256(ct * h), a256(cr * d),
-            a256((size_t)cr * c->vocab_size)};
-        for (int i = 0; i < 10; i++) { off[i] = total; total += sz[i]; }
+            a256(ct * kvd), a256(ct * h), a256(ct * h), a256(cr * d), a256((size_t)cr * vw), a256(g)};
+        for (int i = 0; i < 11; i++) { off[i] = total; total += sz[i]; }
         pgd_backend_free(m->backend, s->act);
         s->act = NULL;
         s->cap_tokens = s->cap_logits = 0;
         pgd_status st = pgd_backend_alloc(m->backend, total, &s->act);
         if (st != PGD_OK) return st;
         char *b = s->act;
-        float **ptrs[10] = {&s->x, &s->xb, &s->xb2, &s->q, &s->k, &s->v, &s->hb, &s->hb2, &s->last, &s->logits};
-        for (int i = 0; i < 10; i++) *ptrs[i] = (float *)(b + off[i]);
+        float **ptrs[11] = {&s->x, &s->xb, &s->xb2, &s->q, &s->k, &s->v, &s->hb, &s->hb2, &s->last,
+                            &s->logits, &s->gath};
+        for (int i = 0; i < 11; i++) *ptrs[i] = (float *)(b + off[i]);
         s->cap_tokens = ct;
         s->cap_logits = cr;
     }
@@ -61,7 +73,7 @@ static pgd_status ensure_scratch(pgd_model *m, int T, int R, size_t meta) {
     return PGD_OK;
 }
 
-static pgd_status check_batch(const pgd_model *m, const pgd_kv_cache *kv, const pgd_batch *b) {
+pgd_status pgd_model_check_batch(const pgd_model *m, int bs, int nb, const pgd_batch *b) {
     const pgd_model_config *c = &m->cfg;
     if (b->num_seqs <= 0 || b->num_tokens <= 0 || !b->tokens || !b->query_start || !b->seq_lens ||
         !b->block_tables || b->max_blocks_per_seq <= 0)
@@ -69,7 +81,6 @@ static pgd_status check_batch(const pgd_model *m, const pgd_kv_cache *kv, const 
                          b->num_seqs, b->num_tokens);
     if (b->query_start[0] != 0 || b->query_start[b->num_seqs] != b->num_tokens)
         return pgd_error(PGD_ERR_INVALID, "forward: query_start must run from 0 to num_tokens (%d)", b->num_tokens);
-    int bs = pgd_kv_cache_block_size(kv), nb = pgd_kv_cache_num_blocks(kv);
     for (int s = 0; s < b->num_seqs; s++) {
         int q = b->query_start[s + 1] - b->query_start[s], len = b->seq_lens[s];
         if (q <= 0)
@@ -96,18 +107,37 @@ static pgd_status check_batch(const pgd_model *m, const pgd_kv_cache *kv, const 
 
 pgd_status pgd_model_forward(pgd_model *m, pgd_kv_cache *kv, const pgd_batch *b, float *logits) {
     if (!m || !kv || !b || !logits) return pgd_error(PGD_ERR_INVALID, "forward: NULL argument");
-    PGD_TRY(check_batch(m, kv, b));
+    PGD_TRY(pgd_model_check_batch(m, pgd_kv_cache_block_size(kv), pgd_kv_cache_num_blocks(kv), b));
+    if (m->dist) return pgd_dist_forward(m, kv, b, logits);
+    return pgd_model_pass(m, kv, b, logits, NULL);
+}
+
+/* Sum the stage's partial results over its tensor-parallel group. */
+static pgd_status tp_sum(pgd_model *m, const pgd_pass_io *io, float *buf, size_t n) {
+    if (m->sh.tp == 1) return PGD_OK;
+    PGD_TRY(pgd_backend_sync(m->backend));
+    return pgd_comm_all_reduce_sum(io->tp, buf, n, PGD_F32);
+}
+
+pgd_status pgd_model_pass(pgd_model *m, pgd_kv_cache *kv, const pgd_batch *b, float *logits,
+                          const pgd_pass_io *io) {
     const pgd_model_config *c = &m->cfg;
+    const pgd_shard *sh = &m->sh;
     pgd_backend *be = m->backend;
     const int T = b->num_tokens, S = b->num_seqs, MB = b->max_blocks_per_seq;
-    const int R = b->all_logits ? T : S;
-    const int d = c->dim, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim,
-              h = c->hidden_dim, bs = pgd_kv_cache_block_size(kv);
+    const int R = b->all_logits ? T : S, P = sh->tp;
+    const int first = sh->pp_rank == 0, last = sh->pp_rank == sh->pp - 1;
+    const int d = c->dim, hd = c->head_dim, qd = sh->heads * hd, kvd = sh->kv_heads * hd,
+              h = sh->hidden, bs = pgd_kv_cache_block_size(kv);
+    const int V = c->vocab_size, VP = P > 1 ? sh->vocab_part : V;
+    if ((P > 1 || sh->pp > 1) && !io)
+        return pgd_error(PGD_ERR_INVALID, "forward: a model shard needs its communicators");
     size_t meta = 3 * (size_t)T + 3 * (size_t)S + 1 + (size_t)S * MB;
-    PGD_TRY(ensure_scratch(m, T, R, meta));
+    size_t meta_g = P > 1 ? (size_t)P * ((size_t)T + (size_t)R) : 0;
+    PGD_TRY(ensure_scratch(m, T, R, meta + meta_g));
     pgd_scratch *sc = &m->s;
 
-    /* host metadata: tokens | pos | slots | qstart | lens | tables | rows */
+    /* host metadata: tokens | pos | slots | qstart | lens | tables | rows | [gather rows] */
     int32_t *hm = sc->host_meta;
     int32_t *h_tok = hm, *h_pos = hm + T, *h_slot = hm + 2 * T, *h_qs = hm + 3 * T,
             *h_len = h_qs + S + 1, *h_bt = h_len + S, *h_rows = h_bt + (size_t)S * MB;
@@ -117,56 +147,80 @@ pgd_status pgd_model_forward(pgd_model *m, pgd_kv_cache *kv, const pgd_batch *b,
     memcpy(h_bt, b->block_tables, sizeof(int32_t) * (size_t)S * MB);
     int max_len = 0;
     for (int s = 0; s < S; s++) {
-        int q0 = b->query_start[s], q = b->query_start[s + 1] - q0, first = b->seq_lens[s] - q;
+        int q0 = b->query_start[s], q = b->query_start[s + 1] - q0, first_pos = b->seq_lens[s] - q;
         const int32_t *bt = b->block_tables + (size_t)s * MB;
         for (int j = 0; j < q; j++) {
-            int p = first + j;
+            int p = first_pos + j;
             h_pos[q0 + j] = p;
             h_slot[q0 + j] = bt[p / bs] * bs + p % bs;
         }
         h_rows[s] = q0 + q - 1;
         if (b->seq_lens[s] > max_len) max_len = b->seq_lens[s];
     }
-    PGD_TRY(pgd_backend_upload(be, sc->meta, hm, meta * sizeof(int32_t)));
+    int32_t *h_ge = hm + meta, *h_gl = h_ge + (size_t)P * T;
+    if (P > 1) {
+        /* all_gather lands rank-major (P, rows, part); row r of rank p goes to r * P + p */
+        for (int t = 0; t < T; t++)
+            for (int p = 0; p < P; p++) h_ge[t * P + p] = p * T + t;
+        for (int r = 0; r < R; r++)
+            for (int p = 0; p < P; p++) h_gl[r * P + p] = p * R + r;
+    }
+    PGD_TRY(pgd_backend_upload(be, sc->meta, hm, (meta + meta_g) * sizeof(int32_t)));
     int32_t *d_tok = sc->meta, *d_pos = d_tok + T, *d_slot = d_tok + 2 * T, *d_qs = d_tok + 3 * T,
-            *d_len = d_qs + S + 1, *d_bt = d_len + S, *d_rows = d_bt + (size_t)S * MB;
+            *d_len = d_qs + S + 1, *d_bt = d_len + S, *d_rows = d_bt + (size_t)S * MB,
+            *d_ge = sc->meta + meta, *d_gl = d_ge + (size_t)P * T;
 
     pgd_dtype wt = c->weight_dtype;
     const int opt = c->arch == PGD_ARCH_OPT;
     if (opt && !pgd_backend_is_virtual(be))
         return pgd_error(PGD_ERR_UNSUPPORTED, "forward: OPT models run on the sim backend only");
-    PGD_TRY(pgd_backend_embedding(be, sc->x, m->tok_embd, m->embd_dtype, d_tok, T, d));
-    if (opt) {
+    if (!first) {
+        PGD_TRY(pgd_comm_recv(io->world, sc->x, sizeof(float) * (size_t)T * d, io->prev, io->tag));
+    } else if (P == 1) {
+        PGD_TRY(pgd_backend_embedding(be, sc->x, m->tok_embd, m->embd_dtype, d_tok, T, d));
+    } else {
+        const int dp = sh->dim_part;
+        PGD_TRY(pgd_backend_embedding(be, sc->xb, m->tok_embd, m->embd_dtype, d_tok, T, dp));
+        PGD_TRY(pgd_backend_sync(be));
+        PGD_TRY(pgd_comm_all_gather(io->tp, sc->xb, sc->gath, (size_t)T * dp, PGD_F32));
+        PGD_TRY(pgd_backend_gather_rows(be, sc->x, sc->gath, d_ge, T * P, dp));
+    }
+    if (first && opt) {
         PGD_TRY(pgd_backend_embedding(be, sc->xb, m->pos_embd, m->embd_dtype, d_pos, T, d));
         PGD_TRY(pgd_backend_add(be, sc->x, sc->xb, (size_t)T * d));
     }
-    for (int l = 0; l < c->n_layers; l++) {
+    for (int l = sh->layer_begin; l < sh->layer_end; l++) {
         const pgd_layer_weights *L = &m->layers[l];
         PGD_TRY(pgd_backend_rmsnorm(be, sc->xb, sc->x, L->attn_norm, T, d, c->norm_eps));
         PGD_TRY(pgd_backend_matmul(be, sc->q, sc->xb, L->wq, wt, T, d, qd));
         PGD_TRY(pgd_backend_matmul(be, sc->k, sc->xb, L->wk, wt, T, d, kvd));
         PGD_TRY(pgd_backend_matmul(be, sc->v, sc->xb, L->wv, wt, T, d, kvd));
         if (!opt)
-            PGD_TRY(pgd_backend_rope(be, sc->q, sc->k, d_pos, T, c->n_heads, c->n_kv_heads, c->head_dim,
-                                     c->rope_theta));
-        float *kc = pgd_kv_cache_k(kv, l), *vc = pgd_kv_cache_v(kv, l);
-        PGD_TRY(pgd_backend_kv_write(be, kc, vc, sc->k, sc->v, d_slot, T, c->n_kv_heads, c->head_dim, bs));
+            PGD_TRY(pgd_backend_rope(be, sc->q, sc->k, d_pos, T, sh->heads, sh->kv_heads, hd, c->rope_theta));
+        float *kc = pgd_kv_cache_k(kv, l - sh->layer_begin), *vc = pgd_kv_cache_v(kv, l - sh->layer_begin);
+        PGD_TRY(pgd_backend_kv_write(be, kc, vc, sc->k, sc->v, d_slot, T, sh->kv_heads, hd, bs));
         pgd_paged_attn a = {
             .out = sc->xb2, .q = sc->q, .k_cache = kc, .v_cache = vc, .query_start = d_qs,
             .seq_lens = d_len, .block_tables = d_bt, .num_seqs = S, .num_tokens = T,
-            .max_blocks_per_seq = MB, .max_seq_len = max_len, .n_heads = c->n_heads,
-            .n_kv_heads = c->n_kv_heads, .head_dim = c->head_dim, .block_size = bs,
-            .scale = 1.0f / sqrtf((float)c->head_dim),
+            .max_blocks_per_seq = MB, .max_seq_len = max_len, .n_heads = sh->heads,
+            .n_kv_heads = sh->kv_heads, .head_dim = hd, .block_size = bs,
+            .scale = 1.0f / sqrtf((float)hd),
         };
         PGD_TRY(pgd_backend_paged_attention(be, &a));
         PGD_TRY(pgd_backend_matmul(be, sc->xb, sc->xb2, L->wo, wt, T, qd, d));
+        PGD_TRY(tp_sum(m, io, sc->xb, (size_t)T * d));
         PGD_TRY(pgd_backend_add(be, sc->x, sc->xb, (size_t)T * d));
         PGD_TRY(pgd_backend_rmsnorm(be, sc->xb, sc->x, L->ffn_norm, T, d, c->norm_eps));
         PGD_TRY(pgd_backend_matmul(be, sc->hb, sc->xb, L->w1, wt, T, d, h));
         if (!opt) PGD_TRY(pgd_backend_matmul(be, sc->hb2, sc->xb, L->w3, wt, T, d, h));
         PGD_TRY(pgd_backend_silu_mul(be, sc->hb, opt ? sc->hb : sc->hb2, (size_t)T * h));
         PGD_TRY(pgd_backend_matmul(be, sc->xb, sc->hb, L->w2, wt, T, h, d));
+        PGD_TRY(tp_sum(m, io, sc->xb, (size_t)T * d));
         PGD_TRY(pgd_backend_add(be, sc->x, sc->xb, (size_t)T * d));
+    }
+    if (!last) {
+        PGD_TRY(pgd_backend_sync(be));
+        return pgd_comm_send(io->world, sc->x, sizeof(float) * (size_t)T * d, io->next, io->tag);
     }
     float *fin;
     if (b->all_logits) {
@@ -177,6 +231,29 @@ pgd_status pgd_model_forward(pgd_model *m, pgd_kv_cache *kv, const pgd_batch *b,
         PGD_TRY(pgd_backend_gather_rows(be, fin, sc->x, d_rows, S, d));
         PGD_TRY(pgd_backend_rmsnorm(be, fin, fin, m->final_norm, S, d, c->norm_eps));
     }
-    PGD_TRY(pgd_backend_matmul(be, sc->logits, fin, m->wcls, m->cls_dtype, R, d, c->vocab_size));
-    return pgd_backend_download(be, logits, sc->logits, sizeof(float) * (size_t)R * c->vocab_size);
+    PGD_TRY(pgd_backend_matmul(be, sc->logits, fin, m->wcls, m->cls_dtype, R, d, VP));
+    if (P > 1) {
+        PGD_TRY(pgd_backend_sync(be));
+        PGD_TRY(pgd_comm_all_gather(io->tp, sc->logits, sc->gath, (size_t)R * VP, PGD_F32));
+        if (sh->tp_rank != 0) return PGD_OK; /* tp rank 0 delivers */
+        PGD_TRY(pgd_backend_gather_rows(be, sc->logits, sc->gath, d_gl, R * P, VP));
+    }
+    const size_t row = (size_t)VP * P; /* floats per logits row on the device (padded) */
+    int send = io && io->logits_to >= 0;
+    if (row == (size_t)V && !send)
+        return pgd_backend_download(be, logits, sc->logits, sizeof(float) * (size_t)R * V);
+    size_t need = (size_t)R * row;
+    if (need > sc->cap_host_logits) {
+        free(sc->host_logits);
+        sc->host_logits = malloc(need * sizeof(float));
+        sc->cap_host_logits = sc->host_logits ? need : 0;
+        if (!sc->host_logits) return pgd_error(PGD_ERR_OOM, "forward: out of memory for logits");
+    }
+    PGD_TRY(pgd_backend_download(be, sc->host_logits, sc->logits, sizeof(float) * need));
+    float *dst = send ? sc->host_logits : logits;
+    for (int r = 0; r < R; r++) /* drop the padding rows of the last vocabulary shard */
+        memmove(dst + (size_t)r * V, sc->host_logits + (size_t)r * row, sizeof(float) * V);
+    if (send)
+        return pgd_comm_send(io->ctrl, sc->host_logits, sizeof(float) * (size_t)R * V, io->logits_to, io->tag);
+    return PGD_OK;
 }

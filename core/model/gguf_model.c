@@ -48,7 +48,7 @@ static pgd_status dtype_of(const pgd_gguf *g, const pgd_gguf_tensor *t, pgd_dtyp
 /* Find tensor `name` with shape (ne0, ne1) (ne1 = 0 for a vector) and
  * upload it to dst as dtype dt. */
 static pgd_status put_tensor(pgd_model *m, const pgd_gguf *g, const char *name, int64_t ne0,
-                             int64_t ne1, void *dst, pgd_dtype dt) {
+                             int64_t ne1, pgd_tensor_kind kind, int layer) {
     const pgd_gguf_tensor *t = pgd_gguf_find_tensor(g, name);
     if (!t) return pgd_error(PGD_ERR_FORMAT, "%s: tensor '%s' is missing", pgd_gguf_path(g), name);
     int want_dims = ne1 ? 2 : 1;
@@ -65,13 +65,13 @@ static pgd_status put_tensor(pgd_model *m, const pgd_gguf *g, const char *name, 
         float *tmp = malloc(count * sizeof(float));
         if (!tmp) return pgd_error(PGD_ERR_OOM, "%s: out of memory dequantising '%s'", pgd_gguf_path(g), name);
         pgd_status s = pgd_gguf_tensor_to_f32(t, tmp);
-        if (s == PGD_OK) s = pgd_model_put(m, dst, dt, tmp, PGD_F32, count);
+        if (s == PGD_OK) s = pgd_model_put_tensor(m, kind, layer, &(pgd_tensor_src){.data = tmp, .dt = PGD_F32});
         free(tmp);
         return s;
     }
     pgd_dtype st = PGD_F32;
     PGD_TRY(dtype_of(g, t, &st));
-    return pgd_model_put(m, dst, dt, t->data, st, count);
+    return pgd_model_put_tensor(m, kind, layer, &(pgd_tensor_src){.data = t->data, .dt = st});
 }
 
 pgd_status pgd_model_load_gguf(pgd_model *m, const char *path) {
@@ -124,26 +124,25 @@ pgd_status pgd_model_load_gguf(pgd_model *m, const char *path) {
 
     int64_t d = c->dim, qd = (int64_t)c->n_heads * c->head_dim,
             kvd = (int64_t)c->n_kv_heads * c->head_dim, h = c->hidden_dim, V = c->vocab_size;
-    pgd_dtype wt = c->weight_dtype;
-    if ((s = put_tensor(m, g, "token_embd.weight", d, V, m->tok_embd, edt)) ||
-        (s = put_tensor(m, g, "output_norm.weight", d, 0, m->final_norm, PGD_F32)) ||
-        (to && (s = put_tensor(m, g, "output.weight", d, V, m->wcls, cdt))))
+    /* a tied classifier is the embedding tensor handed over as the classifier too */
+    if ((s = put_tensor(m, g, "token_embd.weight", d, V, PGD_T_EMBD, 0)) ||
+        (s = put_tensor(m, g, "output_norm.weight", d, 0, PGD_T_FINAL_NORM, 0)) ||
+        (s = put_tensor(m, g, to ? "output.weight" : "token_embd.weight", d, V, PGD_T_CLS, 0)))
         goto fail;
     for (int l = 0; l < c->n_layers; l++) {
-        pgd_layer_weights *L = &m->layers[l];
         char n[96];
-#define PUT(suffix, a, b, dst, dt)                                   \
+#define PUT(suffix, a, b, kind)                                      \
     snprintf(n, sizeof n, "blk.%d.%s.weight", l, suffix);            \
-    if ((s = put_tensor(m, g, n, a, b, dst, dt))) goto fail;
-        PUT("attn_norm", d, 0, L->attn_norm, PGD_F32)
-        PUT("attn_q", d, qd, L->wq, wt)
-        PUT("attn_k", d, kvd, L->wk, wt)
-        PUT("attn_v", d, kvd, L->wv, wt)
-        PUT("attn_output", qd, d, L->wo, wt)
-        PUT("ffn_norm", d, 0, L->ffn_norm, PGD_F32)
-        PUT("ffn_gate", d, h, L->w1, wt)
-        PUT("ffn_down", h, d, L->w2, wt)
-        PUT("ffn_up", d, h, L->w3, wt)
+    if ((s = put_tensor(m, g, n, a, b, kind, l))) goto fail;
+        PUT("attn_norm", d, 0, PGD_T_ATTN_NORM)
+        PUT("attn_q", d, qd, PGD_T_WQ)
+        PUT("attn_k", d, kvd, PGD_T_WK)
+        PUT("attn_v", d, kvd, PGD_T_WV)
+        PUT("attn_output", qd, d, PGD_T_WO)
+        PUT("ffn_norm", d, 0, PGD_T_FFN_NORM)
+        PUT("ffn_gate", d, h, PGD_T_W1)
+        PUT("ffn_down", h, d, PGD_T_W2)
+        PUT("ffn_up", d, h, PGD_T_W3)
 #undef PUT
     }
     if (pgd_gguf_has_key(g, "tokenizer.ggml.tokens")) {

@@ -85,27 +85,30 @@ pgd_status pgd_model_load_llama2c(pgd_model *m, const char *path) {
     s = pgd_model_layout(m, PGD_F32, PGD_F32);
     if (s != PGD_OK) goto fail;
 
+    /* each rank uploads only its shard; the mapping means it reads only those pages */
     const float *p = (const float *)((const char *)map + 28);
-    s = pgd_model_put(m, m->tok_embd, PGD_F32, p, PGD_F32, V * d);
+    const float *embd = p;
+#define SRC(ptr) (&(pgd_tensor_src){.data = (ptr), .dt = PGD_F32})
+    s = pgd_model_put_tensor(m, PGD_T_EMBD, 0, SRC(p));
     p += V * d;
-#define PER_LAYER(field, count)                                                         \
-    for (size_t l = 0; l < L && s == PGD_OK; l++)                                       \
-        s = pgd_model_put(m, m->layers[l].field, PGD_F32,        \
-                          p + l * (count), PGD_F32, (count));                           \
+#define PER_LAYER(kind, count)                                                  \
+    for (size_t l = 0; l < L && s == PGD_OK; l++)                               \
+        s = pgd_model_put_tensor(m, kind, (int)l, SRC(p + l * (count)));        \
     p += L * (count);
-    PER_LAYER(attn_norm, d)
-    PER_LAYER(wq, qd * d)
-    PER_LAYER(wk, kvd * d)
-    PER_LAYER(wv, kvd * d)
-    PER_LAYER(wo, d * qd)
-    PER_LAYER(ffn_norm, d)
-    PER_LAYER(w1, hid * d)
-    PER_LAYER(w2, d * hid)
-    PER_LAYER(w3, hid * d)
+    PER_LAYER(PGD_T_ATTN_NORM, d)
+    PER_LAYER(PGD_T_WQ, qd * d)
+    PER_LAYER(PGD_T_WK, kvd * d)
+    PER_LAYER(PGD_T_WV, kvd * d)
+    PER_LAYER(PGD_T_WO, d * qd)
+    PER_LAYER(PGD_T_FFN_NORM, d)
+    PER_LAYER(PGD_T_W1, hid * d)
+    PER_LAYER(PGD_T_W2, d * hid)
+    PER_LAYER(PGD_T_W3, hid * d)
 #undef PER_LAYER
-    if (s == PGD_OK) s = pgd_model_put(m, m->final_norm, PGD_F32, p, PGD_F32, d);
+    if (s == PGD_OK) s = pgd_model_put_tensor(m, PGD_T_FINAL_NORM, 0, SRC(p));
     p += d + S * hd; /* skip freq_cis_real/imag */
-    if (s == PGD_OK && !c->tied_classifier) s = pgd_model_put(m, m->wcls, PGD_F32, p, PGD_F32, V * d);
+    if (s == PGD_OK) s = pgd_model_put_tensor(m, PGD_T_CLS, 0, SRC(c->tied_classifier ? embd : p));
+#undef SRC
 fail:
     if (map != MAP_FAILED) munmap(map, size);
     close(fd);

@@ -10,25 +10,93 @@
 
 static size_t align_up(size_t x) { return (x + 255) & ~(size_t)255; }
 
+pgd_status pgd_model_shard_init(pgd_model *m, int tp, int tp_rank, int pp, int pp_rank,
+                                const int *stage_layers) {
+    const pgd_model_config *c = &m->cfg;
+    pgd_shard *sh = &m->sh;
+    memset(sh, 0, sizeof *sh);
+    if (tp < 1 || pp < 1 || tp_rank < 0 || tp_rank >= tp || pp_rank < 0 || pp_rank >= pp)
+        return pgd_error(PGD_ERR_INVALID, "parallel layout: rank (tp %d of %d, stage %d of %d) is out of range",
+                         tp_rank, tp, pp_rank, pp);
+    if (c->n_heads % tp || c->n_kv_heads % tp)
+        return pgd_error(PGD_ERR_INVALID, "model %s: tensor-parallel degree %d must divide the query heads (%d) "
+                         "and the KV heads (%d)", c->name, tp, c->n_heads, c->n_kv_heads);
+    if (tp > c->hidden_dim)
+        return pgd_error(PGD_ERR_INVALID, "model %s: tensor-parallel degree %d exceeds the FFN width %d",
+                         c->name, tp, c->hidden_dim);
+    if (pp > c->n_layers)
+        return pgd_error(PGD_ERR_INVALID, "model %s: %d pipeline stages but only %d layers (at most one stage "
+                         "per layer)", c->name, pp, c->n_layers);
+    int begin = 0, end = 0;
+    if (stage_layers) {
+        int total = 0;
+        for (int i = 0; i < pp; i++) {
+            if (stage_layers[i] < 1)
+                return pgd_error(PGD_ERR_INVALID, "parallel layout: stage %d has %d layers (each stage needs >= 1)",
+                                 i, stage_layers[i]);
+            if (i < pp_rank) begin += stage_layers[i];
+            total += stage_layers[i];
+        }
+        if (total != c->n_layers)
+            return pgd_error(PGD_ERR_INVALID, "parallel layout: the stages' layers add up to %d, the model %s has %d",
+                             total, c->name, c->n_layers);
+        end = begin + stage_layers[pp_rank];
+    } else {
+        int base = c->n_layers / pp, extra = c->n_layers % pp;
+        for (int i = 0; i < pp_rank; i++) begin += base + (i < extra);
+        end = begin + base + (pp_rank < extra);
+    }
+    sh->tp = tp;
+    sh->tp_rank = tp_rank;
+    sh->pp = pp;
+    sh->pp_rank = pp_rank;
+    sh->layer_begin = begin;
+    sh->layer_end = end;
+    sh->heads = c->n_heads / tp;
+    sh->head0 = tp_rank * sh->heads;
+    sh->kv_heads = c->n_kv_heads / tp;
+    sh->kv_head0 = tp_rank * sh->kv_heads;
+    sh->hidden0 = (int)((long long)c->hidden_dim * tp_rank / tp);
+    sh->hidden = (int)((long long)c->hidden_dim * (tp_rank + 1) / tp) - sh->hidden0;
+    sh->dim_part = c->dim / tp;
+    sh->vocab_part = (c->vocab_size + tp - 1) / tp;
+    return PGD_OK;
+}
+
+static int first_stage(const pgd_shard *sh) { return sh->pp_rank == 0; }
+static int last_stage(const pgd_shard *sh) { return sh->pp_rank == sh->pp - 1; }
+
 pgd_status pgd_model_layout(pgd_model *m, pgd_dtype embd_dtype, pgd_dtype cls_dtype) {
     const pgd_model_config *c = &m->cfg;
-    size_t d = (size_t)c->dim, qd = (size_t)c->n_heads * c->head_dim,
-           kvd = (size_t)c->n_kv_heads * c->head_dim, h = (size_t)c->hidden_dim,
-           v = (size_t)c->vocab_size, ws = pgd_dtype_size(c->weight_dtype);
+    if (!m->sh.tp) {
+        if (m->req_tp)
+            PGD_TRY(pgd_model_shard_init(m, m->req_tp, m->req_tp_rank, m->req_pp, m->req_pp_rank,
+                                         m->req_stage_layers[0] ? m->req_stage_layers : NULL));
+        else
+            PGD_TRY(pgd_model_shard_init(m, 1, 0, 1, 0, NULL));
+    }
+    const pgd_shard *sh = &m->sh;
+    size_t d = (size_t)c->dim, hd = (size_t)c->head_dim, qd = (size_t)sh->heads * hd,
+           kvd = (size_t)sh->kv_heads * hd, h = (size_t)sh->hidden, v = (size_t)c->vocab_size,
+           ws = pgd_dtype_size(c->weight_dtype);
+    /* the classifier shares the embedding's storage only when one rank holds both whole */
+    int share_cls = c->tied_classifier && sh->tp == 1 && sh->pp == 1;
+    if (c->tied_classifier) cls_dtype = embd_dtype;
     size_t off = 0;
     size_t o_embd = off;
-    off = align_up(off + v * d * pgd_dtype_size(embd_dtype));
+    if (first_stage(sh)) off = align_up(off + v * (sh->tp > 1 ? (size_t)sh->dim_part : d) * pgd_dtype_size(embd_dtype));
     size_t o_cls = off;
-    if (!c->tied_classifier) off = align_up(off + v * d * pgd_dtype_size(cls_dtype));
+    if (last_stage(sh) && !share_cls)
+        off = align_up(off + (sh->tp > 1 ? (size_t)sh->vocab_part : v) * d * pgd_dtype_size(cls_dtype));
     size_t o_final = off;
-    off = align_up(off + d * 4);
+    if (last_stage(sh)) off = align_up(off + d * 4);
     int opt = c->arch == PGD_ARCH_OPT, ffn_mats = opt ? 2 : 3;
     size_t o_pos = off;
-    if (opt) off = align_up(off + (size_t)c->max_seq_len * d * pgd_dtype_size(embd_dtype));
+    if (opt && first_stage(sh)) off = align_up(off + (size_t)c->max_seq_len * d * pgd_dtype_size(embd_dtype));
     size_t o_layers = off;
     size_t layer_bytes = align_up(d * 4) * 2 + align_up(qd * d * ws) + 2 * align_up(kvd * d * ws) +
                          align_up(d * qd * ws) + (size_t)ffn_mats * align_up(h * d * ws);
-    off += layer_bytes * (size_t)c->n_layers;
+    off += layer_bytes * (size_t)(sh->layer_end - sh->layer_begin);
 
     m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
     if (!m->layers) return pgd_error(PGD_ERR_OOM, "model: out of memory");
@@ -38,14 +106,14 @@ pgd_status pgd_model_layout(pgd_model *m, pgd_dtype embd_dtype, pgd_dtype cls_dt
                          off / 1073741824.0, pgd_backend_name(m->backend), pgd_last_error());
     m->weights_bytes = off;
     char *base = m->weights;
-    m->tok_embd = base + o_embd;
+    m->tok_embd = first_stage(sh) ? base + o_embd : NULL;
     m->embd_dtype = embd_dtype;
-    m->wcls = c->tied_classifier ? m->tok_embd : (void *)(base + o_cls);
-    m->cls_dtype = c->tied_classifier ? embd_dtype : cls_dtype;
-    m->final_norm = (float *)(base + o_final);
-    m->pos_embd = opt ? (void *)(base + o_pos) : NULL;
+    m->wcls = !last_stage(sh) ? NULL : share_cls ? m->tok_embd : (void *)(base + o_cls);
+    m->cls_dtype = cls_dtype;
+    m->final_norm = last_stage(sh) ? (float *)(base + o_final) : NULL;
+    m->pos_embd = opt && first_stage(sh) ? (void *)(base + o_pos) : NULL;
     char *p = base + o_layers;
-    for (int l = 0; l < c->n_layers; l++) {
+    for (int l = sh->layer_begin; l < sh->layer_end; l++) {
         pgd_layer_weights *L = &m->layers[l];
         L->attn_norm = (float *)p; p += align_up(d * 4);
         L->ffn_norm = (float *)p;  p += align_up(d * 4);
@@ -58,6 +126,90 @@ pgd_status pgd_model_layout(pgd_model *m, pgd_dtype embd_dtype, pgd_dtype cls_dt
         if (!opt) { L->w3 = p; p += align_up(h * d * ws); }
     }
     return PGD_OK;
+}
+
+/* Upload rows [r0, r0 + nr) x columns [c0, c0 + nc) of a (rows, cols) source
+ * tensor into the contiguous (nr, nc) device tensor dst of dtype dt. */
+static pgd_status put_slice(pgd_model *m, void *dst, pgd_dtype dt, const pgd_tensor_src *src,
+                            size_t cols, size_t r0, size_t nr, size_t c0, size_t nc) {
+    size_t dsz = pgd_dtype_size(dt);
+    if (src->data && c0 == 0 && nc == cols) /* whole rows: one contiguous range */
+        return pgd_model_put(m, dst, dt, (const char *)src->data + r0 * cols * pgd_dtype_size(src->dt),
+                             src->dt, nr * cols);
+    if (src->data) {
+        size_t ssz = pgd_dtype_size(src->dt);
+        for (size_t r = 0; r < nr; r++)
+            PGD_TRY(pgd_model_put(m, (char *)dst + r * nc * dsz, dt,
+                                  (const char *)src->data + ((r0 + r) * cols + c0) * ssz, src->dt, nc));
+        return PGD_OK;
+    }
+    /* generated: ones or the random stream, in chunks of whole row segments when they fit */
+    enum { CHUNK = 1 << 16 };
+    size_t seg = nc < CHUNK ? nc : CHUNK;
+    float *buf = malloc(seg * sizeof(float));
+    if (!buf) return pgd_error(PGD_ERR_OOM, "model: out of memory generating weights");
+    pgd_status s = PGD_OK;
+    for (size_t r = 0; r < nr && s == PGD_OK; r++)
+        for (size_t j0 = 0; j0 < nc && s == PGD_OK; j0 += seg) {
+            size_t n = nc - j0 < seg ? nc - j0 : seg;
+            if (src->ones)
+                for (size_t i = 0; i < n; i++) buf[i] = 1.0f;
+            else
+                pgd_random_stream(src->seed, src->id, src->scale, (r0 + r) * cols + c0 + j0, n, buf);
+            s = pgd_model_put(m, (char *)dst + (r * nc + j0) * dsz, dt, buf, PGD_F32, n);
+        }
+    free(buf);
+    return s;
+}
+
+pgd_status pgd_model_put_tensor(pgd_model *m, pgd_tensor_kind k, int l, const pgd_tensor_src *src) {
+    const pgd_model_config *c = &m->cfg;
+    const pgd_shard *sh = &m->sh;
+    size_t d = (size_t)c->dim, hd = (size_t)c->head_dim, V = (size_t)c->vocab_size,
+           qd = (size_t)c->n_heads * hd, kvd = (size_t)c->n_kv_heads * hd, H = (size_t)c->hidden_dim;
+    int in_stage = l >= sh->layer_begin && l < sh->layer_end;
+    pgd_layer_weights *L = in_stage ? &m->layers[l] : NULL;
+    pgd_dtype wt = c->weight_dtype;
+    switch (k) {
+    case PGD_T_EMBD:
+        if (!m->tok_embd) return PGD_OK;
+        if (sh->tp == 1) return put_slice(m, m->tok_embd, m->embd_dtype, src, d, 0, V, 0, d);
+        return put_slice(m, m->tok_embd, m->embd_dtype, src, d, 0, V, (size_t)sh->tp_rank * sh->dim_part,
+                         (size_t)sh->dim_part);
+    case PGD_T_CLS: {
+        if (!m->wcls || m->wcls == m->tok_embd) return PGD_OK;
+        if (sh->tp == 1) return put_slice(m, m->wcls, m->cls_dtype, src, d, 0, V, 0, d);
+        size_t vp = (size_t)sh->vocab_part, r0 = (size_t)sh->tp_rank * vp;
+        size_t nr = r0 >= V ? 0 : (V - r0 < vp ? V - r0 : vp);
+        size_t es = pgd_dtype_size(m->cls_dtype);
+        if (nr < vp) /* zero rows past the vocabulary: their logits are dropped */
+            PGD_TRY(pgd_backend_memset(m->backend, (char *)m->wcls + nr * d * es, 0, (vp - nr) * d * es));
+        return nr ? put_slice(m, m->wcls, m->cls_dtype, src, d, r0, nr, 0, d) : PGD_OK;
+    }
+    case PGD_T_FINAL_NORM:
+        return m->final_norm ? put_slice(m, m->final_norm, PGD_F32, src, d, 0, 1, 0, d) : PGD_OK;
+    case PGD_T_POS:
+        return m->pos_embd ? put_slice(m, m->pos_embd, m->embd_dtype, src, d, 0, (size_t)c->max_seq_len, 0, d)
+                           : PGD_OK;
+    default: break;
+    }
+    if (!L) return PGD_OK;
+    size_t h0 = (size_t)sh->head0 * hd, nq = (size_t)sh->heads * hd, k0 = (size_t)sh->kv_head0 * hd,
+           nk = (size_t)sh->kv_heads * hd, f0 = (size_t)sh->hidden0, nf = (size_t)sh->hidden;
+    switch (k) {
+    case PGD_T_ATTN_NORM: return put_slice(m, L->attn_norm, PGD_F32, src, d, 0, 1, 0, d);
+    case PGD_T_FFN_NORM: return put_slice(m, L->ffn_norm, PGD_F32, src, d, 0, 1, 0, d);
+    case PGD_T_WQ: return put_slice(m, L->wq, wt, src, d, h0, nq, 0, d);
+    case PGD_T_WK: return put_slice(m, L->wk, wt, src, d, k0, nk, 0, d);
+    case PGD_T_WV: return put_slice(m, L->wv, wt, src, d, k0, nk, 0, d);
+    case PGD_T_WO: return put_slice(m, L->wo, wt, src, qd, 0, d, h0, nq);
+    case PGD_T_W1: return put_slice(m, L->w1, wt, src, d, f0, nf, 0, d);
+    case PGD_T_W3: return L->w3 ? put_slice(m, L->w3, wt, src, d, f0, nf, 0, d) : PGD_OK;
+    case PGD_T_W2: return put_slice(m, L->w2, wt, src, H, 0, d, f0, nf);
+    default: break;
+    }
+    (void)kvd;
+    return pgd_error(PGD_ERR_INVALID, "model: unknown tensor kind %d", (int)k);
 }
 
 pgd_status pgd_model_put(pgd_model *m, void *dst, pgd_dtype dt, const void *src, pgd_dtype st,
@@ -104,9 +256,25 @@ pgd_status pgd_model_load(const char *spec, const pgd_model_load_opts *opts, pgd
     if (!spec || !b || !out) return pgd_error(PGD_ERR_INVALID, "pgd_model_load: NULL argument");
     *out = NULL;
     if (!opts) opts = &defaults;
+    const pgd_parallel_config *par = opts->parallel;
+    if (par && ((par->tp > 1 || par->pp > 1) || (par->comm && strcmp(par->comm, "threads"))))
+        return pgd_dist_load(spec, opts, b, out);
+    return pgd_model_load_part(spec, opts, b, NULL, out);
+}
+
+pgd_status pgd_model_load_part(const char *spec, const pgd_model_load_opts *opts, pgd_backend *b,
+                               const pgd_model *req, pgd_model **out) {
+    *out = NULL;
     pgd_model *m = calloc(1, sizeof *m);
     if (!m) return pgd_error(PGD_ERR_OOM, "model: out of memory");
     m->backend = b;
+    if (req) {
+        m->req_tp = req->req_tp;
+        m->req_tp_rank = req->req_tp_rank;
+        m->req_pp = req->req_pp;
+        m->req_pp_rank = req->req_pp_rank;
+        memcpy(m->req_stage_layers, req->req_stage_layers, sizeof m->req_stage_layers);
+    }
     pgd_status s;
     if (!strncmp(spec, "random:", 7)) {
         m->format = PGD_FORMAT_RANDOM;
@@ -132,10 +300,12 @@ fail:
 
 void pgd_model_destroy(pgd_model *m) {
     if (!m) return;
+    if (m->dist) pgd_dist_destroy(m);
     pgd_backend_free(m->backend, m->weights);
     pgd_backend_free(m->backend, m->s.act);
     pgd_backend_free(m->backend, m->s.meta);
     free(m->s.host_meta);
+    free(m->s.host_logits);
     free(m->layers);
     pgd_tokenizer_destroy(m->tokenizer);
     free(m);

@@ -23,12 +23,51 @@ typedef struct pgd_layer_weights {
     void *w3;           /* up (hidden, dim); NULL for OPT (fc1 = w1, fc2 = w2) */
 } pgd_layer_weights;
 
+/* This rank's part of the model under tensor (tp) and pipeline (pp)
+ * parallelism; tp = pp = 1 is the whole model. Megatron-style split:
+ * query heads, KV heads and the FFN hidden width are divided among the tp
+ * ranks of a stage (wq/wk/wv/w1/w3 by output rows, wo/w2 by input
+ * columns); the token embedding is split by columns (dim / tp each) and the
+ * classifier by vocabulary rows (vocab_part each, the last zero-padded);
+ * norms are replicated. A stage holds layers [layer_begin, layer_end);
+ * stage 0 the embedding, the last stage the final norm and classifier. */
+typedef struct pgd_shard {
+    int tp, tp_rank, pp, pp_rank;
+    int layer_begin, layer_end;
+    int heads, head0;       /* local query heads, first global head */
+    int kv_heads, kv_head0; /* local KV heads */
+    int hidden, hidden0;    /* local FFN width */
+    int dim_part;           /* embedding columns per rank (dim / tp) */
+    int vocab_part;         /* classifier rows per rank (ceil(vocab / tp)) */
+} pgd_shard;
+
+/* Which tensor a loader is handing over (pgd_model_put_tensor slices it). */
+typedef enum pgd_tensor_kind {
+    PGD_T_EMBD, PGD_T_CLS, PGD_T_FINAL_NORM, PGD_T_POS, PGD_T_ATTN_NORM, PGD_T_FFN_NORM,
+    PGD_T_WQ, PGD_T_WK, PGD_T_WV, PGD_T_WO, PGD_T_W1, PGD_T_W2, PGD_T_W3,
+} pgd_tensor_kind;
+
+/* Where a whole (unsharded) tensor's elements come from: row-major host
+ * data of dtype `dt`, or (data == NULL) the seeded random stream of
+ * random_weights.c, uniform in +-scale, which can be entered at any element
+ * so a rank generates only its part. `ones` fills with 1.0. */
+typedef struct pgd_tensor_src {
+    const void *data;
+    pgd_dtype dt;
+    uint64_t seed, id;
+    float scale;
+    int ones;
+} pgd_tensor_src;
+
 typedef struct pgd_scratch {
     int cap_tokens;     /* rows the activation buffers hold */
     int cap_logits;     /* rows the logits buffer holds */
     int cap_meta;       /* int32 entries the metadata buffer holds */
     void *act;          /* one device allocation for all activations */
     float *x, *xb, *xb2, *q, *k, *v, *hb, *hb2, *last, *logits;
+    float *gath;        /* tensor parallel: all_gather landing area */
+    float *host_logits; /* host staging when logits need unpadding or sending */
+    size_t cap_host_logits;
     int32_t *meta;      /* device metadata: tokens, pos, slots, qstart, lens, tables, rows */
     int32_t *host_meta; /* host staging for meta */
 } pgd_scratch;
@@ -48,6 +87,10 @@ struct pgd_model {
     pgd_layer_weights *layers; /* (n_layers) */
     pgd_tokenizer *tokenizer;  /* owned; GGUF only */
     pgd_scratch s;
+    pgd_shard sh;              /* this rank's part (tp = pp = 1: everything) */
+    int req_tp, req_tp_rank, req_pp, req_pp_rank; /* layout asked for before loading (0 = whole) */
+    int req_stage_layers[64];  /* per-stage layer counts; [0] == 0: even split */
+    struct pgd_dist *dist;     /* parallel layout (core/model/dist.c); NULL = one rank */
 };
 
 /* Allocate the model struct and the weight buffer for m->cfg with the given
@@ -58,6 +101,61 @@ pgd_status pgd_model_layout(pgd_model *m, pgd_dtype embd_dtype, pgd_dtype cls_dt
  * `dst` of dtype `dt`, converting if they differ. */
 pgd_status pgd_model_put(pgd_model *m, void *dst, pgd_dtype dt, const void *src, pgd_dtype st,
                          size_t count);
+
+/* Hand over a whole tensor of kind k (layer l for per-layer kinds); uploads
+ * only this rank's shard of it (nothing if the rank holds no part). */
+pgd_status pgd_model_put_tensor(pgd_model *m, pgd_tensor_kind k, int l, const pgd_tensor_src *src);
+
+/* Fill m->sh for (tp, tp_rank, pp, pp_rank) with an optional per-stage
+ * layer count list (NULL = even split, earlier stages take the remainder);
+ * checks the layout against m->cfg. */
+pgd_status pgd_model_shard_init(pgd_model *m, int tp, int tp_rank, int pp, int pp_rank,
+                                const int *stage_layers);
+
+/* Random weights: element i of the stream of tensor `id` (used by
+ * pgd_model_put_tensor for sources with data == NULL). */
+void pgd_random_stream(uint64_t seed, uint64_t id, float scale, size_t first, size_t n, float *out);
+
+/* Scale of each random tensor kind (uniform +-scale). */
+float pgd_random_scale(const pgd_model_config *c, pgd_tensor_kind k);
+
+/* How one pass of this rank's stage talks to the other ranks (NULL for a
+ * model that runs whole on one rank). */
+typedef struct pgd_pass_io {
+    struct pgd_comm *tp;    /* the stage's tensor-parallel group (tp > 1) */
+    struct pgd_comm *world; /* every rank, backend memory: stage-to-stage activations */
+    struct pgd_comm *ctrl;  /* every rank, host memory: logits to the driver */
+    int prev, next;         /* world ranks of the previous / next stage's same tp rank; -1 = none */
+    int logits_to;          /* world rank that receives the logits; -1 = write them here */
+    int tag;                /* micro-batch tag for point-to-point messages */
+} pgd_pass_io;
+
+/* Validate a batch against the model and a cache of nb blocks of bs. */
+pgd_status pgd_model_check_batch(const pgd_model *m, int bs, int nb, const pgd_batch *b);
+/* One pass of a (validated) batch through this rank's stage: embedding or
+ * receive, its layers, then classifier or send. `logits` (host) is written
+ * when this rank delivers them (io == NULL or io->logits_to == -1 on the
+ * last stage's tp rank 0). */
+pgd_status pgd_model_pass(pgd_model *m, pgd_kv_cache *kv, const pgd_batch *b, float *logits,
+                          const pgd_pass_io *io);
+
+/* Load one rank's part: `req` (may be NULL = whole model) carries the
+ * req_* layout fields. */
+pgd_status pgd_model_load_part(const char *spec, const pgd_model_load_opts *opts, pgd_backend *b,
+                               const pgd_model *req, pgd_model **out);
+
+/* Parallel layouts (core/model/dist.c). */
+pgd_status pgd_dist_load(const char *spec, const pgd_model_load_opts *opts, pgd_backend *b,
+                         pgd_model **out);
+enum { PGD_KV_OP_COPY = 1, PGD_KV_OP_SWAP_OUT, PGD_KV_OP_SWAP_IN, PGD_KV_OP_HOST };
+/* A KV cache handle on the driver of a parallel model: its ops are run by
+ * every rank on its own part (kv_cache.c routes them here). */
+pgd_status pgd_dist_kv_op(pgd_model *m, int op, const int32_t *pairs, int n);
+void pgd_dist_kv_release(pgd_model *m);
+pgd_kv_cache *pgd_kv_cache_wrap(pgd_model *m, int block_size, int num_blocks);
+pgd_status pgd_dist_kv_create(pgd_model *m, int block_size, int num_blocks, pgd_kv_cache **out);
+pgd_status pgd_dist_forward(pgd_model *m, pgd_kv_cache *kv, const pgd_batch *b, float *logits);
+void pgd_dist_destroy(pgd_model *m);
 
 pgd_status pgd_model_load_llama2c(pgd_model *m, const char *path);
 pgd_status pgd_model_load_gguf(pgd_model *m, const char *path);

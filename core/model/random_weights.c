@@ -9,41 +9,35 @@
 
 #include "model_impl.h"
 
-static uint64_t splitmix64(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+/* splitmix64 is counter-based: call k of a stream started at state s0
+ * returns mix(s0 + (k + 1) * golden), so any element can be generated
+ * without the ones before it (a tensor-parallel rank makes only its slice).
+ * Element j of a tensor is half (j & 1) of call j / 2. */
+static uint64_t mix64(uint64_t z) {
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
 }
 
-static pgd_status fill(pgd_model *m, void *dst, pgd_dtype dt, size_t count, float scale,
-                       uint64_t seed, uint64_t id) {
-    enum { CHUNK = 1 << 16 };
-    float *buf = malloc(CHUNK * sizeof(float));
-    if (!buf) return pgd_error(PGD_ERR_OOM, "random weights: out of memory");
-    uint64_t st = seed * 0x100000001B3ull ^ (id + 1) * 0xD6E8FEB86659FD93ull;
-    pgd_status s = PGD_OK;
-    for (size_t i0 = 0; i0 < count && s == PGD_OK; i0 += CHUNK) {
-        size_t n = count - i0 < CHUNK ? count - i0 : CHUNK;
-        for (size_t i = 0; i + 1 < n; i += 2) {
-            uint64_t r = splitmix64(&st);
-            buf[i] = scale * ((float)(uint32_t)r * (2.0f / 4294967296.0f) - 1.0f);
-            buf[i + 1] = scale * ((float)(uint32_t)(r >> 32) * (2.0f / 4294967296.0f) - 1.0f);
-        }
-        if (n & 1) buf[n - 1] = scale * ((float)(uint32_t)splitmix64(&st) * (2.0f / 4294967296.0f) - 1.0f);
-        s = pgd_model_put(m, (char *)dst + i0 * pgd_dtype_size(dt), dt, buf, PGD_F32, n);
+void pgd_random_stream(uint64_t seed, uint64_t id, float scale, size_t first, size_t n, float *out) {
+    const uint64_t golden = 0x9E3779B97F4A7C15ull;
+    uint64_t s0 = seed * 0x100000001B3ull ^ (id + 1) * 0xD6E8FEB86659FD93ull;
+    for (size_t i = 0; i < n; i++) {
+        size_t j = first + i;
+        uint64_t r = mix64(s0 + (uint64_t)(j / 2 + 1) * golden);
+        uint32_t half = (j & 1) ? (uint32_t)(r >> 32) : (uint32_t)r;
+        out[i] = scale * ((float)half * (2.0f / 4294967296.0f) - 1.0f);
     }
-    free(buf);
-    return s;
 }
 
-static pgd_status ones(pgd_model *m, float *dst, size_t count) {
-    float *buf = malloc(count * sizeof(float));
-    if (!buf) return pgd_error(PGD_ERR_OOM, "random weights: out of memory");
-    for (size_t i = 0; i < count; i++) buf[i] = 1.0f;
-    pgd_status s = pgd_backend_upload(m->backend, dst, buf, count * sizeof(float));
-    free(buf);
-    return s;
+float pgd_random_scale(const pgd_model_config *c, pgd_tensor_kind k) {
+    float d = (float)c->dim, qd = (float)c->n_heads * c->head_dim, h = (float)c->hidden_dim;
+    switch (k) {
+    case PGD_T_EMBD: return 1.0f; /* embedding rows of unit-ish scale */
+    case PGD_T_WO: return sqrtf(3.0f / qd);
+    case PGD_T_W2: return sqrtf(3.0f / h);
+    default: return sqrtf(3.0f / d);
+    }
 }
 
 pgd_status pgd_model_load_random(pgd_model *m, const char *shape, const pgd_model_load_opts *o) {
@@ -57,27 +51,27 @@ pgd_status pgd_model_load_random(pgd_model *m, const char *shape, const pgd_mode
     PGD_TRY(pgd_model_layout(m, c->weight_dtype, c->weight_dtype));
     /* a virtual backend (sim) holds no data: the shapes are all it needs */
     if (pgd_backend_is_virtual(m->backend)) return PGD_OK;
-    size_t d = (size_t)c->dim, qd = (size_t)c->n_heads * c->head_dim,
-           kvd = (size_t)c->n_kv_heads * c->head_dim, h = (size_t)c->hidden_dim,
-           V = (size_t)c->vocab_size;
-    pgd_dtype wt = c->weight_dtype;
-    float sd = sqrtf(3.0f / (float)d), sq = sqrtf(3.0f / (float)qd), sh = sqrtf(3.0f / (float)h);
     uint64_t id = 0;
-    /* embedding rows of unit-ish scale */
-    PGD_TRY(fill(m, m->tok_embd, m->embd_dtype, V * d, 1.0f, seed, id++));
-    if (!c->tied_classifier) PGD_TRY(fill(m, m->wcls, m->cls_dtype, V * d, sd, seed, id++));
-    PGD_TRY(ones(m, m->final_norm, d));
+    const pgd_tensor_src ones = {.ones = 1};
+#define RND(kind, l, tid) \
+    PGD_TRY(pgd_model_put_tensor(m, kind, l, &(pgd_tensor_src){.seed = seed, .id = (tid), \
+                                 .scale = pgd_random_scale(c, kind)}))
+    uint64_t embd_id = id++;
+    RND(PGD_T_EMBD, 0, embd_id);
+    if (!c->tied_classifier) RND(PGD_T_CLS, 0, id++);
+    else PGD_TRY(pgd_model_put_tensor(m, PGD_T_CLS, 0, &(pgd_tensor_src){.seed = seed, .id = embd_id, .scale = 1.0f}));
+    PGD_TRY(pgd_model_put_tensor(m, PGD_T_FINAL_NORM, 0, &ones));
     for (int l = 0; l < c->n_layers; l++) {
-        pgd_layer_weights *L = &m->layers[l];
-        PGD_TRY(ones(m, L->attn_norm, d));
-        PGD_TRY(ones(m, L->ffn_norm, d));
-        PGD_TRY(fill(m, L->wq, wt, qd * d, sd, seed, id++));
-        PGD_TRY(fill(m, L->wk, wt, kvd * d, sd, seed, id++));
-        PGD_TRY(fill(m, L->wv, wt, kvd * d, sd, seed, id++));
-        PGD_TRY(fill(m, L->wo, wt, d * qd, sq, seed, id++));
-        PGD_TRY(fill(m, L->w1, wt, h * d, sd, seed, id++));
-        PGD_TRY(fill(m, L->w2, wt, d * h, sh, seed, id++));
-        PGD_TRY(fill(m, L->w3, wt, h * d, sd, seed, id++));
+        PGD_TRY(pgd_model_put_tensor(m, PGD_T_ATTN_NORM, l, &ones));
+        PGD_TRY(pgd_model_put_tensor(m, PGD_T_FFN_NORM, l, &ones));
+        RND(PGD_T_WQ, l, id++);
+        RND(PGD_T_WK, l, id++);
+        RND(PGD_T_WV, l, id++);
+        RND(PGD_T_WO, l, id++);
+        RND(PGD_T_W1, l, id++);
+        RND(PGD_T_W2, l, id++);
+        RND(PGD_T_W3, l, id++);
     }
+#undef RND
     return PGD_OK;
 }

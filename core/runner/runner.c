@@ -6,6 +6,7 @@
  * max_concurrency are in flight (0 = unlimited); every submitted request is
  * recorded exactly once (finished, or rejected as "error"); the loop ends
  * when every request that arrives within the run is recorded. */
+#include "pagoda/parallel.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -233,12 +234,33 @@ pgd_status pgd_run_execute(const pgd_run_config *rc, const pgd_run_options *opts
                              .sim_device = pgd_run_get_str(rc, "model", "device"),
                              .sim_tp = pgd_run_get_int(rc, "model", "tensor_parallel"),
                              .sim_profile = *profile ? profile : NULL, .clock = sim ? clock : NULL};
-    if ((st = pgd_backend_create(&bc, &be)) != PGD_OK) { st = ctx_error(st, rc, "model"); goto done; }
     const char *dt = pgd_run_get_str(rc, "model", "dtype");
     pgd_model_load_opts mo = {.seed = pgd_run_get_u64(rc, "model", "weight_seed"),
                               .random_dtype = !strcmp(dt, "f16") ? PGD_F16 : !strcmp(dt, "bf16") ? PGD_BF16 : PGD_F32};
+    pgd_parallel_config par = {.tp = pgd_run_get_int(rc, "parallel", "tp"), .pp = pgd_run_get_int(rc, "parallel", "pp"),
+                               .comm = pgd_run_get_str(rc, "parallel", "comm"),
+                               .stage_layers = pgd_run_get_str(rc, "parallel", "stage_layers"),
+                               .pin = pgd_run_get_bool(rc, "parallel", "pin")};
+    pgd_backend_config rank_bc;
+    if (pgd_parallel_ranks(&par) > 1 || strcmp(par.comm, "threads")) {
+        if (sim) {
+            st = ctx_error(pgd_error(PGD_ERR_INVALID, "the sim backend models tensor parallelism with "
+                                     "[model] tensor_parallel; [parallel] layouts run on the cpu backend"), rc, "parallel");
+            goto done;
+        }
+        if ((st = pgd_parallel_prepare(&par, threads, &bc, &rank_bc, &mo)) != PGD_OK) {
+            st = ctx_error(st, rc, "parallel");
+            goto done;
+        }
+    }
+    if ((st = pgd_backend_create(&bc, &be)) != PGD_OK) { st = ctx_error(st, rc, "model"); goto done; }
     if ((st = pgd_model_load(pgd_run_get_str(rc, "model", "path"), &mo, be, &model)) != PGD_OK) {
         st = ctx_error(st, rc, "model");
+        goto done;
+    }
+    if (!pgd_model_is_driver(model)) { /* an mpirun rank other than 0: serve the driver */
+        out->worker = 1;
+        st = pgd_model_serve(model);
         goto done;
     }
     const pgd_model_config *mc = pgd_model_get_config(model);
@@ -284,6 +306,7 @@ pgd_status pgd_run_execute(const pgd_run_config *rc, const pgd_run_options *opts
     snprintf(out->model_desc, sizeof out->model_desc, "%s (%s, %.1fM params, %s)", pgd_run_get_str(rc, "model", "path"),
              mc->name, (double)pgd_model_config_params(mc) / 1e6, pgd_dtype_name(mc->weight_dtype));
     snprintf(out->backend_desc, sizeof out->backend_desc, "%s", pgd_backend_describe(be));
+    snprintf(out->layout_desc, sizeof out->layout_desc, "%s", pgd_model_layout_str(model));
     pgd_workload_format(wl, out->workload_desc, sizeof out->workload_desc);
     out->wall_time = wall_now() - w0;
 done:

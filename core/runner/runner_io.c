@@ -49,6 +49,7 @@ static json_t *extra_json(const pgd_run_config *rc, const pgd_run_result *res) {
     json_object_set_new(o, "token_fingerprint", hex(res->token_fingerprint));
     json_object_set_new(o, "model", json_string(res->model_desc));
     json_object_set_new(o, "backend", json_string(res->backend_desc));
+    json_object_set_new(o, "layout", json_string(res->layout_desc));
     json_object_set_new(o, "wall_time_s", json_real(res->wall_time));
     return o;
 }

@@ -17,6 +17,7 @@ const char *pgd_status_str(pgd_status s) {
     case PGD_ERR_DEVICE: return "device error";
     case PGD_ERR_IO: return "I/O error";
     case PGD_ERR_FORMAT: return "format error";
+    case PGD_ERR_COMM: return "communication error";
     }
     return "unknown status";
 }

@@ -25,6 +25,11 @@ typedef struct pgd_backend_config {
     const char *name; /* "cpu" (default when NULL) or "sim" */
     int num_threads;  /* CPU: worker threads, <= 0 = all online CPUs */
     int device;       /* GPU ordinal */
+    /* CPU: bind the backend's threads (the creating thread included) to
+     * core range pin_rank (1-based) of pin_ranks equal ranges of this host's
+     * cores (hwloc); pin_rank = 0: no binding. Used by parallel layouts to
+     * give each rank its own cores. */
+    int pin_rank, pin_ranks;
     /* sim only (backends/sim/sim_cost.h): */
     const char *sim_device;  /* device preset: a100-40gb (default), a100-80gb, h100, h200, cpu */
     const char *sim_profile; /* calibration table (CSV from `pagoda profile`); NULL = roofline */

@@ -52,7 +52,9 @@ typedef struct pgd_run_result {
     char model_desc[160];           /* "random:stories15M (15.2M params, f32)" */
     char backend_desc[160];
     char workload_desc[256];        /* pgd_workload_format */
+    char layout_desc[160];          /* parallel layout (pgd_model_layout_str) */
     int threads;
+    int worker;                     /* this process served the driver (an mpirun rank > 0): no results */
 } pgd_run_result;
 
 /* Execute a run. Errors name the config file and key where one is at fault. */

@@ -19,6 +19,7 @@ typedef enum pgd_status {
     PGD_ERR_DEVICE,      /* device runtime error */
     PGD_ERR_IO,          /* missing/unreadable file */
     PGD_ERR_FORMAT,      /* file exists but its content is malformed */
+    PGD_ERR_COMM,        /* a communicator failed: a rank aborted or died */
 } pgd_status;
 
 /* Short constant name of a status ("invalid argument", ...). */
