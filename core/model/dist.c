@@ -22,7 +22,9 @@
  * micro-batch's logits to the driver. The scheduler sees one step; the
  * pipeline is filled from within the step (not across steps).
  *
- * Transports: comm = threads starts ranks 1.. as threads of this process,
+ * Transports: on the sim backend one process is tensor rank 0 of tp alike
+ * ranks over the sim communicator (collectives cost virtual time, move
+ * nothing); comm = threads starts ranks 1.. as threads of this process,
  * each with its own backend (rank_backend); comm = mpi makes each mpirun
  * process one rank; comm = nccl uses NCCL for the tensor data (GPU ranks)
  * and keeps the commands on the bootstrap communicator (MPI when launched
@@ -413,7 +415,8 @@ pgd_status pgd_dist_load(const char *spec, const pgd_model_load_opts *opts, pgd_
     int n = tp * pp;
     pgd_model_load_opts sub = *opts;
     sub.parallel = NULL;
-    if (!strcmp(kind, "mpi") || (!strcmp(kind, "nccl") && pgd_comm_mpi_world_size() > 1)) {
+    if (!pgd_backend_is_virtual(b) &&
+        (!strcmp(kind, "mpi") || (!strcmp(kind, "nccl") && pgd_comm_mpi_world_size() > 1))) {
         pgd_comm *world = NULL;
         PGD_TRY(pgd_comm_mpi_create(&world));
         if (pgd_comm_size(world) != n) {
@@ -424,6 +427,22 @@ pgd_status pgd_dist_load(const char *spec, const pgd_model_load_opts *opts, pgd_
         }
         pgd_model *m = NULL;
         pgd_status s = join(spec, &sub, par, b, world, kind, &m);
+        if (s != PGD_OK) {
+            pgd_model_destroy(m);
+            return s;
+        }
+        *out = m;
+        return PGD_OK;
+    }
+    if (pgd_backend_is_virtual(b)) {
+        /* the simulator: this process is tensor rank 0 of tp alike ranks */
+        if (pp > 1)
+            return pgd_error(PGD_ERR_UNSUPPORTED, "parallel layout: the sim backend simulates tensor parallelism "
+                             "only (pp %d asks for pipeline stages)", pp);
+        pgd_comm *world = NULL;
+        PGD_TRY(pgd_comm_sim_create(tp, pgd_backend_clock(b), par->sim_device, &world));
+        pgd_model *m = NULL;
+        pgd_status s = join(spec, &sub, par, b, world, "sim", &m);
         if (s != PGD_OK) {
             pgd_model_destroy(m);
             return s;

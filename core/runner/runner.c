@@ -242,12 +242,16 @@ pgd_status pgd_run_execute(const pgd_run_config *rc, const pgd_run_options *opts
                                .stage_layers = pgd_run_get_str(rc, "parallel", "stage_layers"),
                                .pin = pgd_run_get_bool(rc, "parallel", "pin")};
     pgd_backend_config rank_bc;
-    if (pgd_parallel_ranks(&par) > 1 || strcmp(par.comm, "threads")) {
-        if (sim) {
-            st = ctx_error(pgd_error(PGD_ERR_INVALID, "the sim backend models tensor parallelism with "
-                                     "[model] tensor_parallel; [parallel] layouts run on the cpu backend"), rc, "parallel");
+    if (sim && pgd_parallel_ranks(&par) > 1) {
+        /* real tensor-parallel shards on the simulator: this process is rank 0 of tp */
+        if (bc.sim_tp > 1) {
+            st = ctx_error(pgd_error(PGD_ERR_INVALID, "set either [model] tensor_parallel (the analytic split) or "
+                                     "[parallel] tp (the engine's sharded model), not both"), rc, "parallel");
             goto done;
         }
+        par.sim_device = bc.sim_device;
+        mo.parallel = &par;
+    } else if (!sim && (pgd_parallel_ranks(&par) > 1 || strcmp(par.comm, "threads"))) {
         if ((st = pgd_parallel_prepare(&par, threads, &bc, &rank_bc, &mo)) != PGD_OK) {
             st = ctx_error(st, rc, "parallel");
             goto done;

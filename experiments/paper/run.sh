@@ -3,7 +3,7 @@
 # SOSP'23) at its scale on the sim backend, and write its markdown table
 # next to the paper's numbers:
 #   experiments/paper/run.sh [--pagoda PATH] [--out DIR] NAME...|all
-# NAME: fig2_kv_waste fig12_sharegpt fig12_alpaca parallel_sampling
+# NAME: fig2_kv_waste fig12_sharegpt fig12_alpaca fig12_opt66b_tp4 fig12_opt175b_tp8 parallel_sampling
 #       beam_search prefix block_size preemption
 # Results: DIR/<config>/ (runs.csv, per-run files; DIR = results/paper) and
 # DIR/<NAME>.md. Deterministic: the same seed gives the same numbers.
@@ -88,11 +88,12 @@ md_fig2() {
 
 md_fig12() {
   local wl=$1 csv=$out/fig12_$1/runs.csv md=$out/fig12_$1.md rate_bs=$2 pbs=$3 prange=$4
+  local desc=${5:-"OPT-13B, sim A100-40GB (12 GiB f16 KV)"}
   local caps; caps=$(awk -F, "$capacity_awk" "$csv")
   {
     echo "# Normalized latency vs request rate, $wl (paper Fig. 12)"
     echo
-    echo "OPT-13B, sim A100-40GB (12 GiB f16 KV), Poisson arrivals; mean normalized latency (s/token)."
+    echo "$desc, Poisson arrivals; mean normalized latency (s/token)."
     echo "Config: experiments/paper/fig12_$wl.ini; all points: $csv (plot: build/pagoda plot $out/fig12_$wl)."
     echo
     echo "| rate (req/s) | paged | orca-oracle | orca-pow2 | orca-max | static |"
@@ -231,6 +232,10 @@ for n in "${names[@]}"; do
     fig2_kv_waste) run fig2_kv_waste; md_fig2 ;;
     fig12_sharegpt) run fig12_sharegpt; md_fig12 sharegpt 2.0 "30.42/13.62/9.81/7.00/-" "-/1.7-2.7x/-/2.7-8x/up to 22x" ;;
     fig12_alpaca) run fig12_alpaca; md_fig12 alpaca 30 "132.44/72.75/43.24/7.00/-" "-/-/-/-/-" ;;
+    fig12_opt66b_tp4) run fig12_opt66b_tp4
+      md_fig12 opt66b_tp4 1.0 "-/-/-/-/-" "-/-/-/-/-" "OPT-66B, sim 4 x A100-40GB as a tensor-parallel engine run ([parallel] tp = 4; 21 GB f16 KV in all)" ;;
+    fig12_opt175b_tp8) run fig12_opt175b_tp8
+      md_fig12 opt175b_tp8 2.0 "-/-/-/-/-" "-/-/-/-/-" "OPT-175B, sim 8 x A100-80GB as a tensor-parallel engine run ([parallel] tp = 8; 264 GB f16 KV in all)" ;;
     parallel_sampling) run parallel_sampling; md_sharing parallel_sampling n ;;
     beam_search) run beam_search; md_sharing beam_search beam_width ;;
     prefix) run prefix_paged; run prefix_oracle; md_prefix ;;

@@ -59,9 +59,13 @@ typedef struct pgd_model_config {
  * the others run the commands it sends (see pgd_model_serve). */
 typedef struct pgd_parallel_config {
     int tp, pp;               /* degrees; 0 = 1 */
-    const char *comm;         /* "threads" (default), "mpi" (ranks = mpirun processes), "nccl" */
+    const char *comm;         /* "threads" (default), "mpi" (ranks = mpirun processes), "nccl";
+                                 on the sim backend always "sim": one process stands for the
+                                 tp identical ranks (core/parallel/comm_sim.c) */
     const char *stage_layers; /* "3,2": layers per stage; NULL or "" = even split */
     int pin;                  /* bind each rank's threads to its own cores (hwloc) */
+    const char *sim_device;   /* sim backend: the device preset whose links the
+                                 collectives are timed on (comm is then "sim") */
 } pgd_parallel_config;
 
 typedef struct pgd_model_load_opts {
