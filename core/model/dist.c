@@ -417,6 +417,10 @@ pgd_status pgd_dist_load(const char *spec, const pgd_model_load_opts *opts, pgd_
     sub.parallel = NULL;
     if (!pgd_backend_is_virtual(b) &&
         (!strcmp(kind, "mpi") || (!strcmp(kind, "nccl") && pgd_comm_mpi_world_size() > 1))) {
+        int ws = pgd_comm_mpi_world_size();
+        if (ws != n) /* checked before MPI is initialised: no MPI state for a lone process */
+            return pgd_error(PGD_ERR_INVALID, "parallel layout: %s tp %d x pp %d needs %d MPI ranks, this job has %d "
+                             "(start it with mpirun -np %d)", kind, tp, pp, n, ws, n);
         pgd_comm *world = NULL;
         PGD_TRY(pgd_comm_mpi_create(&world));
         if (pgd_comm_size(world) != n) {
@@ -428,7 +432,8 @@ pgd_status pgd_dist_load(const char *spec, const pgd_model_load_opts *opts, pgd_
         pgd_model *m = NULL;
         pgd_status s = join(spec, &sub, par, b, world, kind, &m);
         if (s != PGD_OK) {
-            pgd_model_destroy(m);
+            if (m) pgd_model_destroy(m); /* destroys world too */
+            else pgd_comm_destroy(world);
             return s;
         }
         *out = m;
@@ -444,7 +449,8 @@ pgd_status pgd_dist_load(const char *spec, const pgd_model_load_opts *opts, pgd_
         pgd_model *m = NULL;
         pgd_status s = join(spec, &sub, par, b, world, "sim", &m);
         if (s != PGD_OK) {
-            pgd_model_destroy(m);
+            if (m) pgd_model_destroy(m);
+            else pgd_comm_destroy(world);
             return s;
         }
         *out = m;
@@ -495,11 +501,13 @@ pgd_status pgd_dist_load(const char *spec, const pgd_model_load_opts *opts, pgd_
         for (int r = 1; r < n; r++)
             if (ws[r].started) pthread_join(ws[r].thread, NULL);
         free(ws);
-        free(comms);
         if (m) {
             m->dist->n_workers = 0;
-            pgd_model_destroy(m);
+            pgd_model_destroy(m); /* destroys comms[0] too */
+        } else {
+            pgd_comm_destroy(comms[0]);
         }
+        free(comms);
         return s;
     }
     m->dist->workers = ws;
