@@ -113,7 +113,8 @@ static pgd_status check_tag(const pgd_comm *c, const char *op, int tag) {
 }
 
 static pgd_status check_buf(const pgd_comm *c, const char *op, const char *what, const void *p) {
-    if (!p) return pgd_error(PGD_ERR_INVALID, "pgd_comm_%s: rank %d: %s is NULL", op, c->rank, what);
+    if (!p)
+        return pgd_error(PGD_ERR_INVALID, "pgd_comm_%s: rank %d: %s is NULL", op, c->rank, what);
     return PGD_OK;
 }
 

@@ -55,7 +55,7 @@ typedef struct mcomm {
     char *tmp;    /* all_reduce scratch */
     size_t tmp_cap;
     const void **srcs; /* n */
-    int *counts, *displs, *rcounts, *rdispls; /* n each */
+    int *counts, *displs, *scounts, *rcounts, *rdispls; /* n each */
     pending_send *pend;
     int npend, cap_pend;
     size_t pend_bytes;
@@ -130,7 +130,7 @@ static pgd_status wrap(MPI_Comm comm, mcomm **out) {
     c->native = mode && !strcmp(mode, "native");
     size_t n = (size_t)c->base.size;
     c->srcs = calloc(n, sizeof *c->srcs);
-    c->counts = calloc(4 * n, sizeof *c->counts);
+    c->counts = calloc(5 * n, sizeof *c->counts);
     if (!c->srcs || !c->counts) {
         free(c->srcs);
         free(c->counts);
@@ -138,8 +138,9 @@ static pgd_status wrap(MPI_Comm comm, mcomm **out) {
         return pgd_error(PGD_ERR_OOM, "comm mpi: out of memory");
     }
     c->displs = c->counts + n;
-    c->rcounts = c->counts + 2 * n;
-    c->rdispls = c->counts + 3 * n;
+    c->scounts = c->counts + 2 * n;
+    c->rcounts = c->counts + 3 * n;
+    c->rdispls = c->counts + 4 * n;
     *out = c;
     return PGD_OK;
 }
@@ -206,7 +207,8 @@ static pgd_status mpi_send(pgd_comm *base, const void *buf, size_t bytes, int ds
             c->pend = np, c->cap_pend = cap;
         }
         char *copy = malloc(n ? n : 1);
-        if (!copy) return pgd_error(PGD_ERR_OOM, "comm mpi send: out of memory buffering %zu bytes", n);
+        if (!copy)
+            return pgd_error(PGD_ERR_OOM, "comm mpi send: out of memory buffering %zu bytes", n);
         if (n) memcpy(copy, (const char *)buf + off, n);
         pending_send *p = &c->pend[c->npend];
         int rc = MPI_Isend(copy, (int)n, MPI_BYTE, dst, tag, c->comm, &p->req);
@@ -261,7 +263,8 @@ static pgd_status scratch(mcomm *c, size_t bytes) {
     free(c->tmp);
     c->tmp = malloc(bytes);
     c->tmp_cap = c->tmp ? bytes : 0;
-    if (!c->tmp) return pgd_error(PGD_ERR_OOM, "comm mpi all_reduce: out of memory (%zu bytes)", bytes);
+    if (!c->tmp)
+        return pgd_error(PGD_ERR_OOM, "comm mpi all_reduce: out of memory (%zu bytes)", bytes);
     return PGD_OK;
 }
 
@@ -273,7 +276,8 @@ static pgd_status all_reduce_native(mcomm *c, char *p, size_t m, pgd_dtype dt) {
         PGD_TRY(scratch(c, m * sizeof(float)));
         float *f = (float *)c->tmp;
         const uint16_t *h = (const uint16_t *)p;
-        for (size_t i = 0; i < m; i++) f[i] = dt == PGD_F16 ? pgd_f16_to_f32(h[i]) : pgd_bf16_to_f32(h[i]);
+        for (size_t i = 0; i < m; i++)
+            f[i] = dt == PGD_F16 ? pgd_f16_to_f32(h[i]) : pgd_bf16_to_f32(h[i]);
         rc = MPI_Allreduce(MPI_IN_PLACE, f, (int)m, MPI_FLOAT, MPI_SUM, c->comm);
         for (size_t i = 0; i < m; i++)
             ((uint16_t *)p)[i] = dt == PGD_F16 ? pgd_f32_to_f16(f[i]) : pgd_f32_to_bf16(f[i]);
@@ -295,26 +299,29 @@ static pgd_status all_reduce_ordered(mcomm *c, char *p, size_t m, pgd_dtype dt) 
         pgd_comm_sum_slice(&dst, 1, c->srcs, n, 0, m, dt);
         return PGD_OK;
     }
+    /* reduce-scatter: slice k of every rank goes to rank k (our own slice
+     * stays where it is), which sums them in rank order in place */
     size_t mylo = 0, myhi = 0;
     for (int k = 0; k < n; k++) {
         size_t lo, hi;
         pgd_comm_slice(m, n, k, SLICE_ALIGN, &lo, &hi);
         c->counts[k] = (int)((hi - lo) * es);
         c->displs[k] = (int)(lo * es);
+        c->scounts[k] = k == r ? 0 : c->counts[k];
         if (k == r) mylo = lo, myhi = hi;
     }
     size_t len = myhi - mylo;
     for (int k = 0; k < n; k++) {
-        c->rcounts[k] = (int)(len * es);
+        c->rcounts[k] = k == r ? 0 : (int)(len * es);
         c->rdispls[k] = (int)((size_t)k * len * es);
     }
     PGD_TRY(scratch(c, (size_t)n * len * es + 1));
-    rc = MPI_Alltoallv(p, c->counts, c->displs, MPI_BYTE, c->tmp, c->rcounts, c->rdispls, MPI_BYTE,
+    rc = MPI_Alltoallv(p, c->scounts, c->displs, MPI_BYTE, c->tmp, c->rcounts, c->rdispls, MPI_BYTE,
                        c->comm);
     if (rc != MPI_SUCCESS) return mpi_fail(c, "all_reduce_sum", rc);
     if (len) {
-        for (int k = 0; k < n; k++) c->srcs[k] = c->tmp + (size_t)k * len * es;
         void *dst = p + mylo * es;
+        for (int k = 0; k < n; k++) c->srcs[k] = k == r ? dst : c->tmp + (size_t)k * len * es;
         pgd_comm_sum_slice(&dst, 1, c->srcs, n, 0, len, dt);
     }
     rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, p, c->counts, c->displs, MPI_BYTE,

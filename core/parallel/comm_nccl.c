@@ -199,7 +199,8 @@ static pgd_status nccl_split(pgd_comm *base, int color, int key, pgd_comm **out)
     PGD_TRY(begin(c, "split"));
     ncclConfig_t cfg = make_config();
     ncclComm_t sub = NULL;
-    ncclResult_t r = ncclCommSplit(c->comm, color < 0 ? NCCL_SPLIT_NOCOLOR : color, key, &sub, &cfg);
+    int ncolor = color < 0 ? NCCL_SPLIT_NOCOLOR : color;
+    ncclResult_t r = ncclCommSplit(c->comm, ncolor, key, &sub, &cfg);
     PGD_TRY(wait_comm(c, c->comm, r, "split"));
     if (!sub) return PGD_OK;
     return wrap(sub, ncclSuccess, c->device, c->boot, "split", out);

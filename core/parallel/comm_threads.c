@@ -25,7 +25,8 @@
  * every rank is past its entry barrier, so they finish in bounded time and
  * no rank can free a buffer another is still reading.
  *
- * Waiting spins for PAGODA_COMM_SPIN_US microseconds (default 20) and
+ * Waiting spins for PAGODA_COMM_SPIN_US microseconds (default 50,
+ * about a futex wake-up on a VM; no spinning when ranks outnumber the cores) and
  * then blocks on a condition variable, so idle ranks leave the cores to the
  * ranks that compute. */
 #include <pthread.h>
@@ -273,7 +274,7 @@ static double env_spin_seconds(void) {
         double us = strtod(e, &end);
         if (*end == '\0' && us >= 0 && us <= 1e6) return us * 1e-6;
     }
-    return 20e-6;
+    return 50e-6;
 }
 
 static size_t env_channel_bytes(void) {
@@ -432,7 +433,8 @@ static pgd_status check_same(tcomm *c) {
             what = "root", va = a->root, vb = b->root;
         }
         if (what)
-            return pgd_error(PGD_ERR_INVALID, "comm threads %s: %s mismatch: rank 0 has %lld, rank %d has %lld",
+            return pgd_error(PGD_ERR_INVALID,
+                             "comm threads %s: %s mismatch: rank 0 has %lld, rank %d has %lld",
                              op_names[a->op], what, va, r, vb);
     }
     return PGD_OK;
@@ -590,7 +592,8 @@ static void box_wait(tstate *s, mailbox *mb, unsigned seen) {
         }
         pthread_mutex_lock(&mb->mu);
     }
-    if (atomic_load(&mb->seq) == seen && !family_aborted(s->fam)) pthread_cond_wait(&mb->cv, &mb->mu);
+    if (atomic_load(&mb->seq) == seen && !family_aborted(s->fam))
+        pthread_cond_wait(&mb->cv, &mb->mu);
 }
 
 static void box_changed(mailbox *mb) { /* with mb->mu held */
@@ -654,7 +657,9 @@ static pgd_status threads_send(pgd_comm *base, const void *buf, size_t bytes, in
     pthread_mutex_unlock(&mb->mu);
     if (!m) {
         m = malloc(sizeof *m + (bytes ? bytes : 1));
-        if (!m) return pgd_error(PGD_ERR_OOM, "comm threads send: out of memory buffering %zu bytes", bytes);
+        if (!m)
+            return pgd_error(PGD_ERR_OOM, "comm threads send: out of memory buffering %zu bytes",
+                             bytes);
         m->cap = bytes;
     }
     m->next = NULL;
