@@ -343,7 +343,10 @@ static pgd_status join(const char *spec, const pgd_model_load_opts *opts, const 
     if (s == PGD_OK && !strcmp(transport, "nccl")) {
         /* tensor data over NCCL; activations too, commands and logits stay on ctrl */
         pgd_comm *nw = NULL, *nt = NULL;
-        s = pgd_comm_nccl_create(ctrl, 0, &nw);
+        /* one GPU per rank: the thread's rank, or the process's rank on its host */
+        const char *lr = getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+        int device = !strcmp(d->transport, "nccl") && pgd_comm_mpi_world_size() > 1 && lr ? atoi(lr) : rank;
+        s = pgd_comm_nccl_create(ctrl, device, &nw);
         if (s == PGD_OK && tp > 1) s = pgd_comm_split(nw, rank / tp, rank % tp, &nt);
         if (s == PGD_OK) {
             d->dworld = nw;

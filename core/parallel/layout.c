@@ -42,7 +42,8 @@ pgd_status pgd_parallel_prepare(const pgd_parallel_config *pc, int threads, pgd_
         driver_bc->pin_rank = local_rank + 1;
         driver_bc->pin_ranks = local;
     }
-    *rank_bc = *driver_bc; /* worker threads set their own pin_rank */
+    if (!strcmp(comm, "nccl")) driver_bc->device = over_mpi ? local_rank : 0; /* one GPU per rank */
+    *rank_bc = *driver_bc; /* worker threads set their own pin_rank (and GPU) */
     mo->parallel = pc;
     mo->rank_backend = rank_bc;
     return PGD_OK;

@@ -37,7 +37,7 @@ const char *const *pgd_comm_list(void);
  * Destroy each handle once (from any thread, after all ranks are done). */
 pgd_status pgd_comm_threads_create(int n, pgd_comm **comms);
 
-/* mpi: initialise MPI if needed (MPI_Init_thread, MPI_THREAD_FUNNELED) and
+/* mpi: initialise MPI if needed (MPI_Init_thread, MPI_THREAD_SERIALIZED) and
  * wrap MPI_COMM_WORLD. Returns PGD_ERR_UNSUPPORTED when the build has no
  * MPI. pgd_comm_mpi_world_size() gives the world size without creating a
  * communicator (1 when not launched by mpirun or no MPI). */
@@ -65,8 +65,9 @@ int pgd_comm_size(const pgd_comm *c);
 const char *pgd_comm_kind(const pgd_comm *c); /* "threads", "mpi", "nccl" */
 
 /* Sub-communicator of the ranks that pass the same `color`, ordered by
- * `key` (then by parent rank). Collective over the parent. The child is
- * destroyed separately (before its parent). */
+ * `key` (then by parent rank); color < 0 joins no group (*out = NULL).
+ * Collective over the parent. The child is destroyed separately (before
+ * its parent). */
 pgd_status pgd_comm_split(pgd_comm *c, int color, int key, pgd_comm **out);
 
 /* In-place sum over ranks of `count` elements of dtype dt (f32, f16 or
@@ -77,8 +78,11 @@ pgd_status pgd_comm_all_reduce_sum(pgd_comm *c, void *buf, size_t count, pgd_dty
 pgd_status pgd_comm_all_gather(pgd_comm *c, const void *send, void *recv, size_t count,
                                pgd_dtype dt);
 pgd_status pgd_comm_broadcast(pgd_comm *c, void *buf, size_t bytes, int root);
-/* Point-to-point; `tag` separates streams between the same pair of ranks
- * (messages with the same tag arrive in order). */
+/* Point-to-point; `tag` (0..32767) separates streams between the same pair
+ * of ranks (messages with the same tag arrive in order; NCCL ignores tags
+ * and matches in issue order). A recv must ask for exactly the bytes sent.
+ * threads and MPI buffer sends (the sender does not wait for the receiver);
+ * NCCL's send blocks until the receiver posts. */
 pgd_status pgd_comm_send(pgd_comm *c, const void *buf, size_t bytes, int dst, int tag);
 pgd_status pgd_comm_recv(pgd_comm *c, void *buf, size_t bytes, int src, int tag);
 pgd_status pgd_comm_barrier(pgd_comm *c);
