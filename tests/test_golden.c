@@ -16,46 +16,18 @@
 
 #define MODEL "models/stories260K/stories260K.bin"
 #define TOKENIZER "models/stories260K/tok512.bin"
-#define GOLDEN "golden/stories260K_greedy.jsonl"
 
-typedef struct golden {
-    char prompt[256];
-    int np, ng;
-    int32_t ptoks[64];
-    int32_t gtoks[1024];
-} golden;
-
-static golden G[8];
+static pgd_golden G[8];
 static int NG;
 
-static int load_golden(void) {
-    FILE *f = fopen(pgd_test_data(GOLDEN), "r");
-    if (!f) return -1;
-    char line[65536];
-    NG = 0;
-    while (NG < 8 && fgets(line, sizeof line, f)) {
-        json_error_t err;
-        json_t *o = json_loads(line, 0, &err);
-        if (!o) { fclose(f); return -1; }
-        golden *g = &G[NG++];
-        snprintf(g->prompt, sizeof g->prompt, "%s", json_string_value(json_object_get(o, "prompt")));
-        json_t *pt = json_object_get(o, "prompt_tokens"), *gt = json_object_get(o, "greedy_new_tokens");
-        g->np = (int)json_array_size(pt);
-        g->ng = (int)json_array_size(gt);
-        if (g->np > 64 || g->ng > 1024) { json_decref(o); fclose(f); return -1; }
-        for (int i = 0; i < g->np; i++) g->ptoks[i] = (int32_t)json_integer_value(json_array_get(pt, i));
-        for (int i = 0; i < g->ng; i++) g->gtoks[i] = (int32_t)json_integer_value(json_array_get(gt, i));
-        json_decref(o);
-    }
-    fclose(f);
+static int suite_init(void) {
+    NG = pgd_test_load_goldens(G, 8);
     return NG > 0 ? 0 : -1;
 }
 
-static int suite_init(void) { return load_golden(); }
-
 static void test_cli_matches_golden(void) {
     for (int gi = 0; gi < NG; gi++) {
-        golden *g = &G[gi];
+        pgd_golden *g = &G[gi];
         char args[4096], model[1024], tok[1024];
         snprintf(model, sizeof model, "%s", pgd_test_data(MODEL));
         snprintf(tok, sizeof tok, "%s", pgd_test_data(TOKENIZER));

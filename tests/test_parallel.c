@@ -10,7 +10,6 @@
  *  - bad layouts rejected with a clear message; a rank that fails gives the
  *    driver PGD_ERR_COMM naming it, and nothing hangs.
  * The same layouts over MPI are tests/mpi/test_parallel_mpi.c. */
-#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,40 +21,18 @@
 #include "pagoda/config.h"
 #include "pagoda/runner.h"
 #include "pagoda/tokenizer.h"
+#include "parallel_batch.h"
 #include "test_util.h"
 
 #define MODEL "models/stories260K/stories260K.bin"
 #define TOKENIZER "models/stories260K/tok512.bin"
-#define GOLDEN "golden/stories260K_greedy.jsonl"
 
-typedef struct golden {
-    int np, ng;
-    int32_t ptoks[64];
-    int32_t gtoks[1024];
-} golden;
-
-static golden G[8];
+static pgd_golden G[8];
 static int NG;
 static pgd_tokenizer *TOK;
 
 static int suite_init(void) {
-    FILE *f = fopen(pgd_test_data(GOLDEN), "r");
-    if (!f) return -1;
-    static char line[65536];
-    while (NG < 8 && fgets(line, sizeof line, f)) {
-        json_error_t err;
-        json_t *o = json_loads(line, 0, &err);
-        if (!o) break;
-        golden *g = &G[NG++];
-        json_t *pt = json_object_get(o, "prompt_tokens"), *gt = json_object_get(o, "greedy_new_tokens");
-        g->np = (int)json_array_size(pt);
-        g->ng = (int)json_array_size(gt);
-        if (g->np > 64 || g->ng > 1024) NG--;
-        for (int i = 0; i < g->np && i < 64; i++) g->ptoks[i] = (int32_t)json_integer_value(json_array_get(pt, i));
-        for (int i = 0; i < g->ng && i < 1024; i++) g->gtoks[i] = (int32_t)json_integer_value(json_array_get(gt, i));
-        json_decref(o);
-    }
-    fclose(f);
+    NG = pgd_test_load_goldens(G, 8);
     if (NG == 0) return -1;
     return pgd_tokenizer_load_llama2c(pgd_test_data(TOKENIZER), 512, &TOK) == PGD_OK ? 0 : -1;
 }
@@ -169,25 +146,6 @@ static void test_golden_pp_uneven(void) { golden_run(1, 3, "1,3,1", PGD_PREEMPT_
 
 /* ---- logits of a random stories15M-shape model vs one rank ---- */
 
-enum { NS = 5, MBS = 8, BS = 16 };
-
-static void make_batch(pgd_batch *b, int32_t *tok, int32_t *qs, int32_t *lens, int32_t *bt, int step) {
-    /* step 0: prefill chunks of 23, 7, 40, 1, 12 tokens; step 1: one decode token each */
-    static const int chunk[NS] = {23, 7, 40, 1, 12};
-    int t = 0;
-    qs[0] = 0;
-    for (int s = 0; s < NS; s++) {
-        int q = step == 0 ? chunk[s] : 1;
-        for (int j = 0; j < q; j++) tok[t + j] = 1 + (s * 977 + j * 131 + step * 7) % 31999;
-        t += q;
-        qs[s + 1] = t;
-        lens[s] = chunk[s] + step;
-        for (int k = 0; k < MBS; k++) bt[s * MBS + k] = 1 + s * MBS + (k * 5 + s) % MBS; /* scrambled */
-    }
-    *b = (pgd_batch){.num_seqs = NS, .num_tokens = t, .tokens = tok, .query_start = qs, .seq_lens = lens,
-                     .block_tables = bt, .max_blocks_per_seq = MBS, .all_logits = step == 0};
-}
-
 /* logits[step] for both steps; returns rows of step 0 in *rows0. */
 static void run_logits(int tp, int pp, float **out, int *rows0) {
     layout L;
@@ -196,12 +154,12 @@ static void run_logits(int tp, int pp, float **out, int *rows0) {
     if (s != PGD_OK) fprintf(stderr, "\ntp %d pp %d: %s\n", tp, pp, pgd_last_error());
     CU_ASSERT_EQUAL_FATAL(s, PGD_OK);
     pgd_kv_cache *kv = NULL;
-    CU_ASSERT_EQUAL_FATAL(pgd_model_kv_cache_create(L.m, BS, 1 + NS * MBS, &kv), PGD_OK);
+    CU_ASSERT_EQUAL_FATAL(pgd_model_kv_cache_create(L.m, PB_BS, PB_BLOCKS, &kv), PGD_OK);
     int V = pgd_model_get_config(L.m)->vocab_size;
-    int32_t tok[128], qs[NS + 1], lens[NS], bt[NS * MBS];
+    int32_t tok[128], qs[PB_NS + 1], lens[PB_NS], bt[PB_NS * PB_MBS];
     for (int step = 0; step < 2; step++) {
         pgd_batch b;
-        make_batch(&b, tok, qs, lens, bt, step);
+        pgd_parallel_batch(&b, tok, qs, lens, bt, step);
         int rows = b.all_logits ? b.num_tokens : b.num_seqs;
         if (step == 0) *rows0 = rows;
         out[step] = malloc(sizeof(float) * (size_t)rows * V);
@@ -221,24 +179,8 @@ static void compare_logits(int tp, int pp) {
     CU_ASSERT_EQUAL_FATAL(r0, r1);
     const int V = 32000;
     for (int step = 0; step < 2; step++) {
-        int rows = step == 0 ? r0 : NS;
-        double err = pgd_test_rel_err(got[step], ref[step], (size_t)rows * V);
-        int checked = 0, same = 0;
-        for (int r = 0; r < rows; r++) {
-            const float *a = ref[step] + (size_t)r * V, *b = got[step] + (size_t)r * V;
-            int ia = 0, ib = 0;
-            float top = -INFINITY, second = -INFINITY, amax = 0;
-            for (int v = 0; v < V; v++) {
-                if (a[v] > top) { second = top; top = a[v]; ia = v; }
-                else if (a[v] > second) second = a[v];
-                if (b[v] > b[ib]) ib = v;
-                if (fabsf(a[v]) > amax) amax = fabsf(a[v]);
-            }
-            if (top - second > 1e-4 * amax) { /* a clear winner must not change */
-                checked++;
-                same += ia == ib;
-            }
-        }
+        int rows = step == 0 ? r0 : PB_NS, checked, same;
+        double err = pgd_parallel_compare(ref[step], got[step], rows, V, &checked, &same);
         fprintf(stderr, "[tp %d pp %d step %d: rel err %.2e, greedy same %d/%d] ", tp, pp, step, err, same, checked);
         CU_ASSERT(err < 1e-4);
         CU_ASSERT(checked > 0);

@@ -1,6 +1,7 @@
 /* test_util.c - CUnit runner, data paths, random fill, CLI runner. */
 #include "test_util.h"
 
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,4 +104,33 @@ char *pgd_test_write_temp(const void *data, size_t n, const char *suffix) {
     }
     close(fd);
     return strdup(tmpl);
+}
+
+int pgd_test_load_goldens(pgd_golden *G, int max) {
+    FILE *f = fopen(pgd_test_data(PGD_GOLDEN_FILE), "r");
+    if (!f) return 0;
+    static char line[65536];
+    int n = 0;
+    while (n < max && fgets(line, sizeof line, f)) {
+        json_error_t err;
+        json_t *o = json_loads(line, 0, &err);
+        if (!o) {
+            fclose(f);
+            return 0;
+        }
+        pgd_golden *g = &G[n];
+        json_t *pt = json_object_get(o, "prompt_tokens"), *gt = json_object_get(o, "greedy_new_tokens");
+        const char *prompt = json_string_value(json_object_get(o, "prompt"));
+        snprintf(g->prompt, sizeof g->prompt, "%s", prompt ? prompt : "");
+        g->np = (int)json_array_size(pt);
+        g->ng = (int)json_array_size(gt);
+        if (g->np > 0 && g->np <= 64 && g->ng <= 1024) {
+            for (int i = 0; i < g->np; i++) g->ptoks[i] = (int32_t)json_integer_value(json_array_get(pt, i));
+            for (int i = 0; i < g->ng; i++) g->gtoks[i] = (int32_t)json_integer_value(json_array_get(gt, i));
+            n++;
+        }
+        json_decref(o);
+    }
+    fclose(f);
+    return n;
 }

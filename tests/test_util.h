@@ -35,4 +35,17 @@ void *pgd_test_read_file(const char *path, size_t *n);
 /* Write `n` bytes to a fresh temp file; returns its malloc'd path. */
 char *pgd_test_write_temp(const void *data, size_t n, const char *suffix);
 
+/* The stories260K golden file (golden/stories260K_greedy.jsonl): each
+ * line's prompt, prompt tokens and greedy continuation. */
+typedef struct pgd_golden {
+    char prompt[256];
+    int np, ng;
+    int32_t ptoks[64];
+    int32_t gtoks[1024];
+} pgd_golden;
+#define PGD_GOLDEN_FILE "golden/stories260K_greedy.jsonl"
+/* Read up to `max` goldens from PGD_GOLDEN_FILE under the shared data;
+ * returns how many, 0 when the file is missing or malformed. */
+int pgd_test_load_goldens(pgd_golden *g, int max);
+
 #endif

@@ -12,7 +12,6 @@
  *     top-two gap is larger than that.
  * The other ranks serve. Exit 0 when all checks pass; rank 0 prints each
  * figure. (Runs outside CUnit because every rank must take part.) */
-#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,10 +22,8 @@
 #include "pagoda/model.h"
 #include "pagoda/parallel.h"
 #include "pagoda/tokenizer.h"
-
-#ifndef PGD_SHARED_DATA
-#define PGD_SHARED_DATA "../shared/data"
-#endif
+#include "../parallel_batch.h"
+#include "../test_util.h"
 
 static int failures;
 #define CHECK(cond, ...)                                     \
@@ -39,43 +36,6 @@ static int failures;
         }                                                    \
     } while (0)
 
-static const char *data(const char *rel) {
-    static char buf[2][1024];
-    static int k;
-    k ^= 1;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", PGD_SHARED_DATA, rel);
-    return buf[k];
-}
-
-typedef struct golden {
-    int np, ng;
-    int32_t ptoks[64], gtoks[1024];
-} golden;
-
-static int load_goldens(golden *G) {
-    FILE *f = fopen(data("golden/stories260K_greedy.jsonl"), "r");
-    if (!f) return 0;
-    static char line[65536];
-    int n = 0;
-    while (n < 8 && fgets(line, sizeof line, f)) {
-        json_error_t err;
-        json_t *o = json_loads(line, 0, &err);
-        if (!o) break;
-        json_t *pt = json_object_get(o, "prompt_tokens"), *gt = json_object_get(o, "greedy_new_tokens");
-        golden *g = &G[n];
-        g->np = (int)json_array_size(pt);
-        g->ng = (int)json_array_size(gt);
-        if (g->np <= 64 && g->ng <= 1024) {
-            for (int i = 0; i < g->np; i++) g->ptoks[i] = (int32_t)json_integer_value(json_array_get(pt, i));
-            for (int i = 0; i < g->ng; i++) g->gtoks[i] = (int32_t)json_integer_value(json_array_get(gt, i));
-            n++;
-        }
-        json_decref(o);
-    }
-    fclose(f);
-    return n;
-}
-
 static pgd_status load(const char *spec, int tp, int pp, pgd_backend **be, pgd_model **m,
                        pgd_parallel_config *pc, pgd_backend_config *bc, pgd_backend_config *rbc) {
     *pc = (pgd_parallel_config){.tp = tp, .pp = pp, .comm = "mpi"};
@@ -86,7 +46,7 @@ static pgd_status load(const char *spec, int tp, int pp, pgd_backend **be, pgd_m
     return pgd_model_load(spec, &mo, *be, m);
 }
 
-static void golden_check(pgd_model *m, const pgd_tokenizer *tok, const golden *G, int NG) {
+static void golden_check(pgd_model *m, const pgd_tokenizer *tok, const pgd_golden *G, int NG) {
     pgd_engine_config cfg = {.block_size = 16, .num_blocks = 40, .max_num_batched_tokens = 512,
                              .max_num_seqs = 16, .num_host_blocks = 128, .preemption = PGD_PREEMPT_SWAP};
     pgd_engine *e = NULL;
@@ -137,24 +97,6 @@ static void golden_check(pgd_model *m, const pgd_tokenizer *tok, const golden *G
     pgd_engine_destroy(e);
 }
 
-enum { NS = 5, MBS = 8, BS = 16 };
-
-static void make_batch(pgd_batch *b, int32_t *tok, int32_t *qs, int32_t *lens, int32_t *bt, int step) {
-    static const int chunk[NS] = {23, 7, 40, 1, 12};
-    int t = 0;
-    qs[0] = 0;
-    for (int s = 0; s < NS; s++) {
-        int q = step == 0 ? chunk[s] : 1;
-        for (int j = 0; j < q; j++) tok[t + j] = 1 + (s * 977 + j * 131 + step * 7) % 31999;
-        t += q;
-        qs[s + 1] = t;
-        lens[s] = chunk[s] + step;
-        for (int k = 0; k < MBS; k++) bt[s * MBS + k] = 1 + s * MBS + (k * 5 + s) % MBS;
-    }
-    *b = (pgd_batch){.num_seqs = NS, .num_tokens = t, .tokens = tok, .query_start = qs, .seq_lens = lens,
-                     .block_tables = bt, .max_blocks_per_seq = MBS, .all_logits = step == 0};
-}
-
 static void logits_check(pgd_model *m, int tp, int pp) {
     /* the reference: the whole model on this rank alone */
     pgd_backend_config bc = {.name = "cpu", .num_threads = 1};
@@ -162,41 +104,22 @@ static void logits_check(pgd_model *m, int tp, int pp) {
     pgd_model *ref = NULL;
     pgd_kv_cache *kv = NULL, *rkv = NULL;
     if (pgd_backend_create(&bc, &rb) != PGD_OK || pgd_model_load("random:stories15M", NULL, rb, &ref) != PGD_OK ||
-        pgd_model_kv_cache_create(ref, BS, 1 + NS * MBS, &rkv) != PGD_OK ||
-        pgd_model_kv_cache_create(m, BS, 1 + NS * MBS, &kv) != PGD_OK) {
+        pgd_model_kv_cache_create(ref, PB_BS, PB_BLOCKS, &rkv) != PGD_OK ||
+        pgd_model_kv_cache_create(m, PB_BS, PB_BLOCKS, &kv) != PGD_OK) {
         CHECK(0, "setup: %s", pgd_last_error());
         goto out;
     }
     const int V = pgd_model_get_config(m)->vocab_size;
-    int32_t tok[128], qs[NS + 1], lens[NS], bt[NS * MBS];
+    int32_t tok[128], qs[PB_NS + 1], lens[PB_NS], bt[PB_NS * PB_MBS];
     for (int step = 0; step < 2; step++) {
         pgd_batch b;
-        make_batch(&b, tok, qs, lens, bt, step);
+        pgd_parallel_batch(&b, tok, qs, lens, bt, step);
         int rows = b.all_logits ? b.num_tokens : b.num_seqs;
         float *a = malloc(sizeof(float) * (size_t)rows * V), *g = malloc(sizeof(float) * (size_t)rows * V);
         CHECK(pgd_model_forward(ref, rkv, &b, a) == PGD_OK, "reference forward: %s", pgd_last_error());
         CHECK(pgd_model_forward(m, kv, &b, g) == PGD_OK, "parallel forward: %s", pgd_last_error());
-        double maxd = 0, maxa = 1e-30;
-        int checked = 0, same = 0;
-        for (int r = 0; r < rows; r++) {
-            const float *x = a + (size_t)r * V, *y = g + (size_t)r * V;
-            int ix = 0, iy = 0;
-            float top = -INFINITY, second = -INFINITY, amax = 0;
-            for (int v = 0; v < V; v++) {
-                double dd = fabs((double)x[v] - y[v]);
-                if (dd > maxd) maxd = dd;
-                if (fabs(x[v]) > maxa) maxa = fabs(x[v]);
-                if (x[v] > top) { second = top; top = x[v]; ix = v; }
-                else if (x[v] > second) second = x[v];
-                if (y[v] > y[iy]) iy = v;
-                if (fabsf(x[v]) > amax) amax = fabsf(x[v]);
-            }
-            if (top - second > 1e-4 * amax) {
-                checked++;
-                same += ix == iy;
-            }
-        }
-        double err = maxd / maxa;
+        int checked, same;
+        double err = pgd_parallel_compare(a, g, rows, V, &checked, &same);
         printf("logits tp %d pp %d step %d: rel err %.2e, greedy same %d/%d\n", tp, pp, step, err, same, checked);
         CHECK(err < 1e-4, "relative error %.2e >= 1e-4", err);
         CHECK(checked > 0 && same == checked, "greedy tokens differ: %d of %d", same, checked);
@@ -216,11 +139,11 @@ int main(int argc, char **argv) {
         return 2;
     }
     int tp = atoi(argv[1]), pp = atoi(argv[2]);
-    golden G[8];
-    int NG = load_goldens(G);
+    pgd_golden G[8];
+    int NG = pgd_test_load_goldens(G, 8);
     pgd_tokenizer *tok = NULL;
-    if (!NG || pgd_tokenizer_load_llama2c(data("models/stories260K/tok512.bin"), 512, &tok) != PGD_OK) {
-        fprintf(stderr, "cannot read the golden data under %s\n", PGD_SHARED_DATA);
+    if (!NG || pgd_tokenizer_load_llama2c(pgd_test_data("models/stories260K/tok512.bin"), 512, &tok) != PGD_OK) {
+        fprintf(stderr, "cannot read the golden data (%s)\n", pgd_test_data(PGD_GOLDEN_FILE));
         return 2;
     }
     pgd_parallel_config pc;
@@ -228,7 +151,7 @@ int main(int argc, char **argv) {
     pgd_backend *be = NULL;
     pgd_model *m = NULL;
     /* 1: goldens */
-    if (load(data("models/stories260K/stories260K.bin"), tp, pp, &be, &m, &pc, &bc, &rbc) != PGD_OK) {
+    if (load(pgd_test_data("models/stories260K/stories260K.bin"), tp, pp, &be, &m, &pc, &bc, &rbc) != PGD_OK) {
         fprintf(stderr, "rank %d: %s\n", pgd_comm_mpi_world_rank(), pgd_last_error());
         return 1;
     }
