@@ -38,6 +38,13 @@ struct pgd_backend_ops {
                               int n, int dim);
     pgd_status (*copy_blocks)(pgd_backend *b, float *cache, const int32_t *pairs, int n_pairs,
                               size_t block_floats);
+
+    /* optional (NULL: see the wrappers in core/backend.c) */
+    pgd_status (*host_alloc)(pgd_backend *b, size_t bytes, void **hptr); /* pinned */
+    void (*host_free)(pgd_backend *b, void *hptr);
+    pgd_status (*argmax)(pgd_backend *b, int32_t *out, const float *logits, int n, int vocab);
+    pgd_status (*sample)(pgd_backend *b, int32_t *out, const float *logits,
+                         const pgd_sample_row *rows, int n, int vocab);
 };
 
 struct pgd_backend {
@@ -51,5 +58,12 @@ struct pgd_backend {
 /* Registry entries (defined by each backend). */
 pgd_status pgd_cpu_backend_create(const pgd_backend_config *cfg, pgd_backend **out);
 pgd_status pgd_sim_backend_create(const pgd_backend_config *cfg, pgd_backend **out);
+/* GPU backends (backends/cuda, backends/rocm; C++ definitions with C linkage),
+ * registered only when CMake built them (PAGODA_HAVE_CUDA / PAGODA_HAVE_ROCM). */
+pgd_status pgd_cuda_backend_create(const pgd_backend_config *cfg, pgd_backend **out);
+pgd_status pgd_rocm_backend_create(const pgd_backend_config *cfg, pgd_backend **out);
+/* "gpu-emu": the same GPU code built for the host's CPU (kernels/gpu/emu),
+ * registered when PAGODA_HAVE_GPU_EMU (default on, off with sanitizers). */
+pgd_status pgd_gpuemu_backend_create(const pgd_backend_config *cfg, pgd_backend **out);
 
 #endif

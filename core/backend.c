@@ -1,5 +1,7 @@
 /* backend.c - backend registry and the checked wrappers around the ops
  * table. This is the only file that calls through pgd_backend_ops. */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend_impl.h"
@@ -13,8 +15,28 @@ static const struct {
 } registry[] = {
     {"cpu", pgd_cpu_backend_create},
     {"sim", pgd_sim_backend_create},
+    /* GPU backends exist only when CMake found their toolchain */
+#if PAGODA_HAVE_CUDA
+    {"cuda", pgd_cuda_backend_create},
+#endif
+#if PAGODA_HAVE_ROCM
+    {"rocm", pgd_rocm_backend_create},
+#endif
+#if PAGODA_HAVE_GPU_EMU
+    {"gpu-emu", pgd_gpuemu_backend_create}, /* the GPU code on the CPU, for tests */
+#endif
 };
-static const char *const names[] = {"cpu", "sim", NULL};
+static const char *const names[] = {"cpu", "sim",
+#if PAGODA_HAVE_CUDA
+                                    "cuda",
+#endif
+#if PAGODA_HAVE_ROCM
+                                    "rocm",
+#endif
+#if PAGODA_HAVE_GPU_EMU
+                                    "gpu-emu",
+#endif
+                                    NULL};
 
 const char *const *pgd_backend_list(void) { return names; }
 
@@ -26,7 +48,10 @@ pgd_status pgd_backend_create(const pgd_backend_config *cfg, pgd_backend **out) 
     const char *name = cfg->name ? cfg->name : "cpu";
     for (size_t i = 0; i < sizeof registry / sizeof registry[0]; i++)
         if (!strcmp(registry[i].name, name)) return registry[i].create(cfg, out);
-    return pgd_error(PGD_ERR_UNSUPPORTED, "unknown backend '%s' (this build has: cpu, sim)", name);
+    char have[96] = "";
+    for (int i = 0; names[i]; i++)
+        snprintf(have + strlen(have), sizeof have - strlen(have), "%s%s", i ? ", " : "", names[i]);
+    return pgd_error(PGD_ERR_UNSUPPORTED, "unknown backend '%s' (this build has: %s)", name, have);
 }
 
 void pgd_backend_destroy(pgd_backend *b) {
@@ -148,4 +173,34 @@ pgd_status pgd_backend_copy_blocks(pgd_backend *b, float *cache, const int32_t *
     if (n_pairs < 0) return pgd_error(PGD_ERR_INVALID, "copy_blocks: n_pairs < 0");
     if (!n_pairs) return PGD_OK;
     return b->ops->copy_blocks(b, cache, pairs, n_pairs, block_floats);
+}
+
+/* ---- optional ops ---- */
+
+pgd_status pgd_backend_host_alloc(pgd_backend *b, size_t bytes, void **hptr) {
+    if (!b || !hptr) return pgd_error(PGD_ERR_INVALID, "host_alloc: NULL argument");
+    *hptr = NULL;
+    if (bytes == 0) bytes = 1;
+    if (b->ops->host_alloc) return b->ops->host_alloc(b, bytes, hptr);
+    *hptr = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    if (!*hptr) return pgd_error(PGD_ERR_OOM, "host_alloc: cannot allocate %zu bytes", bytes);
+    return PGD_OK;
+}
+void pgd_backend_host_free(pgd_backend *b, void *hptr) {
+    if (!b || !hptr) return;
+    if (b->ops->host_free) b->ops->host_free(b, hptr);
+    else free(hptr);
+}
+pgd_status pgd_backend_argmax(pgd_backend *b, int32_t *out, const float *logits, int n, int vocab) {
+    CHECK_OP(b, argmax);
+    if (n < 0 || vocab <= 0) return pgd_error(PGD_ERR_INVALID, "argmax: bad shape n=%d vocab=%d", n, vocab);
+    if (!n) return PGD_OK;
+    return b->ops->argmax(b, out, logits, n, vocab);
+}
+pgd_status pgd_backend_sample(pgd_backend *b, int32_t *out, const float *logits,
+                              const pgd_sample_row *rows, int n, int vocab) {
+    CHECK_OP(b, sample);
+    if (n < 0 || vocab <= 0) return pgd_error(PGD_ERR_INVALID, "sample: bad shape n=%d vocab=%d", n, vocab);
+    if (!n) return PGD_OK;
+    return b->ops->sample(b, out, logits, rows, n, vocab);
 }

@@ -4,7 +4,8 @@
 # fast and offline-safe on a machine that already has them.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libcunit1-dev libjansson-dev libinih-dev libhwloc-dev gnuplot-nox
-      openmpi-bin libopenmpi-dev)
+      openmpi-bin libopenmpi-dev
+      hipcc libamdhip64-dev)  # ROCm 5.2 (Debian): the ROCm backend compiles and links in CI
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,8 +1,9 @@
 /* kv_cache.c - paged KV cache storage: one device allocation holding, per
  * layer, K then V, each (num_blocks, n_kv_heads, block_size, head_dim) f32.
  * Block 0 is an ordinary block here; reserving it as the null block is the
- * KV manager's convention. Swap space is a plain host buffer of whole
- * blocks (all layers' K and V of one block together).
+ * KV manager's convention. Swap space is a host buffer of whole blocks
+ * (all layers' K and V of one block together) from pgd_backend_host_alloc:
+ * page-locked on GPU backends, plain memory on the CPU.
  * Storage is always f32-shaped; a kv_dtype other than f32 only occurs on a
  * virtual backend (sim), where swaps transfer block_floats * its size bytes
  * (what a GPU would move) and the host swap space is a virtual range too. */
@@ -87,7 +88,7 @@ void pgd_kv_cache_destroy(pgd_kv_cache *kv) {
     }
     pgd_backend_free(kv->backend, kv->data);
     if (kv->host_on_backend) pgd_backend_free(kv->backend, kv->host);
-    else free(kv->host);
+    else pgd_backend_host_free(kv->backend, kv->host);
     free(kv);
 }
 
@@ -118,15 +119,15 @@ pgd_status pgd_kv_cache_set_host_blocks(pgd_kv_cache *kv, int num_host_blocks) {
         return PGD_OK;
     }
     if (kv->host_on_backend) pgd_backend_free(kv->backend, kv->host);
-    else free(kv->host);
+    else pgd_backend_host_free(kv->backend, kv->host);
     kv->host = NULL;
     kv->num_host_blocks = 0;
     if (!num_host_blocks) return PGD_OK;
     size_t floats = (size_t)num_host_blocks * 2 * kv->n_layers * kv->block_floats;
     if (kv->host_on_backend) {
         if (pgd_backend_alloc(kv->backend, floats * sizeof(float), (void **)&kv->host) != PGD_OK) kv->host = NULL;
-    } else {
-        kv->host = malloc(floats * sizeof(float));
+    } else { /* pinned on GPU backends: swaps run by DMA */
+        if (pgd_backend_host_alloc(kv->backend, floats * sizeof(float), (void **)&kv->host) != PGD_OK) kv->host = NULL;
     }
     if (!kv->host)
         return pgd_error(PGD_ERR_OOM, "kv cache: cannot allocate %d host blocks (%.2f GiB) of swap space",

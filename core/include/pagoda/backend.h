@@ -22,7 +22,8 @@
 typedef struct pgd_backend pgd_backend;
 
 typedef struct pgd_backend_config {
-    const char *name; /* "cpu" (default when NULL) or "sim" */
+    const char *name; /* "cpu" (default when NULL), "sim", or where built "cuda", "rocm",
+                         "gpu-emu" (pgd_backend_list()) */
     int num_threads;  /* CPU: worker threads, <= 0 = all online CPUs */
     int device;       /* GPU ordinal */
     /* CPU: bind the backend's threads (the creating thread included) to
@@ -97,6 +98,30 @@ pgd_status pgd_backend_gather_rows(pgd_backend *b, float *out, const float *x,
 /* Copy-on-write support: pairs (n_pairs, 2) of {src, dst} block ids. */
 pgd_status pgd_backend_copy_blocks(pgd_backend *b, float *cache, const int32_t *pairs,
                                    int n_pairs, size_t block_floats);
+
+/* Host memory for transfers with the device (the KV cache's swap space):
+ * page-locked on GPU backends, so copies run by DMA at full link speed;
+ * plain 64-byte-aligned host memory on backends without pinned memory.
+ * An upload from it may still be in flight when upload returns (it is
+ * ordered before the backend's later ops): write it on the host only after
+ * a later download or sync. Free with pgd_backend_host_free(). */
+pgd_status pgd_backend_host_alloc(pgd_backend *b, size_t bytes, void **hptr);
+void pgd_backend_host_free(pgd_backend *b, void *hptr);
+
+/* Sampling helpers on device logits, n rows of vocab floats; out is a
+ * device array of n token ids. argmax: pgd_argmax() per row (ties to the
+ * lowest id). sample: per row, temperature / top-k / top-p as in
+ * sampler.h, drawing with the row's `uniform` in [0, 1) (the kept tokens are
+ * walked in id order). Optional: GPU backends only. */
+typedef struct pgd_sample_row {
+    float temperature; /* 0 = greedy */
+    int32_t top_k;     /* <= 0 or >= vocab: off */
+    float top_p;       /* <= 0 or >= 1: off */
+    float uniform;     /* the row's draw in [0, 1) */
+} pgd_sample_row;
+pgd_status pgd_backend_argmax(pgd_backend *b, int32_t *out, const float *logits, int n, int vocab);
+pgd_status pgd_backend_sample(pgd_backend *b, int32_t *out, const float *logits,
+                              const pgd_sample_row *rows, int n, int vocab);
 
 /* Names of the backends compiled into this build, NULL-terminated. */
 const char *const *pgd_backend_list(void);
