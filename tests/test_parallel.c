@@ -141,8 +141,18 @@ static void golden_run(int tp, int pp, const char *stages, pgd_preempt_mode mode
 static void test_golden_tp2(void) { golden_run(2, 1, NULL, PGD_PREEMPT_RECOMPUTE, "tp2"); }
 static void test_golden_pp2(void) { golden_run(1, 2, NULL, PGD_PREEMPT_SWAP, "pp2 swap"); }
 static void test_golden_tp2_pp2(void) { golden_run(2, 2, NULL, PGD_PREEMPT_SWAP, "tp2 x pp2 swap"); }
+/* every step split into micro-batches (by default only large steps are) */
+static void test_golden_tp2_pp2_microbatches(void) {
+    setenv("PAGODA_PP_MICROBATCHES", "2", 1);
+    golden_run(2, 2, NULL, PGD_PREEMPT_RECOMPUTE, "tp2 x pp2, 2 micro-batches");
+    unsetenv("PAGODA_PP_MICROBATCHES");
+}
 static void test_golden_tp4(void) { golden_run(4, 1, NULL, PGD_PREEMPT_SWAP, "tp4 swap"); }
-static void test_golden_pp_uneven(void) { golden_run(1, 3, "1,3,1", PGD_PREEMPT_RECOMPUTE, "pp3 1,3,1"); }
+static void test_golden_pp_uneven(void) {
+    setenv("PAGODA_PP_MICROBATCHES", "3", 1);
+    golden_run(1, 3, "1,3,1", PGD_PREEMPT_RECOMPUTE, "pp3 1,3,1, 3 micro-batches");
+    unsetenv("PAGODA_PP_MICROBATCHES");
+}
 
 /* ---- logits of a random stories15M-shape model vs one rank ---- */
 
@@ -193,6 +203,13 @@ static void compare_logits(int tp, int pp) {
 static void test_logits_tp2(void) { compare_logits(2, 1); }
 static void test_logits_pp2(void) { compare_logits(1, 2); }
 static void test_logits_tp2_pp2(void) { compare_logits(2, 2); }
+static void test_logits_pp2_microbatches(void) {
+    setenv("PAGODA_PP_MICROBATCHES", "2", 1);
+    compare_logits(1, 2);
+    setenv("PAGODA_PP_MICROBATCHES", "4", 1); /* more than stages: 4 in flight through 2 */
+    compare_logits(2, 2);
+    unsetenv("PAGODA_PP_MICROBATCHES");
+}
 static void test_logits_tp3(void) { compare_logits(3, 1); } /* 6 heads / 3; FFN 768 / 3 */
 
 /* ---- bad layouts and failing ranks ---- */
@@ -329,11 +346,13 @@ static CU_TestInfo tests[] = {
     {"golden_tp2", test_golden_tp2},
     {"golden_pp2_swap", test_golden_pp2},
     {"golden_tp2_pp2_swap", test_golden_tp2_pp2},
+    {"golden_tp2_pp2_microbatches", test_golden_tp2_pp2_microbatches},
     {"golden_tp4_swap", test_golden_tp4},
-    {"golden_pp3_uneven_stages", test_golden_pp_uneven},
+    {"golden_pp3_uneven_stages_microbatches", test_golden_pp_uneven},
     {"logits_tp2_vs_tp1", test_logits_tp2},
     {"logits_pp2_vs_tp1", test_logits_pp2},
     {"logits_tp2_pp2_vs_tp1", test_logits_tp2_pp2},
+    {"logits_pp_microbatches_vs_tp1", test_logits_pp2_microbatches},
     {"logits_tp3_vs_tp1", test_logits_tp3},
     {"bad_layouts_rejected", test_bad_layouts},
     {"failing_rank_no_hang", test_failing_rank},

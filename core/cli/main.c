@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "parallel/comm_bench.h"
 #include "pagoda/status.h"
 
 static void usage(FILE *f) {
@@ -16,9 +17,11 @@ static void usage(FILE *f) {
             "commands:\n"
             "  generate   run prompts through a model and print the continuation\n"
             "  bench      measure decode/prefill speed of a model on this machine\n"
+            "  profile    time every backend op over a grid of shapes: the sim's calibration table\n"
             "  run        run an experiment config (every sweep point) and write its results\n"
             "  plot       draw an experiment's results with gnuplot (PNG and SVG)\n"
             "  compare    compare two results against regression thresholds\n"
+            "  comm-bench communicator microbenchmark (all-reduce, send/recv; threads or mpi)\n"
             "  version    print the version\n"
             "\n"
             "Run 'pagoda <command> --help' for the options of a command.\n");
@@ -80,9 +83,11 @@ int main(int argc, char **argv) {
     const char *cmd = argv[1];
     if (!strcmp(cmd, "generate")) return pgd_cmd_generate(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return pgd_cmd_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "profile")) return pgd_cmd_profile(argc - 1, argv + 1);
     if (!strcmp(cmd, "run")) return pgd_cmd_run(argc - 1, argv + 1);
     if (!strcmp(cmd, "plot")) return pgd_cmd_plot(argc - 1, argv + 1);
     if (!strcmp(cmd, "compare")) return pgd_cmd_compare(argc - 1, argv + 1);
+    if (!strcmp(cmd, "comm-bench")) return pgd_comm_bench_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("pagoda %s\n", PAGODA_VERSION);
         return 0;

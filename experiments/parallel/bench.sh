@@ -33,6 +33,8 @@ layouts=(
   "pp2-threads|--pp 2"
   "pp2-threads-pin|--pp 2 --pin"
   "pp2-mpi|--pp 2 --comm mpi|mpi"
+  "pp2-threads-mb2|--pp 2||PAGODA_PP_MICROBATCHES=2"
+  "pp2-threads-5,3|--pp 2 --stage-layers 5,3"
 )
 {
   echo "# Tensor / pipeline parallel on the CPU: $model"
@@ -40,20 +42,22 @@ layouts=(
   echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs, $(date -u +%Y-%m-%d)."
   echo "Command: \`experiments/parallel/bench.sh --model $model --reps $reps\` (each row: \`pagoda ${common[*]} LAYOUT\`, medians of $reps)."
   echo "comm share = the driver's time inside communicator calls (waiting for the other ranks included) / wall time of the phase."
+  echo "pp2-threads-mb2 forces 2 micro-batches per step (PAGODA_PP_MICROBATCHES=2); by default a step is split only"
+  echo "with >= 64 tokens per micro-batch. pp2-threads-5,3 moves a layer off the last stage, which also holds the classifier."
   echo
   echo "| layout | prefill tok/s | comm | decode b1 tok/s | comm | decode b8 tok/s | comm | b1 vs TP1 | b8 vs TP1 |"
   echo "|---|---|---|---|---|---|---|---|---|"
 } >"$md"
 b1_ref= b8_ref=
 for entry in "${layouts[@]}"; do
-  IFS='|' read -r name flags launcher <<<"$entry"
+  IFS='|' read -r name flags launcher envs <<<"$entry"
   echo "bench.sh: $name ..." >&2
   json=$out/raw/$name.json
   # shellcheck disable=SC2086
   if [[ ${launcher:-} == mpi ]]; then
-    mpirun --oversubscribe -np 2 "$pagoda" "${common[@]}" $flags --json "$json" >"$out/raw/$name.txt" 2>/dev/null
+    env $envs mpirun --oversubscribe -np 2 "$pagoda" "${common[@]}" $flags --json "$json" >"$out/raw/$name.txt" 2>/dev/null
   else
-    "$pagoda" "${common[@]}" $flags --json "$json" >"$out/raw/$name.txt" 2>/dev/null
+    env $envs "$pagoda" "${common[@]}" $flags --json "$json" >"$out/raw/$name.txt" 2>/dev/null
   fi
   row=$(python3 - "$json" "$name" "${b1_ref:-0}" "${b8_ref:-0}" <<'PY'
 import json, sys
