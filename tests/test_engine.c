@@ -271,6 +271,58 @@ static void test_parallel_sampling(void) {
         differ |= k > 0 && (n[k] != n[0] || memcmp(out[k], out[0], sizeof(int32_t) * (size_t)n[0]));
     }
     CU_ASSERT(differ); /* the samples use different seeds */
+    /* recompute preemption of the forked group (a 40-token prompt, lowest
+     * priority, admitted first, then a crowd of more urgent fillers): it
+     * comes back with its prompt's whole blocks shared again (scheduler
+     * admit), same tokens; also with chunked prefill and prefix caching */
+    int32_t lp[40];
+    memcpy(lp, G[0].ptoks, sizeof(int32_t) * (size_t)G[0].np);
+    memcpy(lp + G[0].np, G[0].gtoks, sizeof(int32_t) * (size_t)(40 - G[0].np));
+    p.prompt = lp;
+    p.n_prompt = 40;
+    run_one(&c, &p, 0, out, n, &ns, NULL);
+    CU_ASSERT_EQUAL(ns, 4);
+    for (int v = 0; v < 3; v++) {
+        pgd_engine_config r = c;
+        r.preemption = PGD_PREEMPT_RECOMPUTE;
+        r.policy = "priority";
+        r.chunked_prefill = v == 1;
+        r.max_num_batched_tokens = v == 1 ? 64 : c.max_num_batched_tokens;
+        r.prefix_caching = v == 2;
+        pgd_engine *e = NULL;
+        CU_ASSERT_EQUAL_FATAL(pgd_engine_create(&r, M, TOK, &e), PGD_OK);
+        pgd_request_params q = p;
+        q.priority = 3;
+        int64_t id;
+        CU_ASSERT_EQUAL_FATAL(pgd_engine_add_request(e, &q, &id), PGD_OK);
+        for (int i = 0; i < 6; i++) CU_ASSERT_EQUAL_FATAL(pgd_engine_step(e, NULL), PGD_OK);
+        int32_t buf[128];
+        for (int i = 0; i < 20; i++) {
+            pgd_request_params f = filler(i, buf);
+            f.priority = 0;
+            CU_ASSERT_EQUAL_FATAL(pgd_engine_add_request(e, &f, NULL), PGD_OK);
+        }
+        const pgd_request_output *o = NULL;
+        int64_t shared_back = 0; /* block-table entries over physical blocks once it was preempted */
+        while (pgd_engine_has_unfinished(e)) {
+            CU_ASSERT_EQUAL_FATAL(pgd_engine_step(e, NULL), PGD_OK);
+            CU_ASSERT_EQUAL_FATAL(pgd_engine_get_output(e, id, &o), PGD_OK);
+            pgd_engine_stats st;
+            pgd_engine_get_stats(e, &st);
+            if (o->num_preemptions > 0 && st.kv.logical_blocks - st.kv.used_blocks > shared_back)
+                shared_back = st.kv.logical_blocks - st.kv.used_blocks;
+        }
+        CU_ASSERT_EQUAL(o->num_seqs, 4);
+        CU_ASSERT(o->num_preemptions > 0);
+        CU_ASSERT(shared_back >= 3 * 2); /* 3 forks x 2 whole prompt blocks */
+        fprintf(stderr, "[n = 4, recompute%s: %d preemptions, %lld shared entries back] ",
+                v == 1 ? " chunked" : v == 2 ? " prefix" : "", o->num_preemptions, (long long)shared_back);
+        for (int k = 0; k < 4 && k < ns && k < o->num_seqs; k++) {
+            CU_ASSERT_EQUAL(n[k], o->seqs[k].n_tokens);
+            CU_ASSERT(!memcmp(out[k], o->seqs[k].tokens, sizeof(int32_t) * (size_t)n[k]));
+        }
+        pgd_engine_destroy(e);
+    }
 }
 
 static void test_beam_search(void) {

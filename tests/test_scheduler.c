@@ -10,7 +10,12 @@
  *    right data ("swapped sequences return intact");
  *  - pgd_kv_check passes (ref counts, free lists);
  * and at the end that every request finished exactly once and every block
- * is free again. Plus small deterministic cases for policies and limits. */
+ * is free again. A burst variant sends forked groups (2-4 parallel samples
+ * with long outputs) all at once: it must never stall (plans empty while
+ * work is left: a recomputed forked group larger than a step's token
+ * budget used to block the queue for ever) nor drop a group that fits the
+ * cache when its prompt is shared, and its recompute waste is bounded.
+ * Plus small deterministic cases for policies and limits. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +23,7 @@
 #include "pagoda/scheduler.h"
 #include "test_util.h"
 
-enum { BS = 8, NBLK = 48, NHOST = 96, CTX = 128, MAXSEQS = 8, NREQ = 400 };
+enum { BS = 8, NBLK = 48, NHOST = 96, CTX = 128, MAXSEQS = 8, NREQ = 400, NBURST = 60 };
 
 typedef struct mreq {
     int out_len, n, done, dropped;
@@ -37,9 +42,10 @@ static long n_ops[3], n_hits;
 
 static int seq_slot(const pgd_sched_seq *q) { return (int)(intptr_t)q->user; }
 
-/* One randomized run; returns the number of preemptions seen. */
+/* One randomized run; returns the number of preemptions seen. burst: NBURST
+ * forked groups at step 0 instead of NREQ requests over time. */
 static long run_random(pgd_kv_kind kind, int prefix, const char *policy, pgd_preempt_mode mode,
-                       int chunked, uint64_t seed) {
+                       int chunked, uint64_t seed, int burst) {
     rng_state = seed;
     pgd_kv_manager_config kc = {.kind = kind, .block_size = BS, .num_blocks = NBLK, .num_host_blocks = NHOST,
                                 .max_seq_len = CTX, .prefix_caching = prefix};
@@ -53,13 +59,14 @@ static long run_random(pgd_kv_kind kind, int prefix, const char *policy, pgd_pre
     static mreq R[NREQ];
     memset(R, 0, sizeof R);
     memset(dev, 0xff, sizeof dev);
-    int added = 0, finished = 0, step = 0, bad = 0;
-    long tokens = 0;
+    int added = 0, finished = 0, step = 0, bad = 0, nreq = burst ? NBURST : NREQ, idle = 0;
+    long tokens = 0, useful = 0;
     int32_t prompt[CTX];
-    while ((added < NREQ || finished < added) && step < 30000 && !bad) {
-        /* arrivals: a few per step early on */
-        int arrivals = added < NREQ && rnd() % 4 == 0 ? 1 + (int)(rnd() % 2) * (step % 50 < 5) * 3 : 0;
-        for (int a = 0; a < arrivals && added < NREQ; a++) {
+    while ((added < nreq || finished < added) && step < 30000 && !bad) {
+        /* arrivals: a few per step early on (burst: all at once) */
+        int arrivals = burst ? (step == 0 ? NBURST : 0)
+                             : added < NREQ && rnd() % 4 == 0 ? 1 + (int)(rnd() % 2) * (step % 50 < 5) * 3 : 0;
+        for (int a = 0; a < arrivals && added < nreq; a++) {
             mreq *m = &R[added];
             int np = 1 + (int)(rnd() % 60), shared = (int)(rnd() % 4) * 8;
             for (int i = 0; i < np; i++) prompt[i] = i < shared ? 1000 + i : (int32_t)(rnd() % 500);
@@ -67,6 +74,15 @@ static long run_random(pgd_kv_kind kind, int prefix, const char *policy, pgd_pre
             if (np + max_new > CTX) max_new = CTX - np + 1;
             m->out_len = 1 + (int)(rnd() % (unsigned)max_new);
             m->n = kind == PGD_KV_PAGED && rnd() % 5 == 0 ? 2 : 1;
+            if (burst) { /* 2-4 samples, long outputs, prompt + all outputs within 4/5 of the cache */
+                m->n = 2 + (int)(rnd() % 3);
+                np = 8 + (int)(rnd() % 56);
+                max_new = CTX - np + 1;
+                if (np + m->n * max_new > (NBLK - 1) * BS * 4 / 5) max_new = ((NBLK - 1) * BS * 4 / 5 - np) / m->n;
+                m->out_len = max_new / 2 + 1 + (int)(rnd() % (unsigned)(max_new / 2));
+                if (m->out_len > max_new) m->out_len = max_new;
+            }
+            useful += np + (long)m->n * (m->out_len - 1);
             pgd_sched_request r = {.id = added, .prompt = prompt, .n_prompt = np, .max_new_tokens = max_new,
                                    .true_output_len = m->out_len, .priority = (int)(rnd() % 3),
                                    .arrival = step, .num_seqs = 1, .max_seqs = m->n};
@@ -89,6 +105,9 @@ static long run_random(pgd_kv_kind kind, int prefix, const char *policy, pgd_pre
         CU_ASSERT_EQUAL_FATAL(st, PGD_OK);
         step++;
         if (kind == PGD_KV_STATIC && p->num_admitted > 0 && running_before > 0) bad = 1;
+        /* progress: a few empty plans in a row with work left is a stall */
+        idle = p->num_items == 0 && p->num_dropped == 0 && pgd_scheduler_has_unfinished(s) ? idle + 1 : 0;
+        if (idle > 3) bad = 7;
         if (p->num_tokens > sc.max_num_batched_tokens || p->num_items > MAXSEQS) bad = 2;
         for (int i = 0; i < p->num_dropped; i++) {
             mreq *m = &R[p->dropped[i]->id];
@@ -136,12 +155,14 @@ static long run_random(pgd_kv_kind kind, int prefix, const char *policy, pgd_pre
             mreq *m = &R[it->group->id];
             pgd_sched_seq *q = it->seq;
             if (m->n > 1 && it->group->num_seqs == 1 && m->gen[0] == 0 && m->gen[1] == 0 && q->len == it->group->prompt_len) {
-                pgd_sched_seq *c = NULL;
-                CU_ASSERT_EQUAL_FATAL(pgd_scheduler_fork(s, it->group, q, &c), PGD_OK);
-                c->user = (void *)(intptr_t)1;
-                int32_t tk = (int32_t)((it->group->id * 31 + 1 * 7 + 1) % 500);
-                m->gen[1]++;
-                CU_ASSERT_EQUAL(pgd_scheduler_append(s, c, tk), PGD_OK);
+                for (int k = 1; k < m->n; k++) { /* each sample's first token differs */
+                    pgd_sched_seq *c = NULL;
+                    CU_ASSERT_EQUAL_FATAL(pgd_scheduler_fork(s, it->group, q, &c), PGD_OK);
+                    c->user = (void *)(intptr_t)k;
+                    int32_t tk = (int32_t)((it->group->id * 31 + k * 7 + 1) % 500);
+                    m->gen[k]++;
+                    CU_ASSERT_EQUAL(pgd_scheduler_append(s, c, tk), PGD_OK);
+                }
             }
             int k = seq_slot(q);
             int32_t tk = (int32_t)((it->group->id * 31 + k * 7 + m->gen[k] * 13) % 500);
@@ -167,13 +188,19 @@ static long run_random(pgd_kv_kind kind, int prefix, const char *policy, pgd_pre
     if (bad) fprintf(stderr, "\n%s/%s/%s/chunked=%d/prefix=%d: check %d failed at step %d\n", pgd_kv_kind_name(kind),
                      policy, mode == PGD_PREEMPT_SWAP ? "swap" : "recompute", chunked, prefix, bad, step);
     CU_ASSERT_EQUAL(bad, 0);
-    CU_ASSERT_EQUAL(added, NREQ);
-    CU_ASSERT_EQUAL(finished, NREQ);
+    CU_ASSERT_EQUAL(added, nreq);
+    CU_ASSERT_EQUAL(finished, nreq);
     int dropped = 0;
-    for (int i = 0; i < NREQ; i++) dropped += R[i].dropped;
+    for (int i = 0; i < nreq; i++) dropped += R[i].dropped;
     CU_ASSERT_EQUAL(dropped, 0);
     CU_ASSERT_FALSE(pgd_scheduler_has_unfinished(s));
-    CU_ASSERT(step > 1000);
+    CU_ASSERT(burst || step > 1000);
+    if (burst) { /* recomputation stays a fraction of the useful work */
+        if (tokens > 3 * useful)
+            fprintf(stderr, "\n%s/%s/chunked=%d/prefix=%d: %ld tokens computed for %ld useful\n", policy,
+                    mode == PGD_PREEMPT_SWAP ? "swap" : "recompute", chunked, prefix, tokens, useful);
+        CU_ASSERT(tokens <= 3 * useful);
+    }
     long pre = (long)pgd_scheduler_total_preemptions(s);
     pgd_scheduler_destroy(s);
     pgd_kv_stats ks;
@@ -195,7 +222,7 @@ static void run_kind(pgd_kv_kind kind, int prefix) {
     for (const char *const *pol = pgd_policy_names(); *pol; pol++)
         for (int mode = 0; mode < 2; mode++)
             for (int chunked = 0; chunked < 2; chunked++)
-                pre += run_random(kind, prefix, *pol, (pgd_preempt_mode)mode, chunked, seed++ * 7919);
+                pre += run_random(kind, prefix, *pol, (pgd_preempt_mode)mode, chunked, seed++ * 7919, 0);
     fprintf(stderr, "[%s%s: %ld preemptions, %ld swap-outs, %ld swap-ins, %ld CoW copies, %ld prefix hits] ", pgd_kv_kind_name(kind),
             prefix ? "+prefix" : "", pre, n_ops[PGD_OP_SWAP_OUT], n_ops[PGD_OP_SWAP_IN], n_ops[PGD_OP_COPY], n_hits);
     if (kind == PGD_KV_PAGED) { /* the runs really preempted, swapped and copied */
@@ -211,6 +238,22 @@ static void test_random_orca_max(void) { run_kind(PGD_KV_ORCA_MAX, 0); }
 static void test_random_orca_pow2(void) { run_kind(PGD_KV_ORCA_POW2, 0); }
 static void test_random_orca_oracle(void) { run_kind(PGD_KV_ORCA_ORACLE, 0); }
 static void test_random_static(void) { run_kind(PGD_KV_STATIC, 0); }
+
+/* Forked groups all at once, every policy x preemption mode x chunked
+ * prefill x prefix caching, several seeds. */
+static void test_forked_burst(void) {
+    long pre = 0;
+    uint64_t seed = 11;
+    memset(n_ops, 0, sizeof n_ops);
+    for (int rep = 0; rep < 3; rep++)
+        for (const char *const *pol = pgd_policy_names(); *pol; pol++)
+            for (int m = 0; m < 8; m++)
+                pre += run_random(PGD_KV_PAGED, m >> 2 & 1, *pol, (pgd_preempt_mode)(m & 1), m >> 1 & 1,
+                                  seed++ * 104729, 1);
+    fprintf(stderr, "[forked bursts: %ld preemptions, %ld swap-outs, %ld CoW copies] ", pre,
+            n_ops[PGD_OP_SWAP_OUT], n_ops[PGD_OP_COPY]);
+    CU_ASSERT(pre > 20); /* the bursts really preempted forked groups */
+}
 
 /* Admission order of four waiting requests under a policy with room for one at a time. */
 static void admission_order(const char *policy, int *order) {
@@ -310,6 +353,7 @@ static CU_TestInfo tests[] = {
     {"random_orca_pow2", test_random_orca_pow2},
     {"random_orca_oracle", test_random_orca_oracle},
     {"random_static", test_random_static},
+    {"forked_groups_all_at_once", test_forked_burst},
     CU_TEST_INFO_NULL,
 };
 

@@ -1,8 +1,10 @@
 /* test_sim.c - the simulator backend: cost-model roofline math on
  * hand-computed cases, monotonicity in tokens and context, calibration-table
- * interpolation, determinism of whole runs (same config, same timings), an
- * OPT-13B engine workload in well under a second of real time, and clear
- * errors for bad device names and for OPT on the CPU backend. */
+ * interpolation (one and two sizes, written and read back), rejection of
+ * bad tables with their file and line, determinism of whole runs (same
+ * config, same timings), an OPT-13B engine workload in well under a second
+ * of real time, and clear errors for bad device names and for OPT on the
+ * CPU backend. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +73,7 @@ static void test_monotonic(void) {
 }
 
 static void test_table(void) {
+    /* version 1 (no y column), still read */
     const char *csv = "op,k1,k2,k3,x,seconds\n"
                       "matmul,8,16,0,1,0.001\n"
                       "matmul,8,16,0,5,0.003\n"
@@ -79,24 +82,138 @@ static void test_table(void) {
     pgd_sim_table *t = NULL;
     CU_ASSERT_EQUAL_FATAL(pgd_sim_table_load(path, &t), PGD_OK);
     double v = 0;
-    CU_ASSERT(pgd_sim_table_lookup(t, "matmul", 8, 16, 0, 3, &v));
+    CU_ASSERT(pgd_sim_table_lookup(t, "matmul", 8, 16, 0, 3, 0, &v));
     NEAR(v, 0.002);                              /* interpolated */
-    CU_ASSERT(pgd_sim_table_lookup(t, "matmul", 8, 16, 0, 10, &v));
+    CU_ASSERT(pgd_sim_table_lookup(t, "matmul", 8, 16, 0, 10, 0, &v));
     NEAR(v, 0.006);                              /* scaled beyond the last point */
-    CU_ASSERT(pgd_sim_table_lookup(t, "matmul", 8, 16, 0, 0.5, &v));
+    CU_ASSERT(pgd_sim_table_lookup(t, "matmul", 8, 16, 0, 0.5, 0, &v));
     NEAR(v, 0.001);                              /* floored at the first */
-    CU_ASSERT(!pgd_sim_table_lookup(t, "matmul", 8, 64, 0, 1, &v)); /* unknown shape: roofline */
+    CU_ASSERT(!pgd_sim_table_lookup(t, "matmul", 8, 64, 0, 1, 0, &v)); /* unknown shape: roofline */
     pgd_sim_cost c = cost_of("cpu");
     c.table = t;
     NEAR(pgd_sim_cost_matmul(&c, 3, 8, 16, PGD_F32), 0.002);
     pgd_sim_table_destroy(t);
-    const char *bad = "op,k1,k2,k3,x,seconds\nmatmul,1,2\n";
-    char *bpath = pgd_test_write_temp(bad, strlen(bad), ".csv");
-    CU_ASSERT_EQUAL(pgd_sim_table_load(bpath, &t), PGD_ERR_FORMAT);
     remove(path);
-    remove(bpath);
     free(path);
-    free(bpath);
+}
+
+/* Version 2: two sizes (attention), written by pgd_sim_table_save and read
+ * back: exact at every measured point, bilinear inside, monotone between
+ * points, floored below, proportional beyond, ragged rows of x allowed. */
+static void test_table_2d(void) {
+    pgd_sim_table *t = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_sim_table_new(&t), PGD_OK);
+    /* attn_decode(B, L) = 1e-5 + 1e-6 B + 1e-8 B L at B = 1, 4, 16 and L = 16, 64, 256 (16: L = 16, 64 only) */
+    static const int Bs[] = {1, 4, 16}, Ls[] = {16, 64, 256};
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) {
+            if (Bs[i] == 16 && Ls[j] == 256) continue;
+            double B = Bs[i], L = Ls[j];
+            CU_ASSERT_EQUAL(pgd_sim_table_add(t, "attn_decode", 6, 6, 48, B, L, 1e-5 + 1e-6 * B + 1e-8 * B * L), PGD_OK);
+        }
+    CU_ASSERT_EQUAL(pgd_sim_table_add(t, "logits", 0, 0, 0, 128000, 0, 5e-5), PGD_OK);
+    CU_ASSERT_EQUAL(pgd_sim_table_add(t, "logits", 0, 0, 0, 256000, 0, 9e-5), PGD_OK);
+    char *path = pgd_test_write_temp("", 0, ".csv");
+    CU_ASSERT_EQUAL_FATAL(pgd_sim_table_save(t, path, "a test table\nsecond line"), PGD_OK);
+    pgd_sim_table_destroy(t);
+    size_t n = 0;
+    char *text = pgd_test_read_file(path, &n);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    static const char head[] = "# a test table\n# second line\n" PGD_SIM_TABLE_HEADER "\n";
+    CU_ASSERT(!strncmp(text, head, strlen(head)));
+    free(text);
+    CU_ASSERT_EQUAL_FATAL(pgd_sim_table_load(path, &t), PGD_OK);
+    CU_ASSERT_EQUAL(pgd_sim_table_rows(t), 10);
+    double v = 0;
+    for (int i = 0; i < 3; i++) /* exact at the measured points */
+        for (int j = 0; j < 3; j++) {
+            if (Bs[i] == 16 && Ls[j] == 256) continue;
+            double B = Bs[i], L = Ls[j];
+            CU_ASSERT(pgd_sim_table_lookup(t, "attn_decode", 6, 6, 48, B, L, &v));
+            NEAR(v, 1e-5 + 1e-6 * B + 1e-8 * B * L);
+        }
+    /* inside a cell: bilinear, and the test function is bilinear, so exact */
+    CU_ASSERT(pgd_sim_table_lookup(t, "attn_decode", 6, 6, 48, 2.5, 40, &v));
+    NEAR(v, 1e-5 + 1e-6 * 2.5 + 1e-8 * 2.5 * 40);
+    /* monotone between points along x and along y */
+    double prev = 0;
+    for (double B = 1; B <= 16; B += 0.25) {
+        CU_ASSERT(pgd_sim_table_lookup(t, "attn_decode", 6, 6, 48, B, 50, &v));
+        CU_ASSERT(v >= prev);
+        prev = v;
+    }
+    prev = 0;
+    for (double L = 16; L <= 256; L += 4) {
+        CU_ASSERT(pgd_sim_table_lookup(t, "attn_decode", 6, 6, 48, 3, L, &v));
+        CU_ASSERT(v >= prev);
+        prev = v;
+    }
+    /* below the grid: floored; beyond: proportional (B = 16 stops at L = 64) */
+    CU_ASSERT(pgd_sim_table_lookup(t, "attn_decode", 6, 6, 48, 0.5, 8, &v));
+    NEAR(v, 1e-5 + 1e-6 + 1e-8 * 16);
+    CU_ASSERT(pgd_sim_table_lookup(t, "attn_decode", 6, 6, 48, 16, 128, &v));
+    NEAR(v, (1e-5 + 16e-6 + 1e-8 * 16 * 64) * 2);
+    CU_ASSERT(pgd_sim_table_lookup(t, "attn_decode", 6, 6, 48, 32, 64, &v));
+    NEAR(v, (1e-5 + 16e-6 + 1e-8 * 16 * 64) * 2);
+    CU_ASSERT(!pgd_sim_table_lookup(t, "attn_decode", 8, 8, 64, 4, 64, &v));
+    /* the cost model uses it: 4 decode sequences of context 64 = one lookup at (4, 64) */
+    pgd_sim_cost c = cost_of("cpu");
+    c.table = t;
+    int32_t qs[] = {0, 1, 2, 3, 4}, lens[] = {32, 64, 64, 96};
+    NEAR(pgd_sim_cost_attention(&c, qs, lens, 4, 6, 6, 48), 1e-5 + 4e-6 + 1e-8 * 4 * 64);
+    /* logits: the result download (and the engine's sampling) by bytes; a swap download is not logits */
+    NEAR(pgd_sim_cost_transfer(&c, 192000, 1, 1), 7e-5);
+    CU_ASSERT(pgd_sim_cost_transfer(&c, 192000, 1, 0) != 7e-5);
+    pgd_sim_table_destroy(t);
+    remove(path);
+    free(path);
+}
+
+/* Tables that must not load, each with a message naming file and line. */
+static void test_table_errors(void) {
+    static const struct {
+        const char *text, *msg;
+    } bad[] = {
+        {"", "no header"},
+        {"# only a comment\n", "no header"},
+        {"op,k1,k2,k3,x,y,seconds\n", "no rows"},
+        {"op,x,seconds\nmatmul,1,2\n", "expected the header"},
+        {"op,k1,k2,k3,x,y,seconds\nmatmul,1,2\n", ":2: expected op,k1,k2,k3,x,y,seconds"},
+        {"op,k1,k2,k3,x,y,seconds\nmatmul,1,2,3,4,5,6,7\n", ":2: expected"},
+        {"op,k1,k2,k3,x,y,seconds\nmatmul,1,2,3,4,0,-1\n", ":2: "},
+        {"op,k1,k2,k3,x,y,seconds\nmatmul,1,2,3,-4,0,1\n", "must be finite and >= 0"},
+        {"op,k1,k2,k3,x,y,seconds\nmatmul,1,2,3,4,0,nan\n", "must be finite"},
+        {"op,k1,k2,k3,x,y,seconds\nMat Mul,1,2,3,4,0,1\n", "op name"},
+        {"op,k1,k2,k3,x,y,seconds\nmatmul,1,2,3,4,0,1\nmatmul,1,2,3,4,0,2\n", "appears twice"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *path = pgd_test_write_temp(bad[i].text, strlen(bad[i].text), ".csv");
+        pgd_sim_table *t = (pgd_sim_table *)1;
+        pgd_status st = pgd_sim_table_load(path, &t);
+        CU_ASSERT_EQUAL(st, PGD_ERR_FORMAT);
+        CU_ASSERT_PTR_NULL(t);
+        if (!strstr(pgd_last_error(), bad[i].msg) || !strstr(pgd_last_error(), path)) {
+            fprintf(stderr, "\ncase %zu: message '%s' lacks '%s' or the path\n", i, pgd_last_error(), bad[i].msg);
+            CU_FAIL("error message");
+        }
+        remove(path);
+        free(path);
+    }
+    pgd_sim_table *t = NULL;
+    CU_ASSERT_EQUAL(pgd_sim_table_load("/nonexistent/dir/table.csv", &t), PGD_ERR_IO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "/nonexistent/dir/table.csv"));
+    /* and through the sim backend and a config */
+    pgd_backend *b = NULL;
+    pgd_backend_config bc = {.name = "sim", .sim_device = "cpu", .sim_profile = "/nonexistent/table.csv"};
+    CU_ASSERT_EQUAL(pgd_backend_create(&bc, &b), PGD_ERR_IO);
+    CU_ASSERT_PTR_NULL(b);
+    CU_ASSERT_EQUAL_FATAL(pgd_sim_table_new(&t), PGD_OK);
+    CU_ASSERT_EQUAL(pgd_sim_table_add(t, "bad-name", 0, 0, 0, 1, 0, 1), PGD_ERR_INVALID);
+    CU_ASSERT_EQUAL(pgd_sim_table_add(t, "matmul", 0, 0, 0, 1, 0, INFINITY), PGD_ERR_INVALID);
+    CU_ASSERT_EQUAL(pgd_sim_table_add(t, "matmul", 0, 0, 0, 1, 0, 1), PGD_OK);
+    CU_ASSERT_EQUAL(pgd_sim_table_add(t, "matmul", 0, 0, 0, 1, 0, 2), PGD_OK);
+    CU_ASSERT_EQUAL(pgd_sim_table_save(t, "/nonexistent/dir/t.csv", NULL), PGD_ERR_FORMAT); /* repeated point */
+    pgd_sim_table_destroy(t);
 }
 
 static void test_bad_device(void) {
@@ -171,6 +288,8 @@ static CU_TestInfo tests[] = {
     {"roofline math on hand-computed cases", test_roofline},
     {"monotonic in tokens and context", test_monotonic},
     {"calibration table interpolation", test_table},
+    {"calibration table: two sizes, save and load", test_table_2d},
+    {"calibration table: bad files rejected with the line", test_table_errors},
     {"bad device names and OPT on the CPU rejected", test_bad_device},
     {"OPT shapes: parameters, weight and KV bytes", test_opt_shapes},
     {"OPT-13B workload: fast, deterministic", test_engine_opt13b},

@@ -97,8 +97,9 @@ static void sim_free(pgd_backend *b, void *dptr) {
 
 static pgd_status sim_upload(pgd_backend *b, void *dst, const void *src, size_t bytes) {
     sim_backend *s = S(b);
-    if (find_range(s, dst) < 0) memmove(dst, src, bytes);
-    tick(b, pgd_sim_cost_transfer(&s->cost, bytes, 0, 0));
+    int meta = find_range(s, dst) < 0; /* batch metadata (real memory), not a swap-in */
+    if (meta) memmove(dst, src, bytes);
+    tick(b, pgd_sim_cost_transfer(&s->cost, bytes, 0, meta));
     return PGD_OK;
 }
 

@@ -10,9 +10,25 @@
  * kernel 20-26% slower than a contiguous one), launch = 5 us per kernel
  * (no CUDA graphs), PCIe 4.0 x16 at 25 GB/s + 10 us per transfer (5.0 x16
  * at 50 GB/s on H100/H200), NVLink 300 GB/s per direction per A100 (450 on
- * H100/H200) + 5 us. The "cpu" preset was measured on the machine this was
- * written on (2 cores, AVX2+FMA, `pagoda profile`'s largest shapes); use a
- * profile table for a faithful CPU model. */
+ * H100/H200) + 5 us.
+ *
+ * The "cpu" preset is MEASURED on the machine Pagoda is developed on (a
+ * 2-vCPU AMD EPYC VM, AVX2/FMA, f32, both threads; `pagoda profile`,
+ * 2026-11-21, while no other process ran; the numbers drift by 10% or so
+ * with the host's load): peak_flops = the best median matmul call over the
+ * profile grids of stories15M and stories42M (155-167 GFLOP/s, n = 320-512
+ * tokens); mem_bw = the copy bandwidth pgd_cpu_measure_copy_bandwidth
+ * reports (256 MiB memcpy on both threads, bytes read + written: 27-29
+ * GB/s in the profiles, 30.5 in results/bench): streaming weights reaches it,
+ * a batch-1 decode of stories42M (166 MB) takes 6-7 ms; attn_eff = the best
+ * decode attention, 20-24 GB/s of K/V read, over mem_bw; launch = a small
+ * op's time (thread-pool dispatch: rope and kv_write of one token 1.2-2.3
+ * us, decode attention of one short sequence 3-5 us); host_per_byte = the
+ * logits rows' download plus the engine's copy and greedy sampling per
+ * byte of logits (0.35-0.42 ns); host "transfers" (swap) are one-way
+ * memcpy at half the copy bandwidth. Efficiencies are 1: the rates are
+ * achieved ones. A profile table (`pagoda profile`) models the CPU far
+ * better than any roofline; see experiments/sim_fidelity. */
 #include "sim_cost.h"
 
 #include <math.h>
@@ -36,10 +52,10 @@ static const pgd_sim_device presets[] = {
     {.name = "h200", .peak_flops = 989 * TF, .mem_bw = 4.8e12, .mem_bytes = 141 * GB, .mm_eff = 0.80,
      .bw_eff = 0.90, .attn_eff = 0.72, .launch = 5e-6, .pcie_bw = 50 * GB, .pcie_lat = 10e-6, .link_bw = 450 * GB,
      .link_lat = 5e-6, .act_bytes = 2, .sample_on_device = 1},
-    /* this machine's CPU (f32 everywhere): effective rates, so efficiencies are 1 */
-    {.name = "cpu", .peak_flops = 60e9, .mem_bw = 9 * GB, .mem_bytes = 16 * GB, .mm_eff = 1.0, .bw_eff = 1.0,
-     .attn_eff = 0.5, .launch = 4e-6, .pcie_bw = 9 * GB, .pcie_lat = 1e-6, .link_bw = 9 * GB, .link_lat = 1e-6,
-     .act_bytes = 4, .host_per_byte = 0.25e-9},
+    /* this machine's CPU (f32 everywhere), measured (see above): achieved rates, so efficiencies are 1 */
+    {.name = "cpu", .peak_flops = 160e9, .mem_bw = 28 * GB, .mem_bytes = 16 * GB, .mm_eff = 1.0, .bw_eff = 1.0,
+     .attn_eff = 0.75, .launch = 2e-6, .pcie_bw = 14 * GB, .pcie_lat = 1e-6, .link_bw = 14 * GB, .link_lat = 1e-6,
+     .act_bytes = 4, .host_per_byte = 0.4e-9},
 };
 #define N_PRESETS (sizeof presets / sizeof presets[0])
 
@@ -73,7 +89,7 @@ static double rl(const pgd_sim_cost *c, double flops, double bytes) {
 }
 
 static int tab(const pgd_sim_cost *c, const char *op, long k1, long k2, long k3, double x, double *t) {
-    return c->table && pgd_sim_table_lookup(c->table, op, k1, k2, k3, x, t);
+    return c->table && pgd_sim_table_lookup(c->table, op, k1, k2, k3, x, 0, t);
 }
 
 double pgd_sim_cost_matmul(const pgd_sim_cost *c, int n, int in, int out, pgd_dtype wt) {
@@ -124,21 +140,24 @@ double pgd_sim_cost_kv_write(const pgd_sim_cost *c, int n, int kv_heads, int hea
 double pgd_sim_cost_attention(const pgd_sim_cost *c, const int32_t *qs, const int32_t *lens, int num_seqs, int heads,
                               int kv_heads, int head_dim) {
     double e = c->dev.act_bytes, h = (double)heads / c->tp, kvh = (double)kv_heads / c->tp;
-    double kv_pos = 0, q_tok = 0, pairs = 0, dec_pos = 0, pre_pairs = 0;
+    double kv_pos = 0, q_tok = 0, pairs = 0, dec_seqs = 0, dec_pos = 0, pre_tok = 0, pre_pairs = 0;
     for (int s = 0; s < num_seqs; s++) {
         double q = qs[s + 1] - qs[s], L = lens[s], p = q * L - q * (q - 1) / 2;
         kv_pos += L;
         q_tok += q;
         pairs += p;
-        if (q == 1) dec_pos += L;
-        else pre_pairs += p;
+        if (q == 1) dec_seqs++, dec_pos += L;
+        else pre_tok += q, pre_pairs += p;
     }
-    if (c->table) {
+    if (c->table) { /* decode part (sequences, mean context) + prefill part (tokens, mean pairs) */
         double td = 0, tp = 0;
         int ok = 1;
-        if (dec_pos > 0) ok &= pgd_sim_table_lookup(c->table, "attn_decode", heads, kv_heads, head_dim, dec_pos, &td);
-        if (pre_pairs > 0)
-            ok &= pgd_sim_table_lookup(c->table, "attn_prefill", heads, kv_heads, head_dim, pre_pairs, &tp);
+        if (dec_seqs > 0)
+            ok &= pgd_sim_table_lookup(c->table, "attn_decode", heads, kv_heads, head_dim, dec_seqs,
+                                       dec_pos / dec_seqs, &td);
+        if (pre_tok > 0)
+            ok &= pgd_sim_table_lookup(c->table, "attn_prefill", heads, kv_heads, head_dim, pre_tok,
+                                       pre_pairs / pre_tok, &tp);
         if (ok) return td + tp;
     }
     double bytes = 2.0 * kv_pos * kvh * head_dim * e + 2.0 * q_tok * h * head_dim * e;
@@ -159,7 +178,8 @@ double pgd_sim_cost_copy_blocks(const pgd_sim_cost *c, int n_pairs, size_t block
 
 double pgd_sim_cost_transfer(const pgd_sim_cost *c, size_t bytes, int download, int result) {
     double t;
-    if (tab(c, download ? "download" : "upload", 0, 0, 0, (double)bytes, &t)) return t;
+    const char *op = result ? (download ? "logits" : "meta_upload") : (download ? "download" : "upload");
+    if (tab(c, op, 0, 0, 0, (double)bytes, &t)) return t;
     if (download && result && c->dev.sample_on_device) return c->dev.pcie_lat;
     return c->dev.pcie_lat + (double)bytes / c->dev.pcie_bw + (download ? (double)bytes * c->dev.host_per_byte : 0);
 }

@@ -30,15 +30,52 @@
  * ring all-reduce of its n*e bytes: 2*(tp-1)*link_lat + 2*(tp-1)/tp * bytes / link_bw.
  * Host work the engine does around a step (scheduling, sampling) is NOT in
  * the GPU presets (vLLM samples on the GPU; its CPU overhead is not
- * modelled); the CPU preset and calibration tables charge it per downloaded
- * byte (the logits download is followed by a scan of every row).
+ * modelled); the CPU preset charges it per downloaded byte (the logits
+ * download is followed by a scan of every row), a calibration table
+ * measures it (ops meta_upload and logits below). The GPU presets' numbers
+ * are datasheet values with stated efficiencies; the "cpu" preset's were
+ * measured on the development machine with `pagoda profile` (how, and the
+ * spread: the comment above the presets in sim_cost.c).
  *
- * CALIBRATION: with a profile table (`pagoda profile` CSV) an op whose
- * (op, shape key) was measured takes the piecewise-linear interpolation of
- * the measured times in its size variable x (tokens, elements, KV positions,
- * bytes); beyond the largest measured x it scales linearly from the last
- * point; below the smallest it takes the smallest point's time. Ops or
- * shapes not in the table fall back to the roofline.
+ * CALIBRATION TABLES. `pagoda profile` measures the ops on a real backend
+ * and writes a CSV table; `[model] profile = FILE` makes the sim use it: an
+ * op whose (op, key) is in the table takes the interpolated measured time,
+ * anything else the roofline. Only sim_profile.c writes and reads the
+ * format:
+ *   lines starting with '#' are comments (the writer records the machine,
+ *   threads, model, grid, copy bandwidth and matmul peak); the first other
+ *   line is the header PGD_SIM_TABLE_HEADER, "op,k1,k2,k3,x,y,seconds";
+ *   then one row per measured point: op name, three integer shape keys,
+ *   sizes x and y (y = 0 for ops with one size) and the median of the
+ *   measured seconds. (op, keys, x, y) are unique. A version-1 table,
+ *   header "op,k1,k2,k3,x,seconds", is read with y = 0.
+ *     op            k1, k2, k3                  x                   y
+ *     matmul        in, out (per GPU), dtype    tokens              0
+ *     embedding     dim, table dtype, 0         tokens              0
+ *     rmsnorm       dim, 0, 0                   rows                0
+ *     rope          heads, kv_heads, head_dim   tokens              0
+ *     silu_mul      0, 0, 0                     elements            0
+ *     add           0, 0, 0                     elements            0
+ *     kv_write      kv_heads, head_dim, 0       tokens              0
+ *     attn_decode   heads, kv_heads, head_dim   decode sequences    their mean context
+ *     attn_prefill  heads, kv_heads, head_dim   prefill tokens      mean (query, key) pairs per token
+ *     gather        dim, 0, 0                   rows                0
+ *     copy_blocks   floats per block, 0, 0      block pairs         0
+ *     upload        0, 0, 0                     bytes (swap in)     0
+ *     download      0, 0, 0                     bytes (swap out)    0
+ *     meta_upload   0, 0, 0                     bytes               0
+ *     logits        0, 0, 0                     bytes               0
+ *   meta_upload is the forward pass's host work before its first op
+ *   (batch checks, positions, slots) plus the metadata upload; logits is
+ *   the logits download plus the engine's sampling of every row (copy and
+ *   sampler). A mixed attention call costs its decode part plus its prefill
+ *   part (if the table lacks either, the roofline prices the whole call).
+ *   Lookup among the rows of one (op, key): at each measured x, piecewise
+ *   linear in y (below the first y: the first's time; beyond the last:
+ *   proportional to y); then piecewise linear in x between the measured x
+ *   around the query (below the first: the first; beyond the last:
+ *   proportional to x). Exact at measured points, monotone between them
+ *   when the measurements are.
  *
  * Invariant: every cost is a pure function of (device, tp, table, shapes,
  * sequence lengths): same run, same timings. */
@@ -75,13 +112,26 @@ const char *pgd_sim_device_choices(void);
  * known presets when there is none. */
 pgd_status pgd_sim_device_find(const char *name, pgd_sim_device *out);
 
-/* A loaded calibration table (sim_profile.c). */
+/* A calibration table (sim_profile.c; format above). */
+#define PGD_SIM_TABLE_HEADER "op,k1,k2,k3,x,y,seconds"
+#define PGD_SIM_OP_MAX 24 /* op names: 1..23 characters of a-z, 0-9, _ */
 typedef struct pgd_sim_table pgd_sim_table;
+pgd_status pgd_sim_table_new(pgd_sim_table **out);
+/* Add a measured point (PGD_ERR_INVALID for a bad name or a negative or
+ * non-finite number). */
+pgd_status pgd_sim_table_add(pgd_sim_table *t, const char *op, long k1, long k2, long k3, double x, double y,
+                             double seconds);
+/* Write the table (sorted; PGD_ERR_FORMAT if a point repeats) to path via
+ * a temporary file; each line of `comment` (may be NULL) becomes a '#'
+ * line before the header. */
+pgd_status pgd_sim_table_save(pgd_sim_table *t, const char *path, const char *comment);
+/* Read a table; PGD_ERR_IO / PGD_ERR_FORMAT with the file and line. */
 pgd_status pgd_sim_table_load(const char *path, pgd_sim_table **out);
 void pgd_sim_table_destroy(pgd_sim_table *t);
-/* Interpolated time of op at shape key (k1, k2, k3) and size x; returns 0
- * (and leaves *t) when the table has no row for that op and key. */
-int pgd_sim_table_lookup(const pgd_sim_table *t, const char *op, long k1, long k2, long k3, double x,
+/* Interpolated time of op at shape key (k1, k2, k3) and sizes (x, y);
+ * returns 0 (and leaves *out) when the table has no row for that op and
+ * key (or has not been saved or loaded yet). */
+int pgd_sim_table_lookup(const pgd_sim_table *t, const char *op, long k1, long k2, long k3, double x, double y,
                          double *out);
 int pgd_sim_table_rows(const pgd_sim_table *t);
 
@@ -106,7 +156,8 @@ double pgd_sim_cost_attention(const pgd_sim_cost *c, const int32_t *query_start,
 double pgd_sim_cost_gather(const pgd_sim_cost *c, int n, int dim);
 double pgd_sim_cost_copy_blocks(const pgd_sim_cost *c, int n_pairs, size_t block_floats);
 /* host <-> device transfer of `bytes` (download = device to host; result =
- * a download into ordinary host memory, i.e. logits, not swap space). */
+ * to or from ordinary host memory, i.e. the forward pass's metadata up and
+ * its logits down, not KV swap space). */
 double pgd_sim_cost_transfer(const pgd_sim_cost *c, size_t bytes, int download, int result);
 
 #endif

@@ -6,6 +6,7 @@
 
 int pgd_cmd_generate(int argc, char **argv);
 int pgd_cmd_bench(int argc, char **argv);
+int pgd_cmd_profile(int argc, char **argv);
 int pgd_cmd_run(int argc, char **argv);
 int pgd_cmd_plot(int argc, char **argv);
 int pgd_cmd_compare(int argc, char **argv);

@@ -8,7 +8,17 @@
  * order the state changes happened, so running it in order is always
  * correct (a block freed by a swap-out may be reused by a later copy or
  * swap-in of the same step). A group preempted in a step is not brought
- * back in that step. */
+ * back in that step.
+ *
+ * Forked groups (parallel samples, beams) need care or they thrash: each
+ * recompute used to bring a group back as n separate prefills (its prompt
+ * no longer shared, n times the blocks), which could exceed a step's token
+ * budget and then blocked the queue for ever. So: admit() shares the
+ * common prefix of a readmitted group again; plan_counts() chunks a group
+ * larger than a step; fork_reserve() keeps room for a new group's fork and
+ * the running sequences' next blocks; a swapped group that cannot return
+ * even into an empty engine is recomputed; and a group alone that cannot
+ * grow is recomputed rather than dropped when sharing again would fit. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,15 +53,24 @@ static pgd_status push_item(pgd_scheduler *s, pgd_sched_group *g, pgd_sched_seq 
 }
 
 /* Tokens per sequence of g within the budget (counts[i]); returns the
- * total, or -1 when chunked prefill is off and the group does not fit. */
-static int plan_counts(const pgd_scheduler *s, const pgd_sched_group *g, int budget, int *counts,
+ * total, or -1 when the group must run whole (chunked prefill off) and does
+ * not fit. `pre` tokens of the group are already planned this step (the
+ * shared prefix of a re-forked group, see admit) and are not in `budget`. */
+static int plan_counts(const pgd_scheduler *s, const pgd_sched_group *g, int pre, int budget, int *counts,
                        int *nsched) {
-    int total = 0;
+    int total = 0, left = pre;
     *nsched = 0;
+    for (int i = 0; i < g->num_seqs; i++) left += g->seqs[i]->len - g->seqs[i]->computed;
+    /* A group with more tokens to compute than a whole step's budget can
+     * never run whole: the sequences of a forked group (parallel samples,
+     * beams) recomputed after a preemption each prefill their own output
+     * again. It is prefilled in chunks, as with chunked prefill; waiting for
+     * a step with room would block the queue for ever with the engine idle. */
+    int chunk = s->cfg.chunked_prefill || left > s->cfg.max_num_batched_tokens;
     for (int i = 0; i < g->num_seqs; i++) {
         const pgd_sched_seq *q = g->seqs[i];
         int need = q->len - q->computed;
-        if (s->cfg.chunked_prefill && need > budget - total) need = budget - total;
+        if (chunk && need > budget - total) need = budget - total;
         counts[i] = need;
         total += need;
         *nsched += need > 0;
@@ -65,6 +84,36 @@ static int blocks_needed(const pgd_scheduler *s, const pgd_sched_group *g, const
         if (counts[i] > 0)
             need += pgd_kv_blocks_needed(s->kv, g->seqs[i]->id, g->seqs[i]->computed + counts[i]);
     return need;
+}
+
+/* Tokens at the start of every sequence of g that are the same, in whole
+ * blocks, leaving each sequence at least one token to compute (its logits). */
+static int common_prefix(const pgd_scheduler *s, const pgd_sched_group *g) {
+    const pgd_sched_seq *q0 = g->seqs[0];
+    int n = q0->len - 1;
+    for (int i = 1; i < g->num_seqs; i++) {
+        const pgd_sched_seq *q = g->seqs[i];
+        if (q->len - 1 < n) n = q->len - 1;
+        int j = 0;
+        while (j < n && q->tokens[j] == q0->tokens[j]) j++;
+        n = j;
+    }
+    return n > 0 ? n / s->block_size * s->block_size : 0;
+}
+
+/* Blocks g would hold once recomputed, its sequences' common prefix shared
+ * again as admit() shares it (at most a step's budget of it), each sequence
+ * at computed + counts[i] tokens. A forked group after a swap holds private
+ * copies of every block it shared, so this can be much less than it holds. */
+static int shared_footprint(const pgd_scheduler *s, const pgd_sched_group *g, const int *counts) {
+    int bs = s->block_size, shared = common_prefix(s, g), cap = s->cfg.max_num_batched_tokens / bs * bs;
+    if (shared > cap) shared = cap;
+    int n = shared / bs;
+    for (int i = 0; i < g->num_seqs; i++) {
+        int len = g->seqs[i]->computed + (counts[i] > 0 ? counts[i] : 0);
+        if (len > shared) n += (len + bs - 1) / bs - shared / bs;
+    }
+    return n;
 }
 
 static pgd_status take_copies(pgd_scheduler *s) {
@@ -155,7 +204,7 @@ static void mark_scheduled(pgd_scheduler *s, pgd_sched_group *g, int total, int 
 
 static pgd_status schedule_running(pgd_scheduler *s, pgd_sched_group *g, int *counts, int *budget,
                                    int *seqs_left, int may_preempt) {
-    int nsched, total = plan_counts(s, g, *budget, counts, &nsched);
+    int nsched, total = plan_counts(s, g, 0, *budget, counts, &nsched);
     if (total <= 0 || nsched > *seqs_left) return PGD_OK; /* waits for a later step */
     for (;;) {
         int need = blocks_needed(s, g, counts);
@@ -173,6 +222,10 @@ static pgd_status schedule_running(pgd_scheduler *s, pgd_sched_group *g, int *co
         pgd_sched_group *v = cand[s->pol->pick_victim(s->waiting, cand, nc)];
         free(cand);
         if (v == g && s->n_running == 1) {
+            pgd_kv_stats ks;
+            pgd_kv_get_stats(s->kv, &ks);
+            if (g->num_seqs > 1 && shared_footprint(s, g, counts) <= ks.num_blocks)
+                return preempt(s, g, 0); /* fits once recomputed with its prefix shared again */
             pgd_sched_running_remove(s, g);
             return drop(s, g, need - pgd_kv_free_blocks(s->kv));
         }
@@ -191,63 +244,140 @@ static pgd_status schedule_running(pgd_scheduler *s, pgd_sched_group *g, int *co
     return PGD_OK;
 }
 
-/* 1: admitted; 0: stop admitting; -1: dropped, try the next one. */
-static int admit(pgd_scheduler *s, pgd_sched_group *g, int *counts, int *budget, int *seqs_left,
-                 pgd_status *err) {
-    *err = PGD_OK;
-    if (g->preempted_step == s->step_no || s->reserved_seqs + g->max_seqs > s->cfg.max_num_seqs) return 0;
-    int true_total = 0;
+/* Register sequence q of g with the KV manager (computed = its cached
+ * prefix). On failure g's sequences are released; 0: stop admitting, -1:
+ * g was dropped (it can never run), *err set on a hard error. */
+static int add_seq(pgd_scheduler *s, pgd_sched_group *g, pgd_sched_seq *q, pgd_status *err) {
+    int true_total = 0, cached = 0;
     if (g->true_output_len > 0) {
         true_total = g->prompt_len + g->true_output_len - 1;
         if (true_total > g->max_total_len) true_total = g->max_total_len;
     }
-    for (int i = 0; i < g->num_seqs; i++) {
-        pgd_sched_seq *q = g->seqs[i];
-        int cached = 0;
-        pgd_status st = pgd_kv_add_seq(s->kv, q->id, q->tokens, q->len, g->max_total_len, true_total, &cached);
-        if (st != PGD_OK) {
-            pgd_sched_release_kv(s, g);
-            if (st == PGD_ERR_NO_BLOCKS) return 0;
-            if (st != PGD_ERR_INVALID) {
-                *err = st;
-                return 0;
-            }
-            snprintf(g->error, sizeof g->error, "%s", pgd_last_error());
-            PGD_ASSERT(s->pol->remove(s->waiting, g));
-            s->n_waiting--;
-            g->state = PGD_SCHED_DONE;
-            *err = push_group(&s->plan.dropped, &s->plan.num_dropped, &s->cap_drop, g);
-            return -1;
-        }
+    pgd_status st = pgd_kv_add_seq(s->kv, q->id, q->tokens, q->len, g->max_total_len, true_total, &cached);
+    if (st == PGD_OK) {
         q->in_kv = 1;
         q->computed = cached;
+        return 1;
     }
-    int nsched, total = plan_counts(s, g, *budget, counts, &nsched);
-    int need = total > 0 ? blocks_needed(s, g, counts) : 0;
-    if (total > 0 && nsched <= *seqs_left && need > pgd_kv_free_blocks(s->kv) && s->n_running == 0 &&
-        s->n_swapped == 0) {
+    pgd_sched_release_kv(s, g);
+    if (st == PGD_ERR_NO_BLOCKS) return 0;
+    if (st != PGD_ERR_INVALID) {
+        *err = st;
+        return 0;
+    }
+    snprintf(g->error, sizeof g->error, "%s", pgd_last_error());
+    PGD_ASSERT(s->pol->remove(s->waiting, g));
+    s->n_waiting--;
+    g->state = PGD_SCHED_DONE;
+    *err = push_group(&s->plan.dropped, &s->plan.num_dropped, &s->cap_drop, g);
+    return -1;
+}
+
+/* Blocks an admission must leave free. A group that may fork (parallel
+ * samples, beams) is admitted only if, after its prefill, every sequence of
+ * the running groups and each of its own could still get one new block
+ * (running groups counted at their max_seqs). Its fork copies the shared
+ * partial prompt block once per new sequence in the very next step and its
+ * samples then grow together: admitted on the last free blocks it preempts
+ * (or is preempted) at once, and a forked group is the costliest to preempt,
+ * each sequence recomputing or swapping its own context. Single-sequence
+ * groups are admitted as soon as their prompt fits, as in vLLM. Nothing is
+ * reserved while nothing runs, so an idle engine always admits. */
+static int fork_reserve(const pgd_scheduler *s, const pgd_sched_group *g) {
+    return g->max_seqs > 1 && s->n_running > 0 ? s->reserved_seqs + g->max_seqs : 0;
+}
+
+/* 1: admitted; 0: stop admitting; -1: dropped, try the next one.
+ *
+ * A group that arrives with several sequences (paged: only a forked group
+ * recomputed after a preemption: parallel samples or beams) shares their
+ * common prefix again instead of prefilling it once per sequence (which
+ * would also take its blocks once per sequence): the prefix's whole blocks
+ * (as many as this step's budget can compute) are appended to sequence 0,
+ * whose item computes them, and the others fork from it, their items
+ * starting after the prefix. The forward pass writes every token's K/V
+ * before any attention reads it, so their attention in the same step sees
+ * the prefix. Nothing touches the KV manager before the whole plan for the
+ * group is known to fit (blocks appended and then abandoned would stay in
+ * the prefix cache without their K/V). */
+static int admit(pgd_scheduler *s, pgd_sched_group *g, int *counts, int *budget, int *seqs_left,
+                 pgd_status *err) {
+    *err = PGD_OK;
+    if (g->preempted_step == s->step_no || s->reserved_seqs + g->max_seqs > s->cfg.max_num_seqs) return 0;
+    int mark = s->plan.num_items, mark_tokens = s->plan.num_tokens, r, bs = s->block_size;
+    pgd_sched_seq *q0 = g->seqs[0];
+    if ((r = add_seq(s, g, q0, err)) <= 0) return r;
+    int c0 = q0->computed, shared = s->kind == PGD_KV_PAGED && g->num_seqs > 1 ? common_prefix(s, g) : 0;
+    if (shared > c0 + *budget / bs * bs) { /* share what this step's budget can compute */
+        if (*budget / bs == 0 && *budget < s->cfg.max_num_batched_tokens) {
+            pgd_sched_release_kv(s, g); /* a later step can share at least a block */
+            return 0;
+        }
+        shared = c0 + *budget / bs * bs;
+    }
+    int pre = shared > c0 && *seqs_left > 1 ? shared - c0 : 0;
+    if (pre > 0) { /* planned as if forked; the KV manager is only touched once it all fits */
+        for (int i = 0; i < g->num_seqs; i++) g->seqs[i]->computed = shared;
+    } else {
+        for (int i = 1; i < g->num_seqs; i++)
+            if ((r = add_seq(s, g, g->seqs[i], err)) <= 0) return r;
+    }
+    int nsched, total = plan_counts(s, g, pre, *budget - pre, counts, &nsched), need = 0;
+    if (pre > 0) { /* the prefix's blocks, then whole new blocks after it (no copy-on-write) */
+        need = pre / bs;
+        for (int i = 0; i < g->num_seqs && total > 0; i++)
+            if (counts[i] > 0) need += (shared + counts[i] + bs - 1) / bs - shared / bs;
+        nsched += counts[0] == 0; /* sequence 0 computes the prefix in any case */
+    } else if (total > 0) {
+        need = blocks_needed(s, g, counts);
+    }
+    if (total >= 0 && total + pre > 0 && nsched <= *seqs_left && need > pgd_kv_free_blocks(s->kv) &&
+        s->n_running == 0 && s->n_swapped == 0) {
         PGD_ASSERT(s->pol->remove(s->waiting, g));
         s->n_waiting--;
         *err = drop(s, g, need - pgd_kv_free_blocks(s->kv));
         return -1;
     }
-    if (total <= 0 || nsched > *seqs_left || need > pgd_kv_free_blocks(s->kv)) {
+    if (total < 0 || total + pre <= 0 || nsched > *seqs_left ||
+        need + fork_reserve(s, g) > pgd_kv_free_blocks(s->kv)) {
         pgd_sched_release_kv(s, g);
         return 0;
     }
-    int mark = s->plan.num_items, mark_tokens = s->plan.num_tokens;
-    pgd_status st = commit(s, g, counts);
-    if (st != PGD_OK) {
+    pgd_status st = PGD_OK;
+    if (pre > 0) {
+        q0->computed = c0;
+        st = pgd_kv_append(s->kv, q0->id, q0->tokens + c0, pre);
+        if (st == PGD_OK) st = take_copies(s);
+        for (int i = 1; i < g->num_seqs && st == PGD_OK; i++) {
+            pgd_sched_seq *q = g->seqs[i];
+            if ((st = pgd_kv_fork(s->kv, q0->id, q->id)) == PGD_OK) q->in_kv = 1;
+        }
+        q0->computed = shared;
+    }
+    if (st != PGD_OK || (st = commit(s, g, counts)) != PGD_OK) {
         s->plan.num_items = mark;
         s->plan.num_tokens = mark_tokens;
         pgd_sched_release_kv(s, g);
         if (st != PGD_ERR_NO_BLOCKS) *err = st;
         return 0;
     }
+    if (pre > 0) { /* sequence 0's item starts at its cached prefix, before the shared one */
+        if (counts[0] > 0) {
+            pgd_sched_item *it = &s->plan.items[mark];
+            PGD_ASSERT(it->seq == q0 && it->start == shared);
+            it->start = c0;
+            it->num_new_tokens += pre;
+            s->plan.num_tokens += pre;
+        } else {
+            q0->computed = c0;
+            if ((*err = push_item(s, g, q0, pre)) != PGD_OK) return 0;
+            q0->computed = shared;
+        }
+    }
     PGD_ASSERT(s->pol->pop(s->waiting) == g);
     s->n_waiting--;
     if ((*err = pgd_sched_running_push(s, g)) != PGD_OK) return 0;
-    mark_scheduled(s, g, total, nsched, budget, seqs_left);
+    mark_scheduled(s, g, total + pre, nsched, budget, seqs_left);
     s->plan.num_admitted++;
     return 1;
 }
@@ -279,6 +409,19 @@ pgd_status pgd_scheduler_step(pgd_scheduler *s, const pgd_sched_plan **out) {
             st = schedule_running(s, snap[i], counts, &budget, &seqs_left, 1);
     pgd_sched_group *g;
     while (st == PGD_OK && (g = s->pol->peek(s->swapped))) {
+        if (g->preempted_step != s->step_no && s->n_running == 0 && !swap_in_room(s, g)) {
+            /* Nothing runs and it still does not fit: swapped out, a forked
+             * group's sequences hold private copies of the blocks they shared
+             * and may need more than the whole cache to come back. Recompute
+             * it instead (admit shares the common prefix again); waiting for
+             * room would stall the engine for ever. */
+            PGD_ASSERT(s->pol->pop(s->swapped) == g);
+            s->n_swapped--;
+            pgd_sched_release_kv(s, g);
+            g->state = PGD_SCHED_WAITING;
+            if ((st = s->pol->enqueue(s->waiting, g)) == PGD_OK) s->n_waiting++;
+            continue;
+        }
         if (g->preempted_step == s->step_no || s->reserved_seqs + g->max_seqs > s->cfg.max_num_seqs ||
             !swap_in_room(s, g))
             break;

@@ -6,8 +6,11 @@
  * generated ones) and how many of them already have K/V in the cache
  * (`computed`). What a step computes for a sequence is always
  * tokens[computed .. len-1]: a prefill (or a chunk of it), one decode token,
- * or after a recompute preemption its whole token list again. A sequence
- * whose computed count reaches len in a step gets logits to sample from.
+ * or after a recompute preemption its whole token list again (the
+ * sequences of a forked group then share the whole blocks of their common
+ * prefix again: the first computes them, the others start after them). A
+ * sequence whose computed count reaches len in a step gets logits to sample
+ * from.
  *
  * pgd_scheduler_step() fills a plan: the scheduled sequences with their new
  * tokens and block tables, and an ORDERED list of block operations (swap
@@ -20,8 +23,13 @@
  * then swapped groups (swapped back in before any new admission), then
  * waiting groups in policy order; a group is admitted, preempted, swapped
  * and freed as a whole. With chunked prefill off a prompt is scheduled
- * whole or not at all. With the STATIC manager kind new groups are only
- * admitted when nothing is running (request-level static batching).
+ * whole or not at all, except a group with more tokens to compute than a
+ * whole step's budget (a recomputed forked group), which is prefilled in
+ * chunks. A group that may fork is admitted only while a free block is left
+ * for every running sequence and each of its own. A swapped group that
+ * cannot come back even with nothing running is recomputed instead. With
+ * the STATIC manager kind new groups are only admitted when nothing is
+ * running (request-level static batching).
  *
  * The group/sequence structs are shared with the engine and the policies;
  * callers treat them as read-only and change them only through the
