@@ -7,6 +7,7 @@
 #define PAGODA_TEST_PARALLEL_BATCH_H
 
 #include "pagoda/model.h"
+#include "test_util.h"
 
 enum { PB_NS = 5, PB_MBS = 8, PB_BS = 16, PB_BLOCKS = 1 + PB_NS * PB_MBS };
 
@@ -28,22 +29,18 @@ static inline void pgd_parallel_batch(pgd_batch *b, int32_t *tok, int32_t *qs, i
 }
 
 /* Compare row-major logits (rows, vocab) `got` with reference `ref`: the
- * relative error max|got - ref| / max|ref|, and among the rows whose
- * reference top-two gap exceeds 1e-4 of its largest magnitude (a clear
- * winner) how many keep the same greedy token. */
+ * relative error pgd_test_rel_err (max|got - ref| / max|ref|), and among the
+ * rows whose reference top-two gap exceeds 1e-4 of its largest magnitude (a
+ * clear winner) how many keep the same greedy token. */
 static inline double pgd_parallel_compare(const float *ref, const float *got, int rows, int vocab, int *checked,
                                           int *same) {
-    double maxd = 0, maxa = 1e-30;
     *checked = *same = 0;
     for (int r = 0; r < rows; r++) {
         const float *x = ref + (size_t)r * vocab, *y = got + (size_t)r * vocab;
         int ix = 0, iy = 0;
         float top = x[0], second = -3.4e38f, amax = 0;
         for (int v = 0; v < vocab; v++) {
-            double d = x[v] > y[v] ? (double)x[v] - y[v] : (double)y[v] - x[v];
             float a = x[v] < 0 ? -x[v] : x[v];
-            if (d > maxd) maxd = d;
-            if (a > maxa) maxa = a;
             if (a > amax) amax = a;
             if (v && x[v] > top) { second = top; top = x[v]; ix = v; }
             else if (v && x[v] > second) second = x[v];
@@ -54,7 +51,7 @@ static inline double pgd_parallel_compare(const float *ref, const float *got, in
             *same += ix == iy;
         }
     }
-    return maxd / maxa;
+    return pgd_test_rel_err(got, ref, (size_t)rows * vocab);
 }
 
 #endif

@@ -63,20 +63,6 @@ static uint32_t rnd(uint32_t n) {
     return (uint32_t)((g_rng >> 11) % n);
 }
 
-static float *randf(size_t n, uint64_t seed, float lo, float hi) {
-    float *x = malloc((n ? n : 1) * sizeof *x);
-    pgd_test_fill_uniform(x, n, seed, lo, hi);
-    return x;
-}
-
-static void *rand_weights(size_t n, pgd_dtype dt, uint64_t seed) {
-    float *f = randf(n, seed, -1.0f, 1.0f);
-    if (dt == PGD_F32) return f;
-    uint16_t *h = malloc((n ? n : 1) * sizeof *h);
-    for (size_t i = 0; i < n; i++) h[i] = dt == PGD_F16 ? pgd_f32_to_f16(f[i]) : pgd_f32_to_bf16(f[i]);
-    free(f);
-    return h;
-}
 
 /* Device copy of host data (bytes may be 0). */
 static void *put(pgd_backend *be, const void *host, size_t bytes) {
@@ -136,7 +122,7 @@ static int suite_cleanup(void) {
 
 static void test_memory(void) {
     size_t n = 1000003;
-    float *x = randf(n, 1, -1, 1), *y = malloc(n * 4);
+    float *x = pgd_test_randf(n, 1, -1, 1), *y = malloc(n * 4);
     float *d = put(g_be, x, n * 4);
     get(g_be, y, d, n * 4);
     CU_ASSERT(memcmp(x, y, n * 4) == 0);
@@ -166,8 +152,8 @@ static void test_memory(void) {
 
 static void matmul_case(pgd_backend *be, pgd_dtype dt, int n, int in, int out, uint64_t seed) {
     size_t xs = (size_t)n * in, ws = (size_t)out * in, ys = (size_t)n * out;
-    float *x = randf(xs, seed, -1, 1), *ref = malloc(ys * 4), *y = malloc(ys * 4);
-    void *w = rand_weights(ws, dt, seed + 1);
+    float *x = pgd_test_randf(xs, seed, -1, 1), *ref = malloc(ys * 4), *y = malloc(ys * 4);
+    void *w = pgd_test_rand_weights(ws, dt, seed + 1);
     pgd_ref_matmul(ref, x, w, dt, n, in, out);
     float *dx = put(be, x, xs * 4), *dy = NULL;
     void *dw = put(be, w, ws * pgd_dtype_size(dt));
@@ -212,7 +198,7 @@ static void test_embedding_gather(void) {
         for (int di = 0; di < 4; di++) {
             int dim = dims[di], vocab = 53, n = 70;
             size_t ts = (size_t)vocab * dim * pgd_dtype_size((pgd_dtype)dt);
-            void *table = rand_weights((size_t)vocab * dim, (pgd_dtype)dt, 40 + (uint64_t)di);
+            void *table = pgd_test_rand_weights((size_t)vocab * dim, (pgd_dtype)dt, 40 + (uint64_t)di);
             int32_t tokens[70];
             for (int i = 0; i < n; i++) tokens[i] = (int32_t)rnd((uint32_t)vocab);
             float *ref = malloc((size_t)n * dim * 4), *y = malloc((size_t)n * dim * 4);
@@ -246,7 +232,7 @@ static void test_rmsnorm(void) {
     for (int c = 0; c < 6; c++) {
         int n = cases[c][0], dim = cases[c][1];
         size_t sz = (size_t)n * dim;
-        float *x = randf(sz, 200 + (uint64_t)c, -2, 2), *w = randf((size_t)dim, 300 + (uint64_t)c, 0.5f, 1.5f);
+        float *x = pgd_test_randf(sz, 200 + (uint64_t)c, -2, 2), *w = pgd_test_randf((size_t)dim, 300 + (uint64_t)c, 0.5f, 1.5f);
         float *ref = malloc(sz * 4), *y = malloc(sz * 4);
         pgd_ref_rmsnorm(ref, x, w, n, dim, 1e-5f);
         float *dx = put(g_be, x, sz * 4), *dw = put(g_be, w, (size_t)dim * 4), *dy = NULL;
@@ -272,7 +258,7 @@ static void test_rope(void) {
     for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
         int n = cs[c].n, nh = cs[c].nh, nkv = cs[c].nkv, hd = cs[c].hd;
         size_t qs = (size_t)n * nh * hd, ks = (size_t)n * nkv * hd;
-        float *q = randf(qs, 400 + c, -1, 1), *k = randf(ks, 500 + c, -1, 1);
+        float *q = pgd_test_randf(qs, 400 + c, -1, 1), *k = pgd_test_randf(ks, 500 + c, -1, 1);
         float *qr = malloc(qs * 4), *kr = malloc(ks * 4), *qg = malloc(qs * 4), *kg = malloc(ks * 4);
         int32_t *pos = malloc((size_t)n * 4);
         for (int i = 0; i < n; i++) pos[i] = i == n - 1 ? cs[c].maxpos : (int32_t)rnd((uint32_t)cs[c].maxpos + 1);
@@ -293,7 +279,7 @@ static void test_silu_mul_add(void) {
     static const size_t ns[] = {1, 3, 1000, 65536 + 3, 3 * 14336};
     for (size_t c = 0; c < sizeof ns / sizeof *ns; c++) {
         size_t n = ns[c];
-        float *g = randf(n, 600 + c, -6, 6), *u = randf(n, 700 + c, -2, 2);
+        float *g = pgd_test_randf(n, 600 + c, -6, 6), *u = pgd_test_randf(n, 700 + c, -2, 2);
         float *ref = malloc(n * 4), *y = malloc(n * 4);
         memcpy(ref, g, n * 4);
         pgd_ref_silu_mul(ref, u, n);
@@ -323,8 +309,8 @@ static void test_kv_write_copy_blocks(void) {
         int bs = cs[c][0], nkv = cs[c][1], hd = cs[c][2], n = cs[c][3];
         int nblocks = (n + bs - 1) / bs + 4;
         size_t bf = (size_t)nkv * bs * hd, cs_ = (size_t)nblocks * bf, ts = (size_t)n * nkv * hd;
-        float *kc = randf(cs_, 800 + c, -1, 1), *vc = randf(cs_, 900 + c, -1, 1);
-        float *k = randf(ts, 1000 + c, -1, 1), *v = randf(ts, 1100 + c, -1, 1);
+        float *kc = pgd_test_randf(cs_, 800 + c, -1, 1), *vc = pgd_test_randf(cs_, 900 + c, -1, 1);
+        float *k = pgd_test_randf(ts, 1000 + c, -1, 1), *v = pgd_test_randf(ts, 1100 + c, -1, 1);
         int32_t *slots = malloc((size_t)n * 4);
         int32_t *perm = malloc((size_t)nblocks * bs * 4);
         for (int i = 0; i < nblocks * bs; i++) perm[i] = i;
@@ -373,8 +359,8 @@ static void attention_case(pgd_backend *be, int bs, int nh, int nkv, int hd, int
     }
     total_blocks += 3;
     size_t cs = (size_t)total_blocks * nkv * bs * hd, qs = (size_t)ntok * nh * hd;
-    float *kc = randf(cs, seed, -1, 1), *vc = randf(cs, seed + 1, -1, 1);
-    float *q = randf(qs, seed + 2, -1, 1);
+    float *kc = pgd_test_randf(cs, seed, -1, 1), *vc = pgd_test_randf(cs, seed + 1, -1, 1);
+    float *q = pgd_test_randf(qs, seed + 2, -1, 1);
     float *ref = malloc(qs * 4), *out = malloc(qs * 4), *out2 = malloc(qs * 4);
     int32_t *bt = malloc((size_t)ns * maxb * 4), *perm = malloc((size_t)total_blocks * 4);
     int32_t *qstart = malloc((size_t)(ns + 1) * 4), *lens = malloc((size_t)ns * 4);
@@ -556,7 +542,7 @@ static void test_argmax_sample(void) {
     const int vocabs[] = {1, 7, 512, 32000, 128256};
     for (int vi = 0; vi < 5; vi++) {
         int n = vocabs[vi];
-        float *l = randf((size_t)R * n, 3000 + (uint64_t)vi, -8, 8);
+        float *l = pgd_test_randf((size_t)R * n, 3000 + (uint64_t)vi, -8, 8);
         /* special rows: ties, NaNs, all NaN, -inf, +inf, quantised logits (many ties) */
         for (int i = 0; i < n; i++) {
             l[0 * (size_t)n + i] = (float)(i % 3);
@@ -761,7 +747,7 @@ static void test_kv_swap(void) {
     pgd_kv_cache *kv = NULL;
     OK(pgd_kv_cache_create(g_be, &c, bs, nb, &kv));
     size_t bf = (size_t)c.n_kv_heads * bs * c.head_dim, lf = bf * nb;
-    float *x = randf(lf, 4000, -1, 1), *y = malloc(lf * 4);
+    float *x = pgd_test_randf(lf, 4000, -1, 1), *y = malloc(lf * 4);
     for (int l = 0; l < c.n_layers; l++) {
         OK(pgd_backend_upload(g_be, pgd_kv_cache_k(kv, l), x, lf * 4));
         OK(pgd_backend_upload(g_be, pgd_kv_cache_v(kv, l), x, lf * 4));

@@ -66,28 +66,12 @@ static uint32_t rnd(uint32_t n) {
     return (uint32_t)((g_rng >> 11) % n);
 }
 
-static float *randf(size_t n, uint64_t seed, float lo, float hi) {
-    float *x = malloc((n ? n : 1) * sizeof *x);
-    pgd_test_fill_uniform(x, n, seed, lo, hi);
-    return x;
-}
-
-/* Weights of dtype dt from random floats; *ref_f32 gets their exact f32 values. */
-static void *rand_weights(size_t n, pgd_dtype dt, uint64_t seed) {
-    float *f = randf(n, seed, -1.0f, 1.0f);
-    if (dt == PGD_F32) return f;
-    uint16_t *h = malloc((n ? n : 1) * sizeof *h);
-    for (size_t i = 0; i < n; i++)
-        h[i] = dt == PGD_F16 ? pgd_f32_to_f16(f[i]) : pgd_f32_to_bf16(f[i]);
-    free(f);
-    return h;
-}
 
 /* ---------------------------------------------------------------- matmul */
 
 static void matmul_case(pgd_dtype dt, int n, int in, int out, uint64_t seed) {
-    float *x = randf((size_t)n * in, seed, -1.0f, 1.0f);
-    void *w = rand_weights((size_t)out * in, dt, seed + 1);
+    float *x = pgd_test_randf((size_t)n * in, seed, -1.0f, 1.0f);
+    void *w = pgd_test_rand_weights((size_t)out * in, dt, seed + 1);
     float *ref = malloc((size_t)n * out * sizeof *ref), *y = malloc((size_t)n * out * sizeof *y);
     float *y0 = malloc((size_t)n * out * sizeof *y0);
     pgd_ref_matmul(ref, x, w, dt, n, in, out);
@@ -160,7 +144,7 @@ static void test_embedding(void) {
     for (int dt = 0; dt < 3; dt++) {
         for (size_t di = 0; di < 4; di++) {
             int dim = dims[di], vocab = 53, n = 70;
-            void *table = rand_weights((size_t)vocab * dim, (pgd_dtype)dt, 40 + di);
+            void *table = pgd_test_rand_weights((size_t)vocab * dim, (pgd_dtype)dt, 40 + di);
             int32_t tokens[70];
             for (int i = 0; i < n; i++) tokens[i] = (int32_t)rnd((uint32_t)vocab);
             float *ref = malloc((size_t)n * dim * sizeof *ref);
@@ -187,7 +171,7 @@ static void test_rmsnorm(void) {
     for (size_t c = 0; c < 5; c++) {
         int n = cases[c][0], dim = cases[c][1];
         size_t sz = (size_t)n * dim;
-        float *x = randf(sz, 200 + c, -2.0f, 2.0f), *w = randf((size_t)dim, 300 + c, 0.5f, 1.5f);
+        float *x = pgd_test_randf(sz, 200 + c, -2.0f, 2.0f), *w = pgd_test_randf((size_t)dim, 300 + c, 0.5f, 1.5f);
         float *ref = malloc(sz * sizeof *ref), *y = malloc(sz * sizeof *y);
         pgd_ref_rmsnorm(ref, x, w, n, dim, 1e-5f);
         for (int ii = 0; ii < g_n_isas; ii++) {
@@ -216,7 +200,7 @@ static void test_rope(void) {
     for (size_t c = 0; c < 4; c++) {
         int n = cases[c][0], nh = cases[c][1], nkv = cases[c][2], hd = cases[c][3];
         size_t qs = (size_t)n * nh * hd, ks = (size_t)n * nkv * hd;
-        float *q0 = randf(qs, 400 + c, -1, 1), *k0 = randf(ks, 500 + c, -1, 1);
+        float *q0 = pgd_test_randf(qs, 400 + c, -1, 1), *k0 = pgd_test_randf(ks, 500 + c, -1, 1);
         float *qr = malloc(qs * 4), *kr = malloc(ks * 4), *q = malloc(qs * 4), *k = malloc(ks * 4);
         int32_t *pos = malloc((size_t)n * sizeof *pos);
         for (int i = 0; i < n; i++) pos[i] = (int32_t)rnd(5000);
@@ -249,7 +233,7 @@ static void test_silu_mul_add(void) {
     static const size_t ns[] = {1, 7, 8, 1000, 100003};
     for (size_t c = 0; c < 5; c++) {
         size_t n = ns[c];
-        float *g0 = randf(n, 600 + c, -12, 12), *up = randf(n, 700 + c, -2, 2);
+        float *g0 = pgd_test_randf(n, 600 + c, -12, 12), *up = pgd_test_randf(n, 700 + c, -2, 2);
         float *ref = malloc(n * 4), *y = malloc(n * 4), *refa = malloc(n * 4);
         memcpy(ref, g0, n * 4);
         pgd_ref_silu_mul(ref, up, n);
@@ -289,9 +273,9 @@ static void test_kv_write(void) {
         int bs = cases[b][0], n = cases[b][1], nkv = cases[b][2], hd = cases[b][3];
         int nblocks = cases[b][4];
         size_t cs = (size_t)nblocks * nkv * bs * hd;
-        float *k = randf((size_t)n * nkv * hd, 800 + b, -1, 1);
-        float *v = randf((size_t)n * nkv * hd, 900 + b, -1, 1);
-        float *kc0 = randf(cs, 1000 + b, -1, 1), *vc0 = randf(cs, 1100 + b, -1, 1);
+        float *k = pgd_test_randf((size_t)n * nkv * hd, 800 + b, -1, 1);
+        float *v = pgd_test_randf((size_t)n * nkv * hd, 900 + b, -1, 1);
+        float *kc0 = pgd_test_randf(cs, 1000 + b, -1, 1), *vc0 = pgd_test_randf(cs, 1100 + b, -1, 1);
         float *kr = malloc(cs * 4), *vr = malloc(cs * 4);
         float *kc = malloc(cs * 4), *vc = malloc(cs * 4);
         /* distinct shuffled slots, every fifth token skipped */
@@ -326,7 +310,7 @@ static void test_copy_blocks(void) {
     static const int32_t pairs[] = {1, 2, 2, 5, 0, 3, 4, 4, 6, 0};
     for (int c = 0; c < 3; c++) {
         size_t bf = bfs[c], cs = 7 * bf;
-        float *c0 = randf(cs, 1200 + c, -1, 1), *ref = malloc(cs * 4), *y = malloc(cs * 4);
+        float *c0 = pgd_test_randf(cs, 1200 + c, -1, 1), *ref = malloc(cs * 4), *y = malloc(cs * 4);
         memcpy(ref, c0, cs * 4);
         pgd_ref_copy_blocks(ref, pairs, 5, bf);
         CU_ASSERT(memcmp(ref + 5 * bf, c0 + 1 * bf, bf * 4) == 0);
@@ -353,8 +337,8 @@ static void attention_case(int bs, int nh, int nkv, int hd, int ns, const int *l
     }
     total_blocks += 3; /* spare blocks never referenced */
     size_t cs = (size_t)total_blocks * nkv * bs * hd, qs = (size_t)ntok * nh * hd;
-    float *kc = randf(cs, seed, -1, 1), *vc = randf(cs, seed + 1, -1, 1);
-    float *q = randf(qs, seed + 2, -qrange, qrange);
+    float *kc = pgd_test_randf(cs, seed, -1, 1), *vc = pgd_test_randf(cs, seed + 1, -1, 1);
+    float *q = pgd_test_randf(qs, seed + 2, -qrange, qrange);
     float *ref = malloc(qs * 4), *out = malloc(qs * 4), *out0 = malloc(qs * 4);
     int32_t *bt = malloc((size_t)ns * maxb * sizeof *bt), *perm = malloc((size_t)total_blocks * 4);
     int32_t qstart[16], lens[16];

@@ -1,6 +1,8 @@
 /* test_util.c - CUnit runner, data paths, random fill, CLI runner. */
 #include "test_util.h"
 
+#include "pagoda/dtype.h"
+
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -133,4 +135,19 @@ int pgd_test_load_goldens(pgd_golden *G, int max) {
     }
     fclose(f);
     return n;
+}
+
+float *pgd_test_randf(size_t n, uint64_t seed, float lo, float hi) {
+    float *x = malloc((n ? n : 1) * sizeof *x);
+    if (x) pgd_test_fill_uniform(x, n, seed, lo, hi);
+    return x;
+}
+
+void *pgd_test_rand_weights(size_t n, int dt, uint64_t seed) {
+    float *f = pgd_test_randf(n, seed, -1.0f, 1.0f);
+    if (!f || dt == PGD_F32) return f;
+    uint16_t *h = malloc((n ? n : 1) * sizeof *h);
+    for (size_t i = 0; h && i < n; i++) h[i] = dt == PGD_F16 ? pgd_f32_to_f16(f[i]) : pgd_f32_to_bf16(f[i]);
+    free(f);
+    return h;
 }

@@ -20,6 +20,12 @@ const char *pgd_test_data(const char *rel);
 /* Fill with deterministic uniform values in [lo, hi). */
 void pgd_test_fill_uniform(float *x, size_t n, uint64_t seed, float lo, float hi);
 
+/* malloc'd n floats uniform in [lo, hi) (pgd_test_fill_uniform); free() it. */
+float *pgd_test_randf(size_t n, uint64_t seed, float lo, float hi);
+/* malloc'd n weights of dtype dt (f32, f16 or bf16) from uniform floats in
+ * [-1, 1) of the given seed, rounded once to dt; free() it. */
+void *pgd_test_rand_weights(size_t n, int dt, uint64_t seed);
+
 /* max_i |a-b| / max(max_i |b|, tiny): relative error of a against reference b. */
 double pgd_test_rel_err(const float *a, const float *b, size_t n);
 
