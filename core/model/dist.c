@@ -157,6 +157,17 @@ static pgd_status test_hook(pgd_dist *d) {
     return pgd_error(PGD_ERR_DEVICE, "injected failure (PAGODA_TEST_FAIL_RANK=%d)", d->rank);
 }
 
+/* End of micro-batch mb of M starting at sequence s0: cut where the token
+ * count passes (mb + 1) / M of the step's T, leaving a sequence for each
+ * later micro-batch. Driver and stages call it alike, so they agree. */
+static int mb_end(const int32_t *qs, int S, int T, int M, int mb, int s0) {
+    if (mb == M - 1) return S;
+    int s1 = s0 + 1;
+    long target = (long)T * (mb + 1) / M;
+    while (s1 < S - (M - 1 - mb) && qs[s1] < target) s1++;
+    return s1;
+}
+
 static pgd_status exec_forward(pgd_model *m, const cmd_hdr *h, const int32_t *p, float *logits) {
     pgd_dist *d = m->dist;
     const int S = h->a, T = h->b, MB = h->c, all = h->d;
@@ -179,13 +190,8 @@ static pgd_status exec_forward(pgd_model *m, const cmd_hdr *h, const int32_t *p,
     int deliver = sh->pp_rank == sh->pp - 1 && sh->tp_rank == 0; /* sends or writes the logits */
     PGD_TRY(ensure_buf(&d->qs, &d->qs_cap, (size_t)S + 1));
     const int V = m->cfg.vocab_size;
-    int s0 = 0;
-    for (int mb = 0; mb < M; mb++) {
-        /* sequences [s0, s1): cut where the token count passes (mb + 1) / M of the total */
-        int s1 = s0 + 1;
-        long target = (long)T * (mb + 1) / M;
-        while (s1 < S - (M - 1 - mb) && qs[s1] < target) s1++;
-        if (mb == M - 1) s1 = S;
+    for (int mb = 0, s0 = 0; mb < M; mb++) {
+        int s1 = mb_end(qs, S, T, M, mb, s0);
         int q0 = qs[s0], ns = s1 - s0, nt = qs[s1] - q0;
         for (int i = 0; i <= ns; i++) d->qs[i] = qs[s0 + i] - q0;
         pgd_batch b = {.num_seqs = ns, .num_tokens = nt, .tokens = tok + q0, .query_start = d->qs,
@@ -194,21 +200,16 @@ static pgd_status exec_forward(pgd_model *m, const cmd_hdr *h, const int32_t *p,
         size_t row0 = all ? (size_t)q0 : (size_t)s0;
         pgd_pass_io io = {.tp = d->dtp, .world = d->dworld, .prev = sh->pp_rank ? d->rank - sh->tp : -1,
                           .next = sh->pp_rank < sh->pp - 1 ? d->rank + sh->tp : -1,
-                          .logits_to = deliver && d->rank != 0 ? 0 : -1, .tag = mb};
-        io.ctrl = d->ctrl; /* logits go to the driver over the host communicator */
-        pgd_status st = pgd_model_pass(m, d->kv, &b, d->rank == 0 ? logits + row0 * V : NULL, &io);
-        if (st != PGD_OK) return st;
+                          .logits_to = deliver && d->rank != 0 ? 0 : -1, .tag = mb,
+                          .ctrl = d->ctrl /* logits go to the driver over the host communicator */};
+        PGD_TRY(pgd_model_pass(m, d->kv, &b, d->rank == 0 ? logits + row0 * V : NULL, &io));
         s0 = s1;
     }
     if (d->rank == 0 && !deliver) {
         /* the driver collects each micro-batch's logits from the last stage */
         int src = (sh->pp - 1) * sh->tp;
-        s0 = 0;
-        for (int mb = 0; mb < M; mb++) {
-            int s1 = s0 + 1;
-            long target = (long)T * (mb + 1) / M;
-            while (s1 < S - (M - 1 - mb) && qs[s1] < target) s1++;
-            if (mb == M - 1) s1 = S;
+        for (int mb = 0, s0 = 0; mb < M; mb++) {
+            int s1 = mb_end(qs, S, T, M, mb, s0);
             size_t r0 = all ? (size_t)qs[s0] : (size_t)s0, nr = all ? (size_t)(qs[s1] - qs[s0]) : (size_t)(s1 - s0);
             PGD_TRY(pgd_comm_recv(d->ctrl, logits + r0 * V, sizeof(float) * nr * V, src, mb));
             s0 = s1;
