@@ -166,7 +166,7 @@ pgd_status pgd_model_put_tensor(pgd_model *m, pgd_tensor_kind k, int l, const pg
     const pgd_model_config *c = &m->cfg;
     const pgd_shard *sh = &m->sh;
     size_t d = (size_t)c->dim, hd = (size_t)c->head_dim, V = (size_t)c->vocab_size,
-           qd = (size_t)c->n_heads * hd, kvd = (size_t)c->n_kv_heads * hd, H = (size_t)c->hidden_dim;
+           qd = (size_t)c->n_heads * hd, H = (size_t)c->hidden_dim;
     int in_stage = l >= sh->layer_begin && l < sh->layer_end;
     pgd_layer_weights *L = in_stage ? &m->layers[l] : NULL;
     pgd_dtype wt = c->weight_dtype;
@@ -208,7 +208,6 @@ pgd_status pgd_model_put_tensor(pgd_model *m, pgd_tensor_kind k, int l, const pg
     case PGD_T_W2: return put_slice(m, L->w2, wt, src, H, 0, d, f0, nf);
     default: break;
     }
-    (void)kvd;
     return pgd_error(PGD_ERR_INVALID, "model: unknown tensor kind %d", (int)k);
 }
 
