@@ -4,7 +4,11 @@
  * sets base.ops to its static const ops table, and registers a create
  * function in core/backend.c's registry. Every op returns PGD_OK or an error
  * recorded with pgd_error() naming the op. Optional ops may be NULL; the
- * wrappers in core/backend.c then report PGD_ERR_UNSUPPORTED. */
+ * wrappers in core/backend.c then report PGD_ERR_UNSUPPORTED.
+ *
+ * The wrappers also keep per-op call counts and seconds in the struct
+ * (op_calls, op_seconds; pgd_backend_op_times): a backend must allocate it
+ * zeroed (calloc) and never writes those fields itself. */
 #ifndef PAGODA_BACKEND_IMPL_H
 #define PAGODA_BACKEND_IMPL_H
 
@@ -47,12 +51,23 @@ struct pgd_backend_ops {
                          const pgd_sample_row *rows, int n, int vocab);
 };
 
+/* The ops core/backend.c times, in the order pgd_backend_op_times lists them. */
+enum pgd_backend_op_id {
+    PGD_BOP_UPLOAD, PGD_BOP_DOWNLOAD, PGD_BOP_MEMSET, PGD_BOP_SYNC, PGD_BOP_EMBEDDING, PGD_BOP_MATMUL,
+    PGD_BOP_RMSNORM, PGD_BOP_ROPE, PGD_BOP_SILU_MUL, PGD_BOP_ADD, PGD_BOP_KV_WRITE, PGD_BOP_PAGED_ATTENTION,
+    PGD_BOP_GATHER_ROWS, PGD_BOP_COPY_BLOCKS, PGD_BOP_ARGMAX, PGD_BOP_SAMPLE,
+    PGD_BOP_COUNT
+};
+
 struct pgd_backend {
     const struct pgd_backend_ops *ops;
     char description[128];
     pgd_clock *clock;   /* sim: the virtual clock it advances; NULL = real time */
     int is_virtual;     /* large allocations hold no data */
     pgd_dtype kv_dtype; /* KV accounting dtype (zeroed = f32) */
+    /* written by core/backend.c's wrappers only (zeroed at creation) */
+    int64_t op_calls[PGD_BOP_COUNT];
+    double op_seconds[PGD_BOP_COUNT];
 };
 
 /* Registry entries (defined by each backend). */

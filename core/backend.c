@@ -1,5 +1,11 @@
 /* backend.c - backend registry and the checked wrappers around the ops
- * table. This is the only file that calls through pgd_backend_ops. */
+ * table. This is the only file that calls through pgd_backend_ops.
+ *
+ * Op accounting (backend.h): each wrapper of a transfer, sync or compute
+ * op that reaches the ops table goes through TIMED, which reads the
+ * backend's clock before and after the call and adds the difference and
+ * one call to the backend's op_seconds/op_calls. Validation errors and
+ * early returns (nothing to do) are not counted. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +69,49 @@ pgd_clock *pgd_backend_clock(const pgd_backend *b) { return b ? b->clock : NULL;
 int pgd_backend_is_virtual(const pgd_backend *b) { return b ? b->is_virtual : 0; }
 pgd_dtype pgd_backend_kv_dtype(const pgd_backend *b) { return b ? b->kv_dtype : PGD_F32; }
 
+static const char *const op_names[PGD_BOP_COUNT] = {
+    [PGD_BOP_UPLOAD] = "upload",           [PGD_BOP_DOWNLOAD] = "download",
+    [PGD_BOP_MEMSET] = "memset",           [PGD_BOP_SYNC] = "sync",
+    [PGD_BOP_EMBEDDING] = "embedding",     [PGD_BOP_MATMUL] = "matmul",
+    [PGD_BOP_RMSNORM] = "rmsnorm",         [PGD_BOP_ROPE] = "rope",
+    [PGD_BOP_SILU_MUL] = "silu_mul",       [PGD_BOP_ADD] = "add",
+    [PGD_BOP_KV_WRITE] = "kv_write",       [PGD_BOP_PAGED_ATTENTION] = "paged_attention",
+    [PGD_BOP_GATHER_ROWS] = "gather_rows", [PGD_BOP_COPY_BLOCKS] = "copy_blocks",
+    [PGD_BOP_ARGMAX] = "argmax",           [PGD_BOP_SAMPLE] = "sample",
+};
+_Static_assert(PGD_BOP_COUNT == PGD_BACKEND_NUM_OPS, "PGD_BACKEND_NUM_OPS must count the timed ops");
+
+int pgd_backend_op_times(const pgd_backend *b, pgd_op_time *out, int cap) {
+    int n = 0;
+    if (!b) return 0;
+    for (int i = 0; i < PGD_BOP_COUNT; i++) {
+        if (b->op_calls[i] <= 0) continue;
+        if (out) {
+            if (n >= cap) break;
+            out[n] = (pgd_op_time){.op = op_names[i], .calls = b->op_calls[i], .seconds = b->op_seconds[i]};
+        }
+        n++;
+    }
+    return n;
+}
+
+void pgd_backend_op_times_reset(pgd_backend *b) {
+    if (!b) return;
+    memset(b->op_calls, 0, sizeof b->op_calls);
+    memset(b->op_seconds, 0, sizeof b->op_seconds);
+}
+
+/* Return `call` (an op through the table), charging its time on the
+ * backend's clock (virtual on the sim, else real) and one call to op `id`. */
+#define TIMED(b, id, call)                                                                  \
+    do {                                                                                    \
+        double t0_ = pgd_clock_now((b)->clock);                                             \
+        pgd_status st_ = (call);                                                            \
+        (b)->op_seconds[id] += pgd_clock_now((b)->clock) - t0_;                             \
+        (b)->op_calls[id]++;                                                                \
+        return st_;                                                                         \
+    } while (0)
+
 #define CHECK_OP(b, op)                                                                     \
     do {                                                                                    \
         if (!(b)) return pgd_error(PGD_ERR_INVALID, #op ": backend is NULL");               \
@@ -84,21 +133,21 @@ void pgd_backend_free(pgd_backend *b, void *dptr) {
 pgd_status pgd_backend_upload(pgd_backend *b, void *dst, const void *src, size_t bytes) {
     CHECK_OP(b, upload);
     if (!bytes) return PGD_OK;
-    return b->ops->upload(b, dst, src, bytes);
+    TIMED(b, PGD_BOP_UPLOAD, b->ops->upload(b, dst, src, bytes));
 }
 pgd_status pgd_backend_download(pgd_backend *b, void *dst, const void *src, size_t bytes) {
     CHECK_OP(b, download);
     if (!bytes) return PGD_OK;
-    return b->ops->download(b, dst, src, bytes);
+    TIMED(b, PGD_BOP_DOWNLOAD, b->ops->download(b, dst, src, bytes));
 }
 pgd_status pgd_backend_memset(pgd_backend *b, void *dst, int value, size_t bytes) {
     CHECK_OP(b, memset);
     if (!bytes) return PGD_OK;
-    return b->ops->memset(b, dst, value, bytes);
+    TIMED(b, PGD_BOP_MEMSET, b->ops->memset(b, dst, value, bytes));
 }
 pgd_status pgd_backend_sync(pgd_backend *b) {
     CHECK_OP(b, sync);
-    return b->ops->sync(b);
+    TIMED(b, PGD_BOP_SYNC, b->ops->sync(b));
 }
 
 pgd_status pgd_backend_embedding(pgd_backend *b, float *out, const void *table, pgd_dtype tt,
@@ -106,7 +155,7 @@ pgd_status pgd_backend_embedding(pgd_backend *b, float *out, const void *table, 
     CHECK_OP(b, embedding);
     if (n < 0 || dim <= 0) return pgd_error(PGD_ERR_INVALID, "embedding: bad shape n=%d dim=%d", n, dim);
     if (!n) return PGD_OK;
-    return b->ops->embedding(b, out, table, tt, tokens, n, dim);
+    TIMED(b, PGD_BOP_EMBEDDING, b->ops->embedding(b, out, table, tt, tokens, n, dim));
 }
 pgd_status pgd_backend_matmul(pgd_backend *b, float *y, const float *x, const void *w,
                               pgd_dtype wt, int n, int in, int out) {
@@ -114,14 +163,14 @@ pgd_status pgd_backend_matmul(pgd_backend *b, float *y, const float *x, const vo
     if (n < 0 || in <= 0 || out <= 0)
         return pgd_error(PGD_ERR_INVALID, "matmul: bad shape n=%d in=%d out=%d", n, in, out);
     if (!n) return PGD_OK;
-    return b->ops->matmul(b, y, x, w, wt, n, in, out);
+    TIMED(b, PGD_BOP_MATMUL, b->ops->matmul(b, y, x, w, wt, n, in, out));
 }
 pgd_status pgd_backend_rmsnorm(pgd_backend *b, float *y, const float *x, const float *w, int n,
                                int dim, float eps) {
     CHECK_OP(b, rmsnorm);
     if (n < 0 || dim <= 0) return pgd_error(PGD_ERR_INVALID, "rmsnorm: bad shape n=%d dim=%d", n, dim);
     if (!n) return PGD_OK;
-    return b->ops->rmsnorm(b, y, x, w, n, dim, eps);
+    TIMED(b, PGD_BOP_RMSNORM, b->ops->rmsnorm(b, y, x, w, n, dim, eps));
 }
 pgd_status pgd_backend_rope(pgd_backend *b, float *q, float *k, const int32_t *pos, int n,
                             int n_heads, int n_kv_heads, int head_dim, float theta) {
@@ -130,17 +179,17 @@ pgd_status pgd_backend_rope(pgd_backend *b, float *q, float *k, const int32_t *p
         return pgd_error(PGD_ERR_INVALID, "rope: bad shape heads=%d kv_heads=%d head_dim=%d",
                          n_heads, n_kv_heads, head_dim);
     if (!n) return PGD_OK;
-    return b->ops->rope(b, q, k, pos, n, n_heads, n_kv_heads, head_dim, theta);
+    TIMED(b, PGD_BOP_ROPE, b->ops->rope(b, q, k, pos, n, n_heads, n_kv_heads, head_dim, theta));
 }
 pgd_status pgd_backend_silu_mul(pgd_backend *b, float *gate, const float *up, size_t n) {
     CHECK_OP(b, silu_mul);
     if (!n) return PGD_OK;
-    return b->ops->silu_mul(b, gate, up, n);
+    TIMED(b, PGD_BOP_SILU_MUL, b->ops->silu_mul(b, gate, up, n));
 }
 pgd_status pgd_backend_add(pgd_backend *b, float *y, const float *x, size_t n) {
     CHECK_OP(b, add);
     if (!n) return PGD_OK;
-    return b->ops->add(b, y, x, n);
+    TIMED(b, PGD_BOP_ADD, b->ops->add(b, y, x, n));
 }
 pgd_status pgd_backend_kv_write(pgd_backend *b, float *k_cache, float *v_cache, const float *k,
                                 const float *v, const int32_t *slot_mapping, int n,
@@ -149,8 +198,8 @@ pgd_status pgd_backend_kv_write(pgd_backend *b, float *k_cache, float *v_cache, 
     if (n < 0 || n_kv_heads <= 0 || head_dim <= 0 || block_size <= 0)
         return pgd_error(PGD_ERR_INVALID, "kv_write: bad shape");
     if (!n) return PGD_OK;
-    return b->ops->kv_write(b, k_cache, v_cache, k, v, slot_mapping, n, n_kv_heads, head_dim,
-                            block_size);
+    TIMED(b, PGD_BOP_KV_WRITE,
+          b->ops->kv_write(b, k_cache, v_cache, k, v, slot_mapping, n, n_kv_heads, head_dim, block_size));
 }
 pgd_status pgd_backend_paged_attention(pgd_backend *b, const pgd_paged_attn *a) {
     CHECK_OP(b, paged_attention);
@@ -158,21 +207,21 @@ pgd_status pgd_backend_paged_attention(pgd_backend *b, const pgd_paged_attn *a) 
         a->n_heads % a->n_kv_heads || a->head_dim <= 0 || a->block_size <= 0)
         return pgd_error(PGD_ERR_INVALID, "paged_attention: bad arguments");
     if (!a->num_seqs) return PGD_OK;
-    return b->ops->paged_attention(b, a);
+    TIMED(b, PGD_BOP_PAGED_ATTENTION, b->ops->paged_attention(b, a));
 }
 pgd_status pgd_backend_gather_rows(pgd_backend *b, float *out, const float *x,
                                    const int32_t *rows, int n, int dim) {
     CHECK_OP(b, gather_rows);
     if (n < 0 || dim <= 0) return pgd_error(PGD_ERR_INVALID, "gather_rows: bad shape");
     if (!n) return PGD_OK;
-    return b->ops->gather_rows(b, out, x, rows, n, dim);
+    TIMED(b, PGD_BOP_GATHER_ROWS, b->ops->gather_rows(b, out, x, rows, n, dim));
 }
 pgd_status pgd_backend_copy_blocks(pgd_backend *b, float *cache, const int32_t *pairs,
                                    int n_pairs, size_t block_floats) {
     CHECK_OP(b, copy_blocks);
     if (n_pairs < 0) return pgd_error(PGD_ERR_INVALID, "copy_blocks: n_pairs < 0");
     if (!n_pairs) return PGD_OK;
-    return b->ops->copy_blocks(b, cache, pairs, n_pairs, block_floats);
+    TIMED(b, PGD_BOP_COPY_BLOCKS, b->ops->copy_blocks(b, cache, pairs, n_pairs, block_floats));
 }
 
 /* ---- optional ops ---- */
@@ -195,12 +244,12 @@ pgd_status pgd_backend_argmax(pgd_backend *b, int32_t *out, const float *logits,
     CHECK_OP(b, argmax);
     if (n < 0 || vocab <= 0) return pgd_error(PGD_ERR_INVALID, "argmax: bad shape n=%d vocab=%d", n, vocab);
     if (!n) return PGD_OK;
-    return b->ops->argmax(b, out, logits, n, vocab);
+    TIMED(b, PGD_BOP_ARGMAX, b->ops->argmax(b, out, logits, n, vocab));
 }
 pgd_status pgd_backend_sample(pgd_backend *b, int32_t *out, const float *logits,
                               const pgd_sample_row *rows, int n, int vocab) {
     CHECK_OP(b, sample);
     if (n < 0 || vocab <= 0) return pgd_error(PGD_ERR_INVALID, "sample: bad shape n=%d vocab=%d", n, vocab);
     if (!n) return PGD_OK;
-    return b->ops->sample(b, out, logits, rows, n, vocab);
+    TIMED(b, PGD_BOP_SAMPLE, b->ops->sample(b, out, logits, rows, n, vocab));
 }

@@ -2,7 +2,9 @@
  * give identical request sets and identical tokens (all-at-once and
  * Poisson arrivals, greedy and sampled); the clock interface (real and
  * virtual; the engine and the runner on a virtual clock); a run's results
- * directory holds every file with the expected content. */
+ * directory holds every file with the expected content; op_times.csv of a
+ * cpu and a sim run of stories260K (matmul count per forward, the step rows
+ * partition the run, on the sim the ops sum to schedule + forward). */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -175,8 +177,9 @@ static void test_outputs(void) {
         CU_ASSERT_EQUAL(pgd_run_write_outputs(rc, &res, rundir), PGD_OK);
         CU_ASSERT_EQUAL(pgd_runs_csv_add(t, rc, &res), PGD_OK);
         pgd_run_result_free(&res);
-        const char *files[] = {"summary.json", "requests.csv", "timeline.csv", "config.ini", "env.json"};
-        for (int k = 0; k < 5; k++) CU_ASSERT(exists(rundir, files[k]));
+        const char *files[] = {"summary.json", "requests.csv", "timeline.csv", "op_times.csv", "config.ini",
+                               "env.json"};
+        for (int k = 0; k < 6; k++) CU_ASSERT(exists(rundir, files[k]));
     }
     CU_ASSERT_EQUAL(pgd_runs_csv_write(t, csv), PGD_OK);
     pgd_runs_csv_destroy(t);
@@ -214,6 +217,196 @@ static void test_outputs(void) {
     pgd_experiment_destroy(e);
 }
 
+/* ---- op_times.csv ---- */
+
+typedef struct op_row {
+    char kind[8], name[32];
+    long long calls; /* -1 = empty field */
+    double seconds, share;
+} op_row;
+
+/* Split `line` in place at commas into exactly n fields; 0 if the count differs. */
+static int split(char *line, char **f, int n) {
+    int k = 0;
+    for (char *p = line; p; k++) {
+        if (k == n) return 0;
+        f[k] = p;
+        p = strchr(p, ',');
+        if (p) *p++ = '\0';
+    }
+    return k == n;
+}
+
+/* Parse op_times.csv; returns the row count (-1 on a malformed file). */
+static int read_op_times(const char *path, op_row *rows, int cap) {
+    char *text = pgd_test_read_file(path, NULL);
+    if (!text) return -1;
+    const char *header = "kind,name,calls,seconds,share\n";
+    int n = strncmp(text, header, strlen(header)) ? -1 : 0;
+    for (char *l = text + strlen(header), *end; n >= 0 && *l && n < cap; n++, l = end + 1) {
+        char *f[5];
+        if ((end = strchr(l, '\n'))) *end = '\0';
+        if (!end || !split(l, f, 5)) {
+            n = -1;
+            break;
+        }
+        op_row *r = &rows[n];
+        snprintf(r->kind, sizeof r->kind, "%s", f[0]);
+        snprintf(r->name, sizeof r->name, "%s", f[1]);
+        r->calls = *f[2] ? atoll(f[2]) : -1;
+        r->seconds = *f[3] ? strtod(f[3], NULL) : NAN;
+        r->share = *f[4] ? strtod(f[4], NULL) : NAN;
+    }
+    free(text);
+    return n;
+}
+
+static const op_row *find_row(const op_row *rows, int n, const char *kind, const char *name) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(rows[i].kind, kind) && !strcmp(rows[i].name, name)) return &rows[i];
+    return NULL;
+}
+
+/* One run of stories260K (../shared/data) on `backend`, all requests at once
+ * and KV space for all of them (no preemption): op_times.csv has the header,
+ * one row per op, the four step rows; matmul calls are 7 per layer + 1
+ * (classifier) per forward pass; the step rows partition the run time. */
+static void op_times_run(const char *backend) {
+    char ini[1024];
+    snprintf(ini, sizeof ini,
+             "[experiment]\nname = optimes\nseed = 9\n[model]\npath = %s\nbackend = %s\nthreads = 1\n"
+             "[engine]\nblock_size = 8\nnum_blocks = 257\nmax_num_batched_tokens = 512\n"
+             "[workload]\nnum_requests = 10\nrate = inf\ninput_len = uniform\ninput_min = 4\ninput_max = 40\n"
+             "output_len = uniform\noutput_min = 2\noutput_max = 30\n",
+             pgd_test_data("models/stories260K/stories260K.bin"), backend);
+    pgd_experiment *e = NULL;
+    if (pgd_experiment_load_string(ini, "optimes.ini", &e) != PGD_OK) fprintf(stderr, "\n  %s\n", pgd_last_error());
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    /* the model's layer count, from the file */
+    pgd_backend *be = NULL;
+    pgd_model *m = NULL;
+    pgd_backend_config bc = {.name = "cpu", .num_threads = 1};
+    CU_ASSERT_EQUAL_FATAL(pgd_backend_create(&bc, &be), PGD_OK);
+    CU_ASSERT_EQUAL_FATAL(pgd_model_load(pgd_test_data("models/stories260K/stories260K.bin"), NULL, be, &m), PGD_OK);
+    const int layers = pgd_model_get_config(m)->n_layers;
+    pgd_model_destroy(m);
+    pgd_backend_destroy(be);
+
+    const pgd_run_config *rc = pgd_experiment_run(e, 0);
+    pgd_run_result res;
+    pgd_status st = pgd_run_execute(rc, NULL, &res);
+    if (st != PGD_OK) fprintf(stderr, "\n  %s\n", pgd_last_error());
+    CU_ASSERT_EQUAL_FATAL(st, PGD_OK);
+    CU_ASSERT_EQUAL(res.summary.completed, 10);
+    CU_ASSERT_EQUAL_FATAL(res.stats.preemptions, 0);
+    char dir[] = "/tmp/pgd_optimes_XXXXXX", path[600];
+    PGD_ASSERT(mkdtemp(dir));
+    CU_ASSERT_EQUAL_FATAL(pgd_run_write_outputs(rc, &res, dir), PGD_OK);
+    snprintf(path, sizeof path, "%s/op_times.csv", dir);
+    op_row rows[64];
+    int n = read_op_times(path, rows, 64);
+    CU_ASSERT_FATAL(n > 4);
+
+    /* steps with a batch, from the timeline (one sample per step) */
+    int64_t batch_steps = 0;
+    for (int64_t i = 0; i < pgd_metrics_num_samples(res.metrics); i++)
+        batch_steps += pgd_metrics_sample(res.metrics, i)->batch_seqs > 0;
+    CU_ASSERT(batch_steps > 0);
+    CU_ASSERT_EQUAL(res.stats.forward_steps, batch_steps);
+    const op_row *mm = find_row(rows, n, "op", "matmul");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mm);
+    CU_ASSERT_EQUAL(mm->calls, batch_steps * (7 * layers + 1));
+    const char *every[] = {"upload", "download", "embedding", "rmsnorm", "rope", "silu_mul", "add",
+                           "kv_write", "paged_attention", "gather_rows"};
+    for (int i = 0; i < 10; i++) CU_ASSERT_PTR_NOT_NULL(find_row(rows, n, "op", every[i]));
+    CU_ASSERT_EQUAL(find_row(rows, n, "op", "paged_attention")->calls, batch_steps * layers);
+
+    /* rows: ops first (as the API lists them), then the four step rows */
+    CU_ASSERT_EQUAL(n, res.num_op_times + 4);
+    double ops = 0, step_sec = 0, step_share = 0;
+    for (int i = 0; i < n; i++) {
+        const op_row *r = &rows[i];
+        CU_ASSERT(isfinite(r->seconds) && r->seconds >= 0);
+        CU_ASSERT(isfinite(r->share) && r->share >= 0);
+        if (i < res.num_op_times) {
+            CU_ASSERT_STRING_EQUAL(r->kind, "op");
+            CU_ASSERT_STRING_EQUAL(r->name, res.op_times[i].op);
+            CU_ASSERT_EQUAL(r->calls, res.op_times[i].calls);
+            CU_ASSERT(r->calls > 0);
+            ops += res.op_times[i].seconds;
+        } else {
+            static const char *steps[] = {"schedule", "forward", "logits", "idle"};
+            CU_ASSERT_STRING_EQUAL(r->kind, "step");
+            CU_ASSERT_STRING_EQUAL(r->name, steps[i - res.num_op_times]);
+            step_sec += r->seconds;
+            step_share += r->share;
+        }
+    }
+    CU_ASSERT_EQUAL(find_row(rows, n, "step", "forward")->calls, batch_steps);
+    CU_ASSERT_EQUAL(find_row(rows, n, "step", "schedule")->calls, res.stats.steps);
+    CU_ASSERT_EQUAL(find_row(rows, n, "step", "idle")->calls, -1);
+    CU_ASSERT(res.run_time > 0);
+    CU_ASSERT_DOUBLE_EQUAL(step_share, 1.0, 1e-6);
+    CU_ASSERT(fabs(step_sec - res.run_time) <= 1e-6 * res.run_time);
+    const pgd_engine_stats *s = &res.stats;
+    CU_ASSERT(s->forward_seconds > 0);
+    if (!strcmp(backend, "sim")) {
+        /* The virtual clock moves only inside backend ops (and the runner's
+         * idle sleeps, outside steps); every op of a step runs in its schedule
+         * phase (copies/swaps) or forward phase, none while handling logits.
+         * So the ops' seconds sum to schedule + forward, and logits is 0. */
+        double phases = s->schedule_seconds + s->forward_seconds;
+        CU_ASSERT(fabs(ops - phases) <= 1e-9 * phases);
+        CU_ASSERT_EQUAL(s->logits_seconds, 0.0);
+        /* no swaps or copies in this run: scheduling took no virtual time */
+        CU_ASSERT_EQUAL(s->schedule_seconds, 0.0);
+    } else {
+        /* real clock: the op intervals are disjoint and lie inside the phases */
+        CU_ASSERT(ops <= s->schedule_seconds + s->forward_seconds + 1e-9);
+    }
+    fprintf(stderr, "[%s: %lld forward steps, matmul %.6f s, forward %.6f s of %.6f s] ", backend,
+            (long long)batch_steps, mm->seconds, s->forward_seconds, res.run_time);
+    pgd_run_result_free(&res);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+    pgd_experiment_destroy(e);
+}
+
+static void test_op_times_cpu(void) { op_times_run("cpu"); }
+static void test_op_times_sim(void) { op_times_run("sim"); }
+
+/* Swaps on the sim: the scheduling phase charges exactly the swap
+ * transfers' (upload/download) virtual seconds, and the ops still sum to
+ * schedule + forward. */
+static void test_op_times_sim_swaps(void) {
+    char ini[1024];
+    snprintf(ini, sizeof ini,
+             "[experiment]\nname = optimes\nseed = 9\n[model]\npath = %s\nbackend = sim\n"
+             "[engine]\nblock_size = 8\nnum_blocks = 24\nswap_blocks = 256\npreemption = swap\n"
+             "max_num_batched_tokens = 512\n"
+             "[workload]\nnum_requests = 16\nrate = inf\ninput_len = uniform\ninput_min = 8\ninput_max = 40\n"
+             "output_len = uniform\noutput_min = 20\noutput_max = 60\n",
+             pgd_test_data("models/stories260K/stories260K.bin"));
+    pgd_experiment *e = NULL;
+    if (pgd_experiment_load_string(ini, "optimes.ini", &e) != PGD_OK) fprintf(stderr, "\n  %s\n", pgd_last_error());
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    pgd_run_result res;
+    pgd_status st = pgd_run_execute(pgd_experiment_run(e, 0), NULL, &res);
+    if (st != PGD_OK) fprintf(stderr, "\n  %s\n", pgd_last_error());
+    CU_ASSERT_EQUAL_FATAL(st, PGD_OK);
+    CU_ASSERT_EQUAL(res.summary.completed, 16);
+    CU_ASSERT(res.stats.preemptions > 0);
+    const pgd_engine_stats *s = &res.stats;
+    double ops = 0;
+    for (int i = 0; i < res.num_op_times; i++) ops += res.op_times[i].seconds;
+    CU_ASSERT(s->schedule_seconds > 0); /* the swaps */
+    CU_ASSERT(fabs(ops - (s->schedule_seconds + s->forward_seconds)) <= 1e-9 * ops);
+    CU_ASSERT_EQUAL(s->logits_seconds, 0.0);
+    pgd_run_result_free(&res);
+    pgd_experiment_destroy(e);
+}
+
 static CU_TestInfo tests[] = {
     {"same seed, all at once: same requests and tokens", test_deterministic_all_at_once},
     {"same seed, Poisson + sampling: same requests and tokens", test_deterministic_poisson_sampled},
@@ -222,6 +415,9 @@ static CU_TestInfo tests[] = {
     {"engine on a virtual clock", test_engine_virtual_clock},
     {"runner on a virtual clock", test_runner_virtual_clock},
     {"results directory and runs.csv", test_outputs},
+    {"op_times.csv: cpu run of stories260K", test_op_times_cpu},
+    {"op_times.csv: sim run of stories260K, ops sum to schedule + forward", test_op_times_sim},
+    {"op times on the sim with swaps: schedule holds the swaps", test_op_times_sim_swaps},
     CU_TEST_INFO_NULL,
 };
 

@@ -3,8 +3,8 @@
  * interpolation (one and two sizes, written and read back), rejection of
  * bad tables with their file and line, determinism of whole runs (same
  * config, same timings), an OPT-13B engine workload in well under a second
- * of real time, and clear errors for bad device names and for OPT on the
- * CPU backend. */
+ * of real time, clear errors for bad device names and for OPT on the
+ * CPU backend, and the backends' op accounting (pgd_backend_op_times). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -284,6 +284,92 @@ static void test_engine_opt13b(void) {
     pgd_run_result_free(&b);
 }
 
+/* Op accounting on the sim backend: each op's seconds are exactly the
+ * virtual clock's advance over it; calls that do nothing (n = 0) or fail
+ * validation are not counted; reset zeroes; a short `cap` gets only
+ * `cap` rows. */
+static void test_op_times(void) {
+    pgd_backend *b = NULL;
+    pgd_backend_config bc = {.name = "sim"};
+    CU_ASSERT_EQUAL_FATAL(pgd_backend_create(&bc, &b), PGD_OK);
+    pgd_clock *clk = pgd_backend_clock(b);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(clk);
+    pgd_op_time t[PGD_BACKEND_NUM_OPS + 1];
+    CU_ASSERT_EQUAL(pgd_backend_op_times(b, t, PGD_BACKEND_NUM_OPS), 0);
+    void *meta = NULL, *w = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_backend_alloc(b, 4096, &meta), PGD_OK);
+    CU_ASSERT_EQUAL_FATAL(pgd_backend_alloc(b, (size_t)64 << 20, &w), PGD_OK); /* virtual */
+    int32_t host[1024] = {0};
+    double t0 = pgd_clock_now(clk);
+    CU_ASSERT_EQUAL(pgd_backend_upload(b, meta, host, sizeof host), PGD_OK);
+    double t_up = pgd_clock_now(clk) - t0;
+    for (int i = 0; i < 3; i++) CU_ASSERT_EQUAL(pgd_backend_matmul(b, w, w, w, PGD_F16, 64, 4096, 4096), PGD_OK);
+    CU_ASSERT_EQUAL(pgd_backend_matmul(b, w, w, w, PGD_F16, 0, 4096, 4096), PGD_OK);      /* n = 0: no op */
+    CU_ASSERT_EQUAL(pgd_backend_matmul(b, w, w, w, PGD_F16, 64, 0, 4096), PGD_ERR_INVALID); /* not run */
+    for (int i = 0; i < 2; i++) CU_ASSERT_EQUAL(pgd_backend_rmsnorm(b, w, w, w, 64, 4096, 1e-5f), PGD_OK);
+    double total = pgd_clock_now(clk) - t0;
+    CU_ASSERT(total > t_up && t_up > 0);
+    /* fixed order (upload before matmul before rmsnorm), only ops with calls */
+    CU_ASSERT_EQUAL_FATAL(pgd_backend_op_times(b, t, PGD_BACKEND_NUM_OPS), 3);
+    CU_ASSERT_EQUAL(pgd_backend_op_times(b, NULL, 0), 3);
+    CU_ASSERT_STRING_EQUAL(t[0].op, "upload");
+    CU_ASSERT_STRING_EQUAL(t[1].op, "matmul");
+    CU_ASSERT_STRING_EQUAL(t[2].op, "rmsnorm");
+    CU_ASSERT_EQUAL(t[0].calls, 1);
+    CU_ASSERT_EQUAL(t[1].calls, 3);
+    CU_ASSERT_EQUAL(t[2].calls, 2);
+    NEAR(t[0].seconds, t_up);
+    pgd_sim_cost c = cost_of("a100-40gb");
+    NEAR(t[1].seconds, 3 * pgd_sim_cost_matmul(&c, 64, 4096, 4096, PGD_F16));
+    NEAR(t[0].seconds + t[1].seconds + t[2].seconds, total);
+    /* cap smaller than the count: the first cap rows, nothing past them */
+    t[1] = t[2] = (pgd_op_time){.op = "untouched", .calls = -7};
+    CU_ASSERT_EQUAL(pgd_backend_op_times(b, t, 1), 1);
+    CU_ASSERT_STRING_EQUAL(t[0].op, "upload");
+    CU_ASSERT_STRING_EQUAL(t[1].op, "untouched");
+    CU_ASSERT_EQUAL(t[1].calls, -7);
+    CU_ASSERT_EQUAL(pgd_backend_op_times(b, t, 0), 0);
+    CU_ASSERT_STRING_EQUAL(t[0].op, "upload");
+    /* reset zeroes; counting starts again */
+    pgd_backend_op_times_reset(b);
+    CU_ASSERT_EQUAL(pgd_backend_op_times(b, t, PGD_BACKEND_NUM_OPS), 0);
+    CU_ASSERT_EQUAL(pgd_backend_op_times(b, NULL, 0), 0);
+    CU_ASSERT_EQUAL(pgd_backend_add(b, w, w, 4096), PGD_OK);
+    CU_ASSERT_EQUAL_FATAL(pgd_backend_op_times(b, t, PGD_BACKEND_NUM_OPS), 1);
+    CU_ASSERT_STRING_EQUAL(t[0].op, "add");
+    CU_ASSERT_EQUAL(t[0].calls, 1);
+    NEAR(t[0].seconds, pgd_sim_cost_add(&c, 4096));
+    CU_ASSERT_EQUAL(pgd_backend_op_times(NULL, t, 1), 0);
+    pgd_backend_op_times_reset(NULL);
+    pgd_backend_free(b, w);
+    pgd_backend_free(b, meta);
+    pgd_backend_destroy(b);
+}
+
+/* On the CPU the seconds are wall time: finite, >= 0, and calls counted. */
+static void test_op_times_cpu(void) {
+    pgd_backend *b = NULL;
+    pgd_backend_config bc = {.name = "cpu", .num_threads = 1};
+    CU_ASSERT_EQUAL_FATAL(pgd_backend_create(&bc, &b), PGD_OK);
+    float *x = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_backend_alloc(b, sizeof(float) * 1024, (void **)&x), PGD_OK);
+    CU_ASSERT_EQUAL(pgd_backend_memset(b, x, 0, sizeof(float) * 1024), PGD_OK);
+    CU_ASSERT_EQUAL(pgd_backend_add(b, x, x, 1024), PGD_OK);
+    CU_ASSERT_EQUAL(pgd_backend_add(b, x, x, 1024), PGD_OK);
+    CU_ASSERT_EQUAL(pgd_backend_sync(b), PGD_OK);
+    pgd_op_time t[PGD_BACKEND_NUM_OPS];
+    CU_ASSERT_EQUAL_FATAL(pgd_backend_op_times(b, t, PGD_BACKEND_NUM_OPS), 3);
+    CU_ASSERT_STRING_EQUAL(t[0].op, "memset");
+    CU_ASSERT_STRING_EQUAL(t[1].op, "sync");
+    CU_ASSERT_STRING_EQUAL(t[2].op, "add");
+    CU_ASSERT_EQUAL(t[2].calls, 2);
+    for (int i = 0; i < 3; i++) CU_ASSERT(isfinite(t[i].seconds) && t[i].seconds >= 0 && t[i].seconds < 1);
+    pgd_backend_op_times_reset(b);
+    CU_ASSERT_EQUAL(pgd_backend_op_times(b, t, PGD_BACKEND_NUM_OPS), 0);
+    pgd_backend_free(b, x);
+    pgd_backend_destroy(b);
+}
+
 static CU_TestInfo tests[] = {
     {"roofline math on hand-computed cases", test_roofline},
     {"monotonic in tokens and context", test_monotonic},
@@ -293,6 +379,8 @@ static CU_TestInfo tests[] = {
     {"bad device names and OPT on the CPU rejected", test_bad_device},
     {"OPT shapes: parameters, weight and KV bytes", test_opt_shapes},
     {"OPT-13B workload: fast, deterministic", test_engine_opt13b},
+    {"op times: sim seconds are the clock's advance; reset; short cap", test_op_times},
+    {"op times on the cpu backend: wall time, calls", test_op_times_cpu},
     CU_TEST_INFO_NULL,
 };
 

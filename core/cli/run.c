@@ -2,7 +2,7 @@
  * sweep point) before anything runs, then executes each run in order with
  * a progress bar on a terminal (plain progress lines otherwise), writes
  * <output-dir>/<experiment>/<run>/ (summary.json, requests.csv,
- * timeline.csv, config.ini, env.json) and, after every run,
+ * timeline.csv, op_times.csv, config.ini, env.json) and, after every run,
  * <output-dir>/<experiment>/runs.csv with one row per finished run.
  *
  * Exit status: 0 all runs written, 1 a run failed (the others still run),
@@ -27,8 +27,8 @@ static void usage(FILE *f) {
             "  --only        run only the runs whose name contains NAME\n"
             "  --dry-run     check the config and list the runs, run nothing\n"
             "  --quiet       no progress output\n"
-            "Writes DIR/<experiment>/<run>/{summary.json,requests.csv,timeline.csv,config.ini,env.json}\n"
-            "and DIR/<experiment>/runs.csv (one row per run).\n");
+            "Writes DIR/<experiment>/<run>/{summary.json,requests.csv,timeline.csv,op_times.csv,config.ini,\n"
+            "env.json} and DIR/<experiment>/runs.csv (one row per run).\n");
 }
 
 typedef struct progress {

@@ -3,6 +3,10 @@
  * plan order -> one forward pass over the ragged batch -> sampling and
  * updates (engine_seq.c, engine_beam.c).
  *
+ * Each step's time is split on the engine clock into schedule (plan,
+ * copies, swaps), forward and logits (sampling, updates) phases, summed in
+ * the stats.
+ *
  * Invariants: the KV manager and the KV cache have the same block size and
  * block count; requests are indexed by id; the batch built for a step
  * lists the plan's items in plan order, so logits row i belongs to item i. */
@@ -307,6 +311,7 @@ pgd_status pgd_engine_step(pgd_engine *e, int *num_finished) {
     if (num_finished) *num_finished = 0;
     int64_t live0 = e->n_live;
     const pgd_sched_plan *pl = NULL;
+    double t_sched = pgd_engine_now(e); /* phase boundaries (pgd_engine_stats *_seconds) */
     PGD_TRY(pgd_scheduler_step(e->sched, &pl));
     e->stats.steps++;
     for (int i = 0; i < pl->num_dropped; i++) {
@@ -315,15 +320,19 @@ pgd_status pgd_engine_step(pgd_engine *e, int *num_finished) {
         pgd_engine_finish(e, r, "error");
     }
     PGD_TRY(run_ops(e, pl));
+    double t_fwd = pgd_engine_now(e);
     e->stats.last_batch_seqs = pl->num_items;
     e->stats.last_batch_tokens = pl->num_tokens;
     if (pl->num_items > 0) {
         PGD_TRY(run_batch(e, pl));
+        e->stats.forward_steps++;
         e->stats.tokens_computed += pl->num_tokens;
         if (pl->num_items > e->stats.max_batch_seqs) e->stats.max_batch_seqs = pl->num_items;
         if (pl->num_tokens > e->stats.max_batch_tokens) e->stats.max_batch_tokens = pl->num_tokens;
     }
     double now = pgd_engine_now(e);
+    e->stats.schedule_seconds += t_fwd - t_sched;
+    e->stats.forward_seconds += now - t_fwd;
     size_t cap = e->cap_touched;
     PGD_TRY(grow((void **)&e->touched, &cap, (size_t)pl->num_items + 1, sizeof(ereq *)));
     e->cap_touched = cap;
@@ -346,6 +355,7 @@ pgd_status pgd_engine_step(pgd_engine *e, int *num_finished) {
         if (!r->finished && r->group->num_seqs == 0)
             pgd_engine_finish(e, r, r->seqs[0] && r->seqs[0]->finish_reason ? r->seqs[0]->finish_reason : "stop");
     }
+    e->stats.logits_seconds += pgd_engine_now(e) - now;
     if (num_finished) *num_finished = (int)(live0 - e->n_live);
     return PGD_OK;
 }

@@ -1,6 +1,7 @@
 /* runner.c - one run of an experiment: config -> model, engine, workload;
  * the arrival loop against the engine clock; per-request records and a
- * per-step timeline into pgd_metrics.
+ * per-step timeline into pgd_metrics; the loop's length and the model
+ * backend's op times over it (op_times.csv).
  *
  * Invariants: requests are submitted in workload (arrival) order; at most
  * max_concurrency are in flight (0 = unlimited); every submitted request is
@@ -111,6 +112,7 @@ typedef struct loop_state {
     int64_t tokens;
     uint64_t token_hash;
     int rejected;
+    double t_start, t_end; /* engine clock at the loop's start and end */
 } loop_state;
 
 static pgd_status collect_finished(loop_state *s) {
@@ -166,6 +168,7 @@ static pgd_status run_loop(loop_state *s, const pgd_run_config *rc, const pgd_ru
     int maxc = pgd_workload_max_concurrency(s->wl), next = 0;
     /* workload time 0 = engine time t_start (now): arrival a is engine time t_start + a */
     double t_start = pgd_engine_now(eng), t0c = pgd_clock_now(clock);
+    s->t_start = s->t_end = t_start;
     pgd_engine_stats prev, cur;
     int have_prev = 0;
     double blocked_at = -1; /* last time a due request was held back by the concurrency limit */
@@ -205,6 +208,7 @@ static pgd_status run_loop(loop_state *s, const pgd_run_config *rc, const pgd_ru
                 return pgd_error(PGD_ERR_INVALID, "runner: %d requests in flight but the engine is idle", s->n_fl);
         }
     }
+    s->t_end = pgd_engine_now(eng);
     return PGD_OK;
 }
 
@@ -295,7 +299,13 @@ pgd_status pgd_run_execute(const pgd_run_config *rc, const pgd_run_options *opts
     if (duration > 0)
         while (s.n > 0 && pgd_workload_get(wl, s.n - 1)->arrival >= duration) s.n--;
     if (!(s.fl = malloc(sizeof *s.fl * (size_t)(s.n + 1)))) { st = pgd_error(PGD_ERR_OOM, "runner: out of memory"); goto done; }
+    /* The measured run starts here: count only its ops (not weight loading or
+     * the engine's setup). Under tp/pp > 1 this is the driver's (rank 0's)
+     * backend; the other ranks' ops are not in op_times.csv. */
+    pgd_backend_op_times_reset(pgd_model_backend(model));
     if ((st = run_loop(&s, rc, opts, clock)) != PGD_OK) goto done;
+    out->num_op_times = pgd_backend_op_times(pgd_model_backend(model), out->op_times, PGD_BACKEND_NUM_OPS);
+    out->run_time = s.t_end - s.t_start;
     pgd_slo slo = {.ttft = pgd_run_get_num(rc, "slo", "ttft"), .tpot = pgd_run_get_num(rc, "slo", "tpot"),
                    .e2e = pgd_run_get_num(rc, "slo", "e2e")};
     if ((st = pgd_metrics_summarize(s.m, &slo, &out->summary)) != PGD_OK) goto done;

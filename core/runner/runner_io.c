@@ -1,12 +1,14 @@
 /* runner_io.c - writes one run's results directory: summary.json (the
  * metrics summary plus run identity, swept values, engine counters and
  * fingerprints), requests.csv and timeline.csv (metrics writers),
+ * op_times.csv (backend ops and engine step phases; runner.h),
  * config.ini (the resolved config) and env.json (pgd_env_json).
  *
  * Invariant: every file is written completely or the call fails with
  * PGD_ERR_IO naming the path. */
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -59,6 +61,33 @@ static pgd_status path_of(char *buf, size_t n, const char *dir, const char *file
     return PGD_OK;
 }
 
+static void csv_row(FILE *f, const char *kind, const char *name, int64_t calls, double sec, double total) {
+    fprintf(f, "%s,%s,", kind, name);
+    if (calls >= 0) fprintf(f, "%lld", (long long)calls);
+    fprintf(f, ",%.9g,", sec);
+    if (total > 0) fprintf(f, "%.9g", sec / total);
+    fputc('\n', f);
+}
+
+/* op_times.csv (format in runner.h). */
+static pgd_status write_op_times(const pgd_run_result *res, const char *path) {
+    FILE *f = fopen(path, "w");
+    if (!f) return pgd_error(PGD_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+    const pgd_engine_stats *st = &res->stats;
+    double total = res->run_time > 0 && isfinite(res->run_time) ? res->run_time : 0;
+    fputs("kind,name,calls,seconds,share\n", f);
+    for (int i = 0; i < res->num_op_times && i < PGD_BACKEND_NUM_OPS; i++)
+        csv_row(f, "op", res->op_times[i].op, res->op_times[i].calls, res->op_times[i].seconds, total);
+    double busy = st->schedule_seconds + st->forward_seconds + st->logits_seconds, idle = total - busy;
+    csv_row(f, "step", "schedule", st->steps, st->schedule_seconds, total);
+    csv_row(f, "step", "forward", st->forward_steps, st->forward_seconds, total);
+    csv_row(f, "step", "logits", st->steps, st->logits_seconds, total);
+    csv_row(f, "step", "idle", -1, idle > 0 ? idle : 0, total);
+    int err = ferror(f);
+    if (fclose(f) != 0 || err) return pgd_error(PGD_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+    return PGD_OK;
+}
+
 pgd_status pgd_run_write_outputs(const pgd_run_config *rc, const pgd_run_result *res, const char *dir) {
     char path[4200];
     PGD_TRY(pgd_mkdir_p(dir));
@@ -72,6 +101,8 @@ pgd_status pgd_run_write_outputs(const pgd_run_config *rc, const pgd_run_result 
     PGD_TRY(pgd_metrics_write_requests_csv(res->metrics, path));
     PGD_TRY(path_of(path, sizeof path, dir, "timeline.csv"));
     PGD_TRY(pgd_metrics_write_timeline_csv(res->metrics, path));
+    PGD_TRY(path_of(path, sizeof path, dir, "op_times.csv"));
+    PGD_TRY(write_op_times(res, path));
     PGD_TRY(path_of(path, sizeof path, dir, "config.ini"));
     FILE *f = fopen(path, "w");
     if (!f) return pgd_error(PGD_ERR_IO, "cannot write %s: %s", path, strerror(errno));

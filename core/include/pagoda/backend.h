@@ -123,6 +123,37 @@ pgd_status pgd_backend_argmax(pgd_backend *b, int32_t *out, const float *logits,
 pgd_status pgd_backend_sample(pgd_backend *b, int32_t *out, const float *logits,
                               const pgd_sample_row *rows, int n, int vocab);
 
+/* Op accounting: every wrapper above that reaches the backend's op (an
+ * upload, download, memset, sync, compute op, or argmax/sample; not
+ * alloc/free/host_alloc/host_free, and not a call that returns early with
+ * nothing to do, e.g. n = 0) counts one call and the seconds it took, in
+ * the backend object: between two reads of pgd_clock_now(pgd_backend_clock(b)),
+ * i.e. the predicted seconds on the sim's virtual clock, CLOCK_MONOTONIC wall
+ * time on a real backend. No allocation, no locks: like the backend itself,
+ * one thread at a time.
+ *
+ * What wall time measures: the CPU backend computes each op before
+ * returning (its sync is a no-op), so an op's seconds are its compute time.
+ * GPU backends queue ops on a stream and return at once: an op's seconds
+ * are then its launch time only, and the queued work is charged to the
+ * next op that waits for it (a download, or a sync where the caller syncs);
+ * the accounting adds no syncs of its own.
+ *
+ * pgd_backend_op_times writes up to cap rows, one per op with calls > 0, in
+ * a fixed op order (upload, download, memset, sync, embedding, matmul,
+ * rmsnorm, rope, silu_mul, add, kv_write, paged_attention, gather_rows,
+ * copy_blocks, argmax, sample), and returns how many it wrote (out == NULL:
+ * how many there are). Names are static strings. Counts run from the
+ * backend's creation or the last pgd_backend_op_times_reset. */
+#define PGD_BACKEND_NUM_OPS 16 /* rows pgd_backend_op_times can return at most */
+typedef struct pgd_op_time {
+    const char *op; /* "matmul", ... */
+    int64_t calls;
+    double seconds;
+} pgd_op_time;
+int pgd_backend_op_times(const pgd_backend *b, pgd_op_time *out, int cap);
+void pgd_backend_op_times_reset(pgd_backend *b);
+
 /* Names of the backends compiled into this build, NULL-terminated. */
 const char *const *pgd_backend_list(void);
 

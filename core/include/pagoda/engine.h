@@ -98,6 +98,16 @@ typedef struct pgd_engine_stats {
     int last_batch_seqs, last_batch_tokens; /* the latest step's batch */
     int num_waiting, num_running, num_swapped; /* scheduler queues now */
     pgd_kv_stats kv;
+    /* Where the steps' time went, summed over steps since create, in engine
+     * clock seconds (pgd_engine_now): schedule = the scheduler's plan plus
+     * its block copies and swaps; forward = the forward pass over the batch
+     * (logits downloaded); logits = sampling and request updates. On a
+     * virtual clock only what advances it counts (on the sim: the backend
+     * ops, so forward and the swaps/copies in schedule). A step that fails
+     * part-way is not counted. forward_steps: steps that ran a forward
+     * pass (a non-empty batch). */
+    double schedule_seconds, forward_seconds, logits_seconds;
+    int64_t forward_steps;
 } pgd_engine_stats;
 
 /* model and tok (may be NULL) are borrowed. */

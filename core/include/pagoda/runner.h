@@ -20,6 +20,7 @@
 
 #include <stdint.h>
 
+#include "pagoda/backend.h"
 #include "pagoda/clock.h"
 #include "pagoda/config.h"
 #include "pagoda/engine.h"
@@ -55,14 +56,36 @@ typedef struct pgd_run_result {
     char layout_desc[160];          /* parallel layout (pgd_model_layout_str) */
     int threads;
     int worker;                     /* this process served the driver (an mpirun rank > 0): no results */
+    /* Where the measured run's time went (op_times.csv). run_time: engine
+     * clock seconds from the start of the arrival loop to its end. op_times:
+     * pgd_backend_op_times of the model's backend, reset when the loop
+     * starts (weight loading and engine setup are not counted); under
+     * tp/pp > 1 this is the driver's (rank 0's) backend only. The step
+     * phases are stats.schedule/forward/logits_seconds (the engine is
+     * created for the run, so they cover the loop's steps). */
+    double run_time;
+    pgd_op_time op_times[PGD_BACKEND_NUM_OPS];
+    int num_op_times;
 } pgd_run_result;
 
 /* Execute a run. Errors name the config file and key where one is at fault. */
 pgd_status pgd_run_execute(const pgd_run_config *rc, const pgd_run_options *opts, pgd_run_result *out);
 void pgd_run_result_free(pgd_run_result *r);
 
-/* Write dir/summary.json, requests.csv, timeline.csv, config.ini and
- * env.json (creating dir and its parents). */
+/* Write dir/summary.json, requests.csv, timeline.csv, op_times.csv,
+ * config.ini and env.json (creating dir and its parents).
+ *
+ * op_times.csv: header kind,name,calls,seconds,share. Rows of kind "op":
+ * one per backend op with calls > 0 (res->op_times, in backend.h's op
+ * order): calls and seconds on the backend's clock (the sim's predicted
+ * seconds; wall time on real backends, launch time only for ops a GPU
+ * queues). Rows of kind "step": schedule, forward, logits (calls = engine
+ * steps, steps with a forward pass, engine steps) and idle (no calls:
+ * run_time minus the three phases, clamped at 0), in engine clock seconds.
+ * share = seconds / run_time (empty when run_time is 0), so the step rows'
+ * shares sum to 1 and their seconds to run_time. Reals are printed %.9g.
+ * Both kinds are on one clock (the sim's virtual clock, or CLOCK_MONOTONIC)
+ * unless options.clock gives a real backend a virtual engine clock. */
 pgd_status pgd_run_write_outputs(const pgd_run_config *rc, const pgd_run_result *res, const char *dir);
 
 /* runs.csv: one row per run of an experiment: "run", one column per swept
