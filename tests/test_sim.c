@@ -370,6 +370,62 @@ static void test_op_times_cpu(void) {
     pgd_backend_destroy(b);
 }
 
+/* Beam search on the sim: no logits are computed (all equal), so each
+ * beam's candidates are tokens 0..2k-1 at -log V, what a scan of equal
+ * logits keeps, without the scan; every step's k beams descend from beam 0,
+ * so beam i is zeros then token i, all at the same score. */
+static void test_beam_stand_in(void) {
+    pgd_backend *b = NULL;
+    pgd_backend_config bc = {.name = "sim", .sim_device = "a100-40gb"};
+    CU_ASSERT_EQUAL_FATAL(pgd_backend_create(&bc, &b), PGD_OK);
+    pgd_model *m = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_model_load("random:opt-125m", NULL, b, &m), PGD_OK);
+    const pgd_model_config *mc = pgd_model_get_config(m);
+    pgd_engine_config ec = {.block_size = 16, .num_blocks = 64, .max_num_batched_tokens = 2048, .max_num_seqs = 16};
+    pgd_engine *e = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_engine_create(&ec, m, NULL, &e), PGD_OK);
+    int32_t prompt[20];
+    for (int i = 0; i < 20; i++) prompt[i] = 100 + i;
+    const int k = 3, T = 40;
+    pgd_request_params p = {.prompt = prompt, .n_prompt = 20, .max_tokens = T, .beam_width = k, .ignore_eos = 1};
+    int64_t id = -1;
+    CU_ASSERT_EQUAL_FATAL(pgd_engine_add_request(e, &p, &id), PGD_OK);
+    double most_saved = 0;
+    for (int guard = 0; guard < 1000; guard++) {
+        int done = 0;
+        CU_ASSERT_EQUAL_FATAL(pgd_engine_step(e, &done), PGD_OK);
+        pgd_engine_stats st;
+        pgd_engine_get_stats(e, &st);
+        if (st.kv.logical_blocks > 0) {
+            double saved = 1 - (double)st.kv.used_blocks / (double)st.kv.logical_blocks;
+            if (saved > most_saved) most_saved = saved;
+        }
+        if (done) break;
+    }
+    const pgd_request_output *o = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_engine_get_output(e, id, &o), PGD_OK);
+    CU_ASSERT(o->finished);
+    CU_ASSERT_EQUAL_FATAL(o->num_seqs, k);
+    double lp = (float)(0.0 - log((double)mc->vocab_size));
+    for (int i = 0; i < k; i++) {
+        const pgd_seq_output *so = &o->seqs[i];
+        CU_ASSERT_EQUAL_FATAL(so->n_tokens, T);
+        int zeros = 1;
+        for (int t = 0; t + 1 < T; t++) zeros &= so->tokens[t] == 0;
+        CU_ASSERT(zeros);
+        CU_ASSERT_EQUAL(so->tokens[T - 1], i);
+        CU_ASSERT_DOUBLE_EQUAL(so->cum_logprob, T * lp, 1e-6 * T * fabs(lp));
+    }
+    /* right after a step the k beams, all just forked from one, still hold
+     * that one's blocks (each copies its last block when the next step
+     * writes into it): k tables over one set of blocks, the most sharing
+     * there can be */
+    CU_ASSERT_DOUBLE_EQUAL(most_saved, 1.0 - 1.0 / k, 1e-12);
+    pgd_engine_destroy(e);
+    pgd_model_destroy(m);
+    pgd_backend_destroy(b);
+}
+
 static CU_TestInfo tests[] = {
     {"roofline math on hand-computed cases", test_roofline},
     {"monotonic in tokens and context", test_monotonic},
@@ -381,6 +437,7 @@ static CU_TestInfo tests[] = {
     {"OPT-13B workload: fast, deterministic", test_engine_opt13b},
     {"op times: sim seconds are the clock's advance; reset; short cap", test_op_times},
     {"op times on the cpu backend: wall time, calls", test_op_times_cpu},
+    {"beam search on the sim: the equal-logits candidates without a scan", test_beam_stand_in},
     CU_TEST_INFO_NULL,
 };
 

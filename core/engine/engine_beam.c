@@ -34,6 +34,22 @@ pgd_status pgd_beam_collect(pgd_engine *e, ereq *r, eseq *es, const float *logit
         es->cand_logit = malloc(sizeof(float) * (size_t)K);
         if (!es->cand_tok || !es->cand_lp || !es->cand_logit) return pgd_error(PGD_ERR_OOM, "engine: out of memory");
     }
+    if (e->stand_in_tokens) {
+        /* The sim computes no logits: all are 0 (sim_backend.c), so the scan
+         * below would keep tokens 0..K-1 at log-prob -log V. Give exactly
+         * that without V exps per beam and step (minutes per run at OPT's
+         * 50K vocabulary and ShareGPT lengths). Every beam then ranks its
+         * candidates alike and beam 0's rank first, so each step's k beams
+         * all descend from one: the most sharing beam search can have. */
+        float lp = (float)(0.0 - log((double)V));
+        for (int j = 0; j < K; j++) {
+            es->cand_tok[j] = j;
+            es->cand_logit[j] = 0.0f;
+            es->cand_lp[j] = lp;
+        }
+        es->pending = 1;
+        return PGD_OK;
+    }
     float mx = logits[0];
     for (int i = 1; i < V; i++) mx = logits[i] > mx ? logits[i] : mx;
     double sum = 0;
