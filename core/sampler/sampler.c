@@ -33,6 +33,7 @@
  *  - Results depend only on the inputs: no data-dependent use of unordered
  *    containers, no qsort (whose order of equal elements is unspecified). */
 #include "pagoda/sampler.h"
+#include "util/rng.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -43,37 +44,14 @@ struct pgd_sampler {
     int top_k;   /* 0 = off (normalised at create) */
     float top_p; /* 1 = off (normalised at create) */
     int n;
-    uint64_t rng[4];
+    pgd_rng rng;
     float *w;      /* n weights: per token, or parallel to key[] */
     uint64_t *key; /* n candidate keys, see cand_key() */
 };
 
-/* ---- RNG: splitmix64 seeding + xoshiro256** (Blackman & Vigna) ---- */
-
-static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static uint64_t rotl64(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static uint64_t xoshiro_next(uint64_t s[4]) {
-    uint64_t result = rotl64(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl64(s[3], 45);
-    return result;
-}
-
 /* Uniform float in [0, 1) with 24 random bits (exactly representable). */
-static float rng_uniform(uint64_t s[4]) {
-    return (float)(xoshiro_next(s) >> 40) * (1.0f / 16777216.0f);
+static float rng_uniform(pgd_rng *r) {
+    return (float)(pgd_rng_next(r) >> 40) * (1.0f / 16777216.0f);
 }
 
 /* ---- validation ---- */
@@ -111,8 +89,10 @@ pgd_status pgd_sampler_create(const pgd_sampling_params *p, int vocab_size, pgd_
     s->temperature = p->temperature;
     s->top_k = (p->top_k >= vocab_size) ? 0 : p->top_k;
     s->top_p = (p->top_p <= 0.0f || p->top_p >= 1.0f) ? 1.0f : p->top_p;
+    /* splitmix64 from the seed itself, one step before pgd_rng_seed's
+     * start: seeded outputs stay what they have always been */
     uint64_t x = p->seed;
-    for (int k = 0; k < 4; k++) s->rng[k] = splitmix64(&x);
+    for (int k = 0; k < 4; k++, x += 0x9E3779B97F4A7C15ull) s->rng.s[k] = pgd_hash64(x);
     s->w = malloc((size_t)vocab_size * sizeof *s->w);
     s->key = malloc((size_t)vocab_size * sizeof *s->key);
     if (!s->w || !s->key) {
@@ -378,7 +358,7 @@ int pgd_sampler_sample(pgd_sampler *s, float *logits) {
     PGD_ASSERT(s && logits);
     const int n = s->n;
     if (s->temperature == 0.0f || s->top_k == 1) return pgd_argmax(logits, n);
-    const float u = rng_uniform(s->rng); /* drawn first: one per call */
+    const float u = rng_uniform(&s->rng); /* drawn first: one per call */
 
     /* max, with NaN mapped to -inf so it carries no probability */
     float mx = -INFINITY;

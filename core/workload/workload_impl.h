@@ -13,12 +13,9 @@
 #include <stdio.h>
 
 #include "pagoda/workload.h"
+#include "util/rng.h"
 
-/* ---- random numbers (rng.c): xoshiro256** seeded by splitmix64 ---- */
-typedef struct pgd_rng {
-    uint64_t s[4];
-} pgd_rng;
-
+/* ---- random numbers: util/rng.h; the workload's stream ids ---- */
 enum { /* stream ids */
     PGD_STREAM_INPUT_LEN = 1,
     PGD_STREAM_OUTPUT_LEN,
@@ -30,17 +27,6 @@ enum { /* stream ids */
     PGD_STREAM_BLOCK,
 };
 
-void pgd_rng_seed(pgd_rng *r, uint64_t seed);
-/* Seed for stream `stream`, item `index` of workload seed `seed`. */
-uint64_t pgd_rng_stream(uint64_t seed, uint64_t stream, uint64_t index);
-uint64_t pgd_rng_next(pgd_rng *r);
-double pgd_rng_uniform(pgd_rng *r);           /* [0, 1) */
-double pgd_rng_uniform_pos(pgd_rng *r);       /* (0, 1) */
-int64_t pgd_rng_range(pgd_rng *r, int64_t lo, int64_t hi); /* [lo, hi) */
-double pgd_rng_normal(pgd_rng *r);            /* N(0, 1) */
-double pgd_rng_exponential(pgd_rng *r, double mean);
-double pgd_rng_gamma(pgd_rng *r, double shape, double scale);
-uint64_t pgd_hash64(uint64_t x);              /* splitmix64 finalizer */
 
 /* ---- lengths (lengths.c) ---- */
 /* Resolve DEFAULT/SHAREGPT/ALPACA into a concrete distribution for the

@@ -1,10 +1,10 @@
-/* rng.c - the workload's random numbers: xoshiro256** seeded through
- * splitmix64, with uniform, normal (Box-Muller), exponential and gamma
- * (Marsaglia-Tsang) draws. Pure functions of the seed: identical on every
- * platform with IEEE doubles and a C11 libm. */
+/* rng.c - xoshiro256** seeded through splitmix64, with uniform, normal
+ * (Box-Muller), exponential and gamma (Marsaglia-Tsang) draws (rng.h).
+ * Pure functions of the seed: identical on every platform with IEEE
+ * doubles and a C11 libm. */
 #include <math.h>
 
-#include "workload/workload_impl.h"
+#include "util/rng.h"
 
 uint64_t pgd_hash64(uint64_t x) {
     x += 0x9e3779b97f4a7c15ULL;
