@@ -9,7 +9,6 @@
  *  - beam search: width 1 equals greedy, width 3 gives 3 beams in score order;
  *  - prefix caching: a shared long prefix hits the cache, same tokens;
  *  - impossible requests are rejected with a reason, the rest finish. */
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,38 +18,14 @@
 
 #define MODEL "models/stories260K/stories260K.bin"
 #define TOKENIZER "models/stories260K/tok512.bin"
-#define GOLDEN "golden/stories260K_greedy.jsonl"
-
-typedef struct golden {
-    int np, ng;
-    int32_t ptoks[64];
-    int32_t gtoks[1024];
-} golden;
-
-static golden G[8];
+static pgd_golden G[8];
 static int NG;
 static pgd_backend *BE;
 static pgd_model *M;
 static pgd_tokenizer *TOK;
 
 static int suite_init(void) {
-    FILE *f = fopen(pgd_test_data(GOLDEN), "r");
-    if (!f) return -1;
-    static char line[65536];
-    while (NG < 8 && fgets(line, sizeof line, f)) {
-        json_error_t err;
-        json_t *o = json_loads(line, 0, &err);
-        if (!o) break;
-        golden *g = &G[NG++];
-        json_t *pt = json_object_get(o, "prompt_tokens"), *gt = json_object_get(o, "greedy_new_tokens");
-        g->np = (int)json_array_size(pt);
-        g->ng = (int)json_array_size(gt);
-        if (g->np > 64 || g->ng > 1024) NG--;
-        for (int i = 0; i < g->np && i < 64; i++) g->ptoks[i] = (int32_t)json_integer_value(json_array_get(pt, i));
-        for (int i = 0; i < g->ng && i < 1024; i++) g->gtoks[i] = (int32_t)json_integer_value(json_array_get(gt, i));
-        json_decref(o);
-    }
-    fclose(f);
+    NG = pgd_test_load_goldens(G, 8);
     pgd_backend_config bc = {.name = "cpu", .num_threads = 0};
     if (NG == 0 || pgd_backend_create(&bc, &BE) != PGD_OK) return -1;
     if (pgd_model_load(pgd_test_data(MODEL), NULL, BE, &M) != PGD_OK) return -1;
