@@ -24,34 +24,6 @@
 #include "pagoda/backend.h"
 #include "pagoda/model.h"
 
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_d);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-static void cpu_model_name(char *buf, size_t n) {
-    snprintf(buf, n, "unknown CPU");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f) return;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        if (!strncmp(line, "model name", 10)) {
-            char *p = strchr(line, ':');
-            if (p) {
-                p += 2;
-                p[strcspn(p, "\n")] = 0;
-                snprintf(buf, n, "%s", p);
-            }
-            break;
-        }
-    }
-    fclose(f);
-}
-
 typedef struct bench_ctx {
     pgd_model *model;
     pgd_kv_cache *kv;
@@ -98,7 +70,7 @@ static int decode(bench_ctx *x, int nseq, int plen, int steps, double *step_med)
         if (pgd_model_forward(x->model, x->kv, &b, x->logits) != PGD_OK) rc = pgd_cli_fail("forward");
         t[st] = pgd_cli_now() - t0;
     }
-    if (!rc) *step_med = median(t, steps);
+    if (!rc) *step_med = pgd_cli_median(t, steps);
     free(toks);
     free(qs);
     free(lens);
@@ -216,7 +188,7 @@ int pgd_cmd_bench(int argc, char **argv) {
         if (prefill(&x, 1, plen, t_pref)) goto done;
         tmp[r] = plen / t_pref[0];
     }
-    pref_tps = median(tmp, reps);
+    pref_tps = pgd_cli_median(tmp, reps);
     share[0] = (pgd_model_comm_seconds(x.model) - c0) / (pgd_cli_now() - w0);
     c0 = pgd_model_comm_seconds(x.model), w0 = pgd_cli_now();
     for (int r = 0; r < reps; r++) {
@@ -224,7 +196,7 @@ int pgd_cmd_bench(int argc, char **argv) {
         if (prefill(&x, 1, plen, NULL) || decode(&x, 1, plen, steps, &st)) goto done;
         tmp[r] = 1.0 / st;
     }
-    single = median(tmp, reps);
+    single = pgd_cli_median(tmp, reps);
     share[1] = (pgd_model_comm_seconds(x.model) - c0) / (pgd_cli_now() - w0);
     for (int i = 0; i < nb; i++) {
         fprintf(stderr, "pagoda bench: decode at batch %d ...\n", batches[i]);
@@ -235,12 +207,12 @@ int pgd_cmd_bench(int argc, char **argv) {
             if (decode(&x, batches[i], plen, steps, &st)) goto done;
             tmp[r] = batches[i] / st;
         }
-        bt[i] = median(tmp, reps);
+        bt[i] = pgd_cli_median(tmp, reps);
         share[2 + i] = (pgd_model_comm_seconds(x.model) - c0) / (pgd_cli_now() - w0);
     }
 
     char cpu[256];
-    cpu_model_name(cpu, sizeof cpu);
+    pgd_cli_cpu_model(cpu, sizeof cpu);
     printf("machine      : %s, %s\n", cpu, pgd_backend_describe(be));
     printf("model        : %s (%s), %.1fM params, %s weights, %.1f MB read per decode step\n",
            model_path, x.c->name, pgd_model_config_params(x.c) / 1e6, pgd_dtype_name(x.c->weight_dtype),

@@ -2,6 +2,7 @@
 #ifndef PAGODA_CLI_H
 #define PAGODA_CLI_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 int pgd_cmd_generate(int argc, char **argv);
@@ -18,6 +19,10 @@ int pgd_cli_u64(const char *opt, const char *v, uint64_t *out);
 int pgd_cli_float(const char *opt, const char *v, float *out);
 /* Monotonic clock in seconds. */
 double pgd_cli_now(void);
+/* Median of v[0..n-1] (n >= 1; mean of the middle two for even n); sorts v. */
+double pgd_cli_median(double *v, int n);
+/* The CPU's "model name" from /proc/cpuinfo, or "unknown CPU". */
+void pgd_cli_cpu_model(char *buf, size_t n);
 
 /* Print "pagoda: <message>" from pgd_last_error() and return exit code 1. */
 int pgd_cli_fail(const char *what);

@@ -485,8 +485,7 @@ static pgd_status aggregate(pool *p, int rounds, pgd_sim_table *t, double *sprea
         int nr = 0;
         for (int r = 0; r < rounds; r++)
             if (cnt[r]) rm[nr++] = sum[r] / cnt[r];
-        qsort(rm, (size_t)nr, sizeof *rm, cmp_double);
-        double value = nr % 2 ? rm[nr / 2] : 0.5 * (rm[nr / 2 - 1] + rm[nr / 2]);
+        double value = pgd_cli_median(rm, nr); /* sorts rm */
         double med = m % 2 ? s[m / 2].t : 0.5 * (s[m / 2 - 1].t + s[m / 2].t);
         if (nr >= 2 && value > 0) sp[nsp++] = (rm[nr - 1] - rm[0]) / value;
         pgd_status st = pgd_sim_table_add(t, op_names[s->op], s->k[0], s->k[1], s->k[2], s->x, s->y, value);
@@ -516,23 +515,6 @@ static pgd_status aggregate(pool *p, int rounds, pgd_sim_table *t, double *sprea
     free(rm);
     free(cnt);
     return PGD_OK;
-}
-
-static void cpu_model_name(char *buf, size_t n) {
-    snprintf(buf, n, "unknown CPU");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f) return;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        char *c = strchr(line, ':');
-        if (!strncmp(line, "model name", 10) && c) {
-            c += 2;
-            c[strcspn(c, "\n")] = 0;
-            snprintf(buf, n, "%s", c);
-            break;
-        }
-    }
-    fclose(f);
 }
 
 typedef struct progress {
@@ -843,7 +825,7 @@ int pgd_cmd_profile(int argc, char **argv) {
     }
     if (!rc) {
         char cpu[256], when[64], comment[10240];
-        cpu_model_name(cpu, sizeof cpu);
+        pgd_cli_cpu_model(cpu, sizeof cpu);
         time_t now = time(NULL);
         strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", gmtime(&now));
         int n = snprintf(comment, sizeof comment,
