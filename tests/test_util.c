@@ -33,7 +33,10 @@ int pgd_test_main(CU_SuiteInfo *suites) {
 
 const char *pgd_test_data(const char *rel) {
     static char buf[4096];
-    snprintf(buf, sizeof buf, "%s/%s", PGD_SHARED_DATA, rel);
+    /* PAGODA_SHARED_DATA overrides the build-time path (a copy of the tree
+     * run elsewhere, e.g. on a lent GPU machine, carries its own data) */
+    const char *dir = getenv("PAGODA_SHARED_DATA");
+    snprintf(buf, sizeof buf, "%s/%s", dir && *dir ? dir : PGD_SHARED_DATA, rel);
     return buf;
 }
 

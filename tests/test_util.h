@@ -14,7 +14,8 @@
 
 int pgd_test_main(CU_SuiteInfo *suites);
 
-/* Path under ../shared/data (static buffer, overwritten by the next call). */
+/* Path under ../shared/data, or under $PAGODA_SHARED_DATA when that is set
+ * (static buffer, overwritten by the next call). */
 const char *pgd_test_data(const char *rel);
 
 /* Fill with deterministic uniform values in [lo, hi). */
