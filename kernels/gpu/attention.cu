@@ -8,7 +8,11 @@
  * of the row's context: tokens [part * part_size, min(ctx, ...)) where ctx
  * = the row's position + 1 (the causal limit). The partition is cut in
  * tiles of 32 tokens dealt round-robin to the warps; each warp keeps an
- * online softmax (running max m, sum l, accumulator acc) per head:
+ * online softmax (running max m, sum l, accumulator acc) per head. At the
+ * start of a tile lane i looks up token i's block and stores the row's
+ * offset in the cache (K and V share the layout) in shared memory, so the
+ * 32 block-table reads of a tile overlap and no K or V load waits behind
+ * one. Then:
  *   A. scores: TG lanes per token (TG * VA floats of the K row per step,
  *      coalesced), dot with q (in shared memory), a TG-lane reduction;
  *      scores go to the warp's tile in shared memory;
@@ -55,13 +59,11 @@ static __device__ __forceinline__ vecf<V> load_vec(const float *p) {
     return r;
 }
 
-/* Row of cached vectors of token t (of the sequence whose block table is bt). */
-static __device__ __forceinline__ const float *cache_row(const float *cache, const int32_t *bt,
-                                                         int t, int kvh, int n_kv_heads,
-                                                         int block_size, int D) {
-    const int32_t blk = bt[t / block_size];
-    const int off = t % block_size;
-    return cache + (((size_t)blk * n_kv_heads + kvh) * block_size + off) * D;
+/* Floats of shared memory before the row offsets (rounded up to even, so
+ * the size_t offsets that follow are 8-byte aligned). */
+static __host__ __device__ __forceinline__ size_t attn_smem_floats(int hc_cap, int D) {
+    size_t n = (size_t)hc_cap * D * (1 + ATTN_WARPS) + ATTN_WARPS * HC_MAX * TILE + 2 * ATTN_WARPS * HC_MAX;
+    return (n + 1) & ~(size_t)1;
 }
 
 /* D_CT: head_dim fixed at compile time (64, 128; VA = 4), or 0 = any
@@ -75,6 +77,7 @@ k_attn(attn_params p, int tg_rt, int n_chunks, int hc_cap, int part_size, int ma
     const int D = D_CT ? D_CT : p.head_dim;
     const int TG = D_CT ? 8 : tg_rt; /* lanes per token in phase A */
     const int TPW = PGD_WARP / TG;   /* tokens per warp step in phase A */
+    constexpr int UNROLL_A = D_CT ? 8 : 1;
 
     const int row = blockIdx.x;
     const int kvh = blockIdx.y / n_chunks, chunk = blockIdx.y % n_chunks;
@@ -99,6 +102,8 @@ k_attn(attn_params p, int tg_rt, int n_chunks, int hc_cap, int part_size, int ma
     float *wm = sc + ATTN_WARPS * HC_MAX * TILE;       /* (ATTN_WARPS, HC_MAX) */
     float *wl = wm + ATTN_WARPS * HC_MAX;              /* (ATTN_WARPS, HC_MAX) */
     float *my_sc = sc + w * HC_MAX * TILE;
+    /* (ATTN_WARPS, TILE) row offsets of the warp's tiles, after the floats */
+    size_t *my_off = (size_t *)(smem + attn_smem_floats(hc_cap, D)) + w * TILE;
 
     for (int i = tid; i < hc * D; i += ATTN_THREADS)
         qs[i] = p.q[((size_t)row * p.n_heads + h0) * D + i];
@@ -117,7 +122,16 @@ k_attn(attn_params p, int tg_rt, int n_chunks, int hc_cap, int part_size, int ma
 
     const int gi = lane / TG, gl = lane % TG;
     for (int tile_start = t_begin + w * TILE; tile_start < t_end; tile_start += ATTN_WARPS * TILE) {
-        /* A. scores of the tile's tokens for every head */
+        /* row offsets of the tile's tokens, one lookup per lane */
+        if (tile_start + lane < t_end) {
+            const int t = tile_start + lane;
+            my_off[lane] = (((size_t)bt[t / p.block_size] * p.n_kv_heads + kvh) * p.block_size +
+                            t % p.block_size) * D;
+        }
+        PGD_SYNCWARP();
+        /* A. scores of the tile's tokens for every head (unrolled: the K loads
+         * of several steps are in flight together; D_CT fixes the trip count) */
+#pragma unroll UNROLL_A
         for (int i0 = 0; i0 < TILE; i0 += TPW) {
             const int i = i0 + gi, t = tile_start + i;
             const bool valid = t < t_end;
@@ -125,7 +139,7 @@ k_attn(attn_params p, int tg_rt, int n_chunks, int hc_cap, int part_size, int ma
 #pragma unroll
             for (int h = 0; h < HC_MAX; h++) part_s[h] = 0.0f;
             if (valid) {
-                const float *krow = cache_row(p.k_cache, bt, t, kvh, p.n_kv_heads, p.block_size, D);
+                const float *krow = p.k_cache + my_off[i];
                 const int nstep = D / (TG * VA); /* TG * VA divides D */
                 for (int j = 0; j < nstep; j++) {
                     const int c = (j * TG + gl) * VA;
@@ -169,9 +183,9 @@ k_attn(attn_params p, int tg_rt, int n_chunks, int hc_cap, int part_size, int ma
         PGD_SYNCWARP();
         /* C. acc += P V over the tile's tokens */
         const int ntok = min(TILE, t_end - tile_start);
-#pragma unroll 4
+#pragma unroll 8
         for (int i = 0; i < ntok; i++) {
-            const float *vrow = cache_row(p.v_cache, bt, tile_start + i, kvh, p.n_kv_heads, p.block_size, D);
+            const float *vrow = p.v_cache + my_off[i];
 #pragma unroll
             for (int c = 0; c < NCH; c++) {
                 const int d = (c * PGD_WARP + lane) * VC;
@@ -188,7 +202,7 @@ k_attn(attn_params p, int tg_rt, int n_chunks, int hc_cap, int part_size, int ma
                 }
             }
         }
-        PGD_SYNCWARP(); /* the next tile overwrites my_sc */
+        PGD_SYNCWARP(); /* the next tile overwrites my_sc and my_off */
     }
 
     /* merge the warps' (m, l, acc) */
@@ -321,8 +335,7 @@ gpuError_t paged_attention(gpuStream_t st, const attn_params *p, const attn_plan
     float *po = split ? (float *)workspace : NULL;
     float *pml = split ? po + (size_t)p->num_tokens * p->n_heads * max_parts * D : NULL;
     dim3 grid((unsigned)p->num_tokens, (unsigned)(p->n_kv_heads * chunks_of(p)), (unsigned)max_parts);
-    size_t smem = sizeof(float) * ((size_t)hc_cap * D * (1 + ATTN_WARPS) +
-                                   ATTN_WARPS * HC_MAX * TILE + 2 * ATTN_WARPS * HC_MAX);
+    size_t smem = sizeof(float) * attn_smem_floats(hc_cap, D) + sizeof(size_t) * ATTN_WARPS * TILE;
     const bool aligned = ((uintptr_t)p->q | (uintptr_t)p->k_cache | (uintptr_t)p->v_cache) % 16 == 0;
     if (D == 128 && aligned) {
         launch_attn<128, 4>(st, p, grid, smem, 8, part_size, max_parts, po, pml);
