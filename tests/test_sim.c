@@ -4,7 +4,8 @@
  * bad tables with their file and line, determinism of whole runs (same
  * config, same timings), an OPT-13B engine workload in well under a second
  * of real time, clear errors for bad device names and for OPT on the
- * CPU backend, and the backends' op accounting (pgd_backend_op_times). */
+ * CPU backend, and the backends' op accounting (pgd_backend_op_times).
+ * The fitted GPU curves are tested against measurements in test_sim_check.c. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,8 +27,11 @@ static pgd_sim_cost cost_of(const char *dev) {
     return c;
 }
 
+/* The roofline, as a preset without fitted curves prices ops (the "cpu"
+ * preset, or a GPU preset with its curves taken away). */
 static void test_roofline(void) {
     pgd_sim_cost c = cost_of("a100-40gb");
+    c.dev.kernels = NULL, c.dev.links = NULL;
     /* decode matmul of OPT-13B's fc1 (5120 -> 20480, f16), 1 token: memory bound.
      * bytes = 5120*20480*2 + 1*(5120+20480)*2 = 209766400; / (1.555e12 * 0.9) */
     double t = pgd_sim_cost_matmul(&c, 1, 5120, 20480, PGD_F16);
@@ -49,6 +53,7 @@ static void test_roofline(void) {
     CU_ASSERT(pgd_sim_cost_add(&c2, 5120) > pgd_sim_cost_add(&c, 5120));
     /* H100 is faster than A100-40GB on the same op */
     pgd_sim_cost h = cost_of("H100");
+    h.dev.kernels = NULL, h.dev.links = NULL;
     CU_ASSERT(pgd_sim_cost_matmul(&h, 512, 5120, 5120, PGD_F16) < pgd_sim_cost_matmul(&c, 512, 5120, 5120, PGD_F16));
 }
 

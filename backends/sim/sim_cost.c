@@ -1,83 +1,14 @@
-/* sim_cost.c - device presets and the per-op cost functions of the
- * simulator (the model is documented in sim_cost.h).
- *
- * Preset numbers: peak FLOP/s and memory bandwidth are the datasheet
- * values quoted in ../shared/docs/PAPER.md. ASSUMED efficiency factors,
- * the same for every GPU preset: mm_eff = 0.80 (bf16 GEMM measured at about
- * 790 of 989 TFLOP/s on an H100, PAPER.md), bw_eff = 0.90 (device copy
- * measured at 3.0 of 3.35 TB/s on an H100 and 4.3 of 4.8 on an H200),
- * attn_eff = 0.72 (= 0.90 / 1.25: the paper measures its paged attention
- * kernel 20-26% slower than a contiguous one), launch = 5 us per kernel
- * (no CUDA graphs), PCIe 4.0 x16 at 25 GB/s + 10 us per transfer (5.0 x16
- * at 50 GB/s on H100/H200), NVLink 300 GB/s per direction per A100 (450 on
- * H100/H200) + 5 us.
- *
- * The "cpu" preset is MEASURED on the machine Pagoda is developed on (a
- * 2-vCPU AMD EPYC VM, AVX2/FMA, f32, both threads; `pagoda profile`,
- * 2026-11-21, while no other process ran; the numbers drift by 10% or so
- * with the host's load): peak_flops = the best median matmul call over the
- * profile grids of stories15M and stories42M (155-167 GFLOP/s, n = 320-512
- * tokens); mem_bw = the copy bandwidth pgd_cpu_measure_copy_bandwidth
- * reports (256 MiB memcpy on both threads, bytes read + written: 27-29
- * GB/s in the profiles, 30.5 in results/bench): streaming weights reaches it,
- * a batch-1 decode of stories42M (166 MB) takes 6-7 ms; attn_eff = the best
- * decode attention, 20-24 GB/s of K/V read, over mem_bw; launch = a small
- * op's time (thread-pool dispatch: rope and kv_write of one token 1.2-2.3
- * us, decode attention of one short sequence 3-5 us); host_per_byte = the
- * logits rows' download plus the engine's copy and greedy sampling per
- * byte of logits (0.35-0.42 ns); host "transfers" (swap) are one-way
- * memcpy at half the copy bandwidth. Efficiencies are 1: the rates are
- * achieved ones. A profile table (`pagoda profile`) models the CPU far
- * better than any roofline; see experiments/sim_fidelity. */
+/* sim_cost.c - the per-op cost functions of the simulator: a calibration
+ * table's row, else the device's fitted curves, else the roofline (the
+ * model: sim_cost.h; the curves: sim_curves.h; the presets and where their
+ * numbers come from: sim_presets.c). */
 #include "sim_cost.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <strings.h>
-
-#define GB 1e9
-#define TF 1e12
-
-static const pgd_sim_device presets[] = {
-    {.name = "a100-40gb", .peak_flops = 312 * TF, .mem_bw = 1.555e12, .mem_bytes = 40 * GB, .mm_eff = 0.80,
-     .bw_eff = 0.90, .attn_eff = 0.72, .launch = 5e-6, .pcie_bw = 25 * GB, .pcie_lat = 10e-6, .link_bw = 300 * GB,
-     .link_lat = 5e-6, .act_bytes = 2, .sample_on_device = 1},
-    {.name = "a100-80gb", .peak_flops = 312 * TF, .mem_bw = 2.0e12, .mem_bytes = 80 * GB, .mm_eff = 0.80,
-     .bw_eff = 0.90, .attn_eff = 0.72, .launch = 5e-6, .pcie_bw = 25 * GB, .pcie_lat = 10e-6, .link_bw = 300 * GB,
-     .link_lat = 5e-6, .act_bytes = 2, .sample_on_device = 1},
-    {.name = "h100", .peak_flops = 989 * TF, .mem_bw = 3.35e12, .mem_bytes = 80 * GB, .mm_eff = 0.80,
-     .bw_eff = 0.90, .attn_eff = 0.72, .launch = 5e-6, .pcie_bw = 50 * GB, .pcie_lat = 10e-6, .link_bw = 450 * GB,
-     .link_lat = 5e-6, .act_bytes = 2, .sample_on_device = 1},
-    {.name = "h200", .peak_flops = 989 * TF, .mem_bw = 4.8e12, .mem_bytes = 141 * GB, .mm_eff = 0.80,
-     .bw_eff = 0.90, .attn_eff = 0.72, .launch = 5e-6, .pcie_bw = 50 * GB, .pcie_lat = 10e-6, .link_bw = 450 * GB,
-     .link_lat = 5e-6, .act_bytes = 2, .sample_on_device = 1},
-    /* this machine's CPU (f32 everywhere), measured (see above): achieved rates, so efficiencies are 1 */
-    {.name = "cpu", .peak_flops = 160e9, .mem_bw = 28 * GB, .mem_bytes = 16 * GB, .mm_eff = 1.0, .bw_eff = 1.0,
-     .attn_eff = 0.75, .launch = 2e-6, .pcie_bw = 14 * GB, .pcie_lat = 1e-6, .link_bw = 14 * GB, .link_lat = 1e-6,
-     .act_bytes = 4, .host_per_byte = 0.4e-9},
-};
-#define N_PRESETS (sizeof presets / sizeof presets[0])
-
-const char *const *pgd_sim_device_names(void) {
-    static const char *names[N_PRESETS + 1];
-    for (size_t i = 0; i < N_PRESETS; i++) names[i] = presets[i].name;
-    names[N_PRESETS] = NULL;
-    return names;
-}
-
-const char *pgd_sim_device_choices(void) { return "a100-40gb|a100-80gb|h100|h200|cpu"; }
-
-pgd_status pgd_sim_device_find(const char *name, pgd_sim_device *out) {
-    if (!name || !*name) name = "a100-40gb";
-    for (size_t i = 0; i < N_PRESETS; i++)
-        if (!strcasecmp(presets[i].name, name)) {
-            *out = presets[i];
-            return PGD_OK;
-        }
-    return pgd_error(PGD_ERR_INVALID, "sim backend: unknown device '%s' (known: a100-40gb, a100-80gb, h100, h200, cpu)",
-                     name);
-}
 
 double pgd_sim_cost_roofline(const pgd_sim_cost *c, double flops, double bytes, double eff_bw) {
     double tc = flops / (c->dev.peak_flops * c->dev.mm_eff), tm = bytes / (c->dev.mem_bw * eff_bw);
@@ -92,62 +23,106 @@ static int tab(const pgd_sim_cost *c, const char *op, long k1, long k2, long k3,
     return c->table && pgd_sim_table_lookup(c->table, op, k1, k2, k3, x, 0, t);
 }
 
+static pgd_sim_hw hw_of(const pgd_sim_cost *c) {
+    return (pgd_sim_hw){.peak_flops = c->dev.peak_flops, .mem_bw = c->dev.mem_bw, .l2_bytes = c->dev.l2_bytes,
+                        .sms = c->dev.sms};
+}
+
+/* A streaming op of `bytes` (and `flops` for the roofline): its curve when
+ * the device has curves, else the roofline. */
+static double stream(const pgd_sim_cost *c, int kind, double flops, double bytes) {
+    if (c->dev.kernels) {
+        pgd_sim_hw hw = hw_of(c);
+        return pgd_sim_curve_stream(&c->dev.kernels->stream[kind], &hw, bytes);
+    }
+    return rl(c, flops, bytes);
+}
+
 double pgd_sim_cost_matmul(const pgd_sim_cost *c, int n, int in, int out, pgd_dtype wt) {
     int o = out / c->tp > 0 ? out / c->tp : 1;
-    double t, e = c->dev.act_bytes;
+    double t, e = c->dev.act_bytes, w = (double)pgd_dtype_size(wt);
     if (tab(c, "matmul", in, o, (long)wt, n, &t)) return t;
-    return rl(c, 2.0 * n * in * o, (double)in * o * (double)pgd_dtype_size(wt) + (double)n * (in + o) * e);
+    if (c->dev.kernels) {
+        pgd_sim_hw hw = hw_of(c);
+        return pgd_sim_curve_gemm(&c->dev.kernels->gemm, &hw, n, in, o, w, e);
+    }
+    return rl(c, 2.0 * n * in * o, (double)in * o * w + (double)n * (in + o) * e);
 }
 
 double pgd_sim_cost_embedding(const pgd_sim_cost *c, int n, int dim, pgd_dtype tt) {
     double t;
     if (tab(c, "embedding", dim, (long)tt, 0, n, &t)) return t;
-    return rl(c, 0, (double)n * dim * ((double)pgd_dtype_size(tt) + c->dev.act_bytes));
+    return stream(c, PGD_SIM_EMBED, 0, (double)n * dim * ((double)pgd_dtype_size(tt) + c->dev.act_bytes));
 }
 
 double pgd_sim_cost_rmsnorm(const pgd_sim_cost *c, int n, int dim) {
     double t;
     if (tab(c, "rmsnorm", dim, 0, 0, n, &t)) return t;
-    return rl(c, 4.0 * n * dim, 2.0 * n * dim * c->dev.act_bytes);
+    return stream(c, PGD_SIM_NORM, 4.0 * n * dim, 2.0 * n * dim * c->dev.act_bytes);
 }
 
 double pgd_sim_cost_rope(const pgd_sim_cost *c, int n, int heads, int kv_heads, int head_dim) {
     double t, h = (double)(heads + kv_heads) / c->tp;
     if (tab(c, "rope", heads, kv_heads, head_dim, n, &t)) return t;
-    return rl(c, 3.0 * n * h * head_dim, 2.0 * n * h * head_dim * c->dev.act_bytes);
+    return stream(c, PGD_SIM_ROPE, 3.0 * n * h * head_dim, 2.0 * n * h * head_dim * c->dev.act_bytes);
 }
 
 double pgd_sim_cost_silu_mul(const pgd_sim_cost *c, size_t n) {
     double t, m = (double)n / c->tp;
     if (tab(c, "silu_mul", 0, 0, 0, m, &t)) return t;
-    return rl(c, 5.0 * m, 3.0 * m * c->dev.act_bytes);
+    return stream(c, PGD_SIM_ACT, 5.0 * m, 3.0 * m * c->dev.act_bytes);
+}
+
+double pgd_sim_cost_all_reduce(const pgd_sim_cost *c, int ranks, int nodes, double bytes) {
+    if (ranks <= 1) return 0;
+    double t;
+    if (c->table && pgd_sim_table_lookup(c->table, "all_reduce", ranks, nodes, 0, bytes, 0, &t)) return t;
+    if (c->dev.links && (t = pgd_sim_curve_all_reduce(c->dev.links, ranks, nodes, bytes)) >= 0) return t;
+    return 2.0 * (ranks - 1) * c->dev.link_lat + 2.0 * (ranks - 1) / ranks * bytes / c->dev.link_bw;
+}
+
+double pgd_sim_cost_all_gather(const pgd_sim_cost *c, int ranks, double bytes_total) {
+    if (ranks <= 1) return 0;
+    const pgd_sim_link_curve *best = NULL;
+    for (int i = 0; c->dev.links && i < c->dev.links->n; i++) {
+        const pgd_sim_link_curve *l = &c->dev.links->c[i];
+        if (l->nodes == 1 && (!best || abs(l->ranks - ranks) < abs(best->ranks - ranks))) best = l;
+    }
+    double share = (double)(ranks - 1) / ranks * bytes_total;
+    if (best) { /* half an all-reduce's traffic at the same bus bandwidth and latency */
+        double ring = share / best->bus_bw, hi = ring > best->lat ? ring : best->lat,
+               lo = ring > best->lat ? best->lat : ring;
+        return hi * pow(1.0 + pow(lo / hi, best->q), 1.0 / best->q);
+    }
+    return (ranks - 1) * c->dev.link_lat + share / c->dev.link_bw;
 }
 
 double pgd_sim_cost_add(const pgd_sim_cost *c, size_t n) {
     double t, bytes = (double)n * c->dev.act_bytes;
-    if (!tab(c, "add", 0, 0, 0, (double)n, &t)) t = rl(c, (double)n, 3.0 * bytes);
-    if (c->tp > 1) /* ring all-reduce of the row-parallel matmul's output before the residual add */
-        t += 2.0 * (c->tp - 1) * c->dev.link_lat + 2.0 * (c->tp - 1) / c->tp * bytes / c->dev.link_bw;
+    if (!tab(c, "add", 0, 0, 0, (double)n, &t)) t = stream(c, PGD_SIM_ADD, (double)n, 3.0 * bytes);
+    /* the analytic split: an all-reduce of the row-parallel matmul's output before the residual add */
+    if (c->tp > 1) t += pgd_sim_cost_all_reduce(c, c->tp, 1, bytes);
     return t;
 }
 
 double pgd_sim_cost_kv_write(const pgd_sim_cost *c, int n, int kv_heads, int head_dim) {
     double t;
     if (tab(c, "kv_write", kv_heads, head_dim, 0, n, &t)) return t;
-    return rl(c, 0, 4.0 * n * ((double)kv_heads / c->tp) * head_dim * c->dev.act_bytes);
+    return stream(c, PGD_SIM_ADD, 0, 4.0 * n * ((double)kv_heads / c->tp) * head_dim * c->dev.act_bytes);
 }
 
 double pgd_sim_cost_attention(const pgd_sim_cost *c, const int32_t *qs, const int32_t *lens, int num_seqs, int heads,
                               int kv_heads, int head_dim) {
     double e = c->dev.act_bytes, h = (double)heads / c->tp, kvh = (double)kv_heads / c->tp;
-    double kv_pos = 0, q_tok = 0, pairs = 0, dec_seqs = 0, dec_pos = 0, pre_tok = 0, pre_pairs = 0;
+    double kv_pos = 0, q_tok = 0, pairs = 0, dec_seqs = 0, dec_pos = 0, pre_tok = 0, pre_pairs = 0, pre_seqs = 0,
+           pre_pos = 0;
     for (int s = 0; s < num_seqs; s++) {
         double q = qs[s + 1] - qs[s], L = lens[s], p = q * L - q * (q - 1) / 2;
         kv_pos += L;
         q_tok += q;
         pairs += p;
         if (q == 1) dec_seqs++, dec_pos += L;
-        else pre_tok += q, pre_pairs += p;
+        else pre_tok += q, pre_pairs += p, pre_seqs++, pre_pos += L;
     }
     if (c->table) { /* decode part (sequences, mean context) + prefill part (tokens, mean pairs) */
         double td = 0, tp = 0;
@@ -160,6 +135,17 @@ double pgd_sim_cost_attention(const pgd_sim_cost *c, const int32_t *qs, const in
                                        pre_pairs / pre_tok, &tp);
         if (ok) return td + tp;
     }
+    if (c->dev.kernels) { /* the same split, priced by the curves */
+        pgd_sim_hw hw = hw_of(c);
+        int lh = (int)h > 0 ? (int)h : 1, lkv = (int)kvh > 0 ? (int)kvh : 1;
+        double t = 0;
+        if (dec_seqs > 0)
+            t += pgd_sim_curve_decode(&c->dev.kernels->decode, &hw, dec_seqs, dec_pos / dec_seqs, lkv, head_dim, e);
+        if (pre_tok > 0)
+            t += pgd_sim_curve_prefill(&c->dev.kernels->prefill, &hw, pre_tok, pre_seqs, pre_pairs, pre_pos, lh, lkv,
+                                       head_dim, e);
+        return t;
+    }
     double bytes = 2.0 * kv_pos * kvh * head_dim * e + 2.0 * q_tok * h * head_dim * e;
     return pgd_sim_cost_roofline(c, 4.0 * h * head_dim * pairs, bytes, c->dev.attn_eff);
 }
@@ -167,13 +153,13 @@ double pgd_sim_cost_attention(const pgd_sim_cost *c, const int32_t *qs, const in
 double pgd_sim_cost_gather(const pgd_sim_cost *c, int n, int dim) {
     double t;
     if (tab(c, "gather", dim, 0, 0, n, &t)) return t;
-    return rl(c, 0, 2.0 * n * dim * c->dev.act_bytes);
+    return stream(c, PGD_SIM_ADD, 0, 2.0 * n * dim * c->dev.act_bytes);
 }
 
 double pgd_sim_cost_copy_blocks(const pgd_sim_cost *c, int n_pairs, size_t block_floats) {
     double t;
     if (tab(c, "copy_blocks", (long)block_floats, 0, 0, n_pairs, &t)) return t;
-    return rl(c, 0, 2.0 * n_pairs * (double)block_floats / c->tp * c->dev.act_bytes);
+    return stream(c, PGD_SIM_ADD, 0, 2.0 * n_pairs * (double)block_floats / c->tp * c->dev.act_bytes);
 }
 
 double pgd_sim_cost_transfer(const pgd_sim_cost *c, size_t bytes, int download, int result) {

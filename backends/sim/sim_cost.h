@@ -2,7 +2,18 @@
  * on a named device. Nothing is computed; every op's time comes from its
  * shapes (internal to backends/sim).
  *
- * THE MODEL (roofline + launch overhead, per op):
+ * Three sources, the first that covers an op wins:
+ *   1. a calibration table (`[model] profile = FILE`, below): measured times
+ *      of that op at that shape, interpolated;
+ *   2. the device's FITTED CURVES (sim_curves.h): the GPU presets carry
+ *      curves fitted to measured GPU kernel times (sim_presets.c says which
+ *      and how well they fit); streaming ops without a curve of their own
+ *      (kv_write, gather, copy_blocks) take the residual add's curve over
+ *      the bytes they move;
+ *   3. the roofline below (the "cpu" preset, which is measured on this
+ *      machine rather than fitted, and any preset without curves).
+ *
+ * THE ROOFLINE (+ launch overhead, per op):
  *   t(op) = launch + max(FLOPs / (peak_flops * mm_eff), bytes / (mem_bw * bw_eff))
  * with e = act_bytes (bytes per activation or KV element: 2 on the GPU
  * presets, fp16 as the paper's OPT runs; 4 on the CPU preset, Pagoda's f32)
@@ -27,15 +38,18 @@
  * hidden width are split tp ways (their FLOPs and bytes / tp); norms,
  * residual adds and embeddings are replicated; each residual `add` (one
  * after the attention output, one after the FFN: 2 per layer) also pays a
- * ring all-reduce of its n*e bytes: 2*(tp-1)*link_lat + 2*(tp-1)/tp * bytes / link_bw.
+ * all-reduce of its n*e bytes (pgd_sim_cost_all_reduce). That is the
+ * analytic `[model] tensor_parallel`; `[parallel] tp` instead runs the real
+ * sharded model, whose ops carry their shard's shapes, with the collectives
+ * timed by core/parallel/comm_sim.c through the same functions.
  * Host work the engine does around a step (scheduling, sampling) is NOT in
  * the GPU presets (vLLM samples on the GPU; its CPU overhead is not
  * modelled); the CPU preset charges it per downloaded byte (the logits
  * download is followed by a scan of every row), a calibration table
- * measures it (ops meta_upload and logits below). The GPU presets' numbers
- * are datasheet values with stated efficiencies; the "cpu" preset's were
- * measured on the development machine with `pagoda profile` (how, and the
- * spread: the comment above the presets in sim_cost.c).
+ * measures it (ops meta_upload and logits below). The GPU presets' peak
+ * rates are datasheet values and their kernel times come from fitted
+ * curves; the "cpu" preset's numbers were measured on the development
+ * machine with `pagoda profile` (how, and the spread: sim_presets.c).
  *
  * CALIBRATION TABLES. `pagoda profile` measures the ops on a real backend
  * and writes a CSV table; `[model] profile = FILE` makes the sim use it: an
@@ -87,9 +101,14 @@
 
 #include "pagoda/dtype.h"
 #include "pagoda/status.h"
+#include "sim_curves.h"
 
 typedef struct pgd_sim_device {
     const char *name;
+    int sms;             /* multiprocessors (the curves' wave counts) */
+    double l2_bytes;     /* L2 cache (the streaming curves' cache-resident share) */
+    const pgd_sim_kernel_curves *kernels; /* fitted kernel curves, NULL: roofline */
+    const pgd_sim_link_curves *links;     /* fitted all-reduce curves, NULL: link_bw / link_lat */
     double peak_flops;   /* dense fp16/bf16 matrix FLOP/s (datasheet) */
     double mem_bw;       /* device memory bandwidth, bytes/s (datasheet) */
     double mem_bytes;    /* memory of one device */
@@ -155,6 +174,13 @@ double pgd_sim_cost_attention(const pgd_sim_cost *c, const int32_t *query_start,
                               int num_seqs, int heads, int kv_heads, int head_dim);
 double pgd_sim_cost_gather(const pgd_sim_cost *c, int n, int dim);
 double pgd_sim_cost_copy_blocks(const pgd_sim_cost *c, int n_pairs, size_t block_floats);
+/* Collectives over `ranks` GPUs on `nodes` hosts: the link curves (or the
+ * table's all_reduce rows: k1 = ranks, k2 = hosts, x = bytes) when there
+ * are some, else a ring over link_bw and link_lat:
+ *   all-reduce 2 (n-1) link_lat + 2 (n-1)/n bytes / link_bw
+ *   all-gather (n-1) link_lat + (n-1)/n bytes_total / link_bw */
+double pgd_sim_cost_all_reduce(const pgd_sim_cost *c, int ranks, int nodes, double bytes);
+double pgd_sim_cost_all_gather(const pgd_sim_cost *c, int ranks, double bytes_total);
 /* host <-> device transfer of `bytes` (download = device to host; result =
  * to or from ordinary host memory, i.e. the forward pass's metadata up and
  * its logits down, not KV swap space). */

@@ -8,9 +8,11 @@
 int pgd_cmd_generate(int argc, char **argv);
 int pgd_cmd_bench(int argc, char **argv);
 int pgd_cmd_profile(int argc, char **argv);
+int pgd_cmd_profile_import(int argc, char **argv); /* profile --import */
 int pgd_cmd_run(int argc, char **argv);
 int pgd_cmd_plot(int argc, char **argv);
 int pgd_cmd_compare(int argc, char **argv);
+int pgd_cmd_sim_check(int argc, char **argv);
 
 /* Strict number parsing for option values: print "pagoda: <opt> must be ..."
  * and return 0 on failure. */

@@ -21,6 +21,7 @@ static void usage(FILE *f) {
             "  run        run an experiment config (every sweep point) and write its results\n"
             "  plot       draw an experiment's results with gnuplot (PNG and SVG)\n"
             "  compare    compare two results against regression thresholds\n"
+            "  sim-check  hold the sim's GPU cost model against measured op times (Vidur files)\n"
             "  comm-bench communicator microbenchmark (all-reduce, send/recv; threads or mpi)\n"
             "  version    print the version\n"
             "\n"
@@ -114,6 +115,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "run")) return pgd_cmd_run(argc - 1, argv + 1);
     if (!strcmp(cmd, "plot")) return pgd_cmd_plot(argc - 1, argv + 1);
     if (!strcmp(cmd, "compare")) return pgd_cmd_compare(argc - 1, argv + 1);
+    if (!strcmp(cmd, "sim-check")) return pgd_cmd_sim_check(argc - 1, argv + 1);
     if (!strcmp(cmd, "comm-bench")) return pgd_comm_bench_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("pagoda %s\n", PAGODA_VERSION);

@@ -723,10 +723,16 @@ static void usage(FILE *f) {
             "  --reps N             rounds over the grid (each: a warm-up and a timed pass per shape); a row is\n"
             "                       the median over rounds of its calls' mean time (default 3)\n"
             "  --temperature X      sampler the logits rows are timed with (default 0 = greedy)\n"
-            "  --quick              coarse grid (seconds; for tests)\n");
+            "  --quick              coarse grid (seconds; for tests)\n"
+            "\n"
+            "       pagoda profile --import vidur --model SHAPE --mlp FILE [--attention FILE]\n"
+            "                      [--all-reduce FILE] -o TABLE\n"
+            "converts measured GPU op times in Vidur's formats into the same table.\n");
 }
 
 int pgd_cmd_profile(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--import") || !strncmp(argv[i], "--import=", 9)) return pgd_cmd_profile_import(argc, argv);
     const char *out_path = NULL, *models[16];
     int n_models = 0;
     opts o = {.max_seqs = 256, .block_size = 16, .reps = 3, .kv_memory = (size_t)256 << 20, .dtype = PGD_F32,

@@ -28,9 +28,9 @@ static const pgd_cfg_key schema[] = {
     {"model", "backend", PGD_CFG_CHOICE, 0, 0, "cpu|sim|cuda|rocm|gpu-emu", "cpu",
      "compute backend (sim: cost model on a virtual clock; cuda/rocm when built; gpu-emu: GPU kernels emulated on the CPU)"},
     {"model", "device", PGD_CFG_CHOICE, 0, 0, "a100-40gb|a100-80gb|h100|h200|cpu", "a100-40gb",
-     "sim: device preset whose cost model times the ops"},
+     "sim: device preset whose fitted cost curves time the ops"},
     {"model", "tensor_parallel", PGD_CFG_INT, 1, 64, NULL, "1", "sim: GPUs the model is split over (Megatron tensor parallel)"},
-    {"model", "profile", PGD_CFG_FILE, 0, 0, NULL, "", "sim: calibration table from `pagoda profile` (instead of the roofline)"},
+    {"model", "profile", PGD_CFG_FILE, 0, 0, NULL, "", "sim: calibration table from `pagoda profile` (measured times first, the preset's curves for the rest)"},
     {"model", "threads", PGD_CFG_INT, 0, 1024, NULL, "0", "backend threads (0 = all cores)"},
 
     {"parallel", "tp", PGD_CFG_INT, 1, 64, NULL, "1", "tensor-parallel ranks (heads and FFN split; cpu backend)"},

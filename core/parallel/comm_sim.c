@@ -3,9 +3,9 @@
  * the same ops at the same time on their own devices, so one rank's time is
  * the step's time; this communicator moves no data (the sim backend's
  * buffers are virtual) and advances the virtual clock by each collective's
- * cost on the device's links (backends/sim/sim_cost.h link_bw, link_lat):
- *   all_reduce (ring)   2 (n-1) link_lat + 2 (n-1)/n * bytes / link_bw
- *   all_gather (ring)   (n-1) link_lat + (n-1)/n * n * bytes / link_bw
+ * cost on the device's links (pgd_sim_cost_all_reduce / _all_gather of
+ * backends/sim/sim_cost.h: the preset's fitted all-reduce curves, else a
+ * ring over link_bw and link_lat; all n ranks on one host),
  * where bytes counts the buffer in the device's activation dtype
  * (act_bytes per element, fp16 on the GPU presets). Commands (broadcast)
  * and barriers are host work and free. Point-to-point is refused: pipeline
@@ -45,16 +45,16 @@ static double elems_bytes(const sim_comm *s, size_t count) { return (double)coun
 static pgd_status sim_all_reduce(pgd_comm *c, void *buf, size_t count, pgd_dtype dt) {
     sim_comm *s = (sim_comm *)c;
     (void)buf, (void)dt;
-    double n = c->size, bytes = elems_bytes(s, count);
-    pgd_clock_advance(s->clock, 2 * (n - 1) * s->dev.link_lat + 2 * (n - 1) / n * bytes / s->dev.link_bw);
+    pgd_sim_cost cost = {.dev = s->dev, .tp = 1};
+    pgd_clock_advance(s->clock, pgd_sim_cost_all_reduce(&cost, c->size, 1, elems_bytes(s, count)));
     return PGD_OK;
 }
 
 static pgd_status sim_all_gather(pgd_comm *c, const void *send, void *recv, size_t count, pgd_dtype dt) {
     sim_comm *s = (sim_comm *)c;
     (void)send, (void)recv, (void)dt;
-    double n = c->size, bytes = elems_bytes(s, count) * n;
-    if (c->size > 1) pgd_clock_advance(s->clock, (n - 1) * s->dev.link_lat + (n - 1) / n * bytes / s->dev.link_bw);
+    pgd_sim_cost cost = {.dev = s->dev, .tp = 1};
+    pgd_clock_advance(s->clock, pgd_sim_cost_all_gather(&cost, c->size, elems_bytes(s, count) * c->size));
     return PGD_OK;
 }
 
