@@ -24,13 +24,14 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: pagoda sim-check --model SHAPE --device PRESET --mlp FILE [--attention FILE]\n"
+            "usage: pagoda sim-check --model SHAPE --device PRESET [--mlp FILE] [--attention FILE]\n"
             "                        [--all-reduce FILE] [--tp N] [--calibration TABLE] [--fit | --roofline]\n\n"
             "Holds the sim's cost model for PRESET against measured GPU op times (Vidur's\n"
             "profiling formats: mlp.csv, attention.csv or the transcribed tp,kind,a,b,median_ms\n"
             "form, all_reduce.csv): every op, then decode and prefill steps at TP N (default 1)\n"
             "and dense layers at every TP of the MLP file.\n\n"
             "  --model SHAPE        the model the files measured (e.g. llama3-8b)\n"
+            "  --mlp, --attention, --all-reduce   the measurements (at least one; steps need the first two)\n"
             "  --device PRESET      %s\n"
             "  --calibration TABLE  price ops from a calibration table first (pagoda profile)\n"
             "  --fit                fit the curves to these files, print them, check with them\n"
@@ -216,8 +217,13 @@ int pgd_cmd_sim_check(int argc, char **argv) {
         fprintf(stderr, "pagoda sim-check: --fit and --roofline exclude each other\n");
         return 2;
     }
-    if (!model || !device || !mlp) {
-        fprintf(stderr, "pagoda sim-check: --model, --device and --mlp are required (--help)\n");
+    if (!model || !device || (!mlp && !attn && !ar)) {
+        fprintf(stderr, "pagoda sim-check: --model, --device and at least one of --mlp, --attention, --all-reduce "
+                        "are required (--help)\n");
+        return 2;
+    }
+    if (fit && (!mlp || !attn)) {
+        fprintf(stderr, "pagoda sim-check: --fit needs --mlp and --attention (it fits every kernel curve)\n");
         return 2;
     }
     pgd_model_config mc;
@@ -230,7 +236,7 @@ int pgd_cmd_sim_check(int argc, char **argv) {
     pgd_sim_step *steps = NULL;
     int rc = 2, nsteps = 0;
     if (pgd_model_shape(model, &mc) != PGD_OK || pgd_sim_device_find(device, &c.dev) != PGD_OK ||
-        pgd_vidur_read_mlp(&v, mlp) != PGD_OK || (attn && pgd_vidur_read_attention(&v, attn) != PGD_OK) ||
+        (mlp && pgd_vidur_read_mlp(&v, mlp) != PGD_OK) || (attn && pgd_vidur_read_attention(&v, attn) != PGD_OK) ||
         (ar && pgd_vidur_read_all_reduce(&v, ar) != PGD_OK) || pgd_sim_check_model(&v, &mc) != PGD_OK ||
         (calib && pgd_sim_table_load(calib, &table) != PGD_OK)) {
         fprintf(stderr, "pagoda sim-check: %s\n", pgd_last_error());
@@ -240,16 +246,12 @@ int pgd_cmd_sim_check(int argc, char **argv) {
     if (roofline) c.dev.kernels = NULL, c.dev.links = NULL;
     rc = 1;
     char files[1024];
-    snprintf(files, sizeof files, "%s%s%s%s%s", mlp, attn ? ", " : "", attn ? attn : "", ar ? ", " : "", ar ? ar : "");
+    snprintf(files, sizeof files, "%s%s%s%s%s", mlp ? mlp : "", mlp && attn ? ", " : "", attn ? attn : "",
+             (mlp || attn) && ar ? ", " : "", ar ? ar : "");
     if (fit) {
         pgd_sim_hw hw = {.peak_flops = c.dev.peak_flops, .mem_bw = c.dev.mem_bw, .l2_bytes = c.dev.l2_bytes,
                          .sms = c.dev.sms};
         int have_links = 0;
-        if (!attn) {
-            fprintf(stderr, "pagoda sim-check: --fit needs --attention (the attention curves are fitted too)\n");
-            rc = 2;
-            goto done;
-        }
         if (pgd_sim_check_fit(&v, &mc, &hw, NULL, NULL, &kc, &lc, &have_links) != PGD_OK) {
             fprintf(stderr, "pagoda sim-check: %s\n", pgd_last_error());
             goto done;
@@ -347,7 +349,7 @@ int pgd_cmd_sim_check(int argc, char **argv) {
     }
     printf("\n");
     if (!de.n || !pe.n)
-        printf("(a step kind without points is reported as n/a: --attention gives the attention rows)\n");
+        printf("(a step kind without points is n/a: steps need --mlp and --attention)\n");
     char d1[16] = "n/a", d2[16] = "n/a", p1[16] = "n/a", p2[16] = "n/a";
     if (de.n) snprintf(d1, sizeof d1, "%.1f%%", 100 * de.median), snprintf(d2, sizeof d2, "%.1f%%", 100 * de.p90);
     if (pe.n) snprintf(p1, sizeof p1, "%.1f%%", 100 * pe.median), snprintf(p2, sizeof p2, "%.1f%%", 100 * pe.p90);
