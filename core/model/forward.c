@@ -196,9 +196,9 @@ pgd_status pgd_model_pass(pgd_model *m, pgd_kv_cache *kv, const pgd_batch *b, fl
         PGD_TRY(pgd_backend_matmul(be, sc->k, sc->xb, L->wk, wt, T, d, kvd));
         PGD_TRY(pgd_backend_matmul(be, sc->v, sc->xb, L->wv, wt, T, d, kvd));
         if (!opt)
-            PGD_TRY(pgd_backend_rope(be, sc->q, sc->k, d_pos, T, sh->heads, sh->kv_heads, hd, c->rope_theta));
+            PGD_TRY(pgd_backend_rope(be, sc->q, sc->k, d_pos, T, sh->heads, sh->kv_heads, hd, c->rope_theta, 0));
         float *kc = pgd_kv_cache_k(kv, l - sh->layer_begin), *vc = pgd_kv_cache_v(kv, l - sh->layer_begin);
-        PGD_TRY(pgd_backend_kv_write(be, kc, vc, sc->k, sc->v, d_slot, T, sh->kv_heads, hd, bs));
+        PGD_TRY(pgd_backend_kv_write(be, kc, vc, sc->k, sc->v, d_slot, T, sh->kv_heads, hd, bs, 0));
         pgd_paged_attn a = {
             .out = sc->xb2, .q = sc->q, .k_cache = kc, .v_cache = vc, .query_start = d_qs,
             .seq_lens = d_len, .block_tables = d_bt, .num_seqs = S, .num_tokens = T,

@@ -198,7 +198,8 @@ typedef struct attn_job {
  * online softmax. */
 static void attention_one_scalar(const pgd_attn_args *a, int seq, int row, int pos, int h) {
     int hd = a->head_dim, bs = a->block_size, kvh = h / (a->n_heads / a->n_kv_heads);
-    const float *q = a->q + ((size_t)row * a->n_heads + h) * hd;
+    size_t qst = a->q_stride ? (size_t)a->q_stride : (size_t)a->n_heads * hd;
+    const float *q = a->q + (size_t)row * qst + (size_t)h * hd;
     float *o = a->out + ((size_t)row * a->n_heads + h) * hd;
     const int32_t *bt = a->block_tables + (size_t)seq * a->max_blocks_per_seq;
     float sc[PGD_ATTN_CHUNK];
@@ -309,7 +310,8 @@ typedef struct ew_job {
     const float *kc, *vc;
     size_t n;
     int rows, dim, n_heads, n_kv_heads, head_dim, block_size;
-    float f; /* eps or theta */
+    size_t ld, ld2; /* row strides in floats (rope: of q and k; kv_write: of k and v) */
+    float f;        /* eps or theta */
 } ew_job;
 
 static void rmsnorm_task(void *arg, int i, int nt) {
@@ -345,7 +347,7 @@ static void rope_task(void *arg, int i, int nt) {
     int r0, r1, hd = j->head_dim;
     split(j->rows, i, nt, 1, &r0, &r1);
     for (int t = r0; t < r1; t++) {
-        float *q = j->y + (size_t)t * j->n_heads * hd, *k = j->k + (size_t)t * j->n_kv_heads * hd;
+        float *q = j->y + (size_t)t * j->ld, *k = j->k + (size_t)t * j->ld2;
         for (int d = 0; d < hd; d += 2) {
             /* the reference's formulas exactly, once per (token, pair) */
             float freq = 1.0f / powf(j->f, (float)d / (float)hd);
@@ -366,9 +368,11 @@ static void rope_task(void *arg, int i, int nt) {
 }
 
 void pgd_cpu_rope(pgd_threadpool *tp, float *q, float *k, const int32_t *pos, int n, int n_heads,
-                  int n_kv_heads, int head_dim, float theta) {
+                  int n_kv_heads, int head_dim, float theta, int stride) {
     ew_job j = {.y = q, .k = k, .idx = pos, .rows = n, .n_heads = n_heads,
-                .n_kv_heads = n_kv_heads, .head_dim = head_dim, .f = theta};
+                .n_kv_heads = n_kv_heads, .head_dim = head_dim, .f = theta,
+                .ld = stride ? (size_t)stride : (size_t)n_heads * head_dim,
+                .ld2 = stride ? (size_t)stride : (size_t)n_kv_heads * head_dim};
     if (nthreads_for(tp, (size_t)n * (n_heads + n_kv_heads) * head_dim) == 1) rope_task(&j, 0, 1);
     else pgd_threadpool_run(tp, rope_task, &j);
 }
@@ -459,7 +463,7 @@ static void kv_write_task(void *arg, int i, int nt) {
         if (slot < 0) continue;
         size_t blk = (size_t)slot / bs, off = (size_t)slot % bs;
         for (int h = 0; h < nkv; h++) {
-            size_t dst = ((blk * nkv + h) * bs + off) * hd, src = ((size_t)t * nkv + h) * hd;
+            size_t dst = ((blk * nkv + h) * bs + off) * hd, src = (size_t)t * j->ld + (size_t)h * hd;
             memcpy(j->k_cache + dst, j->kc + src, (size_t)hd * sizeof(float));
             memcpy(j->v_cache + dst, j->vc + src, (size_t)hd * sizeof(float));
         }
@@ -468,10 +472,11 @@ static void kv_write_task(void *arg, int i, int nt) {
 
 void pgd_cpu_kv_write(pgd_threadpool *tp, float *k_cache, float *v_cache, const float *k,
                       const float *v, const int32_t *slot_mapping, int n, int n_kv_heads,
-                      int head_dim, int block_size) {
+                      int head_dim, int block_size, int stride) {
     ew_job j = {.k_cache = k_cache, .v_cache = v_cache, .kc = k, .vc = v, .idx = slot_mapping,
                 .rows = n, .n_kv_heads = n_kv_heads, .head_dim = head_dim,
-                .block_size = block_size};
+                .block_size = block_size,
+                .ld = stride ? (size_t)stride : (size_t)n_kv_heads * head_dim};
     if (nthreads_for(tp, (size_t)n * n_kv_heads * head_dim * 2) == 1) kv_write_task(&j, 0, 1);
     else pgd_threadpool_run(tp, kv_write_task, &j);
 }

@@ -65,10 +65,11 @@ gpuError_t rmsnorm(gpuStream_t st, float *y, const float *x, const float *w, int
     return gpuGetLastError();
 }
 
-/* ---- rotary embedding on interleaved pairs: one thread per (token, head, pair) ---- */
+/* ---- rotary embedding on interleaved pairs: one thread per (token, head, pair);
+ * token rows qs (q) and ks (k) floats apart ---- */
 
 __global__ void k_rope(float *q, float *k, const int32_t *pos, const float *inv_freq, int n,
-                       int n_heads, int n_kv_heads, int head_dim) {
+                       int n_heads, int n_kv_heads, int head_dim, size_t qs, size_t ks) {
     const int half = head_dim / 2;
     const size_t total = (size_t)n * n_heads * half;
     for (size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
@@ -79,12 +80,12 @@ __global__ void k_rope(float *q, float *k, const int32_t *pos, const float *inv_
         const int i = 2 * p;
         const float val = (float)pos[t] * inv_freq[p];
         const float fcr = cosf(val), fci = sinf(val);
-        float *vq = q + (t * n_heads + h) * head_dim;
+        float *vq = q + t * qs + (size_t)h * head_dim;
         float v0 = vq[i], v1 = vq[i + 1];
         vq[i] = v0 * fcr - v1 * fci;
         vq[i + 1] = v0 * fci + v1 * fcr;
         if (h < n_kv_heads) { /* k has fewer heads under GQA */
-            float *vk = k + (t * n_kv_heads + h) * head_dim;
+            float *vk = k + t * ks + (size_t)h * head_dim;
             v0 = vk[i];
             v1 = vk[i + 1];
             vk[i] = v0 * fcr - v1 * fci;
@@ -94,11 +95,13 @@ __global__ void k_rope(float *q, float *k, const int32_t *pos, const float *inv_
 }
 
 gpuError_t rope(gpuStream_t st, float *q, float *k, const int32_t *pos, const float *inv_freq,
-                int n, int n_heads, int n_kv_heads, int head_dim) {
+                int n, int n_heads, int n_kv_heads, int head_dim, int stride) {
     size_t total = (size_t)n * n_heads * (head_dim / 2);
     unsigned blocks = ceil_div(total, EW_THREADS);
     if (blocks > 65535u * 8) blocks = 65535u * 8;
-    PGD_LAUNCH(blocks, EW_THREADS, 0, st, k_rope)(q, k, pos, inv_freq, n, n_heads, n_kv_heads, head_dim);
+    const size_t qs = stride ? (size_t)stride : (size_t)n_heads * head_dim;
+    const size_t ks = stride ? (size_t)stride : (size_t)n_kv_heads * head_dim;
+    PGD_LAUNCH(blocks, EW_THREADS, 0, st, k_rope)(q, k, pos, inv_freq, n, n_heads, n_kv_heads, head_dim, qs, ks);
     return gpuGetLastError();
 }
 
@@ -155,11 +158,11 @@ gpuError_t add(gpuStream_t st, float *y, const float *x, size_t n) {
     return gpuGetLastError();
 }
 
-/* ---- K/V into the paged cache: one block per token ---- */
+/* ---- K/V into the paged cache: one block per token; k, v rows ld floats apart ---- */
 
 __global__ void k_kv_write(float *k_cache, float *v_cache, const float *k, const float *v,
                            const int32_t *slot_mapping, int n_kv_heads, int head_dim,
-                           int block_size) {
+                           int block_size, size_t ld) {
     const size_t t = blockIdx.x;
     const int32_t slot = slot_mapping[t];
     if (slot < 0) return; /* padding token: skip */
@@ -168,18 +171,19 @@ __global__ void k_kv_write(float *k_cache, float *v_cache, const float *k, const
     for (int e = threadIdx.x; e < row; e += blockDim.x) {
         const int h = e / head_dim, d = e % head_dim;
         const size_t dst = ((blk * n_kv_heads + h) * block_size + off) * head_dim + d;
-        k_cache[dst] = k[t * row + e];
-        v_cache[dst] = v[t * row + e];
+        k_cache[dst] = k[t * ld + e];
+        v_cache[dst] = v[t * ld + e];
     }
 }
 
 gpuError_t kv_write(gpuStream_t st, float *k_cache, float *v_cache, const float *k,
                     const float *v, const int32_t *slot_mapping, int n, int n_kv_heads,
-                    int head_dim, int block_size) {
+                    int head_dim, int block_size, int stride) {
     int row = n_kv_heads * head_dim;
     int threads = row >= EW_THREADS ? EW_THREADS : ((row + 31) / 32) * 32;
+    const size_t ld = stride ? (size_t)stride : (size_t)row;
     PGD_LAUNCH(n, threads, 0, st, k_kv_write)(k_cache, v_cache, k, v, slot_mapping, n_kv_heads, head_dim,
-                                      block_size);
+                                      block_size, ld);
     return gpuGetLastError();
 }
 
