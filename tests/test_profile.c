@@ -57,7 +57,8 @@ static void test_table_for_the_sim(void) {
         long k1, k2, k3;
         double x, y;
     } want[] = {
-        {"matmul", 64, 64, PGD_F32, 1, 0},        /* wq, wk, wv, wo */
+        {"matmul", 64, 192, PGD_F32, 1, 0},       /* wqkv (q, k, v in one GEMM) */
+        {"matmul", 64, 64, PGD_F32, 1, 0},        /* wo */
         {"matmul", 64, 128, PGD_F32, 8, 0},       /* w1, w3 */
         {"matmul", 128, 64, PGD_F32, 16, 0},      /* w2 */
         {"matmul", 64, 512, PGD_F32, 1, 0},       /* classifier */
