@@ -34,7 +34,8 @@ struct pgd_backend_ops {
                           int dim, float eps);
     pgd_status (*rope)(pgd_backend *b, float *q, float *k, const int32_t *pos, int n,
                        int n_heads, int n_kv_heads, int head_dim, float theta, int stride);
-    pgd_status (*silu_mul)(pgd_backend *b, float *gate, const float *up, size_t n);
+    pgd_status (*silu_mul)(pgd_backend *b, float *out, const float *gate_up, int n_rows,
+                           int hidden);
     pgd_status (*add)(pgd_backend *b, float *y, const float *x, size_t n);
     pgd_status (*kv_write)(pgd_backend *b, float *k_cache, float *v_cache, const float *k,
                            const float *v, const int32_t *slot_mapping, int n, int n_kv_heads,

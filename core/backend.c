@@ -188,10 +188,17 @@ pgd_status pgd_backend_rope(pgd_backend *b, float *q, float *k, const int32_t *p
     if (!n) return PGD_OK;
     TIMED(b, PGD_BOP_ROPE, b->ops->rope(b, q, k, pos, n, n_heads, n_kv_heads, head_dim, theta, stride));
 }
-pgd_status pgd_backend_silu_mul(pgd_backend *b, float *gate, const float *up, size_t n) {
+pgd_status pgd_backend_silu_mul(pgd_backend *b, float *out, const float *gate_up, int n_rows,
+                                int hidden) {
     CHECK_OP(b, silu_mul);
-    if (!n) return PGD_OK;
-    TIMED(b, PGD_BOP_SILU_MUL, b->ops->silu_mul(b, gate, up, n));
+    if (n_rows < 0 || hidden <= 0)
+        return pgd_error(PGD_ERR_INVALID, "silu_mul: bad shape n_rows=%d hidden=%d", n_rows, hidden);
+    if (!n_rows) return PGD_OK;
+    uintptr_t o = (uintptr_t)out, g = (uintptr_t)gate_up;
+    size_t nb = sizeof(float) * (size_t)n_rows * hidden; /* out's bytes; gate_up has twice as many */
+    if (o < g + 2 * nb && g < o + nb)
+        return pgd_error(PGD_ERR_INVALID, "silu_mul: out overlaps gate_up (%d rows of %d)", n_rows, hidden);
+    TIMED(b, PGD_BOP_SILU_MUL, b->ops->silu_mul(b, out, gate_up, n_rows, hidden));
 }
 pgd_status pgd_backend_add(pgd_backend *b, float *y, const float *x, size_t n) {
     CHECK_OP(b, add);

@@ -311,17 +311,24 @@ static void test_rope(void) {
 }
 
 static void test_silu_mul_add(void) {
-    static const size_t ns[] = {1, 3, 1000, 65536 + 3, 3 * 14336};
-    for (size_t c = 0; c < sizeof ns / sizeof *ns; c++) {
-        size_t n = ns[c];
-        float *g = pgd_test_randf(n, 600 + c, -6, 6), *u = pgd_test_randf(n, 700 + c, -2, 2);
+    /* silu_mul: (rows, hidden) from [gate | up] rows; then add on n = rows * hidden */
+    /* the last: more rows than a grid's y dimension takes (fewer on the slow emulator) */
+    static const int cs[][2] = {{1, 1}, {1, 3}, {4, 250}, {1, 65536 + 3}, {3, 14336},
+                                {PGD_TEST_GPU_EMU ? 300 : 70000, 2}};
+    for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
+        int rows = cs[c][0], h = cs[c][1];
+        size_t n = (size_t)rows * h;
+        float *gu = pgd_test_randf(2 * n, 600 + c, -6, 6), *u = pgd_test_randf(n, 700 + c, -2, 2);
+        for (int r = 0; r < rows; r++) /* up in [-2, 2) (u's values) */
+            memcpy(gu + (2 * (size_t)r + 1) * h, u + (size_t)r * h, (size_t)h * 4);
         float *ref = malloc(n * 4), *y = malloc(n * 4);
-        memcpy(ref, g, n * 4);
-        pgd_ref_silu_mul(ref, u, n);
-        float *dg = put(g_be, g, n * 4), *du = put(g_be, u, n * 4);
-        OK(pgd_backend_silu_mul(g_be, dg, du, n));
+        pgd_ref_silu_mul(ref, gu, rows, h);
+        float *dgu = put(g_be, gu, 2 * n * 4), *du = put(g_be, u, n * 4), *dg = NULL;
+        OK(pgd_backend_alloc(g_be, n * 4, (void **)&dg));
+        OK(pgd_backend_memset(g_be, dg, 0xff, n * 4));
+        OK(pgd_backend_silu_mul(g_be, dg, dgu, rows, h));
         get(g_be, y, dg, n * 4);
-        check(pgd_test_rel_err(y, ref, n), TOL, "silu_mul", (int)n, 0, 0);
+        check(pgd_test_rel_err(y, ref, n), TOL, "silu_mul", rows, h, 0);
         /* add: exact; also from an offset that breaks 16-byte alignment. It
          * starts from the reference's silu_mul result: the device's expf may
          * differ from the host's in the last bit (CUDA's does), and add must
@@ -337,8 +344,8 @@ static void test_silu_mul_add(void) {
             get(g_be, y, dg, n * 4);
             CU_ASSERT(memcmp(y, ref, n * 4) == 0);
         }
-        pgd_backend_free(g_be, dg), pgd_backend_free(g_be, du);
-        free(g), free(u), free(ref), free(y);
+        pgd_backend_free(g_be, dg), pgd_backend_free(g_be, du), pgd_backend_free(g_be, dgu);
+        free(gu), free(u), free(ref), free(y);
     }
 }
 

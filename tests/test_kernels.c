@@ -272,14 +272,40 @@ static void test_rope_ref_known(void) {
     CU_ASSERT(fabsf(k[0] + 2 * sinf(1)) < 1e-6f && fabsf(k[1] - 2 * cosf(1)) < 1e-6f);
 }
 
-static void test_silu_mul_add(void) {
+/* silu_mul on (rows, hidden) from [gate | up] rows: hidden not a multiple of
+ * 8 (row tails), a single long row, enough elements to split the rows
+ * across threads mid-row (the split must not change a result: NULL-pool
+ * and 2-thread outputs bit-identical). */
+static void test_silu_mul(void) {
+    static const int cases[][2] = {{1, 1}, {1, 7}, {3, 8}, {5, 172}, {1, 100003}, {7, 14336}, {33, 2049}};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        int rows = cases[c][0], h = cases[c][1];
+        size_t n = (size_t)rows * h;
+        float *gu = pgd_test_randf(2 * n, 600 + c, -12, 12);
+        for (size_t i = 0; i < 2 * n; i++) /* up in [-2, 2) */
+            if (i / h % 2) gu[i] /= 6;
+        float *ref = malloc(n * 4), *y = malloc(n * 4), *y0 = malloc(n * 4);
+        pgd_ref_silu_mul(ref, gu, rows, h);
+        for (int ii = 0; ii < g_n_isas; ii++) {
+            pgd_cpu_set_isa(g_isas[ii]);
+            for (int p = 0; p < N_POOLS; p++) {
+                for (size_t i = 0; i < n; i++) y[i] = NAN; /* every output written */
+                pgd_cpu_silu_mul(pool_at(p), y, gu, rows, h);
+                check(pgd_test_rel_err(y, ref, n), TOL, "silu_mul", g_isas[ii], p, rows, h, 0);
+                if (p == 0) memcpy(y0, y, n * 4);
+                else CU_ASSERT(memcmp(y0, y, n * 4) == 0);
+            }
+        }
+        free(gu), free(ref), free(y), free(y0);
+    }
+}
+
+static void test_add(void) {
     static const size_t ns[] = {1, 7, 8, 1000, 100003};
     for (size_t c = 0; c < 5; c++) {
         size_t n = ns[c];
-        float *g0 = pgd_test_randf(n, 600 + c, -12, 12), *up = pgd_test_randf(n, 700 + c, -2, 2);
-        float *ref = malloc(n * 4), *y = malloc(n * 4), *refa = malloc(n * 4);
-        memcpy(ref, g0, n * 4);
-        pgd_ref_silu_mul(ref, up, n);
+        float *g0 = pgd_test_randf(n, 650 + c, -12, 12), *up = pgd_test_randf(n, 750 + c, -2, 2);
+        float *y = malloc(n * 4), *refa = malloc(n * 4);
         memcpy(refa, g0, n * 4);
         pgd_ref_add(refa, up, n);
         CU_ASSERT(refa[0] == g0[0] + up[0]);
@@ -287,23 +313,24 @@ static void test_silu_mul_add(void) {
             pgd_cpu_set_isa(g_isas[ii]);
             for (int p = 0; p < N_POOLS; p++) {
                 memcpy(y, g0, n * 4);
-                pgd_cpu_silu_mul(pool_at(p), y, up, n);
-                check(pgd_test_rel_err(y, ref, n), TOL, "silu_mul", g_isas[ii], p, (int)n, 0, 0);
-                memcpy(y, g0, n * 4);
                 pgd_cpu_add(pool_at(p), y, up, n);
                 CU_ASSERT(memcmp(y, refa, n * 4) == 0);
             }
         }
-        free(g0), free(up), free(ref), free(y), free(refa);
+        free(g0), free(up), free(y), free(refa);
     }
 }
 
 static void test_silu_ref_known(void) {
-    float g[3] = {0, 1, -30}, up[3] = {5, 2, 1};
-    pgd_ref_silu_mul(g, up, 3);
-    CU_ASSERT(g[0] == 0.0f);
-    CU_ASSERT(fabsf(g[1] - 2.0f / (1.0f + expf(-1.0f))) < 1e-6f);
-    CU_ASSERT(fabsf(g[2]) < 1e-10f);
+    /* two rows of [gate | up], hidden 3 */
+    float gu[12] = {0, 1, -30, 5, 2, 1, /* row 1: */ 2, -1, 0, 0.5f, 3, 7}, out[6];
+    pgd_ref_silu_mul(out, gu, 2, 3);
+    CU_ASSERT(out[0] == 0.0f);
+    CU_ASSERT(fabsf(out[1] - 2.0f / (1.0f + expf(-1.0f))) < 1e-6f);
+    CU_ASSERT(fabsf(out[2]) < 1e-10f);
+    CU_ASSERT(fabsf(out[3] - 0.5f * 2.0f / (1.0f + expf(-2.0f))) < 1e-6f);
+    CU_ASSERT(fabsf(out[4] + 3.0f / (1.0f + expf(1.0f))) < 1e-6f);
+    CU_ASSERT(out[5] == 0.0f);
 }
 
 /* ------------------------------------------------------------- KV cache */
@@ -613,7 +640,8 @@ static CU_TestInfo kernel_tests[] = {
     {"embedding f32/f16/bf16", test_embedding},
     {"rmsnorm (and in place)", test_rmsnorm},
     {"rope incl. GQA, dense and strided rows", test_rope},
-    {"silu_mul and add", test_silu_mul_add},
+    {"silu_mul on [gate | up] rows", test_silu_mul},
+    {"add", test_add},
     {"kv_write shuffled slots, block sizes 8/16/32, strided rows", test_kv_write},
     {"copy_blocks incl. chained pairs", test_copy_blocks},
     {"paged attention decode incl. GQA", test_attention_decode},

@@ -348,7 +348,8 @@ static void test_op_times(void) {
 
 /* Row strides (rope, kv_write, attention's q): 0 or a whole row, else
  * PGD_ERR_INVALID naming the op (and not counted); a strided op is priced as
- * the dense one. */
+ * the dense one. silu_mul: shape and overlap checked; priced by its
+ * rows * hidden outputs. */
 static void test_strided_ops_checked(void) {
     pgd_backend *b = NULL;
     pgd_backend_config bc = {.name = "sim"};
@@ -381,9 +382,20 @@ static void test_strided_ops_checked(void) {
                         .scale = 1, .q_stride = nh * hd - 8};
     CU_ASSERT_EQUAL(pgd_backend_paged_attention(b, &a), PGD_ERR_INVALID);
     CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "paged_attention"));
+    /* silu_mul: shape checked, out must not overlap gate_up */
+    CU_ASSERT_EQUAL(pgd_backend_silu_mul(b, w, (float *)w + 4096, T, 0), PGD_ERR_INVALID);
+    CU_ASSERT_EQUAL(pgd_backend_silu_mul(b, w, (float *)w + 4096, -1, 128), PGD_ERR_INVALID);
+    CU_ASSERT_EQUAL(pgd_backend_silu_mul(b, (float *)w + 2 * T * 128 - 1, w, T, 128), PGD_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "silu_mul"));
+    CU_ASSERT_EQUAL(pgd_backend_silu_mul(b, w, (float *)w + T * 128 - 1, T, 128), PGD_ERR_INVALID);
     CU_ASSERT_EQUAL(pgd_backend_op_times(b, NULL, 0), 0); /* none of them ran */
     a.q_stride = qkv;
     CU_ASSERT_EQUAL(pgd_backend_paged_attention(b, &a), PGD_OK);
+    /* silu_mul priced by its outputs: rows * hidden */
+    double t0 = pgd_clock_now(clk);
+    CU_ASSERT_EQUAL(pgd_backend_silu_mul(b, w, (float *)w + T * 14336, T, 14336), PGD_OK);
+    NEAR(pgd_clock_now(clk) - t0, pgd_sim_cost_silu_mul(&c, (size_t)T * 14336));
+    CU_ASSERT_EQUAL(pgd_backend_silu_mul(b, (float *)w + 2 * T * 128, w, T, 128), PGD_OK); /* just past */
     pgd_backend_free(b, meta);
     pgd_backend_free(b, w);
     pgd_backend_destroy(b);
@@ -480,7 +492,7 @@ static CU_TestInfo tests[] = {
     {"OPT-13B workload: fast, deterministic", test_engine_opt13b},
     {"op times: sim seconds are the clock's advance; reset; short cap", test_op_times},
     {"op times on the cpu backend: wall time, calls", test_op_times_cpu},
-    {"strided ops: strides checked, priced as dense", test_strided_ops_checked},
+    {"strided ops and fused silu_mul: arguments checked, priced", test_strided_ops_checked},
     {"beam search on the sim: the equal-logits candidates without a scan", test_beam_stand_in},
     CU_TEST_INFO_NULL,
 };

@@ -62,8 +62,9 @@ static pgd_status cpu_rope(pgd_backend *b, float *q, float *k, const int32_t *po
     pgd_cpu_rope(tp_of(b), q, k, pos, n, n_heads, n_kv_heads, head_dim, theta, stride);
     return PGD_OK;
 }
-static pgd_status cpu_silu_mul(pgd_backend *b, float *gate, const float *up, size_t n) {
-    pgd_cpu_silu_mul(tp_of(b), gate, up, n);
+static pgd_status cpu_silu_mul(pgd_backend *b, float *out, const float *gate_up, int n_rows,
+                               int hidden) {
+    pgd_cpu_silu_mul(tp_of(b), out, gate_up, n_rows, hidden);
     return PGD_OK;
 }
 static pgd_status cpu_add(pgd_backend *b, float *y, const float *x, size_t n) {

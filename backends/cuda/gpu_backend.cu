@@ -303,10 +303,11 @@ static pgd_status gpu_rope(pgd_backend *b, float *q, float *k, const int32_t *po
     return done(g, "rope");
 }
 
-static pgd_status gpu_silu_mul(pgd_backend *b, float *gate, const float *up, size_t n) {
+static pgd_status gpu_silu_mul(pgd_backend *b, float *out, const float *gate_up, int n_rows,
+                               int hidden) {
     gpu_backend *g = G(b);
     PGD_TRY(bind(g, "silu_mul"));
-    GPU_TRY("silu_mul", silu_mul(g->stream, gate, up, n));
+    GPU_TRY("silu_mul", silu_mul(g->stream, out, gate_up, n_rows, hidden));
     return done(g, "silu_mul");
 }
 

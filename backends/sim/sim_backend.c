@@ -149,8 +149,8 @@ static pgd_status sim_rope(pgd_backend *b, float *q, float *k, const int32_t *po
     tick(b, pgd_sim_cost_rope(&S(b)->cost, n, n_heads, n_kv_heads, head_dim));
     return PGD_OK;
 }
-static pgd_status sim_silu_mul(pgd_backend *b, float *gate, const float *up, size_t n) {
-    tick(b, pgd_sim_cost_silu_mul(&S(b)->cost, n));
+static pgd_status sim_silu_mul(pgd_backend *b, float *out, const float *gate_up, int n_rows, int hidden) {
+    tick(b, pgd_sim_cost_silu_mul(&S(b)->cost, (size_t)n_rows * hidden));
     return PGD_OK;
 }
 static pgd_status sim_add(pgd_backend *b, float *y, const float *x, size_t n) {

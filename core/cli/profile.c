@@ -156,8 +156,9 @@ static pgd_status w_rope(pgd_backend *b, float *q, float *k, const int32_t *pos,
                          float theta, int stride) {
     TIMED(P(b), OP_ROPE, nh, nkv, hd, n, 0, pgd_backend_rope(P(b)->in, q, k, pos, n, nh, nkv, hd, theta, stride));
 }
-static pgd_status w_silu_mul(pgd_backend *b, float *gate, const float *up, size_t n) {
-    TIMED(P(b), OP_SILU_MUL, 0, 0, 0, (double)n, 0, pgd_backend_silu_mul(P(b)->in, gate, up, n));
+static pgd_status w_silu_mul(pgd_backend *b, float *out, const float *gate_up, int n_rows, int hidden) {
+    TIMED(P(b), OP_SILU_MUL, 0, 0, 0, (double)n_rows * hidden, 0,
+          pgd_backend_silu_mul(P(b)->in, out, gate_up, n_rows, hidden));
 }
 static pgd_status w_add(pgd_backend *b, float *y, const float *x, size_t n) {
     TIMED(P(b), OP_ADD, 0, 0, 0, (double)n, 0, pgd_backend_add(P(b)->in, y, x, n));

@@ -8,12 +8,18 @@
  *              rope(q, k) in place in qkv; write k, v from qkv to their cache
  *              slots; xb2 = paged_attention(q read from qkv)   (T, qd)
  *              (the three ops take the row stride qd + 2*kvd)
- *              x += xb2 Wo; xb = rmsnorm(x); x += (silu(xb W1) * xb W3) W2
+ *              x += xb2 Wo; xb = rmsnorm(x);
+ *              gu = xb W13, one GEMM                   (T, 2*hidden): gate | up per token
+ *              hb = silu(gate) * up                    (T, hidden)
+ *              x += hb W2
  *   logits = rmsnorm(x[last rows]) Wcls                (S or T, vocab)
  * OPT (arch = opt; virtual backends only, for the simulator's cost): x +=
  * embed(positions) from the learned table; no rotary; the norms stand for
- * LayerNorm (same bytes moved); FFN x += act(xb W1) W2 with the activation
- * issued as silu_mul(hb, hb) (an elementwise op; ReLU in OPT).
+ * LayerNorm (same bytes moved); FFN x += act(xb W1) W2, with w13 holding
+ * W1 alone: its (T, hidden) output goes to gu and the activation (ReLU in
+ * OPT) is issued as silu_mul over (T, hidden) outputs, the same bytes and
+ * work; the sim computes nothing, so the values it would read do not
+ * matter.
  * Nothing here knows which backend runs the ops.
  *
  * Under tensor/pipeline parallelism (model_impl.h pgd_shard, dist.c) the
@@ -46,11 +52,11 @@ static pgd_status ensure_scratch(pgd_model *m, int T, int R, size_t meta) {
                wide = d > qd ? d : qd, vp = (size_t)sh->vocab_part * sh->tp;
         size_t vw = vp > (size_t)c->vocab_size ? vp : (size_t)c->vocab_size;
         size_t g = sh->tp > 1 ? (ct * d > cr * vp ? ct * d : cr * vp) : 1;
-        /* x (T, d); xb, xb2 (T, max(d, qd)); qkv (T, qd + 2kvd); hb, hb2 (T, h);
+        /* x (T, d); xb, xb2 (T, max(d, qd)); qkv (T, qd + 2kvd); gu (T, 2h); hb (T, h);
          * last (R, d); logits (R, vocab or tp * vocab_part); gath (tp > 1) */
         enum { NBUF = 9 };
         size_t off[NBUF], total = 0, sz[NBUF] = {
-            a256(ct * d), a256(ct * wide), a256(ct * wide), a256(ct * (qd + 2 * kvd)), a256(ct * h),
+            a256(ct * d), a256(ct * wide), a256(ct * wide), a256(ct * (qd + 2 * kvd)), a256(ct * 2 * h),
             a256(ct * h), a256(cr * d), a256((size_t)cr * vw), a256(g)};
         for (int i = 0; i < NBUF; i++) { off[i] = total; total += sz[i]; }
         pgd_backend_free(m->backend, s->act);
@@ -59,7 +65,7 @@ static pgd_status ensure_scratch(pgd_model *m, int T, int R, size_t meta) {
         pgd_status st = pgd_backend_alloc(m->backend, total, &s->act);
         if (st != PGD_OK) return st;
         char *b = s->act;
-        float **ptrs[NBUF] = {&s->x, &s->xb, &s->xb2, &s->qkv, &s->hb, &s->hb2, &s->last, &s->logits,
+        float **ptrs[NBUF] = {&s->x, &s->xb, &s->xb2, &s->qkv, &s->gu, &s->hb, &s->last, &s->logits,
                               &s->gath};
         for (int i = 0; i < NBUF; i++) *ptrs[i] = (float *)(b + off[i]);
         s->cap_tokens = ct;
@@ -217,9 +223,9 @@ pgd_status pgd_model_pass(pgd_model *m, pgd_kv_cache *kv, const pgd_batch *b, fl
         PGD_TRY(tp_sum(m, io, sc->xb, (size_t)T * d));
         PGD_TRY(pgd_backend_add(be, sc->x, sc->xb, (size_t)T * d));
         PGD_TRY(pgd_backend_rmsnorm(be, sc->xb, sc->x, L->ffn_norm, T, d, c->norm_eps));
-        PGD_TRY(pgd_backend_matmul(be, sc->hb, sc->xb, L->w1, wt, T, d, h));
-        if (!opt) PGD_TRY(pgd_backend_matmul(be, sc->hb2, sc->xb, L->w3, wt, T, d, h));
-        PGD_TRY(pgd_backend_silu_mul(be, sc->hb, opt ? sc->hb : sc->hb2, (size_t)T * h));
+        /* gate | up of every token from one GEMM (OPT: fc1 alone, see the top) */
+        PGD_TRY(pgd_backend_matmul(be, sc->gu, sc->xb, L->w13, wt, T, d, opt ? h : 2 * h));
+        PGD_TRY(pgd_backend_silu_mul(be, sc->hb, sc->gu, T, h));
         PGD_TRY(pgd_backend_matmul(be, sc->xb, sc->hb, L->w2, wt, T, h, d));
         PGD_TRY(tp_sum(m, io, sc->xb, (size_t)T * d));
         PGD_TRY(pgd_backend_add(be, sc->x, sc->xb, (size_t)T * d));

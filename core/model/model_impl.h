@@ -6,8 +6,9 @@
  * weights are always f32; matmul weights are cfg.weight_dtype; the token
  * embedding and the classifier have their own dtypes (a tied classifier is
  * the embedding itself). A layer's query, key and value projections are one
- * matrix (wqkv) so the forward pass runs one GEMM for them; loaders still
- * hand each tensor over alone (pgd_model_put_tensor places it). */
+ * matrix (wqkv), and its gate and up projections another (w13), so the
+ * forward pass runs one GEMM for each group; loaders still hand each tensor
+ * over alone (pgd_model_put_tensor places it). */
 #ifndef PAGODA_MODEL_IMPL_H
 #define PAGODA_MODEL_IMPL_H
 
@@ -20,16 +21,17 @@ typedef struct pgd_layer_weights {
                            then its wk rows, then its wv rows (kvd = local kv_heads*head_dim),
                            contiguous: row r of the output is q, k or v feature r */
     void *wo;           /* (dim, qd) */
-    void *w1;           /* gate (hidden, dim) */
-    void *w2;           /* down (dim, hidden) */
-    void *w3;           /* up (hidden, dim); NULL for OPT (fc1 = w1, fc2 = w2) */
+    void *w13;          /* (2*hf, dim): the gate (w1) rows, then the up (w3) rows, contiguous
+                           (hf = local FFN width); OPT: fc1 (w1) alone, (hf, dim) */
+    void *w2;           /* down (dim, hf); OPT: fc2 */
 } pgd_layer_weights;
 
 /* This rank's part of the model under tensor (tp) and pipeline (pp)
  * parallelism; tp = pp = 1 is the whole model. Megatron-style split:
  * query heads, KV heads and the FFN hidden width are divided among the tp
  * ranks of a stage (wq/wk/wv/w1/w3 by output rows, so a rank's wqkv is
- * [its q heads; its k heads; its v heads]; wo/w2 by input
+ * [its q heads; its k heads; its v heads] and its w13 [its gate rows; its
+ * up rows]; wo/w2 by input
  * columns); the token embedding is split by columns (dim / tp each) and the
  * classifier by vocabulary rows (vocab_part each, the last zero-padded);
  * norms are replicated. A stage holds layers [layer_begin, layer_end);
@@ -67,8 +69,10 @@ typedef struct pgd_scratch {
     int cap_logits;     /* rows the logits buffer holds */
     int cap_meta;       /* int32 entries the metadata buffer holds */
     void *act;          /* one device allocation for all activations */
-    float *x, *xb, *xb2, *hb, *hb2, *last, *logits;
+    float *x, *xb, *xb2, *last, *logits;
     float *qkv;         /* (cap_tokens, qd + 2*kvd): per token q | k | v, the fused GEMM's output */
+    float *gu;          /* (cap_tokens, 2*hidden): per token gate | up, the fused GEMM's output */
+    float *hb;          /* (cap_tokens, hidden): silu(gate) * up */
     float *gath;        /* tensor parallel: all_gather landing area */
     float *host_logits; /* host staging when logits need unpadding or sending */
     size_t cap_host_logits;

@@ -384,22 +384,35 @@ static void split_elems(size_t n, int i, int nt, size_t *b, size_t *e) {
     *e = *b + per < n ? *b + per : n;
 }
 
+/* Output elements [b, e) of the (rows, dim) out, row segment by row
+ * segment (gate and up of row r at x + 2*r*dim and x + (2*r + 1)*dim). */
 static void silu_task(void *arg, int i, int nt) {
     const ew_job *j = arg;
-    size_t b, e;
+    size_t b, e, h = (size_t)j->dim;
     split_elems(j->n, i, nt, &b, &e);
+    while (b < e) {
+        size_t r = b / h, c = b % h, len = h - c < e - b ? h - c : e - b;
+        const float *gate = j->x + 2 * r * h + c, *up = gate + h;
+        float *out = j->y + b;
 #if PGD_BUILD_AVX2
-    if (use_avx2()) {
-        pgd_avx2_silu_mul(j->y + b, j->x + b, e - b);
-        return;
-    }
+        if (use_avx2()) {
+            pgd_avx2_silu_mul(out, gate, up, len);
+            b += len;
+            continue;
+        }
 #endif
-    pgd_ref_silu_mul(j->y + b, j->x + b, e - b);
+        for (size_t k = 0; k < len; k++) { /* the reference's formula */
+            float val = gate[k];
+            val *= (1.0f / (1.0f + expf(-val)));
+            out[k] = val * up[k];
+        }
+        b += len;
+    }
 }
 
-void pgd_cpu_silu_mul(pgd_threadpool *tp, float *gate, const float *up, size_t n) {
-    ew_job j = {.y = gate, .x = up, .n = n};
-    if (nthreads_for(tp, n) == 1) silu_task(&j, 0, 1);
+void pgd_cpu_silu_mul(pgd_threadpool *tp, float *out, const float *gate_up, int n_rows, int hidden) {
+    ew_job j = {.y = out, .x = gate_up, .rows = n_rows, .dim = hidden, .n = (size_t)n_rows * hidden};
+    if (nthreads_for(tp, j.n) == 1) silu_task(&j, 0, 1);
     else pgd_threadpool_run(tp, silu_task, &j);
 }
 

@@ -66,8 +66,10 @@ void pgd_ref_rmsnorm(float *y, const float *x, const float *w, int n, int dim, f
  * n_heads*head_dim and n_kv_heads*head_dim). */
 void pgd_ref_rope(float *q, float *k, const int32_t *pos, int n, int n_heads, int n_kv_heads,
                   int head_dim, float theta, int stride);
-/* gate[i] = silu(gate[i]) * up[i], silu(x) = x / (1 + exp(-x)). */
-void pgd_ref_silu_mul(float *gate, const float *up, size_t n);
+/* out(n_rows, hidden) = silu(gate) * up, silu(x) = x / (1 + exp(-x)), where
+ * gate_up is (n_rows, 2*hidden) and row r holds [gate | up] (the forward
+ * pass's fused w1 | w3 GEMM output). out must not overlap gate_up. */
+void pgd_ref_silu_mul(float *out, const float *gate_up, int n_rows, int hidden);
 /* y[i] += x[i]. */
 void pgd_ref_add(float *y, const float *x, size_t n);
 /* Write n tokens' k, v (n, n_kv_heads*head_dim; token t's rows at
@@ -91,7 +93,7 @@ void pgd_cpu_rmsnorm(pgd_threadpool *tp, float *y, const float *x, const float *
                      float eps);
 void pgd_cpu_rope(pgd_threadpool *tp, float *q, float *k, const int32_t *pos, int n, int n_heads,
                   int n_kv_heads, int head_dim, float theta, int stride);
-void pgd_cpu_silu_mul(pgd_threadpool *tp, float *gate, const float *up, size_t n);
+void pgd_cpu_silu_mul(pgd_threadpool *tp, float *out, const float *gate_up, int n_rows, int hidden);
 void pgd_cpu_add(pgd_threadpool *tp, float *y, const float *x, size_t n);
 void pgd_cpu_kv_write(pgd_threadpool *tp, float *k_cache, float *v_cache, const float *k,
                       const float *v, const int32_t *slot_mapping, int n, int n_kv_heads,

@@ -73,11 +73,15 @@ void pgd_ref_rope(float *q, float *k, const int32_t *pos, int n, int n_heads, in
     }
 }
 
-void pgd_ref_silu_mul(float *gate, const float *up, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        float val = gate[i];
-        val *= (1.0f / (1.0f + expf(-val)));
-        gate[i] = val * up[i];
+void pgd_ref_silu_mul(float *out, const float *gate_up, int n_rows, int hidden) {
+    for (int r = 0; r < n_rows; r++) {
+        const float *gate = gate_up + (size_t)r * 2 * hidden, *up = gate + hidden;
+        float *o = out + (size_t)r * hidden;
+        for (int i = 0; i < hidden; i++) {
+            float val = gate[i];
+            val *= (1.0f / (1.0f + expf(-val)));
+            o[i] = val * up[i];
+        }
     }
 }
 

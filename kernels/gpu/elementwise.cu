@@ -112,17 +112,25 @@ static unsigned grid_for(size_t n) {
     return b < 1 ? 1 : b > 65535u * 16 ? 65535u * 16 : b;
 }
 
-__global__ void k_silu_mul(float *gate, const float *up, size_t n) {
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x) {
-        float val = gate[i];
-        val *= (1.0f / (1.0f + expf(-val)));
-        gate[i] = val * up[i];
+/* grid (column blocks, rows), both grid-stride: row r's [gate | up] at
+ * gate_up + 2*r*hidden, its output at out + r*hidden */
+__global__ void k_silu_mul(float *out, const float *gate_up, int n_rows, int hidden) {
+    for (int r = blockIdx.y; r < n_rows; r += gridDim.y) {
+        const float *gate = gate_up + (size_t)r * 2 * hidden, *up = gate + hidden;
+        float *o = out + (size_t)r * hidden;
+        for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < hidden; i += gridDim.x * blockDim.x) {
+            float val = gate[i];
+            val *= (1.0f / (1.0f + expf(-val)));
+            o[i] = val * up[i];
+        }
     }
 }
 
-gpuError_t silu_mul(gpuStream_t st, float *gate, const float *up, size_t n) {
-    PGD_LAUNCH(grid_for(n), EW_THREADS, 0, st, k_silu_mul)(gate, up, n);
+gpuError_t silu_mul(gpuStream_t st, float *out, const float *gate_up, int n_rows, int hidden) {
+    unsigned cols = ceil_div((size_t)hidden, EW_THREADS);
+    if (cols > 1024u) cols = 1024u;
+    dim3 grid(cols, (unsigned)(n_rows < 65535 ? n_rows : 65535));
+    PGD_LAUNCH(grid, EW_THREADS, 0, st, k_silu_mul)(out, gate_up, n_rows, hidden);
     return gpuGetLastError();
 }
 

@@ -32,7 +32,8 @@ gpuError_t rmsnorm(gpuStream_t st, float *y, const float *x, const float *w, int
  * bit for bit). */
 gpuError_t rope(gpuStream_t st, float *q, float *k, const int32_t *pos, const float *inv_freq,
                 int n, int n_heads, int n_kv_heads, int head_dim, int stride);
-gpuError_t silu_mul(gpuStream_t st, float *gate, const float *up, size_t n);
+/* out (n_rows, hidden) = silu(gate) * up; gate_up (n_rows, 2*hidden), rows [gate | up]. */
+gpuError_t silu_mul(gpuStream_t st, float *out, const float *gate_up, int n_rows, int hidden);
 gpuError_t add(gpuStream_t st, float *y, const float *x, size_t n);
 gpuError_t gather_rows(gpuStream_t st, float *out, const float *x, const int32_t *rows, int n,
                        int dim);

@@ -95,7 +95,12 @@ pgd_status pgd_backend_rmsnorm(pgd_backend *b, float *y, const float *x, const f
  * token rows are `stride` floats apart (both; 0 = dense, each its own width). */
 pgd_status pgd_backend_rope(pgd_backend *b, float *q, float *k, const int32_t *pos, int n,
                             int n_heads, int n_kv_heads, int head_dim, float theta, int stride);
-pgd_status pgd_backend_silu_mul(pgd_backend *b, float *gate, const float *up, size_t n);
+/* The FFN activation: out(n_rows, hidden) = silu(gate) * up, where gate_up
+ * is (n_rows, 2*hidden) with row r = [gate | up] (the forward pass's fused
+ * w1 | w3 GEMM output). out must not overlap gate_up. Priced and profiled
+ * by its n_rows*hidden outputs. */
+pgd_status pgd_backend_silu_mul(pgd_backend *b, float *out, const float *gate_up, int n_rows,
+                                int hidden);
 pgd_status pgd_backend_add(pgd_backend *b, float *y, const float *x, size_t n);
 /* k and v (n, n_kv_heads*head_dim), token rows `stride` floats apart (0 = dense). */
 pgd_status pgd_backend_kv_write(pgd_backend *b, float *k_cache, float *v_cache, const float *k,
