@@ -18,7 +18,14 @@
  * via PAGODA_GPU_GEMM, each with its own backend instance. End to end:
  * stories260K greedy tokens in one continuous batch must equal the golden
  * tokens, and random Llama-shape models (f32, bf16) must give the CPU
- * backend's logits through prefill and decode steps. */
+ * backend's logits through prefill and decode steps. The fused QKV and
+ * gate+up projections: the model's logits equal the unfused reference
+ * (tests/unfused_forward.h, separate GEMMs on the same weights) on the same
+ * backend bit for bit with the own GEMM, which computes each output row
+ * alone (gpu-emu, ROCm, PAGODA_GPU_GEMM=own), within 1e-5 with the vendor
+ * BLAS (which may pick other kernels for the fused and the separate
+ * shapes), and the CPU backend's unfused logits within the logits
+ * tolerance. */
 #include "test_util.h"
 
 #include <math.h>
@@ -32,6 +39,7 @@
 #include "pagoda/backend.h"
 #include "pagoda/model.h"
 #include "pagoda/sampler.h"
+#include "unfused_forward.h"
 
 #define TOL 1e-5
 #define TOL16 1e-2
@@ -832,6 +840,82 @@ static void test_llama_logits(void) {
                 g_has_blas ? 5e-2 : 1e-4);
 }
 
+/* Prefill (all logits) then decode steps of 3 sequences: the fused pass on
+ * `be` against the unfused reference on `be` (exact, or within 1e-5 on the
+ * vendor BLAS) and on the CPU backend (within cpu_tol). */
+static void fused_case(pgd_backend *be, const char *spec, pgd_dtype dt, int exact, double cpu_tol) {
+    enum { S = 3, STEPS = 2, BS = 16 };
+    const int plen[S] = {5, 17, 30};
+    pgd_backend *cpu = NULL;
+    pgd_backend_config cc = {.name = "cpu"};
+    OK(pgd_backend_create(&cc, &cpu));
+    pgd_model_load_opts mo = {.seed = 21, .random_dtype = dt};
+    pgd_model *mg = NULL, *mc = NULL;
+    OK(pgd_model_load(spec, &mo, be, &mg));
+    OK(pgd_model_load(spec, &mo, cpu, &mc));
+    const pgd_model_config *c = pgd_model_get_config(mg);
+    const int mb = (plen[S - 1] + STEPS + BS - 1) / BS, V = c->vocab_size;
+    pgd_kv_cache *kf = NULL, *ku = NULL, *kc = NULL;
+    OK(pgd_kv_cache_create(be, c, BS, S * mb + 1, &kf));
+    OK(pgd_kv_cache_create(be, c, BS, S * mb + 1, &ku));
+    OK(pgd_kv_cache_create(cpu, pgd_model_get_config(mc), BS, S * mb + 1, &kc));
+    int32_t bt[S * 4], qs[S + 1], lens[S], toks[64];
+    CU_ASSERT_FATAL(mb <= 4);
+    for (int s = 0; s < S; s++)
+        for (int j = 0; j < mb; j++) bt[s * mb + j] = 1 + j * S + (S - 1 - s);
+    int T = 0;
+    for (int s = 0; s < S; s++) {
+        qs[s] = T;
+        for (int i = 0; i < plen[s]; i++) toks[T++] = (s * 131 + i * 71 + 3) % V;
+        lens[s] = plen[s];
+    }
+    qs[S] = T;
+    float *lf = malloc(sizeof(float) * 64 * V), *lu = malloc(sizeof(float) * 64 * V),
+          *lc = malloc(sizeof(float) * 64 * V);
+    pgd_batch b = {.num_seqs = S, .num_tokens = T, .tokens = toks, .query_start = qs, .seq_lens = lens,
+                   .block_tables = bt, .max_blocks_per_seq = mb, .all_logits = 1};
+    for (int st = 0; st <= STEPS; st++) {
+        if (st > 0) {
+            for (int s = 0; s < S; s++) {
+                qs[s] = s;
+                toks[s] = (st * 37 + s * 11 + 1) % V;
+                lens[s] = plen[s] + st;
+            }
+            qs[S] = S;
+            b.num_tokens = S;
+            b.all_logits = 0;
+        }
+        size_t n = (size_t)b.num_tokens * V;
+        OK(pgd_model_forward(mg, kf, &b, lf));
+        OK(pgd_test_unfused_forward(mg, ku, &b, lu));
+        OK(pgd_test_unfused_forward(mc, kc, &b, lc));
+        double e = pgd_test_rel_err(lf, lu, n);
+        if (exact) {
+            if (memcmp(lf, lu, n * 4) != 0)
+                fprintf(stderr, "\n  FAIL %s %s step %d: fused != unfused on %s (rel err %g)\n", spec,
+                        pgd_dtype_name(dt), st, pgd_backend_describe(be), e);
+            CU_ASSERT(memcmp(lf, lu, n * 4) == 0);
+        } else {
+            check(e, TOL, "fused vs unfused (BLAS)", st, b.num_tokens, (int)dt);
+        }
+        check(pgd_test_rel_err(lf, lc, n), cpu_tol, "fused vs CPU unfused", st, b.num_tokens, (int)dt);
+    }
+    free(lf), free(lu), free(lc);
+    pgd_kv_cache_destroy(kf), pgd_kv_cache_destroy(ku), pgd_kv_cache_destroy(kc);
+    pgd_model_destroy(mg), pgd_model_destroy(mc);
+    pgd_backend_destroy(cpu);
+}
+
+static void test_fused_equals_unfused(void) {
+    const char *spec = "random:dim=128,layers=2,heads=4,kv_heads=2,hidden=344,vocab=500,seq=128";
+    fused_case(g_own, spec, PGD_F32, 1, 1e-4);
+    fused_case(g_own, spec, PGD_BF16, 1, 1e-4);
+    if (g_has_blas) { /* the default backend's vendor BLAS */
+        fused_case(g_be, spec, PGD_F32, 0, 1e-4);
+        fused_case(g_be, spec, PGD_BF16, 0, 5e-2);
+    }
+}
+
 /* KV swap through pinned host memory: out, clobber, back in. */
 static void test_kv_swap(void) {
     pgd_model_config c;
@@ -877,6 +961,7 @@ static CU_TestInfo tests[] = {
     {"kv_swap_pinned", test_kv_swap},
     {"golden_stories260k", test_golden_stories260k},
     {"llama_logits_vs_cpu", test_llama_logits},
+    {"fused_projections_equal_unfused", test_fused_equals_unfused},
     CU_TEST_INFO_NULL,
 };
 
