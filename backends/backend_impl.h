@@ -14,6 +14,8 @@
 
 #include "pagoda/backend.h"
 
+/* Ops receive arguments core/backend.c has validated; a row stride is
+ * either 0 (dense) or at least the row's width (backend.h). */
 struct pgd_backend_ops {
     const char *name;
     void (*destroy)(pgd_backend *b);
@@ -31,12 +33,13 @@ struct pgd_backend_ops {
     pgd_status (*rmsnorm)(pgd_backend *b, float *y, const float *x, const float *w, int n,
                           int dim, float eps);
     pgd_status (*rope)(pgd_backend *b, float *q, float *k, const int32_t *pos, int n,
-                       int n_heads, int n_kv_heads, int head_dim, float theta);
-    pgd_status (*silu_mul)(pgd_backend *b, float *gate, const float *up, size_t n);
+                       int n_heads, int n_kv_heads, int head_dim, float theta, int stride);
+    pgd_status (*silu_mul)(pgd_backend *b, float *out, const float *gate_up, int n_rows,
+                           int hidden);
     pgd_status (*add)(pgd_backend *b, float *y, const float *x, size_t n);
     pgd_status (*kv_write)(pgd_backend *b, float *k_cache, float *v_cache, const float *k,
                            const float *v, const int32_t *slot_mapping, int n, int n_kv_heads,
-                           int head_dim, int block_size);
+                           int head_dim, int block_size, int stride);
     pgd_status (*paged_attention)(pgd_backend *b, const pgd_paged_attn *a);
     pgd_status (*gather_rows)(pgd_backend *b, float *out, const float *x, const int32_t *rows,
                               int n, int dim);

@@ -172,19 +172,33 @@ pgd_status pgd_backend_rmsnorm(pgd_backend *b, float *y, const float *x, const f
     if (!n) return PGD_OK;
     TIMED(b, PGD_BOP_RMSNORM, b->ops->rmsnorm(b, y, x, w, n, dim, eps));
 }
+/* A row stride must be 0 (dense) or hold a whole row of `width` floats. */
+static int bad_stride(int stride, long long width) { return stride < 0 || (stride && stride < width); }
+
 pgd_status pgd_backend_rope(pgd_backend *b, float *q, float *k, const int32_t *pos, int n,
-                            int n_heads, int n_kv_heads, int head_dim, float theta) {
+                            int n_heads, int n_kv_heads, int head_dim, float theta, int stride) {
     CHECK_OP(b, rope);
     if (n < 0 || n_heads <= 0 || n_kv_heads <= 0 || head_dim <= 0 || head_dim % 2)
         return pgd_error(PGD_ERR_INVALID, "rope: bad shape heads=%d kv_heads=%d head_dim=%d",
                          n_heads, n_kv_heads, head_dim);
+    long long wide = (long long)(n_heads > n_kv_heads ? n_heads : n_kv_heads) * head_dim;
+    if (bad_stride(stride, wide))
+        return pgd_error(PGD_ERR_INVALID, "rope: row stride %d is shorter than a row (%lld floats; 0 = dense)",
+                         stride, wide);
     if (!n) return PGD_OK;
-    TIMED(b, PGD_BOP_ROPE, b->ops->rope(b, q, k, pos, n, n_heads, n_kv_heads, head_dim, theta));
+    TIMED(b, PGD_BOP_ROPE, b->ops->rope(b, q, k, pos, n, n_heads, n_kv_heads, head_dim, theta, stride));
 }
-pgd_status pgd_backend_silu_mul(pgd_backend *b, float *gate, const float *up, size_t n) {
+pgd_status pgd_backend_silu_mul(pgd_backend *b, float *out, const float *gate_up, int n_rows,
+                                int hidden) {
     CHECK_OP(b, silu_mul);
-    if (!n) return PGD_OK;
-    TIMED(b, PGD_BOP_SILU_MUL, b->ops->silu_mul(b, gate, up, n));
+    if (n_rows < 0 || hidden <= 0)
+        return pgd_error(PGD_ERR_INVALID, "silu_mul: bad shape n_rows=%d hidden=%d", n_rows, hidden);
+    if (!n_rows) return PGD_OK;
+    uintptr_t o = (uintptr_t)out, g = (uintptr_t)gate_up;
+    size_t nb = sizeof(float) * (size_t)n_rows * hidden; /* out's bytes; gate_up has twice as many */
+    if (o < g + 2 * nb && g < o + nb)
+        return pgd_error(PGD_ERR_INVALID, "silu_mul: out overlaps gate_up (%d rows of %d)", n_rows, hidden);
+    TIMED(b, PGD_BOP_SILU_MUL, b->ops->silu_mul(b, out, gate_up, n_rows, hidden));
 }
 pgd_status pgd_backend_add(pgd_backend *b, float *y, const float *x, size_t n) {
     CHECK_OP(b, add);
@@ -193,19 +207,26 @@ pgd_status pgd_backend_add(pgd_backend *b, float *y, const float *x, size_t n) {
 }
 pgd_status pgd_backend_kv_write(pgd_backend *b, float *k_cache, float *v_cache, const float *k,
                                 const float *v, const int32_t *slot_mapping, int n,
-                                int n_kv_heads, int head_dim, int block_size) {
+                                int n_kv_heads, int head_dim, int block_size, int stride) {
     CHECK_OP(b, kv_write);
     if (n < 0 || n_kv_heads <= 0 || head_dim <= 0 || block_size <= 0)
         return pgd_error(PGD_ERR_INVALID, "kv_write: bad shape");
+    if (bad_stride(stride, (long long)n_kv_heads * head_dim))
+        return pgd_error(PGD_ERR_INVALID, "kv_write: row stride %d is shorter than a row (%lld floats; 0 = dense)",
+                         stride, (long long)n_kv_heads * head_dim);
     if (!n) return PGD_OK;
     TIMED(b, PGD_BOP_KV_WRITE,
-          b->ops->kv_write(b, k_cache, v_cache, k, v, slot_mapping, n, n_kv_heads, head_dim, block_size));
+          b->ops->kv_write(b, k_cache, v_cache, k, v, slot_mapping, n, n_kv_heads, head_dim, block_size,
+                           stride));
 }
 pgd_status pgd_backend_paged_attention(pgd_backend *b, const pgd_paged_attn *a) {
     CHECK_OP(b, paged_attention);
     if (!a || a->num_seqs < 0 || a->n_heads <= 0 || a->n_kv_heads <= 0 ||
         a->n_heads % a->n_kv_heads || a->head_dim <= 0 || a->block_size <= 0)
         return pgd_error(PGD_ERR_INVALID, "paged_attention: bad arguments");
+    if (bad_stride(a->q_stride, (long long)a->n_heads * a->head_dim))
+        return pgd_error(PGD_ERR_INVALID, "paged_attention: q row stride %d is shorter than a row (%lld floats; "
+                         "0 = dense)", a->q_stride, (long long)a->n_heads * a->head_dim);
     if (!a->num_seqs) return PGD_OK;
     TIMED(b, PGD_BOP_PAGED_ATTENTION, b->ops->paged_attention(b, a));
 }

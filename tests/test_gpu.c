@@ -10,12 +10,22 @@
  * kernel on the host: f32 results within 1e-5 relative error (max abs diff
  * over max |ref|), matmul with f16/bf16 weights within 1e-2 on the vendor
  * BLAS (its activations are rounded to the weight type) and 1e-5 on the own
- * GEMM, copies exact. Attention runs under each variant (auto, single pass,
+ * GEMM, copies exact. rope, kv_write and attention also run on rows
+ * strided as in the forward pass's fused q | k | v rows (with and without
+ * padding; NaN outside the op's rows) and must leave the rest of each row
+ * untouched. Attention runs under each variant (auto, single pass,
  * split-K) via PAGODA_GPU_ATTN, matmul under the vendor BLAS and the own GEMM
  * via PAGODA_GPU_GEMM, each with its own backend instance. End to end:
  * stories260K greedy tokens in one continuous batch must equal the golden
  * tokens, and random Llama-shape models (f32, bf16) must give the CPU
- * backend's logits through prefill and decode steps. */
+ * backend's logits through prefill and decode steps. The fused QKV and
+ * gate+up projections: the model's logits equal the unfused reference
+ * (tests/unfused_forward.h, separate GEMMs on the same weights) on the same
+ * backend bit for bit with the own GEMM, which computes each output row
+ * alone (gpu-emu, ROCm, PAGODA_GPU_GEMM=own), within 1e-5 with the vendor
+ * BLAS (which may pick other kernels for the fused and the separate
+ * shapes), and the CPU backend's unfused logits within the logits
+ * tolerance. */
 #include "test_util.h"
 
 #include <math.h>
@@ -29,6 +39,7 @@
 #include "pagoda/backend.h"
 #include "pagoda/model.h"
 #include "pagoda/sampler.h"
+#include "unfused_forward.h"
 
 #define TOL 1e-5
 #define TOL16 1e-2
@@ -248,6 +259,20 @@ static void test_rmsnorm(void) {
     }
 }
 
+/* Fused rows: n dense rows of `width` floats of src at dst + t * stride + off,
+ * and back; nan_rows: a (n, stride) host buffer of NaNs. */
+static void to_rows(float *dst, size_t stride, size_t off, const float *src, int n, size_t width) {
+    for (int t = 0; t < n; t++) memcpy(dst + (size_t)t * stride + off, src + (size_t)t * width, width * 4);
+}
+static void to_dense(float *dst, const float *src, size_t stride, size_t off, int n, size_t width) {
+    for (int t = 0; t < n; t++) memcpy(dst + (size_t)t * width, src + (size_t)t * stride + off, width * 4);
+}
+static float *nan_rows(int n, size_t stride) {
+    float *b = malloc((size_t)n * stride * 4);
+    for (size_t i = 0; i < (size_t)n * stride; i++) b[i] = NAN;
+    return b;
+}
+
 static void test_rope(void) {
     /* (n, heads, kv_heads, head_dim, theta, max pos) */
     static const struct { int n, nh, nkv, hd; float theta; int maxpos; } cs[] = {
@@ -263,30 +288,55 @@ static void test_rope(void) {
         int32_t *pos = malloc((size_t)n * 4);
         for (int i = 0; i < n; i++) pos[i] = i == n - 1 ? cs[c].maxpos : (int32_t)rnd((uint32_t)cs[c].maxpos + 1);
         memcpy(qr, q, qs * 4), memcpy(kr, k, ks * 4);
-        pgd_ref_rope(qr, kr, pos, n, nh, nkv, hd, cs[c].theta);
+        pgd_ref_rope(qr, kr, pos, n, nh, nkv, hd, cs[c].theta, 0);
         float *dq = put(g_be, q, qs * 4), *dk = put(g_be, k, ks * 4);
         int32_t *dp = put(g_be, pos, (size_t)n * 4);
-        OK(pgd_backend_rope(g_be, dq, dk, dp, n, nh, nkv, hd, cs[c].theta));
+        OK(pgd_backend_rope(g_be, dq, dk, dp, n, nh, nkv, hd, cs[c].theta, 0));
         get(g_be, qg, dq, qs * 4), get(g_be, kg, dk, ks * 4);
         check(pgd_test_rel_err(qg, qr, qs), TOL, "rope q", n, nh, hd);
         check(pgd_test_rel_err(kg, kr, ks), TOL, "rope k", n, nkv, hd);
+        /* in fused q | k | v rows, exact and padded by 3 floats: the same
+         * results, v and the padding untouched */
+        size_t qd = (size_t)nh * hd, kvd = (size_t)nkv * hd;
+        for (int pad = 0; pad <= 3; pad += 3) {
+            size_t st = qd + 2 * kvd + (size_t)pad;
+            float *rows = nan_rows(n, st), *back = malloc((size_t)n * st * 4);
+            to_rows(rows, st, 0, q, n, qd), to_rows(rows, st, qd, k, n, kvd);
+            float *dr = put(g_be, rows, (size_t)n * st * 4);
+            OK(pgd_backend_rope(g_be, dr, dr + qd, dp, n, nh, nkv, hd, cs[c].theta, (int)st));
+            get(g_be, back, dr, (size_t)n * st * 4);
+            to_dense(qg, back, st, 0, n, qd), to_dense(kg, back, st, qd, n, kvd);
+            check(pgd_test_rel_err(qg, qr, qs), TOL, "rope q strided", n, nh, (int)st);
+            check(pgd_test_rel_err(kg, kr, ks), TOL, "rope k strided", n, nkv, (int)st);
+            for (int t = 0; t < n; t++)
+                CU_ASSERT(memcmp(back + t * st + qd + kvd, rows + t * st + qd + kvd, (st - qd - kvd) * 4) == 0);
+            pgd_backend_free(g_be, dr);
+            free(rows), free(back);
+        }
         pgd_backend_free(g_be, dq), pgd_backend_free(g_be, dk), pgd_backend_free(g_be, dp);
         free(q), free(k), free(qr), free(kr), free(qg), free(kg), free(pos);
     }
 }
 
 static void test_silu_mul_add(void) {
-    static const size_t ns[] = {1, 3, 1000, 65536 + 3, 3 * 14336};
-    for (size_t c = 0; c < sizeof ns / sizeof *ns; c++) {
-        size_t n = ns[c];
-        float *g = pgd_test_randf(n, 600 + c, -6, 6), *u = pgd_test_randf(n, 700 + c, -2, 2);
+    /* silu_mul: (rows, hidden) from [gate | up] rows; then add on n = rows * hidden */
+    /* the last: more rows than a grid's y dimension takes (fewer on the slow emulator) */
+    static const int cs[][2] = {{1, 1}, {1, 3}, {4, 250}, {1, 65536 + 3}, {3, 14336},
+                                {PGD_TEST_GPU_EMU ? 300 : 70000, 2}};
+    for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
+        int rows = cs[c][0], h = cs[c][1];
+        size_t n = (size_t)rows * h;
+        float *gu = pgd_test_randf(2 * n, 600 + c, -6, 6), *u = pgd_test_randf(n, 700 + c, -2, 2);
+        for (int r = 0; r < rows; r++) /* up in [-2, 2) (u's values) */
+            memcpy(gu + (2 * (size_t)r + 1) * h, u + (size_t)r * h, (size_t)h * 4);
         float *ref = malloc(n * 4), *y = malloc(n * 4);
-        memcpy(ref, g, n * 4);
-        pgd_ref_silu_mul(ref, u, n);
-        float *dg = put(g_be, g, n * 4), *du = put(g_be, u, n * 4);
-        OK(pgd_backend_silu_mul(g_be, dg, du, n));
+        pgd_ref_silu_mul(ref, gu, rows, h);
+        float *dgu = put(g_be, gu, 2 * n * 4), *du = put(g_be, u, n * 4), *dg = NULL;
+        OK(pgd_backend_alloc(g_be, n * 4, (void **)&dg));
+        OK(pgd_backend_memset(g_be, dg, 0xff, n * 4));
+        OK(pgd_backend_silu_mul(g_be, dg, dgu, rows, h));
         get(g_be, y, dg, n * 4);
-        check(pgd_test_rel_err(y, ref, n), TOL, "silu_mul", (int)n, 0, 0);
+        check(pgd_test_rel_err(y, ref, n), TOL, "silu_mul", rows, h, 0);
         /* add: exact; also from an offset that breaks 16-byte alignment. It
          * starts from the reference's silu_mul result: the device's expf may
          * differ from the host's in the last bit (CUDA's does), and add must
@@ -302,8 +352,8 @@ static void test_silu_mul_add(void) {
             get(g_be, y, dg, n * 4);
             CU_ASSERT(memcmp(y, ref, n * 4) == 0);
         }
-        pgd_backend_free(g_be, dg), pgd_backend_free(g_be, du);
-        free(g), free(u), free(ref), free(y);
+        pgd_backend_free(g_be, dg), pgd_backend_free(g_be, du), pgd_backend_free(g_be, dgu);
+        free(gu), free(u), free(ref), free(y);
     }
 }
 
@@ -325,13 +375,28 @@ static void test_kv_write_copy_blocks(void) {
         for (int i = 0; i < n; i++) slots[i] = i % 7 == 3 ? -1 : perm[i]; /* some padding tokens */
         float *dkc = put(g_be, kc, cs_ * 4), *dvc = put(g_be, vc, cs_ * 4);
         float *dk = put(g_be, k, ts * 4), *dv = put(g_be, v, ts * 4);
+        float *kc0 = malloc(cs_ * 4), *vc0 = malloc(cs_ * 4); /* the caches before the writes */
+        memcpy(kc0, kc, cs_ * 4), memcpy(vc0, vc, cs_ * 4);
         int32_t *ds = put(g_be, slots, (size_t)n * 4);
-        pgd_ref_kv_write(kc, vc, k, v, slots, n, nkv, hd, bs);
-        OK(pgd_backend_kv_write(g_be, dkc, dvc, dk, dv, ds, n, nkv, hd, bs));
+        pgd_ref_kv_write(kc, vc, k, v, slots, n, nkv, hd, bs, 0);
+        OK(pgd_backend_kv_write(g_be, dkc, dvc, dk, dv, ds, n, nkv, hd, bs, 0));
         float *kg = malloc(cs_ * 4), *vg = malloc(cs_ * 4);
         get(g_be, kg, dkc, cs_ * 4), get(g_be, vg, dvc, cs_ * 4);
         CU_ASSERT(memcmp(kg, kc, cs_ * 4) == 0);
         CU_ASSERT(memcmp(vg, vc, cs_ * 4) == 0);
+        /* from q | k | v rows (q of 2 heads) padded by 5 floats: the same cache */
+        size_t kvd = (size_t)nkv * hd, st = 2 * (size_t)hd + 2 * kvd + 5, ko = 2 * (size_t)hd;
+        float *rows = nan_rows(n, st);
+        to_rows(rows, st, ko, k, n, kvd), to_rows(rows, st, ko + kvd, v, n, kvd);
+        float *dr = put(g_be, rows, (size_t)n * st * 4);
+        OK(pgd_backend_upload(g_be, dkc, kc0, cs_ * 4));
+        OK(pgd_backend_upload(g_be, dvc, vc0, cs_ * 4));
+        OK(pgd_backend_kv_write(g_be, dkc, dvc, dr + ko, dr + ko + kvd, ds, n, nkv, hd, bs, (int)st));
+        get(g_be, kg, dkc, cs_ * 4), get(g_be, vg, dvc, cs_ * 4);
+        CU_ASSERT(memcmp(kg, kc, cs_ * 4) == 0);
+        CU_ASSERT(memcmp(vg, vc, cs_ * 4) == 0);
+        pgd_backend_free(g_be, dr);
+        free(rows), free(kc0), free(vc0);
         /* copy-on-write pairs: distinct destinations, no destination is a source */
         int32_t pairs[6] = {0, nblocks - 1, 2, nblocks - 2, 1, nblocks - 3};
         int np = nblocks >= 6 ? 3 : 1;
@@ -350,9 +415,10 @@ static void test_kv_write_copy_blocks(void) {
 
 /* A ragged batch of ns sequences, nq[s] new tokens of a context of len[s],
  * blocks scattered over the cache; run on `be` and compared with the
- * reference (and, run twice, bit for bit with itself). */
-static void attention_case(pgd_backend *be, int bs, int nh, int nkv, int hd, int ns,
-                           const int *len, const int *nq, uint64_t seed) {
+ * reference (and, run twice, bit for bit with itself). q is dense (qpad < 0)
+ * or read from rows of nh*hd + qpad floats (q_stride; NaN padding). */
+static void attention_case_q(pgd_backend *be, int bs, int nh, int nkv, int hd, int ns,
+                             const int *len, const int *nq, uint64_t seed, int qpad) {
     int maxb = 0, total_blocks = 0, ntok = 0, max_len = 0;
     for (int s = 0; s < ns; s++) {
         int nb = (len[s] + bs - 1) / bs;
@@ -385,7 +451,11 @@ static void attention_case(pgd_backend *be, int bs, int nh, int nkv, int hd, int
                        .max_blocks_per_seq = maxb, .n_heads = nh, .n_kv_heads = nkv,
                        .head_dim = hd, .block_size = bs, .scale = 1.0f / sqrtf((float)hd)};
     pgd_ref_paged_attention(&a);
-    pgd_paged_attn g = {.q = put(be, q, qs * 4), .k_cache = put(be, kc, cs * 4),
+    size_t qst = (size_t)nh * hd + (size_t)(qpad > 0 ? qpad : 0);
+    float *qrows = nan_rows(ntok, qst);
+    to_rows(qrows, qst, 0, q, ntok, (size_t)nh * hd);
+    pgd_paged_attn g = {.q = put(be, qpad < 0 ? q : qrows, qpad < 0 ? qs * 4 : (size_t)ntok * qst * 4),
+                        .q_stride = qpad < 0 ? 0 : (int)qst, .k_cache = put(be, kc, cs * 4),
                         .v_cache = put(be, vc, cs * 4), .query_start = put(be, qstart, (size_t)(ns + 1) * 4),
                         .seq_lens = put(be, lens, (size_t)ns * 4), .block_tables = put(be, bt, (size_t)ns * maxb * 4),
                         .num_seqs = ns, .num_tokens = ntok, .max_blocks_per_seq = maxb,
@@ -396,7 +466,7 @@ static void attention_case(pgd_backend *be, int bs, int nh, int nkv, int hd, int
     OK(pgd_backend_paged_attention(be, &g));
     get(be, out, g.out, qs * 4);
     const char *what = be == g_single ? "attention single" : be == g_split ? "attention split" : "attention auto";
-    check(pgd_test_rel_err(out, ref, qs), TOL, what, bs, nh * 100 + nkv, hd);
+    check(pgd_test_rel_err(out, ref, qs), TOL, what, bs, nh * 100 + nkv, hd * 1000 + qpad);
     OK(pgd_backend_paged_attention(be, &g));
     get(be, out2, g.out, qs * 4);
     CU_ASSERT(memcmp(out, out2, qs * 4) == 0); /* deterministic */
@@ -405,7 +475,12 @@ static void attention_case(pgd_backend *be, int bs, int nh, int nkv, int hd, int
     pgd_backend_free(be, (void *)g.query_start), pgd_backend_free(be, (void *)g.seq_lens);
     pgd_backend_free(be, (void *)g.block_tables);
     free(kc), free(vc), free(q), free(ref), free(out), free(out2), free(bt), free(perm);
-    free(qstart), free(lens);
+    free(qstart), free(lens), free(qrows);
+}
+
+static void attention_case(pgd_backend *be, int bs, int nh, int nkv, int hd, int ns,
+                           const int *len, const int *nq, uint64_t seed) {
+    attention_case_q(be, bs, nh, nkv, hd, ns, len, nq, seed, -1);
 }
 
 /* every variant; on the emulator (slow) only auto, plus the forced
@@ -448,6 +523,28 @@ static void test_attention_long(void) {
     attention_all(16, 8, 1, 64, 3, len2, nq2, 1710, 1);
     const int len3[] = {e ? 400 : 2000, e ? 300 : 1500}, nq3[] = {e ? 60 : 300, 1}; /* long prefill chunk */
     attention_all(32, 4, 2, 128, 2, len3, nq3, 1720, 1);
+}
+
+/* q read in place from strided rows (the forward pass's fused q | k | v
+ * rows): q_stride = the row itself, fused rows, fused rows padded by 5
+ * floats (row starts not 16-byte aligned); head dims 128 and 64 (the
+ * vectorised kernels) and 20; decode and prefill rows; every variant on the
+ * first shape. */
+static void test_attention_q_stride(void) {
+    static const int len[] = {37, 64, 90, 1, 130}, nq[] = {37, 1, 20, 1, 5};
+    static const int heads[][3] = {{8, 2, 128}, {4, 4, 64}, {6, 1, 20}};
+    for (int h = 0; h < 3; h++) {
+        int nh = heads[h][0], nkv = heads[h][1], hd = heads[h][2], fused = 2 * nkv * hd;
+        const int pads[3] = {0, fused, fused + 5};
+        for (int pi = 0; pi < 3; pi++) {
+            uint64_t seed = 1900 + 10 * (uint64_t)(h * 3 + pi);
+            attention_case_q(g_be, 16, nh, nkv, hd, 5, len, nq, seed, pads[pi]);
+            if (h == 0 && pi == 2) {
+                attention_case_q(g_single, 16, nh, nkv, hd, 5, len, nq, seed + 1, pads[pi]);
+                attention_case_q(g_split, 16, nh, nkv, hd, 5, len, nq, seed + 2, pads[pi]);
+            }
+        }
+    }
 }
 
 /* Errors name the backend and the op; PAGODA_GPU_SYNC=1 (wait after every
@@ -743,6 +840,82 @@ static void test_llama_logits(void) {
                 g_has_blas ? 5e-2 : 1e-4);
 }
 
+/* Prefill (all logits) then decode steps of 3 sequences: the fused pass on
+ * `be` against the unfused reference on `be` (exact, or within 1e-5 on the
+ * vendor BLAS) and on the CPU backend (within cpu_tol). */
+static void fused_case(pgd_backend *be, const char *spec, pgd_dtype dt, int exact, double cpu_tol) {
+    enum { S = 3, STEPS = 2, BS = 16 };
+    const int plen[S] = {5, 17, 30};
+    pgd_backend *cpu = NULL;
+    pgd_backend_config cc = {.name = "cpu"};
+    OK(pgd_backend_create(&cc, &cpu));
+    pgd_model_load_opts mo = {.seed = 21, .random_dtype = dt};
+    pgd_model *mg = NULL, *mc = NULL;
+    OK(pgd_model_load(spec, &mo, be, &mg));
+    OK(pgd_model_load(spec, &mo, cpu, &mc));
+    const pgd_model_config *c = pgd_model_get_config(mg);
+    const int mb = (plen[S - 1] + STEPS + BS - 1) / BS, V = c->vocab_size;
+    pgd_kv_cache *kf = NULL, *ku = NULL, *kc = NULL;
+    OK(pgd_kv_cache_create(be, c, BS, S * mb + 1, &kf));
+    OK(pgd_kv_cache_create(be, c, BS, S * mb + 1, &ku));
+    OK(pgd_kv_cache_create(cpu, pgd_model_get_config(mc), BS, S * mb + 1, &kc));
+    int32_t bt[S * 4], qs[S + 1], lens[S], toks[64];
+    CU_ASSERT_FATAL(mb <= 4);
+    for (int s = 0; s < S; s++)
+        for (int j = 0; j < mb; j++) bt[s * mb + j] = 1 + j * S + (S - 1 - s);
+    int T = 0;
+    for (int s = 0; s < S; s++) {
+        qs[s] = T;
+        for (int i = 0; i < plen[s]; i++) toks[T++] = (s * 131 + i * 71 + 3) % V;
+        lens[s] = plen[s];
+    }
+    qs[S] = T;
+    float *lf = malloc(sizeof(float) * 64 * V), *lu = malloc(sizeof(float) * 64 * V),
+          *lc = malloc(sizeof(float) * 64 * V);
+    pgd_batch b = {.num_seqs = S, .num_tokens = T, .tokens = toks, .query_start = qs, .seq_lens = lens,
+                   .block_tables = bt, .max_blocks_per_seq = mb, .all_logits = 1};
+    for (int st = 0; st <= STEPS; st++) {
+        if (st > 0) {
+            for (int s = 0; s < S; s++) {
+                qs[s] = s;
+                toks[s] = (st * 37 + s * 11 + 1) % V;
+                lens[s] = plen[s] + st;
+            }
+            qs[S] = S;
+            b.num_tokens = S;
+            b.all_logits = 0;
+        }
+        size_t n = (size_t)b.num_tokens * V;
+        OK(pgd_model_forward(mg, kf, &b, lf));
+        OK(pgd_test_unfused_forward(mg, ku, &b, lu));
+        OK(pgd_test_unfused_forward(mc, kc, &b, lc));
+        double e = pgd_test_rel_err(lf, lu, n);
+        if (exact) {
+            if (memcmp(lf, lu, n * 4) != 0)
+                fprintf(stderr, "\n  FAIL %s %s step %d: fused != unfused on %s (rel err %g)\n", spec,
+                        pgd_dtype_name(dt), st, pgd_backend_describe(be), e);
+            CU_ASSERT(memcmp(lf, lu, n * 4) == 0);
+        } else {
+            check(e, TOL, "fused vs unfused (BLAS)", st, b.num_tokens, (int)dt);
+        }
+        check(pgd_test_rel_err(lf, lc, n), cpu_tol, "fused vs CPU unfused", st, b.num_tokens, (int)dt);
+    }
+    free(lf), free(lu), free(lc);
+    pgd_kv_cache_destroy(kf), pgd_kv_cache_destroy(ku), pgd_kv_cache_destroy(kc);
+    pgd_model_destroy(mg), pgd_model_destroy(mc);
+    pgd_backend_destroy(cpu);
+}
+
+static void test_fused_equals_unfused(void) {
+    const char *spec = "random:dim=128,layers=2,heads=4,kv_heads=2,hidden=344,vocab=500,seq=128";
+    fused_case(g_own, spec, PGD_F32, 1, 1e-4);
+    fused_case(g_own, spec, PGD_BF16, 1, 1e-4);
+    if (g_has_blas) { /* the default backend's vendor BLAS */
+        fused_case(g_be, spec, PGD_F32, 0, 1e-4);
+        fused_case(g_be, spec, PGD_BF16, 0, 5e-2);
+    }
+}
+
 /* KV swap through pinned host memory: out, clobber, back in. */
 static void test_kv_swap(void) {
     pgd_model_config c;
@@ -782,11 +955,13 @@ static CU_TestInfo tests[] = {
     {"attention_decode", test_attention_decode},
     {"attention_ragged", test_attention_ragged},
     {"attention_long_split", test_attention_long},
+    {"attention_q_stride", test_attention_q_stride},
     {"argmax_sample", test_argmax_sample},
     {"errors_and_sync_mode", test_errors_and_sync_mode},
     {"kv_swap_pinned", test_kv_swap},
     {"golden_stories260k", test_golden_stories260k},
     {"llama_logits_vs_cpu", test_llama_logits},
+    {"fused_projections_equal_unfused", test_fused_equals_unfused},
     CU_TEST_INFO_NULL,
 };
 

@@ -12,7 +12,10 @@
  * f32 results must be within 1e-5 relative error of the reference (rope too:
  * it uses the same formulas, but compilers may fuse its multiply-adds
  * differently); copies (embedding, kv_write, copy_blocks) and add must match
- * exactly; the NULL-pool and 2-thread results must be bit-identical. */
+ * exactly; the NULL-pool and 2-thread results must be bit-identical. The ops
+ * with row strides (rope, kv_write, attention's q) run dense (stride 0) and
+ * inside fused q | k | v rows with and without padding: the results must
+ * equal the dense ones and nothing outside the op's rows may change. */
 #include "test_util.h"
 
 #include <math.h>
@@ -194,27 +197,67 @@ static void test_rmsnorm_ref_known(void) {
     CU_ASSERT(fabsf(y[0] - 3 / sqrtf(12.5f)) < 1e-6f && fabsf(y[1] - 8 / sqrtf(12.5f)) < 1e-6f);
 }
 
+/* Fused rows (the forward pass's QKV buffer): the n dense rows of `width`
+ * floats of src go to dst + t * stride + off; to_dense reads them back. */
+static void to_rows(float *dst, size_t stride, size_t off, const float *src, int n, size_t width) {
+    for (int t = 0; t < n; t++) memcpy(dst + (size_t)t * stride + off, src + (size_t)t * width, width * 4);
+}
+static void to_dense(float *dst, const float *src, size_t stride, size_t off, int n, size_t width) {
+    for (int t = 0; t < n; t++) memcpy(dst + (size_t)t * width, src + (size_t)t * stride + off, width * 4);
+}
+
+/* A (n, stride) buffer of NaNs (a kernel reading a float outside its rows
+ * poisons its output; one writing there is caught by memcmp). */
+static float *nan_rows(int n, size_t stride) {
+    float *b = malloc((size_t)n * stride * 4);
+    for (size_t i = 0; i < (size_t)n * stride; i++) b[i] = NAN;
+    return b;
+}
+
 static void test_rope(void) {
     /* (n, n_heads, n_kv_heads, head_dim) */
     static const int cases[][4] = {{1, 4, 4, 8}, {5, 8, 2, 64}, {13, 6, 1, 6}, {300, 12, 12, 64}};
     for (size_t c = 0; c < 4; c++) {
         int n = cases[c][0], nh = cases[c][1], nkv = cases[c][2], hd = cases[c][3];
-        size_t qs = (size_t)n * nh * hd, ks = (size_t)n * nkv * hd;
+        size_t qd = (size_t)nh * hd, kvd = (size_t)nkv * hd, qs = (size_t)n * qd, ks = (size_t)n * kvd;
         float *q0 = pgd_test_randf(qs, 400 + c, -1, 1), *k0 = pgd_test_randf(ks, 500 + c, -1, 1);
         float *qr = malloc(qs * 4), *kr = malloc(ks * 4), *q = malloc(qs * 4), *k = malloc(ks * 4);
         int32_t *pos = malloc((size_t)n * sizeof *pos);
         for (int i = 0; i < n; i++) pos[i] = (int32_t)rnd(5000);
         memcpy(qr, q0, qs * 4), memcpy(kr, k0, ks * 4);
-        pgd_ref_rope(qr, kr, pos, n, nh, nkv, hd, 10000.0f);
+        pgd_ref_rope(qr, kr, pos, n, nh, nkv, hd, 10000.0f, 0);
         CU_ASSERT(memcmp(qr, q0, qs * 4) != 0); /* it did rotate */
-        for (int ii = 0; ii < g_n_isas; ii++) {
-            pgd_cpu_set_isa(g_isas[ii]);
-            for (int p = 0; p < N_POOLS; p++) {
-                memcpy(q, q0, qs * 4), memcpy(k, k0, ks * 4);
-                pgd_cpu_rope(pool_at(p), q, k, pos, n, nh, nkv, hd, 10000.0f);
-                check(pgd_test_rel_err(q, qr, qs), TOL, "rope q", g_isas[ii], p, n, nh, nkv);
-                check(pgd_test_rel_err(k, kr, ks), TOL, "rope k", g_isas[ii], p, n, nh, nkv);
+        /* row strides: dense, fused q | k | v rows, and those padded by 5 floats */
+        const int strides[3] = {0, (int)(qd + 2 * kvd), (int)(qd + 2 * kvd + 5)};
+        for (int si = 0; si < 3; si++) {
+            size_t st = (size_t)strides[si];
+            float *rows0 = st ? nan_rows(n, st) : NULL, *rows = st ? malloc((size_t)n * st * 4) : NULL;
+            if (st) { /* q at 0, k at qd of every row; v and padding stay NaN */
+                to_rows(rows0, st, 0, q0, n, qd), to_rows(rows0, st, qd, k0, n, kvd);
+                memcpy(rows, rows0, (size_t)n * st * 4);
+                pgd_ref_rope(rows, rows + qd, pos, n, nh, nkv, hd, 10000.0f, strides[si]);
+                to_dense(q, rows, st, 0, n, qd), to_dense(k, rows, st, qd, n, kvd);
+                CU_ASSERT(memcmp(q, qr, qs * 4) == 0 && memcmp(k, kr, ks * 4) == 0);
             }
+            for (int ii = 0; ii < g_n_isas; ii++) {
+                pgd_cpu_set_isa(g_isas[ii]);
+                for (int p = 0; p < N_POOLS; p++) {
+                    if (st) {
+                        memcpy(rows, rows0, (size_t)n * st * 4);
+                        pgd_cpu_rope(pool_at(p), rows, rows + qd, pos, n, nh, nkv, hd, 10000.0f, strides[si]);
+                        for (int t = 0; t < n; t++) /* v and padding untouched (NaN bits compare equal) */
+                            CU_ASSERT(memcmp(rows + t * st + qd + kvd, rows0 + t * st + qd + kvd,
+                                             (st - qd - kvd) * 4) == 0);
+                        to_dense(q, rows, st, 0, n, qd), to_dense(k, rows, st, qd, n, kvd);
+                    } else {
+                        memcpy(q, q0, qs * 4), memcpy(k, k0, ks * 4);
+                        pgd_cpu_rope(pool_at(p), q, k, pos, n, nh, nkv, hd, 10000.0f, 0);
+                    }
+                    check(pgd_test_rel_err(q, qr, qs), TOL, "rope q", g_isas[ii], p, n, nh, strides[si]);
+                    check(pgd_test_rel_err(k, kr, ks), TOL, "rope k", g_isas[ii], p, n, nkv, strides[si]);
+                }
+            }
+            free(rows0), free(rows);
         }
         free(q0), free(k0), free(qr), free(kr), free(q), free(k), free(pos);
     }
@@ -224,19 +267,45 @@ static void test_rope_ref_known(void) {
     /* pos 1, head_dim 2: pair 0 rotates by 1 radian; pos 0 is the identity. */
     float q[2] = {1, 0}, k[2] = {0, 2};
     int32_t pos = 1;
-    pgd_ref_rope(q, k, &pos, 1, 1, 1, 2, 10000.0f);
+    pgd_ref_rope(q, k, &pos, 1, 1, 1, 2, 10000.0f, 0);
     CU_ASSERT(fabsf(q[0] - cosf(1)) < 1e-6f && fabsf(q[1] - sinf(1)) < 1e-6f);
     CU_ASSERT(fabsf(k[0] + 2 * sinf(1)) < 1e-6f && fabsf(k[1] - 2 * cosf(1)) < 1e-6f);
 }
 
-static void test_silu_mul_add(void) {
+/* silu_mul on (rows, hidden) from [gate | up] rows: hidden not a multiple of
+ * 8 (row tails), a single long row, enough elements to split the rows
+ * across threads mid-row (the split must not change a result: NULL-pool
+ * and 2-thread outputs bit-identical). */
+static void test_silu_mul(void) {
+    static const int cases[][2] = {{1, 1}, {1, 7}, {3, 8}, {5, 172}, {1, 100003}, {7, 14336}, {33, 2049}};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        int rows = cases[c][0], h = cases[c][1];
+        size_t n = (size_t)rows * h;
+        float *gu = pgd_test_randf(2 * n, 600 + c, -12, 12);
+        for (size_t i = 0; i < 2 * n; i++) /* up in [-2, 2) */
+            if (i / h % 2) gu[i] /= 6;
+        float *ref = malloc(n * 4), *y = malloc(n * 4), *y0 = malloc(n * 4);
+        pgd_ref_silu_mul(ref, gu, rows, h);
+        for (int ii = 0; ii < g_n_isas; ii++) {
+            pgd_cpu_set_isa(g_isas[ii]);
+            for (int p = 0; p < N_POOLS; p++) {
+                for (size_t i = 0; i < n; i++) y[i] = NAN; /* every output written */
+                pgd_cpu_silu_mul(pool_at(p), y, gu, rows, h);
+                check(pgd_test_rel_err(y, ref, n), TOL, "silu_mul", g_isas[ii], p, rows, h, 0);
+                if (p == 0) memcpy(y0, y, n * 4);
+                else CU_ASSERT(memcmp(y0, y, n * 4) == 0);
+            }
+        }
+        free(gu), free(ref), free(y), free(y0);
+    }
+}
+
+static void test_add(void) {
     static const size_t ns[] = {1, 7, 8, 1000, 100003};
     for (size_t c = 0; c < 5; c++) {
         size_t n = ns[c];
-        float *g0 = pgd_test_randf(n, 600 + c, -12, 12), *up = pgd_test_randf(n, 700 + c, -2, 2);
-        float *ref = malloc(n * 4), *y = malloc(n * 4), *refa = malloc(n * 4);
-        memcpy(ref, g0, n * 4);
-        pgd_ref_silu_mul(ref, up, n);
+        float *g0 = pgd_test_randf(n, 650 + c, -12, 12), *up = pgd_test_randf(n, 750 + c, -2, 2);
+        float *y = malloc(n * 4), *refa = malloc(n * 4);
         memcpy(refa, g0, n * 4);
         pgd_ref_add(refa, up, n);
         CU_ASSERT(refa[0] == g0[0] + up[0]);
@@ -244,23 +313,24 @@ static void test_silu_mul_add(void) {
             pgd_cpu_set_isa(g_isas[ii]);
             for (int p = 0; p < N_POOLS; p++) {
                 memcpy(y, g0, n * 4);
-                pgd_cpu_silu_mul(pool_at(p), y, up, n);
-                check(pgd_test_rel_err(y, ref, n), TOL, "silu_mul", g_isas[ii], p, (int)n, 0, 0);
-                memcpy(y, g0, n * 4);
                 pgd_cpu_add(pool_at(p), y, up, n);
                 CU_ASSERT(memcmp(y, refa, n * 4) == 0);
             }
         }
-        free(g0), free(up), free(ref), free(y), free(refa);
+        free(g0), free(up), free(y), free(refa);
     }
 }
 
 static void test_silu_ref_known(void) {
-    float g[3] = {0, 1, -30}, up[3] = {5, 2, 1};
-    pgd_ref_silu_mul(g, up, 3);
-    CU_ASSERT(g[0] == 0.0f);
-    CU_ASSERT(fabsf(g[1] - 2.0f / (1.0f + expf(-1.0f))) < 1e-6f);
-    CU_ASSERT(fabsf(g[2]) < 1e-10f);
+    /* two rows of [gate | up], hidden 3 */
+    float gu[12] = {0, 1, -30, 5, 2, 1, /* row 1: */ 2, -1, 0, 0.5f, 3, 7}, out[6];
+    pgd_ref_silu_mul(out, gu, 2, 3);
+    CU_ASSERT(out[0] == 0.0f);
+    CU_ASSERT(fabsf(out[1] - 2.0f / (1.0f + expf(-1.0f))) < 1e-6f);
+    CU_ASSERT(fabsf(out[2]) < 1e-10f);
+    CU_ASSERT(fabsf(out[3] - 0.5f * 2.0f / (1.0f + expf(-2.0f))) < 1e-6f);
+    CU_ASSERT(fabsf(out[4] + 3.0f / (1.0f + expf(1.0f))) < 1e-6f);
+    CU_ASSERT(out[5] == 0.0f);
 }
 
 /* ------------------------------------------------------------- KV cache */
@@ -288,17 +358,33 @@ static void test_kv_write(void) {
         }
         for (int i = 0; i < n; i++) slots[i] = i % 5 == 4 ? -1 : perm[i];
         memcpy(kr, kc0, cs * 4), memcpy(vr, vc0, cs * 4);
-        pgd_ref_kv_write(kr, vr, k, v, slots, n, nkv, hd, bs);
+        pgd_ref_kv_write(kr, vr, k, v, slots, n, nkv, hd, bs, 0);
         size_t s0 = ((size_t)(slots[0] / bs) * nkv * bs + slots[0] % bs) * hd;
         CU_ASSERT(memcmp(kr + s0, k, (size_t)hd * 4) == 0);
-        for (int ii = 0; ii < g_n_isas; ii++) {
-            pgd_cpu_set_isa(g_isas[ii]);
-            for (int p = 0; p < N_POOLS; p++) {
+        /* row strides: dense, k | v rows (as in the fused q | k | v rows, no
+         * q here), the same with 3 floats of padding, and a wide q | k | v row */
+        size_t kvd = (size_t)nkv * hd;
+        const int strides[4] = {0, (int)(2 * kvd), (int)(2 * kvd + 3), (int)(5 * kvd)};
+        for (int si = 0; si < 4; si++) {
+            size_t st = (size_t)strides[si], ko = si == 3 ? 3 * kvd : 0; /* k's offset in a row */
+            float *rows = st ? nan_rows(n, st) : NULL;
+            if (st) {
+                to_rows(rows, st, ko, k, n, kvd), to_rows(rows, st, ko + kvd, v, n, kvd);
                 memcpy(kc, kc0, cs * 4), memcpy(vc, vc0, cs * 4);
-                pgd_cpu_kv_write(pool_at(p), kc, vc, k, v, slots, n, nkv, hd, bs);
-                CU_ASSERT(memcmp(kc, kr, cs * 4) == 0);
-                CU_ASSERT(memcmp(vc, vr, cs * 4) == 0);
+                pgd_ref_kv_write(kc, vc, rows + ko, rows + ko + kvd, slots, n, nkv, hd, bs, strides[si]);
+                CU_ASSERT(memcmp(kc, kr, cs * 4) == 0 && memcmp(vc, vr, cs * 4) == 0);
             }
+            const float *ks = st ? rows + ko : k, *vs = st ? rows + ko + kvd : v;
+            for (int ii = 0; ii < g_n_isas; ii++) {
+                pgd_cpu_set_isa(g_isas[ii]);
+                for (int p = 0; p < N_POOLS; p++) {
+                    memcpy(kc, kc0, cs * 4), memcpy(vc, vc0, cs * 4);
+                    pgd_cpu_kv_write(pool_at(p), kc, vc, ks, vs, slots, n, nkv, hd, bs, strides[si]);
+                    CU_ASSERT(memcmp(kc, kr, cs * 4) == 0);
+                    CU_ASSERT(memcmp(vc, vr, cs * 4) == 0);
+                }
+            }
+            free(rows);
         }
         free(k), free(v), free(kc0), free(vc0), free(kr), free(vr), free(kc), free(vc), free(perm);
     }
@@ -325,9 +411,10 @@ static void test_copy_blocks(void) {
 
 /* ------------------------------------------------------------- attention */
 
-/* A ragged batch: nq[s] new tokens of a context of len[s]. */
-static void attention_case(int bs, int nh, int nkv, int hd, int ns, const int *len, const int *nq,
-                           float qrange, uint64_t seed) {
+/* A ragged batch: nq[s] new tokens of a context of len[s]; q dense
+ * (qpad < 0) or in rows of nh*hd + qpad floats (q_stride; the padding NaN). */
+static void attention_case_q(int bs, int nh, int nkv, int hd, int ns, const int *len, const int *nq,
+                             float qrange, uint64_t seed, int qpad) {
     int maxb = 0, total_blocks = 0, ntok = 0;
     for (int s = 0; s < ns; s++) {
         int nb = (len[s] + bs - 1) / bs;
@@ -361,6 +448,17 @@ static void attention_case(int bs, int nh, int nkv, int hd, int ns, const int *l
                        .max_blocks_per_seq = maxb, .n_heads = nh, .n_kv_heads = nkv,
                        .head_dim = hd, .block_size = bs, .scale = 1.0f / sqrtf((float)hd)};
     pgd_ref_paged_attention(&a);
+    float *qrows = NULL;
+    if (qpad >= 0) { /* the same queries in strided rows: the reference's output must not change */
+        size_t qw = (size_t)nh * hd, st = qw + (size_t)qpad;
+        qrows = nan_rows(ntok, st);
+        to_rows(qrows, st, 0, q, ntok, qw);
+        a.q = qrows;
+        a.q_stride = (int)st;
+        a.out = out;
+        pgd_ref_paged_attention(&a);
+        CU_ASSERT(memcmp(out, ref, qs * 4) == 0);
+    }
     a.out = out;
     for (int ii = 0; ii < g_n_isas; ii++) {
         pgd_cpu_set_isa(g_isas[ii]);
@@ -368,12 +466,34 @@ static void attention_case(int bs, int nh, int nkv, int hd, int ns, const int *l
             for (size_t i = 0; i < qs; i++) out[i] = NAN;
             pgd_cpu_paged_attention(pool_at(p), &a);
             check(pgd_test_rel_err(out, ref, qs), TOL, "attention", g_isas[ii], p, bs,
-                  nh * 100 + nkv, hd);
+                  nh * 100 + nkv, hd * 1000 + qpad);
             if (p == 0) memcpy(out0, out, qs * 4);
             else CU_ASSERT(memcmp(out0, out, qs * 4) == 0);
         }
     }
-    free(kc), free(vc), free(q), free(ref), free(out), free(out0), free(bt), free(perm);
+    free(kc), free(vc), free(q), free(ref), free(out), free(out0), free(bt), free(perm), free(qrows);
+}
+
+static void attention_case(int bs, int nh, int nkv, int hd, int ns, const int *len, const int *nq,
+                           float qrange, uint64_t seed) {
+    attention_case_q(bs, nh, nkv, hd, ns, len, nq, qrange, seed, -1);
+}
+
+/* q read in place from strided rows: q_stride = the q row itself, fused
+ * q | k | v rows, and those padded by 5 floats; decode and ragged prefill,
+ * GQA, head dims that are and are not multiples of 8. */
+static void test_attention_q_stride(void) {
+    static const int len[] = {37, 64, 90, 1, 130}, nq[] = {37, 1, 20, 1, 5};
+    static const int dlen[] = {1, 9, 33, 200, 17}, dnq[] = {1, 1, 1, 1, 1};
+    static const int heads[][3] = {{4, 4, 64}, {8, 2, 20}, {6, 1, 7}};
+    for (int h = 0; h < 3; h++) {
+        int nh = heads[h][0], nkv = heads[h][1], hd = heads[h][2], fused = 2 * nkv * hd;
+        const int pads[3] = {0, fused, fused + 5};
+        for (int pi = 0; pi < 3; pi++) {
+            attention_case_q(16, nh, nkv, hd, 5, len, nq, 1.0f, 1700 + 10 * (uint64_t)(h * 3 + pi), pads[pi]);
+            attention_case_q(8, nh, nkv, hd, 5, dlen, dnq, 1.0f, 1800 + 10 * (uint64_t)(h * 3 + pi), pads[pi]);
+        }
+    }
 }
 
 static void test_attention_decode(void) {
@@ -519,14 +639,16 @@ static CU_TestInfo kernel_tests[] = {
     {"matmul batched tails", test_matmul_batched_tails},
     {"embedding f32/f16/bf16", test_embedding},
     {"rmsnorm (and in place)", test_rmsnorm},
-    {"rope incl. GQA", test_rope},
-    {"silu_mul and add", test_silu_mul_add},
-    {"kv_write shuffled slots, block sizes 8/16/32", test_kv_write},
+    {"rope incl. GQA, dense and strided rows", test_rope},
+    {"silu_mul on [gate | up] rows", test_silu_mul},
+    {"add", test_add},
+    {"kv_write shuffled slots, block sizes 8/16/32, strided rows", test_kv_write},
     {"copy_blocks incl. chained pairs", test_copy_blocks},
     {"paged attention decode incl. GQA", test_attention_decode},
     {"paged attention ragged prefill+decode", test_attention_ragged},
     {"paged attention long context", test_attention_long},
     {"paged attention many heads", test_attention_many_heads},
+    {"paged attention strided q rows", test_attention_q_stride},
     CU_TEST_INFO_NULL,
 };
 

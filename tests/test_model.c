@@ -7,14 +7,25 @@
  *    running its sequences alone (paged attention + KV cache consistency);
  *  - f16/bf16 random weights run and stay close to f32;
  *  - corrupt llama2.c checkpoints and bad batches are rejected cleanly;
- *  - the tiny GGUF loads as a model with its own tokenizer. */
+ *  - the tiny GGUF loads as a model with its own tokenizer;
+ *  - the fused projections: each layer's wqkv holds the checkpoint's wq, wk
+ *    and wv rows back to back and w13 its w1 and w3 rows (also a
+ *    tensor-parallel rank's shard), and the model's logits equal, bit for
+ *    bit, those of the unfused reference (unfused_forward.h: separate q, k,
+ *    v and gate, up GEMMs on the same weights, dense rope/kv_write/
+ *    attention) under both CPU ISAs, for prefill and decode, GQA, f32, f16
+ *    and bf16 weights. Exact because the CPU GEMM computes each output row
+ *    the same way whatever rows the call has (kernels/cpu/matmul_avx2.c:
+ *    only n, in and the weight dtype choose the summation order). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels.h"
 #include "pagoda/model.h"
 #include "test_util.h"
+#include "unfused_forward.h"
 
 #define SMALL "random:dim=64,layers=2,heads=4,kv_heads=2,hidden=96,vocab=300,seq=128"
 
@@ -345,6 +356,115 @@ static void test_gguf_model(void) {
     pgd_model_destroy(m);
 }
 
+/* ---- fused projections ---- */
+
+/* wqkv = [wq; wk; wv] and w13 = [w1; w3] of the llama2.c file, whole and
+ * as tensor-parallel rank 1 of 2 ([its q heads; its k heads; its v heads],
+ * [its gate rows; its up rows]). */
+static void test_fused_weight_layout(void) {
+    const char *path = pgd_test_data("models/stories260K/stories260K.bin");
+    size_t size = 0;
+    char *file = pgd_test_read_file(path, &size);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(file);
+    for (int tp = 1; tp <= 2; tp++) {
+        pgd_model req = {.req_tp = tp, .req_tp_rank = tp - 1, .req_pp = 1, .req_pp_rank = 0}, *m = NULL;
+        CU_ASSERT_EQUAL_FATAL(pgd_model_load_part(path, NULL, BE, &req, &m), PGD_OK);
+        const pgd_model_config *c = &m->cfg;
+        const pgd_shard *sh = &m->sh;
+        CU_ASSERT_EQUAL_FATAL(sh->tp, tp);
+        size_t d = (size_t)c->dim, hd = (size_t)c->head_dim, L = (size_t)c->n_layers, V = (size_t)c->vocab_size,
+               qd = (size_t)c->n_heads * hd, kvd = (size_t)c->n_kv_heads * hd, H = (size_t)c->hidden_dim;
+        const float *p = (const float *)(file + 28) + V * d + L * d; /* past the embedding and rms_att */
+        const float *wq = p, *wk = wq + L * qd * d, *wv = wk + L * kvd * d, *wo = wv + L * kvd * d;
+        const float *w1 = wo + L * d * qd + L * d, *w2 = w1 + L * H * d, *w3 = w2 + L * d * H;
+        CU_ASSERT_FATAL((const char *)(w3 + L * H * d) <= file + size);
+        size_t nq = (size_t)sh->heads * hd, nk = (size_t)sh->kv_heads * hd, q0 = (size_t)sh->head0 * hd,
+               k0 = (size_t)sh->kv_head0 * hd, nf = (size_t)sh->hidden, f0 = (size_t)sh->hidden0;
+        for (size_t l = 0; l < L; l++) {
+            const float *qkv = m->layers[l].wqkv, *w13 = m->layers[l].w13;
+            CU_ASSERT(memcmp(qkv, wq + (l * qd + q0) * d, nq * d * 4) == 0);
+            CU_ASSERT(memcmp(qkv + nq * d, wk + (l * kvd + k0) * d, nk * d * 4) == 0);
+            CU_ASSERT(memcmp(qkv + (nq + nk) * d, wv + (l * kvd + k0) * d, nk * d * 4) == 0);
+            CU_ASSERT(memcmp(w13, w1 + (l * H + f0) * d, nf * d * 4) == 0);
+            CU_ASSERT(memcmp(w13 + nf * d, w3 + (l * H + f0) * d, nf * d * 4) == 0);
+        }
+        pgd_model_destroy(m);
+    }
+    free(file);
+}
+
+/* A ragged prefill (all logits) then decode steps of S = 3 sequences, the
+ * model's fused pass against the unfused reference on equal caches. */
+static void fused_case(const char *spec, pgd_dtype dt, const int *plen) {
+    enum { S = 3, STEPS = 3, BS = 16 };
+    pgd_model_load_opts mo = {.seed = 11, .random_dtype = dt};
+    pgd_model *m = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_model_load(spec, &mo, BE, &m), PGD_OK);
+    const pgd_model_config *c = pgd_model_get_config(m);
+    int T = 0, mb = 0;
+    for (int s = 0; s < S; s++) {
+        T += plen[s];
+        int nb = (plen[s] + STEPS + BS - 1) / BS;
+        mb = nb > mb ? nb : mb;
+    }
+    pgd_kv_cache *kf = NULL, *ku = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_kv_cache_create(BE, c, BS, S * mb + 1, &kf), PGD_OK);
+    CU_ASSERT_EQUAL_FATAL(pgd_kv_cache_create(BE, c, BS, S * mb + 1, &ku), PGD_OK);
+    int32_t *toks = malloc(sizeof(int32_t) * T), *bt = malloc(sizeof(int32_t) * S * mb), qs[S + 1], lens[S];
+    float *lf = malloc(sizeof(float) * T * c->vocab_size), *lu = malloc(sizeof(float) * T * c->vocab_size);
+    for (int s = 0; s < S; s++) /* interleaved, reversed blocks */
+        for (int j = 0; j < mb; j++) bt[s * mb + j] = 1 + (mb - 1 - j) * S + s;
+    T = 0;
+    for (int s = 0; s < S; s++) {
+        qs[s] = T;
+        for (int i = 0; i < plen[s]; i++) toks[T++] = (s * 131 + i * 71 + 3) % c->vocab_size;
+        lens[s] = plen[s];
+    }
+    qs[S] = T;
+    pgd_batch b = {.num_seqs = S, .num_tokens = T, .tokens = toks, .query_start = qs, .seq_lens = lens,
+                   .block_tables = bt, .max_blocks_per_seq = mb, .all_logits = 1};
+    for (int st = 0; st <= STEPS; st++) {
+        if (st > 0) { /* a decode step: one token per sequence, last-token logits */
+            for (int s = 0; s < S; s++) {
+                qs[s] = s;
+                toks[s] = (st * 37 + s * 11 + 1) % c->vocab_size;
+                lens[s] = plen[s] + st;
+            }
+            qs[S] = S;
+            b.num_tokens = S;
+            b.all_logits = 0;
+        }
+        size_t n = (size_t)b.num_tokens * c->vocab_size;
+        CU_ASSERT_EQUAL_FATAL(pgd_model_forward(m, kf, &b, lf), PGD_OK);
+        pgd_status s = pgd_test_unfused_forward(m, ku, &b, lu);
+        if (s != PGD_OK) fprintf(stderr, "\n  %s\n", pgd_last_error());
+        CU_ASSERT_EQUAL_FATAL(s, PGD_OK);
+        if (memcmp(lf, lu, n * 4) != 0)
+            fprintf(stderr, "\n  %s (%s, isa %s) step %d: fused differs from unfused, rel err %g\n", spec,
+                    pgd_dtype_name(dt), pgd_cpu_isa(), st, pgd_test_rel_err(lf, lu, n));
+        CU_ASSERT(memcmp(lf, lu, n * 4) == 0);
+        CU_ASSERT(pgd_test_rel_err(lf, lf + c->vocab_size, c->vocab_size) > 1e-3); /* rows differ */
+    }
+    free(toks), free(bt), free(lf), free(lu);
+    pgd_kv_cache_destroy(kf);
+    pgd_kv_cache_destroy(ku);
+    pgd_model_destroy(m);
+}
+
+static void test_fused_equals_unfused(void) {
+    static const int small[3] = {5, 17, 40}, big[3] = {7, 33, 60}; /* big: n * dim > 65536, K panels */
+    const char *isas[2] = {"avx2", "scalar"};
+    for (int i = 0; i < 2; i++) {
+        if (pgd_cpu_set_isa(isas[i]) != 0) continue; /* no AVX2 here */
+        fused_case("random:dim=64,layers=2,heads=4,kv_heads=2,hidden=96,vocab=300,seq=128", PGD_F32, small);
+        fused_case("random:dim=64,layers=2,heads=4,kv_heads=2,hidden=96,vocab=300,seq=128", PGD_F16, small);
+        fused_case("random:dim=64,layers=2,heads=4,kv_heads=2,hidden=96,vocab=300,seq=128", PGD_BF16, small);
+        /* decode: rows of W streamed whole (dim <= 1024) and 4 at a time (w2: hidden 2048) */
+        fused_case("random:dim=768,layers=1,heads=12,kv_heads=4,hidden=2048,vocab=1000,seq=256", PGD_F32, big);
+    }
+    pgd_cpu_set_isa(pgd_cpu_set_isa("avx2") == 0 ? "avx2" : "scalar");
+}
+
 static CU_TestInfo tests[] = {
     {"named_shapes", test_named_shapes},
     {"bad_shapes", test_bad_shapes},
@@ -355,6 +475,8 @@ static CU_TestInfo tests[] = {
     {"kv_copy_and_swap_preserve_data", test_kv_copy_and_swap},
     {"llama2c_corrupt_files", test_llama2c_corrupt},
     {"gguf_model_loads_and_runs", test_gguf_model},
+    {"fused_weight_layout_whole_and_tp_shard", test_fused_weight_layout},
+    {"fused_forward_equals_unfused_bit_exact", test_fused_equals_unfused},
     CU_TEST_INFO_NULL,
 };
 

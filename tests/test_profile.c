@@ -57,15 +57,16 @@ static void test_table_for_the_sim(void) {
         long k1, k2, k3;
         double x, y;
     } want[] = {
-        {"matmul", 64, 64, PGD_F32, 1, 0},        /* wq, wk, wv, wo */
-        {"matmul", 64, 128, PGD_F32, 8, 0},       /* w1, w3 */
+        {"matmul", 64, 192, PGD_F32, 1, 0},       /* wqkv (q, k, v in one GEMM) */
+        {"matmul", 64, 64, PGD_F32, 1, 0},        /* wo */
+        {"matmul", 64, 256, PGD_F32, 8, 0},       /* w13 (gate and up in one GEMM) */
         {"matmul", 128, 64, PGD_F32, 16, 0},      /* w2 */
         {"matmul", 64, 512, PGD_F32, 1, 0},       /* classifier */
         {"embedding", 64, PGD_F32, 0, 4, 0},
         {"rmsnorm", 64, 0, 0, 4, 0},
         {"rope", 4, 4, 16, 4, 0},
         {"kv_write", 4, 16, 0, 4, 0},
-        {"silu_mul", 0, 0, 0, 128, 0},
+        {"silu_mul", 0, 0, 0, 128, 0},            /* x: output elements (tokens * hidden) */
         {"add", 0, 0, 0, 64, 0},
         {"gather", 64, 0, 0, 2, 0},
         {"attn_decode", 4, 4, 16, 1, 16},

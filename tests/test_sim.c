@@ -351,6 +351,61 @@ static void test_op_times(void) {
     pgd_backend_destroy(b);
 }
 
+/* Row strides (rope, kv_write, attention's q): 0 or a whole row, else
+ * PGD_ERR_INVALID naming the op (and not counted); a strided op is priced as
+ * the dense one. silu_mul: shape and overlap checked; priced by its
+ * rows * hidden outputs. */
+static void test_strided_ops_checked(void) {
+    pgd_backend *b = NULL;
+    pgd_backend_config bc = {.name = "sim"};
+    CU_ASSERT_EQUAL_FATAL(pgd_backend_create(&bc, &b), PGD_OK);
+    pgd_clock *clk = pgd_backend_clock(b);
+    void *w = NULL;
+    int32_t *meta = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_backend_alloc(b, (size_t)64 << 20, &w), PGD_OK); /* virtual */
+    CU_ASSERT_EQUAL_FATAL(pgd_backend_alloc(b, 4096, (void **)&meta), PGD_OK);
+    pgd_sim_cost c = cost_of("a100-40gb");
+    const int T = 8, nh = 32, nkv = 8, hd = 128, qkv = (nh + 2 * nkv) * hd;
+    for (int st = 0; st <= qkv; st += qkv) { /* dense, fused rows */
+        double t0 = pgd_clock_now(clk);
+        CU_ASSERT_EQUAL(pgd_backend_rope(b, w, w, meta, T, nh, nkv, hd, 1e4f, st), PGD_OK);
+        NEAR(pgd_clock_now(clk) - t0, pgd_sim_cost_rope(&c, T, nh, nkv, hd));
+        t0 = pgd_clock_now(clk);
+        CU_ASSERT_EQUAL(pgd_backend_kv_write(b, w, w, w, w, meta, T, nkv, hd, 16, st), PGD_OK);
+        NEAR(pgd_clock_now(clk) - t0, pgd_sim_cost_kv_write(&c, T, nkv, hd));
+    }
+    pgd_backend_op_times_reset(b);
+    CU_ASSERT_EQUAL(pgd_backend_rope(b, w, w, meta, T, nh, nkv, hd, 1e4f, nh * hd - 1), PGD_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "rope"));
+    CU_ASSERT_EQUAL(pgd_backend_rope(b, w, w, meta, T, nh, nkv, hd, 1e4f, -1), PGD_ERR_INVALID);
+    CU_ASSERT_EQUAL(pgd_backend_kv_write(b, w, w, w, w, meta, T, nkv, hd, 16, nkv * hd - 1), PGD_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "kv_write"));
+    meta[0] = 0, meta[1] = 1, meta[2] = 5; /* query_start {0, 1}, seq_lens {5} */
+    pgd_paged_attn a = {.out = w, .q = w, .k_cache = w, .v_cache = w, .query_start = meta, .seq_lens = meta + 2,
+                        .block_tables = meta, .num_seqs = 1, .num_tokens = 1, .max_blocks_per_seq = 1,
+                        .max_seq_len = 5, .n_heads = nh, .n_kv_heads = nkv, .head_dim = hd, .block_size = 16,
+                        .scale = 1, .q_stride = nh * hd - 8};
+    CU_ASSERT_EQUAL(pgd_backend_paged_attention(b, &a), PGD_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "paged_attention"));
+    /* silu_mul: shape checked, out must not overlap gate_up */
+    CU_ASSERT_EQUAL(pgd_backend_silu_mul(b, w, (float *)w + 4096, T, 0), PGD_ERR_INVALID);
+    CU_ASSERT_EQUAL(pgd_backend_silu_mul(b, w, (float *)w + 4096, -1, 128), PGD_ERR_INVALID);
+    CU_ASSERT_EQUAL(pgd_backend_silu_mul(b, (float *)w + 2 * T * 128 - 1, w, T, 128), PGD_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "silu_mul"));
+    CU_ASSERT_EQUAL(pgd_backend_silu_mul(b, w, (float *)w + T * 128 - 1, T, 128), PGD_ERR_INVALID);
+    CU_ASSERT_EQUAL(pgd_backend_op_times(b, NULL, 0), 0); /* none of them ran */
+    a.q_stride = qkv;
+    CU_ASSERT_EQUAL(pgd_backend_paged_attention(b, &a), PGD_OK);
+    /* silu_mul priced by its outputs: rows * hidden */
+    double t0 = pgd_clock_now(clk);
+    CU_ASSERT_EQUAL(pgd_backend_silu_mul(b, w, (float *)w + T * 14336, T, 14336), PGD_OK);
+    NEAR(pgd_clock_now(clk) - t0, pgd_sim_cost_silu_mul(&c, (size_t)T * 14336));
+    CU_ASSERT_EQUAL(pgd_backend_silu_mul(b, (float *)w + 2 * T * 128, w, T, 128), PGD_OK); /* just past */
+    pgd_backend_free(b, meta);
+    pgd_backend_free(b, w);
+    pgd_backend_destroy(b);
+}
+
 /* On the CPU the seconds are wall time: finite, >= 0, and calls counted. */
 static void test_op_times_cpu(void) {
     pgd_backend *b = NULL;
@@ -442,6 +497,7 @@ static CU_TestInfo tests[] = {
     {"OPT-13B workload: fast, deterministic", test_engine_opt13b},
     {"op times: sim seconds are the clock's advance; reset; short cap", test_op_times},
     {"op times on the cpu backend: wall time, calls", test_op_times_cpu},
+    {"strided ops and fused silu_mul: arguments checked, priced", test_strided_ops_checked},
     {"beam search on the sim: the equal-logits candidates without a scan", test_beam_stand_in},
     CU_TEST_INFO_NULL,
 };

@@ -58,12 +58,13 @@ static pgd_status cpu_rmsnorm(pgd_backend *b, float *y, const float *x, const fl
     return PGD_OK;
 }
 static pgd_status cpu_rope(pgd_backend *b, float *q, float *k, const int32_t *pos, int n,
-                           int n_heads, int n_kv_heads, int head_dim, float theta) {
-    pgd_cpu_rope(tp_of(b), q, k, pos, n, n_heads, n_kv_heads, head_dim, theta);
+                           int n_heads, int n_kv_heads, int head_dim, float theta, int stride) {
+    pgd_cpu_rope(tp_of(b), q, k, pos, n, n_heads, n_kv_heads, head_dim, theta, stride);
     return PGD_OK;
 }
-static pgd_status cpu_silu_mul(pgd_backend *b, float *gate, const float *up, size_t n) {
-    pgd_cpu_silu_mul(tp_of(b), gate, up, n);
+static pgd_status cpu_silu_mul(pgd_backend *b, float *out, const float *gate_up, int n_rows,
+                               int hidden) {
+    pgd_cpu_silu_mul(tp_of(b), out, gate_up, n_rows, hidden);
     return PGD_OK;
 }
 static pgd_status cpu_add(pgd_backend *b, float *y, const float *x, size_t n) {
@@ -72,9 +73,9 @@ static pgd_status cpu_add(pgd_backend *b, float *y, const float *x, size_t n) {
 }
 static pgd_status cpu_kv_write(pgd_backend *b, float *k_cache, float *v_cache, const float *k,
                                const float *v, const int32_t *slot_mapping, int n,
-                               int n_kv_heads, int head_dim, int block_size) {
+                               int n_kv_heads, int head_dim, int block_size, int stride) {
     pgd_cpu_kv_write(tp_of(b), k_cache, v_cache, k, v, slot_mapping, n, n_kv_heads, head_dim,
-                     block_size);
+                     block_size, stride);
     return PGD_OK;
 }
 static pgd_status cpu_paged_attention(pgd_backend *b, const pgd_paged_attn *a) {
@@ -84,7 +85,7 @@ static pgd_status cpu_paged_attention(pgd_backend *b, const pgd_paged_attn *a) {
         .block_tables = a->block_tables, .num_seqs = a->num_seqs,
         .max_blocks_per_seq = a->max_blocks_per_seq, .n_heads = a->n_heads,
         .n_kv_heads = a->n_kv_heads, .head_dim = a->head_dim, .block_size = a->block_size,
-        .scale = a->scale,
+        .scale = a->scale, .q_stride = a->q_stride,
     };
     pgd_cpu_paged_attention(tp_of(b), &k);
     return PGD_OK;

@@ -271,7 +271,7 @@ static pgd_status gpu_rmsnorm(pgd_backend *b, float *y, const float *x, const fl
 }
 
 static pgd_status gpu_rope(pgd_backend *b, float *q, float *k, const int32_t *pos, int n,
-                           int n_heads, int n_kv_heads, int head_dim, float theta) {
+                           int n_heads, int n_kv_heads, int head_dim, float theta, int stride) {
     gpu_backend *g = G(b);
     PGD_TRY(bind(g, "rope"));
     if (head_dim != g->rope_hd || theta != g->rope_theta) {
@@ -299,14 +299,15 @@ static pgd_status gpu_rope(pgd_backend *b, float *q, float *k, const int32_t *po
         g->rope_hd = head_dim;
         g->rope_theta = theta;
     }
-    GPU_TRY("rope", rope(g->stream, q, k, pos, g->rope_freq, n, n_heads, n_kv_heads, head_dim));
+    GPU_TRY("rope", rope(g->stream, q, k, pos, g->rope_freq, n, n_heads, n_kv_heads, head_dim, stride));
     return done(g, "rope");
 }
 
-static pgd_status gpu_silu_mul(pgd_backend *b, float *gate, const float *up, size_t n) {
+static pgd_status gpu_silu_mul(pgd_backend *b, float *out, const float *gate_up, int n_rows,
+                               int hidden) {
     gpu_backend *g = G(b);
     PGD_TRY(bind(g, "silu_mul"));
-    GPU_TRY("silu_mul", silu_mul(g->stream, gate, up, n));
+    GPU_TRY("silu_mul", silu_mul(g->stream, out, gate_up, n_rows, hidden));
     return done(g, "silu_mul");
 }
 
@@ -319,11 +320,11 @@ static pgd_status gpu_add(pgd_backend *b, float *y, const float *x, size_t n) {
 
 static pgd_status gpu_kv_write(pgd_backend *b, float *k_cache, float *v_cache, const float *k,
                                const float *v, const int32_t *slot_mapping, int n,
-                               int n_kv_heads, int head_dim, int block_size) {
+                               int n_kv_heads, int head_dim, int block_size, int stride) {
     gpu_backend *g = G(b);
     PGD_TRY(bind(g, "kv_write"));
     GPU_TRY("kv_write", kv_write(g->stream, k_cache, v_cache, k, v, slot_mapping, n, n_kv_heads,
-                                 head_dim, block_size));
+                                 head_dim, block_size, stride));
     return done(g, "kv_write");
 }
 
@@ -338,7 +339,7 @@ static pgd_status gpu_paged_attention(pgd_backend *b, const pgd_paged_attn *a) {
     attn_params p = {a->out, a->q, a->k_cache, a->v_cache, a->query_start, a->seq_lens,
                      a->block_tables, a->num_seqs, a->num_tokens, a->max_blocks_per_seq,
                      a->max_seq_len, a->n_heads, a->n_kv_heads, a->head_dim, a->block_size,
-                     a->scale};
+                     a->scale, a->q_stride ? a->q_stride : a->n_heads * a->head_dim};
     attn_plan plan = attention_plan(&p, g->attn_mode, g->num_sms);
     if (plan.workspace) PGD_TRY(ensure_ws(g, plan.workspace, "paged_attention"));
     GPU_TRY("paged_attention", paged_attention(g->stream, &p, &plan, g->ws));

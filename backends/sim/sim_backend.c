@@ -145,12 +145,12 @@ static pgd_status sim_rmsnorm(pgd_backend *b, float *y, const float *x, const fl
     return PGD_OK;
 }
 static pgd_status sim_rope(pgd_backend *b, float *q, float *k, const int32_t *pos, int n, int n_heads, int n_kv_heads,
-                           int head_dim, float theta) {
+                           int head_dim, float theta, int stride) {
     tick(b, pgd_sim_cost_rope(&S(b)->cost, n, n_heads, n_kv_heads, head_dim));
     return PGD_OK;
 }
-static pgd_status sim_silu_mul(pgd_backend *b, float *gate, const float *up, size_t n) {
-    tick(b, pgd_sim_cost_silu_mul(&S(b)->cost, n));
+static pgd_status sim_silu_mul(pgd_backend *b, float *out, const float *gate_up, int n_rows, int hidden) {
+    tick(b, pgd_sim_cost_silu_mul(&S(b)->cost, (size_t)n_rows * hidden));
     return PGD_OK;
 }
 static pgd_status sim_add(pgd_backend *b, float *y, const float *x, size_t n) {
@@ -158,7 +158,8 @@ static pgd_status sim_add(pgd_backend *b, float *y, const float *x, size_t n) {
     return PGD_OK;
 }
 static pgd_status sim_kv_write(pgd_backend *b, float *k_cache, float *v_cache, const float *k, const float *v,
-                               const int32_t *slot_mapping, int n, int n_kv_heads, int head_dim, int block_size) {
+                               const int32_t *slot_mapping, int n, int n_kv_heads, int head_dim, int block_size,
+                               int stride) {
     tick(b, pgd_sim_cost_kv_write(&S(b)->cost, n, n_kv_heads, head_dim));
     return PGD_OK;
 }

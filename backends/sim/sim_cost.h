@@ -22,7 +22,8 @@
  *   embedding / gather (n, dim)     bytes n*dim*(w or e) + n*dim*e
  *   rmsnorm (n, dim)                FLOPs 4*n*dim;    bytes 2*n*dim*e
  *   rope (n, heads, kv_heads, hd)   FLOPs 6*n*(heads+kv_heads)*hd/2; bytes 2*n*(heads+kv_heads)*hd*e
- *   silu_mul (n elements)           FLOPs 5n;  bytes 3n*e      add (n): FLOPs n, bytes 3n*e
+ *   silu_mul (n = rows*hidden outputs) FLOPs 5n; bytes 3n*e (reads gate and up, writes out)
+ *   add (n elements)                FLOPs n;   bytes 3n*e
  *   kv_write (n tokens)             bytes 2 (K,V) * 2 (read+write) * n*kv_heads*hd*e
  *   paged_attention                 from the REAL per-sequence lengths (the
  *       metadata is real host memory): for sequence s with q_s new tokens and
@@ -68,7 +69,7 @@
  *     embedding     dim, table dtype, 0         tokens              0
  *     rmsnorm       dim, 0, 0                   rows                0
  *     rope          heads, kv_heads, head_dim   tokens              0
- *     silu_mul      0, 0, 0                     elements            0
+ *     silu_mul      0, 0, 0                     output elements     0
  *     add           0, 0, 0                     elements            0
  *     kv_write      kv_heads, head_dim, 0       tokens              0
  *     attn_decode   heads, kv_heads, head_dim   decode sequences    their mean context
@@ -166,6 +167,7 @@ double pgd_sim_cost_matmul(const pgd_sim_cost *c, int n, int in, int out, pgd_dt
 double pgd_sim_cost_embedding(const pgd_sim_cost *c, int n, int dim, pgd_dtype tt);
 double pgd_sim_cost_rmsnorm(const pgd_sim_cost *c, int n, int dim);
 double pgd_sim_cost_rope(const pgd_sim_cost *c, int n, int heads, int kv_heads, int head_dim);
+/* n: output elements (rows * hidden). */
 double pgd_sim_cost_silu_mul(const pgd_sim_cost *c, size_t n);
 double pgd_sim_cost_add(const pgd_sim_cost *c, size_t n);
 double pgd_sim_cost_kv_write(const pgd_sim_cost *c, int n, int kv_heads, int head_dim);

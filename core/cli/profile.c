@@ -153,18 +153,20 @@ static pgd_status w_rmsnorm(pgd_backend *b, float *y, const float *x, const floa
     TIMED(P(b), OP_RMSNORM, dim, 0, 0, n, 0, pgd_backend_rmsnorm(P(b)->in, y, x, w, n, dim, eps));
 }
 static pgd_status w_rope(pgd_backend *b, float *q, float *k, const int32_t *pos, int n, int nh, int nkv, int hd,
-                         float theta) {
-    TIMED(P(b), OP_ROPE, nh, nkv, hd, n, 0, pgd_backend_rope(P(b)->in, q, k, pos, n, nh, nkv, hd, theta));
+                         float theta, int stride) {
+    TIMED(P(b), OP_ROPE, nh, nkv, hd, n, 0, pgd_backend_rope(P(b)->in, q, k, pos, n, nh, nkv, hd, theta, stride));
 }
-static pgd_status w_silu_mul(pgd_backend *b, float *gate, const float *up, size_t n) {
-    TIMED(P(b), OP_SILU_MUL, 0, 0, 0, (double)n, 0, pgd_backend_silu_mul(P(b)->in, gate, up, n));
+static pgd_status w_silu_mul(pgd_backend *b, float *out, const float *gate_up, int n_rows, int hidden) {
+    TIMED(P(b), OP_SILU_MUL, 0, 0, 0, (double)n_rows * hidden, 0,
+          pgd_backend_silu_mul(P(b)->in, out, gate_up, n_rows, hidden));
 }
 static pgd_status w_add(pgd_backend *b, float *y, const float *x, size_t n) {
     TIMED(P(b), OP_ADD, 0, 0, 0, (double)n, 0, pgd_backend_add(P(b)->in, y, x, n));
 }
 static pgd_status w_kv_write(pgd_backend *b, float *kc, float *vc, const float *k, const float *v,
-                             const int32_t *slots, int n, int nkv, int hd, int bs) {
-    TIMED(P(b), OP_KV_WRITE, nkv, hd, 0, n, 0, pgd_backend_kv_write(P(b)->in, kc, vc, k, v, slots, n, nkv, hd, bs));
+                             const int32_t *slots, int n, int nkv, int hd, int bs, int stride) {
+    TIMED(P(b), OP_KV_WRITE, nkv, hd, 0, n, 0,
+          pgd_backend_kv_write(P(b)->in, kc, vc, k, v, slots, n, nkv, hd, bs, stride));
 }
 static pgd_status w_attention(pgd_backend *b, const pgd_paged_attn *a) {
     prof *p = P(b);

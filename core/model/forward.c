@@ -3,14 +3,23 @@
  * cache slot from the block tables, upload this metadata; then issue the
  * backend ops layer by layer:
  *   x = embed(tokens)                                  (T, dim)
- *   per layer: xb = rmsnorm(x); q,k,v = xb Wq,Wk,Wv; rope(q,k);
- *              write k,v to cache slots; xb2 = paged_attention(q);
- *              x += xb2 Wo; xb = rmsnorm(x); x += (silu(xb W1) * xb W3) W2
+ *   per layer: xb = rmsnorm(x);
+ *              qkv = xb Wqkv, one GEMM                 (T, qd + 2*kvd): q | k | v per token
+ *              rope(q, k) in place in qkv; write k, v from qkv to their cache
+ *              slots; xb2 = paged_attention(q read from qkv)   (T, qd)
+ *              (the three ops take the row stride qd + 2*kvd)
+ *              x += xb2 Wo; xb = rmsnorm(x);
+ *              gu = xb W13, one GEMM                   (T, 2*hidden): gate | up per token
+ *              hb = silu(gate) * up                    (T, hidden)
+ *              x += hb W2
  *   logits = rmsnorm(x[last rows]) Wcls                (S or T, vocab)
  * OPT (arch = opt; virtual backends only, for the simulator's cost): x +=
  * embed(positions) from the learned table; no rotary; the norms stand for
- * LayerNorm (same bytes moved); FFN x += act(xb W1) W2 with the activation
- * issued as silu_mul(hb, hb) (an elementwise op; ReLU in OPT).
+ * LayerNorm (same bytes moved); FFN x += act(xb W1) W2, with w13 holding
+ * W1 alone: its (T, hidden) output goes to gu and the activation (ReLU in
+ * OPT) is issued as silu_mul over (T, hidden) outputs, the same bytes and
+ * work; the sim computes nothing, so the values it would read do not
+ * matter.
  * Nothing here knows which backend runs the ops.
  *
  * Under tensor/pipeline parallelism (model_impl.h pgd_shard, dist.c) the
@@ -43,19 +52,22 @@ static pgd_status ensure_scratch(pgd_model *m, int T, int R, size_t meta) {
                wide = d > qd ? d : qd, vp = (size_t)sh->vocab_part * sh->tp;
         size_t vw = vp > (size_t)c->vocab_size ? vp : (size_t)c->vocab_size;
         size_t g = sh->tp > 1 ? (ct * d > cr * vp ? ct * d : cr * vp) : 1;
-        size_t off[11], total = 0, sz[11] = {
-            a256(ct * d), a256(ct * wide), a256(ct * wide), a256(ct * qd), a256(ct * kvd),
-            a256(ct * kvd), a256(ct * h), a256(ct * h), a256(cr * d), a256((size_t)cr * vw), a256(g)};
-        for (int i = 0; i < 11; i++) { off[i] = total; total += sz[i]; }
+        /* x (T, d); xb, xb2 (T, max(d, qd)); qkv (T, qd + 2kvd); gu (T, 2h); hb (T, h);
+         * last (R, d); logits (R, vocab or tp * vocab_part); gath (tp > 1) */
+        enum { NBUF = 9 };
+        size_t off[NBUF], total = 0, sz[NBUF] = {
+            a256(ct * d), a256(ct * wide), a256(ct * wide), a256(ct * (qd + 2 * kvd)), a256(ct * 2 * h),
+            a256(ct * h), a256(cr * d), a256((size_t)cr * vw), a256(g)};
+        for (int i = 0; i < NBUF; i++) { off[i] = total; total += sz[i]; }
         pgd_backend_free(m->backend, s->act);
         s->act = NULL;
         s->cap_tokens = s->cap_logits = 0;
         pgd_status st = pgd_backend_alloc(m->backend, total, &s->act);
         if (st != PGD_OK) return st;
         char *b = s->act;
-        float **ptrs[11] = {&s->x, &s->xb, &s->xb2, &s->q, &s->k, &s->v, &s->hb, &s->hb2, &s->last,
-                            &s->logits, &s->gath};
-        for (int i = 0; i < 11; i++) *ptrs[i] = (float *)(b + off[i]);
+        float **ptrs[NBUF] = {&s->x, &s->xb, &s->xb2, &s->qkv, &s->gu, &s->hb, &s->last, &s->logits,
+                              &s->gath};
+        for (int i = 0; i < NBUF; i++) *ptrs[i] = (float *)(b + off[i]);
         s->cap_tokens = ct;
         s->cap_logits = cr;
     }
@@ -128,7 +140,7 @@ pgd_status pgd_model_pass(pgd_model *m, pgd_kv_cache *kv, const pgd_batch *b, fl
     const int R = b->all_logits ? T : S, P = sh->tp;
     const int first = sh->pp_rank == 0, last = sh->pp_rank == sh->pp - 1;
     const int d = c->dim, hd = c->head_dim, qd = sh->heads * hd, kvd = sh->kv_heads * hd,
-              h = sh->hidden, bs = pgd_kv_cache_block_size(kv);
+              qkvd = qd + 2 * kvd, h = sh->hidden, bs = pgd_kv_cache_block_size(kv);
     const int V = c->vocab_size, VP = P > 1 ? sh->vocab_part : V;
     if ((P > 1 || sh->pp > 1) && !io)
         return pgd_error(PGD_ERR_INVALID, "forward: a model shard needs its communicators");
@@ -192,28 +204,28 @@ pgd_status pgd_model_pass(pgd_model *m, pgd_kv_cache *kv, const pgd_batch *b, fl
     for (int l = sh->layer_begin; l < sh->layer_end; l++) {
         const pgd_layer_weights *L = &m->layers[l];
         PGD_TRY(pgd_backend_rmsnorm(be, sc->xb, sc->x, L->attn_norm, T, d, c->norm_eps));
-        PGD_TRY(pgd_backend_matmul(be, sc->q, sc->xb, L->wq, wt, T, d, qd));
-        PGD_TRY(pgd_backend_matmul(be, sc->k, sc->xb, L->wk, wt, T, d, kvd));
-        PGD_TRY(pgd_backend_matmul(be, sc->v, sc->xb, L->wv, wt, T, d, kvd));
+        /* q | k | v of every token from one GEMM; the ops below read them in place */
+        float *q = sc->qkv, *k = sc->qkv + qd, *v = sc->qkv + qd + kvd;
+        PGD_TRY(pgd_backend_matmul(be, sc->qkv, sc->xb, L->wqkv, wt, T, d, qkvd));
         if (!opt)
-            PGD_TRY(pgd_backend_rope(be, sc->q, sc->k, d_pos, T, sh->heads, sh->kv_heads, hd, c->rope_theta));
+            PGD_TRY(pgd_backend_rope(be, q, k, d_pos, T, sh->heads, sh->kv_heads, hd, c->rope_theta, qkvd));
         float *kc = pgd_kv_cache_k(kv, l - sh->layer_begin), *vc = pgd_kv_cache_v(kv, l - sh->layer_begin);
-        PGD_TRY(pgd_backend_kv_write(be, kc, vc, sc->k, sc->v, d_slot, T, sh->kv_heads, hd, bs));
+        PGD_TRY(pgd_backend_kv_write(be, kc, vc, k, v, d_slot, T, sh->kv_heads, hd, bs, qkvd));
         pgd_paged_attn a = {
-            .out = sc->xb2, .q = sc->q, .k_cache = kc, .v_cache = vc, .query_start = d_qs,
+            .out = sc->xb2, .q = q, .k_cache = kc, .v_cache = vc, .query_start = d_qs,
             .seq_lens = d_len, .block_tables = d_bt, .num_seqs = S, .num_tokens = T,
             .max_blocks_per_seq = MB, .max_seq_len = max_len, .n_heads = sh->heads,
             .n_kv_heads = sh->kv_heads, .head_dim = hd, .block_size = bs,
-            .scale = 1.0f / sqrtf((float)hd),
+            .scale = 1.0f / sqrtf((float)hd), .q_stride = qkvd,
         };
         PGD_TRY(pgd_backend_paged_attention(be, &a));
         PGD_TRY(pgd_backend_matmul(be, sc->xb, sc->xb2, L->wo, wt, T, qd, d));
         PGD_TRY(tp_sum(m, io, sc->xb, (size_t)T * d));
         PGD_TRY(pgd_backend_add(be, sc->x, sc->xb, (size_t)T * d));
         PGD_TRY(pgd_backend_rmsnorm(be, sc->xb, sc->x, L->ffn_norm, T, d, c->norm_eps));
-        PGD_TRY(pgd_backend_matmul(be, sc->hb, sc->xb, L->w1, wt, T, d, h));
-        if (!opt) PGD_TRY(pgd_backend_matmul(be, sc->hb2, sc->xb, L->w3, wt, T, d, h));
-        PGD_TRY(pgd_backend_silu_mul(be, sc->hb, opt ? sc->hb : sc->hb2, (size_t)T * h));
+        /* gate | up of every token from one GEMM (OPT: fc1 alone, see the top) */
+        PGD_TRY(pgd_backend_matmul(be, sc->gu, sc->xb, L->w13, wt, T, d, opt ? h : 2 * h));
+        PGD_TRY(pgd_backend_silu_mul(be, sc->hb, sc->gu, T, h));
         PGD_TRY(pgd_backend_matmul(be, sc->xb, sc->hb, L->w2, wt, T, h, d));
         PGD_TRY(tp_sum(m, io, sc->xb, (size_t)T * d));
         PGD_TRY(pgd_backend_add(be, sc->x, sc->xb, (size_t)T * d));

@@ -90,12 +90,15 @@ pgd_status pgd_model_layout(pgd_model *m, pgd_dtype embd_dtype, pgd_dtype cls_dt
         off = align_up(off + (sh->tp > 1 ? (size_t)sh->vocab_part : v) * d * pgd_dtype_size(cls_dtype));
     size_t o_final = off;
     if (last_stage(sh)) off = align_up(off + d * 4);
-    int opt = c->arch == PGD_ARCH_OPT, ffn_mats = opt ? 2 : 3;
+    int opt = c->arch == PGD_ARCH_OPT;
+    size_t ffn_in_rows = opt ? h : 2 * h; /* w13: gate and up rows (OPT: fc1 only) */
     size_t o_pos = off;
     if (opt && first_stage(sh)) off = align_up(off + (size_t)c->max_seq_len * d * pgd_dtype_size(embd_dtype));
     size_t o_layers = off;
-    size_t layer_bytes = align_up(d * 4) * 2 + align_up(qd * d * ws) + 2 * align_up(kvd * d * ws) +
-                         align_up(d * qd * ws) + (size_t)ffn_mats * align_up(h * d * ws);
+    /* per layer: the norms, wqkv (q, k, v rows back to back), wo, w13 (gate and up
+     * rows back to back), w2 */
+    size_t layer_bytes = align_up(d * 4) * 2 + align_up((qd + 2 * kvd) * d * ws) +
+                         align_up(d * qd * ws) + align_up(ffn_in_rows * d * ws) + align_up(h * d * ws);
     off += layer_bytes * (size_t)(sh->layer_end - sh->layer_begin);
 
     m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
@@ -117,13 +120,10 @@ pgd_status pgd_model_layout(pgd_model *m, pgd_dtype embd_dtype, pgd_dtype cls_dt
         pgd_layer_weights *L = &m->layers[l];
         L->attn_norm = (float *)p; p += align_up(d * 4);
         L->ffn_norm = (float *)p;  p += align_up(d * 4);
-        L->wq = p; p += align_up(qd * d * ws);
-        L->wk = p; p += align_up(kvd * d * ws);
-        L->wv = p; p += align_up(kvd * d * ws);
-        L->wo = p; p += align_up(d * qd * ws);
-        L->w1 = p; p += align_up(h * d * ws);
-        L->w2 = p; p += align_up(h * d * ws);
-        if (!opt) { L->w3 = p; p += align_up(h * d * ws); }
+        L->wqkv = p; p += align_up((qd + 2 * kvd) * d * ws);
+        L->wo = p;   p += align_up(d * qd * ws);
+        L->w13 = p;  p += align_up(ffn_in_rows * d * ws);
+        L->w2 = p;   p += align_up(h * d * ws);
     }
     return PGD_OK;
 }
@@ -196,15 +196,19 @@ pgd_status pgd_model_put_tensor(pgd_model *m, pgd_tensor_kind k, int l, const pg
     if (!L) return PGD_OK;
     size_t h0 = (size_t)sh->head0 * hd, nq = (size_t)sh->heads * hd, k0 = (size_t)sh->kv_head0 * hd,
            nk = (size_t)sh->kv_heads * hd, f0 = (size_t)sh->hidden0, nf = (size_t)sh->hidden;
+    size_t row = d * pgd_dtype_size(wt); /* bytes per row of the (out, dim) matrices */
+    char *qkv = L->wqkv;                 /* this rank's q rows, then k rows, then v rows */
+    char *w13 = L->w13;                  /* its gate rows, then its up rows (not OPT) */
     switch (k) {
     case PGD_T_ATTN_NORM: return put_slice(m, L->attn_norm, PGD_F32, src, d, 0, 1, 0, d);
     case PGD_T_FFN_NORM: return put_slice(m, L->ffn_norm, PGD_F32, src, d, 0, 1, 0, d);
-    case PGD_T_WQ: return put_slice(m, L->wq, wt, src, d, h0, nq, 0, d);
-    case PGD_T_WK: return put_slice(m, L->wk, wt, src, d, k0, nk, 0, d);
-    case PGD_T_WV: return put_slice(m, L->wv, wt, src, d, k0, nk, 0, d);
+    case PGD_T_WQ: return put_slice(m, qkv, wt, src, d, h0, nq, 0, d);
+    case PGD_T_WK: return put_slice(m, qkv + nq * row, wt, src, d, k0, nk, 0, d);
+    case PGD_T_WV: return put_slice(m, qkv + (nq + nk) * row, wt, src, d, k0, nk, 0, d);
     case PGD_T_WO: return put_slice(m, L->wo, wt, src, qd, 0, d, h0, nq);
-    case PGD_T_W1: return put_slice(m, L->w1, wt, src, d, f0, nf, 0, d);
-    case PGD_T_W3: return L->w3 ? put_slice(m, L->w3, wt, src, d, f0, nf, 0, d) : PGD_OK;
+    case PGD_T_W1: return put_slice(m, w13, wt, src, d, f0, nf, 0, d);
+    case PGD_T_W3: /* OPT has no up projection */
+        return c->arch == PGD_ARCH_OPT ? PGD_OK : put_slice(m, w13 + nf * row, wt, src, d, f0, nf, 0, d);
     case PGD_T_W2: return put_slice(m, L->w2, wt, src, H, 0, d, f0, nf);
     default: break;
     }

@@ -5,7 +5,10 @@
  * pgd_model_layout(); the per-tensor pointers below point into it. Norm
  * weights are always f32; matmul weights are cfg.weight_dtype; the token
  * embedding and the classifier have their own dtypes (a tied classifier is
- * the embedding itself). */
+ * the embedding itself). A layer's query, key and value projections are one
+ * matrix (wqkv), and its gate and up projections another (w13), so the
+ * forward pass runs one GEMM for each group; loaders still hand each tensor
+ * over alone (pgd_model_put_tensor places it). */
 #ifndef PAGODA_MODEL_IMPL_H
 #define PAGODA_MODEL_IMPL_H
 
@@ -14,19 +17,21 @@
 typedef struct pgd_layer_weights {
     float *attn_norm;   /* (dim) */
     float *ffn_norm;    /* (dim) */
-    void *wq;           /* (n_heads*head_dim, dim) */
-    void *wk;           /* (n_kv_heads*head_dim, dim) */
-    void *wv;           /* (n_kv_heads*head_dim, dim) */
-    void *wo;           /* (dim, n_heads*head_dim) */
-    void *w1;           /* gate (hidden, dim) */
-    void *w2;           /* down (dim, hidden) */
-    void *w3;           /* up (hidden, dim); NULL for OPT (fc1 = w1, fc2 = w2) */
+    void *wqkv;         /* (qd + 2*kvd, dim): this rank's wq rows (qd = local heads*head_dim),
+                           then its wk rows, then its wv rows (kvd = local kv_heads*head_dim),
+                           contiguous: row r of the output is q, k or v feature r */
+    void *wo;           /* (dim, qd) */
+    void *w13;          /* (2*hf, dim): the gate (w1) rows, then the up (w3) rows, contiguous
+                           (hf = local FFN width); OPT: fc1 (w1) alone, (hf, dim) */
+    void *w2;           /* down (dim, hf); OPT: fc2 */
 } pgd_layer_weights;
 
 /* This rank's part of the model under tensor (tp) and pipeline (pp)
  * parallelism; tp = pp = 1 is the whole model. Megatron-style split:
  * query heads, KV heads and the FFN hidden width are divided among the tp
- * ranks of a stage (wq/wk/wv/w1/w3 by output rows, wo/w2 by input
+ * ranks of a stage (wq/wk/wv/w1/w3 by output rows, so a rank's wqkv is
+ * [its q heads; its k heads; its v heads] and its w13 [its gate rows; its
+ * up rows]; wo/w2 by input
  * columns); the token embedding is split by columns (dim / tp each) and the
  * classifier by vocabulary rows (vocab_part each, the last zero-padded);
  * norms are replicated. A stage holds layers [layer_begin, layer_end);
@@ -64,7 +69,10 @@ typedef struct pgd_scratch {
     int cap_logits;     /* rows the logits buffer holds */
     int cap_meta;       /* int32 entries the metadata buffer holds */
     void *act;          /* one device allocation for all activations */
-    float *x, *xb, *xb2, *q, *k, *v, *hb, *hb2, *last, *logits;
+    float *x, *xb, *xb2, *last, *logits;
+    float *qkv;         /* (cap_tokens, qd + 2*kvd): per token q | k | v, the fused GEMM's output */
+    float *gu;          /* (cap_tokens, 2*hidden): per token gate | up, the fused GEMM's output */
+    float *hb;          /* (cap_tokens, hidden): silu(gate) * up */
     float *gath;        /* tensor parallel: all_gather landing area */
     float *host_logits; /* host staging when logits need unpadding or sending */
     size_t cap_host_logits;

@@ -109,12 +109,14 @@ static void scale_row(float *o, float f, int hd) {
  * for heads h0..h1-1 in order (their kv heads ascend, so the run's K or V
  * rows are read in memory order), call scores (is_v == 0) or accumulate
  * (is_v == 1). Head h's scores are sc + (h - h0) * PGD_ATTN_CHUNK; its query
- * and output rows are those of query row `row`. */
+ * and output rows are those of query row `row` (q rows a->q_stride floats
+ * apart, 0 = dense; out always dense). */
 static void walk(const pgd_attn_args *a, int seq, int row, int h0, int h1, int c0, int c1,
                  float *sc, int is_v) {
     int bs = a->block_size, hd = a->head_dim, grp = a->n_heads / a->n_kv_heads;
     const int32_t *bt = a->block_tables + (size_t)seq * a->max_blocks_per_seq;
     const float *cache = is_v ? a->v_cache : a->k_cache;
+    const float *q = a->q + (size_t)row * (a->q_stride ? (size_t)a->q_stride : (size_t)a->n_heads * hd);
     for (int p = c0; p < c1;) {
         int off = p % bs, run = bs - off;
         if (run > c1 - p) run = c1 - p;
@@ -122,9 +124,8 @@ static void walk(const pgd_attn_args *a, int seq, int row, int h0, int h1, int c
         for (int h = h0; h < h1; h++) {
             const float *base = blk + ((size_t)(h / grp) * bs + off) * hd;
             float *s = sc + (size_t)(h - h0) * PGD_ATTN_CHUNK + (p - c0);
-            size_t qo = ((size_t)row * a->n_heads + h) * hd;
-            if (is_v) accumulate(a->out + qo, s, base, run, hd);
-            else scores(s, a->q + qo, base, run, hd, a->scale);
+            if (is_v) accumulate(a->out + ((size_t)row * a->n_heads + h) * hd, s, base, run, hd);
+            else scores(s, q + (size_t)h * hd, base, run, hd, a->scale);
         }
         p += run;
     }

@@ -6,10 +6,13 @@
  * error is ~2 ulp over the clamped input range [-87.3, 88.0] (clamped so
  * that 2^n never overflows), far below the 1e-5 tolerance against libm.
  * rmsnorm computes its scale with the same scalar formula as the reference,
- * so only the order of the sum of squares differs. All functions are
+ * so only the order of the sum of squares differs. silu*up runs its tail
+ * through the vector code too (zero-padded), so that an element's result
+ * does not depend on where a thread's range or a row ends. All functions are
  * single-threaded; n need not be a multiple of 8. */
 #include <immintrin.h>
 #include <math.h>
+#include <string.h>
 
 #include "fast_impl.h"
 
@@ -81,19 +84,22 @@ void pgd_avx2_rmsnorm_row(float *y, const float *x, const float *w, int dim, flo
     for (; j < dim; j++) y[j] = w[j] * (ss * x[j]);
 }
 
-void pgd_avx2_silu_mul(float *gate, const float *up, size_t n) {
+static inline __m256 silu_mul8(__m256 g, __m256 u) {
     const __m256 one = _mm256_set1_ps(1.0f);
+    __m256 e = exp256(_mm256_sub_ps(_mm256_setzero_ps(), g));
+    return _mm256_mul_ps(_mm256_mul_ps(g, _mm256_div_ps(one, _mm256_add_ps(one, e))), u);
+}
+
+void pgd_avx2_silu_mul(float *out, const float *gate, const float *up, size_t n) {
     size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 g = _mm256_loadu_ps(gate + i);
-        __m256 e = exp256(_mm256_sub_ps(_mm256_setzero_ps(), g));
-        __m256 s = _mm256_mul_ps(g, _mm256_div_ps(one, _mm256_add_ps(one, e)));
-        _mm256_storeu_ps(gate + i, _mm256_mul_ps(s, _mm256_loadu_ps(up + i)));
-    }
-    for (; i < n; i++) {
-        float v = gate[i];
-        v *= (1.0f / (1.0f + expf(-v)));
-        gate[i] = v * up[i];
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(out + i, silu_mul8(_mm256_loadu_ps(gate + i), _mm256_loadu_ps(up + i)));
+    if (i < n) { /* the tail through the same code, zero-padded to 8 */
+        float g[8] = {0}, u[8] = {0}, o[8];
+        memcpy(g, gate + i, (n - i) * sizeof(float));
+        memcpy(u, up + i, (n - i) * sizeof(float));
+        _mm256_storeu_ps(o, silu_mul8(_mm256_loadu_ps(g), _mm256_loadu_ps(u)));
+        memcpy(out + i, o, (n - i) * sizeof(float));
     }
 }
 

@@ -198,7 +198,8 @@ typedef struct attn_job {
  * online softmax. */
 static void attention_one_scalar(const pgd_attn_args *a, int seq, int row, int pos, int h) {
     int hd = a->head_dim, bs = a->block_size, kvh = h / (a->n_heads / a->n_kv_heads);
-    const float *q = a->q + ((size_t)row * a->n_heads + h) * hd;
+    size_t qst = a->q_stride ? (size_t)a->q_stride : (size_t)a->n_heads * hd;
+    const float *q = a->q + (size_t)row * qst + (size_t)h * hd;
     float *o = a->out + ((size_t)row * a->n_heads + h) * hd;
     const int32_t *bt = a->block_tables + (size_t)seq * a->max_blocks_per_seq;
     float sc[PGD_ATTN_CHUNK];
@@ -309,7 +310,8 @@ typedef struct ew_job {
     const float *kc, *vc;
     size_t n;
     int rows, dim, n_heads, n_kv_heads, head_dim, block_size;
-    float f; /* eps or theta */
+    size_t ld, ld2; /* row strides in floats (rope: of q and k; kv_write: of k and v) */
+    float f;        /* eps or theta */
 } ew_job;
 
 static void rmsnorm_task(void *arg, int i, int nt) {
@@ -345,7 +347,7 @@ static void rope_task(void *arg, int i, int nt) {
     int r0, r1, hd = j->head_dim;
     split(j->rows, i, nt, 1, &r0, &r1);
     for (int t = r0; t < r1; t++) {
-        float *q = j->y + (size_t)t * j->n_heads * hd, *k = j->k + (size_t)t * j->n_kv_heads * hd;
+        float *q = j->y + (size_t)t * j->ld, *k = j->k + (size_t)t * j->ld2;
         for (int d = 0; d < hd; d += 2) {
             /* the reference's formulas exactly, once per (token, pair) */
             float freq = 1.0f / powf(j->f, (float)d / (float)hd);
@@ -366,9 +368,11 @@ static void rope_task(void *arg, int i, int nt) {
 }
 
 void pgd_cpu_rope(pgd_threadpool *tp, float *q, float *k, const int32_t *pos, int n, int n_heads,
-                  int n_kv_heads, int head_dim, float theta) {
+                  int n_kv_heads, int head_dim, float theta, int stride) {
     ew_job j = {.y = q, .k = k, .idx = pos, .rows = n, .n_heads = n_heads,
-                .n_kv_heads = n_kv_heads, .head_dim = head_dim, .f = theta};
+                .n_kv_heads = n_kv_heads, .head_dim = head_dim, .f = theta,
+                .ld = stride ? (size_t)stride : (size_t)n_heads * head_dim,
+                .ld2 = stride ? (size_t)stride : (size_t)n_kv_heads * head_dim};
     if (nthreads_for(tp, (size_t)n * (n_heads + n_kv_heads) * head_dim) == 1) rope_task(&j, 0, 1);
     else pgd_threadpool_run(tp, rope_task, &j);
 }
@@ -380,22 +384,35 @@ static void split_elems(size_t n, int i, int nt, size_t *b, size_t *e) {
     *e = *b + per < n ? *b + per : n;
 }
 
+/* Output elements [b, e) of the (rows, dim) out, row segment by row
+ * segment (gate and up of row r at x + 2*r*dim and x + (2*r + 1)*dim). */
 static void silu_task(void *arg, int i, int nt) {
     const ew_job *j = arg;
-    size_t b, e;
+    size_t b, e, h = (size_t)j->dim;
     split_elems(j->n, i, nt, &b, &e);
+    while (b < e) {
+        size_t r = b / h, c = b % h, len = h - c < e - b ? h - c : e - b;
+        const float *gate = j->x + 2 * r * h + c, *up = gate + h;
+        float *out = j->y + b;
 #if PGD_BUILD_AVX2
-    if (use_avx2()) {
-        pgd_avx2_silu_mul(j->y + b, j->x + b, e - b);
-        return;
-    }
+        if (use_avx2()) {
+            pgd_avx2_silu_mul(out, gate, up, len);
+            b += len;
+            continue;
+        }
 #endif
-    pgd_ref_silu_mul(j->y + b, j->x + b, e - b);
+        for (size_t k = 0; k < len; k++) { /* the reference's formula */
+            float val = gate[k];
+            val *= (1.0f / (1.0f + expf(-val)));
+            out[k] = val * up[k];
+        }
+        b += len;
+    }
 }
 
-void pgd_cpu_silu_mul(pgd_threadpool *tp, float *gate, const float *up, size_t n) {
-    ew_job j = {.y = gate, .x = up, .n = n};
-    if (nthreads_for(tp, n) == 1) silu_task(&j, 0, 1);
+void pgd_cpu_silu_mul(pgd_threadpool *tp, float *out, const float *gate_up, int n_rows, int hidden) {
+    ew_job j = {.y = out, .x = gate_up, .rows = n_rows, .dim = hidden, .n = (size_t)n_rows * hidden};
+    if (nthreads_for(tp, j.n) == 1) silu_task(&j, 0, 1);
     else pgd_threadpool_run(tp, silu_task, &j);
 }
 
@@ -459,7 +476,7 @@ static void kv_write_task(void *arg, int i, int nt) {
         if (slot < 0) continue;
         size_t blk = (size_t)slot / bs, off = (size_t)slot % bs;
         for (int h = 0; h < nkv; h++) {
-            size_t dst = ((blk * nkv + h) * bs + off) * hd, src = ((size_t)t * nkv + h) * hd;
+            size_t dst = ((blk * nkv + h) * bs + off) * hd, src = (size_t)t * j->ld + (size_t)h * hd;
             memcpy(j->k_cache + dst, j->kc + src, (size_t)hd * sizeof(float));
             memcpy(j->v_cache + dst, j->vc + src, (size_t)hd * sizeof(float));
         }
@@ -468,10 +485,11 @@ static void kv_write_task(void *arg, int i, int nt) {
 
 void pgd_cpu_kv_write(pgd_threadpool *tp, float *k_cache, float *v_cache, const float *k,
                       const float *v, const int32_t *slot_mapping, int n, int n_kv_heads,
-                      int head_dim, int block_size) {
+                      int head_dim, int block_size, int stride) {
     ew_job j = {.k_cache = k_cache, .v_cache = v_cache, .kc = k, .vc = v, .idx = slot_mapping,
                 .rows = n, .n_kv_heads = n_kv_heads, .head_dim = head_dim,
-                .block_size = block_size};
+                .block_size = block_size,
+                .ld = stride ? (size_t)stride : (size_t)n_kv_heads * head_dim};
     if (nthreads_for(tp, (size_t)n * n_kv_heads * head_dim * 2) == 1) kv_write_task(&j, 0, 1);
     else pgd_threadpool_run(tp, kv_write_task, &j);
 }

@@ -47,7 +47,10 @@ void pgd_avx2_attention_heads(const pgd_attn_args *a, int seq, int row, int pos,
 
 /* y(dim) = x * w / sqrt(mean(x^2) + eps) for one row; y may alias x. */
 void pgd_avx2_rmsnorm_row(float *y, const float *x, const float *w, int dim, float eps);
-void pgd_avx2_silu_mul(float *gate, const float *up, size_t n);
+/* out[i] = silu(gate[i]) * up[i]; every element is computed by the same
+ * vector code (the tail too), so a result does not depend on where the
+ * caller's ranges start or end. */
+void pgd_avx2_silu_mul(float *out, const float *gate, const float *up, size_t n);
 void pgd_avx2_add(float *y, const float *x, size_t n);
 /* dst[i] = src[i] converted from f16 / bf16. */
 void pgd_avx2_f16_to_f32(float *dst, const uint16_t *src, size_t n);

@@ -8,7 +8,12 @@
  * kernels agree to a relative error under 1e-5 in f32.
  *
  * Kernels take raw pointers and sizes only, no engine types, so each can be
- * tested and benchmarked alone. All arrays are row-major and densely packed.
+ * tested and benchmarked alone. All arrays are row-major and densely packed,
+ * except where a row stride is given: rope, kv_write and paged attention
+ * read their per-token rows (of q and k, of k and v, of q) `stride` floats
+ * apart, so that they can work inside the forward pass's fused QKV rows
+ * (q | k | v per token); stride 0 means dense rows. Strided rows may
+ * interleave (q and k of one fused row) but must not overlap.
  *
  * Paged KV cache layout, per layer (K and V caches have the same layout):
  *   cache[num_blocks][n_kv_heads][block_size][head_dim]   (f32)
@@ -32,7 +37,8 @@
 
 typedef struct pgd_attn_args {
     float *out;               /* (num_tokens, n_heads, head_dim) */
-    const float *q;           /* (num_tokens, n_heads, head_dim), already rotated */
+    const float *q;           /* (num_tokens, n_heads, head_dim), already rotated; token rows
+                                 q_stride floats apart */
     const float *k_cache;     /* this layer's K cache, layout above */
     const float *v_cache;     /* this layer's V cache */
     const int32_t *query_start;  /* (num_seqs + 1) */
@@ -42,6 +48,7 @@ typedef struct pgd_attn_args {
     int max_blocks_per_seq;
     int n_heads, n_kv_heads, head_dim, block_size;
     float scale;              /* usually 1/sqrt(head_dim) */
+    int q_stride;             /* floats between consecutive rows of q; 0 = n_heads*head_dim */
 } pgd_attn_args;
 
 /* ---- reference kernels ---- */
@@ -54,18 +61,23 @@ void pgd_ref_embedding(float *out, const void *table, pgd_dtype tt, const int32_
 void pgd_ref_rmsnorm(float *y, const float *x, const float *w, int n, int dim, float eps);
 /* In-place rotary embedding on interleaved pairs (x[2i], x[2i+1]) of each
  * head (llama2.c / GGUF-llama convention): freq = 1/theta^(2i/head_dim),
- * angle = pos * freq. q is (n, n_heads*head_dim), k is (n, n_kv_heads*head_dim). */
+ * angle = pos * freq. q is (n, n_heads*head_dim), k is (n, n_kv_heads*head_dim);
+ * token t's rows start at q + t*stride and k + t*stride (stride 0: dense,
+ * n_heads*head_dim and n_kv_heads*head_dim). */
 void pgd_ref_rope(float *q, float *k, const int32_t *pos, int n, int n_heads, int n_kv_heads,
-                  int head_dim, float theta);
-/* gate[i] = silu(gate[i]) * up[i], silu(x) = x / (1 + exp(-x)). */
-void pgd_ref_silu_mul(float *gate, const float *up, size_t n);
+                  int head_dim, float theta, int stride);
+/* out(n_rows, hidden) = silu(gate) * up, silu(x) = x / (1 + exp(-x)), where
+ * gate_up is (n_rows, 2*hidden) and row r holds [gate | up] (the forward
+ * pass's fused w1 | w3 GEMM output). out must not overlap gate_up. */
+void pgd_ref_silu_mul(float *out, const float *gate_up, int n_rows, int hidden);
 /* y[i] += x[i]. */
 void pgd_ref_add(float *y, const float *x, size_t n);
-/* Write n tokens' k, v (n, n_kv_heads*head_dim) into the caches at
+/* Write n tokens' k, v (n, n_kv_heads*head_dim; token t's rows at
+ * k + t*stride and v + t*stride, stride 0 = dense) into the caches at
  * slot_mapping[i]; a negative slot means "skip this token". */
 void pgd_ref_kv_write(float *k_cache, float *v_cache, const float *k, const float *v,
                       const int32_t *slot_mapping, int n, int n_kv_heads, int head_dim,
-                      int block_size);
+                      int block_size, int stride);
 /* Causal paged attention over a ragged batch (prefill and decode mixed). */
 void pgd_ref_paged_attention(const pgd_attn_args *a);
 /* Copy whole blocks inside one cache: for each pair, block src -> block dst.
@@ -80,12 +92,12 @@ void pgd_cpu_embedding(pgd_threadpool *tp, float *out, const void *table, pgd_dt
 void pgd_cpu_rmsnorm(pgd_threadpool *tp, float *y, const float *x, const float *w, int n, int dim,
                      float eps);
 void pgd_cpu_rope(pgd_threadpool *tp, float *q, float *k, const int32_t *pos, int n, int n_heads,
-                  int n_kv_heads, int head_dim, float theta);
-void pgd_cpu_silu_mul(pgd_threadpool *tp, float *gate, const float *up, size_t n);
+                  int n_kv_heads, int head_dim, float theta, int stride);
+void pgd_cpu_silu_mul(pgd_threadpool *tp, float *out, const float *gate_up, int n_rows, int hidden);
 void pgd_cpu_add(pgd_threadpool *tp, float *y, const float *x, size_t n);
 void pgd_cpu_kv_write(pgd_threadpool *tp, float *k_cache, float *v_cache, const float *k,
                       const float *v, const int32_t *slot_mapping, int n, int n_kv_heads,
-                      int head_dim, int block_size);
+                      int head_dim, int block_size, int stride);
 void pgd_cpu_paged_attention(pgd_threadpool *tp, const pgd_attn_args *a);
 void pgd_cpu_copy_blocks(pgd_threadpool *tp, float *cache, const int32_t *pairs, int n_pairs,
                          size_t block_floats);

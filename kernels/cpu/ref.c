@@ -51,7 +51,9 @@ void pgd_ref_rmsnorm(float *y, const float *x, const float *w, int n, int dim, f
 }
 
 void pgd_ref_rope(float *q, float *k, const int32_t *pos, int n, int n_heads, int n_kv_heads,
-                  int head_dim, float theta) {
+                  int head_dim, float theta, int stride) {
+    size_t qs = stride ? (size_t)stride : (size_t)n_heads * head_dim;
+    size_t ks = stride ? (size_t)stride : (size_t)n_kv_heads * head_dim;
     for (int t = 0; t < n; t++) {
         for (int h = 0; h < n_heads; h++) {
             for (int i = 0; i < head_dim; i += 2) {
@@ -60,8 +62,8 @@ void pgd_ref_rope(float *q, float *k, const int32_t *pos, int n, int n_heads, in
                 float fcr = cosf(val), fci = sinf(val);
                 int rotn = h < n_kv_heads ? 2 : 1; /* k has fewer heads under GQA */
                 for (int v = 0; v < rotn; v++) {
-                    float *vec = v == 0 ? q + ((size_t)t * n_heads + h) * head_dim
-                                        : k + ((size_t)t * n_kv_heads + h) * head_dim;
+                    float *vec = v == 0 ? q + (size_t)t * qs + (size_t)h * head_dim
+                                        : k + (size_t)t * ks + (size_t)h * head_dim;
                     float v0 = vec[i], v1 = vec[i + 1];
                     vec[i] = v0 * fcr - v1 * fci;
                     vec[i + 1] = v0 * fci + v1 * fcr;
@@ -71,11 +73,15 @@ void pgd_ref_rope(float *q, float *k, const int32_t *pos, int n, int n_heads, in
     }
 }
 
-void pgd_ref_silu_mul(float *gate, const float *up, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        float val = gate[i];
-        val *= (1.0f / (1.0f + expf(-val)));
-        gate[i] = val * up[i];
+void pgd_ref_silu_mul(float *out, const float *gate_up, int n_rows, int hidden) {
+    for (int r = 0; r < n_rows; r++) {
+        const float *gate = gate_up + (size_t)r * 2 * hidden, *up = gate + hidden;
+        float *o = out + (size_t)r * hidden;
+        for (int i = 0; i < hidden; i++) {
+            float val = gate[i];
+            val *= (1.0f / (1.0f + expf(-val)));
+            o[i] = val * up[i];
+        }
     }
 }
 
@@ -85,14 +91,15 @@ void pgd_ref_add(float *y, const float *x, size_t n) {
 
 void pgd_ref_kv_write(float *k_cache, float *v_cache, const float *k, const float *v,
                       const int32_t *slot_mapping, int n, int n_kv_heads, int head_dim,
-                      int block_size) {
+                      int block_size, int stride) {
+    size_t rs = stride ? (size_t)stride : (size_t)n_kv_heads * head_dim;
     for (int t = 0; t < n; t++) {
         int32_t slot = slot_mapping[t];
         if (slot < 0) continue;
         size_t blk = (size_t)slot / block_size, off = (size_t)slot % block_size;
         for (int h = 0; h < n_kv_heads; h++) {
             size_t dst = ((blk * n_kv_heads + h) * block_size + off) * head_dim;
-            size_t src = ((size_t)t * n_kv_heads + h) * head_dim;
+            size_t src = (size_t)t * rs + (size_t)h * head_dim;
             for (int d = 0; d < head_dim; d++) {
                 k_cache[dst + d] = k[src + d];
                 v_cache[dst + d] = v[src + d];
@@ -110,6 +117,7 @@ static const float *cache_vec(const pgd_attn_args *a, const float *cache, int s,
 
 void pgd_ref_paged_attention(const pgd_attn_args *a) {
     int hd = a->head_dim, group = a->n_heads / a->n_kv_heads;
+    size_t qst = a->q_stride ? (size_t)a->q_stride : (size_t)a->n_heads * hd;
     int max_len = 1;
     for (int s = 0; s < a->num_seqs; s++)
         if (a->seq_lens[s] > max_len) max_len = a->seq_lens[s];
@@ -123,7 +131,7 @@ void pgd_ref_paged_attention(const pgd_attn_args *a) {
         for (int j = 0; j < nq; j++) {
             int pos = a->seq_lens[s] - nq + j;
             for (int h = 0; h < a->n_heads; h++) {
-                const float *q = a->q + ((size_t)(q0 + j) * a->n_heads + h) * hd;
+                const float *q = a->q + (size_t)(q0 + j) * qst + (size_t)h * hd;
                 float *o = a->out + ((size_t)(q0 + j) * a->n_heads + h) * hd;
                 int kvh = h / group;
                 for (int t = 0; t <= pos; t++) {

@@ -8,11 +8,12 @@
  * of the row's context: tokens [part * part_size, min(ctx, ...)) where ctx
  * = the row's position + 1 (the causal limit). The partition is cut in
  * tiles of 32 tokens dealt round-robin to the warps; each warp keeps an
- * online softmax (running max m, sum l, accumulator acc) per head. At the
- * start of a tile lane i looks up token i's block and stores the row's
- * offset in the cache (K and V share the layout) in shared memory, so the
- * 32 block-table reads of a tile overlap and no K or V load waits behind
- * one. Then:
+ * online softmax (running max m, sum l, accumulator acc) per head. The
+ * row's q (rows q_stride floats apart: in place in the forward pass's
+ * fused QKV rows) is staged in shared memory first. At the start of a
+ * tile lane i looks up token i's block and stores the row's offset in the
+ * cache (K and V share the layout) in shared memory, so the 32 block-table
+ * reads of a tile overlap and no K or V load waits behind one. Then:
  *   A. scores: TG lanes per token (TG * VA floats of the K row per step,
  *      coalesced), dot with q (in shared memory), a TG-lane reduction;
  *      scores go to the warp's tile in shared memory;
@@ -77,7 +78,7 @@ k_attn(attn_params p, int tg_rt, int n_chunks, int hc_cap, int part_size, int ma
     const int D = D_CT ? D_CT : p.head_dim;
     const int TG = D_CT ? 8 : tg_rt; /* lanes per token in phase A */
     const int TPW = PGD_WARP / TG;   /* tokens per warp step in phase A */
-    constexpr int UNROLL_A = D_CT ? 8 : 1;
+    [[maybe_unused]] constexpr int UNROLL_A = D_CT ? 8 : 1; /* unused where #pragma unroll is ignored (gpu-emu) */
 
     const int row = blockIdx.x;
     const int kvh = blockIdx.y / n_chunks, chunk = blockIdx.y % n_chunks;
@@ -106,7 +107,7 @@ k_attn(attn_params p, int tg_rt, int n_chunks, int hc_cap, int part_size, int ma
     size_t *my_off = (size_t *)(smem + attn_smem_floats(hc_cap, D)) + w * TILE;
 
     for (int i = tid; i < hc * D; i += ATTN_THREADS)
-        qs[i] = p.q[((size_t)row * p.n_heads + h0) * D + i];
+        qs[i] = p.q[(size_t)row * p.q_stride + (size_t)h0 * D + i];
     __syncthreads();
 
     float m[HC_MAX], l[HC_MAX], acc[HC_MAX][NCH][VC];

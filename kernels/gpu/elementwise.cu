@@ -65,10 +65,11 @@ gpuError_t rmsnorm(gpuStream_t st, float *y, const float *x, const float *w, int
     return gpuGetLastError();
 }
 
-/* ---- rotary embedding on interleaved pairs: one thread per (token, head, pair) ---- */
+/* ---- rotary embedding on interleaved pairs: one thread per (token, head, pair);
+ * token rows qs (q) and ks (k) floats apart ---- */
 
 __global__ void k_rope(float *q, float *k, const int32_t *pos, const float *inv_freq, int n,
-                       int n_heads, int n_kv_heads, int head_dim) {
+                       int n_heads, int n_kv_heads, int head_dim, size_t qs, size_t ks) {
     const int half = head_dim / 2;
     const size_t total = (size_t)n * n_heads * half;
     for (size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
@@ -79,12 +80,12 @@ __global__ void k_rope(float *q, float *k, const int32_t *pos, const float *inv_
         const int i = 2 * p;
         const float val = (float)pos[t] * inv_freq[p];
         const float fcr = cosf(val), fci = sinf(val);
-        float *vq = q + (t * n_heads + h) * head_dim;
+        float *vq = q + t * qs + (size_t)h * head_dim;
         float v0 = vq[i], v1 = vq[i + 1];
         vq[i] = v0 * fcr - v1 * fci;
         vq[i + 1] = v0 * fci + v1 * fcr;
         if (h < n_kv_heads) { /* k has fewer heads under GQA */
-            float *vk = k + (t * n_kv_heads + h) * head_dim;
+            float *vk = k + t * ks + (size_t)h * head_dim;
             v0 = vk[i];
             v1 = vk[i + 1];
             vk[i] = v0 * fcr - v1 * fci;
@@ -94,11 +95,13 @@ __global__ void k_rope(float *q, float *k, const int32_t *pos, const float *inv_
 }
 
 gpuError_t rope(gpuStream_t st, float *q, float *k, const int32_t *pos, const float *inv_freq,
-                int n, int n_heads, int n_kv_heads, int head_dim) {
+                int n, int n_heads, int n_kv_heads, int head_dim, int stride) {
     size_t total = (size_t)n * n_heads * (head_dim / 2);
     unsigned blocks = ceil_div(total, EW_THREADS);
     if (blocks > 65535u * 8) blocks = 65535u * 8;
-    PGD_LAUNCH(blocks, EW_THREADS, 0, st, k_rope)(q, k, pos, inv_freq, n, n_heads, n_kv_heads, head_dim);
+    const size_t qs = stride ? (size_t)stride : (size_t)n_heads * head_dim;
+    const size_t ks = stride ? (size_t)stride : (size_t)n_kv_heads * head_dim;
+    PGD_LAUNCH(blocks, EW_THREADS, 0, st, k_rope)(q, k, pos, inv_freq, n, n_heads, n_kv_heads, head_dim, qs, ks);
     return gpuGetLastError();
 }
 
@@ -109,17 +112,25 @@ static unsigned grid_for(size_t n) {
     return b < 1 ? 1 : b > 65535u * 16 ? 65535u * 16 : b;
 }
 
-__global__ void k_silu_mul(float *gate, const float *up, size_t n) {
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x) {
-        float val = gate[i];
-        val *= (1.0f / (1.0f + expf(-val)));
-        gate[i] = val * up[i];
+/* grid (column blocks, rows), both grid-stride: row r's [gate | up] at
+ * gate_up + 2*r*hidden, its output at out + r*hidden */
+__global__ void k_silu_mul(float *out, const float *gate_up, int n_rows, int hidden) {
+    for (int r = blockIdx.y; r < n_rows; r += gridDim.y) {
+        const float *gate = gate_up + (size_t)r * 2 * hidden, *up = gate + hidden;
+        float *o = out + (size_t)r * hidden;
+        for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < hidden; i += gridDim.x * blockDim.x) {
+            float val = gate[i];
+            val *= (1.0f / (1.0f + expf(-val)));
+            o[i] = val * up[i];
+        }
     }
 }
 
-gpuError_t silu_mul(gpuStream_t st, float *gate, const float *up, size_t n) {
-    PGD_LAUNCH(grid_for(n), EW_THREADS, 0, st, k_silu_mul)(gate, up, n);
+gpuError_t silu_mul(gpuStream_t st, float *out, const float *gate_up, int n_rows, int hidden) {
+    unsigned cols = ceil_div((size_t)hidden, EW_THREADS);
+    if (cols > 1024u) cols = 1024u;
+    dim3 grid(cols, (unsigned)(n_rows < 65535 ? n_rows : 65535));
+    PGD_LAUNCH(grid, EW_THREADS, 0, st, k_silu_mul)(out, gate_up, n_rows, hidden);
     return gpuGetLastError();
 }
 
@@ -155,11 +166,11 @@ gpuError_t add(gpuStream_t st, float *y, const float *x, size_t n) {
     return gpuGetLastError();
 }
 
-/* ---- K/V into the paged cache: one block per token ---- */
+/* ---- K/V into the paged cache: one block per token; k, v rows ld floats apart ---- */
 
 __global__ void k_kv_write(float *k_cache, float *v_cache, const float *k, const float *v,
                            const int32_t *slot_mapping, int n_kv_heads, int head_dim,
-                           int block_size) {
+                           int block_size, size_t ld) {
     const size_t t = blockIdx.x;
     const int32_t slot = slot_mapping[t];
     if (slot < 0) return; /* padding token: skip */
@@ -168,18 +179,19 @@ __global__ void k_kv_write(float *k_cache, float *v_cache, const float *k, const
     for (int e = threadIdx.x; e < row; e += blockDim.x) {
         const int h = e / head_dim, d = e % head_dim;
         const size_t dst = ((blk * n_kv_heads + h) * block_size + off) * head_dim + d;
-        k_cache[dst] = k[t * row + e];
-        v_cache[dst] = v[t * row + e];
+        k_cache[dst] = k[t * ld + e];
+        v_cache[dst] = v[t * ld + e];
     }
 }
 
 gpuError_t kv_write(gpuStream_t st, float *k_cache, float *v_cache, const float *k,
                     const float *v, const int32_t *slot_mapping, int n, int n_kv_heads,
-                    int head_dim, int block_size) {
+                    int head_dim, int block_size, int stride) {
     int row = n_kv_heads * head_dim;
     int threads = row >= EW_THREADS ? EW_THREADS : ((row + 31) / 32) * 32;
+    const size_t ld = stride ? (size_t)stride : (size_t)row;
     PGD_LAUNCH(n, threads, 0, st, k_kv_write)(k_cache, v_cache, k, v, slot_mapping, n_kv_heads, head_dim,
-                                      block_size);
+                                      block_size, ld);
     return gpuGetLastError();
 }
 

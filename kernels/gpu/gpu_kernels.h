@@ -2,8 +2,8 @@
  *
  * Same contracts as the CPU reference kernels in kernels/cpu/kernels.h
  * (shapes, RoPE pairing, paged KV cache layout
- * (num_blocks, n_kv_heads, block_size, head_dim), ragged batches); every
- * pointer is a device pointer. Each launcher queues its kernel(s) on
+ * (num_blocks, n_kv_heads, block_size, head_dim), ragged batches, row
+ * strides with 0 = dense); every pointer is a device pointer. Each launcher queues its kernel(s) on
  * `stream` and returns the launch status (gpuGetLastError()), never waiting
  * for the kernel; the backend names the op in any error. C++ only (compiled
  * by nvcc or hipcc); the symbols live in PGD_GPU_NS so the CUDA and ROCm
@@ -31,14 +31,15 @@ gpuError_t rmsnorm(gpuStream_t st, float *y, const float *x, const float *w, int
  * computed on the host exactly as the reference does (so angles match it
  * bit for bit). */
 gpuError_t rope(gpuStream_t st, float *q, float *k, const int32_t *pos, const float *inv_freq,
-                int n, int n_heads, int n_kv_heads, int head_dim);
-gpuError_t silu_mul(gpuStream_t st, float *gate, const float *up, size_t n);
+                int n, int n_heads, int n_kv_heads, int head_dim, int stride);
+/* out (n_rows, hidden) = silu(gate) * up; gate_up (n_rows, 2*hidden), rows [gate | up]. */
+gpuError_t silu_mul(gpuStream_t st, float *out, const float *gate_up, int n_rows, int hidden);
 gpuError_t add(gpuStream_t st, float *y, const float *x, size_t n);
 gpuError_t gather_rows(gpuStream_t st, float *out, const float *x, const int32_t *rows, int n,
                        int dim);
 gpuError_t kv_write(gpuStream_t st, float *k_cache, float *v_cache, const float *k,
                     const float *v, const int32_t *slot_mapping, int n, int n_kv_heads,
-                    int head_dim, int block_size);
+                    int head_dim, int block_size, int stride);
 gpuError_t copy_blocks(gpuStream_t st, float *cache, const int32_t *pairs, int n_pairs,
                        size_t block_floats);
 /* dst (n elements of dtype dt: f16 or bf16, round to nearest even) = src. */
@@ -46,8 +47,8 @@ gpuError_t convert_from_f32(gpuStream_t st, void *dst, pgd_dtype dt, const float
 
 /* ---- paged attention (attention.cu) ---- */
 typedef struct attn_params {
-    float *out;                  /* (num_tokens, n_heads, head_dim) */
-    const float *q;              /* (num_tokens, n_heads, head_dim) */
+    float *out;                  /* (num_tokens, n_heads, head_dim), dense */
+    const float *q;              /* (num_tokens, n_heads, head_dim), rows q_stride floats apart */
     const float *k_cache;        /* (num_blocks, n_kv_heads, block_size, head_dim) */
     const float *v_cache;
     const int32_t *query_start;  /* (num_seqs + 1) */
@@ -57,6 +58,7 @@ typedef struct attn_params {
     int max_seq_len;             /* >= every seq_lens[s] */
     int n_heads, n_kv_heads, head_dim, block_size;
     float scale;
+    int q_stride;                /* floats between query rows (> 0: the caller resolves 0 = dense) */
 } attn_params;
 
 enum { ATTN_AUTO = 0, ATTN_SINGLE = 1, ATTN_SPLIT = 2 };

@@ -41,8 +41,8 @@ typedef struct pgd_backend_config {
 /* Same meaning as kernels/cpu/kernels.h pgd_attn_args; all pointers are
  * device pointers of this backend. */
 typedef struct pgd_paged_attn {
-    float *out;                  /* (num_tokens, n_heads, head_dim) */
-    const float *q;              /* (num_tokens, n_heads, head_dim) */
+    float *out;                  /* (num_tokens, n_heads, head_dim), dense */
+    const float *q;              /* (num_tokens, n_heads, head_dim), rows q_stride floats apart */
     const float *k_cache;        /* (num_blocks, n_kv_heads, block_size, head_dim) */
     const float *v_cache;
     const int32_t *query_start;  /* (num_seqs + 1) */
@@ -52,6 +52,9 @@ typedef struct pgd_paged_attn {
     int max_seq_len;             /* largest seq_lens[i] (host-side hint) */
     int n_heads, n_kv_heads, head_dim, block_size;
     float scale;
+    int q_stride;                /* floats between consecutive tokens' rows of q: 0 = dense
+                                    (n_heads*head_dim), else >= n_heads*head_dim (the
+                                    forward pass reads q from its fused QKV rows) */
 } pgd_paged_attn;
 
 pgd_status pgd_backend_create(const pgd_backend_config *cfg, pgd_backend **out);
@@ -77,20 +80,32 @@ pgd_status pgd_backend_download(pgd_backend *b, void *dst, const void *src, size
 pgd_status pgd_backend_memset(pgd_backend *b, void *dst, int value, size_t bytes);
 pgd_status pgd_backend_sync(pgd_backend *b);
 
-/* Ops (shapes as in kernels/cpu/kernels.h). */
+/* Ops (shapes as in kernels/cpu/kernels.h). Row strides (rope, kv_write,
+ * pgd_paged_attn.q_stride) are floats between consecutive tokens' rows of
+ * the token-major inputs, so the ops can read q, k and v in place from the
+ * forward pass's fused QKV rows; 0 means dense rows, a nonzero stride must
+ * be at least the row's width (else PGD_ERR_INVALID). */
 pgd_status pgd_backend_embedding(pgd_backend *b, float *out, const void *table, pgd_dtype tt,
                                  const int32_t *tokens, int n, int dim);
 pgd_status pgd_backend_matmul(pgd_backend *b, float *y, const float *x, const void *w,
                               pgd_dtype wt, int n, int in, int out);
 pgd_status pgd_backend_rmsnorm(pgd_backend *b, float *y, const float *x, const float *w, int n,
                                int dim, float eps);
+/* In place on q (n, n_heads*head_dim) and k (n, n_kv_heads*head_dim) whose
+ * token rows are `stride` floats apart (both; 0 = dense, each its own width). */
 pgd_status pgd_backend_rope(pgd_backend *b, float *q, float *k, const int32_t *pos, int n,
-                            int n_heads, int n_kv_heads, int head_dim, float theta);
-pgd_status pgd_backend_silu_mul(pgd_backend *b, float *gate, const float *up, size_t n);
+                            int n_heads, int n_kv_heads, int head_dim, float theta, int stride);
+/* The FFN activation: out(n_rows, hidden) = silu(gate) * up, where gate_up
+ * is (n_rows, 2*hidden) with row r = [gate | up] (the forward pass's fused
+ * w1 | w3 GEMM output). out must not overlap gate_up. Priced and profiled
+ * by its n_rows*hidden outputs. */
+pgd_status pgd_backend_silu_mul(pgd_backend *b, float *out, const float *gate_up, int n_rows,
+                                int hidden);
 pgd_status pgd_backend_add(pgd_backend *b, float *y, const float *x, size_t n);
+/* k and v (n, n_kv_heads*head_dim), token rows `stride` floats apart (0 = dense). */
 pgd_status pgd_backend_kv_write(pgd_backend *b, float *k_cache, float *v_cache, const float *k,
                                 const float *v, const int32_t *slot_mapping, int n,
-                                int n_kv_heads, int head_dim, int block_size);
+                                int n_kv_heads, int head_dim, int block_size, int stride);
 pgd_status pgd_backend_paged_attention(pgd_backend *b, const pgd_paged_attn *a);
 /* Gather rows: out[i] = x[rows[i]] for rows of `dim` floats. */
 pgd_status pgd_backend_gather_rows(pgd_backend *b, float *out, const float *x,
