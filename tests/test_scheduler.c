@@ -15,6 +15,10 @@
  * work is left: a recomputed forked group larger than a step's token
  * budget used to block the queue for ever) nor drop a group that fits the
  * cache when its prompt is shared, and its recompute waste is bounded.
+ * The same runs with K = 2 and 3 batches in flight (a plan's sampling waits
+ * for K - 1 more plans, as under pipeline stages or async scheduling): a
+ * group is never in two in-flight plans, never preempted or freed while in
+ * flight, and the same invariants hold.
  * Plus small deterministic cases for policies and limits. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +31,7 @@ enum { BS = 8, NBLK = 48, NHOST = 96, CTX = 128, MAXSEQS = 8, NREQ = 400, NBURST
 
 typedef struct mreq {
     int out_len, n, done, dropped;
+    int in_flight, abort_pending;
     int gen[4];
     pgd_sched_group *g;
 } mreq;
@@ -42,17 +47,32 @@ static long n_ops[3], n_hits;
 
 static int seq_slot(const pgd_sched_seq *q) { return (int)(intptr_t)q->user; }
 
+/* A plan in flight: what its sampling needs once it lands. */
+enum { MAXK = 4 };
+typedef struct flight_item {
+    int64_t req;
+    pgd_sched_seq *seq;
+    int sample, len;
+} flight_item;
+typedef struct flight {
+    int n;
+    flight_item it[MAXSEQS];
+} flight;
+
 /* One randomized run; returns the number of preemptions seen. burst: NBURST
  * forked groups at step 0 instead of NREQ requests over time. */
+static void mock_sample(pgd_scheduler *s, mreq *R, int added, const flight *f, int *finished, int *bad);
+
 static long run_random(pgd_kv_kind kind, int prefix, const char *policy, pgd_preempt_mode mode,
-                       int chunked, uint64_t seed, int burst) {
+                       int chunked, uint64_t seed, int burst, int K) {
     rng_state = seed;
     pgd_kv_manager_config kc = {.kind = kind, .block_size = BS, .num_blocks = NBLK, .num_host_blocks = NHOST,
                                 .max_seq_len = CTX, .prefix_caching = prefix};
     pgd_kv_manager *kv = NULL;
     CU_ASSERT_EQUAL_FATAL(pgd_kv_manager_create(&kc, &kv), PGD_OK);
     pgd_sched_config sc = {.max_num_batched_tokens = chunked ? 40 : CTX, .max_num_seqs = MAXSEQS,
-                           .policy = policy, .preemption = mode, .chunked_prefill = chunked, .max_seq_len = CTX};
+                           .policy = policy, .preemption = mode, .chunked_prefill = chunked, .max_seq_len = CTX,
+                           .max_in_flight = K};
     pgd_scheduler *s = NULL;
     CU_ASSERT_EQUAL_FATAL(pgd_scheduler_create(&sc, kv, &s), PGD_OK);
     int free0 = pgd_kv_free_blocks(kv);
@@ -60,6 +80,8 @@ static long run_random(pgd_kv_kind kind, int prefix, const char *policy, pgd_pre
     memset(R, 0, sizeof R);
     memset(dev, 0xff, sizeof dev);
     int added = 0, finished = 0, step = 0, bad = 0, nreq = burst ? NBURST : NREQ, idle = 0;
+    static flight fl[MAXK];
+    int fl_head = 0, fl_n = 0;
     long tokens = 0, useful = 0;
     int32_t prompt[CTX];
     while ((added < nreq || finished < added) && step < 30000 && !bad) {
@@ -93,10 +115,14 @@ static long run_random(pgd_kv_kind kind, int prefix, const char *policy, pgd_pre
         /* occasional abort */
         if (step % 97 == 50) {
             int i = (int)(rnd() % (unsigned)(added ? added : 1));
-            if (i < added && !R[i].done) {
-                pgd_scheduler_remove(s, R[i].g);
-                R[i].done = 1;
-                finished++;
+            if (i < added && !R[i].done && !R[i].abort_pending) {
+                if (R[i].in_flight) { /* removed when its batch lands */
+                    R[i].abort_pending = 1;
+                } else {
+                    pgd_scheduler_remove(s, R[i].g);
+                    R[i].done = 1;
+                    finished++;
+                }
             }
         }
         int running_before = pgd_scheduler_num_running(s);
@@ -105,8 +131,14 @@ static long run_random(pgd_kv_kind kind, int prefix, const char *policy, pgd_pre
         CU_ASSERT_EQUAL_FATAL(st, PGD_OK);
         step++;
         if (kind == PGD_KV_STATIC && p->num_admitted > 0 && running_before > 0) bad = 1;
-        /* progress: a few empty plans in a row with work left is a stall */
-        idle = p->num_items == 0 && p->num_dropped == 0 && pgd_scheduler_has_unfinished(s) ? idle + 1 : 0;
+        /* progress: a few empty plans in a row with work left (and nothing in flight) is a stall */
+        idle = p->num_items == 0 && p->num_dropped == 0 && fl_n == 0 && pgd_scheduler_has_unfinished(s) ? idle + 1
+                                                                                                         : 0;
+        /* in flight: never in two plans, never preempted while out */
+        for (int i = 0; i < p->num_items; i++)
+            if (R[p->items[i].group->id].in_flight) bad = 8;
+        for (int i = 0; i < p->num_preempted; i++)
+            if (R[p->preempted[i]->id].in_flight) bad = 9;
         if (idle > 3) bad = 7;
         if (p->num_tokens > sc.max_num_batched_tokens || p->num_items > MAXSEQS) bad = 2;
         for (int i = 0; i < p->num_dropped; i++) {
@@ -148,31 +180,30 @@ static long run_random(pgd_kv_kind kind, int prefix, const char *policy, pgd_pre
             fprintf(stderr, "kv check: %s\n", pgd_last_error());
             bad = 6;
         }
-        /* mock sampling */
-        for (int i = 0; i < p->num_items && !bad; i++) {
-            const pgd_sched_item *it = &p->items[i];
-            if (!it->sample) continue;
-            mreq *m = &R[it->group->id];
-            pgd_sched_seq *q = it->seq;
-            if (m->n > 1 && it->group->num_seqs == 1 && m->gen[0] == 0 && m->gen[1] == 0 && q->len == it->group->prompt_len) {
-                for (int k = 1; k < m->n; k++) { /* each sample's first token differs */
-                    pgd_sched_seq *c = NULL;
-                    CU_ASSERT_EQUAL_FATAL(pgd_scheduler_fork(s, it->group, q, &c), PGD_OK);
-                    c->user = (void *)(intptr_t)k;
-                    int32_t tk = (int32_t)((it->group->id * 31 + k * 7 + 1) % 500);
-                    m->gen[k]++;
-                    CU_ASSERT_EQUAL(pgd_scheduler_append(s, c, tk), PGD_OK);
-                }
+        /* the plan goes in flight; the oldest lands (is sampled) once K are out,
+         * or when nothing new was planned */
+        if (p->num_items > 0) {
+            flight *f = &fl[(fl_head + fl_n) % K];
+            f->n = 0;
+            for (int i = 0; i < p->num_items; i++) {
+                const pgd_sched_item *it = &p->items[i];
+                if (!R[it->group->id].in_flight) R[it->group->id].in_flight = 1;
+                f->it[f->n++] = (flight_item){.req = it->group->id, .seq = it->seq, .sample = it->sample,
+                                              .len = it->seq->len};
             }
-            int k = seq_slot(q);
-            int32_t tk = (int32_t)((it->group->id * 31 + k * 7 + m->gen[k] * 13) % 500);
-            if (++m->gen[k] >= m->out_len) pgd_scheduler_free_seq(s, it->group, q);
-            else CU_ASSERT_EQUAL(pgd_scheduler_append(s, q, tk), PGD_OK);
+            fl_n++;
+        }
+        while (fl_n > 0 && (fl_n == K || p->num_items == 0) && !bad) {
+            flight *f = &fl[fl_head];
+            fl_head = (fl_head + 1) % K;
+            fl_n--;
+            mock_sample(s, R, added, f, &finished, &bad);
+            if (p->num_items == 0) break;
         }
         /* a forked child that got its first token above may already be complete */
         for (int i = 0; i < added; i++) {
             mreq *m = &R[i];
-            if (m->done || m->g->state != PGD_SCHED_RUNNING) continue;
+            if (m->done || m->in_flight || m->g->state != PGD_SCHED_RUNNING) continue;
             for (int j = 0; j < m->g->num_seqs; j++) {
                 int k = seq_slot(m->g->seqs[j]);
                 if (m->gen[k] >= m->out_len) pgd_scheduler_free_seq(s, m->g, m->g->seqs[j--]);
@@ -185,8 +216,9 @@ static long run_random(pgd_kv_kind kind, int prefix, const char *policy, pgd_pre
         }
         tokens += p->num_tokens;
     }
-    if (bad) fprintf(stderr, "\n%s/%s/%s/chunked=%d/prefix=%d: check %d failed at step %d\n", pgd_kv_kind_name(kind),
-                     policy, mode == PGD_PREEMPT_SWAP ? "swap" : "recompute", chunked, prefix, bad, step);
+    if (bad) fprintf(stderr, "\n%s/%s/%s/chunked=%d/prefix=%d/K=%d: check %d failed at step %d\n",
+                     pgd_kv_kind_name(kind), policy, mode == PGD_PREEMPT_SWAP ? "swap" : "recompute", chunked, prefix,
+                     K, bad, step);
     CU_ASSERT_EQUAL(bad, 0);
     CU_ASSERT_EQUAL(added, nreq);
     CU_ASSERT_EQUAL(finished, nreq);
@@ -214,6 +246,46 @@ static long run_random(pgd_kv_kind kind, int prefix, const char *policy, pgd_pre
     return pre;
 }
 
+/* The oldest in-flight plan lands: sample its items, then report its
+ * groups landed (an abort that came meanwhile removes the group now). */
+static void mock_sample(pgd_scheduler *s, mreq *R, int added, const flight *f, int *finished, int *bad) {
+    (void)added;
+    for (int i = 0; i < f->n && !*bad; i++) {
+        const flight_item *fi = &f->it[i];
+        mreq *m = &R[fi->req];
+        if (m->done || m->abort_pending || !fi->sample) continue;
+        pgd_sched_group *g = m->g;
+        pgd_sched_seq *q = fi->seq;
+        if (g->state != PGD_SCHED_RUNNING || q->len != fi->len) *bad = 10; /* changed while in flight */
+        if (m->n > 1 && g->num_seqs == 1 && m->gen[0] == 0 && m->gen[1] == 0 && q->len == g->prompt_len) {
+            for (int k = 1; k < m->n; k++) { /* each sample's first token differs */
+                pgd_sched_seq *c = NULL;
+                CU_ASSERT_EQUAL_FATAL(pgd_scheduler_fork(s, g, q, &c), PGD_OK);
+                c->user = (void *)(intptr_t)k;
+                int32_t tk = (int32_t)((g->id * 31 + k * 7 + 1) % 500);
+                m->gen[k]++;
+                CU_ASSERT_EQUAL(pgd_scheduler_append(s, c, tk), PGD_OK);
+            }
+        }
+        int k = seq_slot(q);
+        int32_t tk = (int32_t)((g->id * 31 + k * 7 + m->gen[k] * 13) % 500);
+        if (++m->gen[k] >= m->out_len) pgd_scheduler_free_seq(s, g, q);
+        else CU_ASSERT_EQUAL(pgd_scheduler_append(s, q, tk), PGD_OK);
+    }
+    for (int i = 0; i < f->n; i++) {
+        mreq *m = &R[f->it[i].req];
+        if (!m->in_flight) continue;
+        m->in_flight = 0;
+        if (m->done) continue;
+        pgd_scheduler_landed(s, m->g);
+        if (m->abort_pending) {
+            pgd_scheduler_remove(s, m->g);
+            m->done = 1;
+            (*finished)++;
+        }
+    }
+}
+
 static void run_kind(pgd_kv_kind kind, int prefix) {
     long pre = 0;
     memset(n_ops, 0, sizeof n_ops);
@@ -222,7 +294,7 @@ static void run_kind(pgd_kv_kind kind, int prefix) {
     for (const char *const *pol = pgd_policy_names(); *pol; pol++)
         for (int mode = 0; mode < 2; mode++)
             for (int chunked = 0; chunked < 2; chunked++)
-                pre += run_random(kind, prefix, *pol, (pgd_preempt_mode)mode, chunked, seed++ * 7919, 0);
+                pre += run_random(kind, prefix, *pol, (pgd_preempt_mode)mode, chunked, seed++ * 7919, 0, 1);
     fprintf(stderr, "[%s%s: %ld preemptions, %ld swap-outs, %ld swap-ins, %ld CoW copies, %ld prefix hits] ", pgd_kv_kind_name(kind),
             prefix ? "+prefix" : "", pre, n_ops[PGD_OP_SWAP_OUT], n_ops[PGD_OP_SWAP_IN], n_ops[PGD_OP_COPY], n_hits);
     if (kind == PGD_KV_PAGED) { /* the runs really preempted, swapped and copied */
@@ -230,6 +302,22 @@ static void run_kind(pgd_kv_kind kind, int prefix) {
         CU_ASSERT(n_ops[PGD_OP_SWAP_OUT] > 0 && n_ops[PGD_OP_SWAP_IN] > 0 && n_ops[PGD_OP_COPY] > 0);
         CU_ASSERT(!prefix || n_hits > 0);
     }
+}
+
+/* K batches in flight, for the paged manager (with and without prefix
+ * caching, where forks, swaps and CoW happen) and Orca-Oracle. */
+static void test_random_in_flight(void) {
+    long pre = 0;
+    uint64_t seed = 3;
+    static const pgd_kv_kind kinds[] = {PGD_KV_PAGED, PGD_KV_PAGED, PGD_KV_ORCA_ORACLE};
+    for (int K = 2; K <= 3; K++)
+        for (int ki = 0; ki < 3; ki++)
+            for (const char *const *pol = pgd_policy_names(); *pol; pol++)
+                for (int mode = 0; mode < 2; mode++, seed++)
+                    pre += run_random(kinds[ki], ki == 1, *pol, (pgd_preempt_mode)mode, (int)(seed % 2),
+                                      seed * 6151, 0, K);
+    fprintf(stderr, "[in flight: %ld preemptions] ", pre);
+    CU_ASSERT(pre > 20);
 }
 
 static void test_random_paged(void) { run_kind(PGD_KV_PAGED, 0); }
@@ -249,7 +337,7 @@ static void test_forked_burst(void) {
         for (const char *const *pol = pgd_policy_names(); *pol; pol++)
             for (int m = 0; m < 8; m++)
                 pre += run_random(PGD_KV_PAGED, m >> 2 & 1, *pol, (pgd_preempt_mode)(m & 1), m >> 1 & 1,
-                                  seed++ * 104729, 1);
+                                  seed++ * 104729, 1, rep == 2 ? 2 : 1); /* the last round with 2 in flight */
     fprintf(stderr, "[forked bursts: %ld preemptions, %ld swap-outs, %ld CoW copies] ", pre,
             n_ops[PGD_OP_SWAP_OUT], n_ops[PGD_OP_COPY]);
     CU_ASSERT(pre > 20); /* the bursts really preempted forked groups */
@@ -348,6 +436,7 @@ static CU_TestInfo tests[] = {
     {"policy_admission_orders", test_policy_orders},
     {"bad_config_and_impossible_requests", test_bad_config_and_requests},
     {"random_paged", test_random_paged},
+    {"random_with_batches_in_flight", test_random_in_flight},
     {"random_paged_prefix_caching", test_random_paged_prefix},
     {"random_orca_max", test_random_orca_max},
     {"random_orca_pow2", test_random_orca_pow2},

@@ -22,6 +22,7 @@ struct pgd_scheduler {
     pgd_sched_group **running;
     int n_running, cap_running;
     int reserved_seqs;
+    int n_in_flight;         /* groups in flight (max_in_flight > 1) */
     int64_t next_seq_id, next_order, total_preemptions;
     int step_no;
     /* plan storage, reused every step */

@@ -199,11 +199,16 @@ static void mark_scheduled(pgd_scheduler *s, pgd_sched_group *g, int total, int 
     *budget -= total;
     *seqs_left -= nsched;
     g->scheduled_step = s->step_no;
+    if (s->cfg.max_in_flight > 1 && !g->in_flight) {
+        g->in_flight = 1;
+        s->n_in_flight++;
+    }
     if (s->pol->on_scheduled) s->pol->on_scheduled(s->waiting, g, total);
 }
 
 static pgd_status schedule_running(pgd_scheduler *s, pgd_sched_group *g, int *counts, int *budget,
                                    int *seqs_left, int may_preempt) {
+    if (g->in_flight) return PGD_OK; /* its last batch has not landed */
     int nsched, total = plan_counts(s, g, 0, *budget, counts, &nsched);
     if (total <= 0 || nsched > *seqs_left) return PGD_OK; /* waits for a later step */
     for (;;) {
@@ -213,7 +218,7 @@ static pgd_status schedule_running(pgd_scheduler *s, pgd_sched_group *g, int *co
         pgd_sched_group **cand = NULL;
         int nc = 0, cap = 0;
         for (int i = 0; i < s->n_running; i++)
-            if (s->running[i]->scheduled_step != s->step_no &&
+            if (s->running[i]->scheduled_step != s->step_no && !s->running[i]->in_flight &&
                 push_group(&cand, &nc, &cap, s->running[i]) != PGD_OK) {
                 free(cand);
                 return PGD_ERR_OOM;
@@ -221,6 +226,12 @@ static pgd_status schedule_running(pgd_scheduler *s, pgd_sched_group *g, int *co
         PGD_ASSERT(nc >= 1);
         pgd_sched_group *v = cand[s->pol->pick_victim(s->waiting, cand, nc)];
         free(cand);
+        if (v == g && s->n_in_flight > 0) {
+            /* the only victim is itself, but in-flight groups hold blocks they
+             * may free or share once they land: wait for them rather than
+             * preempt (or drop) on a cache that is not really full */
+            if (s->n_running - s->n_in_flight == 1) return PGD_OK;
+        }
         if (v == g && s->n_running == 1) {
             pgd_kv_stats ks;
             pgd_kv_get_stats(s->kv, &ks);

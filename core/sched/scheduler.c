@@ -39,6 +39,9 @@ pgd_status pgd_scheduler_create(const pgd_sched_config *cfg, pgd_kv_manager *kv,
                          "scheduler: max_num_batched_tokens (%d) must be >= the context (%d) when chunked "
                          "prefill is off (a recomputed sequence is prefilled whole)",
                          c.max_num_batched_tokens, c.max_seq_len);
+    if (c.max_in_flight < 0 || c.max_in_flight > 64)
+        return pgd_error(PGD_ERR_INVALID, "scheduler: max_in_flight must be in 0..64 (got %d)", c.max_in_flight);
+    if (c.max_in_flight == 0) c.max_in_flight = 1;
     if (c.preemption != PGD_PREEMPT_RECOMPUTE && c.preemption != PGD_PREEMPT_SWAP)
         return pgd_error(PGD_ERR_INVALID, "scheduler: unknown preemption mode %d", (int)c.preemption);
     const struct pgd_policy_ops *pol = pgd_policy_find(c.policy);
@@ -217,6 +220,7 @@ void pgd_scheduler_free_seq(pgd_scheduler *s, pgd_sched_group *g, pgd_sched_seq 
 
 void pgd_scheduler_remove(pgd_scheduler *s, pgd_sched_group *g) {
     if (!g) return;
+    pgd_scheduler_landed(s, g);
     switch (g->state) {
     case PGD_SCHED_WAITING:
         PGD_ASSERT(s->pol->remove(s->waiting, g));
@@ -290,6 +294,13 @@ pgd_status pgd_sched_push_op(pgd_scheduler *s, int kind, int32_t src, int32_t ds
 
 int pgd_scheduler_num_waiting(const pgd_scheduler *s) { return s->n_waiting; }
 int pgd_scheduler_num_running(const pgd_scheduler *s) { return s->n_running; }
+int pgd_scheduler_num_in_flight(const pgd_scheduler *s) { return s->n_in_flight; }
+
+void pgd_scheduler_landed(pgd_scheduler *s, pgd_sched_group *g) {
+    if (!g || !g->in_flight) return;
+    g->in_flight = 0;
+    s->n_in_flight--;
+}
 int pgd_scheduler_num_swapped(const pgd_scheduler *s) { return s->n_swapped; }
 int pgd_scheduler_has_unfinished(const pgd_scheduler *s) {
     return s->n_waiting + s->n_running + s->n_swapped > 0;

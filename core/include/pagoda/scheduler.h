@@ -31,6 +31,16 @@
  * the STATIC manager kind new groups are only admitted when nothing is
  * running (request-level static batching).
  *
+ * Batches in flight: with max_in_flight K > 1 the caller may plan up to K
+ * steps before the first one's logits are back (pipeline stages, async
+ * scheduling; vLLM's virtual engines). Every group in a plan is then IN
+ * FLIGHT until the caller reports it landed (pgd_scheduler_landed, after
+ * its logits were sampled): a group is in at most one in-flight batch, is
+ * not scheduled, preempted or chosen as a victim while in flight (its
+ * blocks stay reserved), and is not dropped for want of blocks that
+ * in-flight groups may still free. With K = 1 nothing changes: the caller
+ * samples each plan before the next (groups land implicitly).
+ *
  * The group/sequence structs are shared with the engine and the policies;
  * callers treat them as read-only and change them only through the
  * functions below. Pointers stay valid until the group is removed. */
@@ -60,6 +70,7 @@ typedef struct pgd_sched_config {
     pgd_preempt_mode preemption;
     int chunked_prefill;
     int max_seq_len;            /* the model's context (> 0) */
+    int max_in_flight;          /* plans out before the oldest lands: 0 or 1 = one at a time */
 } pgd_sched_config;
 
 typedef struct pgd_sched_seq {
@@ -86,6 +97,7 @@ typedef struct pgd_sched_group {
     int64_t order;        /* admission order, tie-breaker for policies */
     int level, quantum_used; /* policy scratch (MLFQ) */
     int scheduled_step;   /* last step it was in a plan (internal) */
+    int in_flight;        /* in a plan whose logits have not landed (max_in_flight > 1) */
     int preempted_step;   /* last step it was preempted (internal) */
     char error[192];      /* why it was dropped, if it was */
     void *user;           /* the caller's per-request data */
@@ -148,6 +160,12 @@ pgd_status pgd_scheduler_add(pgd_scheduler *s, const pgd_sched_request *r, pgd_s
 /* Plan the next step. The plan is owned by the scheduler and valid until
  * the next call. */
 pgd_status pgd_scheduler_step(pgd_scheduler *s, const pgd_sched_plan **plan);
+
+/* The batch holding g has landed (its logits were sampled): g may be
+ * scheduled again. Needed only with max_in_flight > 1; idempotent. */
+void pgd_scheduler_landed(pgd_scheduler *s, pgd_sched_group *g);
+/* Groups currently in flight. */
+int pgd_scheduler_num_in_flight(const pgd_scheduler *s);
 
 /* After sampling: append a generated token to a sequence. */
 pgd_status pgd_scheduler_append(pgd_scheduler *s, pgd_sched_seq *seq, int32_t token);
