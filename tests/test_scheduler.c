@@ -19,7 +19,9 @@
  * for K - 1 more plans, as under pipeline stages or async scheduling): a
  * group is never in two in-flight plans, never preempted or freed while in
  * flight, and the same invariants hold.
- * Plus small deterministic cases for policies and limits. */
+ * Plus small deterministic cases for policies and limits, a long prompt
+ * that must not wait behind the running decodes, and plans balanced over
+ * the batches in flight. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -432,6 +434,81 @@ static void test_bad_config_and_requests(void) {
     pgd_kv_manager_destroy(kv);
 }
 
+/* A prompt that fits a step's budget but not next to the running decodes
+ * (chunked prefill off) is admitted within two steps, ahead of the
+ * decodes, instead of waiting for every running request to finish. */
+static void test_long_prompt_not_starved(void) {
+    pgd_kv_manager_config kc = {.kind = PGD_KV_PAGED, .block_size = 4, .num_blocks = 200, .max_seq_len = 64};
+    pgd_kv_manager *kv = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_kv_manager_create(&kc, &kv), PGD_OK);
+    pgd_sched_config sc = {.max_num_batched_tokens = 64, .max_num_seqs = 8, .max_seq_len = 64};
+    pgd_scheduler *s = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_scheduler_create(&sc, kv, &s), PGD_OK);
+    int32_t prompt[64] = {0};
+    for (int i = 0; i < 4; i++) { /* four short requests with long outputs */
+        pgd_sched_request r = {.id = i, .prompt = prompt, .n_prompt = 4, .max_new_tokens = 50, .num_seqs = 1,
+                               .max_seqs = 1};
+        CU_ASSERT_EQUAL_FATAL(pgd_scheduler_add(s, &r, NULL), PGD_OK);
+    }
+    int admitted_at = -1;
+    for (int step = 0; step < 40 && admitted_at < 0; step++) {
+        if (step == 2) { /* 62 tokens: fits 64, not 64 minus 4 decodes */
+            pgd_sched_request r = {.id = 9, .prompt = prompt, .n_prompt = 62, .max_new_tokens = 2, .num_seqs = 1,
+                                   .max_seqs = 1};
+            CU_ASSERT_EQUAL_FATAL(pgd_scheduler_add(s, &r, NULL), PGD_OK);
+        }
+        const pgd_sched_plan *p = NULL;
+        CU_ASSERT_EQUAL_FATAL(pgd_scheduler_step(s, &p), PGD_OK);
+        CU_ASSERT(p->num_tokens <= 64);
+        for (int i = 0; i < p->num_items; i++) {
+            if (p->items[i].group->id == 9) admitted_at = step;
+            if (p->items[i].sample) CU_ASSERT_EQUAL(pgd_scheduler_append(s, p->items[i].seq, 5), PGD_OK);
+        }
+    }
+    CU_ASSERT(admitted_at >= 2 && admitted_at <= 3);
+    pgd_scheduler_destroy(s);
+    pgd_kv_manager_destroy(kv);
+}
+
+/* With K batches in flight the plans share the requests about equally
+ * (the groups split into K batches anyway; unbalanced, a pipeline idles). */
+static void test_in_flight_balanced(void) {
+    pgd_kv_manager_config kc = {.kind = PGD_KV_PAGED, .block_size = 4, .num_blocks = 400, .max_seq_len = 64};
+    pgd_kv_manager *kv = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_kv_manager_create(&kc, &kv), PGD_OK);
+    pgd_sched_config sc = {.max_num_batched_tokens = 256, .max_num_seqs = 64, .max_seq_len = 64, .max_in_flight = 4};
+    pgd_scheduler *s = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_scheduler_create(&sc, kv, &s), PGD_OK);
+    int32_t prompt[8] = {0};
+    for (int i = 0; i < 40; i++) {
+        pgd_sched_request r = {.id = i, .prompt = prompt, .n_prompt = 4, .max_new_tokens = 30, .num_seqs = 1,
+                               .max_seqs = 1};
+        CU_ASSERT_EQUAL_FATAL(pgd_scheduler_add(s, &r, NULL), PGD_OK);
+    }
+    /* a ring of 4 plans in flight: land the oldest, plan the next */
+    pgd_sched_group *fl[4][64];
+    int nfl[4] = {0}, min_seqs = 1 << 30, max_seqs = 0;
+    for (int step = 0; step < 40; step++) {
+        int k = step % 4;
+        for (int i = 0; i < nfl[k]; i++) pgd_scheduler_landed(s, fl[k][i]);
+        const pgd_sched_plan *p = NULL;
+        CU_ASSERT_EQUAL_FATAL(pgd_scheduler_step(s, &p), PGD_OK);
+        nfl[k] = p->num_items;
+        for (int i = 0; i < p->num_items; i++) {
+            fl[k][i] = p->items[i].group;
+            if (p->items[i].sample) CU_ASSERT_EQUAL(pgd_scheduler_append(s, p->items[i].seq, 5), PGD_OK);
+        }
+        if (step >= 8) {
+            if (p->num_items < min_seqs) min_seqs = p->num_items;
+            if (p->num_items > max_seqs) max_seqs = p->num_items;
+        }
+    }
+    fprintf(stderr, "[40 requests, 4 in flight: plans of %d..%d sequences] ", min_seqs, max_seqs);
+    CU_ASSERT(min_seqs == 10 && max_seqs == 10);
+    pgd_scheduler_destroy(s);
+    pgd_kv_manager_destroy(kv);
+}
+
 static CU_TestInfo tests[] = {
     {"policy_admission_orders", test_policy_orders},
     {"bad_config_and_impossible_requests", test_bad_config_and_requests},
@@ -443,6 +520,8 @@ static CU_TestInfo tests[] = {
     {"random_orca_oracle", test_random_orca_oracle},
     {"random_static", test_random_static},
     {"forked_groups_all_at_once", test_forked_burst},
+    {"long_prompt_not_starved_by_decodes", test_long_prompt_not_starved},
+    {"batches_in_flight_balanced", test_in_flight_balanced},
     CU_TEST_INFO_NULL,
 };
 
