@@ -66,7 +66,7 @@ void pgd_backend_destroy(pgd_backend *b) {
 const char *pgd_backend_name(const pgd_backend *b) { return b->ops->name; }
 const char *pgd_backend_describe(const pgd_backend *b) { return b->description; }
 pgd_clock *pgd_backend_clock(const pgd_backend *b) { return b ? b->clock : NULL; }
-int pgd_backend_is_virtual(const pgd_backend *b) { return b ? b->is_virtual : 0; }
+int pgd_backend_computes(const pgd_backend *b) { return b ? !b->is_virtual : 1; }
 pgd_dtype pgd_backend_kv_dtype(const pgd_backend *b) { return b ? b->kv_dtype : PGD_F32; }
 
 static const char *const op_names[PGD_BOP_COUNT] = {

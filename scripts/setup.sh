@@ -3,7 +3,7 @@
 # with sudo available). Installs only packages that are missing, so it is
 # fast and offline-safe on a machine that already has them.
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config libcunit1-dev libjansson-dev libinih-dev libhwloc-dev gnuplot-nox
+pkgs=(build-essential cmake pkg-config libcunit1-dev libjansson-dev libinih-dev libhwloc-dev gnuplot-nox jq
       openmpi-bin libopenmpi-dev
       hipcc libamdhip64-dev)  # ROCm 5.2 (Debian): the ROCm backend compiles and links in CI
 missing=()

@@ -8,34 +8,40 @@
  *    fixed seed are identical across runs and batch compositions;
  *  - beam search: width 1 equals greedy, width 3 gives 3 beams in score order;
  *  - prefix caching: a shared long prefix hits the cache, same tokens;
- *  - impossible requests are rejected with a reason, the rest finish. */
+ *  - impossible requests are rejected with a reason, the rest finish;
+ *  - the mixes also abort a filler while it runs and fork one (n = 2), and
+ *    run again with async = 1 (two batches in flight: scheduling and
+ *    sampling overlap the pass), same golden tokens. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pagoda/engine.h"
+#include "pagoda/exec.h"
 #include "test_util.h"
 
 #define MODEL "models/stories260K/stories260K.bin"
 #define TOKENIZER "models/stories260K/tok512.bin"
 static pgd_golden G[8];
 static int NG;
-static pgd_backend *BE;
-static pgd_model *M;
+static pgd_exec *X, *XA; /* synchronous; async (2 batches in flight) */
+static pgd_exec *M;       /* the one the engines of a test use */
 static pgd_tokenizer *TOK;
 
 static int suite_init(void) {
     NG = pgd_test_load_goldens(G, 8);
-    pgd_backend_config bc = {.name = "cpu", .num_threads = 0};
-    if (NG == 0 || pgd_backend_create(&bc, &BE) != PGD_OK) return -1;
-    if (pgd_model_load(pgd_test_data(MODEL), NULL, BE, &M) != PGD_OK) return -1;
+    pgd_exec_config xc = {.model = pgd_test_data(MODEL), .backend = {.name = "cpu"}};
+    if (NG == 0 || pgd_exec_create(&xc, &X) != PGD_OK) return -1;
+    xc.async = 1;
+    if (pgd_exec_create(&xc, &XA) != PGD_OK || pgd_exec_max_in_flight(XA) != 2) return -1;
+    M = X;
     return pgd_tokenizer_load_llama2c(pgd_test_data(TOKENIZER), 512, &TOK) == PGD_OK ? 0 : -1;
 }
 
 static int suite_clean(void) {
     pgd_tokenizer_destroy(TOK);
-    pgd_model_destroy(M);
-    pgd_backend_destroy(BE);
+    pgd_exec_destroy(X);
+    pgd_exec_destroy(XA);
     return 0;
 }
 
@@ -67,6 +73,16 @@ static long run_mix(pgd_engine_config cfg, const char *what) {
         CU_ASSERT_EQUAL_FATAL(pgd_engine_add_request(e, &p, NULL), PGD_OK);
     }
     for (int s = 0; s < 3; s++) CU_ASSERT_EQUAL_FATAL(pgd_engine_step(e, NULL), PGD_OK);
+    /* one more filler forks into 2 samples (paged), one is aborted while running */
+    int64_t forked = -1, aborted = 3;
+    if (cfg.kv_kind == PGD_KV_PAGED) {
+        pgd_request_params p = filler(nf, buf);
+        p.n = 2;
+        p.sampling.temperature = 0.8f;
+        CU_ASSERT_EQUAL_FATAL(pgd_engine_add_request(e, &p, &forked), PGD_OK);
+        nf++;
+    }
+    CU_ASSERT_EQUAL_FATAL(pgd_engine_abort(e, aborted), PGD_OK);
     for (int g = 0; g < NG; g++) {
         pgd_request_params p = {.prompt = G[g].ptoks, .n_prompt = G[g].np, .max_tokens = G[g].ng,
                                 .true_output_len = G[g].ng, .priority = 1};
@@ -90,10 +106,12 @@ static long run_mix(pgd_engine_config cfg, const char *what) {
                          o->num_seqs ? o->seqs[0].n_tokens : -1, o->finish_reason, o->error ? o->error : "");
         CU_ASSERT(ok);
     }
-    for (int64_t i = 0; i < NFILL + NG; i++) { /* every request finished without error */
+    for (int64_t i = 0; i < NFILL + NG; i++) { /* every request finished without error (the forked one is a filler) */
         const pgd_request_output *o = NULL;
         CU_ASSERT_EQUAL(pgd_engine_get_output(e, i, &o), PGD_OK);
         CU_ASSERT(o && o->finished && !o->error);
+        if (o && i == aborted) CU_ASSERT_STRING_EQUAL(o->finish_reason, "abort");
+        if (o && i == forked) CU_ASSERT(o->num_seqs == 2 && o->seqs[0].n_tokens > 0 && o->seqs[1].n_tokens > 0);
     }
     pgd_engine_stats st;
     pgd_engine_get_stats(e, &st);
@@ -108,6 +126,24 @@ static long run_mix(pgd_engine_config cfg, const char *what) {
 static pgd_engine_config base_cfg(void) {
     return (pgd_engine_config){.block_size = 16, .num_blocks = 40, .max_num_batched_tokens = 512,
                                .max_num_seqs = 16, .num_host_blocks = 128};
+}
+
+/* The base mixes with the async executor: two batches in flight. */
+static void test_invariance_async(void) {
+    M = XA;
+    pgd_engine_config c = base_cfg();
+    CU_ASSERT(run_mix(c, "async+recompute") > 0);
+    c.preemption = PGD_PREEMPT_SWAP;
+    CU_ASSERT(run_mix(c, "async+swap") > 0);
+    c.chunked_prefill = 1;
+    c.max_num_batched_tokens = 24;
+    c.prefix_caching = 1;
+    CU_ASSERT(run_mix(c, "async+swap+chunked+prefix") > 0);
+    c = base_cfg();
+    c.kv_kind = PGD_KV_ORCA_ORACLE;
+    c.num_blocks = 72;
+    run_mix(c, "async+orca-oracle");
+    M = X;
 }
 
 static void test_invariance_preemption(void) {
@@ -404,11 +440,11 @@ static void test_impossible_requests(void) {
  * output lengths, so Orca-Oracle/Pow2 can reserve from them) through each
  * memory manager; the share of reserved KV slots holding real tokens,
  * averaged over the engine steps. */
-static double waste_run(pgd_kv_kind kind, double *mean_batch) {
+static double waste_run(pgd_exec *x, pgd_kv_kind kind, double *mean_batch) {
     pgd_engine_config c = {.block_size = 16, .num_blocks = 257, .max_num_batched_tokens = 1024,
                            .max_num_seqs = 64, .kv_kind = kind, .num_host_blocks = 256};
     pgd_engine *e = NULL;
-    CU_ASSERT_EQUAL_FATAL(pgd_engine_create(&c, M, TOK, &e), PGD_OK);
+    CU_ASSERT_EQUAL_FATAL(pgd_engine_create(&c, x, TOK, &e), PGD_OK);
     uint64_t s = 12345;
     int32_t buf[160];
     for (int i = 0; i < 32; i++) {
@@ -446,21 +482,28 @@ static void test_memory_waste(void) {
     static const pgd_kv_kind kinds[] = {PGD_KV_PAGED, PGD_KV_ORCA_ORACLE, PGD_KV_ORCA_POW2,
                                         PGD_KV_ORCA_MAX, PGD_KV_STATIC};
     double u[5], b[5];
+    /* the schedule alone matters here (lengths are fixed: ignore_eos), so the
+     * stories260K shape runs on the sim, which computes nothing */
+    pgd_exec_config xc = {.model = "random:stories260K", .backend = {.name = "sim", .sim_device = "cpu"}};
+    pgd_exec *x = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_exec_create(&xc, &x), PGD_OK);
     fprintf(stderr, "\n  KV slots holding real tokens (mean over steps; 32 requests, prompt 8-127, "
                     "output 16-295, 256 blocks of 16):\n");
     for (int i = 0; i < 5; i++) {
-        u[i] = waste_run(kinds[i], &b[i]);
+        u[i] = waste_run(x, kinds[i], &b[i]);
         fprintf(stderr, "  %-12s %5.1f%%  mean batch %5.1f\n", pgd_kv_kind_name(kinds[i]), 100 * u[i], b[i]);
     }
     CU_ASSERT(u[0] > 0.9);           /* paged: only the last block is partly empty */
     CU_ASSERT(u[3] < 0.5 * u[0]);    /* orca-max reserves the whole context */
     CU_ASSERT(u[1] < u[0] && u[2] < u[0] && u[3] < u[2]);
     CU_ASSERT(b[0] > b[3]);          /* paged batches more requests */
+    pgd_exec_destroy(x);
 }
 
 static CU_TestInfo tests[] = {
     {"memory_waste_paged_vs_orca", test_memory_waste},
     {"batch_invariance_recompute_and_swap", test_invariance_preemption},
+    {"batch_invariance_async_two_in_flight", test_invariance_async},
     {"batch_invariance_chunked_prefill", test_invariance_chunked},
     {"batch_invariance_prefix_caching", test_invariance_prefix_caching},
     {"batch_invariance_policies", test_invariance_policies},

@@ -225,16 +225,12 @@ static void test_writers(void) {
  * completes with its exact output length and the timeline has one sample
  * per step. */
 static void test_engine_end_to_end(void) {
-    pgd_backend *be = NULL;
-    pgd_model *model = NULL;
+    pgd_exec *model = NULL;
     pgd_engine *e = NULL;
     pgd_workload *w = NULL;
     pgd_metrics *m = NULL;
-    pgd_backend_config bc = {.name = "cpu"};
-    CU_ASSERT_EQUAL_FATAL(pgd_backend_create(&bc, &be), PGD_OK);
-    CU_ASSERT_EQUAL_FATAL(pgd_model_load(pgd_test_data("models/stories260K/stories260K.bin"), NULL,
-                                         be, &model),
-                          PGD_OK);
+    pgd_exec_config xc = {.model = pgd_test_data("models/stories260K/stories260K.bin"), .backend = {.name = "cpu"}};
+    CU_ASSERT_EQUAL_FATAL(pgd_exec_create(&xc, &model), PGD_OK);
     pgd_workload_config wc = {.num_requests = 12, .seed = 3, .vocab_size = 512,
                               .max_model_len = 512, .shared_prefix_len = 32,
                               .input_len = {.kind = PGD_LEN_UNIFORM, .min = 4, .max = 40},
@@ -299,8 +295,7 @@ static void test_engine_end_to_end(void) {
     pgd_metrics_destroy(m);
     pgd_engine_destroy(e);
     pgd_workload_destroy(w);
-    pgd_model_destroy(model);
-    pgd_backend_destroy(be);
+    pgd_exec_destroy(model);
 }
 
 static CU_TestInfo tests[] = {

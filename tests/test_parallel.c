@@ -1,14 +1,19 @@
 /* test_parallel.c - tensor and pipeline parallel layouts over the threads
  * communicator, against the one-rank model:
  *  - stories260K golden tokens exactly, through the engine, with filler
- *    requests, recompute and swap preemption and n = 2 forks (so the KV
- *    cache's copy and swap commands reach every rank), for TP 2, PP 2,
- *    TP 2 x PP 2, TP 4, PP with uneven stage layers;
+ *    requests, recompute and swap preemption, an abort and n = 2 forks (so
+ *    the KV cache's copy and swap commands reach every rank), for TP 2,
+ *    PP 2, TP 2 x PP 2, TP 4, PP with uneven stage layers, with batches in
+ *    flight (pp of them, pp + 1 with async) and without (K = 1: the engine
+ *    lands each batch before planning the next);
  *  - random stories15M-shape logits of a ragged batch (prefill chunks and
  *    decode tokens mixed) within 1e-4 relative error of TP 1, and the same
  *    greedy token wherever the top-two gap exceeds that error;
  *  - bad layouts rejected with a clear message; a rank that fails gives the
- *    driver PGD_ERR_COMM naming it, and nothing hangs.
+ *    driver PGD_ERR_COMM naming it, and nothing hangs;
+ *  - the sim: a sharded TP engine run equals the analytic split; the
+ *    pipeline (a clock per stage) runs back-to-back batches at the closed
+ *    form's period, max(slowest stage, latency / pp), within 1%.
  * The same layouts over MPI are tests/mpi/test_parallel_mpi.c. */
 #include <math.h>
 #include <stdio.h>
@@ -16,6 +21,7 @@
 #include <string.h>
 
 #include "pagoda/engine.h"
+#include "pagoda/exec.h"
 #include "pagoda/model.h"
 #include "pagoda/parallel.h"
 #include "pagoda/config.h"
@@ -42,34 +48,31 @@ static int suite_clean(void) {
     return 0;
 }
 
-/* A loaded layout: the driver's backend and model. */
+/* A loaded layout: the driver's executor. */
 typedef struct layout {
-    pgd_backend *be;
-    pgd_model *m;
-    pgd_backend_config bc, rank_bc;
-    pgd_parallel_config pc;
+    pgd_exec *m;
 } layout;
 
-static pgd_status open_layout(layout *L, const char *spec, int tp, int pp, const char *stages, int pin) {
+static pgd_status open_layout_async(layout *L, const char *spec, int tp, int pp, const char *stages, int pin,
+                                    int async) {
     memset(L, 0, sizeof *L);
-    L->pc = (pgd_parallel_config){.tp = tp, .pp = pp, .comm = "threads", .stage_layers = stages, .pin = pin};
-    L->bc = (pgd_backend_config){.name = "cpu", .num_threads = 2};
-    pgd_model_load_opts mo = {0};
-    PGD_TRY(pgd_parallel_prepare(&L->pc, 2, &L->bc, &L->rank_bc, &mo));
-    PGD_TRY(pgd_backend_create(&L->bc, &L->be));
-    pgd_status s = pgd_model_load(spec, &mo, L->be, &L->m);
-    if (s != PGD_OK) {
-        pgd_backend_destroy(L->be);
-        L->be = NULL;
-    }
-    return s;
+    pgd_exec_config xc = {.model = spec, .backend = {.name = "cpu", .num_threads = 2},
+                          .parallel = {.tp = tp, .pp = pp, .comm = "threads", .stage_layers = stages, .pin = pin},
+                          .async = async};
+    return pgd_exec_create(&xc, &L->m);
+}
+
+static pgd_status open_layout(layout *L, const char *spec, int tp, int pp, const char *stages, int pin) {
+    return open_layout_async(L, spec, tp, pp, stages, pin, 0);
 }
 
 static void close_layout(layout *L) {
-    pgd_model_destroy(L->m);
-    pgd_backend_destroy(L->be);
+    pgd_exec_destroy(L->m);
     memset(L, 0, sizeof *L);
 }
+
+/* K = 1 even on a pipeline: a test hook that makes the engine land each batch first */
+static int g_async;
 
 static pgd_request_params filler(int i, int32_t *buf) {
     int np = 3 + (i * 37) % 60;
@@ -84,7 +87,7 @@ static pgd_request_params filler(int i, int32_t *buf) {
  * small block budget; every sequence of every golden must match. */
 static void golden_run(int tp, int pp, const char *stages, pgd_preempt_mode mode, const char *what) {
     layout L;
-    pgd_status s = open_layout(&L, pgd_test_data(MODEL), tp, pp, stages, 0);
+    pgd_status s = open_layout_async(&L, pgd_test_data(MODEL), tp, pp, stages, 0, g_async);
     if (s != PGD_OK) fprintf(stderr, "\n%s: %s\n", what, pgd_last_error());
     CU_ASSERT_EQUAL_FATAL(s, PGD_OK);
     pgd_engine_config cfg = {.block_size = 16, .num_blocks = 40, .max_num_batched_tokens = 512,
@@ -99,6 +102,7 @@ static void golden_run(int tp, int pp, const char *stages, pgd_preempt_mode mode
         CU_ASSERT_EQUAL_FATAL(pgd_engine_add_request(e, &p, NULL), PGD_OK);
     }
     CU_ASSERT_EQUAL_FATAL(pgd_engine_step(e, NULL), PGD_OK);
+    CU_ASSERT_EQUAL_FATAL(pgd_engine_abort(e, 2), PGD_OK); /* an abort, in flight or not */
     for (int g = 0; g < NG; g++) {
         pgd_request_params p = {.prompt = G[g].ptoks, .n_prompt = G[g].np, .max_tokens = G[g].ng,
                                 .true_output_len = G[g].ng, .n = g == 0 ? 2 : 1};
@@ -133,12 +137,26 @@ static void golden_run(int tp, int pp, const char *stages, pgd_preempt_mode mode
     pgd_engine_get_stats(e, &st);
     CU_ASSERT(st.preemptions > 0); /* the copy / swap commands were exercised */
     CU_ASSERT_EQUAL(st.kv.used_blocks, 0);
-    fprintf(stderr, "[%s: %lld steps, %lld preemptions] ", what, (long long)st.steps, (long long)st.preemptions);
+    CU_ASSERT_EQUAL(st.max_in_flight, pp > 1 ? pp + g_async : 1);
+    const pgd_request_output *ab = NULL;
+    CU_ASSERT(pgd_engine_get_output(e, 2, &ab) == PGD_OK && ab->finished && !strcmp(ab->finish_reason, "abort"));
+    fprintf(stderr, "[%s%s: %lld steps, %lld preemptions, %d in flight] ", what, g_async ? " async" : "",
+            (long long)st.steps, (long long)st.preemptions, st.max_in_flight);
     pgd_engine_destroy(e);
     close_layout(&L);
 }
 
 static void test_golden_tp2(void) { golden_run(2, 1, NULL, PGD_PREEMPT_RECOMPUTE, "tp2"); }
+/* async: one more batch in flight on each pipeline */
+static void test_golden_async(void) {
+    g_async = 1;
+    golden_run(1, 2, NULL, PGD_PREEMPT_RECOMPUTE, "pp2");
+    golden_run(2, 2, NULL, PGD_PREEMPT_SWAP, "tp2 x pp2 swap");
+    setenv("PAGODA_PP_MICROBATCHES", "3", 1);
+    golden_run(1, 3, "1,3,1", PGD_PREEMPT_SWAP, "pp3 1,3,1, 3 micro-batches");
+    unsetenv("PAGODA_PP_MICROBATCHES");
+    g_async = 0;
+}
 static void test_golden_pp2(void) { golden_run(1, 2, NULL, PGD_PREEMPT_SWAP, "pp2 swap"); }
 static void test_golden_tp2_pp2(void) { golden_run(2, 2, NULL, PGD_PREEMPT_SWAP, "tp2 x pp2 swap"); }
 /* every step split into micro-batches (by default only large steps are) */
@@ -163,9 +181,8 @@ static void run_logits(int tp, int pp, float **out, int *rows0) {
     pgd_status s = open_layout(&L, spec, tp, pp, NULL, 0);
     if (s != PGD_OK) fprintf(stderr, "\ntp %d pp %d: %s\n", tp, pp, pgd_last_error());
     CU_ASSERT_EQUAL_FATAL(s, PGD_OK);
-    pgd_kv_cache *kv = NULL;
-    CU_ASSERT_EQUAL_FATAL(pgd_model_kv_cache_create(L.m, PB_BS, PB_BLOCKS, &kv), PGD_OK);
-    int V = pgd_model_get_config(L.m)->vocab_size;
+    CU_ASSERT_EQUAL_FATAL(pgd_exec_kv_create(L.m, PB_BS, PB_BLOCKS, 0), PGD_OK);
+    int V = pgd_exec_model_config(L.m)->vocab_size;
     int32_t tok[128], qs[PB_NS + 1], lens[PB_NS], bt[PB_NS * PB_MBS];
     for (int step = 0; step < 2; step++) {
         pgd_batch b;
@@ -173,11 +190,10 @@ static void run_logits(int tp, int pp, float **out, int *rows0) {
         int rows = b.all_logits ? b.num_tokens : b.num_seqs;
         if (step == 0) *rows0 = rows;
         out[step] = malloc(sizeof(float) * (size_t)rows * V);
-        s = pgd_model_forward(L.m, kv, &b, out[step]);
+        s = pgd_exec_forward(L.m, &b, out[step]);
         if (s != PGD_OK) fprintf(stderr, "\nforward tp %d pp %d: %s\n", tp, pp, pgd_last_error());
         CU_ASSERT_EQUAL_FATAL(s, PGD_OK);
     }
-    pgd_kv_cache_destroy(kv);
     close_layout(&L);
 }
 
@@ -235,34 +251,33 @@ static void test_bad_layouts(void) {
     expect_bad(m, 1, 2, "5,0", "must list 2 positive layer counts");
     expect_bad("random:stories15M", 4, 1, NULL, "must divide the query heads (6)");
     /* mpi without mpirun: a clear message, not a hang */
-    pgd_parallel_config pc = {.tp = 2, .comm = "mpi"};
-    pgd_backend_config bc = {.name = "cpu", .num_threads = 1}, rbc;
-    pgd_model_load_opts mo = {0};
-    pgd_backend *be = NULL;
-    pgd_model *mm = NULL;
-    CU_ASSERT_EQUAL_FATAL(pgd_parallel_prepare(&pc, 1, &bc, &rbc, &mo), PGD_OK);
-    CU_ASSERT_EQUAL_FATAL(pgd_backend_create(&bc, &be), PGD_OK);
-    pgd_status s = pgd_model_load(m, &mo, be, &mm);
+    pgd_exec_config xc = {.model = m, .backend = {.name = "cpu", .num_threads = 1},
+                          .parallel = {.tp = 2, .comm = "mpi"}};
+    pgd_exec *x = NULL;
+    pgd_status s = pgd_exec_create(&xc, &x);
     CU_ASSERT_NOT_EQUAL(s, PGD_OK);
+    CU_ASSERT(strstr(pgd_last_error(), "mpirun") != NULL);
     fprintf(stderr, "[mpi without mpirun: %s] ", pgd_last_error());
-    pgd_model_destroy(mm);
-    pgd_backend_destroy(be);
-    pc.comm = "carrier-pigeon";
-    CU_ASSERT_NOT_EQUAL(pgd_parallel_prepare(&pc, 1, &bc, &rbc, &mo), PGD_OK);
+    pgd_exec_destroy(x);
+    xc.parallel.comm = "carrier-pigeon";
+    CU_ASSERT_NOT_EQUAL(pgd_exec_create(&xc, &x), PGD_OK);
     CU_ASSERT(strstr(pgd_last_error(), "carrier-pigeon") != NULL);
+    xc.parallel.comm = "threads";
+    xc.async = 2;
+    CU_ASSERT_NOT_EQUAL(pgd_exec_create(&xc, &x), PGD_OK);
+    CU_ASSERT(strstr(pgd_last_error(), "async") != NULL);
 }
 
 static void fail_rank_run(int tp, int pp, const char *rank) {
     setenv("PAGODA_TEST_FAIL_RANK", rank, 1);
     layout L;
     CU_ASSERT_EQUAL_FATAL(open_layout(&L, pgd_test_data(MODEL), tp, pp, NULL, 0), PGD_OK);
-    pgd_kv_cache *kv = NULL;
-    CU_ASSERT_EQUAL_FATAL(pgd_model_kv_cache_create(L.m, 16, 8, &kv), PGD_OK);
+    CU_ASSERT_EQUAL_FATAL(pgd_exec_kv_create(L.m, 16, 8, 0), PGD_OK);
     int32_t tok[3] = {1, 403, 407}, qs[2] = {0, 3}, lens[1] = {3}, bt[1] = {1};
     pgd_batch b = {.num_seqs = 1, .num_tokens = 3, .tokens = tok, .query_start = qs, .seq_lens = lens,
                    .block_tables = bt, .max_blocks_per_seq = 1};
     float *logits = malloc(sizeof(float) * 512);
-    pgd_status s = pgd_model_forward(L.m, kv, &b, logits);
+    pgd_status s = pgd_exec_forward(L.m, &b, logits);
     CU_ASSERT_NOT_EQUAL(s, PGD_OK);
     char want[64];
     snprintf(want, sizeof want, "rank %s", rank);
@@ -270,9 +285,8 @@ static void fail_rank_run(int tp, int pp, const char *rank) {
     fprintf(stderr, "[tp %d pp %d, rank %s fails: %s] ", tp, pp, rank, msg);
     CU_ASSERT(strstr(msg, want) != NULL && strstr(msg, "injected failure") != NULL);
     /* the model is dead now: further calls fail at once, destroy returns */
-    CU_ASSERT_NOT_EQUAL(pgd_model_forward(L.m, kv, &b, logits), PGD_OK);
+    CU_ASSERT_NOT_EQUAL(pgd_exec_forward(L.m, &b, logits), PGD_OK);
     free(logits);
-    pgd_kv_cache_destroy(kv);
     close_layout(&L);
     unsetenv("PAGODA_TEST_FAIL_RANK");
 }
@@ -287,8 +301,8 @@ static void test_failing_rank(void) {
 static void test_pinning(void) {
     layout L;
     CU_ASSERT_EQUAL_FATAL(open_layout(&L, pgd_test_data(MODEL), 2, 1, NULL, 1), PGD_OK);
-    const char *d = pgd_backend_describe(L.be);
-    fprintf(stderr, "[%s; %s] ", d, pgd_model_layout_str(L.m));
+    const char *d = pgd_backend_describe(pgd_exec_backend(L.m));
+    fprintf(stderr, "[%s; %s] ", d, pgd_exec_describe(L.m));
     CU_ASSERT(strstr(d, "pinned to core") != NULL);
     close_layout(&L);
 }
@@ -331,19 +345,145 @@ static void test_sim_sharded_matches_analytic(void) {
     pgd_run_result_free(&one);
     pgd_run_result_free(&ana);
     pgd_run_result_free(&shard);
-    /* pipeline stages are not simulated: a clear refusal */
-    pgd_experiment *e = NULL;
-    CU_ASSERT_EQUAL_FATAL(pgd_experiment_load_string("[model]\npath = random:opt-13b\nbackend = sim\n[parallel]\npp = 2\n"
-                                                     "[workload]\nnum_requests = 2\n", "pp.ini", &e), PGD_OK);
-    pgd_run_result r;
-    CU_ASSERT_NOT_EQUAL(pgd_run_execute(pgd_experiment_run(e, 0), NULL, &r), PGD_OK);
-    CU_ASSERT(strstr(pgd_last_error(), "pipeline") != NULL);
-    pgd_run_result_free(&r);
-    pgd_experiment_destroy(e);
+}
+
+/* ---- the simulator's pipeline: a clock per stage ---- */
+
+static pgd_exec *sim_pipe(int tp, int pp, const char *stages) {
+    pgd_exec_config xc = {.model = "random:opt-13b", .load = {.random_dtype = PGD_F16},
+                          .backend = {.name = "sim", .sim_device = "a100-80gb"},
+                          .parallel = {.tp = tp, .pp = pp, .stage_layers = stages, .sim_device = "a100-80gb"}};
+    pgd_exec *x = NULL;
+    pgd_status s = pgd_exec_create(&xc, &x);
+    if (s != PGD_OK) fprintf(stderr, "\n%s\n", pgd_last_error());
+    return x;
+}
+
+/* A decode batch of S sequences of context L (block tables 0.., one block each of 16 tokens per 16). */
+typedef struct dec_batch {
+    int32_t tok[256], qs[257], lens[256], bt[256 * 64];
+    pgd_batch b;
+} dec_batch;
+
+static void make_decode(dec_batch *d, int S, int L) {
+    int MB = (L + 15) / 16;
+    for (int i = 0; i < S; i++) {
+        d->tok[i] = 2;
+        d->qs[i] = i;
+        d->lens[i] = L;
+        for (int j = 0; j < MB; j++) d->bt[i * MB + j] = 1 + i * MB + j;
+    }
+    d->qs[S] = S;
+    d->b = (pgd_batch){.num_seqs = S, .num_tokens = S, .tokens = d->tok, .query_start = d->qs, .seq_lens = d->lens,
+                       .block_tables = d->bt, .max_blocks_per_seq = MB};
+}
+
+static double busy_of(pgd_exec *x, int s) {
+    int n = 0;
+    const double *b = pgd_exec_stage_busy(x, &n);
+    return b && s < n ? b[s] : -1;
+}
+
+/* One batch alone through the empty pipeline, then N back to back with pp in
+ * flight: the steady period must be the pipeline's closed form,
+ *   period = max(slowest stage's time, one batch's latency / pp),
+ * within 1%; the latency must be the stages' times plus the sends. */
+static void pipe_period(int pp, const char *stages, int S) {
+    pgd_exec *x = sim_pipe(1, pp, stages);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(x);
+    CU_ASSERT_EQUAL(pgd_exec_max_in_flight(x), pp);
+    CU_ASSERT_EQUAL(pgd_exec_computes(x), 0);
+    CU_ASSERT_EQUAL_FATAL(pgd_exec_kv_create(x, 16, 1 + S * 64, 0), PGD_OK);
+    pgd_clock *c = pgd_exec_clock(x);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    static dec_batch d;
+    make_decode(&d, S, 1000);
+    /* alone */
+    double ts[64], t0 = pgd_clock_now(c);
+    for (int s = 0; s < pp; s++) ts[s] = busy_of(x, s);
+    int t = -1;
+    const float *l;
+    CU_ASSERT_EQUAL_FATAL(pgd_exec_submit(x, &d.b, &t), PGD_OK);
+    CU_ASSERT_EQUAL(pgd_clock_now(c), t0); /* submitting costs the engine nothing */
+    CU_ASSERT_EQUAL_FATAL(pgd_exec_wait(x, t, &l), PGD_OK);
+    double latency = pgd_clock_now(c) - t0, slowest = 0, sum = 0;
+    for (int s = 0; s < pp; s++) {
+        ts[s] = busy_of(x, s) - ts[s];
+        sum += ts[s];
+        if (ts[s] > slowest) slowest = ts[s];
+    }
+    CU_ASSERT(latency > sum);              /* the sends between stages */
+    CU_ASSERT(latency < sum * 1.05);       /* ... are small next to the stages' work */
+    /* back to back, pp in flight */
+    const int N = 60, warm = 2 * pp;
+    int tickets[64], head = 0, n_out = 0;
+    double t_warm = 0;
+    for (int i = 0; i < N; i++) {
+        if (n_out == pp) {
+            CU_ASSERT_EQUAL_FATAL(pgd_exec_wait(x, tickets[head % 64], &l), PGD_OK);
+            head++, n_out--;
+        }
+        if (i == warm) t_warm = pgd_clock_now(c);
+        CU_ASSERT_EQUAL_FATAL(pgd_exec_submit(x, &d.b, &tickets[(head + n_out) % 64]), PGD_OK);
+        n_out++;
+    }
+    /* the steady period: landings of batches warm - pp .. N - 1 - pp */
+    double period = (pgd_clock_now(c) - t_warm) / (N - 1 - warm);
+    double want = slowest > latency / pp ? slowest : latency / pp;
+    fprintf(stderr, "[pp %d stages %s batch %d: stages", pp, stages ? stages : "even", S);
+    for (int s = 0; s < pp; s++) fprintf(stderr, " %.2f", ts[s] * 1e3);
+    fprintf(stderr, " ms, latency %.2f ms, period %.3f ms, closed form %.3f ms] ", latency * 1e3, period * 1e3,
+            want * 1e3);
+    CU_ASSERT(fabs(period / want - 1) < 0.01);
+    CU_ASSERT(period < 0.75 * latency);    /* the pipeline does overlap */
+    while (n_out > 0) {
+        CU_ASSERT_EQUAL(pgd_exec_wait(x, tickets[head % 64], &l), PGD_OK);
+        head++, n_out--;
+    }
+    pgd_exec_destroy(x);
+}
+
+static void test_sim_pipeline_period(void) {
+    pipe_period(2, NULL, 32);        /* even: the last stage (its classifier) binds */
+    pipe_period(2, "12,28", 32);     /* the 28-layer stage binds */
+    pipe_period(4, "8,8,8,16", 64);  /* the last stage (16 layers and the classifier) binds */
+    pipe_period(4, NULL, 8);
+}
+
+/* The engine over a sim pipeline: the same requests and tokens as one GPU,
+ * each stage busy, and the layout and stage shares reported. */
+static void test_sim_pipeline_engine(void) {
+    pgd_run_result one, pipe, tp2;
+    sim_run("", &one);
+    sim_run("[parallel]\npp = 2", &pipe);
+    sim_run("[parallel]\ntp = 2", &tp2);
+    fprintf(stderr, "[OPT-66B 1 req/s: 1 GPU %.1f tok/s, pp 2 %.1f, tp 2 %.1f; stage busy %.2f %.2f; %s] ",
+            one.summary.output_throughput, pipe.summary.output_throughput, tp2.summary.output_throughput,
+            pipe.stage_busy[0] / pipe.run_time, pipe.stage_busy[1] / pipe.run_time, pipe.layout_desc);
+    CU_ASSERT_EQUAL(one.summary.completed, pipe.summary.completed);
+    CU_ASSERT_EQUAL(one.stats.tokens_generated, pipe.stats.tokens_generated);
+    CU_ASSERT_EQUAL(pipe.num_stages, 2);
+    CU_ASSERT_EQUAL(one.num_stages, 0);
+    for (int s = 0; s < 2; s++) CU_ASSERT(pipe.stage_busy[s] > 0 && pipe.stage_busy[s] <= pipe.run_time);
+    CU_ASSERT(pipe.stats.max_in_flight == 2);
+    CU_ASSERT(strstr(pipe.layout_desc, "pp 2 over sim") != NULL);
+    /* at 1 req/s both keep up with the arrivals (the pipeline's virtual
+     * engines split the batch: it serves no faster per request) */
+    CU_ASSERT(pipe.summary.output_throughput > 0.95 * one.summary.output_throughput);
+    pgd_run_result_free(&one);
+    pgd_run_result_free(&pipe);
+    pgd_run_result_free(&tp2);
+    /* a stage list that does not fit is refused before anything runs */
+    pgd_exec_config xc = {.model = "random:opt-13b", .backend = {.name = "sim"},
+                          .parallel = {.pp = 2, .stage_layers = "10,10,20"}};
+    pgd_exec *x = NULL;
+    CU_ASSERT_NOT_EQUAL(pgd_exec_create(&xc, &x), PGD_OK);
+    CU_ASSERT(strstr(pgd_last_error(), "stage_layers") != NULL);
 }
 
 static CU_TestInfo tests[] = {
     {"golden_tp2", test_golden_tp2},
+    {"golden_async_pipelines", test_golden_async},
     {"golden_pp2_swap", test_golden_pp2},
     {"golden_tp2_pp2_swap", test_golden_tp2_pp2},
     {"golden_tp2_pp2_microbatches", test_golden_tp2_pp2_microbatches},
@@ -358,6 +498,8 @@ static CU_TestInfo tests[] = {
     {"failing_rank_no_hang", test_failing_rank},
     {"pinning", test_pinning},
     {"sim_sharded_tp_matches_analytic", test_sim_sharded_matches_analytic},
+    {"sim_pipeline_period_closed_form", test_sim_pipeline_period},
+    {"sim_pipeline_engine", test_sim_pipeline_engine},
     CU_TEST_INFO_NULL,
 };
 

@@ -14,6 +14,8 @@
 
 #include "pagoda/clock.h"
 #include "pagoda/config.h"
+#include "pagoda/engine.h"
+#include "pagoda/exec.h"
 #include "pagoda/runner.h"
 #include "test_util.h"
 
@@ -102,12 +104,10 @@ static void test_engine_virtual_clock(void) {
     pgd_clock *v = NULL;
     CU_ASSERT_EQUAL_FATAL(pgd_clock_create(PGD_CLOCK_VIRTUAL, &v), PGD_OK);
     pgd_clock_advance(v, 7.0);
-    pgd_backend *be = NULL;
-    pgd_model *m = NULL;
+    pgd_exec *m = NULL;
     pgd_engine *eng = NULL;
-    pgd_backend_config bc = {.num_threads = 1};
-    CU_ASSERT_EQUAL_FATAL(pgd_backend_create(&bc, &be), PGD_OK);
-    CU_ASSERT_EQUAL_FATAL(pgd_model_load("random:stories260K", NULL, be, &m), PGD_OK);
+    pgd_exec_config xc = {.model = "random:stories260K", .backend = {.num_threads = 1}};
+    CU_ASSERT_EQUAL_FATAL(pgd_exec_create(&xc, &m), PGD_OK);
     pgd_engine_config ec = {.num_blocks = 32, .clock = v};
     CU_ASSERT_EQUAL_FATAL(pgd_engine_create(&ec, m, NULL, &eng), PGD_OK);
     CU_ASSERT_EQUAL(pgd_engine_now(eng), 0.0);
@@ -126,8 +126,7 @@ static void test_engine_virtual_clock(void) {
     CU_ASSERT_DOUBLE_EQUAL(o->seqs[0].token_times[2], 1.5, 1e-12);
     CU_ASSERT_DOUBLE_EQUAL(o->finish, 1.5, 1e-12);
     pgd_engine_destroy(eng);
-    pgd_model_destroy(m);
-    pgd_backend_destroy(be);
+    pgd_exec_destroy(m);
     pgd_clock_destroy(v);
 }
 

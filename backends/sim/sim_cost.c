@@ -97,6 +97,11 @@ double pgd_sim_cost_all_gather(const pgd_sim_cost *c, int ranks, double bytes_to
     return (ranks - 1) * c->dev.link_lat + share / c->dev.link_bw;
 }
 
+double pgd_sim_cost_send(const pgd_sim_cost *c, double bytes) {
+    if (bytes <= 0) return 0;
+    return pgd_sim_cost_all_gather(c, 2, 2.0 * bytes); /* each of 2 ranks receives `bytes` */
+}
+
 double pgd_sim_cost_add(const pgd_sim_cost *c, size_t n) {
     double t, bytes = (double)n * c->dev.act_bytes;
     if (!tab(c, "add", 0, 0, 0, (double)n, &t)) t = stream(c, PGD_SIM_ADD, (double)n, 3.0 * bytes);

@@ -183,6 +183,10 @@ double pgd_sim_cost_copy_blocks(const pgd_sim_cost *c, int n_pairs, size_t block
  *   all-gather (n-1) link_lat + (n-1)/n bytes_total / link_bw */
 double pgd_sim_cost_all_reduce(const pgd_sim_cost *c, int ranks, int nodes, double bytes);
 double pgd_sim_cost_all_gather(const pgd_sim_cost *c, int ranks, double bytes_total);
+/* One device sends `bytes` to another (pipeline stages' activations): the
+ * all-gather of 2 ranks that moves the same bytes each way (its latency and
+ * bus bandwidth from the link curves, else link_lat + bytes / link_bw). */
+double pgd_sim_cost_send(const pgd_sim_cost *c, double bytes);
 /* host <-> device transfer of `bytes` (download = device to host; result =
  * to or from ordinary host memory, i.e. the forward pass's metadata up and
  * its logits down, not KV swap space). */

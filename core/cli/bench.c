@@ -7,8 +7,16 @@
  * decode tokens/s, prefill tokens/s (one --prompt-len prompt), and decode
  * throughput with B sequences decoding together through the paged cache for
  * each B in --batches. The batch-1 bound is copy bandwidth / bytes of weights
- * read per decode step. Only the CPU backend exists today, so the bound
- * is the CPU's. */
+ * read per decode step, the CPU's (the bench runs on the CPU backend).
+ *
+ * Batches in flight: when the executor takes K > 1 batches at once (pipeline
+ * stages, --async), a decode measurement at batch B keeps K batches of B
+ * sequences in flight (K x B sequences decode; tokens/s counts all of
+ * them), as vLLM's virtual engines each run a batch. The same run also
+ * measures, alternating rep by rep, the layout one batch at a time: batches
+ * of B (the step's batch without batches in flight) and of K x B (the same
+ * sequences in one batch), and prints the ratios. --no-overlap measures
+ * only one batch of B at a time. */
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -22,14 +30,15 @@
 #include "pagoda/parallel.h"
 #include "kernels.h"
 #include "pagoda/backend.h"
+#include "pagoda/exec.h"
 #include "pagoda/model.h"
 
 typedef struct bench_ctx {
-    pgd_model *model;
-    pgd_kv_cache *kv;
+    pgd_exec *exec;
     const pgd_model_config *c;
     int bs, mb;         /* block size, blocks per sequence */
-    int32_t *tables;    /* (max_batch, mb) */
+    int groups;         /* batches kept in flight while decoding (K, or 1) */
+    int32_t *tables;    /* (groups * max_batch, mb) */
     float *logits;      /* (max tokens, vocab) */
 } bench_ctx;
 
@@ -44,30 +53,49 @@ static int prefill(bench_ctx *x, int nseq, int plen, double *secs) {
                        .seq_lens = &len, .block_tables = x->tables + (size_t)s * x->mb,
                        .max_blocks_per_seq = x->mb};
         double t0 = pgd_cli_now();
-        if (pgd_model_forward(x->model, x->kv, &b, x->logits) != PGD_OK) rc = pgd_cli_fail("forward");
+        if (pgd_exec_forward(x->exec, &b, x->logits) != PGD_OK) rc = pgd_cli_fail("forward");
         if (s == 0 && secs) *secs = pgd_cli_now() - t0;
     }
     free(toks);
     return rc;
 }
 
-/* Decode `steps` steps of `nseq` sequences whose contexts start at plen; median step seconds. */
-static int decode(bench_ctx *x, int nseq, int plen, int steps, double *step_med) {
+/* Decode `steps` steps of `groups` batches of `nseq` sequences each whose
+ * contexts start at plen, keeping the groups' batches in flight together
+ * (each group's sequences have their own blocks); *step_med = median
+ * seconds per step of all groups. */
+static int decode(bench_ctx *x, int nseq, int groups, int plen, int steps, double *step_med) {
     int32_t *toks = malloc(sizeof(int32_t) * (size_t)nseq), *qs = malloc(sizeof(int32_t) * (size_t)(nseq + 1)),
             *lens = malloc(sizeof(int32_t) * (size_t)nseq);
     double *t = malloc(sizeof(double) * (size_t)steps);
-    int rc = 0;
+    int rc = 0, tickets[64], n_out = 0, head = 0;
+    if (!toks || !qs || !lens || !t) rc = pgd_cli_fail("out of memory");
     for (int st = 0; st < steps && !rc; st++) {
-        for (int s = 0; s < nseq; s++) {
-            toks[s] = (s * 31 + st * 17 + 5) % x->c->vocab_size;
-            qs[s] = s;
-            lens[s] = plen + st + 1;
-        }
-        qs[nseq] = nseq;
-        pgd_batch b = {.num_seqs = nseq, .num_tokens = nseq, .tokens = toks, .query_start = qs,
-                       .seq_lens = lens, .block_tables = x->tables, .max_blocks_per_seq = x->mb};
         double t0 = pgd_cli_now();
-        if (pgd_model_forward(x->model, x->kv, &b, x->logits) != PGD_OK) rc = pgd_cli_fail("forward");
+        for (int g = 0; g < groups && !rc; g++) {
+            for (int s = 0; s < nseq; s++) {
+                toks[s] = ((g * nseq + s) * 31 + st * 17 + 5) % x->c->vocab_size;
+                qs[s] = s;
+                lens[s] = plen + st + 1;
+            }
+            qs[nseq] = nseq;
+            pgd_batch b = {.num_seqs = nseq, .num_tokens = nseq, .tokens = toks, .query_start = qs,
+                           .seq_lens = lens, .block_tables = x->tables + (size_t)g * nseq * x->mb,
+                           .max_blocks_per_seq = x->mb};
+            const float *l;
+            if (n_out == pgd_exec_max_in_flight(x->exec)) { /* the oldest lands first */
+                if (pgd_exec_wait(x->exec, tickets[head], &l) != PGD_OK) rc = pgd_cli_fail("forward");
+                head = (head + 1) % 64, n_out--;
+            }
+            if (!rc && pgd_exec_submit(x->exec, &b, &tickets[(head + n_out) % 64]) != PGD_OK) rc = pgd_cli_fail("forward");
+            else n_out++;
+        }
+        if (groups == 1 || st == steps - 1) /* one group: every step lands before the next (no overlap) */
+            while (n_out > 0 && !rc) {
+                const float *l;
+                if (pgd_exec_wait(x->exec, tickets[head], &l) != PGD_OK) rc = pgd_cli_fail("forward");
+                head = (head + 1) % 64, n_out--;
+            }
         t[st] = pgd_cli_now() - t0;
     }
     if (!rc) *step_med = pgd_cli_median(t, steps);
@@ -98,8 +126,10 @@ int pgd_cmd_bench(int argc, char **argv) {
         {"batches", required_argument, 0, 'B'},    {"prompt-len", required_argument, 0, 'p'},
         {"decode-steps", required_argument, 0, 'd'}, {"reps", required_argument, 0, 'r'},
         {"block-size", required_argument, 0, 'b'}, {"json", required_argument, 0, 'J'},
-        {"help", no_argument, 0, 'h'},             PGD_PAR_LONGOPTS, {0, 0, 0, 0}};
+        {"no-overlap", no_argument, 0, 'O'},       {"help", no_argument, 0, 'h'},
+        PGD_PAR_LONGOPTS, {0, 0, 0, 0}};
     pgd_parallel_config par = {0};
+    int async = 0, no_overlap = 0;
     optind = 1;
     int ch;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -112,14 +142,17 @@ int pgd_cmd_bench(int argc, char **argv) {
         case 'r': if (!pgd_cli_int("--reps", optarg, 1, 1000, &reps)) return 2; break;
         case 'b': if (!pgd_cli_int("--block-size", optarg, 1, 4096, &block_size)) return 2; break;
         case 'J': json_path = optarg; break;
+        case 'O': no_overlap = 1; break;
         case 'h':
             printf("usage: pagoda bench [--model random:stories110M] [--threads N] [--batches 1,8,32]\n"
                    "                    [--prompt-len 128] [--decode-steps 16] [--reps 5] [--json FILE]\n"
                    "                    [--tp N] [--pp M] [--comm threads|mpi|nccl] [--stage-layers A,B] [--pin]\n"
-                   PGD_PAR_USAGE);
+                   "                    [--async] [--no-overlap]\n"
+                   PGD_PAR_USAGE
+                   "  --no-overlap   decode one batch at a time even when the layout takes several\n");
             return 0;
         default: {
-            int r = pgd_par_opt(ch, optarg, &par);
+            int r = pgd_par_opt(ch, optarg, &par, &async);
             if (r == 1) break;
             return 2;
         }
@@ -132,21 +165,21 @@ int pgd_cmd_bench(int argc, char **argv) {
     for (int i = 0; i < nb; i++) if (batches[i] > max_batch) max_batch = batches[i];
 
     int rc = 1;
-    pgd_backend *be = NULL;
     bench_ctx x = {0};
-    double *share = NULL;
-    pgd_backend_config bc = {.name = "cpu", .num_threads = threads}, rank_bc;
-    pgd_model_load_opts mo = {0};
-    if (pgd_parallel_prepare(&par, threads, &bc, &rank_bc, &mo) != PGD_OK) return pgd_cli_fail(NULL);
-    if (pgd_backend_create(&bc, &be) != PGD_OK) return pgd_cli_fail("backend");
-    int worker = pgd_par_is_worker_process(&par);
+    double *share = NULL, *tmp = NULL, *bt = NULL, *bt1 = NULL, *bratio = NULL, *one = NULL, *rat = NULL;
+    double *btk = NULL, *bratiok = NULL, *onek = NULL, *ratk = NULL;
+    int worker = pgd_parallel_process_serves(&par);
     if (!worker) fprintf(stderr, "pagoda bench: loading %s ...\n", model_path);
-    if (pgd_model_load(model_path, &mo, be, &x.model) != PGD_OK) { rc = pgd_cli_fail(NULL); goto done; }
-    if (!pgd_model_is_driver(x.model)) {
-        rc = pgd_model_serve(x.model) == PGD_OK ? 0 : pgd_cli_fail(NULL);
+    pgd_exec_config xc = {.model = model_path, .backend = {.name = "cpu", .num_threads = threads}, .parallel = par,
+                          .async = async};
+    if (pgd_exec_create(&xc, &x.exec) != PGD_OK) { rc = pgd_cli_fail(NULL); goto done; }
+    if (!pgd_exec_is_driver(x.exec)) {
+        rc = pgd_exec_serve(x.exec) == PGD_OK ? 0 : pgd_cli_fail(NULL);
         goto done;
     }
-    x.c = pgd_model_get_config(x.model);
+    pgd_backend *be = pgd_exec_backend(x.exec);
+    x.c = pgd_exec_model_config(x.exec);
+    x.groups = no_overlap ? 1 : pgd_exec_max_in_flight(x.exec);
     if (plen + steps > x.c->max_seq_len) {
         fprintf(stderr, "pagoda bench: --prompt-len + --decode-steps (%d) exceeds the model's context (%d)\n",
                 plen + steps, x.c->max_seq_len);
@@ -155,11 +188,12 @@ int pgd_cmd_bench(int argc, char **argv) {
     x.bs = block_size;
     x.mb = (plen + steps + block_size - 1) / block_size;
     int prefill_rows = plen > max_batch ? plen : max_batch;
-    x.tables = malloc(sizeof(int32_t) * (size_t)max_batch * x.mb);
+    int nseqs = x.groups * max_batch;
+    x.tables = malloc(sizeof(int32_t) * (size_t)nseqs * x.mb);
     x.logits = malloc(sizeof(float) * (size_t)prefill_rows * x.c->vocab_size);
     if (!x.tables || !x.logits) { fprintf(stderr, "pagoda bench: out of memory\n"); goto done; }
-    for (int i = 0; i < max_batch * x.mb; i++) x.tables[i] = i + 1;
-    if (pgd_model_kv_cache_create(x.model, block_size, max_batch * x.mb + 1, &x.kv) != PGD_OK) { rc = pgd_cli_fail(NULL); goto done; }
+    for (int i = 0; i < nseqs * x.mb; i++) x.tables[i] = i + 1;
+    if (pgd_exec_kv_create(x.exec, block_size, nseqs * x.mb + 1, 0) != PGD_OK) { rc = pgd_cli_fail(NULL); goto done; }
 
     /* bytes read per decode step: every weight except the embedding table
      * (only a few rows are gathered) unless it doubles as the classifier */
@@ -173,42 +207,64 @@ int pgd_cmd_bench(int argc, char **argv) {
     pgd_threadpool_destroy(tp);
     double bound = bw / (double)wbytes;
 
-    double *tmp = malloc(sizeof(double) * (size_t)reps);
+    tmp = malloc(sizeof(double) * (size_t)reps);
     double t_pref[1], single = 0, pref_tps = 0;
-    double *bt = calloc((size_t)nb, sizeof(double));
+    bt = calloc((size_t)nb, sizeof(double)), bt1 = calloc((size_t)nb, sizeof(double));
+    bratio = calloc((size_t)nb, sizeof(double)), one = malloc(sizeof(double) * (size_t)reps);
+    rat = malloc(sizeof(double) * (size_t)reps);
+    btk = calloc((size_t)nb, sizeof(double)), bratiok = calloc((size_t)nb, sizeof(double));
+    onek = malloc(sizeof(double) * (size_t)reps), ratk = malloc(sizeof(double) * (size_t)reps);
+    if (!tmp || !bt || !bt1 || !bratio || !one || !rat || !btk || !bratiok || !onek || !ratk) goto done;
     /* warm-up */
-    if (prefill(&x, 1, plen, NULL) || decode(&x, 1, plen, 2, &single)) goto done;
+    if (prefill(&x, 1, plen, NULL) || decode(&x, 1, 1, plen, 2, &single)) goto done;
     fprintf(stderr, "pagoda bench: prefill and single-sequence decode ...\n");
     /* communication share: the driver's seconds inside communicator calls
      * (waiting for the other ranks included) over the phase's wall time */
     share = calloc((size_t)nb + 2, sizeof(double));
     if (!share) goto done;
-    double c0 = pgd_model_comm_seconds(x.model), w0 = pgd_cli_now();
+    double c0 = pgd_exec_comm_seconds(x.exec), w0 = pgd_cli_now();
     for (int r = 0; r < reps; r++) {
         if (prefill(&x, 1, plen, t_pref)) goto done;
         tmp[r] = plen / t_pref[0];
     }
     pref_tps = pgd_cli_median(tmp, reps);
-    share[0] = (pgd_model_comm_seconds(x.model) - c0) / (pgd_cli_now() - w0);
-    c0 = pgd_model_comm_seconds(x.model), w0 = pgd_cli_now();
+    share[0] = (pgd_exec_comm_seconds(x.exec) - c0) / (pgd_cli_now() - w0);
+    c0 = pgd_exec_comm_seconds(x.exec), w0 = pgd_cli_now();
     for (int r = 0; r < reps; r++) {
         double st;
-        if (prefill(&x, 1, plen, NULL) || decode(&x, 1, plen, steps, &st)) goto done;
+        if (prefill(&x, 1, plen, NULL) || decode(&x, 1, 1, plen, steps, &st)) goto done;
         tmp[r] = 1.0 / st;
     }
     single = pgd_cli_median(tmp, reps);
-    share[1] = (pgd_model_comm_seconds(x.model) - c0) / (pgd_cli_now() - w0);
+    share[1] = (pgd_exec_comm_seconds(x.exec) - c0) / (pgd_cli_now() - w0);
     for (int i = 0; i < nb; i++) {
         fprintf(stderr, "pagoda bench: decode at batch %d ...\n", batches[i]);
-        if (prefill(&x, batches[i], plen, NULL)) goto done;
-        c0 = pgd_model_comm_seconds(x.model), w0 = pgd_cli_now();
+        if (prefill(&x, batches[i] * x.groups, plen, NULL)) goto done;
+        double comm = 0, wall = 0;
         for (int r = 0; r < reps; r++) {
-            double st;
-            if (decode(&x, batches[i], plen, steps, &st)) goto done;
-            tmp[r] = batches[i] / st;
+            double st, st1, stk;
+            c0 = pgd_exec_comm_seconds(x.exec), w0 = pgd_cli_now();
+            if (decode(&x, batches[i], x.groups, plen, steps, &st)) goto done;
+            comm += pgd_exec_comm_seconds(x.exec) - c0, wall += pgd_cli_now() - w0;
+            tmp[r] = (double)batches[i] * x.groups / st;
+            if (x.groups > 1) { /* interleaved: one batch at a time, of B and of K x B */
+                if (decode(&x, batches[i], 1, plen, steps, &st1) ||
+                    decode(&x, batches[i] * x.groups, 1, plen, steps, &stk))
+                    goto done;
+                one[r] = (double)batches[i] / st1;
+                rat[r] = tmp[r] / one[r];
+                onek[r] = (double)batches[i] * x.groups / stk;
+                ratk[r] = tmp[r] / onek[r];
+            }
         }
         bt[i] = pgd_cli_median(tmp, reps);
-        share[2 + i] = (pgd_model_comm_seconds(x.model) - c0) / (pgd_cli_now() - w0);
+        if (x.groups > 1) {
+            bt1[i] = pgd_cli_median(one, reps);
+            bratio[i] = pgd_cli_median(rat, reps);
+            btk[i] = pgd_cli_median(onek, reps);
+            bratiok[i] = pgd_cli_median(ratk, reps);
+        }
+        share[2 + i] = comm / wall;
     }
 
     char cpu[256];
@@ -222,22 +278,39 @@ int pgd_cmd_bench(int argc, char **argv) {
     printf("bound        : %.1f tok/s batch-1 decode (copy bw / weight bytes per step)\n", bound);
     printf("settings     : prompt %d tokens, %d decode steps, block size %d, median of %d reps\n",
            plen, steps, block_size, reps);
-    printf("layout       : %s\n\n", pgd_model_layout_str(x.model));
-    printf("| %-28s | %12s | %10s | %10s |\n", "measurement", "tokens/s", "ratio", "comm share");
-    printf("|------------------------------|--------------|------------|------------|\n");
-    printf("| %-28s | %12.1f | %9.0f%% | %9.1f%% |\n", "single-sequence decode", single, 100 * single / bound,
+    printf("layout       : %s\n", pgd_exec_describe(x.exec));
+    if (x.groups > 1)
+        printf("in flight    : %d batches of B sequences decode together (%d x B sequences; --no-overlap: 1)\n\n",
+               x.groups, x.groups);
+    else
+        printf("in flight    : 1 batch at a time\n\n");
+    printf("| %-30s | %12s | %10s | %10s |\n", "measurement", "tokens/s", "ratio", "comm share");
+    printf("|--------------------------------|--------------|------------|------------|\n");
+    printf("| %-30s | %12.1f | %9.0f%% | %9.1f%% |\n", "single-sequence decode", single, 100 * single / bound,
            100 * share[1]);
-    printf("| %-28s | %12.1f | %10s | %9.1f%% |\n", "prefill", pref_tps, "", 100 * share[0]);
+    printf("| %-30s | %12.1f | %10s | %9.1f%% |\n", "prefill", pref_tps, "", 100 * share[0]);
     double b1 = 0;
     for (int i = 0; i < nb; i++) if (batches[i] == 1) b1 = bt[i];
     for (int i = 0; i < nb; i++) {
         char name[64], ratio[32];
-        snprintf(name, sizeof name, "decode batch %d", batches[i]);
-        if (batches[i] == 1) snprintf(ratio, sizeof ratio, "%.0f%% bound", 100 * bt[i] / bound);
-        else if (b1 > 0) snprintf(ratio, sizeof ratio, "%.2fx b1", bt[i] / b1);
+        if (x.groups > 1) snprintf(name, sizeof name, "decode %d x batch %d in flight", x.groups, batches[i]);
+        else snprintf(name, sizeof name, "decode batch %d", batches[i]);
+        if (batches[i] == 1 && x.groups == 1) snprintf(ratio, sizeof ratio, "%.0f%% bound", 100 * bt[i] / bound);
+        else if (b1 > 0 && x.groups == 1) snprintf(ratio, sizeof ratio, "%.2fx b1", bt[i] / b1);
         else ratio[0] = 0;
-        printf("| %-28s | %12.1f | %10s | %9.1f%% |\n", name, bt[i], ratio, 100 * share[2 + i]);
+        printf("| %-30s | %12.1f | %10s | %9.1f%% |\n", name, bt[i], ratio, 100 * share[2 + i]);
+        if (x.groups > 1) {
+            snprintf(name, sizeof name, "  1 batch of %d at a time", batches[i]);
+            snprintf(ratio, sizeof ratio, "%.2fx", bratio[i]);
+            printf("| %-30s | %12.1f | %10s | %10s |\n", name, bt1[i], ratio, "");
+            snprintf(name, sizeof name, "  1 batch of %d at a time", batches[i] * x.groups);
+            snprintf(ratio, sizeof ratio, "%.2fx", bratiok[i]);
+            printf("| %-30s | %12.1f | %10s | %10s |\n", name, btk[i], ratio, "");
+        }
     }
+    if (x.groups > 1)
+        printf("\nratio of a '1 batch at a time' row: the in-flight row / it, the median of the per-rep ratios\n"
+               "(measured alternately in each rep)\n");
     if (json_path) {
         json_t *o = json_object(), *arr = json_array();
         json_object_set_new(o, "machine", json_string(cpu));
@@ -248,13 +321,20 @@ int pgd_cmd_bench(int argc, char **argv) {
         json_object_set_new(o, "bound_decode_tps", json_real(bound));
         json_object_set_new(o, "single_decode_tps", json_real(single));
         json_object_set_new(o, "prefill_tps", json_real(pref_tps));
-        json_object_set_new(o, "layout", json_string(pgd_model_layout_str(x.model)));
+        json_object_set_new(o, "layout", json_string(pgd_exec_describe(x.exec)));
+        json_object_set_new(o, "batches_in_flight", json_integer(x.groups));
         json_object_set_new(o, "prefill_comm_share", json_real(share[0]));
         for (int i = 0; i < nb; i++) {
             json_t *e = json_object();
             json_object_set_new(e, "batch", json_integer(batches[i]));
             json_object_set_new(e, "decode_tps", json_real(bt[i]));
             json_object_set_new(e, "comm_share", json_real(share[2 + i]));
+            if (x.groups > 1) { /* tokens/s of K batches of B in flight; one batch of B, of K x B at a time */
+                json_object_set_new(e, "decode_tps_one_at_a_time", json_real(bt1[i]));
+                json_object_set_new(e, "in_flight_ratio", json_real(bratio[i]));
+                json_object_set_new(e, "decode_tps_one_batch_of_all", json_real(btk[i]));
+                json_object_set_new(e, "in_flight_ratio_same_seqs", json_real(bratiok[i]));
+            }
             json_array_append_new(arr, e);
         }
         json_object_set_new(o, "decode", arr);
@@ -262,16 +342,14 @@ int pgd_cmd_bench(int argc, char **argv) {
             fprintf(stderr, "pagoda bench: cannot write %s\n", json_path);
         json_decref(o);
     }
-    free(tmp);
-    free(bt);
     rc = 0;
 done:
+    free(tmp), free(bt), free(bt1), free(bratio), free(one), free(rat);
+    free(btk), free(bratiok), free(onek), free(ratk);
     free(share);
     free(x.tables);
     free(x.logits);
-    pgd_kv_cache_destroy(x.kv);
-    pgd_model_destroy(x.model);
-    pgd_backend_destroy(be);
+    pgd_exec_destroy(x.exec);
     pgd_comm_mpi_finalize();
     return rc;
 }

@@ -170,7 +170,7 @@ int pgd_gen_opts_parse(int argc, char **argv, pgd_gen_opts *o) {
         case 'w': BAD(pgd_cli_int("--beam-width", optarg, 1, 1024, &o->beam_width)); break;
         case 'h': usage(stdout); pgd_gen_opts_free(o); return 0;
         default: {
-            int r = pgd_par_opt(ch, optarg, &o->par);
+            int r = pgd_par_opt(ch, optarg, &o->par, &o->async);
             if (r == 1) break;
             if (r == 0) usage(stderr);
             pgd_gen_opts_free(o);

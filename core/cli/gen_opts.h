@@ -13,6 +13,7 @@ typedef struct pgd_gen_opts {
     char **prompts; /* owned copies */
     int num_prompts;
     int max_tokens, threads, n, beam_width, output;
+    int async;                 /* --async: one more batch in flight */
     pgd_sampling_params sampling;
     pgd_engine_config engine;
     pgd_parallel_config par;

@@ -18,6 +18,7 @@
 #include "gen_opts.h"
 #include "pagoda/comm.h"
 #include "pagoda/engine.h"
+#include "pagoda/exec.h"
 #include "pagoda/parallel.h"
 #include "pagoda/log.h"
 
@@ -94,8 +95,7 @@ int pgd_cmd_generate(int argc, char **argv) {
     int rc = pgd_gen_opts_parse(argc, argv, &o);
     if (rc >= 0) return rc; /* help or a bad option */
     rc = 1;
-    pgd_backend *be = NULL;
-    pgd_model *model = NULL;
+    pgd_exec *ex = NULL;
     pgd_tokenizer *own_tok = NULL;
     pgd_engine *eng = NULL;
     int64_t *ids = NULL;
@@ -103,17 +103,15 @@ int pgd_cmd_generate(int argc, char **argv) {
     json_t *all = NULL;
     stream_ctx sc = {0};
 
-    pgd_backend_config bc = {.name = "cpu", .num_threads = o.threads}, rank_bc;
-    pgd_model_load_opts mo = {0};
-    if (pgd_parallel_prepare(&o.par, o.threads, &bc, &rank_bc, &mo) != PGD_OK) { rc = pgd_cli_fail(NULL); goto done; }
-    if (pgd_backend_create(&bc, &be) != PGD_OK) { rc = pgd_cli_fail("backend"); goto done; }
-    if (pgd_model_load(o.model, &mo, be, &model) != PGD_OK) { rc = pgd_cli_fail(NULL); goto done; }
-    if (!pgd_model_is_driver(model)) { /* an mpirun rank other than 0: run the driver's commands */
-        rc = pgd_model_serve(model) == PGD_OK ? 0 : pgd_cli_fail(NULL);
+    pgd_exec_config xc = {.model = o.model, .backend = {.name = "cpu", .num_threads = o.threads}, .parallel = o.par,
+                          .async = o.async};
+    if (pgd_exec_create(&xc, &ex) != PGD_OK) { rc = pgd_cli_fail(NULL); goto done; }
+    if (!pgd_exec_is_driver(ex)) { /* an mpirun rank other than 0: run the driver's commands */
+        rc = pgd_exec_serve(ex) == PGD_OK ? 0 : pgd_cli_fail(NULL);
         goto done;
     }
-    const pgd_model_config *c = pgd_model_get_config(model);
-    const pgd_tokenizer *tok = pgd_model_tokenizer(model);
+    const pgd_model_config *c = pgd_exec_model_config(ex);
+    const pgd_tokenizer *tok = pgd_exec_tokenizer(ex);
     if (o.tokenizer) {
         if (pgd_tokenizer_load_llama2c(o.tokenizer, c->vocab_size, &own_tok) != PGD_OK) { rc = pgd_cli_fail(NULL); goto done; }
         tok = own_tok;
@@ -127,7 +125,7 @@ int pgd_cmd_generate(int argc, char **argv) {
     sc.tok = tok;
     o.engine.on_token = stream ? stream_token : NULL;
     o.engine.on_token_ctx = &sc;
-    if (pgd_engine_create(&o.engine, model, tok, &eng) != PGD_OK) { rc = pgd_cli_fail("engine"); goto done; }
+    if (pgd_engine_create(&o.engine, ex, tok, &eng) != PGD_OK) { rc = pgd_cli_fail("engine"); goto done; }
     ids = malloc(sizeof *ids * (size_t)o.num_prompts);
     errs = calloc((size_t)o.num_prompts, sizeof *errs);
     if (!ids || !errs) { fprintf(stderr, "pagoda generate: out of memory\n"); goto done; }
@@ -196,7 +194,7 @@ int pgd_cmd_generate(int argc, char **argv) {
             "%lld preemptions, KV %d blocks of %d tokens, prefix hits %lld/%lld, on %s\n",
             o.num_prompts, (long long)ntok, (t1 - t0) * 1e3, t1 > t0 ? ntok / (t1 - t0) : 0.0,
             (long long)st.steps, (long long)st.preemptions, st.kv.num_blocks, o.engine.block_size,
-            (long long)st.kv.prefix_hits, (long long)st.kv.prefix_queries, pgd_backend_describe(be));
+            (long long)st.kv.prefix_hits, (long long)st.kv.prefix_queries, pgd_exec_describe(ex));
     rc = failed ? 1 : 0;
 done:
     json_decref(all);
@@ -205,9 +203,8 @@ done:
     free(ids);
     pgd_engine_destroy(eng);
     pgd_tokenizer_destroy(own_tok);
-    pgd_model_destroy(model);
+    pgd_exec_destroy(ex);
     pgd_comm_mpi_finalize();
-    pgd_backend_destroy(be);
     pgd_gen_opts_free(&o);
     return rc;
 }

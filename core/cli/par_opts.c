@@ -6,7 +6,7 @@
 #include "pagoda/comm.h"
 #include "par_opts.h"
 
-int pgd_par_opt(int ch, const char *arg, pgd_parallel_config *pc) {
+int pgd_par_opt(int ch, const char *arg, pgd_parallel_config *pc, int *async) {
     switch (ch) {
     case 0x300: return pgd_cli_int("--tp", arg, 1, 64, &pc->tp) ? 1 : -1;
     case 0x301: return pgd_cli_int("--pp", arg, 1, 64, &pc->pp) ? 1 : -1;
@@ -39,11 +39,7 @@ int pgd_par_opt(int ch, const char *arg, pgd_parallel_config *pc) {
         return 1;
     }
     case 0x304: pc->pin = 1; return 1;
+    case 0x305: *async = 1; return 1;
     default: return 0;
     }
-}
-
-int pgd_par_is_worker_process(const pgd_parallel_config *pc) {
-    const char *c = pc->comm ? pc->comm : "threads";
-    return strcmp(c, "threads") && pgd_comm_mpi_world_size() > 1 && pgd_comm_mpi_world_rank() > 0;
 }

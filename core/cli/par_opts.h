@@ -10,7 +10,7 @@
 #define PGD_PAR_LONGOPTS                                                                          \
     {"tp", required_argument, 0, 0x300}, {"pp", required_argument, 0, 0x301},                      \
         {"comm", required_argument, 0, 0x302}, {"stage-layers", required_argument, 0, 0x303},      \
-        {"pin", no_argument, 0, 0x304}
+        {"pin", no_argument, 0, 0x304}, {"async", no_argument, 0, 0x305}
 
 #define PGD_PAR_USAGE                                                                             \
     "  --tp N         tensor-parallel ranks (heads and FFN split N ways; default 1)\n"              \
@@ -18,13 +18,11 @@
     "  --comm KIND    threads (default: ranks are threads), mpi (ranks are the processes of\n"      \
     "                 `mpirun -np TP*PP pagoda ...`), nccl (GPU ranks)\n"                           \
     "  --stage-layers A,B,..  layers per stage (default: even split)\n"                             \
-    "  --pin          bind each rank's threads to its own cores (hwloc)\n"
+    "  --pin          bind each rank's threads to its own cores (hwloc)\n"                        \
+    "  --async        one more batch in flight: scheduling and sampling overlap the pass\n"
 
 /* Handle option `ch`: 1 = taken, 0 = not a parallel option, -1 = bad value
- * (message printed). */
-int pgd_par_opt(int ch, const char *arg, pgd_parallel_config *pc);
-
-/* Is this process an MPI rank other than 0 (it serves, prints nothing)? */
-int pgd_par_is_worker_process(const pgd_parallel_config *pc);
+ * (message printed). --async sets *async. */
+int pgd_par_opt(int ch, const char *arg, pgd_parallel_config *pc, int *async);
 
 #endif

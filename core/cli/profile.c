@@ -547,7 +547,7 @@ static int profile_model(const char *spec, const opts *o, pool *pl, char *desc, 
     pgd_backend *inner = NULL;
     pgd_backend_config bc = {.name = o->backend, .num_threads = o->threads};
     if (pgd_backend_create(&bc, &inner) != PGD_OK) return pgd_cli_fail("profile: backend");
-    if (pgd_backend_is_virtual(inner)) {
+    if (!pgd_backend_computes(inner)) {
         fprintf(stderr, "pagoda profile: backend '%s' computes nothing, there is nothing to measure (use cpu)\n",
                 o->backend);
         pgd_backend_destroy(inner);

@@ -17,6 +17,7 @@
 #include "cli.h"
 #include "pagoda/comm.h"
 #include "pagoda/log.h"
+#include "pagoda/parallel.h"
 #include "pagoda/runner.h"
 
 static void usage(FILE *f) {
@@ -122,9 +123,9 @@ int pgd_cmd_run(int argc, char **argv) {
     }
     pgd_runs_csv *table = NULL;
     int failed = 0, done = 0;
-    if (pgd_comm_mpi_world_size() > 1 && pgd_comm_mpi_world_rank() > 0) {
+    if (pgd_parallel_process_serves(NULL)) {
         /* an mpirun rank other than 0: take part in each run's parallel model, write nothing */
-        int rank = pgd_comm_mpi_world_rank();
+        int rank = pgd_parallel_process_index();
         for (int i = 0; i < n; i++) {
             const pgd_run_config *r = pgd_experiment_run(exp, i);
             if (only && !strstr(pgd_run_name(r), only)) continue;

@@ -33,8 +33,8 @@ static const pgd_cfg_key schema[] = {
     {"model", "profile", PGD_CFG_FILE, 0, 0, NULL, "", "sim: calibration table from `pagoda profile` (measured times first, the preset's curves for the rest)"},
     {"model", "threads", PGD_CFG_INT, 0, 1024, NULL, "0", "backend threads (0 = all cores)"},
 
-    {"parallel", "tp", PGD_CFG_INT, 1, 64, NULL, "1", "tensor-parallel ranks (heads and FFN split; cpu backend)"},
-    {"parallel", "pp", PGD_CFG_INT, 1, 64, NULL, "1", "pipeline stages (layers split; cpu backend)"},
+    {"parallel", "tp", PGD_CFG_INT, 1, 64, NULL, "1", "tensor-parallel ranks (heads and FFN split)"},
+    {"parallel", "pp", PGD_CFG_INT, 1, 64, NULL, "1", "pipeline stages (layers split; pp batches in flight)"},
     {"parallel", "comm", PGD_CFG_CHOICE, 0, 0, "threads|mpi|nccl", "threads",
      "transport: threads of this process, mpi (run under mpirun -np tp*pp), nccl"},
     {"parallel", "stage_layers", PGD_CFG_STR, 0, 0, NULL, "", "layers per stage, e.g. 3,2 (default: even split)"},
@@ -51,6 +51,7 @@ static const pgd_cfg_key schema[] = {
     {"engine", "preemption", PGD_CFG_CHOICE, 0, 0, "recompute|swap", "recompute", "preemption mode"},
     {"engine", "chunked_prefill", PGD_CFG_BOOL, 0, 0, NULL, "off", "split long prompts over steps"},
     {"engine", "prefix_caching", PGD_CFG_BOOL, 0, 0, NULL, "off", "reuse KV blocks of equal prompt prefixes (paged only)"},
+    {"engine", "async", PGD_CFG_BOOL, 0, 0, NULL, "off", "one more batch in flight: schedule and sample while the pass runs"},
 
     {"sampling", "temperature", PGD_CFG_NUM, 0, 100, NULL, "0", "0 = greedy"},
     {"sampling", "top_k", PGD_CFG_INT, 0, 1 << 30, NULL, "0", "0 = off"},

@@ -1,15 +1,18 @@
-/* engine.c - the serving engine: creation (model, KV manager, KV cache,
- * scheduler), requests, and the step: schedule -> block copies/swaps in
- * plan order -> one forward pass over the ragged batch -> sampling and
- * updates (engine_seq.c, engine_beam.c).
+/* engine.c - the serving engine: creation (KV manager, the executor's KV
+ * cache, scheduler), requests, and the step: schedule -> block copies/swaps
+ * in plan order -> submit the ragged batch to the executor -> when a batch
+ * lands (K in flight, or nothing new to plan): sampling and updates
+ * (engine_seq.c, engine_beam.c).
  *
  * Each step's time is split on the engine clock into schedule (plan,
- * copies, swaps), forward and logits (sampling, updates) phases, summed in
- * the stats.
+ * copies, swaps), forward (submit and wait) and logits (sampling, updates)
+ * phases, summed in the stats.
  *
  * Invariants: the KV manager and the KV cache have the same block size and
- * block count; requests are indexed by id; the batch built for a step
- * lists the plan's items in plan order, so logits row i belongs to item i. */
+ * block count; requests are indexed by id; a batch lists its plan's items
+ * in plan order, so logits row i belongs to item i; a request is in at most
+ * one batch in flight (the scheduler's max_in_flight), and its group and
+ * eseqs stay alive until that batch lands. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,17 +29,18 @@ double pgd_engine_clock(void) {
 double pgd_engine_now(const pgd_engine *e) { return pgd_clock_now(e->cfg.clock) - e->t0; }
 const pgd_engine_config *pgd_engine_get_config(const pgd_engine *e) { return &e->cfg; }
 
-pgd_status pgd_engine_create(const pgd_engine_config *cfg, pgd_model *model, const pgd_tokenizer *tok,
+pgd_status pgd_engine_create(const pgd_engine_config *cfg, pgd_exec *exec, const pgd_tokenizer *tok,
                              pgd_engine **out) {
-    if (!cfg || !model || !out) return pgd_error(PGD_ERR_INVALID, "engine: NULL argument");
+    if (!cfg || !exec || !out) return pgd_error(PGD_ERR_INVALID, "engine: NULL argument");
+    if (!pgd_exec_is_driver(exec)) return pgd_error(PGD_ERR_INVALID, "engine: the executor is a serving rank");
     *out = NULL;
     pgd_status st = PGD_ERR_OOM;
     pgd_engine *e = calloc(1, sizeof *e);
     if (!e) return pgd_error(PGD_ERR_OOM, "engine: out of memory");
     e->cfg = *cfg;
-    e->model = model;
+    e->exec = exec;
     e->tok = tok;
-    e->mc = pgd_model_get_config(model);
+    e->mc = pgd_exec_model_config(exec);
     pgd_engine_config *c = &e->cfg;
     if (c->block_size == 0) c->block_size = 16;
     if (c->max_num_seqs == 0) c->max_num_seqs = 256;
@@ -72,20 +76,23 @@ pgd_status pgd_engine_create(const pgd_engine_config *cfg, pgd_model *model, con
         goto fail;
     }
     if ((st = pgd_kv_manager_create(&kc, &e->kvm)) != PGD_OK) goto fail;
-    if ((st = pgd_model_kv_cache_create(model, c->block_size, c->num_blocks, &e->cache)) != PGD_OK)
-        goto fail;
-    if ((st = pgd_kv_cache_set_host_blocks(e->cache, c->num_host_blocks)) != PGD_OK) goto fail;
+    if ((st = pgd_exec_kv_create(exec, c->block_size, c->num_blocks, c->num_host_blocks)) != PGD_OK) goto fail;
+    e->kv_created = 1;
+    e->max_in_flight = pgd_exec_max_in_flight(exec);
+    if (!(e->flights = calloc((size_t)e->max_in_flight, sizeof *e->flights))) goto fail;
     pgd_sched_config sc = {.max_num_batched_tokens = c->max_num_batched_tokens, .max_num_seqs = c->max_num_seqs,
                            .policy = c->policy, .preemption = c->preemption,
-                           .chunked_prefill = c->chunked_prefill, .max_seq_len = e->mc->max_seq_len};
+                           .chunked_prefill = c->chunked_prefill, .max_seq_len = e->mc->max_seq_len,
+                           .max_in_flight = e->max_in_flight};
     if ((st = pgd_scheduler_create(&sc, e->kvm, &e->sched)) != PGD_OK) goto fail;
     c->max_num_batched_tokens = pgd_scheduler_config(e->sched)->max_num_batched_tokens;
     c->policy = pgd_scheduler_config(e->sched)->policy;
     e->eos = tok ? pgd_tokenizer_eos(tok) : 2;
     e->bos = tok ? pgd_tokenizer_bos(tok) : 1;
-    e->stop_bos = pgd_model_get_format(model) == PGD_FORMAT_LLAMA2C;
+    e->stop_bos = pgd_exec_model_format(exec) == PGD_FORMAT_LLAMA2C;
     e->can_fork = c->kv_kind == PGD_KV_PAGED;
-    e->stand_in_tokens = pgd_backend_is_virtual(pgd_model_backend(model));
+    e->stand_in_tokens = !pgd_exec_computes(exec);
+    e->stats.max_in_flight = e->max_in_flight;
     e->t0 = pgd_clock_now(c->clock);
     *out = e;
     return PGD_OK;
@@ -113,14 +120,15 @@ void pgd_engine_destroy(pgd_engine *e) {
     for (int64_t i = 0; i < e->n_reqs; i++) req_destroy(e->reqs[i]);
     free(e->reqs);
     pgd_scheduler_destroy(e->sched);
-    pgd_kv_cache_destroy(e->cache);
     pgd_kv_manager_destroy(e->kvm);
+    if (e->kv_created) pgd_exec_kv_destroy(e->exec); /* lands (drops) any batch still in flight */
+    for (int i = 0; e->flights && i < e->max_in_flight; i++) free(e->flights[i].items);
+    free(e->flights);
     free(e->tokens);
     free(e->qs);
     free(e->lens);
     free(e->tables);
     free(e->pairs);
-    free(e->logits);
     free(e->scratch);
     free(e->touched);
     free(e);
@@ -227,9 +235,10 @@ void pgd_engine_finish(pgd_engine *e, ereq *r, const char *reason) {
     if (r->finished) return;
     if (r->group) {
         r->out.num_preemptions = r->group->num_preemptions;
-        pgd_scheduler_remove(e->sched, r->group);
+        if (r->in_flight) r->remove_on_landing = 1; /* its batch still computes on its blocks */
+        else pgd_scheduler_remove(e->sched, r->group);
     }
-    r->group = NULL;
+    if (!r->remove_on_landing) r->group = NULL;
     for (int i = 0; i < r->n_seqs; i++)
         if (r->seqs[i] && r->seqs[i]->sseq) {
             r->seqs[i]->sseq = NULL;
@@ -248,7 +257,7 @@ pgd_status pgd_engine_abort(pgd_engine *e, int64_t id) {
     return PGD_OK;
 }
 
-int pgd_engine_has_unfinished(const pgd_engine *e) { return e->n_live > 0; }
+int pgd_engine_has_unfinished(const pgd_engine *e) { return e->n_live > 0 || e->n_flights > 0; }
 
 static pgd_status grow(void **p, size_t *cap, size_t need, size_t elem) {
     if (need <= *cap) return PGD_OK;
@@ -269,16 +278,16 @@ static pgd_status run_ops(pgd_engine *e, const pgd_sched_plan *pl) {
             e->pairs[2 * (j - i)] = pl->ops[j].src;
             e->pairs[2 * (j - i) + 1] = pl->ops[j].dst;
         }
-        pgd_status st = kind == PGD_OP_COPY       ? pgd_kv_cache_copy_blocks(e->cache, e->pairs, j - i)
-                        : kind == PGD_OP_SWAP_OUT ? pgd_kv_cache_swap_out(e->cache, e->pairs, j - i)
-                                                  : pgd_kv_cache_swap_in(e->cache, e->pairs, j - i);
-        PGD_TRY(st);
+        int op = kind == PGD_OP_COPY ? PGD_EXEC_KV_COPY : kind == PGD_OP_SWAP_OUT ? PGD_EXEC_KV_SWAP_OUT
+                                                                               : PGD_EXEC_KV_SWAP_IN;
+        PGD_TRY(pgd_exec_kv_op(e->exec, op, e->pairs, j - i));
         i = j;
     }
     return PGD_OK;
 }
 
-static pgd_status run_batch(pgd_engine *e, const pgd_sched_plan *pl) {
+/* Build the plan's batch, submit it, and remember what its landing needs. */
+static pgd_status submit_batch(pgd_engine *e, const pgd_sched_plan *pl) {
     int S = pl->num_items, maxb = 1;
     for (int i = 0; i < S; i++)
         if (pl->items[i].n_blocks > maxb) maxb = pl->items[i].n_blocks;
@@ -287,8 +296,6 @@ static pgd_status run_batch(pgd_engine *e, const pgd_sched_plan *pl) {
     PGD_TRY(grow((void **)&e->qs, &cs, (size_t)S + 1, sizeof(int32_t)));
     cs = e->cap_seqs;
     PGD_TRY(grow((void **)&e->lens, &cs, (size_t)S + 1, sizeof(int32_t)));
-    cs = e->cap_seqs;
-    PGD_TRY(grow((void **)&e->logits, &cs, (size_t)S + 1, sizeof(float) * (size_t)e->mc->vocab_size));
     e->cap_seqs = cs;
     PGD_TRY(grow((void **)&e->tables, &e->cap_tables, (size_t)S * (size_t)maxb, sizeof(int32_t)));
     int T = 0;
@@ -304,58 +311,108 @@ static pgd_status run_batch(pgd_engine *e, const pgd_sched_plan *pl) {
     e->qs[S] = T;
     pgd_batch b = {.num_seqs = S, .num_tokens = T, .tokens = e->tokens, .query_start = e->qs, .seq_lens = e->lens,
                    .block_tables = e->tables, .max_blocks_per_seq = maxb};
-    return pgd_model_forward(e->model, e->cache, &b, e->logits);
-}
-
-pgd_status pgd_engine_step(pgd_engine *e, int *num_finished) {
-    if (num_finished) *num_finished = 0;
-    int64_t live0 = e->n_live;
-    const pgd_sched_plan *pl = NULL;
-    double t_sched = pgd_engine_now(e); /* phase boundaries (pgd_engine_stats *_seconds) */
-    PGD_TRY(pgd_scheduler_step(e->sched, &pl));
-    e->stats.steps++;
-    for (int i = 0; i < pl->num_dropped; i++) {
-        ereq *r = pl->dropped[i]->user;
-        snprintf(r->error, sizeof r->error, "%s", pl->dropped[i]->error);
-        pgd_engine_finish(e, r, "error");
+    flight *f = &e->flights[(e->flight_head + e->n_flights) % e->max_in_flight];
+    if (S > f->cap) {
+        flight_item *p = realloc(f->items, sizeof *p * (size_t)S);
+        if (!p) return pgd_error(PGD_ERR_OOM, "engine: out of memory");
+        f->items = p;
+        f->cap = S;
     }
-    PGD_TRY(run_ops(e, pl));
-    double t_fwd = pgd_engine_now(e);
-    e->stats.last_batch_seqs = pl->num_items;
-    e->stats.last_batch_tokens = pl->num_tokens;
-    if (pl->num_items > 0) {
-        PGD_TRY(run_batch(e, pl));
-        e->stats.forward_steps++;
-        e->stats.tokens_computed += pl->num_tokens;
-        if (pl->num_items > e->stats.max_batch_seqs) e->stats.max_batch_seqs = pl->num_items;
-        if (pl->num_tokens > e->stats.max_batch_tokens) e->stats.max_batch_tokens = pl->num_tokens;
-    }
-    double now = pgd_engine_now(e);
-    e->stats.schedule_seconds += t_fwd - t_sched;
-    e->stats.forward_seconds += now - t_fwd;
-    size_t cap = e->cap_touched;
-    PGD_TRY(grow((void **)&e->touched, &cap, (size_t)pl->num_items + 1, sizeof(ereq *)));
-    e->cap_touched = cap;
-    int nt = 0;
-    for (int i = 0; i < pl->num_items; i++) {
+    PGD_TRY(pgd_exec_submit(e->exec, &b, &f->ticket));
+    f->n = S;
+    for (int i = 0; i < S; i++) {
         const pgd_sched_item *it = &pl->items[i];
         ereq *r = it->group->user;
+        f->items[i] = (flight_item){.r = r, .es = it->seq->user, .sample = it->sample};
+        r->in_flight++;
+    }
+    e->n_flights++;
+    return PGD_OK;
+}
+
+/* The oldest batch lands: sample its items, update their requests, and let
+ * the scheduler plan them again. */
+static pgd_status land_batch(pgd_engine *e) {
+    flight *f = &e->flights[e->flight_head];
+    const float *logits = NULL;
+    double t_wait = pgd_engine_now(e);
+    pgd_status st = pgd_exec_wait(e->exec, f->ticket, &logits);
+    e->flight_head = (e->flight_head + 1) % e->max_in_flight;
+    e->n_flights--;
+    double now = pgd_engine_now(e);
+    e->stats.forward_seconds += now - t_wait;
+    for (int i = 0; i < f->n; i++) f->items[i].r->in_flight--;
+    PGD_TRY(st);
+    size_t cap = e->cap_touched;
+    PGD_TRY(grow((void **)&e->touched, &cap, (size_t)f->n + 1, sizeof(ereq *)));
+    e->cap_touched = cap;
+    int64_t mark = ++e->landings;
+    int nt = 0;
+    for (int i = 0; i < f->n; i++) {
+        const flight_item *it = &f->items[i];
+        ereq *r = it->r;
         if (r->first_scheduled < 0) r->first_scheduled = now;
-        if (r->touched_step != e->stats.steps) e->touched[nt++] = r;
-        r->touched_step = e->stats.steps;
+        if (r->touched_step != mark) e->touched[nt++] = r;
+        r->touched_step = mark;
         if (it->sample && !r->finished)
-            PGD_TRY(pgd_engine_on_logits(e, r, it->seq->user, e->logits + (size_t)i * e->mc->vocab_size));
+            PGD_TRY(pgd_engine_on_logits(e, r, it->es, logits + (size_t)i * e->mc->vocab_size));
     }
     /* group-level updates once every item has been read (groups may be freed here) */
     for (int i = 0; i < nt; i++) {
         ereq *r = e->touched[i];
         r->touched_step = -1;
+        if (r->in_flight) continue;
+        if (r->group) pgd_scheduler_landed(e->sched, r->group);
+        if (r->remove_on_landing) { /* finished (aborted) while its batch computed */
+            pgd_scheduler_remove(e->sched, r->group);
+            r->group = NULL;
+            r->remove_on_landing = 0;
+        }
+        if (r->release_on_landing) {
+            int64_t id = r->id;
+            req_destroy(r);
+            e->reqs[id] = NULL;
+            continue;
+        }
         if (r->finished) continue;
         if (r->beam) PGD_TRY(pgd_beam_advance(e, r));
         if (!r->finished && r->group->num_seqs == 0)
             pgd_engine_finish(e, r, r->seqs[0] && r->seqs[0]->finish_reason ? r->seqs[0]->finish_reason : "stop");
     }
     e->stats.logits_seconds += pgd_engine_now(e) - now;
+    return PGD_OK;
+}
+
+pgd_status pgd_engine_step(pgd_engine *e, int *num_finished) {
+    if (num_finished) *num_finished = 0;
+    int64_t live0 = e->n_live;
+    int submitted = 0;
+    if (e->n_flights < e->max_in_flight) {
+        const pgd_sched_plan *pl = NULL;
+        double t_sched = pgd_engine_now(e); /* phase boundaries (pgd_engine_stats *_seconds) */
+        PGD_TRY(pgd_scheduler_step(e->sched, &pl));
+        e->stats.steps++;
+        for (int i = 0; i < pl->num_dropped; i++) {
+            ereq *r = pl->dropped[i]->user;
+            snprintf(r->error, sizeof r->error, "%s", pl->dropped[i]->error);
+            pgd_engine_finish(e, r, "error");
+        }
+        PGD_TRY(run_ops(e, pl));
+        double t_fwd = pgd_engine_now(e);
+        e->stats.last_batch_seqs = pl->num_items;
+        e->stats.last_batch_tokens = pl->num_tokens;
+        if (pl->num_items > 0) {
+            PGD_TRY(submit_batch(e, pl));
+            submitted = 1;
+            e->stats.forward_steps++;
+            e->stats.tokens_computed += pl->num_tokens;
+            if (pl->num_items > e->stats.max_batch_seqs) e->stats.max_batch_seqs = pl->num_items;
+            if (pl->num_tokens > e->stats.max_batch_tokens) e->stats.max_batch_tokens = pl->num_tokens;
+        }
+        e->stats.schedule_seconds += t_fwd - t_sched;
+        e->stats.forward_seconds += pgd_engine_now(e) - t_fwd;
+    }
+    if (e->n_flights > 0 && (e->n_flights == e->max_in_flight || !submitted)) PGD_TRY(land_batch(e));
     if (num_finished) *num_finished = (int)(live0 - e->n_live);
     return PGD_OK;
 }
@@ -369,6 +426,10 @@ void pgd_engine_release(pgd_engine *e, int64_t id) {
     ereq *r = find(e, id);
     if (!r) return;
     if (!r->finished) pgd_engine_finish(e, r, "abort");
+    if (r->in_flight) { /* its batch still refers to it */
+        r->release_on_landing = 1;
+        return;
+    }
     req_destroy(r);
     e->reqs[id] = NULL;
 }

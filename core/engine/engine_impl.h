@@ -45,26 +45,43 @@ typedef struct ereq {
     pgd_seq_output *outs;
     pgd_request_output out;
     int64_t touched_step;
+    int in_flight;          /* items in a batch whose logits have not landed */
+    int remove_on_landing;  /* finished (aborted) while in flight: its group goes when the batch lands */
+    int release_on_landing; /* released while in flight: destroyed when the batch lands */
 } ereq;
+
+/* A batch in flight: what sampling needs when its logits land. */
+typedef struct flight_item {
+    ereq *r;
+    eseq *es;
+    int sample;
+} flight_item;
+typedef struct flight {
+    int ticket, n, cap;
+    flight_item *items;
+} flight;
 
 struct pgd_engine {
     pgd_engine_config cfg;
-    pgd_model *model;          /* borrowed */
+    pgd_exec *exec;            /* borrowed: runs the passes and holds the KV cache */
     const pgd_tokenizer *tok;  /* borrowed, may be NULL */
     const pgd_model_config *mc;
     pgd_kv_manager *kvm;
-    pgd_kv_cache *cache;
     pgd_scheduler *sched;
+    flight *flights;           /* ring of max_in_flight batches out */
+    int n_flights, flight_head, max_in_flight;
+    int64_t landings;          /* batches landed so far (marks a landing's touched requests) */
+    int kv_created;            /* the executor's KV cache is this engine's */
     ereq **reqs;               /* by id; NULL once released */
     int64_t n_reqs, cap_reqs;
     int64_t n_live;
     int eos, bos, stop_bos, can_fork;
-    int stand_in_tokens;       /* virtual backend: sampled sequences get token 0 (no logits scan) */
+    int stand_in_tokens;       /* the executor computes nothing (sim): sampled sequences get token 0 */
     double t0;
     pgd_engine_stats stats;
     /* per-step scratch */
     int32_t *tokens, *qs, *lens, *tables, *pairs;
-    float *logits, *scratch;
+    float *scratch;
     ereq **touched;            /* requests in this step's plan */
     size_t cap_tokens, cap_seqs, cap_tables, cap_pairs, cap_touched;
 };

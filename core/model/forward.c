@@ -22,7 +22,8 @@
  * matter.
  * Nothing here knows which backend runs the ops.
  *
- * Under tensor/pipeline parallelism (model_impl.h pgd_shard, dist.c) the
+ * Under tensor/pipeline parallelism (model_impl.h pgd_shard; the ranks and
+ * their messages are core/exec/exec_dist.c's) the
  * same pass runs on every rank over its part: local heads and FFN width,
  * an all-reduce of the wo and w2 outputs over the stage's tp group before
  * each residual add, the embedding's column shards all-gathered, the
@@ -86,7 +87,10 @@ static pgd_status ensure_scratch(pgd_model *m, int T, int R, size_t meta) {
 }
 
 pgd_status pgd_model_check_batch(const pgd_model *m, int bs, int nb, const pgd_batch *b) {
-    const pgd_model_config *c = &m->cfg;
+    return pgd_model_check_config_batch(&m->cfg, bs, nb, b);
+}
+
+pgd_status pgd_model_check_config_batch(const pgd_model_config *c, int bs, int nb, const pgd_batch *b) {
     if (b->num_seqs <= 0 || b->num_tokens <= 0 || !b->tokens || !b->query_start || !b->seq_lens ||
         !b->block_tables || b->max_blocks_per_seq <= 0)
         return pgd_error(PGD_ERR_INVALID, "forward: empty or incomplete batch (%d seqs, %d tokens)",
@@ -120,7 +124,6 @@ pgd_status pgd_model_check_batch(const pgd_model *m, int bs, int nb, const pgd_b
 pgd_status pgd_model_forward(pgd_model *m, pgd_kv_cache *kv, const pgd_batch *b, float *logits) {
     if (!m || !kv || !b || !logits) return pgd_error(PGD_ERR_INVALID, "forward: NULL argument");
     PGD_TRY(pgd_model_check_batch(m, pgd_kv_cache_block_size(kv), pgd_kv_cache_num_blocks(kv), b));
-    if (m->dist) return pgd_dist_forward(m, kv, b, logits);
     return pgd_model_pass(m, kv, b, logits, NULL);
 }
 
@@ -184,7 +187,7 @@ pgd_status pgd_model_pass(pgd_model *m, pgd_kv_cache *kv, const pgd_batch *b, fl
 
     pgd_dtype wt = c->weight_dtype;
     const int opt = c->arch == PGD_ARCH_OPT;
-    if (opt && !pgd_backend_is_virtual(be))
+    if (opt && pgd_backend_computes(be))
         return pgd_error(PGD_ERR_UNSUPPORTED, "forward: OPT models run on the sim backend only");
     if (!first) {
         PGD_TRY(pgd_comm_recv(io->world, sc->x, sizeof(float) * (size_t)T * d, io->prev, io->tag));

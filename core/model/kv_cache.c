@@ -21,22 +21,11 @@ struct pgd_kv_cache {
     int num_host_blocks;
     int host_on_backend;  /* virtual backend: host allocated (as a virtual range) by the backend */
     size_t elem;          /* bytes per element moved by a swap */
-    pgd_model *dist;      /* driver handle of a parallel model: ops go to every rank */
 };
-
-pgd_kv_cache *pgd_kv_cache_wrap(pgd_model *m, int block_size, int num_blocks) {
-    pgd_kv_cache *kv = calloc(1, sizeof *kv);
-    if (!kv) return NULL;
-    kv->dist = m;
-    kv->block_size = block_size;
-    kv->num_blocks = num_blocks;
-    return kv;
-}
 
 pgd_status pgd_model_kv_cache_create(pgd_model *m, int block_size, int num_blocks,
                                      pgd_kv_cache **out) {
     if (!m || !out) return pgd_error(PGD_ERR_INVALID, "kv cache: NULL argument");
-    if (m->dist) return pgd_dist_kv_create(m, block_size, num_blocks, out);
     return pgd_kv_cache_create(m->backend, &m->cfg, block_size, num_blocks, out);
 }
 
@@ -61,7 +50,7 @@ pgd_status pgd_kv_cache_create(pgd_backend *b, const pgd_model_config *c, int bl
     kv->num_blocks = num_blocks;
     kv->block_floats = (size_t)c->n_kv_heads * block_size * c->head_dim;
     kv->elem = pgd_dtype_size(c->kv_dtype);
-    kv->host_on_backend = pgd_backend_is_virtual(b);
+    kv->host_on_backend = !pgd_backend_computes(b);
     kv->layer_floats = (size_t)num_blocks * kv->block_floats;
     size_t bytes = 2 * (size_t)c->n_layers * kv->layer_floats * sizeof(float);
     pgd_status s = pgd_backend_alloc(b, bytes, (void **)&kv->data);
@@ -81,11 +70,6 @@ pgd_status pgd_kv_cache_create(pgd_backend *b, const pgd_model_config *c, int bl
 
 void pgd_kv_cache_destroy(pgd_kv_cache *kv) {
     if (!kv) return;
-    if (kv->dist) {
-        pgd_dist_kv_release(kv->dist);
-        free(kv);
-        return;
-    }
     pgd_backend_free(kv->backend, kv->data);
     if (kv->host_on_backend) pgd_backend_free(kv->backend, kv->host);
     else pgd_backend_host_free(kv->backend, kv->host);
@@ -93,7 +77,6 @@ void pgd_kv_cache_destroy(pgd_kv_cache *kv) {
 }
 
 pgd_status pgd_kv_cache_copy_blocks(pgd_kv_cache *kv, const int32_t *pairs, int n) {
-    if (kv->dist) return pgd_dist_kv_op(kv->dist, PGD_KV_OP_COPY, pairs, n);
     for (int i = 0; i < n; i++)
         if (pairs[2 * i] < 0 || pairs[2 * i] >= kv->num_blocks || pairs[2 * i + 1] < 0 ||
             pairs[2 * i + 1] >= kv->num_blocks)
@@ -112,12 +95,6 @@ pgd_status pgd_kv_cache_copy_blocks(pgd_kv_cache *kv, const int32_t *pairs, int 
 
 pgd_status pgd_kv_cache_set_host_blocks(pgd_kv_cache *kv, int num_host_blocks) {
     if (num_host_blocks < 0) return pgd_error(PGD_ERR_INVALID, "kv cache: negative swap space");
-    if (kv->dist) {
-        int32_t n = num_host_blocks;
-        PGD_TRY(pgd_dist_kv_op(kv->dist, PGD_KV_OP_HOST, &n, 0));
-        kv->num_host_blocks = num_host_blocks;
-        return PGD_OK;
-    }
     if (kv->host_on_backend) pgd_backend_free(kv->backend, kv->host);
     else pgd_backend_host_free(kv->backend, kv->host);
     kv->host = NULL;
@@ -137,7 +114,6 @@ pgd_status pgd_kv_cache_set_host_blocks(pgd_kv_cache *kv, int num_host_blocks) {
 }
 
 static pgd_status swap(pgd_kv_cache *kv, const int32_t *pairs, int n, int out) {
-    if (kv->dist) return pgd_dist_kv_op(kv->dist, out ? PGD_KV_OP_SWAP_OUT : PGD_KV_OP_SWAP_IN, pairs, n);
     for (int i = 0; i < n; i++) {
         int dev = pairs[2 * i + (out ? 0 : 1)], host = pairs[2 * i + (out ? 1 : 0)];
         if (dev < 0 || dev >= kv->num_blocks || host < 0 || host >= kv->num_host_blocks)

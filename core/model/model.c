@@ -259,9 +259,6 @@ pgd_status pgd_model_load(const char *spec, const pgd_model_load_opts *opts, pgd
     if (!spec || !b || !out) return pgd_error(PGD_ERR_INVALID, "pgd_model_load: NULL argument");
     *out = NULL;
     if (!opts) opts = &defaults;
-    const pgd_parallel_config *par = opts->parallel;
-    if (par && ((par->tp > 1 || par->pp > 1) || (par->comm && strcmp(par->comm, "threads"))))
-        return pgd_dist_load(spec, opts, b, out);
     return pgd_model_load_part(spec, opts, b, NULL, out);
 }
 
@@ -303,7 +300,6 @@ fail:
 
 void pgd_model_destroy(pgd_model *m) {
     if (!m) return;
-    if (m->dist) pgd_dist_destroy(m);
     pgd_backend_free(m->backend, m->weights);
     pgd_backend_free(m->backend, m->s.act);
     pgd_backend_free(m->backend, m->s.meta);

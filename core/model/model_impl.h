@@ -98,7 +98,6 @@ struct pgd_model {
     pgd_shard sh;              /* this rank's part (tp = pp = 1: everything) */
     int req_tp, req_tp_rank, req_pp, req_pp_rank; /* layout asked for before loading (0 = whole) */
     int req_stage_layers[64];  /* per-stage layer counts; [0] == 0: even split */
-    struct pgd_dist *dist;     /* parallel layout (core/model/dist.c); NULL = one rank */
 };
 
 /* Allocate the model struct and the weight buffer for m->cfg with the given
@@ -151,19 +150,6 @@ pgd_status pgd_model_pass(pgd_model *m, pgd_kv_cache *kv, const pgd_batch *b, fl
  * req_* layout fields. */
 pgd_status pgd_model_load_part(const char *spec, const pgd_model_load_opts *opts, pgd_backend *b,
                                const pgd_model *req, pgd_model **out);
-
-/* Parallel layouts (core/model/dist.c). */
-pgd_status pgd_dist_load(const char *spec, const pgd_model_load_opts *opts, pgd_backend *b,
-                         pgd_model **out);
-enum { PGD_KV_OP_COPY = 1, PGD_KV_OP_SWAP_OUT, PGD_KV_OP_SWAP_IN, PGD_KV_OP_HOST };
-/* A KV cache handle on the driver of a parallel model: its ops are run by
- * every rank on its own part (kv_cache.c routes them here). */
-pgd_status pgd_dist_kv_op(pgd_model *m, int op, const int32_t *pairs, int n);
-void pgd_dist_kv_release(pgd_model *m);
-pgd_kv_cache *pgd_kv_cache_wrap(pgd_model *m, int block_size, int num_blocks);
-pgd_status pgd_dist_kv_create(pgd_model *m, int block_size, int num_blocks, pgd_kv_cache **out);
-pgd_status pgd_dist_forward(pgd_model *m, pgd_kv_cache *kv, const pgd_batch *b, float *logits);
-void pgd_dist_destroy(pgd_model *m);
 
 pgd_status pgd_model_load_llama2c(pgd_model *m, const char *path);
 pgd_status pgd_model_load_gguf(pgd_model *m, const char *path);

@@ -45,12 +45,12 @@ pgd_status pgd_model_load_random(pgd_model *m, const char *shape, const pgd_mode
     pgd_model_config *c = &m->cfg;
     c->weight_dtype = o->random_dtype;
     uint64_t seed = o->seed ? o->seed : 1234;
-    if (c->arch == PGD_ARCH_OPT && !pgd_backend_is_virtual(m->backend))
+    if (c->arch == PGD_ARCH_OPT && pgd_backend_computes(m->backend))
         return pgd_error(PGD_ERR_UNSUPPORTED, "model shape '%s': the OPT architecture (LayerNorm, ReLU, learned "
                          "positions) runs on the sim backend only, not on '%s'", shape, pgd_backend_name(m->backend));
     PGD_TRY(pgd_model_layout(m, c->weight_dtype, c->weight_dtype));
     /* a virtual backend (sim) holds no data: the shapes are all it needs */
-    if (pgd_backend_is_virtual(m->backend)) return PGD_OK;
+    if (!pgd_backend_computes(m->backend)) return PGD_OK;
     uint64_t id = 0;
     const pgd_tensor_src ones = {.ones = 1};
 #define RND(kind, l, tid) \

@@ -7,14 +7,15 @@
  * max_concurrency are in flight (0 = unlimited); every submitted request is
  * recorded exactly once (finished, or rejected as "error"); the loop ends
  * when every request that arrives within the run is recorded. */
-#include "pagoda/parallel.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "pagoda/exec.h"
 #include "pagoda/log.h"
+#include "pagoda/parallel.h"
 #include "pagoda/runner.h"
 #include "pagoda/workload.h"
 
@@ -218,61 +219,53 @@ pgd_status pgd_run_execute(const pgd_run_config *rc, const pgd_run_options *opts
     double w0 = wall_now();
     pgd_status st;
     pgd_clock *own_clock = NULL, *clock = opts ? opts->clock : NULL;
-    pgd_backend *be = NULL;
-    pgd_model *model = NULL;
+    pgd_exec *ex = NULL;
     pgd_tokenizer *own_tok = NULL;
     pgd_engine *eng = NULL;
     pgd_workload *wl = NULL;
     loop_state s = {0};
-    const char *backend = pgd_run_get_str(rc, "model", "backend");
-    int sim = !strcmp(backend, "sim");
-    /* the sim backend's ops advance a virtual clock: arrivals and timestamps run on it */
-    if (sim && clock && pgd_clock_get_kind(clock) != PGD_CLOCK_VIRTUAL) clock = NULL;
-    if (!clock) {
-        if ((st = pgd_clock_create(sim ? PGD_CLOCK_VIRTUAL : PGD_CLOCK_REAL, &own_clock)) != PGD_OK) goto done;
-        clock = own_clock;
-    }
     int threads = pgd_run_get_int(rc, "model", "threads");
     const char *profile = pgd_run_get_str(rc, "model", "profile");
-    pgd_backend_config bc = {.name = backend, .num_threads = threads,
-                             .sim_device = pgd_run_get_str(rc, "model", "device"),
-                             .sim_tp = pgd_run_get_int(rc, "model", "tensor_parallel"),
-                             .sim_profile = *profile ? profile : NULL, .clock = sim ? clock : NULL};
     const char *dt = pgd_run_get_str(rc, "model", "dtype");
-    pgd_model_load_opts mo = {.seed = pgd_run_get_u64(rc, "model", "weight_seed"),
-                              .random_dtype = !strcmp(dt, "f16") ? PGD_F16 : !strcmp(dt, "bf16") ? PGD_BF16 : PGD_F32};
-    pgd_parallel_config par = {.tp = pgd_run_get_int(rc, "parallel", "tp"), .pp = pgd_run_get_int(rc, "parallel", "pp"),
-                               .comm = pgd_run_get_str(rc, "parallel", "comm"),
-                               .stage_layers = pgd_run_get_str(rc, "parallel", "stage_layers"),
-                               .pin = pgd_run_get_bool(rc, "parallel", "pin")};
-    pgd_backend_config rank_bc;
-    if (sim && pgd_parallel_ranks(&par) > 1) {
-        /* real tensor-parallel shards on the simulator: this process is rank 0 of tp */
-        if (bc.sim_tp > 1) {
-            st = ctx_error(pgd_error(PGD_ERR_INVALID, "set either [model] tensor_parallel (the analytic split) or "
-                                     "[parallel] tp (the engine's sharded model), not both"), rc, "parallel");
-            goto done;
-        }
-        par.sim_device = bc.sim_device;
-        mo.parallel = &par;
-    } else if (!sim && (pgd_parallel_ranks(&par) > 1 || strcmp(par.comm, "threads"))) {
-        if ((st = pgd_parallel_prepare(&par, threads, &bc, &rank_bc, &mo)) != PGD_OK) {
-            st = ctx_error(st, rc, "parallel");
-            goto done;
-        }
-    }
-    if ((st = pgd_backend_create(&bc, &be)) != PGD_OK) { st = ctx_error(st, rc, "model"); goto done; }
-    if ((st = pgd_model_load(pgd_run_get_str(rc, "model", "path"), &mo, be, &model)) != PGD_OK) {
-        st = ctx_error(st, rc, "model");
+    pgd_exec_config xc = {
+        .model = pgd_run_get_str(rc, "model", "path"),
+        .load = {.seed = pgd_run_get_u64(rc, "model", "weight_seed"),
+                 .random_dtype = !strcmp(dt, "f16") ? PGD_F16 : !strcmp(dt, "bf16") ? PGD_BF16 : PGD_F32},
+        /* a virtual clock given by the caller is the one a simulating backend advances */
+        .backend = {.name = pgd_run_get_str(rc, "model", "backend"), .num_threads = threads,
+                    .sim_device = pgd_run_get_str(rc, "model", "device"),
+                    .sim_tp = pgd_run_get_int(rc, "model", "tensor_parallel"),
+                    .sim_profile = *profile ? profile : NULL,
+                    .clock = clock && pgd_clock_get_kind(clock) == PGD_CLOCK_VIRTUAL ? clock : NULL},
+        .parallel = {.tp = pgd_run_get_int(rc, "parallel", "tp"), .pp = pgd_run_get_int(rc, "parallel", "pp"),
+                     .comm = pgd_run_get_str(rc, "parallel", "comm"),
+                     .stage_layers = pgd_run_get_str(rc, "parallel", "stage_layers"),
+                     .pin = pgd_run_get_bool(rc, "parallel", "pin"),
+                     .sim_device = pgd_run_get_str(rc, "model", "device")},
+        .async = pgd_run_get_bool(rc, "engine", "async"),
+    };
+    if (xc.backend.sim_tp > 1 && pgd_parallel_ranks(&xc.parallel) > 1) {
+        st = ctx_error(pgd_error(PGD_ERR_INVALID, "set either [model] tensor_parallel (the analytic split) or "
+                                 "[parallel] tp (the engine's sharded model), not both"), rc, "parallel");
         goto done;
     }
-    if (!pgd_model_is_driver(model)) { /* an mpirun rank other than 0: serve the driver */
+    if ((st = pgd_exec_create(&xc, &ex)) != PGD_OK) {
+        st = ctx_error(st, rc, pgd_parallel_ranks(&xc.parallel) > 1 ? "parallel" : "model");
+        goto done;
+    }
+    if (!pgd_exec_is_driver(ex)) { /* an mpirun rank other than 0: serve the driver */
         out->worker = 1;
-        st = pgd_model_serve(model);
+        st = pgd_exec_serve(ex);
         goto done;
     }
-    const pgd_model_config *mc = pgd_model_get_config(model);
-    const pgd_tokenizer *tok = pgd_model_tokenizer(model);
+    /* the engine's clock: a simulating backend's virtual clock, else the caller's, else real time */
+    if (pgd_exec_clock(ex)) clock = pgd_exec_clock(ex);
+    if (!clock) {
+        if ((st = pgd_clock_create(PGD_CLOCK_REAL, &own_clock)) != PGD_OK) goto done;
+        clock = own_clock;
+    }
+    const pgd_model_config *mc = pgd_exec_model_config(ex);
+    const pgd_tokenizer *tok = pgd_exec_tokenizer(ex);
     const char *tokpath = pgd_run_get_str(rc, "model", "tokenizer");
     if (*tokpath) {
         if ((st = pgd_tokenizer_load_llama2c(tokpath, mc->vocab_size, &own_tok)) != PGD_OK) {
@@ -282,7 +275,7 @@ pgd_status pgd_run_execute(const pgd_run_config *rc, const pgd_run_options *opts
         tok = own_tok;
     }
     pgd_engine_config ec;
-    if ((st = engine_config(rc, clock, &ec)) != PGD_OK || (st = pgd_engine_create(&ec, model, tok, &eng)) != PGD_OK) {
+    if ((st = engine_config(rc, clock, &ec)) != PGD_OK || (st = pgd_engine_create(&ec, ex, tok, &eng)) != PGD_OK) {
         st = ctx_error(st, rc, "engine");
         goto done;
     }
@@ -302,10 +295,18 @@ pgd_status pgd_run_execute(const pgd_run_config *rc, const pgd_run_options *opts
     /* The measured run starts here: count only its ops (not weight loading or
      * the engine's setup). Under tp/pp > 1 this is the driver's (rank 0's)
      * backend; the other ranks' ops are not in op_times.csv. */
-    pgd_backend_op_times_reset(pgd_model_backend(model));
+    pgd_backend_op_times_reset(pgd_exec_backend(ex));
+    int ns = 0;
+    const double *busy = pgd_exec_stage_busy(ex, &ns);
+    if (ns > 64) ns = 64;
+    for (int i = 0; busy && i < ns; i++) out->stage_busy[i] = -busy[i];
     if ((st = run_loop(&s, rc, opts, clock)) != PGD_OK) goto done;
-    out->num_op_times = pgd_backend_op_times(pgd_model_backend(model), out->op_times, PGD_BACKEND_NUM_OPS);
+    out->num_op_times = pgd_backend_op_times(pgd_exec_backend(ex), out->op_times, PGD_BACKEND_NUM_OPS);
     out->run_time = s.t_end - s.t_start;
+    if ((busy = pgd_exec_stage_busy(ex, &ns)) != NULL) {
+        out->num_stages = ns > 64 ? 64 : ns;
+        for (int i = 0; i < out->num_stages; i++) out->stage_busy[i] += busy[i];
+    }
     pgd_slo slo = {.ttft = pgd_run_get_num(rc, "slo", "ttft"), .tpot = pgd_run_get_num(rc, "slo", "tpot"),
                    .e2e = pgd_run_get_num(rc, "slo", "e2e")};
     if ((st = pgd_metrics_summarize(s.m, &slo, &out->summary)) != PGD_OK) goto done;
@@ -319,8 +320,8 @@ pgd_status pgd_run_execute(const pgd_run_config *rc, const pgd_run_options *opts
     out->threads = threads;
     snprintf(out->model_desc, sizeof out->model_desc, "%s (%s, %.1fM params, %s)", pgd_run_get_str(rc, "model", "path"),
              mc->name, (double)pgd_model_config_params(mc) / 1e6, pgd_dtype_name(mc->weight_dtype));
-    snprintf(out->backend_desc, sizeof out->backend_desc, "%s", pgd_backend_describe(be));
-    snprintf(out->layout_desc, sizeof out->layout_desc, "%s", pgd_model_layout_str(model));
+    snprintf(out->backend_desc, sizeof out->backend_desc, "%s", pgd_backend_describe(pgd_exec_backend(ex)));
+    snprintf(out->layout_desc, sizeof out->layout_desc, "%s", pgd_exec_describe(ex));
     pgd_workload_format(wl, out->workload_desc, sizeof out->workload_desc);
     out->wall_time = wall_now() - w0;
 done:
@@ -329,8 +330,7 @@ done:
     pgd_workload_destroy(wl);
     pgd_engine_destroy(eng);
     pgd_tokenizer_destroy(own_tok);
-    pgd_model_destroy(model);
-    pgd_backend_destroy(be);
+    pgd_exec_destroy(ex);
     pgd_clock_destroy(own_clock);
     return st;
 }

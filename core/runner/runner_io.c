@@ -52,6 +52,12 @@ static json_t *extra_json(const pgd_run_config *rc, const pgd_run_result *res) {
     json_object_set_new(o, "model", json_string(res->model_desc));
     json_object_set_new(o, "backend", json_string(res->backend_desc));
     json_object_set_new(o, "layout", json_string(res->layout_desc));
+    if (res->num_stages > 0) { /* the sim's pipeline stages: busy share of the run */
+        json_t *sb = json_array();
+        for (int i = 0; i < res->num_stages; i++)
+            json_array_append_new(sb, json_real(res->run_time > 0 ? res->stage_busy[i] / res->run_time : 0));
+        json_object_set_new(o, "stage_busy", sb);
+    }
     json_object_set_new(o, "wall_time_s", json_real(res->wall_time));
     return o;
 }
@@ -83,6 +89,11 @@ static pgd_status write_op_times(const pgd_run_result *res, const char *path) {
     csv_row(f, "step", "forward", st->forward_steps, st->forward_seconds, total);
     csv_row(f, "step", "logits", st->steps, st->logits_seconds, total);
     csv_row(f, "step", "idle", -1, idle > 0 ? idle : 0, total);
+    for (int i = 0; i < res->num_stages && i < 64; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "stage%d", i);
+        csv_row(f, "stage", name, -1, res->stage_busy[i], total);
+    }
     int err = ferror(f);
     if (fclose(f) != 0 || err) return pgd_error(PGD_ERR_IO, "cannot write %s: %s", path, strerror(errno));
     return PGD_OK;

@@ -1,11 +1,13 @@
 /* test_parallel_mpi.c - tensor/pipeline parallel layouts over MPI ranks,
- * run by ctest as `mpirun -np TP*PP test_parallel_mpi TP PP` (label mpi).
+ * run by ctest as `mpirun -np TP*PP test_parallel_mpi TP PP [STAGES]`
+ * (label mpi; STAGES: stories260K's layers per stage, e.g. 1,3,1).
  *
  * Every rank loads its part of each model (comm = mpi); rank 0 drives:
  *  1. stories260K through the engine (goldens among fillers, the first
- *     golden with n = 2 forks, a small block budget and swap preemption so
- *     KV copy and swap commands reach every rank): every golden sequence
- *     must equal its golden tokens exactly;
+ *     golden with n = 2 forks, a filler aborted, a small block budget and
+ *     swap preemption so KV copy and swap commands reach every rank), with
+ *     batches in flight (pp of them) and again with async (pp + 1): every
+ *     golden sequence must equal its golden tokens exactly;
  *  2. random stories15M: the logits of a ragged batch (prefill chunks, then
  *     decode tokens) against a one-rank copy of the model loaded by rank 0
  *     itself: relative error < 1e-4 and the same greedy token wherever the
@@ -19,6 +21,7 @@
 
 #include "pagoda/comm.h"
 #include "pagoda/engine.h"
+#include "pagoda/exec.h"
 #include "pagoda/model.h"
 #include "pagoda/parallel.h"
 #include "pagoda/tokenizer.h"
@@ -36,17 +39,13 @@ static int failures;
         }                                                    \
     } while (0)
 
-static pgd_status load(const char *spec, int tp, int pp, pgd_backend **be, pgd_model **m,
-                       pgd_parallel_config *pc, pgd_backend_config *bc, pgd_backend_config *rbc) {
-    *pc = (pgd_parallel_config){.tp = tp, .pp = pp, .comm = "mpi"};
-    *bc = (pgd_backend_config){.name = "cpu", .num_threads = 2};
-    pgd_model_load_opts mo = {0};
-    PGD_TRY(pgd_parallel_prepare(pc, 2, bc, rbc, &mo));
-    PGD_TRY(pgd_backend_create(bc, be));
-    return pgd_model_load(spec, &mo, *be, m);
+static pgd_status load(const char *spec, int tp, int pp, const char *stages, int async, pgd_exec **x) {
+    pgd_exec_config xc = {.model = spec, .backend = {.name = "cpu", .num_threads = 2},
+                          .parallel = {.tp = tp, .pp = pp, .comm = "mpi", .stage_layers = stages}, .async = async};
+    return pgd_exec_create(&xc, x);
 }
 
-static void golden_check(pgd_model *m, const pgd_tokenizer *tok, const pgd_golden *G, int NG) {
+static void golden_check(pgd_exec *m, const pgd_tokenizer *tok, const pgd_golden *G, int NG) {
     pgd_engine_config cfg = {.block_size = 16, .num_blocks = 40, .max_num_batched_tokens = 512,
                              .max_num_seqs = 16, .num_host_blocks = 128, .preemption = PGD_PREEMPT_SWAP};
     pgd_engine *e = NULL;
@@ -62,7 +61,12 @@ static void golden_check(pgd_model *m, const pgd_tokenizer *tok, const pgd_golde
                                 .true_output_len = G[g].ng, .n = g == 0 ? 2 : 1};
         CHECK(pgd_engine_add_request(e, &p, &gid[g]) == PGD_OK, "add golden %d: %s", g, pgd_last_error());
     }
+    int64_t aborted = -1;
     while (pgd_engine_has_unfinished(e)) {
+        if (nf == 6 && aborted < 0) { /* a filler aborted while running */
+            aborted = NG + 2;
+            CHECK(pgd_engine_abort(e, aborted) == PGD_OK, "abort: %s", pgd_last_error());
+        }
         if (nf < 16) { /* fillers keep the batch full and force preemption */
             int np = 3 + (nf * 37) % 60;
             buf[0] = 1;
@@ -90,26 +94,29 @@ static void golden_check(pgd_model *m, const pgd_tokenizer *tok, const pgd_golde
     }
     pgd_engine_stats st;
     pgd_engine_get_stats(e, &st);
-    printf("golden: %d of %d sequences exact (%lld steps, %lld preemptions by swap)\n", good, seqs,
-           (long long)st.steps, (long long)st.preemptions);
+    printf("golden: %d of %d sequences exact (%lld steps, %lld preemptions by swap, %d batches in flight)\n", good,
+           seqs, (long long)st.steps, (long long)st.preemptions, st.max_in_flight);
+    const pgd_request_output *ab = NULL;
+    CHECK(pgd_engine_get_output(e, aborted, &ab) == PGD_OK && ab->finished && !strcmp(ab->finish_reason, "abort"),
+          "the aborted filler did not finish as aborted");
     CHECK(seqs == NG + 1 && good == seqs, "golden sequences: %d of %d exact", good, seqs);
     CHECK(st.preemptions > 0, "no preemption happened; the swap path was not exercised");
     pgd_engine_destroy(e);
 }
 
-static void logits_check(pgd_model *m, int tp, int pp) {
+static void logits_check(pgd_exec *m, int tp, int pp) {
     /* the reference: the whole model on this rank alone */
     pgd_backend_config bc = {.name = "cpu", .num_threads = 1};
     pgd_backend *rb = NULL;
     pgd_model *ref = NULL;
-    pgd_kv_cache *kv = NULL, *rkv = NULL;
+    pgd_kv_cache *rkv = NULL;
     if (pgd_backend_create(&bc, &rb) != PGD_OK || pgd_model_load("random:stories15M", NULL, rb, &ref) != PGD_OK ||
         pgd_model_kv_cache_create(ref, PB_BS, PB_BLOCKS, &rkv) != PGD_OK ||
-        pgd_model_kv_cache_create(m, PB_BS, PB_BLOCKS, &kv) != PGD_OK) {
+        pgd_exec_kv_create(m, PB_BS, PB_BLOCKS, 0) != PGD_OK) {
         CHECK(0, "setup: %s", pgd_last_error());
         goto out;
     }
-    const int V = pgd_model_get_config(m)->vocab_size;
+    const int V = pgd_exec_model_config(m)->vocab_size;
     int32_t tok[128], qs[PB_NS + 1], lens[PB_NS], bt[PB_NS * PB_MBS];
     for (int step = 0; step < 2; step++) {
         pgd_batch b;
@@ -117,7 +124,7 @@ static void logits_check(pgd_model *m, int tp, int pp) {
         int rows = b.all_logits ? b.num_tokens : b.num_seqs;
         float *a = malloc(sizeof(float) * (size_t)rows * V), *g = malloc(sizeof(float) * (size_t)rows * V);
         CHECK(pgd_model_forward(ref, rkv, &b, a) == PGD_OK, "reference forward: %s", pgd_last_error());
-        CHECK(pgd_model_forward(m, kv, &b, g) == PGD_OK, "parallel forward: %s", pgd_last_error());
+        CHECK(pgd_exec_forward(m, &b, g) == PGD_OK, "parallel forward: %s", pgd_last_error());
         int checked, same;
         double err = pgd_parallel_compare(a, g, rows, V, &checked, &same);
         printf("logits tp %d pp %d step %d: rel err %.2e, greedy same %d/%d\n", tp, pp, step, err, same, checked);
@@ -127,18 +134,18 @@ static void logits_check(pgd_model *m, int tp, int pp) {
         free(g);
     }
 out:
-    pgd_kv_cache_destroy(kv);
     pgd_kv_cache_destroy(rkv);
     pgd_model_destroy(ref);
     pgd_backend_destroy(rb);
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: mpirun -np TP*PP %s TP PP\n", argv[0]);
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: mpirun -np TP*PP %s TP PP [STAGE_LAYERS of stories260K]\n", argv[0]);
         return 2;
     }
     int tp = atoi(argv[1]), pp = atoi(argv[2]);
+    const char *stages = argc == 4 ? argv[3] : NULL;
     pgd_golden G[8];
     int NG = pgd_test_load_goldens(G, 8);
     pgd_tokenizer *tok = NULL;
@@ -146,37 +153,35 @@ int main(int argc, char **argv) {
         fprintf(stderr, "cannot read the golden data (%s)\n", pgd_test_data(PGD_GOLDEN_FILE));
         return 2;
     }
-    pgd_parallel_config pc;
-    pgd_backend_config bc, rbc;
-    pgd_backend *be = NULL;
-    pgd_model *m = NULL;
-    /* 1: goldens */
-    if (load(pgd_test_data("models/stories260K/stories260K.bin"), tp, pp, &be, &m, &pc, &bc, &rbc) != PGD_OK) {
-        fprintf(stderr, "rank %d: %s\n", pgd_comm_mpi_world_rank(), pgd_last_error());
-        return 1;
+    pgd_exec *m = NULL;
+    int driver = 0;
+    /* 1: goldens, then again with async */
+    for (int async = 0; async < 2; async++) {
+        if (load(pgd_test_data("models/stories260K/stories260K.bin"), tp, pp, stages, async, &m) != PGD_OK) {
+            fprintf(stderr, "rank %d: %s\n", pgd_comm_mpi_world_rank(), pgd_last_error());
+            return 1;
+        }
+        driver = pgd_exec_is_driver(m);
+        if (driver) {
+            printf("layout: %s\n", pgd_exec_describe(m));
+            golden_check(m, tok, G, NG);
+        } else if (pgd_exec_serve(m) != PGD_OK) {
+            fprintf(stderr, "rank %d: %s\n", pgd_comm_mpi_world_rank(), pgd_last_error());
+            failures++;
+        }
+        pgd_exec_destroy(m);
     }
-    int driver = pgd_model_is_driver(m);
-    if (driver) {
-        printf("layout: %s\n", pgd_model_layout_str(m));
-        golden_check(m, tok, G, NG);
-    } else if (pgd_model_serve(m) != PGD_OK) {
-        fprintf(stderr, "rank %d: %s\n", pgd_comm_mpi_world_rank(), pgd_last_error());
-        failures++;
-    }
-    pgd_model_destroy(m);
-    pgd_backend_destroy(be);
     /* 2: logits */
-    if (load("random:stories15M", tp, pp, &be, &m, &pc, &bc, &rbc) != PGD_OK) {
+    if (load("random:stories15M", tp, pp, NULL, 0, &m) != PGD_OK) { /* 6 layers: an even split */
         fprintf(stderr, "rank %d: %s\n", pgd_comm_mpi_world_rank(), pgd_last_error());
         return 1;
     }
-    if (pgd_model_is_driver(m)) logits_check(m, tp, pp);
-    else if (pgd_model_serve(m) != PGD_OK) {
+    if (pgd_exec_is_driver(m)) logits_check(m, tp, pp);
+    else if (pgd_exec_serve(m) != PGD_OK) {
         fprintf(stderr, "rank %d: %s\n", pgd_comm_mpi_world_rank(), pgd_last_error());
         failures++;
     }
-    pgd_model_destroy(m);
-    pgd_backend_destroy(be);
+    pgd_exec_destroy(m);
     pgd_tokenizer_destroy(tok);
     if (driver) printf("%s: %d failure%s\n", failures ? "FAILED" : "PASSED", failures, failures == 1 ? "" : "s");
     pgd_comm_mpi_finalize();

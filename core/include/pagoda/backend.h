@@ -65,10 +65,11 @@ const char *pgd_backend_describe(const pgd_backend *b);
 /* The virtual clock a simulating backend advances by each op's predicted
  * time, or NULL for a backend that computes in real time. */
 pgd_clock *pgd_backend_clock(const pgd_backend *b);
-/* 1 when large allocations hold no data (sim: never dereferenced, uploads
- * to them are dropped, downloads from them give zeros). Loaders then skip
- * filling weights. */
-int pgd_backend_is_virtual(const pgd_backend *b);
+/* Capability: 1 when the backend computes values; 0 when large allocations
+ * hold no data (the sim: never dereferenced, uploads to them are dropped,
+ * downloads from them give zeros, ops only cost time). Loaders then skip
+ * filling weights, and the engine samples stand-in tokens. */
+int pgd_backend_computes(const pgd_backend *b);
 /* Element type the KV cache is accounted in (its memory budget): f32 on
  * the CPU; f16 on the sim's GPU presets (storage stays f32-shaped). */
 pgd_dtype pgd_backend_kv_dtype(const pgd_backend *b);

@@ -4,9 +4,18 @@
  * pgd_engine_step() runs one iteration: the scheduler plans a ragged batch
  * (running decodes first, then swapped and waiting requests in policy
  * order, preempting by recompute or swap when the KV cache is full), the
- * engine runs the plan's block copies and swaps, one pgd_model_forward over
- * the batch, samples, and updates every request. Outputs are streamed by a
- * callback and readable at any time with pgd_engine_get_output().
+ * engine sends the plan's block copies and swaps and the batch to its
+ * executor (pagoda/exec.h), and samples and updates every request of a
+ * batch whose logits are back. Outputs are streamed by a callback and
+ * readable at any time with pgd_engine_get_output().
+ *
+ * Batches in flight: the executor may take K > 1 batches before the first
+ * one's logits are back (K = pipeline stages, + 1 with async scheduling).
+ * A step then plans and submits a batch of requests that are not in flight
+ * (the scheduler keeps each in at most one), and lands (samples) the oldest
+ * batch once K are out or nothing new could be planned. With K = 1 a step
+ * is plan, pass, sample, as before. Aborting or releasing a request in
+ * flight takes effect when its batch lands.
  *
  * Determinism: each sequence has its own sampler seeded with
  * params.sampling.seed + i for its index i among the request's n samples,
@@ -24,6 +33,7 @@
 #include <stdint.h>
 
 #include "pagoda/clock.h"
+#include "pagoda/exec.h"
 #include "pagoda/kv_manager.h"
 #include "pagoda/model.h"
 #include "pagoda/sampler.h"
@@ -108,10 +118,12 @@ typedef struct pgd_engine_stats {
      * pass (a non-empty batch). */
     double schedule_seconds, forward_seconds, logits_seconds;
     int64_t forward_steps;
+    int max_in_flight;         /* the executor's K */
 } pgd_engine_stats;
 
-/* model and tok (may be NULL) are borrowed. */
-pgd_status pgd_engine_create(const pgd_engine_config *cfg, pgd_model *model, const pgd_tokenizer *tok,
+/* exec (a driver's executor without a KV cache yet: the engine creates it)
+ * and tok (may be NULL) are borrowed. */
+pgd_status pgd_engine_create(const pgd_engine_config *cfg, pgd_exec *exec, const pgd_tokenizer *tok,
                              pgd_engine **out);
 void pgd_engine_destroy(pgd_engine *e);
 

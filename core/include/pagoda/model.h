@@ -56,12 +56,13 @@ typedef struct pgd_model_config {
 
 /* Tensor (tp) x pipeline (pp) parallel layout: tp * pp ranks, rank r being
  * tensor rank r % tp of stage r / tp. Rank 0 (the driver) runs the engine;
- * the others run the commands it sends (see pgd_model_serve). */
+ * the others run the commands it sends (an executor's: pagoda/exec.h). */
 typedef struct pgd_parallel_config {
     int tp, pp;               /* degrees; 0 = 1 */
     const char *comm;         /* "threads" (default), "mpi" (ranks = mpirun processes), "nccl";
                                  on the sim backend always "sim": one process stands for the
-                                 tp identical ranks (core/parallel/comm_sim.c) */
+                                 tp identical ranks (core/parallel/comm_sim.c) of each stage,
+                                 each stage on its own clock (core/exec/exec_simpipe.c) */
     const char *stage_layers; /* "3,2": layers per stage; NULL or "" = even split */
     int pin;                  /* bind each rank's threads to its own cores (hwloc) */
     const char *sim_device;   /* sim backend: the device preset whose links the
@@ -71,11 +72,6 @@ typedef struct pgd_parallel_config {
 typedef struct pgd_model_load_opts {
     uint64_t seed;          /* random weights: seed (0 = default 1234) */
     pgd_dtype random_dtype; /* random weights: dtype (zeroed = f32) */
-    const pgd_parallel_config *parallel; /* NULL = one rank */
-    /* comm = threads: the backend each worker rank creates for itself (the
-     * driver uses the backend passed to pgd_model_load); NULL = cpu with
-     * the driver's thread count */
-    const pgd_backend_config *rank_backend;
 } pgd_model_load_opts;
 
 typedef struct pgd_model pgd_model;
@@ -117,20 +113,9 @@ pgd_backend *pgd_model_backend(const pgd_model *m);
 /* Tokenizer embedded in the model file (GGUF), or NULL. Borrowed. */
 const pgd_tokenizer *pgd_model_tokenizer(const pgd_model *m);
 
-/* Parallel models. With comm = threads pgd_model_load starts the other
- * ranks as threads and returns the driver. With comm = mpi every process
- * calls pgd_model_load (collectively); the driver (world rank 0) gets a
- * model to run, every other rank must call pgd_model_serve(), which runs
- * the driver's commands (forward passes, KV cache ops) until the driver
- * destroys its model, then destroy its own. A rank that fails aborts the
- * communicator: the others return PGD_ERR_COMM naming it. */
-int pgd_model_is_driver(const pgd_model *m);
-pgd_status pgd_model_serve(pgd_model *m);
-/* One line describing the layout ("tp 2 x pp 1 over threads, rank 0: layers 0-4, heads 0-3"). */
-const char *pgd_model_layout_str(const pgd_model *m);
-/* Seconds the driver spent in communication calls (waiting included),
- * 0 for a one-rank model. */
-double pgd_model_comm_seconds(const pgd_model *m);
+/* A batch checked against a model configuration and a cache of nb blocks
+ * of bs tokens (every index in range), before any work is done. */
+pgd_status pgd_model_check_config_batch(const pgd_model_config *c, int bs, int nb, const pgd_batch *b);
 
 /* Run the batch; writes logits to host memory `logits`: (num_seqs, vocab),
  * or (num_tokens, vocab) when batch->all_logits. Every index in the batch
@@ -138,9 +123,8 @@ double pgd_model_comm_seconds(const pgd_model *m);
 pgd_status pgd_model_forward(pgd_model *m, pgd_kv_cache *kv, const pgd_batch *batch,
                              float *logits);
 
-/* The KV cache for a model: pgd_kv_cache_create on its backend for a
- * one-rank model; for a parallel model a handle whose every rank stores its
- * layers' and heads' part (the block ids are the same on all ranks). */
+/* The KV cache for a (one-rank) model: pgd_kv_cache_create on its backend.
+ * A parallel layout's cache is its executor's (pagoda/exec.h). */
 pgd_status pgd_model_kv_cache_create(pgd_model *m, int block_size, int num_blocks,
                                      pgd_kv_cache **out);
 

@@ -64,6 +64,10 @@ typedef struct pgd_run_result {
      * phases are stats.schedule/forward/logits_seconds (the engine is
      * created for the run, so they cover the loop's steps). */
     double run_time;
+    /* Pipeline stages of the sim (one clock each): stage s's device was busy
+     * for stage_busy[s] of run_time's seconds (0 stages elsewhere). */
+    int num_stages;
+    double stage_busy[64];
     pgd_op_time op_times[PGD_BACKEND_NUM_OPS];
     int num_op_times;
 } pgd_run_result;
@@ -85,7 +89,10 @@ void pgd_run_result_free(pgd_run_result *r);
  * share = seconds / run_time (empty when run_time is 0), so the step rows'
  * shares sum to 1 and their seconds to run_time. Reals are printed %.9g.
  * Both kinds are on one clock (the sim's virtual clock, or CLOCK_MONOTONIC)
- * unless options.clock gives a real backend a virtual engine clock. */
+ * unless options.clock gives a real backend a virtual engine clock. A sim
+ * pipeline adds rows of kind "stage" (stage0, stage1, ...: each stage's
+ * device-busy seconds in the run; share = its busy share), and
+ * summary.json a "stage_busy" array of those shares. */
 pgd_status pgd_run_write_outputs(const pgd_run_config *rc, const pgd_run_result *res, const char *dir);
 
 /* runs.csv: one row per run of an experiment: "run", one column per swept
