@@ -8,7 +8,13 @@
  * throughput with B sequences decoding together through the paged cache for
  * each B in --batches. The batch-1 bound is copy bandwidth / bytes of weights
  * read per decode step. Only the CPU backend exists today, so the bound
- * is the CPU's. */
+ * is the CPU's.
+ *
+ * The JSON output also gives each throughput per CPU second of the
+ * process (CLOCK_PROCESS_CPUTIME_ID: all its threads, a pool's spinning
+ * included): *_cpu_tps. On a shared machine that is the steadier number
+ * (time spent waiting for a CPU does not count), which the perf gate's A/B
+ * mode compares; with --threads 1 it is the compute thread's own time. */
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -33,8 +39,14 @@ typedef struct bench_ctx {
     float *logits;      /* (max tokens, vocab) */
 } bench_ctx;
 
-/* Prefill `nseq` sequences of `plen` tokens (one forward each); returns seconds of the first. */
-static int prefill(bench_ctx *x, int nseq, int plen, double *secs) {
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Prefill `nseq` sequences of `plen` tokens (one forward each); wall and CPU seconds of the first. */
+static int prefill(bench_ctx *x, int nseq, int plen, double *secs, double *cpu) {
     int32_t *toks = malloc(sizeof(int32_t) * (size_t)plen);
     for (int i = 0; i < plen; i++) toks[i] = (i * 7919 + 13) % x->c->vocab_size;
     int rc = 0;
@@ -43,19 +55,21 @@ static int prefill(bench_ctx *x, int nseq, int plen, double *secs) {
         pgd_batch b = {.num_seqs = 1, .num_tokens = plen, .tokens = toks, .query_start = qs,
                        .seq_lens = &len, .block_tables = x->tables + (size_t)s * x->mb,
                        .max_blocks_per_seq = x->mb};
-        double t0 = pgd_cli_now();
+        double t0 = pgd_cli_now(), c0 = cpu_now();
         if (pgd_model_forward(x->model, x->kv, &b, x->logits) != PGD_OK) rc = pgd_cli_fail("forward");
         if (s == 0 && secs) *secs = pgd_cli_now() - t0;
+        if (s == 0 && cpu) *cpu = cpu_now() - c0;
     }
     free(toks);
     return rc;
 }
 
-/* Decode `steps` steps of `nseq` sequences whose contexts start at plen; median step seconds. */
-static int decode(bench_ctx *x, int nseq, int plen, int steps, double *step_med) {
+/* Decode `steps` steps of `nseq` sequences whose contexts start at plen; median step wall
+ * seconds, and (cpu_med may be NULL) median step CPU seconds. */
+static int decode(bench_ctx *x, int nseq, int plen, int steps, double *step_med, double *cpu_med) {
     int32_t *toks = malloc(sizeof(int32_t) * (size_t)nseq), *qs = malloc(sizeof(int32_t) * (size_t)(nseq + 1)),
             *lens = malloc(sizeof(int32_t) * (size_t)nseq);
-    double *t = malloc(sizeof(double) * (size_t)steps);
+    double *t = malloc(sizeof(double) * (size_t)steps), *c = malloc(sizeof(double) * (size_t)steps);
     int rc = 0;
     for (int st = 0; st < steps && !rc; st++) {
         for (int s = 0; s < nseq; s++) {
@@ -66,15 +80,18 @@ static int decode(bench_ctx *x, int nseq, int plen, int steps, double *step_med)
         qs[nseq] = nseq;
         pgd_batch b = {.num_seqs = nseq, .num_tokens = nseq, .tokens = toks, .query_start = qs,
                        .seq_lens = lens, .block_tables = x->tables, .max_blocks_per_seq = x->mb};
-        double t0 = pgd_cli_now();
+        double t0 = pgd_cli_now(), c0 = cpu_now();
         if (pgd_model_forward(x->model, x->kv, &b, x->logits) != PGD_OK) rc = pgd_cli_fail("forward");
         t[st] = pgd_cli_now() - t0;
+        c[st] = cpu_now() - c0;
     }
     if (!rc) *step_med = pgd_cli_median(t, steps);
+    if (!rc && cpu_med) *cpu_med = pgd_cli_median(c, steps);
     free(toks);
     free(qs);
     free(lens);
     free(t);
+    free(c);
     return rc;
 }
 
@@ -173,11 +190,11 @@ int pgd_cmd_bench(int argc, char **argv) {
     pgd_threadpool_destroy(tp);
     double bound = bw / (double)wbytes;
 
-    double *tmp = malloc(sizeof(double) * (size_t)reps);
-    double t_pref[1], single = 0, pref_tps = 0;
-    double *bt = calloc((size_t)nb, sizeof(double));
+    double *tmp = malloc(sizeof(double) * (size_t)reps), *ctmp = malloc(sizeof(double) * (size_t)reps);
+    double t_pref[1], c_pref[1], single = 0, pref_tps = 0, single_cpu = 0, pref_cpu = 0;
+    double *bt = calloc((size_t)nb, sizeof(double)), *bcpu = calloc((size_t)nb, sizeof(double));
     /* warm-up */
-    if (prefill(&x, 1, plen, NULL) || decode(&x, 1, plen, 2, &single)) goto done;
+    if (prefill(&x, 1, plen, NULL, NULL) || decode(&x, 1, plen, 2, &single, NULL)) goto done;
     fprintf(stderr, "pagoda bench: prefill and single-sequence decode ...\n");
     /* communication share: the driver's seconds inside communicator calls
      * (waiting for the other ranks included) over the phase's wall time */
@@ -185,29 +202,35 @@ int pgd_cmd_bench(int argc, char **argv) {
     if (!share) goto done;
     double c0 = pgd_model_comm_seconds(x.model), w0 = pgd_cli_now();
     for (int r = 0; r < reps; r++) {
-        if (prefill(&x, 1, plen, t_pref)) goto done;
+        if (prefill(&x, 1, plen, t_pref, c_pref)) goto done;
         tmp[r] = plen / t_pref[0];
+        ctmp[r] = plen / c_pref[0];
     }
     pref_tps = pgd_cli_median(tmp, reps);
+    pref_cpu = pgd_cli_median(ctmp, reps);
     share[0] = (pgd_model_comm_seconds(x.model) - c0) / (pgd_cli_now() - w0);
     c0 = pgd_model_comm_seconds(x.model), w0 = pgd_cli_now();
     for (int r = 0; r < reps; r++) {
-        double st;
-        if (prefill(&x, 1, plen, NULL) || decode(&x, 1, plen, steps, &st)) goto done;
+        double st, sc;
+        if (prefill(&x, 1, plen, NULL, NULL) || decode(&x, 1, plen, steps, &st, &sc)) goto done;
         tmp[r] = 1.0 / st;
+        ctmp[r] = 1.0 / sc;
     }
     single = pgd_cli_median(tmp, reps);
+    single_cpu = pgd_cli_median(ctmp, reps);
     share[1] = (pgd_model_comm_seconds(x.model) - c0) / (pgd_cli_now() - w0);
     for (int i = 0; i < nb; i++) {
         fprintf(stderr, "pagoda bench: decode at batch %d ...\n", batches[i]);
-        if (prefill(&x, batches[i], plen, NULL)) goto done;
+        if (prefill(&x, batches[i], plen, NULL, NULL)) goto done;
         c0 = pgd_model_comm_seconds(x.model), w0 = pgd_cli_now();
         for (int r = 0; r < reps; r++) {
-            double st;
-            if (decode(&x, batches[i], plen, steps, &st)) goto done;
+            double st, sc;
+            if (decode(&x, batches[i], plen, steps, &st, &sc)) goto done;
             tmp[r] = batches[i] / st;
+            ctmp[r] = batches[i] / sc;
         }
         bt[i] = pgd_cli_median(tmp, reps);
+        bcpu[i] = pgd_cli_median(ctmp, reps);
         share[2 + i] = (pgd_model_comm_seconds(x.model) - c0) / (pgd_cli_now() - w0);
     }
 
@@ -248,12 +271,15 @@ int pgd_cmd_bench(int argc, char **argv) {
         json_object_set_new(o, "bound_decode_tps", json_real(bound));
         json_object_set_new(o, "single_decode_tps", json_real(single));
         json_object_set_new(o, "prefill_tps", json_real(pref_tps));
+        json_object_set_new(o, "single_decode_cpu_tps", json_real(single_cpu));
+        json_object_set_new(o, "prefill_cpu_tps", json_real(pref_cpu));
         json_object_set_new(o, "layout", json_string(pgd_model_layout_str(x.model)));
         json_object_set_new(o, "prefill_comm_share", json_real(share[0]));
         for (int i = 0; i < nb; i++) {
             json_t *e = json_object();
             json_object_set_new(e, "batch", json_integer(batches[i]));
             json_object_set_new(e, "decode_tps", json_real(bt[i]));
+            json_object_set_new(e, "decode_cpu_tps", json_real(bcpu[i]));
             json_object_set_new(e, "comm_share", json_real(share[2 + i]));
             json_array_append_new(arr, e);
         }
@@ -263,7 +289,9 @@ int pgd_cmd_bench(int argc, char **argv) {
         json_decref(o);
     }
     free(tmp);
+    free(ctmp);
     free(bt);
+    free(bcpu);
     rc = 0;
 done:
     free(share);
