@@ -163,7 +163,7 @@ static int cmd_collect(int argc, char **argv) {
         char path[PATH_MAX];
         snprintf(path, sizeof path, "%s/%s.annotate", dir, w[i]->name);
         pgd_perf_entry *e = &r.entries[r.num_entries];
-        if (pgd_perf_parse_annotate(path, binary, 0.0005, 60, e) != PGD_OK) {
+        if (pgd_perf_parse_annotate(path, binary, PGD_PERF_MIN_IR, 400, e) != PGD_OK) {
             fprintf(stderr, "pagoda perf collect: %s\n", pgd_last_error());
             goto done;
         }

@@ -149,22 +149,26 @@ static void print_movers(FILE *f, const pgd_perf_entry *b, const pgd_perf_entry 
         if (!m[k].obj[0]) m[k].obj = c->fns[i].obj;
     }
     qsort(m, (size_t)n, sizeof *m, cmp_mover);
-    int64_t change = c->instructions - b->instructions;
+    int64_t change = c->instructions - b->instructions, shown = 0;
     fprintf(f, "    functions that moved most (exclusive instructions, baseline -> current):\n");
     for (int i = 0; i < n && i < top; i++) {
+        /* a function a record leaves out has under PGD_PERF_MIN_IR there: moves smaller than
+         * that may be artifacts of the cut and are not shown */
         int64_t d = (m[i].cur < 0 ? 0 : m[i].cur) - (m[i].base < 0 ? 0 : m[i].base);
-        if (d == 0) break;
+        if ((d < 0 ? -d : d) < PGD_PERF_MIN_IR) break;
+        shown++;
         char ds[32], bs[32], cs[32], fn[300];
         commas(ds, sizeof ds, d);
-        if (m[i].base < 0) snprintf(bs, sizeof bs, "(not listed)");
+        if (m[i].base < 0) snprintf(bs, sizeof bs, "(< %d)", PGD_PERF_MIN_IR);
         else commas(bs, sizeof bs, m[i].base);
-        if (m[i].cur < 0) snprintf(cs, sizeof cs, "(not listed)");
+        if (m[i].cur < 0) snprintf(cs, sizeof cs, "(< %d)", PGD_PERF_MIN_IR);
         else commas(cs, sizeof cs, m[i].cur);
         snprintf(fn, sizeof fn, "%s%s%s%s", m[i].name, m[i].obj[0] ? " [" : "", m[i].obj, m[i].obj[0] ? "]" : "");
         char share[32] = "";
         if (change != 0) snprintf(share, sizeof share, "%5.0f%% of the change", 100.0 * (double)d / (double)change);
         fprintf(f, "      %s%-14s %-44s %15s -> %-15s %s\n", d > 0 ? "+" : "", ds, fn, bs, cs, share);
     }
+    if (!shown) fprintf(f, "      (no function moved by %d instructions or more)\n", PGD_PERF_MIN_IR);
     free(m);
 }
 

@@ -76,7 +76,7 @@ static int cmp_fn(const void *a, const void *b) {
     return strcmp(x->name, y->name);
 }
 
-pgd_status pgd_perf_parse_annotate(const char *path, const char *binary, double min_share, int max_fns,
+pgd_status pgd_perf_parse_annotate(const char *path, const char *binary, int64_t min_ir, int max_fns,
                                    pgd_perf_entry *out) {
     memset(out, 0, sizeof *out);
     FILE *f = fopen(path, "r");
@@ -171,9 +171,7 @@ pgd_status pgd_perf_parse_annotate(const char *path, const char *binary, double 
     out->wall_median_s = -1;
     qsort(out->fns, (size_t)out->num_fns, sizeof *out->fns, cmp_fn);
     int keep = 0;
-    while (keep < out->num_fns && keep < max_fns && (double)out->fns[keep].ir >= min_share * (double)total &&
-           out->fns[keep].ir > 0)
-        keep++;
+    while (keep < out->num_fns && keep < max_fns && out->fns[keep].ir >= min_ir && out->fns[keep].ir > 0) keep++;
     for (int i = keep; i < out->num_fns; i++) {
         free(out->fns[i].name);
         free(out->fns[i].obj);

@@ -119,11 +119,14 @@ const pgd_perf_entry *pgd_perf_record_find(const pgd_perf_record *r, const char 
  * lines of one function (inlined code from several files) are summed.
  * `binary` is the measured executable's path: its functions get obj "".
  * Code without a symbol (an address such as PLT stubs) is "(no symbol)".
- * At most max_fns functions are kept, none under min_share of the total
- * (the rest are summed into no entry; the total stays exact). */
-pgd_status pgd_perf_parse_annotate(const char *path, const char *binary, double min_share, int max_fns,
+ * The max_fns largest functions with at least min_ir instructions are kept
+ * (an absolute cut, so that a function's presence does not depend on the
+ * workload's total; the total stays exact). */
+pgd_status pgd_perf_parse_annotate(const char *path, const char *binary, int64_t min_ir, int max_fns,
                                    pgd_perf_entry *out);
 void pgd_perf_entry_free(pgd_perf_entry *e);
+/* Records keep the functions with at least this many instructions. */
+#define PGD_PERF_MIN_IR 1000
 
 /* Per-workload limits: pct_default, or `threshold` of section
  * [workload.<name>] in an INI file (`[gate] threshold` sets the default). */
