@@ -5,6 +5,7 @@
  * toggles collection on its entry and exit) that does nothing but call the
  * workload's measured part. */
 #include <gnu/libc-version.h>
+#include <jansson.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -87,6 +88,10 @@ pgd_status pgd_perf_run(const pgd_perf_workload *w, const pgd_perf_env *env, int
                         uint64_t *check) {
     if (!w || reps < 1) return pgd_error(PGD_ERR_INVALID, "pgd_perf_run: no workload or reps < 1");
     mallopt(M_MMAP_THRESHOLD, 128 * 1024); /* glibc's default, and no dynamic threshold */
+    /* jansson seeds its hash tables at random (once, before the first object; a no-op later):
+     * the order in which a parsed file's objects are freed, and so where the heap's free chunks
+     * lie for the measured part, would change from run to run */
+    json_object_seed(1);
     run_job j = {.w = w, .env = env, .reps = reps, .secs = secs, .st = PGD_OK};
     pthread_t t;
     if (pthread_create(&t, NULL, run_thread, &j) != 0)

@@ -64,7 +64,9 @@ pgd_status pgd_perf_measure(const pgd_perf_workload *w, void *state);
  * argv). String and copy routines cost instructions by how their operands
  * meet page and cache-line boundaries, so without this the same code
  * counts differently in binaries linked with other libraries. Also fixes
- * glibc's mmap threshold at its default (no dynamic adjustment). secs
+ * glibc's mmap threshold at its default (no dynamic adjustment) and, when
+ * no JSON value exists yet, jansson's hash seed (random by default: the
+ * order in which a parsed file is freed, so the heap, varied). secs
  * (may be NULL) gets each repetition's measured seconds; *check the last
  * check value. */
 pgd_status pgd_perf_run(const pgd_perf_workload *w, const pgd_perf_env *env, int reps, double *secs,
