@@ -366,12 +366,17 @@ static void test_history(void) {
     pgd_perf_record_free(&r);
 }
 
-/* A `pagoda bench --json` file with the given throughputs. */
-static void write_bench(const char *path, double prefill, double single, double b1, double b16) {
+/* A `pagoda bench --json` file with the given throughputs; cpu > 0: also per CPU second
+ * (cpu x the wall-clock ones), as benches since the perf gate report. */
+static void write_bench(const char *path, double prefill, double single, double b1, double b16, double cpu) {
     FILE *f = fopen(path, "w");
-    fprintf(f, "{\"machine\": \"x\", \"prefill_tps\": %.6f, \"single_decode_tps\": %.6f, \"decode\": ["
-               "{\"batch\": 1, \"decode_tps\": %.6f}, {\"batch\": 16, \"decode_tps\": %.6f}]}\n",
-            prefill, single, b1, b16);
+    fprintf(f, "{\"machine\": \"x\", \"prefill_tps\": %.6f, \"single_decode_tps\": %.6f, ", prefill, single);
+    if (cpu > 0) fprintf(f, "\"prefill_cpu_tps\": %.6f, \"single_decode_cpu_tps\": %.6f, ", prefill * cpu, single * cpu);
+    fprintf(f, "\"decode\": [{\"batch\": 1, \"decode_tps\": %.6f", b1);
+    if (cpu > 0) fprintf(f, ", \"decode_cpu_tps\": %.6f", b1 * cpu);
+    fprintf(f, "}, {\"batch\": 16, \"decode_tps\": %.6f", b16);
+    if (cpu > 0) fprintf(f, ", \"decode_cpu_tps\": %.6f", b16 * cpu);
+    fprintf(f, "}]}\n");
     fclose(f);
 }
 
@@ -420,35 +425,39 @@ static void test_cli(void) {
     free(cp);
     pgd_perf_record_free(&b);
     pgd_perf_record_free(&c);
-    /* ab: 15 noisy pairs, current 10% slower in every metric -> 1; equal -> 0 */
+    /* ab: 15 noisy pairs, current 10% slower in every metric -> 1; equal -> 0. Judged per CPU
+     * second; per wall second when REF's bench predates the CPU numbers (old = 1) */
     char dir[] = "/tmp/pagoda_test_ab.XXXXXX";
     CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
     pgd_rng r;
     pgd_rng_seed(&r, 11);
-    for (int slow = 1; slow >= 0; slow--) {
-        for (int i = 1; i <= 15; i++) {
-            char p[4200];
-            double n1 = 1 + 0.03 * pgd_rng_normal(&r), n2 = 1 + 0.03 * pgd_rng_normal(&r), f = slow ? 1.1 : 1.0;
-            snprintf(p, sizeof p, "%s/ref-%d.json", dir, i);
-            write_bench(p, 5000 * n1, 400 * n1, 410 * n1, 3000 * n1);
-            snprintf(p, sizeof p, "%s/cur-%d.json", dir, i);
-            write_bench(p, 5000 * n2 / f, 400 * n2 / f, 410 * n2 / f, 3000 * n2 / f);
+    for (int old = 0; old < 2; old++)
+        for (int slow = 1; slow >= 0; slow--) {
+            for (int i = 1; i <= 15; i++) {
+                char p[4200];
+                double n1 = 1 + 0.03 * pgd_rng_normal(&r), n2 = 1 + 0.03 * pgd_rng_normal(&r), f = slow ? 1.1 : 1.0;
+                snprintf(p, sizeof p, "%s/ref-%d.json", dir, i);
+                write_bench(p, 5000 * n1, 400 * n1, 410 * n1, 3000 * n1, old ? 0 : 1.01);
+                snprintf(p, sizeof p, "%s/cur-%d.json", dir, i);
+                write_bench(p, 5000 * n2 / f, 400 * n2 / f, 410 * n2 / f, 3000 * n2 / f, 1.01);
+            }
+            snprintf(args, sizeof args, "perf ab --config experiments/perf/gate.ini '%s'", dir);
+            CU_ASSERT_EQUAL(pgd_test_run_cli(args, &out, &err), slow ? 1 : 0);
+            CU_ASSERT_PTR_NOT_NULL(strstr(out, "decode_b16"));
+            CU_ASSERT_PTR_NOT_NULL(strstr(out, slow ? "REGRESSION" : "no metric slower beyond 5%"));
+            CU_ASSERT_PTR_NOT_NULL(strstr(out, old ? "judged: the wall-clock metrics" : "judged: the per-CPU-second"));
+            CU_ASSERT_EQUAL(strstr(out, "decode_b16 cpu") != NULL, !old);
+            free(out);
+            free(err);
         }
-        snprintf(args, sizeof args, "perf ab --config experiments/perf/gate.ini '%s'", dir);
-        CU_ASSERT_EQUAL(pgd_test_run_cli(args, &out, &err), slow ? 1 : 0);
-        CU_ASSERT_PTR_NOT_NULL(strstr(out, "decode_b16"));
-        CU_ASSERT_PTR_NOT_NULL(strstr(out, slow ? "REGRESSION" : "no metric slower beyond 5%"));
-        free(out);
-        free(err);
-    }
     /* too few pairs, or a broken file -> 2 */
     snprintf(args, sizeof args, "rm -f '%s'/ref-*.json '%s'/cur-*.json", dir, dir);
     CU_ASSERT_EQUAL(system(args), 0);
     char p[4200];
     snprintf(p, sizeof p, "%s/ref-1.json", dir);
-    write_bench(p, 1, 1, 1, 1);
+    write_bench(p, 1, 1, 1, 1, 0);
     snprintf(p, sizeof p, "%s/cur-1.json", dir);
-    write_bench(p, 1, 1, 1, 1);
+    write_bench(p, 1, 1, 1, 1, 0);
     snprintf(args, sizeof args, "perf ab '%s'", dir);
     CU_ASSERT_EQUAL(pgd_test_run_cli(args, &out, &err), 2);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "1 pairs"));

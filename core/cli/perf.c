@@ -313,6 +313,13 @@ static int bench_metrics(const char *path, ab_metrics *m) {
     return m->n > 0;
 }
 
+/* The throughput named `name` in m, or -1. */
+static double metric_of(const ab_metrics *m, const char *name) {
+    for (int i = 0; i < m->n; i++)
+        if (!strcmp(m->name[i], name)) return m->tps[i];
+    return -1;
+}
+
 static int cmd_ab(int argc, char **argv) {
     const char *config = NULL;
     float thr = -1;
@@ -358,25 +365,32 @@ static int cmd_ab(int argc, char **argv) {
             fprintf(stderr, "pagoda perf ab: pair %d: %s or %s is missing or not a pagoda bench --json file\n", i, pa, pb);
             goto done;
         }
-        if (ref[np].n != ref[0].n || cur[np].n != ref[0].n) {
-            fprintf(stderr, "pagoda perf ab: pair %d measured other metrics than pair 1\n", i);
-            goto done;
-        }
-        for (int k = 0; k < ref[0].n; k++)
-            if (strcmp(ref[np].name[k], ref[0].name[k]) || strcmp(cur[np].name[k], ref[0].name[k])) {
-                fprintf(stderr, "pagoda perf ab: pair %d measured other metrics than pair 1\n", i);
-                goto done;
-            }
         np++;
     }
     if (np < 3) {
         fprintf(stderr, "pagoda perf ab: %s holds %d pairs of ref-N.json / cur-N.json (need at least 3)\n", dir, np);
         goto done;
     }
+    /* the metrics every file of both builds reports (a REF older than the bench's per-CPU-second
+     * numbers has the wall-clock ones only); ref[0] is rewritten to hold just those */
+    ab_metrics common = {0};
+    for (int k = 0; k < ref[0].n; k++) {
+        int all = 1;
+        for (int i = 0; i < np && all; i++)
+            all = metric_of(&ref[i], ref[0].name[k]) > 0 && metric_of(&cur[i], ref[0].name[k]) > 0;
+        if (!all) continue;
+        snprintf(common.name[common.n], sizeof common.name[0], "%s", ref[0].name[k]);
+        common.cpu[common.n++] = ref[0].cpu[k];
+    }
+    if (!common.n) {
+        fprintf(stderr, "pagoda perf ab: no metric is in every pair's files (the two builds' benches measured "
+                        "different things)\n");
+        goto done;
+    }
     /* judged: the per-CPU-second metrics when both builds report them (waiting for a CPU on a
      * busy machine does not count there), else the wall-clock ones */
     int have_cpu = 0;
-    for (int k = 0; k < ref[0].n; k++) have_cpu |= ref[0].cpu[k];
+    for (int k = 0; k < common.n; k++) have_cpu |= common.cpu[k];
     printf("A/B: %d interleaved pairs (ref, cur); time ratio = ref throughput / cur throughput per pair\n"
            "(> 1: the current build is slower); median over pairs, percentile bootstrap 95%% interval\n"
            "(10000 resamples); judged: the %s metrics, flagged only when the whole interval lies\n"
@@ -393,11 +407,11 @@ static int cmd_ab(int argc, char **argv) {
         goto done;
     }
     int flagged = 0;
-    for (int k = 0; k < ref[0].n; k++) {
+    for (int k = 0; k < common.n; k++) {
         for (int i = 0; i < np; i++) {
-            x[i] = ref[i].tps[k] / cur[i].tps[k];
-            a[i] = ref[i].tps[k];
-            b[i] = cur[i].tps[k];
+            a[i] = metric_of(&ref[i], common.name[k]);
+            b[i] = metric_of(&cur[i], common.name[k]);
+            x[i] = a[i] / b[i];
         }
         pgd_perf_interval ci;
         if (pgd_perf_bootstrap_median(x, np, 10000, 0.95, 20240601 + (uint64_t)k, &ci) != PGD_OK) {
@@ -405,12 +419,12 @@ static int cmd_ab(int argc, char **argv) {
             goto done_x;
         }
         double bound = 1 + pct / 100;
-        int judged = ref[0].cpu[k] == have_cpu;
+        int judged = common.cpu[k] == have_cpu;
         const char *verdict = !judged ? "(info)" : ci.lo > bound ? "REGRESSION" : ci.hi < 1 / bound ? "faster" : "ok";
         flagged += judged && ci.lo > bound;
         char iv[40];
         snprintf(iv, sizeof iv, "[%.3f, %.3f]", ci.lo, ci.hi);
-        printf("| %-18s | %12.1f | %12.1f | %10.3f | %-19s | %-10s |\n", ref[0].name[k], pgd_cli_median(a, np),
+        printf("| %-18s | %12.1f | %12.1f | %10.3f | %-19s | %-10s |\n", common.name[k], pgd_cli_median(a, np),
                pgd_cli_median(b, np), ci.median, iv, verdict);
     }
     printf("\n");
