@@ -7,7 +7,8 @@
  * other build flags but judges them; limits come from the gate config with
  * errors naming file, line and key; the bootstrap interval is
  * deterministic and holds the median; the history CSV grows by whole
- * rewrites; `pagoda perf` list / WORKLOAD / compare / ab exit 0, 1 or 2. */
+ * rewrites and `pagoda plot` draws it; `pagoda perf` list / WORKLOAD /
+ * compare / ab exit 0, 1 or 2. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -475,6 +476,43 @@ static void test_cli(void) {
     CU_ASSERT_EQUAL(system(args), 0);
 }
 
+/* `pagoda plot` on a history CSV: the script and both images; a file that is no history: 2. */
+static void test_plot_history(void) {
+    char dir[] = "/tmp/pagoda_test_hist.XXXXXX", path[4200], args[4400];
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/history.csv", dir);
+    pgd_perf_record r;
+    make_record(&r, 1000, 20);
+    CU_ASSERT_EQUAL(pgd_perf_history_append(path, &r), PGD_OK);
+    free(r.date);
+    r.date = strdup("2024-01-02T00:00:00Z");
+    r.entries[0].instructions = 1030;
+    CU_ASSERT_EQUAL(pgd_perf_history_append(path, &r), PGD_OK);
+    pgd_perf_record_free(&r);
+    char *out = NULL, *err = NULL;
+    snprintf(args, sizeof args, "plot '%s'", path);
+    CU_ASSERT_EQUAL(pgd_test_run_cli(args, &out, &err), 0);
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "2 gate runs, 2 workloads"));
+    free(out);
+    free(err);
+    const char *files[] = {"perf_history.gp", "perf_history.png", "perf_history.svg"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/plots/%s", dir, files[i]);
+        CU_ASSERT_EQUAL(access(path, R_OK), 0);
+    }
+    snprintf(path, sizeof path, "%s/other.csv", dir);
+    FILE *f = fopen(path, "w");
+    fputs("a,b\n1,2\n", f);
+    fclose(f);
+    snprintf(args, sizeof args, "plot '%s'", path);
+    CU_ASSERT_EQUAL(pgd_test_run_cli(args, &out, &err), 2);
+    CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "not a perf history"));
+    free(out);
+    free(err);
+    snprintf(args, sizeof args, "rm -rf '%s'", dir);
+    CU_ASSERT_EQUAL(system(args), 0);
+}
+
 static CU_TestInfo tests[] = {
     {"every workload runs and repeats its check value", test_workloads_deterministic},
     {"callgrind_annotate output parsed", test_parse_annotate},
@@ -483,6 +521,7 @@ static CU_TestInfo tests[] = {
     {"gate config errors name file, line and key", test_limits_errors},
     {"bootstrap interval of the median", test_bootstrap},
     {"history CSV", test_history},
+    {"pagoda plot draws the history", test_plot_history},
     {"pagoda perf: list, workload, compare, ab", test_cli},
     CU_TEST_INFO_NULL,
 };
