@@ -16,7 +16,13 @@
  * measures, alternating rep by rep, the layout one batch at a time: batches
  * of B (the step's batch without batches in flight) and of K x B (the same
  * sequences in one batch), and prints the ratios. --no-overlap measures
- * only one batch of B at a time. */
+ * only one batch of B at a time.
+ *
+ * The JSON output also gives each throughput per CPU second of the
+ * process (CLOCK_PROCESS_CPUTIME_ID: all its threads, a pool's spinning
+ * included): *_cpu_tps. On a shared machine that is the steadier number
+ * (time spent waiting for a CPU does not count), which the perf gate's A/B
+ * mode compares; with --threads 1 it is the compute thread's own time. */
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -42,8 +48,14 @@ typedef struct bench_ctx {
     float *logits;      /* (max tokens, vocab) */
 } bench_ctx;
 
-/* Prefill `nseq` sequences of `plen` tokens (one forward each); returns seconds of the first. */
-static int prefill(bench_ctx *x, int nseq, int plen, double *secs) {
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Prefill `nseq` sequences of `plen` tokens (one forward each); wall and CPU seconds of the first. */
+static int prefill(bench_ctx *x, int nseq, int plen, double *secs, double *cpu) {
     int32_t *toks = malloc(sizeof(int32_t) * (size_t)plen);
     for (int i = 0; i < plen; i++) toks[i] = (i * 7919 + 13) % x->c->vocab_size;
     int rc = 0;
@@ -52,9 +64,10 @@ static int prefill(bench_ctx *x, int nseq, int plen, double *secs) {
         pgd_batch b = {.num_seqs = 1, .num_tokens = plen, .tokens = toks, .query_start = qs,
                        .seq_lens = &len, .block_tables = x->tables + (size_t)s * x->mb,
                        .max_blocks_per_seq = x->mb};
-        double t0 = pgd_cli_now();
+        double t0 = pgd_cli_now(), c0 = cpu_now();
         if (pgd_exec_forward(x->exec, &b, x->logits) != PGD_OK) rc = pgd_cli_fail("forward");
         if (s == 0 && secs) *secs = pgd_cli_now() - t0;
+        if (s == 0 && cpu) *cpu = cpu_now() - c0;
     }
     free(toks);
     return rc;
@@ -63,15 +76,16 @@ static int prefill(bench_ctx *x, int nseq, int plen, double *secs) {
 /* Decode `steps` steps of `groups` batches of `nseq` sequences each whose
  * contexts start at plen, keeping the groups' batches in flight together
  * (each group's sequences have their own blocks); *step_med = median
- * seconds per step of all groups. */
-static int decode(bench_ctx *x, int nseq, int groups, int plen, int steps, double *step_med) {
+ * wall seconds per step of all groups, *cpu_med (may be NULL) the median
+ * CPU seconds of the process per step. */
+static int decode(bench_ctx *x, int nseq, int groups, int plen, int steps, double *step_med, double *cpu_med) {
     int32_t *toks = malloc(sizeof(int32_t) * (size_t)nseq), *qs = malloc(sizeof(int32_t) * (size_t)(nseq + 1)),
             *lens = malloc(sizeof(int32_t) * (size_t)nseq);
-    double *t = malloc(sizeof(double) * (size_t)steps);
+    double *t = malloc(sizeof(double) * (size_t)steps), *c = malloc(sizeof(double) * (size_t)steps);
     int rc = 0, tickets[64], n_out = 0, head = 0;
-    if (!toks || !qs || !lens || !t) rc = pgd_cli_fail("out of memory");
+    if (!toks || !qs || !lens || !t || !c) rc = pgd_cli_fail("out of memory");
     for (int st = 0; st < steps && !rc; st++) {
-        double t0 = pgd_cli_now();
+        double t0 = pgd_cli_now(), c0 = cpu_now();
         for (int g = 0; g < groups && !rc; g++) {
             for (int s = 0; s < nseq; s++) {
                 toks[s] = ((g * nseq + s) * 31 + st * 17 + 5) % x->c->vocab_size;
@@ -97,12 +111,15 @@ static int decode(bench_ctx *x, int nseq, int groups, int plen, int steps, doubl
                 head = (head + 1) % 64, n_out--;
             }
         t[st] = pgd_cli_now() - t0;
+        c[st] = cpu_now() - c0;
     }
     if (!rc) *step_med = pgd_cli_median(t, steps);
+    if (!rc && cpu_med) *cpu_med = pgd_cli_median(c, steps);
     free(toks);
     free(qs);
     free(lens);
     free(t);
+    free(c);
     return rc;
 }
 
@@ -167,7 +184,7 @@ int pgd_cmd_bench(int argc, char **argv) {
     int rc = 1;
     bench_ctx x = {0};
     double *share = NULL, *tmp = NULL, *bt = NULL, *bt1 = NULL, *bratio = NULL, *one = NULL, *rat = NULL;
-    double *btk = NULL, *bratiok = NULL, *onek = NULL, *ratk = NULL;
+    double *btk = NULL, *bratiok = NULL, *onek = NULL, *ratk = NULL, *ctmp = NULL, *bcpu = NULL;
     int worker = pgd_parallel_process_serves(&par);
     if (!worker) fprintf(stderr, "pagoda bench: loading %s ...\n", model_path);
     pgd_exec_config xc = {.model = model_path, .backend = {.name = "cpu", .num_threads = threads}, .parallel = par,
@@ -207,16 +224,18 @@ int pgd_cmd_bench(int argc, char **argv) {
     pgd_threadpool_destroy(tp);
     double bound = bw / (double)wbytes;
 
-    tmp = malloc(sizeof(double) * (size_t)reps);
-    double t_pref[1], single = 0, pref_tps = 0;
+    tmp = malloc(sizeof(double) * (size_t)reps), ctmp = malloc(sizeof(double) * (size_t)reps);
+    bcpu = calloc((size_t)nb, sizeof(double));
+    double t_pref[1], c_pref[1], single = 0, pref_tps = 0, single_cpu = 0, pref_cpu = 0;
     bt = calloc((size_t)nb, sizeof(double)), bt1 = calloc((size_t)nb, sizeof(double));
     bratio = calloc((size_t)nb, sizeof(double)), one = malloc(sizeof(double) * (size_t)reps);
     rat = malloc(sizeof(double) * (size_t)reps);
     btk = calloc((size_t)nb, sizeof(double)), bratiok = calloc((size_t)nb, sizeof(double));
     onek = malloc(sizeof(double) * (size_t)reps), ratk = malloc(sizeof(double) * (size_t)reps);
-    if (!tmp || !bt || !bt1 || !bratio || !one || !rat || !btk || !bratiok || !onek || !ratk) goto done;
+    if (!tmp || !ctmp || !bcpu || !bt || !bt1 || !bratio || !one || !rat || !btk || !bratiok || !onek || !ratk)
+        goto done;
     /* warm-up */
-    if (prefill(&x, 1, plen, NULL) || decode(&x, 1, 1, plen, 2, &single)) goto done;
+    if (prefill(&x, 1, plen, NULL, NULL) || decode(&x, 1, 1, plen, 2, &single, NULL)) goto done;
     fprintf(stderr, "pagoda bench: prefill and single-sequence decode ...\n");
     /* communication share: the driver's seconds inside communicator calls
      * (waiting for the other ranks included) over the phase's wall time */
@@ -224,32 +243,37 @@ int pgd_cmd_bench(int argc, char **argv) {
     if (!share) goto done;
     double c0 = pgd_exec_comm_seconds(x.exec), w0 = pgd_cli_now();
     for (int r = 0; r < reps; r++) {
-        if (prefill(&x, 1, plen, t_pref)) goto done;
+        if (prefill(&x, 1, plen, t_pref, c_pref)) goto done;
         tmp[r] = plen / t_pref[0];
+        ctmp[r] = plen / c_pref[0];
     }
     pref_tps = pgd_cli_median(tmp, reps);
+    pref_cpu = pgd_cli_median(ctmp, reps);
     share[0] = (pgd_exec_comm_seconds(x.exec) - c0) / (pgd_cli_now() - w0);
     c0 = pgd_exec_comm_seconds(x.exec), w0 = pgd_cli_now();
     for (int r = 0; r < reps; r++) {
-        double st;
-        if (prefill(&x, 1, plen, NULL) || decode(&x, 1, 1, plen, steps, &st)) goto done;
+        double st, sc;
+        if (prefill(&x, 1, plen, NULL, NULL) || decode(&x, 1, 1, plen, steps, &st, &sc)) goto done;
         tmp[r] = 1.0 / st;
+        ctmp[r] = 1.0 / sc;
     }
     single = pgd_cli_median(tmp, reps);
+    single_cpu = pgd_cli_median(ctmp, reps);
     share[1] = (pgd_exec_comm_seconds(x.exec) - c0) / (pgd_cli_now() - w0);
     for (int i = 0; i < nb; i++) {
         fprintf(stderr, "pagoda bench: decode at batch %d ...\n", batches[i]);
-        if (prefill(&x, batches[i] * x.groups, plen, NULL)) goto done;
+        if (prefill(&x, batches[i] * x.groups, plen, NULL, NULL)) goto done;
         double comm = 0, wall = 0;
         for (int r = 0; r < reps; r++) {
-            double st, st1, stk;
+            double st, sc, st1, stk;
             c0 = pgd_exec_comm_seconds(x.exec), w0 = pgd_cli_now();
-            if (decode(&x, batches[i], x.groups, plen, steps, &st)) goto done;
+            if (decode(&x, batches[i], x.groups, plen, steps, &st, &sc)) goto done;
             comm += pgd_exec_comm_seconds(x.exec) - c0, wall += pgd_cli_now() - w0;
             tmp[r] = (double)batches[i] * x.groups / st;
+            ctmp[r] = (double)batches[i] * x.groups / sc;
             if (x.groups > 1) { /* interleaved: one batch at a time, of B and of K x B */
-                if (decode(&x, batches[i], 1, plen, steps, &st1) ||
-                    decode(&x, batches[i] * x.groups, 1, plen, steps, &stk))
+                if (decode(&x, batches[i], 1, plen, steps, &st1, NULL) ||
+                    decode(&x, batches[i] * x.groups, 1, plen, steps, &stk, NULL))
                     goto done;
                 one[r] = (double)batches[i] / st1;
                 rat[r] = tmp[r] / one[r];
@@ -258,6 +282,7 @@ int pgd_cmd_bench(int argc, char **argv) {
             }
         }
         bt[i] = pgd_cli_median(tmp, reps);
+        bcpu[i] = pgd_cli_median(ctmp, reps);
         if (x.groups > 1) {
             bt1[i] = pgd_cli_median(one, reps);
             bratio[i] = pgd_cli_median(rat, reps);
@@ -321,6 +346,8 @@ int pgd_cmd_bench(int argc, char **argv) {
         json_object_set_new(o, "bound_decode_tps", json_real(bound));
         json_object_set_new(o, "single_decode_tps", json_real(single));
         json_object_set_new(o, "prefill_tps", json_real(pref_tps));
+        json_object_set_new(o, "single_decode_cpu_tps", json_real(single_cpu));
+        json_object_set_new(o, "prefill_cpu_tps", json_real(pref_cpu));
         json_object_set_new(o, "layout", json_string(pgd_exec_describe(x.exec)));
         json_object_set_new(o, "batches_in_flight", json_integer(x.groups));
         json_object_set_new(o, "prefill_comm_share", json_real(share[0]));
@@ -328,6 +355,7 @@ int pgd_cmd_bench(int argc, char **argv) {
             json_t *e = json_object();
             json_object_set_new(e, "batch", json_integer(batches[i]));
             json_object_set_new(e, "decode_tps", json_real(bt[i]));
+            json_object_set_new(e, "decode_cpu_tps", json_real(bcpu[i]));
             json_object_set_new(e, "comm_share", json_real(share[2 + i]));
             if (x.groups > 1) { /* tokens/s of K batches of B in flight; one batch of B, of K x B at a time */
                 json_object_set_new(e, "decode_tps_one_at_a_time", json_real(bt1[i]));
@@ -345,7 +373,7 @@ int pgd_cmd_bench(int argc, char **argv) {
     rc = 0;
 done:
     free(tmp), free(bt), free(bt1), free(bratio), free(one), free(rat);
-    free(btk), free(bratiok), free(onek), free(ratk);
+    free(btk), free(bratiok), free(onek), free(ratk), free(ctmp), free(bcpu);
     free(share);
     free(x.tables);
     free(x.logits);

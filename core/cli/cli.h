@@ -13,6 +13,7 @@ int pgd_cmd_run(int argc, char **argv);
 int pgd_cmd_plot(int argc, char **argv);
 int pgd_cmd_compare(int argc, char **argv);
 int pgd_cmd_sim_check(int argc, char **argv);
+int pgd_cmd_perf(int argc, char **argv);
 
 /* Strict number parsing for option values: print "pagoda: <opt> must be ..."
  * and return 0 on failure. */
@@ -25,6 +26,11 @@ double pgd_cli_now(void);
 double pgd_cli_median(double *v, int n);
 /* The CPU's "model name" from /proc/cpuinfo, or "unknown CPU". */
 void pgd_cli_cpu_model(char *buf, size_t n);
+
+/* Run gnuplot on `script` in directory dir; its exit status (127: no gnuplot, -1: no process). */
+int pgd_cli_gnuplot(const char *dir, const char *script);
+/* `pagoda plot FILE.csv`: the perf gate's history (plot_history.c). */
+int pgd_plot_history(const char *csv);
 
 /* Print "pagoda: <message>" from pgd_last_error() and return exit code 1. */
 int pgd_cli_fail(const char *what);

@@ -15,6 +15,9 @@
  * In the CDFs a run's color is its series (the other swept values) and its
  * dash pattern its rate, so runs stay apart beyond the palette's 8 colors.
  *
+ * Given a file instead (the perf gate's results/perf/history.csv), it draws
+ * that history (plot_history.c).
+ *
  * Exit status: 0 plots written, 1 gnuplot failed, 2 bad input. */
 #include <errno.h>
 #include <getopt.h>
@@ -274,12 +277,12 @@ static void write_script(FILE *f, const table *t, int nswept, int xcol, const ch
     fprintf(f, "  unset multiplot\n  unset output\n}\n");
 }
 
-static int run_gnuplot(const char *dir) {
+int pgd_cli_gnuplot(const char *dir, const char *script) {
     pid_t pid = fork();
     if (pid < 0) return -1;
     if (pid == 0) {
         if (chdir(dir) != 0) _exit(127);
-        execlp("gnuplot", "gnuplot", "plots.gp", (char *)NULL);
+        execlp("gnuplot", "gnuplot", script, (char *)NULL);
         _exit(127);
     }
     int status;
@@ -291,14 +294,18 @@ static int run_gnuplot(const char *dir) {
 int pgd_cmd_plot(int argc, char **argv) {
     if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         printf("usage: pagoda plot results/<experiment>\n"
+               "       pagoda plot results/perf/history.csv\n"
                "Writes results/<experiment>/plots/{plots.gp, latency_vs_rate, throughput_vs_rate, ttft_cdf,\n"
-               "tpot_cdf, kv_usage}.{png,svg} with gnuplot.\n");
+               "tpot_cdf, kv_usage}.{png,svg} with gnuplot; for the perf gate's history CSV,\n"
+               "plots/{perf_history.gp, perf_history.png, perf_history.svg} next to it.\n");
         return 0;
     }
     if (argc != 2) {
-        fprintf(stderr, "usage: pagoda plot results/<experiment>\n");
+        fprintf(stderr, "usage: pagoda plot results/<experiment> | results/perf/history.csv\n");
         return 2;
     }
+    struct stat sb;
+    if (stat(argv[1], &sb) == 0 && S_ISREG(sb.st_mode)) return pgd_plot_history(argv[1]);
     char path[4400], dir[4200];
     const char *exp = argv[1];
     snprintf(path, sizeof path, "%s/runs.csv", exp);
@@ -346,7 +353,7 @@ int pgd_cmd_plot(int argc, char **argv) {
         fprintf(stderr, "pagoda plot: cannot write %s\n", path);
         return 1;
     }
-    int rc = run_gnuplot(dir);
+    int rc = pgd_cli_gnuplot(dir, "plots.gp");
     if (rc != 0) {
         fprintf(stderr, "pagoda plot: gnuplot failed (%s); the script is %s\n",
                 rc == 127 ? "is gnuplot installed? scripts/setup.sh installs gnuplot-nox" : "see its messages above", path);

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "exec_impl.h"
+#include "model/model_impl.h"
 
 typedef struct job {
     int kind; /* 0: forward; else a PGD_EXEC_KV_* op */
@@ -77,7 +78,7 @@ static pgd_status run_kv_op(local *l, int op, const int32_t *pairs, int n) {
 static pgd_status run_forward(local *l, const pgd_batch *b, slot *s) {
     size_t rows = b->all_logits ? (size_t)b->num_tokens : (size_t)b->num_seqs;
     PGD_TRY(ensure_logits(s, rows * (size_t)l->base.cfg.vocab_size));
-    return pgd_model_forward(l->m, l->kv, b, s->logits);
+    return pgd_model_pass(l->m, l->kv, b, s->logits, NULL); /* checked by pgd_exec_submit */
 }
 
 /* ---- the worker (async) ---- */

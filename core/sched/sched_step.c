@@ -438,6 +438,19 @@ pgd_status pgd_scheduler_step(pgd_scheduler *s, const pgd_sched_plan **out) {
     }
     int nsnap = s->n_running;
     if (nsnap) memcpy(snap, s->running, sizeof *snap * (size_t)nsnap);
+#ifdef PAGODA_PERF_SLOW_SCHED
+    { /* the perf gate's self-test (tests/perf/slow_gate.sh) only: deliberate extra work in
+         the scheduler loop, a pass over the last 16 tokens of every running sequence */
+        int64_t acc = 0;
+        for (int i = 0; i < nsnap; i++)
+            for (int k = 0; k < snap[i]->num_seqs; k++) {
+                const pgd_sched_seq *q = snap[i]->seqs[k];
+                for (int t = q->len > 16 ? q->len - 16 : 0; t < q->len; t++) acc += q->tokens[t] ^ t;
+            }
+        volatile int64_t sink = acc;
+        (void)sink;
+    }
+#endif
     /* A prompt that fits a step's budget but not what the running groups'
      * tokens leave of it (chunked prefill off) would wait until they all
      * finish, and every later arrival behind it (head-of-line blocking;

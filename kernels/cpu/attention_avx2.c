@@ -155,6 +155,15 @@ void pgd_avx2_attention_heads(const pgd_attn_args *a, int seq, int row, int pos,
                 m[h] = cm;
             }
             l[h] += pgd_avx2_exp_sum(s, c1 - c0, m[h]);
+#ifdef PAGODA_PERF_SLOW_KERNEL
+            { /* the perf gate's self-test (tests/perf/slow_gate.sh) only: deliberate extra work,
+                 a second scan of the chunk's scores (about 7% more instructions here) */
+                float acc = 0;
+                for (int i = 0; i < c1 - c0; i++) acc += s[i] * 0.5f;
+                volatile float sink = acc;
+                (void)sink;
+            }
+#endif
         }
         walk(a, seq, row, h0, h1, c0, c1, sc, 1);
     }

@@ -167,8 +167,8 @@ static void matmul_task(void *arg, int i, int nt) {
     matmul_rows_scalar(j, r0, r1);
 }
 
-void pgd_cpu_matmul(pgd_threadpool *tp, float *y, const float *x, const void *w, pgd_dtype wt,
-                    int n, int in, int out) {
+static void matmul_run(pgd_threadpool *tp, float *y, const float *x, const void *w, pgd_dtype wt,
+                       int n, int in, int out) {
     matmul_job j = {.y = y, .x = x, .w = w, .wt = wt, .n = n, .in = in, .out = out};
     atomic_init(&j.next, 0);
     int nt = (size_t)n * in * out < PAR_MIN_ELEMS ? 1 : pgd_threadpool_size(tp);
@@ -183,6 +183,22 @@ void pgd_cpu_matmul(pgd_threadpool *tp, float *y, const float *x, const void *w,
 #endif
     if (nt == 1) matmul_task(&j, 0, 1);
     else pgd_threadpool_run(tp, matmul_task, &j);
+}
+
+void pgd_cpu_matmul(pgd_threadpool *tp, float *y, const float *x, const void *w, pgd_dtype wt,
+                    int n, int in, int out) {
+    matmul_run(tp, y, x, w, wt, n, in, out);
+#ifdef PAGODA_PERF_SLOW_MATMUL
+    /* the perf gate's A/B self-test (tests/perf/ab_trials.sh) only: a known
+     * slowdown, the first PAGODA_PERF_SLOW_MATMUL percent of the output
+     * columns computed a second time (into a scratch buffer) */
+    int extra = (int)((long)out * PAGODA_PERF_SLOW_MATMUL / 100);
+    float *scratch = extra > 0 ? malloc(sizeof(float) * (size_t)n * (size_t)extra) : NULL;
+    if (scratch) {
+        matmul_run(tp, scratch, x, w, wt, n, in, extra);
+        free(scratch);
+    }
+#endif
 }
 
 /* ------------------------------------------------------------- attention */
