@@ -5,6 +5,8 @@
  * Invariant: each default passes its own key's check (test_config checks). */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -99,9 +101,37 @@ static const pgd_cfg_key schema[] = {
 
 const pgd_cfg_key *pgd_config_schema(void) { return schema; }
 
+/* Lookups go through an open-addressing hash of (section, key), built once:
+ * every getter of a resolved run asks for its key by name, so a linear scan
+ * made loading a config quadratic in the schema's size. */
+#define KEY_SLOTS 512 /* a power of two, well above twice the schema */
+_Static_assert(2 * (sizeof schema / sizeof schema[0]) <= KEY_SLOTS, "grow KEY_SLOTS with the schema");
+static int16_t key_slot[KEY_SLOTS];
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+
+static uint32_t key_hash(const char *section, const char *key) {
+    uint32_t h = 2166136261u; /* FNV-1a over "section\0key" */
+    for (const char *p = section; *p; p++) h = (h ^ (uint8_t)*p) * 16777619u;
+    h = (h ^ 0u) * 16777619u;
+    for (const char *p = key; *p; p++) h = (h ^ (uint8_t)*p) * 16777619u;
+    return h;
+}
+
+static void build_key_index(void) {
+    for (int i = 0; i < KEY_SLOTS; i++) key_slot[i] = -1;
+    for (int i = 0; schema[i].section; i++) {
+        uint32_t s = key_hash(schema[i].section, schema[i].key) & (KEY_SLOTS - 1);
+        while (key_slot[s] >= 0) s = (s + 1) & (KEY_SLOTS - 1);
+        key_slot[s] = (int16_t)i;
+    }
+}
+
 const pgd_cfg_key *pgd_config_find_key(const char *section, const char *key) {
-    for (const pgd_cfg_key *k = schema; k->section; k++)
-        if (!strcmp(k->section, section) && !strcmp(k->key, key)) return k;
+    pthread_once(&key_once, build_key_index);
+    for (uint32_t s = key_hash(section, key) & (KEY_SLOTS - 1); key_slot[s] >= 0; s = (s + 1) & (KEY_SLOTS - 1)) {
+        const pgd_cfg_key *k = &schema[key_slot[s]];
+        if (!strcmp(k->key, key) && !strcmp(k->section, section)) return k;
+    }
     return NULL;
 }
 
