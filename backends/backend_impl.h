@@ -68,6 +68,7 @@ struct pgd_backend {
     pgd_clock *clock;   /* sim: the virtual clock it advances; NULL = real time */
     int is_virtual;     /* large allocations hold no data */
     pgd_dtype kv_dtype; /* KV accounting dtype (zeroed = f32) */
+    unsigned quant_weights; /* 1 when matmul and embedding take q8_0/q4_0 weights */
     /* written by core/backend.c's wrappers only (zeroed at creation) */
     int64_t op_calls[PGD_BOP_COUNT];
     double op_seconds[PGD_BOP_COUNT];

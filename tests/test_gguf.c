@@ -455,7 +455,8 @@ static void test_synthetic_defects(void) {
     o = SYNTH_OK; o.f32_ne0 = 1ull << 63; expect_synth_fail(o, "tensor 'f32'");
     o = SYNTH_OK; o.f32_ne0 = 1ull << 62; expect_synth_fail(o, "tensor 'f32'");
     o = SYNTH_OK; o.bf_type = 99; expect_synth_fail(o, "tensor 'bf' has ggml type 99");
-    o = SYNTH_OK; o.bf_type = 2; expect_synth_fail(o, "ggml type 2"); /* Q4_0 */
+    o = SYNTH_OK; o.bf_type = 3; expect_synth_fail(o, "ggml type 3"); /* Q4_1: not read */
+    o = SYNTH_OK; o.bf_type = 2; expect_synth_fail(o, "is Q4_0 but its row length 3 is not a multiple of the block size 32");
     o = SYNTH_OK; o.bf_offset = 200; expect_synth_fail(o, "not a multiple of the alignment 64");
     o = SYNTH_OK; o.alignment = 48; expect_synth_fail(o, "general.alignment = 48");
     o = SYNTH_OK; o.alignment = 0; expect_synth_fail(o, "general.alignment = 0");

@@ -132,6 +132,139 @@ static void test_matmul_batched_tails(void) {
                 matmul_case(dts[d], ns[a], shapes[b][0], shapes[b][1], seed++);
 }
 
+/* Quantized weights (q8_0, q4_0). The reference dequantizes W and computes
+ * in f32; so do the scalar path and the AVX2 batched path (n > 3: f32
+ * micro-kernel over dequantized panels), held to the f32 tolerance. The AVX2
+ * decode path (n <= 3) also rounds x to int8 per block of 32 (scale d =
+ * max|x| / 127), so each output may differ from the reference by at most
+ * sum over blocks of (d / 2) * sum |w| of the block (each x within d / 2 of
+ * its rounded value), plus f32 rounding: that bound is checked output by
+ * output, not a tuned tolerance. */
+static void matmul_q_case(pgd_dtype dt, int n, int in, int out, uint64_t seed) {
+    float *x = pgd_test_randf((size_t)n * in, seed, -1.0f, 1.0f);
+    void *w = pgd_test_rand_weights((size_t)out * in, dt, seed + 1);
+    size_t no = (size_t)n * out;
+    float *ref = malloc(no * sizeof *ref), *y = malloc(no * sizeof *y), *y0 = malloc(no * sizeof *y0);
+    float *wf = malloc((size_t)out * in * sizeof *wf);
+    double *bound = calloc(no, sizeof *bound);
+    pgd_ref_matmul(ref, x, w, dt, n, in, out);
+    pgd_dtype_to_f32(wf, w, dt, (size_t)out * in);
+    double ymax = 1e-30;
+    for (size_t i = 0; i < no; i++) ymax = fmax(ymax, fabs(ref[i]));
+    for (int t = 0; t < n; t++)
+        for (int r = 0; r < out; r++) {
+            double b = 0;
+            for (int k0 = 0; k0 < in; k0 += PGD_QBLOCK) {
+                double amax = 0, sw = 0;
+                for (int k = k0; k < k0 + PGD_QBLOCK; k++) {
+                    amax = fmax(amax, fabs(x[(size_t)t * in + k]));
+                    sw += fabs(wf[(size_t)r * in + k]);
+                }
+                b += amax / 127.0 / 2.0 * sw;
+            }
+            bound[(size_t)t * out + r] = b * (1 + 1e-4) + TOL * ymax;
+        }
+    for (int ii = 0; ii < g_n_isas; ii++) {
+        pgd_cpu_set_isa(g_isas[ii]);
+        int int8_path = n <= 3 && !strcmp(g_isas[ii], "avx2");
+        for (int p = 0; p < N_POOLS; p++) {
+            for (size_t i = 0; i < no; i++) y[i] = NAN;
+            pgd_cpu_matmul(pool_at(p), y, x, w, dt, n, in, out);
+            if (int8_path) {
+                size_t bad = 0;
+                for (size_t i = 0; i < no; i++) bad += !(fabs(y[i] - ref[i]) <= bound[i]);
+                if (bad)
+                    fprintf(stderr, "\n  FAIL %s int8 path n=%d in=%d out=%d pool=%d: %zu outputs beyond the "
+                            "activation-rounding bound\n", pgd_dtype_name(dt), n, in, out, p, bad);
+                CU_ASSERT_EQUAL(bad, 0);
+            } else {
+                check(pgd_test_rel_err(y, ref, no), TOL, pgd_dtype_name(dt), g_isas[ii], p, n, in, out);
+            }
+            if (p == 0) memcpy(y0, y, no * sizeof *y);
+            else CU_ASSERT(memcmp(y0, y, no * sizeof *y) == 0);
+        }
+    }
+    free(x), free(w), free(ref), free(y), free(y0), free(wf), free(bound);
+}
+
+static void matmul_q_sweep(pgd_dtype dt) {
+    static const int ns[] = {1, 2, 3, 4, 7, 9, 17, 32, 100, 260};
+    static const int shapes[][2] = {{32, 4},    {64, 33},   {96, 7},   {512, 50}, {768, 12},
+                                    {1024, 23}, {2080, 19}, {4096, 5}, {288, 130}};
+    uint64_t seed = 9000 + 1000 * (uint64_t)dt;
+    for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
+        for (size_t b = 0; b < sizeof shapes / sizeof *shapes; b++)
+            matmul_q_case(dt, ns[a], shapes[b][0], shapes[b][1], seed++);
+    /* the decode path's heap buffer for long rows (n * in / 32 > 1536 blocks) */
+    matmul_q_case(dt, 3, 16416, 9, seed++);
+}
+
+static void test_matmul_q8_0(void) { matmul_q_sweep(PGD_Q8_0); }
+static void test_matmul_q4_0(void) { matmul_q_sweep(PGD_Q4_0); }
+
+/* The formats themselves: round trips and known encodings. */
+static void test_quant_formats(void) {
+    CU_ASSERT_EQUAL(sizeof(pgd_block_q8_0), 34);
+    CU_ASSERT_EQUAL(sizeof(pgd_block_q4_0), 18);
+    CU_ASSERT_EQUAL(pgd_dtype_bytes(PGD_Q8_0, 64), 68);
+    CU_ASSERT_EQUAL(pgd_dtype_bytes(PGD_Q4_0, 64), 36);
+    float x[64], back[64];
+    for (int i = 0; i < 64; i++) x[i] = (float)(i - 20) * 0.25f; /* block 0: -5 .. 2.75; block 1: 3 .. 10.75 */
+    pgd_block_q8_0 q8[2];
+    pgd_dtype_from_f32(q8, PGD_Q8_0, x, 64);
+    CU_ASSERT_DOUBLE_EQUAL(pgd_f16_to_f32(q8[0].d), 5.0 / 127, 1e-5);
+    CU_ASSERT_EQUAL(q8[0].q[0], -127);        /* the largest magnitude maps to +-127 */
+    CU_ASSERT_EQUAL(q8[1].q[31], 127);
+    pgd_dtype_to_f32(back, q8, PGD_Q8_0, 64);
+    for (int i = 0; i < 64; i++) {
+        double d = pgd_f16_to_f32(q8[i / 32].d);
+        CU_ASSERT(fabs(back[i] - x[i]) <= d / 2 * 1.0001 + 1e-7); /* within half a step */
+        CU_ASSERT_EQUAL(back[i], pgd_dtype_get(q8, PGD_Q8_0, (size_t)i));
+    }
+    pgd_block_q4_0 q4[2];
+    pgd_dtype_from_f32(q4, PGD_Q4_0, x, 64);
+    CU_ASSERT_DOUBLE_EQUAL(pgd_f16_to_f32(q4[0].d), 5.0 / 8, 1e-4); /* -5 maps to -8 */
+    CU_ASSERT_EQUAL(q4[0].q[0] & 15, 0);
+    CU_ASSERT_DOUBLE_EQUAL(pgd_f16_to_f32(q4[1].d), -10.75 / 8, 1e-3); /* +10.75 maps to -8 */
+    pgd_dtype_to_f32(back, q4, PGD_Q4_0, 64);
+    for (int i = 0; i < 64; i++) {
+        double d = fabs(pgd_f16_to_f32(q4[i / 32].d));
+        CU_ASSERT(fabs(back[i] - x[i]) <= d / 2 * 1.0001 + 1e-6);
+        CU_ASSERT_EQUAL(back[i], pgd_dtype_get(q4, PGD_Q4_0, (size_t)i));
+    }
+    /* an all-zero block: scale 0, values 0, no division by zero */
+    float z[32] = {0}, zb[32];
+    pgd_dtype_from_f32(q8, PGD_Q8_0, z, 32);
+    pgd_dtype_from_f32(q4, PGD_Q4_0, z, 32);
+    pgd_dtype_to_f32(zb, q8, PGD_Q8_0, 32);
+    for (int i = 0; i < 32; i++) CU_ASSERT_EQUAL(zb[i], 0.0f);
+    pgd_dtype_to_f32(zb, q4, PGD_Q4_0, 32);
+    for (int i = 0; i < 32; i++) CU_ASSERT_EQUAL(zb[i], 0.0f);
+    pgd_dtype t;
+    CU_ASSERT(pgd_dtype_from_name("q4_0", &t) && t == PGD_Q4_0);
+    CU_ASSERT(!pgd_dtype_from_name("q5_1", &t));
+}
+
+/* Embedding rows from a quantized table: exactly the dequantized rows. */
+static void test_embedding_quant(void) {
+    static const pgd_dtype dts[] = {PGD_Q8_0, PGD_Q4_0};
+    const int V = 50, dim = 96, n = 7;
+    int32_t tok[7] = {0, 49, 3, 3, 17, 48, 1};
+    for (int d = 0; d < 2; d++) {
+        void *tab = pgd_test_rand_weights((size_t)V * dim, dts[d], 77 + d);
+        float *ref = malloc(sizeof(float) * n * dim), *y = malloc(sizeof(float) * n * dim);
+        pgd_ref_embedding(ref, tab, dts[d], tok, n, dim);
+        for (int ii = 0; ii < g_n_isas; ii++) {
+            pgd_cpu_set_isa(g_isas[ii]);
+            for (int p = 0; p < N_POOLS; p++) {
+                pgd_cpu_embedding(pool_at(p), y, tab, dts[d], tok, n, dim);
+                CU_ASSERT(memcmp(y, ref, sizeof(float) * n * dim) == 0);
+            }
+        }
+        free(tab), free(ref), free(y);
+    }
+}
+
 /* Known answer for the reference: W = [[1,2],[3,4],[5,6]], x = [1,-1]. */
 static void test_matmul_ref_known(void) {
     float w[6] = {1, 2, 3, 4, 5, 6}, x[4] = {1, -1, 2, 0.5f}, y[6];
@@ -637,6 +770,10 @@ static CU_TestInfo kernel_tests[] = {
     {"matmul bf16 vs reference", test_matmul_bf16},
     {"matmul model shapes", test_matmul_model_shapes},
     {"matmul batched tails", test_matmul_batched_tails},
+    {"quantized formats q8_0, q4_0", test_quant_formats},
+    {"matmul q8_0 vs reference (int8 bound)", test_matmul_q8_0},
+    {"matmul q4_0 vs reference (int8 bound)", test_matmul_q4_0},
+    {"embedding from quantized tables", test_embedding_quant},
     {"embedding f32/f16/bf16", test_embedding},
     {"rmsnorm (and in place)", test_rmsnorm},
     {"rope incl. GQA, dense and strided rows", test_rope},

@@ -175,9 +175,10 @@ static void test_golden_pp_uneven(void) {
 /* ---- logits of a random stories15M-shape model vs one rank ---- */
 
 /* logits[step] for both steps; returns rows of step 0 in *rows0. */
-static void run_logits(int tp, int pp, float **out, int *rows0) {
+static void run_logits_of(const char *model, int tp, int pp, float **out, int *rows0) {
     layout L;
-    char spec[] = "random:stories15M";
+    char spec[256];
+    snprintf(spec, sizeof spec, "%s", model);
     pgd_status s = open_layout(&L, spec, tp, pp, NULL, 0);
     if (s != PGD_OK) fprintf(stderr, "\ntp %d pp %d: %s\n", tp, pp, pgd_last_error());
     CU_ASSERT_EQUAL_FATAL(s, PGD_OK);
@@ -197,13 +198,12 @@ static void run_logits(int tp, int pp, float **out, int *rows0) {
     close_layout(&L);
 }
 
-static void compare_logits(int tp, int pp) {
+static void compare_logits_of(const char *model, int V, int tp, int pp) {
     float *ref[2], *got[2];
     int r0, r1;
-    run_logits(1, 1, ref, &r0);
-    run_logits(tp, pp, got, &r1);
+    run_logits_of(model, 1, 1, ref, &r0);
+    run_logits_of(model, tp, pp, got, &r1);
     CU_ASSERT_EQUAL_FATAL(r0, r1);
-    const int V = 32000;
     for (int step = 0; step < 2; step++) {
         int rows = step == 0 ? r0 : PB_NS, checked, same;
         double err = pgd_parallel_compare(ref[step], got[step], rows, V, &checked, &same);
@@ -216,7 +216,19 @@ static void compare_logits(int tp, int pp) {
     }
 }
 
+static void compare_logits(int tp, int pp) { compare_logits_of("random:stories15M", 32000, tp, pp); }
+
 static void test_logits_tp2(void) { compare_logits(2, 1); }
+
+/* Quantized weights shard along whole blocks of 32: a shape whose per-rank
+ * slices are multiples of 32 (head_dim 32, hidden 768), in q8_0 and q4_0,
+ * TP 2 and TP 2 x PP 2 against one rank. */
+#define QSHAPE "random:dim=256,layers=4,heads=8,kv_heads=4,hidden=768,vocab=32000,seq=1024"
+static void test_logits_quant_layouts(void) {
+    compare_logits_of(QSHAPE ",dtype=q8_0", 32000, 2, 1);
+    compare_logits_of(QSHAPE ",dtype=q4_0", 32000, 2, 2);
+    compare_logits_of(QSHAPE ",dtype=q8_0", 32000, 1, 2);
+}
 static void test_logits_pp2(void) { compare_logits(1, 2); }
 static void test_logits_tp2_pp2(void) { compare_logits(2, 2); }
 static void test_logits_pp2_microbatches(void) {
@@ -250,6 +262,8 @@ static void test_bad_layouts(void) {
     expect_bad(m, 1, 2, "3", "must list 2 positive layer counts");
     expect_bad(m, 1, 2, "5,0", "must list 2 positive layer counts");
     expect_bad("random:stories15M", 4, 1, NULL, "must divide the query heads (6)");
+    /* stories15M's 6 heads of 48 give each of 2 ranks 144 attention columns: not whole q8_0 blocks */
+    expect_bad("random:stories15M,dtype=q8_0", 2, 1, NULL, "not a multiple of 32");
     /* mpi without mpirun: a clear message, not a hang */
     pgd_exec_config xc = {.model = m, .backend = {.name = "cpu", .num_threads = 1},
                           .parallel = {.tp = 2, .comm = "mpi"}};
@@ -494,6 +508,7 @@ static CU_TestInfo tests[] = {
     {"logits_tp2_pp2_vs_tp1", test_logits_tp2_pp2},
     {"logits_pp_microbatches_vs_tp1", test_logits_pp2_microbatches},
     {"logits_tp3_vs_tp1", test_logits_tp3},
+    {"logits_quantized_layouts_vs_tp1", test_logits_quant_layouts},
     {"bad_layouts_rejected", test_bad_layouts},
     {"failing_rank_no_hang", test_failing_rank},
     {"pinning", test_pinning},

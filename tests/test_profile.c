@@ -144,7 +144,7 @@ static void test_bad_input(void) {
     expect_error("--threads -1", "--threads must be an integer in 0..1024 (got '-1')", 1);
     expect_error("--max-tokens 0", "--max-tokens must be an integer", 1);
     expect_error("--reps x", "--reps must be an integer", 1);
-    expect_error("--dtype f8", "--dtype must be f32, f16 or bf16 (got 'f8')", 1);
+    expect_error("--dtype f8", "--dtype must be f32, f16, bf16, q8_0 or q4_0 (got 'f8')", 1);
     expect_error("--kv-memory lots", "--kv-memory must be a size like 256M or 1G (got 'lots')", 1);
     expect_error("--temperature -1", "--temperature must be >= 0", 1);
     expect_error("extra", "unexpected argument 'extra'", 1);

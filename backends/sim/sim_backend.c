@@ -221,6 +221,7 @@ pgd_status pgd_sim_backend_create(const pgd_backend_config *cfg, pgd_backend **o
     s->base.clock = cfg->clock ? cfg->clock : s->own_clock;
     s->base.is_virtual = 1;
     s->base.kv_dtype = dev.act_bytes == 2 ? PGD_F16 : PGD_F32;
+    s->base.quant_weights = 1; /* priced by the bytes they take */
     if (s->table)
         snprintf(s->base.description, sizeof s->base.description, "sim: %s x%d, calibrated (%d rows from %s)",
                  dev.name, s->cost.tp, pgd_sim_table_rows(s->table), cfg->sim_profile);

@@ -6,8 +6,11 @@
  * bytes read + bytes written per second, as STREAM counts Copy), single-sequence
  * decode tokens/s, prefill tokens/s (one --prompt-len prompt), and decode
  * throughput with B sequences decoding together through the paged cache for
- * each B in --batches. The batch-1 bound is copy bandwidth / bytes of weights
- * read per decode step, the CPU's (the bench runs on the CPU backend).
+ * each B in --batches. Each decode figure is held to its read bound: read
+ * bandwidth (a 256 MiB buffer summed on the same threads: a decode step
+ * reads, it hardly writes) x B / (bytes of weights read per step + B x one
+ * sequence's KV bytes at the middle context); "bd" in the table. Copy
+ * bandwidth (read + write, STREAM's convention) is printed beside it.
  *
  * Batches in flight: when the executor takes K > 1 batches at once (pipeline
  * stages, --async), a decode measurement at batch B keeps K batches of B
@@ -123,6 +126,18 @@ static int decode(bench_ctx *x, int nseq, int groups, int plen, int steps, doubl
     return rc;
 }
 
+/* KV bytes one sequence's decode step reads at context ctx: K and V of
+ * every layer, in the KV cache's dtype. */
+static double bench_kv_bytes(const pgd_model_config *c, int ctx) {
+    return 2.0 * c->n_layers * c->n_kv_heads * c->head_dim * (double)pgd_dtype_size(c->kv_dtype) * ctx;
+}
+
+/* Tokens/s bound of a decode step of B sequences: B x read bandwidth /
+ * (weight bytes + B x KV bytes). */
+static double bench_bound(double rbw, double wbytes, double kvseq, int b) {
+    return b * rbw / (wbytes + b * kvseq);
+}
+
 static int parse_batches(const char *s, int *out, int max) {
     int n = 0;
     char buf[256];
@@ -135,8 +150,186 @@ static int parse_batches(const char *s, int *out, int max) {
     return n;
 }
 
+/* Bytes of weights a decode step reads: all but the embedding table (a few
+ * rows are gathered) unless it doubles as the classifier. */
+static size_t bench_weight_bytes(const pgd_model_config *c) {
+    size_t w = pgd_model_config_weight_bytes(c);
+    if (!c->tied_classifier) w -= pgd_dtype_bytes(c->weight_dtype, (size_t)c->vocab_size * c->dim);
+    return w;
+}
+
+/* Set up x for decoding up to nseqs sequences of plen + steps tokens. */
+static int bench_ctx_init(bench_ctx *x, int block_size, int nseqs, int plen, int steps, int prefill_rows) {
+    x->bs = block_size;
+    x->mb = (plen + steps + block_size - 1) / block_size;
+    x->tables = malloc(sizeof(int32_t) * (size_t)nseqs * x->mb);
+    x->logits = malloc(sizeof(float) * (size_t)prefill_rows * x->c->vocab_size);
+    if (!x->tables || !x->logits) return pgd_cli_fail("out of memory");
+    for (int i = 0; i < nseqs * x->mb; i++) x->tables[i] = i + 1;
+    if (pgd_exec_kv_create(x->exec, block_size, nseqs * x->mb + 1, 0) != PGD_OK) return pgd_cli_fail(NULL);
+    return 0;
+}
+
+/* `pagoda bench --dtypes a,b,...`: the same random shape in each weight
+ * dtype, measured in one run, interleaved: each rep measures every dtype
+ * once (prefill, single-sequence decode, each batch), starting with a
+ * different dtype each rep, so drift and neighbours hit all of them alike.
+ * Each figure is held to its own read bound (its bytes per step), and
+ * prefill and batch-1 decode are also given as the median of the per-rep
+ * ratios to the first dtype. */
+static int bench_dtypes(const char *model, const char *dtypes_s, int threads, int plen, int steps, int reps,
+                        int block_size, const int *batches, int nb, const char *json_path) {
+    enum { MAXD = 8 };
+    pgd_dtype dts[MAXD];
+    int nd = 0, rc = 1, max_batch = 1;
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", dtypes_s);
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (nd == MAXD || !pgd_dtype_from_name(t, &dts[nd])) {
+            fprintf(stderr, "pagoda bench: --dtypes takes up to %d of f32, f16, bf16, q8_0, q4_0 (got '%s')\n", MAXD, t);
+            return 2;
+        }
+        nd++;
+    }
+    if (strncmp(model, "random:", 7) || strstr(model, "dtype=")) {
+        fprintf(stderr, "pagoda bench: --dtypes needs a random: model without a dtype= key (got '%s'): each dtype\n"
+                        "  is the same shape and seed stored another way\n", model);
+        return 2;
+    }
+    for (int i = 0; i < nb; i++) if (batches[i] > max_batch) max_batch = batches[i];
+    bench_ctx xs[MAXD];
+    memset(xs, 0, sizeof xs);
+    size_t wb[MAXD];
+    double *pre = calloc((size_t)nd * reps, sizeof(double)), *one = calloc((size_t)nd * reps, sizeof(double));
+    double *bat = calloc((size_t)nd * reps * nb, sizeof(double)), *tmp = calloc((size_t)reps, sizeof(double));
+    double *med_pre = calloc((size_t)nd, sizeof(double)), *med_one = calloc((size_t)nd, sizeof(double));
+    double *med_bat = calloc((size_t)nd * nb, sizeof(double)), *r_pre = calloc((size_t)nd, sizeof(double));
+    double *r_one = calloc((size_t)nd, sizeof(double));
+    if (!pre || !one || !bat || !tmp || !med_pre || !med_one || !med_bat || !r_pre || !r_one) {
+        rc = pgd_cli_fail("out of memory");
+        goto done;
+    }
+    for (int d = 0; d < nd; d++) {
+        char spec[600];
+        snprintf(spec, sizeof spec, "%s,dtype=%s", model, pgd_dtype_name(dts[d]));
+        fprintf(stderr, "pagoda bench: loading %s ...\n", spec);
+        pgd_exec_config xc = {.model = spec, .backend = {.name = "cpu", .num_threads = threads}};
+        if (pgd_exec_create(&xc, &xs[d].exec) != PGD_OK) { rc = pgd_cli_fail(NULL); goto done; }
+        xs[d].c = pgd_exec_model_config(xs[d].exec);
+        xs[d].groups = 1;
+        if (plen + steps > xs[d].c->max_seq_len) {
+            fprintf(stderr, "pagoda bench: --prompt-len + --decode-steps (%d) exceeds the model's context (%d)\n",
+                    plen + steps, xs[d].c->max_seq_len);
+            rc = 2;
+            goto done;
+        }
+        if (bench_ctx_init(&xs[d], block_size, max_batch, plen, steps, plen > max_batch ? plen : max_batch)) goto done;
+        wb[d] = bench_weight_bytes(xs[d].c);
+        /* every sequence's prompt once (its KV is then in place for all decodes), and a warm-up */
+        double st;
+        if (prefill(&xs[d], max_batch, plen, NULL, NULL) || decode(&xs[d], 1, 1, plen, 2, &st, NULL)) goto done;
+    }
+    fprintf(stderr, "pagoda bench: measuring copy and read bandwidth ...\n");
+    pgd_threadpool *tp = pgd_threadpool_create(threads);
+    double bw = pgd_cpu_measure_copy_bandwidth(tp, (size_t)256 << 20, 2 * reps + 1);
+    double rbw = pgd_cpu_measure_read_bandwidth(tp, (size_t)256 << 20, 2 * reps + 1);
+    pgd_threadpool_destroy(tp);
+    double kvseq = bench_kv_bytes(xs[0].c, plen + steps / 2);
+    for (int r = 0; r < reps; r++) {
+        fprintf(stderr, "pagoda bench: rep %d/%d ...\n", r + 1, reps);
+        for (int k = 0; k < nd; k++) {
+            int d = (k + r) % nd; /* a different dtype first each rep */
+            double t, st;
+            if (prefill(&xs[d], 1, plen, &t, NULL)) goto done;
+            pre[d * reps + r] = plen / t;
+            if (decode(&xs[d], 1, 1, plen, steps, &st, NULL)) goto done;
+            one[d * reps + r] = 1.0 / st;
+            for (int i = 0; i < nb; i++) {
+                if (decode(&xs[d], batches[i], 1, plen, steps, &st, NULL)) goto done;
+                bat[((size_t)d * nb + i) * reps + r] = batches[i] / st;
+            }
+        }
+    }
+    for (int d = 0; d < nd; d++) {
+        med_pre[d] = pgd_cli_median(pre + (size_t)d * reps, reps);
+        med_one[d] = pgd_cli_median(one + (size_t)d * reps, reps);
+        for (int i = 0; i < nb; i++) med_bat[d * nb + i] = pgd_cli_median(bat + ((size_t)d * nb + i) * reps, reps);
+        for (int r = 0; r < reps; r++) tmp[r] = pre[d * reps + r] / pre[r];
+        r_pre[d] = pgd_cli_median(tmp, reps);
+        for (int r = 0; r < reps; r++) tmp[r] = one[d * reps + r] / one[r];
+        r_one[d] = pgd_cli_median(tmp, reps);
+    }
+    char cpu[256];
+    pgd_cli_cpu_model(cpu, sizeof cpu);
+    printf("machine      : %s, %s\n", cpu, pgd_backend_describe(pgd_exec_backend(xs[0].exec)));
+    printf("model        : %s (%s), %.1fM params, weights in %s\n", model, xs[0].c->name,
+           pgd_model_config_params(xs[0].c) / 1e6, dtypes_s);
+    printf("bandwidth    : read %.2f GB/s, copy %.2f GB/s (256 MiB, same threads, median of %d)\n", rbw / 1e9,
+           bw / 1e9, 2 * reps + 1);
+    printf("settings     : prompt %d tokens, %d decode steps, block size %d, median of %d interleaved reps\n",
+           plen, steps, block_size, reps);
+    printf("bound (bd)   : B x read bw / (weight bytes + B x %.2f MB of f32 KV per sequence)\n\n", kvseq / 1e6);
+    printf("| dtype | MB/step | prefill tok/s | vs %s | decode b1 tok/s | %% bd | vs %s |",
+           pgd_dtype_name(dts[0]), pgd_dtype_name(dts[0]));
+    for (int i = 0; i < nb; i++) printf(" batch %d tok/s | %% bd |", batches[i]);
+    printf("\n|---|---|---|---|---|---|---|");
+    for (int i = 0; i < nb; i++) printf("---|---|");
+    printf("\n");
+    for (int d = 0; d < nd; d++) {
+        printf("| %s | %.1f | %.1f | %.2fx | %.1f | %.0f%% | %.2fx |", pgd_dtype_name(dts[d]), wb[d] / 1e6, med_pre[d],
+               r_pre[d], med_one[d], 100 * med_one[d] / bench_bound(rbw, (double)wb[d], kvseq, 1), r_one[d]);
+        for (int i = 0; i < nb; i++)
+            printf(" %.1f | %.0f%% |", med_bat[d * nb + i],
+                   100 * med_bat[d * nb + i] / bench_bound(rbw, (double)wb[d], kvseq, batches[i]));
+        printf("\n");
+    }
+    printf("\n'vs %s': median over reps of the ratio to %s measured in the same rep\n", pgd_dtype_name(dts[0]),
+           pgd_dtype_name(dts[0]));
+    if (json_path) {
+        json_t *o = json_object(), *arr = json_array();
+        json_object_set_new(o, "machine", json_string(cpu));
+        json_object_set_new(o, "backend", json_string(pgd_backend_describe(pgd_exec_backend(xs[0].exec))));
+        json_object_set_new(o, "model", json_string(model));
+        json_object_set_new(o, "copy_bandwidth_Bps", json_real(bw));
+        json_object_set_new(o, "read_bandwidth_Bps", json_real(rbw));
+        json_object_set_new(o, "kv_bytes_per_seq_step", json_real(kvseq));
+        for (int d = 0; d < nd; d++) {
+            json_t *e = json_object(), *ba = json_array();
+            json_object_set_new(e, "dtype", json_string(pgd_dtype_name(dts[d])));
+            json_object_set_new(e, "weight_bytes_per_step", json_integer((json_int_t)wb[d]));
+            json_object_set_new(e, "prefill_tps", json_real(med_pre[d]));
+            json_object_set_new(e, "prefill_ratio_to_first", json_real(r_pre[d]));
+            json_object_set_new(e, "single_decode_tps", json_real(med_one[d]));
+            json_object_set_new(e, "single_decode_ratio_to_first", json_real(r_one[d]));
+            json_object_set_new(e, "bound_decode_tps", json_real(bench_bound(rbw, (double)wb[d], kvseq, 1)));
+            for (int i = 0; i < nb; i++) {
+                json_t *b = json_object();
+                json_object_set_new(b, "batch", json_integer(batches[i]));
+                json_object_set_new(b, "decode_tps", json_real(med_bat[d * nb + i]));
+                json_object_set_new(b, "bound_tps", json_real(bench_bound(rbw, (double)wb[d], kvseq, batches[i])));
+                json_array_append_new(ba, b);
+            }
+            json_object_set_new(e, "decode", ba);
+            json_array_append_new(arr, e);
+        }
+        json_object_set_new(o, "dtypes", arr);
+        if (pgd_cli_write_json(o, json_path) != 0) { json_decref(o); goto done; }
+        json_decref(o);
+    }
+    rc = 0;
+done:
+    for (int d = 0; d < nd; d++) {
+        free(xs[d].tables);
+        free(xs[d].logits);
+        pgd_exec_destroy(xs[d].exec);
+    }
+    free(pre), free(one), free(bat), free(tmp), free(med_pre), free(med_one), free(med_bat), free(r_pre), free(r_one);
+    return rc;
+}
+
 int pgd_cmd_bench(int argc, char **argv) {
-    const char *model_path = "random:stories110M", *json_path = NULL, *batches_s = "1,8,32";
+    const char *model_path = "random:stories110M", *json_path = NULL, *batches_s = "1,8,32", *dtypes_s = NULL;
     int threads = 0, plen = 128, steps = 16, reps = 5, block_size = 16;
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},      {"threads", required_argument, 0, 'j'},
@@ -144,6 +337,7 @@ int pgd_cmd_bench(int argc, char **argv) {
         {"decode-steps", required_argument, 0, 'd'}, {"reps", required_argument, 0, 'r'},
         {"block-size", required_argument, 0, 'b'}, {"json", required_argument, 0, 'J'},
         {"no-overlap", no_argument, 0, 'O'},       {"help", no_argument, 0, 'h'},
+        {"dtypes", required_argument, 0, 'D'},
         PGD_PAR_LONGOPTS, {0, 0, 0, 0}};
     pgd_parallel_config par = {0};
     int async = 0, no_overlap = 0;
@@ -160,13 +354,16 @@ int pgd_cmd_bench(int argc, char **argv) {
         case 'b': if (!pgd_cli_int("--block-size", optarg, 1, 4096, &block_size)) return 2; break;
         case 'J': json_path = optarg; break;
         case 'O': no_overlap = 1; break;
+        case 'D': dtypes_s = optarg; break;
         case 'h':
             printf("usage: pagoda bench [--model random:stories110M] [--threads N] [--batches 1,8,32]\n"
                    "                    [--prompt-len 128] [--decode-steps 16] [--reps 5] [--json FILE]\n"
                    "                    [--tp N] [--pp M] [--comm threads|mpi|nccl] [--stage-layers A,B] [--pin]\n"
-                   "                    [--async] [--no-overlap]\n"
+                   "                    [--async] [--no-overlap] [--dtypes f32,f16,bf16,q8_0,q4_0]\n"
                    PGD_PAR_USAGE
-                   "  --no-overlap   decode one batch at a time even when the layout takes several\n");
+                   "  --no-overlap   decode one batch at a time even when the layout takes several\n"
+                   "  --dtypes LIST  the random --model shape in each of these weight dtypes, measured\n"
+                   "                 interleaved in one run, each against its own read bound (one process)\n");
             return 0;
         default: {
             int r = pgd_par_opt(ch, optarg, &par, &async);
@@ -180,6 +377,13 @@ int pgd_cmd_bench(int argc, char **argv) {
     if (nb <= 0) return 2;
     int max_batch = 1;
     for (int i = 0; i < nb; i++) if (batches[i] > max_batch) max_batch = batches[i];
+    if (dtypes_s) {
+        if (par.tp > 1 || par.pp > 1 || async || par.comm) {
+            fprintf(stderr, "pagoda bench: --dtypes measures one process on the CPU backend; drop --tp/--pp/--comm/--async\n");
+            return 2;
+        }
+        return bench_dtypes(model_path, dtypes_s, threads, plen, steps, reps, block_size, batches, nb, json_path);
+    }
 
     int rc = 1;
     bench_ctx x = {0};
@@ -216,13 +420,17 @@ int pgd_cmd_bench(int argc, char **argv) {
      * (only a few rows are gathered) unless it doubles as the classifier */
     size_t wbytes = pgd_model_config_weight_bytes(x.c);
     if (!x.c->tied_classifier)
-        wbytes -= (size_t)x.c->vocab_size * x.c->dim * pgd_dtype_size(x.c->weight_dtype);
+        wbytes -= pgd_dtype_bytes(x.c->weight_dtype, (size_t)x.c->vocab_size * x.c->dim);
 
-    fprintf(stderr, "pagoda bench: measuring copy bandwidth ...\n");
+    fprintf(stderr, "pagoda bench: measuring copy and read bandwidth ...\n");
     pgd_threadpool *tp = pgd_threadpool_create(threads);
     double bw = pgd_cpu_measure_copy_bandwidth(tp, (size_t)256 << 20, 2 * reps + 1);
+    double rbw = pgd_cpu_measure_read_bandwidth(tp, (size_t)256 << 20, 2 * reps + 1);
     pgd_threadpool_destroy(tp);
-    double bound = bw / (double)wbytes;
+    /* a decode step at batch B reads the weights once and each sequence's
+     * KV cache (at the middle of the measured steps); the read bound */
+    double kvseq = bench_kv_bytes(x.c, plen + steps / 2);
+    double bound = rbw / ((double)wbytes + kvseq);
 
     tmp = malloc(sizeof(double) * (size_t)reps), ctmp = malloc(sizeof(double) * (size_t)reps);
     bcpu = calloc((size_t)nb, sizeof(double));
@@ -300,7 +508,11 @@ int pgd_cmd_bench(int argc, char **argv) {
            wbytes / 1e6);
     printf("copy bw      : %.2f GB/s (256 MiB memcpy on the same threads, bytes read + written,\n"
            "               median of %d)\n", bw / 1e9, 2 * reps + 1);
-    printf("bound        : %.1f tok/s batch-1 decode (copy bw / weight bytes per step)\n", bound);
+    printf("read bw      : %.2f GB/s (256 MiB read on the same threads, median of %d)\n", rbw / 1e9,
+           2 * reps + 1);
+    printf("bound        : %.1f tok/s batch-1 decode (read bw / bytes read per step: weights + %.2f MB\n"
+           "               of KV per sequence); batch B: B x read bw / (weights + B x KV)\n",
+           bound, kvseq / 1e6);
     printf("settings     : prompt %d tokens, %d decode steps, block size %d, median of %d reps\n",
            plen, steps, block_size, reps);
     printf("layout       : %s\n", pgd_exec_describe(x.exec));
@@ -311,7 +523,7 @@ int pgd_cmd_bench(int argc, char **argv) {
         printf("in flight    : 1 batch at a time\n\n");
     printf("| %-30s | %12s | %10s | %10s |\n", "measurement", "tokens/s", "ratio", "comm share");
     printf("|--------------------------------|--------------|------------|------------|\n");
-    printf("| %-30s | %12.1f | %9.0f%% | %9.1f%% |\n", "single-sequence decode", single, 100 * single / bound,
+    printf("| %-30s | %12.1f | %6.0f%% bd | %9.1f%% |\n", "single-sequence decode", single, 100 * single / bound,
            100 * share[1]);
     printf("| %-30s | %12.1f | %10s | %9.1f%% |\n", "prefill", pref_tps, "", 100 * share[0]);
     double b1 = 0;
@@ -320,9 +532,10 @@ int pgd_cmd_bench(int argc, char **argv) {
         char name[64], ratio[32];
         if (x.groups > 1) snprintf(name, sizeof name, "decode %d x batch %d in flight", x.groups, batches[i]);
         else snprintf(name, sizeof name, "decode batch %d", batches[i]);
-        if (batches[i] == 1 && x.groups == 1) snprintf(ratio, sizeof ratio, "%.0f%% bound", 100 * bt[i] / bound);
-        else if (b1 > 0 && x.groups == 1) snprintf(ratio, sizeof ratio, "%.2fx b1", bt[i] / b1);
+        double bbound = bench_bound(rbw, wbytes, kvseq, batches[i] * x.groups);
+        if (x.groups == 1) snprintf(ratio, sizeof ratio, "%.0f%% bd", 100 * bt[i] / bbound);
         else ratio[0] = 0;
+        (void)b1;
         printf("| %-30s | %12.1f | %10s | %9.1f%% |\n", name, bt[i], ratio, 100 * share[2 + i]);
         if (x.groups > 1) {
             snprintf(name, sizeof name, "  1 batch of %d at a time", batches[i]);
@@ -343,6 +556,8 @@ int pgd_cmd_bench(int argc, char **argv) {
         json_object_set_new(o, "model", json_string(model_path));
         json_object_set_new(o, "weight_bytes_per_step", json_integer((json_int_t)wbytes));
         json_object_set_new(o, "copy_bandwidth_Bps", json_real(bw));
+        json_object_set_new(o, "read_bandwidth_Bps", json_real(rbw));
+        json_object_set_new(o, "kv_bytes_per_seq_step", json_real(kvseq));
         json_object_set_new(o, "bound_decode_tps", json_real(bound));
         json_object_set_new(o, "single_decode_tps", json_real(single));
         json_object_set_new(o, "prefill_tps", json_real(pref_tps));
@@ -357,6 +572,7 @@ int pgd_cmd_bench(int argc, char **argv) {
             json_object_set_new(e, "decode_tps", json_real(bt[i]));
             json_object_set_new(e, "decode_cpu_tps", json_real(bcpu[i]));
             json_object_set_new(e, "comm_share", json_real(share[2 + i]));
+            json_object_set_new(e, "bound_tps", json_real(bench_bound(rbw, wbytes, kvseq, batches[i] * x.groups)));
             if (x.groups > 1) { /* tokens/s of K batches of B in flight; one batch of B, of K x B at a time */
                 json_object_set_new(e, "decode_tps_one_at_a_time", json_real(bt1[i]));
                 json_object_set_new(e, "in_flight_ratio", json_real(bratio[i]));
@@ -366,8 +582,10 @@ int pgd_cmd_bench(int argc, char **argv) {
             json_array_append_new(arr, e);
         }
         json_object_set_new(o, "decode", arr);
-        if (json_dump_file(o, json_path, JSON_INDENT(2)) != 0)
-            fprintf(stderr, "pagoda bench: cannot write %s\n", json_path);
+        if (pgd_cli_write_json(o, json_path) != 0) {
+            json_decref(o);
+            goto done;
+        }
         json_decref(o);
     }
     rc = 0;

@@ -32,6 +32,11 @@ int pgd_cli_gnuplot(const char *dir, const char *script);
 /* `pagoda plot FILE.csv`: the perf gate's history (plot_history.c). */
 int pgd_plot_history(const char *csv);
 
+/* Write o to path whole or not at all (a temporary file beside it, then
+ * rename); on failure print why and return -1. */
+struct json_t;
+int pgd_cli_write_json(struct json_t *o, const char *path);
+
 /* Print "pagoda: <message>" from pgd_last_error() and return exit code 1. */
 int pgd_cli_fail(const char *what);
 

@@ -1,10 +1,12 @@
 /* main.c - entry point of the `pagoda` command: dispatches subcommands. */
 #include <errno.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "parallel/comm_bench.h"
@@ -74,6 +76,20 @@ double pgd_cli_now(void) {
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
+}
+
+int pgd_cli_write_json(json_t *o, const char *path) {
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
+        fprintf(stderr, "pagoda: output path too long: %s\n", path);
+        return -1;
+    }
+    if (json_dump_file(o, tmp, JSON_INDENT(2)) != 0 || rename(tmp, path) != 0) {
+        fprintf(stderr, "pagoda: cannot write %s: %s\n", path, strerror(errno));
+        remove(tmp);
+        return -1;
+    }
+    return 0;
 }
 
 double pgd_cli_median(double *v, int n) {

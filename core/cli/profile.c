@@ -561,6 +561,7 @@ static int profile_model(const char *spec, const opts *o, pool *pl, char *desc, 
     }
     p->base.ops = &prof_ops;
     p->base.kv_dtype = pgd_backend_kv_dtype(inner);
+    p->base.quant_weights = inner->quant_weights;
     snprintf(p->base.description, sizeof p->base.description, "%s", pgd_backend_describe(inner));
     p->in = inner;
     p->pool = pl;
@@ -763,11 +764,8 @@ int pgd_cmd_profile(int argc, char **argv) {
         case 'B': o.backend = optarg; break;
         case 'j': if (!pgd_cli_int("--threads", optarg, 0, 1024, &o.threads)) return 2; break;
         case 'd':
-            if (!strcmp(optarg, "f32")) o.dtype = PGD_F32;
-            else if (!strcmp(optarg, "f16")) o.dtype = PGD_F16;
-            else if (!strcmp(optarg, "bf16")) o.dtype = PGD_BF16;
-            else {
-                fprintf(stderr, "pagoda profile: --dtype must be f32, f16 or bf16 (got '%s')\n", optarg);
+            if (!pgd_dtype_from_name(optarg, &o.dtype)) {
+                fprintf(stderr, "pagoda profile: --dtype must be f32, f16, bf16, q8_0 or q4_0 (got '%s')\n", optarg);
                 return 2;
             }
             break;

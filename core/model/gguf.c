@@ -111,6 +111,7 @@ static const char *ggml_type_name(int t) {
     case PGD_GGML_F32: return "F32";
     case PGD_GGML_F16: return "F16";
     case PGD_GGML_Q8_0: return "Q8_0";
+    case PGD_GGML_Q4_0: return "Q4_0";
     case PGD_GGML_BF16: return "BF16";
     default: return NULL;
     }
@@ -333,16 +334,18 @@ static pgd_status rd_tensor_info(parser *ps, int64_t i) {
                          g->path, ps->what, ne[0], ne[1], ne[2], ne[3]);
     if (type > INT32_MAX || !ggml_type_name((int)type))
         return pgd_error(PGD_ERR_FORMAT, "%s: %s has ggml type %" PRIu32
-                         ", which is not supported (only F32=0, F16=1, Q8_0=8, BF16=30)",
+                         ", which is not supported (only F32=0, F16=1, Q4_0=2, Q8_0=8, BF16=30)",
                          g->path, ps->what, type);
     uint64_t nbytes;
-    if (type == PGD_GGML_Q8_0) {
+    if (type == PGD_GGML_Q8_0 || type == PGD_GGML_Q4_0) {
         if (ne[0] % 32)
-            return pgd_error(PGD_ERR_FORMAT, "%s: %s is Q8_0 but its row length %" PRIu64
-                             " is not a multiple of the block size 32", g->path, ps->what, ne[0]);
+            return pgd_error(PGD_ERR_FORMAT, "%s: %s is %s but its row length %" PRIu64
+                             " is not a multiple of the block size 32", g->path, ps->what,
+                             ggml_type_name((int)type), ne[0]);
+        uint64_t bsz = type == PGD_GGML_Q8_0 ? 34 : 18; /* bytes per block of 32 */
         nbytes = (uint64_t)nel / 32;
-        if (nbytes > UINT64_MAX / 34) goto too_big;
-        nbytes *= 34;
+        if (nbytes > UINT64_MAX / bsz) goto too_big;
+        nbytes *= bsz;
     } else {
         uint64_t es = type == PGD_GGML_F32 ? 4 : 2;
         if ((uint64_t)nel > UINT64_MAX / es) goto too_big;
@@ -728,14 +731,9 @@ pgd_status pgd_gguf_tensor_to_f32(const pgd_gguf_tensor *t, float *dst) {
             dst[i] = t->type == PGD_GGML_F16 ? pgd_f16_to_f32(h) : pgd_bf16_to_f32(h);
         }
         break;
-    case PGD_GGML_Q8_0: /* blocks of {f16 d; int8 q[32]}, value = d * q */
-        for (size_t b = 0; b < n / 32; b++) {
-            const uint8_t *blk = src + b * 34;
-            uint16_t h;
-            memcpy(&h, blk, 2);
-            float d = pgd_f16_to_f32(h);
-            for (int j = 0; j < 32; j++) dst[b * 32 + j] = d * (float)(int8_t)blk[2 + j];
-        }
+    case PGD_GGML_Q8_0: /* blocks of 32 values (dtype.h) */
+    case PGD_GGML_Q4_0:
+        pgd_dtype_to_f32(dst, src, t->type == PGD_GGML_Q8_0 ? PGD_Q8_0 : PGD_Q4_0, n);
         break;
     default:
         return pgd_error(PGD_ERR_UNSUPPORTED, "tensor '%s': ggml type %d cannot be converted",

@@ -26,7 +26,7 @@ enum {
 
 /* ggml tensor types we read (others are rejected by name/number). */
 enum {
-    PGD_GGML_F32 = 0, PGD_GGML_F16 = 1, PGD_GGML_Q8_0 = 8, PGD_GGML_BF16 = 30,
+    PGD_GGML_F32 = 0, PGD_GGML_F16 = 1, PGD_GGML_Q4_0 = 2, PGD_GGML_Q8_0 = 8, PGD_GGML_BF16 = 30,
 };
 
 typedef struct pgd_gguf_tensor {
@@ -70,11 +70,11 @@ const pgd_gguf_tensor *pgd_gguf_tensor_at(const pgd_gguf *g, int64_t i);
 /* general.alignment (default 32) and the file offset of the tensor data section. */
 size_t pgd_gguf_alignment(const pgd_gguf *g);
 size_t pgd_gguf_data_offset(const pgd_gguf *g);
-/* "F32", "F16", "Q8_0", "BF16", or "unknown". */
+/* "F32", "F16", "Q4_0", "Q8_0", "BF16", or "unknown". */
 const char *pgd_gguf_type_name(int ggml_type);
 /* ne[0] * ne[1] * ne[2] * ne[3] (unused dims are 1). */
 int64_t pgd_gguf_tensor_nelements(const pgd_gguf_tensor *t);
-/* Convert a whole tensor (F32/F16/BF16/Q8_0) to f32: dst holds
+/* Convert a whole tensor (F32/F16/BF16/Q8_0/Q4_0) to f32: dst holds
  * pgd_gguf_tensor_nelements(t) floats. */
 pgd_status pgd_gguf_tensor_to_f32(const pgd_gguf_tensor *t, float *dst);
 

@@ -3,7 +3,9 @@
  * blk.N.attn_{norm,q,k,v,output}, blk.N.ffn_{norm,gate,up,down},
  * output_norm, output [absent = tied]), every shape checked against the
  * config, F32/F16/BF16 kept as they are (matmul weights take the dtype of
- * blk.0.attn_q), Q8_0 dequantised to f32; the tokenizer from metadata. */
+ * blk.0.attn_q), Q8_0/Q4_0 kept quantized where the backend has kernels for
+ * them (the CPU, the sim), else dequantised to f32; a tensor of another
+ * dtype than its slot is converted; the tokenizer from metadata. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,12 +37,14 @@ static pgd_status meta_f32(const pgd_gguf *g, const char *arch, const char *key,
     return PGD_OK;
 }
 
+/* The dtype tensor t's bytes are in (as stored). */
 static pgd_status dtype_of(const pgd_gguf *g, const pgd_gguf_tensor *t, pgd_dtype *dt) {
     switch (t->type) {
     case PGD_GGML_F32: *dt = PGD_F32; return PGD_OK;
     case PGD_GGML_F16: *dt = PGD_F16; return PGD_OK;
     case PGD_GGML_BF16: *dt = PGD_BF16; return PGD_OK;
-    case PGD_GGML_Q8_0: *dt = PGD_F32; return PGD_OK; /* dequantised on load */
+    case PGD_GGML_Q8_0: *dt = PGD_Q8_0; return PGD_OK;
+    case PGD_GGML_Q4_0: *dt = PGD_Q4_0; return PGD_OK;
     }
     return pgd_error(PGD_ERR_UNSUPPORTED, "%s: tensor '%s' has unsupported type %d", pgd_gguf_path(g), t->name, t->type);
 }
@@ -60,18 +64,14 @@ static pgd_status put_tensor(pgd_model *m, const pgd_gguf *g, const char *name, 
                          pgd_gguf_path(g), name, (long long)t->ne[0], (long long)got1, t->n_dims,
                          (long long)ne0, (long long)ne1);
     (void)want_dims;
-    size_t count = (size_t)ne0 * (size_t)(ne1 ? ne1 : 1);
-    if (t->type == PGD_GGML_Q8_0) {
-        float *tmp = malloc(count * sizeof(float));
-        if (!tmp) return pgd_error(PGD_ERR_OOM, "%s: out of memory dequantising '%s'", pgd_gguf_path(g), name);
-        pgd_status s = pgd_gguf_tensor_to_f32(t, tmp);
-        if (s == PGD_OK) s = pgd_model_put_tensor(m, kind, layer, &(pgd_tensor_src){.data = tmp, .dt = PGD_F32});
-        free(tmp);
-        return s;
-    }
     pgd_dtype st = PGD_F32;
     PGD_TRY(dtype_of(g, t, &st));
     return pgd_model_put_tensor(m, kind, layer, &(pgd_tensor_src){.data = t->data, .dt = st});
+}
+
+/* The dtype a tensor stored as st runs in on this backend. */
+static pgd_dtype run_dtype(const pgd_model *m, pgd_dtype st) {
+    return pgd_backend_takes_weights(m->backend, st) ? st : PGD_F32;
 }
 
 pgd_status pgd_model_load_gguf(pgd_model *m, const char *path) {
@@ -118,6 +118,9 @@ pgd_status pgd_model_load_gguf(pgd_model *m, const char *path) {
     if ((s = dtype_of(g, tq, &c->weight_dtype)) || (s = dtype_of(g, te, &edt)) ||
         (to && (s = dtype_of(g, to, &cdt))))
         goto fail;
+    c->weight_dtype = run_dtype(m, c->weight_dtype);
+    edt = run_dtype(m, edt);
+    cdt = run_dtype(m, cdt);
     if ((s = pgd_model_config_validate(c, path))) goto fail;
     c->head_dim = c->dim / c->n_heads;
     if ((s = pgd_model_layout(m, edt, cdt))) goto fail;

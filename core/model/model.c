@@ -66,6 +66,40 @@ pgd_status pgd_model_shard_init(pgd_model *m, int tp, int tp_rank, int pp, int p
 static int first_stage(const pgd_shard *sh) { return sh->pp_rank == 0; }
 static int last_stage(const pgd_shard *sh) { return sh->pp_rank == sh->pp - 1; }
 
+/* Quantized weights are stored in blocks of 32 along each row: every row
+ * this rank holds, and every column range it slices out of a row under
+ * tensor parallelism, must be whole blocks; and the backend must take them. */
+static pgd_status check_quant(const pgd_model *m, pgd_dtype embd_dtype, pgd_dtype cls_dtype) {
+    const pgd_model_config *c = &m->cfg;
+    const pgd_shard *sh = &m->sh;
+    pgd_dtype ts[3] = {c->weight_dtype, embd_dtype, cls_dtype};
+    for (int i = 0; i < 3; i++)
+        if (!pgd_backend_takes_weights(m->backend, ts[i]))
+            return pgd_error(PGD_ERR_UNSUPPORTED, "model %s: the %s backend has no kernels for %s weights "
+                             "(use f32, f16 or bf16 there)", c->name, pgd_backend_name(m->backend),
+                             pgd_dtype_name(ts[i]));
+    if (!pgd_dtype_is_quant(c->weight_dtype) && !pgd_dtype_is_quant(embd_dtype) && !pgd_dtype_is_quant(cls_dtype))
+        return PGD_OK;
+    long hd = c->head_dim;
+    struct { const char *what; long v; } need[] = {
+        {"dim", c->dim},
+        {"this rank's attention width (heads x head_dim)", (long)sh->heads * hd},
+        {"this rank's first attention column", (long)sh->head0 * hd},
+        {"hidden", c->hidden_dim},
+        {"this rank's hidden slice", sh->hidden},
+        {"this rank's first hidden column", sh->hidden0},
+        {"this rank's embedding slice (dim / tp)", sh->tp > 1 ? sh->dim_part : c->dim},
+    };
+    for (size_t i = 0; i < sizeof need / sizeof need[0]; i++)
+        if (need[i].v % PGD_QBLOCK)
+            return pgd_error(PGD_ERR_UNSUPPORTED, "model %s: %s weights are stored in blocks of %d along each "
+                             "row, but %s is %ld (not a multiple of %d)%s", c->name,
+                             pgd_dtype_name(pgd_dtype_is_quant(c->weight_dtype) ? c->weight_dtype : embd_dtype),
+                             PGD_QBLOCK, need[i].what, need[i].v, PGD_QBLOCK,
+                             sh->tp > 1 ? "; try another tensor-parallel degree" : "");
+    return PGD_OK;
+}
+
 pgd_status pgd_model_layout(pgd_model *m, pgd_dtype embd_dtype, pgd_dtype cls_dtype) {
     const pgd_model_config *c = &m->cfg;
     if (!m->sh.tp) {
@@ -76,29 +110,31 @@ pgd_status pgd_model_layout(pgd_model *m, pgd_dtype embd_dtype, pgd_dtype cls_dt
             PGD_TRY(pgd_model_shard_init(m, 1, 0, 1, 0, NULL));
     }
     const pgd_shard *sh = &m->sh;
+    PGD_TRY(check_quant(m, embd_dtype, cls_dtype));
     size_t d = (size_t)c->dim, hd = (size_t)c->head_dim, qd = (size_t)sh->heads * hd,
-           kvd = (size_t)sh->kv_heads * hd, h = (size_t)sh->hidden, v = (size_t)c->vocab_size,
-           ws = pgd_dtype_size(c->weight_dtype);
+           kvd = (size_t)sh->kv_heads * hd, h = (size_t)sh->hidden, v = (size_t)c->vocab_size;
+    pgd_dtype wt = c->weight_dtype;
     /* the classifier shares the embedding's storage only when one rank holds both whole */
     int share_cls = c->tied_classifier && sh->tp == 1 && sh->pp == 1;
     if (c->tied_classifier) cls_dtype = embd_dtype;
     size_t off = 0;
     size_t o_embd = off;
-    if (first_stage(sh)) off = align_up(off + v * (sh->tp > 1 ? (size_t)sh->dim_part : d) * pgd_dtype_size(embd_dtype));
+    if (first_stage(sh)) off = align_up(off + pgd_dtype_bytes(embd_dtype, v * (sh->tp > 1 ? (size_t)sh->dim_part : d)));
     size_t o_cls = off;
     if (last_stage(sh) && !share_cls)
-        off = align_up(off + (sh->tp > 1 ? (size_t)sh->vocab_part : v) * d * pgd_dtype_size(cls_dtype));
+        off = align_up(off + pgd_dtype_bytes(cls_dtype, (sh->tp > 1 ? (size_t)sh->vocab_part : v) * d));
     size_t o_final = off;
     if (last_stage(sh)) off = align_up(off + d * 4);
     int opt = c->arch == PGD_ARCH_OPT;
     size_t ffn_in_rows = opt ? h : 2 * h; /* w13: gate and up rows (OPT: fc1 only) */
     size_t o_pos = off;
-    if (opt && first_stage(sh)) off = align_up(off + (size_t)c->max_seq_len * d * pgd_dtype_size(embd_dtype));
+    if (opt && first_stage(sh)) off = align_up(off + pgd_dtype_bytes(embd_dtype, (size_t)c->max_seq_len * d));
     size_t o_layers = off;
     /* per layer: the norms, wqkv (q, k, v rows back to back), wo, w13 (gate and up
      * rows back to back), w2 */
-    size_t layer_bytes = align_up(d * 4) * 2 + align_up((qd + 2 * kvd) * d * ws) +
-                         align_up(d * qd * ws) + align_up(ffn_in_rows * d * ws) + align_up(h * d * ws);
+    size_t layer_bytes = align_up(d * 4) * 2 + align_up(pgd_dtype_bytes(wt, (qd + 2 * kvd) * d)) +
+                         align_up(pgd_dtype_bytes(wt, d * qd)) + align_up(pgd_dtype_bytes(wt, ffn_in_rows * d)) +
+                         align_up(pgd_dtype_bytes(wt, h * d));
     off += layer_bytes * (size_t)(sh->layer_end - sh->layer_begin);
 
     m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
@@ -120,10 +156,10 @@ pgd_status pgd_model_layout(pgd_model *m, pgd_dtype embd_dtype, pgd_dtype cls_dt
         pgd_layer_weights *L = &m->layers[l];
         L->attn_norm = (float *)p; p += align_up(d * 4);
         L->ffn_norm = (float *)p;  p += align_up(d * 4);
-        L->wqkv = p; p += align_up((qd + 2 * kvd) * d * ws);
-        L->wo = p;   p += align_up(d * qd * ws);
-        L->w13 = p;  p += align_up(ffn_in_rows * d * ws);
-        L->w2 = p;   p += align_up(h * d * ws);
+        L->wqkv = p; p += align_up(pgd_dtype_bytes(wt, (qd + 2 * kvd) * d));
+        L->wo = p;   p += align_up(pgd_dtype_bytes(wt, d * qd));
+        L->w13 = p;  p += align_up(pgd_dtype_bytes(wt, ffn_in_rows * d));
+        L->w2 = p;   p += align_up(pgd_dtype_bytes(wt, h * d));
     }
     return PGD_OK;
 }
@@ -132,15 +168,14 @@ pgd_status pgd_model_layout(pgd_model *m, pgd_dtype embd_dtype, pgd_dtype cls_dt
  * tensor into the contiguous (nr, nc) device tensor dst of dtype dt. */
 static pgd_status put_slice(pgd_model *m, void *dst, pgd_dtype dt, const pgd_tensor_src *src,
                             size_t cols, size_t r0, size_t nr, size_t c0, size_t nc) {
-    size_t dsz = pgd_dtype_size(dt);
     if (src->data && c0 == 0 && nc == cols) /* whole rows: one contiguous range */
-        return pgd_model_put(m, dst, dt, (const char *)src->data + r0 * cols * pgd_dtype_size(src->dt),
+        return pgd_model_put(m, dst, dt, (const char *)src->data + pgd_dtype_bytes(src->dt, r0 * cols),
                              src->dt, nr * cols);
     if (src->data) {
-        size_t ssz = pgd_dtype_size(src->dt);
         for (size_t r = 0; r < nr; r++)
-            PGD_TRY(pgd_model_put(m, (char *)dst + r * nc * dsz, dt,
-                                  (const char *)src->data + ((r0 + r) * cols + c0) * ssz, src->dt, nc));
+            PGD_TRY(pgd_model_put(m, (char *)dst + pgd_dtype_bytes(dt, r * nc), dt,
+                                  (const char *)src->data + pgd_dtype_bytes(src->dt, (r0 + r) * cols + c0),
+                                  src->dt, nc));
         return PGD_OK;
     }
     /* generated: ones or the random stream, in chunks of whole row segments when they fit */
@@ -156,7 +191,7 @@ static pgd_status put_slice(pgd_model *m, void *dst, pgd_dtype dt, const pgd_ten
                 for (size_t i = 0; i < n; i++) buf[i] = 1.0f;
             else
                 pgd_random_stream(src->seed, src->id, src->scale, (r0 + r) * cols + c0 + j0, n, buf);
-            s = pgd_model_put(m, (char *)dst + (r * nc + j0) * dsz, dt, buf, PGD_F32, n);
+            s = pgd_model_put(m, (char *)dst + pgd_dtype_bytes(dt, r * nc + j0), dt, buf, PGD_F32, n);
         }
     free(buf);
     return s;
@@ -181,9 +216,9 @@ pgd_status pgd_model_put_tensor(pgd_model *m, pgd_tensor_kind k, int l, const pg
         if (sh->tp == 1) return put_slice(m, m->wcls, m->cls_dtype, src, d, 0, V, 0, d);
         size_t vp = (size_t)sh->vocab_part, r0 = (size_t)sh->tp_rank * vp;
         size_t nr = r0 >= V ? 0 : (V - r0 < vp ? V - r0 : vp);
-        size_t es = pgd_dtype_size(m->cls_dtype);
         if (nr < vp) /* zero rows past the vocabulary: their logits are dropped */
-            PGD_TRY(pgd_backend_memset(m->backend, (char *)m->wcls + nr * d * es, 0, (vp - nr) * d * es));
+            PGD_TRY(pgd_backend_memset(m->backend, (char *)m->wcls + pgd_dtype_bytes(m->cls_dtype, nr * d), 0,
+                                       pgd_dtype_bytes(m->cls_dtype, (vp - nr) * d)));
         return nr ? put_slice(m, m->wcls, m->cls_dtype, src, d, r0, nr, 0, d) : PGD_OK;
     }
     case PGD_T_FINAL_NORM:
@@ -196,7 +231,7 @@ pgd_status pgd_model_put_tensor(pgd_model *m, pgd_tensor_kind k, int l, const pg
     if (!L) return PGD_OK;
     size_t h0 = (size_t)sh->head0 * hd, nq = (size_t)sh->heads * hd, k0 = (size_t)sh->kv_head0 * hd,
            nk = (size_t)sh->kv_heads * hd, f0 = (size_t)sh->hidden0, nf = (size_t)sh->hidden;
-    size_t row = d * pgd_dtype_size(wt); /* bytes per row of the (out, dim) matrices */
+    size_t row = pgd_dtype_bytes(wt, d); /* bytes per row of the (out, dim) matrices */
     char *qkv = L->wqkv;                 /* this rank's q rows, then k rows, then v rows */
     char *w13 = L->w13;                  /* its gate rows, then its up rows (not OPT) */
     switch (k) {
@@ -217,27 +252,19 @@ pgd_status pgd_model_put_tensor(pgd_model *m, pgd_tensor_kind k, int l, const pg
 
 pgd_status pgd_model_put(pgd_model *m, void *dst, pgd_dtype dt, const void *src, pgd_dtype st,
                          size_t count) {
-    if (dt == st) return pgd_backend_upload(m->backend, dst, src, count * pgd_dtype_size(dt));
-    /* convert in chunks through a host staging buffer */
+    if (dt == st) return pgd_backend_upload(m->backend, dst, src, pgd_dtype_bytes(dt, count));
+    /* convert in chunks (whole quantized blocks) through f32 and a host staging buffer */
     enum { CHUNK = 1 << 16 };
-    void *stage = malloc(CHUNK * 4);
-    if (!stage) return pgd_error(PGD_ERR_OOM, "model: out of memory converting weights");
-    pgd_status s = PGD_OK;
+    float *f = malloc(CHUNK * sizeof(float));
+    void *stage = malloc(CHUNK * sizeof(float));
+    pgd_status s = f && stage ? PGD_OK : pgd_error(PGD_ERR_OOM, "model: out of memory converting weights");
     for (size_t i0 = 0; i0 < count && s == PGD_OK; i0 += CHUNK) {
         size_t n = count - i0 < CHUNK ? count - i0 : CHUNK;
-        for (size_t i = 0; i < n; i++) {
-            float f;
-            size_t j = i0 + i;
-            if (st == PGD_F32) f = ((const float *)src)[j];
-            else if (st == PGD_F16) f = pgd_f16_to_f32(((const uint16_t *)src)[j]);
-            else f = pgd_bf16_to_f32(((const uint16_t *)src)[j]);
-            if (dt == PGD_F32) ((float *)stage)[i] = f;
-            else if (dt == PGD_F16) ((uint16_t *)stage)[i] = pgd_f32_to_f16(f);
-            else ((uint16_t *)stage)[i] = pgd_f32_to_bf16(f);
-        }
-        s = pgd_backend_upload(m->backend, (char *)dst + i0 * pgd_dtype_size(dt), stage,
-                               n * pgd_dtype_size(dt));
+        pgd_dtype_to_f32(f, (const char *)src + pgd_dtype_bytes(st, i0), st, n);
+        pgd_dtype_from_f32(stage, dt, f, n);
+        s = pgd_backend_upload(m->backend, (char *)dst + pgd_dtype_bytes(dt, i0), stage, pgd_dtype_bytes(dt, n));
     }
+    free(f);
     free(stage);
     return s;
 }

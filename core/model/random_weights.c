@@ -43,7 +43,13 @@ float pgd_random_scale(const pgd_model_config *c, pgd_tensor_kind k) {
 pgd_status pgd_model_load_random(pgd_model *m, const char *shape, const pgd_model_load_opts *o) {
     PGD_TRY(pgd_model_shape(shape, &m->cfg));
     pgd_model_config *c = &m->cfg;
-    c->weight_dtype = o->random_dtype;
+    /* the dtype: the spec's dtype= key, else the caller's (config key model.dtype) */
+    if (o->random_dtype != PGD_F32) {
+        if (c->weight_dtype != PGD_F32 && c->weight_dtype != o->random_dtype)
+            return pgd_error(PGD_ERR_INVALID, "model shape '%s' asks for %s weights but the dtype option says %s",
+                             shape, pgd_dtype_name(c->weight_dtype), pgd_dtype_name(o->random_dtype));
+        c->weight_dtype = o->random_dtype;
+    }
     uint64_t seed = o->seed ? o->seed : 1234;
     if (c->arch == PGD_ARCH_OPT && pgd_backend_computes(m->backend))
         return pgd_error(PGD_ERR_UNSUPPORTED, "model shape '%s': the OPT architecture (LayerNorm, ReLU, learned "

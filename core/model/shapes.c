@@ -82,7 +82,7 @@ pgd_status pgd_model_shape(const char *spec, pgd_model_config *out) {
     snprintf(buf, sizeof buf, "%s", spec);
     pgd_model_config c;
     memset(&c, 0, sizeof c);
-    int have_base = 0, hidden_set = 0, kv_set = 0;
+    int have_base = 0, hidden_set = 0, kv_set = 0, dtype_set = 0;
     char *save = NULL;
     for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(tok, '=');
@@ -125,6 +125,12 @@ pgd_status pgd_model_shape(const char *spec, pgd_model_config *out) {
                 return pgd_error(PGD_ERR_INVALID, "model shape: tied must be 0 or 1 (got '%s')", v);
             c.tied_classifier = v[0] == '1';
             continue;
+        } else if (!strcmp(k, "dtype")) {
+            if (!pgd_dtype_from_name(v, &c.weight_dtype))
+                return pgd_error(PGD_ERR_INVALID, "model shape: dtype must be f32, f16, bf16, q8_0 or q4_0 "
+                                 "(got '%s')", v);
+            dtype_set = 1;
+            continue;
         } else if (!strcmp(k, "theta") || !strcmp(k, "eps")) {
             char *end;
             double d = strtod(v, &end);
@@ -136,7 +142,7 @@ pgd_status pgd_model_shape(const char *spec, pgd_model_config *out) {
         } else {
             return pgd_error(PGD_ERR_INVALID,
                              "model shape: unknown key '%s' (keys: dim, layers, heads, kv_heads, "
-                             "hidden, vocab, seq, theta, eps, tied, arch)", k);
+                             "hidden, vocab, seq, theta, eps, tied, arch, dtype)", k);
         }
         if (!parse_int(v, &iv))
             return pgd_error(PGD_ERR_INVALID, "model shape: %s must be a positive integer (got '%s')", k, v);
@@ -158,7 +164,7 @@ pgd_status pgd_model_shape(const char *spec, pgd_model_config *out) {
     if (!kv_set) c.n_kv_heads = c.n_heads;
     if (!hidden_set) c.hidden_dim = ((8 * c.dim / 3) + 31) / 32 * 32;
     if (c.n_heads > 0) c.head_dim = c.dim / c.n_heads;
-    c.weight_dtype = PGD_F32;
+    if (!dtype_set) c.weight_dtype = PGD_F32;
     PGD_TRY(pgd_model_config_validate(&c, spec));
     *out = c;
     return PGD_OK;
@@ -213,5 +219,8 @@ size_t pgd_model_config_params(const pgd_model_config *c) {
 size_t pgd_model_config_weight_bytes(const pgd_model_config *c) {
     /* norms (and OPT's biases) are f32; everything else in weight_dtype */
     size_t norms = small_params(c);
-    return norms * 4 + (pgd_model_config_params(c) - norms) * pgd_dtype_size(c->weight_dtype);
+    size_t big = pgd_model_config_params(c) - norms;
+    if (pgd_dtype_is_quant(c->weight_dtype)) /* every quantized row is whole blocks */
+        return norms * 4 + pgd_dtype_bytes(c->weight_dtype, big / PGD_QBLOCK * PGD_QBLOCK);
+    return norms * 4 + big * pgd_dtype_size(c->weight_dtype);
 }

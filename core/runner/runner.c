@@ -227,10 +227,11 @@ pgd_status pgd_run_execute(const pgd_run_config *rc, const pgd_run_options *opts
     int threads = pgd_run_get_int(rc, "model", "threads");
     const char *profile = pgd_run_get_str(rc, "model", "profile");
     const char *dt = pgd_run_get_str(rc, "model", "dtype");
+    pgd_dtype rdt;
     pgd_exec_config xc = {
         .model = pgd_run_get_str(rc, "model", "path"),
         .load = {.seed = pgd_run_get_u64(rc, "model", "weight_seed"),
-                 .random_dtype = !strcmp(dt, "f16") ? PGD_F16 : !strcmp(dt, "bf16") ? PGD_BF16 : PGD_F32},
+                 .random_dtype = pgd_dtype_from_name(dt, &rdt) ? rdt : PGD_F32},
         /* a virtual clock given by the caller is the one a simulating backend advances */
         .backend = {.name = pgd_run_get_str(rc, "model", "backend"), .num_threads = threads,
                     .sim_device = pgd_run_get_str(rc, "model", "device"),

@@ -125,3 +125,21 @@ void pgd_avx2_bf16_to_f32(float *dst, const uint16_t *src, size_t n) {
     }
     for (; i < n; i++) dst[i] = pgd_bf16_to_f32(src[i]);
 }
+
+uint64_t pgd_avx2_read_sum(const void *p, size_t bytes) {
+    const __m256i *v = (const __m256i *)p;
+    size_t n = bytes / 128;
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    for (size_t i = 0; i < n; i++, v += 4) { /* 4 independent chains, 2 cache lines per step */
+        a0 = _mm256_add_epi64(a0, _mm256_loadu_si256(v));
+        a1 = _mm256_add_epi64(a1, _mm256_loadu_si256(v + 1));
+        a2 = _mm256_add_epi64(a2, _mm256_loadu_si256(v + 2));
+        a3 = _mm256_add_epi64(a3, _mm256_loadu_si256(v + 3));
+    }
+    __m256i a = _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3));
+    uint64_t out[4];
+    _mm256_storeu_si256((__m256i *)out, a);
+    uint64_t s = out[0] + out[1] + out[2] + out[3];
+    for (size_t i = n * 128; i < bytes; i++) s += ((const unsigned char *)p)[i];
+    return s;
+}

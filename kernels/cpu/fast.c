@@ -97,12 +97,6 @@ typedef struct matmul_job {
  * a thread the host deschedules for a while does not hold up the others. */
 #define MATMUL_CHUNK 96 /* rows per chunk when x is packed once (multiple of 6, 8) */
 
-static float wval(const void *w, pgd_dtype wt, size_t i) {
-    if (wt == PGD_F16) return pgd_f16_to_f32(((const uint16_t *)w)[i]);
-    if (wt == PGD_BF16) return pgd_bf16_to_f32(((const uint16_t *)w)[i]);
-    return ((const float *)w)[i];
-}
-
 static float dot_scalar(const float *a, const float *b, int n) {
     float acc[8] = {0};
     int i = 0;
@@ -123,8 +117,9 @@ static void matmul_rows_scalar(const matmul_job *j, int r0, int r1) {
             const float *wr;
             if (j->wt == PGD_F32) {
                 wr = (const float *)j->w + (size_t)r * j->in + k0;
-            } else {
-                for (int k = 0; k < kc; k++) buf[k] = wval(j->w, j->wt, (size_t)r * j->in + k0 + k);
+            } else { /* quantized: in % 32 == 0, so chunks are whole blocks */
+                pgd_dtype_to_f32(buf, (const char *)j->w + pgd_dtype_bytes(j->wt, (size_t)r * j->in + k0),
+                                 j->wt, (size_t)kc);
                 wr = buf;
             }
             for (int t = 0; t < j->n; t++) {
@@ -173,7 +168,7 @@ static void matmul_run(pgd_threadpool *tp, float *y, const float *x, const void 
     atomic_init(&j.next, 0);
     int nt = (size_t)n * in * out < PAR_MIN_ELEMS ? 1 : pgd_threadpool_size(tp);
 #if PGD_BUILD_AVX2
-    j.batched = n > 3 && use_avx2();
+    j.batched = n > 3 && use_avx2(); /* quantized W too: measured faster than integer rows from n = 8 */
     if (j.batched) {
         /* x packed once: small chunks; else about one chunk per thread */
         int per = (out + nt - 1) / nt;
@@ -463,6 +458,10 @@ static void embedding_task(void *arg, int i, int nt) {
             memcpy(dst, (const float *)j->table + base, dim * sizeof(float));
             continue;
         }
+        if (pgd_dtype_is_quant(j->tt)) { /* a row is whole blocks: dim % 32 == 0 */
+            pgd_dtype_to_f32(dst, (const char *)j->table + pgd_dtype_bytes(j->tt, base), j->tt, dim);
+            continue;
+        }
         const uint16_t *src = (const uint16_t *)j->table + base;
 #if PGD_BUILD_AVX2
         if (use_avx2()) {
@@ -582,6 +581,58 @@ double pgd_cpu_measure_copy_bandwidth(pgd_threadpool *tp, size_t bytes, int reps
 done:
     free(bw);
     free(dst);
+    free(src);
+    return med;
+}
+
+typedef struct read_job {
+    const char *src;
+    size_t bytes;
+    _Atomic uint64_t sink;
+} read_job;
+
+static void read_slice(void *arg, int ith, int nth) {
+    read_job *j = arg;
+    size_t per = (j->bytes / (size_t)nth + 63) & ~(size_t)63;
+    size_t lo = per * (size_t)ith, hi = lo + per < j->bytes ? lo + per : j->bytes;
+    if (lo >= hi) return;
+    uint64_t s = 0;
+#if PGD_BUILD_AVX2
+    if (use_avx2()) s = pgd_avx2_read_sum(j->src + lo, hi - lo);
+    else
+#endif
+    {
+        const uint64_t *v = (const uint64_t *)(j->src + lo);
+        uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        size_t n = (hi - lo) / 32;
+        for (size_t i = 0; i < n; i++, v += 4) a0 += v[0], a1 += v[1], a2 += v[2], a3 += v[3];
+        s = a0 + a1 + a2 + a3;
+    }
+    atomic_fetch_add_explicit(&j->sink, s, memory_order_relaxed);
+}
+
+double pgd_cpu_measure_read_bandwidth(pgd_threadpool *tp, size_t bytes, int reps) {
+    if (bytes == 0) return 0.0;
+    if (reps < 1) reps = 1;
+    char *src = malloc(bytes);
+    double *bw = malloc((size_t)reps * sizeof(double));
+    double med = 0.0;
+    if (!src || !bw) goto done;
+    memset(src, 1, bytes); /* fault the pages in before timing */
+    read_job job = {.src = src, .bytes = bytes};
+    atomic_init(&job.sink, 0);
+    pgd_threadpool_run(tp, read_slice, &job);
+    for (int r = 0; r < reps; r++) {
+        double t0 = now_s();
+        pgd_threadpool_run(tp, read_slice, &job);
+        double dt = now_s() - t0;
+        bw[r] = dt > 0 ? (double)bytes / dt : 0.0; /* bytes read, nothing written */
+    }
+    if (atomic_load(&job.sink) == 42) src[0] = 0; /* the sums are used */
+    qsort(bw, (size_t)reps, sizeof(double), cmp_double);
+    med = reps % 2 ? bw[reps / 2] : 0.5 * (bw[reps / 2 - 1] + bw[reps / 2]);
+done:
+    free(bw);
     free(src);
     return med;
 }

@@ -23,6 +23,17 @@
 void pgd_avx2_matmul_rows(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in,
                           int out, int r0, int r1);
 
+/* Decode (n <= 3) with quantized W (q8_0, q4_0; in % 32 == 0): rows
+ * r0..r1-1, integer dot products against x quantized per block of 32
+ * (matmul_q_avx2.c). _f32: the same rows with W dequantized in chunks and f32
+ * dot products (what it falls back to without memory for the quantized x). */
+void pgd_avx2_matmul_q_rows(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in,
+                            int out, int r0, int r1);
+void pgd_avx2_matmul_q_rows_f32(float *y, const float *x, const void *w, pgd_dtype wt, int n,
+                                int in, int out, int r0, int r1);
+/* dst[0..n) = the first n values of quantized src (n % 32 == 0) as f32. */
+void pgd_avx2_dequant(float *dst, const void *src, pgd_dtype wt, size_t n);
+
 /* Hands out the next chunk [*r0, *r1) of output rows; returns 0 once there
  * is none left. Called concurrently by all the threads of one matmul. */
 typedef int (*pgd_claim_fn)(void *ctx, int *r0, int *r1);
@@ -55,6 +66,9 @@ void pgd_avx2_add(float *y, const float *x, size_t n);
 /* dst[i] = src[i] converted from f16 / bf16. */
 void pgd_avx2_f16_to_f32(float *dst, const uint16_t *src, size_t n);
 void pgd_avx2_bf16_to_f32(float *dst, const uint16_t *src, size_t n);
+/* A sum over `bytes` bytes at p, read once with 32-byte loads (the read
+ * bandwidth probe; the value only keeps the loads from being elided). */
+uint64_t pgd_avx2_read_sum(const void *p, size_t bytes);
 /* x[i] = exp(x[i] - sub); returns the sum of the new x[i]. */
 float pgd_avx2_exp_sum(float *x, int n, float sub);
 

@@ -115,5 +115,10 @@ int pgd_cpu_set_isa(const char *name);
  * per second: bytes read + bytes written (STREAM "Copy" convention), 0 on
  * failure. Use bytes far above the L3 size (e.g. 256 MiB). */
 double pgd_cpu_measure_copy_bandwidth(pgd_threadpool *tp, size_t bytes, int reps);
+/* The same for reading only: each thread sums its slice of a `bytes`-byte
+ * buffer (32-byte loads where AVX2 is in use), as bytes read per second.
+ * What a decode step needs, since it reads its weights and KV cache and
+ * writes little: the bound a decode figure is held to. */
+double pgd_cpu_measure_read_bandwidth(pgd_threadpool *tp, size_t bytes, int reps);
 
 #endif

@@ -138,11 +138,15 @@ static tile_fn tile_for(pgd_dtype wt) {
     return wt == PGD_F16 ? tile_PGD_F16 : wt == PGD_BF16 ? tile_PGD_BF16 : tile_PGD_F32;
 }
 
-/* Convert nr rows x kc columns of f16/bf16 W (row stride in) to f32 rows of
- * stride ldd. */
+/* Convert nr rows x kc columns of f16/bf16/q8_0/q4_0 W (row stride in
+ * elements) to f32 rows of stride ldd. */
 static void convert_panel(float *dst, size_t ldd, const void *w, pgd_dtype wt, size_t in, int nr,
                           int kc) {
     for (int r = 0; r < nr; r++) {
+        if (pgd_dtype_is_quant(wt)) { /* panels start and end on block boundaries */
+            pgd_avx2_dequant(dst + r * ldd, (const char *)w + r * pgd_dtype_bytes(wt, in), wt, (size_t)kc);
+            continue;
+        }
         const uint16_t *src = (const uint16_t *)w + r * in;
         if (wt == PGD_F16) pgd_avx2_f16_to_f32(dst + r * ldd, src, (size_t)kc);
         else pgd_avx2_bf16_to_f32(dst + r * ldd, src, (size_t)kc);
@@ -380,20 +384,22 @@ static void ukern_any(int nv, int nr, int ks, const float *xp, const float *w, s
  * most 8 tokens); all depend only on n, in and wt. */
 typedef struct plan {
     int nb, kc0, rp, rp1, copy, alias;
-    size_t es;
+    size_t ldpf; /* bytes per W row */
 } plan;
 
 static plan make_plan(pgd_dtype wt, int n, int in) {
     plan p;
-    p.es = pgd_dtype_size(wt);
+    p.ldpf = pgd_dtype_bytes(wt, (size_t)in);
     p.nb = n < NB ? (n + 7) / 8 * 8 : NB;
     int kc_max = XP_FLOATS / p.nb < KC_MAX ? XP_FLOATS / p.nb / 8 * 8 : KC_MAX;
+    int kal = pgd_dtype_is_quant(wt) ? PGD_QBLOCK : 8; /* quantized: whole blocks */
+    kc_max = kc_max / kal * kal;
     int npan = (in + kc_max - 1) / kc_max;
-    p.kc0 = ((in + npan - 1) / npan + 7) / 8 * 8;
+    p.kc0 = ((in + npan - 1) / npan + kal - 1) / kal * kal;
     p.copy = wt != PGD_F32;
     /* W rows read in place whose stride is a multiple of 2 KB fall into at
      * most two L1 sets: 8 of them would thrash the 8-way L1, 6 do not. */
-    p.alias = !p.copy && (size_t)in * p.es % 2048 == 0;
+    p.alias = !p.copy && p.ldpf % 2048 == 0;
     p.rp1 = p.alias ? RP : RP1;
     p.rp = p.nb <= 8 ? p.rp1 : RP;
     return p;
@@ -409,10 +415,10 @@ int pgd_avx2_matmul_one_pass(int n, int in) {
 static void panel_rows(const plan *p, float *y, const void *w, pgd_dtype wt, int in, int out,
                        int t0, int nt, int k0, int kc, const float *xp, float *wbuf, int r0,
                        int r1) {
-    size_t es = p->es, ldpf = (size_t)in * es;
+    size_t ldpf = p->ldpf, pfstep = pgd_dtype_bytes(wt, PGD_QBLOCK) / 2; /* bytes per 16 k */
     for (int r = r0; r < r1; r += p->rp) {
         int nr = r1 - r < p->rp ? r1 - r : p->rp;
-        const char *src = (const char *)w + ((size_t)r * in + k0) * es;
+        const char *src = (const char *)w + (size_t)r * ldpf + pgd_dtype_bytes(wt, (size_t)k0);
         const char *pf = src + (size_t)nr * ldpf; /* the next panel: into L2 meanwhile */
         const float *wp;
         size_t ldw;
@@ -433,7 +439,7 @@ static void panel_rows(const plan *p, float *y, const void *w, pgd_dtype wt, int
                 ukern_any(nv, nr - rr < rstep ? nr - rr : rstep, ks, xp + (size_t)t * kc,
                           wp + rr * ldw, ldw, kc, y + (size_t)(t0 + t) * out + r + rr,
                           (size_t)out, tn, k0 > 0, t == 0 ? pf + rr * ldpf : NULL, ldpf,
-                          16 * es);
+                          pfstep);
         }
     }
 }
@@ -465,6 +471,10 @@ void pgd_avx2_matmul_batched(float *y, const float *x, const void *w, pgd_dtype 
 
 void pgd_avx2_matmul_rows(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in,
                           int out, int r0, int r1) {
+    if (pgd_dtype_is_quant(wt)) {
+        pgd_avx2_matmul_q_rows(y, x, w, wt, n, in, out, r0, r1);
+        return;
+    }
     if (n == 1 || in <= KC_MAX_WHOLE) { /* one stream per thread */
         if (wt == PGD_F32) rows_PGD_F32(n, x, in, w, y, (size_t)out, r0, r1);
         else if (wt == PGD_F16) rows_PGD_F16(n, x, in, w, y, (size_t)out, r0, r1);

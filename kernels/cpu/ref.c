@@ -10,13 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static float weight_at(const void *w, pgd_dtype wt, size_t i) {
-    switch (wt) {
-    case PGD_F16: return pgd_f16_to_f32(((const uint16_t *)w)[i]);
-    case PGD_BF16: return pgd_bf16_to_f32(((const uint16_t *)w)[i]);
-    default: return ((const float *)w)[i];
-    }
-}
+static float weight_at(const void *w, pgd_dtype wt, size_t i) { return pgd_dtype_get(w, wt, i); }
 
 void pgd_ref_matmul(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in,
                     int out) {

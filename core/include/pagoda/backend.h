@@ -73,6 +73,10 @@ int pgd_backend_computes(const pgd_backend *b);
 /* Element type the KV cache is accounted in (its memory budget): f32 on
  * the CPU; f16 on the sim's GPU presets (storage stays f32-shaped). */
 pgd_dtype pgd_backend_kv_dtype(const pgd_backend *b);
+/* Capability: 1 when matmul and embedding take weights of dtype t (f32,
+ * f16 and bf16 everywhere; q8_0 and q4_0 where the backend has kernels for
+ * them, else loaders dequantize such weights). */
+int pgd_backend_takes_weights(const pgd_backend *b, pgd_dtype t);
 
 pgd_status pgd_backend_alloc(pgd_backend *b, size_t bytes, void **dptr);
 void pgd_backend_free(pgd_backend *b, void *dptr);

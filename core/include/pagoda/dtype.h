@@ -1,5 +1,14 @@
 /* dtype.h - element types of weights and caches, and scalar conversions.
- * Activations are always f32; weights may be f32, f16 or bf16. */
+ * Activations are always f32; weights may be f32, f16, bf16, or one of the
+ * block-quantized formats of GGUF (same byte layout as ggml's):
+ *   q8_0: blocks of 32 values {f16 d; int8 q[32]}, value = d * q (34 bytes)
+ *   q4_0: blocks of 32 values {f16 d; uint8 q[16]}, value j of the block is
+ *         d * ((q[j] & 15) - 8) for j < 16, d * ((q[j-16] >> 4) - 8) after
+ *         (18 bytes)
+ * A quantized tensor is stored row by row; its row length must be a multiple
+ * of 32 (a block never straddles two rows), and every offset into it a
+ * multiple of 32 elements. pgd_dtype_bytes gives the bytes of n elements
+ * for any dtype; pgd_dtype_size only for the element types. */
 #ifndef PAGODA_DTYPE_H
 #define PAGODA_DTYPE_H
 
@@ -7,11 +16,31 @@
 #include <stdint.h>
 #include <string.h>
 
-typedef enum pgd_dtype { PGD_F32 = 0, PGD_F16 = 1, PGD_BF16 = 2 } pgd_dtype;
+typedef enum pgd_dtype { PGD_F32 = 0, PGD_F16 = 1, PGD_BF16 = 2, PGD_Q8_0 = 3, PGD_Q4_0 = 4 } pgd_dtype;
+#define PGD_DTYPE_COUNT 5
 
+#define PGD_QBLOCK 32 /* values per quantized block */
+typedef struct pgd_block_q8_0 { uint16_t d; int8_t q[PGD_QBLOCK]; } pgd_block_q8_0;
+typedef struct pgd_block_q4_0 { uint16_t d; uint8_t q[PGD_QBLOCK / 2]; } pgd_block_q4_0;
+
+static inline int pgd_dtype_is_quant(pgd_dtype t) { return t == PGD_Q8_0 || t == PGD_Q4_0; }
+/* Bytes of one element of an element type (f32, f16, bf16). */
 static inline size_t pgd_dtype_size(pgd_dtype t) { return t == PGD_F32 ? 4 : 2; }
+/* Bytes of n elements; for a quantized type n must be a multiple of 32. */
+static inline size_t pgd_dtype_bytes(pgd_dtype t, size_t n) {
+    if (t == PGD_Q8_0) return n / PGD_QBLOCK * sizeof(pgd_block_q8_0);
+    if (t == PGD_Q4_0) return n / PGD_QBLOCK * sizeof(pgd_block_q4_0);
+    return n * pgd_dtype_size(t);
+}
 static inline const char *pgd_dtype_name(pgd_dtype t) {
-    return t == PGD_F32 ? "f32" : t == PGD_F16 ? "f16" : "bf16";
+    static const char *const names[PGD_DTYPE_COUNT] = {"f32", "f16", "bf16", "q8_0", "q4_0"};
+    return (unsigned)t < PGD_DTYPE_COUNT ? names[t] : "unknown";
+}
+/* The dtype named `name` ("f32", "f16", "bf16", "q8_0", "q4_0"); 0 when unknown. */
+static inline int pgd_dtype_from_name(const char *name, pgd_dtype *out) {
+    for (int i = 0; i < PGD_DTYPE_COUNT; i++)
+        if (!strcmp(name, pgd_dtype_name((pgd_dtype)i))) return *out = (pgd_dtype)i, 1;
+    return 0;
 }
 
 /* IEEE half -> float (handles subnormals, inf, nan). */
@@ -73,5 +102,34 @@ static inline uint16_t pgd_f32_to_bf16(float f) {
     x += 0x7fff + ((x >> 16) & 1);
     return (uint16_t)(x >> 16);
 }
+
+/* Element i of a tensor of dtype t as f32 (reference path: one element at a
+ * time; a quantized tensor's element i sits in block i / 32). */
+static inline float pgd_dtype_get(const void *w, pgd_dtype t, size_t i) {
+    switch (t) {
+    case PGD_F16: return pgd_f16_to_f32(((const uint16_t *)w)[i]);
+    case PGD_BF16: return pgd_bf16_to_f32(((const uint16_t *)w)[i]);
+    case PGD_Q8_0: {
+        const pgd_block_q8_0 *b = (const pgd_block_q8_0 *)w + i / PGD_QBLOCK;
+        return pgd_f16_to_f32(b->d) * (float)b->q[i % PGD_QBLOCK];
+    }
+    case PGD_Q4_0: {
+        const pgd_block_q4_0 *b = (const pgd_block_q4_0 *)w + i / PGD_QBLOCK;
+        int j = (int)(i % PGD_QBLOCK);
+        int q = j < PGD_QBLOCK / 2 ? b->q[j] & 15 : b->q[j - PGD_QBLOCK / 2] >> 4;
+        return pgd_f16_to_f32(b->d) * (float)(q - 8);
+    }
+    default: return ((const float *)w)[i];
+    }
+}
+
+/* dst[0..n) = src's first n elements as f32; for a quantized src, n is a
+ * multiple of 32 and src points at a block. */
+void pgd_dtype_to_f32(float *dst, const void *src, pgd_dtype t, size_t n);
+/* dst (n elements of dtype t) = src converted: round to nearest for f16 and
+ * bf16; for q8_0 and q4_0 (n a multiple of 32) each block's scale is
+ * max|x| / 127 (q8_0) or, as ggml does, the value of largest magnitude / -8
+ * (q4_0), stored in f16, and each value rounded to the nearest step. */
+void pgd_dtype_from_f32(void *dst, pgd_dtype t, const float *src, size_t n);
 
 #endif

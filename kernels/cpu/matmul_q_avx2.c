@@ -1,0 +1,203 @@
+/* matmul_q_avx2.c - quantized weights (q8_0, q4_0) with AVX2: the decode
+ * path's integer dot products and the batched path's panel dequantization.
+ *
+ *  - Decode (n <= 3), pgd_avx2_matmul_q_rows: each token's x is quantized
+ *    per block of 32 to int8 with an f32 scale (d = max|x| / 127, the
+ *    ggml/llama.cpp recipe for activations against q8_0/q4_0 weights), then
+ *    every W row is read once, as one sequential stream of blocks, and
+ *    dotted with each token in integers: |w| (unsigned) times x carrying w's
+ *    sign (_mm256_sign_epi8), pairs summed to int16 (_mm256_maddubs_epi16:
+ *    at most 2 x 127 x 127, no saturation since |w| <= 127), then to int32,
+ *    converted to f32 and accumulated with the product of the two block
+ *    scales (q4_0: its nibbles as unsigned bytes, the offset of -8 applied
+ *    through the block sum of x). Bytes read per weight: 34/32 (q8_0) or
+ *    18/32 (q4_0).
+ *  - Batched (n > 3): matmul_avx2.c's f32 micro-kernel over W panels that
+ *    pgd_avx2_dequant converts to f32 first, as it does for f16/bf16.
+ * Against the reference (W dequantized, then f32 dot products), the decode
+ * path differs by the activations' rounding to int8: a relative error of
+ * about 0.3% of |x| |w| per output (tests allow 1%); the batched path by
+ * f32 summation order only. */
+#include <immintrin.h>
+#include <stdlib.h>
+
+#include "fast_impl.h"
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+#define QB PGD_QBLOCK
+#define NTQ 3 /* most tokens of the decode path */
+
+typedef struct xq8 {
+    float d;
+    float s8;    /* 8 * d * sum(q): what q4_0's offset of -8 takes from a dot product */
+    int8_t q[QB];
+} xq8;
+
+/* One row of x (in % 32 == 0) to blocks of int8 with f32 scales. */
+static void quantize_x(xq8 *dst, const float *x, int in) {
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    for (int b = 0; b < in / QB; b++, x += QB) {
+        __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8);
+        __m256 v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
+        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(v0, absmask), _mm256_and_ps(v1, absmask)),
+                                 _mm256_max_ps(_mm256_and_ps(v2, absmask), _mm256_and_ps(v3, absmask)));
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        float amax = _mm_cvtss_f32(h), d = amax / 127.0f, id = amax > 0 ? 127.0f / amax : 0.0f;
+        dst[b].d = d;
+        __m256 s = _mm256_set1_ps(id);
+        /* round to nearest (ties to even): |x * id| <= 127, no overflow */
+        __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, s)), i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, s));
+        __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, s)), i3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, s));
+        /* packs work per 128-bit lane: undo the interleave with a permute */
+        __m256i p01 = _mm256_packs_epi32(i0, i1), p23 = _mm256_packs_epi32(i2, i3);
+        __m256i p = _mm256_packs_epi16(p01, p23);
+        p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)dst[b].q, p);
+        __m256i s32 = _mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3));
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+        dst[b].s8 = 8.0f * d * (float)_mm_cvtsi128_si32(s4);
+    }
+}
+
+/* The 32 signed weights of one block (q4_0: nibbles minus 8). */
+ALWAYS_INLINE __m256i load_wq(pgd_dtype wt, const void *blk) {
+    if (wt == PGD_Q8_0) return _mm256_loadu_si256((const __m256i *)((const pgd_block_q8_0 *)blk)->q);
+    __m128i raw = _mm_loadu_si128((const __m128i *)((const pgd_block_q4_0 *)blk)->q);
+    __m128i lo = _mm_and_si128(raw, _mm_set1_epi8(15));
+    __m128i hi = _mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(15));
+    return _mm256_sub_epi8(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(8));
+}
+
+/* Sum over the block of w * x (both signed) as 8 int32 partial sums, converted to f32. */
+ALWAYS_INLINE __m256 dot_block(__m256i wabs, __m256i wq, __m256i xq) {
+    __m256i p16 = _mm256_maddubs_epi16(wabs, _mm256_sign_epi8(xq, wq));
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
+}
+
+ALWAYS_INLINE float hsum8(__m256 v) {
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+
+/* q4_0's 32 nibbles as unsigned bytes 0..15 (the -8 is applied through x's s8). */
+ALWAYS_INLINE __m256i load_q4u(const void *blk) {
+    __m128i raw = _mm_loadu_si128((const __m128i *)((const pgd_block_q4_0 *)blk)->q);
+    __m128i lo = _mm_and_si128(raw, _mm_set1_epi8(15));
+    __m128i hi = _mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(15));
+    return _mm256_set_m128i(hi, lo);
+}
+
+/* y[t*ldy] = W_row . x_t for nt tokens, two accumulators each (even, odd
+ * blocks). q8_0: |w| times x with w's sign (signed x signed). q4_0: the
+ * unsigned nibbles u = w + 8 times x directly (at most 2 x 15 x 127 per
+ * pair), and d_w d_x 8 sum(x_q) taken off in a scalar sum on the side. */
+ALWAYS_INLINE void qrow(int nt, pgd_dtype wt, const xq8 *xq, int nb, const char *w, size_t bsz,
+                        float *y, size_t ldy) {
+    __m256 a[NTQ][2];
+    float corr[NTQ] = {0};
+#pragma GCC unroll 3
+    for (int t = 0; t < NTQ; t++) a[t][0] = a[t][1] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const char *blk = w + (size_t)b * bsz;
+        float dw = _cvtsh_ss(*(const uint16_t *)blk);
+        if (wt == PGD_Q8_0) {
+            __m256i wq = _mm256_loadu_si256((const __m256i *)((const pgd_block_q8_0 *)blk)->q);
+            __m256i wabs = _mm256_sign_epi8(wq, wq);
+#pragma GCC unroll 3
+            for (int t = 0; t < nt; t++) {
+                const xq8 *xb = xq + (size_t)t * nb + b;
+                __m256 s = dot_block(wabs, wq, _mm256_loadu_si256((const __m256i *)xb->q));
+                a[t][b & 1] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xb->d), s, a[t][b & 1]);
+            }
+        } else {
+            __m256i wu = load_q4u(blk);
+#pragma GCC unroll 3
+            for (int t = 0; t < nt; t++) {
+                const xq8 *xb = xq + (size_t)t * nb + b;
+                __m256i p16 = _mm256_maddubs_epi16(wu, _mm256_loadu_si256((const __m256i *)xb->q));
+                __m256 s = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
+                a[t][b & 1] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xb->d), s, a[t][b & 1]);
+                corr[t] += dw * xb->s8;
+            }
+        }
+    }
+#pragma GCC unroll 3
+    for (int t = 0; t < nt; t++) y[t * ldy] = hsum8(_mm256_add_ps(a[t][0], a[t][1])) - corr[t];
+}
+
+/* Rows r0..r1-1 against all n tokens: each W row is read from memory once,
+ * and dotted with the tokens NTQ at a time while it sits in L1 (the
+ * quantized x, n x in/32 blocks of 36 bytes, stays in L1/L2). */
+#define QROWS(WT)                                                                           \
+    static void qrows_##WT(int n, const xq8 *xq, int nb, const char *w, float *y,           \
+                           size_t ldy, int r0, int r1) {                                    \
+        size_t bsz = pgd_dtype_bytes(WT, QB), row = bsz * (size_t)nb;                       \
+        for (int r = r0; r < r1; r++) {                                                     \
+            const char *wr = w + (size_t)r * row;                                           \
+            int t = 0;                                                                      \
+            for (; t + 3 <= n; t += 3)                                                      \
+                qrow(3, WT, xq + (size_t)t * nb, nb, wr, bsz, y + (size_t)t * ldy + r, ldy); \
+            if (n - t == 2) qrow(2, WT, xq + (size_t)t * nb, nb, wr, bsz, y + (size_t)t * ldy + r, ldy); \
+            else if (n - t == 1) qrow(1, WT, xq + (size_t)t * nb, nb, wr, bsz, y + (size_t)t * ldy + r, ldy); \
+        }                                                                                   \
+    }
+
+QROWS(PGD_Q8_0)
+QROWS(PGD_Q4_0)
+
+void pgd_avx2_matmul_q_rows(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in,
+                            int out, int r0, int r1) {
+    enum { STACK_BLOCKS = 3 * 512 }; /* 61 KB: in <= 16384 at n = 3 */
+    xq8 stack[STACK_BLOCKS];
+    int nb = in / QB;
+    xq8 *xq = (size_t)n * nb <= STACK_BLOCKS ? stack : malloc(sizeof(xq8) * (size_t)n * nb);
+    if (!xq) { /* no memory for the quantized x: dequantize row by row instead */
+        pgd_avx2_matmul_q_rows_f32(y, x, w, wt, n, in, out, r0, r1);
+        return;
+    }
+    for (int t = 0; t < n; t++) quantize_x(xq + (size_t)t * nb, x + (size_t)t * in, in);
+    if (wt == PGD_Q8_0) qrows_PGD_Q8_0(n, xq, nb, w, y, (size_t)out, r0, r1);
+    else qrows_PGD_Q4_0(n, xq, nb, w, y, (size_t)out, r0, r1);
+    if (xq != stack) free(xq);
+}
+
+void pgd_avx2_dequant(float *dst, const void *src, pgd_dtype wt, size_t n) {
+    size_t bsz = pgd_dtype_bytes(wt, QB);
+    for (size_t b = 0; b < n / QB; b++, dst += QB) {
+        const char *blk = (const char *)src + b * bsz;
+        __m256i q = load_wq(wt, blk);
+        __m256 d = _mm256_set1_ps(_cvtsh_ss(*(const uint16_t *)blk));
+        __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+        _mm256_storeu_ps(dst, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo))));
+        _mm256_storeu_ps(dst + 8, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)))));
+        _mm256_storeu_ps(dst + 16, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi))));
+        _mm256_storeu_ps(dst + 24, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)))));
+    }
+}
+
+/* Fallback without the quantized x: each W row dequantized on the stack in
+ * chunks, then f32 dot products. */
+void pgd_avx2_matmul_q_rows_f32(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in,
+                                int out, int r0, int r1) {
+    enum { CH = 1024 };
+    float buf[CH] __attribute__((aligned(32)));
+    size_t row = pgd_dtype_bytes(wt, (size_t)in);
+    for (int r = r0; r < r1; r++)
+        for (int k0 = 0; k0 < in; k0 += CH) {
+            int kc = in - k0 < CH ? in - k0 : CH;
+            pgd_avx2_dequant(buf, (const char *)w + r * row + pgd_dtype_bytes(wt, (size_t)k0), wt, (size_t)kc);
+            for (int t = 0; t < n; t++) {
+                const float *xt = x + (size_t)t * in + k0;
+                __m256 a = _mm256_setzero_ps();
+                for (int k = 0; k < kc; k += 8) a = _mm256_fmadd_ps(_mm256_load_ps(buf + k), _mm256_loadu_ps(xt + k), a);
+                float v = hsum8(a), *dst = y + (size_t)t * out + r;
+                *dst = k0 ? *dst + v : v;
+            }
+        }
+}
