@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "test_util.h"
 
 static char MODEL[1024], TOK[1024], GGUF[1024];
@@ -55,6 +57,39 @@ static void test_missing_and_corrupt_model(void) {
     expect_error(a, "/no/such/tok.bin", 1);
     snprintf(a, sizeof a, "generate --model random:nosuchshape --prompt hi");
     expect_error(a, "nosuchshape", 1);
+}
+
+/* pagoda bench --dtypes: bad lists and models rejected; a small run writes
+ * one JSON entry per dtype, each with figures and a positive bound. */
+static void test_bench_dtypes(void) {
+    expect_error("bench --model random:stories260K --dtypes f32,q5_1", "--dtypes takes", 1);
+    expect_error("bench --model random:stories260K,dtype=f16 --dtypes f32", "without a dtype= key", 0);
+    expect_error("bench --model random:stories260K --dtypes f32 --tp 2", "drop --tp", 1);
+    char *json = pgd_test_write_temp("", 0, ".json");
+    char a[1024], *out = NULL;
+    snprintf(a, sizeof a, "bench --model random:dim=64,layers=2,heads=2,hidden=128,vocab=512,seq=128 "
+                          "--dtypes f32,q8_0,q4_0 --reps 1 --batches 1,4 --prompt-len 8 --decode-steps 2 --threads 1 "
+                          "--json '%s'", json);
+    CU_ASSERT_EQUAL(pgd_test_run_cli(a, &out, NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "| q4_0 |"));
+    json_error_t je;
+    json_t *j = json_load_file(json, 0, &je);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    json_t *d = json_object_get(j, "dtypes");
+    CU_ASSERT_EQUAL(json_array_size(d), 3);
+    for (size_t i = 0; i < json_array_size(d); i++) {
+        json_t *e = json_array_get(d, i);
+        CU_ASSERT(json_real_value(json_object_get(e, "single_decode_tps")) > 0);
+        CU_ASSERT(json_real_value(json_object_get(e, "bound_decode_tps")) > 0);
+        CU_ASSERT_EQUAL(json_array_size(json_object_get(e, "decode")), 2);
+    }
+    /* the quantized rows stream fewer bytes than f32 */
+    CU_ASSERT(json_integer_value(json_object_get(json_array_get(d, 1), "weight_bytes_per_step")) <
+              json_integer_value(json_object_get(json_array_get(d, 0), "weight_bytes_per_step")) / 3);
+    json_decref(j);
+    remove(json);
+    free(json);
+    free(out);
 }
 
 static void test_prompt_too_long(void) {
@@ -195,6 +230,7 @@ static CU_TestInfo tests[] = {
     {"bad_sampling_params", test_bad_sampling_params},
     {"missing_arguments", test_missing_arguments},
     {"good_runs", test_good_runs},
+    {"bench_dtypes", test_bench_dtypes},
     CU_TEST_INFO_NULL,
 };
 
