@@ -67,7 +67,10 @@ struct pgd_backend {
     char description[128];
     pgd_clock *clock;   /* sim: the virtual clock it advances; NULL = real time */
     int is_virtual;     /* large allocations hold no data */
-    pgd_dtype kv_dtype; /* KV accounting dtype (zeroed = f32) */
+    pgd_dtype kv_dtype; /* KV cache dtype: what the storage holds, and what the
+                           memory budget counts (the sim: accounting only); zeroed = f32 */
+    unsigned kv_dtypes; /* the KV dtypes it can store, bit 1 << dtype (0 = f32 only); core/backend.c
+                           applies pgd_backend_config.kv_dtype after create */
     unsigned quant_weights; /* 1 when matmul and embedding take q8_0/q4_0 weights */
     /* written by core/backend.c's wrappers only (zeroed at creation) */
     int64_t op_calls[PGD_BOP_COUNT];

@@ -52,8 +52,25 @@ pgd_status pgd_backend_create(const pgd_backend_config *cfg, pgd_backend **out) 
     *out = NULL;
     if (!cfg) cfg = &defaults;
     const char *name = cfg->name ? cfg->name : "cpu";
+    pgd_dtype kvt = PGD_F32;
+    int want_kv = cfg->kv_dtype && *cfg->kv_dtype;
+    if (want_kv && (!pgd_dtype_from_name(cfg->kv_dtype, &kvt) || pgd_dtype_is_quant(kvt)))
+        return pgd_error(PGD_ERR_INVALID, "KV cache dtype must be f32, f16 or bf16 (got '%s')", cfg->kv_dtype);
     for (size_t i = 0; i < sizeof registry / sizeof registry[0]; i++)
-        if (!strcmp(registry[i].name, name)) return registry[i].create(cfg, out);
+        if (!strcmp(registry[i].name, name)) {
+            PGD_TRY(registry[i].create(cfg, out));
+            if (!want_kv) return PGD_OK;
+            /* a virtual backend only accounts the KV cache: any dtype; else the backend's own list */
+            unsigned ok = (*out)->is_virtual ? ~0u : (*out)->kv_dtypes ? (*out)->kv_dtypes : 1u << PGD_F32;
+            if (!(ok & (1u << kvt))) {
+                pgd_backend_destroy(*out);
+                *out = NULL;
+                return pgd_error(PGD_ERR_UNSUPPORTED, "the %s backend keeps its KV cache in f32 only (asked for %s)",
+                                 name, cfg->kv_dtype);
+            }
+            (*out)->kv_dtype = kvt;
+            return PGD_OK;
+        }
     char have[96] = "";
     for (int i = 0; names[i]; i++)
         snprintf(have + strlen(have), sizeof have - strlen(have), "%s%s", i ? ", " : "", names[i]);

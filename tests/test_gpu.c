@@ -378,7 +378,7 @@ static void test_kv_write_copy_blocks(void) {
         float *kc0 = malloc(cs_ * 4), *vc0 = malloc(cs_ * 4); /* the caches before the writes */
         memcpy(kc0, kc, cs_ * 4), memcpy(vc0, vc, cs_ * 4);
         int32_t *ds = put(g_be, slots, (size_t)n * 4);
-        pgd_ref_kv_write(kc, vc, k, v, slots, n, nkv, hd, bs, 0);
+        pgd_ref_kv_write(kc, vc, PGD_F32, k, v, slots, n, nkv, hd, bs, 0);
         OK(pgd_backend_kv_write(g_be, dkc, dvc, dk, dv, ds, n, nkv, hd, bs, 0));
         float *kg = malloc(cs_ * 4), *vg = malloc(cs_ * 4);
         get(g_be, kg, dkc, cs_ * 4), get(g_be, vg, dvc, cs_ * 4);

@@ -491,7 +491,7 @@ static void test_kv_write(void) {
         }
         for (int i = 0; i < n; i++) slots[i] = i % 5 == 4 ? -1 : perm[i];
         memcpy(kr, kc0, cs * 4), memcpy(vr, vc0, cs * 4);
-        pgd_ref_kv_write(kr, vr, k, v, slots, n, nkv, hd, bs, 0);
+        pgd_ref_kv_write(kr, vr, PGD_F32, k, v, slots, n, nkv, hd, bs, 0);
         size_t s0 = ((size_t)(slots[0] / bs) * nkv * bs + slots[0] % bs) * hd;
         CU_ASSERT(memcmp(kr + s0, k, (size_t)hd * 4) == 0);
         /* row strides: dense, k | v rows (as in the fused q | k | v rows, no
@@ -504,7 +504,7 @@ static void test_kv_write(void) {
             if (st) {
                 to_rows(rows, st, ko, k, n, kvd), to_rows(rows, st, ko + kvd, v, n, kvd);
                 memcpy(kc, kc0, cs * 4), memcpy(vc, vc0, cs * 4);
-                pgd_ref_kv_write(kc, vc, rows + ko, rows + ko + kvd, slots, n, nkv, hd, bs, strides[si]);
+                pgd_ref_kv_write(kc, vc, PGD_F32, rows + ko, rows + ko + kvd, slots, n, nkv, hd, bs, strides[si]);
                 CU_ASSERT(memcmp(kc, kr, cs * 4) == 0 && memcmp(vc, vr, cs * 4) == 0);
             }
             const float *ks = st ? rows + ko : k, *vs = st ? rows + ko + kvd : v;
@@ -512,7 +512,7 @@ static void test_kv_write(void) {
                 pgd_cpu_set_isa(g_isas[ii]);
                 for (int p = 0; p < N_POOLS; p++) {
                     memcpy(kc, kc0, cs * 4), memcpy(vc, vc0, cs * 4);
-                    pgd_cpu_kv_write(pool_at(p), kc, vc, ks, vs, slots, n, nkv, hd, bs, strides[si]);
+                    pgd_cpu_kv_write(pool_at(p), kc, vc, PGD_F32, ks, vs, slots, n, nkv, hd, bs, strides[si]);
                     CU_ASSERT(memcmp(kc, kr, cs * 4) == 0);
                     CU_ASSERT(memcmp(vc, vr, cs * 4) == 0);
                 }
@@ -544,6 +544,8 @@ static void test_copy_blocks(void) {
 
 /* ------------------------------------------------------------- attention */
 
+static pgd_dtype g_kvt = PGD_F32; /* the caches' dtype in attention_case_q */
+
 /* A ragged batch: nq[s] new tokens of a context of len[s]; q dense
  * (qpad < 0) or in rows of nh*hd + qpad floats (q_stride; the padding NaN). */
 static void attention_case_q(int bs, int nh, int nkv, int hd, int ns, const int *len, const int *nq,
@@ -558,6 +560,14 @@ static void attention_case_q(int bs, int nh, int nkv, int hd, int ns, const int 
     total_blocks += 3; /* spare blocks never referenced */
     size_t cs = (size_t)total_blocks * nkv * bs * hd, qs = (size_t)ntok * nh * hd;
     float *kc = pgd_test_randf(cs, seed, -1, 1), *vc = pgd_test_randf(cs, seed + 1, -1, 1);
+    if (g_kvt != PGD_F32) { /* the caches in f16/bf16, converted in place (first half of the buffer) */
+        float *t = malloc(cs * 4);
+        memcpy(t, kc, cs * 4);
+        pgd_dtype_from_f32(kc, g_kvt, t, cs);
+        memcpy(t, vc, cs * 4);
+        pgd_dtype_from_f32(vc, g_kvt, t, cs);
+        free(t);
+    }
     float *q = pgd_test_randf(qs, seed + 2, -qrange, qrange);
     float *ref = malloc(qs * 4), *out = malloc(qs * 4), *out0 = malloc(qs * 4);
     int32_t *bt = malloc((size_t)ns * maxb * sizeof *bt), *perm = malloc((size_t)total_blocks * 4);
@@ -579,7 +589,8 @@ static void attention_case_q(int bs, int nh, int nkv, int hd, int ns, const int 
     pgd_attn_args a = {.out = ref, .q = q, .k_cache = kc, .v_cache = vc, .query_start = qstart,
                        .seq_lens = lens, .block_tables = bt, .num_seqs = ns,
                        .max_blocks_per_seq = maxb, .n_heads = nh, .n_kv_heads = nkv,
-                       .head_dim = hd, .block_size = bs, .scale = 1.0f / sqrtf((float)hd)};
+                       .head_dim = hd, .block_size = bs, .scale = 1.0f / sqrtf((float)hd),
+                       .kv_dtype = g_kvt};
     pgd_ref_paged_attention(&a);
     float *qrows = NULL;
     if (qpad >= 0) { /* the same queries in strided rows: the reference's output must not change */
@@ -660,6 +671,52 @@ static void test_attention_long(void) {
     static const int len[] = {2500, 1100, 3}, nq[] = {2, 3, 3};
     attention_case(16, 4, 2, 64, 3, len, nq, 4.0f, 1500);
     attention_case(32, 2, 1, 24, 3, len, nq, 0.5f, 1510);
+}
+
+/* f16 and bf16 caches: the fast kernels (converting in registers) against
+ * the reference reading the same stored values, decode, ragged prefill and
+ * long contexts, head dims that are and are not multiples of 8. */
+static void test_attention_half(void) {
+    static const pgd_dtype kts[] = {PGD_F16, PGD_BF16};
+    static const int len[] = {37, 64, 90, 1, 130}, nq[] = {37, 1, 20, 1, 5};
+    static const int llen[] = {2500, 1100, 3}, lnq[] = {2, 3, 3};
+    for (int i = 0; i < 2; i++) {
+        g_kvt = kts[i];
+        attention_case(16, 4, 4, 64, 5, len, nq, 1.0f, 2100 + (uint64_t)i);
+        attention_case(8, 8, 2, 20, 5, len, nq, 1.0f, 2110 + (uint64_t)i);
+        attention_case(16, 6, 1, 7, 5, len, nq, 1.0f, 2120 + (uint64_t)i);
+        attention_case(32, 4, 2, 64, 3, llen, lnq, 4.0f, 2130 + (uint64_t)i);
+        attention_case_q(16, 4, 2, 32, 5, len, nq, 1.0f, 2140 + (uint64_t)i, 2 * 2 * 32 + 5);
+    }
+    g_kvt = PGD_F32;
+}
+
+/* kv_write into f16/bf16 caches: each value rounded to nearest even, the
+ * fast kernel (F16C where present) byte for byte equal to the reference. */
+static void test_kv_write_half(void) {
+    static const pgd_dtype kts[] = {PGD_F16, PGD_BF16};
+    const int bs = 16, n = 70, nkv = 3, hd = 20, nblocks = 9;
+    size_t cs = (size_t)nblocks * nkv * bs * hd, kvd = (size_t)nkv * hd;
+    float *k = pgd_test_randf((size_t)n * kvd, 2200, -3, 3), *v = pgd_test_randf((size_t)n * kvd, 2201, -3, 3);
+    int32_t slots[70];
+    for (int i = 0; i < n; i++) slots[i] = i % 7 == 6 ? -1 : (i * 37) % (nblocks * bs);
+    uint16_t *kr = calloc(cs, 2), *vr = calloc(cs, 2), *kc = calloc(cs, 2), *vc = calloc(cs, 2);
+    for (int d = 0; d < 2; d++) {
+        memset(kr, 0, cs * 2), memset(vr, 0, cs * 2);
+        pgd_ref_kv_write(kr, vr, kts[d], k, v, slots, n, nkv, hd, bs, 0);
+        int t = 3; /* token 3's first value, where it landed */
+        size_t at = ((size_t)(slots[t] / bs) * nkv * bs + slots[t] % bs) * hd;
+        CU_ASSERT_EQUAL(kr[at], kts[d] == PGD_F16 ? pgd_f32_to_f16(k[t * kvd]) : pgd_f32_to_bf16(k[t * kvd]));
+        for (int ii = 0; ii < g_n_isas; ii++) {
+            pgd_cpu_set_isa(g_isas[ii]);
+            for (int p = 0; p < N_POOLS; p++) {
+                memset(kc, 0, cs * 2), memset(vc, 0, cs * 2);
+                pgd_cpu_kv_write(pool_at(p), kc, vc, kts[d], k, v, slots, n, nkv, hd, bs, 0);
+                CU_ASSERT(memcmp(kc, kr, cs * 2) == 0 && memcmp(vc, vr, cs * 2) == 0);
+            }
+        }
+    }
+    free(k), free(v), free(kr), free(vr), free(kc), free(vc);
 }
 
 /* One key: the output is its value row, whatever the score. */
@@ -774,6 +831,8 @@ static CU_TestInfo kernel_tests[] = {
     {"matmul q8_0 vs reference (int8 bound)", test_matmul_q8_0},
     {"matmul q4_0 vs reference (int8 bound)", test_matmul_q4_0},
     {"embedding from quantized tables", test_embedding_quant},
+    {"attention over f16 and bf16 caches", test_attention_half},
+    {"kv_write into f16 and bf16 caches", test_kv_write_half},
     {"embedding f32/f16/bf16", test_embedding},
     {"rmsnorm (and in place)", test_rmsnorm},
     {"rope incl. GQA, dense and strided rows", test_rope},

@@ -167,13 +167,13 @@ static void test_ragged_batch_equals_alone(void) {
 
 /* KV data survives copy-on-write copies and a swap out/in to other blocks:
  * decoding after moving the blocks gives the same logits as without. */
-static void test_kv_copy_and_swap(void) {
+static void kv_copy_and_swap_on(pgd_backend *be) {
     pgd_model *m = NULL;
-    CU_ASSERT_EQUAL_FATAL(pgd_model_load(SMALL, NULL, BE, &m), PGD_OK);
+    CU_ASSERT_EQUAL_FATAL(pgd_model_load(SMALL, NULL, be, &m), PGD_OK);
     const pgd_model_config *c = pgd_model_get_config(m);
     enum { BS = 4, N = 10, MB = 4 };
     pgd_kv_cache *kv = NULL;
-    CU_ASSERT_EQUAL_FATAL(pgd_kv_cache_create(BE, c, BS, 16, &kv), PGD_OK);
+    CU_ASSERT_EQUAL_FATAL(pgd_kv_cache_create(be, c, BS, 16, &kv), PGD_OK);
     CU_ASSERT_EQUAL(pgd_kv_cache_swap_out(kv, (int32_t[]){1, 0}, 1), PGD_ERR_INVALID); /* no host space */
     CU_ASSERT_EQUAL_FATAL(pgd_kv_cache_set_host_blocks(kv, 4), PGD_OK);
     int32_t toks[N + 1], t1[MB] = {1, 2, 3, 0}, t2[MB] = {5, 6, 7, 0}, t3[MB] = {9, 10, 11, 0};
@@ -213,6 +213,70 @@ static void test_kv_copy_and_swap(void) {
     free(got);
     pgd_kv_cache_destroy(kv);
     pgd_model_destroy(m);
+}
+
+/* ... in every KV dtype the CPU stores (the copies are of whole blocks of
+ * f16/bf16 storage: exact). */
+static void test_kv_copy_and_swap(void) {
+    static const char *kts[] = {"f32", "f16", "bf16"};
+    for (int i = 0; i < 3; i++) {
+        pgd_backend *b = NULL;
+        pgd_backend_config bc = {.name = "cpu", .num_threads = 2, .kv_dtype = kts[i]};
+        CU_ASSERT_EQUAL_FATAL(pgd_backend_create(&bc, &b), PGD_OK);
+        kv_copy_and_swap_on(b);
+        pgd_backend_destroy(b);
+    }
+}
+
+/* A half-precision KV cache: half the bytes per block (twice the blocks in
+ * the same memory), logits close to the f32 cache's (the keys and values
+ * rounded to 11 significant bits: 1e-2 of the logits' range), greedy token
+ * the same; a bad dtype and a backend that cannot store it are refused. */
+static void test_kv_dtype(void) {
+    pgd_backend *b16 = NULL, *bad = NULL;
+    pgd_backend_config bc = {.name = "cpu", .num_threads = 2, .kv_dtype = "f16"};
+    CU_ASSERT_EQUAL_FATAL(pgd_backend_create(&bc, &b16), PGD_OK);
+    CU_ASSERT_EQUAL(pgd_backend_kv_dtype(b16), PGD_F16);
+    bc.kv_dtype = "q8_0";
+    CU_ASSERT_EQUAL(pgd_backend_create(&bc, &bad), PGD_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "f32, f16 or bf16"));
+    float l32[3 * 300], l16[3 * 300];
+    pgd_backend *bes[2] = {BE, b16};
+    float *outs[2] = {l32, l16};
+    for (int i = 0; i < 2; i++) {
+        pgd_model *m = NULL;
+        CU_ASSERT_EQUAL_FATAL(pgd_model_load(SMALL, NULL, bes[i], &m), PGD_OK);
+        const pgd_model_config *c = pgd_model_get_config(m);
+        if (i == 1) CU_ASSERT_EQUAL(pgd_kv_cache_block_bytes(c, 16) * 2, (size_t)2 * 2 * 2 * 16 * 16 * 4);
+        pgd_kv_cache *kv = NULL;
+        CU_ASSERT_EQUAL_FATAL(pgd_kv_cache_create(bes[i], c, 16, 4, &kv), PGD_OK);
+        int32_t toks[12], table[2] = {1, 2};
+        for (int t = 0; t < 12; t++) toks[t] = (t * 41 + 7) % 300;
+        float *all = malloc(sizeof(float) * 300 * 12);
+        for (int step = 0; step < 3; step++) {
+            int n = step == 0 ? 10 : 1;
+            int32_t qs[2] = {0, n}, len = 10 + step;
+            pgd_batch bt = {.num_seqs = 1, .num_tokens = n, .tokens = step == 0 ? toks : &toks[9 + step],
+                            .query_start = qs, .seq_lens = &len, .block_tables = table, .max_blocks_per_seq = 2};
+            CU_ASSERT_EQUAL(pgd_model_forward(m, kv, &bt, all), PGD_OK);
+            memcpy(outs[i] + step * 300, all, sizeof(float) * 300);
+        }
+        free(all);
+        pgd_kv_cache_destroy(kv);
+        pgd_model_destroy(m);
+    }
+    for (int step = 0; step < 3; step++) {
+        double e = pgd_test_rel_err(l16 + step * 300, l32 + step * 300, 300);
+        int a = 0, b = 0;
+        for (int v = 1; v < 300; v++) {
+            if (l32[step * 300 + v] > l32[step * 300 + a]) a = v;
+            if (l16[step * 300 + v] > l16[step * 300 + b]) b = v;
+        }
+        CU_ASSERT(e < 1e-2);
+        CU_ASSERT(e > 0); /* it really stored halves */
+        CU_ASSERT_EQUAL(a, b);
+    }
+    pgd_backend_destroy(b16);
 }
 
 static void logits_of(const char *spec, uint64_t seed, pgd_dtype dt, float *out) {
@@ -676,6 +740,7 @@ static CU_TestInfo tests[] = {
     {"kv_copy_and_swap_preserve_data", test_kv_copy_and_swap},
     {"llama2c_corrupt_files", test_llama2c_corrupt},
     {"gguf_model_loads_and_runs", test_gguf_model},
+    {"kv_dtype_f16_vs_f32", test_kv_dtype},
     {"gguf_quantized_q8_0_q4_0", test_gguf_quantized},
     {"random_quantized_shapes", test_random_quantized},
     {"fused_weight_layout_whole_and_tp_shard", test_fused_weight_layout},

@@ -52,6 +52,14 @@ static void test_roofline(void) {
     c2.tp = 2;
     CU_ASSERT(pgd_sim_cost_matmul(&c2, 1, 5120, 20480, PGD_F16) < 0.51 * pgd_sim_cost_matmul(&c, 1, 5120, 20480, PGD_F16) + 5e-6);
     CU_ASSERT(pgd_sim_cost_add(&c2, 5120) > pgd_sim_cost_add(&c, 5120));
+    /* an f32 KV cache on the GPU preset (f16 by default) doubles the KV bytes attention reads,
+     * q and out stay in the activations' f16 */
+    pgd_sim_cost c4 = c;
+    c4.kv_bytes = 4;
+    NEAR(pgd_sim_cost_attention(&c4, qs, lens, 2, 40, 40, 128),
+         5e-6 + (2.0 * 400 * 40 * 128 * 4 + 2.0 * 2 * 40 * 128 * 2) / (1.555e12 * 0.72));
+    CU_ASSERT(pgd_sim_cost_kv_write(&c4, 64, 40, 128) > pgd_sim_cost_kv_write(&c, 64, 40, 128));
+    CU_ASSERT(pgd_sim_cost_copy_blocks(&c4, 8, 4096) > pgd_sim_cost_copy_blocks(&c, 8, 4096));
     /* H100 is faster than A100-40GB on the same op */
     pgd_sim_cost h = cost_of("H100");
     h.dev.kernels = NULL, h.dev.links = NULL;

@@ -74,7 +74,7 @@ static pgd_status cpu_add(pgd_backend *b, float *y, const float *x, size_t n) {
 static pgd_status cpu_kv_write(pgd_backend *b, float *k_cache, float *v_cache, const float *k,
                                const float *v, const int32_t *slot_mapping, int n,
                                int n_kv_heads, int head_dim, int block_size, int stride) {
-    pgd_cpu_kv_write(tp_of(b), k_cache, v_cache, k, v, slot_mapping, n, n_kv_heads, head_dim,
+    pgd_cpu_kv_write(tp_of(b), k_cache, v_cache, b->kv_dtype, k, v, slot_mapping, n, n_kv_heads, head_dim,
                      block_size, stride);
     return PGD_OK;
 }
@@ -85,7 +85,7 @@ static pgd_status cpu_paged_attention(pgd_backend *b, const pgd_paged_attn *a) {
         .block_tables = a->block_tables, .num_seqs = a->num_seqs,
         .max_blocks_per_seq = a->max_blocks_per_seq, .n_heads = a->n_heads,
         .n_kv_heads = a->n_kv_heads, .head_dim = a->head_dim, .block_size = a->block_size,
-        .scale = a->scale, .q_stride = a->q_stride,
+        .scale = a->scale, .q_stride = a->q_stride, .kv_dtype = b->kv_dtype,
     };
     pgd_cpu_paged_attention(tp_of(b), &k);
     return PGD_OK;
@@ -166,6 +166,7 @@ pgd_status pgd_cpu_backend_create(const pgd_backend_config *cfg, pgd_backend **o
     }
     c->base.ops = &cpu_ops;
     c->base.quant_weights = 1;
+    c->base.kv_dtypes = 1u << PGD_F32 | 1u << PGD_F16 | 1u << PGD_BF16;
     int pin_first = -1, pin_count = 0;
     if (cfg->pin_rank > 0) {
         if (cfg->pin_ranks < cfg->pin_rank) {

@@ -110,15 +110,18 @@ double pgd_sim_cost_add(const pgd_sim_cost *c, size_t n) {
     return t;
 }
 
+static double kv_e(const pgd_sim_cost *c) { return c->kv_bytes > 0 ? c->kv_bytes : c->dev.act_bytes; }
+
 double pgd_sim_cost_kv_write(const pgd_sim_cost *c, int n, int kv_heads, int head_dim) {
     double t;
     if (tab(c, "kv_write", kv_heads, head_dim, 0, n, &t)) return t;
-    return stream(c, PGD_SIM_ADD, 0, 4.0 * n * ((double)kv_heads / c->tp) * head_dim * c->dev.act_bytes);
+    /* k and v read in activations' dtype, written in the cache's */
+    return stream(c, PGD_SIM_ADD, 0, 2.0 * n * ((double)kv_heads / c->tp) * head_dim * (c->dev.act_bytes + kv_e(c)));
 }
 
 double pgd_sim_cost_attention(const pgd_sim_cost *c, const int32_t *qs, const int32_t *lens, int num_seqs, int heads,
                               int kv_heads, int head_dim) {
-    double e = c->dev.act_bytes, h = (double)heads / c->tp, kvh = (double)kv_heads / c->tp;
+    double e = kv_e(c), h = (double)heads / c->tp, kvh = (double)kv_heads / c->tp;
     double kv_pos = 0, q_tok = 0, pairs = 0, dec_seqs = 0, dec_pos = 0, pre_tok = 0, pre_pairs = 0, pre_seqs = 0,
            pre_pos = 0;
     for (int s = 0; s < num_seqs; s++) {
@@ -151,7 +154,7 @@ double pgd_sim_cost_attention(const pgd_sim_cost *c, const int32_t *qs, const in
                                        head_dim, e);
         return t;
     }
-    double bytes = 2.0 * kv_pos * kvh * head_dim * e + 2.0 * q_tok * h * head_dim * e;
+    double bytes = 2.0 * kv_pos * kvh * head_dim * e + 2.0 * q_tok * h * head_dim * c->dev.act_bytes;
     return pgd_sim_cost_roofline(c, 4.0 * h * head_dim * pairs, bytes, c->dev.attn_eff);
 }
 
@@ -164,7 +167,7 @@ double pgd_sim_cost_gather(const pgd_sim_cost *c, int n, int dim) {
 double pgd_sim_cost_copy_blocks(const pgd_sim_cost *c, int n_pairs, size_t block_floats) {
     double t;
     if (tab(c, "copy_blocks", (long)block_floats, 0, 0, n_pairs, &t)) return t;
-    return stream(c, PGD_SIM_ADD, 0, 2.0 * n_pairs * (double)block_floats / c->tp * c->dev.act_bytes);
+    return stream(c, PGD_SIM_ADD, 0, 2.0 * n_pairs * (double)block_floats / c->tp * kv_e(c));
 }
 
 double pgd_sim_cost_transfer(const pgd_sim_cost *c, size_t bytes, int download, int result) {

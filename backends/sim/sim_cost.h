@@ -159,6 +159,7 @@ typedef struct pgd_sim_cost {
     pgd_sim_device dev;
     int tp;                      /* >= 1 */
     const pgd_sim_table *table;  /* borrowed; may be NULL */
+    double kv_bytes;             /* bytes per KV cache element (its dtype); 0 = dev.act_bytes */
 } pgd_sim_cost;
 
 /* Seconds per op (see the model above). */

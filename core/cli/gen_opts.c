@@ -17,7 +17,7 @@ static void usage(FILE *f) {
             "                       (--prompt TEXT)... | --prompts-file PATH\n"
             "                       [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]\n"
             "                       [--n N | --beam-width K] [--output text|json|jsonl] [--threads N]\n"
-            "                       [--block-size B] [--num-blocks N | --kv-memory SIZE] [--swap-blocks N]\n"
+            "                       [--block-size B] [--num-blocks N | --kv-memory SIZE] [--swap-blocks N] [--kv-dtype T]\n"
             "                       [--max-batched-tokens N] [--max-num-seqs N] [--policy NAME]\n"
             "                       [--kv-manager paged|orca-max|orca-pow2|orca-oracle|static]\n"
             "                       [--preemption recompute|swap] [--chunked-prefill on|off]\n"
@@ -36,6 +36,8 @@ static void usage(FILE *f) {
             "  --output       text (default; streamed for one prompt), json (one object, or an array\n"
             "                 for several prompts), jsonl (one object per prompt, in input order)\n"
             "  --kv-memory    KV cache size, e.g. 64M or 2G (instead of --num-blocks)\n"
+            "  --kv-dtype     KV cache element type: f32 (default), f16 or bf16 (half the bytes: twice\n"
+            "                 the blocks in --kv-memory, half the attention reads; values rounded)\n"
             "  --policy       scheduling policy: fcfs (default), priority, sjf, mlfq\n"
             "  --prefill-chunk N  same as --chunked-prefill on --max-batched-tokens N\n"
             PGD_PAR_USAGE);
@@ -127,7 +129,8 @@ int pgd_gen_opts_parse(int argc, char **argv, pgd_gen_opts *o) {
         {"policy", required_argument, 0, 'y'}, {"kv-manager", required_argument, 0, 'K'},
         {"preemption", required_argument, 0, 'e'}, {"chunked-prefill", required_argument, 0, 'C'},
         {"prefix-caching", required_argument, 0, 'x'}, {"n", required_argument, 0, 'N'},
-        {"beam-width", required_argument, 0, 'w'}, {"help", no_argument, 0, 'h'}, PGD_PAR_LONGOPTS,
+        {"beam-width", required_argument, 0, 'w'}, {"help", no_argument, 0, 'h'},
+        {"kv-dtype", required_argument, 0, 'V'}, PGD_PAR_LONGOPTS,
         {0, 0, 0, 0}};
     optind = 1;
     int ch;
@@ -166,6 +169,15 @@ int pgd_gen_opts_parse(int argc, char **argv, pgd_gen_opts *o) {
             break;
         case 'C': BAD(parse_onoff("--chunked-prefill", optarg, &o->engine.chunked_prefill)); break;
         case 'x': BAD(parse_onoff("--prefix-caching", optarg, &o->engine.prefix_caching)); break;
+        case 'V': {
+            pgd_dtype t;
+            if (!pgd_dtype_from_name(optarg, &t) || pgd_dtype_is_quant(t)) {
+                fprintf(stderr, "pagoda: --kv-dtype must be f32, f16 or bf16 (got '%s')\n", optarg);
+                BAD(0);
+            }
+            o->kv_dtype = optarg;
+            break;
+        }
         case 'N': BAD(pgd_cli_int("--n", optarg, 1, 1024, &o->n)); break;
         case 'w': BAD(pgd_cli_int("--beam-width", optarg, 1, 1024, &o->beam_width)); break;
         case 'h': usage(stdout); pgd_gen_opts_free(o); return 0;

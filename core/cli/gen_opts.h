@@ -13,6 +13,7 @@ typedef struct pgd_gen_opts {
     char **prompts; /* owned copies */
     int num_prompts;
     int max_tokens, threads, n, beam_width, output;
+    const char *kv_dtype; /* --kv-dtype (NULL = the backend's default) */
     int async;                 /* --async: one more batch in flight */
     pgd_sampling_params sampling;
     pgd_engine_config engine;

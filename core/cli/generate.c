@@ -103,7 +103,7 @@ int pgd_cmd_generate(int argc, char **argv) {
     json_t *all = NULL;
     stream_ctx sc = {0};
 
-    pgd_exec_config xc = {.model = o.model, .backend = {.name = "cpu", .num_threads = o.threads}, .parallel = o.par,
+    pgd_exec_config xc = {.model = o.model, .backend = {.name = "cpu", .num_threads = o.threads, .kv_dtype = o.kv_dtype}, .parallel = o.par,
                           .async = o.async};
     if (pgd_exec_create(&xc, &ex) != PGD_OK) { rc = pgd_cli_fail(NULL); goto done; }
     if (!pgd_exec_is_driver(ex)) { /* an mpirun rank other than 0: run the driver's commands */

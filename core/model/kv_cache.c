@@ -4,20 +4,22 @@
  * KV manager's convention. Swap space is a host buffer of whole blocks
  * (all layers' K and V of one block together) from pgd_backend_host_alloc:
  * page-locked on GPU backends, plain memory on the CPU.
- * Storage is always f32-shaped; a kv_dtype other than f32 only occurs on a
- * virtual backend (sim), where swaps transfer block_floats * its size bytes
- * (what a GPU would move) and the host swap space is a virtual range too. */
+ * On a computing backend the storage holds the backend's KV dtype (f32,
+ * f16, bf16: elem bytes each); on a virtual backend (sim) it is f32-shaped
+ * and holds nothing, while swaps transfer block_floats * elem bytes (what a
+ * GPU would move) and the host swap space is a virtual range too. */
 #include <stdlib.h>
 
 #include "model_impl.h"
 
 struct pgd_kv_cache {
     pgd_backend *backend; /* borrowed */
-    float *data;
-    size_t layer_floats;  /* floats in one layer's K (or V) */
-    size_t block_floats;  /* floats of one block in one layer's K (or V) */
+    char *data;
+    size_t layer_floats;  /* elements in one layer's K (or V) */
+    size_t block_floats;  /* elements of one block in one layer's K (or V) */
+    size_t store;         /* bytes per stored element: elem, or 4 on a virtual backend */
     int n_layers, block_size, num_blocks;
-    float *host;          /* swap space: (num_host_blocks, 2 * n_layers, block_floats) */
+    char *host;           /* swap space: (num_host_blocks, 2 * n_layers, block_floats) elements */
     int num_host_blocks;
     int host_on_backend;  /* virtual backend: host allocated (as a virtual range) by the backend */
     size_t elem;          /* bytes per element moved by a swap */
@@ -51,8 +53,9 @@ pgd_status pgd_kv_cache_create(pgd_backend *b, const pgd_model_config *c, int bl
     kv->block_floats = (size_t)c->n_kv_heads * block_size * c->head_dim;
     kv->elem = pgd_dtype_size(c->kv_dtype);
     kv->host_on_backend = !pgd_backend_computes(b);
+    kv->store = kv->host_on_backend ? sizeof(float) : kv->elem;
     kv->layer_floats = (size_t)num_blocks * kv->block_floats;
-    size_t bytes = 2 * (size_t)c->n_layers * kv->layer_floats * sizeof(float);
+    size_t bytes = 2 * (size_t)c->n_layers * kv->layer_floats * kv->store;
     pgd_status s = pgd_backend_alloc(b, bytes, (void **)&kv->data);
     if (s != PGD_OK) {
         free(kv);
@@ -87,8 +90,8 @@ pgd_status pgd_kv_cache_copy_blocks(pgd_kv_cache *kv, const int32_t *pairs, int 
     PGD_TRY(pgd_backend_alloc(kv->backend, sizeof(int32_t) * 2 * (size_t)n, (void **)&dev));
     pgd_status s = pgd_backend_upload(kv->backend, dev, pairs, sizeof(int32_t) * 2 * (size_t)n);
     for (int l = 0; l < 2 * kv->n_layers && s == PGD_OK; l++)
-        s = pgd_backend_copy_blocks(kv->backend, kv->data + (size_t)l * kv->layer_floats, dev, n,
-                                    kv->block_floats);
+        s = pgd_backend_copy_blocks(kv->backend, (float *)(kv->data + (size_t)l * kv->layer_floats * kv->store),
+                                    dev, n, kv->block_floats * kv->store / sizeof(float));
     pgd_backend_free(kv->backend, dev);
     return s;
 }
@@ -100,15 +103,15 @@ pgd_status pgd_kv_cache_set_host_blocks(pgd_kv_cache *kv, int num_host_blocks) {
     kv->host = NULL;
     kv->num_host_blocks = 0;
     if (!num_host_blocks) return PGD_OK;
-    size_t floats = (size_t)num_host_blocks * 2 * kv->n_layers * kv->block_floats;
+    size_t bytes = (size_t)num_host_blocks * 2 * kv->n_layers * kv->block_floats * kv->store;
     if (kv->host_on_backend) {
-        if (pgd_backend_alloc(kv->backend, floats * sizeof(float), (void **)&kv->host) != PGD_OK) kv->host = NULL;
+        if (pgd_backend_alloc(kv->backend, bytes, (void **)&kv->host) != PGD_OK) kv->host = NULL;
     } else { /* pinned on GPU backends: swaps run by DMA */
-        if (pgd_backend_host_alloc(kv->backend, floats * sizeof(float), (void **)&kv->host) != PGD_OK) kv->host = NULL;
+        if (pgd_backend_host_alloc(kv->backend, bytes, (void **)&kv->host) != PGD_OK) kv->host = NULL;
     }
     if (!kv->host)
         return pgd_error(PGD_ERR_OOM, "kv cache: cannot allocate %d host blocks (%.2f GiB) of swap space",
-                         num_host_blocks, floats * 4 / 1073741824.0);
+                         num_host_blocks, bytes / 1073741824.0);
     kv->num_host_blocks = num_host_blocks;
     return PGD_OK;
 }
@@ -120,8 +123,8 @@ static pgd_status swap(pgd_kv_cache *kv, const int32_t *pairs, int n, int out) {
             return pgd_error(PGD_ERR_INVALID, "kv cache: swap of device block %d / host block %d out of "
                              "range (%d device, %d host blocks)", dev, host, kv->num_blocks, kv->num_host_blocks);
         for (int l = 0; l < 2 * kv->n_layers; l++) {
-            float *d = kv->data + (size_t)l * kv->layer_floats + (size_t)dev * kv->block_floats;
-            float *h = kv->host + ((size_t)host * 2 * kv->n_layers + l) * kv->block_floats;
+            char *d = kv->data + ((size_t)l * kv->layer_floats + (size_t)dev * kv->block_floats) * kv->store;
+            char *h = kv->host + ((size_t)host * 2 * kv->n_layers + l) * kv->block_floats * kv->store;
             size_t bytes = kv->block_floats * kv->elem;
             PGD_TRY(out ? pgd_backend_download(kv->backend, h, d, bytes)
                         : pgd_backend_upload(kv->backend, d, h, bytes));
@@ -135,8 +138,8 @@ pgd_status pgd_kv_cache_swap_in(pgd_kv_cache *kv, const int32_t *pairs, int n) {
 int pgd_kv_cache_block_size(const pgd_kv_cache *kv) { return kv->block_size; }
 int pgd_kv_cache_num_blocks(const pgd_kv_cache *kv) { return kv->num_blocks; }
 float *pgd_kv_cache_k(pgd_kv_cache *kv, int layer) {
-    return kv->data + (size_t)2 * layer * kv->layer_floats;
+    return (float *)(kv->data + (size_t)2 * layer * kv->layer_floats * kv->store);
 }
 float *pgd_kv_cache_v(pgd_kv_cache *kv, int layer) {
-    return kv->data + ((size_t)2 * layer + 1) * kv->layer_floats;
+    return (float *)(kv->data + ((size_t)2 * layer + 1) * kv->layer_floats * kv->store);
 }

@@ -191,6 +191,9 @@ pgd_status pgd_model_config_validate(const pgd_model_config *c, const char *what
         return pgd_error(PGD_ERR_FORMAT, "%s: implausible model dimensions (dim=%d hidden=%d layers=%d "
                          "vocab=%d seq=%d)", what, c->dim, c->hidden_dim, c->n_layers,
                          c->vocab_size, c->max_seq_len);
+    if (c->dim / c->n_heads > 512)
+        return pgd_error(PGD_ERR_FORMAT, "%s: head dim %d exceeds 512 (the kernels' limit)", what,
+                         c->dim / c->n_heads);
     if (!(c->rope_theta > 0) || !(c->norm_eps > 0))
         return pgd_error(PGD_ERR_FORMAT, "%s: rope theta and norm eps must be positive", what);
     return PGD_OK;

@@ -234,6 +234,7 @@ pgd_status pgd_run_execute(const pgd_run_config *rc, const pgd_run_options *opts
                  .random_dtype = pgd_dtype_from_name(dt, &rdt) ? rdt : PGD_F32},
         /* a virtual clock given by the caller is the one a simulating backend advances */
         .backend = {.name = pgd_run_get_str(rc, "model", "backend"), .num_threads = threads,
+                    .kv_dtype = strcmp(pgd_run_get_str(rc, "engine", "kv_dtype"), "auto") ? pgd_run_get_str(rc, "engine", "kv_dtype") : NULL,
                     .sim_device = pgd_run_get_str(rc, "model", "device"),
                     .sim_tp = pgd_run_get_int(rc, "model", "tensor_parallel"),
                     .sim_profile = *profile ? profile : NULL,

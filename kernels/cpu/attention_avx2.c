@@ -13,6 +13,7 @@
  * rows at a time. Chunks after the first rescale o and the running sum by
  * exp(old_max - new_max) (online softmax), so a context of any length needs
  * no heap scratch.
+ * f16 and bf16 caches are converted to f32 in registers as they are read.
  * Invariants: the output rows are the scratch accumulators; each is divided
  * by its softmax sum at the end. Every head is computed with the same
  * operations in the same order whatever head range it is processed in, so
@@ -36,66 +37,96 @@ static inline float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* 8 cached values from element i of row r (f32, f16 or bf16) as f32. */
+ALWAYS_INLINE __m256 ld8(pgd_dtype kt, const void *r, int i) {
+    if (kt == PGD_F32) return _mm256_loadu_ps((const float *)r + i);
+    __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)r + i));
+    if (kt == PGD_F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+ALWAYS_INLINE float ld1(pgd_dtype kt, const void *r, int i) {
+    if (kt == PGD_F32) return ((const float *)r)[i];
+    uint16_t h = ((const uint16_t *)r)[i];
+    return kt == PGD_F16 ? _cvtsh_ss(h) : pgd_bf16_to_f32(h);
+}
+
 /* sc[i] = scale * q . k_i for nk keys stored contiguously (stride hd). */
-static void scores(float *sc, const float *q, const float *k, int nk, int hd, float scale) {
+ALWAYS_INLINE void scores_t(pgd_dtype kt, float *sc, const float *q, const void *k, int nk, int hd, float scale) {
     int i = 0, d8 = hd & ~7;
+    size_t es = pgd_dtype_size(kt);
     for (; i + 4 <= nk; i += 4) {
-        const float *k0 = k + (size_t)i * hd, *k1 = k0 + hd, *k2 = k1 + hd, *k3 = k2 + hd;
+        const char *k0 = (const char *)k + (size_t)i * hd * es, *k1 = k0 + hd * es, *k2 = k1 + hd * es,
+                   *k3 = k2 + hd * es;
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         for (int d = 0; d < d8; d += 8) {
             __m256 qv = _mm256_loadu_ps(q + d);
-            a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + d), a0);
-            a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k1 + d), a1);
-            a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k2 + d), a2);
-            a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k3 + d), a3);
+            a0 = _mm256_fmadd_ps(qv, ld8(kt, k0, d), a0);
+            a1 = _mm256_fmadd_ps(qv, ld8(kt, k1, d), a1);
+            a2 = _mm256_fmadd_ps(qv, ld8(kt, k2, d), a2);
+            a3 = _mm256_fmadd_ps(qv, ld8(kt, k3, d), a3);
         }
         float s[4];
         _mm_storeu_ps(s, hsum4(a0, a1, a2, a3));
         for (int d = d8; d < hd; d++) {
-            s[0] += q[d] * k0[d];
-            s[1] += q[d] * k1[d];
-            s[2] += q[d] * k2[d];
-            s[3] += q[d] * k3[d];
+            s[0] += q[d] * ld1(kt, k0, d);
+            s[1] += q[d] * ld1(kt, k1, d);
+            s[2] += q[d] * ld1(kt, k2, d);
+            s[3] += q[d] * ld1(kt, k3, d);
         }
         for (int j = 0; j < 4; j++) sc[i + j] = s[j] * scale;
     }
     for (; i < nk; i++) {
-        const float *k0 = k + (size_t)i * hd;
+        const char *k0 = (const char *)k + (size_t)i * hd * es;
         __m256 a0 = _mm256_setzero_ps();
-        for (int d = 0; d < d8; d += 8)
-            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(k0 + d), a0);
+        for (int d = 0; d < d8; d += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), ld8(kt, k0, d), a0);
         float s = hsum(a0);
-        for (int d = d8; d < hd; d++) s += q[d] * k0[d];
+        for (int d = d8; d < hd; d++) s += q[d] * ld1(kt, k0, d);
         sc[i] = s * scale;
     }
 }
 
 /* o += sum_i p[i] * v_i for nk values stored contiguously (stride hd). */
-static void accumulate(float *o, const float *p, const float *v, int nk, int hd) {
+ALWAYS_INLINE void accumulate_t(pgd_dtype kt, float *o, const float *p, const void *v, int nk, int hd) {
     int i = 0, d8 = hd & ~7;
+    size_t es = pgd_dtype_size(kt);
     for (; i + 4 <= nk; i += 4) {
-        const float *v0 = v + (size_t)i * hd, *v1 = v0 + hd, *v2 = v1 + hd, *v3 = v2 + hd;
+        const char *v0 = (const char *)v + (size_t)i * hd * es, *v1 = v0 + hd * es, *v2 = v1 + hd * es,
+                   *v3 = v2 + hd * es;
         __m256 p0 = _mm256_set1_ps(p[i]), p1 = _mm256_set1_ps(p[i + 1]);
         __m256 p2 = _mm256_set1_ps(p[i + 2]), p3 = _mm256_set1_ps(p[i + 3]);
         for (int d = 0; d < d8; d += 8) {
             __m256 acc = _mm256_loadu_ps(o + d);
-            acc = _mm256_fmadd_ps(p0, _mm256_loadu_ps(v0 + d), acc);
-            acc = _mm256_fmadd_ps(p1, _mm256_loadu_ps(v1 + d), acc);
-            acc = _mm256_fmadd_ps(p2, _mm256_loadu_ps(v2 + d), acc);
-            acc = _mm256_fmadd_ps(p3, _mm256_loadu_ps(v3 + d), acc);
+            acc = _mm256_fmadd_ps(p0, ld8(kt, v0, d), acc);
+            acc = _mm256_fmadd_ps(p1, ld8(kt, v1, d), acc);
+            acc = _mm256_fmadd_ps(p2, ld8(kt, v2, d), acc);
+            acc = _mm256_fmadd_ps(p3, ld8(kt, v3, d), acc);
             _mm256_storeu_ps(o + d, acc);
         }
         for (int d = d8; d < hd; d++)
-            o[d] += p[i] * v0[d] + p[i + 1] * v1[d] + p[i + 2] * v2[d] + p[i + 3] * v3[d];
+            o[d] += p[i] * ld1(kt, v0, d) + p[i + 1] * ld1(kt, v1, d) + p[i + 2] * ld1(kt, v2, d) +
+                    p[i + 3] * ld1(kt, v3, d);
     }
     for (; i < nk; i++) {
-        const float *v0 = v + (size_t)i * hd;
+        const char *v0 = (const char *)v + (size_t)i * hd * es;
         __m256 p0 = _mm256_set1_ps(p[i]);
         for (int d = 0; d < d8; d += 8)
-            _mm256_storeu_ps(o + d, _mm256_fmadd_ps(p0, _mm256_loadu_ps(v0 + d),
-                                                    _mm256_loadu_ps(o + d)));
-        for (int d = d8; d < hd; d++) o[d] += p[i] * v0[d];
+            _mm256_storeu_ps(o + d, _mm256_fmadd_ps(p0, ld8(kt, v0, d), _mm256_loadu_ps(o + d)));
+        for (int d = d8; d < hd; d++) o[d] += p[i] * ld1(kt, v0, d);
     }
+}
+
+static void scores(pgd_dtype kt, float *sc, const float *q, const void *k, int nk, int hd, float scale) {
+    if (kt == PGD_F32) scores_t(PGD_F32, sc, q, k, nk, hd, scale);
+    else if (kt == PGD_F16) scores_t(PGD_F16, sc, q, k, nk, hd, scale);
+    else scores_t(PGD_BF16, sc, q, k, nk, hd, scale);
+}
+
+static void accumulate(pgd_dtype kt, float *o, const float *p, const void *v, int nk, int hd) {
+    if (kt == PGD_F32) accumulate_t(PGD_F32, o, p, v, nk, hd);
+    else if (kt == PGD_F16) accumulate_t(PGD_F16, o, p, v, nk, hd);
+    else accumulate_t(PGD_BF16, o, p, v, nk, hd);
 }
 
 static void scale_row(float *o, float f, int hd) {
@@ -115,17 +146,18 @@ static void walk(const pgd_attn_args *a, int seq, int row, int h0, int h1, int c
                  float *sc, int is_v) {
     int bs = a->block_size, hd = a->head_dim, grp = a->n_heads / a->n_kv_heads;
     const int32_t *bt = a->block_tables + (size_t)seq * a->max_blocks_per_seq;
-    const float *cache = is_v ? a->v_cache : a->k_cache;
+    const char *cache = is_v ? a->v_cache : a->k_cache;
+    size_t es = pgd_dtype_size(a->kv_dtype);
     const float *q = a->q + (size_t)row * (a->q_stride ? (size_t)a->q_stride : (size_t)a->n_heads * hd);
     for (int p = c0; p < c1;) {
         int off = p % bs, run = bs - off;
         if (run > c1 - p) run = c1 - p;
-        const float *blk = cache + (size_t)bt[p / bs] * a->n_kv_heads * bs * hd;
+        const char *blk = cache + (size_t)bt[p / bs] * a->n_kv_heads * bs * hd * es;
         for (int h = h0; h < h1; h++) {
-            const float *base = blk + ((size_t)(h / grp) * bs + off) * hd;
+            const char *base = blk + ((size_t)(h / grp) * bs + off) * hd * es;
             float *s = sc + (size_t)(h - h0) * PGD_ATTN_CHUNK + (p - c0);
-            if (is_v) accumulate(a->out + ((size_t)row * a->n_heads + h) * hd, s, base, run, hd);
-            else scores(s, q + (size_t)h * hd, base, run, hd, a->scale);
+            if (is_v) accumulate(a->kv_dtype, a->out + ((size_t)row * a->n_heads + h) * hd, s, base, run, hd);
+            else scores(a->kv_dtype, s, q + (size_t)h * hd, base, run, hd, a->scale);
         }
         p += run;
     }

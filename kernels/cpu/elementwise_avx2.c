@@ -143,3 +143,10 @@ uint64_t pgd_avx2_read_sum(const void *p, size_t bytes) {
     for (size_t i = n * 128; i < bytes; i++) s += ((const unsigned char *)p)[i];
     return s;
 }
+
+void pgd_avx2_f32_to_f16(uint16_t *dst, const float *src, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) dst[i] = _cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT);
+}

@@ -205,6 +205,15 @@ typedef struct attn_job {
     int groups; /* head groups per row: group g is heads [g*H/groups, (g+1)*H/groups) */
 } attn_job;
 
+/* Row `off` (hd elements) of a cache as f32: in place for f32, else
+ * converted into buf (hd <= 512: the forward pass's head dims are far
+ * below). */
+static const float *cache_row(const void *cache, pgd_dtype kt, size_t off, int hd, float *buf) {
+    if (kt == PGD_F32) return (const float *)cache + off;
+    pgd_dtype_to_f32(buf, (const char *)cache + off * pgd_dtype_size(kt), kt, (size_t)hd);
+    return buf;
+}
+
 /* Scalar version of pgd_avx2_attention_heads for one head: same chunked
  * online softmax. */
 static void attention_one_scalar(const pgd_attn_args *a, int seq, int row, int pos, int h) {
@@ -216,12 +225,13 @@ static void attention_one_scalar(const pgd_attn_args *a, int seq, int row, int p
     float sc[PGD_ATTN_CHUNK];
     float m = -INFINITY, l = 0.0f;
     memset(o, 0, (size_t)hd * sizeof(float));
+    float kbuf[512];
     for (int c0 = 0; c0 <= pos; c0 += PGD_ATTN_CHUNK) {
         int c1 = pos + 1 - c0 < PGD_ATTN_CHUNK ? pos + 1 : c0 + PGD_ATTN_CHUNK;
         float cm = -INFINITY;
         for (int p = c0; p < c1; p++) {
             size_t off = (((size_t)bt[p / bs] * a->n_kv_heads + kvh) * bs + p % bs) * hd;
-            float s = dot_scalar(q, a->k_cache + off, hd) * a->scale;
+            float s = dot_scalar(q, cache_row(a->k_cache, a->kv_dtype, off, hd, kbuf), hd) * a->scale;
             sc[p - c0] = s;
             cm = s > cm ? s : cm;
         }
@@ -236,8 +246,8 @@ static void attention_one_scalar(const pgd_attn_args *a, int seq, int row, int p
         for (int p = c0; p < c1; p++) {
             float e = expf(sc[p - c0] - m);
             l += e;
-            const float *v =
-                a->v_cache + (((size_t)bt[p / bs] * a->n_kv_heads + kvh) * bs + p % bs) * hd;
+            const float *v = cache_row(a->v_cache, a->kv_dtype,
+                                       (((size_t)bt[p / bs] * a->n_kv_heads + kvh) * bs + p % bs) * hd, hd, kbuf);
             for (int d = 0; d < hd; d++) o[d] += e * v[d];
         }
     }
@@ -317,7 +327,8 @@ typedef struct ew_job {
     pgd_dtype tt;
     const int32_t *idx; /* tokens, positions or slots */
     float *k;
-    float *k_cache, *v_cache;
+    void *k_cache, *v_cache;
+    pgd_dtype kt;
     const float *kc, *vc;
     size_t n;
     int rows, dim, n_heads, n_kv_heads, head_dim, block_size;
@@ -492,16 +503,30 @@ static void kv_write_task(void *arg, int i, int nt) {
         size_t blk = (size_t)slot / bs, off = (size_t)slot % bs;
         for (int h = 0; h < nkv; h++) {
             size_t dst = ((blk * nkv + h) * bs + off) * hd, src = (size_t)t * j->ld + (size_t)h * hd;
-            memcpy(j->k_cache + dst, j->kc + src, (size_t)hd * sizeof(float));
-            memcpy(j->v_cache + dst, j->vc + src, (size_t)hd * sizeof(float));
+            size_t es = pgd_dtype_size(j->kt);
+            char *kd = (char *)j->k_cache + dst * es, *vd = (char *)j->v_cache + dst * es;
+            if (j->kt == PGD_F32) {
+                memcpy(kd, j->kc + src, (size_t)hd * sizeof(float));
+                memcpy(vd, j->vc + src, (size_t)hd * sizeof(float));
+                continue;
+            }
+#if PGD_BUILD_AVX2
+            if (use_avx2() && j->kt == PGD_F16) {
+                pgd_avx2_f32_to_f16((uint16_t *)kd, j->kc + src, (size_t)hd);
+                pgd_avx2_f32_to_f16((uint16_t *)vd, j->vc + src, (size_t)hd);
+                continue;
+            }
+#endif
+            pgd_dtype_from_f32(kd, j->kt, j->kc + src, (size_t)hd);
+            pgd_dtype_from_f32(vd, j->kt, j->vc + src, (size_t)hd);
         }
     }
 }
 
-void pgd_cpu_kv_write(pgd_threadpool *tp, float *k_cache, float *v_cache, const float *k,
+void pgd_cpu_kv_write(pgd_threadpool *tp, void *k_cache, void *v_cache, pgd_dtype kt, const float *k,
                       const float *v, const int32_t *slot_mapping, int n, int n_kv_heads,
                       int head_dim, int block_size, int stride) {
-    ew_job j = {.k_cache = k_cache, .v_cache = v_cache, .kc = k, .vc = v, .idx = slot_mapping,
+    ew_job j = {.k_cache = k_cache, .v_cache = v_cache, .kt = kt, .kc = k, .vc = v, .idx = slot_mapping,
                 .rows = n, .n_kv_heads = n_kv_heads, .head_dim = head_dim,
                 .block_size = block_size,
                 .ld = stride ? (size_t)stride : (size_t)n_kv_heads * head_dim};

@@ -66,6 +66,8 @@ void pgd_avx2_add(float *y, const float *x, size_t n);
 /* dst[i] = src[i] converted from f16 / bf16. */
 void pgd_avx2_f16_to_f32(float *dst, const uint16_t *src, size_t n);
 void pgd_avx2_bf16_to_f32(float *dst, const uint16_t *src, size_t n);
+/* dst[i] = src[i] rounded to f16 (to nearest even, as pgd_f32_to_f16). */
+void pgd_avx2_f32_to_f16(uint16_t *dst, const float *src, size_t n);
 /* A sum over `bytes` bytes at p, read once with 32-byte loads (the read
  * bandwidth probe; the value only keeps the loads from being elided). */
 uint64_t pgd_avx2_read_sum(const void *p, size_t bytes);

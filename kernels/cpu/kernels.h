@@ -16,7 +16,9 @@
  * interleave (q and k of one fused row) but must not overlap.
  *
  * Paged KV cache layout, per layer (K and V caches have the same layout):
- *   cache[num_blocks][n_kv_heads][block_size][head_dim]   (f32)
+ *   cache[num_blocks][n_kv_heads][block_size][head_dim]
+ * in the cache's dtype: f32, f16 or bf16 (kv_write rounds to nearest;
+ * attention converts back to f32 as it reads).
  * A token's cache slot is block_id * block_size + offset_in_block.
  * Ragged batches: sequence s owns query rows query_start[s] ..
  * query_start[s+1]-1 (its new tokens, in position order); seq_lens[s] is its
@@ -39,8 +41,8 @@ typedef struct pgd_attn_args {
     float *out;               /* (num_tokens, n_heads, head_dim) */
     const float *q;           /* (num_tokens, n_heads, head_dim), already rotated; token rows
                                  q_stride floats apart */
-    const float *k_cache;     /* this layer's K cache, layout above */
-    const float *v_cache;     /* this layer's V cache */
+    const void *k_cache;      /* this layer's K cache, layout above */
+    const void *v_cache;      /* this layer's V cache */
     const int32_t *query_start;  /* (num_seqs + 1) */
     const int32_t *seq_lens;     /* (num_seqs) */
     const int32_t *block_tables; /* (num_seqs, max_blocks_per_seq) */
@@ -49,6 +51,7 @@ typedef struct pgd_attn_args {
     int n_heads, n_kv_heads, head_dim, block_size;
     float scale;              /* usually 1/sqrt(head_dim) */
     int q_stride;             /* floats between consecutive rows of q; 0 = n_heads*head_dim */
+    pgd_dtype kv_dtype;       /* of the caches: f32 (zeroed), f16, bf16 */
 } pgd_attn_args;
 
 /* ---- reference kernels ---- */
@@ -73,9 +76,9 @@ void pgd_ref_silu_mul(float *out, const float *gate_up, int n_rows, int hidden);
 /* y[i] += x[i]. */
 void pgd_ref_add(float *y, const float *x, size_t n);
 /* Write n tokens' k, v (n, n_kv_heads*head_dim; token t's rows at
- * k + t*stride and v + t*stride, stride 0 = dense) into the caches at
- * slot_mapping[i]; a negative slot means "skip this token". */
-void pgd_ref_kv_write(float *k_cache, float *v_cache, const float *k, const float *v,
+ * k + t*stride and v + t*stride, stride 0 = dense) into the caches (of
+ * dtype kt) at slot_mapping[i]; a negative slot means "skip this token". */
+void pgd_ref_kv_write(void *k_cache, void *v_cache, pgd_dtype kt, const float *k, const float *v,
                       const int32_t *slot_mapping, int n, int n_kv_heads, int head_dim,
                       int block_size, int stride);
 /* Causal paged attention over a ragged batch (prefill and decode mixed). */
@@ -95,7 +98,7 @@ void pgd_cpu_rope(pgd_threadpool *tp, float *q, float *k, const int32_t *pos, in
                   int n_kv_heads, int head_dim, float theta, int stride);
 void pgd_cpu_silu_mul(pgd_threadpool *tp, float *out, const float *gate_up, int n_rows, int hidden);
 void pgd_cpu_add(pgd_threadpool *tp, float *y, const float *x, size_t n);
-void pgd_cpu_kv_write(pgd_threadpool *tp, float *k_cache, float *v_cache, const float *k,
+void pgd_cpu_kv_write(pgd_threadpool *tp, void *k_cache, void *v_cache, pgd_dtype kt, const float *k,
                       const float *v, const int32_t *slot_mapping, int n, int n_kv_heads,
                       int head_dim, int block_size, int stride);
 void pgd_cpu_paged_attention(pgd_threadpool *tp, const pgd_attn_args *a);

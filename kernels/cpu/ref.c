@@ -83,10 +83,10 @@ void pgd_ref_add(float *y, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] += x[i];
 }
 
-void pgd_ref_kv_write(float *k_cache, float *v_cache, const float *k, const float *v,
+void pgd_ref_kv_write(void *k_cache, void *v_cache, pgd_dtype kt, const float *k, const float *v,
                       const int32_t *slot_mapping, int n, int n_kv_heads, int head_dim,
                       int block_size, int stride) {
-    size_t rs = stride ? (size_t)stride : (size_t)n_kv_heads * head_dim;
+    size_t rs = stride ? (size_t)stride : (size_t)n_kv_heads * head_dim, es = pgd_dtype_size(kt);
     for (int t = 0; t < n; t++) {
         int32_t slot = slot_mapping[t];
         if (slot < 0) continue;
@@ -94,19 +94,17 @@ void pgd_ref_kv_write(float *k_cache, float *v_cache, const float *k, const floa
         for (int h = 0; h < n_kv_heads; h++) {
             size_t dst = ((blk * n_kv_heads + h) * block_size + off) * head_dim;
             size_t src = (size_t)t * rs + (size_t)h * head_dim;
-            for (int d = 0; d < head_dim; d++) {
-                k_cache[dst + d] = k[src + d];
-                v_cache[dst + d] = v[src + d];
-            }
+            pgd_dtype_from_f32((char *)k_cache + dst * es, kt, k + src, (size_t)head_dim);
+            pgd_dtype_from_f32((char *)v_cache + dst * es, kt, v + src, (size_t)head_dim);
         }
     }
 }
 
-/* Address of the cached vector of (sequence s, position p, kv head kvh). */
-static const float *cache_vec(const pgd_attn_args *a, const float *cache, int s, int p, int kvh) {
+/* Element index of the cached vector of (sequence s, position p, kv head kvh). */
+static size_t cache_vec(const pgd_attn_args *a, int s, int p, int kvh) {
     int32_t blk = a->block_tables[(size_t)s * a->max_blocks_per_seq + p / a->block_size];
     int off = p % a->block_size;
-    return cache + (((size_t)blk * a->n_kv_heads + kvh) * a->block_size + off) * a->head_dim;
+    return (((size_t)blk * a->n_kv_heads + kvh) * a->block_size + off) * a->head_dim;
 }
 
 void pgd_ref_paged_attention(const pgd_attn_args *a) {
@@ -129,9 +127,9 @@ void pgd_ref_paged_attention(const pgd_attn_args *a) {
                 float *o = a->out + ((size_t)(q0 + j) * a->n_heads + h) * hd;
                 int kvh = h / group;
                 for (int t = 0; t <= pos; t++) {
-                    const float *kv = cache_vec(a, a->k_cache, s, t, kvh);
+                    size_t kv = cache_vec(a, s, t, kvh);
                     float score = 0.0f;
-                    for (int d = 0; d < hd; d++) score += q[d] * kv[d];
+                    for (int d = 0; d < hd; d++) score += q[d] * pgd_dtype_get(a->k_cache, a->kv_dtype, kv + d);
                     att[t] = score * a->scale;
                 }
                 float max_val = att[0];
@@ -145,8 +143,8 @@ void pgd_ref_paged_attention(const pgd_attn_args *a) {
                 for (int t = 0; t <= pos; t++) att[t] /= sum;
                 memset(o, 0, (size_t)hd * sizeof(float));
                 for (int t = 0; t <= pos; t++) {
-                    const float *vv = cache_vec(a, a->v_cache, s, t, kvh);
-                    for (int d = 0; d < hd; d++) o[d] += att[t] * vv[d];
+                    size_t vv = cache_vec(a, s, t, kvh);
+                    for (int d = 0; d < hd; d++) o[d] += att[t] * pgd_dtype_get(a->v_cache, a->kv_dtype, vv + d);
                 }
             }
         }

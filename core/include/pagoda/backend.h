@@ -36,6 +36,10 @@ typedef struct pgd_backend_config {
     const char *sim_profile; /* calibration table (CSV from `pagoda profile`); NULL = roofline */
     int sim_tp;              /* tensor-parallel degree (GPUs); 0 = 1 */
     pgd_clock *clock;        /* borrowed virtual clock the sim advances; NULL = its own */
+    /* KV cache element type: "f32", "f16", "bf16"; NULL or "" = the backend's
+     * default (f32; the sim: its preset's). A backend that cannot store it
+     * (CUDA, ROCm: f32 only) fails to create. */
+    const char *kv_dtype;
 } pgd_backend_config;
 
 /* Same meaning as kernels/cpu/kernels.h pgd_attn_args; all pointers are
@@ -43,7 +47,8 @@ typedef struct pgd_backend_config {
 typedef struct pgd_paged_attn {
     float *out;                  /* (num_tokens, n_heads, head_dim), dense */
     const float *q;              /* (num_tokens, n_heads, head_dim), rows q_stride floats apart */
-    const float *k_cache;        /* (num_blocks, n_kv_heads, block_size, head_dim) */
+    const float *k_cache;        /* (num_blocks, n_kv_heads, block_size, head_dim) of the
+                                    backend's KV dtype (pgd_backend_kv_dtype) */
     const float *v_cache;
     const int32_t *query_start;  /* (num_seqs + 1) */
     const int32_t *seq_lens;     /* (num_seqs) */
@@ -70,8 +75,11 @@ pgd_clock *pgd_backend_clock(const pgd_backend *b);
  * downloads from them give zeros, ops only cost time). Loaders then skip
  * filling weights, and the engine samples stand-in tokens. */
 int pgd_backend_computes(const pgd_backend *b);
-/* Element type the KV cache is accounted in (its memory budget): f32 on
- * the CPU; f16 on the sim's GPU presets (storage stays f32-shaped). */
+/* Element type of the KV cache: what kv_write stores and paged_attention
+ * reads (the k_cache/v_cache pointers point at storage of this type), and
+ * what its memory budget counts. f32 unless pgd_backend_config.kv_dtype
+ * asked for another; the sim's GPU presets default to f16 (accounting only:
+ * the sim stores nothing). */
 pgd_dtype pgd_backend_kv_dtype(const pgd_backend *b);
 /* Capability: 1 when matmul and embedding take weights of dtype t (f32,
  * f16 and bf16 everywhere; q8_0 and q4_0 where the backend has kernels for
@@ -115,7 +123,8 @@ pgd_status pgd_backend_paged_attention(pgd_backend *b, const pgd_paged_attn *a);
 /* Gather rows: out[i] = x[rows[i]] for rows of `dim` floats. */
 pgd_status pgd_backend_gather_rows(pgd_backend *b, float *out, const float *x,
                                    const int32_t *rows, int n, int dim);
-/* Copy-on-write support: pairs (n_pairs, 2) of {src, dst} block ids. */
+/* Copy-on-write support: pairs (n_pairs, 2) of {src, dst} block ids; a
+ * block is block_floats 4-byte words (of f32, or twice as many f16/bf16). */
 pgd_status pgd_backend_copy_blocks(pgd_backend *b, float *cache, const int32_t *pairs,
                                    int n_pairs, size_t block_floats);
 

@@ -148,7 +148,7 @@ pgd_status pgd_kv_cache_set_host_blocks(pgd_kv_cache *kv, int num_host_blocks);
 pgd_status pgd_kv_cache_swap_out(pgd_kv_cache *kv, const int32_t *pairs, int n);
 pgd_status pgd_kv_cache_swap_in(pgd_kv_cache *kv, const int32_t *pairs, int n);
 
-/* Device pointers of one layer's caches. */
+/* Device pointers of one layer's caches (storage of the backend's KV dtype). */
 float *pgd_kv_cache_k(pgd_kv_cache *kv, int layer);
 float *pgd_kv_cache_v(pgd_kv_cache *kv, int layer);
 
