@@ -93,42 +93,52 @@ ALWAYS_INLINE __m256i load_q4u(const void *blk) {
     return _mm256_set_m128i(hi, lo);
 }
 
-/* y[t*ldy] = W_row . x_t for nt tokens, two accumulators each (even, odd
- * blocks). q8_0: |w| times x with w's sign (signed x signed). q4_0: the
- * unsigned nibbles u = w + 8 times x directly (at most 2 x 15 x 127 per
- * pair), and d_w d_x 8 sum(x_q) taken off in a scalar sum on the side. */
-ALWAYS_INLINE void qrow(int nt, pgd_dtype wt, const xq8 *xq, int nb, const char *w, size_t bsz,
-                        float *y, size_t ldy) {
-    __m256 a[NTQ][2];
-    float corr[NTQ] = {0};
+/* acc[t] += d_w d_x (w . x) over one block b of the W row for nt tokens;
+ * corr[t] collects q4_0's offset term. */
+ALWAYS_INLINE void qblock(int nt, pgd_dtype wt, const xq8 *xq, int nb, const char *blk, int b, __m256 *acc,
+                          float *corr) {
+    float dw = _cvtsh_ss(*(const uint16_t *)blk);
+    if (wt == PGD_Q8_0) {
+        __m256i wq = _mm256_loadu_si256((const __m256i *)((const pgd_block_q8_0 *)blk)->q);
+        __m256i wabs = _mm256_sign_epi8(wq, wq);
 #pragma GCC unroll 3
-    for (int t = 0; t < NTQ; t++) a[t][0] = a[t][1] = _mm256_setzero_ps();
-    for (int b = 0; b < nb; b++) {
-        const char *blk = w + (size_t)b * bsz;
-        float dw = _cvtsh_ss(*(const uint16_t *)blk);
-        if (wt == PGD_Q8_0) {
-            __m256i wq = _mm256_loadu_si256((const __m256i *)((const pgd_block_q8_0 *)blk)->q);
-            __m256i wabs = _mm256_sign_epi8(wq, wq);
+        for (int t = 0; t < nt; t++) {
+            const xq8 *xb = xq + (size_t)t * nb + b;
+            __m256 s = dot_block(wabs, wq, _mm256_loadu_si256((const __m256i *)xb->q));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xb->d), s, acc[t]);
+        }
+    } else {
+        __m256i wu = load_q4u(blk);
 #pragma GCC unroll 3
-            for (int t = 0; t < nt; t++) {
-                const xq8 *xb = xq + (size_t)t * nb + b;
-                __m256 s = dot_block(wabs, wq, _mm256_loadu_si256((const __m256i *)xb->q));
-                a[t][b & 1] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xb->d), s, a[t][b & 1]);
-            }
-        } else {
-            __m256i wu = load_q4u(blk);
-#pragma GCC unroll 3
-            for (int t = 0; t < nt; t++) {
-                const xq8 *xb = xq + (size_t)t * nb + b;
-                __m256i p16 = _mm256_maddubs_epi16(wu, _mm256_loadu_si256((const __m256i *)xb->q));
-                __m256 s = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
-                a[t][b & 1] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xb->d), s, a[t][b & 1]);
-                corr[t] += dw * xb->s8;
-            }
+        for (int t = 0; t < nt; t++) {
+            const xq8 *xb = xq + (size_t)t * nb + b;
+            __m256i p16 = _mm256_maddubs_epi16(wu, _mm256_loadu_si256((const __m256i *)xb->q));
+            __m256 s = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xb->d), s, acc[t]);
+            corr[t] += dw * xb->s8;
         }
     }
+}
+
+/* y[t*ldy] = W_row . x_t for nt tokens, two accumulators each (even, odd
+ * blocks, unrolled so that they stay in registers). q8_0: |w| times x with
+ * w's sign (signed x signed). q4_0: the unsigned nibbles u = w + 8 times x
+ * directly (at most 2 x 15 x 127 per pair), and d_w d_x 8 sum(x_q) taken
+ * off in a scalar sum on the side. */
+ALWAYS_INLINE void qrow(int nt, pgd_dtype wt, const xq8 *xq, int nb, const char *w, size_t bsz,
+                        float *y, size_t ldy) {
+    __m256 a0[NTQ], a1[NTQ];
+    float c0[NTQ] = {0}, c1[NTQ] = {0};
 #pragma GCC unroll 3
-    for (int t = 0; t < nt; t++) y[t * ldy] = hsum8(_mm256_add_ps(a[t][0], a[t][1])) - corr[t];
+    for (int t = 0; t < NTQ; t++) a0[t] = a1[t] = _mm256_setzero_ps();
+    int b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        qblock(nt, wt, xq, nb, w + (size_t)b * bsz, b, a0, c0);
+        qblock(nt, wt, xq, nb, w + (size_t)(b + 1) * bsz, b + 1, a1, c1);
+    }
+    if (b < nb) qblock(nt, wt, xq, nb, w + (size_t)b * bsz, b, a0, c0);
+#pragma GCC unroll 3
+    for (int t = 0; t < nt; t++) y[t * ldy] = hsum8(_mm256_add_ps(a0[t], a1[t])) - (c0[t] + c1[t]);
 }
 
 /* Rows r0..r1-1 against all n tokens: each W row is read from memory once,
