@@ -262,8 +262,9 @@ static pgd_status cfg_setup(const pgd_perf_env *env, void **out) {
     snprintf(s->path, sizeof s->path, "%s/experiments/perf/config_load.ini", root_dir(env));
     FILE *f = fopen(s->path, "r");
     if (!f) {
+        pgd_status st = pgd_error(PGD_ERR_IO, "perf: cannot open %s", s->path);
         free(s);
-        return pgd_error(PGD_ERR_IO, "perf: cannot open %s", s->path);
+        return st;
     }
     fclose(f);
     *out = s;
