@@ -212,6 +212,7 @@ static int handler(void *user, const char *section, const char *name, const char
 static void run_destroy(pgd_run_config *r, int nkeys) {
     if (!r) return;
     for (int i = 0; i < nkeys && r->vals; i++) free(r->vals[i].value);
+    for (int i = 0; i < r->n_warnings; i++) free(r->warnings[i]);
     free(r->vals);
     free(r->swept);
     free(r->name);
@@ -284,8 +285,46 @@ static const char *later(const pgd_run_config *r, const char *sec, const char *a
     return la >= lb ? a : b;
 }
 
+static void warn(pgd_run_config *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void warn(pgd_run_config *r, const char *fmt, ...) {
+    if (r->n_warnings >= PGD_RUN_MAX_WARNINGS) return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    char *m = xstrdup(msg);
+    if (m) r->warnings[r->n_warnings++] = m;
+}
+
+int pgd_run_num_warnings(const pgd_run_config *r) { return r ? r->n_warnings : 0; }
+const char *pgd_run_warning(const pgd_run_config *r, int i) {
+    return r && i >= 0 && i < r->n_warnings ? r->warnings[i] : NULL;
+}
+
+/* The longest line the reader takes (ini_parse_stream's buffer less the
+ * newline and NUL): every value must fit one "key = value" line of the
+ * run's config.ini, or the written config cannot be read back. */
+#define LINE_MAX_CHARS (INI_MAX_LINE - 2)
+
 /* Rules between keys, checked for every run before any run starts. */
-static pgd_status check_run(const pgd_run_config *r) {
+static pgd_status check_run(pgd_run_config *r) {
+    const pgd_cfg_key *schema = pgd_config_schema();
+    for (int i = 0; i < r->exp->n_keys; i++) {
+        const char *v = r->vals[i].value;
+        if (!strcmp(schema[i].section, "experiment") && !strcmp(schema[i].key, "name")) v = r->exp->name;
+        size_t len = strlen(schema[i].key) + 3 + strlen(v);
+        if (schema[i].type != PGD_CFG_LIST && len > LINE_MAX_CHARS)
+            BAD(schema[i].section, schema[i].key,
+                "a value of %zu characters: its line '%s = ...' in the run's config.ini would be %zu "
+                "characters, more than the %d a config line may hold (at most %zu for this key)",
+                strlen(v), schema[i].key, len, LINE_MAX_CHARS, LINE_MAX_CHARS - 3 - strlen(schema[i].key));
+    }
+    int nb = pgd_run_get_int(r, "engine", "num_blocks");
+    if (nb == 1)
+        BAD("engine", "num_blocks",
+            "num_blocks = 1 leaves no usable block (block 0 is the null block): give 0 (size the cache "
+            "from kv_memory) or at least 2");
     if (pgd_run_get_int(r, "engine", "num_blocks") && *pgd_run_get_str(r, "engine", "kv_memory"))
         BAD("engine", later(r, "engine", "num_blocks", "kv_memory"), "set num_blocks or kv_memory, not both");
     pgd_kv_kind kind;
@@ -303,12 +342,22 @@ static pgd_status check_run(const pgd_run_config *r) {
         BAD("engine", later(r, "engine", "max_num_seqs", "max_num_batched_tokens"),
             "max_num_seqs (%d) exceeds max_num_batched_tokens (%d)", seqs, toks);
     const char *model = pgd_run_get_str(r, "model", "path");
-    pgd_model_config mc;
-    if (!strncmp(model, "random:", 7) && pgd_model_shape(model + 7, &mc) == PGD_OK && toks && toks < mc.max_seq_len &&
-        !pgd_run_get_bool(r, "engine", "chunked_prefill"))
+    int ctx = 0; /* 0: a model that cannot be read now fails when its run loads it, naming the file */
+    if (pgd_model_peek_context(model, &ctx) != PGD_OK) ctx = 0;
+    if (ctx && toks && !pgd_run_get_bool(r, "engine", "chunked_prefill") && toks < ctx)
         BAD("engine", "max_num_batched_tokens",
             "must be >= the model's context (%d) when chunked_prefill is off (a recomputed sequence is prefilled whole)",
-            mc.max_seq_len);
+            ctx);
+    /* a synthetic input length no draw of which fits the context (the
+     * workload refuses it too, but only once the run has loaded the model) */
+    const char *ik = pgd_run_get_str(r, "workload", "input_len");
+    double least = !strcmp(ik, "fixed") ? pgd_run_get_num(r, "workload", "input_mean") : 0;
+    if (pgd_run_get_int(r, "workload", "input_min") > least) least = pgd_run_get_int(r, "workload", "input_min");
+    least += pgd_run_get_int(r, "workload", "shared_prefix_len");
+    if (ctx && !strcmp(pgd_run_get_str(r, "workload", "source"), "synthetic") && least > ctx - 1)
+        BAD("workload", !strcmp(ik, "fixed") ? "input_mean" : "input_min",
+            "every prompt (at least %.0f tokens with shared_prefix_len) would be clipped to the model's context: a "
+            "prompt holds at most %d tokens (context %d, less 1 for the output)", least, ctx - 1, ctx);
     const char *src = pgd_run_get_str(r, "workload", "source"), *path = pgd_run_get_str(r, "workload", "path");
     const char *arr = pgd_run_get_str(r, "workload", "arrival");
     if (strcmp(src, "synthetic") && !*path) BAD("workload", "source", "source = %s needs [workload] path", src);
@@ -319,6 +368,20 @@ static pgd_status check_run(const pgd_run_config *r) {
         BAD("workload", "arrival", "arrival = trace needs source = trace (got %s)", src);
     if ((!strcmp(arr, "poisson") || !strcmp(arr, "gamma")) && isinf(pgd_run_get_num(r, "workload", "rate")))
         BAD("workload", later(r, "workload", "rate", "arrival"), "arrival = %s needs a finite rate", arr);
+    /* a trace replays its own timestamps (arrival = default or trace): a
+     * swept rate would label identical runs with different rates */
+    int rate_swept = 0;
+    for (int s = 0; s < r->exp->n_sweeps; s++)
+        rate_swept |= r->exp->sweeps[s].key_index == schema_index("workload", "rate") && r->exp->sweeps[s].n_values > 1;
+    if (rate_swept && !strcmp(src, "trace") && (!strcmp(arr, "default") || !strcmp(arr, "trace")))
+        BAD("workload", "rate",
+            "rate is swept, but source = trace replays the trace's own arrival times (arrival = %s), so every "
+            "run would be the same workload under a different label; sweep workload.time_scale to change the "
+            "load, or set arrival = poisson to draw arrivals at each rate", arr);
+    if (!strcmp(pgd_run_get_str(r, "engine", "policy"), "priority") && pgd_run_get_int(r, "workload", "num_priorities") <= 1)
+        warn(r, "policy = priority, but [workload] num_priorities is %d: every request has priority 0, so the run "
+             "schedules exactly as fcfs (set num_priorities >= 2 to give requests priorities)",
+             pgd_run_get_int(r, "workload", "num_priorities"));
     if (!strcmp(src, "dataset") && !strncmp(pgd_run_get_str(r, "model", "path"), "random:", 7) &&
         !*pgd_run_get_str(r, "model", "tokenizer"))
         BAD("model", "tokenizer", "source = dataset with a random model needs [model] tokenizer");
