@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "gguf.h"
 #include "model_impl.h"
@@ -262,6 +263,9 @@ pgd_status pgd_model_peek_context(const char *spec, int *max_seq_len) {
         *max_seq_len = c.max_seq_len;
         return PGD_OK;
     }
+    struct stat sb; /* only a regular file: a FIFO or a device named in a config must not block a --dry-run */
+    if (stat(spec, &sb) != 0 || !S_ISREG(sb.st_mode))
+        return pgd_error(PGD_ERR_IO, "model '%s' is not a readable regular file", spec);
     pgd_model_format fmt;
     PGD_TRY(detect_format(spec, &fmt));
     if (fmt == PGD_FORMAT_GGUF) {
