@@ -289,7 +289,21 @@ static void test_dry_run_catches(void) {
     measured m = run_measured(ok);
     CU_ASSERT_EQUAL(m.rc, 0);
     measured_free(&m);
+    /* num_blocks = 2 is the smallest cache */
     free(c);
+    c = config("nb2.ini", NULL, "num_blocks = 2", NULL, NULL);
+    const char *ok_nb[] = {"run", "--dry-run", c, NULL};
+    m = run_measured(ok_nb);
+    CU_ASSERT_EQUAL(m.rc, 0);
+    measured_free(&m);
+    free(c);
+    /* the same for generate: exit 2 before loading the model */
+    const char *gen[] = {"generate", "--model", MODEL, "--tokenizer", TOK, "--prompt", "hi", "--max-batched-tokens",
+                         "100", NULL};
+    m = run_measured(gen);
+    CU_ASSERT_EQUAL(m.rc, 2);
+    CU_ASSERT_PTR_NOT_NULL(m.err && strstr(m.err, "--max-batched-tokens 100 is below the model's context (512)"));
+    measured_free(&m);
     /* a 192-character name: `name=` fits a line, `name = ` in config.ini does not */
     char exp[256] = "name=";
     memset(exp + 5, 'n', 192);

@@ -62,6 +62,10 @@ pgd_status pgd_engine_create(const pgd_engine_config *cfg, pgd_exec *exec, const
             PGD_LOG_W("engine: kv_memory %zu bytes holds %zu blocks, but %d sequences of at most %d tokens use "
                       "at most %zu: allocating %zu blocks (%.1f MiB)", mem, nb, c->max_num_seqs, e->mc->max_seq_len,
                       useful, useful, (double)useful * (double)bb / 1048576.0);
+        else if (nb > useful && c->kv_memory_bytes)
+            PGD_LOG_W("engine: kv_memory %zu bytes holds %zu blocks, more than the %zu that %d sequences of at most "
+                      "%d tokens use at once; all are allocated because prefix caching keeps freed blocks as cache",
+                      mem, nb > (1u << 30) ? (size_t)1 << 30 : nb, useful, c->max_num_seqs, e->mc->max_seq_len);
         if (nb > useful && (!c->kv_memory_bytes || !c->prefix_caching)) nb = useful;
         if (nb > (1u << 30)) nb = 1u << 30;
         c->num_blocks = (int)nb;
