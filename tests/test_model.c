@@ -74,6 +74,12 @@ static void test_bad_shapes(void) {
     CU_ASSERT_NOT_EQUAL(pgd_model_shape("dim=100,heads=3", &c), PGD_OK);
     CU_ASSERT_NOT_EQUAL(pgd_model_shape("dim=64,heads=4,kv_heads=3", &c), PGD_OK);
     CU_ASSERT_EQUAL(pgd_model_shape("", &c), PGD_ERR_INVALID);
+    /* issue 18: 8 * dim overflowed an int (UB, caught by UBSan) before the
+     * range check; now a plain error naming dim and its bound */
+    CU_ASSERT_EQUAL(pgd_model_shape("dim=622222222", &c), PGD_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "dim 622222222 is larger than 65536"));
+    CU_ASSERT_EQUAL(pgd_model_shape("dim=1073741824,heads=2", &c), PGD_ERR_INVALID);
+    CU_ASSERT_NOT_EQUAL(pgd_model_shape("dim=65536,heads=64,hidden=2147483647", &c), PGD_OK);
 }
 
 /* Run one sequence (tokens) with all-token logits in one prefill, and one

@@ -1,10 +1,15 @@
 /* test_workload.c - workloads: determinism, length and arrival
  * statistics, trace replay of the shared trace files, dataset prompts
  * tokenized with the Llama-2 tokenizer, and named errors. */
+#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "pagoda/workload.h"
 #include "test_util.h"
@@ -455,6 +460,154 @@ static void test_every_trace_loads(void) {
     printf("\n");
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#define PGD_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PGD_TEST_ASAN 1
+#endif
+#endif
+
+static char *write_text(const char *text, const char *suffix) {
+    return pgd_test_write_temp(text, strlen(text), suffix);
+}
+
+/* issue 18, defect 1: a trace of 100 rows of 2^30 prompt tokens each took
+ * 4 GB per request (the whole prompt was made, then clipped), and so did
+ * input_len = fixed, input_mean = 1e9. Each must end in well under a second
+ * with memory bounded by the context: the checks run in a child under a
+ * 1 GB address-space limit (not under ASan, whose shadow memory needs
+ * terabytes of address space). The child's exit code names the check that
+ * failed. */
+static int huge_prompt_checks(const char *trace) {
+#ifndef PGD_TEST_ASAN
+    struct rlimit rl = {1ul << 30, 1ul << 30};
+    setrlimit(RLIMIT_AS, &rl);
+#endif
+    pgd_workload_config c = {.source = PGD_WL_TRACE, .path = trace, .max_model_len = 512, .seed = 1};
+    pgd_workload *w = NULL;
+    if (pgd_workload_create(&c, &w) != PGD_OK) {
+        fprintf(stderr, "workload: %s\n", pgd_last_error());
+        return 10;
+    }
+    int ok = pgd_workload_count(w) == 100;
+    for (int i = 0; ok && i < 100; i++) {
+        const pgd_workload_request *r = pgd_workload_get(w, i);
+        ok = r->n_prompt == 511 && r->output_len == 1 && r->clipped &&
+             malloc_usable_size((void *)r->prompt) < 4096;
+    }
+    pgd_workload_summary s;
+    pgd_workload_describe(w, &s);
+    pgd_workload_destroy(w);
+    if (!ok || s.num_clipped != 100) return 11;
+    /* a synthetic length that can never fit the context: an error naming it */
+    struct {
+        pgd_len_dist in;
+        int prefix;
+        const char *needle;
+    } never[] = {
+        {{.kind = PGD_LEN_FIXED, .mean = 1e9}, 0, "input_len fixed of 1000000000"},
+        {{.kind = PGD_LEN_UNIFORM, .min = 600, .max = 700}, 0, "ask for at most 511"},
+        {{.kind = PGD_LEN_FIXED, .mean = 500}, 20, "+ shared_prefix_len 20"},
+        {{.kind = PGD_LEN_FIXED, .mean = 5}, 1 << 29, "shared_prefix_len 536870912 leaves no room"},
+    };
+    for (int i = 0; i < 4; i++) {
+        c = (pgd_workload_config){.num_requests = 100, .max_model_len = 512, .input_len = never[i].in,
+                                  .shared_prefix_len = never[i].prefix};
+        w = NULL;
+        pgd_status st = pgd_workload_create(&c, &w);
+        pgd_workload_destroy(w);
+        if (st != PGD_ERR_INVALID || !strstr(pgd_last_error(), never[i].needle)) {
+            fprintf(stderr, "case %d: status %d, '%s' lacks '%s'\n", i, (int)st, pgd_last_error(),
+                    never[i].needle);
+            return 20 + i;
+        }
+    }
+    return 0;
+}
+
+static void test_huge_prompts_bounded(void) {
+    char csv[8192] = "num_prefill_tokens,num_decode_tokens\n";
+    for (int i = 0; i < 100; i++) strcat(csv, "1073741824,1073741824\n");
+    char *p = write_text(csv, ".csv");
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    fflush(NULL);
+    pid_t pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) _exit(huge_prompt_checks(p));
+    int status = 0;
+    CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    printf("\n  2^30-token prompts: %.3f s, exit %d\n", secs, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CU_ASSERT(secs < 1.0);
+    remove(p);
+    free(p);
+
+    pgd_workload_config c = {.num_requests = 100, .max_model_len = 512,
+                             .input_len = {.kind = PGD_LEN_FIXED, .mean = 500}};
+    /* the longest prompt that fits is accepted, unclipped */
+    c.shared_prefix_len = 11;
+    c.output_len = (pgd_len_dist){.kind = PGD_LEN_FIXED, .mean = 1};
+    pgd_workload *w = make(&c);
+    CU_ASSERT_EQUAL(pgd_workload_get(w, 0)->n_prompt, 511);
+    CU_ASSERT_EQUAL(pgd_workload_get(w, 0)->clipped, 0);
+    pgd_workload_destroy(w);
+    /* clipping keeps the leading tokens the unclipped prompt would have */
+    pgd_workload_config big = {.num_requests = 20, .seed = 5, .shared_prefix_len = 40,
+                               .input_len = {.kind = PGD_LEN_UNIFORM, .min = 10, .max = 900}};
+    pgd_workload *wa = make(&big);
+    big.max_model_len = 300;
+    pgd_workload *wb = make(&big);
+    int same = 1;
+    for (int i = 0; i < 20; i++) {
+        const pgd_workload_request *a = pgd_workload_get(wa, i), *b = pgd_workload_get(wb, i);
+        same &= b->n_prompt == (a->n_prompt < 299 ? a->n_prompt : 299) &&
+                memcmp(a->prompt, b->prompt, (size_t)b->n_prompt * sizeof *b->prompt) == 0;
+    }
+    CU_ASSERT(same);
+    pgd_workload_destroy(wa);
+    pgd_workload_destroy(wb);
+}
+
+/* issue 18, defects 6 and 8: trace values out of range are errors, never
+ * undefined casts or silent wraps */
+static void test_trace_out_of_range(void) {
+    struct {
+        const char *text, *suffix, *needle;
+    } bad[] = {
+        {"arrived_at,num_prefill_tokens,num_decode_tokens\n0,5,5\n1e300,5,5\n", ".csv",
+         ":3: arrived_at '1e300' is out of range"},
+        {"arrived_at,num_prefill_tokens,num_decode_tokens\n1e13,5,5\n", ".csv", "out of range"},
+        {"{\"timestamp\": 1e300, \"input_length\": 5, \"output_length\": 3, \"hash_ids\": [0]}\n",
+         ".jsonl", ":1: timestamp 1e+300 ms is out of range"},
+        {"{\"timestamp\": 0, \"input_length\": 5, \"output_length\": 2147483648, \"hash_ids\": [0]}\n",
+         ".jsonl", ":1: output_length 2147483648 too large"},
+        {"{\"timestamp\": 0, \"input_length\": 5, \"output_length\": 4294967297, \"hash_ids\": []}\n",
+         ".jsonl", "output_length 4294967297 too large"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char *p = write_text(bad[i].text, bad[i].suffix);
+        pgd_workload_config c = {.source = PGD_WL_TRACE, .path = p, .max_model_len = 512};
+        expect_error(&c, PGD_ERR_FORMAT, bad[i].needle);
+        remove(p);
+        free(p);
+    }
+    /* the largest accepted time, scaled past a double's range */
+    char *p = write_text("arrived_at,num_prefill_tokens,num_decode_tokens\n0,5,5\n1e12,5,5\n", ".csv");
+    pgd_workload_config c = {.source = PGD_WL_TRACE, .path = p, .max_model_len = 512,
+                             .time_scale = 1e300};
+    expect_error(&c, PGD_ERR_INVALID, "arrival time out of range");
+    c.time_scale = 1;
+    pgd_workload *w = make(&c);
+    CU_ASSERT_EQUAL(pgd_workload_get(w, 1)->arrival, 1e12);
+    pgd_workload_destroy(w);
+    remove(p);
+    free(p);
+}
+
 static CU_TestInfo wl_tests[] = {
     {"determinism", test_determinism},
     {"sharegpt and alpaca means", test_named_means},
@@ -465,6 +618,8 @@ static CU_TestInfo wl_tests[] = {
     {"mooncake hash blocks", test_mooncake},
     {"every shared trace loads whole", test_every_trace_loads},
     {"describe", test_describe},
+    {"huge prompts: memory bounded by the context", test_huge_prompts_bounded},
+    {"trace times and lengths out of range", test_trace_out_of_range},
     CU_TEST_INFO_NULL,
 };
 

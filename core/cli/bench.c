@@ -42,6 +42,7 @@
 #include "pagoda/backend.h"
 #include "pagoda/exec.h"
 #include "pagoda/model.h"
+#include "util/json_text.h"
 
 typedef struct bench_ctx {
     pgd_exec *exec;
@@ -623,9 +624,9 @@ int pgd_cmd_bench(int argc, char **argv) {
                "(measured alternately in each rep)\n");
     if (json_path) {
         json_t *o = json_object(), *arr = json_array();
-        json_object_set_new(o, "machine", json_string(cpu));
-        json_object_set_new(o, "backend", json_string(pgd_backend_describe(be)));
-        json_object_set_new(o, "model", json_string(model_path));
+        json_object_set_new(o, "machine", pgd_json_text(cpu));
+        json_object_set_new(o, "backend", pgd_json_text(pgd_backend_describe(be)));
+        json_object_set_new(o, "model", pgd_json_text(model_path));
         json_object_set_new(o, "weight_bytes_per_step", json_integer((json_int_t)wbytes));
         json_object_set_new(o, "copy_bandwidth_Bps", json_real(bw));
         json_object_set_new(o, "read_bandwidth_Bps", json_real(rbw));
@@ -635,7 +636,7 @@ int pgd_cmd_bench(int argc, char **argv) {
         json_object_set_new(o, "prefill_tps", json_real(pref_tps));
         json_object_set_new(o, "single_decode_cpu_tps", json_real(single_cpu));
         json_object_set_new(o, "prefill_cpu_tps", json_real(pref_cpu));
-        json_object_set_new(o, "layout", json_string(pgd_exec_describe(x.exec)));
+        json_object_set_new(o, "layout", pgd_json_text(pgd_exec_describe(x.exec)));
         json_object_set_new(o, "batches_in_flight", json_integer(x.groups));
         json_object_set_new(o, "prefill_comm_share", json_real(share[0]));
         for (int i = 0; i < nb; i++) {

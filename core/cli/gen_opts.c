@@ -233,6 +233,14 @@ int pgd_gen_opts_parse(int argc, char **argv, pgd_gen_opts *o) {
         fprintf(stderr, "pagoda: --max-num-seqs %d exceeds --max-batched-tokens %d\n", o->engine.max_num_seqs, budget);
         BAD(0);
     }
+    /* a token budget below the model's context fails in the scheduler after
+     * the model is loaded: say so first, as bad input (issue 18) */
+    int ctx = 0;
+    if (budget && !o->engine.chunked_prefill && pgd_model_peek_context(o->model, &ctx) == PGD_OK && budget < ctx) {
+        fprintf(stderr, "pagoda: --max-batched-tokens %d is below the model's context (%d): use at least %d, "
+                "or --chunked-prefill on\n", budget, ctx, ctx);
+        BAD(0);
+    }
     /* catch nonsense sampling values before loading anything */
     if (pgd_sampling_params_validate(&o->sampling, 1 << 30) != PGD_OK) {
         pgd_cli_fail(NULL);

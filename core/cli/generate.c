@@ -21,6 +21,7 @@
 #include "pagoda/exec.h"
 #include "pagoda/parallel.h"
 #include "pagoda/log.h"
+#include "util/json_text.h"
 
 typedef struct stream_ctx {
     const pgd_tokenizer *tok;
@@ -44,8 +45,8 @@ static json_t *seq_json(const pgd_tokenizer *tok, const pgd_request_output *o, c
     if (pgd_tokenizer_decode_all(tok, o->prompt[o->n_prompt - 1], q->tokens, q->n_tokens, &text) != PGD_OK)
         text = NULL;
     json_object_set_new(obj, "tokens", gt);
-    json_object_set_new(obj, "text", json_string(text ? text : ""));
-    json_object_set_new(obj, "finish_reason", json_string(q->finish_reason ? q->finish_reason : o->finish_reason));
+    json_object_set_new(obj, "text", pgd_json_text(text ? text : ""));
+    json_object_set_new(obj, "finish_reason", pgd_json_text(q->finish_reason ? q->finish_reason : o->finish_reason));
     if (with_score) json_object_set_new(obj, "cum_logprob", json_real(q->cum_logprob));
     free(text);
     return obj;
@@ -57,9 +58,9 @@ static json_t *seq_json(const pgd_tokenizer *tok, const pgd_request_output *o, c
 static json_t *request_json(const pgd_tokenizer *tok, const char *prompt, const pgd_request_output *o,
                             const char *error, int multi, int beams) {
     json_t *obj = json_object();
-    json_object_set_new(obj, "prompt", json_string(prompt));
+    json_object_set_new(obj, "prompt", pgd_json_text(prompt));
     if (!o) {
-        json_object_set_new(obj, "error", json_string(error));
+        json_object_set_new(obj, "error", pgd_json_text(error));
         return obj;
     }
     json_t *pt = json_array();
@@ -71,10 +72,10 @@ static json_t *request_json(const pgd_tokenizer *tok, const char *prompt, const 
         json_decref(first);
     } else {
         json_object_set_new(obj, "tokens", json_array());
-        json_object_set_new(obj, "text", json_string(""));
+        json_object_set_new(obj, "text", pgd_json_text(""));
     }
-    json_object_set_new(obj, "finish_reason", json_string(o->finish_reason ? o->finish_reason : "error"));
-    if (o->error) json_object_set_new(obj, "error", json_string(o->error));
+    json_object_set_new(obj, "finish_reason", pgd_json_text(o->finish_reason ? o->finish_reason : "error"));
+    if (o->error) json_object_set_new(obj, "error", pgd_json_text(o->error));
     if (multi) {
         json_t *arr = json_array();
         for (int i = 0; i < o->num_seqs; i++) json_array_append_new(arr, seq_json(tok, o, &o->seqs[i], beams));

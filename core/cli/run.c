@@ -5,6 +5,9 @@
  * timeline.csv, op_times.csv, config.ini, env.json) and, after every run,
  * <output-dir>/<experiment>/runs.csv with one row per finished run.
  *
+ * Warnings about runs that are valid but likely not meant (pgd_run_warning)
+ * go to stderr first, and into each run's summary.json.
+ *
  * Exit status: 0 all runs written, 1 a run failed (the others still run),
  * 2 bad usage or a bad config (nothing ran). */
 #include <getopt.h>
@@ -65,6 +68,33 @@ static void on_progress(void *ctx, const pgd_run_progress *p) {
     pr->last_done = p->done;
 }
 
+/* Config warnings (pgd_run_warning) of the selected runs, each distinct
+ * message once, on stderr before anything runs; summary.json records them
+ * per run. */
+static void print_warnings(const pgd_experiment *exp, const char *only) {
+    int n = pgd_experiment_num_runs(exp);
+    for (int i = 0; i < n; i++) {
+        const pgd_run_config *r = pgd_experiment_run(exp, i);
+        if (only && !strstr(pgd_run_name(r), only)) continue;
+        for (int w = 0; w < pgd_run_num_warnings(r); w++) {
+            const char *msg = pgd_run_warning(r, w);
+            int seen = 0, runs = 0;
+            for (int j = 0; j < n; j++) {
+                const pgd_run_config *q = pgd_experiment_run(exp, j);
+                if (only && !strstr(pgd_run_name(q), only)) continue;
+                for (int v = 0; v < pgd_run_num_warnings(q); v++)
+                    if (!strcmp(pgd_run_warning(q, v), msg)) {
+                        if (j < i) seen = 1;
+                        runs++;
+                    }
+            }
+            if (seen) continue;
+            if (runs > 1) fprintf(stderr, "pagoda run: WARNING (%d runs): %s\n", runs, msg);
+            else fprintf(stderr, "pagoda run: WARNING (run %s): %s\n", pgd_run_name(r), msg);
+        }
+    }
+}
+
 static int join(char *buf, size_t n, const char *a, const char *b) {
     return snprintf(buf, n, "%s/%s", a, b) < (int)n;
 }
@@ -111,6 +141,7 @@ int pgd_cmd_run(int argc, char **argv) {
         pgd_experiment_destroy(exp);
         return 2;
     }
+    if (!pgd_parallel_process_serves(NULL)) print_warnings(exp, only);
     if (dry) {
         printf("%s: experiment '%s', %d run%s -> %s/\n", argv[optind], pgd_experiment_name(exp), n, n == 1 ? "" : "s",
                expdir);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "pagoda/compare.h"
+#include "util/json_text.h"
 
 void pgd_compare_thresholds_default(pgd_compare_thresholds *t) {
     memset(t, 0, sizeof *t);
@@ -202,8 +203,8 @@ void pgd_compare_print(const pgd_compare_report *rep, int all, FILE *f) {
 json_t *pgd_compare_report_json(const pgd_compare_report *rep, const pgd_compare_thresholds *t, const char *base,
                                 const char *cur) {
     json_t *o = json_object(), *rows = json_array(), *th = json_object();
-    json_object_set_new(o, "baseline", json_string(base));
-    json_object_set_new(o, "current", json_string(cur));
+    json_object_set_new(o, "baseline", pgd_json_text(base));
+    json_object_set_new(o, "current", pgd_json_text(cur));
     json_object_set_new(th, "throughput_pct", json_real(t->throughput_pct));
     json_object_set_new(th, "latency_pct", json_real(t->latency_pct));
     json_object_set_new(th, "counts_pct", json_real(t->counts_pct));
@@ -216,12 +217,12 @@ json_t *pgd_compare_report_json(const pgd_compare_report *rep, const pgd_compare
     for (int i = 0; i < rep->n; i++) {
         const pgd_compare_row *r = &rep->rows[i];
         json_t *j = json_object();
-        json_object_set_new(j, "run", json_string(r->run));
-        json_object_set_new(j, "metric", json_string(r->metric));
+        json_object_set_new(j, "run", pgd_json_text(r->run));
+        json_object_set_new(j, "metric", pgd_json_text(r->metric));
         json_object_set_new(j, "class", json_string(pgd_cmp_class_name(r->cls)));
         if (r->is_string) {
-            json_object_set_new(j, "baseline", json_string(r->sbase));
-            json_object_set_new(j, "current", json_string(r->scur));
+            json_object_set_new(j, "baseline", pgd_json_text(r->sbase));
+            json_object_set_new(j, "current", pgd_json_text(r->scur));
         } else {
             json_object_set_new(j, "baseline", json_real(r->base));
             json_object_set_new(j, "current", json_real(r->cur));

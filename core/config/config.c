@@ -53,6 +53,23 @@ static int fail(parse_state *ps, pgd_status st, const char *fmt, ...) {
     return 0;
 }
 
+/* The longest line the reader takes (ini_parse_stream's buffer less the
+ * newline and NUL): every value must fit one "key = value" line of the
+ * run's config.ini (pgd_run_write_ini), or the written config cannot be
+ * read back (a 192-character name could be given as "name=..." but not
+ * written as "name = ..."). LIST values are written one item a line. */
+#define LINE_MAX_CHARS (INI_MAX_LINE - 2)
+
+static const char *too_long(const pgd_cfg_key *k, const char *v, char *msg, size_t n) {
+    size_t len = strlen(k->key) + 3 + strlen(v);
+    if (k->type == PGD_CFG_LIST || len <= LINE_MAX_CHARS) return NULL;
+    snprintf(msg, n,
+             "a value of %zu characters: its line '%s = ...' in the run's config.ini would be %zu characters, "
+             "more than the %d a config line may hold (at most %zu for this key)",
+             strlen(v), k->key, len, LINE_MAX_CHARS, LINE_MAX_CHARS - 3 - strlen(k->key));
+    return msg;
+}
+
 /* ini_reader over the in-memory text: one line per call, counted. */
 static char *reader(char *str, int num, void *stream) {
     parse_state *ps = stream;
@@ -146,6 +163,9 @@ static int add_sweep_values(parse_state *ps, pgd_cfg_sweep *sw, const char *name
                 return fail(ps, PGD_ERR_INVALID, "[sweep] %s = '%s': value '%s' listed twice", name, value, v);
         if (pgd_config_check_value(&pgd_config_schema()[ki], v) != PGD_OK)
             return fail(ps, PGD_ERR_INVALID, "[sweep] %s = '%s': %s", name, v, pgd_last_error());
+        char msg[300];
+        if (too_long(&pgd_config_schema()[ki], v, msg, sizeof msg))
+            return fail(ps, PGD_ERR_INVALID, "[sweep] %s = '%.40s...': %s", name, v, msg);
         if (!comma) break;
         p = comma + 1;
     }
@@ -199,6 +219,9 @@ static int handler(void *user, const char *section, const char *name, const char
                     e->base[ki].line);
     if (pgd_config_check_value(&pgd_config_schema()[ki], value) != PGD_OK)
         return fail(ps, PGD_ERR_INVALID, "[%s] %s = '%s': %s", section, name, value, pgd_last_error());
+    char msg[300];
+    if (too_long(&pgd_config_schema()[ki], value, msg, sizeof msg))
+        return fail(ps, PGD_ERR_INVALID, "[%s] %s = '%.40s...': %s", section, name, value, msg);
     char *v = xstrdup(value);
     if (!v) return fail(ps, PGD_ERR_OOM, "out of memory");
     free(e->base[ki].value);
@@ -212,6 +235,7 @@ static int handler(void *user, const char *section, const char *name, const char
 static void run_destroy(pgd_run_config *r, int nkeys) {
     if (!r) return;
     for (int i = 0; i < nkeys && r->vals; i++) free(r->vals[i].value);
+    for (int i = 0; i < r->n_warnings; i++) free(r->warnings[i]);
     free(r->vals);
     free(r->swept);
     free(r->name);
@@ -284,8 +308,55 @@ static const char *later(const pgd_run_config *r, const char *sec, const char *a
     return la >= lb ? a : b;
 }
 
+static void warn(pgd_run_config *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void warn(pgd_run_config *r, const char *fmt, ...) {
+    if (r->n_warnings >= PGD_RUN_MAX_WARNINGS) return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    char *m = xstrdup(msg);
+    if (m) r->warnings[r->n_warnings++] = m;
+}
+
+int pgd_run_num_warnings(const pgd_run_config *r) { return r ? r->n_warnings : 0; }
+const char *pgd_run_warning(const pgd_run_config *r, int i) {
+    return r && i >= 0 && i < r->n_warnings ? r->warnings[i] : NULL;
+}
+
+/* The checks of issue 18 read keys by their schema index, found once, and
+ * only where the file or a sweep set them: a config load costs about what
+ * it did (the perf gate's config_load). */
+typedef struct {
+    int num_blocks, input_len, input_mean, input_min, shared_prefix_len, policy, num_priorities, rate;
+} key_ix;
+
+static const key_ix *keys_ix(void) {
+    static key_ix k;
+    static int done;
+    if (!done) {
+        k = (key_ix){schema_index("engine", "num_blocks"), schema_index("workload", "input_len"),
+                     schema_index("workload", "input_mean"), schema_index("workload", "input_min"),
+                     schema_index("workload", "shared_prefix_len"), schema_index("engine", "policy"),
+                     schema_index("workload", "num_priorities"), schema_index("workload", "rate")};
+        done = 1;
+    }
+    return &k;
+}
+
+/* The value of key index i as a number when the file or a sweep set it, else 0. */
+static double set_num(const pgd_run_config *r, int i) {
+    return r->vals[i].line > 0 ? strtod(r->vals[i].value, NULL) : 0;
+}
+
 /* Rules between keys, checked for every run before any run starts. */
-static pgd_status check_run(const pgd_run_config *r) {
+static pgd_status check_run(pgd_run_config *r) {
+    const key_ix *K = keys_ix();
+    if (set_num(r, K->num_blocks) == 1)
+        BAD("engine", "num_blocks",
+            "num_blocks = 1 leaves no usable block (block 0 is the null block): give 0 (size the cache "
+            "from kv_memory) or at least 2");
     if (pgd_run_get_int(r, "engine", "num_blocks") && *pgd_run_get_str(r, "engine", "kv_memory"))
         BAD("engine", later(r, "engine", "num_blocks", "kv_memory"), "set num_blocks or kv_memory, not both");
     pgd_kv_kind kind;
@@ -303,13 +374,23 @@ static pgd_status check_run(const pgd_run_config *r) {
         BAD("engine", later(r, "engine", "max_num_seqs", "max_num_batched_tokens"),
             "max_num_seqs (%d) exceeds max_num_batched_tokens (%d)", seqs, toks);
     const char *model = pgd_run_get_str(r, "model", "path");
-    pgd_model_config mc;
-    if (!strncmp(model, "random:", 7) && pgd_model_shape(model + 7, &mc) == PGD_OK && toks && toks < mc.max_seq_len &&
-        !pgd_run_get_bool(r, "engine", "chunked_prefill"))
+    int ctx = 0; /* 0: a model that cannot be read now fails when its run loads it, naming the file */
+    if (pgd_model_peek_context(model, &ctx) != PGD_OK) ctx = 0;
+    if (ctx && toks && !pgd_run_get_bool(r, "engine", "chunked_prefill") && toks < ctx)
         BAD("engine", "max_num_batched_tokens",
             "must be >= the model's context (%d) when chunked_prefill is off (a recomputed sequence is prefilled whole)",
-            mc.max_seq_len);
+            ctx);
     const char *src = pgd_run_get_str(r, "workload", "source"), *path = pgd_run_get_str(r, "workload", "path");
+    /* a synthetic input length no draw of which fits the context (the
+     * workload refuses it too, but only once the run has loaded the model) */
+    int fixed = !strcmp(r->vals[K->input_len].value, "fixed");
+    double least = fixed ? set_num(r, K->input_mean) : 0, imin = set_num(r, K->input_min);
+    if (imin > least) least = imin;
+    least += set_num(r, K->shared_prefix_len);
+    if (ctx && least > ctx - 1 && !strcmp(src, "synthetic"))
+        BAD("workload", fixed ? "input_mean" : "input_min",
+            "every prompt (at least %.0f tokens with shared_prefix_len) would be clipped to the model's context: a "
+            "prompt holds at most %d tokens (context %d, less 1 for the output)", least, ctx - 1, ctx);
     const char *arr = pgd_run_get_str(r, "workload", "arrival");
     if (strcmp(src, "synthetic") && !*path) BAD("workload", "source", "source = %s needs [workload] path", src);
     if (!strcmp(src, "synthetic") && *path) BAD("workload", "path", "path is only read by source = trace or dataset");
@@ -319,6 +400,20 @@ static pgd_status check_run(const pgd_run_config *r) {
         BAD("workload", "arrival", "arrival = trace needs source = trace (got %s)", src);
     if ((!strcmp(arr, "poisson") || !strcmp(arr, "gamma")) && isinf(pgd_run_get_num(r, "workload", "rate")))
         BAD("workload", later(r, "workload", "rate", "arrival"), "arrival = %s needs a finite rate", arr);
+    /* a trace replays its own timestamps (arrival = default or trace): a
+     * swept rate would label identical runs with different rates */
+    int rate_swept = 0;
+    for (int s = 0; s < r->exp->n_sweeps; s++)
+        rate_swept |= r->exp->sweeps[s].key_index == K->rate && r->exp->sweeps[s].n_values > 1;
+    if (rate_swept && !strcmp(src, "trace") && (!strcmp(arr, "default") || !strcmp(arr, "trace")))
+        BAD("workload", "rate",
+            "rate is swept, but source = trace replays the trace's own arrival times (arrival = %s), so every "
+            "run would be the same workload under a different label; sweep workload.time_scale to change the "
+            "load, or set arrival = poisson to draw arrivals at each rate", arr);
+    if (!strcmp(r->vals[K->policy].value, "priority") && set_num(r, K->num_priorities) <= 1)
+        warn(r, "policy = priority, but [workload] num_priorities is %.0f: every request has priority 0, so the run "
+             "schedules exactly as fcfs (set num_priorities >= 2 to give requests priorities)",
+             set_num(r, K->num_priorities));
     if (!strcmp(src, "dataset") && !strncmp(pgd_run_get_str(r, "model", "path"), "random:", 7) &&
         !*pgd_run_get_str(r, "model", "tokenizer"))
         BAD("model", "tokenizer", "source = dataset with a random model needs [model] tokenizer");
@@ -358,6 +453,11 @@ static pgd_status load_text(const char *text, const char *path, pgd_experiment *
         if (dot && dot != e->name) *dot = 0;
     }
     if (!e->name) goto oom;
+    char msg[300];
+    if (too_long(&pgd_config_schema()[ni], e->name, msg, sizeof msg)) {
+        st = pgd_error(PGD_ERR_INVALID, "%s: [experiment] name (from the file name) '%.40s...': %s", path, e->name, msg);
+        goto fail;
+    }
     long n = 1;
     for (int s = 0; s < e->n_sweeps; s++) {
         if (e->sweeps[s].n_values == 0) {

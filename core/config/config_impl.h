@@ -21,12 +21,16 @@ typedef struct pgd_cfg_sweep {
     int line;
 } pgd_cfg_sweep;
 
+#define PGD_RUN_MAX_WARNINGS 4
+
 struct pgd_run_config {
     const pgd_experiment *exp;
     int index;
     char *name;
     pgd_cfg_value *vals; /* (n_keys) */
     const char **swept;  /* (n_sweeps) values borrowed from the sweeps */
+    char *warnings[PGD_RUN_MAX_WARNINGS]; /* pgd_run_warning */
+    int n_warnings;
 };
 
 struct pgd_experiment {

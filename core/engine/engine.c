@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "engine_impl.h"
+#include "pagoda/log.h"
 
 double pgd_engine_clock(void) {
     struct timespec ts;
@@ -53,7 +54,19 @@ pgd_status pgd_engine_create(const pgd_engine_config *cfg, pgd_exec *exec, const
         size_t mem = c->kv_memory_bytes ? c->kv_memory_bytes : (size_t)256 << 20;
         size_t nb = mem / bb, useful = (size_t)c->max_num_seqs *
                                            (size_t)((e->mc->max_seq_len + c->block_size - 1) / c->block_size) + 1;
-        if (!c->kv_memory_bytes && nb > useful) nb = useful;
+        /* More blocks than max_num_seqs sequences of the whole context can
+         * fill are never used: an explicit kv_memory is capped there too (a
+         * 16G cache for a 260K model was allocated and zeroed whole), except
+         * with prefix caching, where freed blocks keep cached prefixes. */
+        if (nb > useful && c->kv_memory_bytes && !c->prefix_caching)
+            PGD_LOG_W("engine: kv_memory %zu bytes holds %zu blocks, but %d sequences of at most %d tokens use "
+                      "at most %zu: allocating %zu blocks (%.1f MiB)", mem, nb, c->max_num_seqs, e->mc->max_seq_len,
+                      useful, useful, (double)useful * (double)bb / 1048576.0);
+        else if (nb > useful && c->kv_memory_bytes)
+            PGD_LOG_W("engine: kv_memory %zu bytes holds %zu blocks, more than the %zu that %d sequences of at most "
+                      "%d tokens use at once; all are allocated because prefix caching keeps freed blocks as cache",
+                      mem, nb > (1u << 30) ? (size_t)1 << 30 : nb, useful, c->max_num_seqs, e->mc->max_seq_len);
+        if (nb > useful && (!c->kv_memory_bytes || !c->prefix_caching)) nb = useful;
         if (nb > (1u << 30)) nb = 1u << 30;
         c->num_blocks = (int)nb;
         if (c->num_blocks < 2) {

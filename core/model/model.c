@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "gguf.h"
 #include "model_impl.h"
 #include "pagoda/log.h"
 
@@ -277,6 +279,48 @@ static pgd_status detect_format(const char *path, pgd_model_format *fmt) {
     fclose(f);
     if (got < 4) return pgd_error(PGD_ERR_FORMAT, "%s: file too short to be a model (%zu bytes)", path, got);
     *fmt = memcmp(magic, "GGUF", 4) == 0 ? PGD_FORMAT_GGUF : PGD_FORMAT_LLAMA2C;
+    return PGD_OK;
+}
+
+pgd_status pgd_model_peek_context(const char *spec, int *max_seq_len) {
+    if (!spec || !max_seq_len) return pgd_error(PGD_ERR_INVALID, "pgd_model_peek_context: NULL argument");
+    pgd_model_config c;
+    if (!strncmp(spec, "random:", 7)) {
+        PGD_TRY(pgd_model_shape(spec + 7, &c));
+        *max_seq_len = c.max_seq_len;
+        return PGD_OK;
+    }
+    struct stat sb; /* only a regular file: a FIFO or a device named in a config must not block a --dry-run */
+    if (stat(spec, &sb) != 0 || !S_ISREG(sb.st_mode))
+        return pgd_error(PGD_ERR_IO, "model '%s' is not a readable regular file", spec);
+    pgd_model_format fmt;
+    PGD_TRY(detect_format(spec, &fmt));
+    if (fmt == PGD_FORMAT_GGUF) {
+        pgd_gguf *g = NULL;
+        PGD_TRY(pgd_gguf_open(spec, &g));
+        const char *arch = NULL;
+        size_t alen = 0;
+        char key[128];
+        int64_t v = 2048;
+        pgd_status s = pgd_gguf_get_str(g, "general.architecture", &arch, &alen);
+        if (s == PGD_OK) {
+            snprintf(key, sizeof key, "%.*s.context_length", (int)(alen < 63 ? alen : 63), arch);
+            if (pgd_gguf_has_key(g, key)) s = pgd_gguf_get_int(g, key, &v);
+        }
+        pgd_gguf_close(g);
+        PGD_TRY(s);
+        if (v <= 0 || v > (1 << 22)) return pgd_error(PGD_ERR_FORMAT, "%s: context length %lld", spec, (long long)v);
+        *max_seq_len = (int)v;
+        return PGD_OK;
+    }
+    FILE *f = fopen(spec, "rb");
+    if (!f) return pgd_error(PGD_ERR_IO, "cannot open model '%s': %s", spec, strerror(errno));
+    int32_t h[7];
+    size_t got = fread(h, sizeof *h, 7, f);
+    fclose(f);
+    if (got != 7 || h[6] <= 0 || h[6] > (1 << 22))
+        return pgd_error(PGD_ERR_FORMAT, "%s: not a llama2.c checkpoint header", spec);
+    *max_seq_len = h[6];
     return PGD_OK;
 }
 

@@ -12,6 +12,8 @@
 
 #include "model_impl.h"
 
+#define PGD_SHAPE_MAX_DIM (1 << 16) /* the largest dim pgd_model_config_validate accepts */
+
 typedef struct {
     const char *name;
     int dim, n_layers, n_heads, n_kv_heads, hidden_dim, vocab_size, max_seq_len;
@@ -162,7 +164,12 @@ pgd_status pgd_model_shape(const char *spec, pgd_model_config *out) {
                  strchr(spec, ',') ? "+custom" : "");
     }
     if (!kv_set) c.n_kv_heads = c.n_heads;
-    if (!hidden_set) c.hidden_dim = ((8 * c.dim / 3) + 31) / 32 * 32;
+    /* the derived hidden width is computed only for a plausible dim: 8 * dim
+     * overflows an int long before parse_int's bound (dim=622222222) */
+    if (c.dim > PGD_SHAPE_MAX_DIM)
+        return pgd_error(PGD_ERR_INVALID, "model shape '%s': dim %d is larger than %d", spec, c.dim,
+                         PGD_SHAPE_MAX_DIM);
+    if (!hidden_set) c.hidden_dim = (int)(((8 * (int64_t)c.dim / 3) + 31) / 32 * 32);
     if (c.n_heads > 0) c.head_dim = c.dim / c.n_heads;
     if (!dtype_set) c.weight_dtype = PGD_F32;
     PGD_TRY(pgd_model_config_validate(&c, spec));
@@ -186,7 +193,7 @@ pgd_status pgd_model_config_validate(const pgd_model_config *c, const char *what
     if ((c->dim / c->n_heads) % 2)
         return pgd_error(PGD_ERR_FORMAT, "%s: head dim %d must be even for rotary embeddings", what,
                          c->dim / c->n_heads);
-    if (c->dim > (1 << 16) || c->hidden_dim > (1 << 18) || c->n_layers > 1024 ||
+    if (c->dim > PGD_SHAPE_MAX_DIM || c->hidden_dim > (1 << 18) || c->n_layers > 1024 ||
         c->vocab_size > (1 << 22) || c->max_seq_len > (1 << 22))
         return pgd_error(PGD_ERR_FORMAT, "%s: implausible model dimensions (dim=%d hidden=%d layers=%d "
                          "vocab=%d seq=%d)", what, c->dim, c->hidden_dim, c->n_layers,

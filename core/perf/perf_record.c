@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "pagoda/perf.h"
+#include "util/json_text.h"
 
 static char *dup_or_empty(const char *s) { return strdup(s ? s : ""); }
 
@@ -259,7 +260,7 @@ done:
 
 /* A JSON string literal of s. */
 static void put_str(FILE *f, const char *s) {
-    json_t *j = json_string(s ? s : "");
+    json_t *j = pgd_json_text(s ? s : "");
     char *d = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
     fputs(d ? d : "\"\"", f);
     free(d);

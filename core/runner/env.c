@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "pagoda/runner.h"
+#include "util/json_text.h"
 
 #ifndef PAGODA_C_FLAGS
 #define PAGODA_C_FLAGS "unknown"
@@ -63,7 +64,7 @@ static json_t *topology_json(void) {
     const char *model = NULL;
     hwloc_obj_t pkg = hwloc_get_obj_by_type(t, HWLOC_OBJ_PACKAGE, 0);
     if (pkg) model = hwloc_obj_get_info_by_name(pkg, "CPUModel");
-    json_object_set_new(o, "cpu_model", json_string(model ? model : "unknown"));
+    json_object_set_new(o, "cpu_model", pgd_json_text(model ? model : "unknown"));
     json_object_set_new(o, "packages", json_integer(hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_PACKAGE)));
     json_object_set_new(o, "numa_nodes", json_integer(hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_NUMANODE)));
     json_object_set_new(o, "cores", json_integer(hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_CORE)));
@@ -79,7 +80,7 @@ static json_t *topology_json(void) {
     char ver[32];
     snprintf(ver, sizeof ver, "%u.%u.%u", HWLOC_API_VERSION >> 16, (HWLOC_API_VERSION >> 8) & 0xff,
              HWLOC_API_VERSION & 0xff);
-    json_object_set_new(o, "hwloc_api", json_string(ver));
+    json_object_set_new(o, "hwloc_api", pgd_json_text(ver));
     hwloc_topology_destroy(t);
     return o;
 }
@@ -89,29 +90,29 @@ json_t *pgd_env_json(int threads) {
     if (!o) return NULL;
     char buf[256];
     cmd_line("git rev-parse HEAD 2>/dev/null", buf, sizeof buf);
-    json_object_set_new(o, "git_revision", json_string(buf[0] ? buf : "unknown"));
+    json_object_set_new(o, "git_revision", pgd_json_text(buf[0] ? buf : "unknown"));
     if (buf[0]) {
         cmd_line("git status --porcelain --untracked-files=no 2>/dev/null | head -1", buf, sizeof buf);
         json_object_set_new(o, "git_dirty", json_boolean(buf[0] != 0));
     }
-    json_object_set_new(o, "pagoda_version", json_string(PAGODA_VERSION));
+    json_object_set_new(o, "pagoda_version", pgd_json_text(PAGODA_VERSION));
 #ifdef __VERSION__
-    json_object_set_new(o, "compiler", json_string("gcc-compatible " __VERSION__));
+    json_object_set_new(o, "compiler", pgd_json_text("gcc-compatible " __VERSION__));
 #endif
-    json_object_set_new(o, "c_flags", json_string(PAGODA_C_FLAGS));
-    json_object_set_new(o, "build_type", json_string(PAGODA_BUILD_TYPE));
+    json_object_set_new(o, "c_flags", pgd_json_text(PAGODA_C_FLAGS));
+    json_object_set_new(o, "build_type", pgd_json_text(PAGODA_BUILD_TYPE));
     json_object_set_new(o, "topology", topology_json());
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     json_object_set_new(o, "threads", json_integer(threads > 0 ? threads : online));
     json_object_set_new(o, "online_cpus", json_integer(online));
     if (gethostname(buf, sizeof buf) == 0) {
         buf[sizeof buf - 1] = 0;
-        json_object_set_new(o, "hostname", json_string(buf));
+        json_object_set_new(o, "hostname", pgd_json_text(buf));
     }
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    json_object_set_new(o, "date", json_string(buf));
+    json_object_set_new(o, "date", pgd_json_text(buf));
     return o;
 }

@@ -151,7 +151,10 @@ static pgd_status submit(loop_state *s, const pgd_run_config *rc, int i, double 
     if (delayed) p.arrival_time = now;
     int64_t id;
     if (pgd_engine_add_request(s->eng, &p, &id) != PGD_OK) {
-        PGD_LOG_W("run %s: request %d rejected: %s", pgd_run_name(rc), i, pgd_last_error());
+        /* named as requests.csv shows it (engine ids skip rejected requests, so
+         * "request i" named another, accepted request) and by its source row */
+        PGD_LOG_W("run %s: request id %d in requests.csv (workload request %d, source row %lld) rejected: %s",
+                  pgd_run_name(rc), -1 - i, i, (long long)pgd_workload_get(s->wl, i)->source_row, pgd_last_error());
         pgd_request_record r = {.id = -1 - i, .arrival = p.arrival_time > 0 ? p.arrival_time : now,
                                 .first_scheduled = -1, .first_token = -1, .finish = now,
                                 .prompt_tokens = p.n_prompt, .priority = p.priority, .finish_reason = "error"};
@@ -276,14 +279,16 @@ pgd_status pgd_run_execute(const pgd_run_config *rc, const pgd_run_options *opts
         }
         tok = own_tok;
     }
-    pgd_engine_config ec;
-    if ((st = engine_config(rc, clock, &ec)) != PGD_OK || (st = pgd_engine_create(&ec, ex, tok, &eng)) != PGD_OK) {
-        st = ctx_error(st, rc, "engine");
-        goto done;
-    }
+    /* the workload before the engine: a bad trace or length fails before the
+     * KV cache is allocated and zeroed */
     pgd_workload_config wc;
     if ((st = workload_config(rc, mc, tok, &wc)) != PGD_OK || (st = pgd_workload_create(&wc, &wl)) != PGD_OK) {
         st = ctx_error(st, rc, "workload");
+        goto done;
+    }
+    pgd_engine_config ec;
+    if ((st = engine_config(rc, clock, &ec)) != PGD_OK || (st = pgd_engine_create(&ec, ex, tok, &eng)) != PGD_OK) {
+        st = ctx_error(st, rc, "engine");
         goto done;
     }
     if ((st = pgd_metrics_create(&s.m)) != PGD_OK) goto done;

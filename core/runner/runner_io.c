@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "pagoda/runner.h"
+#include "util/json_text.h"
 
 static json_t *hex(uint64_t x) {
     char b[20];
@@ -23,14 +24,19 @@ static json_t *hex(uint64_t x) {
 static json_t *extra_json(const pgd_run_config *rc, const pgd_run_result *res) {
     const pgd_experiment *e = pgd_run_experiment(rc);
     json_t *o = json_object(), *sw = json_object(), *eng = json_object(), *wl = json_object();
-    json_object_set_new(o, "experiment", json_string(pgd_experiment_name(e)));
-    json_object_set_new(o, "run", json_string(pgd_run_name(rc)));
-    json_object_set_new(o, "config_file", json_string(pgd_experiment_path(e)));
+    json_object_set_new(o, "experiment", pgd_json_text(pgd_experiment_name(e)));
+    json_object_set_new(o, "run", pgd_json_text(pgd_run_name(rc)));
+    json_object_set_new(o, "config_file", pgd_json_text(pgd_experiment_path(e)));
     const char *desc = pgd_run_get_str(rc, "experiment", "description");
-    if (*desc) json_object_set_new(o, "description", json_string(desc));
+    if (*desc) json_object_set_new(o, "description", pgd_json_text(desc));
     for (int i = 0; i < pgd_experiment_num_swept(e); i++)
-        json_object_set_new(sw, pgd_experiment_swept_key(e, i), json_string(pgd_run_swept_value(rc, i)));
+        json_object_set_new(sw, pgd_experiment_swept_key(e, i), pgd_json_text(pgd_run_swept_value(rc, i)));
     json_object_set_new(o, "swept", sw);
+    if (pgd_run_num_warnings(rc) > 0) { /* config warnings (pgd_run_warning), e.g. priority without priorities */
+        json_t *w = json_array();
+        for (int i = 0; i < pgd_run_num_warnings(rc); i++) json_array_append_new(w, pgd_json_text(pgd_run_warning(rc, i)));
+        json_object_set_new(o, "warnings", w);
+    }
     const pgd_engine_stats *st = &res->stats;
     json_object_set_new(eng, "steps", json_integer(st->steps));
     json_object_set_new(eng, "tokens_computed", json_integer(st->tokens_computed));
@@ -46,12 +52,12 @@ static json_t *extra_json(const pgd_run_config *rc, const pgd_run_result *res) {
     json_object_set_new(wl, "requests", json_integer(res->num_requests));
     json_object_set_new(wl, "rejected", json_integer(res->rejected));
     json_object_set_new(wl, "fingerprint", hex(res->workload_fingerprint));
-    json_object_set_new(wl, "description", json_string(res->workload_desc));
+    json_object_set_new(wl, "description", pgd_json_text(res->workload_desc));
     json_object_set_new(o, "workload", wl);
     json_object_set_new(o, "token_fingerprint", hex(res->token_fingerprint));
-    json_object_set_new(o, "model", json_string(res->model_desc));
-    json_object_set_new(o, "backend", json_string(res->backend_desc));
-    json_object_set_new(o, "layout", json_string(res->layout_desc));
+    json_object_set_new(o, "model", pgd_json_text(res->model_desc));
+    json_object_set_new(o, "backend", pgd_json_text(res->backend_desc));
+    json_object_set_new(o, "layout", pgd_json_text(res->layout_desc));
     if (res->num_stages > 0) { /* the sim's pipeline stages: busy share of the run */
         json_t *sb = json_array();
         for (int i = 0; i < res->num_stages; i++)

@@ -9,7 +9,9 @@
  * ignored); every malformed row fails with PGD_ERR_FORMAT naming
  * file:line and the column; timestamps are kept as whole seconds plus a
  * fraction so 2023 wall-clock times keep sub-microsecond precision; rows
- * with an empty prompt are skipped and counted, outputs < 1 become 1. */
+ * with an empty prompt are skipped and counted, outputs < 1 become 1;
+ * times past PGD_TRACE_MAX_SECONDS and lengths past 2^30 are rejected
+ * (never cast out of range). */
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -19,6 +21,10 @@
 #include "workload/workload_impl.h"
 
 #define MAX_FIELDS 32
+/* Latest accepted trace time, in seconds (about 31,700 years): far past any
+ * real trace, and small enough that whole seconds fit an int64_t and the
+ * difference of two of them is exact in a double (< 2^53). */
+#define PGD_TRACE_MAX_SECONDS 1e12
 
 static int split_csv(char *line, char **f) {
     int n = 0;
@@ -149,6 +155,12 @@ static pgd_status read_csv(const pgd_workload_config *c, FILE *fp, pgd_wl_rows *
                                f[col[0]]);
                 goto done;
             }
+            if (t > PGD_TRACE_MAX_SECONDS) {
+                st = pgd_error(PGD_ERR_FORMAT,
+                               "%s:%ld: arrived_at '%s' is out of range (at most %.0e seconds)",
+                               path, lineno, f[col[0]], PGD_TRACE_MAX_SECONDS);
+                goto done;
+            }
             sec = (int64_t)floor(t);
             frac = t - floor(t);
         }
@@ -190,6 +202,10 @@ static pgd_status mooncake_row(const char *path, long lineno, json_t *o, pgd_wl_
     double ms = json_number_value(ts);
     if (!(ms >= 0) || !isfinite(ms))
         return pgd_error(PGD_ERR_FORMAT, "%s:%ld: bad timestamp %g", path, lineno, ms);
+    if (ms > PGD_TRACE_MAX_SECONDS * 1000)
+        return pgd_error(PGD_ERR_FORMAT,
+                         "%s:%ld: timestamp %g ms is out of range (at most %.0e ms)", path, lineno,
+                         ms, PGD_TRACE_MAX_SECONDS * 1000);
     if (json_is_integer(ts)) {
         json_int_t v = json_integer_value(ts);
         row->t_sec = v / 1000;
@@ -199,7 +215,11 @@ static pgd_status mooncake_row(const char *path, long lineno, json_t *o, pgd_wl_
         row->t_frac = ms / 1000 - floor(ms / 1000);
     }
     if (json_integer_value(il) > (1 << 30))
-        return pgd_error(PGD_ERR_FORMAT, "%s:%ld: input_length too large", path, lineno);
+        return pgd_error(PGD_ERR_FORMAT, "%s:%ld: input_length %lld too large (at most %d)", path,
+                         lineno, (long long)json_integer_value(il), 1 << 30);
+    if (json_integer_value(ol) > (1 << 30)) /* not (int)-wrapped into something small */
+        return pgd_error(PGD_ERR_FORMAT, "%s:%ld: output_length %lld too large (at most %d)", path,
+                         lineno, (long long)json_integer_value(ol), 1 << 30);
     row->in_len = (int)json_integer_value(il);
     row->out_len = json_integer_value(ol) > 0 ? (int)json_integer_value(ol) : 1;
     size_t nh = json_array_size(h);

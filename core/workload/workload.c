@@ -9,6 +9,7 @@
  * are sorted by (arrival, selection order); all draws come from per-item
  * seeded streams (workload_impl.h). */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,6 +80,31 @@ static pgd_status validate(const pgd_workload_config *c) {
     return PGD_OK;
 }
 
+/* A synthetic input length whose every draw is longer than the context
+ * (fixed, or a uniform minimum) would measure clipped prompts under the
+ * label of the length asked for: an error, not a silent clip. */
+static pgd_status check_fits(const pgd_workload_config *c, const pgd_len_dist *in) {
+    int L = c->max_model_len;
+    if (L <= 0) return PGD_OK;
+    double least = in->kind == PGD_LEN_FIXED ? in->mean : in->kind == PGD_LEN_UNIFORM ? in->min : 0;
+    if (in->min > least) least = in->min;
+    if (least + c->shared_prefix_len <= L - 1) return PGD_OK;
+    if (c->shared_prefix_len >= L - 1)
+        return pgd_error(PGD_ERR_INVALID,
+                         "workload: shared_prefix_len %d leaves no room for the input in the "
+                         "model's context of %d tokens (a prompt holds at most %d)",
+                         c->shared_prefix_len, L, L - 1);
+    char pre[64] = "";
+    if (c->shared_prefix_len)
+        snprintf(pre, sizeof pre, " + shared_prefix_len %d", c->shared_prefix_len);
+    return pgd_error(PGD_ERR_INVALID,
+                     "workload: every prompt would be clipped to the model's context: input_len "
+                     "%s %s %.0f%s is more than the %d tokens a prompt can hold (max_model_len %d, "
+                     "less 1 for the output); ask for at most %d",
+                     pgd_len_kind_name(in->kind), in->kind == PGD_LEN_FIXED ? "of" : "of at least",
+                     least, pre, L - 1, L, L - 1 - c->shared_prefix_len);
+}
+
 /* Algorithm S (Knuth): k of n indices, uniformly, in increasing order. */
 static void select_rows(const pgd_workload_config *c, int64_t n, int64_t k, int64_t *sel) {
     if (!c->sample || k >= n) {
@@ -127,31 +153,37 @@ static pgd_status materialize(const pgd_workload_config *c, int is_mooncake, pgd
     }
     int pre = c->source == PGD_WL_TRACE ? 0 : c->shared_prefix_len;
     int64_t total = (int64_t)pre + row->in_len;
-    if (total > (1 << 30)) return pgd_error(PGD_ERR_INVALID, "workload: prompt of %lld tokens", (long long)total);
-    q->prompt = malloc((size_t)total * sizeof *q->prompt);
+    if (total > (1 << 30))
+        return pgd_error(PGD_ERR_INVALID,
+                         "workload: prompt of %lld tokens (shared_prefix_len %d + input %d) is "
+                         "more than %d", (long long)total, pre, row->in_len, 1 << 30);
+    /* Only the tokens kept after clipping to the context are made: a prompt
+     * of 10^9 tokens costs what the model can read, not 4 GB. Each token
+     * stream is drawn in order, so the kept tokens equal the first `keep`
+     * of the whole prompt. */
+    int L = c->max_model_len;
+    int keep = L > 0 && total > L - 1 ? L - 1 : (int)total;
+    int kpre = pre < keep ? pre : keep, kin = keep - kpre;
+    q->prompt = malloc((size_t)(keep > 0 ? keep : 1) * sizeof *q->prompt);
     if (!q->prompt) return pgd_error(PGD_ERR_OOM, "workload: out of memory for a prompt");
-    if (pre) random_tokens(pgd_rng_stream(c->seed, PGD_STREAM_PREFIX, 0), vocab, q->prompt, pre);
+    if (kpre) random_tokens(pgd_rng_stream(c->seed, PGD_STREAM_PREFIX, 0), vocab, q->prompt, kpre);
     if (row->prompt)
-        memcpy(q->prompt + pre, row->prompt, (size_t)row->in_len * sizeof *q->prompt);
+        memcpy(q->prompt + kpre, row->prompt, (size_t)kin * sizeof *q->prompt);
     else if (is_mooncake)
-        mooncake_tokens(c, vocab, row, q->prompt + pre, row->in_len);
+        mooncake_tokens(c, vocab, row, q->prompt + kpre, kin);
     else
         random_tokens(pgd_rng_stream(c->seed, PGD_STREAM_TOKENS, (uint64_t)row->row), vocab,
-                      q->prompt + pre, row->in_len);
+                      q->prompt + kpre, kin);
     pgd_workload_request *p = &q->pub;
-    p->n_prompt = (int)total;
+    p->n_prompt = keep;
+    p->clipped = keep < total;
     p->output_len = row->out_len > 0 ? row->out_len : 1;
-    p->shared_prefix_len = pre;
+    p->shared_prefix_len = kpre;
     p->source_row = row->row;
     q->hash_ids = row->hash_ids;
     p->n_hash_ids = row->n_hash_ids;
     row->hash_ids = NULL;
-    int L = c->max_model_len;
-    if (L > 0) {
-        if (p->n_prompt > L - 1) p->n_prompt = L - 1, p->clipped = 1;
-        if (p->output_len > L - p->n_prompt) p->output_len = L - p->n_prompt, p->clipped = 1;
-        if (p->shared_prefix_len > p->n_prompt) p->shared_prefix_len = p->n_prompt;
-    }
+    if (L > 0 && p->output_len > L - p->n_prompt) p->output_len = L - p->n_prompt, p->clipped = 1;
     if (c->num_priorities > 1) {
         pgd_rng r;
         pgd_rng_seed(&r, pgd_rng_stream(c->seed, PGD_STREAM_PRIORITY, (uint64_t)row->row));
@@ -161,9 +193,9 @@ static pgd_status materialize(const pgd_workload_config *c, int is_mooncake, pgd
     return PGD_OK;
 }
 
-static void assign_arrivals(const pgd_workload_config *c, pgd_arrival_kind kind,
-                            const pgd_wl_row *const *rows, pgd_wl_req *q, int n) {
-    if (n <= 0) return;
+static pgd_status assign_arrivals(const pgd_workload_config *c, pgd_arrival_kind kind,
+                                  const pgd_wl_row *const *rows, pgd_wl_req *q, int n) {
+    if (n <= 0) return PGD_OK;
     if (kind == PGD_ARRIVAL_TRACE) {
         int64_t s0 = rows[0]->t_sec;
         double f0 = rows[0]->t_frac;
@@ -171,9 +203,14 @@ static void assign_arrivals(const pgd_workload_config *c, pgd_arrival_kind kind,
             if (rows[i]->t_sec < s0 || (rows[i]->t_sec == s0 && rows[i]->t_frac < f0))
                 s0 = rows[i]->t_sec, f0 = rows[i]->t_frac;
         double scale = c->time_scale > 0 ? c->time_scale : 1.0;
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < n; i++) {
             q[i].pub.arrival = ((double)(rows[i]->t_sec - s0) + (rows[i]->t_frac - f0)) * scale;
-        return;
+            if (!isfinite(q[i].pub.arrival))
+                return pgd_error(PGD_ERR_INVALID,
+                                 "workload: %s row %lld: arrival time out of range after time_scale %g",
+                                 c->path ? c->path : "trace", (long long)rows[i]->row, c->time_scale);
+        }
+        return PGD_OK;
     }
     double rate = c->arrival.rate;
     int gaps = (kind == PGD_ARRIVAL_POISSON || kind == PGD_ARRIVAL_GAMMA) && !isinf(rate);
@@ -187,6 +224,7 @@ static void assign_arrivals(const pgd_workload_config *c, pgd_arrival_kind kind,
                               : pgd_rng_gamma(&r, shape, 1.0 / (rate * shape));
         q[i].pub.arrival = t;
     }
+    return PGD_OK;
 }
 
 typedef struct {
@@ -247,6 +285,7 @@ pgd_status pgd_workload_create(const pgd_workload_config *cfg, pgd_workload **ou
         if ((st = pgd_len_dist_resolve(&c.input_len, 0, PGD_LEN_SHAREGPT, "input_len", &in_d)) ||
             (st = pgd_len_dist_resolve(&c.output_len, 1, PGD_LEN_SHAREGPT, "output_len", &out_d)))
             goto fail;
+        if ((st = check_fits(&c, &in_d))) goto fail;
         int n = c.num_requests ? c.num_requests : 100;
         for (int i = 0; i < n; i++) {
             pgd_wl_row *row = NULL;
@@ -304,7 +343,10 @@ pgd_status pgd_workload_create(const pgd_workload_config *cfg, pgd_workload **ou
             goto fail;
         }
     }
-    assign_arrivals(&c, kind, srows, tmp, n);
+    if ((st = assign_arrivals(&c, kind, srows, tmp, n))) {
+        w->reqs = tmp, w->n = n, tmp = NULL;
+        goto fail;
+    }
     for (int i = 0; i < n; i++) keys[i] = (order_key){tmp[i].pub.arrival, i};
     qsort(keys, (size_t)n, sizeof *keys, cmp_order);
     w->reqs = malloc((size_t)n * sizeof *w->reqs);

@@ -22,6 +22,7 @@
 #include "kernels.h"
 
 #if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
 #define PGD_BUILD_AVX2 1
 #else
 #define PGD_BUILD_AVX2 0
@@ -35,9 +36,20 @@ static atomic_int g_isa = -1; /* -1 unknown, 0 scalar, 1 avx2 */
 
 static int cpu_has_avx2(void) {
 #if PGD_BUILD_AVX2
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           __builtin_cpu_supports("f16c");
+    /* cpuid rather than __builtin_cpu_supports: clang (the fuzz build) does
+     * not know the "f16c" feature name. AVX2 also needs the OS to save the
+     * YMM state (OSXSAVE, and XCR0 bits 1 and 2). */
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, f16c = (c >> 29) & 1;
+    if (!fma || !osxsave || !avx || !f16c) return 0;
+    unsigned xlo, xhi;
+    __asm__ volatile("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
+    (void)xhi;
+    if ((xlo & 6) != 6) return 0;
+    if (__get_cpuid_max(0, NULL) < 7) return 0;
+    __cpuid_count(7, 0, a, b, c, d);
+    return (b >> 5) & 1; /* AVX2 */
 #else
     return 0;
 #endif

@@ -61,6 +61,11 @@ size_t pgd_run_get_size(const pgd_run_config *r, const char *section, const char
 int pgd_run_get_bool(const pgd_run_config *r, const char *section, const char *key);
 /* 1 if the key was given in the file or by the sweep, 0 if it is a default. */
 int pgd_run_is_set(const pgd_run_config *r, const char *section, const char *key);
+/* Warnings about a run that is valid but likely not what was meant (e.g.
+ * policy = priority with every request of one priority): found when the
+ * config is loaded, printed by `pagoda run` and recorded in summary.json. */
+int pgd_run_num_warnings(const pgd_run_config *r);
+const char *pgd_run_warning(const pgd_run_config *r, int i);
 /* "FILE:LINE: [section] key = 'value'" for messages about a key found
  * wrong only at run time (e.g. a KV memory too small for the model). */
 const char *pgd_run_where(const pgd_run_config *r, const char *section, const char *key, char *buf, size_t n);

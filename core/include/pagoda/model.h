@@ -104,6 +104,12 @@ size_t pgd_model_config_weight_bytes(const pgd_model_config *c);
 /* Checks the shape for consistency (dims positive, heads divide dim, ...). */
 pgd_status pgd_model_config_validate(const pgd_model_config *c, const char *what);
 
+/* The context length (max_seq_len) of a model spec without loading it:
+ * random:<shape>, a llama2.c checkpoint's header or a GGUF file's
+ * <arch>.context_length (default 2048, as the loader). For checks made
+ * before anything runs (a config's --dry-run). */
+pgd_status pgd_model_peek_context(const char *spec, int *max_seq_len);
+
 pgd_status pgd_model_load(const char *spec, const pgd_model_load_opts *opts, pgd_backend *b,
                           pgd_model **out);
 void pgd_model_destroy(pgd_model *m);
