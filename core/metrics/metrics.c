@@ -22,6 +22,7 @@ void pgd_metrics_destroy(pgd_metrics *m) {
     for (int64_t i = 0; i < m->n_reqs; i++) {
         free((void *)m->reqs[i].token_times);
         free((void *)m->reqs[i].finish_reason);
+        free((void *)m->reqs[i].error);
     }
     free(m->reqs);
     free(m->samples);
@@ -47,13 +48,15 @@ pgd_status pgd_metrics_add_request(pgd_metrics *m, const pgd_request_record *r) 
     pgd_request_record c = *r;
     const char *fr = r->finish_reason ? r->finish_reason : "error";
     size_t fl = strlen(fr) + 1;
-    char *frc = malloc(fl);
+    char *frc = malloc(fl), *err = r->error && r->error[0] ? strdup(r->error) : NULL;
     double *tt = r->n_tokens ? malloc((size_t)r->n_tokens * sizeof *tt) : NULL;
-    if (!frc || (r->n_tokens && !tt)) {
+    if (!frc || (r->n_tokens && !tt) || (r->error && r->error[0] && !err)) {
         free(frc);
         free(tt);
+        free(err);
         return pgd_error(PGD_ERR_OOM, "metrics: out of memory");
     }
+    c.error = err;
     memcpy(frc, fr, fl);
     if (tt) memcpy(tt, r->token_times, (size_t)r->n_tokens * sizeof *tt);
     c.finish_reason = frc;
@@ -73,6 +76,7 @@ pgd_status pgd_metrics_add_output(pgd_metrics *m, const pgd_request_output *o, i
         .num_preemptions = o->num_preemptions,
         .priority = priority,
         .finish_reason = o->finish_reason ? o->finish_reason : (o->finished ? "error" : "abort"),
+        .error = o->error,
     };
     if (o->num_seqs > 0 && o->seqs) {
         r.token_times = o->seqs[0].token_times;

@@ -151,10 +151,13 @@ static pgd_status submit(loop_state *s, const pgd_run_config *rc, int i, double 
     if (delayed) p.arrival_time = now;
     int64_t id;
     if (pgd_engine_add_request(s->eng, &p, &id) != PGD_OK) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", pgd_last_error());
         PGD_LOG_W("run %s: request %d rejected: %s", pgd_run_name(rc), i, pgd_last_error());
         pgd_request_record r = {.id = -1 - i, .arrival = p.arrival_time > 0 ? p.arrival_time : now,
                                 .first_scheduled = -1, .first_token = -1, .finish = now,
-                                .prompt_tokens = p.n_prompt, .priority = p.priority, .finish_reason = "error"};
+                                .prompt_tokens = p.n_prompt, .priority = p.priority, .finish_reason = "error",
+                                .error = why};
         PGD_TRY(pgd_metrics_add_request(s->m, &r));
         s->rejected++;
         s->done++;
@@ -174,6 +177,9 @@ static pgd_status run_loop(loop_state *s, const pgd_run_config *rc, const pgd_ru
     int have_prev = 0;
     double blocked_at = -1; /* last time a due request was held back by the concurrency limit */
     while (s->done < s->n) {
+        if (opts && opts->stop && *opts->stop)
+            return pgd_error(PGD_ERR_INVALID, "run %s: interrupted after %d of %d requests", pgd_run_name(rc),
+                             s->done, s->n);
         double now = pgd_engine_now(eng);
         while (next < s->n && t_start + pgd_workload_get(s->wl, next)->arrival <= now) {
             if (maxc > 0 && s->n_fl >= maxc) {
