@@ -33,7 +33,7 @@ for ini in experiments/ci/*.ini; do
     for run in "$out/$name"/*/; do
       r=$(basename "$run")
       mkdir -p "$base/$r"
-      cp "$run/summary.json" "$run/config.ini" "$base/$r/"
+      cp "$run/summary.json" "$run/config.ini" "$run/complete.json" "$base/$r/"
     done
     echo "ci_regress: baseline $base updated"
     continue
