@@ -24,11 +24,28 @@ static json_t *hex(uint64_t x) {
     return json_string(b);
 }
 
-/* "failures": how many requests failed and why (the distinct reasons, most
- * frequent first, at most 10; the rest counted under "other reasons"). */
+/* A failure reason's kind: the message with each run of digits replaced by
+ * N, so "prompt of 159 tokens" and "prompt of 173 tokens" count together. */
+static void reason_kind(const char *why, char *buf, size_t n) {
+    size_t k = 0;
+    for (const char *p = why; *p && k + 1 < n; p++) {
+        if (*p >= '0' && *p <= '9') {
+            while (p[1] >= '0' && p[1] <= '9') p++;
+            buf[k++] = 'N';
+        } else {
+            buf[k++] = *p;
+        }
+    }
+    buf[k] = 0;
+}
+
+/* "failures": how many requests failed and why: the kinds of reasons
+ * (reason_kind), most frequent first, at most 10 (the rest counted as
+ * "other reasons"), each with its count and its first message. */
 static json_t *failures_json(const pgd_run_result *res) {
     enum { MAXR = 10 };
-    const char *why[MAXR];
+    char kind[MAXR][256], k1[256];
+    const char *example[MAXR];
     int64_t count[MAXR] = {0}, other = 0, failed = 0, aborted = 0;
     int nr = 0;
     int64_t n = res->metrics ? pgd_metrics_num_requests(res->metrics) : 0;
@@ -38,9 +55,13 @@ static json_t *failures_json(const pgd_run_result *res) {
         failed++;
         aborted += !strcmp(r->finish_reason, "abort");
         const char *w = r->error ? r->error : r->finish_reason;
+        reason_kind(w, k1, sizeof k1);
         int k = 0;
-        while (k < nr && strcmp(why[k], w)) k++;
-        if (k == nr && nr < MAXR) why[nr++] = w;
+        while (k < nr && strcmp(kind[k], k1)) k++;
+        if (k == nr && nr < MAXR) {
+            snprintf(kind[nr], sizeof kind[nr], "%s", k1);
+            example[nr++] = w;
+        }
         if (k < nr) count[k]++;
         else other++;
     }
@@ -54,7 +75,8 @@ static json_t *failures_json(const pgd_run_result *res) {
         int best = -1;
         for (int k = 0; k < nr; k++)
             if (count[k] >= 0 && (best < 0 || count[k] > count[best])) best = k;
-        json_array_append_new(rs, json_pack("{s:s,s:I}", "reason", why[best], "count", (json_int_t)count[best]));
+        json_array_append_new(rs, json_pack("{s:s,s:I,s:s}", "reason", kind[best], "count", (json_int_t)count[best],
+                                            "example", example[best]));
         count[best] = -1;
     }
     if (other) json_array_append_new(rs, json_pack("{s:s,s:I}", "reason", "other reasons", "count", (json_int_t)other));

@@ -97,7 +97,8 @@ int pgd_run_failed(const pgd_run_config *rc, const pgd_run_result *res, char *ms
  * temporary name renamed into place, then the marker complete.json
  * (results.h). summary.json also holds "sweep_id" and "failures":
  * {failed, rejected, aborted, failed_share, max_failed_share, reasons:
- * [{reason, count}] (most frequent first, at most 10 + "other reasons")}.
+ * [{reason, count, example}]}: reason is the kind of message (digits
+ * replaced by N), most frequent first, at most 10 + "other reasons".
  *
  * op_times.csv: header kind,name,calls,seconds,share. Rows of kind "op":
  * one per backend op with calls > 0 (res->op_times, in backend.h's op
