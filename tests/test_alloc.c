@@ -24,6 +24,7 @@
 #include "pagoda/engine.h"
 #include "pagoda/exec.h"
 #include "pagoda/model.h"
+#include "pagoda/runner.h"
 #include "pagoda/tokenizer.h"
 #include "test_util.h"
 
@@ -255,6 +256,44 @@ static pgd_status engine_create_prefix(void **o) {
 }
 static void destroy_engine(void *o) { pgd_engine_destroy(o); }
 
+/* a whole run: model, engine, workload, the arrival loop, metrics, results files */
+static pgd_experiment *EXP;
+static char RUNDIR[] = "/tmp/pgd_alloc_XXXXXX";
+static pgd_status run_whole(void **o) {
+    pgd_run_result *r = __real_calloc(1, sizeof *r);
+    const pgd_run_config *rc = pgd_experiment_run(EXP, 0);
+    pgd_status st = pgd_run_execute(rc, NULL, r);
+    if (st == PGD_OK) {
+        snprintf(r->sweep_id, sizeof r->sweep_id, "alloc");
+        st = pgd_run_write_outputs(rc, r, RUNDIR);
+    }
+    if (st != PGD_OK) {
+        pgd_run_result_free(r);
+        __real_free(r);
+        return st;
+    }
+    *o = r;
+    return PGD_OK;
+}
+static void destroy_run(void *o) {
+    pgd_run_result_free(o);
+    __real_free(o);
+}
+
+static void test_run(void) {
+    const char *ini = "[experiment]\nname = alloc\n[model]\npath = random:stories260K\nbackend = sim\n"
+                      "device = cpu\n[engine]\nblock_size = 8\nnum_blocks = 33\n[workload]\nnum_requests = 6\n"
+                      "rate = inf\ninput_len = uniform\ninput_min = 4\ninput_max = 60\noutput_len = fixed\n"
+                      "output_mean = 3\n";
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(RUNDIR));
+    CU_ASSERT_EQUAL_FATAL(pgd_experiment_load_string(ini, "alloc.ini", &EXP), PGD_OK);
+    check_path(&(path_ops){"a whole run and its results files (sim)", run_whole, destroy_run});
+    pgd_experiment_destroy(EXP);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", RUNDIR);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
 static void test_random(void) { check_path(&(path_ops){"random model", load_random, destroy_model}); }
 static void test_llama2c(void) { check_path(&(path_ops){"llama2.c stories260K", load_llama2c, destroy_model}); }
 static void test_gguf(void) { check_path(&(path_ops){"GGUF tiny-random", load_gguf, destroy_model}); }
@@ -293,6 +332,7 @@ static CU_TestInfo tests[] = {
     {"llama2.c tokenizer loader", test_tokenizer},
     {"executor create", test_exec},
     {"engine create", test_engine},
+    {"a run, its metrics and results files", test_run},
     CU_TEST_INFO_NULL,
 };
 

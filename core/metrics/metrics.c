@@ -137,14 +137,14 @@ double pgd_percentile_sorted(const double *v, size_t n, double p) {
     return v[lo] + (v[hi] - v[lo]) * (rank - (double)lo);
 }
 
-void pgd_dist_stats_compute(const double *values, size_t n, pgd_dist_stats *out) {
+pgd_status pgd_dist_stats_compute(const double *values, size_t n, pgd_dist_stats *out) {
     memset(out, 0, sizeof *out);
     out->count = (int64_t)n;
-    if (n == 0) return;
+    if (n == 0) return PGD_OK;
     double *v = malloc(n * sizeof *v);
-    if (!v) { /* statistics without order ones rather than nothing */
+    if (!v) { /* no statistics rather than zeros that look measured */
         out->count = 0;
-        return;
+        return pgd_error(PGD_ERR_OOM, "metrics: out of memory (statistics of %zu values)", n);
     }
     memcpy(v, values, n * sizeof *v);
     qsort(v, n, sizeof *v, cmp_double);
@@ -160,6 +160,7 @@ void pgd_dist_stats_compute(const double *values, size_t n, pgd_dist_stats *out)
     out->min = v[0];
     out->max = v[n - 1];
     free(v);
+    return PGD_OK;
 }
 
 static void timeline_summary(const pgd_metrics *m, pgd_metrics_summary *s) {
@@ -246,12 +247,13 @@ pgd_status pgd_metrics_summarize(const pgd_metrics *m, const pgd_slo *slo,
             (double)(s->total_input_tokens + s->total_output_tokens) / s->duration;
         s->goodput = (double)s->good_requests / s->duration;
     }
-    pgd_dist_stats_compute(ttft, k_ttft, &s->ttft);
-    pgd_dist_stats_compute(tpot, k_tpot, &s->tpot);
-    pgd_dist_stats_compute(itl, k_itl, &s->itl);
-    pgd_dist_stats_compute(e2e, k_e2e, &s->e2e);
-    pgd_dist_stats_compute(norm, k_norm, &s->norm_latency);
-    pgd_dist_stats_compute(queue, k_queue, &s->queue_delay);
+    if ((st = pgd_dist_stats_compute(ttft, k_ttft, &s->ttft)) != PGD_OK ||
+        (st = pgd_dist_stats_compute(tpot, k_tpot, &s->tpot)) != PGD_OK ||
+        (st = pgd_dist_stats_compute(itl, k_itl, &s->itl)) != PGD_OK ||
+        (st = pgd_dist_stats_compute(e2e, k_e2e, &s->e2e)) != PGD_OK ||
+        (st = pgd_dist_stats_compute(norm, k_norm, &s->norm_latency)) != PGD_OK ||
+        (st = pgd_dist_stats_compute(queue, k_queue, &s->queue_delay)) != PGD_OK)
+        goto done;
     timeline_summary(m, s);
 done:
     free(ttft);

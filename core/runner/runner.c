@@ -150,7 +150,10 @@ static pgd_status submit(loop_state *s, const pgd_run_config *rc, int i, double 
     p.beam_width = pgd_run_get_int(rc, "sampling", "beam_width");
     if (delayed) p.arrival_time = now;
     int64_t id;
-    if (pgd_engine_add_request(s->eng, &p, &id) != PGD_OK) {
+    pgd_status ast = pgd_engine_add_request(s->eng, &p, &id);
+    /* an impossible request is the request's failure; running out of memory (or a device) is the run's */
+    if (ast == PGD_ERR_OOM || ast == PGD_ERR_DEVICE || ast == PGD_ERR_COMM) return ast;
+    if (ast != PGD_OK) {
         char why[256];
         snprintf(why, sizeof why, "%s", pgd_last_error());
         PGD_LOG_W("run %s: request %d rejected: %s", pgd_run_name(rc), i, pgd_last_error());

@@ -386,9 +386,10 @@ static int admit(pgd_scheduler *s, pgd_sched_group *g, int *counts, int *budget,
             q0->computed = shared;
         }
     }
+    /* running first: if that fails (out of memory) the group stays waiting, owned (and freed) there */
+    if ((*err = pgd_sched_running_push(s, g)) != PGD_OK) return 0;
     PGD_ASSERT(s->pol->pop(s->waiting) == g);
     s->n_waiting--;
-    if ((*err = pgd_sched_running_push(s, g)) != PGD_OK) return 0;
     mark_scheduled(s, g, total + pre, nsched, budget, seqs_left);
     s->plan.num_admitted++;
     return 1;

@@ -138,7 +138,7 @@ const pgd_request_record *pgd_metrics_request(const pgd_metrics *m, int64_t i);
 const pgd_timeline_sample *pgd_metrics_sample(const pgd_metrics *m, int64_t i);
 
 /* Statistics of n values (values is not modified). */
-void pgd_dist_stats_compute(const double *values, size_t n, pgd_dist_stats *out);
+pgd_status pgd_dist_stats_compute(const double *values, size_t n, pgd_dist_stats *out); /* PGD_ERR_OOM */
 /* numpy.percentile(values, p) with linear interpolation, on SORTED values. */
 double pgd_percentile_sorted(const double *sorted, size_t n, double p);
 
