@@ -239,6 +239,26 @@ static void test_sigint_mid_sweep(void) {
     CU_ASSERT_EQUAL(compare("base/sw", "int/sw", "run 'seed-3' of the baseline is missing"), 1);
 }
 
+/* SIGINT while the runner waits for a far arrival: it stops at once. */
+static void test_sigint_while_waiting(void) {
+    write_text("slow.ini", "[experiment]\nname = slow\n[model]\npath = random:stories260K\nthreads = 1\n"
+                           "[workload]\nnum_requests = 3\nrate = 0.002\narrival = poisson\n");
+    char od[1024], ip[1024];
+    path(od, sizeof od, "slow");
+    path(ip, sizeof ip, "slow.ini");
+    const char *args[] = {"run", "--output-dir", od, ip, NULL};
+    child c;
+    spawn(&c, 0, 0, args);
+    CU_ASSERT_TRUE(wait_for("slow/slow/.lock", NULL));
+    usleep(500000);
+    double t0 = now();
+    kill(c.pid, SIGINT);
+    int st = reap(&c);
+    CU_ASSERT_TRUE(now() - t0 < 5);
+    CU_ASSERT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGINT);
+    CU_ASSERT_FALSE(exists("slow/slow/run"));
+}
+
 /* SIGKILL while re-running into a directory holding a whole older sweep:
  * the older runs are in .previous/, never read as current; compare exits 1
  * naming what the new sweep did not write; the next run cleans up. */
@@ -440,6 +460,7 @@ static void test_failed_requests(void) {
 
 static CU_TestInfo tests[] = {
     {"SIGINT mid-sweep leaves only whole runs; compare names the missing", test_sigint_mid_sweep},
+    {"SIGINT while waiting for an arrival stops at once", test_sigint_while_waiting},
     {"SIGKILL while re-running: no stale run passes as current", test_sigkill_rerun},
     {"a full disk (EFBIG, SIGXFSZ) leaves no half-written run", test_full_disk},
     {"one pagoda run per results directory", test_lock},

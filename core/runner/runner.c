@@ -211,7 +211,12 @@ static pgd_status run_loop(loop_state *s, const pgd_run_config *rc, const pgd_ru
                 opts->on_progress(opts->progress_ctx, &p);
             }
         } else if (next < s->n && s->n_fl == 0) {
-            pgd_clock_sleep_until(clock, t0c + pgd_workload_get(s->wl, next)->arrival);
+            double until = t0c + pgd_workload_get(s->wl, next)->arrival;
+            /* on the real clock, in slices of 0.1 s so that a stop request is seen promptly */
+            if (opts && opts->stop && pgd_clock_get_kind(clock) == PGD_CLOCK_REAL)
+                while (!*opts->stop && pgd_clock_now(clock) + 0.1 < until)
+                    pgd_clock_sleep_until(clock, pgd_clock_now(clock) + 0.1);
+            if (!(opts && opts->stop && *opts->stop)) pgd_clock_sleep_until(clock, until);
         } else if (s->n_fl > 0) {
             PGD_TRY(collect_finished(s)); /* finished without a step (rejected mid-way) */
             if (pgd_engine_has_unfinished(eng) == 0 && s->n_fl > 0)
