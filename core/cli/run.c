@@ -89,15 +89,26 @@ static volatile sig_atomic_t g_stop; /* the signal that asked the sweep to stop 
 
 static void on_signal(int sig) { g_stop = sig; }
 
+/* Catch (on) or restore (off) SIGINT, SIGTERM and SIGHUP; a signal ignored
+ * when pagoda started (nohup, a background job of a script) stays ignored. */
 static void catch_signals(int on) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sigemptyset(&sa.sa_mask);
-    sa.sa_handler = on ? on_signal : SIG_DFL;
-    sa.sa_flags = on ? SA_RESETHAND : 0; /* a second signal kills at once */
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    static int caught[3];
+    for (int i = 0; i < 3; i++) {
+        struct sigaction sa, old;
+        memset(&sa, 0, sizeof sa);
+        sigemptyset(&sa.sa_mask);
+        if (on) {
+            if (sigaction(sigs[i], NULL, &old) != 0 || old.sa_handler == SIG_IGN) continue;
+            sa.sa_handler = on_signal;
+            sa.sa_flags = SA_RESETHAND; /* a second signal kills at once */
+            caught[i] = sigaction(sigs[i], &sa, NULL) == 0;
+        } else if (caught[i]) {
+            sa.sa_handler = SIG_DFL;
+            sigaction(sigs[i], &sa, NULL);
+            caught[i] = 0;
+        }
+    }
 }
 
 /* Write one run's results whole: into .<run>.partial/, sealed, renamed to <run>/. */
@@ -280,9 +291,9 @@ int pgd_cmd_run(int argc, char **argv) {
     pgd_runs_csv_destroy(table);
     printf("pagoda run: %d of %d runs written; results in %s/ (summary: %s)\n", done, selected, expdir, csv);
     if (sig) {
-        fprintf(stderr, "pagoda run: interrupted by signal %d%s%s%s: the %d runs written are whole; the rest are not "
-                "written\n", sig, stopped_at ? " during run " : "", stopped_at ? stopped_at : "",
-                stopped_at ? "" : " (after the run being written)", done);
+        fprintf(stderr, "pagoda run: interrupted by signal %d%s%s%s: %d run%s written whole; the rest not written\n",
+                sig, stopped_at ? " during run " : "", stopped_at ? stopped_at : "",
+                stopped_at ? "" : " (after the run being written)", done, done == 1 ? "" : "s");
         fflush(stdout);
         fflush(stderr);
         pgd_results_unlock(lock);
