@@ -16,6 +16,7 @@
 
 #include "cli.h"
 #include "pagoda/compare.h"
+#include "pagoda/results.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -143,8 +144,9 @@ int pgd_cmd_compare(int argc, char **argv) {
     int rc = rep.regressions || rep.missing ? 1 : 0;
     if (json_path) {
         json_t *j = pgd_compare_report_json(&rep, &t, base, cur);
-        if (!j || json_dump_file(j, json_path, JSON_INDENT(2)) != 0) {
-            fprintf(stderr, "pagoda compare: cannot write --json %s\n", json_path);
+        if (!j || pgd_results_write_json(j, JSON_INDENT(2), json_path) != PGD_OK) { /* whole or absent */
+            fprintf(stderr, "pagoda compare: cannot write --json %s%s%s\n", json_path, j ? ": " : "",
+                    j ? pgd_last_error() : "");
             rc = 2;
         }
         json_decref(j);
