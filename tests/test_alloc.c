@@ -175,6 +175,7 @@ static void check_path(const path_ops *p) {
     arm(LONG_MAX);
     pgd_status st = p->create(&obj);
     long total = disarm(&leaked);
+    if (st != PGD_OK) fprintf(stderr, "\n  %s: %s\n", p->name, pgd_last_error());
     CU_ASSERT_EQUAL_FATAL(st, PGD_OK);
     p->destroy(obj);
     CU_ASSERT_TRUE(total > 0);
@@ -289,6 +290,22 @@ static void test_run(void) {
     CU_ASSERT_EQUAL_FATAL(pgd_experiment_load_string(ini, "alloc.ini", &EXP), PGD_OK);
     check_path(&(path_ops){"a whole run and its results files (sim)", run_whole, destroy_run});
     pgd_experiment_destroy(EXP);
+    /* preemption by swapping and by recompute, prefix caching, chunked prefill: a cache too small for the batch */
+    const char *tight = "[experiment]\nname = alloc\n[model]\npath = random:stories260K\nbackend = sim\n"
+                        "device = cpu\n[engine]\nblock_size = 8\nnum_blocks = 12\nswap_blocks = 64\n"
+                        "preemption = %s\nprefix_caching = on\nchunked_prefill = on\nmax_num_batched_tokens = 32\n"
+                        "max_num_seqs = 8\n"
+                        "[workload]\nnum_requests = 6\nrate = inf\ninput_len = uniform\ninput_min = 4\n"
+                        "input_max = 30\noutput_len = fixed\noutput_mean = 20\nshared_prefix_len = 8\n";
+    const char *modes[] = {"swap", "recompute"};
+    for (int i = 0; i < 2; i++) {
+        char text[1024], name[64];
+        snprintf(text, sizeof text, tight, modes[i]);
+        CU_ASSERT_EQUAL_FATAL(pgd_experiment_load_string(text, "alloc.ini", &EXP), PGD_OK);
+        snprintf(name, sizeof name, "a run preempting by %s (sim)", modes[i]);
+        check_path(&(path_ops){name, run_whole, destroy_run});
+        pgd_experiment_destroy(EXP);
+    }
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", RUNDIR);
     CU_ASSERT_EQUAL(system(cmd), 0);
