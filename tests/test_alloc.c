@@ -11,7 +11,9 @@
  * allocations, then fails each one in turn (every one up to 400, then
  * about 400 spread over the rest, always the last): the call must return
  * an error status and every block allocated through the wrappers since
- * arming must have been freed. Under the ASan build LeakSanitizer checks
+ * arming must have been freed (an allocation failed in another thread, a
+ * worker rank serving after the call returned, may leave the call
+ * successful). Under the ASan build LeakSanitizer checks
  * the rest at exit. */
 #include <execinfo.h>
 #include <limits.h>
@@ -38,6 +40,8 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static long armed_at;  /* fail the armed_at-th allocation (0 = never) */
 static long calls;     /* allocations since arming */
 static int failed_one; /* the armed allocation was failed */
+static int failed_here; /* ... by the thread that armed it (not a worker rank's thread) */
+static pthread_t armer;
 
 /* live blocks allocated through the wrappers since arming (open addressing) */
 #define SLOTS (1 << 20)
@@ -70,6 +74,7 @@ static int should_fail(void) {
     if (!armed_at) return 0;
     if (++calls == armed_at) {
         failed_one = 1;
+        failed_here = pthread_equal(pthread_self(), armer);
         if (getenv("PGD_ALLOC_TRACE")) { /* where the failed allocation was made */
             void *bt[8];
             backtrace_symbols_fd(bt, backtrace(bt, 8), 2);
@@ -144,7 +149,8 @@ static void arm(long n) {
     memset(live, 0, sizeof *live * SLOTS);
     n_live = 0;
     calls = 0;
-    failed_one = 0;
+    failed_one = failed_here = 0;
+    armer = pthread_self();
     armed_at = n;
     tracking = 1;
     pthread_mutex_unlock(&mu);
@@ -194,8 +200,13 @@ static void check_path(const path_ops *p) {
             continue;
         }
         if (st == PGD_OK) {
-            fprintf(stderr, "\n  %s: allocation %ld of %ld failed, yet the call succeeded\n", p->name, n, total);
-            bad++;
+            /* a worker rank's thread may allocate in its serve loop once the call has returned:
+               its failure shows on the next command, not here */
+            if (failed_here) {
+                fprintf(stderr, "\n  %s: allocation %ld of %ld failed, yet the call succeeded\n", p->name, n,
+                        total);
+                bad++;
+            }
             p->destroy(obj);
             continue;
         }
@@ -241,6 +252,12 @@ static pgd_status exec_create_sim(void **o) {
 static pgd_status exec_create_gguf(void **o) {
     pgd_exec_config xc = {.model = pgd_test_data("models/tiny-random-gguf/llama-2-tiny-random.gguf"),
                           .backend = {.name = "cpu", .num_threads = 1}, .async = 1};
+    return pgd_exec_create(&xc, (pgd_exec **)o);
+}
+static pgd_status exec_create_tp(void **o) {
+    pgd_exec_config xc = {.model = pgd_test_data("models/stories260K/stories260K.bin"),
+                          .backend = {.name = "cpu", .num_threads = 1},
+                          .parallel = {.tp = 2, .pp = 2, .comm = "threads"}};
     return pgd_exec_create(&xc, (pgd_exec **)o);
 }
 static void destroy_exec(void *o) { pgd_exec_destroy(o); }
@@ -319,6 +336,7 @@ static void test_exec(void) {
     check_path(&(path_ops){"executor (cpu, llama2.c)", exec_create, destroy_exec});
     check_path(&(path_ops){"executor (sim)", exec_create_sim, destroy_exec});
     check_path(&(path_ops){"executor (cpu, GGUF, async)", exec_create_gguf, destroy_exec});
+    check_path(&(path_ops){"executor (cpu, tp 2 x pp 2 over threads)", exec_create_tp, destroy_exec});
 }
 static void test_engine(void) {
     pgd_exec_config xc = {.model = pgd_test_data("models/stories260K/stories260K.bin"),
