@@ -387,6 +387,10 @@ static void test_lock(void) {
 
 /* A read-only results directory fails before any run is computed. */
 static void test_read_only(void) {
+    if (geteuid() == 0 && system("command -v setpriv >/dev/null 2>&1") != 0) {
+        fprintf(stderr, "\n  skipped: root writes anywhere and setpriv (util-linux) is missing\n");
+        return;
+    }
     CU_ASSERT_EQUAL(run_sync("ro", "sweep.ini", NULL), 0);
     sh("chmod -R a-w '%s/ro/sw'", root);
     char cmd[2400], errp[1024];
