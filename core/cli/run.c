@@ -45,7 +45,10 @@ static void usage(FILE *f) {
             "  --dry-run     check the config and list the runs, run nothing\n"
             "  --quiet       no progress output\n"
             "Writes DIR/<experiment>/<run>/{summary.json,requests.csv,timeline.csv,op_times.csv,config.ini,\n"
-            "env.json} and DIR/<experiment>/runs.csv (one row per run).\n");
+            "env.json,complete.json} and DIR/<experiment>/runs.csv (one row per run); each run whole or not\n"
+            "at all. The previous results of a full sweep move to DIR/<experiment>/.previous/.\n"
+            "Exit status: 0 all runs written, 1 a run failed (more than 10%% of its requests failed, or it\n"
+            "could not be written) or the results directory is in use or not writable, 2 a bad config.\n");
 }
 
 typedef struct progress {
