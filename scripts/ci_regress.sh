@@ -4,7 +4,8 @@
 # checks each against its committed baseline in results/baselines/ci/<name>/
 # with `pagoda compare` (thresholds from the config's [compare] section).
 #   scripts/ci_regress.sh [--pagoda PATH] [--update]
-# --update re-runs the suite and rewrites the baselines (commit them).
+# --update re-runs the suite and rewrites the baselines (summary.json, config.ini
+# and the run's complete.json marker; commit them).
 # Exit status: 0 no regression, 1 a regression, 2 bad input or a failed run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +34,7 @@ for ini in experiments/ci/*.ini; do
     for run in "$out/$name"/*/; do
       r=$(basename "$run")
       mkdir -p "$base/$r"
-      cp "$run/summary.json" "$run/config.ini" "$base/$r/"
+      cp "$run/summary.json" "$run/config.ini" "$run/complete.json" "$base/$r/"
     done
     echo "ci_regress: baseline $base updated"
     continue

@@ -23,5 +23,5 @@ echo "== pagoda run experiments/quickstart.ini (6 runs: 3 request rates x 2 KV m
 ./build/pagoda plot results/quickstart
 echo
 echo "results: results/quickstart/runs.csv (one row per run) and results/quickstart/<run>/"
-echo "         {summary.json, requests.csv, timeline.csv, op_times.csv, config.ini, env.json}"
+echo "         {summary.json, requests.csv, timeline.csv, op_times.csv, config.ini, env.json, complete.json}"
 echo "plots:   results/quickstart/plots/*.png and *.svg (script: results/quickstart/plots/plots.gp)"

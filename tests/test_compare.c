@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "pagoda/compare.h"
+#include "pagoda/results.h"
 #include "pagoda/runner.h"
 #include "test_util.h"
 
@@ -155,6 +156,10 @@ static void write_exp(const char *dir, const char *run, json_t *j) {
     PGD_ASSERT(pgd_mkdir_p(path) == PGD_OK);
     snprintf(path, sizeof path, "%s/%s/summary.json", dir, run);
     PGD_ASSERT(json_dump_file(j, path, 0) == 0);
+    /* sealed as pagoda run seals a run (results.h) */
+    static const char *const files[] = {"summary.json", NULL};
+    snprintf(path, sizeof path, "%s/%s", dir, run);
+    PGD_ASSERT(pgd_results_seal(path, run, "test", files) == PGD_OK);
 }
 
 static void test_cli(void) {
@@ -218,14 +223,108 @@ static void test_cli(void) {
     snprintf(args, sizeof args, "compare '%s' '%s'", b, c);
     snprintf(json_path, sizeof json_path, "rm -r '%s/run-b'", c);
     CU_ASSERT_EQUAL(system(json_path), 0);
-    CU_ASSERT_EQUAL(pgd_test_run_cli(args, &out, &err), 2);
+    CU_ASSERT_EQUAL(pgd_test_run_cli(args, &out, &err), 1); /* missing is a failure, not bad input */
     CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "run-b"));
+    CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "MISSING"));
     free(out);
     free(err);
     json_decref(j);
     json_decref(slow);
     snprintf(args, sizeof args, "rm -rf '%s'", base);
     CU_ASSERT_EQUAL(system(args), 0);
+}
+
+/* Run `compare BASE CUR`: its exit status; stderr must name `needle`. */
+static int compare_names(const char *b, const char *c, const char *needle) {
+    char args[2400], *out = NULL, *err = NULL;
+    snprintf(args, sizeof args, "compare '%s' '%s'", b, c);
+    int rc = pgd_test_run_cli(args, &out, &err);
+    if (needle && !(err && strstr(err, needle))) {
+        fprintf(stderr, "\ncompare %s %s: stderr lacks '%s':\n%s\n", b, c, needle, err ? err : "");
+        CU_FAIL("compare does not name what is missing");
+    }
+    free(out);
+    free(err);
+    return rc;
+}
+
+static void sh(const char *fmt, const char *a, const char *b) {
+    char cmd[2400];
+    snprintf(cmd, sizeof cmd, fmt, a, b);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
+/* Defects 2-4 of issue 18: an empty or cut summary, a run without its
+ * marker, an interrupted write, a stale run and a missing metric or run
+ * all fail (exit 1) naming what is wrong; none of them passes as "0
+ * regressions". */
+static void test_missing_and_incomplete(void) {
+    char base[] = "/tmp/pgd_cmp_XXXXXX";
+    PGD_ASSERT(mkdtemp(base));
+    char b[600], c[600], p[700];
+    snprintf(b, sizeof b, "%s/base", base);
+    snprintf(c, sizeof c, "%s/cur", base);
+    json_t *j = summary(), *empty = json_object(), *partial = summary();
+    write_exp(b, "run-a", j);
+    write_exp(b, "run-b", j);
+    write_exp(c, "run-a", j);
+    write_exp(c, "run-b", j);
+    CU_ASSERT_EQUAL(compare_names(b, c, NULL), 0);
+    /* a current summary.json of {} (sealed, so whole): every judged metric is missing */
+    write_exp(c, "run-b", empty);
+    CU_ASSERT_EQUAL(compare_names(b, c, "metric output_throughput is missing from the current results of run run-b"), 1);
+    snprintf(p, sizeof p, "%s/run-b/summary.json", c);
+    char pb[700];
+    snprintf(pb, sizeof pb, "%s/run-b/summary.json", b);
+    CU_ASSERT_EQUAL(compare_names(pb, p, "metric ttft.mean is missing"), 1); /* files too */
+    /* one judged metric gone */
+    json_object_del(partial, "goodput");
+    write_exp(c, "run-b", partial);
+    CU_ASSERT_EQUAL(compare_names(b, c, "metric goodput is missing"), 1);
+    write_exp(c, "run-b", j);
+    CU_ASSERT_EQUAL(compare_names(b, c, NULL), 0);
+    /* a 0-byte summary.json (written whole once, cut since) */
+    sh(": > '%s/run-b/summary.json'%s", c, "");
+    CU_ASSERT_EQUAL(compare_names(b, c, "summary.json has 0 bytes"), 1);
+    /* no marker: the run's writing was cut short */
+    write_exp(c, "run-b", j);
+    sh("rm '%s/run-b/complete.json'%s", c, "");
+    CU_ASSERT_EQUAL(compare_names(b, c, "incomplete run"), 1);
+    snprintf(p, sizeof p, "%s/run-b", c);
+    char pr[700];
+    snprintf(pr, sizeof pr, "%s/run-b", b);
+    CU_ASSERT_EQUAL(compare_names(pr, p, "run-b"), 1); /* run directory against run directory */
+    /* an empty run directory */
+    sh("rm -rf '%s/run-b' && mkdir '%s/run-b'", c, c);
+    CU_ASSERT_EQUAL(compare_names(pr, p, "run-b"), 1);
+    CU_ASSERT_EQUAL(compare_names(b, c, "run-b"), 1);
+    /* a run interrupted while being written: only its .partial directory */
+    sh("rm -rf '%s/run-b' && mkdir '%s/.run-b.partial'", c, c);
+    CU_ASSERT_EQUAL(compare_names(b, c, "interrupted while being written"), 1);
+    /* an incomplete run only in the current results is named too */
+    sh("rm -rf '%s/.run-b.partial' && mkdir '%s/run-c'", c, c);
+    write_exp(c, "run-b", j);
+    CU_ASSERT_EQUAL(compare_names(b, c, "run-c"), 1);
+    sh("rmdir '%s/run-c'%s", c, "");
+    CU_ASSERT_EQUAL(compare_names(b, c, NULL), 0);
+    /* stale: runs.csv lists another sweep for run-b, or does not list run-a */
+    sh("printf 'run,completed,sweep_id\\nrun-b,1,other\\n' > '%s/runs.csv'%s", c, "");
+    CU_ASSERT_EQUAL(compare_names(b, c, "lists sweep other"), 1);
+    CU_ASSERT_EQUAL(compare_names(b, c, "run-a is not in"), 1);
+    sh("printf 'run,completed,sweep_id\\nrun-a,1,test\\nrun-b,1,test\\n' > '%s/runs.csv'%s", c, "");
+    CU_ASSERT_EQUAL(compare_names(b, c, NULL), 0);
+    /* an empty current experiment directory: every baseline run is missing */
+    sh("rm -rf '%s' && mkdir '%s'", c, c);
+    CU_ASSERT_EQUAL(compare_names(b, c, "run 'run-a' of the baseline is missing"), 1);
+    /* an incomplete baseline is named as well */
+    write_exp(c, "run-a", j);
+    write_exp(c, "run-b", j);
+    sh("rm '%s/run-a/complete.json'%s", b, "");
+    CU_ASSERT_EQUAL(compare_names(b, c, "baseline: incomplete run"), 1);
+    json_decref(j);
+    json_decref(empty);
+    json_decref(partial);
+    sh("rm -rf '%s'%s", base, "");
 }
 
 static CU_TestInfo tests[] = {
@@ -235,6 +334,7 @@ static CU_TestInfo tests[] = {
     {"improvements, counts, fingerprints, metric selection", test_better_and_equal},
     {"thresholds from [compare]", test_thresholds_from_ini},
     {"pagoda compare: exit status, table, JSON report", test_cli},
+    {"missing, empty, incomplete, interrupted and stale runs fail by name", test_missing_and_incomplete},
     CU_TEST_INFO_NULL,
 };
 

@@ -3,7 +3,9 @@
  * report. Thresholds: defaults, then the [compare] section of the
  * current results' config.ini (or --config FILE), then the options.
  *
- * Exit status: 0 no regression, 1 a regression, 2 bad input or usage. */
+ * Exit status: 0 no regression, 1 a regression or a metric or run missing
+ * from the current results, or a run directory that is not complete
+ * (results.h; named on stderr), 2 bad input or usage. */
 #include <dirent.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -14,6 +16,7 @@
 
 #include "cli.h"
 #include "pagoda/compare.h"
+#include "pagoda/results.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -30,7 +33,8 @@ static void usage(FILE *f) {
             "  --metrics     compare only these metrics (comma list of names or globs: ttft.*,engine.steps)\n"
             "  --json        also write the report as JSON to FILE\n"
             "  --all         also list information-only metrics in the table\n"
-            "Exit status: 0 no regression, 1 regression, 2 bad input.\n");
+            "Run directories must be complete (complete.json, written last by pagoda run).\n"
+            "Exit status: 0 no regression, 1 regression or something missing or incomplete, 2 bad input.\n");
 }
 
 static int exists(const char *p) {
@@ -124,7 +128,9 @@ int pgd_cmd_compare(int argc, char **argv) {
         pgd_compare_report_free(&rep);
         return 2;
     }
-    if (rep.compared == 0) {
+    for (int i = 0; i < rep.n; i++) /* missing, incomplete, stale: one line each, naming it */
+        if (rep.rows[i].note[0]) fprintf(stderr, "pagoda compare: %s: %s\n", rep.rows[i].verdict, rep.rows[i].note);
+    if (rep.compared == 0 && rep.missing == 0) {
         fprintf(stderr, "pagoda compare: no metric to compare between %s and %s%s%s\n", base, cur,
                 t.metrics[0] ? " (--metrics / [compare] metrics = " : "", t.metrics[0] ? t.metrics : "");
         if (t.metrics[0]) fputs(")\n", stderr);
@@ -135,11 +141,12 @@ int pgd_cmd_compare(int argc, char **argv) {
            t.throughput_pct, t.latency_pct, t.counts_pct, config ? " (from " : "", config ? config : "",
            config ? " and options)" : "");
     pgd_compare_print(&rep, all, stdout);
-    int rc = rep.regressions ? 1 : 0;
+    int rc = rep.regressions || rep.missing ? 1 : 0;
     if (json_path) {
         json_t *j = pgd_compare_report_json(&rep, &t, base, cur);
-        if (!j || json_dump_file(j, json_path, JSON_INDENT(2)) != 0) {
-            fprintf(stderr, "pagoda compare: cannot write --json %s\n", json_path);
+        if (!j || pgd_results_write_json(j, JSON_INDENT(2), json_path) != PGD_OK) { /* whole or absent */
+            fprintf(stderr, "pagoda compare: cannot write --json %s%s%s\n", json_path, j ? ": " : "",
+                    j ? pgd_last_error() : "");
             rc = 2;
         }
         json_decref(j);

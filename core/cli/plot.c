@@ -18,7 +18,14 @@
  * Given a file instead (the perf gate's results/perf/history.csv), it draws
  * that history (plot_history.c).
  *
- * Exit status: 0 plots written, 1 gnuplot failed, 2 bad input. */
+ * Every run runs.csv lists must be complete (results.h: complete.json,
+ * requests.csv and timeline.csv matching it, the same sweep_id as its row),
+ * and no run may have been cut short while being written (.<run>.partial);
+ * otherwise nothing is drawn and each such run is named.
+ *
+ * Exit status: 0 plots written, 1 gnuplot failed or a run is incomplete or
+ * stale, 2 bad input. */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -29,6 +36,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "pagoda/results.h"
 #include "pagoda/runner.h"
 
 #define MAX_COLS 96
@@ -277,6 +285,38 @@ static void write_script(FILE *f, const table *t, int nswept, int xcol, const ch
     fprintf(f, "  unset multiplot\n  unset output\n}\n");
 }
 
+/* Every run of runs.csv complete and of its row's sweep, no .partial run
+ * left: 1, else 0 after naming each offender on stderr. */
+static int runs_whole(const char *exp, const table *t) {
+    static const char *const need[] = {"requests.csv", "timeline.csv", NULL};
+    int ok = 1, sc = col_of(t, "sweep_id");
+    char dir[4400], sid[80];
+    for (int r = 0; r < t->nrows; r++) {
+        snprintf(dir, sizeof dir, "%s/%s", exp, cell(t, r, 0));
+        if (pgd_results_check_run(dir, need, sid, sizeof sid) != PGD_OK) {
+            fprintf(stderr, "pagoda plot: %s\n", pgd_last_error());
+            ok = 0;
+        } else if (sc >= 0 && strcmp(sid, cell(t, r, sc))) {
+            fprintf(stderr, "pagoda plot: stale run %s: written by sweep %s, but runs.csv's row is from sweep %s; "
+                    "re-run it\n", dir, sid[0] ? sid : "(none)", cell(t, r, sc));
+            ok = 0;
+        }
+    }
+    DIR *d = opendir(exp);
+    size_t sl = strlen(PGD_RESULTS_PARTIAL_SUFFIX);
+    for (struct dirent *de; d && (de = readdir(d));) {
+        size_t len = strlen(de->d_name);
+        if (de->d_name[0] == '.' && len > 1 + sl && !strcmp(de->d_name + len - sl, PGD_RESULTS_PARTIAL_SUFFIX)) {
+            fprintf(stderr, "pagoda plot: incomplete run %s/%.*s: it was interrupted while being written (%s/%s); "
+                    "re-run it\n", exp, (int)(len - 1 - sl), de->d_name + 1, exp, de->d_name);
+            ok = 0;
+        }
+    }
+    if (d) closedir(d);
+    if (!ok) fprintf(stderr, "pagoda plot: %s: incomplete or stale runs; nothing drawn\n", exp);
+    return ok;
+}
+
 int pgd_cli_gnuplot(const char *dir, const char *script) {
     pid_t pid = fork();
     if (pid < 0) return -1;
@@ -320,6 +360,10 @@ int pgd_cmd_plot(int argc, char **argv) {
         table_free(&t);
         return 2;
     }
+    if (!runs_whole(exp, &t)) {
+        table_free(&t);
+        return 1;
+    }
     for (int c = 1; c <= nswept && xcol < 0; c++)
         if (!strcmp(t.cols[c], "rate")) xcol = c;
     for (int c = 1; c <= nswept && xcol < 0; c++) {
@@ -334,9 +378,10 @@ int pgd_cmd_plot(int argc, char **argv) {
         return 1;
     }
     snprintf(path, sizeof path, "%s/plots.gp", dir);
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        fprintf(stderr, "pagoda plot: cannot write %s: %s\n", path, strerror(errno));
+    char tmp[4500];
+    FILE *f;
+    if (pgd_results_open(path, tmp, sizeof tmp, &f) != PGD_OK) {
+        fprintf(stderr, "pagoda plot: %s\n", pgd_last_error());
         table_free(&t);
         return 1;
     }
@@ -346,11 +391,9 @@ int pgd_cmd_plot(int argc, char **argv) {
     size_t nl = strlen(name);
     while (nl > 1 && name[nl - 1] == '/') name[--nl] = 0;
     write_script(f, &t, nswept, xcol, name);
-    int werr = ferror(f);
-    fclose(f);
     table_free(&t);
-    if (werr) {
-        fprintf(stderr, "pagoda plot: cannot write %s\n", path);
+    if (pgd_results_commit(f, tmp, path) != PGD_OK) {
+        fprintf(stderr, "pagoda plot: %s\n", pgd_last_error());
         return 1;
     }
     int rc = pgd_cli_gnuplot(dir, "plots.gp");

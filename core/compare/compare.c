@@ -3,8 +3,10 @@
  * compute the change and judge it against the class's threshold.
  *
  * Invariants: a metric is judged only when both sides have it with the
- * same kind (number or string); rows keep baseline order; report->
- * regressions counts rows whose verdict is "REGRESSION". */
+ * same kind (number or string); a judged metric that the current side
+ * lacks is a MISSING row (report->missing), never skipped; rows keep
+ * baseline order; report->regressions counts rows whose verdict is
+ * "REGRESSION". */
 #include <fnmatch.h>
 #include <jansson.h>
 #include <math.h>
@@ -119,24 +121,35 @@ static pgd_status walk(const json_t *base, const json_t *cur, const char *prefix
     json_object_foreach((json_t *)base, key, bv) {
         char name[96];
         snprintf(name, sizeof name, "%s%s", prefix, key);
-        json_t *cv = json_object_get(cur, key);
+        json_t *cv = json_object_get(cur, key); /* NULL when cur is not an object */
         if (json_is_object(bv)) {
             char sub[100];
             snprintf(sub, sizeof sub, "%s.", name);
-            if (json_is_object(cv)) PGD_TRY(walk(bv, cv, sub, run, t, rep));
+            PGD_TRY(walk(bv, json_is_object(cv) ? cv : NULL, sub, run, t, rep));
             continue;
         }
         int bnum = json_is_number(bv), bstr = json_is_string(bv);
-        if (!(bnum || bstr) || !cv || (bnum && !json_is_number(cv)) || (bstr && !json_is_string(cv))) continue;
-        if (!selected(t, name)) continue;
+        if (!(bnum || bstr) || !selected(t, name)) continue;
         pgd_cmp_class cls = pgd_compare_classify(name);
         if (bstr && cls != PGD_CMP_EQUAL) continue; /* names, descriptions */
+        int absent = !cv || (bnum && !json_is_number(cv)) || (bstr && !json_is_string(cv));
+        if (absent && cls == PGD_CMP_INFO) continue;
         pgd_compare_row *r = new_row(rep);
         if (!r) return pgd_error(PGD_ERR_OOM, "compare: out of memory");
         snprintf(r->run, sizeof r->run, "%s", run);
         snprintf(r->metric, sizeof r->metric, "%s", name);
         r->cls = cls;
         r->is_string = bstr;
+        if (absent) { /* a judged metric the current results lack: a failure, not a skip */
+            r->verdict = "MISSING";
+            r->change_pct = NAN;
+            if (bstr) snprintf(r->sbase, sizeof r->sbase, "%s", json_string_value(bv));
+            else r->base = json_number_value(bv);
+            snprintf(r->note, sizeof r->note, "metric %s is missing from the current results%s%s", name,
+                     run && *run ? " of run " : "", run ? run : "");
+            rep->missing++;
+            continue;
+        }
         if (bstr) {
             snprintf(r->sbase, sizeof r->sbase, "%s", json_string_value(bv));
             snprintf(r->scur, sizeof r->scur, "%s", json_string_value(cv));
@@ -179,6 +192,18 @@ void pgd_compare_print(const pgd_compare_report *rep, int all, FILE *f) {
         const pgd_compare_row *r = &rep->rows[i];
         if (!all && r->cls == PGD_CMP_INFO) continue;
         char b[40], c[40], ch[16], lim[16];
+        if (r->note[0] && strcmp(r->verdict, "MISSING")) { /* a whole run: incomplete, stale or missing */
+            fprintf(f, "%-*s %-28.28s %14s %14s %9s %7s  %s\n", w, r->run[0] ? r->run : "-", "(run)", "-", "-", "-",
+                    "-", r->verdict);
+            continue;
+        }
+        if (!strcmp(r->verdict, "MISSING")) {
+            if (r->is_string) snprintf(b, sizeof b, "%.14s", r->sbase);
+            else fmt_num(b, sizeof b, r->base);
+            fprintf(f, "%-*s %-28.28s %14s %14s %9s %7s  %s\n", w, r->run[0] ? r->run : "-", r->metric, b, "(none)",
+                    "-", "-", r->verdict);
+            continue;
+        }
         if (r->is_string) {
             snprintf(b, sizeof b, "%.14s", r->sbase);
             snprintf(c, sizeof c, "%.14s", r->scur);
@@ -196,8 +221,12 @@ void pgd_compare_print(const pgd_compare_report *rep, int all, FILE *f) {
         fprintf(f, "%-*s %-28.28s %14s %14s %9s %7s  %s\n", w, r->run[0] ? r->run : "-", r->metric, b, c, ch, lim,
                 r->verdict);
     }
-    fprintf(f, "%d run%s, %d metrics compared: %d regression%s\n", rep->runs, rep->runs == 1 ? "" : "s", rep->compared,
+    fprintf(f, "%d run%s, %d metrics compared: %d regression%s", rep->runs, rep->runs == 1 ? "" : "s", rep->compared,
             rep->regressions, rep->regressions == 1 ? "" : "s");
+    if (rep->missing) fprintf(f, ", %d missing, incomplete or stale", rep->missing);
+    fputc('\n', f);
+    for (int i = 0; i < rep->n; i++)
+        if (rep->rows[i].note[0]) fprintf(f, "  %s: %s\n", rep->rows[i].verdict, rep->rows[i].note);
 }
 
 json_t *pgd_compare_report_json(const pgd_compare_report *rep, const pgd_compare_thresholds *t, const char *base,
@@ -213,14 +242,19 @@ json_t *pgd_compare_report_json(const pgd_compare_report *rep, const pgd_compare
     json_object_set_new(o, "runs", json_integer(rep->runs));
     json_object_set_new(o, "compared", json_integer(rep->compared));
     json_object_set_new(o, "regressions", json_integer(rep->regressions));
-    json_object_set_new(o, "verdict", json_string(rep->regressions ? "regression" : "ok"));
+    json_object_set_new(o, "missing", json_integer(rep->missing));
+    json_object_set_new(o, "verdict", json_string(rep->missing ? "missing" : rep->regressions ? "regression" : "ok"));
     for (int i = 0; i < rep->n; i++) {
         const pgd_compare_row *r = &rep->rows[i];
         json_t *j = json_object();
         json_object_set_new(j, "run", pgd_json_text(r->run));
         json_object_set_new(j, "metric", pgd_json_text(r->metric));
         json_object_set_new(j, "class", json_string(pgd_cmp_class_name(r->cls)));
-        if (r->is_string) {
+        int problem = r->note[0] != 0;
+        if (problem) { /* nothing to show for the current side */
+            json_object_set_new(j, "baseline", r->is_string ? pgd_json_text(r->sbase) : json_real(r->base));
+            json_object_set_new(j, "current", json_null());
+        } else if (r->is_string) {
             json_object_set_new(j, "baseline", pgd_json_text(r->sbase));
             json_object_set_new(j, "current", pgd_json_text(r->scur));
         } else {
@@ -231,6 +265,7 @@ json_t *pgd_compare_report_json(const pgd_compare_report *rep, const pgd_compare
         }
         if (r->cls != PGD_CMP_INFO) json_object_set_new(j, "limit_pct", json_real(r->limit_pct));
         json_object_set_new(j, "verdict", json_string(r->verdict));
+        if (r->note[0]) json_object_set_new(j, "note", json_string(r->note));
         json_array_append_new(rows, j);
     }
     json_object_set_new(o, "metrics", rows);

@@ -92,7 +92,10 @@ pgd_status pgd_engine_create(const pgd_engine_config *cfg, pgd_exec *exec, const
     if ((st = pgd_exec_kv_create(exec, c->block_size, c->num_blocks, c->num_host_blocks)) != PGD_OK) goto fail;
     e->kv_created = 1;
     e->max_in_flight = pgd_exec_max_in_flight(exec);
-    if (!(e->flights = calloc((size_t)e->max_in_flight, sizeof *e->flights))) goto fail;
+    if (!(e->flights = calloc((size_t)e->max_in_flight, sizeof *e->flights))) {
+        st = pgd_error(PGD_ERR_OOM, "engine: out of memory"); /* not the PGD_OK of the call before */
+        goto fail;
+    }
     pgd_sched_config sc = {.max_num_batched_tokens = c->max_num_batched_tokens, .max_num_seqs = c->max_num_seqs,
                            .policy = c->policy, .preemption = c->preemption,
                            .chunked_prefill = c->chunked_prefill, .max_seq_len = e->mc->max_seq_len,

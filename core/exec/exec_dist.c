@@ -428,8 +428,12 @@ static pgd_status join(const pgd_exec_config *cfg, pgd_backend *b, pgd_comm *ctr
              rank, sh->layer_begin, sh->layer_end - 1, sh->head0, sh->head0 + sh->heads - 1, sh->kv_head0,
              sh->kv_head0 + sh->kv_heads - 1, pp > 1 ? (cfg->async ? "; async" : "") : "");
     if (x->driver && !(d->slots = calloc((size_t)x->max_in_flight, sizeof *d->slots))) {
-        dist_free(d);
-        return pgd_error(PGD_ERR_OOM, "parallel: out of memory");
+        /* the other ranks wait at the barrier below: release them; the caller frees d (and ctrl with it) */
+        s = pgd_error(PGD_ERR_OOM, "parallel: out of memory");
+        pgd_comm_abort(ctrl, "rank 0 (the driver): %s", pgd_last_error());
+        d->dead = 1;
+        *out = d;
+        return s;
     }
     if ((s = pgd_comm_barrier(ctrl)) != PGD_OK) {
         d->dead = 1;

@@ -22,6 +22,7 @@ void pgd_metrics_destroy(pgd_metrics *m) {
     for (int64_t i = 0; i < m->n_reqs; i++) {
         free((void *)m->reqs[i].token_times);
         free((void *)m->reqs[i].finish_reason);
+        free((void *)m->reqs[i].error);
     }
     free(m->reqs);
     free(m->samples);
@@ -47,13 +48,15 @@ pgd_status pgd_metrics_add_request(pgd_metrics *m, const pgd_request_record *r) 
     pgd_request_record c = *r;
     const char *fr = r->finish_reason ? r->finish_reason : "error";
     size_t fl = strlen(fr) + 1;
-    char *frc = malloc(fl);
+    char *frc = malloc(fl), *err = r->error && r->error[0] ? strdup(r->error) : NULL;
     double *tt = r->n_tokens ? malloc((size_t)r->n_tokens * sizeof *tt) : NULL;
-    if (!frc || (r->n_tokens && !tt)) {
+    if (!frc || (r->n_tokens && !tt) || (r->error && r->error[0] && !err)) {
         free(frc);
         free(tt);
+        free(err);
         return pgd_error(PGD_ERR_OOM, "metrics: out of memory");
     }
+    c.error = err;
     memcpy(frc, fr, fl);
     if (tt) memcpy(tt, r->token_times, (size_t)r->n_tokens * sizeof *tt);
     c.finish_reason = frc;
@@ -73,6 +76,7 @@ pgd_status pgd_metrics_add_output(pgd_metrics *m, const pgd_request_output *o, i
         .num_preemptions = o->num_preemptions,
         .priority = priority,
         .finish_reason = o->finish_reason ? o->finish_reason : (o->finished ? "error" : "abort"),
+        .error = o->error,
     };
     if (o->num_seqs > 0 && o->seqs) {
         r.token_times = o->seqs[0].token_times;
@@ -133,14 +137,14 @@ double pgd_percentile_sorted(const double *v, size_t n, double p) {
     return v[lo] + (v[hi] - v[lo]) * (rank - (double)lo);
 }
 
-void pgd_dist_stats_compute(const double *values, size_t n, pgd_dist_stats *out) {
+pgd_status pgd_dist_stats_compute(const double *values, size_t n, pgd_dist_stats *out) {
     memset(out, 0, sizeof *out);
     out->count = (int64_t)n;
-    if (n == 0) return;
+    if (n == 0) return PGD_OK;
     double *v = malloc(n * sizeof *v);
-    if (!v) { /* statistics without order ones rather than nothing */
+    if (!v) { /* no statistics rather than zeros that look measured */
         out->count = 0;
-        return;
+        return pgd_error(PGD_ERR_OOM, "metrics: out of memory (statistics of %zu values)", n);
     }
     memcpy(v, values, n * sizeof *v);
     qsort(v, n, sizeof *v, cmp_double);
@@ -156,6 +160,7 @@ void pgd_dist_stats_compute(const double *values, size_t n, pgd_dist_stats *out)
     out->min = v[0];
     out->max = v[n - 1];
     free(v);
+    return PGD_OK;
 }
 
 static void timeline_summary(const pgd_metrics *m, pgd_metrics_summary *s) {
@@ -242,12 +247,13 @@ pgd_status pgd_metrics_summarize(const pgd_metrics *m, const pgd_slo *slo,
             (double)(s->total_input_tokens + s->total_output_tokens) / s->duration;
         s->goodput = (double)s->good_requests / s->duration;
     }
-    pgd_dist_stats_compute(ttft, k_ttft, &s->ttft);
-    pgd_dist_stats_compute(tpot, k_tpot, &s->tpot);
-    pgd_dist_stats_compute(itl, k_itl, &s->itl);
-    pgd_dist_stats_compute(e2e, k_e2e, &s->e2e);
-    pgd_dist_stats_compute(norm, k_norm, &s->norm_latency);
-    pgd_dist_stats_compute(queue, k_queue, &s->queue_delay);
+    if ((st = pgd_dist_stats_compute(ttft, k_ttft, &s->ttft)) != PGD_OK ||
+        (st = pgd_dist_stats_compute(tpot, k_tpot, &s->tpot)) != PGD_OK ||
+        (st = pgd_dist_stats_compute(itl, k_itl, &s->itl)) != PGD_OK ||
+        (st = pgd_dist_stats_compute(e2e, k_e2e, &s->e2e)) != PGD_OK ||
+        (st = pgd_dist_stats_compute(norm, k_norm, &s->norm_latency)) != PGD_OK ||
+        (st = pgd_dist_stats_compute(queue, k_queue, &s->queue_delay)) != PGD_OK)
+        goto done;
     timeline_summary(m, s);
 done:
     free(ttft);

@@ -2,8 +2,9 @@
  * requests.csv and timeline.csv (column lists in metrics.h). Times are
  * printed with %.9f (nanosecond resolution on the engine clock), other
  * reals with %.9g; undefined derived values are empty CSV fields. Each
- * writer creates or truncates its file and fails with PGD_ERR_IO naming
- * the path. */
+ * writer writes a temporary file and renames it over the path (results.h):
+ * the path holds the whole file or is untouched, and a failure is
+ * PGD_ERR_IO naming the path. */
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "metrics/metrics_impl.h"
+#include "pagoda/results.h"
 
 static json_t *dist_json(const pgd_dist_stats *d) {
     return json_pack("{s:I,s:f,s:f,s:f,s:f,s:f,s:f,s:f}", "count", (json_int_t)d->count, "mean",
@@ -59,10 +61,9 @@ pgd_status pgd_metrics_write_summary_json(const pgd_metrics_summary *s, json_t *
     json_t *o = pgd_metrics_summary_to_json(s);
     if (!o) return pgd_error(PGD_ERR_OOM, "metrics: cannot build the summary JSON for %s", path);
     if (extra && json_is_object(extra)) json_object_update(o, extra);
-    int rc = json_dump_file(o, path, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(9));
+    pgd_status st = pgd_results_write_json(o, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(9), path);
     json_decref(o);
-    if (rc) return pgd_error(PGD_ERR_IO, "cannot write %s: %s", path, strerror(errno));
-    return PGD_OK;
+    return st;
 }
 
 static void put_time(FILE *f, double t, const char *sep) {
@@ -79,18 +80,26 @@ static void put_real(FILE *f, double v, const char *sep) {
         fprintf(f, "%.9g%s", v, sep);
 }
 
-static pgd_status finish_file(FILE *f, const char *path) {
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad) return pgd_error(PGD_ERR_IO, "cannot write %s: %s", path, strerror(errno));
-    return PGD_OK;
+/* An RFC 4180 field: quoted (quotes doubled) when it holds a comma, quote or
+ * line break; line breaks become spaces. */
+static void put_text(FILE *f, const char *s) {
+    if (!s) return;
+    int q = strpbrk(s, ",\"\r\n") != NULL;
+    if (q) fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"') fputs("\"\"", f);
+        else fputc(*s == '\n' || *s == '\r' ? ' ' : *s, f);
+    }
+    if (q) fputc('"', f);
 }
 
 pgd_status pgd_metrics_write_requests_csv(const pgd_metrics *m, const char *path) {
-    FILE *f = fopen(path, "w");
-    if (!f) return pgd_error(PGD_ERR_IO, "cannot create %s: %s", path, strerror(errno));
+    char tmp[4300];
+    FILE *f;
+    PGD_TRY(pgd_results_open(path, tmp, sizeof tmp, &f));
     fprintf(f, "id,priority,arrival,first_scheduled,first_token,finish,prompt_tokens,"
                "output_tokens,ttft,tpot,e2e,normalized_latency,queue_delay,num_preemptions,"
-               "finish_reason\n");
+               "finish_reason,error\n");
     for (int64_t i = 0; i < m->n_reqs; i++) {
         const pgd_request_record *r = &m->reqs[i];
         pgd_request_derived d;
@@ -106,14 +115,17 @@ pgd_status pgd_metrics_write_requests_csv(const pgd_metrics *m, const char *path
         put_real(f, d.e2e, ",");
         put_real(f, d.norm, ",");
         put_real(f, d.queue, ",");
-        fprintf(f, "%d,%s\n", r->num_preemptions, r->finish_reason);
+        fprintf(f, "%d,%s,", r->num_preemptions, r->finish_reason);
+        put_text(f, r->error);
+        fputc('\n', f);
     }
-    return finish_file(f, path);
+    return pgd_results_commit(f, tmp, path);
 }
 
 pgd_status pgd_metrics_write_timeline_csv(const pgd_metrics *m, const char *path) {
-    FILE *f = fopen(path, "w");
-    if (!f) return pgd_error(PGD_ERR_IO, "cannot create %s: %s", path, strerror(errno));
+    char tmp[4300];
+    FILE *f;
+    PGD_TRY(pgd_results_open(path, tmp, sizeof tmp, &f));
     fprintf(f, "time,step,running,waiting,swapped,batch_seqs,batch_tokens,kv_used_blocks,"
                "kv_num_blocks,kv_usage,kv_utilization,kv_fragmentation,preemptions,swaps,"
                "prefix_hit_rate\n");
@@ -128,5 +140,5 @@ pgd_status pgd_metrics_write_timeline_csv(const pgd_metrics *m, const char *path
         fprintf(f, "%lld,%lld,", (long long)t->preemptions, (long long)t->swaps);
         put_real(f, t->prefix_hit_rate, "\n");
     }
-    return finish_file(f, path);
+    return pgd_results_commit(f, tmp, path);
 }

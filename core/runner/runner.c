@@ -150,14 +150,20 @@ static pgd_status submit(loop_state *s, const pgd_run_config *rc, int i, double 
     p.beam_width = pgd_run_get_int(rc, "sampling", "beam_width");
     if (delayed) p.arrival_time = now;
     int64_t id;
-    if (pgd_engine_add_request(s->eng, &p, &id) != PGD_OK) {
+    pgd_status ast = pgd_engine_add_request(s->eng, &p, &id);
+    /* an impossible request is the request's failure; running out of memory (or a device) is the run's */
+    if (ast == PGD_ERR_OOM || ast == PGD_ERR_DEVICE || ast == PGD_ERR_COMM) return ast;
+    if (ast != PGD_OK) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", pgd_last_error());
         /* named as requests.csv shows it (engine ids skip rejected requests, so
          * "request i" named another, accepted request) and by its source row */
         PGD_LOG_W("run %s: request id %d in requests.csv (workload request %d, source row %lld) rejected: %s",
-                  pgd_run_name(rc), -1 - i, i, (long long)pgd_workload_get(s->wl, i)->source_row, pgd_last_error());
+                  pgd_run_name(rc), -1 - i, i, (long long)pgd_workload_get(s->wl, i)->source_row, why);
         pgd_request_record r = {.id = -1 - i, .arrival = p.arrival_time > 0 ? p.arrival_time : now,
                                 .first_scheduled = -1, .first_token = -1, .finish = now,
-                                .prompt_tokens = p.n_prompt, .priority = p.priority, .finish_reason = "error"};
+                                .prompt_tokens = p.n_prompt, .priority = p.priority, .finish_reason = "error",
+                                .error = why};
         PGD_TRY(pgd_metrics_add_request(s->m, &r));
         s->rejected++;
         s->done++;
@@ -177,6 +183,9 @@ static pgd_status run_loop(loop_state *s, const pgd_run_config *rc, const pgd_ru
     int have_prev = 0;
     double blocked_at = -1; /* last time a due request was held back by the concurrency limit */
     while (s->done < s->n) {
+        if (opts && opts->stop && *opts->stop)
+            return pgd_error(PGD_ERR_INVALID, "run %s: interrupted after %d of %d requests", pgd_run_name(rc),
+                             s->done, s->n);
         double now = pgd_engine_now(eng);
         while (next < s->n && t_start + pgd_workload_get(s->wl, next)->arrival <= now) {
             if (maxc > 0 && s->n_fl >= maxc) {
@@ -205,7 +214,12 @@ static pgd_status run_loop(loop_state *s, const pgd_run_config *rc, const pgd_ru
                 opts->on_progress(opts->progress_ctx, &p);
             }
         } else if (next < s->n && s->n_fl == 0) {
-            pgd_clock_sleep_until(clock, t0c + pgd_workload_get(s->wl, next)->arrival);
+            double until = t0c + pgd_workload_get(s->wl, next)->arrival;
+            /* on the real clock, in slices of 0.1 s so that a stop request is seen promptly */
+            if (opts && opts->stop && pgd_clock_get_kind(clock) == PGD_CLOCK_REAL)
+                while (!*opts->stop && pgd_clock_now(clock) + 0.1 < until)
+                    pgd_clock_sleep_until(clock, pgd_clock_now(clock) + 0.1);
+            if (!(opts && opts->stop && *opts->stop)) pgd_clock_sleep_until(clock, until);
         } else if (s->n_fl > 0) {
             PGD_TRY(collect_finished(s)); /* finished without a step (rejected mid-way) */
             if (pgd_engine_has_unfinished(eng) == 0 && s->n_fl > 0)

@@ -2,16 +2,20 @@
  * metrics summary plus run identity, swept values, engine counters and
  * fingerprints), requests.csv and timeline.csv (metrics writers),
  * op_times.csv (backend ops and engine step phases; runner.h),
- * config.ini (the resolved config) and env.json (pgd_env_json).
+ * config.ini (the resolved config) and env.json (pgd_env_json), then the
+ * complete.json marker (results.h) listing them all.
  *
- * Invariant: every file is written completely or the call fails with
- * PGD_ERR_IO naming the path. */
+ * Invariant: every file is written to a temporary name and renamed, so it
+ * is whole or absent; the marker is written last, only when all are whole;
+ * a failure is PGD_ERR_IO naming the path. */
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "pagoda/results.h"
 #include "pagoda/runner.h"
 #include "util/json_text.h"
 
@@ -19,6 +23,66 @@ static json_t *hex(uint64_t x) {
     char b[20];
     snprintf(b, sizeof b, "%016llx", (unsigned long long)x);
     return json_string(b);
+}
+
+/* A failure reason's kind: the message with each run of digits replaced by
+ * N, so "prompt of 159 tokens" and "prompt of 173 tokens" count together. */
+static void reason_kind(const char *why, char *buf, size_t n) {
+    size_t k = 0;
+    for (const char *p = why; *p && k + 1 < n; p++) {
+        if (*p >= '0' && *p <= '9') {
+            while (p[1] >= '0' && p[1] <= '9') p++;
+            buf[k++] = 'N';
+        } else {
+            buf[k++] = *p;
+        }
+    }
+    buf[k] = 0;
+}
+
+/* "failures": how many requests failed and why: the kinds of reasons
+ * (reason_kind), most frequent first, at most 10 (the rest counted as
+ * "other reasons"), each with its count and its first message. */
+static json_t *failures_json(const pgd_run_result *res) {
+    enum { MAXR = 10 };
+    char kind[MAXR][256], k1[256];
+    const char *example[MAXR];
+    int64_t count[MAXR] = {0}, other = 0, failed = 0, aborted = 0;
+    int nr = 0;
+    int64_t n = res->metrics ? pgd_metrics_num_requests(res->metrics) : 0;
+    for (int64_t i = 0; i < n; i++) {
+        const pgd_request_record *r = pgd_metrics_request(res->metrics, i);
+        if (!strcmp(r->finish_reason, "stop") || !strcmp(r->finish_reason, "length")) continue;
+        failed++;
+        aborted += !strcmp(r->finish_reason, "abort");
+        const char *w = r->error ? r->error : r->finish_reason;
+        reason_kind(w, k1, sizeof k1);
+        int k = 0;
+        while (k < nr && strcmp(kind[k], k1)) k++;
+        if (k == nr && nr < MAXR) {
+            snprintf(kind[nr], sizeof kind[nr], "%s", k1);
+            example[nr++] = w;
+        }
+        if (k < nr) count[k]++;
+        else other++;
+    }
+    json_t *o = json_object(), *rs = json_array();
+    json_object_set_new(o, "failed", json_integer(failed));
+    json_object_set_new(o, "rejected", json_integer(res->rejected));
+    json_object_set_new(o, "aborted", json_integer(aborted));
+    json_object_set_new(o, "failed_share", json_real(res->num_requests > 0 ? (double)failed / res->num_requests : 0));
+    json_object_set_new(o, "max_failed_share", json_real(PGD_RUN_MAX_FAILED_SHARE));
+    for (int done = 0; done < nr; done++) { /* most frequent first */
+        int best = -1;
+        for (int k = 0; k < nr; k++)
+            if (count[k] >= 0 && (best < 0 || count[k] > count[best])) best = k;
+        json_array_append_new(rs, json_pack("{s:s,s:I,s:s}", "reason", kind[best], "count", (json_int_t)count[best],
+                                            "example", example[best]));
+        count[best] = -1;
+    }
+    if (other) json_array_append_new(rs, json_pack("{s:s,s:I}", "reason", "other reasons", "count", (json_int_t)other));
+    json_object_set_new(o, "reasons", rs);
+    return o;
 }
 
 static json_t *extra_json(const pgd_run_config *rc, const pgd_run_result *res) {
@@ -65,6 +129,8 @@ static json_t *extra_json(const pgd_run_config *rc, const pgd_run_result *res) {
         json_object_set_new(o, "stage_busy", sb);
     }
     json_object_set_new(o, "wall_time_s", json_real(res->wall_time));
+    json_object_set_new(o, "sweep_id", json_string(res->sweep_id));
+    json_object_set_new(o, "failures", failures_json(res));
     return o;
 }
 
@@ -83,8 +149,9 @@ static void csv_row(FILE *f, const char *kind, const char *name, int64_t calls, 
 
 /* op_times.csv (format in runner.h). */
 static pgd_status write_op_times(const pgd_run_result *res, const char *path) {
-    FILE *f = fopen(path, "w");
-    if (!f) return pgd_error(PGD_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+    char tmp[4300];
+    FILE *f;
+    PGD_TRY(pgd_results_open(path, tmp, sizeof tmp, &f));
     const pgd_engine_stats *st = &res->stats;
     double total = res->run_time > 0 && isfinite(res->run_time) ? res->run_time : 0;
     fputs("kind,name,calls,seconds,share\n", f);
@@ -100,14 +167,17 @@ static pgd_status write_op_times(const pgd_run_result *res, const char *path) {
         snprintf(name, sizeof name, "stage%d", i);
         csv_row(f, "stage", name, -1, res->stage_busy[i], total);
     }
-    int err = ferror(f);
-    if (fclose(f) != 0 || err) return pgd_error(PGD_ERR_IO, "cannot write %s: %s", path, strerror(errno));
-    return PGD_OK;
+    return pgd_results_commit(f, tmp, path);
 }
 
 pgd_status pgd_run_write_outputs(const pgd_run_config *rc, const pgd_run_result *res, const char *dir) {
-    char path[4200];
+    static const char *const files[] = {"summary.json", "requests.csv", "timeline.csv", "op_times.csv",
+                                        "config.ini", "env.json", NULL};
+    char path[4200], tmp[4300];
     PGD_TRY(pgd_mkdir_p(dir));
+    /* an old marker must not vouch for the new files while they are written */
+    PGD_TRY(path_of(path, sizeof path, dir, PGD_RESULTS_MARKER));
+    if (unlink(path) != 0 && errno != ENOENT) return pgd_error(PGD_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
     json_t *extra = extra_json(rc, res);
     if (!extra) return pgd_error(PGD_ERR_OOM, "runner: out of memory");
     pgd_status st = path_of(path, sizeof path, dir, "summary.json");
@@ -121,16 +191,39 @@ pgd_status pgd_run_write_outputs(const pgd_run_config *rc, const pgd_run_result 
     PGD_TRY(path_of(path, sizeof path, dir, "op_times.csv"));
     PGD_TRY(write_op_times(res, path));
     PGD_TRY(path_of(path, sizeof path, dir, "config.ini"));
-    FILE *f = fopen(path, "w");
-    if (!f) return pgd_error(PGD_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+    FILE *f;
+    PGD_TRY(pgd_results_open(path, tmp, sizeof tmp, &f));
     st = pgd_run_write_ini(rc, f);
-    if (fclose(f) != 0 && st == PGD_OK) st = pgd_error(PGD_ERR_IO, "cannot write %s: %s", path, strerror(errno));
-    PGD_TRY(st);
+    if (st != PGD_OK) {
+        fclose(f);
+        unlink(tmp);
+        return st;
+    }
+    PGD_TRY(pgd_results_commit(f, tmp, path));
     PGD_TRY(path_of(path, sizeof path, dir, "env.json"));
     json_t *env = pgd_env_json(res->threads);
     if (!env) return pgd_error(PGD_ERR_OOM, "runner: out of memory");
-    int rc2 = json_dump_file(env, path, JSON_INDENT(2) | JSON_SORT_KEYS);
+    st = pgd_results_write_json(env, JSON_INDENT(2) | JSON_SORT_KEYS, path);
     json_decref(env);
-    if (rc2 != 0) return pgd_error(PGD_ERR_IO, "cannot write %s", path);
-    return PGD_OK;
+    PGD_TRY(st);
+    return pgd_results_seal(dir, pgd_run_name(rc), res->sweep_id, files);
+}
+
+int pgd_run_failed(const pgd_run_config *rc, const pgd_run_result *res, char *msg, size_t n) {
+    int64_t failed = res->summary.failed, total = res->summary.num_requests;
+    if (msg && n) msg[0] = 0;
+    if (failed <= 0) return 0;
+    int bad = failed >= total || (double)failed > PGD_RUN_MAX_FAILED_SHARE * (double)total;
+    const char *why = "";
+    for (int64_t i = 0; res->metrics && i < pgd_metrics_num_requests(res->metrics) && !*why; i++) {
+        const pgd_request_record *r = pgd_metrics_request(res->metrics, i);
+        if (strcmp(r->finish_reason, "stop") && strcmp(r->finish_reason, "length"))
+            why = r->error ? r->error : r->finish_reason;
+    }
+    if (msg && n)
+        snprintf(msg, n, "run %s: %s%lld of %lld requests failed (%s %.0f%%); the first: %s (every reason: "
+                 "summary.json \"failures\", requests.csv column error)", pgd_run_name(rc),
+                 failed == total ? "all " : "", (long long)failed, (long long)total,
+                 bad ? "a run fails above" : "within the", PGD_RUN_MAX_FAILED_SHARE * 100, why);
+    return bad;
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pagoda/results.h"
 #include "pagoda/runner.h"
 
 static const char *const columns[] = {
@@ -15,7 +16,7 @@ static const char *const columns[] = {
     "goodput", "ttft_mean", "ttft_median", "ttft_p99", "tpot_mean", "tpot_median", "tpot_p99", "itl_mean", "itl_p99",
     "e2e_mean", "e2e_p99", "norm_latency_mean", "norm_latency_p99", "queue_delay_mean", "preemptions", "steps",
     "mean_batch_seqs", "mean_batch_tokens", "mean_kv_usage", "max_kv_usage", "mean_kv_utilization",
-    "prefix_hit_rate", "kv_sharing_saving", "wall_time_s", NULL};
+    "prefix_hit_rate", "kv_sharing_saving", "wall_time_s", "sweep_id", NULL};
 
 const char *const *pgd_runs_csv_columns(void) { return columns; }
 
@@ -80,8 +81,11 @@ pgd_status pgd_runs_csv_add(pgd_runs_csv *t, const pgd_run_config *rc, const pgd
                            (double)res->stats.preemptions, (double)res->stats.steps, s->mean_batch_seqs,
                            s->mean_batch_tokens, s->mean_kv_usage, s->max_kv_usage, s->mean_kv_utilization,
                            s->prefix_hit_rate, s->mean_kv_sharing_saving, res->wall_time};
-    _Static_assert(sizeof vals / sizeof vals[0] == sizeof columns / sizeof columns[0] - 1, "one value per column");
+    _Static_assert(sizeof vals / sizeof vals[0] == sizeof columns / sizeof columns[0] - 2,
+                   "one value per column, then sweep_id");
     for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) put(&p, &left, ",%.9g", vals[i]);
+    k = snprintf(p, left, ",%s", res->sweep_id);
+    if (k < 0 || (size_t)k >= left) return pgd_error(PGD_ERR_INVALID, "runs.csv: row too long");
     return put_row(t, pgd_run_index(rc), row);
 }
 
@@ -162,13 +166,21 @@ pgd_status pgd_runs_csv_merge(pgd_runs_csv *t, const char *path) {
 }
 
 pgd_status pgd_runs_csv_write(const pgd_runs_csv *t, const char *path) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return pgd_error(PGD_ERR_IO, "cannot write %s", tmp);
+    char tmp[4300];
+    FILE *f;
+    PGD_TRY(pgd_results_open(path, tmp, sizeof tmp, &f));
     write_header(t, f);
     for (int i = 0; i < t->n; i++) fprintf(f, "%s\n", t->rows[i]);
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad || rename(tmp, path) != 0) return pgd_error(PGD_ERR_IO, "cannot write %s", path);
-    return PGD_OK;
+    return pgd_results_commit(f, tmp, path);
+}
+
+void pgd_runs_csv_remove(pgd_runs_csv *t, int index) {
+    for (int at = 0; at < t->n; at++)
+        if (t->index[at] == index) {
+            free(t->rows[at]);
+            memmove(t->rows + at, t->rows + at + 1, sizeof *t->rows * (size_t)(t->n - at - 1));
+            memmove(t->index + at, t->index + at + 1, sizeof *t->index * (size_t)(t->n - at - 1));
+            t->n--;
+            return;
+        }
 }

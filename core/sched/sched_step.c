@@ -158,11 +158,7 @@ static pgd_status swap_group(pgd_scheduler *s, pgd_sched_group *g, int out) {
     return PGD_OK;
 }
 
-static pgd_status preempt(pgd_scheduler *s, pgd_sched_group *g, int allow_swap) {
-    pgd_sched_running_remove(s, g);
-    g->num_preemptions++;
-    g->preempted_step = s->step_no;
-    s->total_preemptions++;
+static pgd_status preempt_to(pgd_scheduler *s, pgd_sched_group *g, int allow_swap) {
     PGD_TRY(push_group(&s->plan.preempted, &s->plan.num_preempted, &s->cap_pre, g));
     if (allow_swap && s->cfg.preemption == PGD_PREEMPT_SWAP) {
         pgd_status st = swap_group(s, g, 1);
@@ -180,6 +176,18 @@ static pgd_status preempt(pgd_scheduler *s, pgd_sched_group *g, int allow_swap) 
     PGD_TRY(s->pol->enqueue(s->waiting, g));
     s->n_waiting++;
     return PGD_OK;
+}
+
+static pgd_status preempt(pgd_scheduler *s, pgd_sched_group *g, int allow_swap) {
+    pgd_sched_running_remove(s, g);
+    g->num_preemptions++;
+    g->preempted_step = s->step_no;
+    s->total_preemptions++;
+    pgd_status st = preempt_to(s, g, allow_swap);
+    /* out of memory on the way (the step fails): the group must stay in a list that owns it; the running
+       list has room, it just left it */
+    if (st != PGD_OK) PGD_ASSERT(pgd_sched_running_push(s, g) == PGD_OK);
+    return st;
 }
 
 /* The group can never run: take it out of the queues for the caller. */
@@ -386,9 +394,10 @@ static int admit(pgd_scheduler *s, pgd_sched_group *g, int *counts, int *budget,
             q0->computed = shared;
         }
     }
+    /* running first: if that fails (out of memory) the group stays waiting, owned (and freed) there */
+    if ((*err = pgd_sched_running_push(s, g)) != PGD_OK) return 0;
     PGD_ASSERT(s->pol->pop(s->waiting) == g);
     s->n_waiting--;
-    if ((*err = pgd_sched_running_push(s, g)) != PGD_OK) return 0;
     mark_scheduled(s, g, total + pre, nsched, budget, seqs_left);
     s->plan.num_admitted++;
     return 1;
@@ -470,27 +479,35 @@ pgd_status pgd_scheduler_step(pgd_scheduler *s, const pgd_sched_plan **out) {
              * and may need more than the whole cache to come back. Recompute
              * it instead (admit shares the common prefix again); waiting for
              * room would stall the engine for ever. */
-            PGD_ASSERT(s->pol->pop(s->swapped) == g);
-            s->n_swapped--;
             pgd_sched_release_kv(s, g);
             g->state = PGD_SCHED_WAITING;
-            if ((st = s->pol->enqueue(s->waiting, g)) == PGD_OK) s->n_waiting++;
+            /* waiting first: if that fails (out of memory) the group stays swapped, owned there */
+            if ((st = s->pol->enqueue(s->waiting, g)) != PGD_OK) break;
+            s->n_waiting++;
+            PGD_ASSERT(s->pol->pop(s->swapped) == g);
+            s->n_swapped--;
             continue;
         }
         if (g->preempted_step == s->step_no || s->reserved_seqs + g->max_seqs > s->cfg.max_num_seqs ||
             !swap_in_room(s, g))
             break;
-        pgd_status si = swap_group(s, g, 0);
+        /* running first: if that fails (out of memory) the group stays swapped, owned there */
+        if ((st = pgd_sched_running_push(s, g)) != PGD_OK) break;
         PGD_ASSERT(s->pol->pop(s->swapped) == g);
         s->n_swapped--;
+        pgd_status si = swap_group(s, g, 0);
         if (si != PGD_OK) { /* partly back: fall back to recomputing the group */
             pgd_sched_release_kv(s, g);
+            if (si != PGD_ERR_NO_BLOCKS) { /* the step fails; the group stays running, owned there */
+                st = si;
+                break;
+            }
+            pgd_sched_running_remove(s, g);
             g->state = PGD_SCHED_WAITING;
-            if (si != PGD_ERR_NO_BLOCKS) st = si;
-            else if ((st = s->pol->enqueue(s->waiting, g)) == PGD_OK) s->n_waiting++;
+            if ((st = s->pol->enqueue(s->waiting, g)) == PGD_OK) s->n_waiting++;
+            else PGD_ASSERT(pgd_sched_running_push(s, g) == PGD_OK); /* room: it just left */
             break;
         }
-        if ((st = pgd_sched_running_push(s, g)) != PGD_OK) break;
         p->num_swapped_in++;
         st = schedule_running(s, g, counts, &budget, &seqs_left, 0);
     }

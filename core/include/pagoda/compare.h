@@ -18,7 +18,17 @@
  * change = (current - baseline) / |baseline| in percent (baseline 0:
  * 0 if both are 0, else +-inf). A metric regresses when it moves the
  * wrong way by more than its class's threshold (percent), or, for the
- * must-be-equal class, differs at all. */
+ * must-be-equal class, differs at all.
+ *
+ * Missing is a failure, never a skip: a judged (non-info) metric of the
+ * baseline that CURRENT lacks, or holds with another type, is a MISSING
+ * row; so is a baseline run absent from CURRENT. Run directories must be
+ * complete (results.h: complete.json present and summary.json matching
+ * it) on both sides, else an INCOMPLETE row naming the directory; an
+ * interrupted write (.<run>.partial) in either experiment directory is an
+ * INCOMPLETE row for that run; a CURRENT run that its runs.csv does not
+ * list, or lists with another sweep_id, is STALE. A summary.json named as
+ * a file is read as is. */
 #ifndef PAGODA_COMPARE_H
 #define PAGODA_COMPARE_H
 
@@ -53,13 +63,18 @@ typedef struct pgd_compare_row {
     char sbase[40], scur[40];  /* strings (fingerprints) */
     double change_pct;
     double limit_pct;          /* signed: -5 = may drop 5%, +10 = may rise 10%, 0 = equal */
-    const char *verdict;       /* "ok", "better", "REGRESSION", "info" */
+    const char *verdict;       /* "ok", "better", "REGRESSION", "info"; or a problem: "MISSING"
+                                  (a judged metric, or a run, absent from CURRENT), "INCOMPLETE"
+                                  (a run without a whole complete.json), "STALE" (a run that
+                                  runs.csv does not describe) */
+    char note[512];            /* problems: what is wrong, naming the path */
 } pgd_compare_row;
 
 typedef struct pgd_compare_report {
     pgd_compare_row *rows;
     int n, cap;
     int regressions, compared;
+    int missing;               /* problem rows (MISSING, INCOMPLETE, STALE): a failure like a regression */
     int runs;
 } pgd_compare_report;
 
@@ -74,7 +89,9 @@ const char *pgd_cmp_class_name(pgd_cmp_class c);
 pgd_status pgd_compare_json(const struct json_t *base, const struct json_t *cur, const char *run,
                             const pgd_compare_thresholds *t, pgd_compare_report *rep);
 /* Compare two paths (files, run dirs or experiment dirs). PGD_ERR_IO /
- * PGD_ERR_FORMAT / PGD_ERR_INVALID (naming the path) on bad input. */
+ * PGD_ERR_FORMAT / PGD_ERR_INVALID (naming the path) on bad input (a path
+ * that does not exist, unreadable JSON, a run against an experiment);
+ * missing and incomplete runs are problem rows (rep->missing), not errors. */
 pgd_status pgd_compare_paths(const char *base, const char *cur, const pgd_compare_thresholds *t,
                              pgd_compare_report *rep);
 /* The table (judged rows; all rows with all = 1). */

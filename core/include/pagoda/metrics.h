@@ -62,6 +62,7 @@ typedef struct pgd_request_record {
     int num_preemptions;
     int priority;
     const char *finish_reason; /* "stop", "length", "abort", "error" (copied; NULL = "error") */
+    const char *error;         /* why it failed (copied; NULL = none given) */
 } pgd_request_record;
 
 typedef struct pgd_timeline_sample {
@@ -137,7 +138,7 @@ const pgd_request_record *pgd_metrics_request(const pgd_metrics *m, int64_t i);
 const pgd_timeline_sample *pgd_metrics_sample(const pgd_metrics *m, int64_t i);
 
 /* Statistics of n values (values is not modified). */
-void pgd_dist_stats_compute(const double *values, size_t n, pgd_dist_stats *out);
+pgd_status pgd_dist_stats_compute(const double *values, size_t n, pgd_dist_stats *out); /* PGD_ERR_OOM */
 /* numpy.percentile(values, p) with linear interpolation, on SORTED values. */
 double pgd_percentile_sorted(const double *sorted, size_t n, double p);
 
@@ -161,8 +162,10 @@ pgd_status pgd_metrics_write_summary_json(const pgd_metrics_summary *s, struct j
                                           const char *path);
 /* Columns: id,priority,arrival,first_scheduled,first_token,finish,
  * prompt_tokens,output_tokens,ttft,tpot,e2e,normalized_latency,
- * queue_delay,num_preemptions,finish_reason (derived values empty when
- * undefined, e.g. tpot for 1-token outputs). */
+ * queue_delay,num_preemptions,finish_reason,error (derived values empty
+ * when undefined, e.g. tpot for 1-token outputs; error: why a request
+ * failed (rejected by the engine, dropped by the scheduler), empty for
+ * completed ones; quoted as RFC 4180 when it holds a comma or quote). */
 pgd_status pgd_metrics_write_requests_csv(const pgd_metrics *m, const char *path);
 /* Columns: time,step,running,waiting,swapped,batch_seqs,batch_tokens,
  * kv_used_blocks,kv_num_blocks,kv_usage,kv_utilization,kv_fragmentation,

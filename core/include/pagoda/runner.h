@@ -18,6 +18,7 @@
 #ifndef PAGODA_RUNNER_H
 #define PAGODA_RUNNER_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include "pagoda/backend.h"
@@ -39,6 +40,8 @@ typedef struct pgd_run_options {
     pgd_clock *clock;               /* borrowed; NULL = a real clock */
     pgd_run_progress_cb on_progress; /* optional, called after every step */
     void *progress_ctx;
+    const volatile sig_atomic_t *stop; /* optional: when it becomes non-zero (a signal handler),
+                                          the run stops between steps with an error */
 } pgd_run_options;
 
 typedef struct pgd_run_result {
@@ -56,6 +59,8 @@ typedef struct pgd_run_result {
     char layout_desc[160];          /* parallel layout (pgd_model_layout_str) */
     int threads;
     int worker;                     /* this process served the driver (an mpirun rank > 0): no results */
+    char sweep_id[64];              /* set by the caller before writing: the `pagoda run` that wrote it
+                                       (summary.json, complete.json, runs.csv); "" = none */
     /* Where the measured run's time went (op_times.csv). run_time: engine
      * clock seconds from the start of the arrival loop to its end. op_times:
      * pgd_backend_op_times of the model's backend, reset when the loop
@@ -76,8 +81,24 @@ typedef struct pgd_run_result {
 pgd_status pgd_run_execute(const pgd_run_config *rc, const pgd_run_options *opts, pgd_run_result *out);
 void pgd_run_result_free(pgd_run_result *r);
 
+/* A run fails (pgd_run_failed; `pagoda run` exits 1) when every request
+ * failed or more than this share of them did (failed = not finished with
+ * "stop" or "length": rejected by the engine, dropped by the scheduler,
+ * aborted). */
+#define PGD_RUN_MAX_FAILED_SHARE 0.10
+/* 1 when the run failed (all requests, or more than
+ * PGD_RUN_MAX_FAILED_SHARE of them, failed), else 0. When any request
+ * failed, msg gets a warning naming the run, the counts and the first
+ * failure's reason ("" when none failed). */
+int pgd_run_failed(const pgd_run_config *rc, const pgd_run_result *res, char *msg, size_t n);
+
 /* Write dir/summary.json, requests.csv, timeline.csv, op_times.csv,
- * config.ini and env.json (creating dir and its parents).
+ * config.ini and env.json (creating dir and its parents), each to a
+ * temporary name renamed into place, then the marker complete.json
+ * (results.h). summary.json also holds "sweep_id" and "failures":
+ * {failed, rejected, aborted, failed_share, max_failed_share, reasons:
+ * [{reason, count, example}]}: reason is the kind of message (digits
+ * replaced by N), most frequent first, at most 10 + "other reasons".
  *
  * op_times.csv: header kind,name,calls,seconds,share. Rows of kind "op":
  * one per backend op with calls > 0 (res->op_times, in backend.h's op
@@ -97,8 +118,10 @@ pgd_status pgd_run_write_outputs(const pgd_run_config *rc, const pgd_run_result 
 
 /* runs.csv: one row per run of an experiment: "run", one column per swept
  * key (named by the key, or section_key when two sections share a key
- * name), then the headline metrics (pgd_runs_csv_columns). Rows keep the
- * order they were added; the file is rewritten whole by each write. */
+ * name), then the headline metrics (pgd_runs_csv_columns), the last column
+ * sweep_id (the `pagoda run` that wrote the row; results.h). Rows keep the
+ * order they were added; each write replaces the file whole (temporary
+ * file renamed). */
 typedef struct pgd_runs_csv pgd_runs_csv;
 pgd_status pgd_runs_csv_create(const pgd_experiment *e, pgd_runs_csv **out);
 void pgd_runs_csv_destroy(pgd_runs_csv *t);
@@ -107,7 +130,10 @@ pgd_status pgd_runs_csv_write(const pgd_runs_csv *t, const char *path);
 /* Keep the rows of an existing runs.csv with the same columns (runs not
  * re-run this time, e.g. with --only); rows added later replace them. */
 pgd_status pgd_runs_csv_merge(pgd_runs_csv *t, const char *path);
-/* Names of the metric columns, NULL-terminated (the first is "completed"). */
+/* Drop the row of run `index` (a run about to be re-run). */
+void pgd_runs_csv_remove(pgd_runs_csv *t, int index);
+/* Names of the columns after the swept ones, NULL-terminated (the first is
+ * "completed", the last "sweep_id"). */
 const char *const *pgd_runs_csv_columns(void);
 
 /* The environment as JSON text fields (env.json): git revision, compiler
