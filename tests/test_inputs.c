@@ -26,14 +26,6 @@
 #include "test_util.h"
 #include "util/json_text.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define PGD_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define PGD_TEST_ASAN 1
-#endif
-#endif
-
 static char MODEL[1024], TOK[1024], TMP[256];
 
 static int suite_init(void) {

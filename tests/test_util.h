@@ -8,6 +8,16 @@
 #ifndef PAGODA_TEST_UTIL_H
 #define PAGODA_TEST_UTIL_H
 
+/* PGD_TEST_ASAN: defined when built with AddressSanitizer (gcc or clang);
+ * tests that limit address space or measure memory skip those checks. */
+#if defined(__SANITIZE_ADDRESS__)
+#define PGD_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PGD_TEST_ASAN 1
+#endif
+#endif
+
 #include <CUnit/Basic.h>
 #include <stdint.h>
 #include <stddef.h>

@@ -460,14 +460,6 @@ static void test_every_trace_loads(void) {
     printf("\n");
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-#define PGD_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define PGD_TEST_ASAN 1
-#endif
-#endif
-
 static char *write_text(const char *text, const char *suffix) {
     return pgd_test_write_temp(text, strlen(text), suffix);
 }
