@@ -21,12 +21,6 @@
 #include "engine_impl.h"
 #include "pagoda/log.h"
 
-double pgd_engine_clock(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 double pgd_engine_now(const pgd_engine *e) { return pgd_clock_now(e->cfg.clock) - e->t0; }
 const pgd_engine_config *pgd_engine_get_config(const pgd_engine *e) { return &e->cfg; }
 
@@ -105,7 +99,7 @@ pgd_status pgd_engine_create(const pgd_engine_config *cfg, pgd_exec *exec, const
     c->policy = pgd_scheduler_config(e->sched)->policy;
     e->eos = tok ? pgd_tokenizer_eos(tok) : 2;
     e->bos = tok ? pgd_tokenizer_bos(tok) : 1;
-    e->stop_bos = pgd_exec_model_format(exec) == PGD_FORMAT_LLAMA2C;
+    e->stop_bos = pgd_exec_model_config(exec)->stop_at_bos;
     e->can_fork = c->kv_kind == PGD_KV_PAGED;
     e->stand_in_tokens = !pgd_exec_computes(exec);
     e->stats.max_in_flight = e->max_in_flight;

@@ -86,7 +86,6 @@ struct pgd_engine {
     size_t cap_tokens, cap_seqs, cap_tables, cap_pairs, cap_touched;
 };
 
-double pgd_engine_clock(void);
 /* Logits of a sequence that completed this step (engine_seq.c). */
 pgd_status pgd_engine_on_logits(pgd_engine *e, ereq *r, eseq *es, const float *logits);
 /* Free an eseq (not its scheduler sequence). */

@@ -60,6 +60,7 @@ pgd_status pgd_model_load_llama2c(pgd_model *m, const char *path) {
     c->rope_theta = 10000.f;
     c->norm_eps = 1e-5f;
     c->weight_dtype = PGD_F32;
+    c->stop_at_bos = 1; /* llama2.c's run.c ends a sample at BOS */
     s = pgd_model_config_validate(c, path);
     if (s != PGD_OK) {
         s = pgd_error(PGD_ERR_FORMAT, "%s (is this a llama2.c checkpoint?)", pgd_last_error());

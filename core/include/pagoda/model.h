@@ -50,8 +50,9 @@ typedef struct pgd_model_config {
     float norm_eps;      /* RMSNorm epsilon */
     int tied_classifier; /* classifier shares the token embedding */
     pgd_dtype weight_dtype; /* dtype of the matmul weights */
-    pgd_dtype kv_dtype;  /* dtype the KV cache is accounted in (set from the backend at load:
-                            f32 on the CPU, f16 on the sim's GPU presets; zeroed = f32) */
+    pgd_dtype kv_dtype;  /* dtype the KV cache is stored and accounted in (the backend's, set at
+                            load: f32 unless asked otherwise; the sim's GPU presets f16) */
+    int stop_at_bos;     /* generation also stops at BOS (llama2.c checkpoints, as run.c does) */
 } pgd_model_config;
 
 /* Tensor (tp) x pipeline (pp) parallel layout: tp * pp ranks, rank r being
