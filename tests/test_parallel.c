@@ -257,6 +257,7 @@ static void test_bad_layouts(void) {
     const char *m = pgd_test_data(MODEL);
     expect_bad(m, 3, 1, NULL, "must divide the query heads (8)"); /* 8 heads, 4 KV heads */
     expect_bad(m, 8, 1, NULL, "KV heads (4)");
+    expect_bad(m, 65, 1, NULL, "tp 65 x pp 1 is too large"); /* checked once, before any backend starts */
     expect_bad(m, 1, 6, NULL, "6 pipeline stages but only 5 layers");
     expect_bad(m, 1, 2, "2,2", "add up to 4");
     expect_bad(m, 1, 2, "3", "must list 2 positive layer counts");

@@ -50,6 +50,10 @@ pgd_status pgd_exec_create(const pgd_exec_config *cfg, pgd_exec **out) {
     *out = NULL;
     if (cfg->async < 0 || cfg->async > 1)
         return pgd_error(PGD_ERR_INVALID, "executor: async must be 0 or 1 (got %d)", cfg->async);
+    int tp = cfg->parallel.tp > 0 ? cfg->parallel.tp : 1, pp = cfg->parallel.pp > 0 ? cfg->parallel.pp : 1;
+    if (tp > 64 || pp > 64 || tp * pp > 256)
+        return pgd_error(PGD_ERR_INVALID, "parallel layout: tp %d x pp %d is too large (tp, pp <= 64, 256 ranks)",
+                         tp, pp);
     int n = pgd_parallel_ranks(&cfg->parallel);
     const char *comm = cfg->parallel.comm && *cfg->parallel.comm ? cfg->parallel.comm : "threads";
     pgd_backend_config bc = cfg->backend;
@@ -57,13 +61,11 @@ pgd_status pgd_exec_create(const pgd_exec_config *cfg, pgd_exec **out) {
     int dist = n > 1 || strcmp(comm, "threads");
     if (dist && !strcmp(comm, "mpi") && pgd_comm_mpi_world_size() != n) /* before MPI or any backend starts */
         return pgd_error(PGD_ERR_INVALID, "parallel layout: mpi tp %d x pp %d needs %d MPI ranks, this job has %d "
-                         "(start it with mpirun -np %d)", cfg->parallel.tp > 0 ? cfg->parallel.tp : 1,
-                         cfg->parallel.pp > 0 ? cfg->parallel.pp : 1, n, pgd_comm_mpi_world_size(), n);
+                         "(start it with mpirun -np %d)", tp, pp, n, pgd_comm_mpi_world_size(), n);
     pgd_backend *b = NULL;
     PGD_TRY(pgd_backend_create(&bc, &b));
     pgd_exec_config c = *cfg;
     c.backend = bc;
-    int pp = cfg->parallel.pp > 0 ? cfg->parallel.pp : 1;
     pgd_status st = !pgd_backend_computes(b) && pp > 1 ? pgd_exec_simpipe_create(&c, b, out)
                     : dist                            ? pgd_exec_dist_create(&c, b, out)
                                                       : pgd_exec_local_create(&c, b, out);

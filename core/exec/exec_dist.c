@@ -468,9 +468,6 @@ pgd_status pgd_exec_dist_create(const pgd_exec_config *cfg, pgd_backend *b, pgd_
     *out = NULL;
     const pgd_parallel_config *par = &cfg->parallel;
     int tp = par->tp > 0 ? par->tp : 1, pp = par->pp > 0 ? par->pp : 1;
-    if (tp > 64 || pp > 64 || tp * pp > 256)
-        return pgd_error(PGD_ERR_INVALID, "parallel layout: tp %d x pp %d is too large (tp, pp <= 64, 256 ranks)",
-                         tp, pp);
     const char *kind = par->comm && *par->comm ? par->comm : "threads";
     int n = tp * pp;
     dist *d = NULL;

@@ -222,9 +222,6 @@ pgd_status pgd_exec_simpipe_create(const pgd_exec_config *cfg, pgd_backend *b, p
     *out = NULL;
     const pgd_parallel_config *par = &cfg->parallel;
     int tp = par->tp > 0 ? par->tp : 1, pp = par->pp > 0 ? par->pp : 1;
-    if (tp > 64 || pp > 64 || tp * pp > 256)
-        return pgd_error(PGD_ERR_INVALID, "parallel layout: tp %d x pp %d is too large (tp, pp <= 64, 256 ranks)",
-                         tp, pp);
     int layers[64];
     if (pgd_exec_parse_stage_layers(par->stage_layers, pp, layers) < 0)
         return pgd_error(PGD_ERR_INVALID, "parallel layout: stage_layers '%s' must list %d positive layer counts "
