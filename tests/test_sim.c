@@ -301,6 +301,27 @@ static void test_engine_opt13b(void) {
     pgd_run_result_free(&b);
 }
 
+/* The KV dtype asked of a sim backend is priced from its creation: an f32
+ * cache on a GPU preset (f16 by default) makes a kv_write cost more. */
+static void test_kv_dtype_priced(void) {
+    double dt[2];
+    const char *kts[2] = {NULL, "f32"};
+    for (int i = 0; i < 2; i++) {
+        pgd_backend *b = NULL;
+        pgd_backend_config bc = {.name = "sim", .sim_device = "a100-40gb", .kv_dtype = kts[i]};
+        CU_ASSERT_EQUAL_FATAL(pgd_backend_create(&bc, &b), PGD_OK);
+        CU_ASSERT_EQUAL(pgd_backend_kv_dtype(b), i ? PGD_F32 : PGD_F16);
+        void *w = NULL;
+        CU_ASSERT_EQUAL_FATAL(pgd_backend_alloc(b, (size_t)64 << 20, &w), PGD_OK); /* virtual */
+        double t0 = pgd_clock_now(pgd_backend_clock(b));
+        CU_ASSERT_EQUAL(pgd_backend_kv_write(b, w, w, w, w, w, 4096, 8, 128, 16, 0), PGD_OK);
+        dt[i] = pgd_clock_now(pgd_backend_clock(b)) - t0;
+        pgd_backend_free(b, w);
+        pgd_backend_destroy(b);
+    }
+    CU_ASSERT(dt[1] > dt[0] && dt[0] > 0);
+}
+
 /* Op accounting on the sim backend: each op's seconds are exactly the
  * virtual clock's advance over it; calls that do nothing (n = 0) or fail
  * validation are not counted; reset zeroes; a short `cap` gets only
@@ -496,6 +517,7 @@ static void test_beam_stand_in(void) {
 }
 
 static CU_TestInfo tests[] = {
+    {"KV dtype priced from creation", test_kv_dtype_priced},
     {"roofline math on hand-computed cases", test_roofline},
     {"monotonic in tokens and context", test_monotonic},
     {"calibration table interpolation", test_table},

@@ -160,7 +160,6 @@ static pgd_status sim_add(pgd_backend *b, float *y, const float *x, size_t n) {
 static pgd_status sim_kv_write(pgd_backend *b, float *k_cache, float *v_cache, const float *k, const float *v,
                                const int32_t *slot_mapping, int n, int n_kv_heads, int head_dim, int block_size,
                                int stride) {
-    S(b)->cost.kv_bytes = (double)pgd_dtype_size(b->kv_dtype); /* the KV dtype core/backend.c applied */
     tick(b, pgd_sim_cost_kv_write(&S(b)->cost, n, n_kv_heads, head_dim));
     return PGD_OK;
 }
@@ -169,7 +168,6 @@ static pgd_status sim_paged_attention(pgd_backend *b, const pgd_paged_attn *a) {
     if (find_range(s, a->seq_lens) >= 0 || find_range(s, a->query_start) >= 0)
         return pgd_error(PGD_ERR_INVALID, "sim backend: paged_attention metadata (%d sequences) is not host-readable",
                          a->num_seqs);
-    s->cost.kv_bytes = (double)pgd_dtype_size(b->kv_dtype);
     tick(b, pgd_sim_cost_attention(&s->cost, a->query_start, a->seq_lens, a->num_seqs, a->n_heads, a->n_kv_heads,
                                    a->head_dim));
     return PGD_OK;
@@ -180,7 +178,6 @@ static pgd_status sim_gather_rows(pgd_backend *b, float *out, const float *x, co
 }
 static pgd_status sim_copy_blocks(pgd_backend *b, float *cache, const int32_t *pairs, int n_pairs,
                                   size_t block_floats) {
-    S(b)->cost.kv_bytes = (double)pgd_dtype_size(b->kv_dtype);
     tick(b, pgd_sim_cost_copy_blocks(&S(b)->cost, n_pairs, block_floats));
     return PGD_OK;
 }
@@ -224,6 +221,11 @@ pgd_status pgd_sim_backend_create(const pgd_backend_config *cfg, pgd_backend **o
     s->base.clock = cfg->clock ? cfg->clock : s->own_clock;
     s->base.is_virtual = 1;
     s->base.kv_dtype = dev.act_bytes == 2 ? PGD_F16 : PGD_F32;
+    /* an explicit KV dtype (core/backend.c checked the name and applies it to base.kv_dtype after
+     * create) is priced from the start */
+    pgd_dtype kvt;
+    if (cfg->kv_dtype && *cfg->kv_dtype && pgd_dtype_from_name(cfg->kv_dtype, &kvt)) s->base.kv_dtype = kvt;
+    s->cost.kv_bytes = (double)pgd_dtype_size(s->base.kv_dtype);
     s->base.quant_weights = 1; /* priced by the bytes they take */
     if (s->table)
         snprintf(s->base.description, sizeof s->base.description, "sim: %s x%d, calibrated (%d rows from %s)",

@@ -40,7 +40,7 @@ static double stream(const pgd_sim_cost *c, int kind, double flops, double bytes
 
 double pgd_sim_cost_matmul(const pgd_sim_cost *c, int n, int in, int out, pgd_dtype wt) {
     int o = out / c->tp > 0 ? out / c->tp : 1;
-    double t, e = c->dev.act_bytes, w = (double)pgd_dtype_bytes(wt, PGD_QBLOCK) / PGD_QBLOCK; /* bytes per weight */
+    double t, e = c->dev.act_bytes, w = pgd_dtype_elem_bytes(wt);
     if (tab(c, "matmul", in, o, (long)wt, n, &t)) return t;
     if (c->dev.kernels) {
         pgd_sim_hw hw = hw_of(c);
@@ -52,7 +52,7 @@ double pgd_sim_cost_matmul(const pgd_sim_cost *c, int n, int in, int out, pgd_dt
 double pgd_sim_cost_embedding(const pgd_sim_cost *c, int n, int dim, pgd_dtype tt) {
     double t;
     if (tab(c, "embedding", dim, (long)tt, 0, n, &t)) return t;
-    return stream(c, PGD_SIM_EMBED, 0, (double)n * dim * ((double)pgd_dtype_bytes(tt, PGD_QBLOCK) / PGD_QBLOCK + c->dev.act_bytes));
+    return stream(c, PGD_SIM_EMBED, 0, (double)n * dim * (pgd_dtype_elem_bytes(tt) + c->dev.act_bytes));
 }
 
 double pgd_sim_cost_rmsnorm(const pgd_sim_cost *c, int n, int dim) {

@@ -32,6 +32,10 @@ static inline size_t pgd_dtype_bytes(pgd_dtype t, size_t n) {
     if (t == PGD_Q4_0) return n / PGD_QBLOCK * sizeof(pgd_block_q4_0);
     return n * pgd_dtype_size(t);
 }
+/* Bytes per element, fractional for the quantized types (34/32, 18/32). */
+static inline double pgd_dtype_elem_bytes(pgd_dtype t) {
+    return t == PGD_Q8_0 ? 34.0 / 32 : t == PGD_Q4_0 ? 18.0 / 32 : (double)pgd_dtype_size(t);
+}
 static inline const char *pgd_dtype_name(pgd_dtype t) {
     static const char *const names[PGD_DTYPE_COUNT] = {"f32", "f16", "bf16", "q8_0", "q4_0"};
     return (unsigned)t < PGD_DTYPE_COUNT ? names[t] : "unknown";
