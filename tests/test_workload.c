@@ -492,6 +492,16 @@ static int huge_prompt_checks(const char *trace) {
     pgd_workload_describe(w, &s);
     pgd_workload_destroy(w);
     if (!ok || s.num_clipped != 100) return 11;
+    /* the same rows without a context to clip to (max_model_len = 0): longer than any model's
+     * context, so an error, not 4 GB per prompt (found by fuzz_trace) */
+    c.max_model_len = 0;
+    w = NULL;
+    pgd_status st0 = pgd_workload_create(&c, &w);
+    pgd_workload_destroy(w);
+    if (st0 != PGD_ERR_INVALID || !strstr(pgd_last_error(), "longer than any model's context (4194304)")) {
+        fprintf(stderr, "no context: status %d, '%s'\n", (int)st0, pgd_last_error());
+        return 12;
+    }
     /* a synthetic length that can never fit the context: an error naming it */
     struct {
         pgd_len_dist in;

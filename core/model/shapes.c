@@ -194,7 +194,7 @@ pgd_status pgd_model_config_validate(const pgd_model_config *c, const char *what
         return pgd_error(PGD_ERR_FORMAT, "%s: head dim %d must be even for rotary embeddings", what,
                          c->dim / c->n_heads);
     if (c->dim > PGD_SHAPE_MAX_DIM || c->hidden_dim > (1 << 18) || c->n_layers > 1024 ||
-        c->vocab_size > (1 << 22) || c->max_seq_len > (1 << 22))
+        c->vocab_size > (1 << 22) || c->max_seq_len > PGD_MAX_CONTEXT)
         return pgd_error(PGD_ERR_FORMAT, "%s: implausible model dimensions (dim=%d hidden=%d layers=%d "
                          "vocab=%d seq=%d)", what, c->dim, c->hidden_dim, c->n_layers,
                          c->vocab_size, c->max_seq_len);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "pagoda/log.h"
+#include "pagoda/model.h"
 #include "workload/workload_impl.h"
 
 pgd_status pgd_wl_rows_push(pgd_wl_rows *rs, pgd_wl_row **out) {
@@ -153,15 +154,21 @@ static pgd_status materialize(const pgd_workload_config *c, int is_mooncake, pgd
     }
     int pre = c->source == PGD_WL_TRACE ? 0 : c->shared_prefix_len;
     int64_t total = (int64_t)pre + row->in_len;
+    int L = c->max_model_len;
     if (total > (1 << 30))
         return pgd_error(PGD_ERR_INVALID,
                          "workload: prompt of %lld tokens (shared_prefix_len %d + input %d) is "
                          "more than %d", (long long)total, pre, row->in_len, 1 << 30);
+    /* without a context to clip to, a prompt no model could hold would be made whole */
+    if (L <= 0 && total > PGD_MAX_CONTEXT)
+        return pgd_error(PGD_ERR_INVALID,
+                         "workload: prompt of %lld tokens (shared_prefix_len %d + input %d, source row %lld) is "
+                         "longer than any model's context (%d); give the context (max_model_len) to clip it",
+                         (long long)total, pre, row->in_len, (long long)row->row, PGD_MAX_CONTEXT);
     /* Only the tokens kept after clipping to the context are made: a prompt
      * of 10^9 tokens costs what the model can read, not 4 GB. Each token
      * stream is drawn in order, so the kept tokens equal the first `keep`
      * of the whole prompt. */
-    int L = c->max_model_len;
     int keep = L > 0 && total > L - 1 ? L - 1 : (int)total;
     int kpre = pre < keep ? pre : keep, kin = keep - kpre;
     q->prompt = malloc((size_t)(keep > 0 ? keep : 1) * sizeof *q->prompt);

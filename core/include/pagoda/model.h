@@ -35,6 +35,9 @@ typedef enum pgd_model_format {
  * with PGD_ERR_UNSUPPORTED (real OPT weights are out of scope). */
 typedef enum pgd_model_arch { PGD_ARCH_LLAMA = 0, PGD_ARCH_OPT } pgd_model_arch;
 
+/* The longest context a model may declare (pgd_model_config_validate). */
+#define PGD_MAX_CONTEXT (1 << 22)
+
 typedef struct pgd_model_config {
     char name[64];       /* shape name or file base name */
     pgd_model_arch arch; /* zeroed = Llama */

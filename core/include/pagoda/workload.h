@@ -153,7 +153,8 @@ typedef struct pgd_workload_config {
     int sample;              /* trace/dataset: 1 = seeded random sample of num_requests rows */
     uint64_t seed;
     int vocab_size;          /* random token ids in [3, vocab_size); 0 = 32000 */
-    int max_model_len;       /* context for clipping; 0 = no clipping */
+    int max_model_len;       /* context for clipping; 0 = unknown: no clipping, and a prompt longer
+                                than any model's context (PGD_MAX_CONTEXT) is an error */
     pgd_len_dist input_len;  /* synthetic prompt lengths */
     pgd_len_dist output_len; /* synthetic outputs; dataset fallback when it has none */
     int override_output_len; /* dataset: 1 = always draw outputs from output_len */
