@@ -93,7 +93,7 @@ struct pgd_model {
     void *wcls;                /* (vocab, dim) of cls_dtype; == tok_embd when tied */
     pgd_dtype cls_dtype;
     pgd_layer_weights *layers; /* (n_layers) */
-    pgd_tokenizer *tokenizer;  /* owned; GGUF only */
+    pgd_tokenizer *tokenizer;  /* owned: GGUF metadata, a safetensors dir's tokenizer.json, random:smollm2-135m */
     pgd_scratch s;
     pgd_shard sh;              /* this rank's part (tp = pp = 1: everything) */
     int req_tp, req_tp_rank, req_pp, req_pp_rank; /* layout asked for before loading (0 = whole) */

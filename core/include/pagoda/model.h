@@ -4,7 +4,8 @@
  * format from the file's first bytes (GGUF magic, else a llama2.c
  * checkpoint) or builds seeded random weights for a spec
  * "random:<shape>" where <shape> is a named shape (stories15M, stories42M,
- * stories110M, llama2-7b, llama3-8b, ...; see pgd_model_shape_names()) or a
+ * stories110M, llama2-7b, llama3-8b, smollm2-135m (with its real tokenizer),
+ * qwen2.5-7b, ...; see pgd_model_shape_names()) or a
  * list "dim=288,layers=6,heads=6,kv_heads=6,hidden=768,vocab=32000,seq=256"
  * (unlisted keys take Llama-like defaults), optionally both:
  * "random:stories15M,layers=2".
@@ -56,6 +57,8 @@ typedef struct pgd_model_config {
     pgd_dtype kv_dtype;  /* dtype the KV cache is stored and accounted in (the backend's, set at
                             load: f32 unless asked otherwise; the sim's GPU presets f16) */
     int stop_at_bos;     /* generation also stops at BOS (llama2.c checkpoints, as run.c does) */
+    int qkv_bias;        /* q/k/v projections carry biases (Qwen2): counted in the parameters;
+                            the forward pass has no biases, so compute backends refuse such a model */
 } pgd_model_config;
 
 /* Tensor (tp) x pipeline (pp) parallel layout: tp * pp ranks, rank r being
@@ -100,6 +103,9 @@ typedef struct pgd_batch {
 
 /* Resolve a named or key=value shape (the part after "random:"). */
 pgd_status pgd_model_shape(const char *spec, pgd_model_config *out);
+/* The real tokenizer of named shape `name`: a path relative to the shared
+ * data directory (NULL when it has none) and its BOS/EOS ids. */
+pgd_status pgd_model_shape_tokenizer(const char *name, const char **rel_path, int *bos, int *eos);
 /* NULL-terminated list of named shapes. */
 const char *const *pgd_model_shape_names(void);
 /* Number of parameters and bytes of weights of a configuration. */
