@@ -153,6 +153,10 @@ pgd_status pgd_model_load_part(const char *spec, const pgd_model_load_opts *opts
 
 pgd_status pgd_model_load_llama2c(pgd_model *m, const char *path);
 pgd_status pgd_model_load_gguf(pgd_model *m, const char *path);
+pgd_status pgd_model_load_safetensors(pgd_model *m, const char *spec);
+/* 1 when spec names a directory or a *.safetensors file (the safetensors loader's). */
+int pgd_model_is_safetensors(const char *spec);
+pgd_status pgd_model_peek_safetensors_context(const char *spec, int *max_seq_len);
 pgd_status pgd_model_load_random(pgd_model *m, const char *shape, const pgd_model_load_opts *o);
 
 #endif

@@ -1,8 +1,10 @@
 /* model.h - Llama-family models: configuration, loading, paged forward pass.
  *
  * One interface for every weight source. pgd_model_load() detects the
- * format from the file's first bytes (GGUF magic, else a llama2.c
- * checkpoint) or builds seeded random weights for a spec
+ * format: a directory (or a *.safetensors file in one) is a Hugging Face
+ * Llama-family checkpoint (config.json + safetensors, tokenizer.json if
+ * present), else the file's first bytes (GGUF magic, else a llama2.c
+ * checkpoint); or it builds seeded random weights for a spec
  * "random:<shape>" where <shape> is a named shape (stories15M, stories42M,
  * stories110M, llama2-7b, llama3-8b, smollm2-135m (with its real tokenizer),
  * qwen2.5-7b, ...; see pgd_model_shape_names()) or a
@@ -28,6 +30,7 @@ typedef enum pgd_model_format {
     PGD_FORMAT_LLAMA2C = 0,
     PGD_FORMAT_GGUF,
     PGD_FORMAT_RANDOM,
+    PGD_FORMAT_SAFETENSORS, /* a Hugging Face checkpoint directory (core/model/safetensors.c) */
 } pgd_model_format;
 
 /* Architecture family. OPT (LayerNorm, ReLU FFN of two matrices, learned
@@ -115,7 +118,7 @@ size_t pgd_model_config_weight_bytes(const pgd_model_config *c);
 pgd_status pgd_model_config_validate(const pgd_model_config *c, const char *what);
 
 /* The context length (max_seq_len) of a model spec without loading it:
- * random:<shape>, a llama2.c checkpoint's header or a GGUF file's
+ * random:<shape>, a safetensors directory's config.json, a llama2.c checkpoint's header or a GGUF file's
  * <arch>.context_length (default 2048, as the loader). For checks made
  * before anything runs (a config's --dry-run). */
 pgd_status pgd_model_peek_context(const char *spec, int *max_seq_len);
