@@ -293,6 +293,52 @@ static void test_bf16_loads(void) {
     rm_dir(dir);
 }
 
+/* A tokenizer.json in the directory becomes the model's tokenizer, BOS/EOS
+ * from config.json; one larger than the vocabulary is refused. */
+static void test_tokenizer_json(void) {
+    char *dir = make_dir(0, 0, D_NONE), path[512];
+    /* a minimal byte-level vocabulary: the 256 byte characters, one merge */
+    json_t *vocab = json_object();
+    int n = 0;
+    for (int b = 0; b < 256; b++) {
+        int cp = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174) ? b : 256 + n++;
+        char u[4] = {0};
+        if (cp < 0x80) u[0] = (char)cp;
+        else u[0] = (char)(0xC0 | cp >> 6), u[1] = (char)(0x80 | (cp & 0x3F));
+        json_object_set_new(vocab, u, json_integer(b));
+    }
+    json_object_set_new(vocab, "ab", json_integer(256));
+    json_t *tj = json_pack("{s:{s:s,s:o,s:[s]},s:{s:s,s:b,s:b}}", "model", "type", "BPE", "vocab", vocab, "merges",
+                           "a b", "pre_tokenizer", "type", "ByteLevel", "add_prefix_space", 0, "use_regex", 1);
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    json_dump_file(tj, path, 0);
+    pgd_backend *be = NULL;
+    pgd_backend_config bc = {.name = "cpu", .num_threads = 1};
+    CU_ASSERT_EQUAL_FATAL(pgd_backend_create(&bc, &be), PGD_OK);
+    pgd_model *m = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_model_load(dir, NULL, be, &m), PGD_OK);
+    const pgd_tokenizer *t = pgd_model_tokenizer(m);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    CU_ASSERT(pgd_tokenizer_is_byte_level(t));
+    CU_ASSERT(pgd_tokenizer_bos(t) == 1 && pgd_tokenizer_eos(t) == 2);
+    int32_t *ids = NULL;
+    int k = 0;
+    CU_ASSERT_EQUAL(pgd_tokenizer_encode(t, "abc", 1, 0, &ids, &k), PGD_OK);
+    CU_ASSERT(k == 2 && ids[0] == 256 && ids[1] == 'c');
+    free(ids);
+    pgd_model_destroy(m);
+    /* SmolLM2's 49152 tokens do not fit stories260K's 512 */
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", pgd_test_data("tokenizers/smollm2_tokenizer.json"), path);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+    m = NULL;
+    CU_ASSERT_EQUAL(pgd_model_load(dir, NULL, be, &m), PGD_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "the tokenizer has 49152 tokens, the model's vocabulary only 512"));
+    pgd_backend_destroy(be);
+    json_decref(tj);
+    rm_dir(dir);
+}
+
 /* ---- damaged checkpoints ---- */
 
 static void expect_fail(int damage, int sharded, pgd_status want, const char *needle) {
@@ -385,6 +431,7 @@ static CU_TestInfo st_tests[] = {
     {"stories260K as safetensors: golden tokens (whole, tp 2, pp 2)", test_golden_single},
     {"sharded with an index: golden tokens (whole, tp 2 x pp 2)", test_golden_sharded},
     {"bf16 checkpoint loads", test_bf16_loads},
+    {"tokenizer.json in the directory", test_tokenizer_json},
     {"damaged files: one clear error each", test_damaged},
     CU_TEST_INFO_NULL,
 };
