@@ -827,7 +827,25 @@ static int encode_stretch(enc *e) {
     return 0;
 }
 
-static int is_ws(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+/* Length of the whitespace character (Rust's char::is_whitespace: White_Space)
+ * starting at s[0..n), or 0. */
+static size_t ws_at(const unsigned char *s, size_t n) {
+    if (n >= 1 && (s[0] == ' ' || (s[0] >= '\t' && s[0] <= '\r'))) return 1;
+    if (n >= 2 && s[0] == 0xC2 && (s[1] == 0x85 || s[1] == 0xA0)) return 2;
+    if (n >= 3 && s[0] == 0xE1 && s[1] == 0x9A && s[2] == 0x80) return 3; /* U+1680 */
+    if (n >= 3 && s[0] == 0xE2 && s[1] == 0x80 && (s[2] <= 0x8A || s[2] == 0xA8 || s[2] == 0xA9 || s[2] == 0xAF))
+        return 3;                                                        /* U+2000-200A, 2028, 2029, 202F */
+    if (n >= 3 && s[0] == 0xE2 && s[1] == 0x81 && s[2] == 0x9F) return 3; /* U+205F */
+    if (n >= 3 && s[0] == 0xE3 && s[1] == 0x80 && s[2] == 0x80) return 3; /* U+3000 */
+    return 0;
+}
+
+/* Length of the whitespace character ending at text[end) (not before start), or 0. */
+static size_t ws_before(const char *text, size_t start, size_t end) {
+    for (size_t k = 1; k <= 3 && k <= end - start; k++)
+        if (ws_at((const unsigned char *)text + end - k, k) == k) return k;
+    return 0;
+}
 
 pgd_status pgd_bpe_encode(const pgd_tokenizer *t, const char *text, int add_bos, int add_eos, int32_t **tokens,
                           int *n) {
@@ -857,10 +875,11 @@ pgd_status pgd_bpe_encode(const pgd_tokenizer *t, const char *text, int add_bos,
             continue;
         }
         size_t end = i, resume = i + best_n;
-        if (best >= 0 && b->added[best].lstrip)
-            while (end > start && is_ws((unsigned char)text[end - 1])) end--;
+        size_t w;
+        if (best >= 0 && b->added[best].lstrip) /* the whitespace around the token goes with it */
+            while (end > start && (w = ws_before(text, start, end)) > 0) end -= w;
         if (best >= 0 && b->added[best].rstrip)
-            while (resume < len && is_ws((unsigned char)text[resume])) resume++;
+            while (resume < len && (w = ws_at((const unsigned char *)text + resume, len - resume)) > 0) resume += w;
         if (end > start) {
             memcpy(e.work, text + start, end - start);
             e.wlen = end - start;

@@ -10,6 +10,8 @@
 // and fewer strings are written (the hand-written ones and 40 prompts): the
 // family's pre-tokenizer on SmolLM2's vocabulary. The variant is recorded in
 // the header ("# variant-json: {...}") so the test rebuilds the same file.
+// Variant "options" exercises the rest: Digits grouping digits, ByteLevel's
+// add_prefix_space, lstrip on <|im_start|> and rstrip on <|im_end|>.
 const fs = require('fs');
 const path = require('path');
 const { Tokenizer } = require('tokenizers');
@@ -29,12 +31,24 @@ const VARIANTS = {
     pre_tokenizer: SPLIT("(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+", true),
     ignore_merges: true,
   },
+  // not a published family: the remaining options (Digits without
+  // individual_digits, ByteLevel's add_prefix_space, added tokens' lstrip/rstrip)
+  options: {
+    pre_tokenizer: {
+      type: 'Sequence',
+      pretokenizers: [
+        { type: 'Digits', individual_digits: false },
+        { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
+      ],
+    },
+    strip: { 1: 'lstrip', 2: 'rstrip' },
+  },
   qwen2: {
     pre_tokenizer: SPLIT("(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+", false),
   },
 };
 if (variant && !VARIANTS[variant]) {
-  console.error(`unknown variant ${variant} (gpt2, llama3, qwen2)`);
+  console.error(`unknown variant ${variant} (gpt2, llama3, qwen2, options)`);
   process.exit(2);
 }
 if (!tokPath || !sharegptPath) {
@@ -64,7 +78,8 @@ const texts = [
   'SELECT name, COUNT(*) FROM users WHERE age >= 18 GROUP BY name;', '<div class="x">&amp; &lt;tag&gt;</div>',
   '{"key": [1, 2, 3], "nested": {"a": null}}', 'https://example.com/path?q=1&r=two#frag', 'user@example.org',
   '$ ls -la | grep "^d" > out.txt 2>&1', '    indented code\n        more indented\n', '!!!???...,,,;;;',
-  '((()))[[[]]]{{{}}}', '\\\\escaped\\\\backslashes', 'a\u0301 combining acute', '\u3000ideographic\u3000space',
+  '((()))[[[]]]{{{}}}', 'a  <|im_start|>  b  <|im_end|>  c', 'x\u3000<|im_start|>\u00a0y<|im_end|>\u2003z',
+  '<|im_end|>\n\n<|im_start|>', '12 345 6789 ٣٤٥', '\\\\escaped\\\\backslashes', 'a\u0301 combining acute', '\u3000ideographic\u3000space',
   'ragged   \n   whitespace\t\t\n\n   end', 'A'.repeat(300), 'ab'.repeat(200), ' '.repeat(50) + 'x', '9'.repeat(40),
 ];
 const data = JSON.parse(fs.readFileSync(sharegptPath, 'utf8'));
@@ -81,6 +96,8 @@ for (const row of data) {
   if (variant) {
     json.pre_tokenizer = VARIANTS[variant].pre_tokenizer;
     if (VARIANTS[variant].ignore_merges) json.model.ignore_merges = true;
+    for (const [id, flag] of Object.entries(VARIANTS[variant].strip || {}))
+      json.added_tokens.find((t) => t.id === Number(id))[flag] = true;
   }
   const tok = Tokenizer.fromString(JSON.stringify(json));
   const dflt = await tok.encode('Hello', null, { addSpecialTokens: true });
