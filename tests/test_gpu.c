@@ -446,7 +446,7 @@ static void attention_case_q(pgd_backend *be, int bs, int nh, int nkv, int hd, i
         qstart[s + 1] = qstart[s] + nq[s];
         lens[s] = len[s];
     }
-    pgd_attn_args a = {.out = ref, .q = q, .k_cache = kc, .v_cache = vc, .query_start = qstart,
+    pgd_paged_attn a = {.out = ref, .q = q, .k_cache = kc, .v_cache = vc, .query_start = qstart,
                        .seq_lens = lens, .block_tables = bt, .num_seqs = ns,
                        .max_blocks_per_seq = maxb, .n_heads = nh, .n_kv_heads = nkv,
                        .head_dim = hd, .block_size = bs, .scale = 1.0f / sqrtf((float)hd)};

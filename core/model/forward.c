@@ -139,6 +139,7 @@ pgd_status pgd_model_pass(pgd_model *m, pgd_kv_cache *kv, const pgd_batch *b, fl
     const pgd_model_config *c = &m->cfg;
     const pgd_shard *sh = &m->sh;
     pgd_backend *be = m->backend;
+    const pgd_dtype kvt = pgd_backend_kv_dtype(be); /* the KV cache's, for attention */
     const int T = b->num_tokens, S = b->num_seqs, MB = b->max_blocks_per_seq;
     const int R = b->all_logits ? T : S, P = sh->tp;
     const int first = sh->pp_rank == 0, last = sh->pp_rank == sh->pp - 1;
@@ -219,7 +220,7 @@ pgd_status pgd_model_pass(pgd_model *m, pgd_kv_cache *kv, const pgd_batch *b, fl
             .seq_lens = d_len, .block_tables = d_bt, .num_seqs = S, .num_tokens = T,
             .max_blocks_per_seq = MB, .max_seq_len = max_len, .n_heads = sh->heads,
             .n_kv_heads = sh->kv_heads, .head_dim = hd, .block_size = bs,
-            .scale = 1.0f / sqrtf((float)hd), .q_stride = qkvd,
+            .scale = 1.0f / sqrtf((float)hd), .q_stride = qkvd, .kv_dtype = kvt,
         };
         PGD_TRY(pgd_backend_paged_attention(be, &a));
         PGD_TRY(pgd_backend_matmul(be, sc->xb, sc->xb2, L->wo, wt, T, qd, d));
