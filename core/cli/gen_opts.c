@@ -169,16 +169,17 @@ static int parse_opts(int argc, char **argv, pgd_gen_opts *o, int serve) {
         {"served-model-name", required_argument, 0, 1006}, PGD_PAR_LONGOPTS,
         {0, 0, 0, 0}};
     optind = 1;
-    int ch;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    int ch, li = -1;
+    while ((li = -1, ch = getopt_long(argc, argv, "", opts, &li)) != -1) {
+        const char *oname = li >= 0 ? opts[li].name : "?";
         /* per-request options of generate are not server options, and back */
         if (serve && (ch == 'p' || ch == 'F' || ch == 'n' || ch == 't' || ch == 'k' || ch == 'P' || ch == 's' ||
                       ch == 'o' || ch == 'N' || ch == 'w' || ch == 1001)) {
-            fprintf(stderr, "pagoda serve: %s is per request (the JSON body), not a server option\n", argv[optind - 1]);
+            fprintf(stderr, "pagoda serve: --%s is per request (the JSON body), not a server option\n", oname);
             BAD(0);
         }
         if (!serve && ch >= 1003 && ch <= 1006) {
-            fprintf(stderr, "pagoda generate: %s is an option of `pagoda serve`\n", argv[optind - 1]);
+            fprintf(stderr, "pagoda generate: --%s is an option of `pagoda serve`\n", oname);
             BAD(0);
         }
         switch (ch) {
