@@ -343,7 +343,7 @@ static void test_golden_streamed(void) {
                 }
                 CU_ASSERT(!usage_seen); /* usage comes last */
                 json_t *c = json_array_get(json_object_get(x, "choices"), 0);
-                json_array_extend(ids, json_object_get(c, "token_ids") ? json_object_get(c, "token_ids") : json_array());
+                if (json_object_get(c, "token_ids")) json_array_extend(ids, json_object_get(c, "token_ids"));
                 json_t *t = chat ? json_object_get(json_object_get(c, "delta"), "content") : json_object_get(c, "text");
                 if (json_is_string(t)) {
                     char *nt = malloc(strlen(text) + json_string_length(t) + 1);
