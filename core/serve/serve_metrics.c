@@ -122,10 +122,10 @@ char *srv_metrics_text(pgd_server *s) {
     put(&o, "vllm:request_success_total{%s,finished_reason=\"stop\"} %llu\n", lab, (unsigned long long)m->finished_stop);
     put(&o, "vllm:request_success_total{%s,finished_reason=\"length\"} %llu\n", lab, (unsigned long long)m->finished_length);
     put(&o, "vllm:request_success_total{%s,finished_reason=\"abort\"} %llu\n", lab, (unsigned long long)m->finished_abort);
-    hist(&o, lab, "vllm:time_to_first_token_seconds", "Time to first token (engine arrival to first token).", &m->ttft);
+    hist(&o, lab, "vllm:time_to_first_token_seconds", "Time to first token (request body received to first token).", &m->ttft);
     hist(&o, lab, "vllm:inter_token_latency_seconds", "Time between consecutive tokens of a sequence.", &m->itl);
-    hist(&o, lab, "vllm:e2e_request_latency_seconds", "Engine arrival to finish, of requests not aborted.", &m->e2e);
-    hist(&o, lab, "vllm:request_queue_time_seconds", "Engine arrival to first scheduled.", &m->queue);
+    hist(&o, lab, "vllm:e2e_request_latency_seconds", "Request body received to finish, of requests not aborted.", &m->e2e);
+    hist(&o, lab, "vllm:request_queue_time_seconds", "Request body received to first scheduled.", &m->queue);
     gauge(&o, lab, "pagoda:kv_blocks_used", "KV cache blocks referenced by a sequence.", st->kv.used_blocks);
     gauge(&o, lab, "pagoda:kv_blocks_total", "Usable KV cache blocks.", st->kv.num_blocks);
     gauge(&o, lab, "pagoda:kv_blocks_cached", "Unreferenced blocks kept for prefix reuse.", st->kv.cached_blocks);

@@ -140,6 +140,7 @@ static void stream_free(void *cls) {
 }
 
 static enum MHD_Result handle_generate(pgd_server *s, struct MHD_Connection *c, conn *cn, int chat) {
+    double received = pgd_engine_now(s->eng); /* the real clock: safe from any thread */
     json_error_t je;
     json_t *body = json_loadb(cn->body ? cn->body : "", cn->len, JSON_REJECT_DUPLICATES, &je);
     if (!body) {
@@ -164,6 +165,7 @@ static enum MHD_Result handle_generate(pgd_server *s, struct MHD_Connection *c, 
         return send_json(c, (unsigned)st, err);
     }
     r->created = (long long)time(NULL);
+    r->params.arrival_time = received > 0 ? received : 1e-9; /* latencies count from the body's arrival */
     if (!srv_submit(s, r)) {
         srv_req_free(r);
         return send_error(s, c, 503, "the server is busy (its request queue is full) or shutting down; retry later",

@@ -35,7 +35,9 @@ typedef struct pgd_server_config {
 
 /* Start serving: binds, starts the engine thread and the HTTP threads.
  * eng and tok are borrowed and must outlive the server; eng must have no
- * requests of its own. */
+ * requests of its own and run on the real clock (engine config clock NULL:
+ * HTTP threads read it to stamp a request's arrival, so TTFT and E2E in
+ * /metrics count from when its body was received). */
 pgd_status pgd_server_create(const pgd_server_config *cfg, pgd_engine *eng, const pgd_tokenizer *tok,
                              pgd_server **out);
 /* The TCP port it listens on. */
