@@ -14,6 +14,8 @@
  *    weights so that the stream lasts seconds; the check waits for the
  *    abort, it does not time anything. */
 #include <curl/curl.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -500,6 +502,70 @@ static void test_queue_full_and_disconnect(void) {
     free(r);
 }
 
+/* `pagoda serve` as a child: --port 0 prints the port; SIGTERM in the middle
+ * of a stream stops it cleanly (exit 0, the stream ends). */
+static void test_cli_sigterm(void) {
+    int fds[2];
+    CU_ASSERT_EQUAL_FATAL(pipe(fds), 0);
+    pid_t pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        char model[1024], tok[1024];
+        snprintf(model, sizeof model, "%s", pgd_test_data(MODEL));
+        snprintf(tok, sizeof tok, "%s", pgd_test_data(TOKENIZER));
+        execl(PGD_PAGODA_BIN, "pagoda", "serve", "--model", model, "--tokenizer", tok, "--port", "0",
+              "--served-model-name", "child", (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    FILE *f = fdopen(fds[0], "r");
+    char line[1024] = "";
+    CU_ASSERT_PTR_NOT_NULL(fgets(line, sizeof line, f));
+    fclose(f);
+    const char *p = strstr(line, "listening on http://127.0.0.1:");
+    CU_ASSERT_PTR_NOT_NULL(p);
+    int port = p ? atoi(p + strlen("listening on http://127.0.0.1:")) : 0;
+    CU_ASSERT(port > 0);
+    char base[64], *r = NULL;
+    snprintf(base, sizeof base, "http://127.0.0.1:%d", port);
+    CU_ASSERT_EQUAL(http(base, "/v1/models", NULL, 0, &r), 200);
+    CU_ASSERT_PTR_NOT_NULL(r && strstr(r, "\"child\""));
+    free(r);
+    /* a long stream, then SIGTERM while it runs */
+    CURLM *m = curl_multi_init();
+    CURL *c = curl_easy_init();
+    char url[128];
+    snprintf(url, sizeof url, "%s/v1/completions", base);
+    buf b = {0};
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, "{\"prompt\": \"Once\", \"max_tokens\": 500, \"ignore_eos\": true, "
+                                            "\"n\": 16, \"stream\": true}");
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_multi_add_handle(m, c);
+    int running = 1;
+    for (int i = 0; i < 6000 && running && b.n < 100; i++) {
+        curl_multi_perform(m, &running);
+        curl_multi_poll(m, NULL, 0, 10, NULL);
+    }
+    CU_ASSERT(b.n >= 100);
+    kill(pid, SIGTERM);
+    for (int i = 0; i < 6000 && running; i++) { /* the stream ends (cut or complete) */
+        curl_multi_perform(m, &running);
+        curl_multi_poll(m, NULL, 0, 10, NULL);
+    }
+    CU_ASSERT_EQUAL(running, 0);
+    int st = -1;
+    CU_ASSERT_EQUAL(waitpid(pid, &st, 0), pid);
+    CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    curl_multi_remove_handle(m, c);
+    curl_easy_cleanup(c);
+    curl_multi_cleanup(m);
+    free(b.p);
+}
+
 static CU_TestInfo tests[] = {
     {"bad_requests", test_bad_requests},
     {"golden_plain", test_golden_plain},
@@ -507,6 +573,7 @@ static CU_TestInfo tests[] = {
     {"stop_and_n", test_stop_and_n},
     {"endpoints_and_metrics", test_endpoints},
     {"queue_full_and_disconnect", test_queue_full_and_disconnect},
+    {"cli_sigterm", test_cli_sigterm},
     CU_TEST_INFO_NULL,
 };
 
