@@ -23,6 +23,7 @@ done
 [[ -x $bin ]] || { echo "serve_soak: no executable '$bin' (build it first)" >&2; exit 2; }
 data=${PAGODA_SHARED_DATA:-$(cd "$(dirname "$0")/.." && pwd)/../shared/data}
 dir=$(mktemp -d /tmp/serve_soak.XXXXXX)
+: > "$dir/server.log"
 ASAN_OPTIONS="log_path=$dir/asan:detect_leaks=1" "$bin" serve --port 0 --max-queue 4096 \
   --model "$data/models/stories260K/stories260K.bin" --tokenizer "$data/models/stories260K/tok512.bin" \
   > "$dir/server.log" 2>&1 &
