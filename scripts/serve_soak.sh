@@ -8,6 +8,8 @@
 #
 #   scripts/serve_soak.sh [--pagoda BIN] [--clients N] [--hangups N] [--seconds S] [--max-tokens N]
 # defaults: build-asan/pagoda, 64 clients, 4 hang-up clients, 120 s, 64 tokens; stories260K.
+# ASAN_OPTIONS in the environment are added to the server's (e.g. quarantine_size_mb=16:
+# ASan holds freed memory in a 256 MB quarantine by default, so RSS grows under ASan alone).
 set -euo pipefail
 bin=build-asan/pagoda clients=64 hangups=4 seconds=120 maxtok=64
 while (($#)); do
@@ -24,7 +26,7 @@ done
 data=${PAGODA_SHARED_DATA:-$(cd "$(dirname "$0")/.." && pwd)/../shared/data}
 dir=$(mktemp -d /tmp/serve_soak.XXXXXX)
 : > "$dir/server.log"
-ASAN_OPTIONS="log_path=$dir/asan:detect_leaks=1" "$bin" serve --port 0 --max-queue 4096 \
+ASAN_OPTIONS="log_path=$dir/asan:detect_leaks=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}" "$bin" serve --port 0 --max-queue 4096 \
   --model "$data/models/stories260K/stories260K.bin" --tokenizer "$data/models/stories260K/tok512.bin" \
   > "$dir/server.log" 2>&1 &
 pid=$!
