@@ -86,4 +86,8 @@ if ls "$dir"/asan.* > /dev/null 2>&1; then
 fi
 echo "serve_soak: no sanitizer reports"
 grep -i "runtime error" "$dir/server.log" && exit 1
-[[ $err -eq 0 && $rc -eq 0 ]]
+used=$(m 'pagoda:kv_blocks_used') inflight=$(m 'pagoda:requests_in_flight')
+if [[ $err -ne 0 || $rc -ne 0 || $ok -eq 0 || $used != 0 || $inflight != 0 ]]; then
+  echo "serve_soak: FAILED (errors $err, exit $rc, completed $ok, blocks used $used, in flight $inflight)"; exit 1
+fi
+echo "serve_soak: passed"
