@@ -82,8 +82,8 @@ void pgd_sched_trace_write(pgd_scheduler *s) {
                     g->state == PGD_SCHED_SWAPPED ? "swap" : "recompute");
             if (!t || t->why == 1) fputs("an append ran out of KV blocks", f);
             else if (t->why == 2) fputs("alone and out of KV blocks: recomputed to share its prefix again", f);
-            else if (t->for_req == g->id) fputs("out of KV blocks for its own next tokens", f);
-            else fprintf(f, "victim: request %lld needed KV blocks", (long long)t->for_req);
+            else if (t->for_req == g->id) fputs("no free KV block for its own next tokens; the policy chose it", f);
+            else fprintf(f, "victim: request %lld needed KV blocks for its next tokens", (long long)t->for_req);
             fputs("\"]", f);
         }
         fputc(']', f);
