@@ -15,9 +15,17 @@ static int good(const pgd_request_record *r, const pgd_request_derived *d, const
            (slo->e2e <= 0 || (!isnan(d->e2e) && d->e2e <= slo->e2e));
 }
 
+/* Service (prompt + 2 x output tokens) a request got by time t: its
+ * prompt counts once its first token is out, each output token at its time. */
+static double service_by(const pgd_request_record *r, double t) {
+    double x = r->first_token >= 0 && r->first_token <= t ? r->prompt_tokens : 0;
+    for (int j = 0; j < r->n_tokens && r->token_times[j] <= t; j++) x += 2;
+    return x;
+}
+
 /* One group's figures from the requests for which key(r) == g. */
-static pgd_status fill(const pgd_metrics *m, const pgd_metrics_summary *s, int by_class, int g, double *buf,
-                       pgd_group_summary *out) {
+static pgd_status fill(const pgd_metrics *m, const pgd_metrics_summary *s, double win_end, int by_class, int g,
+                       double *buf, pgd_group_summary *out) {
     int64_t n = m->n_reqs, good_n = 0, in = 0, outt = 0;
     size_t k[3] = {0, 0, 0};
     double *v[3] = {buf, buf + n, buf + 2 * n};
@@ -25,6 +33,7 @@ static pgd_status fill(const pgd_metrics *m, const pgd_metrics_summary *s, int b
         const pgd_request_record *r = &m->reqs[i];
         if (group_of(by_class ? r->slo_class : r->client) != g) continue;
         out->requests++;
+        out->service_rate += service_by(r, win_end);
         pgd_request_derived d;
         int done = pgd_metrics_derive(r, &d);
         if (done) {
@@ -41,8 +50,9 @@ static pgd_status fill(const pgd_metrics *m, const pgd_metrics_summary *s, int b
     if (s->duration > 0) {
         out->request_throughput = (double)out->completed / s->duration;
         out->output_throughput = (double)outt / s->duration;
-        out->service_rate = (double)(in + 2 * outt) / s->duration;
     }
+    out->service_rate = win_end > s->start ? out->service_rate / (win_end - s->start) : 0;
+    (void)in;
     out->slo_attainment = out->requests ? (double)good_n / (double)out->requests : 0;
     PGD_TRY(pgd_dist_stats_compute(v[0], k[0], &out->ttft));
     PGD_TRY(pgd_dist_stats_compute(v[1], k[1], &out->tpot));
@@ -60,11 +70,18 @@ pgd_status pgd_metrics_summarize_groups(const pgd_metrics *m, pgd_metrics_summar
         all_good += pgd_metrics_derive(r, &d) && good(r, &d, &s->slo);
     }
     s->slo_attainment = n ? (double)all_good / (double)n : 0;
+    /* service is measured while requests still arrive (to the last arrival), where a fair scheduler
+       differs from an unfair one; with every request at once, over the whole run */
+    double win_end = s->start;
+    for (int64_t i = 0; i < n; i++)
+        if (m->reqs[i].arrival > win_end) win_end = m->reqs[i].arrival;
+    if (win_end <= s->start) win_end = s->end;
+    s->service_window = win_end - s->start;
     double *buf = malloc(sizeof *buf * (size_t)(3 * (n ? n : 1)));
     if (!buf) return pgd_error(PGD_ERR_OOM, "metrics: out of memory summarizing clients");
     pgd_status st = PGD_OK;
-    for (int g = 0; g < s->num_clients && st == PGD_OK; g++) st = fill(m, s, 0, g, buf, &s->clients[g]);
-    for (int g = 0; g < s->num_classes && st == PGD_OK; g++) st = fill(m, s, 1, g, buf, &s->classes[g]);
+    for (int g = 0; g < s->num_clients && st == PGD_OK; g++) st = fill(m, s, win_end, 0, g, buf, &s->clients[g]);
+    for (int g = 0; g < s->num_classes && st == PGD_OK; g++) st = fill(m, s, win_end, 1, g, buf, &s->classes[g]);
     free(buf);
     double sum = 0, sq = 0;
     int k = 0;

@@ -44,7 +44,8 @@ static int groups_json(json_t *o, const pgd_metrics_summary *s) {
         }
     }
     return json_object_set_new(o, "jain_fairness", json_real(s->jain_fairness)) ||
-           json_object_set_new(o, "slo_attainment", json_real(s->slo_attainment));
+           json_object_set_new(o, "slo_attainment", json_real(s->slo_attainment)) ||
+           json_object_set_new(o, "service_window_s", json_real(s->service_window));
 }
 
 json_t *pgd_metrics_summary_to_json(const pgd_metrics_summary *s) {

@@ -91,8 +91,12 @@ typedef struct pgd_dist_stats {
 } pgd_dist_stats;
 
 /* Per client or per SLO class (ids >= PGD_METRICS_MAX_GROUPS - 1 are
- * counted in the last group). service_rate = (prompt tokens + 2 x output
- * tokens) of its completed requests / the run's duration: VTC's weights.
+ * counted in the last group). service_rate = the service its requests got
+ * while requests were still arriving (from the run's start to the last
+ * arrival; with every request at t = 0, the whole run), per second: prompt
+ * tokens (counted at the first token) + 2 x output tokens, VTC's weights.
+ * Over the whole run every client's demand is served in the end; in the
+ * arrival window a fair scheduler splits the service differently.
  * slo_attainment = its requests (completed or not) meeting every SLO bound,
  * TTFT against the request's own target where it has one, / its requests. */
 #define PGD_METRICS_MAX_GROUPS 16
@@ -128,6 +132,7 @@ typedef struct pgd_metrics_summary {
     double jain_fairness;      /* Jain's index over the clients' service rates that sent requests:
                                   (sum x)^2 / (n sum x^2), 1 = equal service; 1 with one client */
     double slo_attainment;     /* all requests, each against its own TTFT target */
+    double service_window;     /* seconds the service rates are measured over */
 } pgd_metrics_summary;
 
 pgd_status pgd_metrics_create(pgd_metrics **out);
