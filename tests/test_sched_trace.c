@@ -18,6 +18,7 @@
 
 #include "pagoda/config.h"
 #include "pagoda/runner.h"
+#include "pagoda/workload.h"
 #include "test_util.h"
 
 static const char *BASE =
@@ -182,7 +183,59 @@ static void test_client_mix(void) {
     }
 }
 
+/* Clients from a trace's columns; a client mix is deterministic and gives
+ * each client about its share of the rates. */
+static void test_workload_clients(void) {
+    const char *csv = "TIMESTAMP,ContextTokens,GeneratedTokens,client,slo_class\n"
+                      "2023-11-16 18:15:46.0,10,5,0,1\n2023-11-16 18:15:47.0,12,5,3,0\n"
+                      "2023-11-16 18:15:48.0,14,5,,\n";
+    char *path = pgd_test_write_temp(csv, strlen(csv), ".csv");
+    pgd_workload_config c = {.source = PGD_WL_TRACE, .path = path, .num_classes = 2,
+                             .class_ttft_slo = {0.5, 4}};
+    pgd_workload *w = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_workload_create(&c, &w), PGD_OK);
+    CU_ASSERT_EQUAL(pgd_workload_get(w, 0)->client, 0);
+    CU_ASSERT_EQUAL(pgd_workload_get(w, 0)->slo_class, 1);
+    CU_ASSERT_EQUAL(pgd_workload_get(w, 0)->ttft_slo, 4);
+    CU_ASSERT_EQUAL(pgd_workload_get(w, 1)->client, 3);
+    CU_ASSERT_EQUAL(pgd_workload_get(w, 1)->ttft_slo, 0.5);
+    CU_ASSERT_EQUAL(pgd_workload_get(w, 2)->client, 0); /* empty = 0 */
+    pgd_request_params p = {0};
+    pgd_workload_fill_params(w, 1, 0, &p);
+    CU_ASSERT(p.client == 3 && p.slo_class == 0 && p.ttft_slo == 0.5);
+    pgd_workload_destroy(w);
+    const char *bad = "TIMESTAMP,ContextTokens,GeneratedTokens,client\n2023-11-16 18:15:46.0,10,5,16\n";
+    FILE *f = fopen(path, "w");
+    fputs(bad, f);
+    fclose(f);
+    CU_ASSERT_EQUAL(pgd_workload_create(&c, &w), PGD_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), ":2: client 16 is out of range (0..15)"));
+    unlink(path);
+    free(path);
+    /* a client mix: 3 : 1 rates, deterministic */
+    pgd_workload_config m = {.num_requests = 400, .seed = 5, .num_clients = 2, .client_rate = {3, 1},
+                             .client_burstiness = {0.2, 1}, .client_class = {1, 0}};
+    pgd_workload *a = NULL, *b = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_workload_create(&m, &a), PGD_OK);
+    CU_ASSERT_EQUAL_FATAL(pgd_workload_create(&m, &b), PGD_OK);
+    CU_ASSERT_EQUAL(pgd_workload_fingerprint(a), pgd_workload_fingerprint(b));
+    int n[2] = {0, 0};
+    double last = 0;
+    for (int i = 0; i < pgd_workload_count(a); i++) {
+        const pgd_workload_request *r = pgd_workload_get(a, i);
+        n[r->client]++;
+        CU_ASSERT(r->arrival >= last);
+        CU_ASSERT_EQUAL(r->slo_class, r->client ? 0 : 1);
+        last = r->arrival;
+    }
+    fprintf(stderr, "[client mix 3:1 -> %d : %d requests over %.1f s] ", n[0], n[1], last);
+    CU_ASSERT(n[0] > 2 * n[1] && n[0] < 4 * n[1]);
+    pgd_workload_destroy(a);
+    pgd_workload_destroy(b);
+}
+
 static CU_TestInfo tests[] = {
+    {"workload_clients_from_traces_and_mixes", test_workload_clients},
     {"cpu_and_sim_write_the_same_decision_trace", test_cpu_and_sim_same_trace},
     {"explain_a_preempted_request", test_explain},
     {"client_mix_per_client_metrics", test_client_mix},

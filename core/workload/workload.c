@@ -211,6 +211,8 @@ static pgd_status materialize(const pgd_workload_config *c, int is_mooncake, pgd
     p->output_len = row->out_len > 0 ? row->out_len : 1;
     p->shared_prefix_len = kpre;
     p->source_row = row->row;
+    p->client = row->client; /* a client mix ([workload] client_rates) reassigns both */
+    p->slo_class = row->slo_class;
     q->hash_ids = row->hash_ids;
     p->n_hash_ids = row->n_hash_ids;
     row->hash_ids = NULL;

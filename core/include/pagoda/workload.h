@@ -19,6 +19,9 @@
  *    Mooncake: hash id h names one 512-token block whose tokens are a pure
  *    function of (seed, h), so equal ids give equal token blocks and prefix
  *    caching sees real sharing; tokens past the hashed blocks are per-request.
+ *    Every format may give a request's client and SLO class (CSV columns
+ *    "client" and "slo_class", Mooncake fields of those names; integers in
+ *    0..PGD_MAX_CLIENTS-1; absent = 0).
  *  - DATASET: ShareGPT JSON ([{id, conversations:[{from,value}]}]: first
  *    human turn; output length = tokens of the following gpt turn if any),
  *    Alpaca JSON ([{instruction,input,output}]: prompt = instruction, a
