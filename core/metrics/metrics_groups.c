@@ -70,6 +70,8 @@ pgd_status pgd_metrics_summarize_groups(const pgd_metrics *m, pgd_metrics_summar
         all_good += pgd_metrics_derive(r, &d) && good(r, &d, &s->slo);
     }
     s->slo_attainment = n ? (double)all_good / (double)n : 0;
+    s->jain_fairness = 1;
+    if (s->num_clients <= 1 && s->num_classes <= 1) return PGD_OK; /* nothing to split */
     /* service is measured while requests still arrive (to the last arrival), where a fair scheduler
        differs from an unfair one; with every request at once, over the whole run */
     double win_end = s->start;
@@ -83,7 +85,7 @@ pgd_status pgd_metrics_summarize_groups(const pgd_metrics *m, pgd_metrics_summar
     for (int g = 0; g < s->num_clients && st == PGD_OK; g++) st = fill(m, s, win_end, 0, g, buf, &s->clients[g]);
     for (int g = 0; g < s->num_classes && st == PGD_OK; g++) st = fill(m, s, win_end, 1, g, buf, &s->classes[g]);
     free(buf);
-    double sum = 0, sq = 0;
+    double sum = 0, sq = 0; /* Jain's index over the clients that sent requests */
     int k = 0;
     for (int g = 0; g < s->num_clients; g++) {
         if (!s->clients[g].requests) continue;

@@ -57,7 +57,7 @@ int pgd_pol_prefill_budget(pgd_scheduler *s, int total, int left) {
 }
 
 int pgd_pol_chunk_limit(pgd_scheduler *s, const pgd_sched_group *g, int left) {
-    if (!s->pol->chunk_limit) return left;
+    if (!s->pol->chunk_limit || left <= 0) return left;
     int c = s->pol->chunk_limit(s->pol_self, g, left);
     return c < 1 ? 1 : c > left ? left : c;
 }

@@ -64,6 +64,9 @@ void pgd_pol_removed(pgd_scheduler *s, pgd_sched_group *g);
 int pgd_pol_may_admit(pgd_scheduler *s, const pgd_sched_group *g);
 int pgd_pol_prefill_budget(pgd_scheduler *s, int total, int left);
 int pgd_pol_chunk_limit(pgd_scheduler *s, const pgd_sched_group *g, int left);
+/* Whether the policy has the op (the caller then skips the work for it). */
+static inline int pgd_pol_wants_scheduled(const pgd_scheduler *s) { return s->pol->on_scheduled != NULL; }
+static inline int pgd_pol_has_chunk_limit(const pgd_scheduler *s) { return s->pol->chunk_limit != NULL; }
 
 /* Grow-on-demand pushes for the plan (PGD_ERR_OOM on failure). */
 pgd_status pgd_sched_push_op(pgd_scheduler *s, int kind, int32_t src, int32_t dst);

@@ -68,11 +68,13 @@ static int plan_counts(pgd_scheduler *s, const pgd_sched_group *g, int pre, int 
      * a step with room would block the queue for ever with the engine idle. */
     int chunk = s->cfg.chunked_prefill || left > s->cfg.max_num_batched_tokens;
     /* the policy's per-request prefill cap (Sarathi's long-prefill cap) on a group with a prompt to compute */
-    int lim = chunk && left - pre > g->num_seqs && budget > 0 ? pgd_pol_chunk_limit(s, g, budget) : budget;
+    int lim = budget; /* total never exceeds it, so lim - total >= 0 */
+    if (chunk && pgd_pol_has_chunk_limit(s) && left - pre > g->num_seqs && budget > 0)
+        lim = pgd_pol_chunk_limit(s, g, budget);
     for (int i = 0; i < g->num_seqs; i++) {
         const pgd_sched_seq *q = g->seqs[i];
         int need = q->len - q->computed;
-        if (chunk && need > lim - total) need = lim - total > 0 ? lim - total : 0;
+        if (chunk && need > lim - total) need = lim - total;
         counts[i] = need;
         total += need;
         *nsched += need > 0;
@@ -207,11 +209,7 @@ static pgd_status drop(pgd_scheduler *s, pgd_sched_group *g, int need) {
 
 static void mark_scheduled(pgd_scheduler *s, pgd_sched_group *g, int total, int nsched, int *budget,
                            int *seqs_left) {
-    int decode = 0; /* g's items are the plan's last ones */
-    for (int i = s->plan.num_items - 1; i >= 0 && s->plan.items[i].group == g; i--) {
-        const pgd_sched_item *it = &s->plan.items[i];
-        decode += it->num_new_tokens == 1 && it->start >= g->prompt_len;
-    }
+
     *budget -= total;
     *seqs_left -= nsched;
     g->scheduled_step = s->step_no;
@@ -219,7 +217,14 @@ static void mark_scheduled(pgd_scheduler *s, pgd_sched_group *g, int total, int 
         g->in_flight = 1;
         s->n_in_flight++;
     }
-    pgd_pol_scheduled(s, g, total, total - decode);
+    if (pgd_pol_wants_scheduled(s)) {
+        int decode = 0; /* g's items are the plan's last ones */
+        for (int i = s->plan.num_items - 1; i >= 0 && s->plan.items[i].group == g; i--) {
+            const pgd_sched_item *it = &s->plan.items[i];
+            decode += it->num_new_tokens == 1 && it->start >= g->prompt_len;
+        }
+        pgd_pol_scheduled(s, g, total, total - decode);
+    }
 }
 
 static pgd_status schedule_running(pgd_scheduler *s, pgd_sched_group *g, int *counts, int *budget,

@@ -126,7 +126,8 @@ typedef struct pgd_metrics_summary {
     int64_t swaps;             /* last sample's */
     double prefix_hit_rate;    /* last sample's */
     /* clients and SLO classes: groups 0 .. num_clients-1 (the largest id
-     * seen + 1) and 0 .. num_classes-1 */
+     * seen + 1) and 0 .. num_classes-1; with one client and one class the
+     * groups are left zero (jain_fairness 1, slo_attainment still set) */
     int num_clients, num_classes;
     pgd_group_summary clients[PGD_METRICS_MAX_GROUPS], classes[PGD_METRICS_MAX_GROUPS];
     double jain_fairness;      /* Jain's index over the clients' service rates that sent requests:
