@@ -68,13 +68,13 @@ static int plan_counts(pgd_scheduler *s, const pgd_sched_group *g, int pre, int 
      * a step with room would block the queue for ever with the engine idle. */
     int chunk = s->cfg.chunked_prefill || left > s->cfg.max_num_batched_tokens;
     /* the policy's per-request prefill cap (Sarathi's long-prefill cap) on a group with a prompt to compute */
-    int lim = budget; /* total never exceeds it, so lim - total >= 0 */
-    if (chunk && pgd_pol_has_chunk_limit(s) && left - pre > g->num_seqs && budget > 0)
-        lim = pgd_pol_chunk_limit(s, g, budget);
+    /* (chunked, total stays within the capped budget, so -1 is never returned) */
+    if (chunk && left - pre > g->num_seqs && pgd_pol_has_chunk_limit(s) && budget > 0)
+        budget = pgd_pol_chunk_limit(s, g, budget);
     for (int i = 0; i < g->num_seqs; i++) {
         const pgd_sched_seq *q = g->seqs[i];
         int need = q->len - q->computed;
-        if (chunk && need > lim - total) need = lim - total;
+        if (chunk && need > budget - total) need = budget - total;
         counts[i] = need;
         total += need;
         *nsched += need > 0;
@@ -207,6 +207,18 @@ static pgd_status drop(pgd_scheduler *s, pgd_sched_group *g, int need) {
     return push_group(&s->plan.dropped, &s->plan.num_dropped, &s->cap_drop, g);
 }
 
+/* Tell the policy g got `total` tokens this step, how many of them prompt
+ * tokens (g's items are the plan's last ones). Out of line: mark_scheduled
+ * stays small enough to inline into the hot loop (the perf gate counts it). */
+__attribute__((noinline)) static void notify_scheduled(pgd_scheduler *s, pgd_sched_group *g, int total) {
+    int decode = 0;
+    for (int i = s->plan.num_items - 1; i >= 0 && s->plan.items[i].group == g; i--) {
+        const pgd_sched_item *it = &s->plan.items[i];
+        decode += it->num_new_tokens == 1 && it->start >= g->prompt_len;
+    }
+    pgd_pol_scheduled(s, g, total, total - decode);
+}
+
 static void mark_scheduled(pgd_scheduler *s, pgd_sched_group *g, int total, int nsched, int *budget,
                            int *seqs_left) {
 
@@ -217,14 +229,7 @@ static void mark_scheduled(pgd_scheduler *s, pgd_sched_group *g, int total, int 
         g->in_flight = 1;
         s->n_in_flight++;
     }
-    if (pgd_pol_wants_scheduled(s)) {
-        int decode = 0; /* g's items are the plan's last ones */
-        for (int i = s->plan.num_items - 1; i >= 0 && s->plan.items[i].group == g; i--) {
-            const pgd_sched_item *it = &s->plan.items[i];
-            decode += it->num_new_tokens == 1 && it->start >= g->prompt_len;
-        }
-        pgd_pol_scheduled(s, g, total, total - decode);
-    }
+    if (pgd_pol_wants_scheduled(s)) notify_scheduled(s, g, total);
 }
 
 static pgd_status schedule_running(pgd_scheduler *s, pgd_sched_group *g, int *counts, int *budget,
