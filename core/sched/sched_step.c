@@ -555,7 +555,7 @@ pgd_status pgd_scheduler_step(pgd_scheduler *s, const pgd_sched_plan **out) {
         if ((st = pgd_kv_block_table(s->kv, it->seq->id, &it->block_table, &it->n_blocks)) != PGD_OK) goto fail;
     }
     PGD_ASSERT(p->num_tokens <= s->cfg.max_num_batched_tokens && p->num_items <= s->cfg.max_num_seqs);
-    pgd_sched_trace_write(s);
+    if (s->cfg.trace) pgd_sched_trace_write(s);
     free(counts);
     free(snap);
     *out = p;
