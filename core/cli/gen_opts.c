@@ -283,7 +283,10 @@ static int parse_opts(int argc, char **argv, pgd_gen_opts *o, int serve) {
         int found = 0;
         for (const char *const *p = pgd_policy_names(); *p; p++) found |= !strcmp(*p, o->engine.policy);
         if (!found) {
-            fprintf(stderr, "pagoda: --policy: unknown policy '%s' (choices: fcfs, priority, sjf, mlfq)\n", o->engine.policy);
+            fprintf(stderr, "pagoda: --policy: unknown policy '%s' (choices:", o->engine.policy);
+            for (const char *const *p = pgd_policy_names(); *p; p++)
+                fprintf(stderr, "%s %s", p == pgd_policy_names() ? "" : ",", *p);
+            fprintf(stderr, ")\n");
             BAD(0);
         }
     }

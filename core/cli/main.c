@@ -26,6 +26,7 @@ static void usage(FILE *f) {
             "  compare    compare two results against regression thresholds\n"
             "  sim-check  hold the sim's GPU cost model against measured op times (Vidur files)\n"
             "  perf       the performance gate's workloads and verdicts (scripts/perf_gate.sh)\n"
+            "  explain    one request's life from a run's decision trace (steps.jsonl)\n"
             "  comm-bench communicator microbenchmark (all-reduce, send/recv; threads or mpi)\n"
             "  version    print the version\n"
             "\n"
@@ -136,6 +137,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "compare")) return pgd_cmd_compare(argc - 1, argv + 1);
     if (!strcmp(cmd, "sim-check")) return pgd_cmd_sim_check(argc - 1, argv + 1);
     if (!strcmp(cmd, "perf")) return pgd_cmd_perf(argc - 1, argv + 1);
+    if (!strcmp(cmd, "explain")) return pgd_cmd_explain(argc - 1, argv + 1);
     if (!strcmp(cmd, "comm-bench")) return pgd_comm_bench_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("pagoda %s\n", PAGODA_VERSION);

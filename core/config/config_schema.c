@@ -22,6 +22,7 @@ static const pgd_cfg_key schema[] = {
     {"experiment", "seed", PGD_CFG_U64, 0, 0, NULL, "0", "seed of the workload and of sampling"},
     {"experiment", "output_dir", PGD_CFG_STR, 0, 0, NULL, "results", "root of results/<experiment>/<run>/"},
     {"experiment", "description", PGD_CFG_STR, 0, 0, NULL, "", "free text, copied to summary.json"},
+    {"experiment", "trace_steps", PGD_CFG_BOOL, 0, 0, NULL, "off", "write the scheduler's per-step decisions to steps.jsonl (`pagoda explain`)"},
 
     {"model", "path", PGD_CFG_MODEL, 0, 0, NULL, "random:stories15M", "model file or random:<shape>"},
     {"model", "tokenizer", PGD_CFG_FILE, 0, 0, NULL, "", "llama2.c tokenizer.bin (datasets need one)"},
@@ -49,7 +50,7 @@ static const pgd_cfg_key schema[] = {
     {"engine", "swap_blocks", PGD_CFG_INT, 0, 1 << 30, NULL, "0", "host swap space in blocks (0 = as many as device blocks)"},
     {"engine", "max_num_batched_tokens", PGD_CFG_INT, 0, 1 << 24, NULL, "0", "token budget per step (0 = scheduler default)"},
     {"engine", "max_num_seqs", PGD_CFG_INT, 0, 1 << 20, NULL, "0", "sequences per step (0 = 256)"},
-    {"engine", "policy", PGD_CFG_POLICY, 0, 0, NULL, "fcfs", "scheduling policy: fcfs, priority, sjf, mlfq"},
+    {"engine", "policy", PGD_CFG_POLICY, 0, 0, NULL, "fcfs", "scheduling policy: fcfs, priority, sjf, mlfq, cache-aware, cache-aware-uncached, vtc, slo, sarathi"},
     {"engine", "kv_manager", PGD_CFG_KV, 0, 0, NULL, "paged", "paged, orca-max, orca-pow2, orca-oracle, static"},
     {"engine", "preemption", PGD_CFG_CHOICE, 0, 0, "recompute|swap", "recompute", "preemption mode"},
     {"engine", "chunked_prefill", PGD_CFG_BOOL, 0, 0, NULL, "off", "split long prompts over steps"},
@@ -88,10 +89,14 @@ static const pgd_cfg_key schema[] = {
     {"workload", "trace_format", PGD_CFG_CHOICE, 0, 0, "auto|azure|vidur|lengths|mooncake", "auto", "trace file format"},
     {"workload", "dataset_format", PGD_CFG_CHOICE, 0, 0, "auto|sharegpt|alpaca|mtbench", "auto", "dataset file format"},
     {"workload", "time_scale", PGD_CFG_NUM, 1e-9, BIG, NULL, "1", "trace arrivals multiplied by this"},
+    {"workload", "client_rates", PGD_CFG_STR, 0, 0, NULL, "", "client mix: requests/s of each client's own arrivals, e.g. 2, 0.5 (empty = one client)"},
+    {"workload", "client_burstiness", PGD_CFG_STR, 0, 0, NULL, "", "gamma shape of each client's arrivals (1 = Poisson, < 1 bursty; empty = 1 each)"},
+    {"workload", "client_classes", PGD_CFG_STR, 0, 0, NULL, "", "SLO class of each client's requests (0 = most urgent; empty = 0 each)"},
 
     {"slo", "ttft", PGD_CFG_NUM, 0, BIG, NULL, "0", "TTFT bound in seconds for goodput (0 = none)"},
     {"slo", "tpot", PGD_CFG_NUM, 0, BIG, NULL, "0", "TPOT bound in seconds (0 = none)"},
     {"slo", "e2e", PGD_CFG_NUM, 0, BIG, NULL, "0", "E2E bound in seconds (0 = none)"},
+    {"slo", "class_ttft", PGD_CFG_STR, 0, 0, NULL, "", "TTFT target (s) of each SLO class, e.g. 0.5, 5: the slo policy's deadlines and per-class attainment"},
 
     {"compare", "throughput", PGD_CFG_NUM, 0, 100, NULL, "5", "max % drop of throughput/goodput metrics"},
     {"compare", "latency", PGD_CFG_NUM, 0, BIG, NULL, "10", "max % rise of latency metrics"},

@@ -75,6 +75,10 @@ typedef struct pgd_run_result {
     double stage_busy[64];
     pgd_op_time op_times[PGD_BACKEND_NUM_OPS];
     int num_op_times;
+    /* [experiment] trace_steps = on: the scheduler's decision trace (JSON
+     * lines, scheduler.h), written as steps.jsonl; owned, NULL when off. */
+    char *steps_trace;
+    size_t steps_trace_len;
 } pgd_run_result;
 
 /* Execute a run. Errors name the config file and key where one is at fault. */
