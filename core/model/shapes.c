@@ -42,6 +42,12 @@ static const shape_entry shapes[] = {
      * num_attention_heads 32, num_key_value_heads 8, intermediate_size 14336,
      * vocab_size 128256, max_position_embeddings 8192, rope_theta 500000, rms_norm_eps 1e-5 */
     {"llama3-8b", 4096, 32, 32, 8, 14336, 128256, 8192, 500000.f, 0, PGD_ARCH_LLAMA, 0.f, 0, NULL, 0, 0},
+    /* OPT (Zhang et al. 2022): the PagedAttention paper's models; sim backend only */
+    {"opt-125m", 768, 12, 12, 12, 3072, 50272, 2048, 10000.f, 1, PGD_ARCH_OPT, 0.f, 0, NULL, 0, 0},
+    {"opt-13b", 5120, 40, 40, 40, 20480, 50272, 2048, 10000.f, 1, PGD_ARCH_OPT, 0.f, 0, NULL, 0, 0},
+    {"opt-66b", 9216, 64, 72, 72, 36864, 50272, 2048, 10000.f, 1, PGD_ARCH_OPT, 0.f, 0, NULL, 0, 0},
+    {"opt-175b", 12288, 96, 96, 96, 49152, 50272, 2048, 10000.f, 1, PGD_ARCH_OPT, 0.f, 0, NULL, 0, 0},
+    /* current models (after the older shapes: a lookup of those is unchanged) */
     /* HuggingFaceTB/SmolLM2-135M(-Instruct) config.json (../shared/data/tokenizers/
      * smollm2_config.json): hidden_size 576, 30 layers, 9 heads, 3 KV heads,
      * intermediate_size 1536, vocab 49152, 8192 positions, rope_theta 100000,
@@ -53,11 +59,6 @@ static const shape_entry shapes[] = {
      * rope_theta 1e6, rms_norm_eps 1e-6, untied; q/k/v projections with biases
      * (the forward pass has none: compute backends refuse it, the sim accounts them) */
     {"qwen2.5-7b", 3584, 28, 28, 4, 18944, 152064, 131072, 1000000.f, 0, PGD_ARCH_LLAMA, 1e-6f, 1, NULL, 0, 0},
-    /* OPT (Zhang et al. 2022): the PagedAttention paper's models; sim backend only */
-    {"opt-125m", 768, 12, 12, 12, 3072, 50272, 2048, 10000.f, 1, PGD_ARCH_OPT, 0.f, 0, NULL, 0, 0},
-    {"opt-13b", 5120, 40, 40, 40, 20480, 50272, 2048, 10000.f, 1, PGD_ARCH_OPT, 0.f, 0, NULL, 0, 0},
-    {"opt-66b", 9216, 64, 72, 72, 36864, 50272, 2048, 10000.f, 1, PGD_ARCH_OPT, 0.f, 0, NULL, 0, 0},
-    {"opt-175b", 12288, 96, 96, 96, 49152, 50272, 2048, 10000.f, 1, PGD_ARCH_OPT, 0.f, 0, NULL, 0, 0},
 };
 #define N_SHAPES (sizeof shapes / sizeof shapes[0])
 
