@@ -3,7 +3,7 @@
 # with sudo available). Installs only packages that are missing, so it is
 # fast and offline-safe on a machine that already has them.
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config libcunit1-dev libjansson-dev libinih-dev libhwloc-dev gnuplot-nox jq
+pkgs=(build-essential cmake pkg-config libcunit1-dev libjansson-dev libinih-dev libpcre2-dev libhwloc-dev gnuplot-nox jq
       openmpi-bin libopenmpi-dev
       libmicrohttpd-dev libcurl4-openssl-dev  # pagoda serve (HTTP); its tests' HTTP client
       valgrind  # the perf gate counts instructions with callgrind (scripts/perf_gate.sh)

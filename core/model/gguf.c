@@ -574,6 +574,13 @@ static pgd_status lookup(const pgd_gguf *g, const char *key, uint32_t type, cons
 
 int pgd_gguf_has_key(const pgd_gguf *g, const char *key) { return find_kv(g, key) != NULL; }
 
+pgd_status pgd_gguf_get_bool(const pgd_gguf *g, const char *key, int *v) {
+    const gguf_kv *kv;
+    PGD_TRY(lookup(g, key, PGD_GGUF_BOOL, &kv));
+    if (v) *v = kv->num.u != 0;
+    return PGD_OK;
+}
+
 pgd_status pgd_gguf_get_str(const pgd_gguf *g, const char *key, const char **s, size_t *len) {
     const gguf_kv *kv;
     PGD_TRY(lookup(g, key, PGD_GGUF_STRING, &kv));

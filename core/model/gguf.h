@@ -56,6 +56,7 @@ pgd_status pgd_gguf_get_str(const pgd_gguf *g, const char *key, const char **s, 
 pgd_status pgd_gguf_get_int(const pgd_gguf *g, const char *key, int64_t *v);
 pgd_status pgd_gguf_get_f32(const pgd_gguf *g, const char *key, float *v); /* f32 or f64 */
 int pgd_gguf_has_key(const pgd_gguf *g, const char *key);
+pgd_status pgd_gguf_get_bool(const pgd_gguf *g, const char *key, int *v); /* bool keys */
 /* Array metadata: element type and count; then element access. */
 pgd_status pgd_gguf_get_arr(const pgd_gguf *g, const char *key, int *elem_type, int64_t *count);
 pgd_status pgd_gguf_arr_str(const pgd_gguf *g, const char *key, int64_t i, const char **s,

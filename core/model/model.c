@@ -290,6 +290,7 @@ pgd_status pgd_model_peek_context(const char *spec, int *max_seq_len) {
         *max_seq_len = c.max_seq_len;
         return PGD_OK;
     }
+    if (pgd_model_is_safetensors(spec)) return pgd_model_peek_safetensors_context(spec, max_seq_len);
     struct stat sb; /* only a regular file: a FIFO or a device named in a config must not block a --dry-run */
     if (stat(spec, &sb) != 0 || !S_ISREG(sb.st_mode))
         return pgd_error(PGD_ERR_IO, "model '%s' is not a readable regular file", spec);
@@ -350,6 +351,9 @@ pgd_status pgd_model_load_part(const char *spec, const pgd_model_load_opts *opts
     if (!strncmp(spec, "random:", 7)) {
         m->format = PGD_FORMAT_RANDOM;
         s = pgd_model_load_random(m, spec + 7, opts);
+    } else if (pgd_model_is_safetensors(spec)) {
+        m->format = PGD_FORMAT_SAFETENSORS;
+        s = pgd_model_load_safetensors(m, spec);
     } else {
         s = detect_format(spec, &m->format);
         if (s == PGD_OK)

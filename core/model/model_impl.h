@@ -96,7 +96,7 @@ struct pgd_model {
     void *wcls;                /* (vocab, dim) of cls_dtype; == tok_embd when tied */
     pgd_dtype cls_dtype;
     pgd_layer_weights *layers; /* (n_layers) */
-    pgd_tokenizer *tokenizer;  /* owned; GGUF only */
+    pgd_tokenizer *tokenizer;  /* owned: GGUF metadata, a safetensors dir's tokenizer.json, random:smollm2-135m */
     pgd_scratch s;
     pgd_shard sh;              /* this rank's part (tp = pp = 1: everything) */
     int req_tp, req_tp_rank, req_pp, req_pp_rank; /* layout asked for before loading (0 = whole) */
@@ -156,6 +156,10 @@ pgd_status pgd_model_load_part(const char *spec, const pgd_model_load_opts *opts
 
 pgd_status pgd_model_load_llama2c(pgd_model *m, const char *path);
 pgd_status pgd_model_load_gguf(pgd_model *m, const char *path);
+pgd_status pgd_model_load_safetensors(pgd_model *m, const char *spec);
+/* 1 when spec names a directory or a *.safetensors file (the safetensors loader's). */
+int pgd_model_is_safetensors(const char *spec);
+pgd_status pgd_model_peek_safetensors_context(const char *spec, int *max_seq_len);
 pgd_status pgd_model_load_random(pgd_model *m, const char *shape, const pgd_model_load_opts *o);
 
 #endif

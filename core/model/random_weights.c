@@ -5,7 +5,12 @@
  * O(1) through the layers; norm weights are 1. Same seed, same weights.
  * On a virtual backend (sim) nothing is filled: loading is instant. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pagoda/log.h"
 
 #include "model_impl.h"
 
@@ -40,6 +45,45 @@ float pgd_random_scale(const pgd_model_config *c, pgd_tensor_kind k) {
     }
 }
 
+/* A named shape with a real tokenizer (smollm2-135m) gets it from the shared
+ * data ($PAGODA_SHARED_DATA, else ../shared/data); when the file is not
+ * there, or the shape's vocabulary was changed, the model has no tokenizer
+ * (a warning says why). */
+static pgd_status attach_tokenizer(pgd_model *m, const char *shape) {
+    char base[64];
+    size_t n = strcspn(shape, ",");
+    if (n >= sizeof base) return PGD_OK;
+    memcpy(base, shape, n);
+    base[n] = '\0';
+    const char *rel = NULL;
+    int bos = -1, eos = -1;
+    PGD_TRY(pgd_model_shape_tokenizer(base, &rel, &bos, &eos));
+    if (!rel) return PGD_OK;
+    const char *dir = getenv("PAGODA_SHARED_DATA");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir && *dir ? dir : "../shared/data", rel);
+    if (access(path, R_OK) != 0) {
+        PGD_LOG_W("model %s: its tokenizer %s is not readable; the model has no tokenizer (set PAGODA_SHARED_DATA "
+                  "or pass --tokenizer)", shape, path);
+        return PGD_OK;
+    }
+    pgd_tokenizer *t = NULL;
+    PGD_TRY(pgd_tokenizer_load_hf(path, &t));
+    if (pgd_tokenizer_vocab_size(t) > m->cfg.vocab_size) {
+        PGD_LOG_W("model %s: vocabulary %d is smaller than its tokenizer's %d; the model has no tokenizer", shape,
+                  m->cfg.vocab_size, pgd_tokenizer_vocab_size(t));
+        pgd_tokenizer_destroy(t);
+        return PGD_OK;
+    }
+    pgd_status s = pgd_tokenizer_set_special(t, bos, eos);
+    if (s != PGD_OK) {
+        pgd_tokenizer_destroy(t);
+        return s;
+    }
+    m->tokenizer = t;
+    return PGD_OK;
+}
+
 pgd_status pgd_model_load_random(pgd_model *m, const char *shape, const pgd_model_load_opts *o) {
     PGD_TRY(pgd_model_shape(shape, &m->cfg));
     pgd_model_config *c = &m->cfg;
@@ -54,6 +98,11 @@ pgd_status pgd_model_load_random(pgd_model *m, const char *shape, const pgd_mode
     if (c->arch == PGD_ARCH_OPT && pgd_backend_computes(m->backend))
         return pgd_error(PGD_ERR_UNSUPPORTED, "model shape '%s': the OPT architecture (LayerNorm, ReLU, learned "
                          "positions) runs on the sim backend only, not on '%s'", shape, pgd_backend_name(m->backend));
+    if (c->qkv_bias && pgd_backend_computes(m->backend))
+        return pgd_error(PGD_ERR_UNSUPPORTED, "model shape '%s' has q/k/v biases (Qwen2), which Pagoda's forward pass "
+                         "does not implement; it runs on the sim backend only, not on '%s'", shape,
+                         pgd_backend_name(m->backend));
+    PGD_TRY(attach_tokenizer(m, shape));
     PGD_TRY(pgd_model_layout(m, c->weight_dtype, c->weight_dtype));
     /* a virtual backend (sim) holds no data: the shapes are all it needs */
     if (!pgd_backend_computes(m->backend)) return PGD_OK;

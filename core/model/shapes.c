@@ -20,28 +20,59 @@ typedef struct {
     float rope_theta;
     int tied;
     pgd_model_arch arch;
+    float eps;             /* RMSNorm epsilon; 0 = 1e-5 */
+    int qkv_bias;          /* q/k/v projections have biases (Qwen2) */
+    const char *tokenizer; /* its real tokenizer under the shared data, or NULL */
+    int bos, eos;          /* token ids from the model's config.json (with tokenizer) */
 } shape_entry;
 
 static const shape_entry shapes[] = {
     /* llama2.c TinyStories models */
-    {"stories260K", 64, 5, 8, 4, 172, 512, 512, 10000.f, 1, PGD_ARCH_LLAMA},
-    {"stories15M", 288, 6, 6, 6, 768, 32000, 256, 10000.f, 1, PGD_ARCH_LLAMA},
-    {"stories42M", 512, 8, 8, 8, 1376, 32000, 1024, 10000.f, 1, PGD_ARCH_LLAMA},
-    {"stories110M", 768, 12, 12, 12, 2048, 32000, 1024, 10000.f, 1, PGD_ARCH_LLAMA},
+    {"stories260K", 64, 5, 8, 4, 172, 512, 512, 10000.f, 1, PGD_ARCH_LLAMA, 0.f, 0, NULL, 0, 0},
+    {"stories15M", 288, 6, 6, 6, 768, 32000, 256, 10000.f, 1, PGD_ARCH_LLAMA, 0.f, 0, NULL, 0, 0},
+    {"stories42M", 512, 8, 8, 8, 1376, 32000, 1024, 10000.f, 1, PGD_ARCH_LLAMA, 0.f, 0, NULL, 0, 0},
+    {"stories110M", 768, 12, 12, 12, 2048, 32000, 1024, 10000.f, 1, PGD_ARCH_LLAMA, 0.f, 0, NULL, 0, 0},
     /* published Llama-family shapes */
-    {"tinyllama-1.1b", 2048, 22, 32, 4, 5632, 32000, 2048, 10000.f, 0, PGD_ARCH_LLAMA},
-    {"llama-7b", 4096, 32, 32, 32, 11008, 32000, 2048, 10000.f, 0, PGD_ARCH_LLAMA},
-    {"llama-13b", 5120, 40, 40, 40, 13824, 32000, 2048, 10000.f, 0, PGD_ARCH_LLAMA},
-    {"llama2-7b", 4096, 32, 32, 32, 11008, 32000, 4096, 10000.f, 0, PGD_ARCH_LLAMA},
-    {"llama2-13b", 5120, 40, 40, 40, 13824, 32000, 4096, 10000.f, 0, PGD_ARCH_LLAMA},
-    {"llama3-8b", 4096, 32, 32, 8, 14336, 128256, 8192, 500000.f, 0, PGD_ARCH_LLAMA},
+    {"tinyllama-1.1b", 2048, 22, 32, 4, 5632, 32000, 2048, 10000.f, 0, PGD_ARCH_LLAMA, 0.f, 0, NULL, 0, 0},
+    {"llama-7b", 4096, 32, 32, 32, 11008, 32000, 2048, 10000.f, 0, PGD_ARCH_LLAMA, 0.f, 0, NULL, 0, 0},
+    {"llama-13b", 5120, 40, 40, 40, 13824, 32000, 2048, 10000.f, 0, PGD_ARCH_LLAMA, 0.f, 0, NULL, 0, 0},
+    {"llama2-7b", 4096, 32, 32, 32, 11008, 32000, 4096, 10000.f, 0, PGD_ARCH_LLAMA, 0.f, 0, NULL, 0, 0},
+    {"llama2-13b", 5120, 40, 40, 40, 13824, 32000, 4096, 10000.f, 0, PGD_ARCH_LLAMA, 0.f, 0, NULL, 0, 0},
+    /* meta-llama/Meta-Llama-3-8B config.json: hidden_size 4096, num_hidden_layers 32,
+     * num_attention_heads 32, num_key_value_heads 8, intermediate_size 14336,
+     * vocab_size 128256, max_position_embeddings 8192, rope_theta 500000, rms_norm_eps 1e-5 */
+    {"llama3-8b", 4096, 32, 32, 8, 14336, 128256, 8192, 500000.f, 0, PGD_ARCH_LLAMA, 0.f, 0, NULL, 0, 0},
     /* OPT (Zhang et al. 2022): the PagedAttention paper's models; sim backend only */
-    {"opt-125m", 768, 12, 12, 12, 3072, 50272, 2048, 10000.f, 1, PGD_ARCH_OPT},
-    {"opt-13b", 5120, 40, 40, 40, 20480, 50272, 2048, 10000.f, 1, PGD_ARCH_OPT},
-    {"opt-66b", 9216, 64, 72, 72, 36864, 50272, 2048, 10000.f, 1, PGD_ARCH_OPT},
-    {"opt-175b", 12288, 96, 96, 96, 49152, 50272, 2048, 10000.f, 1, PGD_ARCH_OPT},
+    {"opt-125m", 768, 12, 12, 12, 3072, 50272, 2048, 10000.f, 1, PGD_ARCH_OPT, 0.f, 0, NULL, 0, 0},
+    {"opt-13b", 5120, 40, 40, 40, 20480, 50272, 2048, 10000.f, 1, PGD_ARCH_OPT, 0.f, 0, NULL, 0, 0},
+    {"opt-66b", 9216, 64, 72, 72, 36864, 50272, 2048, 10000.f, 1, PGD_ARCH_OPT, 0.f, 0, NULL, 0, 0},
+    {"opt-175b", 12288, 96, 96, 96, 49152, 50272, 2048, 10000.f, 1, PGD_ARCH_OPT, 0.f, 0, NULL, 0, 0},
+    /* current models (after the older shapes: a lookup of those is unchanged) */
+    /* HuggingFaceTB/SmolLM2-135M(-Instruct) config.json (../shared/data/tokenizers/
+     * smollm2_config.json): hidden_size 576, 30 layers, 9 heads, 3 KV heads,
+     * intermediate_size 1536, vocab 49152, 8192 positions, rope_theta 100000,
+     * tied embeddings, bos_token_id 1, eos_token_id 2; with its tokenizer.json */
+    {"smollm2-135m", 576, 30, 9, 3, 1536, 49152, 8192, 100000.f, 1, PGD_ARCH_LLAMA, 1e-5f, 0,
+     "tokenizers/smollm2_tokenizer.json", 1, 2},
+    /* Qwen/Qwen2.5-7B config.json: hidden_size 3584, 28 layers, 28 heads, 4 KV heads,
+     * intermediate_size 18944, vocab 152064, max_position_embeddings 131072,
+     * rope_theta 1e6, rms_norm_eps 1e-6, untied; q/k/v projections with biases
+     * (the forward pass has none: compute backends refuse it, the sim accounts them) */
+    {"qwen2.5-7b", 3584, 28, 28, 4, 18944, 152064, 131072, 1000000.f, 0, PGD_ARCH_LLAMA, 1e-6f, 1, NULL, 0, 0},
 };
 #define N_SHAPES (sizeof shapes / sizeof shapes[0])
+
+pgd_status pgd_model_shape_tokenizer(const char *name, const char **rel_path, int *bos, int *eos) {
+    *rel_path = NULL;
+    for (size_t i = 0; i < N_SHAPES; i++)
+        if (!strcasecmp(name, shapes[i].name)) {
+            *rel_path = shapes[i].tokenizer;
+            *bos = shapes[i].bos;
+            *eos = shapes[i].eos;
+            return PGD_OK;
+        }
+    return PGD_OK;
+}
 
 const char *const *pgd_model_shape_names(void) {
     static const char *names[N_SHAPES + 1];
@@ -61,7 +92,8 @@ static void from_entry(const shape_entry *e, pgd_model_config *c) {
     c->vocab_size = e->vocab_size;
     c->max_seq_len = e->max_seq_len;
     c->rope_theta = e->rope_theta;
-    c->norm_eps = 1e-5f;
+    c->norm_eps = e->eps > 0 ? e->eps : 1e-5f;
+    c->qkv_bias = e->qkv_bias;
     c->tied_classifier = e->tied;
     c->arch = e->arch;
     c->head_dim = e->dim / e->n_heads;
@@ -210,7 +242,9 @@ pgd_status pgd_model_config_validate(const pgd_model_config *c, const char *what
  * and every matmul bias). */
 static size_t small_params(const pgd_model_config *c) {
     size_t d = (size_t)c->dim, L = (size_t)c->n_layers;
-    if (c->arch != PGD_ARCH_OPT) return d * (2 * L + 1);
+    if (c->arch != PGD_ARCH_OPT)
+        return d * (2 * L + 1) +
+               (c->qkv_bias ? L * (size_t)(c->n_heads + 2 * c->n_kv_heads) * (size_t)c->head_dim : 0);
     size_t kv = (size_t)c->n_kv_heads * (size_t)c->head_dim, qd = (size_t)c->n_heads * (size_t)c->head_dim;
     return L * (4 * d + qd + 2 * kv + d + (size_t)c->hidden_dim + d) + 2 * d;
 }

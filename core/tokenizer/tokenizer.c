@@ -29,22 +29,10 @@
 #include <string.h>
 
 #include "model/gguf.h"
+#include "tokenizer/tokenizer_impl.h"
 
 #define TOK_MIN_SCORE (-1e10f) /* run.c's initial best_score: lower never merges */
 
-struct pgd_tokenizer {
-    int vocab_size;
-    int bos, eos;
-    size_t max_len;     /* longest piece, bytes */
-    char **vocab;       /* vocab_size pieces, pointing into arena */
-    float *scores;
-    char *arena;
-    unsigned char *control; /* NULL, or 1 for ids left out of the lookup table */
-    int32_t *table;     /* open addressing, -1 = empty; size mask + 1 */
-    uint32_t mask;
-    int byte_id[256];
-    char byte_pieces[512]; /* byte b decodes to byte_pieces + 2b */
-};
 
 /* ---- piece lookup ---- */
 
@@ -93,7 +81,7 @@ static pgd_status build_index(pgd_tokenizer *t) {
     return PGD_OK;
 }
 
-static pgd_tokenizer *tok_alloc(int n, size_t arena_bytes) {
+pgd_tokenizer *pgd_tok_alloc(int n, size_t arena_bytes) {
     pgd_tokenizer *t = calloc(1, sizeof *t);
     if (!t) return NULL;
     t->vocab_size = n;
@@ -114,6 +102,7 @@ void pgd_tokenizer_destroy(pgd_tokenizer *t) {
     free(t->arena);
     free(t->table);
     free(t->control);
+    pgd_bpe_free(t->bpe);
     free(t);
 }
 
@@ -164,7 +153,7 @@ pgd_status pgd_tokenizer_load_llama2c(const char *path, int vocab_size, pgd_toke
         goto fail;
     }
     /* Pieces total at most size bytes, plus one NUL each. */
-    t = tok_alloc(vocab_size, size + (size_t)vocab_size);
+    t = pgd_tok_alloc(vocab_size, size + (size_t)vocab_size);
     if (!t) {
         st = pgd_error(PGD_ERR_OOM, "%s: out of memory for %d tokens", path, vocab_size);
         goto fail;
@@ -235,9 +224,10 @@ pgd_status pgd_tokenizer_from_gguf(const struct pgd_gguf *g, pgd_tokenizer **out
     int et;
     int64_t n, n_scores = 0, n_types = 0;
     if ((st = pgd_gguf_get_str(g, "tokenizer.ggml.model", &model, NULL)) != PGD_OK) goto fail;
+    if (strcmp(model, "gpt2") == 0) return pgd_bpe_from_gguf(g, out); /* byte-level BPE */
     if (strcmp(model, "llama") != 0) {
         st = pgd_error(PGD_ERR_UNSUPPORTED, "%s: tokenizer.ggml.model '%s' is not supported "
-                       "(only 'llama' SentencePiece vocabularies)", path, model);
+                       "(only 'llama' SentencePiece and 'gpt2' byte-level BPE vocabularies)", path, model);
         goto fail;
     }
     if ((st = pgd_gguf_get_arr(g, K_TOK, &et, &n)) != PGD_OK) goto fail;
@@ -268,7 +258,7 @@ pgd_status pgd_tokenizer_from_gguf(const struct pgd_gguf *g, pgd_tokenizer **out
         if ((st = pgd_gguf_arr_str(g, K_TOK, i, NULL, &len)) != PGD_OK) goto fail;
         total += len + 1;
     }
-    if (!(t = tok_alloc((int)n, total))) {
+    if (!(t = pgd_tok_alloc((int)n, total))) {
         st = pgd_error(PGD_ERR_OOM, "%s: out of memory for %" PRId64 " tokens", path, n);
         goto fail;
     }
@@ -375,6 +365,7 @@ pgd_status pgd_tokenizer_encode(const pgd_tokenizer *t, const char *text, int ad
         return pgd_error(PGD_ERR_INVALID, "pgd_tokenizer_encode: NULL argument");
     *tokens = NULL;
     *n = 0;
+    if (t->bpe) return pgd_bpe_encode(t, text, add_bos, add_eos, tokens, n);
     size_t text_len = strlen(text);
     if (text_len > INT_MAX / 4)
         return pgd_error(PGD_ERR_INVALID, "tokenizer: text of %zu bytes is too long", text_len);
@@ -464,6 +455,7 @@ static int hex_digit(char c) {
 const char *pgd_tokenizer_decode(const pgd_tokenizer *t, int prev, int token) {
     if (!t || token < 0 || token >= t->vocab_size) return NULL;
     const char *piece = t->vocab[token];
+    if (t->bpe) return piece; /* byte-level: the raw bytes, nothing stripped */
     if (prev == t->bos && piece[0] == ' ') piece++; /* SentencePiece strips it after BOS */
     if (piece[0] == '<' && piece[1] == '0' && piece[2] == 'x') {
         int hi = hex_digit(piece[3]), lo = hi >= 0 ? hex_digit(piece[4]) : -1;

@@ -80,6 +80,12 @@ case $target in
            PGD_FUZZ_BASELINE=$(ls "$root"/results/baselines/ci/*/*/summary.json 2>/dev/null | head -n 1)
            export PGD_FUZZ_BASELINE ;;
   shape) ;; # tests/fuzz/seeds/shape only
+  safetensors) ;; # tests/fuzz/seeds/safetensors only
+  bpe) printf '\x00' > "$corpus/none.json"
+       if [[ -f $data/traces/sharegpt_v3_filtered_500.json ]]; then
+         { printf '\x01'; head -c 4096 "$data/traces/sharegpt_v3_filtered_500.json"; } > "$corpus/sharegpt"
+       fi
+       export PGD_FUZZ_BPE="$data/tokenizers/smollm2_tokenizer.json" ;;
   *) echo "fuzz: unknown target '$target'"; exit 2 ;;
 esac
 # regression seeds kept in the repository (small, made by hand: issue 18's inputs)

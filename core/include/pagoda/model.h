@@ -1,10 +1,13 @@
 /* model.h - Llama-family models: configuration, loading, paged forward pass.
  *
  * One interface for every weight source. pgd_model_load() detects the
- * format from the file's first bytes (GGUF magic, else a llama2.c
- * checkpoint) or builds seeded random weights for a spec
+ * format: a directory (or a *.safetensors file in one) is a Hugging Face
+ * Llama-family checkpoint (config.json + safetensors, tokenizer.json if
+ * present), else the file's first bytes (GGUF magic, else a llama2.c
+ * checkpoint); or it builds seeded random weights for a spec
  * "random:<shape>" where <shape> is a named shape (stories15M, stories42M,
- * stories110M, llama2-7b, llama3-8b, ...; see pgd_model_shape_names()) or a
+ * stories110M, llama2-7b, llama3-8b, smollm2-135m (with its real tokenizer),
+ * qwen2.5-7b, ...; see pgd_model_shape_names()) or a
  * list "dim=288,layers=6,heads=6,kv_heads=6,hidden=768,vocab=32000,seq=256"
  * (unlisted keys take Llama-like defaults), optionally both:
  * "random:stories15M,layers=2".
@@ -27,6 +30,7 @@ typedef enum pgd_model_format {
     PGD_FORMAT_LLAMA2C = 0,
     PGD_FORMAT_GGUF,
     PGD_FORMAT_RANDOM,
+    PGD_FORMAT_SAFETENSORS, /* a Hugging Face checkpoint directory (core/model/safetensors.c) */
 } pgd_model_format;
 
 /* Architecture family. OPT (LayerNorm, ReLU FFN of two matrices, learned
@@ -56,6 +60,8 @@ typedef struct pgd_model_config {
     pgd_dtype kv_dtype;  /* dtype the KV cache is stored and accounted in (the backend's, set at
                             load: f32 unless asked otherwise; the sim's GPU presets f16) */
     int stop_at_bos;     /* generation also stops at BOS (llama2.c checkpoints, as run.c does) */
+    int qkv_bias;        /* q/k/v projections carry biases (Qwen2): counted in the parameters;
+                            the forward pass has no biases, so compute backends refuse such a model */
 } pgd_model_config;
 
 /* Tensor (tp) x pipeline (pp) parallel layout: tp * pp ranks, rank r being
@@ -100,6 +106,9 @@ typedef struct pgd_batch {
 
 /* Resolve a named or key=value shape (the part after "random:"). */
 pgd_status pgd_model_shape(const char *spec, pgd_model_config *out);
+/* The real tokenizer of named shape `name`: a path relative to the shared
+ * data directory (NULL when it has none) and its BOS/EOS ids. */
+pgd_status pgd_model_shape_tokenizer(const char *name, const char **rel_path, int *bos, int *eos);
 /* NULL-terminated list of named shapes. */
 const char *const *pgd_model_shape_names(void);
 /* Number of parameters and bytes of weights of a configuration. */
@@ -109,7 +118,7 @@ size_t pgd_model_config_weight_bytes(const pgd_model_config *c);
 pgd_status pgd_model_config_validate(const pgd_model_config *c, const char *what);
 
 /* The context length (max_seq_len) of a model spec without loading it:
- * random:<shape>, a llama2.c checkpoint's header or a GGUF file's
+ * random:<shape>, a safetensors directory's config.json, a llama2.c checkpoint's header or a GGUF file's
  * <arch>.context_length (default 2048, as the loader). For checks made
  * before anything runs (a config's --dry-run). */
 pgd_status pgd_model_peek_context(const char *spec, int *max_seq_len);
