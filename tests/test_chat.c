@@ -3,6 +3,7 @@
  * model's GGUF metadata, bad messages, and `pagoda generate --chat` /
  * `pagoda serve` option checks. */
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "pagoda/chat.h"
@@ -91,6 +92,45 @@ static void test_detect(void) {
     CU_ASSERT_EQUAL(pgd_chat_template_for_model(pgd_test_data("models/tiny-random-gguf/llama-2-tiny-random.gguf"), &t),
                     PGD_OK);
     CU_ASSERT_STRING_EQUAL(pgd_chat_template_name(t), "none");
+    /* named current shapes: their instruct variants' templates (options after ',' ignored) */
+    CU_ASSERT_EQUAL(pgd_chat_template_for_model("random:smollm2-135m", &t), PGD_OK);
+    CU_ASSERT_STRING_EQUAL(pgd_chat_template_name(t), "chatml");
+    CU_ASSERT_EQUAL(pgd_chat_template_for_model("random:llama3-8b,dtype=bf16", &t), PGD_OK);
+    CU_ASSERT_STRING_EQUAL(pgd_chat_template_name(t), "llama-3");
+    CU_ASSERT_EQUAL(pgd_chat_template_for_model("random:qwen2.5-7b", &t), PGD_OK);
+    CU_ASSERT_STRING_EQUAL(pgd_chat_template_name(t), "chatml");
+    /* a Hugging Face directory: tokenizer_config.json's chat_template (the dir or a file in it) */
+    char dir[] = "/tmp/pgd_chat_XXXXXX", path[128];
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs("{\"chat_template\": \"{% for m in messages %}{{'<|start_header_id|>' + m['role'] + "
+          "'<|end_header_id|>\\n\\n'}}{% endfor %}\"}", f);
+    fclose(f);
+    CU_ASSERT_EQUAL(pgd_chat_template_for_model(dir, &t), PGD_OK);
+    CU_ASSERT_STRING_EQUAL(pgd_chat_template_name(t), "llama-3");
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    CU_ASSERT_EQUAL(pgd_chat_template_for_model(path, &t), PGD_OK);
+    CU_ASSERT_STRING_EQUAL(pgd_chat_template_name(t), "llama-3");
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    remove(path);
+    CU_ASSERT_EQUAL(pgd_chat_template_for_model(dir, &t), PGD_OK); /* no file: none */
+    CU_ASSERT_STRING_EQUAL(pgd_chat_template_name(t), "none");
+    rmdir(dir);
+}
+
+/* --chat on random:smollm2-135m: its real tokenizer and the chatml template
+ * (<|im_start|> = 1, <|im_end|> = 2 in SmolLM2's vocabulary) end to end */
+static void test_generate_chat_smollm2(void) {
+    char *out = NULL, *err = NULL;
+    int rc = pgd_test_run_cli("generate --model random:smollm2-135m --prompt 'Hello there' --chat --max-tokens 3 "
+                              "--output json --threads 2", &out, &err);
+    if (rc != 0) fprintf(stderr, "\n%s\n", err ? err : "");
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    /* <|im_start|>user\nHello there<|im_end|>\n<|im_start|>assistant\n */
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"prompt_tokens\":[1,4093,198,19556,665,2,198,1,520,9531,198]"));
+    free(out), free(err);
 }
 
 /* --chat with the "none" template is the plain prompt: the same tokens */
@@ -168,6 +208,7 @@ static CU_TestInfo tests[] = {
     {"bad_messages", test_bad_messages},
     {"detect", test_detect},
     {"generate_chat_cli", test_generate_chat_cli},
+    {"generate_chat_smollm2", test_generate_chat_smollm2},
     {"serve_options", test_serve_options},
     CU_TEST_INFO_NULL,
 };

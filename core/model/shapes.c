@@ -24,41 +24,43 @@ typedef struct {
     int qkv_bias;          /* q/k/v projections have biases (Qwen2) */
     const char *tokenizer; /* its real tokenizer under the shared data, or NULL */
     int bos, eos;          /* token ids from the model's config.json (with tokenizer) */
+    const char *chat;      /* its instruct variant's chat template (pagoda/chat.h), or NULL */
 } shape_entry;
 
 static const shape_entry shapes[] = {
     /* llama2.c TinyStories models */
-    {"stories260K", 64, 5, 8, 4, 172, 512, 512, 10000.f, 1, PGD_ARCH_LLAMA, 0.f, 0, NULL, 0, 0},
-    {"stories15M", 288, 6, 6, 6, 768, 32000, 256, 10000.f, 1, PGD_ARCH_LLAMA, 0.f, 0, NULL, 0, 0},
-    {"stories42M", 512, 8, 8, 8, 1376, 32000, 1024, 10000.f, 1, PGD_ARCH_LLAMA, 0.f, 0, NULL, 0, 0},
-    {"stories110M", 768, 12, 12, 12, 2048, 32000, 1024, 10000.f, 1, PGD_ARCH_LLAMA, 0.f, 0, NULL, 0, 0},
+    {"stories260K", 64, 5, 8, 4, 172, 512, 512, 10000.f, 1, PGD_ARCH_LLAMA, 0.f, 0, NULL, 0, 0, NULL},
+    {"stories15M", 288, 6, 6, 6, 768, 32000, 256, 10000.f, 1, PGD_ARCH_LLAMA, 0.f, 0, NULL, 0, 0, NULL},
+    {"stories42M", 512, 8, 8, 8, 1376, 32000, 1024, 10000.f, 1, PGD_ARCH_LLAMA, 0.f, 0, NULL, 0, 0, NULL},
+    {"stories110M", 768, 12, 12, 12, 2048, 32000, 1024, 10000.f, 1, PGD_ARCH_LLAMA, 0.f, 0, NULL, 0, 0, NULL},
     /* published Llama-family shapes */
-    {"tinyllama-1.1b", 2048, 22, 32, 4, 5632, 32000, 2048, 10000.f, 0, PGD_ARCH_LLAMA, 0.f, 0, NULL, 0, 0},
-    {"llama-7b", 4096, 32, 32, 32, 11008, 32000, 2048, 10000.f, 0, PGD_ARCH_LLAMA, 0.f, 0, NULL, 0, 0},
-    {"llama-13b", 5120, 40, 40, 40, 13824, 32000, 2048, 10000.f, 0, PGD_ARCH_LLAMA, 0.f, 0, NULL, 0, 0},
-    {"llama2-7b", 4096, 32, 32, 32, 11008, 32000, 4096, 10000.f, 0, PGD_ARCH_LLAMA, 0.f, 0, NULL, 0, 0},
-    {"llama2-13b", 5120, 40, 40, 40, 13824, 32000, 4096, 10000.f, 0, PGD_ARCH_LLAMA, 0.f, 0, NULL, 0, 0},
+    {"tinyllama-1.1b", 2048, 22, 32, 4, 5632, 32000, 2048, 10000.f, 0, PGD_ARCH_LLAMA, 0.f, 0, NULL, 0, 0, NULL},
+    {"llama-7b", 4096, 32, 32, 32, 11008, 32000, 2048, 10000.f, 0, PGD_ARCH_LLAMA, 0.f, 0, NULL, 0, 0, NULL},
+    {"llama-13b", 5120, 40, 40, 40, 13824, 32000, 2048, 10000.f, 0, PGD_ARCH_LLAMA, 0.f, 0, NULL, 0, 0, NULL},
+    {"llama2-7b", 4096, 32, 32, 32, 11008, 32000, 4096, 10000.f, 0, PGD_ARCH_LLAMA, 0.f, 0, NULL, 0, 0, NULL},
+    {"llama2-13b", 5120, 40, 40, 40, 13824, 32000, 4096, 10000.f, 0, PGD_ARCH_LLAMA, 0.f, 0, NULL, 0, 0, NULL},
     /* meta-llama/Meta-Llama-3-8B config.json: hidden_size 4096, num_hidden_layers 32,
      * num_attention_heads 32, num_key_value_heads 8, intermediate_size 14336,
      * vocab_size 128256, max_position_embeddings 8192, rope_theta 500000, rms_norm_eps 1e-5 */
-    {"llama3-8b", 4096, 32, 32, 8, 14336, 128256, 8192, 500000.f, 0, PGD_ARCH_LLAMA, 0.f, 0, NULL, 0, 0},
+    {"llama3-8b", 4096, 32, 32, 8, 14336, 128256, 8192, 500000.f, 0, PGD_ARCH_LLAMA, 0.f, 0, NULL, 0, 0, "llama-3"},
     /* OPT (Zhang et al. 2022): the PagedAttention paper's models; sim backend only */
-    {"opt-125m", 768, 12, 12, 12, 3072, 50272, 2048, 10000.f, 1, PGD_ARCH_OPT, 0.f, 0, NULL, 0, 0},
-    {"opt-13b", 5120, 40, 40, 40, 20480, 50272, 2048, 10000.f, 1, PGD_ARCH_OPT, 0.f, 0, NULL, 0, 0},
-    {"opt-66b", 9216, 64, 72, 72, 36864, 50272, 2048, 10000.f, 1, PGD_ARCH_OPT, 0.f, 0, NULL, 0, 0},
-    {"opt-175b", 12288, 96, 96, 96, 49152, 50272, 2048, 10000.f, 1, PGD_ARCH_OPT, 0.f, 0, NULL, 0, 0},
+    {"opt-125m", 768, 12, 12, 12, 3072, 50272, 2048, 10000.f, 1, PGD_ARCH_OPT, 0.f, 0, NULL, 0, 0, NULL},
+    {"opt-13b", 5120, 40, 40, 40, 20480, 50272, 2048, 10000.f, 1, PGD_ARCH_OPT, 0.f, 0, NULL, 0, 0, NULL},
+    {"opt-66b", 9216, 64, 72, 72, 36864, 50272, 2048, 10000.f, 1, PGD_ARCH_OPT, 0.f, 0, NULL, 0, 0, NULL},
+    {"opt-175b", 12288, 96, 96, 96, 49152, 50272, 2048, 10000.f, 1, PGD_ARCH_OPT, 0.f, 0, NULL, 0, 0, NULL},
     /* current models (after the older shapes: a lookup of those is unchanged) */
     /* HuggingFaceTB/SmolLM2-135M(-Instruct) config.json (../shared/data/tokenizers/
      * smollm2_config.json): hidden_size 576, 30 layers, 9 heads, 3 KV heads,
      * intermediate_size 1536, vocab 49152, 8192 positions, rope_theta 100000,
      * tied embeddings, bos_token_id 1, eos_token_id 2; with its tokenizer.json */
     {"smollm2-135m", 576, 30, 9, 3, 1536, 49152, 8192, 100000.f, 1, PGD_ARCH_LLAMA, 1e-5f, 0,
-     "tokenizers/smollm2_tokenizer.json", 1, 2},
+     "tokenizers/smollm2_tokenizer.json", 1, 2, "chatml"},
     /* Qwen/Qwen2.5-7B config.json: hidden_size 3584, 28 layers, 28 heads, 4 KV heads,
      * intermediate_size 18944, vocab 152064, max_position_embeddings 131072,
      * rope_theta 1e6, rms_norm_eps 1e-6, untied; q/k/v projections with biases
      * (the forward pass has none: compute backends refuse it, the sim accounts them) */
-    {"qwen2.5-7b", 3584, 28, 28, 4, 18944, 152064, 131072, 1000000.f, 0, PGD_ARCH_LLAMA, 1e-6f, 1, NULL, 0, 0},
+    {"qwen2.5-7b", 3584, 28, 28, 4, 18944, 152064, 131072, 1000000.f, 0, PGD_ARCH_LLAMA, 1e-6f, 1, NULL, 0, 0,
+     "chatml"},
 };
 #define N_SHAPES (sizeof shapes / sizeof shapes[0])
 
@@ -72,6 +74,13 @@ pgd_status pgd_model_shape_tokenizer(const char *name, const char **rel_path, in
             return PGD_OK;
         }
     return PGD_OK;
+}
+
+const char *pgd_model_shape_chat_template(const char *name) {
+    size_t n = strcspn(name, ",");
+    for (size_t i = 0; i < N_SHAPES; i++)
+        if (strlen(shapes[i].name) == n && !strncasecmp(name, shapes[i].name, n)) return shapes[i].chat;
+    return NULL;
 }
 
 const char *const *pgd_model_shape_names(void) {

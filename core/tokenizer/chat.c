@@ -6,7 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+#include <sys/stat.h>
+
 #include "pagoda/chat.h"
+#include "pagoda/model.h"
 #include "model/gguf.h"
 
 typedef enum { CHAT_NONE, CHAT_LLAMA2, CHAT_LLAMA3, CHAT_CHATML } chat_kind;
@@ -50,9 +54,37 @@ static int is_gguf(const char *path) {
     return ok;
 }
 
+/* A Hugging Face checkpoint directory's tokenizer_config.json chat_template,
+ * recognised by its markers (dir may also name a file inside the directory). */
+static const pgd_chat_template *from_hf_dir(const char *dir) {
+    struct stat st;
+    char path[4096];
+    if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode)) snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    else {
+        const char *slash = strrchr(dir, '/');
+        int n = slash ? (int)(slash - dir) : 1;
+        snprintf(path, sizeof path, "%.*s/tokenizer_config.json", n, slash ? dir : ".");
+    }
+    json_t *j = json_load_file(path, 0, NULL);
+    const char *t = j ? json_string_value(json_object_get(j, "chat_template")) : NULL;
+    const pgd_chat_template *r = t ? pgd_chat_template_detect(t) : NULL;
+    json_decref(j);
+    return r;
+}
+
 pgd_status pgd_chat_template_for_model(const char *spec, const pgd_chat_template **out) {
     *out = pgd_chat_template_find("none");
-    if (!spec || !strncmp(spec, "random:", 7) || !is_gguf(spec)) return PGD_OK;
+    if (!spec) return PGD_OK;
+    if (!strncmp(spec, "random:", 7)) { /* a named shape's instruct variant's */
+        const char *name = pgd_model_shape_chat_template(spec + 7);
+        if (name && pgd_chat_template_find(name)) *out = pgd_chat_template_find(name);
+        return PGD_OK;
+    }
+    if (!is_gguf(spec)) {
+        const pgd_chat_template *t = from_hf_dir(spec);
+        if (t) *out = t;
+        return PGD_OK;
+    }
     pgd_gguf *g = NULL;
     PGD_TRY(pgd_gguf_open(spec, &g));
     const char *s = NULL;

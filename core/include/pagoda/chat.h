@@ -31,9 +31,12 @@ const char *const *pgd_chat_template_names(void);
  * ("<|im_start|>" chatml, "<|start_header_id|>" llama-3, "[INST]" llama-2);
  * NULL when none matches. */
 const pgd_chat_template *pgd_chat_template_detect(const char *jinja);
-/* The template a model spec asks for: a GGUF file's tokenizer.chat_template
- * when it has one that is recognised, else "none" (llama2.c checkpoints
- * and random: specs carry no template). *out is never NULL on PGD_OK. */
+/* The template a model spec asks for, when recognised: a GGUF file's
+ * tokenizer.chat_template; a Hugging Face checkpoint directory's
+ * tokenizer_config.json chat_template; a random: named shape's instruct
+ * variant's (pgd_model_shape_chat_template: smollm2-135m and qwen2.5-7b
+ * chatml, llama3-8b llama-3). Else "none" (llama2.c checkpoints carry no
+ * template). *out is never NULL on PGD_OK. */
 pgd_status pgd_chat_template_for_model(const char *model_spec, const pgd_chat_template **out);
 
 /* Render n >= 1 messages into a malloc'd string (caller frees). With

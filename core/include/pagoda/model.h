@@ -109,6 +109,10 @@ pgd_status pgd_model_shape(const char *spec, pgd_model_config *out);
 /* The real tokenizer of named shape `name`: a path relative to the shared
  * data directory (NULL when it has none) and its BOS/EOS ids. */
 pgd_status pgd_model_shape_tokenizer(const char *name, const char **rel_path, int *bos, int *eos);
+/* The chat template (pagoda/chat.h name) of named shape `name` (options
+ * after a ',' ignored): its instruct variant's, e.g. "chatml" for
+ * smollm2-135m; NULL when it has none. */
+const char *pgd_model_shape_chat_template(const char *name);
 /* NULL-terminated list of named shapes. */
 const char *const *pgd_model_shape_names(void);
 /* Number of parameters and bytes of weights of a configuration. */
