@@ -1,5 +1,6 @@
 /* main.c - entry point of the `pagoda` command: dispatches subcommands. */
 #include <errno.h>
+#include <getopt.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include "cli.h"
 #include "parallel/comm_bench.h"
 #include "pagoda/status.h"
+#include "util/suggest.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -65,6 +67,32 @@ int pgd_cli_float(const char *opt, const char *v, float *out) {
     }
     *out = (float)x;
     return 1;
+}
+
+int pgd_cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts) {
+    char so[96];
+    snprintf(so, sizeof so, ":%s", shortopts);
+    int saved = opterr;
+    opterr = 0;
+    optopt = 0;
+    int ch = getopt_long(argc, argv, so, longopts, NULL);
+    opterr = saved;
+    if (ch != '?' && ch != ':') return ch;
+    char opt[128];
+    const char *arg = optind > 0 && optind <= argc ? argv[optind - 1] : "";
+    if (optopt && optopt != '?' && !(arg[0] == '-' && arg[1] == '-')) snprintf(opt, sizeof opt, "-%c", optopt);
+    else snprintf(opt, sizeof opt, "%.*s", (int)strcspn(arg, "="), arg);
+    if (ch == ':') {
+        fprintf(stderr, "pagoda %s: option '%s' needs a value\n", argv[0], opt);
+        return '?';
+    }
+    const char *names[128];
+    size_t n = 0;
+    for (const struct option *o = longopts; o && o->name && n < 128; o++) names[n++] = o->name;
+    const char *best = opt[0] == '-' && opt[1] == '-' ? pgd_suggest(opt + 2, names, n) : NULL;
+    if (best) fprintf(stderr, "pagoda %s: unknown option '%s' (did you mean '--%s'?)\n", argv[0], opt, best);
+    else fprintf(stderr, "pagoda %s: unknown option '%s'\n", argv[0], opt);
+    return '?';
 }
 
 double pgd_cli_now(void) {

@@ -41,6 +41,11 @@ struct pgd_experiment {
     int n_sweeps;
     pgd_run_config **runs;
     int n_runs;
+    int repeat_sweep; /* index of the sweep added by [experiment] repeats > 1, else -1 */
 };
+
+/* The line of the i-th `--set` override: past any file's lines, so that
+ * "the later-set key" is the override (pgd_run_where names it --set). */
+#define PGD_CFG_LINE_SET 1000000000
 
 #endif
