@@ -11,6 +11,7 @@ int pgd_cmd_profile(int argc, char **argv);
 int pgd_cmd_profile_import(int argc, char **argv); /* profile --import */
 int pgd_cmd_run(int argc, char **argv);
 int pgd_cmd_plot(int argc, char **argv);
+int pgd_cmd_table(int argc, char **argv);
 int pgd_cmd_compare(int argc, char **argv);
 int pgd_cmd_sim_check(int argc, char **argv);
 int pgd_cmd_perf(int argc, char **argv);

@@ -24,6 +24,7 @@ static void usage(FILE *f) {
             "  profile    time every backend op over a grid of shapes: the sim's calibration table\n"
             "  run        run an experiment config (every sweep point) and write its results\n"
             "  plot       draw an experiment's results with gnuplot (PNG and SVG)\n"
+            "  table      merge the runs.csv of several experiments into one table (CSV or Markdown)\n"
             "  compare    compare two results against regression thresholds\n"
             "  sim-check  hold the sim's GPU cost model against measured op times (Vidur files)\n"
             "  perf       the performance gate's workloads and verdicts (scripts/perf_gate.sh)\n"
@@ -159,6 +160,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "profile")) return pgd_cmd_profile(argc - 1, argv + 1);
     if (!strcmp(cmd, "run")) return pgd_cmd_run(argc - 1, argv + 1);
     if (!strcmp(cmd, "plot")) return pgd_cmd_plot(argc - 1, argv + 1);
+    if (!strcmp(cmd, "table")) return pgd_cmd_table(argc - 1, argv + 1);
     if (!strcmp(cmd, "compare")) return pgd_cmd_compare(argc - 1, argv + 1);
     if (!strcmp(cmd, "sim-check")) return pgd_cmd_sim_check(argc - 1, argv + 1);
     if (!strcmp(cmd, "perf")) return pgd_cmd_perf(argc - 1, argv + 1);
