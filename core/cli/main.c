@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "parallel/comm_bench.h"
+#include "pagoda/build_info.h"
 #include "pagoda/status.h"
 #include "util/suggest.h"
 
@@ -29,7 +30,7 @@ static void usage(FILE *f) {
             "  sim-check  hold the sim's GPU cost model against measured op times (Vidur files)\n"
             "  perf       the performance gate's workloads and verdicts (scripts/perf_gate.sh)\n"
             "  comm-bench communicator microbenchmark (all-reduce, send/recv; threads or mpi)\n"
-            "  version    print the version\n"
+            "  version    print the version, commit and build options (also --version)\n"
             "\n"
             "Run 'pagoda <command> --help' for the options of a command.\n");
 }
@@ -165,15 +166,20 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "sim-check")) return pgd_cmd_sim_check(argc - 1, argv + 1);
     if (!strcmp(cmd, "perf")) return pgd_cmd_perf(argc - 1, argv + 1);
     if (!strcmp(cmd, "comm-bench")) return pgd_comm_bench_main(argc - 1, argv + 1);
-    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
-        printf("pagoda %s\n", PAGODA_VERSION);
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version") || !strcmp(cmd, "-V")) {
+        printf("pagoda %s\ncommit %s\nbuild %s, %s\noptions %s\n", PAGODA_VERSION, PAGODA_BUILD_COMMIT,
+               PAGODA_BUILD_TYPE_STR, PAGODA_BUILD_COMPILER, PAGODA_BUILD_OPTIONS);
         return 0;
     }
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;
     }
-    fprintf(stderr, "pagoda: unknown command '%s'\n\n", cmd);
+    static const char *const cmds[] = {"generate", "bench", "profile", "run", "plot", "table", "compare",
+                                       "sim-check", "perf", "comm-bench", "version", "help", NULL};
+    const char *best = pgd_suggest(cmd, cmds, (size_t)-1);
+    if (best) fprintf(stderr, "pagoda: unknown command '%s' (did you mean '%s'?)\n\n", cmd, best);
+    else fprintf(stderr, "pagoda: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;
 }

@@ -235,7 +235,17 @@ pgd_status pgd_config_check_value(const pgd_cfg_key *k, const char *v) {
     }
     case PGD_CFG_CHOICE:
         if (in_choices(k->choices, v)) return PGD_OK;
-        return pgd_error(PGD_ERR_INVALID, "expected one of %s", k->choices);
+        {
+            char list[512], hint[128] = "";
+            const char *words[64];
+            size_t nw = 0;
+            snprintf(list, sizeof list, "%s", k->choices);
+            for (char *save = NULL, *w = strtok_r(list, "|", &save); w && nw < 64; w = strtok_r(NULL, "|", &save))
+                words[nw++] = w;
+            const char *best = pgd_suggest(v, words, nw);
+            if (best) snprintf(hint, sizeof hint, " (did you mean '%s'?)", best);
+            return pgd_error(PGD_ERR_INVALID, "expected one of %s%s", k->choices, hint);
+        }
     case PGD_CFG_POLICY: {
         char names[256] = "", hint[96] = "";
         for (const char *const *p = pgd_policy_names(); *p; p++) {
