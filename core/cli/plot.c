@@ -514,21 +514,33 @@ static void write_script(FILE *f, const table *runs, const table *means, const p
         fprintf(f, "  unset multiplot\n  unset logscale x\n  set yrange [*:*]\n  set key outside right top font ',10'\n"
                    "  unset output\n}\n");
     }
-    /* KV usage over time: one panel per run */
-    int cols = runs->nrows < 4 ? runs->nrows : 4, rows = (runs->nrows + cols - 1) / cols;
+    /* KV usage over time: one panel per run (the first repeat only: the
+     * others look alike), titled by its load and series; colors named in
+     * the title instead of a legend over the data */
+    int rep = col_of(runs, "repeat"), kv_rows[MAX_ROWS], nkv = 0;
+    for (int r = 0; r < runs->nrows; r++)
+        if (rep < 0 || !strcmp(cell(runs, r, rep), "1")) kv_rows[nkv++] = r;
+    int cols = nkv < 4 ? nkv : 4, rows = (nkv + cols - 1) / cols;
     fprintf(f, "\n# KV cache over time: share of blocks in use and utilization (tokens / reserved slots)\n"
                "do for [fmt in fmts] {\n  eval term(fmt, %d, %d)\n  set output sprintf(\"kv_usage.%%s\", fmt)\n"
-               "  set multiplot layout %d,%d title expname.\": KV cache over time\"\n  set yrange [0:1.05]\n"
-               "  set key inside bottom right font ',8'\n  set xlabel \"time (s)\"\n  set ylabel \"share\"\n",
-            300 * cols + 100, 260 * rows + 60, rows, cols);
-    for (int r = 0; r < runs->nrows; r++) {
+               "  set multiplot layout %d,%d title expname.\": KV cache over time%s (purple: share of blocks used; "
+               "green: utilization, tokens / reserved slots)\"\n  set yrange [0:1.05]\n"
+               "  unset key\n  set xlabel \"time (s)\"\n  set ylabel \"share\"\n",
+            380 * cols + 100, 280 * rows + 80, rows, cols, rep >= 0 ? ", first repeat of each" : "");
+    for (int i = 0; i < nkv; i++) {
+        int r = kv_rows[i];
+        char title[512] = "";
+        if (PR.loadcol >= 0) snprintf(title, sizeof title, "%s=%s ", runs->cols[PR.loadcol], cell(runs, r, PR.loadcol));
+        snprintf(title + strlen(title), sizeof title - strlen(title), "%s",
+                 PR.nseries > 1 || PR.loadcol < 0 ? PR.label[PR.series_of[r]] : "");
+        if (PR.loadcol < 0 && PR.nseries <= 1) snprintf(title, sizeof title, "%s", cell(runs, r, 0));
         fprintf(f, "  set title \"");
+        gp_str(f, title);
+        fprintf(f, "\" font ',8'\n  plot '../");
         gp_str(f, cell(runs, r, 0));
-        fprintf(f, "\" font ',9'\n  plot '../");
+        fprintf(f, "/timeline.csv' skip 1 using 1:10 with lines lw 2 lc rgb \"#9400d3\", '../");
         gp_str(f, cell(runs, r, 0));
-        fprintf(f, "/timeline.csv' skip 1 using 1:10 with lines lw 2 title \"blocks used\", '../");
-        gp_str(f, cell(runs, r, 0));
-        fprintf(f, "/timeline.csv' skip 1 using 1:11 with lines lw 1 title \"utilization\"\n");
+        fprintf(f, "/timeline.csv' skip 1 using 1:11 with lines lw 1 lc rgb \"#009e73\"\n");
     }
     fprintf(f, "  unset multiplot\n  unset output\n}\n");
 }
