@@ -14,7 +14,8 @@
  *    configs in one folder;
  *  - `pagoda table` (columns, md, did-you-mean) and `pagoda plot` (the
  *    files it names; an unknown column is an error);
- *  - `pagoda version` names the commit and the build options. */
+ *  - `pagoda version` names the commit and the build options;
+ *  - `generate --prompt -` reads the prompt from standard input. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -155,7 +156,8 @@ static void test_repeats_and_overrides(void) {
 }
 
 static void test_hol_warning(void) {
-    const char *model = pgd_test_data("models/stories260K/stories260K.bin");
+    char model[512];
+    snprintf(model, sizeof model, "%s", pgd_test_data("models/stories260K/stories260K.bin"));
     char text[1024];
     /* stories260K: context 512; the budget equal to it stalls, twice it does not */
     for (int budget = 512; budget <= 1024; budget += 512) {
@@ -259,6 +261,12 @@ static void test_run_repeats_resume(void) {
     snprintf(args, sizeof args, "run --resume '%s'", path_in("wfsim.ini"));
     CU_ASSERT_EQUAL(pgd_test_run_cli(args, &out, &err), 0);
     CU_ASSERT(has(err, "--resume: 11 of 12 runs already written whole; running the other 1"));
+    /* the plain progress lines (stderr is no terminal here) carry the live figures and an ETA */
+    CU_ASSERT(has(err, "pagoda run: [1/1] rate-0.5_kv_manager-orca-max_repeat-2: "));
+    CU_ASSERT(has(err, " requests, queue "));
+    CU_ASSERT(has(err, ", KV "));
+    CU_ASSERT(has(err, ", ETA "));
+    CU_ASSERT(has(err, "offered 0.5 req/s, achieved "));
     CU_ASSERT(has(out, "1 of 1 runs written"));
     char *after = pgd_test_read_file(path_in("results/wfsim/rate-2_kv_manager-paged_repeat-1/summary.json"), NULL);
     CU_ASSERT(before && after && !strcmp(before, after)); /* not rewritten */
@@ -379,6 +387,34 @@ static void test_table_plot_version(void) {
     snprintf(args, sizeof args, "plot --y class9_ttft_p99 '%s'", exp);
     CU_ASSERT_EQUAL(pgd_test_run_cli(args, &out, &err), 2);
     CU_ASSERT(has(err, "has no column 'class9_ttft_p99'"));
+    free(out);
+    free(err);
+    /* generate --prompt -: the prompt from standard input */
+    char model[512], tok[512]; /* pgd_test_data's buffer is reused by its next call */
+    snprintf(model, sizeof model, "%s", pgd_test_data("models/stories260K/stories260K.bin"));
+    snprintf(tok, sizeof tok, "%s", pgd_test_data("models/stories260K/tok512.bin"));
+    char *want = NULL;
+    snprintf(args, sizeof args, "generate --model '%s' --tokenizer '%s' --max-tokens 24 --prompt 'Once upon a time'",
+             model, tok);
+    CU_ASSERT_EQUAL(pgd_test_run_cli(args, &want, NULL), 0);
+    write_text("prompt.txt", "Once upon a time\n");
+    snprintf(args, sizeof args, "generate --model '%s' --tokenizer '%s' --max-tokens 24 --prompt - < '%s'", model, tok,
+             path_in("prompt.txt"));
+    CU_ASSERT_EQUAL(pgd_test_run_cli(args, &out, &err), 0);
+    CU_ASSERT(want && out && !strcmp(want, out));
+    CU_ASSERT(has(out, "Once upon a time, there was a little girl named Lily"));
+    free(out);
+    free(err);
+    free(want);
+    snprintf(args, sizeof args, "generate --model '%s' --tokenizer '%s' --prompt - --prompts-file - < '%s'", model, tok,
+             path_in("prompt.txt"));
+    CU_ASSERT_EQUAL(pgd_test_run_cli(args, &out, &err), 2);
+    CU_ASSERT(has(err, "standard input can be read once"));
+    free(out);
+    free(err);
+    snprintf(args, sizeof args, "generate --model '%s' --tokenizer '%s' --policy sfj --prompt x", model, tok);
+    CU_ASSERT_EQUAL(pgd_test_run_cli(args, &out, &err), 2);
+    CU_ASSERT(has(err, "--policy: unknown policy 'sfj' (did you mean 'sjf'?) (choices: fcfs, "));
     free(out);
     free(err);
     /* version: commit and build options */
