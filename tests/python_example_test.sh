@@ -25,4 +25,24 @@ if PAGODA_LIB=$lib python3 "$src/examples/python/generate.py" /nonexistent.bin x
     echo "FAIL: a missing model did not fail"; exit 1
 fi
 grep -q "/nonexistent.bin" "$tmp/err.txt" || { echo "FAIL: the error does not name the file:"; cat "$tmp/err.txt"; exit 1; }
-echo "ok: examples/python/generate.py printed the golden continuation"
+# an experiment config from Python: the rows of its runs.csv
+cat >"$tmp/exp.ini" <<EOF2
+[experiment]
+name = pyexp
+[model]
+path = random:stories260K
+backend = sim
+[workload]
+num_requests = 5
+[sweep]
+engine.policy = fcfs, sjf
+EOF2
+PAGODA_LIB=$lib PYTHONPATH=$src/examples/python python3 - "$tmp/exp.ini" "$tmp/results" <<'PY'
+import os, sys
+from pagoda import run_experiment
+rows = run_experiment(sys.argv[1], sys.argv[2])
+assert [r["run"] for r in rows] == ["policy-fcfs", "policy-sjf"], rows
+assert all(r["completed"] == "5" for r in rows), rows
+assert os.path.exists(os.path.join(sys.argv[2], "pyexp", "policy-sjf", "complete.json"))
+PY
+echo "ok: examples/python/generate.py printed the golden continuation; run_experiment ran a config"

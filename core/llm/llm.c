@@ -5,12 +5,15 @@
  * Invariants: an engine lives only inside one generate call, so calls are
  * independent (same prompts and seed, same texts); on any failure every
  * text already decoded is freed and texts[] is all NULL. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pagoda/engine.h"
 #include "pagoda/exec.h"
 #include "pagoda/llm.h"
+#include "pagoda/results.h"
+#include "pagoda/runner.h"
 #include "pagoda/sampler.h"
 #include "pagoda/tokenizer.h"
 
@@ -103,5 +106,42 @@ pgd_status pgd_llm_generate(pgd_llm *l, const char *const *prompts, int n, int m
         }
     pgd_engine_destroy(eng);
     free(ids);
+    return st;
+}
+
+pgd_status pgd_experiment_run_file(const char *config, const char *output_dir, char **runs_dir) {
+    if (runs_dir) *runs_dir = NULL;
+    if (!config) return pgd_error(PGD_ERR_INVALID, "pgd_experiment_run_file: no config given");
+    pgd_experiment *e = NULL;
+    PGD_TRY(pgd_experiment_load(config, &e));
+    if (!output_dir) output_dir = pgd_run_get_str(pgd_experiment_run(e, 0), "experiment", "output_dir");
+    char expdir[4096], rundir[4400], csv[4200], sweep[64];
+    int lock = -1, moved = 0;
+    pgd_runs_csv *table = NULL;
+    pgd_status st = PGD_OK;
+    if (snprintf(expdir, sizeof expdir, "%s/%s", output_dir, pgd_experiment_name(e)) >= (int)sizeof expdir)
+        st = pgd_error(PGD_ERR_INVALID, "output directory too long: %s", output_dir);
+    if (st == PGD_OK) st = pgd_results_lock(expdir, &lock);
+    if (st == PGD_OK) st = pgd_results_begin_sweep(expdir, 1, &moved);
+    if (st == PGD_OK) st = pgd_runs_csv_create(e, &table);
+    snprintf(csv, sizeof csv, "%s/runs.csv", expdir);
+    pgd_results_new_sweep_id(sweep, sizeof sweep);
+    for (int i = 0; st == PGD_OK && i < pgd_experiment_num_runs(e); i++) {
+        const pgd_run_config *r = pgd_experiment_run(e, i);
+        pgd_run_result res;
+        snprintf(rundir, sizeof rundir, "%s/%s", expdir, pgd_run_name(r));
+        st = pgd_run_execute(r, NULL, &res);
+        if (st == PGD_OK) {
+            snprintf(res.sweep_id, sizeof res.sweep_id, "%s", sweep);
+            st = pgd_run_write_outputs(r, &res, rundir);
+            if (st == PGD_OK) st = pgd_runs_csv_add(table, r, &res);
+            if (st == PGD_OK) st = pgd_runs_csv_write(table, csv);
+        }
+        pgd_run_result_free(&res);
+    }
+    if (st == PGD_OK && runs_dir && !(*runs_dir = strdup(expdir))) st = pgd_error(PGD_ERR_OOM, "out of memory");
+    pgd_runs_csv_destroy(table);
+    pgd_results_unlock(lock);
+    pgd_experiment_destroy(e);
     return st;
 }

@@ -8,17 +8,22 @@ The shape follows vLLM:
     for out in llm.generate(["Once upon a time"], SamplingParams(temperature=0, max_tokens=64)):
         print(out.prompt + out.outputs[0].text)
 
+    from pagoda import run_experiment
+    for row in run_experiment("experiments/quickstart.ini", "/tmp/results"):
+        print(row["run"], row["output_throughput"])
+
 The library is found from $PAGODA_LIB (a path to libpagoda.so), else by the
 dynamic loader's search (install it with `cmake --install`, or set
 LD_LIBRARY_PATH). Errors raise PagodaError with the library's message.
 """
+import csv
 import ctypes
 import ctypes.util
 import os
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence
 
-__all__ = ["LLM", "SamplingParams", "RequestOutput", "CompletionOutput", "PagodaError", "version"]
+__all__ = ["LLM", "SamplingParams", "RequestOutput", "CompletionOutput", "PagodaError", "version", "run_experiment"]
 
 
 class PagodaError(RuntimeError):
@@ -45,6 +50,8 @@ def _load():
     lib.pgd_llm_context.argtypes = [ctypes.c_void_p]
     lib.pgd_llm_context.restype = ctypes.c_int
     lib.pgd_version_string.restype = ctypes.c_char_p
+    lib.pgd_experiment_run_file.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]
+    lib.pgd_experiment_run_file.restype = ctypes.c_int
     return lib
 
 
@@ -66,6 +73,20 @@ def _check(status):
 def version() -> str:
     """The library's version, commit and build options."""
     return _libpagoda().pgd_version_string().decode()
+
+
+def run_experiment(config: str, output_dir: Optional[str] = None) -> List[dict]:
+    """Run every run of an experiment config (as `pagoda run --quiet`) and
+    return its runs.csv rows as dicts (values as text); the results are in
+    <output_dir>/<experiment>/ (output_dir None = the config's)."""
+    lib = _libpagoda()
+    out = ctypes.c_void_p()
+    _check(lib.pgd_experiment_run_file(config.encode(), output_dir.encode() if output_dir else None,
+                                       ctypes.byref(out)))
+    expdir = ctypes.string_at(out).decode()
+    lib.pgd_llm_free_text(out)
+    with open(os.path.join(expdir, "runs.csv"), newline="") as f:
+        return list(csv.DictReader(f))
 
 
 @dataclass

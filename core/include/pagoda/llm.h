@@ -38,6 +38,17 @@ void pgd_llm_free_text(char *text);
 int pgd_llm_context(const pgd_llm *llm);
 int pgd_llm_vocab_size(const pgd_llm *llm);
 
+/* Run every run of an experiment config, as `pagoda run --quiet` does but
+ * without --only, --resume or signal handling: the experiment directory
+ * <output_dir>/<experiment>/ (output_dir NULL = the config's) is locked,
+ * its previous results move to .previous/, and each run is written whole
+ * (summary.json, requests.csv, ... and its complete.json marker) with
+ * runs.csv rewritten after each. *runs_dir (may be NULL) gets the
+ * experiment directory (free with pgd_llm_free_text). Stops at the first
+ * run that cannot be executed or written; a run whose requests failed is
+ * written and not an error here. */
+pgd_status pgd_experiment_run_file(const char *config, const char *output_dir, char **runs_dir);
+
 /* "0.1.0 (commit abc1234, Release, ...)" of this library (build_info). */
 const char *pgd_version_string(void);
 
