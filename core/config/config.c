@@ -263,8 +263,10 @@ static int handler(void *user, const char *section, const char *name, const char
 
 static void run_destroy(pgd_run_config *r, int nkeys) {
     if (!r) return;
-    for (int i = 0; i < nkeys && r->vals; i++) free(r->vals[i].value);
-    for (int i = 0; i < r->n_warnings; i++) free(r->warnings[i]);
+    for (int i = 0; i < nkeys && r->vals; i++)
+        if (r->vals[i].line) free(r->vals[i].value); /* line 0: the schema's default, borrowed */
+    for (int i = 0; i < r->n_warnings; i++)
+        if (!r->warning_shared[i]) free(r->warnings[i]);
     free(r->vals);
     free(r->swept);
     free(r->name);
@@ -293,8 +295,10 @@ static pgd_status build_run(pgd_experiment *e, int index, pgd_run_config **out) 
     r->swept = calloc((size_t)e->n_sweeps + 1, sizeof *r->swept);
     if (!r->vals || !r->swept) goto oom;
     for (int i = 0; i < e->n_keys; i++) {
+        /* a default borrows the schema's text (most keys of most runs: a load
+         * of many runs allocates only what the file and the sweep set) */
         r->vals[i].line = e->base[i].line;
-        r->vals[i].value = xstrdup(e->base[i].line ? e->base[i].value : schema[i].def);
+        r->vals[i].value = e->base[i].line ? xstrdup(e->base[i].value) : (char *)schema[i].def;
         if (!r->vals[i].value) goto oom;
     }
     char name[512] = "";
@@ -304,19 +308,22 @@ static pgd_status build_run(pgd_experiment *e, int index, pgd_run_config **out) 
         int vi = rest % sw->n_values;
         rest /= sw->n_values;
         r->swept[s] = sw->values[vi];
-        free(r->vals[sw->key_index].value);
-        if (!(r->vals[sw->key_index].value = xstrdup(sw->values[vi]))) goto oom;
-        r->vals[sw->key_index].line = sw->line;
+        pgd_cfg_value *v = &r->vals[sw->key_index];
+        if (v->line) free(v->value);
+        v->line = sw->line; /* > 0: owned from here on */
+        if (!(v->value = xstrdup(sw->values[vi]))) goto oom;
     }
     if (e->repeat_sweep >= 0) { /* one repeat of a repeated run: repeats = 1, its own seed */
         int rep = atoi(r->swept[e->repeat_sweep]), si = schema_index("experiment", "seed");
         char buf[32];
-        free(r->vals[schema_index("experiment", "repeats")].value);
-        if (!(r->vals[schema_index("experiment", "repeats")].value = xstrdup("1"))) goto oom;
-        snprintf(buf, sizeof buf, "%llu", (unsigned long long)pgd_repeat_seed(strtoull(r->vals[si].value, NULL, 10), rep));
-        free(r->vals[si].value);
-        if (!(r->vals[si].value = xstrdup(buf))) goto oom;
-        if (!r->vals[si].line) r->vals[si].line = e->sweeps[e->repeat_sweep].line;
+        pgd_cfg_value *rv = &r->vals[schema_index("experiment", "repeats")], *sv = &r->vals[si];
+        if (rv->line) free(rv->value); /* set in the file or by --set: line > 0 */
+        rv->line = e->sweeps[e->repeat_sweep].line;
+        if (!(rv->value = xstrdup("1"))) goto oom;
+        snprintf(buf, sizeof buf, "%llu", (unsigned long long)pgd_repeat_seed(strtoull(sv->value, NULL, 10), rep));
+        if (sv->line) free(sv->value);
+        else sv->line = e->sweeps[e->repeat_sweep].line;
+        if (!(sv->value = xstrdup(buf))) goto oom;
     }
     for (int s = 0; s < e->n_sweeps; s++) append_name(name, sizeof name, schema[e->sweeps[s].key_index].key, r->swept[s]);
     if (!(r->name = xstrdup(e->n_sweeps ? name : "run"))) goto oom;
@@ -395,25 +402,52 @@ static double set_num(const pgd_run_config *r, int i) {
  * scheduler's default) leaves no tokens for the running sequences' decodes:
  * one near-context prompt stalls the whole batch (latency up to 13x on the
  * Azure trace). Warn when the budget is below the longest prompt plus one
- * decode token per sequence (max_num_seqs). */
+ * decode token per sequence (max_num_seqs). Keys are read by schema index
+ * and the text is shared between runs with the same figures. */
 static void hol_stall_warning(pgd_run_config *r, int ctx, int toks, int seqs, const char *src) {
-    if (!ctx || pgd_run_get_bool(r, "engine", "chunked_prefill")) return;
+    static int ix_chunked = -1, ix_kind, ix_max, ix_pre, ix_mean;
+    if (ix_chunked < 0) {
+        ix_kind = schema_index("workload", "input_len");
+        ix_max = schema_index("workload", "input_max");
+        ix_pre = schema_index("workload", "shared_prefix_len");
+        ix_mean = schema_index("workload", "input_mean");
+        ix_chunked = schema_index("engine", "chunked_prefill");
+    }
+    int chunked = 0;
+    if (!ctx || r->n_warnings >= PGD_RUN_MAX_WARNINGS ||
+        (pgd_config_parse_bool(r->vals[ix_chunked].value, &chunked) && chunked))
+        return;
     int budget = toks ? toks : ctx > 2048 ? ctx : 2048; /* the scheduler's default */
     int nseqs = seqs ? seqs : 256;
-    double longest = ctx - 1; /* a trace or dataset prompt is clipped to the context */
+    int longest = ctx - 1; /* a trace or dataset prompt is clipped to the context */
     if (!strcmp(src, "synthetic")) {
-        const char *kind = pgd_run_get_str(r, "workload", "input_len");
-        double imax = pgd_run_get_int(r, "workload", "input_max"), pre = pgd_run_get_int(r, "workload", "shared_prefix_len");
-        if (!strcmp(kind, "fixed")) longest = pgd_run_get_num(r, "workload", "input_mean") + pre;
-        else if (imax > 0) longest = imax + pre;
-        if (longest > ctx - 1) longest = ctx - 1;
+        double imax = atof(r->vals[ix_max].value), pre = atof(r->vals[ix_pre].value), l = longest;
+        if (!strcmp(r->vals[ix_kind].value, "fixed")) l = atof(r->vals[ix_mean].value) + pre;
+        else if (imax > 0) l = imax + pre;
+        if (l < longest) longest = (int)l;
     }
-    if (budget >= longest + nseqs) return;
-    warn(r, "[engine] max_num_batched_tokens = %d%s with chunked_prefill off: a prompt of up to %.0f tokens (the "
-         "longest this workload can produce; the model's context is %d) is prefilled whole in one step and leaves "
-         "%.0f tokens for the decodes of up to %d running sequences, so one long prompt stalls the batch "
-         "(head-of-line blocking); set max_num_batched_tokens >= %.0f (e.g. %d) or chunked_prefill = on",
-         budget, toks ? "" : " (the default)", longest, ctx, budget - longest, nseqs, longest + nseqs, 2 * ctx);
+    if ((double)budget >= (double)longest + nseqs) return;
+    pgd_experiment *e = (pgd_experiment *)r->exp;
+    int key[4] = {budget, longest, ctx, nseqs * 2 + (toks != 0)}, h = 0;
+    while (h < e->n_hol && memcmp(key, e->hol[h].key, sizeof key)) h++;
+    if (h == e->n_hol) {
+        char msg[600];
+        snprintf(msg, sizeof msg,
+                 "[engine] max_num_batched_tokens = %d%s with chunked_prefill off: a prompt of up to %d tokens (the "
+                 "longest this workload can produce; the model's context is %d) is prefilled whole in one step and "
+                 "leaves %d tokens for the decodes of up to %d running sequences, so one long prompt stalls the "
+                 "batch (head-of-line blocking); set max_num_batched_tokens >= %d (e.g. %d) or chunked_prefill = on",
+                 budget, toks ? "" : " (the default)", longest, ctx, budget - longest, nseqs, longest + nseqs,
+                 2 * ctx);
+        struct pgd_cfg_hol *v = realloc(e->hol, sizeof *v * (size_t)(e->n_hol + 1));
+        if (!v) return;
+        e->hol = v;
+        if (!(v[h].msg = xstrdup(msg))) return;
+        memcpy(v[h].key, key, sizeof key);
+        e->n_hol++;
+    }
+    r->warning_shared[r->n_warnings] = 1;
+    r->warnings[r->n_warnings++] = e->hol[h].msg;
 }
 
 /* Rules between keys, checked for every run before any run starts. */
@@ -692,6 +726,8 @@ void pgd_experiment_destroy(pgd_experiment *e) {
         free(e->sweeps[s].name);
     }
     free(e->sweeps);
+    for (int h = 0; h < e->n_hol; h++) free(e->hol[h].msg);
+    free(e->hol);
     free(e->name);
     free(e->path);
     free(e);
