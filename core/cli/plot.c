@@ -1,19 +1,26 @@
 /* plot.c - `pagoda plot results/<experiment>`: writes a gnuplot script
- * (plots/plots.gp, generated from runs.csv's header and rows, reading the
- * CSVs in place so users can edit and re-run it) and runs gnuplot to draw
- * PNG and SVG files into plots/:
- *   latency_vs_rate   normalized latency (mean, s/token) vs request rate,
- *                     one line per combination of the other swept values
- *                     (e.g. policy x memory manager)
- *   throughput_vs_rate output tokens/s and requests/s vs request rate
- *   ttft_cdf, tpot_cdf CDFs over requests, one line per run
- *   kv_usage          KV blocks in use (share of the cache) and utilization
- *                     (real tokens / reserved slots) over time, one panel per run
- * The x axis is the swept "rate" key (or the first numeric swept key); runs
- * with rate = inf (all at once) sit right of the largest rate, labelled
- * "inf". Without a numeric sweep key the rate plots show one point per run.
- * In the CDFs a run's color is its series (the other swept values) and its
- * dash pattern its rate, so runs stay apart beyond the palette's 8 colors.
+ * (plots/plots.gp, generated from runs.csv's header and rows, or from
+ * runs_mean.csv when the experiment has repeats, reading the per-run CSVs
+ * in place so users can edit and re-run it) and runs gnuplot to draw PNG
+ * and SVG files into plots/:
+ *   latency_vs_load    a latency metric and percentile (--metric, --percentile;
+ *                      default mean normalized latency) vs the offered load,
+ *                      one line per combination of the other swept values;
+ *                      95% CI error bars with repeats
+ *   COLUMN_vs_load     one more per --y COLUMN (e.g. per-class metrics)
+ *   throughput_vs_load output tokens/s and achieved req/s vs the offered load
+ *   pareto             output throughput vs the latency, one point per run
+ *                      (per sweep point with repeats), the frontier joined
+ *   *_cdf              TTFT, TPOT, E2E, normalized latency CDFs over requests
+ *                      (requests.csv columns found by name): one panel per
+ *                      load level, one line per run
+ *   kv_usage           KV blocks in use and utilization over time, one panel
+ *                      per run (the first repeat of each sweep point)
+ * The x axis is runs.csv's offered_rate when it varies and is finite, else
+ * the swept load key (rate, time_scale, or the first numeric swept key; inf
+ * sits right of the largest value), or --x. Line styles come from the series'
+ * values (each key's value ranked among its sorted values), never from the
+ * sweep's order; legends sit outside the data or in a panel of their own.
  *
  * Given a file instead (the perf gate's results/perf/history.csv), it draws
  * that history (plot_history.c).
@@ -24,7 +31,7 @@
  * otherwise nothing is drawn and each such run is named.
  *
  * Exit status: 0 plots written, 1 gnuplot failed or a run is incomplete or
- * stale, 2 bad input. */
+ * stale, 2 bad input (an unknown option, metric or column). */
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
