@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# the openai npm client for the openai_client test (skips without it; best effort: needs the npm registry)
+[[ -d tests/openai/node_modules/openai ]] || scripts/setup_openai_test.sh ||
+  echo "test.sh: could not install the openai npm package: the openai_client test will skip"
 jobs=$(nproc)
 status=0
 

@@ -15,6 +15,7 @@ int pgd_cmd_table(int argc, char **argv);
 int pgd_cmd_compare(int argc, char **argv);
 int pgd_cmd_sim_check(int argc, char **argv);
 int pgd_cmd_perf(int argc, char **argv);
+int pgd_cmd_serve(int argc, char **argv);
 
 /* Strict number parsing for option values: print "pagoda: <opt> must be ..."
  * and return 0 on failure. */
@@ -26,6 +27,9 @@ int pgd_cli_float(const char *opt, const char *v, float *out);
  * (CMD = argv[0]) on stderr, then '?' (the caller prints its usage). */
 struct option;
 int pgd_cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts);
+/* The same with getopt_long's longindex (may be NULL). */
+int pgd_cli_getopt_index(int argc, char **argv, const char *shortopts, const struct option *longopts,
+                         int *longindex);
 /* Monotonic clock in seconds. */
 double pgd_cli_now(void);
 /* Median of v[0..n-1] (n >= 1; mean of the middle two for even n); sorts v. */

@@ -33,6 +33,7 @@ static void usage(FILE *f) {
             "\n"
             "commands:\n"
             "  generate   run prompts through a model and print the continuation\n"
+            "  serve      an OpenAI-compatible HTTP server (completions, chat, SSE streams, /metrics)\n"
             "  bench      measure decode/prefill speed of a model on this machine\n"
             "  profile    time every backend op over a grid of shapes: the sim's calibration table\n"
             "  run        run an experiment config (every sweep point) and write its results\n"
@@ -84,12 +85,17 @@ int pgd_cli_float(const char *opt, const char *v, float *out) {
 }
 
 int pgd_cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts) {
+    return pgd_cli_getopt_index(argc, argv, shortopts, longopts, NULL);
+}
+
+int pgd_cli_getopt_index(int argc, char **argv, const char *shortopts, const struct option *longopts,
+                         int *longindex) {
     char so[96];
     snprintf(so, sizeof so, ":%s", shortopts);
     int saved = opterr;
     opterr = 0;
     optopt = 0;
-    int ch = getopt_long(argc, argv, so, longopts, NULL);
+    int ch = getopt_long(argc, argv, so, longopts, longindex);
     opterr = saved;
     if (ch != '?' && ch != ':') return ch;
     char opt[128];
@@ -169,6 +175,7 @@ int main(int argc, char **argv) {
     }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "generate")) return pgd_cmd_generate(argc - 1, argv + 1);
+    if (!strcmp(cmd, "serve")) return pgd_cmd_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return pgd_cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "profile")) return pgd_cmd_profile(argc - 1, argv + 1);
     if (!strcmp(cmd, "run")) return pgd_cmd_run(argc - 1, argv + 1);
@@ -187,7 +194,7 @@ int main(int argc, char **argv) {
         usage(stdout);
         return 0;
     }
-    static const char *const cmds[] = {"generate", "bench", "profile", "run", "plot", "table", "compare",
+    static const char *const cmds[] = {"generate", "serve", "bench", "profile", "run", "plot", "table", "compare",
                                        "sim-check", "perf", "comm-bench", "version", "help", NULL};
     const char *best = pgd_suggest(cmd, cmds, (size_t)-1);
     if (best) fprintf(stderr, "pagoda: unknown command '%s' (did you mean '%s'?)\n\n", cmd, best);
