@@ -182,6 +182,22 @@ static void test_hol_warning(void) {
     CU_ASSERT_EQUAL_FATAL(pgd_experiment_load_string(text, "hol.ini", &e), PGD_OK);
     CU_ASSERT_EQUAL(pgd_run_num_warnings(pgd_experiment_run(e, 0)), 0);
     pgd_experiment_destroy(e);
+    /* a trace replayed at a rate: every run's config.ini (time_scale = 1 written
+     * as a default line) loads back (fuzz_config found it did not) */
+    CU_ASSERT_EQUAL_FATAL(pgd_experiment_load("experiments/study_walkthrough.ini", &e), PGD_OK);
+    for (int k = 0; k < pgd_experiment_num_runs(e); k += 7) {
+        char *ini = NULL;
+        size_t len = 0;
+        FILE *m = open_memstream(&ini, &len);
+        CU_ASSERT_EQUAL(pgd_run_write_ini(pgd_experiment_run(e, k), m), PGD_OK);
+        fclose(m);
+        pgd_experiment *back = NULL;
+        if (pgd_experiment_load_string(ini, "config.ini", &back) != PGD_OK) printf("\n  %s\n", pgd_last_error());
+        CU_ASSERT_PTR_NOT_NULL(back);
+        pgd_experiment_destroy(back);
+        free(ini);
+    }
+    pgd_experiment_destroy(e);
     /* the shipped trace configs no longer set it up */
     static const char *const shipped[] = {"experiments/trace_azure.ini", "experiments/trace_mooncake.ini",
                                           "experiments/study_walkthrough.ini"};

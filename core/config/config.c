@@ -502,9 +502,10 @@ static pgd_status check_run(pgd_run_config *r) {
     if ((!strcmp(arr, "poisson") || !strcmp(arr, "gamma")) && isinf(pgd_run_get_num(r, "workload", "rate")))
         BAD("workload", later(r, "workload", "rate", "arrival"), "arrival = %s needs a finite rate", arr);
     /* a trace replayed at a rate (arrival = default or trace) has its
-     * timestamps rescaled to that mean rate: time_scale would be ignored */
+     * timestamps rescaled to that mean rate: a time_scale other than 1 would
+     * be ignored (1, as every run's config.ini writes it, is no conflict) */
     if (!strcmp(src, "trace") && (!strcmp(arr, "default") || !strcmp(arr, "trace")) &&
-        isfinite(pgd_run_get_num(r, "workload", "rate")) && pgd_run_is_set(r, "workload", "time_scale"))
+        isfinite(pgd_run_get_num(r, "workload", "rate")) && pgd_run_get_num(r, "workload", "time_scale") != 1.0)
         BAD("workload", later(r, "workload", "rate", "time_scale"),
             "set rate (replay the trace at that mean request rate) or time_scale (multiply its timestamps), "
             "not both");
