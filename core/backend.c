@@ -1,17 +1,22 @@
 /* backend.c - backend registry and the checked wrappers around the ops
  * table. This is the only file that calls through pgd_backend_ops.
  *
- * Op accounting (backend.h): each wrapper of a transfer, sync or compute
- * op that reaches the ops table goes through TIMED, which reads the
- * backend's clock before and after the call and adds the difference and
- * one call to the backend's op_seconds/op_calls. Validation errors and
- * early returns (nothing to do) are not counted. */
+ * The wrappers of the ops (pagoda/backend_ops.h) are generated from the op
+ * list: each calls its hand-written check_<op>() below, which validates the
+ * arguments, says whether there is nothing to do (*skip) and gives the op's
+ * shape; then the op runs through the table, timed on the backend's clock
+ * (op accounting, backend.h), its time and shape handed to the observer
+ * where one is installed. Validation errors and early returns are not
+ * counted. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend_impl.h"
 #include "pagoda/backend.h"
+
+static const char *const op_names[PGD_OP_COUNT];
+static const int op_required[PGD_OP_COUNT];
 
 typedef pgd_status (*pgd_backend_create_fn)(const pgd_backend_config *, pgd_backend **);
 
@@ -59,6 +64,13 @@ pgd_status pgd_backend_create(const pgd_backend_config *cfg, pgd_backend **out) 
     for (size_t i = 0; i < sizeof registry / sizeof registry[0]; i++)
         if (!strcmp(registry[i].name, name)) {
             PGD_TRY(registry[i].create(cfg, out));
+            for (int op = 0; op < PGD_OP_COUNT; op++)
+                if (op_required[op] && !pgd_backend_supports_op(*out, (pgd_backend_op)op)) {
+                    pgd_backend_destroy(*out);
+                    *out = NULL;
+                    return pgd_error(PGD_ERR_UNSUPPORTED, "the %s backend lacks the required op %s", name,
+                                     op_names[op]);
+                }
             if (!want_kv) return PGD_OK;
             /* a virtual backend only accounts the KV cache: any dtype; else the backend's own list */
             unsigned ok = (*out)->is_virtual ? ~0u : (*out)->kv_dtypes ? (*out)->kv_dtypes : 1u << PGD_F32;
@@ -89,22 +101,36 @@ int pgd_backend_takes_weights(const pgd_backend *b, pgd_dtype t) {
     return !pgd_dtype_is_quant(t) || (b && b->quant_weights);
 }
 
-static const char *const op_names[PGD_BOP_COUNT] = {
-    [PGD_BOP_UPLOAD] = "upload",           [PGD_BOP_DOWNLOAD] = "download",
-    [PGD_BOP_MEMSET] = "memset",           [PGD_BOP_SYNC] = "sync",
-    [PGD_BOP_EMBEDDING] = "embedding",     [PGD_BOP_MATMUL] = "matmul",
-    [PGD_BOP_RMSNORM] = "rmsnorm",         [PGD_BOP_ROPE] = "rope",
-    [PGD_BOP_SILU_MUL] = "silu_mul",       [PGD_BOP_ADD] = "add",
-    [PGD_BOP_KV_WRITE] = "kv_write",       [PGD_BOP_PAGED_ATTENTION] = "paged_attention",
-    [PGD_BOP_GATHER_ROWS] = "gather_rows", [PGD_BOP_COPY_BLOCKS] = "copy_blocks",
-    [PGD_BOP_ARGMAX] = "argmax",           [PGD_BOP_SAMPLE] = "sample",
+static const char *const op_names[PGD_OP_COUNT] = {
+#define OP_NAME_(op, ID, req, params, args) [PGD_OP_##ID] = #op,
+    PGD_BACKEND_OPS(OP_NAME_)
+#undef OP_NAME_
 };
-_Static_assert(PGD_BOP_COUNT == PGD_BACKEND_NUM_OPS, "PGD_BACKEND_NUM_OPS must count the timed ops");
+static const int op_required[PGD_OP_COUNT] = {
+#define OP_REQ_(op, ID, req, params, args) [PGD_OP_##ID] = req,
+    PGD_BACKEND_OPS(OP_REQ_)
+#undef OP_REQ_
+};
+
+const char *pgd_backend_op_name(pgd_backend_op op) {
+    return (int)op >= 0 && op < PGD_OP_COUNT ? op_names[op] : NULL;
+}
+
+int pgd_backend_supports_op(const pgd_backend *b, pgd_backend_op op) {
+    if (!b || (int)op < 0 || op >= PGD_OP_COUNT) return 0;
+    switch (op) {
+#define OP_HAS_(op, ID, req, params, args) \
+    case PGD_OP_##ID: return b->ops->op != NULL;
+        PGD_BACKEND_OPS(OP_HAS_)
+#undef OP_HAS_
+    default: return 0;
+    }
+}
 
 int pgd_backend_op_times(const pgd_backend *b, pgd_op_time *out, int cap) {
     int n = 0;
     if (!b) return 0;
-    for (int i = 0; i < PGD_BOP_COUNT; i++) {
+    for (int i = 0; i < PGD_OP_COUNT; i++) {
         if (b->op_calls[i] <= 0) continue;
         if (out) {
             if (n >= cap) break;
@@ -121,27 +147,15 @@ void pgd_backend_op_times_reset(pgd_backend *b) {
     memset(b->op_seconds, 0, sizeof b->op_seconds);
 }
 
-/* Return `call` (an op through the table), charging its time on the
- * backend's clock (virtual on the sim, else real) and one call to op `id`. */
-#define TIMED(b, id, call)                                                                  \
-    do {                                                                                    \
-        double t0_ = pgd_clock_now((b)->clock);                                             \
-        pgd_status st_ = (call);                                                            \
-        (b)->op_seconds[id] += pgd_clock_now((b)->clock) - t0_;                             \
-        (b)->op_calls[id]++;                                                                \
-        return st_;                                                                         \
-    } while (0)
-
-#define CHECK_OP(b, op)                                                                     \
-    do {                                                                                    \
-        if (!(b)) return pgd_error(PGD_ERR_INVALID, #op ": backend is NULL");               \
-        if (!(b)->ops->op)                                                                  \
-            return pgd_error(PGD_ERR_UNSUPPORTED, "backend '%s' has no op " #op,            \
-                             (b)->ops->name);                                               \
-    } while (0)
+void pgd_backend_observe(pgd_backend *b, pgd_backend_observer fn, void *ctx, int sync_each) {
+    if (!b) return;
+    b->observer = fn;
+    b->observer_ctx = fn ? ctx : NULL;
+    b->observer_sync = fn && sync_each;
+}
 
 pgd_status pgd_backend_alloc(pgd_backend *b, size_t bytes, void **dptr) {
-    CHECK_OP(b, alloc);
+    if (!b) return pgd_error(PGD_ERR_INVALID, "alloc: backend is NULL");
     if (!dptr) return pgd_error(PGD_ERR_INVALID, "alloc: dptr is NULL");
     *dptr = NULL;
     if (bytes == 0) bytes = 1;
@@ -150,123 +164,6 @@ pgd_status pgd_backend_alloc(pgd_backend *b, size_t bytes, void **dptr) {
 void pgd_backend_free(pgd_backend *b, void *dptr) {
     if (b && dptr) b->ops->free(b, dptr);
 }
-pgd_status pgd_backend_upload(pgd_backend *b, void *dst, const void *src, size_t bytes) {
-    CHECK_OP(b, upload);
-    if (!bytes) return PGD_OK;
-    TIMED(b, PGD_BOP_UPLOAD, b->ops->upload(b, dst, src, bytes));
-}
-pgd_status pgd_backend_download(pgd_backend *b, void *dst, const void *src, size_t bytes) {
-    CHECK_OP(b, download);
-    if (!bytes) return PGD_OK;
-    TIMED(b, PGD_BOP_DOWNLOAD, b->ops->download(b, dst, src, bytes));
-}
-pgd_status pgd_backend_memset(pgd_backend *b, void *dst, int value, size_t bytes) {
-    CHECK_OP(b, memset);
-    if (!bytes) return PGD_OK;
-    TIMED(b, PGD_BOP_MEMSET, b->ops->memset(b, dst, value, bytes));
-}
-pgd_status pgd_backend_sync(pgd_backend *b) {
-    CHECK_OP(b, sync);
-    TIMED(b, PGD_BOP_SYNC, b->ops->sync(b));
-}
-
-pgd_status pgd_backend_embedding(pgd_backend *b, float *out, const void *table, pgd_dtype tt,
-                                 const int32_t *tokens, int n, int dim) {
-    CHECK_OP(b, embedding);
-    if (n < 0 || dim <= 0) return pgd_error(PGD_ERR_INVALID, "embedding: bad shape n=%d dim=%d", n, dim);
-    if (!n) return PGD_OK;
-    TIMED(b, PGD_BOP_EMBEDDING, b->ops->embedding(b, out, table, tt, tokens, n, dim));
-}
-pgd_status pgd_backend_matmul(pgd_backend *b, float *y, const float *x, const void *w,
-                              pgd_dtype wt, int n, int in, int out) {
-    CHECK_OP(b, matmul);
-    if (n < 0 || in <= 0 || out <= 0)
-        return pgd_error(PGD_ERR_INVALID, "matmul: bad shape n=%d in=%d out=%d", n, in, out);
-    if (!n) return PGD_OK;
-    TIMED(b, PGD_BOP_MATMUL, b->ops->matmul(b, y, x, w, wt, n, in, out));
-}
-pgd_status pgd_backend_rmsnorm(pgd_backend *b, float *y, const float *x, const float *w, int n,
-                               int dim, float eps) {
-    CHECK_OP(b, rmsnorm);
-    if (n < 0 || dim <= 0) return pgd_error(PGD_ERR_INVALID, "rmsnorm: bad shape n=%d dim=%d", n, dim);
-    if (!n) return PGD_OK;
-    TIMED(b, PGD_BOP_RMSNORM, b->ops->rmsnorm(b, y, x, w, n, dim, eps));
-}
-/* A row stride must be 0 (dense) or hold a whole row of `width` floats. */
-static int bad_stride(int stride, long long width) { return stride < 0 || (stride && stride < width); }
-
-pgd_status pgd_backend_rope(pgd_backend *b, float *q, float *k, const int32_t *pos, int n,
-                            int n_heads, int n_kv_heads, int head_dim, float theta, int stride) {
-    CHECK_OP(b, rope);
-    if (n < 0 || n_heads <= 0 || n_kv_heads <= 0 || head_dim <= 0 || head_dim % 2)
-        return pgd_error(PGD_ERR_INVALID, "rope: bad shape heads=%d kv_heads=%d head_dim=%d",
-                         n_heads, n_kv_heads, head_dim);
-    long long wide = (long long)(n_heads > n_kv_heads ? n_heads : n_kv_heads) * head_dim;
-    if (bad_stride(stride, wide))
-        return pgd_error(PGD_ERR_INVALID, "rope: row stride %d is shorter than a row (%lld floats; 0 = dense)",
-                         stride, wide);
-    if (!n) return PGD_OK;
-    TIMED(b, PGD_BOP_ROPE, b->ops->rope(b, q, k, pos, n, n_heads, n_kv_heads, head_dim, theta, stride));
-}
-pgd_status pgd_backend_silu_mul(pgd_backend *b, float *out, const float *gate_up, int n_rows,
-                                int hidden) {
-    CHECK_OP(b, silu_mul);
-    if (n_rows < 0 || hidden <= 0)
-        return pgd_error(PGD_ERR_INVALID, "silu_mul: bad shape n_rows=%d hidden=%d", n_rows, hidden);
-    if (!n_rows) return PGD_OK;
-    uintptr_t o = (uintptr_t)out, g = (uintptr_t)gate_up;
-    size_t nb = sizeof(float) * (size_t)n_rows * hidden; /* out's bytes; gate_up has twice as many */
-    if (o < g + 2 * nb && g < o + nb)
-        return pgd_error(PGD_ERR_INVALID, "silu_mul: out overlaps gate_up (%d rows of %d)", n_rows, hidden);
-    TIMED(b, PGD_BOP_SILU_MUL, b->ops->silu_mul(b, out, gate_up, n_rows, hidden));
-}
-pgd_status pgd_backend_add(pgd_backend *b, float *y, const float *x, size_t n) {
-    CHECK_OP(b, add);
-    if (!n) return PGD_OK;
-    TIMED(b, PGD_BOP_ADD, b->ops->add(b, y, x, n));
-}
-pgd_status pgd_backend_kv_write(pgd_backend *b, float *k_cache, float *v_cache, const float *k,
-                                const float *v, const int32_t *slot_mapping, int n,
-                                int n_kv_heads, int head_dim, int block_size, int stride) {
-    CHECK_OP(b, kv_write);
-    if (n < 0 || n_kv_heads <= 0 || head_dim <= 0 || block_size <= 0)
-        return pgd_error(PGD_ERR_INVALID, "kv_write: bad shape");
-    if (bad_stride(stride, (long long)n_kv_heads * head_dim))
-        return pgd_error(PGD_ERR_INVALID, "kv_write: row stride %d is shorter than a row (%lld floats; 0 = dense)",
-                         stride, (long long)n_kv_heads * head_dim);
-    if (!n) return PGD_OK;
-    TIMED(b, PGD_BOP_KV_WRITE,
-          b->ops->kv_write(b, k_cache, v_cache, k, v, slot_mapping, n, n_kv_heads, head_dim, block_size,
-                           stride));
-}
-pgd_status pgd_backend_paged_attention(pgd_backend *b, const pgd_paged_attn *a) {
-    CHECK_OP(b, paged_attention);
-    if (!a || a->num_seqs < 0 || a->n_heads <= 0 || a->n_kv_heads <= 0 ||
-        a->n_heads % a->n_kv_heads || a->head_dim <= 0 || a->block_size <= 0)
-        return pgd_error(PGD_ERR_INVALID, "paged_attention: bad arguments");
-    if (bad_stride(a->q_stride, (long long)a->n_heads * a->head_dim))
-        return pgd_error(PGD_ERR_INVALID, "paged_attention: q row stride %d is shorter than a row (%lld floats; "
-                         "0 = dense)", a->q_stride, (long long)a->n_heads * a->head_dim);
-    if (!a->num_seqs) return PGD_OK;
-    TIMED(b, PGD_BOP_PAGED_ATTENTION, b->ops->paged_attention(b, a));
-}
-pgd_status pgd_backend_gather_rows(pgd_backend *b, float *out, const float *x,
-                                   const int32_t *rows, int n, int dim) {
-    CHECK_OP(b, gather_rows);
-    if (n < 0 || dim <= 0) return pgd_error(PGD_ERR_INVALID, "gather_rows: bad shape");
-    if (!n) return PGD_OK;
-    TIMED(b, PGD_BOP_GATHER_ROWS, b->ops->gather_rows(b, out, x, rows, n, dim));
-}
-pgd_status pgd_backend_copy_blocks(pgd_backend *b, float *cache, const int32_t *pairs,
-                                   int n_pairs, size_t block_floats) {
-    CHECK_OP(b, copy_blocks);
-    if (n_pairs < 0) return pgd_error(PGD_ERR_INVALID, "copy_blocks: n_pairs < 0");
-    if (!n_pairs) return PGD_OK;
-    TIMED(b, PGD_BOP_COPY_BLOCKS, b->ops->copy_blocks(b, cache, pairs, n_pairs, block_floats));
-}
-
-/* ---- optional ops ---- */
-
 pgd_status pgd_backend_host_alloc(pgd_backend *b, size_t bytes, void **hptr) {
     if (!b || !hptr) return pgd_error(PGD_ERR_INVALID, "host_alloc: NULL argument");
     *hptr = NULL;
@@ -281,16 +178,174 @@ void pgd_backend_host_free(pgd_backend *b, void *hptr) {
     if (b->ops->host_free) b->ops->host_free(b, hptr);
     else free(hptr);
 }
-pgd_status pgd_backend_argmax(pgd_backend *b, int32_t *out, const float *logits, int n, int vocab) {
-    CHECK_OP(b, argmax);
+
+/* ---- per-op checks: validate, *skip = nothing to do, fill the shape ----
+ * Each takes the op's own parameters (pagoda/backend_ops.h). */
+
+typedef pgd_op_shape shape_t;
+#define SHAPE(...) (sh ? (void)(*sh = (shape_t){__VA_ARGS__}) : (void)0) /* sh: only when observed */
+
+/* A row stride must be 0 (dense) or hold a whole row of `width` floats. */
+static int bad_stride(int stride, long long width) { return stride < 0 || (stride && stride < width); }
+
+static inline pgd_status check_upload(shape_t *sh, int *skip, pgd_backend *b, void *dst, const void *src, size_t bytes) {
+    SHAPE(.x = (double)bytes);
+    *skip = !bytes;
+    return PGD_OK;
+}
+static inline pgd_status check_download(shape_t *sh, int *skip, pgd_backend *b, void *dst, const void *src, size_t bytes) {
+    SHAPE(.x = (double)bytes);
+    *skip = !bytes;
+    return PGD_OK;
+}
+static inline pgd_status check_memset(shape_t *sh, int *skip, pgd_backend *b, void *dst, int value, size_t bytes) {
+    SHAPE(.x = (double)bytes);
+    *skip = !bytes;
+    return PGD_OK;
+}
+static inline pgd_status check_sync(shape_t *sh, int *skip, pgd_backend *b) {
+    SHAPE(.x = 0);
+    return PGD_OK;
+}
+static inline pgd_status check_embedding(shape_t *sh, int *skip, pgd_backend *b, float *out, const void *table,
+                                  pgd_dtype tt, const int32_t *tokens, int n, int dim) {
+    if (n < 0 || dim <= 0) return pgd_error(PGD_ERR_INVALID, "embedding: bad shape n=%d dim=%d", n, dim);
+    SHAPE(.k = {dim, (long)tt}, .x = n);
+    *skip = !n;
+    return PGD_OK;
+}
+static inline pgd_status check_matmul(shape_t *sh, int *skip, pgd_backend *b, float *y, const float *x, const void *w,
+                               pgd_dtype wt, int n, int in, int out) {
+    if (n < 0 || in <= 0 || out <= 0)
+        return pgd_error(PGD_ERR_INVALID, "matmul: bad shape n=%d in=%d out=%d", n, in, out);
+    SHAPE(.k = {in, out, (long)wt}, .x = n);
+    *skip = !n;
+    return PGD_OK;
+}
+static inline pgd_status check_rmsnorm(shape_t *sh, int *skip, pgd_backend *b, float *y, const float *x, const float *w,
+                                int n, int dim, float eps) {
+    if (n < 0 || dim <= 0) return pgd_error(PGD_ERR_INVALID, "rmsnorm: bad shape n=%d dim=%d", n, dim);
+    SHAPE(.k = {dim}, .x = n);
+    *skip = !n;
+    return PGD_OK;
+}
+static inline pgd_status check_rope(shape_t *sh, int *skip, pgd_backend *b, float *q, float *k, const int32_t *pos, int n,
+                             int n_heads, int n_kv_heads, int head_dim, float theta, int stride) {
+    if (n < 0 || n_heads <= 0 || n_kv_heads <= 0 || head_dim <= 0 || head_dim % 2)
+        return pgd_error(PGD_ERR_INVALID, "rope: bad shape heads=%d kv_heads=%d head_dim=%d",
+                         n_heads, n_kv_heads, head_dim);
+    long long wide = (long long)(n_heads > n_kv_heads ? n_heads : n_kv_heads) * head_dim;
+    if (bad_stride(stride, wide))
+        return pgd_error(PGD_ERR_INVALID, "rope: row stride %d is shorter than a row (%lld floats; 0 = dense)",
+                         stride, wide);
+    SHAPE(.k = {n_heads, n_kv_heads, head_dim}, .x = n);
+    *skip = !n;
+    return PGD_OK;
+}
+static inline pgd_status check_silu_mul(shape_t *sh, int *skip, pgd_backend *b, float *out, const float *gate_up,
+                                 int n_rows, int hidden) {
+    if (n_rows < 0 || hidden <= 0)
+        return pgd_error(PGD_ERR_INVALID, "silu_mul: bad shape n_rows=%d hidden=%d", n_rows, hidden);
+    uintptr_t o = (uintptr_t)out, g = (uintptr_t)gate_up;
+    size_t nb = sizeof(float) * (size_t)n_rows * hidden; /* out's bytes; gate_up has twice as many */
+    if (n_rows && o < g + 2 * nb && g < o + nb)
+        return pgd_error(PGD_ERR_INVALID, "silu_mul: out overlaps gate_up (%d rows of %d)", n_rows, hidden);
+    SHAPE(.x = (double)n_rows * hidden);
+    *skip = !n_rows;
+    return PGD_OK;
+}
+static inline pgd_status check_add(shape_t *sh, int *skip, pgd_backend *b, float *y, const float *x, size_t n) {
+    SHAPE(.x = (double)n);
+    *skip = !n;
+    return PGD_OK;
+}
+static inline pgd_status check_kv_write(shape_t *sh, int *skip, pgd_backend *b, float *k_cache, float *v_cache,
+                                 const float *k, const float *v, const int32_t *slot_mapping, int n, int n_kv_heads,
+                                 int head_dim, int block_size, int stride) {
+    if (n < 0 || n_kv_heads <= 0 || head_dim <= 0 || block_size <= 0)
+        return pgd_error(PGD_ERR_INVALID, "kv_write: bad shape");
+    if (bad_stride(stride, (long long)n_kv_heads * head_dim))
+        return pgd_error(PGD_ERR_INVALID, "kv_write: row stride %d is shorter than a row (%lld floats; 0 = dense)",
+                         stride, (long long)n_kv_heads * head_dim);
+    SHAPE(.k = {n_kv_heads, head_dim}, .x = n);
+    *skip = !n;
+    return PGD_OK;
+}
+static inline pgd_status check_paged_attention(shape_t *sh, int *skip, pgd_backend *b, const pgd_paged_attn *a) {
+    if (!a || a->num_seqs < 0 || a->n_heads <= 0 || a->n_kv_heads <= 0 || a->n_heads % a->n_kv_heads ||
+        a->head_dim <= 0 || a->block_size <= 0)
+        return pgd_error(PGD_ERR_INVALID, "paged_attention: bad arguments");
+    if (bad_stride(a->q_stride, (long long)a->n_heads * a->head_dim))
+        return pgd_error(PGD_ERR_INVALID, "paged_attention: q row stride %d is shorter than a row (%lld floats; "
+                         "0 = dense)", a->q_stride, (long long)a->n_heads * a->head_dim);
+    if (a->kv_dtype != b->kv_dtype)
+        return pgd_error(PGD_ERR_INVALID, "paged_attention: KV cache of %s, but the %s backend's is %s",
+                         pgd_dtype_name(a->kv_dtype), b->ops->name, pgd_dtype_name(b->kv_dtype));
+    SHAPE(.k = {a->n_heads, a->n_kv_heads, a->head_dim}, .x = a->num_tokens, .y = a->num_seqs);
+    *skip = !a->num_seqs;
+    return PGD_OK;
+}
+static inline pgd_status check_gather_rows(shape_t *sh, int *skip, pgd_backend *b, float *out, const float *x,
+                                    const int32_t *rows, int n, int dim) {
+    if (n < 0 || dim <= 0) return pgd_error(PGD_ERR_INVALID, "gather_rows: bad shape");
+    SHAPE(.k = {dim}, .x = n);
+    *skip = !n;
+    return PGD_OK;
+}
+static inline pgd_status check_copy_blocks(shape_t *sh, int *skip, pgd_backend *b, float *cache, const int32_t *pairs,
+                                    int n_pairs, size_t block_floats) {
+    if (n_pairs < 0) return pgd_error(PGD_ERR_INVALID, "copy_blocks: n_pairs < 0");
+    SHAPE(.k = {(long)block_floats}, .x = n_pairs);
+    *skip = !n_pairs;
+    return PGD_OK;
+}
+static inline pgd_status check_argmax(shape_t *sh, int *skip, pgd_backend *b, int32_t *out, const float *logits, int n,
+                               int vocab) {
     if (n < 0 || vocab <= 0) return pgd_error(PGD_ERR_INVALID, "argmax: bad shape n=%d vocab=%d", n, vocab);
-    if (!n) return PGD_OK;
-    TIMED(b, PGD_BOP_ARGMAX, b->ops->argmax(b, out, logits, n, vocab));
+    SHAPE(.k = {vocab}, .x = n);
+    *skip = !n;
+    return PGD_OK;
 }
-pgd_status pgd_backend_sample(pgd_backend *b, int32_t *out, const float *logits,
-                              const pgd_sample_row *rows, int n, int vocab) {
-    CHECK_OP(b, sample);
+static inline pgd_status check_sample(shape_t *sh, int *skip, pgd_backend *b, int32_t *out, const float *logits,
+                               const pgd_sample_row *rows, int n, int vocab) {
     if (n < 0 || vocab <= 0) return pgd_error(PGD_ERR_INVALID, "sample: bad shape n=%d vocab=%d", n, vocab);
-    if (!n) return PGD_OK;
-    TIMED(b, PGD_BOP_SAMPLE, b->ops->sample(b, out, logits, rows, n, vocab));
+    SHAPE(.k = {vocab}, .x = n);
+    *skip = !n;
+    return PGD_OK;
 }
+
+/* The wrappers: pgd_backend_<op>(b, ...) for every op of the list, and
+ * the observed variant each takes while an observer is installed. The
+ * plain path is kept as lean as the hand-written wrappers were (the perf
+ * gate counts its instructions): no shape, no observer calls. */
+#define OP_WRAPPER_(op, ID, req, params, args)                                                      \
+    static __attribute__((noinline, cold)) pgd_status observed_##op params {                        \
+        shape_t shape;                                                                              \
+        int skip = 0;                                                                               \
+        PGD_TRY(check_##op(&shape, &skip, PGD_UNPAREN args));                                       \
+        if (skip) return PGD_OK;                                                                    \
+        double t0 = pgd_clock_now(b->clock);                                                        \
+        pgd_status st = b->ops->op args;                                                            \
+        if (st == PGD_OK && b->observer_sync && PGD_OP_##ID != PGD_OP_SYNC) st = b->ops->sync(b);   \
+        double dt = pgd_clock_now(b->clock) - t0;                                                   \
+        b->op_seconds[PGD_OP_##ID] += dt;                                                           \
+        b->op_calls[PGD_OP_##ID]++;                                                                 \
+        if (st == PGD_OK) b->observer(b->observer_ctx, PGD_OP_##ID, &shape, dt);                    \
+        return st;                                                                                  \
+    }                                                                                               \
+    pgd_status pgd_backend_##op params {                                                            \
+        if (!b) return pgd_error(PGD_ERR_INVALID, #op ": backend is NULL");                          \
+        if (!b->ops->op)                                                                            \
+            return pgd_error(PGD_ERR_UNSUPPORTED, "backend '%s' has no op " #op, b->ops->name);     \
+        if (b->observer) return observed_##op args;                                                 \
+        int skip = 0;                                                                               \
+        PGD_TRY(check_##op(NULL, &skip, PGD_UNPAREN args));                                         \
+        if (skip) return PGD_OK;                                                                    \
+        double t0 = pgd_clock_now(b->clock);                                                        \
+        pgd_status st = b->ops->op args;                                                            \
+        b->op_seconds[PGD_OP_##ID] += pgd_clock_now(b->clock) - t0;                                 \
+        b->op_calls[PGD_OP_##ID]++;                                                                 \
+        return st;                                                                                  \
+    }
+PGD_BACKEND_OPS(OP_WRAPPER_)
+#undef OP_WRAPPER_

@@ -174,12 +174,14 @@ static void test_invariance_prefix_caching(void) {
     CU_ASSERT(run_mix(c, "prefix+swap+chunked") > 0);
 }
 
-static void test_invariance_policies(void) {
-    const char *pols[] = {"fcfs", "priority", "sjf", "mlfq"};
-    for (int i = 0; i < 4; i++) {
+static void test_invariance_policies(void) { /* every registered policy */
+    const char *const *pols = pgd_policy_names();
+    for (int i = 0; pols[i]; i++) {
         pgd_engine_config c = base_cfg();
         c.policy = pols[i];
         c.preemption = i % 2 ? PGD_PREEMPT_SWAP : PGD_PREEMPT_RECOMPUTE;
+        c.chunked_prefill = i >= 4 && i % 2; /* the new policies' budget hooks act with chunked prefill */
+        if (c.chunked_prefill) c.max_num_batched_tokens = 48;
         CU_ASSERT(run_mix(c, pols[i]) > 0);
     }
 }

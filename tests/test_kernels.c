@@ -586,7 +586,7 @@ static void attention_case_q(int bs, int nh, int nkv, int hd, int ns, const int 
         qstart[s + 1] = qstart[s] + nq[s];
         lens[s] = len[s];
     }
-    pgd_attn_args a = {.out = ref, .q = q, .k_cache = kc, .v_cache = vc, .query_start = qstart,
+    pgd_paged_attn a = {.out = ref, .q = q, .k_cache = kc, .v_cache = vc, .query_start = qstart,
                        .seq_lens = lens, .block_tables = bt, .num_seqs = ns,
                        .max_blocks_per_seq = maxb, .n_heads = nh, .n_kv_heads = nkv,
                        .head_dim = hd, .block_size = bs, .scale = 1.0f / sqrtf((float)hd),
@@ -723,7 +723,7 @@ static void test_kv_write_half(void) {
 static void test_attention_ref_known(void) {
     float q[4] = {1, 2, 3, 4}, kc[4] = {5, 6, 7, 8}, vc[4] = {0.5f, -1, 2, 3}, out[4];
     int32_t qs[2] = {0, 1}, len = 1, bt = 0;
-    pgd_attn_args a = {.out = out, .q = q, .k_cache = kc, .v_cache = vc, .query_start = qs,
+    pgd_paged_attn a = {.out = out, .q = q, .k_cache = kc, .v_cache = vc, .query_start = qs,
                        .seq_lens = &len, .block_tables = &bt, .num_seqs = 1,
                        .max_blocks_per_seq = 1, .n_heads = 1, .n_kv_heads = 1, .head_dim = 4,
                        .block_size = 1, .scale = 0.5f};

@@ -38,6 +38,15 @@ typedef struct mreq {
     pgd_sched_group *g;
 } mreq;
 
+/* Client mix of the randomized runs: 0 = three clients in turn; 1 = two
+ * clients, client 0 sending three requests to client 1's one (the VTC
+ * bound test). Service per client is counted from the plans with VTC's
+ * weights (1 per prompt token, 2 per generated token); vtc_maxdiff is the
+ * largest service difference seen over an interval in which both clients
+ * stayed backlogged. */
+static int client_mix;
+static long vtc_maxdiff;
+
 static uint64_t rng_state;
 static uint32_t rnd(void) {
     rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
@@ -84,7 +93,8 @@ static long run_random(pgd_kv_kind kind, int prefix, const char *policy, pgd_pre
     int added = 0, finished = 0, step = 0, bad = 0, nreq = burst ? NBURST : NREQ, idle = 0;
     static flight fl[MAXK];
     int fl_head = 0, fl_n = 0;
-    long tokens = 0, useful = 0;
+    long tokens = 0, useful = 0, served[2] = {0, 0}, w0[2] = {0, 0};
+    int in_both = 0;
     int32_t prompt[CTX];
     while ((added < nreq || finished < added) && step < 30000 && !bad) {
         /* arrivals: a few per step early on (burst: all at once) */
@@ -109,7 +119,10 @@ static long run_random(pgd_kv_kind kind, int prefix, const char *policy, pgd_pre
             useful += np + (long)m->n * (m->out_len - 1);
             pgd_sched_request r = {.id = added, .prompt = prompt, .n_prompt = np, .max_new_tokens = max_new,
                                    .true_output_len = m->out_len, .priority = (int)(rnd() % 3),
-                                   .arrival = step, .num_seqs = 1, .max_seqs = m->n};
+                                   .arrival = step, .num_seqs = 1, .max_seqs = m->n,
+                                   /* clients, SLO classes and deadlines without drawing from rnd() */
+                                   .client = client_mix ? added % 4 == 3 : added % 3,
+                                   .slo_class = added / 3 % 2, .ttft_deadline = step + added * 7 % 50};
             CU_ASSERT_EQUAL_FATAL(pgd_scheduler_add(s, &r, &m->g), PGD_OK);
             m->g->seqs[0]->user = (void *)(intptr_t)0;
             added++;
@@ -128,10 +141,35 @@ static long run_random(pgd_kv_kind kind, int prefix, const char *policy, pgd_pre
             }
         }
         int running_before = pgd_scheduler_num_running(s);
+        int backlog[2] = {0, 0};
+        for (int i = 0; i < added && client_mix; i++)
+            if (!R[i].done && R[i].g->state == PGD_SCHED_WAITING) backlog[R[i].g->client]++;
         const pgd_sched_plan *p = NULL;
         pgd_status st = pgd_scheduler_step(s, &p);
         CU_ASSERT_EQUAL_FATAL(st, PGD_OK);
         step++;
+        if (client_mix) { /* the VTC bound: service difference while both are backlogged */
+            if (!(backlog[0] && backlog[1])) in_both = 0;
+            else if (!in_both) in_both = 1, w0[0] = served[0], w0[1] = served[1];
+            for (int i = 0; i < p->num_items; i++) {
+                const pgd_sched_item *it = &p->items[i];
+                int dec = it->num_new_tokens == 1 && it->start >= it->group->prompt_len;
+                served[it->group->client] += dec ? 2 : it->num_new_tokens;
+            }
+            long d = labs((served[0] - w0[0]) - (served[1] - w0[1]));
+            if (in_both && d > vtc_maxdiff) vtc_maxdiff = d;
+        }
+        if (!strcmp(policy, "sarathi") && chunked) { /* the long-prefill cap and the partial-prefill limit */
+            for (int i = 0; i < p->num_items; i++)
+                if (p->items[i].group->num_seqs == 1 && p->items[i].num_new_tokens > sc.max_num_batched_tokens / 4)
+                    bad = 11;
+            int partial = 0;
+            for (int i = 0; i < added; i++)
+                if (!R[i].done && R[i].g->state == PGD_SCHED_RUNNING && R[i].g->num_seqs == 1 &&
+                    R[i].g->seqs[0]->computed < R[i].g->seqs[0]->len - 1)
+                    partial++;
+            if (mode == PGD_PREEMPT_RECOMPUTE && partial > 4) bad = 12;
+        }
         if (kind == PGD_KV_STATIC && p->num_admitted > 0 && running_before > 0) bad = 1;
         /* progress: a few empty plans in a row with work left (and nothing in flight) is a stall */
         idle = p->num_items == 0 && p->num_dropped == 0 && fl_n == 0 && pgd_scheduler_has_unfinished(s) ? idle + 1
@@ -509,7 +547,181 @@ static void test_in_flight_balanced(void) {
     pgd_kv_manager_destroy(kv);
 }
 
+/* VTC's bound (vtc.c): two clients, one sending three times as many
+ * requests, both backlogged for long stretches; over every interval in
+ * which both stay backlogged their services (1 per prompt token, 2 per
+ * generated token) differ by at most 2U, U = max(1 * longest context,
+ * 2 * KV capacity in tokens), on every manager kind, preemption mode and
+ * chunked prefill setting. fcfs shows the bound is not free. */
+static void test_vtc_bound(void) {
+    const long U = CTX > 2 * NBLK * BS ? CTX : 2 * NBLK * BS;
+    long worst = 0, fcfs_worst = 0;
+    client_mix = 1;
+    for (int m = 0; m < 4; m++) {
+        vtc_maxdiff = 0;
+        run_random(PGD_KV_PAGED, m >> 1, "vtc", (pgd_preempt_mode)(m & 1), m >> 1, 31 + (uint64_t)m, 0, 1);
+        if (vtc_maxdiff > worst) worst = vtc_maxdiff;
+        vtc_maxdiff = 0;
+        run_random(PGD_KV_PAGED, m >> 1, "fcfs", (pgd_preempt_mode)(m & 1), m >> 1, 31 + (uint64_t)m, 0, 1);
+        if (vtc_maxdiff > fcfs_worst) fcfs_worst = vtc_maxdiff;
+    }
+    vtc_maxdiff = 0;
+    run_random(PGD_KV_ORCA_MAX, 0, "vtc", PGD_PREEMPT_RECOMPUTE, 1, 77, 0, 1);
+    if (vtc_maxdiff > worst) worst = vtc_maxdiff;
+    client_mix = 0;
+    fprintf(stderr, "[vtc: largest backlogged service gap %ld (bound 2U = %ld); fcfs %ld] ", worst, 2 * U, fcfs_worst);
+    CU_ASSERT(worst <= 2 * U);
+    CU_ASSERT(worst > 0);
+}
+
+/* Cache-aware: with a 32-token prefix cached, the request that shares it
+ * goes first ("cache-aware": longest cached prefix), and the short prompt
+ * before a long uncached one ("cache-aware-uncached"); fcfs keeps arrival
+ * order. The KV query answers what add_seq then finds. */
+static int first_admitted(const char *policy) {
+    pgd_kv_manager_config kc = {.kind = PGD_KV_PAGED, .block_size = 8, .num_blocks = 64, .max_seq_len = 128,
+                                .prefix_caching = 1};
+    pgd_kv_manager *kv = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_kv_manager_create(&kc, &kv), PGD_OK);
+    pgd_sched_config sc = {.max_num_batched_tokens = 128, .max_num_seqs = 1, .policy = policy, .max_seq_len = 128};
+    pgd_scheduler *s = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_scheduler_create(&sc, kv, &s), PGD_OK);
+    int32_t shared[40], other[60], tiny[12];
+    for (int i = 0; i < 40; i++) shared[i] = 100 + i;
+    for (int i = 0; i < 60; i++) other[i] = 300 + i;
+    for (int i = 0; i < 12; i++) tiny[i] = 500 + i;
+    /* request 0 caches shared[0..31] and finishes */
+    pgd_sched_request r = {.id = 0, .prompt = shared, .n_prompt = 33, .max_new_tokens = 1, .num_seqs = 1, .max_seqs = 1};
+    pgd_sched_group *g = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_scheduler_add(s, &r, &g), PGD_OK);
+    const pgd_sched_plan *p = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_scheduler_step(s, &p), PGD_OK);
+    pgd_scheduler_remove(s, g);
+    CU_ASSERT_EQUAL(pgd_kv_cached_prefix(kv, shared, 40), 32);
+    CU_ASSERT_EQUAL(pgd_kv_cached_prefix(kv, shared, 32), 24); /* the last prompt token is computed */
+    CU_ASSERT_EQUAL(pgd_kv_cached_prefix(kv, other, 60), 0);
+    /* 1: uncached, 60 tokens; 2: shares 32 of 40; 3: uncached, 12 tokens */
+    r = (pgd_sched_request){.id = 1, .prompt = other, .n_prompt = 60, .max_new_tokens = 1, .arrival = 1, .num_seqs = 1, .max_seqs = 1};
+    CU_ASSERT_EQUAL_FATAL(pgd_scheduler_add(s, &r, NULL), PGD_OK);
+    r = (pgd_sched_request){.id = 2, .prompt = shared, .n_prompt = 40, .max_new_tokens = 1, .arrival = 2, .num_seqs = 1, .max_seqs = 1};
+    CU_ASSERT_EQUAL_FATAL(pgd_scheduler_add(s, &r, NULL), PGD_OK);
+    r = (pgd_sched_request){.id = 3, .prompt = tiny, .n_prompt = 12, .max_new_tokens = 1, .arrival = 3, .num_seqs = 1, .max_seqs = 1};
+    CU_ASSERT_EQUAL_FATAL(pgd_scheduler_add(s, &r, NULL), PGD_OK);
+    CU_ASSERT_EQUAL_FATAL(pgd_scheduler_step(s, &p), PGD_OK);
+    CU_ASSERT_EQUAL_FATAL(p->num_items, 1);
+    int id = (int)p->items[0].group->id;
+    if (id == 2) CU_ASSERT_EQUAL(p->items[0].start, 32); /* its cached prefix was used */
+    pgd_scheduler_destroy(s);
+    pgd_kv_manager_destroy(kv);
+    return id;
+}
+
+static void test_cache_aware_order(void) {
+    CU_ASSERT_EQUAL(first_admitted("fcfs"), 1);
+    CU_ASSERT_EQUAL(first_admitted("cache-aware"), 2);
+    CU_ASSERT_EQUAL(first_admitted("cache-aware-uncached"), 2); /* 8 uncached tokens < 12 < 60 */
+}
+
+/* SLO-aware: class first, then the earliest TTFT deadline; VTC: the
+ * client with the least service first. */
+static void test_slo_and_vtc_orders(void) {
+    pgd_kv_manager_config kc = {.kind = PGD_KV_PAGED, .block_size = 4, .num_blocks = 64, .max_seq_len = 64};
+    pgd_kv_manager *kv = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_kv_manager_create(&kc, &kv), PGD_OK);
+    int32_t prompt[16] = {0};
+    for (int pol = 0; pol < 2; pol++) {
+        pgd_sched_config sc = {.max_num_batched_tokens = 64, .max_num_seqs = 1, .policy = pol ? "vtc" : "slo",
+                               .max_seq_len = 64};
+        pgd_scheduler *s = NULL;
+        CU_ASSERT_EQUAL_FATAL(pgd_scheduler_create(&sc, kv, &s), PGD_OK);
+        /* id: class, deadline, client */
+        static const double spec[5][3] = {{1, 5, 0}, {0, 9, 0}, {0, 7, 0}, {1, 0, 1}, {0, 0, 2}};
+        for (int i = 0; i < 5; i++) {
+            pgd_sched_request r = {.id = i, .prompt = prompt, .n_prompt = 8, .max_new_tokens = 2, .arrival = i,
+                                   .num_seqs = 1, .max_seqs = 1, .slo_class = (int)spec[i][0],
+                                   .ttft_deadline = spec[i][1], .client = (int)spec[i][2]};
+            CU_ASSERT_EQUAL_FATAL(pgd_scheduler_add(s, &r, NULL), PGD_OK);
+        }
+        int order[5];
+        for (int k = 0; k < 5; k++) {
+            const pgd_sched_plan *p = NULL;
+            CU_ASSERT_EQUAL_FATAL(pgd_scheduler_step(s, &p), PGD_OK);
+            CU_ASSERT_EQUAL_FATAL(p->num_items, 1);
+            order[k] = (int)p->items[0].group->id;
+            pgd_scheduler_remove(s, p->items[0].group);
+        }
+        if (!pol) { /* class 0 by deadline (7, 9, none), then class 1 (5, none) */
+            CU_ASSERT(order[0] == 2 && order[1] == 1 && order[2] == 4 && order[3] == 0 && order[4] == 3);
+        } else { /* client 0 first (all counters 0: the oldest), then clients 1 and 2 (less served), then 0 */
+            CU_ASSERT(order[0] == 0 && order[1] == 3 && order[2] == 4 && order[3] == 1 && order[4] == 2);
+        }
+        pgd_scheduler_destroy(s);
+    }
+    pgd_kv_manager_destroy(kv);
+}
+
+/* The decision trace: preemptions name their victim and reason, the
+ * waiting head its reason, and a run writes the same trace twice. */
+static void test_decision_trace(void) {
+    char *text[2] = {NULL, NULL};
+    for (int rep = 0; rep < 2; rep++) {
+        size_t len = 0;
+        FILE *f = open_memstream(&text[rep], &len);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+        pgd_kv_manager_config kc = {.kind = PGD_KV_PAGED, .block_size = 4, .num_blocks = 9, .max_seq_len = 32};
+        pgd_kv_manager *kv = NULL;
+        CU_ASSERT_EQUAL_FATAL(pgd_kv_manager_create(&kc, &kv), PGD_OK);
+        pgd_sched_config sc = {.max_num_batched_tokens = 32, .max_num_seqs = 4, .max_seq_len = 32, .trace = f};
+        pgd_scheduler *s = NULL;
+        CU_ASSERT_EQUAL_FATAL(pgd_scheduler_create(&sc, kv, &s), PGD_OK);
+        int32_t prompt[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+        for (int i = 0; i < 3; i++) { /* 3 x 8-token prompts growing to 20: 15 blocks wanted, 8 there */
+            pgd_sched_request r = {.id = i, .prompt = prompt, .n_prompt = 8, .max_new_tokens = 12, .arrival = i,
+                                   .num_seqs = 1, .max_seqs = 1};
+            CU_ASSERT_EQUAL_FATAL(pgd_scheduler_add(s, &r, NULL), PGD_OK);
+        }
+        for (int step = 0; step < 200 && pgd_scheduler_has_unfinished(s); step++) {
+            const pgd_sched_plan *p = NULL;
+            CU_ASSERT_EQUAL_FATAL(pgd_scheduler_step(s, &p), PGD_OK);
+            for (int i = 0; i < p->num_items; i++) {
+                pgd_sched_item *it = &p->items[i];
+                if (!it->sample) continue;
+                if (it->seq->len >= 19) pgd_scheduler_remove(s, it->group);
+                else CU_ASSERT_EQUAL(pgd_scheduler_append(s, it->seq, 9), PGD_OK);
+            }
+        }
+        CU_ASSERT_FALSE(pgd_scheduler_has_unfinished(s));
+        pgd_scheduler_destroy(s);
+        pgd_kv_manager_destroy(kv);
+        fclose(f);
+    }
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text[0]);
+    CU_ASSERT_STRING_EQUAL(text[0], text[1]);
+    if (getenv("PGD_SHOW_TRACE")) fputs(text[0], stderr);
+    const char *want[] = {
+        "{\"step\":1,\"batch\":[[0,0,0,8,\"prefill\"],[1,0,0,8,\"prefill\"],[2,0,0,8,\"prefill\"]],"
+        "\"admitted\":[0,1,2]}\n",
+        "{\"step\":2,\"batch\":[[0,0,8,1,\"decode\"],[1,0,8,1,\"decode\"]],\"preempted\":[[2,\"recompute\","
+        "\"no free KV block for its own next tokens; the policy chose it\"]],"
+        "\"waiting\":{\"head\":2,\"why\":\"preempted\",\"behind\":0}}\n",
+        "{\"step\":3,\"batch\":[[0,0,9,1,\"decode\"],[1,0,9,1,\"decode\"]],"
+        "\"waiting\":{\"head\":2,\"why\":\"kv\",\"behind\":0}}\n",
+        "\"preempted\":[[1,\"recompute\",\"victim: request 0 needed KV blocks for its next tokens\"]]",
+        "{\"step\":13,\"batch\":[[1,0,0,17,\"prefill\"],[2,0,0,9,\"prefill\"]],\"admitted\":[1,2]}\n",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        if (!strstr(text[0], want[i])) fprintf(stderr, "\nnot in the trace: %s\n", want[i]);
+        CU_ASSERT_PTR_NOT_NULL(strstr(text[0], want[i]));
+    }
+    free(text[0]);
+    free(text[1]);
+}
+
 static CU_TestInfo tests[] = {
+    {"vtc_fairness_bound", test_vtc_bound},
+    {"cache_aware_orders", test_cache_aware_order},
+    {"slo_and_vtc_orders", test_slo_and_vtc_orders},
+    {"decision_trace", test_decision_trace},
     {"policy_admission_orders", test_policy_orders},
     {"bad_config_and_impossible_requests", test_bad_config_and_requests},
     {"random_paged", test_random_paged},

@@ -417,7 +417,7 @@ static void test_strided_ops_checked(void) {
     pgd_paged_attn a = {.out = w, .q = w, .k_cache = w, .v_cache = w, .query_start = meta, .seq_lens = meta + 2,
                         .block_tables = meta, .num_seqs = 1, .num_tokens = 1, .max_blocks_per_seq = 1,
                         .max_seq_len = 5, .n_heads = nh, .n_kv_heads = nkv, .head_dim = hd, .block_size = 16,
-                        .scale = 1, .q_stride = nh * hd - 8};
+                        .scale = 1, .q_stride = nh * hd - 8, .kv_dtype = pgd_backend_kv_dtype(b)};
     CU_ASSERT_EQUAL(pgd_backend_paged_attention(b, &a), PGD_ERR_INVALID);
     CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "paged_attention"));
     /* silu_mul: shape checked, out must not overlap gate_up */

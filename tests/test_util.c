@@ -2,6 +2,7 @@
 #include "test_util.h"
 
 #include "pagoda/dtype.h"
+#include "pagoda/sampler.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -159,4 +160,71 @@ void *pgd_test_rand_weights(size_t n, int dt, uint64_t seed) {
     for (size_t i = 0; h && i < n; i++) h[i] = dt == PGD_F16 ? pgd_f32_to_f16(f[i]) : pgd_f32_to_bf16(f[i]);
     free(f);
     return h;
+}
+
+static int cmp_desc(const void *pa, const void *pb, void *ctx) {
+    const float *x = ctx;
+    int a = *(const int *)pa, b = *(const int *)pb;
+    if (x[a] != x[b]) return x[a] > x[b] ? -1 : 1;
+    return a < b ? -1 : a > b;
+}
+
+/* Host model of the GPU sampler's semantics (backend.h): returns the token
+ * and in *margin the smallest distance (relative to the mass) between the
+ * draw or the nucleus target and a cumulative sum at a decision boundary. */
+int pgd_test_ref_sample(const float *logits, int n, pgd_sample_row p, double *margin) {
+    *margin = 1.0;
+    int k = (p.top_k <= 0 || p.top_k >= n) ? 0 : p.top_k;
+    double tp = (p.top_p <= 0.0f || p.top_p >= 1.0f) ? 1.0 : p.top_p;
+    if (p.temperature == 0.0f || k == 1) return pgd_argmax(logits, n);
+    float *x = malloc((size_t)n * 4), *w = malloc((size_t)n * 4);
+    int *ord = malloc((size_t)n * sizeof *ord);
+    char *kept = calloc((size_t)n, 1);
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++) {
+        x[i] = isnan(logits[i]) ? -INFINITY : logits[i] == 0.0f ? 0.0f : logits[i];
+        if (x[i] > mx) mx = x[i];
+        ord[i] = i;
+    }
+    int tok;
+    if (!isfinite(mx)) {
+        tok = pgd_argmax(x, n);
+        goto done;
+    }
+    qsort_r(ord, (size_t)n, sizeof *ord, cmp_desc, x);
+    int m = k ? k : n;
+    double sum = 0.0;
+    for (int j = 0; j < m; j++) {
+        w[ord[j]] = expf((x[ord[j]] - mx) / p.temperature);
+        sum += w[ord[j]];
+    }
+    int len = m;
+    double mass = sum;
+    if (tp < 1.0 && m > 1) {
+        double target = tp * sum, cum = 0.0;
+        for (len = 0; len < m;) {
+            cum += w[ord[len++]];
+            if (fabs(cum - target) / sum < *margin) *margin = fabs(cum - target) / sum;
+            if (cum >= target) break;
+        }
+        mass = cum;
+    }
+    for (int j = 0; j < len; j++) kept[ord[j]] = 1;
+    double r = (double)p.uniform * mass, cum = 0.0;
+    tok = -1;
+    int last = -1;
+    for (int i = 0; i < n; i++) {
+        if (!kept[i] || w[i] <= 0.0f) continue;
+        cum += w[i];
+        last = i;
+        if (fabs(cum - r) / mass < *margin) *margin = fabs(cum - r) / mass;
+        if (r < cum) {
+            tok = i;
+            break;
+        }
+    }
+    if (tok < 0) tok = last;
+done:
+    free(x), free(w), free(ord), free(kept);
+    return tok;
 }

@@ -79,15 +79,7 @@ static pgd_status cpu_kv_write(pgd_backend *b, float *k_cache, float *v_cache, c
     return PGD_OK;
 }
 static pgd_status cpu_paged_attention(pgd_backend *b, const pgd_paged_attn *a) {
-    pgd_attn_args k = {
-        .out = a->out, .q = a->q, .k_cache = a->k_cache, .v_cache = a->v_cache,
-        .query_start = a->query_start, .seq_lens = a->seq_lens,
-        .block_tables = a->block_tables, .num_seqs = a->num_seqs,
-        .max_blocks_per_seq = a->max_blocks_per_seq, .n_heads = a->n_heads,
-        .n_kv_heads = a->n_kv_heads, .head_dim = a->head_dim, .block_size = a->block_size,
-        .scale = a->scale, .q_stride = a->q_stride, .kv_dtype = b->kv_dtype,
-    };
-    pgd_cpu_paged_attention(tp_of(b), &k);
+    pgd_cpu_paged_attention(tp_of(b), a);
     return PGD_OK;
 }
 static pgd_status cpu_gather_rows(pgd_backend *b, float *out, const float *x,

@@ -336,10 +336,11 @@ static pgd_status gpu_paged_attention(pgd_backend *b, const pgd_paged_attn *a) {
                          PGD_GPU_VENDOR " backend: paged_attention: head_dim %d (at most %d)",
                          a->head_dim, (int)ATTN_MAX_HEAD_DIM);
     if (a->num_tokens <= 0) return PGD_OK;
-    attn_params p = {a->out, a->q, a->k_cache, a->v_cache, a->query_start, a->seq_lens,
-                     a->block_tables, a->num_seqs, a->num_tokens, a->max_blocks_per_seq,
-                     a->max_seq_len, a->n_heads, a->n_kv_heads, a->head_dim, a->block_size,
-                     a->scale, a->q_stride ? a->q_stride : a->n_heads * a->head_dim};
+    if (a->kv_dtype != PGD_F32)
+        return pgd_error(PGD_ERR_UNSUPPORTED, PGD_GPU_VENDOR " backend: paged_attention: KV cache of %s (f32 only)",
+                         pgd_dtype_name(a->kv_dtype));
+    pgd_paged_attn p = *a;
+    if (!p.q_stride) p.q_stride = p.n_heads * p.head_dim;
     attn_plan plan = attention_plan(&p, g->attn_mode, g->num_sms);
     if (plan.workspace) PGD_TRY(ensure_ws(g, plan.workspace, "paged_attention"));
     GPU_TRY("paged_attention", paged_attention(g->stream, &p, &plan, g->ws));
@@ -386,6 +387,8 @@ static const struct pgd_backend_ops gpu_ops = {
     .destroy = gpu_destroy,
     .alloc = gpu_alloc,
     .free = gpu_free,
+    .host_alloc = gpu_host_alloc,
+    .host_free = gpu_host_free,
     .upload = gpu_upload,
     .download = gpu_download,
     .memset = gpu_memset,
@@ -400,8 +403,6 @@ static const struct pgd_backend_ops gpu_ops = {
     .paged_attention = gpu_paged_attention,
     .gather_rows = gpu_gather_rows,
     .copy_blocks = gpu_copy_blocks,
-    .host_alloc = gpu_host_alloc,
-    .host_free = gpu_host_free,
     .argmax = gpu_argmax,
     .sample = gpu_sample,
 };

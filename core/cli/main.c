@@ -42,6 +42,7 @@ static void usage(FILE *f) {
             "  compare    compare two results against regression thresholds\n"
             "  sim-check  hold the sim's GPU cost model against measured op times (Vidur files)\n"
             "  perf       the performance gate's workloads and verdicts (scripts/perf_gate.sh)\n"
+            "  explain    one request's life from a run's decision trace (steps.jsonl)\n"
             "  comm-bench communicator microbenchmark (all-reduce, send/recv; threads or mpi)\n"
             "  version    print the version, commit and build options (also --version)\n"
             "\n"
@@ -184,6 +185,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "compare")) return pgd_cmd_compare(argc - 1, argv + 1);
     if (!strcmp(cmd, "sim-check")) return pgd_cmd_sim_check(argc - 1, argv + 1);
     if (!strcmp(cmd, "perf")) return pgd_cmd_perf(argc - 1, argv + 1);
+    if (!strcmp(cmd, "explain")) return pgd_cmd_explain(argc - 1, argv + 1);
     if (!strcmp(cmd, "comm-bench")) return pgd_comm_bench_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version") || !strcmp(cmd, "-V")) {
         printf("pagoda %s\ncommit %s\nbuild %s, %s\noptions %s\n", PAGODA_VERSION, PAGODA_BUILD_COMMIT,
@@ -194,7 +196,7 @@ int main(int argc, char **argv) {
         usage(stdout);
         return 0;
     }
-    static const char *const cmds[] = {"generate", "serve", "bench", "profile", "run", "plot", "table", "compare",
+    static const char *const cmds[] = {"generate", "serve", "bench", "profile", "run", "plot", "table", "explain", "compare",
                                        "sim-check", "perf", "comm-bench", "version", "help", NULL};
     const char *best = pgd_suggest(cmd, cmds, (size_t)-1);
     if (best) fprintf(stderr, "pagoda: unknown command '%s' (did you mean '%s'?)\n\n", cmd, best);

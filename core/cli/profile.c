@@ -37,7 +37,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "backend_impl.h"
 #include "cli.h"
 #include "kernels.h"
 #include "pagoda/config.h"
@@ -68,8 +67,6 @@ typedef struct pool {
 } pool;
 
 typedef struct prof {
-    pgd_backend base;
-    pgd_backend *in;       /* the backend that computes (owned) */
     pool *pool;            /* borrowed */
     int record_transfers;  /* 1: uploads/downloads are samples (swap phase) */
     int round;             /* which sweep over the grid the samples belong to */
@@ -79,8 +76,6 @@ typedef struct prof {
     double up_time, down_time;
     size_t up_bytes, down_bytes;
 } prof;
-
-static prof *P(pgd_backend *b) { return (prof *)b; }
 
 static void add_sample(prof *pr, int op, long k1, long k2, long k3, double x, double y, double t) {
     pool *p = pr->pool;
@@ -97,133 +92,41 @@ static void add_sample(prof *pr, int op, long k1, long k2, long k3, double x, do
     p->s[p->n++] = (sample){.op = op, .round = pr->round, .k = {k1, k2, k3}, .x = x, .y = y, .t = t};
 }
 
-/* Time one call of the inner backend (synced, so asynchronous backends
- * are timed to completion) and record it. */
-#define TIMED(p, op, k1, k2, k3, x, y, call)                                        \
-    do {                                                                            \
-        double t0_ = pgd_cli_now();                                                 \
-        pgd_status st_ = (call);                                                    \
-        if (st_ == PGD_OK) st_ = pgd_backend_sync((p)->in);                         \
-        double dt_ = pgd_cli_now() - t0_;                                           \
-        (p)->ops_time += dt_;                                                       \
-        add_sample(p, op, k1, k2, k3, x, y, dt_);                                   \
-        return st_;                                                                 \
-    } while (0)
-
-static void w_destroy(pgd_backend *b) {
-    prof *p = P(b);
-    pgd_backend_destroy(p->in);
-    free(p);
-}
-static pgd_status w_alloc(pgd_backend *b, size_t bytes, void **d) { return pgd_backend_alloc(P(b)->in, bytes, d); }
-static void w_free(pgd_backend *b, void *d) { pgd_backend_free(P(b)->in, d); }
-static pgd_status w_memset(pgd_backend *b, void *d, int v, size_t n) { return pgd_backend_memset(P(b)->in, d, v, n); }
-static pgd_status w_sync(pgd_backend *b) { return pgd_backend_sync(P(b)->in); }
-
-static pgd_status w_upload(pgd_backend *b, void *dst, const void *src, size_t bytes) {
-    prof *p = P(b);
-    double t0 = pgd_cli_now();
-    pgd_status st = pgd_backend_upload(p->in, dst, src, bytes);
-    if (st == PGD_OK) st = pgd_backend_sync(p->in);
-    double dt = pgd_cli_now() - t0;
-    if (p->record_transfers) add_sample(p, OP_UPLOAD, 0, 0, 0, (double)bytes, 0, dt);
-    p->up_time += dt;
-    p->up_bytes += bytes;
-    return st;
-}
-static pgd_status w_download(pgd_backend *b, void *dst, const void *src, size_t bytes) {
-    prof *p = P(b);
-    double t0 = pgd_cli_now();
-    pgd_status st = pgd_backend_download(p->in, dst, src, bytes);
-    double dt = pgd_cli_now() - t0;
-    if (p->record_transfers) add_sample(p, OP_DOWNLOAD, 0, 0, 0, (double)bytes, 0, dt);
-    p->down_time += dt;
-    p->down_bytes += bytes;
-    return st;
-}
-static pgd_status w_embedding(pgd_backend *b, float *out, const void *table, pgd_dtype tt, const int32_t *tokens,
-                              int n, int dim) {
-    TIMED(P(b), OP_EMBEDDING, dim, (long)tt, 0, n, 0, pgd_backend_embedding(P(b)->in, out, table, tt, tokens, n, dim));
-}
-static pgd_status w_matmul(pgd_backend *b, float *y, const float *x, const void *w, pgd_dtype wt, int n, int in,
-                           int out) {
-    TIMED(P(b), OP_MATMUL, in, out, (long)wt, n, 0, pgd_backend_matmul(P(b)->in, y, x, w, wt, n, in, out));
-}
-static pgd_status w_rmsnorm(pgd_backend *b, float *y, const float *x, const float *w, int n, int dim, float eps) {
-    TIMED(P(b), OP_RMSNORM, dim, 0, 0, n, 0, pgd_backend_rmsnorm(P(b)->in, y, x, w, n, dim, eps));
-}
-static pgd_status w_rope(pgd_backend *b, float *q, float *k, const int32_t *pos, int n, int nh, int nkv, int hd,
-                         float theta, int stride) {
-    TIMED(P(b), OP_ROPE, nh, nkv, hd, n, 0, pgd_backend_rope(P(b)->in, q, k, pos, n, nh, nkv, hd, theta, stride));
-}
-static pgd_status w_silu_mul(pgd_backend *b, float *out, const float *gate_up, int n_rows, int hidden) {
-    TIMED(P(b), OP_SILU_MUL, 0, 0, 0, (double)n_rows * hidden, 0,
-          pgd_backend_silu_mul(P(b)->in, out, gate_up, n_rows, hidden));
-}
-static pgd_status w_add(pgd_backend *b, float *y, const float *x, size_t n) {
-    TIMED(P(b), OP_ADD, 0, 0, 0, (double)n, 0, pgd_backend_add(P(b)->in, y, x, n));
-}
-static pgd_status w_kv_write(pgd_backend *b, float *kc, float *vc, const float *k, const float *v,
-                             const int32_t *slots, int n, int nkv, int hd, int bs, int stride) {
-    TIMED(P(b), OP_KV_WRITE, nkv, hd, 0, n, 0,
-          pgd_backend_kv_write(P(b)->in, kc, vc, k, v, slots, n, nkv, hd, bs, stride));
-}
-static pgd_status w_attention(pgd_backend *b, const pgd_paged_attn *a) {
-    prof *p = P(b);
-    if (p->attn_op < 0) { /* not a point of the attention grid: timed, not recorded */
-        double t0 = pgd_cli_now();
-        pgd_status st = pgd_backend_paged_attention(p->in, a);
-        if (st == PGD_OK) st = pgd_backend_sync(p->in);
-        p->ops_time += pgd_cli_now() - t0;
-        return st;
+/* The backend's observer (pgd_backend_observe, installed with sync_each:
+ * every op is timed to completion by the backend's own op accounting):
+ * each compute op is a sample keyed by its shape; attention is recorded
+ * under the batch's attn_decode/attn_prefill point; transfers add to the
+ * pass's upload/download totals (samples of their own in the swap phase). */
+static void observe(void *ctx, pgd_backend_op op, const pgd_op_shape *s, double t) {
+    prof *p = ctx;
+    int id;
+    switch (op) {
+    case PGD_OP_UPLOAD:
+    case PGD_OP_DOWNLOAD: {
+        int up = op == PGD_OP_UPLOAD;
+        if (p->record_transfers) add_sample(p, up ? OP_UPLOAD : OP_DOWNLOAD, 0, 0, 0, s->x, 0, t);
+        *(up ? &p->up_time : &p->down_time) += t;
+        *(up ? &p->up_bytes : &p->down_bytes) += (size_t)s->x;
+        return;
     }
-    TIMED(p, p->attn_op, a->n_heads, a->n_kv_heads, a->head_dim, p->attn_x, p->attn_y,
-          pgd_backend_paged_attention(p->in, a));
+    case PGD_OP_PAGED_ATTENTION:
+        p->ops_time += t;
+        if (p->attn_op >= 0) add_sample(p, p->attn_op, s->k[0], s->k[1], s->k[2], p->attn_x, p->attn_y, t);
+        return;
+    case PGD_OP_EMBEDDING: id = OP_EMBEDDING; break;
+    case PGD_OP_MATMUL: id = OP_MATMUL; break;
+    case PGD_OP_RMSNORM: id = OP_RMSNORM; break;
+    case PGD_OP_ROPE: id = OP_ROPE; break;
+    case PGD_OP_SILU_MUL: id = OP_SILU_MUL; break;
+    case PGD_OP_ADD: id = OP_ADD; break;
+    case PGD_OP_KV_WRITE: id = OP_KV_WRITE; break;
+    case PGD_OP_GATHER_ROWS: id = OP_GATHER; break;
+    case PGD_OP_COPY_BLOCKS: id = OP_COPY_BLOCKS; break;
+    default: return; /* memset, sync, device sampling: not in the sim's table */
+    }
+    p->ops_time += t;
+    add_sample(p, id, s->k[0], s->k[1], s->k[2], s->x, s->y, t);
 }
-static pgd_status w_gather(pgd_backend *b, float *out, const float *x, const int32_t *rows, int n, int dim) {
-    TIMED(P(b), OP_GATHER, dim, 0, 0, n, 0, pgd_backend_gather_rows(P(b)->in, out, x, rows, n, dim));
-}
-static pgd_status w_copy_blocks(pgd_backend *b, float *cache, const int32_t *pairs, int n, size_t bf) {
-    TIMED(P(b), OP_COPY_BLOCKS, (long)bf, 0, 0, n, 0, pgd_backend_copy_blocks(P(b)->in, cache, pairs, n, bf));
-}
-
-/* optional ops: passed through untimed (the sim has no such op) */
-static pgd_status w_host_alloc(pgd_backend *b, size_t bytes, void **h) {
-    return pgd_backend_host_alloc(P(b)->in, bytes, h);
-}
-static void w_host_free(pgd_backend *b, void *h) { pgd_backend_host_free(P(b)->in, h); }
-static pgd_status w_argmax(pgd_backend *b, int32_t *out, const float *logits, int n, int vocab) {
-    return pgd_backend_argmax(P(b)->in, out, logits, n, vocab);
-}
-static pgd_status w_sample(pgd_backend *b, int32_t *out, const float *logits, const pgd_sample_row *rows, int n,
-                           int vocab) {
-    return pgd_backend_sample(P(b)->in, out, logits, rows, n, vocab);
-}
-
-static const struct pgd_backend_ops prof_ops = {
-    .name = "profile",
-    .destroy = w_destroy,
-    .alloc = w_alloc,
-    .free = w_free,
-    .upload = w_upload,
-    .download = w_download,
-    .memset = w_memset,
-    .sync = w_sync,
-    .embedding = w_embedding,
-    .matmul = w_matmul,
-    .rmsnorm = w_rmsnorm,
-    .rope = w_rope,
-    .silu_mul = w_silu_mul,
-    .add = w_add,
-    .kv_write = w_kv_write,
-    .paged_attention = w_attention,
-    .gather_rows = w_gather,
-    .copy_blocks = w_copy_blocks,
-    .host_alloc = w_host_alloc,
-    .host_free = w_host_free,
-    .argmax = w_argmax,
-    .sample = w_sample,
-};
 
 /* ------------------------------------------------------------------- grid */
 
@@ -337,6 +240,7 @@ static int make_grid(const opts *o, int num_blocks, point **out) {
 
 typedef struct ctx {
     prof *p;
+    pgd_backend *be;
     pgd_model *model;
     pgd_kv_cache *kv;
     const pgd_model_config *c;
@@ -553,23 +457,13 @@ static int profile_model(const char *spec, const opts *o, pool *pl, char *desc, 
         pgd_backend_destroy(inner);
         return 2;
     }
-    prof *p = calloc(1, sizeof *p);
-    if (!p) {
-        pgd_backend_destroy(inner);
-        fprintf(stderr, "pagoda profile: out of memory\n");
-        return 1;
-    }
-    p->base.ops = &prof_ops;
-    p->base.kv_dtype = pgd_backend_kv_dtype(inner);
-    p->base.quant_weights = inner->quant_weights;
-    snprintf(p->base.description, sizeof p->base.description, "%s", pgd_backend_describe(inner));
-    p->in = inner;
-    p->pool = pl;
-    ctx x = {.p = p, .bs = o->block_size};
+    prof prf = {.pool = pl, .attn_op = -1}, *p = &prf;
+    pgd_backend_observe(inner, observe, p, 1);
+    ctx x = {.p = p, .be = inner, .bs = o->block_size};
     point *grid = NULL;
     pgd_model_load_opts mo = {.random_dtype = o->dtype};
     fprintf(stderr, "pagoda profile: loading %s on %s ...\n", spec, pgd_backend_describe(inner));
-    if (pgd_model_load(spec, &mo, &p->base, &x.model) != PGD_OK) {
+    if (pgd_model_load(spec, &mo, inner, &x.model) != PGD_OK) {
         rc = pgd_cli_fail("profile: --model");
         goto done;
     }
@@ -603,8 +497,8 @@ static int profile_model(const char *spec, const opts *o, pool *pl, char *desc, 
     size_t layer_bytes = (size_t)nbl * (size_t)x.c->n_kv_heads * (size_t)o->block_size * (size_t)x.c->head_dim *
                          sizeof(float);
     for (int l = 0; l < x.c->n_layers; l++)
-        if (pgd_backend_memset(&p->base, pgd_kv_cache_k(x.kv, l), 0x3c, layer_bytes) != PGD_OK ||
-            pgd_backend_memset(&p->base, pgd_kv_cache_v(x.kv, l), 0x3c, layer_bytes) != PGD_OK) {
+        if (pgd_backend_memset(inner, pgd_kv_cache_k(x.kv, l), 0x3c, layer_bytes) != PGD_OK ||
+            pgd_backend_memset(inner, pgd_kv_cache_v(x.kv, l), 0x3c, layer_bytes) != PGD_OK) {
             rc = pgd_cli_fail("profile: KV cache");
             goto done;
         }
@@ -702,7 +596,7 @@ done:
     pgd_sampler_destroy(x.sampler);
     pgd_kv_cache_destroy(x.kv);
     pgd_model_destroy(x.model);
-    pgd_backend_destroy(&p->base);
+    pgd_backend_destroy(inner);
     return rc;
 }
 

@@ -27,6 +27,7 @@ static const pgd_cfg_key schema[] = {
      "run every sweep point this many times (seeds derived per repeat; runs_mean.csv: mean and 95% CI)"},
     {"experiment", "repeat", PGD_CFG_INT, 0, 1000, NULL, "0",
      "which repeat a run is (set by repeats, recorded in each run's config.ini; 0 = not repeated)"},
+    {"experiment", "trace_steps", PGD_CFG_BOOL, 0, 0, NULL, "off", "write the scheduler's per-step decisions to steps.jsonl (`pagoda explain`)"},
 
     {"model", "path", PGD_CFG_MODEL, 0, 0, NULL, "random:stories15M", "model file or random:<shape>"},
     {"model", "tokenizer", PGD_CFG_FILE, 0, 0, NULL, "", "llama2.c tokenizer.bin (datasets need one)"},
@@ -93,10 +94,14 @@ static const pgd_cfg_key schema[] = {
     {"workload", "trace_format", PGD_CFG_CHOICE, 0, 0, "auto|azure|vidur|lengths|mooncake", "auto", "trace file format"},
     {"workload", "dataset_format", PGD_CFG_CHOICE, 0, 0, "auto|sharegpt|alpaca|mtbench", "auto", "dataset file format"},
     {"workload", "time_scale", PGD_CFG_NUM, 1e-9, BIG, NULL, "1", "trace arrivals multiplied by this"},
+    {"workload", "client_rates", PGD_CFG_STR, 0, 0, NULL, "", "client mix: requests/s of each client's own arrivals, e.g. 2, 0.5 (empty = one client)"},
+    {"workload", "client_burstiness", PGD_CFG_STR, 0, 0, NULL, "", "gamma shape of each client's arrivals (1 = Poisson, < 1 bursty; empty = 1 each)"},
+    {"workload", "client_classes", PGD_CFG_STR, 0, 0, NULL, "", "SLO class of each client's requests (0 = most urgent; empty = 0 each)"},
 
     {"slo", "ttft", PGD_CFG_NUM, 0, BIG, NULL, "0", "TTFT bound in seconds for goodput (0 = none)"},
     {"slo", "tpot", PGD_CFG_NUM, 0, BIG, NULL, "0", "TPOT bound in seconds (0 = none)"},
     {"slo", "e2e", PGD_CFG_NUM, 0, BIG, NULL, "0", "E2E bound in seconds (0 = none)"},
+    {"slo", "class_ttft", PGD_CFG_STR, 0, 0, NULL, "", "TTFT target (s) of each SLO class, e.g. 0.5, 5: the slo policy's deadlines and per-class attainment"},
 
     {"compare", "throughput", PGD_CFG_NUM, 0, 100, NULL, "5", "max % drop of throughput/goodput metrics"},
     {"compare", "latency", PGD_CFG_NUM, 0, BIG, NULL, "10", "max % rise of latency metrics"},

@@ -93,7 +93,7 @@ pgd_status pgd_engine_create(const pgd_engine_config *cfg, pgd_exec *exec, const
     pgd_sched_config sc = {.max_num_batched_tokens = c->max_num_batched_tokens, .max_num_seqs = c->max_num_seqs,
                            .policy = c->policy, .preemption = c->preemption,
                            .chunked_prefill = c->chunked_prefill, .max_seq_len = e->mc->max_seq_len,
-                           .max_in_flight = e->max_in_flight};
+                           .max_in_flight = e->max_in_flight, .trace = c->sched_trace};
     if ((st = pgd_scheduler_create(&sc, e->kvm, &e->sched)) != PGD_OK) goto fail;
     c->max_num_batched_tokens = pgd_scheduler_config(e->sched)->max_num_batched_tokens;
     c->policy = pgd_scheduler_config(e->sched)->policy;
@@ -222,7 +222,9 @@ pgd_status pgd_engine_add_request(pgd_engine *e, const pgd_request_params *p, in
     }
     pgd_sched_request sr = {.id = r->id, .prompt = r->prompt, .n_prompt = p->n_prompt, .max_new_tokens = r->max_new,
                             .true_output_len = p->true_output_len, .priority = p->priority, .arrival = r->arrival,
-                            .num_seqs = initial, .max_seqs = slots, .user = r};
+                            .num_seqs = initial, .max_seqs = slots, .user = r, .client = p->client,
+                            .slo_class = p->slo_class,
+                            .ttft_deadline = p->ttft_slo > 0 ? r->arrival + p->ttft_slo : 0};
     if ((st = pgd_scheduler_add(e->sched, &sr, &r->group)) != PGD_OK) goto fail;
     for (int i = 0; i < initial; i++) {
         r->seqs[i]->sseq = r->group->seqs[i];

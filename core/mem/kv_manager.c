@@ -241,6 +241,11 @@ int pgd_kv_blocks_needed(const pgd_kv_manager *m, int64_t seq, int total_tokens)
 
 int pgd_kv_free_blocks(const pgd_kv_manager *m) { return m ? m->ops->free_blocks(m) : 0; }
 
+int pgd_kv_cached_prefix(const pgd_kv_manager *m, const int32_t *prompt, int n_prompt) {
+    if (!m || !prompt || n_prompt <= 0 || !m->ops->cached_prefix) return 0;
+    return m->ops->cached_prefix(m, prompt, n_prompt);
+}
+
 pgd_status pgd_kv_append(pgd_kv_manager *m, int64_t seq, const int32_t *tokens, int n) {
     CHECK_M("append");
     pgd_kv_seq *s = get_seq(m, seq, "append");

@@ -57,6 +57,8 @@ struct pgd_kv_ops {
     /* fills everything but num_seqs and utilization */
     void (*get_stats)(const pgd_kv_manager *m, pgd_kv_stats *out);
     pgd_status (*check)(const pgd_kv_manager *m);
+    /* optional: tokens of the prompt add_seq would find cached (0 if NULL) */
+    int (*cached_prefix)(const pgd_kv_manager *m, const int32_t *prompt, int n_prompt);
 };
 
 struct pgd_kv_manager {

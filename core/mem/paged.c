@@ -185,6 +185,22 @@ static pgd_status paged_add_seq(pgd_kv_manager *m, int64_t id, const int32_t *pr
     return PGD_OK;
 }
 
+static int paged_cached_prefix(const pgd_kv_manager *m, const int32_t *prompt, int n_prompt) {
+    const paged *p = (const paged *)m;
+    if (!p->cache) return 0;
+    int bs = bsz(p), nfull = n_prompt / bs, hits = 0;
+    uint64_t parent = p->root;
+    while (hits < nfull) { /* the same walk as add_seq's */
+        const int32_t *t = prompt + (size_t)hits * (size_t)bs;
+        uint64_t h = pgd_prefix_hash(parent, t, bs, m->cfg.hash_seed);
+        if (pgd_prefix_cache_lookup(p->cache, h, parent, t) < 0) break;
+        hits++;
+        parent = h;
+    }
+    if (hits > 0 && hits * bs == n_prompt) hits--; /* the last prompt token is computed */
+    return hits * bs;
+}
+
 static int paged_blocks_needed(const pgd_kv_manager *m, const pgd_kv_seq *s, int total) {
     const paged *p = (const paged *)m;
     int bs = bsz(p);
@@ -452,4 +468,5 @@ static const struct pgd_kv_ops paged_ops = {
     .swap_in = paged_swap_in,
     .get_stats = paged_get_stats,
     .check = paged_check,
+    .cached_prefix = paged_cached_prefix,
 };

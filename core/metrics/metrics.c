@@ -86,6 +86,14 @@ pgd_status pgd_metrics_add_output(pgd_metrics *m, const pgd_request_output *o, i
     return pgd_metrics_add_request(m, &r);
 }
 
+void pgd_metrics_tag_last(pgd_metrics *m, int client, int slo_class, double ttft_slo) {
+    if (!m || m->n_reqs == 0) return;
+    pgd_request_record *r = &m->reqs[m->n_reqs - 1];
+    r->client = client > 0 ? client : 0;
+    r->slo_class = slo_class > 0 ? slo_class : 0;
+    r->ttft_slo = ttft_slo > 0 ? ttft_slo : 0;
+}
+
 pgd_status pgd_metrics_add_sample(pgd_metrics *m, const pgd_timeline_sample *s) {
     PGD_TRY(grow((void **)&m->samples, &m->cap_samples, m->n_samples, sizeof *m->samples));
     m->samples[m->n_samples++] = *s;
@@ -256,6 +264,7 @@ pgd_status pgd_metrics_summarize(const pgd_metrics *m, const pgd_slo *slo,
         (st = pgd_dist_stats_compute(queue, k_queue, &s->queue_delay)) != PGD_OK)
         goto done;
     timeline_summary(m, s);
+    st = pgd_metrics_summarize_groups(m, s);
 done:
     free(ttft);
     free(tpot);

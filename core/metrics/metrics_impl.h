@@ -21,6 +21,10 @@ typedef struct pgd_request_derived {
     double ttft, tpot, e2e, norm, queue;
 } pgd_request_derived;
 
+/* Per-client and per-class figures of a summary whose other fields are
+ * filled (metrics_groups.c). */
+pgd_status pgd_metrics_summarize_groups(const pgd_metrics *m, pgd_metrics_summary *s);
+
 /* 1 when the request completed ("stop"/"length" with a finish time). */
 int pgd_metrics_completed(const pgd_request_record *r);
 /* Fill d; returns pgd_metrics_completed(r). */

@@ -20,6 +20,34 @@ static json_t *dist_json(const pgd_dist_stats *d) {
                      "min", d->min, "max", d->max);
 }
 
+/* Clients and SLO classes (metrics.h), when the run has more than one of
+ * either. 0 on success. */
+static int groups_json(json_t *o, const pgd_metrics_summary *s) {
+    if (s->num_clients <= 1 && s->num_classes <= 1) return 0;
+    const struct {
+        const char *key;
+        const pgd_group_summary *v;
+        int n;
+    } sets[2] = {{"clients", s->clients, s->num_clients}, {"classes", s->classes, s->num_classes}};
+    for (int k = 0; k < 2; k++) {
+        json_t *a = json_array();
+        if (!a || json_object_set_new(o, sets[k].key, a)) return -1;
+        for (int g = 0; g < sets[k].n; g++) {
+            const pgd_group_summary *v = &sets[k].v[g];
+            json_t *e = json_pack("{s:i,s:I,s:I,s:f,s:f,s:f,s:f}", "id", g, "requests", (json_int_t)v->requests,
+                                  "completed", (json_int_t)v->completed, "request_throughput", v->request_throughput,
+                                  "output_throughput", v->output_throughput, "service_rate", v->service_rate,
+                                  "slo_attainment", v->slo_attainment);
+            if (!e || json_array_append_new(a, e) || json_object_set_new(e, "ttft", dist_json(&v->ttft)) ||
+                json_object_set_new(e, "tpot", dist_json(&v->tpot)) || json_object_set_new(e, "e2e", dist_json(&v->e2e)))
+                return -1;
+        }
+    }
+    return json_object_set_new(o, "jain_fairness", json_real(s->jain_fairness)) ||
+           json_object_set_new(o, "slo_attainment", json_real(s->slo_attainment)) ||
+           json_object_set_new(o, "service_window_s", json_real(s->service_window));
+}
+
 json_t *pgd_metrics_summary_to_json(const pgd_metrics_summary *s) {
     json_t *o = json_pack(
         "{s:I,s:I,s:I,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:I,s:{s:f,s:f,s:f},s:I,s:I,s:I,s:I,s:f}",
@@ -50,6 +78,7 @@ json_t *pgd_metrics_summary_to_json(const pgd_metrics_summary *s) {
                                       s->max_kv_usage, "mean_utilization", s->mean_kv_utilization,
                                       "mean_sharing_saving", s->mean_kv_sharing_saving)))
         goto fail;
+    if (groups_json(o, s) != 0) goto fail;
     return o;
 fail:
     json_decref(o);

@@ -39,36 +39,50 @@
 
 static size_t a256(size_t floats) { return (floats * 4 + 255) & ~(size_t)255; }
 
-static pgd_status ensure_scratch(pgd_model *m, int T, int R, size_t meta) {
-    pgd_scratch *s = &m->s;
+/* The next buffer of `floats` floats at *off bytes into base (256-byte
+ * aligned); base NULL only counts. */
+static float *carve(char *base, size_t *off, size_t floats) {
+    float *p = base ? (float *)(base + *off) : NULL;
+    *off += a256(floats);
+    return p;
+}
+
+/* Point the activation buffers into base for ct token rows and cr logits
+ * rows (llama2.c's RunState, batched: T = tokens of the step, R = rows
+ * whose logits are wanted); returns the bytes they take. */
+static size_t carve_acts(pgd_scratch *s, char *base, const pgd_model *m, size_t ct, size_t cr) {
     const pgd_model_config *c = &m->cfg;
     const pgd_shard *sh = &m->sh;
+    size_t d = (size_t)c->dim, qd = (size_t)sh->heads * c->head_dim, kvd = (size_t)sh->kv_heads * c->head_dim,
+           h = (size_t)sh->hidden, wide = d > qd ? d : qd, vp = (size_t)sh->vocab_part * sh->tp;
+    size_t vw = vp > (size_t)c->vocab_size ? vp : (size_t)c->vocab_size;
+    size_t g = sh->tp > 1 ? (ct * d > cr * vp ? ct * d : cr * vp) : 1;
+    size_t off = 0;
+    s->x = carve(base, &off, ct * d);                /* (T, dim): the residual stream */
+    s->xb = carve(base, &off, ct * wide);            /* (T, max(dim, qd)): a norm's output, a sublayer's */
+    s->xb2 = carve(base, &off, ct * wide);           /* (T, qd): attention's output */
+    s->qkv = carve(base, &off, ct * (qd + 2 * kvd)); /* (T, qd + 2 kvd): q | k | v per token */
+    s->gu = carve(base, &off, ct * 2 * h);           /* (T, 2 hidden): gate | up per token */
+    s->hb = carve(base, &off, ct * h);               /* (T, hidden): silu(gate) * up */
+    s->last = carve(base, &off, cr * d);             /* (R, dim): the rows whose logits are wanted */
+    s->logits = carve(base, &off, cr * vw);          /* (R, vocab, or tp * vocab_part padded) */
+    s->gath = carve(base, &off, g);                  /* tp > 1: the all_gather landing area */
+    return off;
+}
+
+static pgd_status ensure_scratch(pgd_model *m, int T, int R, size_t meta) {
+    pgd_scratch *s = &m->s;
     if (T > s->cap_tokens || R > s->cap_logits) {
         int ct = T > s->cap_tokens ? T : s->cap_tokens;
         int cr = R > s->cap_logits ? R : s->cap_logits;
         if (ct < 16) ct = 16;
         if (cr < 16) cr = 16;
-        size_t d = (size_t)c->dim, qd = (size_t)sh->heads * c->head_dim,
-               kvd = (size_t)sh->kv_heads * c->head_dim, h = (size_t)sh->hidden,
-               wide = d > qd ? d : qd, vp = (size_t)sh->vocab_part * sh->tp;
-        size_t vw = vp > (size_t)c->vocab_size ? vp : (size_t)c->vocab_size;
-        size_t g = sh->tp > 1 ? (ct * d > cr * vp ? ct * d : cr * vp) : 1;
-        /* x (T, d); xb, xb2 (T, max(d, qd)); qkv (T, qd + 2kvd); gu (T, 2h); hb (T, h);
-         * last (R, d); logits (R, vocab or tp * vocab_part); gath (tp > 1) */
-        enum { NBUF = 9 };
-        size_t off[NBUF], total = 0, sz[NBUF] = {
-            a256(ct * d), a256(ct * wide), a256(ct * wide), a256(ct * (qd + 2 * kvd)), a256(ct * 2 * h),
-            a256(ct * h), a256(cr * d), a256((size_t)cr * vw), a256(g)};
-        for (int i = 0; i < NBUF; i++) { off[i] = total; total += sz[i]; }
         pgd_backend_free(m->backend, s->act);
         s->act = NULL;
         s->cap_tokens = s->cap_logits = 0;
-        pgd_status st = pgd_backend_alloc(m->backend, total, &s->act);
+        pgd_status st = pgd_backend_alloc(m->backend, carve_acts(s, NULL, m, (size_t)ct, (size_t)cr), &s->act);
         if (st != PGD_OK) return st;
-        char *b = s->act;
-        float **ptrs[NBUF] = {&s->x, &s->xb, &s->xb2, &s->qkv, &s->gu, &s->hb, &s->last, &s->logits,
-                              &s->gath};
-        for (int i = 0; i < NBUF; i++) *ptrs[i] = (float *)(b + off[i]);
+        carve_acts(s, s->act, m, (size_t)ct, (size_t)cr);
         s->cap_tokens = ct;
         s->cap_logits = cr;
     }
@@ -139,6 +153,7 @@ pgd_status pgd_model_pass(pgd_model *m, pgd_kv_cache *kv, const pgd_batch *b, fl
     const pgd_model_config *c = &m->cfg;
     const pgd_shard *sh = &m->sh;
     pgd_backend *be = m->backend;
+    const pgd_dtype kvt = pgd_backend_kv_dtype(be); /* the KV cache's, for attention */
     const int T = b->num_tokens, S = b->num_seqs, MB = b->max_blocks_per_seq;
     const int R = b->all_logits ? T : S, P = sh->tp;
     const int first = sh->pp_rank == 0, last = sh->pp_rank == sh->pp - 1;
@@ -219,7 +234,7 @@ pgd_status pgd_model_pass(pgd_model *m, pgd_kv_cache *kv, const pgd_batch *b, fl
             .seq_lens = d_len, .block_tables = d_bt, .num_seqs = S, .num_tokens = T,
             .max_blocks_per_seq = MB, .max_seq_len = max_len, .n_heads = sh->heads,
             .n_kv_heads = sh->kv_heads, .head_dim = hd, .block_size = bs,
-            .scale = 1.0f / sqrtf((float)hd), .q_stride = qkvd,
+            .scale = 1.0f / sqrtf((float)hd), .q_stride = qkvd, .kv_dtype = kvt,
         };
         PGD_TRY(pgd_backend_paged_attention(be, &a));
         PGD_TRY(pgd_backend_matmul(be, sc->xb, sc->xb2, L->wo, wt, T, qd, d));

@@ -68,8 +68,11 @@ typedef struct pgd_scratch {
     int cap_tokens;     /* rows the activation buffers hold */
     int cap_logits;     /* rows the logits buffer holds */
     int cap_meta;       /* int32 entries the metadata buffer holds */
-    void *act;          /* one device allocation for all activations */
-    float *x, *xb, *xb2, *last, *logits;
+    void *act;          /* one device allocation for all activations (forward.c: carve_acts) */
+    float *x;           /* (cap_tokens, dim): the residual stream */
+    float *xb, *xb2;    /* (cap_tokens, max(dim, qd)): a norm's or a sublayer's output; attention's */
+    float *last;        /* (cap_logits, dim): the rows whose logits are wanted */
+    float *logits;      /* (cap_logits, vocab or tp * vocab_part) */
     float *qkv;         /* (cap_tokens, qd + 2*kvd): per token q | k | v, the fused GEMM's output */
     float *gu;          /* (cap_tokens, 2*hidden): per token gate | up, the fused GEMM's output */
     float *hb;          /* (cap_tokens, hidden): silu(gate) * up */

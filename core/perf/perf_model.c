@@ -222,7 +222,7 @@ static pgd_status att_setup(const pgd_perf_env *env, void **out) {
 
 static pgd_status att_run(void *p) {
     att_state *s = p;
-    pgd_attn_args a = {.out = s->out, .q = s->q, .k_cache = s->kc, .v_cache = s->vc, .query_start = s->qs,
+    pgd_paged_attn a = {.out = s->out, .q = s->q, .k_cache = s->kc, .v_cache = s->vc, .query_start = s->qs,
                        .seq_lens = s->lens, .block_tables = s->tables, .num_seqs = ATT_SEQS,
                        .max_blocks_per_seq = s->mb, .n_heads = ATT_HEADS, .n_kv_heads = ATT_KV_HEADS,
                        .head_dim = ATT_HEAD_DIM, .block_size = PERF_BLOCK, .scale = 0.125f};

@@ -50,6 +50,8 @@ static pgd_status engine_config(const pgd_run_config *rc, pgd_clock *clock, pgd_
     return PGD_OK;
 }
 
+pgd_status pgd_run_client_mix(const pgd_run_config *rc, pgd_workload_config *wc); /* runner_clients.c */
+
 static pgd_status len_dist(const pgd_run_config *rc, const char *which, pgd_len_dist *d) {
     char k[32];
     snprintf(k, sizeof k, "%s_len", which);
@@ -94,7 +96,7 @@ static pgd_status workload_config(const pgd_run_config *rc, const pgd_model_conf
     PGD_TRY(pgd_dataset_format_parse(pgd_run_get_str(rc, "workload", "dataset_format"), &wc->dataset_format));
     wc->time_scale = pgd_run_get_num(rc, "workload", "time_scale");
     wc->tokenizer = tok;
-    return PGD_OK;
+    return pgd_run_client_mix(rc, wc);
 }
 
 /* Wrap the last error as "FILE: run NAME: [section]: message". */
@@ -126,6 +128,7 @@ static pgd_status collect_finished(loop_state *s) {
         }
         const pgd_workload_request *wr = pgd_workload_get(s->wl, s->fl[i].index);
         PGD_TRY(pgd_metrics_add_output(s->m, o, wr->priority));
+        pgd_metrics_tag_last(s->m, wr->client, wr->slo_class, wr->ttft_slo);
         uint64_t h = fnv(14695981039346656037ull, &s->fl[i].index, sizeof s->fl[i].index);
         if (o->num_seqs > 0) {
             h = fnv(h, o->seqs[0].tokens, sizeof(int32_t) * (size_t)o->seqs[0].n_tokens);
@@ -165,6 +168,7 @@ static pgd_status submit(loop_state *s, const pgd_run_config *rc, int i, double 
                                 .prompt_tokens = p.n_prompt, .priority = p.priority, .finish_reason = "error",
                                 .error = why};
         PGD_TRY(pgd_metrics_add_request(s->m, &r));
+        pgd_metrics_tag_last(s->m, p.client, p.slo_class, p.ttft_slo);
         s->rejected++;
         s->done++;
         return PGD_OK;
@@ -242,6 +246,7 @@ pgd_status pgd_run_execute(const pgd_run_config *rc, const pgd_run_options *opts
     pgd_engine *eng = NULL;
     pgd_workload *wl = NULL;
     loop_state s = {0};
+    FILE *trace = NULL; /* the decision trace, buffered in out->steps_trace */
     int threads = pgd_run_get_int(rc, "model", "threads");
     const char *profile = pgd_run_get_str(rc, "model", "profile");
     const char *dt = pgd_run_get_str(rc, "model", "dtype");
@@ -302,7 +307,13 @@ pgd_status pgd_run_execute(const pgd_run_config *rc, const pgd_run_options *opts
         goto done;
     }
     pgd_engine_config ec;
-    if ((st = engine_config(rc, clock, &ec)) != PGD_OK || (st = pgd_engine_create(&ec, ex, tok, &eng)) != PGD_OK) {
+    if (pgd_run_get_bool(rc, "experiment", "trace_steps") &&
+        !(trace = open_memstream(&out->steps_trace, &out->steps_trace_len))) {
+        st = pgd_error(PGD_ERR_OOM, "runner: cannot buffer the decision trace");
+        goto done;
+    }
+    if ((st = engine_config(rc, clock, &ec)) != PGD_OK ||
+        (ec.sched_trace = trace, st = pgd_engine_create(&ec, ex, tok, &eng)) != PGD_OK) {
         st = ctx_error(st, rc, "engine");
         goto done;
     }
@@ -356,6 +367,11 @@ done:
     pgd_metrics_destroy(s.m);
     pgd_workload_destroy(wl);
     pgd_engine_destroy(eng);
+    if (trace && fclose(trace) != 0 && st == PGD_OK) st = pgd_error(PGD_ERR_OOM, "runner: decision trace lost");
+    if (st != PGD_OK) {
+        free(out->steps_trace);
+        out->steps_trace = NULL;
+    }
     pgd_tokenizer_destroy(own_tok);
     pgd_exec_destroy(ex);
     pgd_clock_destroy(own_clock);
@@ -366,4 +382,6 @@ void pgd_run_result_free(pgd_run_result *r) {
     if (!r) return;
     pgd_metrics_destroy(r->metrics);
     r->metrics = NULL;
+    free(r->steps_trace);
+    r->steps_trace = NULL;
 }

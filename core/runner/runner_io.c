@@ -175,8 +175,8 @@ static pgd_status write_op_times(const pgd_run_result *res, const char *path) {
 }
 
 pgd_status pgd_run_write_outputs(const pgd_run_config *rc, const pgd_run_result *res, const char *dir) {
-    static const char *const files[] = {"summary.json", "requests.csv", "timeline.csv", "op_times.csv",
-                                        "config.ini", "env.json", NULL};
+    const char *files[] = {"summary.json", "requests.csv", "timeline.csv", "op_times.csv",
+                           "config.ini", "env.json", NULL, NULL};
     char path[4200], tmp[4300];
     PGD_TRY(pgd_mkdir_p(dir));
     /* an old marker must not vouch for the new files while they are written */
@@ -210,6 +210,15 @@ pgd_status pgd_run_write_outputs(const pgd_run_config *rc, const pgd_run_result 
     st = pgd_results_write_json(env, JSON_INDENT(2) | JSON_SORT_KEYS, path);
     json_decref(env);
     PGD_TRY(st);
+    PGD_TRY(path_of(path, sizeof path, dir, "steps.jsonl"));
+    if (res->steps_trace) { /* [experiment] trace_steps: the decision trace */
+        PGD_TRY(pgd_results_open(path, tmp, sizeof tmp, &f));
+        if (res->steps_trace_len) fwrite(res->steps_trace, 1, res->steps_trace_len, f);
+        PGD_TRY(pgd_results_commit(f, tmp, path));
+        files[6] = "steps.jsonl";
+    } else if (unlink(path) != 0 && errno != ENOENT) { /* an older run's trace would not be this run's */
+        return pgd_error(PGD_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
+    }
     return pgd_results_seal(dir, pgd_run_name(rc), res->sweep_id, files);
 }
 

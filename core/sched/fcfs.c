@@ -2,7 +2,10 @@
  * order); the latest arrival is preempted first (vLLM's default). */
 #include "policy.h"
 
-static pgd_status fcfs_create(void **state) { return pgd_pqueue_create(pgd_group_cmp_arrival, state); }
+static pgd_status fcfs_create(void *self, void **state) {
+    (void)self;
+    return pgd_pqueue_create(pgd_group_cmp_arrival, state);
+}
 
 const struct pgd_policy_ops pgd_policy_fcfs = {
     .name = "fcfs",

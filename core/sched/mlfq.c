@@ -18,16 +18,22 @@ static int mlfq_cmp(const pgd_sched_group *a, const pgd_sched_group *b) {
     return pgd_group_cmp_arrival(a, b);
 }
 
-static pgd_status mlfq_create(void **state) { return pgd_pqueue_create(mlfq_cmp, state); }
+static pgd_status mlfq_create(void *self, void **state) {
+    (void)self;
+    return pgd_pqueue_create(mlfq_cmp, state);
+}
 
-static void mlfq_on_arrival(void *state, pgd_sched_group *g) {
+static void mlfq_on_arrival(void *self, pgd_sched_group *g) {
+    (void)self;
     int l = 0;
     while (l < MLFQ_LEVELS - 1 && g->prompt_len > (MLFQ_PREFILL_QUANTUM << l)) l++;
     g->level = l;
     g->quantum_used = 0;
 }
 
-static void mlfq_on_scheduled(void *state, pgd_sched_group *g, int new_tokens) {
+static void mlfq_on_scheduled(void *self, pgd_sched_group *g, int new_tokens, int prefill) {
+    (void)self;
+    (void)prefill;
     if (new_tokens <= 0) return;
     if (++g->quantum_used >= (MLFQ_DECODE_QUANTUM << g->level) && g->level < MLFQ_LEVELS - 1) {
         g->level++;

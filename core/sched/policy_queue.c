@@ -82,3 +82,10 @@ int pgd_pqueue_pick_last(void *state, pgd_sched_group *const *running, int n) {
         if (q->cmp(running[i], running[v]) >= 0) v = i;
     return v;
 }
+
+int pgd_pqueue_len(const void *state) { return ((const pqueue *)state)->n; }
+
+pgd_sched_group *pgd_pqueue_at(const void *state, int i) {
+    const pqueue *q = state;
+    return i >= 0 && i < q->n ? q->items[i] : NULL;
+}

@@ -7,7 +7,10 @@ static int priority_cmp(const pgd_sched_group *a, const pgd_sched_group *b) {
     return pgd_group_cmp_arrival(a, b);
 }
 
-static pgd_status priority_create(void **state) { return pgd_pqueue_create(priority_cmp, state); }
+static pgd_status priority_create(void *self, void **state) {
+    (void)self;
+    return pgd_pqueue_create(priority_cmp, state);
+}
 
 const struct pgd_policy_ops pgd_policy_priority = {
     .name = "priority",

@@ -4,13 +4,19 @@
 #include "policy.h"
 
 extern const struct pgd_policy_ops pgd_policy_fcfs, pgd_policy_priority, pgd_policy_sjf,
-    pgd_policy_mlfq;
+    pgd_policy_mlfq, pgd_policy_cache_aware, pgd_policy_cache_aware_uncached, pgd_policy_vtc, pgd_policy_slo,
+    pgd_policy_sarathi;
 
 static const struct pgd_policy_ops *const policies[] = {
     &pgd_policy_fcfs,
     &pgd_policy_priority,
     &pgd_policy_sjf,
     &pgd_policy_mlfq,
+    &pgd_policy_cache_aware,
+    &pgd_policy_cache_aware_uncached,
+    &pgd_policy_vtc,
+    &pgd_policy_slo,
+    &pgd_policy_sarathi,
 };
 
 enum { NPOL = sizeof policies / sizeof policies[0] };

@@ -56,7 +56,7 @@ static pgd_status push_item(pgd_scheduler *s, pgd_sched_group *g, pgd_sched_seq 
  * total, or -1 when the group must run whole (chunked prefill off) and does
  * not fit. `pre` tokens of the group are already planned this step (the
  * shared prefix of a re-forked group, see admit) and are not in `budget`. */
-static int plan_counts(const pgd_scheduler *s, const pgd_sched_group *g, int pre, int budget, int *counts,
+static int plan_counts(pgd_scheduler *s, const pgd_sched_group *g, int pre, int budget, int *counts,
                        int *nsched) {
     int total = 0, left = pre;
     *nsched = 0;
@@ -67,6 +67,10 @@ static int plan_counts(const pgd_scheduler *s, const pgd_sched_group *g, int pre
      * again. It is prefilled in chunks, as with chunked prefill; waiting for
      * a step with room would block the queue for ever with the engine idle. */
     int chunk = s->cfg.chunked_prefill || left > s->cfg.max_num_batched_tokens;
+    /* the policy's per-request prefill cap (Sarathi's long-prefill cap) on a group with a prompt to compute */
+    /* (chunked, total stays within the capped budget, so -1 is never returned) */
+    if (chunk && left - pre > g->num_seqs && pgd_pol_has_chunk_limit(s) && budget > 0)
+        budget = pgd_pol_chunk_limit(s, g, budget);
     for (int i = 0; i < g->num_seqs; i++) {
         const pgd_sched_seq *q = g->seqs[i];
         int need = q->len - q->computed;
@@ -164,7 +168,7 @@ static pgd_status preempt_to(pgd_scheduler *s, pgd_sched_group *g, int allow_swa
         pgd_status st = swap_group(s, g, 1);
         if (st == PGD_OK) {
             g->state = PGD_SCHED_SWAPPED;
-            PGD_TRY(s->pol->enqueue(s->swapped, g));
+            PGD_TRY(pgd_pol_enqueue(s, s->swapped, g));
             s->n_swapped++;
             return PGD_OK;
         }
@@ -173,12 +177,13 @@ static pgd_status preempt_to(pgd_scheduler *s, pgd_sched_group *g, int allow_swa
     }
     pgd_sched_release_kv(s, g);
     g->state = PGD_SCHED_WAITING;
-    PGD_TRY(s->pol->enqueue(s->waiting, g));
+    PGD_TRY(pgd_pol_enqueue(s, s->waiting, g));
     s->n_waiting++;
     return PGD_OK;
 }
 
-static pgd_status preempt(pgd_scheduler *s, pgd_sched_group *g, int allow_swap) {
+static pgd_status preempt(pgd_scheduler *s, pgd_sched_group *g, int allow_swap, int64_t for_req, int why) {
+    PGD_TRY(pgd_sched_trace_pre_push(s, g->id, for_req, why));
     pgd_sched_running_remove(s, g);
     g->num_preemptions++;
     g->preempted_step = s->step_no;
@@ -202,8 +207,21 @@ static pgd_status drop(pgd_scheduler *s, pgd_sched_group *g, int need) {
     return push_group(&s->plan.dropped, &s->plan.num_dropped, &s->cap_drop, g);
 }
 
+/* Tell the policy g got `total` tokens this step, how many of them prompt
+ * tokens (g's items are the plan's last ones). Out of line: mark_scheduled
+ * stays small enough to inline into the hot loop (the perf gate counts it). */
+__attribute__((noinline)) static void notify_scheduled(pgd_scheduler *s, pgd_sched_group *g, int total) {
+    int decode = 0;
+    for (int i = s->plan.num_items - 1; i >= 0 && s->plan.items[i].group == g; i--) {
+        const pgd_sched_item *it = &s->plan.items[i];
+        decode += it->num_new_tokens == 1 && it->start >= g->prompt_len;
+    }
+    pgd_pol_scheduled(s, g, total, total - decode);
+}
+
 static void mark_scheduled(pgd_scheduler *s, pgd_sched_group *g, int total, int nsched, int *budget,
                            int *seqs_left) {
+
     *budget -= total;
     *seqs_left -= nsched;
     g->scheduled_step = s->step_no;
@@ -211,7 +229,7 @@ static void mark_scheduled(pgd_scheduler *s, pgd_sched_group *g, int total, int 
         g->in_flight = 1;
         s->n_in_flight++;
     }
-    if (s->pol->on_scheduled) s->pol->on_scheduled(s->waiting, g, total);
+    if (pgd_pol_wants_scheduled(s)) notify_scheduled(s, g, total);
 }
 
 static pgd_status schedule_running(pgd_scheduler *s, pgd_sched_group *g, int *counts, int *budget,
@@ -232,7 +250,7 @@ static pgd_status schedule_running(pgd_scheduler *s, pgd_sched_group *g, int *co
                 return PGD_ERR_OOM;
             }
         PGD_ASSERT(nc >= 1);
-        pgd_sched_group *v = cand[s->pol->pick_victim(s->waiting, cand, nc)];
+        pgd_sched_group *v = cand[pgd_pol_pick_victim(s, cand, nc)];
         free(cand);
         if (v == g && s->n_in_flight > 0) {
             /* the only victim is itself, but in-flight groups hold blocks they
@@ -244,11 +262,11 @@ static pgd_status schedule_running(pgd_scheduler *s, pgd_sched_group *g, int *co
             pgd_kv_stats ks;
             pgd_kv_get_stats(s->kv, &ks);
             if (g->num_seqs > 1 && shared_footprint(s, g, counts) <= ks.num_blocks)
-                return preempt(s, g, 0); /* fits once recomputed with its prefix shared again */
+                return preempt(s, g, 0, g->id, 2); /* fits once recomputed with its prefix shared again */
             pgd_sched_running_remove(s, g);
             return drop(s, g, need - pgd_kv_free_blocks(s->kv));
         }
-        PGD_TRY(preempt(s, v, 1));
+        PGD_TRY(preempt(s, v, 1, g->id, 0));
         if (v == g) return PGD_OK;
     }
     int mark = s->plan.num_items, mark_tokens = s->plan.num_tokens;
@@ -256,7 +274,7 @@ static pgd_status schedule_running(pgd_scheduler *s, pgd_sched_group *g, int *co
     if (st == PGD_ERR_NO_BLOCKS) { /* some sequences appended: recompute the group */
         s->plan.num_items = mark;
         s->plan.num_tokens = mark_tokens;
-        return preempt(s, g, 0);
+        return preempt(s, g, 0, g->id, 1);
     }
     PGD_TRY(st);
     mark_scheduled(s, g, total, nsched, budget, seqs_left);
@@ -285,7 +303,7 @@ static int add_seq(pgd_scheduler *s, pgd_sched_group *g, pgd_sched_seq *q, pgd_s
         return 0;
     }
     snprintf(g->error, sizeof g->error, "%s", pgd_last_error());
-    PGD_ASSERT(s->pol->remove(s->waiting, g));
+    PGD_ASSERT(pgd_pol_remove(s, s->waiting, g));
     s->n_waiting--;
     g->state = PGD_SCHED_DONE;
     *err = push_group(&s->plan.dropped, &s->plan.num_dropped, &s->cap_drop, g);
@@ -322,7 +340,10 @@ static int fork_reserve(const pgd_scheduler *s, const pgd_sched_group *g) {
 static int admit(pgd_scheduler *s, pgd_sched_group *g, int *counts, int *budget, int *seqs_left,
                  pgd_status *err) {
     *err = PGD_OK;
-    if (g->preempted_step == s->step_no || s->reserved_seqs + g->max_seqs > s->cfg.max_num_seqs) return 0;
+    if (g->preempted_step == s->step_no) return s->wait_why = "preempted", 0;
+    if (s->reserved_seqs + g->max_seqs > s->cfg.max_num_seqs) return s->wait_why = "max_num_seqs", 0;
+    if (!pgd_pol_may_admit(s, g)) return s->wait_why = "policy", 0;
+    s->wait_why = "kv"; /* add_seq finding no blocks; the reasons below replace it */
     int mark = s->plan.num_items, mark_tokens = s->plan.num_tokens, r, bs = s->block_size;
     pgd_sched_seq *q0 = g->seqs[0];
     if ((r = add_seq(s, g, q0, err)) <= 0) return r;
@@ -330,6 +351,7 @@ static int admit(pgd_scheduler *s, pgd_sched_group *g, int *counts, int *budget,
     if (shared > c0 + *budget / bs * bs) { /* share what this step's budget can compute */
         if (*budget / bs == 0 && *budget < s->cfg.max_num_batched_tokens) {
             pgd_sched_release_kv(s, g); /* a later step can share at least a block */
+            s->wait_why = "budget";
             return 0;
         }
         shared = c0 + *budget / bs * bs;
@@ -352,7 +374,7 @@ static int admit(pgd_scheduler *s, pgd_sched_group *g, int *counts, int *budget,
     }
     if (total >= 0 && total + pre > 0 && nsched <= *seqs_left && need > pgd_kv_free_blocks(s->kv) &&
         s->n_running == 0 && s->n_swapped == 0) {
-        PGD_ASSERT(s->pol->remove(s->waiting, g));
+        PGD_ASSERT(pgd_pol_remove(s, s->waiting, g));
         s->n_waiting--;
         *err = drop(s, g, need - pgd_kv_free_blocks(s->kv));
         return -1;
@@ -360,6 +382,7 @@ static int admit(pgd_scheduler *s, pgd_sched_group *g, int *counts, int *budget,
     if (total < 0 || total + pre <= 0 || nsched > *seqs_left ||
         need + fork_reserve(s, g) > pgd_kv_free_blocks(s->kv)) {
         if (total < 0 && *budget < s->cfg.max_num_batched_tokens) s->starved = g;
+        s->wait_why = total < 0 || total + pre <= 0 ? "budget" : nsched > *seqs_left ? "max_num_seqs" : "kv";
         pgd_sched_release_kv(s, g);
         return 0;
     }
@@ -396,10 +419,12 @@ static int admit(pgd_scheduler *s, pgd_sched_group *g, int *counts, int *budget,
     }
     /* running first: if that fails (out of memory) the group stays waiting, owned (and freed) there */
     if ((*err = pgd_sched_running_push(s, g)) != PGD_OK) return 0;
-    PGD_ASSERT(s->pol->pop(s->waiting) == g);
+    PGD_ASSERT(pgd_pol_pop(s, s->waiting) == g);
     s->n_waiting--;
     mark_scheduled(s, g, total + pre, nsched, budget, seqs_left);
     s->plan.num_admitted++;
+    s->wait_why = NULL;
+    if ((*err = pgd_sched_trace_in_push(s, g->id, 0)) != PGD_OK) return 0;
     return 1;
 }
 
@@ -417,15 +442,15 @@ static int swap_in_room(const pgd_scheduler *s, const pgd_sched_group *g) {
  * busy). So each plan takes at most 1/K of the engine's sequences (running,
  * swapped and waiting), as vLLM's virtual engines each serve their share of
  * the requests; never less than the largest group, which runs whole. */
-static int balanced_seqs(const pgd_scheduler *s) {
+static int balanced_seqs(pgd_scheduler *s) {
     int K = s->cfg.max_in_flight, cap = s->cfg.max_num_seqs;
     if (K <= 1) return cap;
     int total = s->reserved_seqs + s->n_waiting + s->n_swapped, largest = 1;
     for (int i = 0; i < s->n_running; i++)
         if (s->running[i]->max_seqs > largest) largest = s->running[i]->max_seqs;
-    const pgd_sched_group *g = s->pol->peek(s->waiting);
+    const pgd_sched_group *g = pgd_pol_peek(s, s->waiting);
     if (g && g->max_seqs > largest) largest = g->max_seqs;
-    if ((g = s->pol->peek(s->swapped)) && g->max_seqs > largest) largest = g->max_seqs;
+    if ((g = pgd_pol_peek(s, s->swapped)) && g->max_seqs > largest) largest = g->max_seqs;
     int share = (total + K - 1) / K;
     if (share < largest) share = largest;
     return share < cap ? share : cap;
@@ -435,6 +460,8 @@ pgd_status pgd_scheduler_step(pgd_scheduler *s, const pgd_sched_plan **out) {
     pgd_sched_plan *p = &s->plan;
     p->num_items = p->num_tokens = p->num_ops = p->num_preempted = p->num_dropped = 0;
     p->num_swapped_in = p->num_admitted = 0;
+    s->n_tr_pre = s->n_tr_in = 0;
+    s->wait_why = NULL;
     s->step_no++;
     int budget = s->cfg.max_num_batched_tokens, seqs_left = balanced_seqs(s);
     int admit_new = s->kind != PGD_KV_STATIC || (s->n_running == 0 && s->n_swapped == 0);
@@ -466,13 +493,13 @@ pgd_status pgd_scheduler_step(pgd_scheduler *s, const pgd_sched_plan **out) {
      * recomputed sequences near max_seq_len hit it): after one such miss it
      * is admitted first, before the running groups take their tokens, as
      * vLLM's prefill-first steps do. */
-    pgd_sched_group *g = s->pol->peek(s->waiting);
+    pgd_sched_group *g = pgd_pol_peek(s, s->waiting);
     if (g && g == s->starved && admit_new && s->n_swapped == 0) (void)admit(s, g, counts, &budget, &seqs_left, &st);
     s->starved = NULL;
     for (int i = 0; i < nsnap && st == PGD_OK; i++)
         if (snap[i]->state == PGD_SCHED_RUNNING)
             st = schedule_running(s, snap[i], counts, &budget, &seqs_left, 1);
-    while (st == PGD_OK && (g = s->pol->peek(s->swapped))) {
+    while (st == PGD_OK && (g = pgd_pol_peek(s, s->swapped))) {
         if (g->preempted_step != s->step_no && s->n_running == 0 && !swap_in_room(s, g)) {
             /* Nothing runs and it still does not fit: swapped out, a forked
              * group's sequences hold private copies of the blocks they shared
@@ -482,9 +509,9 @@ pgd_status pgd_scheduler_step(pgd_scheduler *s, const pgd_sched_plan **out) {
             pgd_sched_release_kv(s, g);
             g->state = PGD_SCHED_WAITING;
             /* waiting first: if that fails (out of memory) the group stays swapped, owned there */
-            if ((st = s->pol->enqueue(s->waiting, g)) != PGD_OK) break;
+            if ((st = pgd_pol_enqueue(s, s->waiting, g)) != PGD_OK) break;
             s->n_waiting++;
-            PGD_ASSERT(s->pol->pop(s->swapped) == g);
+            PGD_ASSERT(pgd_pol_pop(s, s->swapped) == g);
             s->n_swapped--;
             continue;
         }
@@ -493,7 +520,7 @@ pgd_status pgd_scheduler_step(pgd_scheduler *s, const pgd_sched_plan **out) {
             break;
         /* running first: if that fails (out of memory) the group stays swapped, owned there */
         if ((st = pgd_sched_running_push(s, g)) != PGD_OK) break;
-        PGD_ASSERT(s->pol->pop(s->swapped) == g);
+        PGD_ASSERT(pgd_pol_pop(s, s->swapped) == g);
         s->n_swapped--;
         pgd_status si = swap_group(s, g, 0);
         if (si != PGD_OK) { /* partly back: fall back to recomputing the group */
@@ -504,22 +531,31 @@ pgd_status pgd_scheduler_step(pgd_scheduler *s, const pgd_sched_plan **out) {
             }
             pgd_sched_running_remove(s, g);
             g->state = PGD_SCHED_WAITING;
-            if ((st = s->pol->enqueue(s->waiting, g)) == PGD_OK) s->n_waiting++;
+            if ((st = pgd_pol_enqueue(s, s->waiting, g)) == PGD_OK) s->n_waiting++;
             else PGD_ASSERT(pgd_sched_running_push(s, g) == PGD_OK); /* room: it just left */
             break;
         }
         p->num_swapped_in++;
+        if ((st = pgd_sched_trace_in_push(s, g->id, 1)) != PGD_OK) break;
         st = schedule_running(s, g, counts, &budget, &seqs_left, 0);
     }
-    if (admit_new && s->n_swapped == 0)
-        while (st == PGD_OK && (g = s->pol->peek(s->waiting)) &&
+    if (admit_new && s->n_swapped == 0) {
+        /* the policy's split of what the running groups left between new prefills and the rest */
+        int held = budget - pgd_pol_prefill_budget(s, s->cfg.max_num_batched_tokens, budget);
+        budget -= held;
+        while (st == PGD_OK && (g = pgd_pol_peek(s, s->waiting)) &&
                admit(s, g, counts, &budget, &seqs_left, &st) != 0) {}
+        budget += held;
+    } else {
+        s->wait_why = admit_new ? "swapped" : "static";
+    }
     if (st != PGD_OK) goto fail;
     for (int i = 0; i < p->num_items; i++) {
         pgd_sched_item *it = &p->items[i];
         if ((st = pgd_kv_block_table(s->kv, it->seq->id, &it->block_table, &it->n_blocks)) != PGD_OK) goto fail;
     }
     PGD_ASSERT(p->num_tokens <= s->cfg.max_num_batched_tokens && p->num_items <= s->cfg.max_num_seqs);
+    if (s->cfg.trace) pgd_sched_trace_write(s);
     free(counts);
     free(snap);
     *out = p;

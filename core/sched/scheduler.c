@@ -60,7 +60,7 @@ pgd_status pgd_scheduler_create(const pgd_sched_config *cfg, pgd_kv_manager *kv,
     s->kind = pgd_kv_manager_kind(kv);
     s->block_size = pgd_kv_manager_block_size(kv);
     s->pol = pol;
-    if (pol->create(&s->waiting) != PGD_OK || pol->create(&s->swapped) != PGD_OK) goto fail;
+    if (pgd_pol_init(s) != PGD_OK) goto fail;
     *out = s;
     return PGD_OK;
 fail:
@@ -87,18 +87,20 @@ void pgd_scheduler_destroy(pgd_scheduler *s) {
     if (!s) return;
     pgd_sched_group *g;
     if (s->waiting)
-        while ((g = s->pol->pop(s->waiting))) free_group_mem(s, g);
+        while ((g = pgd_pol_pop(s, s->waiting))) free_group_mem(s, g);
     if (s->swapped)
-        while ((g = s->pol->pop(s->swapped))) free_group_mem(s, g);
+        while ((g = pgd_pol_pop(s, s->swapped))) free_group_mem(s, g);
     for (int i = 0; i < s->n_running; i++) free_group_mem(s, s->running[i]);
-    if (s->waiting) s->pol->destroy(s->waiting);
-    if (s->swapped) s->pol->destroy(s->swapped);
+    pgd_pol_fini(s);
     free(s->running);
     free(s->plan.items);
     free(s->plan.ops);
     free(s->plan.preempted);
     free(s->plan.dropped);
     free(s->copybuf);
+    free(s->tr_pre);
+    free(s->tr_in);
+    free(s->tr_kind);
     free(s);
 }
 
@@ -163,8 +165,11 @@ pgd_status pgd_scheduler_add(pgd_scheduler *s, const pgd_sched_request *r, pgd_s
     g->scheduled_step = -1;
     g->preempted_step = -1;
     g->user = r->user;
-    if (s->pol->on_arrival) s->pol->on_arrival(s->waiting, g);
-    if (s->pol->enqueue(s->waiting, g) != PGD_OK) goto fail;
+    g->client = r->client > 0 ? r->client : 0;
+    g->slo_class = r->slo_class > 0 ? r->slo_class : 0;
+    g->ttft_deadline = r->ttft_deadline;
+    pgd_pol_arrival(s, g);
+    if (pgd_pol_enqueue(s, s->waiting, g) != PGD_OK) goto fail;
     s->n_waiting++;
     if (out) *out = g;
     return PGD_OK;
@@ -223,16 +228,17 @@ void pgd_scheduler_remove(pgd_scheduler *s, pgd_sched_group *g) {
     pgd_scheduler_landed(s, g);
     switch (g->state) {
     case PGD_SCHED_WAITING:
-        PGD_ASSERT(s->pol->remove(s->waiting, g));
+        PGD_ASSERT(pgd_pol_remove(s, s->waiting, g));
         s->n_waiting--;
         break;
     case PGD_SCHED_SWAPPED:
-        PGD_ASSERT(s->pol->remove(s->swapped, g));
+        PGD_ASSERT(pgd_pol_remove(s, s->swapped, g));
         s->n_swapped--;
         break;
     case PGD_SCHED_RUNNING: pgd_sched_running_remove(s, g); break;
     case PGD_SCHED_DONE: break;
     }
+    pgd_pol_removed(s, g);
     free_group_mem(s, g);
 }
 

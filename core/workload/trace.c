@@ -11,7 +11,9 @@
  * fraction so 2023 wall-clock times keep sub-microsecond precision; rows
  * with an empty prompt are skipped and counted, outputs < 1 become 1;
  * times past PGD_TRACE_MAX_SECONDS and lengths past 2^30 are rejected
- * (never cast out of range). */
+ * (never cast out of range). Optional per-request client and SLO class:
+ * CSV columns "client" and "slo_class", Mooncake fields of those names
+ * (integers in 0..PGD_MAX_CLIENTS-1; see trace_client()). */
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -85,6 +87,17 @@ static int find_col(char **f, int n, const char *name) {
     return -1;
 }
 
+/* An optional client or SLO class value: 1 = set, 0 = bad (error recorded). */
+static int trace_client(const char *path, long lineno, const char *what, long v, int *out) {
+    if (v < 0 || v >= PGD_MAX_CLIENTS) {
+        pgd_error(PGD_ERR_FORMAT, "%s:%ld: %s %ld is out of range (0..%d)", path, lineno, what, v,
+                  PGD_MAX_CLIENTS - 1);
+        return 0;
+    }
+    *out = (int)v;
+    return 1;
+}
+
 static pgd_status read_csv(const pgd_workload_config *c, FILE *fp, pgd_wl_rows *rs) {
     const char *path = c->path;
     char *line = NULL, *f[MAX_FIELDS];
@@ -132,6 +145,7 @@ static pgd_status read_csv(const pgd_workload_config *c, FILE *fp, pgd_wl_rows *
         }
     }
     rs->has_time = names[0] != NULL;
+    int ccol[2] = {find_col(f, nh, "client"), find_col(f, nh, "slo_class")}; /* optional */
     for (long lineno = 2; (len = pgd_wl_getline(&line, &cap, fp)) >= 0; lineno++) {
         if (len == 0) continue;
         int n = split_csv(line, f);
@@ -184,6 +198,19 @@ static pgd_status read_csv(const pgd_workload_config *c, FILE *fp, pgd_wl_rows *
         row->t_frac = frac;
         row->in_len = (int)in;
         row->out_len = out > 0 ? (int)out : 1;
+        for (int k = 0; k < 2; k++) {
+            long v;
+            if (ccol[k] < 0 || ccol[k] >= n || !*f[ccol[k]]) continue;
+            const char *what = k ? "slo_class" : "client";
+            if (!parse_long(f[ccol[k]], &v)) {
+                st = pgd_error(PGD_ERR_FORMAT, "%s:%ld: bad %s '%s'", path, lineno, what, f[ccol[k]]);
+                goto done;
+            }
+            if (!trace_client(path, lineno, what, v, k ? &row->slo_class : &row->client)) {
+                st = PGD_ERR_FORMAT;
+                goto done;
+            }
+        }
     }
 done:
     free(line);
@@ -222,6 +249,14 @@ static pgd_status mooncake_row(const char *path, long lineno, json_t *o, pgd_wl_
                          lineno, (long long)json_integer_value(ol), 1 << 30);
     row->in_len = (int)json_integer_value(il);
     row->out_len = json_integer_value(ol) > 0 ? (int)json_integer_value(ol) : 1;
+    static const char *const opt[2] = {"client", "slo_class"};
+    for (int k = 0; k < 2; k++) {
+        json_t *v = json_object_get(o, opt[k]);
+        if (!v) continue;
+        if (!json_is_integer(v)) return pgd_error(PGD_ERR_FORMAT, "%s:%ld: bad '%s'", path, lineno, opt[k]);
+        if (!trace_client(path, lineno, opt[k], (long)json_integer_value(v), k ? &row->slo_class : &row->client))
+            return PGD_ERR_FORMAT;
+    }
     size_t nh = json_array_size(h);
     row->hash_ids = malloc((nh ? nh : 1) * sizeof *row->hash_ids);
     if (!row->hash_ids) return pgd_error(PGD_ERR_OOM, "workload: out of memory");

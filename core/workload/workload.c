@@ -78,6 +78,30 @@ static pgd_status validate(const pgd_workload_config *c) {
                          pgd_workload_source_name(c->source));
     if (c->source == PGD_WL_DATASET && !c->tokenizer)
         return pgd_error(PGD_ERR_INVALID, "workload: dataset %s needs a tokenizer", c->path);
+    if (c->num_clients < 0 || c->num_clients > PGD_MAX_CLIENTS)
+        return pgd_error(PGD_ERR_INVALID, "workload: %d clients; at most %d", c->num_clients, PGD_MAX_CLIENTS);
+    if (c->num_classes < 0 || c->num_classes > PGD_MAX_CLIENTS)
+        return pgd_error(PGD_ERR_INVALID, "workload: %d SLO classes; at most %d", c->num_classes, PGD_MAX_CLIENTS);
+    for (int i = 0; i < c->num_clients; i++) {
+        if (!(c->client_rate[i] > 0) || isinf(c->client_rate[i]))
+            return pgd_error(PGD_ERR_INVALID, "workload: client %d's rate %g must be > 0 and finite", i,
+                             c->client_rate[i]);
+        if (!(c->client_burstiness[i] >= 0) || isinf(c->client_burstiness[i]))
+            return pgd_error(PGD_ERR_INVALID, "workload: client %d's burstiness %g must be > 0", i,
+                             c->client_burstiness[i]);
+        if (c->client_class[i] < 0 || c->client_class[i] >= PGD_MAX_CLIENTS)
+            return pgd_error(PGD_ERR_INVALID, "workload: client %d's SLO class %d must be in 0..%d", i,
+                             c->client_class[i], PGD_MAX_CLIENTS - 1);
+    }
+    for (int i = 0; i < c->num_classes; i++)
+        if (!(c->class_ttft_slo[i] >= 0) || isinf(c->class_ttft_slo[i]))
+            return pgd_error(PGD_ERR_INVALID, "workload: SLO class %d's TTFT target %g must be >= 0 and finite", i,
+                             c->class_ttft_slo[i]);
+    if (c->num_clients > 0 && a->kind != PGD_ARRIVAL_DEFAULT && a->kind != PGD_ARRIVAL_POISSON &&
+        a->kind != PGD_ARRIVAL_GAMMA)
+        return pgd_error(PGD_ERR_INVALID,
+                         "workload: a client mix gives each client its own arrivals; arrival '%s' conflicts "
+                         "(use default, poisson or gamma)", pgd_arrival_kind_name(a->kind));
     return PGD_OK;
 }
 
@@ -187,6 +211,8 @@ static pgd_status materialize(const pgd_workload_config *c, int is_mooncake, pgd
     p->output_len = row->out_len > 0 ? row->out_len : 1;
     p->shared_prefix_len = kpre;
     p->source_row = row->row;
+    p->client = row->client; /* a client mix ([workload] client_rates) reassigns both */
+    p->slo_class = row->slo_class;
     q->hash_ids = row->hash_ids;
     p->n_hash_ids = row->n_hash_ids;
     row->hash_ids = NULL;
@@ -200,9 +226,34 @@ static pgd_status materialize(const pgd_workload_config *c, int is_mooncake, pgd
     return PGD_OK;
 }
 
+/* Client mix: each client's own arrival process, merged (workload.h). */
+static void client_arrivals(const pgd_workload_config *c, pgd_wl_req *q, int n) {
+    pgd_rng r[PGD_MAX_CLIENTS];
+    double next[PGD_MAX_CLIENTS];
+    for (int k = 0; k < c->num_clients; k++) {
+        pgd_rng_seed(&r[k], pgd_rng_stream(c->seed, PGD_STREAM_ARRIVAL, 1 + (uint64_t)k));
+        next[k] = 0;
+    }
+    for (int i = 0; i < n; i++) {
+        int k = 0;
+        for (int j = 1; j < c->num_clients; j++)
+            if (next[j] < next[k]) k = j;
+        pgd_workload_request *p = &q[i].pub;
+        p->arrival = next[k];
+        p->client = k;
+        p->slo_class = c->client_class[k];
+        double b = c->client_burstiness[k] > 0 ? c->client_burstiness[k] : 1.0, rate = c->client_rate[k];
+        next[k] += b == 1.0 ? pgd_rng_exponential(&r[k], 1.0 / rate) : pgd_rng_gamma(&r[k], b, 1.0 / (rate * b));
+    }
+}
+
 static pgd_status assign_arrivals(const pgd_workload_config *c, pgd_arrival_kind kind,
                                   const pgd_wl_row *const *rows, pgd_wl_req *q, int n) {
     if (n <= 0) return PGD_OK;
+    if (c->num_clients > 0) {
+        client_arrivals(c, q, n);
+        return PGD_OK;
+    }
     if (kind == PGD_ARRIVAL_TRACE) {
         int64_t s0 = rows[0]->t_sec;
         double f0 = rows[0]->t_frac;
@@ -329,6 +380,7 @@ pgd_status pgd_workload_create(const pgd_workload_config *cfg, pgd_workload **ou
         goto fail;
     }
     pgd_arrival_kind kind = c.arrival.kind;
+    if (c.num_clients > 0) kind = PGD_ARRIVAL_POISSON; /* each client's own process */
     if (kind == PGD_ARRIVAL_DEFAULT) /* a length-only trace at a finite rate: Poisson at that rate */
         kind = rs.has_time ? PGD_ARRIVAL_TRACE
                : isfinite(c.arrival.rate) && c.arrival.rate > 0 ? PGD_ARRIVAL_POISSON : PGD_ARRIVAL_ALL_AT_ONCE;
@@ -382,6 +434,7 @@ pgd_status pgd_workload_create(const pgd_workload_config *cfg, pgd_workload **ou
         q->pub.prompt = q->prompt;
         q->pub.hash_ids = q->hash_ids;
         w->num_clipped += q->pub.clipped;
+        if (q->pub.slo_class < c.num_classes) q->pub.ttft_slo = c.class_ttft_slo[q->pub.slo_class];
     }
     if (is_mooncake && (st = mark_shared_blocks(w))) goto fail;
     w->closed_loop = kind == PGD_ARRIVAL_CLOSED_LOOP;

@@ -47,6 +47,7 @@ typedef struct pgd_wl_row {
     int64_t *hash_ids;   /* Mooncake */
     int n_hash_ids;
     char *text, *out_text; /* dataset texts before tokenization (owned) */
+    int client, slo_class; /* trace columns "client", "slo_class" (0 when absent) */
 } pgd_wl_row;
 
 typedef struct pgd_wl_rows {

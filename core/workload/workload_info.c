@@ -26,6 +26,9 @@ void pgd_workload_fill_params(const pgd_workload *w, int i, double t0, pgd_reque
     p->ignore_eos = 1;
     p->priority = r->priority;
     p->arrival_time = t0 + r->arrival;
+    p->client = r->client;
+    p->slo_class = r->slo_class;
+    p->ttft_slo = r->ttft_slo;
 }
 
 void pgd_workload_describe(const pgd_workload *w, pgd_workload_summary *s) {
@@ -79,6 +82,12 @@ uint64_t pgd_workload_fingerprint(const pgd_workload *w) {
         h = mix(h, (uint64_t)r->n_prompt);
         h = mix(h, (uint64_t)r->output_len);
         h = mix(h, (uint64_t)(int64_t)r->priority);
+        if (r->client || r->slo_class || r->ttft_slo > 0) { /* a client mix (left out otherwise: fingerprints of
+                                                               runs without one stay as they were) */
+            h = mix(h, (uint64_t)(int64_t)r->client);
+            h = mix(h, (uint64_t)(int64_t)r->slo_class);
+            h = mix(h, (uint64_t)(r->ttft_slo * 1e6));
+        }
         for (int j = 0; j < r->n_prompt; j++) h = mix(h, (uint64_t)(uint32_t)r->prompt[j]);
     }
     return h;

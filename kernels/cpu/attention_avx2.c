@@ -142,7 +142,7 @@ static void scale_row(float *o, float f, int hd) {
  * (is_v == 1). Head h's scores are sc + (h - h0) * PGD_ATTN_CHUNK; its query
  * and output rows are those of query row `row` (q rows a->q_stride floats
  * apart, 0 = dense; out always dense). */
-static void walk(const pgd_attn_args *a, int seq, int row, int h0, int h1, int c0, int c1,
+static void walk(const pgd_paged_attn *a, int seq, int row, int h0, int h1, int c0, int c1,
                  float *sc, int is_v) {
     int bs = a->block_size, hd = a->head_dim, grp = a->n_heads / a->n_kv_heads;
     const int32_t *bt = a->block_tables + (size_t)seq * a->max_blocks_per_seq;
@@ -163,7 +163,7 @@ static void walk(const pgd_attn_args *a, int seq, int row, int h0, int h1, int c
     }
 }
 
-void pgd_avx2_attention_heads(const pgd_attn_args *a, int seq, int row, int pos, int h0, int h1) {
+void pgd_avx2_attention_heads(const pgd_paged_attn *a, int seq, int row, int pos, int h0, int h1) {
     int hd = a->head_dim;
     /* (head, chunk) scores */
     float sc[PGD_ATTN_MAX_HEADS * PGD_ATTN_CHUNK] __attribute__((aligned(32)));

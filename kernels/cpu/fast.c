@@ -211,7 +211,7 @@ void pgd_cpu_matmul(pgd_threadpool *tp, float *y, const float *x, const void *w,
 /* ------------------------------------------------------------- attention */
 
 typedef struct attn_job {
-    const pgd_attn_args *a;
+    const pgd_paged_attn *a;
     atomic_int next; /* next unclaimed (row, head group) item */
     int row0, items, grain;
     int groups; /* head groups per row: group g is heads [g*H/groups, (g+1)*H/groups) */
@@ -228,7 +228,7 @@ static const float *cache_row(const void *cache, pgd_dtype kt, size_t off, int h
 
 /* Scalar version of pgd_avx2_attention_heads for one head: same chunked
  * online softmax. */
-static void attention_one_scalar(const pgd_attn_args *a, int seq, int row, int pos, int h) {
+static void attention_one_scalar(const pgd_paged_attn *a, int seq, int row, int pos, int h) {
     int hd = a->head_dim, bs = a->block_size, kvh = h / (a->n_heads / a->n_kv_heads);
     size_t qst = a->q_stride ? (size_t)a->q_stride : (size_t)a->n_heads * hd;
     const float *q = a->q + (size_t)row * qst + (size_t)h * hd;
@@ -268,7 +268,7 @@ static void attention_one_scalar(const pgd_attn_args *a, int seq, int row, int p
 }
 
 /* Sequence owning query row r: the last s with query_start[s] <= r. */
-static int seq_of_row(const pgd_attn_args *a, int r) {
+static int seq_of_row(const pgd_paged_attn *a, int r) {
     int lo = 0, hi = a->num_seqs - 1;
     while (lo < hi) {
         int mid = (lo + hi + 1) / 2;
@@ -278,7 +278,7 @@ static int seq_of_row(const pgd_attn_args *a, int r) {
     return lo;
 }
 
-static void attention_heads(const pgd_attn_args *a, int seq, int row, int pos, int h0, int h1) {
+static void attention_heads(const pgd_paged_attn *a, int seq, int row, int pos, int h0, int h1) {
 #if PGD_BUILD_AVX2
     if (use_avx2()) {
         pgd_avx2_attention_heads(a, seq, row, pos, h0, h1);
@@ -290,7 +290,7 @@ static void attention_heads(const pgd_attn_args *a, int seq, int row, int pos, i
 
 static void attn_task(void *arg, int ithread, int nt) {
     attn_job *j = arg;
-    const pgd_attn_args *a = j->a;
+    const pgd_paged_attn *a = j->a;
     for (;;) {
         int i0 = atomic_fetch_add_explicit(&j->next, j->grain, memory_order_relaxed);
         if (i0 >= j->items) break;
@@ -306,7 +306,7 @@ static void attn_task(void *arg, int ithread, int nt) {
     }
 }
 
-void pgd_cpu_paged_attention(pgd_threadpool *tp, const pgd_attn_args *a) {
+void pgd_cpu_paged_attention(pgd_threadpool *tp, const pgd_paged_attn *a) {
     if (a->num_seqs <= 0) return;
     attn_job j;
     j.a = a;

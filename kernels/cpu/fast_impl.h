@@ -54,7 +54,7 @@ int pgd_avx2_matmul_one_pass(int n, int in);
 
 /* Heads h0..h1-1 (h1 - h0 <= PGD_ATTN_MAX_HEADS) of paged attention for one
  * query row: `seq` owns query row `row`, which sits at position `pos`. */
-void pgd_avx2_attention_heads(const pgd_attn_args *a, int seq, int row, int pos, int h0, int h1);
+void pgd_avx2_attention_heads(const pgd_paged_attn *a, int seq, int row, int pos, int h0, int h1);
 
 /* y(dim) = x * w / sqrt(mean(x^2) + eps) for one row; y may alias x. */
 void pgd_avx2_rmsnorm_row(float *y, const float *x, const float *w, int dim, float eps);

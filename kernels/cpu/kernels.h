@@ -35,24 +35,10 @@
 #include <stdint.h>
 
 #include "pagoda/dtype.h"
+#include "pagoda/paged_attn.h"
 #include "threadpool.h"
 
-typedef struct pgd_attn_args {
-    float *out;               /* (num_tokens, n_heads, head_dim) */
-    const float *q;           /* (num_tokens, n_heads, head_dim), already rotated; token rows
-                                 q_stride floats apart */
-    const void *k_cache;      /* this layer's K cache, layout above */
-    const void *v_cache;      /* this layer's V cache */
-    const int32_t *query_start;  /* (num_seqs + 1) */
-    const int32_t *seq_lens;     /* (num_seqs) */
-    const int32_t *block_tables; /* (num_seqs, max_blocks_per_seq) */
-    int num_seqs;
-    int max_blocks_per_seq;
-    int n_heads, n_kv_heads, head_dim, block_size;
-    float scale;              /* usually 1/sqrt(head_dim) */
-    int q_stride;             /* floats between consecutive rows of q; 0 = n_heads*head_dim */
-    pgd_dtype kv_dtype;       /* of the caches: f32 (zeroed), f16, bf16 */
-} pgd_attn_args;
+/* Paged attention takes pgd_paged_attn (pagoda/paged_attn.h). */
 
 /* ---- reference kernels ---- */
 
@@ -82,7 +68,7 @@ void pgd_ref_kv_write(void *k_cache, void *v_cache, pgd_dtype kt, const float *k
                       const int32_t *slot_mapping, int n, int n_kv_heads, int head_dim,
                       int block_size, int stride);
 /* Causal paged attention over a ragged batch (prefill and decode mixed). */
-void pgd_ref_paged_attention(const pgd_attn_args *a);
+void pgd_ref_paged_attention(const pgd_paged_attn *a);
 /* Copy whole blocks inside one cache: for each pair, block src -> block dst.
  * pairs is (n_pairs, 2) of {src, dst}; block_floats = floats per block. */
 void pgd_ref_copy_blocks(float *cache, const int32_t *pairs, int n_pairs, size_t block_floats);
@@ -101,7 +87,7 @@ void pgd_cpu_add(pgd_threadpool *tp, float *y, const float *x, size_t n);
 void pgd_cpu_kv_write(pgd_threadpool *tp, void *k_cache, void *v_cache, pgd_dtype kt, const float *k,
                       const float *v, const int32_t *slot_mapping, int n, int n_kv_heads,
                       int head_dim, int block_size, int stride);
-void pgd_cpu_paged_attention(pgd_threadpool *tp, const pgd_attn_args *a);
+void pgd_cpu_paged_attention(pgd_threadpool *tp, const pgd_paged_attn *a);
 void pgd_cpu_copy_blocks(pgd_threadpool *tp, float *cache, const int32_t *pairs, int n_pairs,
                          size_t block_floats);
 

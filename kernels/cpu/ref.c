@@ -101,13 +101,13 @@ void pgd_ref_kv_write(void *k_cache, void *v_cache, pgd_dtype kt, const float *k
 }
 
 /* Element index of the cached vector of (sequence s, position p, kv head kvh). */
-static size_t cache_vec(const pgd_attn_args *a, int s, int p, int kvh) {
+static size_t cache_vec(const pgd_paged_attn *a, int s, int p, int kvh) {
     int32_t blk = a->block_tables[(size_t)s * a->max_blocks_per_seq + p / a->block_size];
     int off = p % a->block_size;
     return (((size_t)blk * a->n_kv_heads + kvh) * a->block_size + off) * a->head_dim;
 }
 
-void pgd_ref_paged_attention(const pgd_attn_args *a) {
+void pgd_ref_paged_attention(const pgd_paged_attn *a) {
     int hd = a->head_dim, group = a->n_heads / a->n_kv_heads;
     size_t qst = a->q_stride ? (size_t)a->q_stride : (size_t)a->n_heads * hd;
     int max_len = 1;

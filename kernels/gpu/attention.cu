@@ -71,7 +71,7 @@ static __host__ __device__ __forceinline__ size_t attn_smem_floats(int hc_cap, i
  * head_dim <= ATTN_MAX_HEAD_DIM (VA = 2 if it is even, else 1). */
 template <int D_CT, int VA>
 __global__ void __launch_bounds__(ATTN_THREADS)
-k_attn(attn_params p, int tg_rt, int n_chunks, int hc_cap, int part_size, int max_parts,
+k_attn(pgd_paged_attn p, int tg_rt, int n_chunks, int hc_cap, int part_size, int max_parts,
        float *part_out, float *part_ml) {
     constexpr int VC = D_CT >= 128 ? 4 : D_CT == 64 ? 2 : 1; /* phase C vector width */
     constexpr int NCH = D_CT ? (D_CT / (32 * VC) > 0 ? D_CT / (32 * VC) : 1) : NCH_RT;
@@ -140,7 +140,7 @@ k_attn(attn_params p, int tg_rt, int n_chunks, int hc_cap, int part_size, int ma
 #pragma unroll
             for (int h = 0; h < HC_MAX; h++) part_s[h] = 0.0f;
             if (valid) {
-                const float *krow = p.k_cache + my_off[i];
+                const float *krow = (const float *)p.k_cache + my_off[i];
                 const int nstep = D / (TG * VA); /* TG * VA divides D */
                 for (int j = 0; j < nstep; j++) {
                     const int c = (j * TG + gl) * VA;
@@ -186,7 +186,7 @@ k_attn(attn_params p, int tg_rt, int n_chunks, int hc_cap, int part_size, int ma
         const int ntok = min(TILE, t_end - tile_start);
 #pragma unroll 8
         for (int i = 0; i < ntok; i++) {
-            const float *vrow = p.v_cache + my_off[i];
+            const float *vrow = (const float *)p.v_cache + my_off[i];
 #pragma unroll
             for (int c = 0; c < NCH; c++) {
                 const int d = (c * PGD_WARP + lane) * VC;
@@ -255,7 +255,7 @@ k_attn(attn_params p, int tg_rt, int n_chunks, int hc_cap, int part_size, int ma
 
 /* SPLIT, second pass: out = sum_p w_p o_p / sum_p w_p, w_p = l_p exp(m_p - M).
  * grid (num_tokens, n_heads); shared: max_parts floats. */
-__global__ void k_attn_reduce(attn_params p, int part_size, int max_parts, const float *part_out,
+__global__ void k_attn_reduce(pgd_paged_attn p, int part_size, int max_parts, const float *part_out,
                               const float *part_ml) {
     PGD_DYN_SMEM(float, wts);
     const int row = blockIdx.x, h = blockIdx.y, D = p.head_dim;
@@ -281,16 +281,16 @@ __global__ void k_attn_reduce(attn_params p, int part_size, int max_parts, const
     }
 }
 
-static int hc_cap_of(const attn_params *p) {
+static int hc_cap_of(const pgd_paged_attn *p) {
     int group = p->n_heads / p->n_kv_heads;
     return group < HC_MAX ? group : HC_MAX;
 }
-static int chunks_of(const attn_params *p) {
+static int chunks_of(const pgd_paged_attn *p) {
     int group = p->n_heads / p->n_kv_heads;
     return (group + HC_MAX - 1) / HC_MAX;
 }
 
-attn_plan attention_plan(const attn_params *p, int mode, int num_sms) {
+attn_plan attention_plan(const pgd_paged_attn *p, int mode, int num_sms) {
     attn_plan pl = {ATTN_SINGLE, 0, 1, 0};
     const int max_len = p->max_seq_len > 0 ? p->max_seq_len : 1;
     const long base = (long)p->num_tokens * p->n_kv_heads * chunks_of(p); /* CTAs per partition */
@@ -321,13 +321,13 @@ attn_plan attention_plan(const attn_params *p, int mode, int num_sms) {
 }
 
 template <int D_CT, int VA>
-static void launch_attn(gpuStream_t st, const attn_params *p, dim3 grid, size_t smem, int tg,
+static void launch_attn(gpuStream_t st, const pgd_paged_attn *p, dim3 grid, size_t smem, int tg,
                         int part_size, int max_parts, float *po, float *pml) {
     PGD_LAUNCH(grid, ATTN_THREADS, smem, st, k_attn<D_CT, VA>)(*p, tg, chunks_of(p), hc_cap_of(p), part_size,
                                                     max_parts, po, pml);
 }
 
-gpuError_t paged_attention(gpuStream_t st, const attn_params *p, const attn_plan *plan,
+gpuError_t paged_attention(gpuStream_t st, const pgd_paged_attn *p, const attn_plan *plan,
                            void *workspace) {
     const int D = p->head_dim, hc_cap = hc_cap_of(p);
     const bool split = plan->variant == ATTN_SPLIT;

@@ -18,6 +18,7 @@
 
 extern "C" {
 #include "pagoda/dtype.h"
+#include "pagoda/paged_attn.h"
 }
 
 namespace PGD_GPU_NS {
@@ -46,20 +47,8 @@ gpuError_t copy_blocks(gpuStream_t st, float *cache, const int32_t *pairs, int n
 gpuError_t convert_from_f32(gpuStream_t st, void *dst, pgd_dtype dt, const float *src, size_t n);
 
 /* ---- paged attention (attention.cu) ---- */
-typedef struct attn_params {
-    float *out;                  /* (num_tokens, n_heads, head_dim), dense */
-    const float *q;              /* (num_tokens, n_heads, head_dim), rows q_stride floats apart */
-    const float *k_cache;        /* (num_blocks, n_kv_heads, block_size, head_dim) */
-    const float *v_cache;
-    const int32_t *query_start;  /* (num_seqs + 1) */
-    const int32_t *seq_lens;     /* (num_seqs) */
-    const int32_t *block_tables; /* (num_seqs, max_blocks_per_seq) */
-    int num_seqs, num_tokens, max_blocks_per_seq;
-    int max_seq_len;             /* >= every seq_lens[s] */
-    int n_heads, n_kv_heads, head_dim, block_size;
-    float scale;
-    int q_stride;                /* floats between query rows (> 0: the caller resolves 0 = dense) */
-} attn_params;
+/* Paged attention takes pgd_paged_attn (pagoda/paged_attn.h) with q_stride
+ * resolved (> 0: the backend turns 0 into n_heads*head_dim) and f32 caches. */
 
 enum { ATTN_AUTO = 0, ATTN_SINGLE = 1, ATTN_SPLIT = 2 };
 enum { ATTN_MAX_HEAD_DIM = 256, ATTN_MAX_PARTITION = 512 };
@@ -79,13 +68,13 @@ typedef struct attn_plan {
 
 /* Plan a call for a device with `num_sms` multiprocessors; `mode` is
  * ATTN_AUTO or forces a variant (tests cover both). */
-attn_plan attention_plan(const attn_params *p, int mode, int num_sms);
+attn_plan attention_plan(const pgd_paged_attn *p, int mode, int num_sms);
 /* Every query row attends causally to its context (the reference's
  * semantics: decode rows and prefill chunks alike). head_dim must be
  * <= ATTN_MAX_HEAD_DIM (checked by the caller); max_seq_len must bound every
  * context (the split variant sizes its partitions from it); `workspace`
  * holds plan->workspace bytes. */
-gpuError_t paged_attention(gpuStream_t st, const attn_params *p, const attn_plan *plan,
+gpuError_t paged_attention(gpuStream_t st, const pgd_paged_attn *p, const attn_plan *plan,
                            void *workspace);
 
 /* ---- sampling helpers (sampling.cu) ---- */

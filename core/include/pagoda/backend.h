@@ -17,6 +17,8 @@
 
 #include "pagoda/clock.h"
 #include "pagoda/dtype.h"
+#include "pagoda/paged_attn.h"
+#include "pagoda/backend_ops.h"
 #include "pagoda/status.h"
 
 typedef struct pgd_backend pgd_backend;
@@ -42,25 +44,6 @@ typedef struct pgd_backend_config {
     const char *kv_dtype;
 } pgd_backend_config;
 
-/* Same meaning as kernels/cpu/kernels.h pgd_attn_args; all pointers are
- * device pointers of this backend. */
-typedef struct pgd_paged_attn {
-    float *out;                  /* (num_tokens, n_heads, head_dim), dense */
-    const float *q;              /* (num_tokens, n_heads, head_dim), rows q_stride floats apart */
-    const float *k_cache;        /* (num_blocks, n_kv_heads, block_size, head_dim) of the
-                                    backend's KV dtype (pgd_backend_kv_dtype) */
-    const float *v_cache;
-    const int32_t *query_start;  /* (num_seqs + 1) */
-    const int32_t *seq_lens;     /* (num_seqs) */
-    const int32_t *block_tables; /* (num_seqs, max_blocks_per_seq) */
-    int num_seqs, num_tokens, max_blocks_per_seq;
-    int max_seq_len;             /* largest seq_lens[i] (host-side hint) */
-    int n_heads, n_kv_heads, head_dim, block_size;
-    float scale;
-    int q_stride;                /* floats between consecutive tokens' rows of q: 0 = dense
-                                    (n_heads*head_dim), else >= n_heads*head_dim (the
-                                    forward pass reads q from its fused QKV rows) */
-} pgd_paged_attn;
 
 pgd_status pgd_backend_create(const pgd_backend_config *cfg, pgd_backend **out);
 void pgd_backend_destroy(pgd_backend *b);
@@ -88,45 +71,67 @@ int pgd_backend_takes_weights(const pgd_backend *b, pgd_dtype t);
 
 pgd_status pgd_backend_alloc(pgd_backend *b, size_t bytes, void **dptr);
 void pgd_backend_free(pgd_backend *b, void *dptr);
-pgd_status pgd_backend_upload(pgd_backend *b, void *dst, const void *src, size_t bytes);
-pgd_status pgd_backend_download(pgd_backend *b, void *dst, const void *src, size_t bytes);
-pgd_status pgd_backend_memset(pgd_backend *b, void *dst, int value, size_t bytes);
-pgd_status pgd_backend_sync(pgd_backend *b);
 
-/* Ops (shapes as in kernels/cpu/kernels.h). Row strides (rope, kv_write,
- * pgd_paged_attn.q_stride) are floats between consecutive tokens' rows of
- * the token-major inputs, so the ops can read q, k and v in place from the
- * forward pass's fused QKV rows; 0 means dense rows, a nonzero stride must
- * be at least the row's width (else PGD_ERR_INVALID). */
-pgd_status pgd_backend_embedding(pgd_backend *b, float *out, const void *table, pgd_dtype tt,
-                                 const int32_t *tokens, int n, int dim);
-pgd_status pgd_backend_matmul(pgd_backend *b, float *y, const float *x, const void *w,
-                              pgd_dtype wt, int n, int in, int out);
-pgd_status pgd_backend_rmsnorm(pgd_backend *b, float *y, const float *x, const float *w, int n,
-                               int dim, float eps);
-/* In place on q (n, n_heads*head_dim) and k (n, n_kv_heads*head_dim) whose
- * token rows are `stride` floats apart (both; 0 = dense, each its own width). */
-pgd_status pgd_backend_rope(pgd_backend *b, float *q, float *k, const int32_t *pos, int n,
-                            int n_heads, int n_kv_heads, int head_dim, float theta, int stride);
-/* The FFN activation: out(n_rows, hidden) = silu(gate) * up, where gate_up
- * is (n_rows, 2*hidden) with row r = [gate | up] (the forward pass's fused
- * w1 | w3 GEMM output). out must not overlap gate_up. Priced and profiled
- * by its n_rows*hidden outputs. */
-pgd_status pgd_backend_silu_mul(pgd_backend *b, float *out, const float *gate_up, int n_rows,
-                                int hidden);
-pgd_status pgd_backend_add(pgd_backend *b, float *y, const float *x, size_t n);
-/* k and v (n, n_kv_heads*head_dim), token rows `stride` floats apart (0 = dense). */
-pgd_status pgd_backend_kv_write(pgd_backend *b, float *k_cache, float *v_cache, const float *k,
-                                const float *v, const int32_t *slot_mapping, int n,
-                                int n_kv_heads, int head_dim, int block_size, int stride);
-pgd_status pgd_backend_paged_attention(pgd_backend *b, const pgd_paged_attn *a);
-/* Gather rows: out[i] = x[rows[i]] for rows of `dim` floats. */
-pgd_status pgd_backend_gather_rows(pgd_backend *b, float *out, const float *x,
-                                   const int32_t *rows, int n, int dim);
-/* Copy-on-write support: pairs (n_pairs, 2) of {src, dst} block ids; a
- * block is block_floats 4-byte words (of f32, or twice as many f16/bf16). */
-pgd_status pgd_backend_copy_blocks(pgd_backend *b, float *cache, const int32_t *pairs,
-                                   int n_pairs, size_t block_floats);
+/* ---- ops ----
+ * Every op below is declared from the one list in pagoda/backend_ops.h,
+ * which also gives its id (PGD_OP_<NAME>) and name. Shapes as in
+ * kernels/cpu/kernels.h.
+ *
+ * upload, download, memset, sync: transfers; download waits for the ops
+ *   queued before it, sync for all of them.
+ * embedding(out, table, tt, tokens, n, dim): out[i] = row tokens[i] of table
+ *   (of dtype tt). matmul(y, x, w, wt, n, in, out): y(n, out) = x(n, in) @
+ *   W^T, W (out, in) of dtype wt (pgd_backend_takes_weights). rmsnorm(y, x,
+ *   w, n, dim, eps). add(y, x, n): y += x.
+ * Row strides (rope, kv_write, pgd_paged_attn.q_stride) are floats between
+ *   consecutive tokens' rows of the token-major inputs, so the ops can read
+ *   q, k and v in place from the forward pass's fused QKV rows; 0 means
+ *   dense rows, a nonzero stride must be at least the row's width (else
+ *   PGD_ERR_INVALID).
+ * rope(q, k, pos, n, n_heads, n_kv_heads, head_dim, theta, stride): in place
+ *   on q (n, n_heads*head_dim) and k (n, n_kv_heads*head_dim) whose token
+ *   rows are `stride` floats apart (both; 0 = dense, each its own width).
+ * silu_mul(out, gate_up, n_rows, hidden): the FFN activation, out(n_rows,
+ *   hidden) = silu(gate) * up, where gate_up is (n_rows, 2*hidden) with row
+ *   r = [gate | up] (the forward pass's fused w1 | w3 GEMM output). out must
+ *   not overlap gate_up. Priced and profiled by its n_rows*hidden outputs.
+ * kv_write(k_cache, v_cache, k, v, slot_mapping, n, n_kv_heads, head_dim,
+ *   block_size, stride): k and v (n, n_kv_heads*head_dim), token rows
+ *   `stride` floats apart (0 = dense), into the caches (of the backend's KV
+ *   dtype) at slots slot_mapping[i].
+ * paged_attention(a): pagoda/paged_attn.h; a->kv_dtype must be the backend's.
+ * gather_rows(out, x, rows, n, dim): out[i] = x[rows[i]] for rows of `dim`
+ *   floats.
+ * copy_blocks(cache, pairs, n_pairs, block_floats): copy-on-write support:
+ *   pairs (n_pairs, 2) of {src, dst} block ids; a block is block_floats
+ *   4-byte words (of f32, or twice as many f16/bf16).
+ * argmax(out, logits, n, vocab), sample(out, logits, rows, n, vocab)
+ *   (optional: GPU backends only): sampling on device logits, n rows of
+ *   vocab floats; out is a device array of n token ids. argmax: pgd_argmax()
+ *   per row (ties to the lowest id). sample: per row, temperature / top-k /
+ *   top-p as in sampler.h, drawing with the row's `uniform` in [0, 1) (the
+ *   kept tokens are walked in id order). */
+typedef struct pgd_sample_row {
+    float temperature; /* 0 = greedy */
+    int32_t top_k;     /* <= 0 or >= vocab: off */
+    float top_p;       /* <= 0 or >= 1: off */
+    float uniform;     /* the row's draw in [0, 1) */
+} pgd_sample_row;
+
+#define PGD_BACKEND_DECLARE_OP_(op, ID, req, params, args) pgd_status pgd_backend_##op params;
+PGD_BACKEND_OPS(PGD_BACKEND_DECLARE_OP_)
+#undef PGD_BACKEND_DECLARE_OP_
+
+/* Op ids, in the list's order. */
+#define PGD_BACKEND_OP_ID_(op, ID, req, params, args) PGD_OP_##ID,
+typedef enum pgd_backend_op { PGD_BACKEND_OPS(PGD_BACKEND_OP_ID_) PGD_OP_COUNT } pgd_backend_op;
+#undef PGD_BACKEND_OP_ID_
+/* "matmul", ...; NULL for an id out of range. */
+const char *pgd_backend_op_name(pgd_backend_op op);
+/* 1 when backend b implements op (every required op; the optional ones
+ * where it has them). A call of an op it lacks fails with
+ * PGD_ERR_UNSUPPORTED naming the op and the backend. */
+int pgd_backend_supports_op(const pgd_backend *b, pgd_backend_op op);
 
 /* Host memory for transfers with the device (the KV cache's swap space):
  * page-locked on GPU backends, so copies run by DMA at full link speed;
@@ -137,44 +142,26 @@ pgd_status pgd_backend_copy_blocks(pgd_backend *b, float *cache, const int32_t *
 pgd_status pgd_backend_host_alloc(pgd_backend *b, size_t bytes, void **hptr);
 void pgd_backend_host_free(pgd_backend *b, void *hptr);
 
-/* Sampling helpers on device logits, n rows of vocab floats; out is a
- * device array of n token ids. argmax: pgd_argmax() per row (ties to the
- * lowest id). sample: per row, temperature / top-k / top-p as in
- * sampler.h, drawing with the row's `uniform` in [0, 1) (the kept tokens are
- * walked in id order). Optional: GPU backends only. */
-typedef struct pgd_sample_row {
-    float temperature; /* 0 = greedy */
-    int32_t top_k;     /* <= 0 or >= vocab: off */
-    float top_p;       /* <= 0 or >= 1: off */
-    float uniform;     /* the row's draw in [0, 1) */
-} pgd_sample_row;
-pgd_status pgd_backend_argmax(pgd_backend *b, int32_t *out, const float *logits, int n, int vocab);
-pgd_status pgd_backend_sample(pgd_backend *b, int32_t *out, const float *logits,
-                              const pgd_sample_row *rows, int n, int vocab);
-
-/* Op accounting: every wrapper above that reaches the backend's op (an
- * upload, download, memset, sync, compute op, or argmax/sample; not
- * alloc/free/host_alloc/host_free, and not a call that returns early with
- * nothing to do, e.g. n = 0) counts one call and the seconds it took, in
- * the backend object: between two reads of pgd_clock_now(pgd_backend_clock(b)),
- * i.e. the predicted seconds on the sim's virtual clock, CLOCK_MONOTONIC wall
- * time on a real backend. No allocation, no locks: like the backend itself,
- * one thread at a time.
+/* Op accounting: every op wrapper that reaches the backend's op (not a call
+ * that fails validation or returns early with nothing to do, e.g. n = 0;
+ * not alloc/free/host_alloc/host_free, which are not ops) counts one call
+ * and the seconds it took, in the backend object: between two reads of
+ * pgd_clock_now(pgd_backend_clock(b)), i.e. the predicted seconds on the
+ * sim's virtual clock, CLOCK_MONOTONIC wall time on a real backend. No
+ * allocation, no locks: like the backend itself, one thread at a time.
  *
  * What wall time measures: the CPU backend computes each op before
  * returning (its sync is a no-op), so an op's seconds are its compute time.
  * GPU backends queue ops on a stream and return at once: an op's seconds
  * are then its launch time only, and the queued work is charged to the
  * next op that waits for it (a download, or a sync where the caller syncs);
- * the accounting adds no syncs of its own.
+ * the accounting adds no syncs of its own (but see pgd_backend_observe).
  *
  * pgd_backend_op_times writes up to cap rows, one per op with calls > 0, in
- * a fixed op order (upload, download, memset, sync, embedding, matmul,
- * rmsnorm, rope, silu_mul, add, kv_write, paged_attention, gather_rows,
- * copy_blocks, argmax, sample), and returns how many it wrote (out == NULL:
- * how many there are). Names are static strings. Counts run from the
- * backend's creation or the last pgd_backend_op_times_reset. */
-#define PGD_BACKEND_NUM_OPS 16 /* rows pgd_backend_op_times can return at most */
+ * the list's op order, and returns how many it wrote (out == NULL: how many
+ * there are). Names are static strings. Counts run from the backend's
+ * creation or the last pgd_backend_op_times_reset. */
+#define PGD_BACKEND_NUM_OPS ((int)PGD_OP_COUNT) /* rows pgd_backend_op_times can return at most */
 typedef struct pgd_op_time {
     const char *op; /* "matmul", ... */
     int64_t calls;
@@ -182,6 +169,28 @@ typedef struct pgd_op_time {
 } pgd_op_time;
 int pgd_backend_op_times(const pgd_backend *b, pgd_op_time *out, int cap);
 void pgd_backend_op_times_reset(pgd_backend *b);
+
+/* An op's shape as the sim's calibration table keys it (backends/sim/sim_cost.h):
+ *   embedding (dim, tt; n)          matmul (in, out, wt; n)
+ *   rmsnorm (dim; n)                rope (n_heads, n_kv_heads, head_dim; n)
+ *   silu_mul (; n_rows*hidden)      add (; n)
+ *   kv_write (n_kv_heads, head_dim; n)
+ *   paged_attention (n_heads, n_kv_heads, head_dim; num_tokens, num_seqs)
+ *   gather_rows (dim; n)            copy_blocks (block_floats; n_pairs)
+ *   upload, download, memset (; bytes)   sync (; 0)
+ *   argmax, sample (vocab; n) */
+typedef struct pgd_op_shape {
+    long k[3];
+    double x, y;
+} pgd_op_shape;
+/* Called after every counted op with its id, shape and seconds (as the op
+ * accounting measures them). */
+typedef void (*pgd_backend_observer)(void *ctx, pgd_backend_op op, const pgd_op_shape *shape, double seconds);
+/* Install (fn != NULL) or remove an observer. sync_each = 1 makes every op
+ * but sync itself wait for its queued work inside the timed interval (a
+ * sync through the table), so that an asynchronous backend's ops are timed
+ * to completion: what `pagoda profile` needs; 0 leaves the stream alone. */
+void pgd_backend_observe(pgd_backend *b, pgd_backend_observer fn, void *ctx, int sync_each);
 
 /* Names of the backends compiled into this build, NULL-terminated. */
 const char *const *pgd_backend_list(void);

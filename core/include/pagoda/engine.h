@@ -62,6 +62,8 @@ typedef struct pgd_engine_config {
     void *on_token_ctx;
     pgd_clock *clock;         /* borrowed, optional: the engine's time source; NULL = real
                                  monotonic. Engine times are seconds since create. */
+    FILE *sched_trace;        /* borrowed, optional: the scheduler's per-step decision trace
+                                 (JSON lines, scheduler.h) is written here */
 } pgd_engine_config;
 
 typedef struct pgd_request_params {
@@ -79,6 +81,9 @@ typedef struct pgd_request_params {
     int n_stop_strings;
     int true_output_len;      /* known output length (oracle/sjf); caps generation; 0 = unknown */
     int ignore_eos;           /* do not stop at EOS/BOS: generate exactly max_tokens */
+    int client;               /* who sent it (fairness policies, per-client metrics); 0 = default */
+    int slo_class;            /* SLO class, 0 = most urgent (slo policy, per-class metrics) */
+    double ttft_slo;          /* its TTFT target in seconds (slo policy's deadline); <= 0 = none */
 } pgd_request_params;
 
 typedef struct pgd_seq_output {

@@ -134,6 +134,12 @@ pgd_status pgd_kv_add_seq(pgd_kv_manager *m, int64_t seq, const int32_t *prompt,
 int pgd_kv_blocks_needed(const pgd_kv_manager *m, int64_t seq, int total_tokens);
 int pgd_kv_free_blocks(const pgd_kv_manager *m);
 
+/* Tokens of `prompt` a sequence added now would find cached: what
+ * pgd_kv_add_seq would report in *num_cached_tokens, without adding it or
+ * touching the cache's LRU order (0 without prefix caching, or for kinds
+ * that cache nothing). For cache-aware scheduling policies. */
+int pgd_kv_cached_prefix(const pgd_kv_manager *m, const int32_t *prompt, int n_prompt);
+
 /* Record `n` new tokens of the sequence (positions num_tokens(seq) ..
  * +n-1) and make sure it has slots for them: allocates blocks as needed,
  * and if the block being written is shared (ref count > 1) replaces it by

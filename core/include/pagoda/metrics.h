@@ -63,6 +63,8 @@ typedef struct pgd_request_record {
     int priority;
     const char *finish_reason; /* "stop", "length", "abort", "error" (copied; NULL = "error") */
     const char *error;         /* why it failed (copied; NULL = none given) */
+    int client, slo_class;     /* who sent it and its SLO class (0 = the only one) */
+    double ttft_slo;           /* its own TTFT target in seconds (0 = the run's [slo] ttft) */
 } pgd_request_record;
 
 typedef struct pgd_timeline_sample {
@@ -89,6 +91,22 @@ typedef struct pgd_dist_stats {
     double p95; /* runs.csv's p95 columns (not in summary.json, whose keys baselines compare) */
 } pgd_dist_stats;
 
+/* Per client or per SLO class (ids >= PGD_METRICS_MAX_GROUPS - 1 are
+ * counted in the last group). service_rate = the service its requests got
+ * while requests were still arriving (from the run's start to the last
+ * arrival; with every request at t = 0, the whole run), per second: prompt
+ * tokens (counted at the first token) + 2 x output tokens, VTC's weights.
+ * Over the whole run every client's demand is served in the end; in the
+ * arrival window a fair scheduler splits the service differently.
+ * slo_attainment = its requests (completed or not) meeting every SLO bound,
+ * TTFT against the request's own target where it has one, / its requests. */
+#define PGD_METRICS_MAX_GROUPS 16
+typedef struct pgd_group_summary {
+    int64_t requests, completed, good;
+    double request_throughput, output_throughput, service_rate, slo_attainment;
+    pgd_dist_stats ttft, tpot, e2e;
+} pgd_group_summary;
+
 typedef struct pgd_metrics_summary {
     int64_t num_requests, completed, failed;
     int64_t total_input_tokens, total_output_tokens; /* completed requests */
@@ -108,6 +126,15 @@ typedef struct pgd_metrics_summary {
                                       1 - used / logical blocks: memory saved by sharing */
     int64_t swaps;             /* last sample's */
     double prefix_hit_rate;    /* last sample's */
+    /* clients and SLO classes: groups 0 .. num_clients-1 (the largest id
+     * seen + 1) and 0 .. num_classes-1; with one client and one class the
+     * groups are left zero (jain_fairness 1, slo_attainment still set) */
+    int num_clients, num_classes;
+    pgd_group_summary clients[PGD_METRICS_MAX_GROUPS], classes[PGD_METRICS_MAX_GROUPS];
+    double jain_fairness;      /* Jain's index over the clients' service rates that sent requests:
+                                  (sum x)^2 / (n sum x^2), 1 = equal service; 1 with one client */
+    double slo_attainment;     /* all requests, each against its own TTFT target */
+    double service_window;     /* seconds the service rates are measured over */
 } pgd_metrics_summary;
 
 pgd_status pgd_metrics_create(pgd_metrics **out);
@@ -118,6 +145,8 @@ pgd_status pgd_metrics_add_request(pgd_metrics *m, const pgd_request_record *r);
 /* Record an engine request output (uses seqs[0]'s token times; the output
  * token count is seqs[0].n_tokens). */
 pgd_status pgd_metrics_add_output(pgd_metrics *m, const pgd_request_output *o, int priority);
+/* Give the last recorded request its client, SLO class and TTFT target. */
+void pgd_metrics_tag_last(pgd_metrics *m, int client, int slo_class, double ttft_slo);
 pgd_status pgd_metrics_add_sample(pgd_metrics *m, const pgd_timeline_sample *s);
 
 /* Fill a sample from the engine: step count, queue lengths, KV stats,
@@ -154,7 +183,10 @@ pgd_status pgd_metrics_summarize(const pgd_metrics *m, const pgd_slo *slo,
  *  ttft:{count,mean,median,std,p90,p99,min,max}, tpot, itl, e2e,
  *  normalized_latency, queue_delay, preemptions, swaps, prefix_hit_rate,
  *  batch:{mean_seqs,mean_tokens,max_seqs,max_tokens},
- *  kv:{mean_usage,max_usage,mean_utilization}}; all times in seconds. */
+ *  kv:{mean_usage,max_usage,mean_utilization}}; all times in seconds.
+ * With more than one client or SLO class also slo_attainment, jain_fairness and clients/classes: [{id, requests,
+ * completed, request_throughput, output_throughput, service_rate,
+ * slo_attainment, ttft, tpot, e2e}] (pgd_group_summary). */
 struct json_t *pgd_metrics_summary_to_json(const pgd_metrics_summary *s);
 
 /* Writers (PGD_ERR_IO naming the path on failure). `extra` (may be NULL)

@@ -81,6 +81,10 @@ typedef struct pgd_run_result {
      * arrival times (INFINITY when they all arrive at once, a closed loop
      * included); achieved rate = summary.request_throughput. */
     double offered_rate;
+    /* [experiment] trace_steps = on: the scheduler's decision trace (JSON
+     * lines, scheduler.h), written as steps.jsonl; owned, NULL when off. */
+    char *steps_trace;
+    size_t steps_trace_len;
 } pgd_run_result;
 
 /* Execute a run. Errors name the config file and key where one is at fault. */

@@ -48,6 +48,7 @@
 #define PAGODA_SCHEDULER_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "pagoda/kv_manager.h"
 #include "pagoda/status.h"
@@ -71,6 +72,8 @@ typedef struct pgd_sched_config {
     int chunked_prefill;
     int max_seq_len;            /* the model's context (> 0) */
     int max_in_flight;          /* plans out before the oldest lands: 0 or 1 = one at a time */
+    FILE *trace;                /* NULL = off; else one JSON line per step: the decisions
+                                   (pgd_scheduler_step's "Decision trace" below) */
 } pgd_sched_config;
 
 typedef struct pgd_sched_seq {
@@ -96,6 +99,9 @@ typedef struct pgd_sched_group {
     int num_preemptions;
     int64_t order;        /* admission order, tie-breaker for policies */
     int level, quantum_used; /* policy scratch (MLFQ) */
+    int client;           /* who sent it (fairness policies; 0 = the only client) */
+    int slo_class;        /* its SLO class (0 = most urgent) */
+    double ttft_deadline; /* arrival + its class's TTFT SLO (slo policy); <= 0 = none */
     int scheduled_step;   /* last step it was in a plan (internal) */
     int in_flight;        /* in a plan whose logits have not landed (max_in_flight > 1) */
     int preempted_step;   /* last step it was preempted (internal) */
@@ -113,6 +119,9 @@ typedef struct pgd_sched_request {
     double arrival;
     int num_seqs;         /* sequences created now (1, or n without fork support) */
     int max_seqs;         /* sequences it may grow to (>= num_seqs) */
+    int client;           /* >= 0 */
+    int slo_class;        /* >= 0 */
+    double ttft_deadline; /* <= 0: none */
     void *user;
 } pgd_sched_request;
 
@@ -158,7 +167,27 @@ const pgd_sched_config *pgd_scheduler_config(const pgd_scheduler *s);
 pgd_status pgd_scheduler_add(pgd_scheduler *s, const pgd_sched_request *r, pgd_sched_group **out);
 
 /* Plan the next step. The plan is owned by the scheduler and valid until
- * the next call. */
+ * the next call.
+ *
+ * Decision trace (cfg.trace set): each step that plans, preempts, drops
+ * or leaves a request waiting writes one JSON object on one line:
+ *   {"step":N,
+ *    "batch":[[req,seq,start,tokens,"prefill"|"decode"],...],
+ *    "admitted":[req,...], "swapped_in":[req,...],
+ *    "preempted":[[req,"swap"|"recompute","reason"],...],
+ *    "dropped":[req,...],
+ *    "waiting":{"head":req,"why":"budget"|"kv"|"max_num_seqs"|"policy"|
+ *               "static"|"swapped"|"preempted","behind":n},
+ *    "ops":{"swap_out":n,"copy":n,"swap_in":n}}
+ * (empty members left out; seq is the sequence's index in its group). It
+ * holds no times, so the same run on any backend writes the same file. A
+ * waiting head's reason: the step's token budget ("budget"), free KV
+ * blocks ("kv"), max_num_seqs, the policy's admission hook ("policy"),
+ * static batching with groups running ("static"), swapped groups coming
+ * back first ("swapped") or preempted this step ("preempted"); "behind"
+ * counts the waiting groups queued after it. A preemption's reason names
+ * the group whose blocks it freed, or "recompute: blocks ran out" when an
+ * append failed. */
 pgd_status pgd_scheduler_step(pgd_scheduler *s, const pgd_sched_plan **plan);
 
 /* The batch holding g has landed (its logits were sampled): g may be

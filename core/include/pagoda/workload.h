@@ -22,6 +22,9 @@
  *    Mooncake: hash id h names one 512-token block whose tokens are a pure
  *    function of (seed, h), so equal ids give equal token blocks and prefix
  *    caching sees real sharing; tokens past the hashed blocks are per-request.
+ *    Every format may give a request's client and SLO class (CSV columns
+ *    "client" and "slo_class", Mooncake fields of those names; integers in
+ *    0..PGD_MAX_CLIENTS-1; absent = 0).
  *  - DATASET: ShareGPT JSON ([{id, conversations:[{from,value}]}]: first
  *    human turn; output length = tokens of the following gpt turn if any),
  *    Alpaca JSON ([{instruction,input,output}]: prompt = instruction, a
@@ -147,6 +150,7 @@ const char *pgd_dataset_format_name(pgd_dataset_format f);
 pgd_status pgd_dataset_format_parse(const char *name, pgd_dataset_format *out);
 
 #define PGD_MOONCAKE_BLOCK 512 /* tokens per Mooncake hash id */
+#define PGD_MAX_CLIENTS 16     /* clients and SLO classes a workload may name */
 
 /* A zeroed config is valid: 100 synthetic ShareGPT-like requests, all at
  * t = 0, vocabulary 32000, no context clipping, seed 0. */
@@ -169,6 +173,24 @@ typedef struct pgd_workload_config {
     pgd_dataset_format dataset_format;
     double time_scale;       /* trace arrivals multiplied by this (0.5 = twice as fast); 0 = 1 */
     const pgd_tokenizer *tokenizer; /* dataset: borrowed, needed at create only */
+    /* Client mix (0 clients = one client, id 0, arrivals as `arrival` says).
+     * With num_clients K >= 1 every client has its own arrival process:
+     * client_rate[c] requests/s with gaps ~ Gamma(client_burstiness[c]) (0 =
+     * 1: Poisson; < 1 burstier), its first request at t = 0 and a seeded
+     * stream of its own. The requests (lengths and prompts from the source,
+     * in its row order) go to the clients in the order of their merged
+     * arrivals (ties: the lower client id), so each client sends about its
+     * share of the rates. The source's timestamps are not used; arrival
+     * must be default, poisson or gamma. Each client's requests have SLO
+     * class client_class[c]. */
+    int num_clients;
+    double client_rate[PGD_MAX_CLIENTS];
+    double client_burstiness[PGD_MAX_CLIENTS];
+    int client_class[PGD_MAX_CLIENTS];
+    /* TTFT target (s) of each SLO class (0 = none): the slo policy's
+     * deadline and the per-class SLO attainment. */
+    int num_classes;
+    double class_ttft_slo[PGD_MAX_CLIENTS];
 } pgd_workload_config;
 
 typedef struct pgd_workload_request {
@@ -184,6 +206,9 @@ typedef struct pgd_workload_request {
     int n_hash_ids;
     int64_t source_row;      /* 0-based data row in the file (synthetic: index) */
     int clipped;             /* 1 if the prompt or output was cut to the context */
+    int client;              /* client id (0 without a client mix) */
+    int slo_class;           /* its client's SLO class (0 without one) */
+    double ttft_slo;         /* its class's TTFT target in seconds (0 = none) */
 } pgd_workload_request;
 
 pgd_status pgd_workload_create(const pgd_workload_config *cfg, pgd_workload **out);
@@ -199,7 +224,7 @@ int pgd_workload_closed_loop(const pgd_workload *w);
 /* Fill the workload-owned fields of engine request params for request i:
  * prompt (borrowed from the workload), n_prompt, max_tokens and
  * true_output_len (= output_len), ignore_eos = 1, priority, arrival_time =
- * t0 + arrival. Other fields (sampling, n, stop...) are left as they are. */
+ * t0 + arrival, client, slo_class, ttft_slo. Other fields (sampling, n, stop...) are left as they are. */
 void pgd_workload_fill_params(const pgd_workload *w, int i, double t0, pgd_request_params *p);
 
 typedef struct pgd_workload_summary {
