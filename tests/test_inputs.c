@@ -303,15 +303,16 @@ static void test_dry_run_catches(void) {
     c = config("longname.ini", exp, NULL, NULL, NULL);
     expect_dry_run_error(c, "in the run's config.ini would be 199 characters");
     free(c);
-    /* a rate swept over a trace replays the same arrivals under other labels */
+    /* a rate over a trace rescales its timestamps (issue 19), so time_scale
+     * beside it would be ignored: an error naming both */
     char wl[1200];
     snprintf(wl, sizeof wl, "source = trace\npath = %s\n", pgd_test_data("traces/vidur_splitwise_code.csv"));
     char cfgtext[4096];
     snprintf(cfgtext, sizeof cfgtext,
              "[experiment]\nname = tr\n[model]\npath = %s\ntokenizer = %s\n[workload]\nnum_requests = 4\n%s"
-             "[sweep]\nworkload.rate = 1, 2\n", MODEL, TOK, wl);
+             "time_scale = 0.5\n[sweep]\nworkload.rate = 1, 2\n", MODEL, TOK, wl);
     c = write_file("trace_rate.ini", cfgtext);
-    expect_dry_run_error(c, "rate is swept, but source = trace replays the trace's own arrival times");
+    expect_dry_run_error(c, "set rate (replay the trace at that mean request rate) or time_scale");
     free(c);
     snprintf(cfgtext, sizeof cfgtext,
              "[experiment]\nname = tr\n[model]\npath = %s\ntokenizer = %s\n[workload]\nnum_requests = 4\n%s"

@@ -238,6 +238,47 @@ static void test_azure_vidur(void) {
     pgd_workload_destroy(w);
 }
 
+/* The trace's load axis (issue 19): a finite rate rescales the selected
+ * rows' timestamps so they arrive at that mean rate, (n - 1) / span, with
+ * the trace's gaps in proportion; a length-only trace at a rate is Poisson. */
+static void test_trace_rate(void) {
+    pgd_workload_config c = {.source = PGD_WL_TRACE, .num_requests = 200,
+                             .path = pgd_test_data("traces/azure2023_conv.csv"),
+                             .arrival = {.kind = PGD_ARRIVAL_DEFAULT, .rate = INFINITY}};
+    pgd_workload *w = make(&c);
+    double span = pgd_workload_get(w, 199)->arrival, r1 = pgd_workload_get(w, 1)->arrival;
+    pgd_workload_destroy(w);
+    double rates[] = {0.5, 2, 8};
+    for (int i = 0; i < 3; i++) {
+        c.arrival.rate = rates[i];
+        w = make(&c);
+        pgd_workload_summary s;
+        pgd_workload_describe(w, &s);
+        CU_ASSERT_DOUBLE_EQUAL(s.rate, rates[i], 1e-9 * rates[i]);
+        CU_ASSERT_DOUBLE_EQUAL(pgd_workload_get(w, 199)->arrival, 199 / rates[i], 1e-9 * span);
+        /* the gaps keep their proportions: request 1 at the same share of the span */
+        CU_ASSERT_DOUBLE_EQUAL(pgd_workload_get(w, 1)->arrival / pgd_workload_get(w, 199)->arrival, r1 / span, 1e-12);
+        CU_ASSERT_EQUAL(pgd_workload_get(w, 2)->n_prompt, 879); /* same requests, other times */
+        pgd_workload_destroy(w);
+    }
+    printf("\n  azure conv 200: native %.4f req/s, replayed at 0.5 / 2 / 8 req/s\n", 199 / span);
+    /* the trace kind too (arrival = trace) */
+    c.arrival = (pgd_arrival){.kind = PGD_ARRIVAL_TRACE, .rate = 4};
+    w = make(&c);
+    CU_ASSERT_DOUBLE_EQUAL(pgd_workload_get(w, 199)->arrival, 199 / 4.0, 1e-9 * span);
+    pgd_workload_destroy(w);
+    /* no timestamps: Poisson at the rate */
+    c = (pgd_workload_config){.source = PGD_WL_TRACE, .num_requests = 400, .seed = 3,
+                              .path = pgd_test_data("traces/vidur_arxiv_summarization_lengths.csv"),
+                              .arrival = {.kind = PGD_ARRIVAL_DEFAULT, .rate = 5}};
+    w = make(&c);
+    pgd_workload_summary s;
+    pgd_workload_describe(w, &s);
+    CU_ASSERT(s.duration > 0);
+    CU_ASSERT(fabs(s.rate / 5 - 1) < 0.15);
+    pgd_workload_destroy(w);
+}
+
 static void test_lengths_trace_and_sample(void) {
     pgd_workload_config c = {.source = PGD_WL_TRACE, .num_requests = 100, .seed = 5,
                              .path = pgd_test_data("traces/vidur_arxiv_summarization_lengths.csv")};
@@ -617,6 +658,7 @@ static CU_TestInfo wl_tests[] = {
     {"poisson, gamma, all at once, closed loop", test_arrivals},
     {"azure and vidur traces", test_azure_vidur},
     {"lengths trace and seeded sample", test_lengths_trace_and_sample},
+    {"trace replayed at a rate (load axis)", test_trace_rate},
     {"mooncake hash blocks", test_mooncake},
     {"every shared trace loads whole", test_every_trace_loads},
     {"describe", test_describe},

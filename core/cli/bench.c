@@ -450,7 +450,7 @@ int pgd_cmd_bench(int argc, char **argv) {
     int async = 0, no_overlap = 0;
     optind = 1;
     int ch;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((ch = pgd_cli_getopt(argc, argv, "", opts)) != -1) {
         switch (ch) {
         case 'm': model_path = optarg; break;
         case 'j': if (!pgd_cli_int("--threads", optarg, 0, 1024, &threads)) return 2; break;

@@ -11,6 +11,7 @@ int pgd_cmd_profile(int argc, char **argv);
 int pgd_cmd_profile_import(int argc, char **argv); /* profile --import */
 int pgd_cmd_run(int argc, char **argv);
 int pgd_cmd_plot(int argc, char **argv);
+int pgd_cmd_table(int argc, char **argv);
 int pgd_cmd_compare(int argc, char **argv);
 int pgd_cmd_sim_check(int argc, char **argv);
 int pgd_cmd_perf(int argc, char **argv);
@@ -22,6 +23,14 @@ int pgd_cmd_serve(int argc, char **argv);
 int pgd_cli_int(const char *opt, const char *v, long lo, long hi, int *out);
 int pgd_cli_u64(const char *opt, const char *v, uint64_t *out);
 int pgd_cli_float(const char *opt, const char *v, float *out);
+/* getopt_long that names a bad option itself: "pagoda CMD: unknown option
+ * '--onyl' (did you mean '--only'?)" or "option '--only' needs a value"
+ * (CMD = argv[0]) on stderr, then '?' (the caller prints its usage). */
+struct option;
+int pgd_cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts);
+/* The same with getopt_long's longindex (may be NULL). */
+int pgd_cli_getopt_index(int argc, char **argv, const char *shortopts, const struct option *longopts,
+                         int *longindex);
 /* Monotonic clock in seconds. */
 double pgd_cli_now(void);
 /* Median of v[0..n-1] (n >= 1; mean of the middle two for even n); sorts v. */

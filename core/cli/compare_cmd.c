@@ -91,7 +91,7 @@ int pgd_cmd_compare(int argc, char **argv) {
         {0, 0, 0, 0}};
     optind = 1;
     int ch;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((ch = pgd_cli_getopt(argc, argv, "", opts)) != -1) {
         switch (ch) {
         case 'c': config = optarg; break;
         case 't': if (!pct("--throughput", optarg, &tp)) return 2; break;

@@ -11,6 +11,9 @@
 #include "gen_opts.h"
 #include "par_opts.h"
 #include "pagoda/chat.h"
+#include "pagoda/kv_manager.h"
+#include "pagoda/scheduler.h"
+#include "util/suggest.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -20,7 +23,7 @@ static void usage(FILE *f) {
             "                       [--n N | --beam-width K] [--output text|json|jsonl] [--threads N]\n"
             "                       [--block-size B] [--num-blocks N | --kv-memory SIZE] [--swap-blocks N] [--kv-dtype T]\n"
             "                       [--max-batched-tokens N] [--max-num-seqs N] [--policy NAME]\n"
-            "                       [--kv-manager paged|orca-max|orca-pow2|orca-oracle|static]\n"
+            "                       [--kv-manager NAME]\n"
             "                       [--preemption recompute|swap] [--chunked-prefill on|off]\n"
             "                       [--prefix-caching on|off] [--tp N] [--pp M] [--comm threads|mpi|nccl]\n"
             "                       [--stage-layers A,B,..] [--pin] [--chat] [--chat-template NAME]\n"
@@ -30,8 +33,10 @@ static void usage(FILE *f) {
             "                 (e.g. random:stories110M, random:smollm2-135m) for seeded random weights\n"
             "  --tokenizer    llama2.c tokenizer.bin or HF tokenizer.json (GGUF files, checkpoint\n"
             "                 directories with a tokenizer.json and random:smollm2-135m carry their own)\n"
-            "  --prompt       repeatable; all prompts run together through the engine\n"
-            "  --prompts-file one prompt per line (blank lines are skipped), after any --prompt\n"
+            "  --prompt       repeatable; all prompts run together through the engine ('-': all of\n"
+            "                 standard input is one prompt)\n"
+            "  --prompts-file one prompt per line (blank lines are skipped), after any --prompt ('-':\n"
+            "                 standard input)\n"
             "  --max-tokens   tokens to generate per sequence (default 256)\n"
             "  --temperature  0 = greedy (default 0); --top-k 0 and --top-p 1 disable those filters\n"
             "  --n            parallel samples per prompt (seeds seed, seed+1, ...)\n"
@@ -41,11 +46,15 @@ static void usage(FILE *f) {
             "  --kv-memory    KV cache size, e.g. 64M or 2G (instead of --num-blocks)\n"
             "  --kv-dtype     KV cache element type: f32 (default), f16 or bf16 (half the bytes: twice\n"
             "                 the blocks in --kv-memory, half the attention reads; values rounded)\n"
-            "  --policy       scheduling policy: fcfs (default), priority, sjf, mlfq\n"
             "  --prefill-chunk N  same as --chunked-prefill on --max-batched-tokens N\n"
             "  --chat         each prompt is one user message, rendered by the chat template\n"
             "  --chat-template none|llama-2|llama-3|chatml (default: the model's GGUF template, else none)\n"
             PGD_PAR_USAGE);
+    char names[512];
+    fprintf(f, "  --policy       scheduling policy (default fcfs): %s\n",
+            pgd_names_join(pgd_policy_names(), ", ", names, sizeof names));
+    fprintf(f, "  --kv-manager   KV cache manager (default paged): %s\n",
+            pgd_names_join(pgd_kv_kind_names(), ", ", names, sizeof names));
 }
 
 static void serve_usage(FILE *f) {
@@ -96,7 +105,44 @@ static int parse_size(const char *opt, const char *v, size_t *out) {
     return 1;
 }
 
+static int add_prompt(pgd_gen_opts *o, const char *p);
+
+/* --prompt -: all of standard input is one prompt (its last newline dropped). */
+static int stdin_prompt(pgd_gen_opts *o) {
+    char *text = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&text, &len);
+    if (!m) return 0;
+    char buf[4096];
+    size_t got;
+    while ((got = fread(buf, 1, sizeof buf, stdin)) > 0) fwrite(buf, 1, got, m);
+    int err = ferror(stdin);
+    fclose(m);
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r')) text[--len] = 0;
+    if (err || len == 0) {
+        fprintf(stderr, "pagoda: --prompt -: %s\n", err ? "cannot read standard input" : "standard input is empty");
+        free(text);
+        return 0;
+    }
+    if (strlen(text) != len) {
+        fprintf(stderr, "pagoda: --prompt -: standard input holds a NUL byte (not text?)\n");
+        free(text);
+        return 0;
+    }
+    int ok = add_prompt(o, text);
+    free(text);
+    return ok;
+}
+
 static int add_prompt(pgd_gen_opts *o, const char *p) {
+    if (!strcmp(p, "-") && !o->stdin_used) {
+        o->stdin_used = 1;
+        return stdin_prompt(o);
+    }
+    if (!strcmp(p, "-")) {
+        fprintf(stderr, "pagoda: standard input can be read once (--prompt - or --prompts-file -)\n");
+        return 0;
+    }
     char **np = realloc(o->prompts, sizeof *np * (size_t)(o->num_prompts + 1));
     if (!np) return 0;
     o->prompts = np;
@@ -106,7 +152,13 @@ static int add_prompt(pgd_gen_opts *o, const char *p) {
 }
 
 static int read_prompts(pgd_gen_opts *o, const char *path) {
-    FILE *f = fopen(path, "r");
+    int from_stdin = !strcmp(path, "-");
+    if (from_stdin && o->stdin_used) {
+        fprintf(stderr, "pagoda: standard input can be read once (--prompt - or --prompts-file -)\n");
+        return 0;
+    }
+    o->stdin_used |= from_stdin;
+    FILE *f = from_stdin ? stdin : fopen(path, "r");
     if (!f) {
         fprintf(stderr, "pagoda: --prompts-file: cannot open '%s': %s\n", path, strerror(errno));
         return 0;
@@ -120,7 +172,7 @@ static int read_prompts(pgd_gen_opts *o, const char *path) {
         if (n > 0) ok = add_prompt(o, line);
     }
     free(line);
-    fclose(f);
+    if (!from_stdin) fclose(f);
     if (!ok) fprintf(stderr, "pagoda: out of memory\n");
     return ok;
 }
@@ -172,7 +224,7 @@ static int parse_opts(int argc, char **argv, pgd_gen_opts *o, int serve) {
         {0, 0, 0, 0}};
     optind = 1;
     int ch, li = -1;
-    while ((li = -1, ch = getopt_long(argc, argv, "", opts, &li)) != -1) {
+    while ((li = -1, ch = pgd_cli_getopt_index(argc, argv, "", opts, &li)) != -1) {
         const char *oname = li >= 0 ? opts[li].name : "?";
         /* per-request options of generate are not server options, and back */
         if (serve && (ch == 'p' || ch == 'F' || ch == 'n' || ch == 't' || ch == 'k' || ch == 'P' || ch == 's' ||
@@ -283,10 +335,11 @@ static int parse_opts(int argc, char **argv, pgd_gen_opts *o, int serve) {
         int found = 0;
         for (const char *const *p = pgd_policy_names(); *p; p++) found |= !strcmp(*p, o->engine.policy);
         if (!found) {
-            fprintf(stderr, "pagoda: --policy: unknown policy '%s' (choices:", o->engine.policy);
-            for (const char *const *p = pgd_policy_names(); *p; p++)
-                fprintf(stderr, "%s %s", p == pgd_policy_names() ? "" : ",", *p);
-            fprintf(stderr, ")\n");
+            char names[512], hint[96] = "";
+            const char *best = pgd_suggest(o->engine.policy, pgd_policy_names(), (size_t)-1);
+            if (best) snprintf(hint, sizeof hint, " (did you mean '%s'?)", best);
+            fprintf(stderr, "pagoda: --policy: unknown policy '%s'%s (choices: %s)\n", o->engine.policy, hint,
+                    pgd_names_join(pgd_policy_names(), ", ", names, sizeof names));
             BAD(0);
         }
     }

@@ -15,6 +15,7 @@ typedef struct pgd_gen_opts {
     int max_tokens, threads, n, beam_width, output;
     const char *kv_dtype; /* --kv-dtype (NULL = the backend's default) */
     int async;                 /* --async: one more batch in flight */
+    int stdin_used;            /* --prompt - or --prompts-file - read standard input */
     pgd_sampling_params sampling;
     pgd_engine_config engine;
     pgd_parallel_config par;

@@ -16,6 +16,7 @@
 
 #include "config_impl.h"
 #include "pagoda/kv_manager.h"
+#include "util/suggest.h"
 #include "pagoda/model.h"
 
 #define MAX_RUNS 100000
@@ -103,6 +104,27 @@ static void keys_of(const char *section, char *buf, size_t n) {
     }
 }
 
+/* " (did you mean 'x'?)" for an unknown key of a section, or "" */
+static const char *key_hint(const char *section, const char *key, char *buf, size_t n) {
+    const char *cands[128];
+    size_t nc = 0;
+    for (const pgd_cfg_key *k = pgd_config_schema(); k->section && nc < 128; k++)
+        if (!strcmp(k->section, section)) cands[nc++] = k->key;
+    const char *best = pgd_suggest(key, cands, nc);
+    if (best) snprintf(buf, n, " (did you mean '%s'?)", best);
+    else buf[0] = 0;
+    return buf;
+}
+
+static const char *section_hint(const char *section, char *buf, size_t n) {
+    static const char *const all[] = {"experiment", "model", "parallel", "engine", "sampling", "workload",
+                                      "slo", "compare", "sweep", NULL};
+    const char *best = pgd_suggest(section, all, (size_t)-1);
+    if (best) snprintf(buf, n, " (did you mean [%s]?)", best);
+    else buf[0] = 0;
+    return buf;
+}
+
 static int schema_index(const char *section, const char *key) {
     const pgd_cfg_key *k = pgd_config_find_key(section, key);
     return k ? (int)(k - pgd_config_schema()) : -1;
@@ -119,14 +141,19 @@ static int add_sweep(parse_state *ps, const char *name, const char *value) {
     memcpy(sec, name, (size_t)(dot - name));
     sec[dot - name] = 0;
     int ki = schema_index(sec, dot + 1);
-    int fixed = !strcmp(sec, "experiment") && (!strcmp(dot + 1, "name") || !strcmp(dot + 1, "output_dir"));
+    int fixed = !strcmp(sec, "experiment") && (!strcmp(dot + 1, "name") || !strcmp(dot + 1, "output_dir") ||
+                                              !strcmp(dot + 1, "repeats") || !strcmp(dot + 1, "repeat"));
     if (ki < 0 || fixed) {
-        char keys[600];
-        if (fixed) return fail(ps, PGD_ERR_INVALID, "[sweep] %s: the experiment's name and output_dir cannot be swept", name);
+        char keys[600], hint[160];
+        if (fixed)
+            return fail(ps, PGD_ERR_INVALID, "[sweep] %s: the experiment's name, output_dir, repeats and repeat "
+                        "cannot be swept (set [experiment] repeats = N to repeat every run)", name);
         if (!known_section(sec))
-            return fail(ps, PGD_ERR_INVALID, "[sweep] %s: unknown section '%s'", name, sec);
+            return fail(ps, PGD_ERR_INVALID, "[sweep] %s: unknown section '%s'%s", name, sec,
+                        section_hint(sec, hint, sizeof hint));
         keys_of(sec, keys, sizeof keys);
-        return fail(ps, PGD_ERR_INVALID, "[sweep] %s: unknown key '%s' in [%s] (keys: %s)", name, dot + 1, sec, keys);
+        return fail(ps, PGD_ERR_INVALID, "[sweep] %s: unknown key '%s' in [%s]%s (keys: %s)", name, dot + 1, sec,
+                    key_hint(sec, dot + 1, hint, sizeof hint), keys);
     }
     for (int i = 0; i < e->n_sweeps; i++)
         if (e->sweeps[i].key_index == ki)
@@ -204,15 +231,17 @@ static int handler(void *user, const char *section, const char *name, const char
     snprintf(ps->last_key, sizeof ps->last_key, "%s", name);
     if (!*section) return fail(ps, PGD_ERR_INVALID, "%s = '%s': key outside a section (start with [experiment])", name, value);
     if (!strcmp(section, "sweep")) return add_sweep(ps, name, value);
+    char hint[160];
     if (!known_section(section))
-        return fail(ps, PGD_ERR_INVALID, "[%s] %s: unknown section [%s] (sections: experiment, model, parallel, engine, "
-                    "sampling, workload, slo, compare, sweep)", section, name, section);
+        return fail(ps, PGD_ERR_INVALID, "[%s] %s: unknown section [%s]%s (sections: experiment, model, parallel, "
+                    "engine, sampling, workload, slo, compare, sweep)", section, name, section,
+                    section_hint(section, hint, sizeof hint));
     int ki = schema_index(section, name);
     if (ki < 0) {
         char keys[600];
         keys_of(section, keys, sizeof keys);
-        return fail(ps, PGD_ERR_INVALID, "[%s] %s = '%s': unknown key (keys of [%s]: %s)", section, name, value,
-                    section, keys);
+        return fail(ps, PGD_ERR_INVALID, "[%s] %s = '%s': unknown key%s (keys of [%s]: %s)", section, name, value,
+                    key_hint(section, name, hint, sizeof hint), section, keys);
     }
     if (e->base[ki].line > 0)
         return fail(ps, PGD_ERR_INVALID, "[%s] %s = '%s': set twice (first at line %d)", section, name, value,
@@ -234,8 +263,10 @@ static int handler(void *user, const char *section, const char *name, const char
 
 static void run_destroy(pgd_run_config *r, int nkeys) {
     if (!r) return;
-    for (int i = 0; i < nkeys && r->vals; i++) free(r->vals[i].value);
-    for (int i = 0; i < r->n_warnings; i++) free(r->warnings[i]);
+    for (int i = 0; i < nkeys && r->vals; i++)
+        if (r->vals[i].line) free(r->vals[i].value); /* line 0: the schema's default, borrowed */
+    for (int i = 0; i < r->n_warnings; i++)
+        if (!r->warning_shared[i]) free(r->warnings[i]);
     free(r->vals);
     free(r->swept);
     free(r->name);
@@ -264,8 +295,10 @@ static pgd_status build_run(pgd_experiment *e, int index, pgd_run_config **out) 
     r->swept = calloc((size_t)e->n_sweeps + 1, sizeof *r->swept);
     if (!r->vals || !r->swept) goto oom;
     for (int i = 0; i < e->n_keys; i++) {
+        /* a default borrows the schema's text (most keys of most runs: a load
+         * of many runs allocates only what the file and the sweep set) */
         r->vals[i].line = e->base[i].line;
-        r->vals[i].value = xstrdup(e->base[i].line ? e->base[i].value : schema[i].def);
+        r->vals[i].value = e->base[i].line ? xstrdup(e->base[i].value) : (char *)schema[i].def;
         if (!r->vals[i].value) goto oom;
     }
     char name[512] = "";
@@ -275,9 +308,22 @@ static pgd_status build_run(pgd_experiment *e, int index, pgd_run_config **out) 
         int vi = rest % sw->n_values;
         rest /= sw->n_values;
         r->swept[s] = sw->values[vi];
-        free(r->vals[sw->key_index].value);
-        if (!(r->vals[sw->key_index].value = xstrdup(sw->values[vi]))) goto oom;
-        r->vals[sw->key_index].line = sw->line;
+        pgd_cfg_value *v = &r->vals[sw->key_index];
+        if (v->line) free(v->value);
+        v->line = sw->line; /* > 0: owned from here on */
+        if (!(v->value = xstrdup(sw->values[vi]))) goto oom;
+    }
+    if (e->repeat_sweep >= 0) { /* one repeat of a repeated run: repeats = 1, its own seed */
+        int rep = atoi(r->swept[e->repeat_sweep]), si = schema_index("experiment", "seed");
+        char buf[32];
+        pgd_cfg_value *rv = &r->vals[schema_index("experiment", "repeats")], *sv = &r->vals[si];
+        if (rv->line) free(rv->value); /* set in the file or by --set: line > 0 */
+        rv->line = e->sweeps[e->repeat_sweep].line;
+        if (!(rv->value = xstrdup("1"))) goto oom;
+        snprintf(buf, sizeof buf, "%llu", (unsigned long long)pgd_repeat_seed(strtoull(sv->value, NULL, 10), rep));
+        if (sv->line) free(sv->value);
+        else sv->line = e->sweeps[e->repeat_sweep].line;
+        if (!(sv->value = xstrdup(buf))) goto oom;
     }
     for (int s = 0; s < e->n_sweeps; s++) append_name(name, sizeof name, schema[e->sweeps[s].key_index].key, r->swept[s]);
     if (!(r->name = xstrdup(e->n_sweeps ? name : "run"))) goto oom;
@@ -350,6 +396,60 @@ static double set_num(const pgd_run_config *r, int i) {
     return r->vals[i].line > 0 ? strtod(r->vals[i].value, NULL) : 0;
 }
 
+/* The head-of-line stall (issue 19): with chunked prefill off a prompt is
+ * prefilled whole in one step, so a step budget that the longest prompt the
+ * workload can produce nearly fills (the budget equal to the context, the
+ * scheduler's default) leaves no tokens for the running sequences' decodes:
+ * one near-context prompt stalls the whole batch (latency up to 13x on the
+ * Azure trace). Warn when the budget is below the longest prompt plus one
+ * decode token per sequence (max_num_seqs). Keys are read by schema index
+ * and the text is shared between runs with the same figures. */
+static void hol_stall_warning(pgd_run_config *r, int ctx, int toks, int seqs, const char *src) {
+    static int ix_chunked = -1, ix_kind, ix_max, ix_pre, ix_mean;
+    if (ix_chunked < 0) {
+        ix_kind = schema_index("workload", "input_len");
+        ix_max = schema_index("workload", "input_max");
+        ix_pre = schema_index("workload", "shared_prefix_len");
+        ix_mean = schema_index("workload", "input_mean");
+        ix_chunked = schema_index("engine", "chunked_prefill");
+    }
+    int chunked = 0;
+    if (!ctx || r->n_warnings >= PGD_RUN_MAX_WARNINGS ||
+        (pgd_config_parse_bool(r->vals[ix_chunked].value, &chunked) && chunked))
+        return;
+    int budget = toks ? toks : ctx > 2048 ? ctx : 2048; /* the scheduler's default */
+    int nseqs = seqs ? seqs : 256;
+    int longest = ctx - 1; /* a trace or dataset prompt is clipped to the context */
+    if (!strcmp(src, "synthetic")) {
+        double imax = atof(r->vals[ix_max].value), pre = atof(r->vals[ix_pre].value), l = longest;
+        if (!strcmp(r->vals[ix_kind].value, "fixed")) l = atof(r->vals[ix_mean].value) + pre;
+        else if (imax > 0) l = imax + pre;
+        if (l < longest) longest = (int)l;
+    }
+    if ((double)budget >= (double)longest + nseqs) return;
+    pgd_experiment *e = (pgd_experiment *)r->exp;
+    int key[4] = {budget, longest, ctx, nseqs * 2 + (toks != 0)}, h = 0;
+    while (h < e->n_hol && memcmp(key, e->hol[h].key, sizeof key)) h++;
+    if (h == e->n_hol) {
+        char msg[600];
+        snprintf(msg, sizeof msg,
+                 "[engine] max_num_batched_tokens = %d%s with chunked_prefill off: a prompt of up to %d tokens (the "
+                 "longest this workload can produce; the model's context is %d) is prefilled whole in one step and "
+                 "leaves %d tokens for the decodes of up to %d running sequences, so one long prompt stalls the "
+                 "batch (head-of-line blocking); set max_num_batched_tokens >= %d (e.g. %d) or chunked_prefill = on",
+                 budget, toks ? "" : " (the default)", longest, ctx, budget - longest, nseqs, longest + nseqs,
+                 2 * ctx);
+        struct pgd_cfg_hol *v = realloc(e->hol, sizeof *v * (size_t)(e->n_hol + 1));
+        if (!v) return;
+        e->hol = v;
+        if (!(v[h].msg = xstrdup(msg))) return;
+        memcpy(v[h].key, key, sizeof key);
+        e->n_hol++;
+    }
+    r->warning_shared[r->n_warnings] = 1;
+    r->warnings[r->n_warnings++] = e->hol[h].msg;
+}
+
 /* Rules between keys, checked for every run before any run starts. */
 static pgd_status check_run(pgd_run_config *r) {
     const key_ix *K = keys_ix();
@@ -381,6 +481,7 @@ static pgd_status check_run(pgd_run_config *r) {
             "must be >= the model's context (%d) when chunked_prefill is off (a recomputed sequence is prefilled whole)",
             ctx);
     const char *src = pgd_run_get_str(r, "workload", "source"), *path = pgd_run_get_str(r, "workload", "path");
+    hol_stall_warning(r, ctx, toks, seqs, src);
     /* a synthetic input length no draw of which fits the context (the
      * workload refuses it too, but only once the run has loaded the model) */
     int fixed = !strcmp(r->vals[K->input_len].value, "fixed");
@@ -400,16 +501,14 @@ static pgd_status check_run(pgd_run_config *r) {
         BAD("workload", "arrival", "arrival = trace needs source = trace (got %s)", src);
     if ((!strcmp(arr, "poisson") || !strcmp(arr, "gamma")) && isinf(pgd_run_get_num(r, "workload", "rate")))
         BAD("workload", later(r, "workload", "rate", "arrival"), "arrival = %s needs a finite rate", arr);
-    /* a trace replays its own timestamps (arrival = default or trace): a
-     * swept rate would label identical runs with different rates */
-    int rate_swept = 0;
-    for (int s = 0; s < r->exp->n_sweeps; s++)
-        rate_swept |= r->exp->sweeps[s].key_index == K->rate && r->exp->sweeps[s].n_values > 1;
-    if (rate_swept && !strcmp(src, "trace") && (!strcmp(arr, "default") || !strcmp(arr, "trace")))
-        BAD("workload", "rate",
-            "rate is swept, but source = trace replays the trace's own arrival times (arrival = %s), so every "
-            "run would be the same workload under a different label; sweep workload.time_scale to change the "
-            "load, or set arrival = poisson to draw arrivals at each rate", arr);
+    /* a trace replayed at a rate (arrival = default or trace) has its
+     * timestamps rescaled to that mean rate: a time_scale other than 1 would
+     * be ignored (1, as every run's config.ini writes it, is no conflict) */
+    if (!strcmp(src, "trace") && (!strcmp(arr, "default") || !strcmp(arr, "trace")) &&
+        isfinite(pgd_run_get_num(r, "workload", "rate")) && pgd_run_get_num(r, "workload", "time_scale") != 1.0)
+        BAD("workload", later(r, "workload", "rate", "time_scale"),
+            "set rate (replay the trace at that mean request rate) or time_scale (multiply its timestamps), "
+            "not both");
     if (!strcmp(r->vals[K->policy].value, "priority") && set_num(r, K->num_priorities) <= 1)
         warn(r, "policy = priority, but [workload] num_priorities is %.0f: every request has priority 0, so the run "
              "schedules exactly as fcfs (set num_priorities >= 2 to give requests priorities)",
@@ -422,11 +521,88 @@ static pgd_status check_run(pgd_run_config *r) {
 
 /* ---- load ------------------------------------------------------------- */
 
-static pgd_status load_text(const char *text, const char *path, pgd_experiment **out) {
+uint64_t pgd_repeat_seed(uint64_t seed, int repeat) {
+    return repeat <= 1 ? seed : seed + (uint64_t)(repeat - 1) * PGD_REPEAT_SEED_STEP;
+}
+
+/* `--set section.key=value` overrides: each checked like a line of the file
+ * (did-you-mean for unknown names), replacing the file's value; a swept key
+ * cannot be overridden (the sweep would replace it). */
+static pgd_status apply_overrides(pgd_experiment *e, const char *const *sets, int n) {
+    for (int i = 0; i < n; i++) {
+        const char *s = sets[i], *dot = strchr(s, '.'), *eq = strchr(s, '=');
+        char sec[64], key[128], hint[160], keys[600];
+        if (!dot || !eq || dot > eq || dot == s || eq == dot + 1 || (size_t)(dot - s) >= sizeof sec ||
+            (size_t)(eq - dot - 1) >= sizeof key)
+            return pgd_error(PGD_ERR_INVALID, "--set '%s': expected section.key=value (e.g. workload.rate=4)", s);
+        snprintf(sec, sizeof sec, "%.*s", (int)(dot - s), s);
+        snprintf(key, sizeof key, "%.*s", (int)(eq - dot - 1), dot + 1);
+        const char *value = eq + 1;
+        while (*value == ' ') value++;
+        if (!strcmp(sec, "sweep"))
+            return pgd_error(PGD_ERR_INVALID, "--set '%s': sweeps are set in the file's [sweep] section", s);
+        if (!known_section(sec))
+            return pgd_error(PGD_ERR_INVALID, "--set '%s': unknown section [%s]%s", s, sec,
+                             section_hint(sec, hint, sizeof hint));
+        int ki = schema_index(sec, key);
+        if (ki < 0) {
+            keys_of(sec, keys, sizeof keys);
+            return pgd_error(PGD_ERR_INVALID, "--set '%s': unknown key '%s' in [%s]%s (keys: %s)", s, key, sec,
+                             key_hint(sec, key, hint, sizeof hint), keys);
+        }
+        if (!strcmp(sec, "experiment") && !strcmp(key, "repeat"))
+            return pgd_error(PGD_ERR_INVALID, "--set '%s': repeat is set by repeats, not by hand", s);
+        for (int w = 0; w < e->n_sweeps; w++)
+            if (e->sweeps[w].key_index == ki)
+                return pgd_error(PGD_ERR_INVALID, "--set '%s': %s.%s is swept (%s:%d); edit the sweep instead", s,
+                                 sec, key, e->path, e->sweeps[w].line);
+        if (pgd_config_check_value(&pgd_config_schema()[ki], value) != PGD_OK)
+            return pgd_error(PGD_ERR_INVALID, "--set '%s': [%s] %s = '%s': %s", s, sec, key, value, pgd_last_error());
+        char msg[300];
+        if (too_long(&pgd_config_schema()[ki], value, msg, sizeof msg))
+            return pgd_error(PGD_ERR_INVALID, "--set '%.60s...': %s", s, msg);
+        char *v = xstrdup(value);
+        if (!v) return pgd_error(PGD_ERR_OOM, "config: out of memory");
+        free(e->base[ki].value);
+        e->base[ki].value = v;
+        e->base[ki].line = PGD_CFG_LINE_SET + i;
+    }
+    return PGD_OK;
+}
+
+/* [experiment] repeats = N > 1: one more sweep, experiment.repeat = 1..N,
+ * varying fastest (run names end in _repeat-K). */
+static pgd_status add_repeats(pgd_experiment *e) {
+    e->repeat_sweep = -1;
+    int ri = schema_index("experiment", "repeats");
+    int n = e->base[ri].line ? atoi(e->base[ri].value) : 1;
+    if (n <= 1) return PGD_OK;
+    pgd_cfg_sweep *sw = realloc(e->sweeps, sizeof *sw * (size_t)(e->n_sweeps + 1));
+    if (!sw) return pgd_error(PGD_ERR_OOM, "config: out of memory");
+    e->sweeps = sw;
+    sw = &e->sweeps[e->n_sweeps++];
+    memset(sw, 0, sizeof *sw);
+    sw->key_index = schema_index("experiment", "repeat");
+    sw->line = e->base[ri].line;
+    if (!(sw->name = xstrdup("experiment.repeat")) || !(sw->values = calloc((size_t)n, sizeof *sw->values)))
+        return pgd_error(PGD_ERR_OOM, "config: out of memory");
+    for (int k = 0; k < n; k++) {
+        char buf[16];
+        snprintf(buf, sizeof buf, "%d", k + 1);
+        if (!(sw->values[k] = xstrdup(buf))) return pgd_error(PGD_ERR_OOM, "config: out of memory");
+        sw->n_values++;
+    }
+    e->repeat_sweep = e->n_sweeps - 1;
+    return PGD_OK;
+}
+
+static pgd_status load_text(const char *text, const char *path, const char *const *sets, int n_sets,
+                            pgd_experiment **out) {
     *out = NULL;
     pgd_status st = PGD_ERR_OOM;
     pgd_experiment *e = calloc(1, sizeof *e);
     if (!e) return pgd_error(PGD_ERR_OOM, "config: out of memory");
+    e->repeat_sweep = -1;
     for (const pgd_cfg_key *k = pgd_config_schema(); k->section; k++) e->n_keys++;
     e->path = xstrdup(path);
     e->base = calloc((size_t)e->n_keys, sizeof *e->base);
@@ -443,6 +619,8 @@ static pgd_status load_text(const char *text, const char *path, pgd_experiment *
         st = PGD_ERR_INVALID;
         goto fail;
     }
+    if ((st = apply_overrides(e, sets, n_sets)) != PGD_OK) goto fail;
+    if ((st = add_repeats(e)) != PGD_OK) goto fail;
     int ni = schema_index("experiment", "name");
     if (e->base[ni].line) e->name = xstrdup(e->base[ni].value);
     else {
@@ -489,11 +667,16 @@ fail:
 
 pgd_status pgd_experiment_load_string(const char *text, const char *name, pgd_experiment **out) {
     if (!text || !name || !out) return pgd_error(PGD_ERR_INVALID, "config: NULL argument");
-    return load_text(text, name, out);
+    return load_text(text, name, NULL, 0, out);
 }
 
 pgd_status pgd_experiment_load(const char *path, pgd_experiment **out) {
-    if (!path || !out) return pgd_error(PGD_ERR_INVALID, "config: NULL argument");
+    return pgd_experiment_load_overrides(path, NULL, 0, out);
+}
+
+pgd_status pgd_experiment_load_overrides(const char *path, const char *const *sets, int n_sets,
+                                         pgd_experiment **out) {
+    if (!path || !out || n_sets < 0 || (n_sets && !sets)) return pgd_error(PGD_ERR_INVALID, "config: NULL argument");
     *out = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) return pgd_error(PGD_ERR_IO, "%s: cannot open config: %s", path, strerror(errno));
@@ -527,7 +710,7 @@ pgd_status pgd_experiment_load(const char *path, pgd_experiment **out) {
         free(text);
         return pgd_error(PGD_ERR_FORMAT, "%s: config contains a NUL byte (not a text file?)", path);
     }
-    pgd_status st = load_text(text, path, out);
+    pgd_status st = load_text(text, path, sets, n_sets, out);
     free(text);
     return st;
 }
@@ -544,6 +727,8 @@ void pgd_experiment_destroy(pgd_experiment *e) {
         free(e->sweeps[s].name);
     }
     free(e->sweeps);
+    for (int h = 0; h < e->n_hol; h++) free(e->hol[h].msg);
+    free(e->hol);
     free(e->name);
     free(e->path);
     free(e);

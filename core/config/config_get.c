@@ -86,7 +86,9 @@ int pgd_run_is_set(const pgd_run_config *r, const char *section, const char *key
 
 const char *pgd_run_where(const pgd_run_config *r, const char *section, const char *key, char *buf, size_t n) {
     const pgd_cfg_value *v = lookup(r, section, key, NULL);
-    if (v->line > 0) snprintf(buf, n, "%s:%d: [%s] %s = '%s'", r->exp->path, v->line, section, key, v->value);
+    if (v->line >= PGD_CFG_LINE_SET)
+        snprintf(buf, n, "%s: --set %s.%s=%s", r->exp->path, section, key, v->value);
+    else if (v->line > 0) snprintf(buf, n, "%s:%d: [%s] %s = '%s'", r->exp->path, v->line, section, key, v->value);
     else snprintf(buf, n, "%s: [%s] %s = '%s' (default)", r->exp->path, section, key, v->value);
     return buf;
 }
@@ -126,4 +128,23 @@ pgd_status pgd_run_write_ini(const pgd_run_config *r, FILE *f) {
         else fprintf(f, "%s = %s ; default\n", schema[i].key, v);
     }
     return ferror(f) ? pgd_error(PGD_ERR_IO, "config: write error") : PGD_OK;
+}
+
+uint64_t pgd_run_config_hash(const pgd_run_config *r) {
+    const pgd_cfg_key *schema = pgd_config_schema();
+    uint64_t h = 14695981039346656037ull;
+    for (int i = 0; schema[i].section; i++) {
+        const char *sec = schema[i].section, *key = schema[i].key;
+        if (!strcmp(sec, "compare") ||
+            (!strcmp(sec, "experiment") && (!strcmp(key, "name") || !strcmp(key, "output_dir") ||
+                                            !strcmp(key, "description"))))
+            continue;
+        for (const char *p = sec; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+        h = (h ^ '.') * 1099511628211ull;
+        for (const char *p = key; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+        h = (h ^ '=') * 1099511628211ull;
+        for (const char *p = r->vals[i].value; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+        h = (h ^ '\n') * 1099511628211ull;
+    }
+    return h;
 }

@@ -10,7 +10,7 @@
 
 typedef struct pgd_cfg_value {
     char *value;
-    int line; /* 0 = default */
+    int line; /* 0 = default (value borrows the schema's text), else owned */
 } pgd_cfg_value;
 
 typedef struct pgd_cfg_sweep {
@@ -30,6 +30,7 @@ struct pgd_run_config {
     pgd_cfg_value *vals; /* (n_keys) */
     const char **swept;  /* (n_sweeps) values borrowed from the sweeps */
     char *warnings[PGD_RUN_MAX_WARNINGS]; /* pgd_run_warning */
+    unsigned char warning_shared[PGD_RUN_MAX_WARNINGS]; /* 1: borrowed from the experiment (hol_msg) */
     int n_warnings;
 };
 
@@ -41,6 +42,16 @@ struct pgd_experiment {
     int n_sweeps;
     pgd_run_config **runs;
     int n_runs;
+    int repeat_sweep; /* index of the sweep added by [experiment] repeats > 1, else -1 */
+    /* the last head-of-line stall warning and what it was made of: runs with
+     * the same figures share its text (a config load of many runs stays as
+     * cheap as it was: the perf gate's config_load) */
+    struct pgd_cfg_hol { int key[4]; char *msg; } *hol; /* owned, each msg borrowed by its runs */
+    int n_hol;
 };
+
+/* The line of the i-th `--set` override: past any file's lines, so that
+ * "the later-set key" is the override (pgd_run_where names it --set). */
+#define PGD_CFG_LINE_SET 1000000000
 
 #endif

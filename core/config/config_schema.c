@@ -15,6 +15,7 @@
 #include "pagoda/kv_manager.h"
 #include "pagoda/model.h"
 #include "pagoda/scheduler.h"
+#include "util/suggest.h"
 
 #define BIG 1e9
 static const pgd_cfg_key schema[] = {
@@ -22,6 +23,10 @@ static const pgd_cfg_key schema[] = {
     {"experiment", "seed", PGD_CFG_U64, 0, 0, NULL, "0", "seed of the workload and of sampling"},
     {"experiment", "output_dir", PGD_CFG_STR, 0, 0, NULL, "results", "root of results/<experiment>/<run>/"},
     {"experiment", "description", PGD_CFG_STR, 0, 0, NULL, "", "free text, copied to summary.json"},
+    {"experiment", "repeats", PGD_CFG_INT, 1, 1000, NULL, "1",
+     "run every sweep point this many times (seeds derived per repeat; runs_mean.csv: mean and 95% CI)"},
+    {"experiment", "repeat", PGD_CFG_INT, 0, 1000, NULL, "0",
+     "which repeat a run is (set by repeats, recorded in each run's config.ini; 0 = not repeated)"},
     {"experiment", "trace_steps", PGD_CFG_BOOL, 0, 0, NULL, "off", "write the scheduler's per-step decisions to steps.jsonl (`pagoda explain`)"},
 
     {"model", "path", PGD_CFG_MODEL, 0, 0, NULL, "random:stories15M", "model file or random:<shape>"},
@@ -50,8 +55,8 @@ static const pgd_cfg_key schema[] = {
     {"engine", "swap_blocks", PGD_CFG_INT, 0, 1 << 30, NULL, "0", "host swap space in blocks (0 = as many as device blocks)"},
     {"engine", "max_num_batched_tokens", PGD_CFG_INT, 0, 1 << 24, NULL, "0", "token budget per step (0 = scheduler default)"},
     {"engine", "max_num_seqs", PGD_CFG_INT, 0, 1 << 20, NULL, "0", "sequences per step (0 = 256)"},
-    {"engine", "policy", PGD_CFG_POLICY, 0, 0, NULL, "fcfs", "scheduling policy: fcfs, priority, sjf, mlfq, cache-aware, cache-aware-uncached, vtc, slo, sarathi"},
-    {"engine", "kv_manager", PGD_CFG_KV, 0, 0, NULL, "paged", "paged, orca-max, orca-pow2, orca-oracle, static"},
+    {"engine", "policy", PGD_CFG_POLICY, 0, 0, NULL, "fcfs", "scheduling policy: a registered one (`pagoda run --help` lists them)"},
+    {"engine", "kv_manager", PGD_CFG_KV, 0, 0, NULL, "paged", "KV cache manager: a registered one (`pagoda run --help` lists them)"},
     {"engine", "preemption", PGD_CFG_CHOICE, 0, 0, "recompute|swap", "recompute", "preemption mode"},
     {"engine", "chunked_prefill", PGD_CFG_BOOL, 0, 0, NULL, "off", "split long prompts over steps"},
     {"engine", "prefix_caching", PGD_CFG_BOOL, 0, 0, NULL, "off", "reuse KV blocks of equal prompt prefixes (paged only)"},
@@ -82,7 +87,7 @@ static const pgd_cfg_key schema[] = {
     {"workload", "num_priorities", PGD_CFG_INT, 0, 1 << 20, NULL, "0", "priorities uniform in [0, n)"},
     {"workload", "arrival", PGD_CFG_CHOICE, 0, 0, "default|poisson|gamma|all-at-once|closed-loop|trace", "default",
      "arrival process (default: trace timestamps, else poisson at a finite rate, else all at once)"},
-    {"workload", "rate", PGD_CFG_NUM, 1e-9, INFINITY, NULL, "inf", "requests/s (inf = all at t = 0)"},
+    {"workload", "rate", PGD_CFG_NUM, 1e-9, INFINITY, NULL, "inf", "requests/s (inf = all at t = 0); on a trace: its timestamps rescaled to this mean rate"},
     {"workload", "burstiness", PGD_CFG_NUM, 1e-9, BIG, NULL, "1", "gamma shape (1 = Poisson)"},
     {"workload", "concurrency", PGD_CFG_INT, 0, 1 << 20, NULL, "0", "max requests in flight (closed loop: required)"},
     {"workload", "path", PGD_CFG_FILE, 0, 0, NULL, "", "trace or dataset file"},
@@ -235,20 +240,36 @@ pgd_status pgd_config_check_value(const pgd_cfg_key *k, const char *v) {
     }
     case PGD_CFG_CHOICE:
         if (in_choices(k->choices, v)) return PGD_OK;
-        return pgd_error(PGD_ERR_INVALID, "expected one of %s", k->choices);
+        {
+            char list[512], hint[128] = "";
+            const char *words[64];
+            size_t nw = 0;
+            snprintf(list, sizeof list, "%s", k->choices);
+            for (char *save = NULL, *w = strtok_r(list, "|", &save); w && nw < 64; w = strtok_r(NULL, "|", &save))
+                words[nw++] = w;
+            const char *best = pgd_suggest(v, words, nw);
+            if (best) snprintf(hint, sizeof hint, " (did you mean '%s'?)", best);
+            return pgd_error(PGD_ERR_INVALID, "expected one of %s%s", k->choices, hint);
+        }
     case PGD_CFG_POLICY: {
-        char names[256] = "";
+        char names[256] = "", hint[96] = "";
         for (const char *const *p = pgd_policy_names(); *p; p++) {
             if (!strcmp(*p, v)) return PGD_OK;
             if (names[0]) strncat(names, "|", sizeof names - strlen(names) - 1);
             strncat(names, *p, sizeof names - strlen(names) - 1);
         }
-        return pgd_error(PGD_ERR_INVALID, "unknown policy (choices: %s)", names);
+        const char *best = pgd_suggest(v, pgd_policy_names(), (size_t)-1);
+        if (best) snprintf(hint, sizeof hint, " (did you mean '%s'?)", best);
+        return pgd_error(PGD_ERR_INVALID, "unknown policy%s (choices: %s)", hint, names);
     }
     case PGD_CFG_KV: {
         pgd_kv_kind kind;
+        char names[256], hint[96] = "";
         if (pgd_kv_kind_parse(v, &kind) == PGD_OK) return PGD_OK;
-        return pgd_error(PGD_ERR_INVALID, "unknown KV manager (choices: paged|orca-max|orca-pow2|orca-oracle|static)");
+        const char *best = pgd_suggest(v, pgd_kv_kind_names(), (size_t)-1);
+        if (best) snprintf(hint, sizeof hint, " (did you mean '%s'?)", best);
+        return pgd_error(PGD_ERR_INVALID, "unknown KV manager%s (choices: %s)", hint,
+                         pgd_names_join(pgd_kv_kind_names(), "|", names, sizeof names));
     }
     case PGD_CFG_MODEL:
         if (!strncmp(v, "random:", 7)) {

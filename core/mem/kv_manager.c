@@ -7,8 +7,11 @@
  * addressing table of power-of-two capacity, at most half full, every
  * state reachable by linear probing from the home slot of its id. */
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "util/suggest.h"
 
 #include "kv_manager_impl.h"
 
@@ -33,6 +36,13 @@ const char *pgd_kv_kind_name(pgd_kv_kind k) {
     return "unknown";
 }
 
+const char *const *pgd_kv_kind_names(void) {
+    static const char *names[NUM_KINDS + 1];
+    for (int i = 0; i < NUM_KINDS; i++) names[i] = registry[i].name; /* idempotent: same values every call */
+    names[NUM_KINDS] = NULL;
+    return names;
+}
+
 pgd_status pgd_kv_kind_parse(const char *name, pgd_kv_kind *out) {
     if (!out) return pgd_error(PGD_ERR_INVALID, "pgd_kv_kind_parse: out is NULL");
     for (int i = 0; name && i < NUM_KINDS; i++)
@@ -40,9 +50,11 @@ pgd_status pgd_kv_kind_parse(const char *name, pgd_kv_kind *out) {
             *out = registry[i].kind;
             return PGD_OK;
         }
-    return pgd_error(PGD_ERR_INVALID,
-                     "unknown KV manager '%s' (choices: paged, orca-max, orca-pow2, "
-                     "orca-oracle, static)", name ? name : "(null)");
+    char all[256], hint[96] = "";
+    const char *best = name ? pgd_suggest(name, pgd_kv_kind_names(), (size_t)-1) : NULL;
+    if (best) snprintf(hint, sizeof hint, " (did you mean '%s'?)", best);
+    return pgd_error(PGD_ERR_INVALID, "unknown KV manager '%s'%s (choices: %s)", name ? name : "(null)", hint,
+                     pgd_names_join(pgd_kv_kind_names(), ", ", all, sizeof all));
 }
 
 /* ---- sequence map ---- */

@@ -164,6 +164,7 @@ pgd_status pgd_dist_stats_compute(const double *values, size_t n, pgd_dist_stats
     out->std = sqrt(ss / (double)n);
     out->median = pgd_percentile_sorted(v, n, 50);
     out->p90 = pgd_percentile_sorted(v, n, 90);
+    out->p95 = pgd_percentile_sorted(v, n, 95);
     out->p99 = pgd_percentile_sorted(v, n, 99);
     out->min = v[0];
     out->max = v[n - 1];

@@ -214,7 +214,8 @@ static pgd_status run_loop(loop_state *s, const pgd_run_config *rc, const pgd_ru
             if (nf > 0) PGD_TRY(collect_finished(s)); /* O(in flight): only when something finished */
             if (opts && opts->on_progress) {
                 pgd_run_progress p = {.done = s->done, .total = s->n, .tokens = s->tokens,
-                                      .elapsed = pgd_engine_now(eng) - t_start, .steps = cur.steps};
+                                      .elapsed = pgd_engine_now(eng) - t_start, .steps = cur.steps,
+                                      .running = ts.running, .waiting = ts.waiting, .kv_usage = ts.kv_usage};
                 opts->on_progress(opts->progress_ctx, &p);
             }
         } else if (next < s->n && s->n_fl == 0) {
@@ -323,6 +324,11 @@ pgd_status pgd_run_execute(const pgd_run_config *rc, const pgd_run_options *opts
     double duration = pgd_run_get_num(rc, "workload", "duration");
     if (duration > 0)
         while (s.n > 0 && pgd_workload_get(wl, s.n - 1)->arrival >= duration) s.n--;
+    out->offered_rate = INFINITY;
+    if (s.n > 1) {
+        double span = pgd_workload_get(wl, s.n - 1)->arrival - pgd_workload_get(wl, 0)->arrival;
+        if (span > 0) out->offered_rate = (s.n - 1) / span;
+    }
     if (!(s.fl = malloc(sizeof *s.fl * (size_t)(s.n + 1)))) { st = pgd_error(PGD_ERR_OOM, "runner: out of memory"); goto done; }
     /* The measured run starts here: count only its ops (not weight loading or
      * the engine's setup). Under tp/pp > 1 this is the driver's (rank 0's)

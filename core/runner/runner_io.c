@@ -117,6 +117,9 @@ static json_t *extra_json(const pgd_run_config *rc, const pgd_run_result *res) {
     json_object_set_new(wl, "rejected", json_integer(res->rejected));
     json_object_set_new(wl, "fingerprint", hex(res->workload_fingerprint));
     json_object_set_new(wl, "description", pgd_json_text(res->workload_desc));
+    /* JSON has no inf: a load with every request at once is null */
+    json_object_set_new(wl, "offered_rate", isfinite(res->offered_rate) ? json_real(res->offered_rate) : json_null());
+    json_object_set_new(wl, "achieved_rate", json_real(res->summary.request_throughput));
     json_object_set_new(o, "workload", wl);
     json_object_set_new(o, "token_fingerprint", hex(res->token_fingerprint));
     json_object_set_new(o, "model", pgd_json_text(res->model_desc));
@@ -130,6 +133,7 @@ static json_t *extra_json(const pgd_run_config *rc, const pgd_run_result *res) {
     }
     json_object_set_new(o, "wall_time_s", json_real(res->wall_time));
     json_object_set_new(o, "sweep_id", json_string(res->sweep_id));
+    json_object_set_new(o, "config_hash", hex(pgd_run_config_hash(rc)));
     json_object_set_new(o, "failures", failures_json(res));
     return o;
 }

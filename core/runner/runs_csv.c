@@ -16,7 +16,12 @@ static const char *const columns[] = {
     "goodput", "ttft_mean", "ttft_median", "ttft_p99", "tpot_mean", "tpot_median", "tpot_p99", "itl_mean", "itl_p99",
     "e2e_mean", "e2e_p99", "norm_latency_mean", "norm_latency_p99", "queue_delay_mean", "preemptions", "steps",
     "mean_batch_seqs", "mean_batch_tokens", "mean_kv_usage", "max_kv_usage", "mean_kv_utilization",
-    "prefix_hit_rate", "kv_sharing_saving", "wall_time_s", "sweep_id", NULL};
+    "prefix_hit_rate", "kv_sharing_saving", "wall_time_s", "sweep_id",
+    /* added after sweep_id (readers look columns up by name): the load and
+     * the latency percentiles of issue 19 */
+    "offered_rate", "achieved_rate", "ttft_p50", "ttft_p90", "ttft_p95", "tpot_p50", "tpot_p90", "tpot_p95",
+    "itl_p50", "itl_p90", "itl_p95", "e2e_p50", "e2e_p90", "e2e_p95", "norm_latency_p50", "norm_latency_p90",
+    "norm_latency_p95", NULL};
 
 const char *const *pgd_runs_csv_columns(void) { return columns; }
 
@@ -84,12 +89,19 @@ pgd_status pgd_runs_csv_add(pgd_runs_csv *t, const pgd_run_config *rc, const pgd
                            (double)res->stats.preemptions, (double)res->stats.steps, s->mean_batch_seqs,
                            s->mean_batch_tokens, s->mean_kv_usage, s->max_kv_usage, s->mean_kv_utilization,
                            s->prefix_hit_rate, s->mean_kv_sharing_saving, res->wall_time};
-    _Static_assert(sizeof vals / sizeof vals[0] == sizeof columns / sizeof columns[0] - 2,
-                   "one value per column, then sweep_id");
+    const double more[] = {res->offered_rate, s->request_throughput, s->ttft.median, s->ttft.p90, s->ttft.p95,
+                           s->tpot.median, s->tpot.p90, s->tpot.p95, s->itl.median, s->itl.p90, s->itl.p95,
+                           s->e2e.median, s->e2e.p90, s->e2e.p95, s->norm_latency.median, s->norm_latency.p90,
+                           s->norm_latency.p95};
+    _Static_assert(sizeof vals / sizeof vals[0] + 1 + sizeof more / sizeof more[0] ==
+                       sizeof columns / sizeof columns[0] - 1,
+                   "one value per column: vals, sweep_id, more");
     for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) put(&p, &left, ",%.9g", vals[i]);
     k = snprintf(p, left, ",%s", res->sweep_id);
     if (k < 0 || (size_t)k >= left) return pgd_error(PGD_ERR_INVALID, "runs.csv: row too long");
     p += k, left -= (size_t)k;
+    for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) put(&p, &left, ",%.9g", more[i]);
+    if (left <= 1) return pgd_error(PGD_ERR_INVALID, "runs.csv: row too long");
     pgd_runs_csv_client_values(res, &p, &left); /* runs_csv_clients.c, after sweep_id */
     return put_row(t, pgd_run_index(rc), row);
 }

@@ -261,6 +261,17 @@ static pgd_status assign_arrivals(const pgd_workload_config *c, pgd_arrival_kind
             if (rows[i]->t_sec < s0 || (rows[i]->t_sec == s0 && rows[i]->t_frac < f0))
                 s0 = rows[i]->t_sec, f0 = rows[i]->t_frac;
         double scale = c->time_scale > 0 ? c->time_scale : 1.0;
+        /* a finite rate replays the trace at that load: its timestamps
+         * rescaled so the selected requests arrive at rate req/s on average
+         * ((n - 1) / span), keeping the trace's burst shape */
+        if (isfinite(c->arrival.rate) && c->arrival.rate > 0 && n > 1) {
+            double span = 0;
+            for (int i = 0; i < n; i++) {
+                double t = (double)(rows[i]->t_sec - s0) + (rows[i]->t_frac - f0);
+                if (t > span) span = t;
+            }
+            if (span > 0) scale = (double)(n - 1) / (c->arrival.rate * span);
+        }
         for (int i = 0; i < n; i++) {
             q[i].pub.arrival = ((double)(rows[i]->t_sec - s0) + (rows[i]->t_frac - f0)) * scale;
             if (!isfinite(q[i].pub.arrival))
@@ -370,7 +381,9 @@ pgd_status pgd_workload_create(const pgd_workload_config *cfg, pgd_workload **ou
     }
     pgd_arrival_kind kind = c.arrival.kind;
     if (c.num_clients > 0) kind = PGD_ARRIVAL_POISSON; /* each client's own process */
-    if (kind == PGD_ARRIVAL_DEFAULT) kind = rs.has_time ? PGD_ARRIVAL_TRACE : PGD_ARRIVAL_ALL_AT_ONCE;
+    if (kind == PGD_ARRIVAL_DEFAULT) /* a length-only trace at a finite rate: Poisson at that rate */
+        kind = rs.has_time ? PGD_ARRIVAL_TRACE
+               : isfinite(c.arrival.rate) && c.arrival.rate > 0 ? PGD_ARRIVAL_POISSON : PGD_ARRIVAL_ALL_AT_ONCE;
     if (kind == PGD_ARRIVAL_TRACE && !rs.has_time) {
         st = pgd_error(PGD_ERR_INVALID, "workload: arrival 'trace' but %s has no timestamps",
                        c.path ? c.path : "the synthetic source");

@@ -34,6 +34,24 @@ typedef struct pgd_run_config pgd_run_config;
  * the file in messages). */
 pgd_status pgd_experiment_load(const char *path, pgd_experiment **out);
 pgd_status pgd_experiment_load_string(const char *text, const char *name, pgd_experiment **out);
+/* Load with `--set` overrides: each "section.key=value" checked like a line
+ * of the file and replacing the file's value (an unknown section or key is
+ * an error with a did-you-mean; a swept key cannot be overridden). Messages
+ * about an overridden key name "--set section.key=value". */
+pgd_status pgd_experiment_load_overrides(const char *path, const char *const *sets, int n_sets,
+                                         pgd_experiment **out);
+
+/* Repeats: [experiment] repeats = N > 1 adds one last sweep key,
+ * experiment.repeat = 1..N (varying fastest; run names end "_repeat-K");
+ * repeat K's run has repeats = 1 and seed pgd_repeat_seed(seed, K), so its
+ * config.ini reloads to that one run. Repeat 1 keeps the seed. */
+#define PGD_REPEAT_SEED_STEP 1000003ull
+uint64_t pgd_repeat_seed(uint64_t seed, int repeat);
+/* A hash of a run's resolved config (every key but [experiment] name,
+ * output_dir, description and [compare]): two runs with equal hashes ran
+ * the same settings. summary.json records it as "config_hash"; `pagoda run`
+ * refuses to keep a run of another config next to new ones. */
+uint64_t pgd_run_config_hash(const pgd_run_config *r);
 void pgd_experiment_destroy(pgd_experiment *e);
 
 const char *pgd_experiment_path(const pgd_experiment *e);

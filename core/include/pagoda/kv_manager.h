@@ -104,6 +104,8 @@ int pgd_kv_manager_block_size(const pgd_kv_manager *m);
  * (PGD_ERR_INVALID naming the bad value and the choices). */
 const char *pgd_kv_kind_name(pgd_kv_kind k);
 pgd_status pgd_kv_kind_parse(const char *name, pgd_kv_kind *out);
+/* The KV manager names of the registry, NULL-terminated (help and errors read them). */
+const char *const *pgd_kv_kind_names(void);
 
 /* Register sequence `seq` (an id >= 0 not in use) with its prompt. The
  * sequence then holds *num_cached_tokens tokens; the caller appends the

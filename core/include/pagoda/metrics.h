@@ -88,6 +88,7 @@ typedef struct pgd_slo {
 typedef struct pgd_dist_stats {
     int64_t count;
     double mean, median, std, p90, p99, min, max;
+    double p95; /* runs.csv's p95 columns (not in summary.json, whose keys baselines compare) */
 } pgd_dist_stats;
 
 /* Per client or per SLO class (ids >= PGD_METRICS_MAX_GROUPS - 1 are

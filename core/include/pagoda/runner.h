@@ -32,6 +32,8 @@ typedef struct pgd_run_progress {
     int64_t tokens;       /* output tokens so far */
     double elapsed;       /* engine clock seconds */
     int64_t steps;
+    int running, waiting; /* the engine's queues after the step */
+    double kv_usage;      /* KV blocks in use / blocks */
 } pgd_run_progress;
 
 typedef void (*pgd_run_progress_cb)(void *ctx, const pgd_run_progress *p);
@@ -75,6 +77,10 @@ typedef struct pgd_run_result {
     double stage_busy[64];
     pgd_op_time op_times[PGD_BACKEND_NUM_OPS];
     int num_op_times;
+    /* The load: offered_rate = (requests sent - 1) / the span of their
+     * arrival times (INFINITY when they all arrive at once, a closed loop
+     * included); achieved rate = summary.request_throughput. */
+    double offered_rate;
     /* [experiment] trace_steps = on: the scheduler's decision trace (JSON
      * lines, scheduler.h), written as steps.jsonl; owned, NULL when off. */
     char *steps_trace;
@@ -122,7 +128,7 @@ pgd_status pgd_run_write_outputs(const pgd_run_config *rc, const pgd_run_result 
 
 /* runs.csv: one row per run of an experiment: "run", one column per swept
  * key (named by the key, or section_key when two sections share a key
- * name), then the headline metrics (pgd_runs_csv_columns), the last column
+ * name), then the headline metrics (pgd_runs_csv_columns), among them
  * sweep_id (the `pagoda run` that wrote the row; results.h). Rows keep the
  * order they were added; each write replaces the file whole (temporary
  * file renamed). */
@@ -137,7 +143,9 @@ pgd_status pgd_runs_csv_merge(pgd_runs_csv *t, const char *path);
 /* Drop the row of run `index` (a run about to be re-run). */
 void pgd_runs_csv_remove(pgd_runs_csv *t, int index);
 /* Names of the columns after the swept ones, NULL-terminated (the first is
- * "completed", the last "sweep_id"). */
+ * "completed"; "sweep_id" is followed by the columns added since: offered_rate
+ * (pgd_run_result), achieved_rate (= request_throughput) and the p50/p90/p95
+ * of ttft, tpot, itl, e2e and norm_latency). Read columns by name. */
 const char *const *pgd_runs_csv_columns(void);
 
 /* The environment as JSON text fields (env.json): git revision, compiler

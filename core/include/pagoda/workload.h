@@ -15,7 +15,10 @@
  *    CSV (arrived_at,num_prefill_tokens,num_decode_tokens), Vidur lengths
  *    CSV (num_prefill_tokens,num_decode_tokens,...: no timestamps), Mooncake
  *    JSONL ({timestamp ms, input_length, output_length, hash_ids}). Arrivals
- *    are made relative to the first row's and multiplied by time_scale.
+ *    are made relative to the first row's and multiplied by time_scale;
+ *    with a finite arrival.rate instead (kind TRACE or DEFAULT), they are
+ *    rescaled so the selected requests arrive at that mean rate ((count - 1)
+ *    / span = rate req/s): the trace's load axis, its burst shape kept.
  *    Mooncake: hash id h names one 512-token block whose tokens are a pure
  *    function of (seed, h), so equal ids give equal token blocks and prefix
  *    caching sees real sharing; tokens past the hashed blocks are per-request.
