@@ -5,6 +5,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libcunit1-dev libjansson-dev libinih-dev libhwloc-dev gnuplot-nox jq
       openmpi-bin libopenmpi-dev
+      libmicrohttpd-dev libcurl4-openssl-dev  # pagoda serve (HTTP); its tests' HTTP client
       valgrind  # the perf gate counts instructions with callgrind (scripts/perf_gate.sh)
       clang libclang-rt-dev  # libFuzzer: the fuzz smoke runs (tests/fuzz/run.sh, ctest label fuzz)
       hipcc libamdhip64-dev)  # ROCm 5.2 (Debian): the ROCm backend compiles and links in CI

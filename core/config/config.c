@@ -396,6 +396,17 @@ static pgd_status check_run(pgd_run_config *r) {
     if (!strcmp(src, "synthetic") && *path) BAD("workload", "path", "path is only read by source = trace or dataset");
     if (!strcmp(arr, "closed-loop") && pgd_run_get_int(r, "workload", "concurrency") <= 0)
         BAD("workload", "arrival", "arrival = closed-loop needs [workload] concurrency > 0");
+    int turns = pgd_run_get_int(r, "workload", "turns");
+    if (turns == 0) BAD("workload", "turns", "turns = 0: use 1 for single-turn requests, >= 2 or -1 for conversations");
+    if (turns != 1 && !strcmp(src, "trace"))
+        BAD("workload", "turns", "turns = %d needs conversations: source = synthetic or dataset (a trace has none)", turns);
+    if (turns == -1 && !strcmp(src, "synthetic"))
+        BAD("workload", "turns", "turns = -1 (every turn) needs source = dataset; synthetic conversations need turns >= 2");
+    if (turns != 1 && pgd_run_get_int(r, "workload", "shared_prefix_len") > 0)
+        BAD("workload", "shared_prefix_len", "shared_prefix_len is not used with turns = %d (the history is the shared prefix)", turns);
+    if (turns == 1 && (pgd_run_get_num(r, "workload", "think_time") > 0 || pgd_run_get_int(r, "workload", "max_history") > 0))
+        BAD("workload", pgd_run_get_num(r, "workload", "think_time") > 0 ? "think_time" : "max_history",
+            "is only used by multi-turn conversations (set [workload] turns)");
     if (!strcmp(arr, "trace") && strcmp(src, "trace"))
         BAD("workload", "arrival", "arrival = trace needs source = trace (got %s)", src);
     if ((!strcmp(arr, "poisson") || !strcmp(arr, "gamma")) && isinf(pgd_run_get_num(r, "workload", "rate")))

@@ -88,6 +88,11 @@ static const pgd_cfg_key schema[] = {
     {"workload", "trace_format", PGD_CFG_CHOICE, 0, 0, "auto|azure|vidur|lengths|mooncake", "auto", "trace file format"},
     {"workload", "dataset_format", PGD_CFG_CHOICE, 0, 0, "auto|sharegpt|alpaca|mtbench", "auto", "dataset file format"},
     {"workload", "time_scale", PGD_CFG_NUM, 1e-9, BIG, NULL, "1", "trace arrivals multiplied by this"},
+    {"workload", "turns", PGD_CFG_INT, -1, 4096, NULL, "1",
+     "turns per conversation: 1 = single-turn; synthetic: >= 2 turns each; dataset: -1 = every turn, k = at most k"},
+    {"workload", "think_time", PGD_CFG_NUM, 0, BIG, NULL, "0", "multi-turn: seconds between a turn's finish and the next turn"},
+    {"workload", "max_history", PGD_CFG_INT, 0, 1 << 24, NULL, "0",
+     "multi-turn: a turn's prompt keeps the last N tokens of history + message (0 = up to the context)"},
 
     {"slo", "ttft", PGD_CFG_NUM, 0, BIG, NULL, "0", "TTFT bound in seconds for goodput (0 = none)"},
     {"slo", "tpot", PGD_CFG_NUM, 0, BIG, NULL, "0", "TPOT bound in seconds (0 = none)"},

@@ -75,6 +75,8 @@ typedef struct pgd_run_result {
     double stage_busy[64];
     pgd_op_time op_times[PGD_BACKEND_NUM_OPS];
     int num_op_times;
+    struct json_t *extra;           /* borrowed, optional: more summary.json fields (`pagoda bench
+                                       serve`: the client, the URL); merged last */
 } pgd_run_result;
 
 /* Execute a run. Errors name the config file and key where one is at fault. */
