@@ -234,6 +234,25 @@ static pgd_status run_loop(loop_state *s, const pgd_run_config *rc, const pgd_ru
     return PGD_OK;
 }
 
+pgd_status pgd_run_workload_create(const pgd_run_config *rc, int vocab_size, int max_model_len,
+                                   const pgd_tokenizer *tok, pgd_workload **out, int *n_sent) {
+    pgd_model_config mc;
+    memset(&mc, 0, sizeof mc);
+    mc.vocab_size = vocab_size;
+    mc.max_seq_len = max_model_len;
+    pgd_workload_config wc;
+    pgd_status st;
+    *out = NULL;
+    if ((st = workload_config(rc, &mc, tok, &wc)) != PGD_OK || (st = pgd_workload_create(&wc, out)) != PGD_OK)
+        return ctx_error(st, rc, "workload");
+    int n = pgd_workload_count(*out);
+    double duration = pgd_run_get_num(rc, "workload", "duration");
+    if (duration > 0 && pgd_workload_num_sessions(*out) == 0)
+        while (n > 0 && pgd_workload_get(*out, n - 1)->arrival >= duration) n--;
+    if (n_sent) *n_sent = n;
+    return PGD_OK;
+}
+
 pgd_status pgd_run_execute(const pgd_run_config *rc, const pgd_run_options *opts, pgd_run_result *out) {
     if (!rc || !out) return pgd_error(PGD_ERR_INVALID, "runner: NULL argument");
     memset(out, 0, sizeof *out);

@@ -79,6 +79,14 @@ typedef struct pgd_run_result {
                                        serve`: the client, the URL); merged last */
 } pgd_run_result;
 
+/* The workload run rc replays, built as pgd_run_execute builds it, for a
+ * model of this vocabulary and context (tok may be NULL; a dataset needs
+ * one), with the duration cut applied (*n_sent: the requests arriving
+ * within [workload] duration). For `pagoda bench serve`. */
+struct pgd_workload;
+pgd_status pgd_run_workload_create(const pgd_run_config *rc, int vocab_size, int max_model_len,
+                                   const pgd_tokenizer *tok, struct pgd_workload **out, int *n_sent);
+
 /* Execute a run. Errors name the config file and key where one is at fault. */
 pgd_status pgd_run_execute(const pgd_run_config *rc, const pgd_run_options *opts, pgd_run_result *out);
 void pgd_run_result_free(pgd_run_result *r);
