@@ -15,6 +15,7 @@ int pgd_cmd_plot(int argc, char **argv);
 int pgd_cmd_compare(int argc, char **argv);
 int pgd_cmd_sim_check(int argc, char **argv);
 int pgd_cmd_perf(int argc, char **argv);
+int pgd_cmd_serve(int argc, char **argv);
 
 /* Strict number parsing for option values: print "pagoda: <opt> must be ..."
  * and return 0 on failure. */

@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "gen_opts.h"
 #include "par_opts.h"
+#include "pagoda/chat.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -22,7 +23,7 @@ static void usage(FILE *f) {
             "                       [--kv-manager paged|orca-max|orca-pow2|orca-oracle|static]\n"
             "                       [--preemption recompute|swap] [--chunked-prefill on|off]\n"
             "                       [--prefix-caching on|off] [--tp N] [--pp M] [--comm threads|mpi|nccl]\n"
-            "                       [--stage-layers A,B,..] [--pin]\n"
+            "                       [--stage-layers A,B,..] [--pin] [--chat] [--chat-template NAME]\n"
             "\n"
             "  --model        llama2.c checkpoint, GGUF file (detected from the file), or\n"
             "                 random:<shape> (e.g. random:stories110M) for seeded random weights\n"
@@ -40,7 +41,30 @@ static void usage(FILE *f) {
             "                 the blocks in --kv-memory, half the attention reads; values rounded)\n"
             "  --policy       scheduling policy: fcfs (default), priority, sjf, mlfq\n"
             "  --prefill-chunk N  same as --chunked-prefill on --max-batched-tokens N\n"
+            "  --chat         each prompt is one user message, rendered by the chat template\n"
+            "  --chat-template none|llama-2|llama-3|chatml (default: the model's GGUF template, else none)\n"
             PGD_PAR_USAGE);
+}
+
+static void serve_usage(FILE *f) {
+    fprintf(f,
+            "usage: pagoda serve --model PATH|random:SHAPE [--tokenizer PATH] [--host ADDR] [--port N]\n"
+            "                    [--max-queue N] [--served-model-name NAME] [--chat-template NAME]\n"
+            "                    [--threads N] [--block-size B] [--num-blocks N | --kv-memory SIZE]\n"
+            "                    [--swap-blocks N] [--kv-dtype T] [--max-batched-tokens N] [--max-num-seqs N]\n"
+            "                    [--policy NAME] [--kv-manager KIND] [--preemption recompute|swap]\n"
+            "                    [--chunked-prefill on|off] [--prefix-caching on|off] [--tp N] [--pp M] ...\n"
+            "\n"
+            "An OpenAI-compatible HTTP server: /v1/completions, /v1/chat/completions (stream: true\n"
+            "as server-sent events), /v1/models, /health, /metrics (Prometheus text).\n"
+            "  --host         address to bind (default 127.0.0.1: this machine only)\n"
+            "  --port         TCP port (default 8000; 0 = a free port, printed on stdout)\n"
+            "  --max-queue    requests accepted and not yet finished; more get 503 (default 1024)\n"
+            "  --served-model-name  the model name clients send and /v1/models lists\n"
+            "                 (default: the --model file's name)\n"
+            "  --chat-template none|llama-2|llama-3|chatml (default: the model's GGUF template, else none)\n"
+            "Engine options are those of `pagoda generate` (see pagoda generate --help).\n"
+            "Sampling and length are per request (the JSON body), not options.\n");
 }
 
 static int parse_onoff(const char *opt, const char *v, int *out) {
@@ -108,8 +132,17 @@ void pgd_gen_opts_free(pgd_gen_opts *o) {
 
 #define BAD(x) do { if (!(x)) { pgd_gen_opts_free(o); return 2; } } while (0)
 
-int pgd_gen_opts_parse(int argc, char **argv, pgd_gen_opts *o) {
+static int parse_opts(int argc, char **argv, pgd_gen_opts *o, int serve);
+
+int pgd_gen_opts_parse(int argc, char **argv, pgd_gen_opts *o) { return parse_opts(argc, argv, o, 0); }
+int pgd_gen_opts_parse_serve(int argc, char **argv, pgd_gen_opts *o) { return parse_opts(argc, argv, o, 1); }
+
+static int parse_opts(int argc, char **argv, pgd_gen_opts *o, int serve) {
     memset(o, 0, sizeof *o);
+    o->serve = serve;
+    o->host = "127.0.0.1";
+    o->port = 8000;
+    o->max_queue = 1024;
     o->max_tokens = 256;
     o->n = 1;
     o->sampling = (pgd_sampling_params){.temperature = 0.f, .top_k = 0, .top_p = 1.f, .seed = 42};
@@ -130,12 +163,44 @@ int pgd_gen_opts_parse(int argc, char **argv, pgd_gen_opts *o) {
         {"preemption", required_argument, 0, 'e'}, {"chunked-prefill", required_argument, 0, 'C'},
         {"prefix-caching", required_argument, 0, 'x'}, {"n", required_argument, 0, 'N'},
         {"beam-width", required_argument, 0, 'w'}, {"help", no_argument, 0, 'h'},
-        {"kv-dtype", required_argument, 0, 'V'}, PGD_PAR_LONGOPTS,
+        {"kv-dtype", required_argument, 0, 'V'}, {"chat", no_argument, 0, 1001},
+        {"chat-template", required_argument, 0, 1002}, {"host", required_argument, 0, 1003},
+        {"port", required_argument, 0, 1004}, {"max-queue", required_argument, 0, 1005},
+        {"served-model-name", required_argument, 0, 1006}, PGD_PAR_LONGOPTS,
         {0, 0, 0, 0}};
     optind = 1;
-    int ch;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    int ch, li = -1;
+    while ((li = -1, ch = getopt_long(argc, argv, "", opts, &li)) != -1) {
+        const char *oname = li >= 0 ? opts[li].name : "?";
+        /* per-request options of generate are not server options, and back */
+        if (serve && (ch == 'p' || ch == 'F' || ch == 'n' || ch == 't' || ch == 'k' || ch == 'P' || ch == 's' ||
+                      ch == 'o' || ch == 'N' || ch == 'w' || ch == 1001)) {
+            fprintf(stderr, "pagoda serve: --%s is per request (the JSON body), not a server option\n", oname);
+            BAD(0);
+        }
+        if (!serve && ch >= 1003 && ch <= 1006) {
+            fprintf(stderr, "pagoda generate: --%s is an option of `pagoda serve`\n", oname);
+            BAD(0);
+        }
         switch (ch) {
+        case 1001: o->chat = 1; break;
+        case 1002:
+            if (!pgd_chat_template_find(optarg)) {
+                fprintf(stderr, "pagoda: --chat-template: unknown template '%s' (choices: none, llama-2, llama-3, chatml)\n", optarg);
+                BAD(0);
+            }
+            o->chat_template = optarg;
+            break;
+        case 1003:
+            if (!*optarg) { fprintf(stderr, "pagoda serve: --host must not be empty\n"); BAD(0); }
+            o->host = optarg;
+            break;
+        case 1004: BAD(pgd_cli_int("--port", optarg, 0, 65535, &o->port)); break;
+        case 1005: BAD(pgd_cli_int("--max-queue", optarg, 1, 1 << 20, &o->max_queue)); break;
+        case 1006:
+            if (!*optarg) { fprintf(stderr, "pagoda serve: --served-model-name must not be empty\n"); BAD(0); }
+            o->served_model_name = optarg;
+            break;
         case 'm': o->model = optarg; break;
         case 'z': o->tokenizer = optarg; break;
         case 'p': BAD(add_prompt(o, optarg)); break;
@@ -180,22 +245,27 @@ int pgd_gen_opts_parse(int argc, char **argv, pgd_gen_opts *o) {
         }
         case 'N': BAD(pgd_cli_int("--n", optarg, 1, 1024, &o->n)); break;
         case 'w': BAD(pgd_cli_int("--beam-width", optarg, 1, 1024, &o->beam_width)); break;
-        case 'h': usage(stdout); pgd_gen_opts_free(o); return 0;
+        case 'h': serve ? serve_usage(stdout) : usage(stdout); pgd_gen_opts_free(o); return 0;
         default: {
             int r = pgd_par_opt(ch, optarg, &o->par, &o->async);
             if (r == 1) break;
-            if (r == 0) usage(stderr);
+            if (r == 0) serve ? serve_usage(stderr) : usage(stderr);
             pgd_gen_opts_free(o);
             return 2;
         }
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "pagoda generate: unexpected argument '%s'\n", argv[optind]);
+        fprintf(stderr, "pagoda %s: unexpected argument '%s'\n", serve ? "serve" : "generate", argv[optind]);
         BAD(0);
     }
     if (file) BAD(read_prompts(o, file));
-    if (!o->model || !o->num_prompts) {
+    if (serve && !o->model) {
+        fprintf(stderr, "pagoda serve: --model is required\n");
+        serve_usage(stderr);
+        BAD(0);
+    }
+    if (!serve && (!o->model || !o->num_prompts)) {
         fprintf(stderr, "pagoda generate: %s is required\n",
                 !o->model ? "--model" : file ? "a non-empty --prompts-file" : "--prompt");
         usage(stderr);

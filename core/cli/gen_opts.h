@@ -18,11 +18,23 @@ typedef struct pgd_gen_opts {
     pgd_sampling_params sampling;
     pgd_engine_config engine;
     pgd_parallel_config par;
+    int chat;                  /* --chat: each prompt is one user message of a chat */
+    const char *chat_template; /* --chat-template NAME (NULL = the model's, else "none") */
+    /* `pagoda serve` only (pgd_gen_opts_parse_serve): */
+    int serve;
+    const char *host;          /* --host (default 127.0.0.1) */
+    int port;                  /* --port (default 8000; 0 = any free port) */
+    int max_queue;             /* --max-queue: requests accepted and not finished */
+    const char *served_model_name;
 } pgd_gen_opts;
 
 /* Returns -1 when generation should run, else the exit code (0 after
  * --help, 2 after a bad option: one error line naming the option). */
 int pgd_gen_opts_parse(int argc, char **argv, pgd_gen_opts *o);
+/* The same options for `pagoda serve`: no prompts; adds --host, --port,
+ * --max-queue, --served-model-name; --max-tokens, --temperature, ... are
+ * rejected (they are per request). */
+int pgd_gen_opts_parse_serve(int argc, char **argv, pgd_gen_opts *o);
 void pgd_gen_opts_free(pgd_gen_opts *o);
 
 #endif

@@ -16,6 +16,7 @@
 
 #include "cli.h"
 #include "gen_opts.h"
+#include "pagoda/chat.h"
 #include "pagoda/comm.h"
 #include "pagoda/engine.h"
 #include "pagoda/exec.h"
@@ -131,11 +132,23 @@ int pgd_cmd_generate(int argc, char **argv) {
     errs = calloc((size_t)o.num_prompts, sizeof *errs);
     if (!ids || !errs) { fprintf(stderr, "pagoda generate: out of memory\n"); goto done; }
     int failed = 0;
+    const pgd_chat_template *tmpl = NULL;
+    if (o.chat) {
+        if (o.chat_template) tmpl = pgd_chat_template_find(o.chat_template);
+        else if (pgd_chat_template_for_model(o.model, &tmpl) != PGD_OK) { rc = pgd_cli_fail("--chat"); goto done; }
+    }
     for (int i = 0; i < o.num_prompts; i++) {
         int32_t *pt = NULL;
         int np = 0;
         ids[i] = -1;
-        if (pgd_tokenizer_encode(tok, o.prompts[i], 1, 0, &pt, &np) != PGD_OK) { rc = pgd_cli_fail("prompt"); goto done; }
+        char *chat_text = NULL; /* --chat: the prompt as one user message */
+        if (tmpl) {
+            pgd_chat_message msg = {.role = "user", .content = o.prompts[i]};
+            if (pgd_chat_render(tmpl, &msg, 1, 1, &chat_text) != PGD_OK) { rc = pgd_cli_fail("--chat"); goto done; }
+        }
+        pgd_status es = pgd_tokenizer_encode(tok, chat_text ? chat_text : o.prompts[i], 1, 0, &pt, &np);
+        free(chat_text);
+        if (es != PGD_OK) { rc = pgd_cli_fail("prompt"); goto done; }
         pgd_request_params rp = {.prompt = pt, .n_prompt = np, .sampling = o.sampling, .max_tokens = o.max_tokens,
                                  .n = o.n, .beam_width = o.beam_width};
         if (pgd_engine_add_request(eng, &rp, &ids[i]) != PGD_OK) {
