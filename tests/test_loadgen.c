@@ -448,9 +448,13 @@ static void test_bench_serve_results(void) {
                     json_integer_value(json_object_get(sum, "total_output_tokens")) - 12);
     CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(json_object_get(sum, "client"), "model")), "fake-model");
     json_decref(sum);
-    /* pagoda compare reads it */
+    /* pagoda compare and pagoda plot read it */
     snprintf(args, sizeof args, "compare %s/hb %s/hb", dir, dir);
     CU_ASSERT_EQUAL(pgd_test_run_cli(args, NULL, NULL), 0);
+    snprintf(args, sizeof args, "plot %s/hb", dir);
+    CU_ASSERT_EQUAL(pgd_test_run_cli(args, NULL, NULL), 0);
+    snprintf(p2, sizeof p2, "%s/hb/plots/ttft_cdf.png", dir);
+    CU_ASSERT_EQUAL(access(p2, R_OK), 0);
     pgd_workload_destroy(w);
     pgd_experiment_destroy(e);
     server_stop(&s);

@@ -4,7 +4,7 @@
  * OpenAI-compatible server with the HTTP load generator (pagoda/loadgen.h)
  * and writes what the client measured as the same results `pagoda run`
  * writes (DIR/<experiment>/<run>/ with summary.json, requests.csv,
- * timeline.csv (empty: the client sees no engine steps), op_times.csv,
+ * timeline.csv (the client's: requests in flight every 0.1 s), op_times.csv,
  * config.ini, env.json, complete.json, and runs.csv), so `pagoda plot` and
  * `pagoda compare` read them. The engine keys of the config ([engine],
  * [parallel], the backend) are the server's business and are not used;

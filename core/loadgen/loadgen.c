@@ -481,12 +481,20 @@ pgd_status pgd_loadgen_run(const pgd_loadgen_config *cfg, const pgd_workload *wl
             if ((st = finish(&g, c, res))) goto done;
         }
         t = now_abs() - g.t0;
+        if (t - last_progress >= 0.1 || g.done == g.n) {
+            /* the client's timeline: requests in flight and held back (no engine columns) */
+            int held = 0;
+            for (int k = 0; k < nconv; k++) held += cv[k].held && !cv[k].r;
+            pgd_timeline_sample ts = {.time = t, .step = pgd_metrics_num_samples(g.m), .running = g.in_flight,
+                                      .waiting = held, .kv_utilization = 1};
+            if ((st = pgd_metrics_add_sample(g.m, &ts))) goto done;
+        }
         if (cfg->on_progress && (t - last_progress >= 0.1 || g.done == g.n)) {
             pgd_loadgen_progress p = {.done = g.done, .total = g.n, .failed = g.failed, .tokens = g.tokens,
                                       .elapsed = t};
             cfg->on_progress(cfg->progress_ctx, &p);
-            last_progress = t;
         }
+        if (t - last_progress >= 0.1 || g.done == g.n) last_progress = t;
         if (g.done >= g.n) break;
         double wait = next_release - t;
         int ms = !(wait < 0.05) ? 50 : wait <= 0 ? 0 : (int)(wait * 1000) + 1;

@@ -182,6 +182,7 @@ static pgd_status materialize(const pgd_workload_config *c, const pgd_len_dist *
     for (int k = 0; k < cv->n; k++) {
         conv_turn *t = &cv->t[k];
         pgd_rng r;
+        int cut = 0;
         if (c->source == PGD_WL_DATASET) {
             PGD_TRY(pgd_tokenizer_encode(c->tokenizer, t->text, k == 0, 0, &t->tokens, &t->in_len));
             t->out_len = 0;
@@ -213,9 +214,8 @@ static pgd_status materialize(const pgd_workload_config *c, const pgd_len_dist *
                 return pgd_error(PGD_ERR_OOM, "workload: out of memory for a message");
             pgd_rng_seed(&r, pgd_rng_stream(c->seed, PGD_STREAM_TOKENS, turn_index(cv->row, k)));
             for (int j = 0; j < keep; j++) t->tokens[j] = (int32_t)pgd_rng_range(&r, 3, vocab);
-            if (keep < t->in_len) t->in_len = keep, (*clipped)++;
+            if (keep < t->in_len) t->in_len = keep, cut = 1;
         }
-        int cut = 0;
         if (L > 0 && t->in_len > L - 1) t->in_len = L - 1, cut = 1;
         if (L > 0 && t->out_len > L - t->in_len) t->out_len = L - t->in_len, cut = 1;
         *clipped += cut;

@@ -16,6 +16,10 @@
  *   prompt_tokens usage.prompt_tokens, else the ids sent
  *   cached_tokens usage.prompt_tokens_details.cached_tokens (0 if absent)
  *
+ * The timeline (one sample every 0.1 s of the replay) is the client's:
+ * running = requests in flight, waiting = requests due but held back by
+ * max_concurrency; the engine's columns (batch, KV) stay 0.
+ *
  * Each request body: {"model", "prompt": [token ids], "max_tokens",
  * "stream": true, "stream_options": {"include_usage": true}, "temperature",
  * "top_p", "seed"} plus, where the workload fixes the output length (it
