@@ -18,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "pagoda/config.h"
@@ -536,6 +538,119 @@ static void test_bench_serve_multi_turn_and_failures(void) {
     pgd_workload_destroy(w);
 }
 
+/* Field `col` (0-based) of a requests.csv line (no quoted fields before it), into out. */
+static void csv_field(const char *line, int col, char *out, size_t n) {
+    for (int c = 0; c < col && line; c++) {
+        line = strchr(line, ',');
+        if (line) line++;
+    }
+    size_t k = 0;
+    while (line && line[k] && line[k] != ',' && k + 1 < n) out[k] = line[k], k++;
+    out[k] = 0;
+}
+
+/* prompt_tokens of (session, turn) rows: pt[session][turn]; returns rows read. */
+static int read_turn_prompts(const char *path, int pt[8][2], int *out_ok) {
+    char *csv = pgd_test_read_file(path, NULL);
+    if (!csv) return 0;
+    int rows = 0, ok = 1;
+    char *save = NULL;
+    for (char *line = strtok_r(csv, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (!strncmp(line, "id,", 3)) continue;
+        char f[64];
+        csv_field(line, 16, f, sizeof f);
+        int sess = atoi(f);
+        csv_field(line, 17, f, sizeof f);
+        int turn = atoi(f);
+        csv_field(line, 6, f, sizeof f);
+        if (sess >= 0 && sess < 8 && turn >= 0 && turn < 2) pt[sess][turn] = atoi(f);
+        csv_field(line, 7, f, sizeof f);
+        ok &= atoi(f) == 16;
+        csv_field(line, 14, f, sizeof f);
+        ok &= !strcmp(f, "length");
+        char t1[64], t2[64];
+        csv_field(line, 8, t1, sizeof t1);
+        csv_field(line, 10, t2, sizeof t2);
+        ok &= atof(t1) > 0 && atof(t1) <= atof(t2);
+        rows++;
+    }
+    free(csv);
+    *out_ok = ok;
+    return rows;
+}
+
+/* The real `pagoda serve` (a child on --port 0) against `pagoda bench serve`,
+ * MT-bench conversations over HTTP with the server's token ids as history:
+ * every turn completes with the asked-for tokens, TTFT <= E2E, and each
+ * turn's prompt has the length the in-process run gives it (history of the
+ * same greedy outputs). */
+static void test_bench_serve_real_server(void) {
+    int fds[2];
+    CU_ASSERT_EQUAL_FATAL(pipe(fds), 0);
+    pid_t pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        char model[1024], tok[1024];
+        snprintf(model, sizeof model, "%s", pgd_test_data("models/stories260K/stories260K.bin"));
+        snprintf(tok, sizeof tok, "%s", pgd_test_data("models/stories260K/tok512.bin"));
+        execl(PGD_PAGODA_BIN, "pagoda", "serve", "--model", model, "--tokenizer", tok, "--port", "0", "--threads", "1",
+              "--prefix-caching", "on", (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    FILE *f = fdopen(fds[0], "r");
+    char line[1024] = "";
+    CU_ASSERT_PTR_NOT_NULL(fgets(line, sizeof line, f));
+    fclose(f);
+    const char *p = strstr(line, "listening on http://127.0.0.1:");
+    int port = p ? atoi(p + strlen("listening on http://127.0.0.1:")) : 0;
+    CU_ASSERT_FATAL(port > 0);
+    char dir[] = "/tmp/pgd_loadgen_real_XXXXXX";
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    char ini[4096], path[512], args[2048], p2[600];
+    char mpath[1024], tpath[1024], dpath[1024];
+    snprintf(mpath, sizeof mpath, "%s", pgd_test_data("models/stories260K/stories260K.bin"));
+    snprintf(tpath, sizeof tpath, "%s", pgd_test_data("models/stories260K/tok512.bin"));
+    snprintf(dpath, sizeof dpath, "%s", pgd_test_data("traces/mtbench_questions.jsonl"));
+    snprintf(ini, sizeof ini,
+             "[experiment]\nname = mt\nseed = 4\n[model]\npath = %s\ntokenizer = %s\nthreads = 1\n"
+             "[engine]\nprefix_caching = on\n"
+             "[workload]\nsource = dataset\npath = %s\nnum_requests = 6\nturns = -1\nthink_time = 0.01\n"
+             "override_output_len = on\noutput_len = fixed\noutput_mean = 16\nrate = 50\n",
+             mpath, tpath, dpath);
+    snprintf(path, sizeof path, "%s/mt.ini", dir);
+    FILE *cf = fopen(path, "w");
+    fputs(ini, cf);
+    fclose(cf);
+    snprintf(args, sizeof args, "bench serve --token-ids --url http://127.0.0.1:%d --out %s/http %s", port, dir, path);
+    char *out = NULL, *err = NULL;
+    int rc = pgd_test_run_cli(args, &out, &err);
+    CU_ASSERT_EQUAL(rc, 0);
+    if (rc) fprintf(stderr, "\n%s\n%s\n", out, err);
+    free(out);
+    free(err);
+    snprintf(args, sizeof args, "run --quiet --output-dir %s/eng %s", dir, path);
+    CU_ASSERT_EQUAL(pgd_test_run_cli(args, NULL, NULL), 0);
+    int ph[8][2] = {{0}}, pe[8][2] = {{0}}, okh = 0, oke = 0;
+    snprintf(p2, sizeof p2, "%s/http/mt/run/requests.csv", dir);
+    CU_ASSERT_EQUAL(read_turn_prompts(p2, ph, &okh), 12);
+    snprintf(p2, sizeof p2, "%s/eng/mt/run/requests.csv", dir);
+    CU_ASSERT_EQUAL(read_turn_prompts(p2, pe, &oke), 12);
+    CU_ASSERT(okh && oke);
+    for (int s = 0; s < 6; s++) {
+        CU_ASSERT(ph[s][0] > 1 && ph[s][1] > ph[s][0] + 16);
+        CU_ASSERT_EQUAL(ph[s][0], pe[s][0]);
+        CU_ASSERT_EQUAL(ph[s][1], pe[s][1]);
+    }
+    kill(pid, SIGTERM);
+    int st = -1;
+    CU_ASSERT_EQUAL(waitpid(pid, &st, 0), pid);
+    snprintf(args, sizeof args, "rm -rf %s", dir);
+    CU_ASSERT_EQUAL(system(args), 0);
+}
+
 static CU_TestInfo tests[] = {
     {"synthetic conversations: order, history, cut", test_synthetic_turns},
     {"ShareGPT every turn, MT-bench two turns", test_sharegpt_every_turn},
@@ -543,6 +658,7 @@ static CU_TestInfo tests[] = {
     {"in process: every turn, think time, history in the cache", test_in_process_sessions},
     {"bench serve: results files vs the workload", test_bench_serve_results},
     {"bench serve: multi-turn history, failures, no server", test_bench_serve_multi_turn_and_failures},
+    {"bench serve against pagoda serve: MT-bench over HTTP", test_bench_serve_real_server},
     CU_TEST_INFO_NULL,
 };
 
