@@ -25,6 +25,7 @@ typedef struct conv_state {
     int next;         /* next turn's workload index (end = finished) */
     double release;   /* engine clock time the next turn may be added */
     int running;      /* a turn is in the engine */
+    int held;         /* its next turn was due but held back by the concurrency limit */
     int64_t id;       /* its engine id */
     pgd_session_history hist;
 } conv_state;
@@ -64,6 +65,8 @@ static pgd_status submit(pgd_session_loop *s, conv_state *c, double now, int *in
     p.n = pgd_run_get_int(rc, "sampling", "n");
     p.beam_width = pgd_run_get_int(rc, "sampling", "beam_width");
     p.arrival_time = wr->turn == 0 ? s->t_start + wr->arrival : c->release;
+    if (c->held) p.arrival_time = now; /* as the single-turn loop: held back, it counts from its submission */
+    c->held = 0;
     int32_t *prompt = NULL;
     int n = 0;
     PGD_TRY(pgd_workload_turn_prompt(s->wl, i, &c->hist, &prompt, &n, NULL));
@@ -161,6 +164,8 @@ pgd_status pgd_run_sessions(pgd_session_loop *s) {
             if (c->running || c->next >= c->end) continue;
             if (c->release <= now && (maxc <= 0 || in_flight < maxc)) {
                 if ((st = submit(s, c, now, &in_flight))) goto done;
+            } else if (c->release <= now) {
+                c->held = 1;
             } else if (c->release < next_release) {
                 next_release = c->release;
             }

@@ -5,7 +5,8 @@
  * actual outputs) plus its message (pgd_workload_turn_prompt). A turn that
  * fails ends its conversation: its later turns are recorded as failed
  * ("error": the earlier turn failed), never dropped. At most
- * max_concurrency turns are in flight (0 = unlimited). Times on the engine
+ * max_concurrency turns are in flight (0 = unlimited; a turn held back
+ * counts from its submission, as in the single-turn loop). Times on the engine
  * clock; every turn's record carries its conversation, turn and the prompt
  * tokens the prefix cache served. */
 #ifndef PAGODA_RUNNER_SESSIONS_H

@@ -11,6 +11,10 @@
  * its arrival time (its wait counts in its latency). A request held back
  * by the concurrency limit counts from its submission (vLLM's client).
  *
+ * Multi-turn workloads (pgd_workload_num_sessions > 0) run through
+ * runner/sessions.h: turn k is added think_time after turn k-1 finished,
+ * its prompt the history with the engine's actual outputs.
+ *
  * Determinism: the request list is a function of the config (seed); every
  * request's sampling seed is experiment seed + its workload index, so its
  * tokens do not depend on timing, batching or preemption. token_fingerprint
