@@ -7,6 +7,7 @@
 
 int pgd_cmd_generate(int argc, char **argv);
 int pgd_cmd_bench(int argc, char **argv);
+int pgd_cmd_bench_serve(int argc, char **argv); /* bench serve (bench_serve.c) */
 int pgd_cmd_profile(int argc, char **argv);
 int pgd_cmd_profile_import(int argc, char **argv); /* profile --import */
 int pgd_cmd_run(int argc, char **argv);

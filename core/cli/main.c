@@ -35,6 +35,7 @@ static void usage(FILE *f) {
             "  generate   run prompts through a model and print the continuation\n"
             "  serve      an OpenAI-compatible HTTP server (completions, chat, SSE streams, /metrics)\n"
             "  bench      measure decode/prefill speed of a model on this machine\n"
+            "  bench serve  replay an experiment's workload against an OpenAI-compatible server (HTTP)\n"
             "  profile    time every backend op over a grid of shapes: the sim's calibration table\n"
             "  run        run an experiment config (every sweep point) and write its results\n"
             "  plot       draw an experiment's results with gnuplot (PNG and SVG)\n"
@@ -176,6 +177,7 @@ int main(int argc, char **argv) {
     }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "generate")) return pgd_cmd_generate(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench") && argc > 2 && !strcmp(argv[2], "serve")) return pgd_cmd_bench_serve(argc - 2, argv + 2);
     if (!strcmp(cmd, "serve")) return pgd_cmd_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return pgd_cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "profile")) return pgd_cmd_profile(argc - 1, argv + 1);

@@ -376,6 +376,7 @@ const char *pgd_run_warning(const pgd_run_config *r, int i) {
  * it did (the perf gate's config_load). */
 typedef struct {
     int num_blocks, input_len, input_mean, input_min, shared_prefix_len, policy, num_priorities, rate;
+    int turns, think_time, max_history; /* multi-turn */
 } key_ix;
 
 static const key_ix *keys_ix(void) {
@@ -385,7 +386,9 @@ static const key_ix *keys_ix(void) {
         k = (key_ix){schema_index("engine", "num_blocks"), schema_index("workload", "input_len"),
                      schema_index("workload", "input_mean"), schema_index("workload", "input_min"),
                      schema_index("workload", "shared_prefix_len"), schema_index("engine", "policy"),
-                     schema_index("workload", "num_priorities"), schema_index("workload", "rate")};
+                     schema_index("workload", "num_priorities"), schema_index("workload", "rate"),
+                     schema_index("workload", "turns"), schema_index("workload", "think_time"),
+                     schema_index("workload", "max_history")};
         done = 1;
     }
     return &k;
@@ -497,6 +500,17 @@ static pgd_status check_run(pgd_run_config *r) {
     if (!strcmp(src, "synthetic") && *path) BAD("workload", "path", "path is only read by source = trace or dataset");
     if (!strcmp(arr, "closed-loop") && pgd_run_get_int(r, "workload", "concurrency") <= 0)
         BAD("workload", "arrival", "arrival = closed-loop needs [workload] concurrency > 0");
+    int turns = r->vals[K->turns].line > 0 ? (int)set_num(r, K->turns) : 1;
+    if (turns == 0) BAD("workload", "turns", "turns = 0: use 1 for single-turn requests, >= 2 or -1 for conversations");
+    if (turns != 1 && !strcmp(src, "trace"))
+        BAD("workload", "turns", "turns = %d needs conversations: source = synthetic or dataset (a trace has none)", turns);
+    if (turns == -1 && !strcmp(src, "synthetic"))
+        BAD("workload", "turns", "turns = -1 (every turn) needs source = dataset; synthetic conversations need turns >= 2");
+    if (turns != 1 && set_num(r, K->shared_prefix_len) > 0)
+        BAD("workload", "shared_prefix_len", "shared_prefix_len is not used with turns = %d (the history is the shared prefix)", turns);
+    if (turns == 1 && (set_num(r, K->think_time) > 0 || set_num(r, K->max_history) > 0))
+        BAD("workload", set_num(r, K->think_time) > 0 ? "think_time" : "max_history",
+            "is only used by multi-turn conversations (set [workload] turns)");
     if (!strcmp(arr, "trace") && strcmp(src, "trace"))
         BAD("workload", "arrival", "arrival = trace needs source = trace (got %s)", src);
     if ((!strcmp(arr, "poisson") || !strcmp(arr, "gamma")) && isinf(pgd_run_get_num(r, "workload", "rate")))

@@ -97,6 +97,11 @@ static const pgd_cfg_key schema[] = {
     {"workload", "client_rates", PGD_CFG_STR, 0, 0, NULL, "", "client mix: requests/s of each client's own arrivals, e.g. 2, 0.5 (empty = one client)"},
     {"workload", "client_burstiness", PGD_CFG_STR, 0, 0, NULL, "", "gamma shape of each client's arrivals (1 = Poisson, < 1 bursty; empty = 1 each)"},
     {"workload", "client_classes", PGD_CFG_STR, 0, 0, NULL, "", "SLO class of each client's requests (0 = most urgent; empty = 0 each)"},
+    {"workload", "turns", PGD_CFG_INT, -1, 4096, NULL, "1",
+     "turns per conversation: 1 = single-turn; synthetic: >= 2 turns each; dataset: -1 = every turn, k = at most k"},
+    {"workload", "think_time", PGD_CFG_NUM, 0, BIG, NULL, "0", "multi-turn: seconds between a turn's finish and the next turn"},
+    {"workload", "max_history", PGD_CFG_INT, 0, 1 << 24, NULL, "0",
+     "multi-turn: a turn's prompt keeps the last N tokens of history + message (0 = up to the context)"},
 
     {"slo", "ttft", PGD_CFG_NUM, 0, BIG, NULL, "0", "TTFT bound in seconds for goodput (0 = none)"},
     {"slo", "tpot", PGD_CFG_NUM, 0, BIG, NULL, "0", "TPOT bound in seconds (0 = none)"},

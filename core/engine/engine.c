@@ -247,6 +247,7 @@ void pgd_engine_finish(pgd_engine *e, ereq *r, const char *reason) {
     if (r->finished) return;
     if (r->group) {
         r->out.num_preemptions = r->group->num_preemptions;
+        r->out.num_cached_tokens = r->group->cached_tokens;
         if (r->in_flight) r->remove_on_landing = 1; /* its batch still computes on its blocks */
         else pgd_scheduler_remove(e->sched, r->group);
     }

@@ -166,6 +166,7 @@ pgd_status pgd_engine_get_output(pgd_engine *e, int64_t id, const pgd_request_ou
     o->first_token = r->first_token;
     o->finish = r->finish;
     o->num_preemptions = r->group ? r->group->num_preemptions : o->num_preemptions;
+    o->num_cached_tokens = r->group ? r->group->cached_tokens : o->num_cached_tokens;
     int k = 0;
     if (r->beam && r->finished && r->n_fin > 0) {
         for (; k < r->n_fin && k < r->beam; k++) fill_out(&r->outs[k], r->fin[k]);

@@ -77,6 +77,7 @@ pgd_status pgd_metrics_add_output(pgd_metrics *m, const pgd_request_output *o, i
         .priority = priority,
         .finish_reason = o->finish_reason ? o->finish_reason : (o->finished ? "error" : "abort"),
         .error = o->error,
+        .cached_tokens = o->num_cached_tokens,
     };
     if (o->num_seqs > 0 && o->seqs) {
         r.token_times = o->seqs[0].token_times;
@@ -97,6 +98,13 @@ void pgd_metrics_tag_last(pgd_metrics *m, int client, int slo_class, double ttft
 pgd_status pgd_metrics_add_sample(pgd_metrics *m, const pgd_timeline_sample *s) {
     PGD_TRY(grow((void **)&m->samples, &m->cap_samples, m->n_samples, sizeof *m->samples));
     m->samples[m->n_samples++] = *s;
+    return PGD_OK;
+}
+
+pgd_status pgd_metrics_set_last_turn(pgd_metrics *m, int session, int turn, int num_turns) {
+    if (m->n_reqs == 0) return pgd_error(PGD_ERR_INVALID, "metrics: no request to mark with a turn");
+    pgd_request_record *r = &m->reqs[m->n_reqs - 1];
+    r->session = session, r->turn = turn, r->num_turns = num_turns;
     return PGD_OK;
 }
 

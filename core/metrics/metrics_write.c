@@ -128,7 +128,7 @@ pgd_status pgd_metrics_write_requests_csv(const pgd_metrics *m, const char *path
     PGD_TRY(pgd_results_open(path, tmp, sizeof tmp, &f));
     fprintf(f, "id,priority,arrival,first_scheduled,first_token,finish,prompt_tokens,"
                "output_tokens,ttft,tpot,e2e,normalized_latency,queue_delay,num_preemptions,"
-               "finish_reason,error\n");
+               "finish_reason,error,session,turn,cached_tokens,prefix_hit_rate\n");
     for (int64_t i = 0; i < m->n_reqs; i++) {
         const pgd_request_record *r = &m->reqs[i];
         pgd_request_derived d;
@@ -146,6 +146,10 @@ pgd_status pgd_metrics_write_requests_csv(const pgd_metrics *m, const char *path
         put_real(f, d.queue, ",");
         fprintf(f, "%d,%s,", r->num_preemptions, r->finish_reason);
         put_text(f, r->error);
+        if (r->num_turns > 0) fprintf(f, ",%d,%d,", r->session, r->turn);
+        else fputs(",,,", f);
+        fprintf(f, "%d,", r->cached_tokens);
+        put_real(f, r->prompt_tokens > 0 ? (double)r->cached_tokens / r->prompt_tokens : NAN, "");
         fputc('\n', f);
     }
     return pgd_results_commit(f, tmp, path);
@@ -170,4 +174,36 @@ pgd_status pgd_metrics_write_timeline_csv(const pgd_metrics *m, const char *path
         put_real(f, t->prefix_hit_rate, "\n");
     }
     return pgd_results_commit(f, tmp, path);
+}
+
+json_t *pgd_metrics_turns_json(const pgd_metrics *m) {
+    int max_turn = -1;
+    for (int64_t i = 0; i < m->n_reqs; i++)
+        if (m->reqs[i].num_turns > 0 && m->reqs[i].turn > max_turn) max_turn = m->reqs[i].turn;
+    if (max_turn < 0) return NULL;
+    json_t *arr = json_array();
+    for (int t = 0; arr && t <= max_turn; t++) {
+        int64_t n = 0, done = 0, prompt = 0, cached = 0;
+        double ttft = 0, e2e = 0;
+        for (int64_t i = 0; i < m->n_reqs; i++) {
+            const pgd_request_record *r = &m->reqs[i];
+            if (r->num_turns <= 0 || r->turn != t) continue;
+            n++;
+            prompt += r->prompt_tokens;
+            cached += r->cached_tokens;
+            pgd_request_derived d;
+            if (pgd_metrics_derive(r, &d)) {
+                done++;
+                ttft += d.ttft;
+                e2e += d.e2e;
+            }
+        }
+        json_array_append_new(arr, json_pack("{s:i,s:I,s:I,s:f,s:f,s:f,s:f,s:f}", "turn", t, "requests", (json_int_t)n,
+                                             "completed", (json_int_t)done,
+                                             "mean_prompt_tokens", n ? (double)prompt / n : 0.0,
+                                             "mean_cached_tokens", n ? (double)cached / n : 0.0,
+                                             "prefix_hit_rate", prompt ? (double)cached / prompt : 0.0,
+                                             "ttft_mean", done ? ttft / done : 0.0, "e2e_mean", done ? e2e / done : 0.0));
+    }
+    return arr;
 }

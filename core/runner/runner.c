@@ -18,6 +18,7 @@
 #include "pagoda/parallel.h"
 #include "pagoda/runner.h"
 #include "pagoda/workload.h"
+#include "runner/sessions.h"
 
 typedef struct inflight {
     int64_t id;  /* engine request id */
@@ -96,6 +97,9 @@ static pgd_status workload_config(const pgd_run_config *rc, const pgd_model_conf
     PGD_TRY(pgd_dataset_format_parse(pgd_run_get_str(rc, "workload", "dataset_format"), &wc->dataset_format));
     wc->time_scale = pgd_run_get_num(rc, "workload", "time_scale");
     wc->tokenizer = tok;
+    wc->turns = pgd_run_get_int(rc, "workload", "turns");
+    wc->think_time = pgd_run_get_num(rc, "workload", "think_time");
+    wc->max_history = pgd_run_get_int(rc, "workload", "max_history");
     return pgd_run_client_mix(rc, wc);
 }
 
@@ -235,6 +239,25 @@ static pgd_status run_loop(loop_state *s, const pgd_run_config *rc, const pgd_ru
     return PGD_OK;
 }
 
+pgd_status pgd_run_workload_create(const pgd_run_config *rc, int vocab_size, int max_model_len,
+                                   const pgd_tokenizer *tok, pgd_workload **out, int *n_sent) {
+    pgd_model_config mc;
+    memset(&mc, 0, sizeof mc);
+    mc.vocab_size = vocab_size;
+    mc.max_seq_len = max_model_len;
+    pgd_workload_config wc;
+    pgd_status st;
+    *out = NULL;
+    if ((st = workload_config(rc, &mc, tok, &wc)) != PGD_OK || (st = pgd_workload_create(&wc, out)) != PGD_OK)
+        return ctx_error(st, rc, "workload");
+    int n = pgd_workload_count(*out);
+    double duration = pgd_run_get_num(rc, "workload", "duration");
+    if (duration > 0 && pgd_workload_num_sessions(*out) == 0)
+        while (n > 0 && pgd_workload_get(*out, n - 1)->arrival >= duration) n--;
+    if (n_sent) *n_sent = n;
+    return PGD_OK;
+}
+
 pgd_status pgd_run_execute(const pgd_run_config *rc, const pgd_run_options *opts, pgd_run_result *out) {
     if (!rc || !out) return pgd_error(PGD_ERR_INVALID, "runner: NULL argument");
     memset(out, 0, sizeof *out);
@@ -338,7 +361,14 @@ pgd_status pgd_run_execute(const pgd_run_config *rc, const pgd_run_options *opts
     const double *busy = pgd_exec_stage_busy(ex, &ns);
     if (ns > 64) ns = 64;
     for (int i = 0; busy && i < ns; i++) out->stage_busy[i] = -busy[i];
-    if ((st = run_loop(&s, rc, opts, clock)) != PGD_OK) goto done;
+    if (pgd_workload_num_sessions(wl) > 0) { /* multi-turn conversations: runner/sessions.c */
+        pgd_session_loop sl = {.eng = eng, .wl = wl, .m = s.m, .rc = rc, .opts = opts, .clock = clock};
+        if ((st = pgd_run_sessions(&sl)) != PGD_OK) goto done;
+        s.n = sl.n, s.done = sl.done, s.rejected = sl.rejected, s.tokens = sl.tokens;
+        s.token_hash = sl.token_hash, s.t_start = sl.t_start, s.t_end = sl.t_end;
+    } else if ((st = run_loop(&s, rc, opts, clock)) != PGD_OK) {
+        goto done;
+    }
     out->num_op_times = pgd_backend_op_times(pgd_exec_backend(ex), out->op_times, PGD_BACKEND_NUM_OPS);
     out->run_time = s.t_end - s.t_start;
     if ((busy = pgd_exec_stage_busy(ex, &ns)) != NULL) {

@@ -135,6 +135,9 @@ static json_t *extra_json(const pgd_run_config *rc, const pgd_run_result *res) {
     json_object_set_new(o, "sweep_id", json_string(res->sweep_id));
     json_object_set_new(o, "config_hash", hex(pgd_run_config_hash(rc)));
     json_object_set_new(o, "failures", failures_json(res));
+    json_t *turns = res->metrics ? pgd_metrics_turns_json(res->metrics) : NULL;
+    if (turns) json_object_set_new(o, "turns", turns); /* multi-turn: per-turn prefix hits and latencies */
+    if (res->extra) json_object_update(o, res->extra);
     return o;
 }
 

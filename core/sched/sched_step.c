@@ -294,6 +294,7 @@ static int add_seq(pgd_scheduler *s, pgd_sched_group *g, pgd_sched_seq *q, pgd_s
     if (st == PGD_OK) {
         q->in_kv = 1;
         q->computed = cached;
+        if (!g->cached_known && q == g->seqs[0]) g->cached_tokens = cached, g->cached_known = 1;
         return 1;
     }
     pgd_sched_release_kv(s, g);

@@ -338,6 +338,7 @@ static pgd_status mark_shared_blocks(pgd_workload *w) {
 pgd_status pgd_workload_create(const pgd_workload_config *cfg, pgd_workload **out) {
     *out = NULL;
     PGD_TRY(validate(cfg));
+    if (cfg->turns != 0 && cfg->turns != 1) return pgd_wl_sessions_create(cfg, out);
     pgd_workload_config c = *cfg;
     pgd_wl_rows rs = {0};
     pgd_workload *w = NULL;

@@ -81,7 +81,14 @@ struct pgd_workload {
     int max_concurrency, closed_loop;
     int num_clipped, num_skipped;
     int64_t rows_read;
+    /* multi-turn (session.c): conversations, think time, history cut, context */
+    int num_sessions;
+    double think_time;
+    int max_history, max_model_len;
 };
+
+/* session.c: build a multi-turn workload (cfg->turns != 0/1). */
+pgd_status pgd_wl_sessions_create(const pgd_workload_config *cfg, pgd_workload **out);
 
 /* Read one line of any length into *buf (grown as needed); strips \n and
  * \r. Returns length, or -1 at EOF. */

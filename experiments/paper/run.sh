@@ -5,7 +5,7 @@
 #   experiments/paper/run.sh [--pagoda PATH] [--out DIR] [--report] NAME...|all
 # --report: only rewrite the markdown tables from DIR's existing runs.
 # NAME: fig2_kv_waste fig12_sharegpt fig12_alpaca fig12_opt66b_tp4 fig12_opt175b_tp8 parallel_sampling
-#       beam_search prefix block_size preemption pipeline
+#       beam_search prefix block_size preemption pipeline chatbot
 # Results: DIR/<config>/ (runs.csv, per-run files; DIR = results/paper) and
 # DIR/<NAME>.md. Deterministic: the same seed gives the same numbers.
 # The paper's figures are quoted from ../shared/docs/PAPER.md (~ = read off
@@ -21,7 +21,7 @@ while (($#)); do
     --out) out=$2; shift 2 ;;
     --report) report=1; shift ;;
     -h|--help) sed -n 2,13p "$0"; exit 0 ;;
-    all) names+=(fig2_kv_waste fig12_sharegpt fig12_alpaca parallel_sampling beam_search prefix block_size preemption); shift ;;
+    all) names+=(fig2_kv_waste fig12_sharegpt fig12_alpaca parallel_sampling beam_search prefix block_size preemption chatbot); shift ;;
     *) names+=("$1"); shift ;;
   esac
 done
@@ -299,6 +299,39 @@ md_pipeline() {
   } >"$md"
 }
 
+md_chatbot() {
+  local csv=$out/chatbot/runs.csv md=$out/chatbot.md
+  local caps; caps=$(awk -F, "$capacity_awk" "$csv")
+  {
+    echo "# Chatbot (paper §6.5)"
+    echo
+    echo "OPT-13B, sim A100-40GB (12 GiB f16 KV); Poisson arrivals of conversations of 4 turns, each turn's prompt"
+    echo "= the history (earlier messages and the engine's actual outputs) + a new message, cut to the last 1024"
+    echo "tokens; messages and outputs ShareGPT-like (outputs at most 1024); 1 s think time; no prefix caching (the"
+    echo "paper's vLLM kept no KV between rounds). Config: experiments/paper/chatbot.ini; all points: $csv."
+    echo "The shared ShareGPT files hold first turns only, so the conversations are synthetic (lengths only)."
+    echo
+    echo "Mean normalized latency (s/token) by conversation rate (conversations/s; every conversation is 4 requests):"
+    echo
+    echo "| rate (conv/s) | paged | orca-oracle | orca-pow2 | orca-max |"
+    echo "|---|---|---|---|---|"
+    awk -F, "$AWK_COLS"'
+      { k = $col["kv_manager"]; r = $col["rate"]; v[k, r] = $col["norm_latency_mean"]; if (!(r in seen)) { seen[r] = 1; rs[++n] = r } }
+      END { split("paged orca-oracle orca-pow2 orca-max", ks, " ")
+            for (i = 1; i <= n; i++) { printf "| %s", rs[i]; for (j = 1; j <= 4; j++) printf " | %.4f", v[ks[j], rs[i]]; print " |" } }' "$csv"
+    echo
+    local thr; thr=$(echo "$caps" | awk 'NR == 1 { print $3 }')
+    echo "Sustained rate = the largest rate whose mean normalized latency stays below $thr s/token (4x paged's"
+    echo "latency at the lowest rate), interpolated between swept rates."
+    echo
+    echo "| system | sustained rate (conv/s) | paged / system | paper: vLLM / system |"
+    echo "|---|---|---|---|"
+    echo "$caps" | awk '{ cap[$1] = $2; bnd[$1] = $4; order[++n] = $1 }
+      END { for (i = 1; i <= n; i++) { k = order[i]; pre = bnd[k] > 0 ? ">= " : bnd[k] < 0 ? "< " : ""
+              printf "| %s | %s%.3g | %.2fx | %s |\n", k, pre, cap[k], cap["paged"] / cap[k], k == "paged" ? "-" : "2x" } }'
+  } >"$md"
+}
+
 # The table as it was before the measured GPU curves (results/paper/roofline/), with why it moved.
 append_roofline() {
   local name=$1 md=$out/$1.md old=results/paper/roofline/$1.md why=results/paper/roofline/$1.why
@@ -328,12 +361,13 @@ for n in "${names[@]}"; do
     prefix) run prefix_paged; run prefix_oracle; md_prefix ;;
     block_size|preemption|ablation) run block_size; run preemption; md_ablation ;;
     pipeline) for l in tp8 tp4_pp2 tp2_pp4 pp8; do run pipeline_$l; done; md_pipeline ;;
+    chatbot) run chatbot; md_chatbot ;;
     *) echo "run.sh: unknown experiment '$n'" >&2; exit 2 ;;
   esac
   case "$n" in
     prefix) append_roofline prefix ;;
     block_size|preemption|ablation) append_roofline ablation ;;
-    pipeline) ;;
+    pipeline|chatbot) ;;
     *) append_roofline "$n" ;;
   esac
   echo "run.sh: $n done"

@@ -105,6 +105,7 @@ typedef struct pgd_request_output {
     const pgd_seq_output *seqs;
     double arrival, first_scheduled, first_token, finish; /* engine clock; < 0 = not yet */
     int num_preemptions;
+    int num_cached_tokens;    /* prompt tokens served from the prefix cache at its first admission */
 } pgd_request_output;
 
 typedef struct pgd_engine_stats {

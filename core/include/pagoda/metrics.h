@@ -65,6 +65,9 @@ typedef struct pgd_request_record {
     const char *error;         /* why it failed (copied; NULL = none given) */
     int client, slo_class;     /* who sent it and its SLO class (0 = the only one) */
     double ttft_slo;           /* its own TTFT target in seconds (0 = the run's [slo] ttft) */
+    int cached_tokens;         /* prompt tokens served from the prefix cache */
+    int num_turns;             /* multi-turn: turns of its conversation (0 = a single-turn request) */
+    int session, turn;         /* multi-turn: conversation and 0-based turn */
 } pgd_request_record;
 
 typedef struct pgd_timeline_sample {
@@ -193,9 +196,21 @@ struct json_t *pgd_metrics_summary_to_json(const pgd_metrics_summary *s);
  * is merged into the summary object (e.g. run name, config). */
 pgd_status pgd_metrics_write_summary_json(const pgd_metrics_summary *s, struct json_t *extra,
                                           const char *path);
+/* Multi-turn: set the conversation and turn of the latest record
+ * (PGD_ERR_INVALID when there is none). */
+pgd_status pgd_metrics_set_last_turn(pgd_metrics *m, int session, int turn, int num_turns);
+/* The per-turn table of a multi-turn run as a new JSON array (NULL when no
+ * record has num_turns > 0, or on OOM): one object per turn index
+ * {turn, requests, completed, mean_prompt_tokens, mean_cached_tokens,
+ *  prefix_hit_rate (cached / prompt tokens over the turn's requests),
+ *  ttft_mean, e2e_mean (completed requests; seconds)}. */
+struct json_t *pgd_metrics_turns_json(const pgd_metrics *m);
+
 /* Columns: id,priority,arrival,first_scheduled,first_token,finish,
  * prompt_tokens,output_tokens,ttft,tpot,e2e,normalized_latency,
- * queue_delay,num_preemptions,finish_reason,error (derived values empty
+ * queue_delay,num_preemptions,finish_reason,error,session,turn,
+ * cached_tokens,prefix_hit_rate (session and turn empty for single-turn
+ * requests; prefix_hit_rate = cached_tokens / prompt_tokens; derived values empty
  * when undefined, e.g. tpot for 1-token outputs; error: why a request
  * failed (rejected by the engine, dropped by the scheduler), empty for
  * completed ones; quoted as RFC 4180 when it holds a comma or quote). */

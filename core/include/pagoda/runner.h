@@ -11,6 +11,10 @@
  * its arrival time (its wait counts in its latency). A request held back
  * by the concurrency limit counts from its submission (vLLM's client).
  *
+ * Multi-turn workloads (pgd_workload_num_sessions > 0) run through
+ * runner/sessions.h: turn k is added think_time after turn k-1 finished,
+ * its prompt the history with the engine's actual outputs.
+ *
  * Determinism: the request list is a function of the config (seed); every
  * request's sampling seed is experiment seed + its workload index, so its
  * tokens do not depend on timing, batching or preemption. token_fingerprint
@@ -85,7 +89,17 @@ typedef struct pgd_run_result {
      * lines, scheduler.h), written as steps.jsonl; owned, NULL when off. */
     char *steps_trace;
     size_t steps_trace_len;
+    struct json_t *extra;           /* borrowed, optional: more summary.json fields (`pagoda bench
+                                       serve`: the client, the URL); merged last */
 } pgd_run_result;
+
+/* The workload run rc replays, built as pgd_run_execute builds it, for a
+ * model of this vocabulary and context (tok may be NULL; a dataset needs
+ * one), with the duration cut applied (*n_sent: the requests arriving
+ * within [workload] duration). For `pagoda bench serve`. */
+struct pgd_workload;
+pgd_status pgd_run_workload_create(const pgd_run_config *rc, int vocab_size, int max_model_len,
+                                   const pgd_tokenizer *tok, struct pgd_workload **out, int *n_sent);
 
 /* Execute a run. Errors name the config file and key where one is at fault. */
 pgd_status pgd_run_execute(const pgd_run_config *rc, const pgd_run_options *opts, pgd_run_result *out);

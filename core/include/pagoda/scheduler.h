@@ -107,6 +107,9 @@ typedef struct pgd_sched_group {
     int preempted_step;   /* last step it was preempted (internal) */
     char error[192];      /* why it was dropped, if it was */
     void *user;           /* the caller's per-request data */
+    int cached_tokens;    /* prompt tokens its first sequence found in the prefix cache at its
+                             first admission (valid when cached_known) */
+    int cached_known;
 } pgd_sched_group;
 
 typedef struct pgd_sched_request {

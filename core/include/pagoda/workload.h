@@ -191,6 +191,12 @@ typedef struct pgd_workload_config {
      * deadline and the per-class SLO attainment. */
     int num_classes;
     double class_ttft_slo[PGD_MAX_CLIENTS];
+    /* Multi-turn sessions (session.c; below). turns: 0 or 1 = single-turn
+     * requests as above; synthetic: turns per conversation (>= 2); dataset:
+     * -1 = every turn of each conversation, k >= 2 = at most k turns. */
+    int turns;
+    double think_time;       /* seconds between a turn's finish and the next turn's release (>= 0) */
+    int max_history;         /* a turn's prompt keeps the last max_history tokens (0 = the context) */
 } pgd_workload_config;
 
 typedef struct pgd_workload_request {
@@ -209,6 +215,10 @@ typedef struct pgd_workload_request {
     int client;              /* client id (0 without a client mix) */
     int slo_class;           /* its client's SLO class (0 without one) */
     double ttft_slo;         /* its class's TTFT target in seconds (0 = none) */
+    /* multi-turn workloads only (pgd_workload_num_sessions > 0), else 0 */
+    int session;             /* conversation index (in session arrival order) */
+    int turn;                /* 0-based turn within the conversation */
+    int num_turns;           /* turns of this conversation */
 } pgd_workload_request;
 
 pgd_status pgd_workload_create(const pgd_workload_config *cfg, pgd_workload **out);
@@ -245,5 +255,41 @@ int pgd_workload_format(const pgd_workload *w, char *buf, size_t n);
 /* 64-bit hash of every request's arrival, prompt, output length and
  * priority: equal fingerprints = identical request sets. */
 uint64_t pgd_workload_fingerprint(const pgd_workload *w);
+
+/* ---- multi-turn sessions ----------------------------------------------
+ *
+ * With cfg->turns != 0/1 a workload is a list of conversations. Requests
+ * are ordered by (conversation arrival, conversation, turn), each
+ * conversation's turns contiguous. Turn 0's prompt is its message (BOS +
+ * text for datasets); a later turn's `prompt` holds only its NEW message
+ * (no BOS), and its arrival is the conversation's (a lower bound): the
+ * caller releases turn k when turn k-1 has finished, think_time later, with
+ * the prompt pgd_workload_turn_prompt builds from the history = every
+ * earlier turn's prompt message and the model's ACTUAL output, in order.
+ * num_requests counts conversations. Sources: synthetic (every message
+ * drawn from input_len, every output from output_len), ShareGPT (every
+ * human turn; the following gpt turn's length is the output length) and
+ * MT-bench (both turns; outputs from output_len). A trace source cannot be
+ * multi-turn (PGD_ERR_INVALID). */
+
+/* Conversations (0 for a single-turn workload). */
+int pgd_workload_num_sessions(const pgd_workload *w);
+double pgd_workload_think_time(const pgd_workload *w);
+
+/* A conversation's history: its earlier messages and outputs, uncut. */
+typedef struct pgd_session_history {
+    int32_t *tokens;
+    int n, cap;
+} pgd_session_history;
+
+pgd_status pgd_session_history_append(pgd_session_history *h, const int32_t *t, int n); /* PGD_ERR_OOM */
+void pgd_session_history_free(pgd_session_history *h);
+
+/* Request i's prompt: history + its message, keeping the last max_history
+ * tokens (0 = all) and at most max_model_len - output_len (so the output
+ * fits); *out is malloc'd (caller frees), *n its length (>= 1), *cut the
+ * tokens dropped from the front. For a turn-0 request, history is ignored. */
+pgd_status pgd_workload_turn_prompt(const pgd_workload *w, int i, const pgd_session_history *history,
+                                    int32_t **out, int *n, int *cut);
 
 #endif
