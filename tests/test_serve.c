@@ -37,16 +37,16 @@ typedef struct srv_fixture {
     char base[64];
 } srv_fixture;
 
-static srv_fixture F, F2; /* stories260K; random stories15M with max_queue 1 */
+static srv_fixture F, F2, F3; /* stories260K; random stories15M with max_queue 1; stories260K, prefix caching */
 static pgd_golden G[8];
 static int NG;
 
-static int start(srv_fixture *f, const char *model, const char *tokenizer, int max_queue) {
+static int start(srv_fixture *f, const char *model, const char *tokenizer, int max_queue, int prefix) {
     pgd_exec_config xc = {.model = model, .backend = {.name = "cpu", .num_threads = 1}};
     if (pgd_exec_create(&xc, &f->ex) != PGD_OK) return -1;
     const pgd_model_config *c = pgd_exec_model_config(f->ex);
     if (pgd_tokenizer_load_llama2c(tokenizer, c->vocab_size, &f->tok) != PGD_OK) return -1;
-    pgd_engine_config ec = {.block_size = 16};
+    pgd_engine_config ec = {.block_size = prefix ? 8 : 16, .prefix_caching = prefix};
     if (pgd_engine_create(&ec, f->ex, f->tok, &f->eng) != PGD_OK) return -1;
     pgd_server_config sc = {.port = 0, .max_queue = max_queue, .model_name = "stories", .context_len = c->max_seq_len,
                             .vocab_size = c->vocab_size};
@@ -72,14 +72,15 @@ static int suite_init(void) {
     char model[1024], tok[1024];
     snprintf(model, sizeof model, "%s", pgd_test_data(MODEL));
     snprintf(tok, sizeof tok, "%s", pgd_test_data(TOKENIZER));
-    if (NG <= 0 || start(&F, model, tok, 64)) return -1;
+    if (NG <= 0 || start(&F, model, tok, 64, 0) || start(&F3, model, tok, 64, 1)) return -1;
     snprintf(tok, sizeof tok, "%s", pgd_test_data("tokenizers/llama2_tokenizer.bin"));
-    return start(&F2, "random:stories15M,seq=1024", tok, 1);
+    return start(&F2, "random:stories15M,seq=1024", tok, 1, 0);
 }
 
 static int suite_clean(void) {
     stop(&F);
     stop(&F2);
+    stop(&F3);
     curl_global_cleanup();
     return 0;
 }
@@ -447,6 +448,26 @@ static void test_endpoints(void) {
     free(r);
 }
 
+/* usage.prompt_tokens_details.cached_tokens: 0 without a prefix cache; with
+ * one, a prompt sent again finds its whole blocks cached (39 prompt tokens in
+ * blocks of 8: 32; the last partial block is always computed). */
+static void test_usage_cached_tokens(void) {
+    const char *body = "{\"prompt\": \"Once upon a time, there was a little girl named Lily who loved to play "
+                       "outside in the sunshine with her friends\", \"max_tokens\": 2}";
+    for (int round = 0; round < 3; round++) {
+        char *r = NULL;
+        CU_ASSERT_EQUAL_FATAL(http(round ? F3.base : F.base, "/v1/completions", body, strlen(body), &r), 200);
+        json_t *o = json_loads(r, 0, NULL), *u = json_object_get(o, "usage");
+        int np = (int)json_integer_value(json_object_get(u, "prompt_tokens"));
+        json_t *c = json_object_get(json_object_get(u, "prompt_tokens_details"), "cached_tokens");
+        CU_ASSERT_PTR_NOT_NULL(c);
+        CU_ASSERT_EQUAL(np, 39);
+        CU_ASSERT_EQUAL(json_integer_value(c), round == 2 ? 32 : 0);
+        json_decref(o);
+        free(r);
+    }
+}
+
 /* --max-queue 1: a second request is refused while one streams; the
  * streaming client hangs up and its request is aborted, its blocks freed. */
 #define SMALL "{\"prompt\": [1, 5], \"max_tokens\": 2}"
@@ -571,6 +592,7 @@ static CU_TestInfo tests[] = {
     {"golden_plain", test_golden_plain},
     {"golden_streamed", test_golden_streamed},
     {"stop_and_n", test_stop_and_n},
+    {"usage: prompt_tokens_details.cached_tokens from the prefix cache", test_usage_cached_tokens},
     {"endpoints_and_metrics", test_endpoints},
     {"queue_full_and_disconnect", test_queue_full_and_disconnect},
     {"cli_sigterm", test_cli_sigterm},

@@ -117,7 +117,7 @@ static int one_run(const pgd_run_config *r, const char *url, const char *model_n
     const pgd_tokenizer *tok = ex ? pgd_exec_tokenizer(ex) : NULL;
     const char *tokpath = pgd_run_get_str(r, "model", "tokenizer");
     if (*tokpath) {
-        if (pgd_tokenizer_load_llama2c(tokpath, vocab, &own_tok) != PGD_OK) {
+        if (pgd_tokenizer_load_file(tokpath, vocab, &own_tok) != PGD_OK) {
             fprintf(stderr, "pagoda bench serve: run %s: [model] tokenizer: %s\n", pgd_run_name(r), pgd_last_error());
             goto done;
         }

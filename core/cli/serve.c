@@ -44,7 +44,7 @@ int pgd_cmd_serve(int argc, char **argv) {
     const pgd_model_config *c = pgd_exec_model_config(ex);
     const pgd_tokenizer *tok = pgd_exec_tokenizer(ex);
     if (o.tokenizer) {
-        if (pgd_tokenizer_load_llama2c(o.tokenizer, c->vocab_size, &own_tok) != PGD_OK) { rc = pgd_cli_fail(NULL); goto done; }
+        if (pgd_tokenizer_load_file(o.tokenizer, c->vocab_size, &own_tok) != PGD_OK) { rc = pgd_cli_fail(NULL); goto done; }
         tok = own_tok;
     }
     if (!tok) {

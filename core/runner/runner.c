@@ -316,7 +316,7 @@ pgd_status pgd_run_execute(const pgd_run_config *rc, const pgd_run_options *opts
     const pgd_tokenizer *tok = pgd_exec_tokenizer(ex);
     const char *tokpath = pgd_run_get_str(rc, "model", "tokenizer");
     if (*tokpath) {
-        if ((st = pgd_tokenizer_load_llama2c(tokpath, mc->vocab_size, &own_tok)) != PGD_OK) {
+        if ((st = pgd_tokenizer_load_file(tokpath, mc->vocab_size, &own_tok)) != PGD_OK) {
             st = ctx_error(st, rc, "model");
             goto done;
         }

@@ -314,8 +314,9 @@ static json_t *tokens_json(const int32_t *t, int n) {
 static json_t *usage_json(const srv_req *r) {
     int gen = 0;
     for (int k = 0; k < r->n; k++) gen += r->seqs[k].n;
-    return json_pack("{s:i, s:i, s:i}", "prompt_tokens", r->n_prompt, "completion_tokens", gen, "total_tokens",
-                     r->n_prompt + gen);
+    /* prompt_tokens_details.cached_tokens as OpenAI's and vLLM's: the prefix cache's share of the prompt */
+    return json_pack("{s:i, s:i, s:i, s:{s:i}}", "prompt_tokens", r->n_prompt, "completion_tokens", gen,
+                     "total_tokens", r->n_prompt + gen, "prompt_tokens_details", "cached_tokens", r->cached_tokens);
 }
 
 static json_t *envelope(pgd_server *s, const srv_req *r, const char *object) {

@@ -78,6 +78,7 @@ static void finish(pgd_server *s, srv_req *r, const pgd_request_output *o) {
     else if (!strcmp(r->finish_reason, "abort")) r->finish_reason = "abort";
     else r->finish_reason = "error";
     if (o && o->error && !r->error) r->error = strdup(o->error);
+    if (o) r->cached_tokens = o->num_cached_tokens;
     for (int k = 0; o && k < r->n && k < o->num_seqs; k++) {
         const char *fr = o->seqs[k].finish_reason;
         r->seqs[k].finish_reason = fr && !strcmp(fr, "length") ? "length" : fr && !strcmp(fr, "stop") ? "stop"

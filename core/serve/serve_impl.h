@@ -53,6 +53,7 @@ typedef struct srv_req {
     int finished;
     int rejected;             /* the engine refused it (add_request failed): a 400 */
     const char *finish_reason; /* the request's ("stop", "length", "abort", "error") */
+    int cached_tokens;        /* prompt tokens the prefix cache served (usage.prompt_tokens_details) */
     char *error;              /* when the engine refused or failed it */
     srv_seq *seqs;
     struct srv_req *next;     /* in the queue or the active list */
