@@ -450,6 +450,7 @@ void pgd_engine_release(pgd_engine *e, int64_t id) {
 void pgd_engine_get_stats(const pgd_engine *e, pgd_engine_stats *out) {
     *out = e->stats;
     out->preemptions = pgd_scheduler_total_preemptions(e->sched);
+    out->swaps = pgd_scheduler_total_swaps(e->sched);
     out->num_waiting = pgd_scheduler_num_waiting(e->sched);
     out->num_running = pgd_scheduler_num_running(e->sched);
     out->num_swapped = pgd_scheduler_num_swapped(e->sched);

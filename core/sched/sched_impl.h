@@ -33,7 +33,7 @@ struct pgd_scheduler {
     int n_in_flight;         /* groups in flight (max_in_flight > 1) */
     const void *starved;     /* the waiting head that found too little of a step's token budget left
                                 after the running groups (admitted first next step), or NULL */
-    int64_t next_seq_id, next_order, total_preemptions;
+    int64_t next_seq_id, next_order, total_preemptions, total_swaps; /* swaps: preemptions that swapped out */
     int step_no;
     /* plan storage, reused every step */
     pgd_sched_plan plan;

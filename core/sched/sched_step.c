@@ -170,6 +170,7 @@ static pgd_status preempt_to(pgd_scheduler *s, pgd_sched_group *g, int allow_swa
             g->state = PGD_SCHED_SWAPPED;
             PGD_TRY(pgd_pol_enqueue(s, s->swapped, g));
             s->n_swapped++;
+            s->total_swaps++;
             return PGD_OK;
         }
         if (st != PGD_ERR_NO_BLOCKS && st != PGD_ERR_UNSUPPORTED) return st;

@@ -312,3 +312,4 @@ int pgd_scheduler_has_unfinished(const pgd_scheduler *s) {
     return s->n_waiting + s->n_running + s->n_swapped > 0;
 }
 int64_t pgd_scheduler_total_preemptions(const pgd_scheduler *s) { return s->total_preemptions; }
+int64_t pgd_scheduler_total_swaps(const pgd_scheduler *s) { return s->total_swaps; }

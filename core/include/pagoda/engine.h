@@ -125,6 +125,7 @@ typedef struct pgd_engine_stats {
     double schedule_seconds, forward_seconds, logits_seconds;
     int64_t forward_steps;
     int max_in_flight;         /* the executor's K */
+    int64_t swaps;             /* preemptions that swapped out (the rest of `preemptions` recomputed) */
 } pgd_engine_stats;
 
 /* exec (a driver's executor without a KV cache yet: the engine creates it)

@@ -215,6 +215,9 @@ int pgd_scheduler_num_running(const pgd_scheduler *s);
 int pgd_scheduler_num_swapped(const pgd_scheduler *s);
 int pgd_scheduler_has_unfinished(const pgd_scheduler *s);
 int64_t pgd_scheduler_total_preemptions(const pgd_scheduler *s);
+/* Of those, the preemptions that swapped the group's KV out (in swap mode a
+ * preemption recomputes instead when the host space is short). */
+int64_t pgd_scheduler_total_swaps(const pgd_scheduler *s);
 
 /* Registered policy names, NULL-terminated. */
 const char *const *pgd_policy_names(void);
