@@ -5,6 +5,7 @@
  * Invariants: see sched_impl.h. A group is freed only by
  * pgd_scheduler_remove() (or destroy); its sequences' blocks are returned
  * to the KV manager whenever the group leaves the device. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -148,8 +149,11 @@ pgd_status pgd_scheduler_add(pgd_scheduler *s, const pgd_sched_request *r, pgd_s
     if (need > st.num_blocks)
         return pgd_error(PGD_ERR_INVALID, "request %lld: prompt of %d tokens needs %d KV blocks, the whole cache has %d",
                          (long long)r->id, r->n_prompt, need, st.num_blocks);
-    pgd_sched_group *g = calloc(1, sizeof *g);
+    /* the policy's per-group data lives right after the group, aligned as malloc aligns */
+    const size_t al = _Alignof(max_align_t), gsize = (sizeof(pgd_sched_group) + al - 1) / al * al;
+    pgd_sched_group *g = calloc(1, gsize + s->pol->group_data_size);
     if (!g) return pgd_error(PGD_ERR_OOM, "scheduler: out of memory");
+    if (s->pol->group_data_size) g->policy_data = (char *)g + gsize;
     g->seqs = calloc((size_t)ms, sizeof *g->seqs);
     if (!g->seqs) goto fail;
     long total = (long)r->n_prompt + r->max_new_tokens - 1;

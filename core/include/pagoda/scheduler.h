@@ -100,7 +100,8 @@ typedef struct pgd_sched_group {
     pgd_sched_state state;
     int num_preemptions;
     int64_t order;        /* admission order, tie-breaker for policies */
-    int level, quantum_used; /* policy scratch (MLFQ) */
+    void *policy_data;    /* the policy's own per-group data (its group_data_size bytes, zeroed at
+                             add; only the policy reads it) */
     int client;           /* who sent it (fairness policies; 0 = the only client) */
     int slo_class;        /* its SLO class (0 = most urgent) */
     double ttft_deadline; /* arrival + its class's TTFT SLO (slo policy); <= 0 = none */
