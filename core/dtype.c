@@ -32,6 +32,7 @@ void pgd_dtype_to_f32(float *dst, const void *src, pgd_dtype t, size_t n) {
             }
         }
         return;
+    case PGD_Q8: return; /* KV rows only: pgd_kv_row_to_f32 */
     }
 }
 
@@ -79,5 +80,33 @@ void pgd_dtype_from_f32(void *dst, pgd_dtype t, const float *src, size_t n) {
         return;
     case PGD_Q8_0: quantize_q8_0(dst, src, n); return;
     case PGD_Q4_0: quantize_q4_0(dst, src, n); return;
+    case PGD_Q8: return; /* KV rows only: pgd_kv_row_from_f32 */
     }
+}
+
+void pgd_kv_row_from_f32(void *dst, pgd_dtype t, const float *src, int head_dim) {
+    if (t != PGD_Q8) {
+        pgd_dtype_from_f32(dst, t, src, (size_t)head_dim);
+        return;
+    }
+    float amax = 0;
+    for (int d = 0; d < head_dim; d++) amax = fmaxf(amax, fabsf(src[d]));
+    float s = amax / 127.0f, is = s > 0 ? 1.0f / s : 0.0f;
+    memcpy(dst, &s, sizeof s);
+    int8_t *q = (int8_t *)dst + sizeof s;
+    for (int d = 0; d < head_dim; d++) {
+        float v = roundf(src[d] * is);
+        q[d] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+    }
+}
+
+void pgd_kv_row_to_f32(float *dst, const void *src, pgd_dtype t, int head_dim) {
+    if (t != PGD_Q8) {
+        pgd_dtype_to_f32(dst, src, t, (size_t)head_dim);
+        return;
+    }
+    float s;
+    memcpy(&s, src, sizeof s);
+    const int8_t *q = (const int8_t *)src + sizeof s;
+    for (int d = 0; d < head_dim; d++) dst[d] = s * (float)q[d];
 }

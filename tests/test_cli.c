@@ -107,36 +107,42 @@ static int same_tokens(const char *a, const char *b) {
     return same && !*a && !*b && lines > 0;
 }
 
-/* A half-precision KV cache through the engine: tokens identical with and
- * without swap preemption (the swapped blocks are copied whole) and with
+/* A half-precision or q8 KV cache through the engine: tokens identical with
+ * and without swap preemption (the swapped blocks are copied whole) and with
  * and without prefix caching (a cached prefix holds the values a recompute
- * would store); the f16 run is a real run (its greedy tokens are reported
- * against the f32 ones: they may split where two logits nearly tie). */
+ * would store); the f16 and q8 runs are real runs (their greedy tokens are
+ * reported against the f32 ones: they may split where two logits nearly
+ * tie). */
 static void test_kv_dtype_engine(void) {
     static const char *base = "generate --model '%s' --tokenizer '%s' --prompt 'Once upon a time' "
                               "--prompt 'Once upon a time, there was' --prompt 'The cat sat on the' --max-tokens 60 "
                               "--output jsonl --kv-dtype %s %s";
-    char a[4096], *plain = NULL, *swapped = NULL, *cached = NULL, *f32 = NULL;
-    snprintf(a, sizeof a, base, MODEL, TOK, "f16", "--num-blocks 64");
-    CU_ASSERT_EQUAL(pgd_test_run_cli(a, &plain, NULL), 0);
-    snprintf(a, sizeof a, base, MODEL, TOK, "f16", "--num-blocks 12 --block-size 8 --preemption swap");
-    CU_ASSERT_EQUAL(pgd_test_run_cli(a, &swapped, NULL), 0);
-    char *cerr = NULL;
-    snprintf(a, sizeof a, base, MODEL, TOK, "f16", "--num-blocks 200 --block-size 4 --prefix-caching on");
-    CU_ASSERT_EQUAL(pgd_test_run_cli(a, &cached, &cerr), 0);
-    CU_ASSERT_PTR_NOT_NULL(cerr && strstr(cerr, "prefix hits 1/")); /* the shared prefix's block was reused */
-    free(cerr);
+    static const char *kts[] = {"f16", "q8"};
+    char a[4096], *f32 = NULL;
     snprintf(a, sizeof a, base, MODEL, TOK, "f32", "--num-blocks 64");
     CU_ASSERT_EQUAL(pgd_test_run_cli(a, &f32, NULL), 0);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(plain);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(swapped);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(cached);
-    CU_ASSERT(same_tokens(plain, swapped));
-    CU_ASSERT(same_tokens(plain, cached));
-    CU_ASSERT_PTR_NOT_NULL(strstr(swapped, "\"num_preemptions\":1")); /* the swap really happened */
-    fprintf(stderr, "[f16 KV tokens %s the f32 ones] ", f32 && same_tokens(plain, f32) ? "equal" : "differ from");
+    for (int k = 0; k < 2; k++) {
+        char *plain = NULL, *swapped = NULL, *cached = NULL;
+        snprintf(a, sizeof a, base, MODEL, TOK, kts[k], "--num-blocks 64");
+        CU_ASSERT_EQUAL(pgd_test_run_cli(a, &plain, NULL), 0);
+        snprintf(a, sizeof a, base, MODEL, TOK, kts[k], "--num-blocks 12 --block-size 8 --preemption swap");
+        CU_ASSERT_EQUAL(pgd_test_run_cli(a, &swapped, NULL), 0);
+        char *cerr = NULL;
+        snprintf(a, sizeof a, base, MODEL, TOK, kts[k], "--num-blocks 200 --block-size 4 --prefix-caching on");
+        CU_ASSERT_EQUAL(pgd_test_run_cli(a, &cached, &cerr), 0);
+        CU_ASSERT_PTR_NOT_NULL(cerr && strstr(cerr, "prefix hits 1/")); /* the shared prefix's block was reused */
+        free(cerr);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(plain);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(swapped);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(cached);
+        CU_ASSERT(same_tokens(plain, swapped));
+        CU_ASSERT(same_tokens(plain, cached));
+        CU_ASSERT_PTR_NOT_NULL(strstr(swapped, "\"num_preemptions\":1")); /* the swap really happened */
+        fprintf(stderr, "[%s KV tokens %s the f32 ones] ", kts[k], f32 && same_tokens(plain, f32) ? "equal" : "differ from");
+        free(plain), free(swapped), free(cached);
+    }
     expect_error("generate --model random:stories260K --prompt hi --kv-dtype q8_0", "--kv-dtype must be", 1);
-    free(plain), free(swapped), free(cached), free(f32);
+    free(f32);
 }
 
 static void test_prompt_too_long(void) {

@@ -217,12 +217,12 @@ typedef struct attn_job {
     int groups; /* head groups per row: group g is heads [g*H/groups, (g+1)*H/groups) */
 } attn_job;
 
-/* Row `off` (hd elements) of a cache as f32: in place for f32, else
+/* Row `row` (hd values) of a cache as f32: in place for f32, else
  * converted into buf (hd <= 512: the forward pass's head dims are far
  * below). */
-static const float *cache_row(const void *cache, pgd_dtype kt, size_t off, int hd, float *buf) {
-    if (kt == PGD_F32) return (const float *)cache + off;
-    pgd_dtype_to_f32(buf, (const char *)cache + off * pgd_dtype_size(kt), kt, (size_t)hd);
+static const float *cache_row(const void *cache, pgd_dtype kt, size_t row, int hd, float *buf) {
+    if (kt == PGD_F32) return (const float *)cache + row * hd;
+    pgd_kv_row_to_f32(buf, (const char *)cache + row * pgd_kv_row_bytes(kt, hd), kt, hd);
     return buf;
 }
 
@@ -242,7 +242,7 @@ static void attention_one_scalar(const pgd_paged_attn *a, int seq, int row, int 
         int c1 = pos + 1 - c0 < PGD_ATTN_CHUNK ? pos + 1 : c0 + PGD_ATTN_CHUNK;
         float cm = -INFINITY;
         for (int p = c0; p < c1; p++) {
-            size_t off = (((size_t)bt[p / bs] * a->n_kv_heads + kvh) * bs + p % bs) * hd;
+            size_t off = ((size_t)bt[p / bs] * a->n_kv_heads + kvh) * bs + p % bs;
             float s = dot_scalar(q, cache_row(a->k_cache, a->kv_dtype, off, hd, kbuf), hd) * a->scale;
             sc[p - c0] = s;
             cm = s > cm ? s : cm;
@@ -259,7 +259,7 @@ static void attention_one_scalar(const pgd_paged_attn *a, int seq, int row, int 
             float e = expf(sc[p - c0] - m);
             l += e;
             const float *v = cache_row(a->v_cache, a->kv_dtype,
-                                       (((size_t)bt[p / bs] * a->n_kv_heads + kvh) * bs + p % bs) * hd, hd, kbuf);
+                                       ((size_t)bt[p / bs] * a->n_kv_heads + kvh) * bs + p % bs, hd, kbuf);
             for (int d = 0; d < hd; d++) o[d] += e * v[d];
         }
     }
@@ -514,9 +514,9 @@ static void kv_write_task(void *arg, int i, int nt) {
         if (slot < 0) continue;
         size_t blk = (size_t)slot / bs, off = (size_t)slot % bs;
         for (int h = 0; h < nkv; h++) {
-            size_t dst = ((blk * nkv + h) * bs + off) * hd, src = (size_t)t * j->ld + (size_t)h * hd;
-            size_t es = pgd_dtype_size(j->kt);
-            char *kd = (char *)j->k_cache + dst * es, *vd = (char *)j->v_cache + dst * es;
+            size_t dst = (blk * nkv + h) * bs + off, src = (size_t)t * j->ld + (size_t)h * hd; /* dst: row */
+            size_t rb = pgd_kv_row_bytes(j->kt, hd);
+            char *kd = (char *)j->k_cache + dst * rb, *vd = (char *)j->v_cache + dst * rb;
             if (j->kt == PGD_F32) {
                 memcpy(kd, j->kc + src, (size_t)hd * sizeof(float));
                 memcpy(vd, j->vc + src, (size_t)hd * sizeof(float));
@@ -529,8 +529,8 @@ static void kv_write_task(void *arg, int i, int nt) {
                 continue;
             }
 #endif
-            pgd_dtype_from_f32(kd, j->kt, j->kc + src, (size_t)hd);
-            pgd_dtype_from_f32(vd, j->kt, j->vc + src, (size_t)hd);
+            pgd_kv_row_from_f32(kd, j->kt, j->kc + src, hd);
+            pgd_kv_row_from_f32(vd, j->kt, j->vc + src, hd);
         }
     }
 }

@@ -18,7 +18,11 @@
  * Paged KV cache layout, per layer (K and V caches have the same layout):
  *   cache[num_blocks][n_kv_heads][block_size][head_dim]
  * in the cache's dtype: f32, f16 or bf16 (kv_write rounds to nearest;
- * attention converts back to f32 as it reads).
+ * attention converts back to f32 as it reads), or q8, whose rows (one
+ * [head_dim] vector) are pgd_kv_row_bytes = head_dim + 4 bytes: an f32
+ * scale then head_dim int8 (pagoda/dtype.h; kv_write quantizes each row,
+ * attention applies the scale per row). Block copies take the block's bytes
+ * / 4 as block_floats.
  * A token's cache slot is block_id * block_size + offset_in_block.
  * Ragged batches: sequence s owns query rows query_start[s] ..
  * query_start[s+1]-1 (its new tokens, in position order); seq_lens[s] is its
