@@ -133,9 +133,11 @@ static void test_matmul_batched_tails(void) {
 }
 
 /* Quantized weights (q8_0, q4_0). The reference dequantizes W and computes
- * in f32; so do the scalar path and the AVX2 batched path (n > 3: f32
- * micro-kernel over dequantized panels), held to the f32 tolerance. The AVX2
- * decode path (n <= 3) also rounds x to int8 per block of 32 (scale d =
+ * in f32; so do the scalar path and the AVX2 batched path when it
+ * dequantizes panels (n > 3 with pgd_cpu_set_q_int_max_tokens(0): the f32
+ * micro-kernel), held to the f32 tolerance. The AVX2 integer paths (decode,
+ * n <= 3, and the register-tiled batched path, n > 3 up to
+ * pgd_cpu_q_int_max_tokens; both run here) round x to int8 per block of 32 (scale d =
  * max|x| / 127), so each output may differ from the reference by at most
  * sum over blocks of (d / 2) * sum |w| of the block (each x within d / 2 of
  * its rounded value), plus f32 rounding: that bound is checked output by
@@ -164,9 +166,13 @@ static void matmul_q_case(pgd_dtype dt, int n, int in, int out, uint64_t seed) {
             }
             bound[(size_t)t * out + r] = b * (1 + 1e-4) + TOL * ymax;
         }
-    for (int ii = 0; ii < g_n_isas; ii++) {
-        pgd_cpu_set_isa(g_isas[ii]);
-        int int8_path = n <= 3 && !strcmp(g_isas[ii], "avx2");
+    int qmax = pgd_cpu_q_int_max_tokens();
+    for (int ii = 0; ii < 2 * g_n_isas; ii++) {
+        pgd_cpu_set_isa(g_isas[ii / 2]);
+        pgd_cpu_set_q_int_max_tokens(ii % 2 ? 0 : qmax); /* both batched paths */
+        if (ii % 2 && n <= 3) continue;
+        int int8_path = pgd_cpu_matmul_uses_int8(dt, n);
+        CU_ASSERT_EQUAL(int8_path, !strcmp(g_isas[ii / 2], "avx2") && (n <= 3 || ii % 2 == 0));
         for (int p = 0; p < N_POOLS; p++) {
             for (size_t i = 0; i < no; i++) y[i] = NAN;
             pgd_cpu_matmul(pool_at(p), y, x, w, dt, n, in, out);
@@ -178,12 +184,13 @@ static void matmul_q_case(pgd_dtype dt, int n, int in, int out, uint64_t seed) {
                             "activation-rounding bound\n", pgd_dtype_name(dt), n, in, out, p, bad);
                 CU_ASSERT_EQUAL(bad, 0);
             } else {
-                check(pgd_test_rel_err(y, ref, no), TOL, pgd_dtype_name(dt), g_isas[ii], p, n, in, out);
+                check(pgd_test_rel_err(y, ref, no), TOL, pgd_dtype_name(dt), g_isas[ii / 2], p, n, in, out);
             }
             if (p == 0) memcpy(y0, y, no * sizeof *y);
             else CU_ASSERT(memcmp(y0, y, no * sizeof *y) == 0);
         }
     }
+    pgd_cpu_set_q_int_max_tokens(qmax);
     free(x), free(w), free(ref), free(y), free(y0), free(wf), free(bound);
 }
 
@@ -911,6 +918,26 @@ static void test_isa(void) {
     CU_ASSERT_EQUAL(pgd_cpu_set_isa(g_isas[0]), 0);
 }
 
+/* The compute probes: a positive rate on AVX2 (printed: f32 GFLOP/s and
+ * int8 GMAC/s on 1 and 2 threads), 0 on the scalar path (no such kernel). */
+static void test_compute_probe(void) {
+    for (int ii = 0; ii < g_n_isas; ii++) {
+        pgd_cpu_set_isa(g_isas[ii]);
+        double f1 = pgd_cpu_measure_compute(g_pool1, PGD_PROBE_F32_FMA, 3);
+        double i1 = pgd_cpu_measure_compute(g_pool1, PGD_PROBE_INT8_DOT, 3);
+        double f2 = pgd_cpu_measure_compute(g_pool2, PGD_PROBE_F32_FMA, 3);
+        double i2 = pgd_cpu_measure_compute(NULL, PGD_PROBE_INT8_DOT, 1);
+        if (!strcmp(g_isas[ii], "scalar")) {
+            CU_ASSERT(f1 == 0 && i1 == 0 && f2 == 0 && i2 == 0);
+            continue;
+        }
+        CU_ASSERT(f1 > 1e9 && i1 > 1e9 && f2 > 1e9 && i2 > 1e9);
+        fprintf(stderr, "[%s: f32 fma %.1f GFLOP/s (1 thread) %.1f (2), int8 dot %.1f GMAC/s (1)] ", g_isas[ii],
+                f1 / 1e9, f2 / 1e9, i1 / 1e9);
+    }
+    pgd_cpu_set_isa(g_isas[0]);
+}
+
 static void test_copy_bandwidth(void) {
     double bw = pgd_cpu_measure_copy_bandwidth(NULL, (size_t)4 << 20, 3);
     CU_ASSERT(bw > 1e8 && bw < 1e13);
@@ -957,6 +984,7 @@ static CU_TestInfo runtime_tests[] = {
     {"thread pool 1, 2, 4 threads and NULL", test_threadpool},
     {"isa selection", test_isa},
     {"copy bandwidth measurement", test_copy_bandwidth},
+    {"compute probes", test_compute_probe},
     CU_TEST_INFO_NULL,
 };
 

@@ -101,6 +101,7 @@ typedef struct matmul_job {
     pgd_dtype wt;
     int n, in, out;
     int batched;     /* pgd_avx2_matmul_batched, rows claimed in chunks */
+    int qint;        /* with it: pgd_avx2_matmul_q_batched (integer dot products) instead */
     int chunk;       /* rows per claimed chunk */
     atomic_int next; /* first unclaimed row */
 } matmul_job;
@@ -158,7 +159,8 @@ static void matmul_task(void *arg, int i, int nt) {
     matmul_job *j = arg;
 #if PGD_BUILD_AVX2
     if (j->batched) {
-        pgd_avx2_matmul_batched(j->y, j->x, j->w, j->wt, j->n, j->in, j->out, claim_rows, j);
+        if (j->qint) pgd_avx2_matmul_q_batched(j->y, j->x, j->w, j->wt, j->n, j->in, j->out, claim_rows, j);
+        else pgd_avx2_matmul_batched(j->y, j->x, j->w, j->wt, j->n, j->in, j->out, claim_rows, j);
         return;
     }
 #endif
@@ -174,14 +176,30 @@ static void matmul_task(void *arg, int i, int nt) {
     matmul_rows_scalar(j, r0, r1);
 }
 
+/* Most tokens a batched quantized matmul runs with integer dot products
+ * (more: dequantized panels and the f32 micro-kernel). */
+static atomic_int g_q_int_max = PGD_Q_INT_MAX_TOKENS_DEFAULT;
+
+int pgd_cpu_q_int_max_tokens(void) { return atomic_load(&g_q_int_max); }
+void pgd_cpu_set_q_int_max_tokens(int n) { atomic_store(&g_q_int_max, n < 0 ? 0 : n); }
+
+int pgd_cpu_matmul_uses_int8(pgd_dtype wt, int n) {
+    if (!pgd_dtype_is_quant(wt) || !use_avx2()) return 0;
+    return n <= 3 || n <= atomic_load(&g_q_int_max);
+}
+
 static void matmul_run(pgd_threadpool *tp, float *y, const float *x, const void *w, pgd_dtype wt,
                        int n, int in, int out) {
     matmul_job j = {.y = y, .x = x, .w = w, .wt = wt, .n = n, .in = in, .out = out};
     atomic_init(&j.next, 0);
     int nt = (size_t)n * in * out < PAR_MIN_ELEMS ? 1 : pgd_threadpool_size(tp);
 #if PGD_BUILD_AVX2
-    j.batched = n > 3 && use_avx2(); /* quantized W too: measured faster than integer rows from n = 8 */
-    if (j.batched) {
+    j.batched = n > 3 && use_avx2();
+    j.qint = j.batched && pgd_cpu_matmul_uses_int8(wt, n);
+    if (j.qint) { /* x quantized once per thread: small chunks cost nothing extra */
+        int per = (out + nt - 1) / nt;
+        j.chunk = per > MATMUL_CHUNK ? MATMUL_CHUNK : (per + 1) / 2 * 2;
+    } else if (j.batched) {
         /* x packed once: small chunks; else about one chunk per thread */
         int per = (out + nt - 1) / nt;
         j.chunk = pgd_avx2_matmul_one_pass(n, in) && per > MATMUL_CHUNK ? MATMUL_CHUNK
@@ -672,4 +690,59 @@ done:
     free(bw);
     free(src);
     return med;
+}
+
+/* ------------------------------------------------------------- compute */
+
+typedef struct probe_job {
+    pgd_cpu_probe kind;
+    long iters;
+    double ops[64]; /* per thread */
+} probe_job;
+
+static void probe_slice(void *arg, int ith, int nth) {
+    probe_job *j = arg;
+    (void)nth;
+#if PGD_BUILD_AVX2
+    double ops = j->kind == PGD_PROBE_F32_FMA ? pgd_avx2_probe_fma(j->iters) : pgd_avx2_probe_int8(j->iters);
+    if (ith < 64) j->ops[ith] = ops;
+#else
+    (void)j, (void)ith;
+#endif
+}
+
+double pgd_cpu_measure_compute(pgd_threadpool *tp, pgd_cpu_probe kind, int reps) {
+#if PGD_BUILD_AVX2
+    if (!use_avx2()) return 0.0;
+    if (reps < 1) reps = 1;
+    double *rate = malloc((size_t)reps * sizeof(double)), med = 0.0;
+    if (!rate) return 0.0;
+    probe_job job = {.kind = kind, .iters = 1000};
+    /* calibrate: iterations for about 20 ms on one thread */
+    for (;;) {
+        double t0 = now_s();
+        probe_slice(&job, 0, 1);
+        double dt = now_s() - t0;
+        if (dt > 0.005 || job.iters > (1L << 40)) {
+            job.iters = (long)((double)job.iters * 0.02 / (dt > 0 ? dt : 1e-9)) + 1;
+            break;
+        }
+        job.iters *= 4;
+    }
+    for (int r = 0; r < reps; r++) {
+        memset(job.ops, 0, sizeof job.ops);
+        double t0 = now_s();
+        pgd_threadpool_run(tp, probe_slice, &job);
+        double dt = now_s() - t0, ops = 0;
+        for (int i = 0; i < 64; i++) ops += job.ops[i];
+        rate[r] = dt > 0 ? ops / dt : 0.0;
+    }
+    qsort(rate, (size_t)reps, sizeof(double), cmp_double);
+    med = reps % 2 ? rate[reps / 2] : 0.5 * (rate[reps / 2 - 1] + rate[reps / 2]);
+    free(rate);
+    return med;
+#else
+    (void)tp, (void)kind, (void)reps;
+    return 0.0;
+#endif
 }
