@@ -697,15 +697,23 @@ done:
 typedef struct probe_job {
     pgd_cpu_probe kind;
     long iters;
-    double ops[64]; /* per thread */
+    double rate[64]; /* per thread: operations per second of that thread's CPU time */
 } probe_job;
+
+static double thread_cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 
 static void probe_slice(void *arg, int ith, int nth) {
     probe_job *j = arg;
     (void)nth;
 #if PGD_BUILD_AVX2
+    double c0 = thread_cpu_s();
     double ops = j->kind == PGD_PROBE_F32_FMA ? pgd_avx2_probe_fma(j->iters) : pgd_avx2_probe_int8(j->iters);
-    if (ith < 64) j->ops[ith] = ops;
+    double dt = thread_cpu_s() - c0;
+    if (ith < 64) j->rate[ith] = dt > 0 ? ops / dt : 0;
 #else
     (void)j, (void)ith;
 #endif
@@ -718,11 +726,11 @@ double pgd_cpu_measure_compute(pgd_threadpool *tp, pgd_cpu_probe kind, int reps)
     double *rate = malloc((size_t)reps * sizeof(double)), med = 0.0;
     if (!rate) return 0.0;
     probe_job job = {.kind = kind, .iters = 1000};
-    /* calibrate: iterations for about 20 ms on one thread */
+    /* calibrate: iterations for about 20 ms of one thread's CPU time */
     for (;;) {
-        double t0 = now_s();
+        double t0 = thread_cpu_s();
         probe_slice(&job, 0, 1);
-        double dt = now_s() - t0;
+        double dt = thread_cpu_s() - t0;
         if (dt > 0.005 || job.iters > (1L << 40)) {
             job.iters = (long)((double)job.iters * 0.02 / (dt > 0 ? dt : 1e-9)) + 1;
             break;
@@ -730,12 +738,10 @@ double pgd_cpu_measure_compute(pgd_threadpool *tp, pgd_cpu_probe kind, int reps)
         job.iters *= 4;
     }
     for (int r = 0; r < reps; r++) {
-        memset(job.ops, 0, sizeof job.ops);
-        double t0 = now_s();
+        memset(job.rate, 0, sizeof job.rate);
         pgd_threadpool_run(tp, probe_slice, &job);
-        double dt = now_s() - t0, ops = 0;
-        for (int i = 0; i < 64; i++) ops += job.ops[i];
-        rate[r] = dt > 0 ? ops / dt : 0.0;
+        rate[r] = 0;
+        for (int i = 0; i < 64; i++) rate[r] += job.rate[i];
     }
     qsort(rate, (size_t)reps, sizeof(double), cmp_double);
     med = reps % 2 ? rate[reps / 2] : 0.5 * (rate[reps / 2 - 1] + rate[reps / 2]);

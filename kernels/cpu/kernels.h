@@ -103,7 +103,7 @@ void pgd_cpu_copy_blocks(pgd_threadpool *tp, float *cache, const int32_t *pairs,
  * setter (0: never) lets a benchmark compare both paths in one run. Not
  * safe to change while matmuls run. pgd_cpu_matmul_uses_int8: 1 when a
  * matmul of n tokens with W of dtype wt takes integer dot products. */
-#define PGD_Q_INT_MAX_TOKENS_DEFAULT 4096
+#define PGD_Q_INT_MAX_TOKENS_DEFAULT 8
 int pgd_cpu_q_int_max_tokens(void);
 void pgd_cpu_set_q_int_max_tokens(int n);
 int pgd_cpu_matmul_uses_int8(pgd_dtype wt, int n);
@@ -130,9 +130,13 @@ double pgd_cpu_measure_read_bandwidth(pgd_threadpool *tp, size_t bytes, int reps
 /* Compute probes: the peak rate, summed over the threads of `tp` (all
  * running at once), of the inner operation of the fast kernels, in
  * registers with no memory traffic: what no kernel built on that operation
- * can exceed (the compute bound beside the read bound). Median of `reps`
- * runs of about 20 ms each; 0 when the selected ISA has no such kernel
- * (scalar path).
+ * can exceed (the compute bound beside the read bound). Each thread's rate
+ * is per second of its own CPU time (CLOCK_THREAD_CPUTIME_ID), so time a
+ * busy machine's neighbours take is not counted against the peak: the bound
+ * is what the threads compute while they run (one thread per core assumed:
+ * threads beyond the cores would each still report a core's rate). Median
+ * of `reps` runs of about 20 ms each; 0 when the selected ISA has no such
+ * kernel (scalar path).
  *  - PGD_PROBE_F32_FMA: f32 flops/s of _mm256_fmadd_ps (2 per lane): the
  *    f32/f16/bf16 matmuls, the batched path of quantized weights that
  *    dequantizes panels, attention.
