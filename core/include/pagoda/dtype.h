@@ -18,7 +18,18 @@
  * scale shared by several tokens would have to re-quantize the earlier ones
  * whenever a later token is larger, and heads differ in magnitude. A row is
  * the unit the attention kernels read, so the scale costs one multiply per
- * row (the q . k score, or p * v's weight). */
+ * row (the q . k score, or p * v's weight).
+ *
+ * q4_k and q6_k are GGUF's k-quants, read from files only (no kernels: a
+ * model runs them dequantized to f32), in super-blocks of 256 values:
+ *   q4_k: {f16 d; f16 dmin; uint8 scales[12]; uint8 qs[128]} (144 bytes):
+ *         8 sub-blocks of 32, each with a 6-bit scale sc and min m packed in
+ *         scales[]; value = d * sc * q - dmin * m, q a 4-bit nibble
+ *   q6_k: {uint8 ql[128]; uint8 qh[64]; int8 scales[16]; f16 d} (210 bytes):
+ *         16 sub-blocks of 16 with an int8 scale each; value =
+ *         d * scale * (q - 32), q 6 bits (4 low in ql, 2 high in qh)
+ * (pgd_dtype_to_f32 decodes them as ggml's dequantize_row_q4_K/_q6_K do;
+ * rows and offsets are whole super-blocks.) */
 #ifndef PAGODA_DTYPE_H
 #define PAGODA_DTYPE_H
 
@@ -26,8 +37,9 @@
 #include <stdint.h>
 #include <string.h>
 
-typedef enum pgd_dtype { PGD_F32 = 0, PGD_F16 = 1, PGD_BF16 = 2, PGD_Q8_0 = 3, PGD_Q4_0 = 4, PGD_Q8 = 5 } pgd_dtype;
-#define PGD_DTYPE_COUNT 6
+typedef enum pgd_dtype { PGD_F32 = 0, PGD_F16 = 1, PGD_BF16 = 2, PGD_Q8_0 = 3, PGD_Q4_0 = 4, PGD_Q8 = 5,
+                        PGD_Q4_K = 6, PGD_Q6_K = 7 } pgd_dtype;
+#define PGD_DTYPE_COUNT 8
 
 #define PGD_QBLOCK 32 /* values per quantized block */
 typedef struct pgd_block_q8_0 { uint16_t d; int8_t q[PGD_QBLOCK]; } pgd_block_q8_0;
@@ -35,7 +47,10 @@ typedef struct pgd_block_q4_0 { uint16_t d; uint8_t q[PGD_QBLOCK / 2]; } pgd_blo
 
 /* The block-quantized weight formats (q8_0, q4_0); q8 (KV only) is not one. */
 static inline int pgd_dtype_is_quant(pgd_dtype t) { return t == PGD_Q8_0 || t == PGD_Q4_0; }
-/* 1 for a dtype weights may have (all but the KV-only q8). */
+#define PGD_QK_K 256 /* values per k-quant super-block */
+/* 1 for a GGUF k-quant (q4_k, q6_k): stored in files, expanded at load. */
+static inline int pgd_dtype_is_kquant(pgd_dtype t) { return t == PGD_Q4_K || t == PGD_Q6_K; }
+/* 1 for a dtype weights may run in (not the KV-only q8 or the k-quants). */
 static inline int pgd_dtype_is_weight(pgd_dtype t) { return (unsigned)t < PGD_Q8; }
 /* 1 for a dtype a KV cache may have: f32, f16, bf16, q8. */
 static inline int pgd_dtype_is_kv(pgd_dtype t) { return t == PGD_F32 || t == PGD_F16 || t == PGD_BF16 || t == PGD_Q8; }
@@ -50,14 +65,17 @@ static inline size_t pgd_kv_row_bytes(pgd_dtype t, int head_dim) {
 static inline size_t pgd_dtype_bytes(pgd_dtype t, size_t n) {
     if (t == PGD_Q8_0) return n / PGD_QBLOCK * sizeof(pgd_block_q8_0);
     if (t == PGD_Q4_0) return n / PGD_QBLOCK * sizeof(pgd_block_q4_0);
+    if (t == PGD_Q4_K) return n / PGD_QK_K * 144;
+    if (t == PGD_Q6_K) return n / PGD_QK_K * 210;
     return n * pgd_dtype_size(t);
 }
 /* Bytes per element, fractional for the quantized types (34/32, 18/32). */
 static inline double pgd_dtype_elem_bytes(pgd_dtype t) {
+    if (pgd_dtype_is_kquant(t)) return (double)pgd_dtype_bytes(t, PGD_QK_K) / PGD_QK_K;
     return t == PGD_Q8_0 ? 34.0 / 32 : t == PGD_Q4_0 ? 18.0 / 32 : (double)pgd_dtype_size(t);
 }
 static inline const char *pgd_dtype_name(pgd_dtype t) {
-    static const char *const names[PGD_DTYPE_COUNT] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q8"};
+    static const char *const names[PGD_DTYPE_COUNT] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q8", "q4_k", "q6_k"};
     return (unsigned)t < PGD_DTYPE_COUNT ? names[t] : "unknown";
 }
 /* The dtype named `name` ("f32", "f16", "bf16", "q8_0", "q4_0", "q8"); 0 when
