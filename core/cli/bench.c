@@ -173,6 +173,16 @@ static double bench_min_bound(double read, int cached, double compute, const cha
     return b;
 }
 
+/* The median of v[0..n) (n <= 1000, --reps' limit) without reordering v:
+ * pgd_cli_median sorts in place, and the per-rep rows must keep their rep
+ * order for the same-rep ratios taken after. */
+static double median_of(const double *v, int n) {
+    double c[1000];
+    if (n > 1000) n = 1000;
+    memcpy(c, v, sizeof(double) * (size_t)n);
+    return pgd_cli_median(c, n);
+}
+
 /* Tokens/s bound of a decode step of B sequences: B x read bandwidth /
  * (weight bytes + B x KV bytes). */
 static double bench_bound(double rbw, double wbytes, double kvseq, int b) {
@@ -326,10 +336,13 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
     size_t wb[MAXD];
     double *pre = calloc((size_t)nd * reps, sizeof(double)), *one = calloc((size_t)nd * reps, sizeof(double));
     double *bat = calloc((size_t)nd * reps * nb, sizeof(double)), *tmp = calloc((size_t)reps, sizeof(double));
+    /* the same per second of the process's CPU time (what a busy machine's neighbours do not take) */
+    double *cpre = calloc((size_t)nd * reps, sizeof(double)), *cone = calloc((size_t)nd * reps, sizeof(double));
+    double *cbat = calloc((size_t)nd * reps * nb, sizeof(double));
     double *med_pre = calloc((size_t)nd, sizeof(double)), *med_one = calloc((size_t)nd, sizeof(double));
     double *med_bat = calloc((size_t)nd * nb, sizeof(double)), *r_pre = calloc((size_t)nd, sizeof(double));
     double *r_one = calloc((size_t)nd, sizeof(double)), *r_bat = calloc((size_t)nd * nb, sizeof(double));
-    if (!pre || !one || !bat || !tmp || !med_pre || !med_one || !med_bat || !r_pre || !r_one || !r_bat) {
+    if (!pre || !one || !bat || !cpre || !cone || !cbat || !tmp || !med_pre || !med_one || !med_bat || !r_pre || !r_one || !r_bat) {
         rc = pgd_cli_fail("out of memory");
         goto done;
     }
@@ -374,15 +387,16 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
         fma = f > fma ? f : fma, int8 = i8 > int8 ? i8 : int8;
         for (int k = 0; k < nd; k++) {
             int d = (k + r) % nd; /* a different dtype first each rep */
-            double t, st;
+            double t, st, ct, cs;
             pgd_cpu_set_q_int_max_tokens(deq[d] ? 0 : qint_default);
-            if (prefill(&xs[d], 1, plen, &t, NULL)) goto done;
-            pre[d * reps + r] = plen / t;
-            if (decode(&xs[d], 1, 1, plen, steps, &st, NULL)) goto done;
-            one[d * reps + r] = 1.0 / st;
+            if (prefill(&xs[d], 1, plen, &t, &ct)) goto done;
+            pre[d * reps + r] = plen / t, cpre[d * reps + r] = ct > 0 ? plen / ct : 0;
+            if (decode(&xs[d], 1, 1, plen, steps, &st, &cs)) goto done;
+            one[d * reps + r] = 1.0 / st, cone[d * reps + r] = cs > 0 ? 1.0 / cs : 0;
             for (int i = 0; i < nb; i++) {
-                if (decode(&xs[d], batches[i], 1, plen, steps, &st, NULL)) goto done;
+                if (decode(&xs[d], batches[i], 1, plen, steps, &st, &cs)) goto done;
                 bat[((size_t)d * nb + i) * reps + r] = batches[i] / st;
+                cbat[((size_t)d * nb + i) * reps + r] = cs > 0 ? batches[i] / cs : 0;
             }
         }
     }
@@ -397,9 +411,9 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
     }
     pgd_cpu_set_q_int_max_tokens(qint_default);
     for (int d = 0; d < nd; d++) {
-        med_pre[d] = pgd_cli_median(pre + (size_t)d * reps, reps);
-        med_one[d] = pgd_cli_median(one + (size_t)d * reps, reps);
-        for (int i = 0; i < nb; i++) med_bat[d * nb + i] = pgd_cli_median(bat + ((size_t)d * nb + i) * reps, reps);
+        med_pre[d] = median_of(pre + (size_t)d * reps, reps);
+        med_one[d] = median_of(one + (size_t)d * reps, reps);
+        for (int i = 0; i < nb; i++) med_bat[d * nb + i] = median_of(bat + ((size_t)d * nb + i) * reps, reps);
         for (int r = 0; r < reps; r++) tmp[r] = pre[d * reps + r] / pre[r];
         r_pre[d] = pgd_cli_median(tmp, reps);
         for (int r = 0; r < reps; r++) tmp[r] = one[d * reps + r] / one[r];
@@ -475,6 +489,30 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
         printf("\n");
     }
     printf("\n'vs %s': median over reps of the ratio to %s measured in the same rep\n", label[0], label[0]);
+    /* per CPU second: on a shared machine the wall-clock ratios carry the neighbours' bursts; these
+     * do not (a pool thread's spinning counts, so --threads 1 gives the cleanest) */
+    printf("\nper CPU second of the process (tok/s per CPU-s, then the median ratio to %s within a rep):\n\n"
+           "| weights | prefill | vs %s | decode b1 | vs %s |", label[0], label[0], label[0]);
+    for (int i = 0; i < nb; i++) printf(" batch %d | vs %s |", batches[i], label[0]);
+    printf("\n|---|---|---|---|---|");
+    for (int i = 0; i < nb; i++) printf("---|---|");
+    printf("\n");
+    for (int d = 0; d < nd; d++) {
+        for (int r = 0; r < reps; r++) tmp[r] = cpre[r] > 0 ? cpre[d * reps + r] / cpre[r] : 0;
+        double rp = pgd_cli_median(tmp, reps);
+        for (int r = 0; r < reps; r++) tmp[r] = cone[r] > 0 ? cone[d * reps + r] / cone[r] : 0;
+        double ro = pgd_cli_median(tmp, reps);
+        printf("| %s | %.1f | %.2fx | %.1f | %.2fx |", label[d], median_of(cpre + (size_t)d * reps, reps), rp,
+               median_of(cone + (size_t)d * reps, reps), ro);
+        for (int i = 0; i < nb; i++) {
+            for (int r = 0; r < reps; r++)
+                tmp[r] = cbat[(size_t)i * reps + r] > 0
+                             ? cbat[((size_t)d * nb + i) * reps + r] / cbat[(size_t)i * reps + r] : 0;
+            printf(" %.1f | %.2fx |", median_of(cbat + ((size_t)d * nb + i) * reps, reps),
+                   pgd_cli_median(tmp, reps));
+        }
+        printf("\n");
+    }
     if (json_path) {
         json_t *o = json_object(), *arr = json_array();
         json_object_set_new(o, "machine", json_string(cpu));
@@ -524,6 +562,7 @@ done:
     }
     pgd_threadpool_destroy(tp);
     free(rbws);
+    free(cpre), free(cone), free(cbat);
     free(pre), free(one), free(bat), free(tmp), free(med_pre), free(med_one), free(med_bat), free(r_pre), free(r_one);
     free(r_bat);
     return rc;
