@@ -579,7 +579,7 @@ int pgd_cmd_bench(int argc, char **argv) {
         {"block-size", required_argument, 0, 'b'}, {"json", required_argument, 0, 'J'},
         {"no-overlap", no_argument, 0, 'O'},       {"help", no_argument, 0, 'h'},
         {"dtypes", required_argument, 0, 'D'}, {"kv-dtypes", required_argument, 0, 'K'},
-        {"kv-dtype", required_argument, 0, 'V'},
+        {"kv-dtype", required_argument, 0, 'V'}, {"q-int-max", required_argument, 0, 'Q'},
         PGD_PAR_LONGOPTS, {0, 0, 0, 0}};
     pgd_parallel_config par = {0};
     int async = 0, no_overlap = 0;
@@ -599,6 +599,12 @@ int pgd_cmd_bench(int argc, char **argv) {
         case 'D': dtypes_s = optarg; break;
         case 'K': kv_dtypes_s = optarg; break;
         case 'V': kv_dtype = optarg; break;
+        case 'Q': {
+            int q;
+            if (!pgd_cli_int("--q-int-max", optarg, 0, 1 << 20, &q)) return 2;
+            pgd_cpu_set_q_int_max_tokens(q);
+            break;
+        }
         case 'h':
             printf("usage: pagoda bench [--model random:stories110M] [--threads N] [--batches 1,8,32]\n"
                    "                    [--prompt-len 128] [--decode-steps 16] [--reps 5] [--json FILE]\n"
@@ -611,7 +617,10 @@ int pgd_cmd_bench(int argc, char **argv) {
                    "                 interleaved in one run, each against its own read and compute bounds\n"
                    "                 (one process); q8_0:deq / q4_0:deq: batched matmuls on dequantized f32\n"
                    "                 panels instead of integer dot products (same-run comparison of the paths)\n"
-                   "  --kv-dtypes L  with --dtypes: every weight dtype with each of these KV cache dtypes\n");
+                   "  --kv-dtypes L  with --dtypes: every weight dtype with each of these KV cache dtypes\n"
+                   "  --q-int-max N  batched quantized matmuls of up to N tokens take integer dot products\n"
+                   "                 (default %d, measured; 0: never), e.g. to measure the switch\n",
+                   pgd_cpu_q_int_max_tokens());
             return 0;
         default: {
             int r = pgd_par_opt(ch, optarg, &par, &async);
