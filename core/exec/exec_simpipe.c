@@ -228,7 +228,8 @@ pgd_status pgd_exec_simpipe_create(const pgd_exec_config *cfg, pgd_backend *b, p
                          "separated by commas", par->stage_layers, pp);
     pgd_clock *engine_clock = pgd_backend_clock(b);
     if (!engine_clock) return pgd_error(PGD_ERR_INVALID, "sim pipeline: the driver backend has no virtual clock");
-    const char *dev = cfg->backend.sim_device && *cfg->backend.sim_device ? cfg->backend.sim_device : "a100-40gb";
+    const char *dev = NULL; /* the driver's preset: its links price the transfers and collectives */
+    PGD_TRY(pgd_backend_control(b, "device", &dev));
     simpipe *p = calloc(1, sizeof *p);
     if (!p) return pgd_error(PGD_ERR_OOM, "sim pipeline: out of memory");
     pgd_exec *x = &p->base;
@@ -249,9 +250,7 @@ pgd_status pgd_exec_simpipe_create(const pgd_exec_config *cfg, pgd_backend *b, p
         st = pgd_error(PGD_ERR_OOM, "sim pipeline: out of memory");
     for (int s = 0; st == PGD_OK && s < pp; s++) {
         stage *g = &p->st[s];
-        pgd_backend_config bc = cfg->backend;
-        bc.clock = NULL; /* each stage's own clock */
-        st = pgd_backend_create(&bc, &g->b);
+        st = pgd_backend_create(&cfg->backend, &g->b); /* with its own clock */
         if (st == PGD_OK) st = pgd_comm_sim_create(tp * pp, pgd_backend_clock(g->b), dev, &g->world);
         if (st == PGD_OK && tp > 1) st = pgd_comm_sim_create(tp, pgd_backend_clock(g->b), dev, &g->tp);
         pgd_model req = {0};
