@@ -25,8 +25,8 @@
 
 #include "pagoda/config.h"
 #include "test_util.h"
-#include "../core/cli/csv_table.h"
-#include "../core/util/suggest.h"
+#include "cli/csv_table.h"
+#include "util/suggest.h"
 
 static char dir[256];
 

@@ -186,13 +186,26 @@ static pgd_status sim_copy_blocks(pgd_backend *b, float *cache, const int32_t *p
 /* The escape hatch (pgd_backend_control): the clock and the device preset. */
 static pgd_status sim_control(pgd_backend *b, const char *what, void *arg) {
     sim_backend *s = S(b);
-    if (!strcmp(what, "clock") || !strcmp(what, "device") || !strcmp(what, "set_clock")) {
+    if (!strcmp(what, "clock") || !strcmp(what, "device") || !strcmp(what, "set_clock") ||
+        !strcmp(what, "link_seconds")) {
         if (!arg) return pgd_error(PGD_ERR_INVALID, "sim backend: '%s' needs an argument", what);
     } else
         return pgd_error(PGD_ERR_UNSUPPORTED, "the sim backend has no request '%s'", what);
     if (!strcmp(what, "clock")) *(pgd_clock **)arg = s->clock;
     else if (!strcmp(what, "device")) *(const char **)arg = s->cost.dev.name;
-    else {
+    else if (!strcmp(what, "link_seconds")) {
+        pgd_backend_link_cost *l = arg;
+        if (!(s->cost.dev.link_bw > 0))
+            return pgd_error(PGD_ERR_UNSUPPORTED, "sim backend: device %s has no device-to-device link",
+                             s->cost.dev.name);
+        pgd_sim_cost c = {.dev = s->cost.dev, .tp = 1}; /* the links alone */
+        double bytes = l->elems * s->cost.dev.act_bytes;
+        if (!l->op || l->ranks < 1) return pgd_error(PGD_ERR_INVALID, "sim backend: link_seconds: bad arguments");
+        if (!strcmp(l->op, "all_reduce")) l->seconds = pgd_sim_cost_all_reduce(&c, l->ranks, 1, bytes);
+        else if (!strcmp(l->op, "all_gather")) l->seconds = pgd_sim_cost_all_gather(&c, l->ranks, bytes * l->ranks);
+        else if (!strcmp(l->op, "send")) l->seconds = pgd_sim_cost_send(&c, bytes);
+        else return pgd_error(PGD_ERR_INVALID, "sim backend: link_seconds: unknown op '%s'", l->op);
+    } else {
         if (pgd_clock_get_kind(arg) != PGD_CLOCK_VIRTUAL)
             return pgd_error(PGD_ERR_INVALID, "sim backend: needs a virtual clock (got a real one)");
         s->clock = arg;

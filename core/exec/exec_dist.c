@@ -475,9 +475,7 @@ pgd_status pgd_exec_dist_create(const pgd_exec_config *cfg, pgd_backend *b, pgd_
     if (!pgd_backend_computes(b)) {
         /* the simulator: this process is tensor rank 0 of tp alike ranks (pipelines: exec_simpipe.c) */
         pgd_comm *world = NULL;
-        const char *dev = NULL; /* the preset whose links price the collectives */
-        PGD_TRY(pgd_backend_control(b, "device", &dev));
-        PGD_TRY(pgd_comm_sim_create(tp, pgd_backend_clock(b), dev, &world));
+        PGD_TRY(pgd_comm_sim_create(tp, b, &world));
         if ((s = join(cfg, b, world, "sim", &d)) != PGD_OK) {
             if (d) dist_free(d);
             else pgd_comm_destroy(world);

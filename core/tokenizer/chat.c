@@ -11,7 +11,7 @@
 
 #include "pagoda/chat.h"
 #include "pagoda/model.h"
-#include "model/gguf.h"
+#include "format/gguf.h"
 
 typedef enum { CHAT_NONE, CHAT_LLAMA2, CHAT_LLAMA3, CHAT_CHATML } chat_kind;
 

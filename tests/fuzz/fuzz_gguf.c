@@ -3,7 +3,7 @@
  * metadata, and the model config derived from it. Seeds: the shared
  * tiny-random GGUF file (tests/fuzz/run.sh). */
 #include "fuzz_util.h"
-#include "model/gguf.h"
+#include "format/gguf.h"
 #include "pagoda/model.h"
 #include "pagoda/tokenizer.h"
 

@@ -68,8 +68,20 @@ const char *const *pgd_backend_option_keys(const char *name);
  *                now on instead of the backend's own (the sim; a real clock
  *                is PGD_ERR_INVALID); the caller keeps it alive
  *   "device"     arg const char **: the name of the simulated device
- *                preset (the sim), e.g. to price its links */
+ *                preset (the sim)
+ *   "link_seconds" arg pgd_backend_link_cost *: what a collective or a
+ *                transfer between the simulated devices costs on their
+ *                links (the sim; PGD_ERR_UNSUPPORTED for a device without
+ *                device-to-device links): the sim's communicator and
+ *                pipeline stages are priced through it */
 pgd_status pgd_backend_control(pgd_backend *b, const char *what, void *arg);
+typedef struct pgd_backend_link_cost {
+    const char *op; /* "all_reduce", "all_gather" (among `ranks` devices of one host), "send" */
+    int ranks;
+    double elems;   /* activations, in the device's activation dtype: all_reduce's buffer,
+                       all_gather's share of each rank, send's message */
+    double seconds; /* out */
+} pgd_backend_link_cost;
 /* The virtual clock a simulating backend advances by each op's predicted
  * time (its "clock" request), or NULL for a backend that computes in real
  * time. */
