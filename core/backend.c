@@ -28,8 +28,7 @@ static const struct {
     pgd_backend_create_fn create;
     const char *const *option_keys; /* pgd_backend_config.options it takes (NULL = none) */
 } registry[] = {
-    {"cpu", pgd_cpu_backend_create, NULL},
-    {"sim", pgd_sim_backend_create, sim_keys},
+    {"cpu", pgd_cpu_backend_create, NULL},        {"sim", pgd_sim_backend_create, sim_keys},
     /* GPU backends exist only when CMake found their toolchain */
 #if PAGODA_HAVE_CUDA
     {"cuda", pgd_cuda_backend_create, NULL},
@@ -74,8 +73,7 @@ const char *pgd_backend_option(const pgd_backend_config *cfg, const char *key) {
 static pgd_status check_options(const char *name, const char *const *keys, const char *const *options) {
     for (int i = 0; options && options[i]; i++) {
         const char *o = options[i], *eq = strchr(o, '=');
-        if (!eq || eq == o)
-            return pgd_error(PGD_ERR_INVALID, "backend option '%s' is not key=value", o);
+        if (!eq || eq == o) return pgd_error(PGD_ERR_INVALID, "backend option '%s' is not key=value", o);
         int known = 0;
         for (int k = 0; keys && keys[k] && !known; k++)
             known = strlen(keys[k]) == (size_t)(eq - o) && !strncmp(keys[k], o, (size_t)(eq - o));
@@ -98,9 +96,9 @@ static void learn_clock(pgd_backend *b) {
 
 pgd_status pgd_backend_control(pgd_backend *b, const char *what, void *arg) {
     if (!b || !what) return pgd_error(PGD_ERR_INVALID, "backend control: NULL argument");
-    pgd_status st = b->ops->control ? b->ops->control(b, what, arg)
-                                    : pgd_error(PGD_ERR_UNSUPPORTED, "the %s backend takes no requests ('%s')",
-                                                b->ops->name, what);
+    pgd_status st = b->ops->control
+                        ? b->ops->control(b, what, arg)
+                        : pgd_error(PGD_ERR_UNSUPPORTED, "the %s backend takes no requests ('%s')", b->ops->name, what);
     if (st == PGD_OK && !strcmp(what, "set_clock")) learn_clock(b);
     return st;
 }

@@ -309,8 +309,8 @@ static void test_kv_dtype_priced(void) {
     const char *kts[2] = {NULL, "f32"};
     for (int i = 0; i < 2; i++) {
         pgd_backend *b = NULL;
-        pgd_backend_config bc = {.name = "sim", .kv_dtype = kts[i],
-                                 .options = (const char *const[]){"device=a100-40gb", NULL}};
+        pgd_backend_config bc = {
+            .name = "sim", .kv_dtype = kts[i], .options = (const char *const[]){"device=a100-40gb", NULL}};
         CU_ASSERT_EQUAL_FATAL(pgd_backend_create(&bc, &b), PGD_OK);
         CU_ASSERT_EQUAL(pgd_backend_kv_dtype(b), i ? PGD_F32 : PGD_F16);
         void *w = NULL;
@@ -471,7 +471,8 @@ static void test_op_times_cpu(void) {
  * so beam i is zeros then token i, all at the same score. */
 static void test_beam_stand_in(void) {
     pgd_exec *m = NULL;
-    pgd_exec_config xc = {.model = "random:opt-125m", .backend = {.name = "sim", .options = (const char *const[]){"device=a100-40gb", NULL}}};
+    pgd_exec_config xc = {.model = "random:opt-125m",
+                          .backend = {.name = "sim", .options = (const char *const[]){"device=a100-40gb", NULL}}};
     CU_ASSERT_EQUAL_FATAL(pgd_exec_create(&xc, &m), PGD_OK);
     const pgd_model_config *mc = pgd_exec_model_config(m);
     pgd_engine_config ec = {.block_size = 16, .num_blocks = 64, .max_num_batched_tokens = 2048, .max_num_seqs = 16};

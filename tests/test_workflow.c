@@ -23,9 +23,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli/csv_table.h"
 #include "pagoda/config.h"
 #include "test_util.h"
-#include "cli/csv_table.h"
 #include "util/suggest.h"
 
 static char dir[256];

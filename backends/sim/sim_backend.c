@@ -189,8 +189,7 @@ static pgd_status sim_control(pgd_backend *b, const char *what, void *arg) {
     if (!strcmp(what, "clock") || !strcmp(what, "device") || !strcmp(what, "set_clock") ||
         !strcmp(what, "link_seconds")) {
         if (!arg) return pgd_error(PGD_ERR_INVALID, "sim backend: '%s' needs an argument", what);
-    } else
-        return pgd_error(PGD_ERR_UNSUPPORTED, "the sim backend has no request '%s'", what);
+    } else return pgd_error(PGD_ERR_UNSUPPORTED, "the sim backend has no request '%s'", what);
     if (!strcmp(what, "clock")) *(pgd_clock **)arg = s->clock;
     else if (!strcmp(what, "device")) *(const char **)arg = s->cost.dev.name;
     else if (!strcmp(what, "link_seconds")) {
@@ -261,8 +260,8 @@ pgd_status pgd_sim_backend_create(const pgd_backend_config *cfg, pgd_backend **o
     s->cost.kv_bytes = (double)pgd_dtype_size(s->base.kv_dtype);
     s->base.quant_weights = 1; /* priced by the bytes they take */
     if (s->table)
-        snprintf(s->base.description, sizeof s->base.description, "sim: %s x%d, calibrated (%d rows from %s)",
-                 dev.name, s->cost.tp, pgd_sim_table_rows(s->table), profile);
+        snprintf(s->base.description, sizeof s->base.description, "sim: %s x%d, calibrated (%d rows from %s)", dev.name,
+                 s->cost.tp, pgd_sim_table_rows(s->table), profile);
     else
         snprintf(s->base.description, sizeof s->base.description, "sim: %s x%d, roofline (%.0f TFLOP/s, %.2f TB/s)",
                  dev.name, s->cost.tp, dev.peak_flops / 1e12, dev.mem_bw / 1e12);

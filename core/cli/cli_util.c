@@ -57,8 +57,7 @@ int pgd_cli_getopt(int argc, char **argv, const char *shortopts, const struct op
     return pgd_cli_getopt_index(argc, argv, shortopts, longopts, NULL);
 }
 
-int pgd_cli_getopt_index(int argc, char **argv, const char *shortopts, const struct option *longopts,
-                         int *longindex) {
+int pgd_cli_getopt_index(int argc, char **argv, const char *shortopts, const struct option *longopts, int *longindex) {
     char so[96];
     snprintf(so, sizeof so, ":%s", shortopts);
     int saved = opterr;

@@ -117,13 +117,16 @@ pgd_status pgd_comm_sim_create(int n, pgd_backend *sim, pgd_comm **out) {
     if (!out || !sim) return pgd_error(PGD_ERR_INVALID, "sim communicator: NULL argument");
     *out = NULL;
     if (n < 1 || n > 64) return pgd_error(PGD_ERR_INVALID, "sim communicator: %d ranks (1..64)", n);
-    if (!pgd_backend_clock(sim)) return pgd_error(PGD_ERR_INVALID, "sim communicator: needs the sim backend's virtual clock");
+    if (!pgd_backend_clock(sim))
+        return pgd_error(PGD_ERR_INVALID, "sim communicator: needs the sim backend's virtual clock");
     const char *dev = "?";
     pgd_backend_link_cost probe = {.op = "all_reduce", .ranks = n};
     if (pgd_backend_control(sim, "link_seconds", &probe) != PGD_OK) {
         pgd_backend_control(sim, "device", &dev);
-        return pgd_error(PGD_ERR_INVALID, "sim communicator: device %s has no device-to-device link "
-                         "bandwidth for tensor parallelism", dev);
+        return pgd_error(PGD_ERR_INVALID,
+                         "sim communicator: device %s has no device-to-device link "
+                         "bandwidth for tensor parallelism",
+                         dev);
     }
     return sim_create(n, sim, out);
 }

@@ -293,11 +293,15 @@ pgd_status pgd_run_execute(const pgd_run_config *rc, const pgd_run_options *opts
         .load = {.seed = pgd_run_get_u64(rc, "model", "weight_seed"),
                  .random_dtype = pgd_dtype_from_name(dt, &rdt) ? rdt : PGD_F32},
         /* a virtual clock given by the caller is the one a simulating backend advances */
-        .backend = {.name = be_name, .num_threads = threads,
-                    .kv_dtype = strcmp(pgd_run_get_str(rc, "engine", "kv_dtype"), "auto") ? pgd_run_get_str(rc, "engine", "kv_dtype") : NULL,
+        .backend = {.name = be_name,
+                    .num_threads = threads,
+                    .kv_dtype = strcmp(pgd_run_get_str(rc, "engine", "kv_dtype"), "auto")
+                                    ? pgd_run_get_str(rc, "engine", "kv_dtype")
+                                    : NULL,
                     .options = be_opts},
         .clock = clock && pgd_clock_get_kind(clock) == PGD_CLOCK_VIRTUAL ? clock : NULL,
-        .parallel = {.tp = pgd_run_get_int(rc, "parallel", "tp"), .pp = pgd_run_get_int(rc, "parallel", "pp"),
+        .parallel = {.tp = pgd_run_get_int(rc, "parallel", "tp"),
+                     .pp = pgd_run_get_int(rc, "parallel", "pp"),
                      .comm = pgd_run_get_str(rc, "parallel", "comm"),
                      .stage_layers = pgd_run_get_str(rc, "parallel", "stage_layers"),
                      .pin = pgd_run_get_bool(rc, "parallel", "pin")},

@@ -24,8 +24,8 @@ typedef struct pgd_wl_rows {
     pgd_wl_row *v;
     int64_t n, cap;
     int has_time;
-    int64_t rows_read;   /* data rows seen */
-    int64_t skipped;     /* rows dropped (empty prompt) */
+    int64_t rows_read; /* data rows seen */
+    int64_t skipped;   /* rows dropped (empty prompt) */
 } pgd_wl_rows;
 
 pgd_status pgd_wl_rows_push(pgd_wl_rows *rs, pgd_wl_row **out);
