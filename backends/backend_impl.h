@@ -4,8 +4,9 @@
  * sets base.ops to its static const ops table, and registers a create
  * function in core/backend.c's registry, with the option keys it takes
  * (pgd_backend_config.options). What only one backend has (the sim's
- * clock and device preset) goes through the control op, not this struct. Every op returns PGD_OK or an error
- * recorded with pgd_error() naming the op. Optional ops may be NULL; the
+ * clock, device preset and link prices) goes through the control op, not
+ * this struct. Every op returns PGD_OK or an error recorded with
+ * pgd_error() naming the op. Optional ops may be NULL; the
  * wrappers in core/backend.c then report PGD_ERR_UNSUPPORTED.
  *
  * The wrappers also keep per-op call counts and seconds in the struct

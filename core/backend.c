@@ -23,12 +23,14 @@ typedef pgd_status (*pgd_backend_create_fn)(const pgd_backend_config *, pgd_back
 static const char *const no_keys[] = {NULL};
 static const char *const sim_keys[] = {"device", "profile", "tp", NULL}; /* backends/sim/sim_backend.c */
 
+/* clang-format off */
 static const struct {
     const char *name;
     pgd_backend_create_fn create;
     const char *const *option_keys; /* pgd_backend_config.options it takes (NULL = none) */
 } registry[] = {
-    {"cpu", pgd_cpu_backend_create, NULL},        {"sim", pgd_sim_backend_create, sim_keys},
+    {"cpu", pgd_cpu_backend_create, NULL},
+    {"sim", pgd_sim_backend_create, sim_keys},
     /* GPU backends exist only when CMake found their toolchain */
 #if PAGODA_HAVE_CUDA
     {"cuda", pgd_cuda_backend_create, NULL},
@@ -40,6 +42,7 @@ static const struct {
     {"gpu-emu", pgd_gpuemu_backend_create, NULL}, /* the GPU code on the CPU, for tests */
 #endif
 };
+/* clang-format on */
 static const char *const names[] = {"cpu", "sim",
 #if PAGODA_HAVE_CUDA
                                     "cuda",

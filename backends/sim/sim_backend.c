@@ -183,13 +183,13 @@ static pgd_status sim_copy_blocks(pgd_backend *b, float *cache, const int32_t *p
     return PGD_OK;
 }
 
-/* The escape hatch (pgd_backend_control): the clock and the device preset. */
+/* The escape hatch (pgd_backend_control): the clock, the device preset
+ * and what its links cost. */
 static pgd_status sim_control(pgd_backend *b, const char *what, void *arg) {
     sim_backend *s = S(b);
-    if (!strcmp(what, "clock") || !strcmp(what, "device") || !strcmp(what, "set_clock") ||
-        !strcmp(what, "link_seconds")) {
-        if (!arg) return pgd_error(PGD_ERR_INVALID, "sim backend: '%s' needs an argument", what);
-    } else return pgd_error(PGD_ERR_UNSUPPORTED, "the sim backend has no request '%s'", what);
+    if (strcmp(what, "clock") && strcmp(what, "device") && strcmp(what, "set_clock") && strcmp(what, "link_seconds"))
+        return pgd_error(PGD_ERR_UNSUPPORTED, "the sim backend has no request '%s'", what);
+    if (!arg) return pgd_error(PGD_ERR_INVALID, "sim backend: '%s' needs an argument", what);
     if (!strcmp(what, "clock")) *(pgd_clock **)arg = s->clock;
     else if (!strcmp(what, "device")) *(const char **)arg = s->cost.dev.name;
     else if (!strcmp(what, "link_seconds")) {

@@ -246,9 +246,7 @@ pgd_status pgd_exec_simpipe_create(const pgd_exec_config *cfg, pgd_backend *b, p
     pgd_status st = PGD_OK;
     if (pgd_backend_control(b, "link_seconds", &probe) != PGD_OK)
         st = pgd_error(PGD_ERR_INVALID,
-                       "sim pipeline: device %s has no device-to-device link for stage-to-stage "
-                       "transfers",
-                       dev);
+                       "sim pipeline: device %s has no device-to-device link for stage-to-stage transfers", dev);
     if (st == PGD_OK && (!(p->st = calloc((size_t)pp, sizeof *p->st)) ||
                          !(p->slots = calloc((size_t)pp, sizeof *p->slots)) ||
                          !(p->busy = calloc((size_t)pp, sizeof *p->busy))))
