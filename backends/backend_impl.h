@@ -2,8 +2,11 @@
  *
  * A backend allocates a struct whose first member is `pgd_backend base`,
  * sets base.ops to its static const ops table, and registers a create
- * function in core/backend.c's registry. Every op returns PGD_OK or an error
- * recorded with pgd_error() naming the op. Optional ops may be NULL; the
+ * function in core/backend.c's registry, with the option keys it takes
+ * (pgd_backend_config.options). What only one backend has (the sim's
+ * clock, device preset and link prices) goes through the control op, not
+ * this struct. Every op returns PGD_OK or an error recorded with
+ * pgd_error() naming the op. Optional ops may be NULL; the
  * wrappers in core/backend.c then report PGD_ERR_UNSUPPORTED.
  *
  * The wrappers also keep per-op call counts and seconds in the struct
@@ -24,6 +27,10 @@ struct pgd_backend_ops {
     /* optional (NULL: pgd_backend_host_alloc gives aligned host memory) */
     pgd_status (*host_alloc)(pgd_backend *b, size_t bytes, void **hptr); /* pinned */
     void (*host_free)(pgd_backend *b, void *hptr);
+    /* optional: the escape hatch (pgd_backend_control); PGD_ERR_UNSUPPORTED
+     * for a request it does not know. core/backend.c asks "clock" after
+     * create and after a "set_clock" to learn the clock ops are timed on. */
+    pgd_status (*control)(pgd_backend *b, const char *what, void *arg);
 
     /* the ops of pagoda/backend_ops.h, one field each (an optional op may be NULL) */
 #define PGD_BACKEND_OP_FIELD_(op, ID, req, params, args) pgd_status(*op) params;
@@ -34,20 +41,25 @@ struct pgd_backend_ops {
 struct pgd_backend {
     const struct pgd_backend_ops *ops;
     char description[128];
-    pgd_clock *clock;   /* sim: the virtual clock it advances; NULL = real time */
-    int is_virtual;     /* large allocations hold no data */
+    int is_virtual;     /* large allocations hold no data (pgd_backend_computes() = 0) */
     pgd_dtype kv_dtype; /* KV cache dtype: what the storage holds, and what the
                            memory budget counts (the sim: accounting only); zeroed = f32 */
     unsigned kv_dtypes; /* the KV dtypes it can store, bit 1 << dtype (0 = f32 only); core/backend.c
                            applies pgd_backend_config.kv_dtype after create */
     unsigned quant_weights; /* 1 when matmul and embedding take q8_0/q4_0 weights */
-    /* written by core/backend.c's wrappers only (zeroed at creation) */
+    /* written by core/backend.c only (zeroed at creation) */
+    pgd_clock *clock; /* what ops are timed on: the backend's "clock" (control), NULL = real time */
     int64_t op_calls[PGD_OP_COUNT];
     double op_seconds[PGD_OP_COUNT];
     pgd_backend_observer observer; /* pgd_backend_observe */
     void *observer_ctx;
     int observer_sync;
 };
+
+/* The value of option `key` in cfg->options ("key=value"), or NULL when
+ * absent. core/backend.c has checked every key against the registry's list
+ * for the backend before its create runs. */
+const char *pgd_backend_option(const pgd_backend_config *cfg, const char *key);
 
 /* Registry entries (defined by each backend). */
 pgd_status pgd_cpu_backend_create(const pgd_backend_config *cfg, pgd_backend **out);

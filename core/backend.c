@@ -20,23 +20,29 @@ static const int op_required[PGD_OP_COUNT];
 
 typedef pgd_status (*pgd_backend_create_fn)(const pgd_backend_config *, pgd_backend **);
 
+static const char *const no_keys[] = {NULL};
+static const char *const sim_keys[] = {"device", "profile", "tp", NULL}; /* backends/sim/sim_backend.c */
+
+/* clang-format off */
 static const struct {
     const char *name;
     pgd_backend_create_fn create;
+    const char *const *option_keys; /* pgd_backend_config.options it takes (NULL = none) */
 } registry[] = {
-    {"cpu", pgd_cpu_backend_create},
-    {"sim", pgd_sim_backend_create},
+    {"cpu", pgd_cpu_backend_create, NULL},
+    {"sim", pgd_sim_backend_create, sim_keys},
     /* GPU backends exist only when CMake found their toolchain */
 #if PAGODA_HAVE_CUDA
-    {"cuda", pgd_cuda_backend_create},
+    {"cuda", pgd_cuda_backend_create, NULL},
 #endif
 #if PAGODA_HAVE_ROCM
-    {"rocm", pgd_rocm_backend_create},
+    {"rocm", pgd_rocm_backend_create, NULL},
 #endif
 #if PAGODA_HAVE_GPU_EMU
-    {"gpu-emu", pgd_gpuemu_backend_create}, /* the GPU code on the CPU, for tests */
+    {"gpu-emu", pgd_gpuemu_backend_create, NULL}, /* the GPU code on the CPU, for tests */
 #endif
 };
+/* clang-format on */
 static const char *const names[] = {"cpu", "sim",
 #if PAGODA_HAVE_CUDA
                                     "cuda",
@@ -51,6 +57,55 @@ static const char *const names[] = {"cpu", "sim",
 
 const char *const *pgd_backend_list(void) { return names; }
 
+const char *const *pgd_backend_option_keys(const char *name) {
+    for (size_t i = 0; name && i < sizeof registry / sizeof registry[0]; i++)
+        if (!strcmp(registry[i].name, name)) return registry[i].option_keys ? registry[i].option_keys : no_keys;
+    return NULL;
+}
+
+const char *pgd_backend_option(const pgd_backend_config *cfg, const char *key) {
+    const char *v = NULL; /* the last one given wins */
+    for (int i = 0; cfg && cfg->options && cfg->options[i]; i++) {
+        size_t n = strlen(key);
+        if (!strncmp(cfg->options[i], key, n) && cfg->options[i][n] == '=') v = cfg->options[i] + n + 1;
+    }
+    return v;
+}
+
+/* Every option must be key=value with a key the backend takes. */
+static pgd_status check_options(const char *name, const char *const *keys, const char *const *options) {
+    for (int i = 0; options && options[i]; i++) {
+        const char *o = options[i], *eq = strchr(o, '=');
+        if (!eq || eq == o) return pgd_error(PGD_ERR_INVALID, "backend option '%s' is not key=value", o);
+        int known = 0;
+        for (int k = 0; keys && keys[k] && !known; k++)
+            known = strlen(keys[k]) == (size_t)(eq - o) && !strncmp(keys[k], o, (size_t)(eq - o));
+        if (known) continue;
+        char have[128] = "";
+        for (int k = 0; keys && keys[k]; k++)
+            snprintf(have + strlen(have), sizeof have - strlen(have), "%s%s", k ? ", " : "", keys[k]);
+        return pgd_error(PGD_ERR_INVALID, "the %s backend has no option '%.*s' (%s%s)", name, (int)(eq - o), o,
+                         *have ? "it takes: " : "it takes none", have);
+    }
+    return PGD_OK;
+}
+
+/* The clock the wrappers time ops on: the backend's virtual one, else real time. */
+static void learn_clock(pgd_backend *b) {
+    pgd_clock *c = NULL;
+    if (b->ops->control && b->ops->control(b, "clock", &c) == PGD_OK) b->clock = c;
+    else b->clock = NULL;
+}
+
+pgd_status pgd_backend_control(pgd_backend *b, const char *what, void *arg) {
+    if (!b || !what) return pgd_error(PGD_ERR_INVALID, "backend control: NULL argument");
+    pgd_status st = b->ops->control
+                        ? b->ops->control(b, what, arg)
+                        : pgd_error(PGD_ERR_UNSUPPORTED, "the %s backend takes no requests ('%s')", b->ops->name, what);
+    if (st == PGD_OK && !strcmp(what, "set_clock")) learn_clock(b);
+    return st;
+}
+
 pgd_status pgd_backend_create(const pgd_backend_config *cfg, pgd_backend **out) {
     static const pgd_backend_config defaults = {0};
     if (!out) return pgd_error(PGD_ERR_INVALID, "pgd_backend_create: out is NULL");
@@ -63,7 +118,9 @@ pgd_status pgd_backend_create(const pgd_backend_config *cfg, pgd_backend **out) 
         return pgd_error(PGD_ERR_INVALID, "KV cache dtype must be f32, f16, bf16 or q8 (got '%s')", cfg->kv_dtype);
     for (size_t i = 0; i < sizeof registry / sizeof registry[0]; i++)
         if (!strcmp(registry[i].name, name)) {
+            PGD_TRY(check_options(name, registry[i].option_keys, cfg->options));
             PGD_TRY(registry[i].create(cfg, out));
+            learn_clock(*out);
             for (int op = 0; op < PGD_OP_COUNT; op++)
                 if (op_required[op] && !pgd_backend_supports_op(*out, (pgd_backend_op)op)) {
                     pgd_backend_destroy(*out);

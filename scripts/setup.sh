@@ -8,6 +8,7 @@ pkgs=(build-essential cmake pkg-config libcunit1-dev libjansson-dev libinih-dev 
       libmicrohttpd-dev libcurl4-openssl-dev  # pagoda serve (HTTP); its tests' HTTP client
       valgrind  # the perf gate counts instructions with callgrind (scripts/perf_gate.sh)
       clang libclang-rt-dev  # libFuzzer: the fuzz smoke runs (tests/fuzz/run.sh, ctest label fuzz)
+      clang-format  # scripts/check_format.sh (.clang-format; .ci/run): changed lines must be formatted
       hipcc libamdhip64-dev)  # ROCm 5.2 (Debian): the ROCm backend compiles and links in CI
 missing=()
 for p in "${pkgs[@]}"; do

@@ -246,7 +246,8 @@ static pgd_status exec_create(void **o) {
     return pgd_exec_create(&xc, (pgd_exec **)o);
 }
 static pgd_status exec_create_sim(void **o) {
-    pgd_exec_config xc = {.model = "random:stories260K", .backend = {.name = "sim", .sim_device = "cpu"}};
+    pgd_exec_config xc = {.model = "random:stories260K",
+                          .backend = {.name = "sim", .options = (const char *const[]){"device=cpu", NULL}}};
     return pgd_exec_create(&xc, (pgd_exec **)o);
 }
 static pgd_status exec_create_gguf(void **o) {

@@ -491,7 +491,8 @@ static void test_memory_waste(void) {
     double u[5], b[5];
     /* the schedule alone matters here (lengths are fixed: ignore_eos), so the
      * stories260K shape runs on the sim, which computes nothing */
-    pgd_exec_config xc = {.model = "random:stories260K", .backend = {.name = "sim", .sim_device = "cpu"}};
+    pgd_exec_config xc = {.model = "random:stories260K",
+                          .backend = {.name = "sim", .options = (const char *const[]){"device=cpu", NULL}}};
     pgd_exec *x = NULL;
     CU_ASSERT_EQUAL_FATAL(pgd_exec_create(&xc, &x), PGD_OK);
     fprintf(stderr, "\n  KV slots holding real tokens (mean over steps; 32 requests, prompt 8-127, "

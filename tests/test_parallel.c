@@ -365,9 +365,10 @@ static void test_sim_sharded_matches_analytic(void) {
 /* ---- the simulator's pipeline: a clock per stage ---- */
 
 static pgd_exec *sim_pipe(int tp, int pp, const char *stages) {
-    pgd_exec_config xc = {.model = "random:opt-13b", .load = {.random_dtype = PGD_F16},
-                          .backend = {.name = "sim", .sim_device = "a100-80gb"},
-                          .parallel = {.tp = tp, .pp = pp, .stage_layers = stages, .sim_device = "a100-80gb"}};
+    pgd_exec_config xc = {.model = "random:opt-13b",
+                          .load = {.random_dtype = PGD_F16},
+                          .backend = {.name = "sim", .options = (const char *const[]){"device=a100-80gb", NULL}},
+                          .parallel = {.tp = tp, .pp = pp, .stage_layers = stages}};
     pgd_exec *x = NULL;
     pgd_status s = pgd_exec_create(&xc, &x);
     if (s != PGD_OK) fprintf(stderr, "\n%s\n", pgd_last_error());

@@ -218,7 +218,8 @@ static void test_table_errors(void) {
     CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "/nonexistent/dir/table.csv"));
     /* and through the sim backend and a config */
     pgd_backend *b = NULL;
-    pgd_backend_config bc = {.name = "sim", .sim_device = "cpu", .sim_profile = "/nonexistent/table.csv"};
+    pgd_backend_config bc = {.name = "sim",
+                             .options = (const char *const[]){"device=cpu", "profile=/nonexistent/table.csv", NULL}};
     CU_ASSERT_EQUAL(pgd_backend_create(&bc, &b), PGD_ERR_IO);
     CU_ASSERT_PTR_NULL(b);
     CU_ASSERT_EQUAL_FATAL(pgd_sim_table_new(&t), PGD_OK);
@@ -232,7 +233,7 @@ static void test_table_errors(void) {
 
 static void test_bad_device(void) {
     pgd_backend *b = NULL;
-    pgd_backend_config bc = {.name = "sim", .sim_device = "a100-30gb"};
+    pgd_backend_config bc = {.name = "sim", .options = (const char *const[]){"device=a100-30gb", NULL}};
     CU_ASSERT_EQUAL(pgd_backend_create(&bc, &b), PGD_ERR_INVALID);
     CU_ASSERT_PTR_NULL(b);
     CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "unknown device 'a100-30gb'"));
@@ -309,7 +310,8 @@ static void test_kv_dtype_priced(void) {
     const char *kts[3] = {NULL, "f32", "q8"};
     for (int i = 0; i < 3; i++) {
         pgd_backend *b = NULL;
-        pgd_backend_config bc = {.name = "sim", .sim_device = "a100-40gb", .kv_dtype = kts[i]};
+        pgd_backend_config bc = {
+            .name = "sim", .kv_dtype = kts[i], .options = (const char *const[]){"device=a100-40gb", NULL}};
         CU_ASSERT_EQUAL_FATAL(pgd_backend_create(&bc, &b), PGD_OK);
         CU_ASSERT_EQUAL(pgd_backend_kv_dtype(b), i == 2 ? PGD_Q8 : i ? PGD_F32 : PGD_F16);
         void *w = NULL;
@@ -470,7 +472,8 @@ static void test_op_times_cpu(void) {
  * so beam i is zeros then token i, all at the same score. */
 static void test_beam_stand_in(void) {
     pgd_exec *m = NULL;
-    pgd_exec_config xc = {.model = "random:opt-125m", .backend = {.name = "sim", .sim_device = "a100-40gb"}};
+    pgd_exec_config xc = {.model = "random:opt-125m",
+                          .backend = {.name = "sim", .options = (const char *const[]){"device=a100-40gb", NULL}}};
     CU_ASSERT_EQUAL_FATAL(pgd_exec_create(&xc, &m), PGD_OK);
     const pgd_model_config *mc = pgd_exec_model_config(m);
     pgd_engine_config ec = {.block_size = 16, .num_blocks = 64, .max_num_batched_tokens = 2048, .max_num_seqs = 16};
@@ -517,7 +520,78 @@ static void test_beam_stand_in(void) {
     pgd_exec_destroy(m);
 }
 
+/* The sim's options and requests travel through the generic slots
+ * (pgd_backend_config.options, pgd_backend_control), checked by key. */
+static void test_options_and_control(void) {
+    const char *const *keys = pgd_backend_option_keys("sim");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(keys);
+    CU_ASSERT_STRING_EQUAL(keys[0], "device");
+    CU_ASSERT_STRING_EQUAL(keys[1], "profile");
+    CU_ASSERT_STRING_EQUAL(keys[2], "tp");
+    CU_ASSERT_PTR_NULL(keys[3]);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pgd_backend_option_keys("cpu"));
+    CU_ASSERT_PTR_NULL(pgd_backend_option_keys("cpu")[0]);
+    CU_ASSERT_PTR_NULL(pgd_backend_option_keys("tpu"));
+    pgd_backend *b = NULL;
+    pgd_backend_config bad = {.name = "sim", .options = (const char *const[]){"devcie=h100", NULL}};
+    CU_ASSERT_EQUAL(pgd_backend_create(&bad, &b), PGD_ERR_INVALID);
+    CU_ASSERT_STRING_EQUAL(pgd_last_error(), "the sim backend has no option 'devcie' (it takes: device, profile, tp)");
+    bad = (pgd_backend_config){.name = "cpu", .options = (const char *const[]){"device=h100", NULL}};
+    CU_ASSERT_EQUAL(pgd_backend_create(&bad, &b), PGD_ERR_INVALID);
+    CU_ASSERT_STRING_EQUAL(pgd_last_error(), "the cpu backend has no option 'device' (it takes none)");
+    bad = (pgd_backend_config){.name = "sim", .options = (const char *const[]){"h100", NULL}};
+    CU_ASSERT_EQUAL(pgd_backend_create(&bad, &b), PGD_ERR_INVALID);
+    CU_ASSERT_STRING_EQUAL(pgd_last_error(), "backend option 'h100' is not key=value");
+    bad = (pgd_backend_config){.name = "sim", .options = (const char *const[]){"tp=65", NULL}};
+    CU_ASSERT_EQUAL(pgd_backend_create(&bad, &b), PGD_ERR_INVALID);
+    CU_ASSERT_STRING_EQUAL(pgd_last_error(), "sim backend: tensor-parallel degree must be in 1..64 (got 65)");
+    bad = (pgd_backend_config){.name = "sim", .options = (const char *const[]){"tp=2x", NULL}};
+    CU_ASSERT_EQUAL(pgd_backend_create(&bad, &b), PGD_ERR_INVALID);
+    CU_ASSERT_PTR_NULL(b);
+
+    pgd_backend_config bc = {.name = "sim", .options = (const char *const[]){"device=h100", "tp=2", NULL}};
+    CU_ASSERT_EQUAL_FATAL(pgd_backend_create(&bc, &b), PGD_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pgd_backend_describe(b), "h100 x2"));
+    const char *dev = NULL;
+    CU_ASSERT_EQUAL(pgd_backend_control(b, "device", &dev), PGD_OK);
+    CU_ASSERT_STRING_EQUAL(dev, "h100");
+    pgd_clock *own = NULL;
+    CU_ASSERT_EQUAL(pgd_backend_control(b, "clock", &own), PGD_OK);
+    CU_ASSERT_PTR_EQUAL(own, pgd_backend_clock(b));
+    CU_ASSERT_EQUAL(pgd_clock_get_kind(own), PGD_CLOCK_VIRTUAL);
+    CU_ASSERT_EQUAL(pgd_backend_control(b, "flush", NULL), PGD_ERR_UNSUPPORTED);
+    CU_ASSERT_STRING_EQUAL(pgd_last_error(), "the sim backend has no request 'flush'");
+    /* a borrowed clock: ops advance it, and the op accounting reads it */
+    pgd_clock *v = NULL, *real = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_clock_create(PGD_CLOCK_VIRTUAL, &v), PGD_OK);
+    CU_ASSERT_EQUAL_FATAL(pgd_clock_create(PGD_CLOCK_REAL, &real), PGD_OK);
+    CU_ASSERT_EQUAL(pgd_backend_control(b, "set_clock", real), PGD_ERR_INVALID);
+    CU_ASSERT_PTR_EQUAL(pgd_backend_clock(b), own);
+    CU_ASSERT_EQUAL(pgd_backend_control(b, "set_clock", v), PGD_OK);
+    CU_ASSERT_PTR_EQUAL(pgd_backend_clock(b), v);
+    double t0 = pgd_clock_now(v);
+    void *x = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_backend_alloc(b, 1 << 20, &x), PGD_OK);
+    CU_ASSERT_EQUAL(pgd_backend_rmsnorm(b, x, x, x, 16, 1024, 1e-5f), PGD_OK);
+    CU_ASSERT(pgd_clock_now(v) > t0);
+    pgd_op_time ot[PGD_BACKEND_NUM_OPS];
+    CU_ASSERT_EQUAL_FATAL(pgd_backend_op_times(b, ot, PGD_BACKEND_NUM_OPS), 1);
+    CU_ASSERT_DOUBLE_EQUAL(ot[0].seconds, pgd_clock_now(v) - t0, 1e-15);
+    pgd_backend_free(b, x);
+    pgd_backend_destroy(b);
+    pgd_clock_destroy(v);
+    pgd_clock_destroy(real);
+    /* a backend without requests */
+    pgd_backend_config cc = {.name = "cpu", .num_threads = 1};
+    CU_ASSERT_EQUAL_FATAL(pgd_backend_create(&cc, &b), PGD_OK);
+    CU_ASSERT_PTR_NULL(pgd_backend_clock(b));
+    CU_ASSERT_EQUAL(pgd_backend_control(b, "clock", &own), PGD_ERR_UNSUPPORTED);
+    CU_ASSERT_STRING_EQUAL(pgd_last_error(), "the cpu backend takes no requests ('clock')");
+    pgd_backend_destroy(b);
+}
+
 static CU_TestInfo tests[] = {
+    {"backend options and requests: the sim's through the generic slots", test_options_and_control},
     {"KV dtype priced from creation", test_kv_dtype_priced},
     {"roofline math on hand-computed cases", test_roofline},
     {"monotonic in tokens and context", test_monotonic},

@@ -23,10 +23,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli/csv_table.h"
 #include "pagoda/config.h"
 #include "test_util.h"
-#include "../core/cli/csv_table.h"
-#include "../core/util/suggest.h"
+#include "util/suggest.h"
 
 static char dir[256];
 

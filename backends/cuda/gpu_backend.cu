@@ -389,6 +389,7 @@ static const struct pgd_backend_ops gpu_ops = {
     .free = gpu_free,
     .host_alloc = gpu_host_alloc,
     .host_free = gpu_host_free,
+    .control = NULL, /* no requests (pgd_backend_control) */
     .upload = gpu_upload,
     .download = gpu_download,
     .memset = gpu_memset,

@@ -35,6 +35,7 @@ typedef struct sim_backend {
     pgd_sim_cost cost;
     pgd_sim_table *table; /* owned */
     pgd_clock *own_clock;
+    pgd_clock *clock;     /* the one it advances: own_clock, or one borrowed by "set_clock" */
     vrange *ranges;       /* virtual allocations */
     int n_ranges, cap_ranges;
     char *zero_at;        /* host span known to hold zeros from the last virtual download */
@@ -42,7 +43,7 @@ typedef struct sim_backend {
 } sim_backend;
 
 static sim_backend *S(pgd_backend *b) { return (sim_backend *)b; }
-static void tick(pgd_backend *b, double dt) { pgd_clock_advance(b->clock, dt); }
+static void tick(pgd_backend *b, double dt) { pgd_clock_advance(S(b)->clock, dt); }
 
 static int find_range(const sim_backend *s, const void *p) {
     const char *c = p;
@@ -182,9 +183,39 @@ static pgd_status sim_copy_blocks(pgd_backend *b, float *cache, const int32_t *p
     return PGD_OK;
 }
 
+/* The escape hatch (pgd_backend_control): the clock, the device preset
+ * and what its links cost. */
+static pgd_status sim_control(pgd_backend *b, const char *what, void *arg) {
+    sim_backend *s = S(b);
+    if (strcmp(what, "clock") && strcmp(what, "device") && strcmp(what, "set_clock") && strcmp(what, "link_seconds"))
+        return pgd_error(PGD_ERR_UNSUPPORTED, "the sim backend has no request '%s'", what);
+    if (!arg) return pgd_error(PGD_ERR_INVALID, "sim backend: '%s' needs an argument", what);
+    if (!strcmp(what, "clock")) *(pgd_clock **)arg = s->clock;
+    else if (!strcmp(what, "device")) *(const char **)arg = s->cost.dev.name;
+    else if (!strcmp(what, "link_seconds")) {
+        pgd_backend_link_cost *l = arg;
+        if (!(s->cost.dev.link_bw > 0))
+            return pgd_error(PGD_ERR_UNSUPPORTED, "sim backend: device %s has no device-to-device link",
+                             s->cost.dev.name);
+        pgd_sim_cost c = {.dev = s->cost.dev, .tp = 1}; /* the links alone */
+        double bytes = l->elems * s->cost.dev.act_bytes;
+        if (!l->op || l->ranks < 1) return pgd_error(PGD_ERR_INVALID, "sim backend: link_seconds: bad arguments");
+        if (!strcmp(l->op, "all_reduce")) l->seconds = pgd_sim_cost_all_reduce(&c, l->ranks, 1, bytes);
+        else if (!strcmp(l->op, "all_gather")) l->seconds = pgd_sim_cost_all_gather(&c, l->ranks, bytes * l->ranks);
+        else if (!strcmp(l->op, "send")) l->seconds = pgd_sim_cost_send(&c, bytes);
+        else return pgd_error(PGD_ERR_INVALID, "sim backend: link_seconds: unknown op '%s'", l->op);
+    } else {
+        if (pgd_clock_get_kind(arg) != PGD_CLOCK_VIRTUAL)
+            return pgd_error(PGD_ERR_INVALID, "sim backend: needs a virtual clock (got a real one)");
+        s->clock = arg;
+    }
+    return PGD_OK;
+}
+
 static const struct pgd_backend_ops sim_ops = {
     .name = "sim",
     .destroy = sim_destroy,
+    .control = sim_control,
     .alloc = sim_alloc,
     .free = sim_free,
     .upload = sim_upload,
@@ -205,20 +236,21 @@ static const struct pgd_backend_ops sim_ops = {
 
 pgd_status pgd_sim_backend_create(const pgd_backend_config *cfg, pgd_backend **out) {
     pgd_sim_device dev;
-    PGD_TRY(pgd_sim_device_find(cfg->sim_device, &dev));
-    if (cfg->sim_tp < 0 || cfg->sim_tp > 64)
-        return pgd_error(PGD_ERR_INVALID, "sim backend: tensor-parallel degree must be in 1..64 (got %d)", cfg->sim_tp);
-    if (cfg->clock && pgd_clock_get_kind(cfg->clock) != PGD_CLOCK_VIRTUAL)
-        return pgd_error(PGD_ERR_INVALID, "sim backend: needs a virtual clock (got a real one)");
+    PGD_TRY(pgd_sim_device_find(pgd_backend_option(cfg, "device"), &dev));
+    const char *tps = pgd_backend_option(cfg, "tp"), *profile = pgd_backend_option(cfg, "profile");
+    char *end = NULL;
+    long tp = tps && *tps ? strtol(tps, &end, 10) : 0;
+    if (end && *end) return pgd_error(PGD_ERR_INVALID, "sim backend: tp must be an integer (got '%s')", tps);
+    if (tp < 0 || tp > 64)
+        return pgd_error(PGD_ERR_INVALID, "sim backend: tensor-parallel degree must be in 1..64 (got %ld)", tp);
     sim_backend *s = calloc(1, sizeof *s);
     if (!s) return pgd_error(PGD_ERR_OOM, "sim backend: out of memory");
     pgd_status st;
-    if (cfg->sim_profile && *cfg->sim_profile && (st = pgd_sim_table_load(cfg->sim_profile, &s->table)) != PGD_OK)
-        goto fail;
-    if (!cfg->clock && (st = pgd_clock_create(PGD_CLOCK_VIRTUAL, &s->own_clock)) != PGD_OK) goto fail;
-    s->cost = (pgd_sim_cost){.dev = dev, .tp = cfg->sim_tp > 0 ? cfg->sim_tp : 1, .table = s->table};
+    if (profile && *profile && (st = pgd_sim_table_load(profile, &s->table)) != PGD_OK) goto fail;
+    if ((st = pgd_clock_create(PGD_CLOCK_VIRTUAL, &s->own_clock)) != PGD_OK) goto fail;
+    s->cost = (pgd_sim_cost){.dev = dev, .tp = tp > 0 ? (int)tp : 1, .table = s->table};
     s->base.ops = &sim_ops;
-    s->base.clock = cfg->clock ? cfg->clock : s->own_clock;
+    s->clock = s->own_clock;
     s->base.is_virtual = 1;
     s->base.kv_dtype = dev.act_bytes == 2 ? PGD_F16 : PGD_F32;
     /* an explicit KV dtype (core/backend.c checked the name and applies it to base.kv_dtype after
@@ -229,8 +261,8 @@ pgd_status pgd_sim_backend_create(const pgd_backend_config *cfg, pgd_backend **o
     s->cost.kv_row_extra = s->base.kv_dtype == PGD_Q8 ? (double)sizeof(float) : 0; /* q8's row scale */
     s->base.quant_weights = 1; /* priced by the bytes they take */
     if (s->table)
-        snprintf(s->base.description, sizeof s->base.description, "sim: %s x%d, calibrated (%d rows from %s)",
-                 dev.name, s->cost.tp, pgd_sim_table_rows(s->table), cfg->sim_profile);
+        snprintf(s->base.description, sizeof s->base.description, "sim: %s x%d, calibrated (%d rows from %s)", dev.name,
+                 s->cost.tp, pgd_sim_table_rows(s->table), profile);
     else
         snprintf(s->base.description, sizeof s->base.description, "sim: %s x%d, roofline (%.0f TFLOP/s, %.2f TB/s)",
                  dev.name, s->cost.tp, dev.peak_flops / 1e12, dev.mem_bw / 1e12);

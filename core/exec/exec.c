@@ -63,7 +63,12 @@ pgd_status pgd_exec_create(const pgd_exec_config *cfg, pgd_exec **out) {
         return pgd_error(PGD_ERR_INVALID, "parallel layout: mpi tp %d x pp %d needs %d MPI ranks, this job has %d "
                          "(start it with mpirun -np %d)", tp, pp, n, pgd_comm_mpi_world_size(), n);
     pgd_backend *b = NULL;
+    pgd_status st0;
     PGD_TRY(pgd_backend_create(&bc, &b));
+    if (cfg->clock && !pgd_backend_computes(b) && (st0 = pgd_backend_control(b, "set_clock", cfg->clock)) != PGD_OK) {
+        pgd_backend_destroy(b);
+        return st0;
+    }
     pgd_exec_config c = *cfg;
     c.backend = bc;
     pgd_status st = !pgd_backend_computes(b) && pp > 1 ? pgd_exec_simpipe_create(&c, b, out)

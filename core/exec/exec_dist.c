@@ -475,7 +475,7 @@ pgd_status pgd_exec_dist_create(const pgd_exec_config *cfg, pgd_backend *b, pgd_
     if (!pgd_backend_computes(b)) {
         /* the simulator: this process is tensor rank 0 of tp alike ranks (pipelines: exec_simpipe.c) */
         pgd_comm *world = NULL;
-        PGD_TRY(pgd_comm_sim_create(tp, pgd_backend_clock(b), par->sim_device, &world));
+        PGD_TRY(pgd_comm_sim_create(tp, b, &world));
         if ((s = join(cfg, b, world, "sim", &d)) != PGD_OK) {
             if (d) dist_free(d);
             else pgd_comm_destroy(world);
@@ -522,7 +522,6 @@ pgd_status pgd_exec_dist_create(const pgd_exec_config *cfg, pgd_backend *b, pgd_
     }
     /* each worker rank: the driver's backend settings (its share of the threads), its own cores and GPU */
     pgd_backend_config rank_bc = cfg->backend;
-    rank_bc.clock = NULL;
     for (int r = 1; r < n; r++) {
         worker *w = &ws[r];
         w->rank = r;

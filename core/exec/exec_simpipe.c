@@ -10,8 +10,9 @@
  *     start(s, m) = max(free(s), ready(s, m)),
  *     ready(0, m) = t,  ready(s + 1, m) = end(s, m) + send(activations),
  * where end - start is the sum of the stage's op costs (its clock advances
- * by them, all-reduces of its tensor group included) and send is
- * pgd_sim_cost_send of the micro-batch's T x dim activations. The batch
+ * by them, all-reduces of its tensor group included) and send is the
+ * sim's price of a "send" (its "link_seconds" request, pagoda/backend.h)
+ * of the micro-batch's T x dim activations. The batch
  * lands at the end of its last micro-batch on the last stage (its logits
  * download included); waiting for it moves the engine's clock there. So
  * stage s works on batch b while stage s + 1 works on batch b - 1, exactly
@@ -36,7 +37,6 @@
 #include "pagoda/clock.h"
 #include "pagoda/comm.h"
 #include "pagoda/parallel.h"
-#include "sim/sim_cost.h"
 
 typedef struct stage {
     pgd_backend *b;     /* owned; its clock is the stage's */
@@ -61,7 +61,7 @@ typedef struct simpipe {
     sslot *slots;
     int32_t *qs;        /* a micro-batch's query starts */
     size_t qs_cap;
-    pgd_sim_cost link;  /* the device's links (stage-to-stage sends) */
+    pgd_backend *links; /* prices stage-to-stage sends on the device's links (the driver's backend) */
     double *busy;       /* stage_busy's answer */
 } simpipe;
 
@@ -181,7 +181,9 @@ static pgd_status simpipe_submit(pgd_exec *x, const pgd_batch *b, int ticket) {
             double start = stage_start(g, ready);
             PGD_TRY(pgd_model_pass(g->m, g->kv, &mbb, last ? sl->logits + row0 * V : NULL, &io));
             double end = stage_end(g, start);
-            ready = last ? end : end + pgd_sim_cost_send(&p->link, (double)nt * d * p->link.dev.act_bytes);
+            pgd_backend_link_cost send = {.op = "send", .ranks = 2, .elems = (double)nt * d};
+            if (!last) PGD_TRY(pgd_backend_control(p->links, "link_seconds", &send));
+            ready = last ? end : end + send.seconds;
         }
         if (ready > lands) lands = ready;
         s0 = s1;
@@ -228,7 +230,8 @@ pgd_status pgd_exec_simpipe_create(const pgd_exec_config *cfg, pgd_backend *b, p
                          "separated by commas", par->stage_layers, pp);
     pgd_clock *engine_clock = pgd_backend_clock(b);
     if (!engine_clock) return pgd_error(PGD_ERR_INVALID, "sim pipeline: the driver backend has no virtual clock");
-    const char *dev = cfg->backend.sim_device && *cfg->backend.sim_device ? cfg->backend.sim_device : "a100-40gb";
+    const char *dev = "?"; /* the driver's preset: its links price the transfers and collectives */
+    pgd_backend_control(b, "device", &dev);
     simpipe *p = calloc(1, sizeof *p);
     if (!p) return pgd_error(PGD_ERR_OOM, "sim pipeline: out of memory");
     pgd_exec *x = &p->base;
@@ -238,22 +241,21 @@ pgd_status pgd_exec_simpipe_create(const pgd_exec_config *cfg, pgd_backend *b, p
     p->pp = pp;
     const char *mbs = getenv("PAGODA_PP_MICROBATCHES");
     p->microbatches = mbs && atoi(mbs) > 0 ? atoi(mbs) : 0;
-    pgd_status st = pgd_sim_device_find(dev, &p->link.dev);
-    p->link.tp = 1;
-    if (st == PGD_OK && !(p->link.dev.link_bw > 0))
-        st = pgd_error(PGD_ERR_INVALID, "sim pipeline: device %s has no device-to-device link for stage-to-stage "
-                       "transfers", p->link.dev.name);
+    p->links = b;
+    pgd_backend_link_cost probe = {.op = "send", .ranks = 2};
+    pgd_status st = PGD_OK;
+    if (pgd_backend_control(b, "link_seconds", &probe) != PGD_OK)
+        st = pgd_error(PGD_ERR_INVALID,
+                       "sim pipeline: device %s has no device-to-device link for stage-to-stage transfers", dev);
     if (st == PGD_OK && (!(p->st = calloc((size_t)pp, sizeof *p->st)) ||
                          !(p->slots = calloc((size_t)pp, sizeof *p->slots)) ||
                          !(p->busy = calloc((size_t)pp, sizeof *p->busy))))
         st = pgd_error(PGD_ERR_OOM, "sim pipeline: out of memory");
     for (int s = 0; st == PGD_OK && s < pp; s++) {
         stage *g = &p->st[s];
-        pgd_backend_config bc = cfg->backend;
-        bc.clock = NULL; /* each stage's own clock */
-        st = pgd_backend_create(&bc, &g->b);
-        if (st == PGD_OK) st = pgd_comm_sim_create(tp * pp, pgd_backend_clock(g->b), dev, &g->world);
-        if (st == PGD_OK && tp > 1) st = pgd_comm_sim_create(tp, pgd_backend_clock(g->b), dev, &g->tp);
+        st = pgd_backend_create(&cfg->backend, &g->b); /* with its own clock */
+        if (st == PGD_OK) st = pgd_comm_sim_create(tp * pp, g->b, &g->world);
+        if (st == PGD_OK && tp > 1) st = pgd_comm_sim_create(tp, g->b, &g->tp);
         pgd_model req = {0};
         req.req_tp = tp;
         req.req_tp_rank = 0;

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gguf.h"
+#include "format/gguf.h"
 #include "model_impl.h"
 
 static pgd_status meta_int(const pgd_gguf *g, const char *arch, const char *key, int required,

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "gguf.h"
+#include "format/gguf.h"
 #include "model_impl.h"
 #include "pagoda/log.h"
 

@@ -63,8 +63,10 @@ static pgd_status sched_setup(const pgd_perf_env *env, void **out) {
     }
     if ((st = pgd_clock_create(PGD_CLOCK_VIRTUAL, &s->clock)) != PGD_OK) goto fail;
     /* Llama-7B's width on 2 layers: the sim prices few ops, the step is the scheduler's */
-    pgd_exec_config xc = {.model = "random:llama-7b,layers=2", .load = {.seed = 1234, .random_dtype = PGD_F16},
-                          .backend = {.name = "sim", .sim_device = "a100-40gb", .clock = s->clock}};
+    pgd_exec_config xc = {.model = "random:llama-7b,layers=2",
+                          .load = {.seed = 1234, .random_dtype = PGD_F16},
+                          .backend = {.name = "sim", .options = (const char *const[]){"device=a100-40gb", NULL}},
+                          .clock = s->clock};
     if ((st = pgd_exec_create(&xc, &s->x)) != PGD_OK) goto fail;
     pgd_engine_config ec = {.block_size = 16, .num_blocks = 4097, .max_num_seqs = 256,
                             .max_num_batched_tokens = 2048, .policy = "fcfs",

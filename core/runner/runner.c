@@ -275,25 +275,40 @@ pgd_status pgd_run_execute(const pgd_run_config *rc, const pgd_run_options *opts
     const char *profile = pgd_run_get_str(rc, "model", "profile");
     const char *dt = pgd_run_get_str(rc, "model", "dtype");
     pgd_dtype rdt;
+    /* [model] device, tensor_parallel and profile are the sim's options: given to a backend that
+     * takes them (pgd_backend_option_keys), unused by the others */
+    int sim_tp = pgd_run_get_int(rc, "model", "tensor_parallel");
+    char o_dev[160], o_tp[32], o_prof[4200];
+    snprintf(o_dev, sizeof o_dev, "device=%s", pgd_run_get_str(rc, "model", "device"));
+    snprintf(o_tp, sizeof o_tp, "tp=%d", sim_tp);
+    snprintf(o_prof, sizeof o_prof, "profile=%s", profile);
+    const char *be_name = pgd_run_get_str(rc, "model", "backend");
+    const char *const *be_keys = pgd_backend_option_keys(be_name);
+    const char *be_opts[4] = {NULL}, *cand[] = {o_dev, o_tp, o_prof};
+    for (int i = 0, n = 0; i < 3; i++)
+        for (int k = 0; be_keys && be_keys[k]; k++)
+            if (!strncmp(cand[i], be_keys[k], strlen(be_keys[k])) && cand[i][strlen(be_keys[k])] == '=')
+                be_opts[n++] = cand[i];
     pgd_exec_config xc = {
         .model = pgd_run_get_str(rc, "model", "path"),
         .load = {.seed = pgd_run_get_u64(rc, "model", "weight_seed"),
                  .random_dtype = pgd_dtype_from_name(dt, &rdt) ? rdt : PGD_F32},
         /* a virtual clock given by the caller is the one a simulating backend advances */
-        .backend = {.name = pgd_run_get_str(rc, "model", "backend"), .num_threads = threads,
-                    .kv_dtype = strcmp(pgd_run_get_str(rc, "engine", "kv_dtype"), "auto") ? pgd_run_get_str(rc, "engine", "kv_dtype") : NULL,
-                    .sim_device = pgd_run_get_str(rc, "model", "device"),
-                    .sim_tp = pgd_run_get_int(rc, "model", "tensor_parallel"),
-                    .sim_profile = *profile ? profile : NULL,
-                    .clock = clock && pgd_clock_get_kind(clock) == PGD_CLOCK_VIRTUAL ? clock : NULL},
-        .parallel = {.tp = pgd_run_get_int(rc, "parallel", "tp"), .pp = pgd_run_get_int(rc, "parallel", "pp"),
+        .backend = {.name = be_name,
+                    .num_threads = threads,
+                    .kv_dtype = strcmp(pgd_run_get_str(rc, "engine", "kv_dtype"), "auto")
+                                    ? pgd_run_get_str(rc, "engine", "kv_dtype")
+                                    : NULL,
+                    .options = be_opts},
+        .clock = clock && pgd_clock_get_kind(clock) == PGD_CLOCK_VIRTUAL ? clock : NULL,
+        .parallel = {.tp = pgd_run_get_int(rc, "parallel", "tp"),
+                     .pp = pgd_run_get_int(rc, "parallel", "pp"),
                      .comm = pgd_run_get_str(rc, "parallel", "comm"),
                      .stage_layers = pgd_run_get_str(rc, "parallel", "stage_layers"),
-                     .pin = pgd_run_get_bool(rc, "parallel", "pin"),
-                     .sim_device = pgd_run_get_str(rc, "model", "device")},
+                     .pin = pgd_run_get_bool(rc, "parallel", "pin")},
         .async = pgd_run_get_bool(rc, "engine", "async"),
     };
-    if (xc.backend.sim_tp > 1 && pgd_parallel_ranks(&xc.parallel) > 1) {
+    if (sim_tp > 1 && pgd_parallel_ranks(&xc.parallel) > 1) {
         st = ctx_error(pgd_error(PGD_ERR_INVALID, "set either [model] tensor_parallel (the analytic split) or "
                                  "[parallel] tp (the engine's sharded model), not both"), rc, "parallel");
         goto done;

@@ -36,7 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/gguf.h"
+#include "format/gguf.h"
 #include "pagoda/log.h"
 #include "tokenizer/tokenizer_impl.h"
 

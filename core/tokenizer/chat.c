@@ -9,9 +9,9 @@
 #include <jansson.h>
 #include <sys/stat.h>
 
+#include "format/gguf.h"
 #include "pagoda/chat.h"
 #include "pagoda/model.h"
-#include "model/gguf.h"
 
 typedef enum { CHAT_NONE, CHAT_LLAMA2, CHAT_LLAMA3, CHAT_CHATML } chat_kind;
 

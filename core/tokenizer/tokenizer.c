@@ -28,7 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/gguf.h"
+#include "format/gguf.h"
 #include "tokenizer/tokenizer_impl.h"
 
 #define TOK_MIN_SCORE (-1e10f) /* run.c's initial best_score: lower never merges */

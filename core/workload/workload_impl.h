@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "pagoda/workload.h"
+#include "rows.h"
 #include "util/rng.h"
 
 /* ---- random numbers: util/rng.h; the workload's stream ids ---- */
@@ -37,29 +38,7 @@ pgd_status pgd_len_dist_resolve(const pgd_len_dist *d, int is_output, pgd_len_ki
 /* One draw (>= 1) from a resolved distribution. */
 int pgd_len_dist_sample(const pgd_len_dist *d, pgd_rng *r);
 
-/* ---- staged rows (filled by trace.c / dataset.c) ---- */
-typedef struct pgd_wl_row {
-    int64_t row;         /* 0-based data row in the file */
-    int64_t t_sec;       /* timestamp: whole seconds (has_time) */
-    double t_frac;       /* and the fraction */
-    int in_len, out_len; /* out_len 0 = unknown */
-    int32_t *prompt;     /* tokens when known (dataset), else NULL */
-    int64_t *hash_ids;   /* Mooncake */
-    int n_hash_ids;
-    char *text, *out_text; /* dataset texts before tokenization (owned) */
-    int client, slo_class; /* trace columns "client", "slo_class" (0 when absent) */
-} pgd_wl_row;
-
-typedef struct pgd_wl_rows {
-    pgd_wl_row *v;
-    int64_t n, cap;
-    int has_time;
-    int64_t rows_read;   /* data rows seen */
-    int64_t skipped;     /* rows dropped (empty prompt) */
-} pgd_wl_rows;
-
-pgd_status pgd_wl_rows_push(pgd_wl_rows *rs, pgd_wl_row **out);
-void pgd_wl_rows_free(pgd_wl_rows *rs);
+/* ---- staged rows: rows.h (filled by trace.c / dataset.c) ---- */
 
 /* trace.c */
 pgd_status pgd_wl_trace_read(const pgd_workload_config *cfg, pgd_wl_rows *rs);

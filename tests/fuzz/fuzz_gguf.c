@@ -2,8 +2,8 @@
  * info validated), metadata and tensor lookups, the tokenizer from GGUF
  * metadata, and the model config derived from it. Seeds: the shared
  * tiny-random GGUF file (tests/fuzz/run.sh). */
+#include "format/gguf.h"
 #include "fuzz_util.h"
-#include "model/gguf.h"
 #include "pagoda/model.h"
 #include "pagoda/tokenizer.h"
 

@@ -33,15 +33,19 @@ typedef struct pgd_backend_config {
      * cores (hwloc); pin_rank = 0: no binding. Used by parallel layouts to
      * give each rank its own cores. */
     int pin_rank, pin_ranks;
-    /* sim only (backends/sim/sim_cost.h): */
-    const char *sim_device;  /* device preset: a100-40gb (default), a100-80gb, h100, h200, cpu */
-    const char *sim_profile; /* calibration table (CSV from `pagoda profile`); NULL = roofline */
-    int sim_tp;              /* tensor-parallel degree (GPUs); 0 = 1 */
-    pgd_clock *clock;        /* borrowed virtual clock the sim advances; NULL = its own */
     /* KV cache element type: "f32", "f16", "bf16"; NULL or "" = the backend's
      * default (f32; the sim: its preset's). A backend that cannot store it
      * (CUDA, ROCm: f32 only) fails to create. */
     const char *kv_dtype;
+    /* Options only the named backend understands: "key=value" strings, the
+     * list ended by NULL (NULL = none). pgd_backend_option_keys() names the
+     * keys a backend takes; create fails on any other. The sim's
+     * (backends/sim/sim_cost.h):
+     *   device=PRESET  a100-40gb (default), a100-80gb, h100, h200, cpu
+     *   profile=CSV    calibration table (from `pagoda profile`); absent or
+     *                  empty = roofline
+     *   tp=N           tensor-parallel degree (GPUs), 1..64; 0 = 1 */
+    const char *const *options;
 } pgd_backend_config;
 
 
@@ -50,8 +54,37 @@ void pgd_backend_destroy(pgd_backend *b);
 const char *pgd_backend_name(const pgd_backend *b);
 /* A one-line description (e.g. "cpu: 2 threads, avx2"). */
 const char *pgd_backend_describe(const pgd_backend *b);
+/* The keys backend `name` takes in pgd_backend_config.options,
+ * NULL-terminated (empty for a backend that takes none); NULL for a name
+ * this build does not have. */
+const char *const *pgd_backend_option_keys(const char *name);
+/* The escape hatch: a request only some backends understand, by name (as
+ * SQLite's xFileControl or ggml's get_proc_address), so that one backend's
+ * particulars stay out of this interface. PGD_ERR_UNSUPPORTED (with a
+ * message) when backend b does not know `what`. Requests:
+ *   "clock"      arg pgd_clock **: the virtual clock a simulating backend
+ *                advances (the sim)
+ *   "set_clock"  arg pgd_clock *: advance this borrowed virtual clock from
+ *                now on instead of the backend's own (the sim; a real clock
+ *                is PGD_ERR_INVALID); the caller keeps it alive
+ *   "device"     arg const char **: the name of the simulated device
+ *                preset (the sim)
+ *   "link_seconds" arg pgd_backend_link_cost *: what a collective or a
+ *                transfer between the simulated devices costs on their
+ *                links (the sim; PGD_ERR_UNSUPPORTED for a device without
+ *                device-to-device links): the sim's communicator and
+ *                pipeline stages are priced through it */
+pgd_status pgd_backend_control(pgd_backend *b, const char *what, void *arg);
+typedef struct pgd_backend_link_cost {
+    const char *op; /* "all_reduce", "all_gather" (among `ranks` devices of one host), "send" */
+    int ranks;
+    double elems;   /* activations, in the device's activation dtype: all_reduce's buffer,
+                       all_gather's share of each rank, send's message */
+    double seconds; /* out */
+} pgd_backend_link_cost;
 /* The virtual clock a simulating backend advances by each op's predicted
- * time, or NULL for a backend that computes in real time. */
+ * time (its "clock" request), or NULL for a backend that computes in real
+ * time. */
 pgd_clock *pgd_backend_clock(const pgd_backend *b);
 /* Capability: 1 when the backend computes values; 0 when large allocations
  * hold no data (the sim: never dereferenced, uploads to them are dropped,

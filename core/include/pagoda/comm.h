@@ -54,11 +54,12 @@ void pgd_comm_mpi_finalize(void);
 pgd_status pgd_comm_nccl_create(pgd_comm *boot, int device, pgd_comm **out);
 
 /* sim: rank 0 of n identical tensor-parallel ranks of the simulator
- * (core/parallel/comm_sim.c): collectives move no data and advance `clock`
- * (the sim backend's) by their ring cost on `device`'s links;
+ * (core/parallel/comm_sim.c): collectives move no data and advance the
+ * clock of backend `sim` (borrowed; its "clock" request) by what they cost
+ * on its device's links (its "link_seconds" request, pagoda/backend.h);
  * point-to-point is unsupported. */
-struct pgd_clock;
-pgd_status pgd_comm_sim_create(int n, struct pgd_clock *clock, const char *device, pgd_comm **out);
+struct pgd_backend;
+pgd_status pgd_comm_sim_create(int n, struct pgd_backend *sim, pgd_comm **out);
 
 int pgd_comm_rank(const pgd_comm *c);
 int pgd_comm_size(const pgd_comm *c);

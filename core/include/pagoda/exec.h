@@ -41,6 +41,8 @@ typedef struct pgd_exec_config {
     pgd_parallel_config parallel;  /* tp x pp over a communicator (zeroed: one rank) */
     int async;                     /* 1: one more batch in flight (scheduling and sampling overlap
                                       the forward pass) */
+    pgd_clock *clock;              /* borrowed virtual clock a simulating backend (the driver's) is
+                                      to advance ("set_clock", pagoda/backend.h); NULL = its own */
 } pgd_exec_config;
 
 pgd_status pgd_exec_create(const pgd_exec_config *cfg, pgd_exec **out);

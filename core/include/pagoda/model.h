@@ -75,8 +75,6 @@ typedef struct pgd_parallel_config {
                                  each stage on its own clock (core/exec/exec_simpipe.c) */
     const char *stage_layers; /* "3,2": layers per stage; NULL or "" = even split */
     int pin;                  /* bind each rank's threads to its own cores (hwloc) */
-    const char *sim_device;   /* sim backend: the device preset whose links the
-                                 collectives are timed on (comm is then "sim") */
 } pgd_parallel_config;
 
 typedef struct pgd_model_load_opts {

@@ -1,4 +1,5 @@
-/* gguf.h - reader for GGUF v2/v3 files (internal to core/model).
+/* gguf.h - reader for GGUF v2/v3 files (core/format: a module below both
+ * the model loader and the tokenizer, which read GGUF files).
  *
  * The file is mmap'd read-only. pgd_gguf_open() validates everything before
  * returning: magic "GGUF", version 2 or 3, counts that fit the file, every

@@ -16,7 +16,7 @@
  *    offset from the data section start is a multiple of general.alignment;
  *  - kv_by_key / t_by_name hold every key / tensor name once, sorted.
  * Multi-byte values are little-endian in the file; the host must be too. */
-#include "model/gguf.h"
+#include "gguf.h"
 
 #include <errno.h>
 #include <fcntl.h>
