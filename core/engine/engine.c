@@ -122,6 +122,7 @@ static void req_destroy(ereq *r) {
     free(r->prompt);
     free(r->stop_ids);
     free(r->outs);
+    free(r->staged);
     free(r);
 }
 
@@ -165,6 +166,9 @@ static pgd_status check_params(const pgd_engine *e, const pgd_request_params *p)
                          pgd_kv_kind_name(e->cfg.kv_kind));
     if (p->n_stop_strings > 0 && !e->tok)
         return pgd_error(PGD_ERR_INVALID, "request: stop strings need a tokenizer");
+    if (p->prefill_only && (p->n > 1 || p->beam_width > 0))
+        return pgd_error(PGD_ERR_UNSUPPORTED, "request: prefill_only hands one sequence over (got n = %d, "
+                         "beam_width = %d)", p->n, p->beam_width);
     return pgd_sampling_params_validate(&p->sampling, e->mc->vocab_size);
 }
 
@@ -225,7 +229,12 @@ pgd_status pgd_engine_add_request(pgd_engine *e, const pgd_request_params *p, in
                             .num_seqs = initial, .max_seqs = slots, .user = r, .client = p->client,
                             .slo_class = p->slo_class,
                             .ttft_deadline = p->ttft_slo > 0 ? r->arrival + p->ttft_slo : 0};
-    if ((st = pgd_scheduler_add(e->sched, &sr, &r->group)) != PGD_OK) goto fail;
+    if (e->import) /* pgd_engine_import: admitted with its prompt's K/V (engine_disagg.c) */
+        st = pgd_scheduler_add_prefilled(e->sched, &sr, e->import->tokens, e->import->n_tokens,
+                                         e->import->n_computed, &r->group, &e->import->n_cached);
+    else
+        st = pgd_scheduler_add(e->sched, &sr, &r->group);
+    if (st != PGD_OK) goto fail;
     for (int i = 0; i < initial; i++) {
         r->seqs[i]->sseq = r->group->seqs[i];
         r->group->seqs[i]->user = r->seqs[i];
@@ -439,6 +448,7 @@ void pgd_engine_release(pgd_engine *e, int64_t id) {
     ereq *r = find(e, id);
     if (!r) return;
     if (!r->finished) pgd_engine_finish(e, r, "abort");
+    pgd_engine_unpark(e, r);
     if (r->in_flight) { /* its batch still refers to it */
         r->release_on_landing = 1;
         return;
