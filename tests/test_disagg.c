@@ -56,7 +56,7 @@ static pgd_kv_handoff *prefill(pgd_engine *a, pgd_request_params p) {
     CU_ASSERT_EQUAL_FATAL(pgd_engine_run(a), PGD_OK);
     const pgd_request_output *o = NULL;
     CU_ASSERT_EQUAL_FATAL(pgd_engine_get_output(a, id, &o), PGD_OK);
-    CU_ASSERT(o->finished && o->num_seqs == 1 && o->seqs[0].n_tokens == 1);
+    CU_ASSERT(!o->finished && o->num_seqs == 1 && o->seqs[0].n_tokens == 1 && o->first_token >= 0); /* parked */
     pgd_kv_handoff *x = NULL, *y = NULL;
     pgd_status st = pgd_engine_export(a, id, &x);
     if (st != PGD_OK) fprintf(stderr, "export: %s\n", pgd_last_error());
@@ -150,7 +150,7 @@ static void test_blocks_held(void) {
     CU_ASSERT(!pgd_engine_has_unfinished(a));
     const pgd_request_output *o = NULL;
     CU_ASSERT_EQUAL(pgd_engine_get_output(a, id, &o), PGD_OK);
-    CU_ASSERT_STRING_EQUAL(o->finish_reason, "prefilled");
+    CU_ASSERT(!o->finished && o->finish_reason == NULL && o->first_token >= 0); /* parked */
     pgd_engine_stats st;
     pgd_engine_get_stats(a, &st);
     CU_ASSERT_EQUAL(st.kv.used_blocks, (G[0].np + 15) / 16);
@@ -161,6 +161,8 @@ static void test_blocks_held(void) {
     CU_ASSERT_EQUAL(x->first_token, G[0].gtoks[0]);
     pgd_engine_get_stats(a, &st);
     CU_ASSERT_EQUAL(st.kv.used_blocks, 0);
+    CU_ASSERT_EQUAL(pgd_engine_get_output(a, id, &o), PGD_OK);
+    CU_ASSERT(o->finished && !strcmp(o->finish_reason, "exported"));
     pgd_kv_handoff *y = NULL;
     CU_ASSERT_EQUAL(pgd_engine_export(a, id, &y), PGD_ERR_INVALID); /* twice */
     CU_ASSERT(strstr(pgd_last_error(), "exported already") != NULL);
@@ -278,11 +280,18 @@ static void test_sim(void) {
     CU_ASSERT_EQUAL(x->n_blocks, 3);
     CU_ASSERT_EQUAL(x->kv_bytes, 3 * pgd_exec_kv_block_bytes(xa));
     CU_ASSERT(x->kv_bytes > 0);
-    CU_ASSERT_EQUAL_FATAL(pgd_engine_import(b, x, &id), PGD_OK);
+    /* the KV arrives 0.25 s after the prefill ended: b (idle, its clock at 0) waits for it */
+    x->ready_time = pgd_clock_now(pgd_exec_clock(xa)) + 0.25;
+    pgd_status ist = pgd_engine_import(b, x, &id);
+    if (ist != PGD_OK) fprintf(stderr, "import: %s\n", pgd_last_error());
+    CU_ASSERT_EQUAL_FATAL(ist, PGD_OK);
+    CU_ASSERT(pgd_engine_has_unfinished(b));
     CU_ASSERT_EQUAL_FATAL(pgd_engine_run(b), PGD_OK);
     const pgd_request_output *o = NULL;
     CU_ASSERT_EQUAL_FATAL(pgd_engine_get_output(b, id, &o), PGD_OK);
     CU_ASSERT_EQUAL(o->seqs[0].n_tokens, 9);
+    CU_ASSERT(o->seqs[0].token_times[1] > x->ready_time); /* its first decode ran after the KV arrived */
+    CU_ASSERT(o->seqs[0].token_times[0] < x->ready_time);
     pgd_kv_handoff_free(x);
     pgd_engine_destroy(a);
     pgd_engine_destroy(b);
@@ -290,7 +299,43 @@ static void test_sim(void) {
     pgd_exec_destroy(xb);
 }
 
+/* No room on b (max_num_seqs 1, busy): the import waits and is admitted
+ * when the other request finishes; its tokens are still the golden ones. */
+static void test_import_waits_for_room(void) {
+    pgd_engine_config ca = ecfg(16), cb = ecfg(16);
+    cb.max_num_seqs = 1;
+    pgd_engine *a = NULL, *b = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_engine_create(&ca, XA, TOK, &a), PGD_OK);
+    CU_ASSERT_EQUAL_FATAL(pgd_engine_create(&cb, XB, TOK, &b), PGD_OK);
+    pgd_request_params busy = {.prompt = G[0].ptoks, .n_prompt = G[0].np, .max_tokens = 30, .ignore_eos = 1};
+    int64_t bid, id;
+    CU_ASSERT_EQUAL_FATAL(pgd_engine_add_request(b, &busy, &bid), PGD_OK);
+    CU_ASSERT_EQUAL_FATAL(pgd_engine_step(b, NULL), PGD_OK);
+    pgd_request_params p = {.prompt = G[0].ptoks, .n_prompt = G[0].np, .max_tokens = G[0].ng};
+    pgd_kv_handoff *x = prefill(a, p);
+    CU_ASSERT_EQUAL_FATAL(pgd_engine_import(b, x, &id), PGD_OK);
+    pgd_kv_handoff_free(x); /* b kept its own copy */
+    const pgd_request_output *o = NULL, *ob = NULL;
+    int waited = 0;
+    while (pgd_engine_has_unfinished(b)) {
+        CU_ASSERT_EQUAL_FATAL(pgd_engine_step(b, NULL), PGD_OK);
+        CU_ASSERT_EQUAL_FATAL(pgd_engine_get_output(b, id, &o), PGD_OK);
+        CU_ASSERT_EQUAL_FATAL(pgd_engine_get_output(b, bid, &ob), PGD_OK);
+        if (!ob->finished) {
+            CU_ASSERT_EQUAL(o->seqs[0].n_tokens, 1); /* not admitted while b is full */
+            waited++;
+        }
+    }
+    CU_ASSERT(waited > 10);
+    CU_ASSERT_EQUAL_FATAL(pgd_engine_get_output(b, id, &o), PGD_OK);
+    CU_ASSERT(o->finished && o->seqs[0].n_tokens == G[0].ng &&
+              !memcmp(o->seqs[0].tokens, G[0].gtoks, sizeof(int32_t) * (size_t)G[0].ng));
+    pgd_engine_destroy(a);
+    pgd_engine_destroy(b);
+}
+
 static CU_TestInfo tests[] = {
+    {"import waits for room", test_import_waits_for_room},
     {"goldens: prefill on A, decode on B", test_goldens},
     {"goldens: async B, block size 8", test_goldens_async_bs8},
     {"goldens: contiguous A (staged KV)", test_goldens_contiguous_prefill},

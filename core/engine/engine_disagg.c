@@ -64,17 +64,23 @@ pgd_status pgd_engine_park(pgd_engine *e, ereq *r, eseq *es) {
         r->staged_blocks = nb;
         r->parked = 2;
     }
-    es->finish_reason = "prefilled";
-    pgd_scheduler_free_seq(e->sched, r->group, es->sseq);
+    e->n_parked++; /* live, but nothing to run: the engine is not busy with it */
+    pgd_scheduler_free_seq(e->sched, r->group, es->sseq); /* its group goes when the batch lands */
     es->sseq = NULL;
     return PGD_OK;
 }
 
 void pgd_engine_unpark(pgd_engine *e, ereq *r) {
     if (r->parked == 1) (void)pgd_kv_free(e->kvm, r->park_id);
+    if (r->parked) e->n_parked--;
     free(r->staged);
     r->staged = NULL;
     r->parked = 0;
+    if (r->pending) {
+        pgd_kv_handoff_free(r->pending);
+        r->pending = NULL;
+        e->n_pending--;
+    }
 }
 
 static pgd_status copy_params(pgd_kv_handoff *x, const pgd_request_params *p) {
@@ -120,11 +126,12 @@ pgd_status pgd_engine_export(pgd_engine *e, int64_t id, pgd_kv_handoff **out) {
     if (!r->p.prefill_only)
         return pgd_error(PGD_ERR_INVALID, "export: request %lld was not added as prefill_only", (long long)id);
     if (r->exported) return pgd_error(PGD_ERR_INVALID, "export: request %lld was exported already", (long long)id);
-    if (!r->finished || r->in_flight)
-        return pgd_error(PGD_ERR_INVALID, "export: request %lld has not finished its prefill yet", (long long)id);
     eseq *es = r->seqs[0];
     int prefilled = r->parked != 0;
-    if (!prefilled && strcmp(r->finish_reason, "stop") && strcmp(r->finish_reason, "length"))
+    if (!prefilled && (!r->finished || r->in_flight))
+        return pgd_error(PGD_ERR_INVALID, "export: request %lld has not finished its prefill yet", (long long)id);
+    if (!prefilled && (!es || es->n_gen != 1 || (strcmp(r->finish_reason, "stop") &&
+                                                  strcmp(r->finish_reason, "length"))))
         return pgd_error(PGD_ERR_INVALID, "export: request %lld ended with '%s'%s%s", (long long)id,
                          r->finish_reason, r->error[0] ? ": " : "", r->error);
     pgd_kv_handoff *x = export_new();
@@ -156,8 +163,8 @@ pgd_status pgd_engine_export(pgd_engine *e, int64_t id, pgd_kv_handoff **out) {
         x->n_blocks = r->staged_blocks;
         r->staged = NULL;
     }
-    pgd_engine_unpark(e, r);
     r->exported = 1;
+    if (prefilled) pgd_engine_finish(e, r, "exported"); /* frees its parked KV */
     *out = x;
     return PGD_OK;
 fail:
@@ -196,49 +203,114 @@ static pgd_status check_fits(const pgd_engine *e, const pgd_kv_handoff *x) {
     return PGD_OK;
 }
 
-pgd_status pgd_engine_import(pgd_engine *e, const pgd_kv_handoff *x, int64_t *id) {
-    if (!e || !x) return pgd_error(PGD_ERR_INVALID, "engine: NULL argument");
-    PGD_TRY(check_fits(e, x));
-    int np = x->params.n_prompt;
+/* Admit an imported request (its KV is here): straight into running with the
+ * K/V written into its fresh blocks. PGD_ERR_NO_BLOCKS: no room now. */
+static pgd_status admit(pgd_engine *e, ereq *r, const pgd_kv_handoff *x) {
+    int np = x->params.n_prompt, cached = 0;
     int32_t *tokens = malloc(sizeof(int32_t) * ((size_t)np + 1));
     if (!tokens) return pgd_error(PGD_ERR_OOM, "engine: out of memory");
     memcpy(tokens, x->params.prompt, sizeof(int32_t) * (size_t)np);
     tokens[np] = x->first_token;
-    struct pgd_import_info info = {.tokens = tokens, .n_tokens = np + 1, .n_computed = np};
+    pgd_sched_request sr = {.id = r->id, .prompt = r->prompt, .n_prompt = np, .max_new_tokens = r->max_new,
+                            .true_output_len = r->p.true_output_len, .priority = r->p.priority,
+                            .arrival = r->arrival, .num_seqs = 1, .max_seqs = 1, .user = r, .client = r->p.client,
+                            .slo_class = r->p.slo_class,
+                            .ttft_deadline = r->p.ttft_slo > 0 ? r->arrival + r->p.ttft_slo : 0};
+    pgd_status st = pgd_scheduler_add_prefilled(e->sched, &sr, tokens, np + 1, np, &r->group, &cached);
+    free(tokens);
+    PGD_TRY(st);
+    eseq *es = r->seqs[0];
+    es->sseq = r->group->seqs[0];
+    es->sseq->user = es;
+    /* the K/V into the fresh blocks (those found in this engine's prefix cache hold it already) */
+    const int32_t *table = NULL;
+    int nb = 0;
+    if ((st = pgd_kv_block_table(e->kvm, es->sseq->id, &table, &nb)) != PGD_OK) return st;
+    PGD_ASSERT(nb == x->n_blocks);
+    int skip = cached / x->block_size;
+    if (nb > skip)
+        st = pgd_exec_kv_io(e->exec, PGD_EXEC_KV_WRITE, table + skip, nb - skip,
+                            x->kv ? (char *)x->kv + (size_t)skip * x->block_bytes : NULL);
+    return st;
+}
+
+static pgd_kv_handoff *copy_handoff(const pgd_kv_handoff *x) {
+    void *buf = NULL;
+    size_t n = 0;
+    pgd_kv_handoff *y = NULL;
+    if (pgd_kv_handoff_pack(x, &buf, &n) == PGD_OK) (void)pgd_kv_handoff_unpack(buf, n, &y);
+    free(buf);
+    if (y) y->ready_time = x->ready_time;
+    return y;
+}
+
+pgd_status pgd_engine_import(pgd_engine *e, const pgd_kv_handoff *x, int64_t *id) {
+    if (!e || !x) return pgd_error(PGD_ERR_INVALID, "engine: NULL argument");
+    PGD_TRY(check_fits(e, x));
     pgd_request_params p = x->params;
     p.prefill_only = 0;
     p.arrival_time = 0;
     int64_t rid = -1;
-    e->import = &info;
-    pgd_status st = pgd_engine_add_request(e, &p, &rid);
-    e->import = NULL;
-    free(tokens);
+    e->importing = 1;
+    pgd_status st = pgd_engine_add_request(e, &p, &rid); /* the request, without its scheduler group */
+    e->importing = 0;
     PGD_TRY(st);
     ereq *r = e->reqs[rid];
     eseq *es = r->seqs[0];
     r->arrival = x->arrival - e->t0;
-    r->group->arrival = r->arrival;
     r->first_scheduled = x->first_scheduled - e->t0;
     r->first_token = x->first_token_time - e->t0;
     r->out.num_cached_tokens = x->num_cached_tokens;
     if (es->sampler) pgd_sampler_set_state(es->sampler, x->sampler_state);
     if ((st = pgd_eseq_push(es, x->first_token, r->first_token)) != PGD_OK) goto fail;
     if (r->p.n_stop_strings > 0) (void)pgd_engine_stop_reason(e, r, es, x->first_token); /* its text so far */
-    /* the K/V into the fresh blocks (those found in this engine's prefix cache hold it already) */
-    const int32_t *table = NULL;
-    int nb = 0;
-    if ((st = pgd_kv_block_table(e->kvm, r->group->seqs[0]->id, &table, &nb)) != PGD_OK) goto fail;
-    PGD_ASSERT(nb == x->n_blocks);
-    int skip = info.n_cached / x->block_size;
-    if (nb > skip)
-        st = pgd_exec_kv_io(e->exec, PGD_EXEC_KV_WRITE, table + skip, nb - skip,
-                            x->kv ? (char *)x->kv + (size_t)skip * x->block_bytes : NULL);
-    if (st != PGD_OK) goto fail;
+    r->ready_at = x->ready_time > 0 ? x->ready_time - e->t0 : 0;
+    if (r->ready_at <= pgd_engine_now(e)) {
+        st = admit(e, r, x);
+        if (st == PGD_OK) goto done;
+        if (st != PGD_ERR_NO_BLOCKS) goto fail;
+    }
+    if (!(r->pending = copy_handoff(x))) { /* admitted by a later step */
+        st = pgd_error(PGD_ERR_OOM, "engine: out of memory keeping a hand-off of %zu bytes", x->kv_bytes);
+        goto fail;
+    }
+    e->n_pending++;
+done:
     if (id) *id = rid;
     return PGD_OK;
 fail:
     pgd_engine_release(e, rid);
     return st;
+}
+
+pgd_status pgd_engine_admit_imports(pgd_engine *e, int idle) {
+    double now = pgd_engine_now(e), first = -1;
+    while (e->pending_lo < e->n_reqs && (!e->reqs[e->pending_lo] || !e->reqs[e->pending_lo]->pending))
+        e->pending_lo++; /* imports take new ids: the pending ones are at the end */
+    for (int64_t i = e->pending_lo; i < e->n_reqs && idle; i++) { /* nothing else to run: wait for the earliest */
+        ereq *r = e->reqs[i];
+        if (r && r->pending && (first < 0 || r->ready_at < first)) first = r->ready_at;
+    }
+    if (idle && first > now) {
+        pgd_clock_sleep_until(e->cfg.clock, e->t0 + first);
+        now = pgd_engine_now(e);
+    }
+    for (int64_t i = e->pending_lo; i < e->n_reqs && e->n_pending > 0; i++) {
+        ereq *r = e->reqs[i];
+        if (!r || !r->pending || r->ready_at > now) continue;
+        pgd_status st = admit(e, r, r->pending);
+        if (st == PGD_ERR_NO_BLOCKS) {
+            if (idle && !pgd_scheduler_has_unfinished(e->sched))
+                return pgd_error(PGD_ERR_INVALID, "import: request %lld does not fit the idle engine's KV cache "
+                                 "(%d blocks)", (long long)r->id, e->cfg.num_blocks);
+            break; /* in arrival order: the next ones wait too */
+        }
+        PGD_TRY(st);
+        pgd_kv_handoff_free(r->pending);
+        r->pending = NULL;
+        e->n_pending--;
+    }
+    return PGD_OK;
 }
 
 /* ---- wire format: a header of fixed-width fields, then the arrays ---- */
@@ -321,7 +393,7 @@ pgd_status pgd_kv_handoff_unpack(const void *buf, size_t n, pgd_kv_handoff **out
         !take(&p, end, dv, sizeof dv))
         return pgd_error(PGD_ERR_FORMAT, "export: not a KV hand-off (%zu bytes, bad header)", n);
     if (pv[0] < 1 || pv[0] > (1 << 24) || pv[5] < 0 || pv[5] > (1 << 20) || pv[6] < 0 || pv[6] > 4096 ||
-        iv[14] < 0 || (size_t)iv[14] > n || iv[12] < 0 || iv[11] != pv[0] || !reason_name((int)iv[9]))
+        iv[14] < 0 || (iv[15] && (size_t)iv[14] > n) || iv[12] < 0 || iv[11] != pv[0] || !reason_name((int)iv[9]))
         return pgd_error(PGD_ERR_FORMAT, "export: corrupt KV hand-off header");
     if (!(x = export_new())) return pgd_error(PGD_ERR_OOM, "engine: out of memory");
     export_priv *pr = x->priv;

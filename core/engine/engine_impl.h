@@ -55,6 +55,10 @@ typedef struct ereq {
     size_t staged_bytes;
     int staged_blocks;
     int exported;
+    /* imported (engine_disagg.c): not admitted yet (its KV arrives at ready_at, engine time, or
+       there was no room); its hand-off, owned */
+    struct pgd_kv_handoff *pending;
+    double ready_at;
 } ereq;
 
 /* A batch in flight: what sampling needs when its logits land. */
@@ -86,7 +90,10 @@ struct pgd_engine {
     int stand_in_tokens;       /* the executor computes nothing (sim): sampled sequences get token 0 */
     double t0;
     pgd_engine_stats stats;
-    struct pgd_import_info *import; /* set while pgd_engine_import adds its request (engine_disagg.c) */
+    int importing;             /* set while pgd_engine_import adds its request (engine_disagg.c) */
+    int64_t n_parked;          /* live requests parked (prefill_only, waiting for export): not busy */
+    int64_t n_pending;         /* imported requests not admitted yet */
+    int64_t pending_lo;        /* no request below this id is pending */
     /* per-step scratch */
     int32_t *tokens, *qs, *lens, *tables, *pairs;
     float *scratch;
@@ -108,12 +115,11 @@ pgd_status pgd_beam_advance(pgd_engine *e, ereq *r);
 /* Prefill/decode disaggregation (engine_disagg.c): keep a prefill_only
  * request's KV after its first token (es stays live until this returns). */
 pgd_status pgd_engine_park(pgd_engine *e, ereq *r, eseq *es);
-/* Drop what a parked request still holds (release, destroy). */
+/* Drop what a parked or pending request still holds (finish, release). */
 void pgd_engine_unpark(pgd_engine *e, ereq *r);
-struct pgd_import_info {
-    const int32_t *tokens;
-    int n_tokens, n_computed, n_cached;
-};
+/* Admit the pending imports whose KV has arrived; with idle = 1 (nothing
+ * else to run) first wait on the engine clock for the earliest one. */
+pgd_status pgd_engine_admit_imports(pgd_engine *e, int idle);
 
 /* Finish the request: free its group, set reasons and times. */
 void pgd_engine_finish(pgd_engine *e, ereq *r, const char *reason);

@@ -164,17 +164,23 @@ const pgd_engine_config *pgd_engine_get_config(const pgd_engine *e);
 /* ---- Prefill/decode disaggregation: the KV hand-off ----
  *
  * A request added with prefill_only computes its prompt, samples its first
- * token and finishes with reason "prefilled" (unless that token already
- * ended it: then its reason is "stop" or "length" as usual). Its prompt's
- * KV blocks stay allocated (the paged manager keeps them under a parked
- * sequence id; the contiguous kinds copy them to host memory at once) until
- * pgd_engine_export takes them: the request's parameters, prompt, first
- * token, sampler state, times and every layer's K and V of its blocks
- * (through the executor: pgd_exec_kv_io), after which its blocks are free.
+ * token and is then PARKED: not finished (its output has the first token,
+ * finish_reason NULL) but no longer scheduled, and the engine does not count
+ * it as unfinished work (pgd_engine_has_unfinished, pgd_engine_run). If its
+ * first token already ended it, it finishes as usual ("stop", "length").
+ * Its prompt's KV blocks stay allocated (the paged manager keeps them under a
+ * parked sequence id; the contiguous kinds copy them to host memory at once)
+ * until pgd_engine_export takes them: the request's parameters, prompt,
+ * first token, sampler state, times and every layer's K and V of its blocks
+ * (through the executor: pgd_exec_kv_io); the request then finishes with
+ * reason "exported" and its blocks are free (abort/release free them too).
  * pgd_engine_import on another engine (same model shape, KV dtype and block
- * size) admits it straight into the running set with the K/V written into
- * fresh blocks; its next step decodes the second token, and its tokens are
- * those a single engine would give (same sampler state, same K/V).
+ * size) adds it as a new request holding the first token; once the KV is
+ * there (ready_time) and blocks are free, a step admits it straight into the
+ * running set with the K/V written into fresh blocks and decodes from the
+ * second token on; its tokens are those a single engine would give (same
+ * sampler state, same K/V). An engine with only such waiting imports sleeps
+ * on its clock until the earliest ready_time (the sim: a jump).
  *
  * Times in an export are absolute clock seconds (pgd_clock_now of the
  * exporting engine's clock): engines sharing a clock (threads of one
@@ -193,18 +199,21 @@ typedef struct pgd_kv_handoff {
     size_t block_bytes;        /* one block over all layers, K and V */
     size_t kv_bytes;           /* n_blocks * block_bytes: what a transfer moves */
     void *kv;                  /* kv_bytes bytes; NULL from an engine that computes nothing (sim) */
+    double ready_time;         /* absolute clock seconds when the KV is on the importer (the
+                                  transport sets it: a priced link on the sim); <= 0 = now */
     void *priv;                /* owned storage */
 } pgd_kv_handoff;
 
-/* Take request `id`'s hand-off (a prefill_only request that finished);
- * its blocks are freed. *out is owned by the caller (pgd_kv_handoff_free). */
+/* Take request `id`'s hand-off (a parked prefill_only request, or one whose
+ * first token ended it: then finish_reason says so and no KV comes); its
+ * blocks are freed. *out is owned by the caller (pgd_kv_handoff_free). */
 pgd_status pgd_engine_export(pgd_engine *e, int64_t id, pgd_kv_handoff **out);
 void pgd_kv_handoff_free(pgd_kv_handoff *x);
-/* Admit an exported request to decode; *id gets its id on this engine.
- * PGD_ERR_NO_BLOCKS when the KV cache or max_num_seqs has no room for it now
- * (nothing changed: retry after a step); PGD_ERR_INVALID with a message when
- * the export does not fit this engine (model shape, KV dtype, block size) or
- * has nothing to decode (finish_reason not "prefilled"). */
+/* Add an exported request to decode; *id gets its id on this engine. It is
+ * admitted at once when its KV is ready and there is room, else by a later
+ * step (x is copied then). PGD_ERR_INVALID with a message when the export
+ * does not fit this engine (model shape, KV dtype, block size) or has
+ * nothing to decode (finish_reason not "prefilled"). */
 pgd_status pgd_engine_import(pgd_engine *e, const pgd_kv_handoff *x, int64_t *id);
 /* One contiguous byte string for a communicator, and back (checked: a
  * truncated or corrupt buffer is PGD_ERR_FORMAT). *buf is malloc'd. */
