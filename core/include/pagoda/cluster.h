@@ -108,7 +108,10 @@ typedef struct pgd_cluster_config {
                                       replica gets its own clock) */
     pgd_engine_config engine;      /* each replica's engine; .clock is set per replica (its exec's
                                       virtual clock, else a real clock); on_token gets cluster ids */
-    const pgd_tokenizer *tok;      /* borrowed, may be NULL; NULL = the model file's own */
+    const pgd_tokenizer *tok;      /* borrowed, may be NULL; NULL = tokenizer_path's, else the model
+                                      file's own */
+    const char *tokenizer_path;    /* optional: a tokenizer file loaded (by the cluster, once the
+                                      model's vocabulary is known) for every replica */
     const pgd_replica_role *roles; /* replicas entries, or NULL = all MIXED */
     pgd_cluster_handoff_fn handoff; /* NULL = no P/D hand-off */
     void *handoff_ctx;
@@ -126,6 +129,8 @@ pgd_exec *pgd_cluster_exec(pgd_cluster *c, int replica);
 /* 1 when the replicas run on virtual clocks (the sim's discrete-event loop). */
 int pgd_cluster_is_virtual(const pgd_cluster *c);
 const char *pgd_cluster_router_name(const pgd_cluster *c);
+/* The replicas' tokenizer (cfg->tok, tokenizer_path's or the model's), or NULL. */
+const pgd_tokenizer *pgd_cluster_tokenizer(const pgd_cluster *c);
 
 /* Route and queue a request: p->arrival_time is cluster time (<= 0 = now).
  * *id gets its cluster id, *replica (may be NULL) where it went. Errors as
