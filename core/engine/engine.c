@@ -24,6 +24,10 @@
 double pgd_engine_now(const pgd_engine *e) { return pgd_clock_now(e->cfg.clock) - e->t0; }
 const pgd_engine_config *pgd_engine_get_config(const pgd_engine *e) { return &e->cfg; }
 
+int pgd_engine_cached_prefix(const pgd_engine *e, const int32_t *prompt, int n_prompt) {
+    return e && e->kvm && prompt && n_prompt > 0 ? pgd_kv_cached_prefix(e->kvm, prompt, n_prompt) : 0;
+}
+
 pgd_status pgd_engine_create(const pgd_engine_config *cfg, pgd_exec *exec, const pgd_tokenizer *tok,
                              pgd_engine **out) {
     if (!cfg || !exec || !out) return pgd_error(PGD_ERR_INVALID, "engine: NULL argument");

@@ -137,6 +137,7 @@ static json_t *extra_json(const pgd_run_config *rc, const pgd_run_result *res) {
     json_object_set_new(o, "failures", failures_json(res));
     json_t *turns = res->metrics ? pgd_metrics_turns_json(res->metrics) : NULL;
     if (turns) json_object_set_new(o, "turns", turns); /* multi-turn: per-turn prefix hits and latencies */
+    if (res->cluster) json_object_set(o, "cluster", res->cluster); /* [cluster] replicas > 1: per replica */
     if (res->extra) json_object_update(o, res->extra);
     return o;
 }

@@ -160,6 +160,10 @@ void pgd_engine_release(pgd_engine *e, int64_t id);
 void pgd_engine_get_stats(const pgd_engine *e, pgd_engine_stats *out);
 double pgd_engine_now(const pgd_engine *e);
 const pgd_engine_config *pgd_engine_get_config(const pgd_engine *e);
+/* Tokens of `prompt` a request added now would find in the prefix cache
+ * (pgd_kv_cached_prefix: 0 without prefix caching); touches nothing. For
+ * routers (cluster.h's prefix-aware). */
+int pgd_engine_cached_prefix(const pgd_engine *e, const int32_t *prompt, int n_prompt);
 
 /* ---- Prefill/decode disaggregation: the KV hand-off ----
  *
