@@ -381,6 +381,7 @@ static void live_remove(replica *r, int64_t eid) {
 static pgd_status add_on(pgd_cluster *c, int ri, const pgd_request_params *p, int64_t *id) {
     replica *r = &c->r[ri];
     pgd_request_params q = *p;
+    if (r->role == PGD_REPLICA_PREFILL) q.prefill_only = 1; /* P/D: parked after its first token for the hand-off */
     if (p->arrival_time > 0) {
         raise_clock(c, ri, p->arrival_time); /* an idle sim replica starts when the request arrives */
         q.arrival_time = pgd_cluster_to_engine_time(c, ri, p->arrival_time);

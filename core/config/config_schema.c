@@ -108,6 +108,15 @@ static const pgd_cfg_key schema[] = {
      "engines behind a router (data parallel; 1 = one engine, no router): each its own executor (sim: its own device)"},
     {"cluster", "router", PGD_CFG_ROUTER, 0, 0, NULL, "round-robin",
      "how requests are spread over the replicas: a registered router (`pagoda run --help` lists them)"},
+    {"cluster", "prefill", PGD_CFG_INT, 0, 512, NULL, "0",
+     "P/D disaggregation: replicas that only prefill (with decode > 0; replicas = prefill + decode)"},
+    {"cluster", "decode", PGD_CFG_INT, 0, 512, NULL, "0",
+     "P/D disaggregation: replicas that only decode, taking the KV handed over by the prefill ones"},
+    {"cluster", "kv_link_gbps", PGD_CFG_NUM, 0.001, 1e6, NULL, "2400",
+     "P/D on the sim: KV link bandwidth in Gbit/s (2400 = A100 NVLink, 300 GB/s one way, as DistServe's "
+     "intra-node placement; 25 = DistServe's cross-node link)"},
+    {"cluster", "kv_link_latency_us", PGD_CFG_NUM, 0, 1e9, NULL, "5",
+     "P/D on the sim: per-transfer KV link latency in microseconds"},
 
     {"slo", "ttft", PGD_CFG_NUM, 0, BIG, NULL, "0", "TTFT bound in seconds for goodput (0 = none)"},
     {"slo", "tpot", PGD_CFG_NUM, 0, BIG, NULL, "0", "TPOT bound in seconds (0 = none)"},

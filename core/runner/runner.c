@@ -297,7 +297,9 @@ pgd_status pgd_run_workload_create(const pgd_run_config *rc, int vocab_size, int
 
 pgd_status pgd_run_execute(const pgd_run_config *rc, const pgd_run_options *opts, pgd_run_result *out) {
     if (!rc || !out) return pgd_error(PGD_ERR_INVALID, "runner: NULL argument");
-    if (pgd_run_get_int(rc, "cluster", "replicas") > 1) return pgd_run_execute_cluster(rc, opts, out);
+    if (pgd_run_get_int(rc, "cluster", "replicas") > 1 || pgd_run_get_int(rc, "cluster", "prefill") > 0 ||
+        pgd_run_get_int(rc, "cluster", "decode") > 0)
+        return pgd_run_execute_cluster(rc, opts, out);
     memset(out, 0, sizeof *out);
     double w0 = wall_now();
     pgd_status st;

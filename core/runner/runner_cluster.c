@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "pagoda/cluster.h"
+#include "pagoda/disagg.h"
 #include "pagoda/log.h"
 #include "pagoda/parallel.h"
 #include "runner/runner_cluster.h"
@@ -302,8 +303,31 @@ pgd_status pgd_run_execute_cluster(const pgd_run_config *rc, const pgd_run_optio
     cl_state s = {0};
     int nr = pgd_run_get_int(rc, "cluster", "replicas");
     int threads = pgd_run_get_int(rc, "model", "threads");
+    pgd_disagg *dg = NULL; /* P/D disaggregation ([cluster] prefill/decode; core/cluster/disagg.c) */
+    pgd_replica_role *roles = NULL;
+    int np = pgd_run_get_int(rc, "cluster", "prefill"), nd = pgd_run_get_int(rc, "cluster", "decode");
+    if (np > 0 || nd > 0) {
+        if (nr != 1 && nr != np + nd) {
+            st = pgd_run_ctx_error(pgd_error(PGD_ERR_INVALID, "replicas = %d but prefill = %d + decode = %d: leave "
+                                             "replicas out (or set it to %d) with P/D", nr, np, nd, np + nd),
+                                   rc, "cluster");
+            goto done;
+        }
+        nr = np + nd;
+        pgd_kv_link_config lc = {.gbps = pgd_run_get_num(rc, "cluster", "kv_link_gbps"),
+                                 .latency_us = pgd_run_get_num(rc, "cluster", "kv_link_latency_us")};
+        if (!(roles = calloc((size_t)nr, sizeof *roles))) {
+            st = pgd_error(PGD_ERR_OOM, "runner: out of memory");
+            goto done;
+        }
+        if ((st = pgd_disagg_roles(np, nd, roles)) != PGD_OK || (st = pgd_disagg_create(&lc, &dg)) != PGD_OK) {
+            st = pgd_run_ctx_error(st, rc, "cluster");
+            goto done;
+        }
+    }
     pgd_clock *given = opts ? opts->clock : NULL;
-    pgd_cluster_config cc = {.replicas = nr, .router = pgd_run_get_str(rc, "cluster", "router")};
+    pgd_cluster_config cc = {.replicas = nr, .router = pgd_run_get_str(rc, "cluster", "router"), .roles = roles,
+                             .handoff = dg ? pgd_disagg_handoff : NULL, .handoff_ctx = dg};
     /* each replica's backend makes its own clock (the sim: its own device); a caller's clock
      * is the engines' shared clock on real backends */
     pgd_run_exec_config(rc, NULL, &cc.exec);
@@ -404,6 +428,7 @@ pgd_status pgd_run_execute_cluster(const pgd_run_config *rc, const pgd_run_optio
     out->replicas = nr;
     snprintf(out->router, sizeof out->router, "%s", pgd_cluster_router_name(c));
     if ((st = replica_results(&s, &slo, &out->summary, out)) != PGD_OK) goto done;
+    if (dg && (st = pgd_run_disagg_results(dg, np, nd, out->cluster)) != PGD_OK) goto done;
     out->metrics = s.m;
     s.m = NULL;
     out->num_requests = s.n;
@@ -433,5 +458,7 @@ done:
     free(s.last);
     pgd_workload_destroy(wl);
     pgd_cluster_destroy(c);
+    pgd_disagg_destroy(dg);
+    free(roles);
     return st;
 }
