@@ -4,7 +4,8 @@
  *    communicator moves), imported into engine B on a separate executor and
  *    decoded gives exactly its golden tokens (f32 weights and KV); with an
  *    async B, a contiguous (orca-max) A that copies its KV out at once, and
- *    a B whose prefix cache already holds part of the prompt;
+ *    a B whose prefix cache already holds part of the prompt; with either
+ *    side over tp 2 (and tp 2 x pp 2) ranks of threads;
  *  - seeded sampling: the sampled tokens through A -> B equal one engine's;
  *  - A's blocks are held until the export and free after it;
  *  - bad input: an import into an engine of another block size or model
@@ -334,7 +335,46 @@ static void test_import_waits_for_room(void) {
     pgd_engine_destroy(b);
 }
 
+/* One side over tensor/pipeline-parallel ranks (threads): each rank's part
+ * of the blocks gathered to (scattered from) the driver. */
+static void parallel_side(int tp, int pp, int prefill_side) {
+    pgd_exec *xp = NULL;
+    pgd_exec_config xc = {.model = pgd_test_data(MODEL), .backend = {.name = "cpu", .num_threads = tp * pp},
+                          .parallel = {.tp = tp, .pp = pp, .comm = "threads"}};
+    pgd_status st = pgd_exec_create(&xc, &xp);
+    if (st != PGD_OK) fprintf(stderr, "\n  %s\n", pgd_last_error());
+    CU_ASSERT_EQUAL_FATAL(st, PGD_OK);
+    pgd_engine_config c = ecfg(16);
+    pgd_engine *a = NULL, *b = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_engine_create(&c, prefill_side ? xp : XA, TOK, &a), PGD_OK);
+    CU_ASSERT_EQUAL_FATAL(pgd_engine_create(&c, prefill_side ? XB : xp, TOK, &b), PGD_OK);
+    for (int g = 0; g < NG; g++) {
+        pgd_request_params p = {.prompt = G[g].ptoks, .n_prompt = G[g].np, .max_tokens = G[g].ng};
+        pgd_kv_handoff *x = prefill(a, p);
+        int32_t out[1024];
+        int n = decode(b, x, out, 1024);
+        int ok = n == G[g].ng && !memcmp(out, G[g].gtoks, sizeof(int32_t) * (size_t)n);
+        if (!ok) fprintf(stderr, "\n  tp %d pp %d on the %s side: golden %d differs\n", tp, pp,
+                         prefill_side ? "prefill" : "decode", g);
+        CU_ASSERT(ok);
+        pgd_kv_handoff_free(x);
+    }
+    pgd_engine_destroy(a);
+    pgd_engine_destroy(b);
+    pgd_exec_destroy(xp);
+}
+
+static void test_tp2_prefill(void) { parallel_side(2, 1, 1); }
+static void test_tp2_decode(void) { parallel_side(2, 1, 0); }
+static void test_tp2_pp2_both_ways(void) {
+    parallel_side(2, 2, 1);
+    parallel_side(2, 2, 0);
+}
+
 static CU_TestInfo tests[] = {
+    {"goldens: tp 2 prefill side", test_tp2_prefill},
+    {"goldens: tp 2 decode side", test_tp2_decode},
+    {"goldens: tp 2 x pp 2 either side", test_tp2_pp2_both_ways},
     {"import waits for room", test_import_waits_for_room},
     {"goldens: prefill on A, decode on B", test_goldens},
     {"goldens: async B, block size 8", test_goldens_async_bs8},

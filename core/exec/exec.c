@@ -154,8 +154,7 @@ pgd_status pgd_exec_kv_io(pgd_exec *x, int dir, const int32_t *blocks, int n, vo
     if (!x->computes) return PGD_OK; /* the sim: only the byte count matters (the caller prices it) */
     if (!host) return pgd_error(PGD_ERR_INVALID, "executor: NULL host buffer for a KV transfer");
     if (!x->ops->kv_io)
-        return pgd_error(PGD_ERR_UNSUPPORTED, "executor: KV export/import over %s is not supported (one rank only)",
-                         x->desc);
+        return pgd_error(PGD_ERR_UNSUPPORTED, "executor: KV export/import over %s is not supported", x->desc);
     return x->ops->kv_io(x, dir, blocks, n, host);
 }
 

@@ -85,8 +85,9 @@ pgd_status pgd_exec_kv_op(pgd_exec *x, int op, const int32_t *pairs, int n);
  * pgd_exec_kv_block_bytes() bytes each, blocks in list order. It runs after
  * every batch and block operation sent before it (an async executor's queue
  * is drained first). On an executor that computes nothing (the sim) no data
- * moves and `host` may be NULL. Over tp x pp ranks: PGD_ERR_UNSUPPORTED (each
- * rank holds its share of the heads or layers; not implemented yet). */
+ * moves and `host` may be NULL. Over tp x pp ranks every rank reads or writes
+ * its layers' and KV heads' part, gathered to or scattered from the driver
+ * (exec_dist.c), so both sides may have different layouts. */
 enum { PGD_EXEC_KV_READ = 1, PGD_EXEC_KV_WRITE };
 pgd_status pgd_exec_kv_io(pgd_exec *x, int dir, const int32_t *blocks, int n, void *host);
 size_t pgd_exec_kv_block_bytes(const pgd_exec *x);
