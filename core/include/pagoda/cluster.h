@@ -45,7 +45,9 @@
  *
  * Prefill/decode disaggregation (the hook for the P/D mode): replicas have
  * a role (cfg->roles; NULL = all MIXED). The router only picks among
- * replicas that take new requests (MIXED and PREFILL). After a PREFILL
+ * replicas that take new requests (MIXED and PREFILL); a request added to
+ * a PREFILL replica is prefill_only (engine.h: parked after its first
+ * token, its KV kept for the export). After a PREFILL
  * replica's step, for every request of it that has its first token and is
  * not finished, the cluster calls cfg->handoff (when set), which moves the
  * request to a DECODE replica: it picks one (pgd_cluster_pick_decode), moves
