@@ -7,7 +7,8 @@
  *    timeline and the decode replica's first step of a request comes after
  *    its KV arrived;
  *  - `pagoda run` with [cluster] prefill/decode: the token fingerprint of
- *    the one-engine run, summary.json's cluster.disagg section, and bad
+ *    the one-engine run, summary.json's cluster.disagg section and
+ *    kv_transfers.csv, and bad
  *    configurations rejected with the keys named. */
 #include <jansson.h>
 #include <stdio.h>
@@ -225,7 +226,17 @@ static void test_run_cli(void) {
     CU_ASSERT_EQUAL(json_integer_value(json_object_get(dg, "prefill")), 1);
     CU_ASSERT_EQUAL(json_integer_value(json_object_get(dg, "decode")), 1);
     CU_ASSERT_EQUAL(json_integer_value(json_object_get(dg, "transfers")), 12);
-    CU_ASSERT_EQUAL(json_array_size(json_object_get(dg, "kv_transfers")), 12);
+    char csv[700];
+    snprintf(csv, sizeof csv, "%s/pd/run/kv_transfers.csv", d2);
+    char *text = pgd_test_read_file(csv, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    int lines = 0;
+    for (char *q = text; *q; q++) lines += *q == '\n';
+    CU_ASSERT_EQUAL(lines, 13); /* the header and one row per request */
+    CU_ASSERT(!strncmp(text, "request,from,to,kv_bytes,start,ready\n0,0,1,", 43));
+    free(text);
+    snprintf(csv, sizeof csv, "%s/pd/run/kv_transfers.csv", d1);
+    CU_ASSERT_PTR_NULL(fopen(csv, "r")); /* one engine: no hand-offs */
     CU_ASSERT(json_real_value(json_object_get(dg, "kv_link_gbps")) == 2400.0);
     CU_ASSERT_PTR_NOT_NULL(json_object_get(pd, "goodput"));
     json_decref(one);

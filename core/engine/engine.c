@@ -127,6 +127,7 @@ static void req_destroy(ereq *r) {
     free(r->stop_ids);
     free(r->outs);
     free(r->staged);
+    pgd_kv_handoff_free(r->pending); /* an import never admitted */
     free(r);
 }
 

@@ -437,4 +437,6 @@ void pgd_run_result_free(pgd_run_result *r) {
     r->cluster = NULL;
     free(r->steps_trace);
     r->steps_trace = NULL;
+    free(r->kv_transfers_csv);
+    r->kv_transfers_csv = NULL;
 }

@@ -428,7 +428,9 @@ pgd_status pgd_run_execute_cluster(const pgd_run_config *rc, const pgd_run_optio
     out->replicas = nr;
     snprintf(out->router, sizeof out->router, "%s", pgd_cluster_router_name(c));
     if ((st = replica_results(&s, &slo, &out->summary, out)) != PGD_OK) goto done;
-    if (dg && (st = pgd_run_disagg_results(dg, np, nd, out->cluster)) != PGD_OK) goto done;
+    if (dg && (st = pgd_run_disagg_results(dg, np, nd, out->cluster, &out->kv_transfers_csv,
+                                           &out->kv_transfers_csv_len)) != PGD_OK)
+        goto done;
     out->metrics = s.m;
     s.m = NULL;
     out->num_requests = s.n;

@@ -17,11 +17,13 @@ void pgd_run_request_params(const pgd_run_config *rc, pgd_workload *wl, int i, d
 /* Wrap the last error as "FILE: run NAME: [section]: message". */
 pgd_status pgd_run_ctx_error(pgd_status st, const pgd_run_config *rc, const char *section);
 
-/* summary.json's cluster.disagg section: P/D replicas, the KV link, the
- * transfers (totals and one entry each) (runner_disagg.c). */
+/* summary.json's cluster.disagg section (P/D replicas, the KV link, the
+ * transfers' totals) and kv_transfers.csv's text (*csv malloc'd, one row per
+ * hand-off) (runner_disagg.c). */
 struct pgd_disagg;
 struct json_t;
-pgd_status pgd_run_disagg_results(const struct pgd_disagg *d, int prefill, int decode, struct json_t *cluster);
+pgd_status pgd_run_disagg_results(const struct pgd_disagg *d, int prefill, int decode, struct json_t *cluster,
+                                  char **csv, size_t *csv_len);
 
 /* pgd_run_execute for [cluster] replicas > 1 (runner_cluster.c). */
 pgd_status pgd_run_execute_cluster(const pgd_run_config *rc, const pgd_run_options *opts, pgd_run_result *out);

@@ -103,6 +103,10 @@ typedef struct pgd_run_result {
     char router[32];
     double replica_requests_min, replica_requests_max, replica_ttft_p90_max, replica_kv_usage_max,
         replica_prefix_hit_rate_min, replica_prefix_hit_rate_max;
+    /* [cluster] prefill/decode (runner_disagg.c): kv_transfers.csv, one row per KV hand-off
+     * (request,from,to,kv_bytes,start,ready on the cluster timeline); NULL otherwise */
+    char *kv_transfers_csv;
+    size_t kv_transfers_csv_len;
 } pgd_run_result;
 
 /* The workload run rc replays, built as pgd_run_execute builds it, for a
