@@ -63,11 +63,11 @@ peak() { awk -F'\t' -v s="$1" 'NR > 1 && $1 == s && $6 > g { g = $6 } END { prin
 
 gnuplot <<GP
 set datafile separator "\t"
-set key bottom left
+set key below horizontal
 set grid
 set xlabel "request rate (req/s, Poisson)"
 do for [fmt in "png svg"] {
-  if (fmt eq "png") { set terminal pngcairo noenhanced size 1000,440 font ",10" } else { set terminal svg noenhanced size 1000,440 font "Helvetica,10" }
+  if (fmt eq "png") { set terminal pngcairo noenhanced size 1000,480 font ",10" } else { set terminal svg noenhanced size 1000,480 font "Helvetica,10" }
   set output "$out/disagg_goodput.".fmt
   set multiplot layout 1,2 title "OPT-13B on the sim's A100-80GB, ShareGPT-like, SLOs TTFT 0.25 s / TPOT 0.1 s: colocated vs prefill/decode"
   set ylabel "SLO attainment (TTFT and TPOT met)"
