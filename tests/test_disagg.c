@@ -130,7 +130,7 @@ static void test_goldens(void) { goldens_through(ecfg(16), XB, ecfg(16), "sync")
 static void test_goldens_async_bs8(void) { goldens_through(ecfg(8), XBA, ecfg(8), "async bs8"); }
 static void test_goldens_contiguous_prefill(void) {
     pgd_engine_config ca = ecfg(16);
-    ca.kv_kind = PGD_KV_ORCA_MAX;
+    ca.kv_manager = "orca-max";
     goldens_through(ca, XB, ecfg(16), "orca-max -> paged");
 }
 static void test_goldens_prefix_cached_decode(void) {

@@ -20,7 +20,7 @@ pgd_status pgd_scheduler_add_prefilled(pgd_scheduler *s, const pgd_sched_request
                                                                                    sizeof(int32_t) * r->n_prompt))
         return pgd_error(PGD_ERR_INVALID, "request %lld: %d prefilled tokens of %d do not start with its prompt "
                          "of %d", (long long)r->id, n_computed, n_tokens, r->n_prompt);
-    if (s->reserved_seqs + 1 > s->cfg.max_num_seqs || (s->kind == PGD_KV_STATIC && s->n_running > 0))
+    if (s->reserved_seqs + 1 > s->cfg.max_num_seqs || ((s->kv_caps & PGD_KV_STATIC_BATCH) && s->n_running > 0))
         return pgd_error(PGD_ERR_NO_BLOCKS, "request %lld: no sequence slot now (%d of max_num_seqs %d reserved)",
                          (long long)r->id, s->reserved_seqs, s->cfg.max_num_seqs); /* retry later */
     pgd_sched_group *g = NULL;
