@@ -388,6 +388,8 @@ static void test_bad_configs(void) {
     expect_config_error("[cluster]\nreplicas = 2\n", "turns = 2\n", "multi-turn workloads (turns = 2) run on one engine");
     expect_config_error("[cluster]\nreplicas = 2\n[experiment]\ntrace_steps = on\n", "", "trace_steps");
     expect_config_error("[cluster]\nreplicas = 2\n[parallel]\ntp = 2\ncomm = mpi\n", "", "comm = mpi");
+    expect_config_error("[cluster]\nreplicas = 2\ncomm = mpi\n", "", "needs `mpirun -np 2` (this job has 1 process)");
+    expect_config_error("[cluster]\nreplicas = 2\ncomm = ucx\n", "", "expected one of threads|mpi");
 }
 
 /* A replica that fails mid-run: the step returns an error naming it (the

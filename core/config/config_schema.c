@@ -108,6 +108,8 @@ static const pgd_cfg_key schema[] = {
      "engines behind a router (data parallel; 1 = one engine, no router): each its own executor (sim: its own device)"},
     {"cluster", "router", PGD_CFG_ROUTER, 0, 0, NULL, "round-robin",
      "how requests are spread over the replicas: a registered router (`pagoda run --help` lists them)"},
+    {"cluster", "comm", PGD_CFG_CHOICE, 0, 0, "threads|mpi", "threads",
+     "where the replicas run: threads of this process (the sim: one event loop), or mpi: replica r on rank r of `mpirun -np REPLICAS`"},
 
     {"slo", "ttft", PGD_CFG_NUM, 0, BIG, NULL, "0", "TTFT bound in seconds for goodput (0 = none)"},
     {"slo", "tpot", PGD_CFG_NUM, 0, BIG, NULL, "0", "TPOT bound in seconds (0 = none)"},
