@@ -197,7 +197,7 @@ int pgd_cluster_cached_prefix(pgd_cluster *c, int replica, const int32_t *prompt
 double pgd_cluster_to_cluster_time(const pgd_cluster *c, int replica, double engine_time);
 double pgd_cluster_to_engine_time(const pgd_cluster *c, int replica, double cluster_time);
 
-/* P/D: the DECODE replica the router picks for a handed-off request. */
+/* P/D: the DECODE replica the router picks for a handed-off request (-1 when there is none). */
 int pgd_cluster_pick_decode(pgd_cluster *c, const int32_t *prompt, int n_prompt);
 /* P/D: request `id` now lives on replica `to` as engine request `engine_id`
  * (the hook added it there, arrival time kept; the old replica's copy is
