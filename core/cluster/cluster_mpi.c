@@ -34,7 +34,7 @@ typedef struct wbuf {
 } wbuf;
 
 static void put(wbuf *b, const void *x, size_t k) {
-    if (b->oom) return;
+    if (b->oom || k == 0) return;
     if (b->n + k > b->cap) {
         size_t nc = b->cap ? b->cap * 2 : 4096;
         while (nc < b->n + k) nc *= 2;
@@ -65,6 +65,7 @@ typedef struct rbuf {
 } rbuf;
 
 static void get(rbuf *r, void *x, size_t k) {
+    if (k == 0) return;
     if (r->bad || r->at + k > r->n) {
         r->bad = 1;
         memset(x, 0, k);
