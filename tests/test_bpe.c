@@ -4,7 +4,9 @@
  * pre-tokenizers on SmolLM2's vocabulary (tests/data/
  * smollm2_tokenizer_{gpt2,llama3,qwen2,options}pre_goldens.jsonl, whose header names
  * the change made to tokenizer.json); all made by tests/tokenizer_ref/
- * make_goldens.js. Every golden must match exactly, decode(encode(s)) == s,
+ * make_goldens.js (an entry taken from the shared ShareGPT file names its
+ * row, and its text is read from ../shared/data). Every golden must match
+ * exactly, decode(encode(s)) == s
  * (the variant "options" covers Digits grouping digits, ByteLevel's
  * add_prefix_space and added tokens' lstrip/rstrip), the same vocabulary
  * from GGUF metadata must encode the same, random byte
@@ -20,6 +22,7 @@
 #include "test_util.h"
 
 #define SMOL "tokenizers/smollm2_tokenizer.json"
+#define SHAREGPT "traces/sharegpt_v3_filtered_500.json"
 
 typedef struct golden {
     char *text;
@@ -29,9 +32,20 @@ typedef struct golden {
 
 /* Read a golden file: its "# variant-json:" header (malloc'd, or NULL) and
  * its entries. */
+/* The text of a {"sharegpt": ROW} entry: that row's first human turn in the
+ * shared ShareGPT file (the goldens keep the row index, not the text). */
+static char *sharegpt_turn(json_t *rows, json_int_t row) {
+    json_t *conv = json_object_get(json_array_get(rows, (size_t)row), "conversations"), *c;
+    size_t i;
+    json_array_foreach(conv, i, c) if (!strcmp(json_string_value(json_object_get(c, "from")), "human"))
+        return strdup(json_string_value(json_object_get(c, "value")));
+    return NULL;
+}
+
 static golden *read_goldens(const char *path, int *count, char **variant) {
     FILE *f = fopen(path, "r");
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    json_t *rows = NULL; /* the ShareGPT file, loaded on the first {"sharegpt": ROW} */
     golden *g = NULL;
     int n = 0;
     char *line = NULL;
@@ -48,7 +62,15 @@ static golden *read_goldens(const char *path, int *count, char **variant) {
         CU_ASSERT_PTR_NOT_NULL_FATAL(o);
         json_t *ids = json_object_get(o, "ids");
         g = realloc(g, (size_t)(n + 1) * sizeof *g);
-        g[n].text = strdup(json_string_value(json_object_get(o, "text")));
+        json_t *row = json_object_get(o, "sharegpt");
+        if (row && !rows) {
+            json_error_t e2;
+            rows = json_load_file(pgd_test_data(SHAREGPT), 0, &e2);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(rows);
+        }
+        g[n].text = row ? sharegpt_turn(rows, json_integer_value(row))
+                        : strdup(json_string_value(json_object_get(o, "text")));
+        CU_ASSERT_PTR_NOT_NULL_FATAL(g[n].text);
         g[n].n = (int)json_array_size(ids);
         g[n].ids = malloc(((size_t)g[n].n + 1) * sizeof *g[n].ids);
         for (int i = 0; i < g[n].n; i++) g[n].ids[i] = (int32_t)json_integer_value(json_array_get(ids, (size_t)i));
@@ -57,6 +79,7 @@ static golden *read_goldens(const char *path, int *count, char **variant) {
     }
     free(line);
     fclose(f);
+    json_decref(rows);
     *count = n;
     return g;
 }

@@ -28,6 +28,12 @@ static pgd_exec *X, *XA; /* synchronous; async (2 batches in flight) */
 static pgd_exec *M;       /* the one the engines of a test use */
 static pgd_tokenizer *TOK;
 
+/* Whether the named KV manager (NULL = the default) has capability cap. */
+static int kv_can(const char *kv_manager, pgd_kv_caps cap) {
+    pgd_kv_caps caps = 0;
+    return pgd_kv_manager_find(kv_manager, &caps) == PGD_OK && (caps & cap);
+}
+
 static int suite_init(void) {
     NG = pgd_test_load_goldens(G, 8);
     pgd_exec_config xc = {.model = pgd_test_data(MODEL), .backend = {.name = "cpu"}};
@@ -75,7 +81,7 @@ static long run_mix(pgd_engine_config cfg, const char *what) {
     for (int s = 0; s < 3; s++) CU_ASSERT_EQUAL_FATAL(pgd_engine_step(e, NULL), PGD_OK);
     /* one more filler forks into 2 samples (paged), one is aborted while running */
     int64_t forked = -1, aborted = 3;
-    if (cfg.kv_kind == PGD_KV_PAGED) {
+    if (kv_can(cfg.kv_manager, PGD_KV_CAN_FORK)) {
         pgd_request_params p = filler(nf, buf);
         p.n = 2;
         p.sampling.temperature = 0.8f;
@@ -115,7 +121,7 @@ static long run_mix(pgd_engine_config cfg, const char *what) {
     }
     pgd_engine_stats st;
     pgd_engine_get_stats(e, &st);
-    if (cfg.kv_kind == PGD_KV_PAGED) CU_ASSERT(st.max_batch_seqs >= 4); /* a shared batch */
+    if (kv_can(cfg.kv_manager, PGD_KV_CAN_FORK)) CU_ASSERT(st.max_batch_seqs >= 4); /* a shared batch */
     CU_ASSERT_EQUAL(st.kv.num_seqs, 0);
     CU_ASSERT_EQUAL(st.kv.used_blocks, 0);
     fprintf(stderr, "[%s: %lld steps, %lld preemptions] ", what, (long long)st.steps, (long long)st.preemptions);
@@ -140,7 +146,7 @@ static void test_invariance_async(void) {
     c.prefix_caching = 1;
     CU_ASSERT(run_mix(c, "async+swap+chunked+prefix") > 0);
     c = base_cfg();
-    c.kv_kind = PGD_KV_ORCA_ORACLE;
+    c.kv_manager = "orca-oracle";
     c.num_blocks = 72;
     run_mix(c, "async+orca-oracle");
     M = X;
@@ -187,14 +193,14 @@ static void test_invariance_policies(void) { /* every registered policy */
 }
 
 static void test_invariance_managers(void) {
-    const pgd_kv_kind kinds[] = {PGD_KV_ORCA_MAX, PGD_KV_ORCA_POW2, PGD_KV_ORCA_ORACLE, PGD_KV_STATIC};
+    const char *const kinds[] = {"orca-max", "orca-pow2", "orca-oracle", "static"};
     for (int i = 0; i < 4; i++) {
         pgd_engine_config c = base_cfg();
-        c.kv_kind = kinds[i];
+        c.kv_manager = kinds[i];
         c.num_blocks = 72; /* one max-length (512-token) reservation fits, two do not */
         c.chunked_prefill = i % 2;
         c.max_num_batched_tokens = i % 2 ? 64 : 512;
-        run_mix(c, pgd_kv_kind_name(kinds[i]));
+        run_mix(c, kinds[i]);
     }
 }
 
@@ -214,16 +220,16 @@ static void test_invariance_matrix(void) {
             if (m < 8) {
                 c.prefix_caching = (m >> 2) & 1;
             } else {
-                const pgd_kv_kind kinds[] = {PGD_KV_ORCA_MAX, PGD_KV_ORCA_POW2, PGD_KV_ORCA_ORACLE, PGD_KV_STATIC};
+                const char *const kinds[] = {"orca-max", "orca-pow2", "orca-oracle", "static"};
                 if (m & 1) continue; /* preemption mode does not apply to reservations */
-                c.kv_kind = kinds[(m - 8) >> 1 & 3];
+                c.kv_manager = kinds[(m - 8) >> 1 & 3];
                 c.chunked_prefill = m & 2 ? 1 : 0;
                 c.num_blocks = 72;
             }
-            snprintf(what, sizeof what, "%s/%s/%s/chunked=%d/prefix=%d", pgd_kv_kind_name(c.kv_kind), pols[pi],
+            snprintf(what, sizeof what, "%s/%s/%s/chunked=%d/prefix=%d", c.kv_manager ? c.kv_manager : "paged", pols[pi],
                      c.preemption ? "swap" : "recompute", c.chunked_prefill, c.prefix_caching);
             long p = run_mix(c, what);
-            if (c.kv_kind == PGD_KV_PAGED) {
+            if (kv_can(c.kv_manager, PGD_KV_CAN_FORK)) {
                 CU_ASSERT(p > 0);
                 pre += p;
             }
@@ -442,9 +448,9 @@ static void test_impossible_requests(void) {
  * output lengths, so Orca-Oracle/Pow2 can reserve from them) through each
  * memory manager; the share of reserved KV slots holding real tokens,
  * averaged over the engine steps. */
-static double waste_run(pgd_exec *x, pgd_kv_kind kind, double *mean_batch) {
+static double waste_run(pgd_exec *x, const char *kind, double *mean_batch) {
     pgd_engine_config c = {.block_size = 16, .num_blocks = 257, .max_num_batched_tokens = 1024,
-                           .max_num_seqs = 64, .kv_kind = kind, .num_host_blocks = 256};
+                           .max_num_seqs = 64, .kv_manager = kind, .num_host_blocks = 256};
     pgd_engine *e = NULL;
     CU_ASSERT_EQUAL_FATAL(pgd_engine_create(&c, x, TOK, &e), PGD_OK);
     uint64_t s = 12345;
@@ -481,8 +487,7 @@ static double waste_run(pgd_exec *x, pgd_kv_kind kind, double *mean_batch) {
 }
 
 static void test_memory_waste(void) {
-    static const pgd_kv_kind kinds[] = {PGD_KV_PAGED, PGD_KV_ORCA_ORACLE, PGD_KV_ORCA_POW2,
-                                        PGD_KV_ORCA_MAX, PGD_KV_STATIC};
+    static const char *const kinds[] = {"paged", "orca-oracle", "orca-pow2", "orca-max", "static"};
     double u[5], b[5];
     /* the schedule alone matters here (lengths are fixed: ignore_eos), so the
      * stories260K shape runs on the sim, which computes nothing */
@@ -493,7 +498,7 @@ static void test_memory_waste(void) {
                     "output 16-295, 256 blocks of 16):\n");
     for (int i = 0; i < 5; i++) {
         u[i] = waste_run(x, kinds[i], &b[i]);
-        fprintf(stderr, "  %-12s %5.1f%%  mean batch %5.1f\n", pgd_kv_kind_name(kinds[i]), 100 * u[i], b[i]);
+        fprintf(stderr, "  %-12s %5.1f%%  mean batch %5.1f\n", kinds[i], 100 * u[i], b[i]);
     }
     CU_ASSERT(u[0] > 0.9);           /* paged: only the last block is partly empty */
     CU_ASSERT(u[3] < 0.5 * u[0]);    /* orca-max reserves the whole context */

@@ -28,8 +28,8 @@
         CU_ASSERT_EQUAL_FATAL(st_, PGD_OK);                                         \
     } while (0)
 
-static pgd_kv_manager *mk(pgd_kv_kind kind, int bs, int nb, int nh, int ctx, int caching) {
-    pgd_kv_manager_config c = {.kind = kind, .block_size = bs, .num_blocks = nb,
+static pgd_kv_manager *mk(const char *kind, int bs, int nb, int nh, int ctx, int caching) {
+    pgd_kv_manager_config c = {.name = kind, .block_size = bs, .num_blocks = nb,
                                .num_host_blocks = nh, .max_seq_len = ctx,
                                .prefix_caching = caching};
     pgd_kv_manager *m = NULL;
@@ -83,38 +83,77 @@ static void test_config(void) {
     CU_ASSERT(err_has("5000"));
     c = (pgd_kv_manager_config){.block_size = -1, .num_blocks = 8};
     CU_ASSERT_EQUAL(pgd_kv_manager_create(&c, &m), PGD_ERR_INVALID);
-    c = (pgd_kv_manager_config){.kind = (pgd_kv_kind)99, .num_blocks = 8};
+    c = (pgd_kv_manager_config){.name = "pagd", .num_blocks = 8};
     CU_ASSERT_EQUAL(pgd_kv_manager_create(&c, &m), PGD_ERR_INVALID);
-    c = (pgd_kv_manager_config){.kind = PGD_KV_ORCA_MAX, .num_blocks = 8};
+    CU_ASSERT(err_has("unknown KV manager 'pagd' (did you mean 'paged'?)"));
+    c = (pgd_kv_manager_config){.name = "orca-max", .num_blocks = 8};
     CU_ASSERT_EQUAL(pgd_kv_manager_create(&c, &m), PGD_ERR_INVALID);
     CU_ASSERT(err_has("max_seq_len"));
-    c = (pgd_kv_manager_config){.kind = PGD_KV_ORCA_MAX, .num_blocks = 8, .max_seq_len = 16,
+    c = (pgd_kv_manager_config){.name = "orca-max", .num_blocks = 8, .max_seq_len = 16,
                                 .prefix_caching = 1};
     CU_ASSERT_EQUAL(pgd_kv_manager_create(&c, &m), PGD_ERR_INVALID);
+    CU_ASSERT(err_has("'orca-max' cannot cache prefixes: prefix_caching needs paged"));
     c = (pgd_kv_manager_config){.num_blocks = 8, .num_host_blocks = -2};
     CU_ASSERT_EQUAL(pgd_kv_manager_create(&c, &m), PGD_ERR_INVALID);
     CU_ASSERT_PTR_NULL(m);
     c = (pgd_kv_manager_config){.num_blocks = 8};
     CU_ASSERT_EQUAL_FATAL(pgd_kv_manager_create(&c, &m), PGD_OK);
     CU_ASSERT_EQUAL(pgd_kv_manager_block_size(m), 16);
-    CU_ASSERT_EQUAL(pgd_kv_manager_kind(m), PGD_KV_PAGED);
+    CU_ASSERT_STRING_EQUAL(pgd_kv_manager_name(m), "paged");
+    CU_ASSERT_EQUAL(pgd_kv_manager_caps(m), PGD_KV_CAN_FORK | PGD_KV_CAN_CACHE_PREFIX | PGD_KV_CAN_SWAP);
     pgd_kv_manager_destroy(m);
     pgd_kv_manager_destroy(NULL);
 
+    /* the registry: names in order, capabilities derived from each manager's ops */
     const char *names[] = {"paged", "orca-max", "orca-pow2", "orca-oracle", "static"};
+    const pgd_kv_caps reserve = PGD_KV_CAN_SWAP | PGD_KV_RESERVES_AT_ADMISSION;
+    const pgd_kv_caps want[] = {PGD_KV_CAN_FORK | PGD_KV_CAN_CACHE_PREFIX | PGD_KV_CAN_SWAP, reserve, reserve,
+                                reserve, reserve | PGD_KV_STATIC_BATCH};
+    const char *const *reg = pgd_kv_manager_names();
     for (int k = 0; k < 5; k++) {
-        pgd_kv_kind kind;
-        CU_ASSERT_STRING_EQUAL(pgd_kv_kind_name((pgd_kv_kind)k), names[k]);
-        CU_ASSERT_EQUAL(pgd_kv_kind_parse(names[k], &kind), PGD_OK);
-        CU_ASSERT_EQUAL(kind, (pgd_kv_kind)k);
+        pgd_kv_caps caps = 0;
+        CU_ASSERT_STRING_EQUAL(reg[k], names[k]);
+        CU_ASSERT_EQUAL(pgd_kv_manager_find(names[k], &caps), PGD_OK);
+        CU_ASSERT_EQUAL(caps, want[k]);
+        c = (pgd_kv_manager_config){.name = names[k], .num_blocks = 8, .max_seq_len = 16};
+        CU_ASSERT_EQUAL_FATAL(pgd_kv_manager_create(&c, &m), PGD_OK);
+        CU_ASSERT_STRING_EQUAL(pgd_kv_manager_name(m), names[k]);
+        CU_ASSERT_EQUAL(pgd_kv_manager_caps(m), want[k]);
+        pgd_kv_manager_destroy(m);
     }
-    pgd_kv_kind kind;
-    CU_ASSERT_EQUAL(pgd_kv_kind_parse("orca", &kind), PGD_ERR_INVALID);
+    pgd_kv_caps caps = 0;
+    CU_ASSERT_EQUAL(pgd_kv_manager_find(NULL, &caps), PGD_OK); /* the default */
+    CU_ASSERT_EQUAL(caps, want[0]);
+    CU_ASSERT_EQUAL(pgd_kv_manager_find("orca", NULL), PGD_ERR_INVALID);
     CU_ASSERT(err_has("'orca'") && err_has("orca-oracle"));
+    /* (a manager registered later may add itself to these lists) */
+    char buf[256];
+    CU_ASSERT_NSTRING_EQUAL(pgd_kv_manager_names_with(PGD_KV_CAN_FORK, ", ", buf, sizeof buf), "paged", 5);
+    CU_ASSERT(!strstr(buf, "orca") && !strstr(buf, "static"));
+    pgd_kv_manager_names_with(PGD_KV_RESERVES_AT_ADMISSION, "|", buf, sizeof buf);
+    CU_ASSERT(strstr(buf, "orca-max|orca-pow2|orca-oracle|static") && !strstr(buf, "paged"));
+}
+
+/* The block arithmetic schedulers ask for instead of counting blocks. */
+static void test_block_queries(void) {
+    pgd_kv_manager *m = mk("paged", 4, 65, 0, 0, 0);
+    CU_ASSERT_EQUAL(pgd_kv_group_blocks(m, 0, 0, (int[]){9}, 1), 3);          /* 9 tokens: 3 blocks */
+    CU_ASSERT_EQUAL(pgd_kv_group_blocks(m, 0, 0, (int[]){9, 9, 4}, 3), 7);    /* private prompts */
+    CU_ASSERT_EQUAL(pgd_kv_group_blocks(m, 0, 8, (int[]){9, 12, 8}, 3), 4);   /* 2 shared + 1 + 1 + 0 */
+    CU_ASSERT_EQUAL(pgd_kv_group_blocks(m, 4, 8, (int[]){13, 0}, 2), 1 + 2);  /* 1 held of the 2 shared */
+    CU_ASSERT_EQUAL(pgd_kv_group_blocks(m, 0, 0, NULL, 0), 0);
+    CU_ASSERT_EQUAL(pgd_kv_group_blocks(m, 8, 4, (int[]){9}, 1), -1);          /* held > shared */
+    CU_ASSERT_EQUAL(pgd_kv_group_blocks(m, 0, 0, NULL, 2), -1);
+    CU_ASSERT_EQUAL(pgd_kv_group_blocks(NULL, 0, 0, (int[]){9}, 1), -1);
+    CU_ASSERT_EQUAL(pgd_kv_swap_in_blocks(m, 0), 2);
+    CU_ASSERT_EQUAL(pgd_kv_swap_in_blocks(m, 7), 3);
+    CU_ASSERT_EQUAL(pgd_kv_swap_in_blocks(m, 8), 4);
+    CU_ASSERT_EQUAL(pgd_kv_swap_in_blocks(m, -1), -1);
+    pgd_kv_manager_destroy(m);
 }
 
 static void test_invalid_requests(void) {
-    pgd_kv_manager *m = mk(PGD_KV_PAGED, 4, 9, 4, 64, 0); /* 8 usable blocks = 32 slots */
+    pgd_kv_manager *m = mk("paged", 4, 9, 4, 64, 0); /* 8 usable blocks = 32 slots */
     int32_t p[64];
     seq_tokens(p, 64, 1);
     CU_ASSERT_EQUAL(pgd_kv_add_seq(m, 1, p, 40, 0, 0, NULL), PGD_ERR_INVALID);
@@ -155,7 +194,7 @@ static void test_invalid_requests(void) {
 /* ---- paged: allocation ---- */
 
 static void test_paged_alloc_free(void) {
-    pgd_kv_manager *m = mk(PGD_KV_PAGED, 4, 9, 0, 0, 0);
+    pgd_kv_manager *m = mk("paged", 4, 9, 0, 0, 0);
     int32_t p[64];
     seq_tokens(p, 64, 1);
     CU_ASSERT_EQUAL(pgd_kv_free_blocks(m), 8);
@@ -216,7 +255,7 @@ static void test_paged_alloc_free(void) {
 /* ---- paged: fork and copy-on-write ---- */
 
 static void test_fork_cow(void) {
-    pgd_kv_manager *m = mk(PGD_KV_PAGED, 4, 17, 0, 0, 0);
+    pgd_kv_manager *m = mk("paged", 4, 17, 0, 0, 0);
     int32_t p[64];
     seq_tokens(p, 64, 1);
     pgd_kv_copy cp[4];
@@ -291,7 +330,7 @@ static void test_fork_cow(void) {
 /* ---- paged: prefix caching ---- */
 
 static void test_prefix_hits(void) {
-    pgd_kv_manager *m = mk(PGD_KV_PAGED, 4, 33, 0, 0, 1);
+    pgd_kv_manager *m = mk("paged", 4, 33, 0, 0, 1);
     int32_t P[16], q[16];
     seq_tokens(P, 16, 100);
     int n1, n2;
@@ -350,7 +389,7 @@ static void test_prefix_hits(void) {
 }
 
 static void test_cache_reuse_after_free(void) {
-    pgd_kv_manager *m = mk(PGD_KV_PAGED, 4, 9, 0, 0, 1);
+    pgd_kv_manager *m = mk("paged", 4, 9, 0, 0, 1);
     int32_t P[9];
     seq_tokens(P, 9, 7);
     int n;
@@ -371,7 +410,7 @@ static void test_cache_reuse_after_free(void) {
 
 static void test_lru_eviction(void) {
     /* 6 usable blocks of 2 tokens; 5-token prompts = 2 full blocks + 1 */
-    pgd_kv_manager *m = mk(PGD_KV_PAGED, 2, 7, 0, 0, 1);
+    pgd_kv_manager *m = mk("paged", 2, 7, 0, 0, 1);
     int32_t A[5], B[5], C[6];
     seq_tokens(A, 5, 100);
     seq_tokens(B, 5, 200);
@@ -396,7 +435,7 @@ static void test_lru_eviction(void) {
     pgd_kv_manager_destroy(m);
 
     /* a hit takes a block off the LRU; its release puts it at the MRU end */
-    m = mk(PGD_KV_PAGED, 2, 7, 0, 0, 1);
+    m = mk("paged", 2, 7, 0, 0, 1);
     add_full(m, 1, A, 5, 0, 0);
     pgd_kv_free(m, 1);
     add_full(m, 2, B, 5, 0, 0);
@@ -417,7 +456,7 @@ static void test_lru_eviction(void) {
 /* ---- swap ---- */
 
 static void test_swap_paged(void) {
-    pgd_kv_manager *m = mk(PGD_KV_PAGED, 4, 17, 8, 0, 0);
+    pgd_kv_manager *m = mk("paged", 4, 17, 8, 0, 0);
     int32_t p[64];
     seq_tokens(p, 64, 1);
     pgd_kv_copy out[16], in[16];
@@ -487,7 +526,7 @@ static void test_swap_paged(void) {
     CHECK_OK(m);
     pgd_kv_manager_destroy(m);
 
-    m = mk(PGD_KV_PAGED, 4, 17, 0, 0, 0);
+    m = mk("paged", 4, 17, 0, 0, 0);
     add_full(m, 1, p, 4, 0, 0);
     CU_ASSERT_EQUAL(pgd_kv_swap_out(m, 1, out, 16, &no), PGD_ERR_UNSUPPORTED);
     CU_ASSERT(err_has("swap space is 0 blocks"));
@@ -499,13 +538,13 @@ static void test_swap_paged(void) {
 static void test_orca_reservations(void) {
     /* 256 usable blocks of 16; prompt 100, true total 300, max 2048 */
     const struct {
-        pgd_kv_kind kind;
+        const char *kind;
         int blocks, limit;
     } want[] = {
-        {PGD_KV_ORCA_MAX, 128, 2048},   /* max_seq_len */
-        {PGD_KV_ORCA_POW2, 23, 356},    /* 100 + pow2(200) = 356 tokens */
-        {PGD_KV_ORCA_ORACLE, 19, 300},  /* exactly 300 tokens */
-        {PGD_KV_STATIC, 128, 2048},
+        {"orca-max", 128, 2048},   /* max_seq_len */
+        {"orca-pow2", 23, 356},    /* 100 + pow2(200) = 356 tokens */
+        {"orca-oracle", 19, 300},  /* exactly 300 tokens */
+        {"static", 128, 2048},
     };
     int32_t p[2048];
     seq_tokens(p, 2048, 5);
@@ -535,8 +574,8 @@ static void test_orca_reservations(void) {
         /* unknown true length: Oracle and Pow2 reserve from max_total_len */
         CU_ASSERT_EQUAL(add_full(m, 2, p, 10, 64, 0), 0);
         s = stats(m);
-        int extra = want[k].kind == PGD_KV_ORCA_ORACLE ? 4
-                    : want[k].kind == PGD_KV_ORCA_POW2 ? 5 /* 10 + 64 = 74 tokens */
+        int extra = !strcmp(want[k].kind, "orca-oracle") ? 4
+                    : !strcmp(want[k].kind, "orca-pow2") ? 5 /* 10 + 64 = 74 tokens */
                                                        : 128;
         CU_ASSERT_EQUAL(s.used_blocks, want[k].blocks + extra);
         CU_ASSERT_EQUAL(pgd_kv_free(m, 1), PGD_OK);
@@ -546,7 +585,7 @@ static void test_orca_reservations(void) {
         pgd_kv_manager_destroy(m);
     }
     /* a run longer than the buddy allocator's longest: 100 usable -> 64 */
-    pgd_kv_manager *m = mk(PGD_KV_ORCA_MAX, 16, 101, 0, 2048, 0);
+    pgd_kv_manager *m = mk("orca-max", 16, 101, 0, 2048, 0);
     CU_ASSERT_EQUAL(pgd_kv_add_seq(m, 1, p, 10, 0, 0, NULL), PGD_ERR_INVALID);
     CU_ASSERT(err_has("128 contiguous blocks") && err_has("64 blocks"));
     pgd_kv_manager_destroy(m);
@@ -555,7 +594,7 @@ static void test_orca_reservations(void) {
 static void test_buddy_fragmentation(void) {
     int32_t p[256];
     seq_tokens(p, 256, 1);
-    pgd_kv_manager *m = mk(PGD_KV_ORCA_ORACLE, 16, 17, 0, 256, 0); /* 16 usable blocks */
+    pgd_kv_manager *m = mk("orca-oracle", 16, 17, 0, 256, 0); /* 16 usable blocks */
     /* exact runs: a 3-block run gives its 4th block back */
     add_full(m, 100, p, 40, 48, 48);
     CU_ASSERT_EQUAL(stats(m).used_blocks, 3);
@@ -594,7 +633,7 @@ static void test_buddy_fragmentation(void) {
 static void test_swap_contiguous(void) {
     int32_t p[64];
     seq_tokens(p, 64, 1);
-    pgd_kv_manager *m = mk(PGD_KV_ORCA_ORACLE, 4, 17, 8, 64, 0);
+    pgd_kv_manager *m = mk("orca-oracle", 4, 17, 8, 64, 0);
     pgd_kv_copy out[8], in[8];
     int n, no, ni;
     add_full(m, 1, p, 10, 64, 20); /* 5 reserved blocks, 3 with tokens */
@@ -636,7 +675,7 @@ static int rng_int(uint64_t *s, int lo, int hi) { /* [lo, hi] */
 
 /* 24 requests, ShareGPT-like lengths, each caught part-way through its
  * output; returns the utilization of the snapshot. */
-static double workload_utilization(pgd_kv_kind kind) {
+static double workload_utilization(const char *kind) {
     pgd_kv_manager *m = mk(kind, 16, 4097, 0, 2048, 0);
     static int32_t tok[2048];
     seq_tokens(tok, 2048, 3);
@@ -649,18 +688,18 @@ static double workload_utilization(pgd_kv_kind kind) {
     }
     CHECK_OK(m);
     pgd_kv_stats s = stats(m);
-    printf("\n    %-12s tokens %6lld slots %7lld utilization %.3f", pgd_kv_kind_name(kind),
+    printf("\n    %-12s tokens %6lld slots %7lld utilization %.3f", kind,
            (long long)s.tokens_stored, (long long)s.slots_reserved, s.utilization);
     pgd_kv_manager_destroy(m);
     return s.utilization;
 }
 
 static void test_utilization(void) {
-    double paged = workload_utilization(PGD_KV_PAGED);
-    double max = workload_utilization(PGD_KV_ORCA_MAX);
-    double pow2 = workload_utilization(PGD_KV_ORCA_POW2);
-    double oracle = workload_utilization(PGD_KV_ORCA_ORACLE);
-    double stat = workload_utilization(PGD_KV_STATIC);
+    double paged = workload_utilization("paged");
+    double max = workload_utilization("orca-max");
+    double pow2 = workload_utilization("orca-pow2");
+    double oracle = workload_utilization("orca-oracle");
+    double stat = workload_utilization("static");
     printf("\n    ");
     CU_ASSERT(paged > 0.9);
     CU_ASSERT(max < 0.3);
@@ -814,13 +853,15 @@ static rseq *pick(rsim *s, int want_live) {
     return NULL;
 }
 
-static void random_run(pgd_kv_kind kind, int caching, uint64_t seed, int ops) {
+static void random_run(const char *kind, int caching, uint64_t seed, int ops) {
     rsim *s = calloc(1, sizeof *s);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     s->bs = 4;
-    s->nb = kind == PGD_KV_PAGED ? 65 : 257;
+    pgd_kv_caps caps = 0;
+    CU_ASSERT_EQUAL_FATAL(pgd_kv_manager_find(kind, &caps), PGD_OK);
+    s->nb = caps & PGD_KV_RESERVES_AT_ADMISSION ? 257 : 65;
     s->nh = 48;
-    s->paged = kind == PGD_KV_PAGED;
+    s->paged = (caps & PGD_KV_CAN_FORK) != 0; /* forks succeed */
     s->rng = seed;
     s->m = mk(kind, s->bs, s->nb, s->nh, 96, caching);
     s->dev = calloc((size_t)s->nb * s->bs, sizeof *s->dev);
@@ -877,7 +918,7 @@ static void random_run(pgd_kv_kind kind, int caching, uint64_t seed, int ops) {
     CU_ASSERT(s->no_blocks > 0); /* the pool was under pressure */
     if (caching) CU_ASSERT(s->hits > 0 && st.prefix_hits > 0);
     printf("\n    %-12s caching %d seed %llu: %ld ops, %ld NO_BLOCKS, %ld prefix hits",
-           pgd_kv_kind_name(kind), caching, (unsigned long long)seed, s->ops_ok, s->no_blocks,
+           kind, caching, (unsigned long long)seed, s->ops_ok, s->no_blocks,
            s->hits);
     pgd_kv_manager_destroy(s->m);
     free(s->dev);
@@ -885,23 +926,30 @@ static void random_run(pgd_kv_kind kind, int caching, uint64_t seed, int ops) {
     free(s);
 }
 
-static void test_random_paged(void) {
-    random_run(PGD_KV_PAGED, 0, 1, 5000);
-    random_run(PGD_KV_PAGED, 1, 2, 5000);
-    random_run(PGD_KV_PAGED, 1, 3, 5000);
-    printf("\n    ");
-}
-
-static void test_random_contiguous(void) {
-    for (int k = PGD_KV_ORCA_MAX; k <= PGD_KV_STATIC; k++)
-        random_run((pgd_kv_kind)k, 0, 10 + (uint64_t)k, 4000);
+/* Every registered manager: ones that can fork as paged (with prefix
+ * caching where they can cache), the others as reservations. */
+static void test_random_every_manager(void) {
+    int k = 0;
+    for (const char *const *kind = pgd_kv_manager_names(); *kind; kind++, k++) {
+        pgd_kv_caps caps = 0;
+        CU_ASSERT_EQUAL_FATAL(pgd_kv_manager_find(*kind, &caps), PGD_OK);
+        if (caps & PGD_KV_CAN_FORK) {
+            random_run(*kind, 0, 1, 5000);
+            if (caps & PGD_KV_CAN_CACHE_PREFIX) {
+                random_run(*kind, 1, 2, 5000);
+                random_run(*kind, 1, 3, 5000);
+            }
+        } else {
+            random_run(*kind, 0, 10 + (uint64_t)k, 4000);
+        }
+    }
     printf("\n    ");
 }
 
 /* ---- registration ---- */
 
 static CU_TestInfo kv_tests[] = {
-    {"config validation and kind names", test_config},
+    {"config validation, registry and capabilities", test_config},
     {"invalid requests name the numbers", test_invalid_requests},
     {"paged: allocate, NO_BLOCKS changes nothing, free", test_paged_alloc_free},
     {"paged: fork shares, copy-on-write copies", test_fork_cow},
@@ -913,8 +961,8 @@ static CU_TestInfo kv_tests[] = {
     {"contiguous: buddy fragmentation", test_buddy_fragmentation},
     {"contiguous: swap out/in round trip", test_swap_contiguous},
     {"utilization on a fixed workload", test_utilization},
-    {"random operations: paged", test_random_paged},
-    {"random operations: contiguous kinds", test_random_contiguous},
+    {"block queries for the scheduler", test_block_queries},
+    {"random operations: every registered manager", test_random_every_manager},
     CU_TEST_INFO_NULL,
 };
 

@@ -74,13 +74,14 @@ typedef struct flight {
  * forked groups at step 0 instead of NREQ requests over time. */
 static void mock_sample(pgd_scheduler *s, mreq *R, int added, const flight *f, int *finished, int *bad);
 
-static long run_random(pgd_kv_kind kind, int prefix, const char *policy, pgd_preempt_mode mode,
+static long run_random(const char *kind, int prefix, const char *policy, pgd_preempt_mode mode,
                        int chunked, uint64_t seed, int burst, int K) {
     rng_state = seed;
-    pgd_kv_manager_config kc = {.kind = kind, .block_size = BS, .num_blocks = NBLK, .num_host_blocks = NHOST,
+    pgd_kv_manager_config kc = {.name = kind, .block_size = BS, .num_blocks = NBLK, .num_host_blocks = NHOST,
                                 .max_seq_len = CTX, .prefix_caching = prefix};
     pgd_kv_manager *kv = NULL;
     CU_ASSERT_EQUAL_FATAL(pgd_kv_manager_create(&kc, &kv), PGD_OK);
+    pgd_kv_caps caps = pgd_kv_manager_caps(kv);
     pgd_sched_config sc = {.max_num_batched_tokens = chunked ? 40 : CTX, .max_num_seqs = MAXSEQS,
                            .policy = policy, .preemption = mode, .chunked_prefill = chunked, .max_seq_len = CTX,
                            .max_in_flight = K};
@@ -107,7 +108,7 @@ static long run_random(pgd_kv_kind kind, int prefix, const char *policy, pgd_pre
             int max_new = 1 + (int)(rnd() % 50);
             if (np + max_new > CTX) max_new = CTX - np + 1;
             m->out_len = 1 + (int)(rnd() % (unsigned)max_new);
-            m->n = kind == PGD_KV_PAGED && rnd() % 5 == 0 ? 2 : 1;
+            m->n = caps & PGD_KV_CAN_FORK && rnd() % 5 == 0 ? 2 : 1;
             if (burst) { /* 2-4 samples, long outputs, prompt + all outputs within 4/5 of the cache */
                 m->n = 2 + (int)(rnd() % 3);
                 np = 8 + (int)(rnd() % 56);
@@ -170,7 +171,7 @@ static long run_random(pgd_kv_kind kind, int prefix, const char *policy, pgd_pre
                     partial++;
             if (mode == PGD_PREEMPT_RECOMPUTE && partial > 4) bad = 12;
         }
-        if (kind == PGD_KV_STATIC && p->num_admitted > 0 && running_before > 0) bad = 1;
+        if (caps & PGD_KV_STATIC_BATCH && p->num_admitted > 0 && running_before > 0) bad = 1;
         /* progress: a few empty plans in a row with work left (and nothing in flight) is a stall */
         idle = p->num_items == 0 && p->num_dropped == 0 && fl_n == 0 && pgd_scheduler_has_unfinished(s) ? idle + 1
                                                                                                          : 0;
@@ -257,7 +258,7 @@ static long run_random(pgd_kv_kind kind, int prefix, const char *policy, pgd_pre
         tokens += p->num_tokens;
     }
     if (bad) fprintf(stderr, "\n%s/%s/%s/chunked=%d/prefix=%d/K=%d: check %d failed at step %d\n",
-                     pgd_kv_kind_name(kind), policy, mode == PGD_PREEMPT_SWAP ? "swap" : "recompute", chunked, prefix,
+                     kind, policy, mode == PGD_PREEMPT_SWAP ? "swap" : "recompute", chunked, prefix,
                      K, bad, step);
     CU_ASSERT_EQUAL(bad, 0);
     CU_ASSERT_EQUAL(added, nreq);
@@ -326,7 +327,7 @@ static void mock_sample(pgd_scheduler *s, mreq *R, int added, const flight *f, i
     }
 }
 
-static void run_kind(pgd_kv_kind kind, int prefix) {
+static void run_kind(const char *kind, int prefix) {
     long pre = 0;
     memset(n_ops, 0, sizeof n_ops);
     n_hits = 0;
@@ -335,9 +336,11 @@ static void run_kind(pgd_kv_kind kind, int prefix) {
         for (int mode = 0; mode < 2; mode++)
             for (int chunked = 0; chunked < 2; chunked++)
                 pre += run_random(kind, prefix, *pol, (pgd_preempt_mode)mode, chunked, seed++ * 7919, 0, 1);
-    fprintf(stderr, "[%s%s: %ld preemptions, %ld swap-outs, %ld swap-ins, %ld CoW copies, %ld prefix hits] ", pgd_kv_kind_name(kind),
+    fprintf(stderr, "[%s%s: %ld preemptions, %ld swap-outs, %ld swap-ins, %ld CoW copies, %ld prefix hits] ", kind,
             prefix ? "+prefix" : "", pre, n_ops[PGD_OP_SWAP_OUT], n_ops[PGD_OP_SWAP_IN], n_ops[PGD_OP_COPY], n_hits);
-    if (kind == PGD_KV_PAGED) { /* the runs really preempted, swapped and copied */
+    pgd_kv_caps caps = 0;
+    CU_ASSERT_EQUAL_FATAL(pgd_kv_manager_find(kind, &caps), PGD_OK);
+    if (caps & PGD_KV_CAN_FORK && caps & PGD_KV_CAN_SWAP) { /* the runs really preempted, swapped and copied */
         CU_ASSERT(pre > 20);
         CU_ASSERT(n_ops[PGD_OP_SWAP_OUT] > 0 && n_ops[PGD_OP_SWAP_IN] > 0 && n_ops[PGD_OP_COPY] > 0);
         CU_ASSERT(!prefix || n_hits > 0);
@@ -349,7 +352,7 @@ static void run_kind(pgd_kv_kind kind, int prefix) {
 static void test_random_in_flight(void) {
     long pre = 0;
     uint64_t seed = 3;
-    static const pgd_kv_kind kinds[] = {PGD_KV_PAGED, PGD_KV_PAGED, PGD_KV_ORCA_ORACLE};
+    static const char *const kinds[] = {"paged", "paged", "orca-oracle"};
     for (int K = 2; K <= 3; K++)
         for (int ki = 0; ki < 3; ki++)
             for (const char *const *pol = pgd_policy_names(); *pol; pol++)
@@ -360,12 +363,18 @@ static void test_random_in_flight(void) {
     CU_ASSERT(pre > 20);
 }
 
-static void test_random_paged(void) { run_kind(PGD_KV_PAGED, 0); }
-static void test_random_paged_prefix(void) { run_kind(PGD_KV_PAGED, 1); }
-static void test_random_orca_max(void) { run_kind(PGD_KV_ORCA_MAX, 0); }
-static void test_random_orca_pow2(void) { run_kind(PGD_KV_ORCA_POW2, 0); }
-static void test_random_orca_oracle(void) { run_kind(PGD_KV_ORCA_ORACLE, 0); }
-static void test_random_static(void) { run_kind(PGD_KV_STATIC, 0); }
+/* Every registered KV manager (a new one is picked up here without a line
+ * of test code), with prefix caching on as well where it can cache. */
+static void test_random_every_kv_manager(void) {
+    int n = 0;
+    for (const char *const *kind = pgd_kv_manager_names(); *kind; kind++, n++) {
+        pgd_kv_caps caps = 0;
+        CU_ASSERT_EQUAL_FATAL(pgd_kv_manager_find(*kind, &caps), PGD_OK);
+        run_kind(*kind, 0);
+        if (caps & PGD_KV_CAN_CACHE_PREFIX) run_kind(*kind, 1);
+    }
+    CU_ASSERT(n >= 5);
+}
 
 /* Forked groups all at once, every policy x preemption mode x chunked
  * prefill x prefix caching, several seeds. */
@@ -376,7 +385,7 @@ static void test_forked_burst(void) {
     for (int rep = 0; rep < 3; rep++)
         for (const char *const *pol = pgd_policy_names(); *pol; pol++)
             for (int m = 0; m < 8; m++)
-                pre += run_random(PGD_KV_PAGED, m >> 2 & 1, *pol, (pgd_preempt_mode)(m & 1), m >> 1 & 1,
+                pre += run_random("paged", m >> 2 & 1, *pol, (pgd_preempt_mode)(m & 1), m >> 1 & 1,
                                   seed++ * 104729, 1, rep == 2 ? 2 : 1); /* the last round with 2 in flight */
     fprintf(stderr, "[forked bursts: %ld preemptions, %ld swap-outs, %ld CoW copies] ", pre,
             n_ops[PGD_OP_SWAP_OUT], n_ops[PGD_OP_COPY]);
@@ -385,7 +394,7 @@ static void test_forked_burst(void) {
 
 /* Admission order of four waiting requests under a policy with room for one at a time. */
 static void admission_order(const char *policy, int *order) {
-    pgd_kv_manager_config kc = {.kind = PGD_KV_PAGED, .block_size = 4, .num_blocks = 64, .max_seq_len = 64};
+    pgd_kv_manager_config kc = {.name = "paged", .block_size = 4, .num_blocks = 64, .max_seq_len = 64};
     pgd_kv_manager *kv = NULL;
     CU_ASSERT_EQUAL_FATAL(pgd_kv_manager_create(&kc, &kv), PGD_OK);
     pgd_sched_config sc = {.max_num_batched_tokens = 64, .max_num_seqs = 1, .policy = policy, .max_seq_len = 64};
@@ -425,7 +434,7 @@ static void test_policy_orders(void) {
 }
 
 static void test_bad_config_and_requests(void) {
-    pgd_kv_manager_config kc = {.kind = PGD_KV_PAGED, .block_size = 4, .num_blocks = 9, .max_seq_len = 64};
+    pgd_kv_manager_config kc = {.name = "paged", .block_size = 4, .num_blocks = 9, .max_seq_len = 64};
     pgd_kv_manager *kv = NULL;
     CU_ASSERT_EQUAL_FATAL(pgd_kv_manager_create(&kc, &kv), PGD_OK);
     pgd_scheduler *s = NULL;
@@ -476,7 +485,7 @@ static void test_bad_config_and_requests(void) {
  * (chunked prefill off) is admitted within two steps, ahead of the
  * decodes, instead of waiting for every running request to finish. */
 static void test_long_prompt_not_starved(void) {
-    pgd_kv_manager_config kc = {.kind = PGD_KV_PAGED, .block_size = 4, .num_blocks = 200, .max_seq_len = 64};
+    pgd_kv_manager_config kc = {.name = "paged", .block_size = 4, .num_blocks = 200, .max_seq_len = 64};
     pgd_kv_manager *kv = NULL;
     CU_ASSERT_EQUAL_FATAL(pgd_kv_manager_create(&kc, &kv), PGD_OK);
     pgd_sched_config sc = {.max_num_batched_tokens = 64, .max_num_seqs = 8, .max_seq_len = 64};
@@ -511,7 +520,7 @@ static void test_long_prompt_not_starved(void) {
 /* With K batches in flight the plans share the requests about equally
  * (the groups split into K batches anyway; unbalanced, a pipeline idles). */
 static void test_in_flight_balanced(void) {
-    pgd_kv_manager_config kc = {.kind = PGD_KV_PAGED, .block_size = 4, .num_blocks = 400, .max_seq_len = 64};
+    pgd_kv_manager_config kc = {.name = "paged", .block_size = 4, .num_blocks = 400, .max_seq_len = 64};
     pgd_kv_manager *kv = NULL;
     CU_ASSERT_EQUAL_FATAL(pgd_kv_manager_create(&kc, &kv), PGD_OK);
     pgd_sched_config sc = {.max_num_batched_tokens = 256, .max_num_seqs = 64, .max_seq_len = 64, .max_in_flight = 4};
@@ -559,14 +568,14 @@ static void test_vtc_bound(void) {
     client_mix = 1;
     for (int m = 0; m < 4; m++) {
         vtc_maxdiff = 0;
-        run_random(PGD_KV_PAGED, m >> 1, "vtc", (pgd_preempt_mode)(m & 1), m >> 1, 31 + (uint64_t)m, 0, 1);
+        run_random("paged", m >> 1, "vtc", (pgd_preempt_mode)(m & 1), m >> 1, 31 + (uint64_t)m, 0, 1);
         if (vtc_maxdiff > worst) worst = vtc_maxdiff;
         vtc_maxdiff = 0;
-        run_random(PGD_KV_PAGED, m >> 1, "fcfs", (pgd_preempt_mode)(m & 1), m >> 1, 31 + (uint64_t)m, 0, 1);
+        run_random("paged", m >> 1, "fcfs", (pgd_preempt_mode)(m & 1), m >> 1, 31 + (uint64_t)m, 0, 1);
         if (vtc_maxdiff > fcfs_worst) fcfs_worst = vtc_maxdiff;
     }
     vtc_maxdiff = 0;
-    run_random(PGD_KV_ORCA_MAX, 0, "vtc", PGD_PREEMPT_RECOMPUTE, 1, 77, 0, 1);
+    run_random("orca-max", 0, "vtc", PGD_PREEMPT_RECOMPUTE, 1, 77, 0, 1);
     if (vtc_maxdiff > worst) worst = vtc_maxdiff;
     client_mix = 0;
     fprintf(stderr, "[vtc: largest backlogged service gap %ld (bound 2U = %ld); fcfs %ld] ", worst, 2 * U, fcfs_worst);
@@ -579,7 +588,7 @@ static void test_vtc_bound(void) {
  * before a long uncached one ("cache-aware-uncached"); fcfs keeps arrival
  * order. The KV query answers what add_seq then finds. */
 static int first_admitted(const char *policy) {
-    pgd_kv_manager_config kc = {.kind = PGD_KV_PAGED, .block_size = 8, .num_blocks = 64, .max_seq_len = 128,
+    pgd_kv_manager_config kc = {.name = "paged", .block_size = 8, .num_blocks = 64, .max_seq_len = 128,
                                 .prefix_caching = 1};
     pgd_kv_manager *kv = NULL;
     CU_ASSERT_EQUAL_FATAL(pgd_kv_manager_create(&kc, &kv), PGD_OK);
@@ -625,7 +634,7 @@ static void test_cache_aware_order(void) {
 /* SLO-aware: class first, then the earliest TTFT deadline; VTC: the
  * client with the least service first. */
 static void test_slo_and_vtc_orders(void) {
-    pgd_kv_manager_config kc = {.kind = PGD_KV_PAGED, .block_size = 4, .num_blocks = 64, .max_seq_len = 64};
+    pgd_kv_manager_config kc = {.name = "paged", .block_size = 4, .num_blocks = 64, .max_seq_len = 64};
     pgd_kv_manager *kv = NULL;
     CU_ASSERT_EQUAL_FATAL(pgd_kv_manager_create(&kc, &kv), PGD_OK);
     int32_t prompt[16] = {0};
@@ -668,7 +677,7 @@ static void test_decision_trace(void) {
         size_t len = 0;
         FILE *f = open_memstream(&text[rep], &len);
         CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-        pgd_kv_manager_config kc = {.kind = PGD_KV_PAGED, .block_size = 4, .num_blocks = 9, .max_seq_len = 32};
+        pgd_kv_manager_config kc = {.name = "paged", .block_size = 4, .num_blocks = 9, .max_seq_len = 32};
         pgd_kv_manager *kv = NULL;
         CU_ASSERT_EQUAL_FATAL(pgd_kv_manager_create(&kc, &kv), PGD_OK);
         pgd_sched_config sc = {.max_num_batched_tokens = 32, .max_num_seqs = 4, .max_seq_len = 32, .trace = f};
@@ -724,13 +733,8 @@ static CU_TestInfo tests[] = {
     {"decision_trace", test_decision_trace},
     {"policy_admission_orders", test_policy_orders},
     {"bad_config_and_impossible_requests", test_bad_config_and_requests},
-    {"random_paged", test_random_paged},
+    {"random_every_kv_manager", test_random_every_kv_manager},
     {"random_with_batches_in_flight", test_random_in_flight},
-    {"random_paged_prefix_caching", test_random_paged_prefix},
-    {"random_orca_max", test_random_orca_max},
-    {"random_orca_pow2", test_random_orca_pow2},
-    {"random_orca_oracle", test_random_orca_oracle},
-    {"random_static", test_random_static},
     {"forked_groups_all_at_once", test_forked_burst},
     {"long_prompt_not_starved_by_decodes", test_long_prompt_not_starved},
     {"batches_in_flight_balanced", test_in_flight_balanced},

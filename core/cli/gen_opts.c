@@ -40,7 +40,7 @@ static void usage(FILE *f) {
             "  --max-tokens   tokens to generate per sequence (default 256)\n"
             "  --temperature  0 = greedy (default 0); --top-k 0 and --top-p 1 disable those filters\n"
             "  --n            parallel samples per prompt (seeds seed, seed+1, ...)\n"
-            "  --beam-width   beam search of width K (paged KV manager only)\n"
+            "  --beam-width   beam search of width K (needs a KV manager that can fork: paged)\n"
             "  --output       text (default; streamed for one prompt), json (one object, or an array\n"
             "                 for several prompts), jsonl (one object per prompt, in input order)\n"
             "  --kv-memory    KV cache size, e.g. 64M or 2G (instead of --num-blocks)\n"
@@ -54,7 +54,7 @@ static void usage(FILE *f) {
     fprintf(f, "  --policy       scheduling policy (default fcfs): %s\n",
             pgd_names_join(pgd_policy_names(), ", ", names, sizeof names));
     fprintf(f, "  --kv-manager   KV cache manager (default paged): %s\n",
-            pgd_names_join(pgd_kv_kind_names(), ", ", names, sizeof names));
+            pgd_names_join(pgd_kv_manager_names(), ", ", names, sizeof names));
 }
 
 static void serve_usage(FILE *f) {
@@ -275,7 +275,8 @@ static int parse_opts(int argc, char **argv, pgd_gen_opts *o, int serve) {
         case 'Q': BAD(pgd_cli_int("--max-num-seqs", optarg, 1, 1 << 20, &o->engine.max_num_seqs)); seqs_given = 1; break;
         case 'y': o->engine.policy = optarg; break;
         case 'K':
-            if (pgd_kv_kind_parse(optarg, &o->engine.kv_kind) != PGD_OK) {
+            o->engine.kv_manager = optarg;
+            if (pgd_kv_manager_find(optarg, NULL) != PGD_OK) {
                 fprintf(stderr, "pagoda: --kv-manager: %s\n", pgd_last_error());
                 BAD(0);
             }

@@ -80,7 +80,7 @@ static void usage(FILE *f) {
     char names[512];
     fprintf(f, "Policies ([engine] policy): %s\n", pgd_names_join(pgd_policy_names(), ", ", names, sizeof names));
     fprintf(f, "KV managers ([engine] kv_manager): %s\n",
-            pgd_names_join(pgd_kv_kind_names(), ", ", names, sizeof names));
+            pgd_names_join(pgd_kv_manager_names(), ", ", names, sizeof names));
     fprintf(f, "Routers ([cluster] router, with replicas > 1): %s\n",
             pgd_names_join(pgd_router_names(), ", ", names, sizeof names));
 }

@@ -462,15 +462,19 @@ static pgd_status check_run(pgd_run_config *r) {
             "from kv_memory) or at least 2");
     if (pgd_run_get_int(r, "engine", "num_blocks") && *pgd_run_get_str(r, "engine", "kv_memory"))
         BAD("engine", later(r, "engine", "num_blocks", "kv_memory"), "set num_blocks or kv_memory, not both");
-    pgd_kv_kind kind;
-    PGD_ASSERT(pgd_kv_kind_parse(pgd_run_get_str(r, "engine", "kv_manager"), &kind) == PGD_OK);
-    if (pgd_run_get_bool(r, "engine", "prefix_caching") && kind != PGD_KV_PAGED)
+    pgd_kv_caps kv_caps = 0;
+    char kv_with[128];
+    PGD_ASSERT(pgd_kv_manager_find(pgd_run_get_str(r, "engine", "kv_manager"), &kv_caps) == PGD_OK);
+    if (pgd_run_get_bool(r, "engine", "prefix_caching") && !(kv_caps & PGD_KV_CAN_CACHE_PREFIX))
         BAD("engine", later(r, "engine", "prefix_caching", "kv_manager"),
-            "prefix_caching = on needs kv_manager = paged (got %s)", pgd_run_get_str(r, "engine", "kv_manager"));
+            "prefix_caching = on needs kv_manager = %s (got %s)",
+            pgd_kv_manager_names_with(PGD_KV_CAN_CACHE_PREFIX, " or ", kv_with, sizeof kv_with),
+            pgd_run_get_str(r, "engine", "kv_manager"));
     if (pgd_run_get_int(r, "sampling", "beam_width") > 0 && pgd_run_get_int(r, "sampling", "n") > 1)
         BAD("sampling", later(r, "sampling", "beam_width", "n"), "beam_width and n > 1 cannot be combined");
-    if (pgd_run_get_int(r, "sampling", "beam_width") > 0 && kind != PGD_KV_PAGED)
-        BAD("sampling", "beam_width", "beam search needs kv_manager = paged (got %s)",
+    if (pgd_run_get_int(r, "sampling", "beam_width") > 0 && !(kv_caps & PGD_KV_CAN_FORK))
+        BAD("sampling", "beam_width", "beam search needs kv_manager = %s (got %s)",
+            pgd_kv_manager_names_with(PGD_KV_CAN_FORK, " or ", kv_with, sizeof kv_with),
             pgd_run_get_str(r, "engine", "kv_manager"));
     int seqs = pgd_run_get_int(r, "engine", "max_num_seqs"), toks = pgd_run_get_int(r, "engine", "max_num_batched_tokens");
     if (seqs && toks && seqs > toks)

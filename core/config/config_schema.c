@@ -60,14 +60,14 @@ static const pgd_cfg_key schema[] = {
     {"engine", "kv_manager", PGD_CFG_KV, 0, 0, NULL, "paged", "KV cache manager: a registered one (`pagoda run --help` lists them)"},
     {"engine", "preemption", PGD_CFG_CHOICE, 0, 0, "recompute|swap", "recompute", "preemption mode"},
     {"engine", "chunked_prefill", PGD_CFG_BOOL, 0, 0, NULL, "off", "split long prompts over steps"},
-    {"engine", "prefix_caching", PGD_CFG_BOOL, 0, 0, NULL, "off", "reuse KV blocks of equal prompt prefixes (paged only)"},
+    {"engine", "prefix_caching", PGD_CFG_BOOL, 0, 0, NULL, "off", "reuse KV blocks of equal prompt prefixes (KV managers that cache prefixes: paged)"},
     {"engine", "async", PGD_CFG_BOOL, 0, 0, NULL, "off", "one more batch in flight: schedule and sample while the pass runs"},
 
     {"sampling", "temperature", PGD_CFG_NUM, 0, 100, NULL, "0", "0 = greedy"},
     {"sampling", "top_k", PGD_CFG_INT, 0, 1 << 30, NULL, "0", "0 = off"},
     {"sampling", "top_p", PGD_CFG_NUM, 0, 1, NULL, "1", "1 = off"},
     {"sampling", "n", PGD_CFG_INT, 1, 64, NULL, "1", "parallel samples per request (sharing the prompt's KV blocks)"},
-    {"sampling", "beam_width", PGD_CFG_INT, 0, 64, NULL, "0", "beam search width (0 = off; paged KV manager only)"},
+    {"sampling", "beam_width", PGD_CFG_INT, 0, 64, NULL, "0", "beam search width (0 = off; needs a KV manager that can fork: paged)"},
 
     {"workload", "source", PGD_CFG_CHOICE, 0, 0, "synthetic|trace|dataset", "synthetic", "where requests come from"},
     {"workload", "num_requests", PGD_CFG_INT, 0, 10000000, NULL, "0", "requests (synthetic: 0 = 100, or enough for duration; trace/dataset: 0 = all rows)"},
@@ -276,13 +276,12 @@ pgd_status pgd_config_check_value(const pgd_cfg_key *k, const char *v) {
         return pgd_error(PGD_ERR_INVALID, "unknown policy%s (choices: %s)", hint, names);
     }
     case PGD_CFG_KV: {
-        pgd_kv_kind kind;
         char names[256], hint[96] = "";
-        if (pgd_kv_kind_parse(v, &kind) == PGD_OK) return PGD_OK;
-        const char *best = pgd_suggest(v, pgd_kv_kind_names(), (size_t)-1);
+        if (pgd_kv_manager_find(v, NULL) == PGD_OK) return PGD_OK;
+        const char *best = pgd_suggest(v, pgd_kv_manager_names(), (size_t)-1);
         if (best) snprintf(hint, sizeof hint, " (did you mean '%s'?)", best);
         return pgd_error(PGD_ERR_INVALID, "unknown KV manager%s (choices: %s)", hint,
-                         pgd_names_join(pgd_kv_kind_names(), "|", names, sizeof names));
+                         pgd_names_join(pgd_kv_manager_names(), "|", names, sizeof names));
     }
     case PGD_CFG_ROUTER: {
         char names[256], hint[96] = "";

@@ -78,15 +78,21 @@ pgd_status pgd_engine_create(const pgd_engine_config *cfg, pgd_exec *exec, const
         goto fail;
     }
     if (c->num_host_blocks == 0) c->num_host_blocks = c->num_blocks;
-    pgd_kv_manager_config kc = {.kind = c->kv_kind, .block_size = c->block_size, .num_blocks = c->num_blocks,
+    pgd_kv_manager_config kc = {.name = c->kv_manager, .block_size = c->block_size, .num_blocks = c->num_blocks,
                                 .num_host_blocks = c->num_host_blocks, .max_seq_len = e->mc->max_seq_len,
                                 .prefix_caching = c->prefix_caching, .hash_seed = c->hash_seed};
-    if (c->prefix_caching && c->kv_kind != PGD_KV_PAGED) {
-        st = pgd_error(PGD_ERR_INVALID, "engine: prefix caching needs the paged KV manager (got '%s')",
-                       pgd_kv_kind_name(c->kv_kind));
+    pgd_kv_caps caps = 0;
+    if ((st = pgd_kv_manager_find(c->kv_manager, &caps)) != PGD_OK) goto fail;
+    if (c->prefix_caching && !(caps & PGD_KV_CAN_CACHE_PREFIX)) {
+        char with[128];
+        st = pgd_error(PGD_ERR_INVALID,
+                       "engine: prefix caching needs a KV manager that caches prefixes (%s; got '%s')",
+                       pgd_kv_manager_names_with(PGD_KV_CAN_CACHE_PREFIX, ", ", with, sizeof with),
+                       c->kv_manager ? c->kv_manager : "paged");
         goto fail;
     }
     if ((st = pgd_kv_manager_create(&kc, &e->kvm)) != PGD_OK) goto fail;
+    c->kv_manager = pgd_kv_manager_name(e->kvm); /* static storage: the caller's string may go */
     if ((st = pgd_exec_kv_create(exec, c->block_size, c->num_blocks, c->num_host_blocks)) != PGD_OK) goto fail;
     e->kv_created = 1;
     e->max_in_flight = pgd_exec_max_in_flight(exec);
@@ -104,7 +110,7 @@ pgd_status pgd_engine_create(const pgd_engine_config *cfg, pgd_exec *exec, const
     e->eos = tok ? pgd_tokenizer_eos(tok) : 2;
     e->bos = tok ? pgd_tokenizer_bos(tok) : 1;
     e->stop_bos = pgd_exec_model_config(exec)->stop_at_bos;
-    e->can_fork = c->kv_kind == PGD_KV_PAGED;
+    e->can_fork = (caps & PGD_KV_CAN_FORK) != 0;
     e->stand_in_tokens = !pgd_exec_computes(exec);
     e->stats.max_in_flight = e->max_in_flight;
     e->t0 = pgd_clock_now(c->clock);
@@ -165,8 +171,8 @@ static pgd_status check_params(const pgd_engine *e, const pgd_request_params *p)
         return pgd_error(PGD_ERR_INVALID, "request: beam search (width %d) and n = %d samples cannot be combined",
                          p->beam_width, p->n);
     if (p->beam_width > 0 && !e->can_fork)
-        return pgd_error(PGD_ERR_UNSUPPORTED, "request: beam search needs the paged KV manager (got '%s')",
-                         pgd_kv_kind_name(e->cfg.kv_kind));
+        return pgd_error(PGD_ERR_UNSUPPORTED, "request: beam search needs a KV manager that can fork (got '%s')",
+                         pgd_kv_manager_name(e->kvm));
     if (p->n_stop_strings > 0 && !e->tok)
         return pgd_error(PGD_ERR_INVALID, "request: stop strings need a tokenizer");
     return pgd_sampling_params_validate(&p->sampling, e->mc->vocab_size);

@@ -1,7 +1,7 @@
 /* contiguous.c - the contiguous-reservation baselines of the vLLM paper:
- * ORCA_MAX and STATIC reserve max_seq_len tokens per sequence, ORCA_POW2
+ * "orca-max" and "static" reserve max_seq_len tokens per sequence, "orca-pow2"
  * the prompt plus its true output length rounded up to a power of two
- * (the paper's "over-reserves by at most 2x"), ORCA_ORACLE exactly its true
+ * (the paper's "over-reserves by at most 2x"), "orca-oracle" exactly its true
  * total length; all capped at max_seq_len. The reservation is made once, at
  * add_seq, as one contiguous run of blocks; appends only fill it.
  *
@@ -55,7 +55,8 @@ typedef struct contiguous {
     int64_t tokens_stored;
 } contiguous;
 
-static const struct pgd_kv_ops ops_max, ops_pow2, ops_oracle, ops_static;
+/* ops->param: how much a sequence reserves (see reservation()) */
+enum { RESERVE_MAX, RESERVE_POW2, RESERVE_ORACLE };
 
 /* ---- buddy allocator ---- */
 
@@ -166,13 +167,11 @@ static pgd_status buddy_check(const buddy *bd, uint8_t *mark) {
 
 /* ---- manager ---- */
 
-pgd_status pgd_kv_contiguous_create(const pgd_kv_manager_config *cfg, pgd_kv_manager **out) {
+static pgd_status contig_create(const struct pgd_kv_ops *ops, const pgd_kv_manager_config *cfg,
+                                pgd_kv_manager **out) {
     contiguous *c = calloc(1, sizeof *c);
     if (!c) return pgd_error(PGD_ERR_OOM, "contiguous KV manager: out of memory");
-    c->base.ops = cfg->kind == PGD_KV_ORCA_POW2     ? &ops_pow2
-                  : cfg->kind == PGD_KV_ORCA_ORACLE ? &ops_oracle
-                  : cfg->kind == PGD_KV_STATIC      ? &ops_static
-                                                    : &ops_max;
+    c->base.ops = ops;
     c->base.cfg = *cfg;
     pgd_status st = buddy_init(&c->bd, cfg->num_blocks - 1);
     if (st == PGD_OK && cfg->num_host_blocks > 0)
@@ -198,9 +197,9 @@ static void contig_destroy(pgd_kv_manager *m) {
 static int reservation(const pgd_kv_manager *m, int n_prompt, int max_total, int true_total) {
     int ctx = m->cfg.max_seq_len, total = true_total > 0 ? true_total : max_total;
     int out = total - n_prompt;
-    int64_t r = ctx; /* ORCA_MAX, STATIC */
-    if (m->cfg.kind == PGD_KV_ORCA_POW2) r = n_prompt + (out > 0 ? (int64_t)1 << ceil_log2(out) : 0);
-    if (m->cfg.kind == PGD_KV_ORCA_ORACLE) r = total;
+    int64_t r = ctx; /* RESERVE_MAX: orca-max, static */
+    if (m->ops->param == RESERVE_POW2) r = n_prompt + (out > 0 ? (int64_t)1 << ceil_log2(out) : 0);
+    if (m->ops->param == RESERVE_ORACLE) r = total;
     return (int)(r < ctx ? r : ctx);
 }
 
@@ -392,9 +391,13 @@ done:
     return st;
 }
 
-#define CONTIG_OPS(var, kname)                   \
-    static const struct pgd_kv_ops var = {       \
+#define CONTIG_OPS(var, kname, rule, is_static) \
+    const struct pgd_kv_ops var = {              \
         .name = kname,                           \
+        .create = contig_create,                 \
+        .param = rule,                           \
+        .reserves_at_admission = 1,              \
+        .static_batch = is_static,               \
         .destroy = contig_destroy,               \
         .add_seq = contig_add_seq,               \
         .blocks_needed = contig_blocks_needed,   \
@@ -408,7 +411,7 @@ done:
         .get_stats = contig_get_stats,           \
         .check = contig_check,                   \
     }
-CONTIG_OPS(ops_max, "orca-max");
-CONTIG_OPS(ops_pow2, "orca-pow2");
-CONTIG_OPS(ops_oracle, "orca-oracle");
-CONTIG_OPS(ops_static, "static");
+CONTIG_OPS(pgd_kv_orca_max, "orca-max", RESERVE_MAX, 0);
+CONTIG_OPS(pgd_kv_orca_pow2, "orca-pow2", RESERVE_POW2, 0);
+CONTIG_OPS(pgd_kv_orca_oracle, "orca-oracle", RESERVE_ORACLE, 0);
+CONTIG_OPS(pgd_kv_static, "static", RESERVE_MAX, 1);

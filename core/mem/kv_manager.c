@@ -17,44 +17,61 @@
 
 #define DEFAULT_HASH_SEED 0x5041474f44414b56ull /* "PAGODAKV" */
 
-static const struct {
-    pgd_kv_kind kind;
-    const char *name;
-    pgd_status (*create)(const pgd_kv_manager_config *, pgd_kv_manager **);
-} registry[] = {
-    {PGD_KV_PAGED, "paged", pgd_kv_paged_create},
-    {PGD_KV_ORCA_MAX, "orca-max", pgd_kv_contiguous_create},
-    {PGD_KV_ORCA_POW2, "orca-pow2", pgd_kv_contiguous_create},
-    {PGD_KV_ORCA_ORACLE, "orca-oracle", pgd_kv_contiguous_create},
-    {PGD_KV_STATIC, "static", pgd_kv_contiguous_create},
+/* The KV managers compiled in: one line each (a kind's ops table is
+ * `const struct pgd_kv_ops pgd_kv_<name>` in its own file). */
+extern const struct pgd_kv_ops pgd_kv_paged, pgd_kv_orca_max, pgd_kv_orca_pow2, pgd_kv_orca_oracle,
+    pgd_kv_static;
+
+static const struct pgd_kv_ops *const registry[] = {
+    &pgd_kv_paged, /* first: the default */
+    &pgd_kv_orca_max,
+    &pgd_kv_orca_pow2,
+    &pgd_kv_orca_oracle,
+    &pgd_kv_static,
 };
 #define NUM_KINDS ((int)(sizeof registry / sizeof registry[0]))
 
-const char *pgd_kv_kind_name(pgd_kv_kind k) {
+static const struct pgd_kv_ops *find_kind(const char *name) {
+    if (!name) return registry[0];
     for (int i = 0; i < NUM_KINDS; i++)
-        if (registry[i].kind == k) return registry[i].name;
-    return "unknown";
+        if (!strcmp(registry[i]->name, name)) return registry[i];
+    return NULL;
 }
 
-const char *const *pgd_kv_kind_names(void) {
+static pgd_kv_caps caps_of(const struct pgd_kv_ops *o) {
+    return (o->fork ? PGD_KV_CAN_FORK : 0u) | (o->cached_prefix ? PGD_KV_CAN_CACHE_PREFIX : 0u) |
+           (o->swap_out && o->swap_in ? PGD_KV_CAN_SWAP : 0u) |
+           (o->reserves_at_admission ? PGD_KV_RESERVES_AT_ADMISSION : 0u) |
+           (o->static_batch ? PGD_KV_STATIC_BATCH : 0u);
+}
+
+const char *const *pgd_kv_manager_names(void) {
     static const char *names[NUM_KINDS + 1];
-    for (int i = 0; i < NUM_KINDS; i++) names[i] = registry[i].name; /* idempotent: same values every call */
+    for (int i = 0; i < NUM_KINDS; i++) names[i] = registry[i]->name; /* idempotent: same values every call */
     names[NUM_KINDS] = NULL;
     return names;
 }
 
-pgd_status pgd_kv_kind_parse(const char *name, pgd_kv_kind *out) {
-    if (!out) return pgd_error(PGD_ERR_INVALID, "pgd_kv_kind_parse: out is NULL");
-    for (int i = 0; name && i < NUM_KINDS; i++)
-        if (!strcmp(registry[i].name, name)) {
-            *out = registry[i].kind;
-            return PGD_OK;
-        }
+pgd_status pgd_kv_manager_find(const char *name, pgd_kv_caps *caps) {
+    const struct pgd_kv_ops *o = find_kind(name);
+    if (o) {
+        if (caps) *caps = caps_of(o);
+        return PGD_OK;
+    }
     char all[256], hint[96] = "";
-    const char *best = name ? pgd_suggest(name, pgd_kv_kind_names(), (size_t)-1) : NULL;
+    const char *best = pgd_suggest(name, pgd_kv_manager_names(), (size_t)-1);
     if (best) snprintf(hint, sizeof hint, " (did you mean '%s'?)", best);
-    return pgd_error(PGD_ERR_INVALID, "unknown KV manager '%s'%s (choices: %s)", name ? name : "(null)", hint,
-                     pgd_names_join(pgd_kv_kind_names(), ", ", all, sizeof all));
+    return pgd_error(PGD_ERR_INVALID, "unknown KV manager '%s'%s (choices: %s)", name, hint,
+                     pgd_names_join(pgd_kv_manager_names(), ", ", all, sizeof all));
+}
+
+const char *pgd_kv_manager_names_with(pgd_kv_caps caps, const char *sep, char *buf, size_t n) {
+    const char *names[NUM_KINDS + 1];
+    int k = 0;
+    for (int i = 0; i < NUM_KINDS; i++)
+        if ((caps_of(registry[i]) & caps) == caps) names[k++] = registry[i]->name;
+    names[k] = NULL;
+    return pgd_names_join(names, sep, buf, n);
 }
 
 /* ---- sequence map ---- */
@@ -134,10 +151,9 @@ pgd_status pgd_kv_manager_create(const pgd_kv_manager_config *cfg, pgd_kv_manage
     if (!out) return pgd_error(PGD_ERR_INVALID, "pgd_kv_manager_create: out is NULL");
     *out = NULL;
     pgd_kv_manager_config c = cfg ? *cfg : defaults;
-    int k = -1;
-    for (int i = 0; i < NUM_KINDS; i++)
-        if (registry[i].kind == c.kind) k = i;
-    if (k < 0) return pgd_error(PGD_ERR_INVALID, "KV manager: unknown kind %d", (int)c.kind);
+    const struct pgd_kv_ops *kind = find_kind(c.name);
+    if (!kind) return pgd_kv_manager_find(c.name, NULL);
+    c.name = kind->name; /* static storage, not the caller's string */
     if (c.block_size == 0) c.block_size = 16;
     if (c.block_size < 1 || c.block_size > 4096)
         return pgd_error(PGD_ERR_INVALID, "KV manager: block_size %d not in 1..4096",
@@ -154,15 +170,17 @@ pgd_status pgd_kv_manager_create(const pgd_kv_manager_config *cfg, pgd_kv_manage
                          c.num_host_blocks);
     if (c.max_seq_len < 0)
         return pgd_error(PGD_ERR_INVALID, "KV manager: max_seq_len %d < 0", c.max_seq_len);
-    if (c.kind != PGD_KV_PAGED && c.max_seq_len == 0)
-        return pgd_error(PGD_ERR_INVALID, "KV manager '%s' needs max_seq_len (> 0)",
-                         registry[k].name);
-    if (c.kind != PGD_KV_PAGED && c.prefix_caching)
-        return pgd_error(PGD_ERR_INVALID, "KV manager '%s': prefix_caching needs kind 'paged'",
-                         registry[k].name);
+    if (kind->reserves_at_admission && c.max_seq_len == 0)
+        return pgd_error(PGD_ERR_INVALID, "KV manager '%s' needs max_seq_len (> 0)", kind->name);
+    if (!kind->cached_prefix && c.prefix_caching) {
+        char with[128];
+        return pgd_error(PGD_ERR_INVALID,
+                         "KV manager '%s' cannot cache prefixes: prefix_caching needs %s", kind->name,
+                         pgd_kv_manager_names_with(PGD_KV_CAN_CACHE_PREFIX, " or ", with, sizeof with));
+    }
     if (c.hash_seed == 0) c.hash_seed = DEFAULT_HASH_SEED;
     pgd_kv_manager *m = NULL;
-    PGD_TRY(registry[k].create(&c, &m));
+    PGD_TRY(kind->create(kind, &c, &m));
     m->cfg = c;
     pgd_status st = map_reserve(m);
     if (st != PGD_OK) {
@@ -182,8 +200,9 @@ void pgd_kv_manager_destroy(pgd_kv_manager *m) {
     m->ops->destroy(m);
 }
 
-pgd_kv_kind pgd_kv_manager_kind(const pgd_kv_manager *m) { return m ? m->cfg.kind : PGD_KV_PAGED; }
 int pgd_kv_manager_block_size(const pgd_kv_manager *m) { return m ? m->cfg.block_size : 0; }
+const char *pgd_kv_manager_name(const pgd_kv_manager *m) { return m ? m->ops->name : registry[0]->name; }
+pgd_kv_caps pgd_kv_manager_caps(const pgd_kv_manager *m) { return m ? caps_of(m->ops) : 0; }
 
 /* ---- sequences ---- */
 
@@ -240,6 +259,18 @@ int pgd_kv_blocks_needed(const pgd_kv_manager *m, int64_t seq, int total_tokens)
 }
 
 int pgd_kv_free_blocks(const pgd_kv_manager *m) { return m ? m->ops->free_blocks(m) : 0; }
+
+int pgd_kv_group_blocks(const pgd_kv_manager *m, int held, int shared, const int *lens, int n) {
+    if (!m || n < 0 || (n > 0 && !lens) || held < 0 || shared < held) return -1;
+    int bs = m->cfg.block_size, need = shared / bs - held / bs;
+    for (int i = 0; i < n; i++)
+        if (lens[i] > shared) need += pgd_kv_div_up(lens[i], bs) - shared / bs;
+    return need;
+}
+
+int pgd_kv_swap_in_blocks(const pgd_kv_manager *m, int tokens) {
+    return m && tokens >= 0 ? tokens / m->cfg.block_size + 2 : -1;
+}
 
 int pgd_kv_cached_prefix(const pgd_kv_manager *m, const int32_t *prompt, int n_prompt) {
     if (!m || !prompt || n_prompt <= 0 || !m->ops->cached_prefix) return 0;

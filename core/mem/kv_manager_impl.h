@@ -1,18 +1,22 @@
 /* kv_manager_impl.h - what a KV-manager kind implements (not a public
  * header; only core/mem/ includes it).
  *
- * A kind allocates a struct whose first member is `pgd_kv_manager base`,
- * sets base.ops to one of its static const ops tables, and is reached
- * through the registry in kv_manager.c. kv_manager.c owns the map from
- * sequence ids to sequence states and does every argument check that does
+ * A kind fills one `const struct pgd_kv_ops` (designated initializers,
+ * .name first) and adds one line to the registry in kv_manager.c; its
+ * capabilities follow from the ops it fills (fork, cached_prefix,
+ * swap_out + swap_in) and the two flags it declares, and nothing outside
+ * core/mem names it. Its create allocates a struct whose first member is
+ * `pgd_kv_manager base` and sets base.ops to the table it was called
+ * with. kv_manager.c owns the map from sequence ids to sequence states and does every argument check that does
  * not depend on the kind (unknown or duplicate ids, NULL pointers, swapped
  * state, lengths against max_seq_len), so the ops only see valid calls:
  *  - each sequence state starts with `pgd_kv_seq` (allocated by the kind's
  *    add_seq/fork, released by its free_seq);
  *  - an op that fails with PGD_ERR_NO_BLOCKS or PGD_ERR_OOM has changed
  *    nothing;
- *  - optional ops (fork, take_copies, swap_out, swap_in) may be NULL:
- *    the wrappers then answer PGD_ERR_UNSUPPORTED (or 0 copies).
+ *  - optional ops (fork, take_copies, swap_out, swap_in, cached_prefix)
+ *    may be NULL: the wrappers then answer PGD_ERR_UNSUPPORTED (or 0
+ *    copies, 0 cached tokens), and the capability is absent.
  *
  * Invariants of pgd_kv_seq: table[0..n_blocks) are device block ids
  * (1..num_blocks-1) or, while swapped, host block ids; for a sequence on
@@ -38,6 +42,14 @@ typedef struct pgd_kv_seq {
 
 struct pgd_kv_ops {
     const char *name;
+    /* cfg is validated, defaults filled in (block_size, hash_seed); sets
+     * base.ops = ops and base.cfg. Several tables may share one create and
+     * tell themselves apart by ops->param. */
+    pgd_status (*create)(const struct pgd_kv_ops *ops, const pgd_kv_manager_config *cfg,
+                         pgd_kv_manager **out);
+    int param;                 /* the kind's own constant (contiguous: its reservation rule) */
+    int reserves_at_admission; /* 1: add_seq reserves the whole run (PGD_KV_RESERVES_AT_ADMISSION) */
+    int static_batch;          /* 1: PGD_KV_STATIC_BATCH */
     void (*destroy)(pgd_kv_manager *m); /* every sequence is already freed */
     /* lengths are checked: 0 <= n_prompt <= max_total, true_total in
      * [n_prompt, max_total] or <= 0 */
@@ -70,10 +82,6 @@ struct pgd_kv_manager {
     size_t seq_cap, num_seqs;
 };
 
-/* Registry entries: cfg is validated, defaults filled in (block_size,
- * hash_seed); they set base.ops and base.cfg. */
-pgd_status pgd_kv_paged_create(const pgd_kv_manager_config *cfg, pgd_kv_manager **out);
-pgd_status pgd_kv_contiguous_create(const pgd_kv_manager_config *cfg, pgd_kv_manager **out);
 
 /* Grow s->table to hold at least n entries (PGD_ERR_OOM; s unchanged). */
 pgd_status pgd_kv_seq_reserve(pgd_kv_seq *s, int n);

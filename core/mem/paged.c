@@ -48,7 +48,6 @@ typedef struct paged {
     int64_t logical;             /* block-table entries of device-resident sequences */
 } paged;
 
-static const struct pgd_kv_ops paged_ops;
 
 static int bsz(const paged *p) { return p->base.cfg.block_size; }
 static int usable(const paged *p) { return p->pool->num_free + p->pool->num_cached; }
@@ -98,10 +97,11 @@ static void delete_seq(paged_seq *s) {
 
 /* ---- lifecycle ---- */
 
-pgd_status pgd_kv_paged_create(const pgd_kv_manager_config *cfg, pgd_kv_manager **out) {
+static pgd_status paged_create(const struct pgd_kv_ops *ops, const pgd_kv_manager_config *cfg,
+                                pgd_kv_manager **out) {
     paged *p = calloc(1, sizeof *p);
     if (!p) return pgd_error(PGD_ERR_OOM, "paged KV manager: out of memory");
-    p->base.ops = &paged_ops;
+    p->base.ops = ops;
     p->base.cfg = *cfg;
     p->root = pgd_prefix_root(cfg->hash_seed);
     pgd_status st = pgd_block_pool_create(cfg->num_blocks, 1, &p->pool);
@@ -113,7 +113,7 @@ pgd_status pgd_kv_paged_create(const pgd_kv_manager_config *cfg, pgd_kv_manager 
         st = pgd_error(PGD_ERR_OOM, "paged KV manager: out of memory for %d blocks",
                        cfg->num_blocks);
     if (st != PGD_OK) {
-        paged_ops.destroy(&p->base);
+        p->base.ops->destroy(&p->base);
         return st;
     }
     *out = &p->base;
@@ -454,8 +454,9 @@ done:
     return st;
 }
 
-static const struct pgd_kv_ops paged_ops = {
+const struct pgd_kv_ops pgd_kv_paged = {
     .name = "paged",
+    .create = paged_create,
     .destroy = paged_destroy,
     .add_seq = paged_add_seq,
     .blocks_needed = paged_blocks_needed,

@@ -44,7 +44,8 @@ pgd_status pgd_run_engine_config(const pgd_run_config *rc, pgd_clock *clock, pgd
     ec->max_num_batched_tokens = pgd_run_get_int(rc, "engine", "max_num_batched_tokens");
     ec->max_num_seqs = pgd_run_get_int(rc, "engine", "max_num_seqs");
     ec->policy = pgd_run_get_str(rc, "engine", "policy");
-    PGD_TRY(pgd_kv_kind_parse(pgd_run_get_str(rc, "engine", "kv_manager"), &ec->kv_kind));
+    ec->kv_manager = pgd_run_get_str(rc, "engine", "kv_manager");
+    PGD_TRY(pgd_kv_manager_find(ec->kv_manager, NULL));
     PGD_TRY(pgd_preempt_mode_parse(pgd_run_get_str(rc, "engine", "preemption"), &ec->preemption));
     ec->chunked_prefill = pgd_run_get_bool(rc, "engine", "chunked_prefill");
     ec->prefix_caching = pgd_run_get_bool(rc, "engine", "prefix_caching");

@@ -7,14 +7,21 @@
  * MLFQ_DECODE_QUANTUM << l iterations at level l it is demoted to l+1 (and
  * its count restarts). Within a level jobs are served by arrival. The
  * victim is the running job at the lowest level (latest arrival first).
- * State lives in the group (level, quantum_used); a recomputed or swapped
- * job keeps its level. */
+ * State is the policy's per-group data (mlfq_group at g->policy_data); a
+ * recomputed or swapped job keeps its level. */
 #include "policy.h"
 
 enum { MLFQ_LEVELS = 8, MLFQ_PREFILL_QUANTUM = 32, MLFQ_DECODE_QUANTUM = 16 };
 
+typedef struct mlfq_group {
+    int level;        /* 0..MLFQ_LEVELS-1 */
+    int quantum_used; /* steps scheduled at this level */
+} mlfq_group;
+
+static inline mlfq_group *mg(const pgd_sched_group *g) { return g->policy_data; }
+
 static int mlfq_cmp(const pgd_sched_group *a, const pgd_sched_group *b) {
-    if (a->level != b->level) return a->level < b->level ? -1 : 1;
+    if (mg(a)->level != mg(b)->level) return mg(a)->level < mg(b)->level ? -1 : 1;
     return pgd_group_cmp_arrival(a, b);
 }
 
@@ -27,22 +34,24 @@ static void mlfq_on_arrival(void *self, pgd_sched_group *g) {
     (void)self;
     int l = 0;
     while (l < MLFQ_LEVELS - 1 && g->prompt_len > (MLFQ_PREFILL_QUANTUM << l)) l++;
-    g->level = l;
-    g->quantum_used = 0;
+    mg(g)->level = l;
+    mg(g)->quantum_used = 0;
 }
 
 static void mlfq_on_scheduled(void *self, pgd_sched_group *g, int new_tokens, int prefill) {
     (void)self;
     (void)prefill;
     if (new_tokens <= 0) return;
-    if (++g->quantum_used >= (MLFQ_DECODE_QUANTUM << g->level) && g->level < MLFQ_LEVELS - 1) {
-        g->level++;
-        g->quantum_used = 0;
+    mlfq_group *d = mg(g);
+    if (++d->quantum_used >= (MLFQ_DECODE_QUANTUM << d->level) && d->level < MLFQ_LEVELS - 1) {
+        d->level++;
+        d->quantum_used = 0;
     }
 }
 
 const struct pgd_policy_ops pgd_policy_mlfq = {
     .name = "mlfq",
+    .group_data_size = sizeof(mlfq_group),
     .create = mlfq_create,
     .destroy = pgd_pqueue_destroy,
     .enqueue = pgd_pqueue_enqueue,

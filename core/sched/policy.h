@@ -14,7 +14,10 @@
  * manager, the budgets); its two queues are created separately by
  * create(self, &queue), so policy-wide state (VTC's client counters) is
  * shared by both queues. Per-request inputs a policy may read are in the
- * group (client, slo_class, ttft_deadline, priority, lengths).
+ * group (client, slo_class, ttft_deadline, priority, lengths). State a
+ * policy keeps per group (MLFQ's level) is its own struct of
+ * group_data_size bytes: the scheduler allocates it with the group, zeroed,
+ * and g->policy_data points to it; its layout is private to the policy.
  *
  * Contract: enqueue never fails for a group not already queued (returns
  * PGD_ERR_OOM only on allocation failure); peek/pop return NULL on an empty
@@ -55,6 +58,7 @@ typedef struct pgd_policy_view {
 
 struct pgd_policy_ops {
     const char *name;
+    size_t group_data_size; /* bytes of per-group data at g->policy_data (0: none, NULL) */
     pgd_status (*init)(const pgd_policy_env *env, void **self); /* optional */
     void (*fini)(void *self);                                     /* optional */
     pgd_status (*create)(void *self, void **queue);
@@ -65,7 +69,7 @@ struct pgd_policy_ops {
     int (*remove)(void *queue, pgd_sched_group *g);
     int (*pick_victim)(void *queue, pgd_sched_group *const *running, int n);
     void (*on_scheduled)(void *self, pgd_sched_group *g, int new_tokens, int prefill); /* optional */
-    /* Level a group joins at when first queued (optional; MLFQ's skip-join). */
+    /* A group arrived, before it is first queued (optional; MLFQ's skip-join sets its level). */
     void (*on_arrival)(void *self, pgd_sched_group *g);
     /* A group left the scheduler (finished, aborted or dropped; optional). */
     void (*on_removed)(void *self, pgd_sched_group *g);

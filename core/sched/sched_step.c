@@ -112,12 +112,8 @@ static int common_prefix(const pgd_scheduler *s, const pgd_sched_group *g) {
 static int shared_footprint(const pgd_scheduler *s, const pgd_sched_group *g, const int *counts) {
     int bs = s->block_size, shared = common_prefix(s, g), cap = s->cfg.max_num_batched_tokens / bs * bs;
     if (shared > cap) shared = cap;
-    int n = shared / bs;
-    for (int i = 0; i < g->num_seqs; i++) {
-        int len = g->seqs[i]->computed + (counts[i] > 0 ? counts[i] : 0);
-        if (len > shared) n += (len + bs - 1) / bs - shared / bs;
-    }
-    return n;
+    for (int i = 0; i < g->num_seqs; i++) s->lens[i] = g->seqs[i]->computed + (counts[i] > 0 ? counts[i] : 0);
+    return pgd_kv_group_blocks(s->kv, 0, shared, s->lens, g->num_seqs);
 }
 
 static pgd_status take_copies(pgd_scheduler *s) {
@@ -349,7 +345,7 @@ static int admit(pgd_scheduler *s, pgd_sched_group *g, int *counts, int *budget,
     int mark = s->plan.num_items, mark_tokens = s->plan.num_tokens, r, bs = s->block_size;
     pgd_sched_seq *q0 = g->seqs[0];
     if ((r = add_seq(s, g, q0, err)) <= 0) return r;
-    int c0 = q0->computed, shared = s->kind == PGD_KV_PAGED && g->num_seqs > 1 ? common_prefix(s, g) : 0;
+    int c0 = q0->computed, shared = s->kv_caps & PGD_KV_CAN_FORK && g->num_seqs > 1 ? common_prefix(s, g) : 0;
     if (shared > c0 + *budget / bs * bs) { /* share what this step's budget can compute */
         if (*budget / bs == 0 && *budget < s->cfg.max_num_batched_tokens) {
             pgd_sched_release_kv(s, g); /* a later step can share at least a block */
@@ -367,9 +363,8 @@ static int admit(pgd_scheduler *s, pgd_sched_group *g, int *counts, int *budget,
     }
     int nsched, total = plan_counts(s, g, pre, *budget - pre, counts, &nsched), need = 0;
     if (pre > 0) { /* the prefix's blocks, then whole new blocks after it (no copy-on-write) */
-        need = pre / bs;
-        for (int i = 0; i < g->num_seqs && total > 0; i++)
-            if (counts[i] > 0) need += (shared + counts[i] + bs - 1) / bs - shared / bs;
+        for (int i = 0; i < g->num_seqs; i++) s->lens[i] = total > 0 && counts[i] > 0 ? shared + counts[i] : 0;
+        need = pgd_kv_group_blocks(s->kv, c0, shared, s->lens, g->num_seqs);
         nsched += counts[0] == 0; /* sequence 0 computes the prefix in any case */
     } else if (total > 0) {
         need = blocks_needed(s, g, counts);
@@ -432,7 +427,7 @@ static int admit(pgd_scheduler *s, pgd_sched_group *g, int *counts, int *budget,
 
 static int swap_in_room(const pgd_scheduler *s, const pgd_sched_group *g) {
     int need = 0;
-    for (int i = 0; i < g->num_seqs; i++) need += g->seqs[i]->computed / s->block_size + 2;
+    for (int i = 0; i < g->num_seqs; i++) need += pgd_kv_swap_in_blocks(s->kv, g->seqs[i]->computed);
     return need <= pgd_kv_free_blocks(s->kv);
 }
 
@@ -466,7 +461,7 @@ pgd_status pgd_scheduler_step(pgd_scheduler *s, const pgd_sched_plan **out) {
     s->wait_why = NULL;
     s->step_no++;
     int budget = s->cfg.max_num_batched_tokens, seqs_left = balanced_seqs(s);
-    int admit_new = s->kind != PGD_KV_STATIC || (s->n_running == 0 && s->n_swapped == 0);
+    int admit_new = !(s->kv_caps & PGD_KV_STATIC_BATCH) || (s->n_running == 0 && s->n_swapped == 0);
     pgd_status st = PGD_OK;
     int *counts = malloc(sizeof(int) * (size_t)s->cfg.max_num_seqs);
     pgd_sched_group **snap = malloc(sizeof *snap * (size_t)(s->n_running + 1));

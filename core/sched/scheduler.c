@@ -5,6 +5,7 @@
  * Invariants: see sched_impl.h. A group is freed only by
  * pgd_scheduler_remove() (or destroy); its sequences' blocks are returned
  * to the KV manager whenever the group leaves the device. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,9 +58,13 @@ pgd_status pgd_scheduler_create(const pgd_sched_config *cfg, pgd_kv_manager *kv,
     if (!s) return pgd_error(PGD_ERR_OOM, "scheduler: out of memory");
     s->cfg = c;
     s->kv = kv;
-    s->kind = pgd_kv_manager_kind(kv);
+    s->kv_caps = pgd_kv_manager_caps(kv);
     s->block_size = pgd_kv_manager_block_size(kv);
     s->pol = pol;
+    if (!(s->lens = malloc(sizeof *s->lens * (size_t)c.max_num_seqs))) {
+        pgd_scheduler_destroy(s);
+        return pgd_error(PGD_ERR_OOM, "scheduler: out of memory");
+    }
     if (pgd_pol_init(s) != PGD_OK) goto fail;
     *out = s;
     return PGD_OK;
@@ -92,6 +97,7 @@ void pgd_scheduler_destroy(pgd_scheduler *s) {
         while ((g = pgd_pol_pop(s, s->swapped))) free_group_mem(s, g);
     for (int i = 0; i < s->n_running; i++) free_group_mem(s, s->running[i]);
     pgd_pol_fini(s);
+    free(s->lens);
     free(s->running);
     free(s->plan.items);
     free(s->plan.ops);
@@ -138,12 +144,16 @@ pgd_status pgd_scheduler_add(pgd_scheduler *s, const pgd_sched_request *r, pgd_s
                          (long long)r->id, ms, c->max_num_seqs);
     pgd_kv_stats st;
     pgd_kv_get_stats(s->kv, &st);
-    int need = (r->n_prompt + s->block_size - 1) / s->block_size * ns;
+    for (int i = 0; i < ns; i++) s->lens[i] = r->n_prompt;
+    int need = pgd_kv_group_blocks(s->kv, 0, 0, s->lens, ns);
     if (need > st.num_blocks)
         return pgd_error(PGD_ERR_INVALID, "request %lld: prompt of %d tokens needs %d KV blocks, the whole cache has %d",
                          (long long)r->id, r->n_prompt, need, st.num_blocks);
-    pgd_sched_group *g = calloc(1, sizeof *g);
+    /* the policy's per-group data lives right after the group, aligned as malloc aligns */
+    const size_t al = _Alignof(max_align_t), gsize = (sizeof(pgd_sched_group) + al - 1) / al * al;
+    pgd_sched_group *g = calloc(1, gsize + s->pol->group_data_size);
     if (!g) return pgd_error(PGD_ERR_OOM, "scheduler: out of memory");
+    if (s->pol->group_data_size) g->policy_data = (char *)g + gsize;
     g->seqs = calloc((size_t)ms, sizeof *g->seqs);
     if (!g->seqs) goto fail;
     long total = (long)r->n_prompt + r->max_new_tokens - 1;

@@ -83,11 +83,16 @@ const texts = [
   'ragged   \n   whitespace\t\t\n\n   end', 'A'.repeat(300), 'ab'.repeat(200), ' '.repeat(50) + 'x', '9'.repeat(40),
 ];
 const data = JSON.parse(fs.readFileSync(sharegptPath, 'utf8'));
+// The shared data's texts are not copied into the repository: their goldens
+// name the row ({"sharegpt": ROW}) and test_bpe.c reads its first human turn
+// from the same file.
 let shared = 0;
-for (const row of data) {
+const rowOf = new Map();
+for (const [r, row] of data.entries()) {
   const turn = (row.conversations || []).find((c) => c.from === 'human');
   if (!turn || typeof turn.value !== 'string' || turn.value.includes('\u0000')) continue;
   texts.push(turn.value);
+  if (!rowOf.has(turn.value)) rowOf.set(turn.value, r);
   if (++shared === (variant ? 40 : 140)) break;
 }
 
@@ -107,10 +112,11 @@ for (const row of data) {
   if (variant) out.push(`# variant-json: ${JSON.stringify(VARIANTS[variant])}`);
   out.push(`# made ${new Date().toISOString().slice(0, 10)} with: (cd tests/tokenizer_ref && npm install) && node tests/tokenizer_ref/make_goldens.js ../shared/data/tokenizers/${path.basename(tokPath)} ../shared/data/traces/${path.basename(sharegptPath)}${variant ? ' ' + variant : ''} > tests/data/smollm2_tokenizer${variant ? '_' + variant + 'pre' : ''}_goldens.jsonl`);
   out.push(`# encode(text, null, {addSpecialTokens: false}); the default (addSpecialTokens: true) adds ${JSON.stringify(dflt.getIds())} vs ${JSON.stringify(plain.getIds())} for "Hello", i.e. ${dflt.getIds().length === plain.getIds().length ? 'nothing' : 'something'} (post_processor is null)`);
-  out.push(`# ${texts.length} strings: ${texts.length - shared} written by hand (whitespace, code, emoji, CJK, Unicode digits, special tokens, empty) and the first ${shared} human turns of ${path.basename(sharegptPath)}`);
-  for (const text of texts) {
+  out.push(`# ${texts.length} strings: ${texts.length - shared} written by hand (whitespace, code, emoji, CJK, Unicode digits, special tokens, empty) and (by row index, read from the file at test time) the first ${shared} human turns of ${path.basename(sharegptPath)}`);
+  for (const [k, text] of texts.entries()) {
     const e = await tok.encode(text, null, { addSpecialTokens: false });
-    out.push(JSON.stringify({ text, ids: Array.from(e.getIds()) }));
+    const ids = Array.from(e.getIds());
+    out.push(JSON.stringify(k < texts.length - shared ? { text, ids } : { sharegpt: rowOf.get(text), ids }));
   }
   process.stdout.write(out.join('\n') + '\n');
 })();

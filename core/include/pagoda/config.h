@@ -9,7 +9,7 @@
  * trace or dataset file, empty or malformed sweep list, key set twice),
  * expands the [sweep] section (keys "section.key = v1, v2, ...") into the
  * cartesian product of runs (the first sweep key varies slowest) and checks
- * every run's cross-key rules (e.g. prefix caching needs the paged manager)
+ * every run's cross-key rules (e.g. prefix caching needs a KV manager that can cache prefixes)
  * BEFORE any run starts. The first failure is returned as PGD_ERR_INVALID
  * (PGD_ERR_IO for an unreadable config) with one message line:
  *   "FILE:LINE: [section] key = 'value': what is wrong"
@@ -105,7 +105,7 @@ typedef enum pgd_cfg_type {
     PGD_CFG_BOOL,    /* on|off|true|false|yes|no|1|0 */
     PGD_CFG_CHOICE,  /* one of `choices` ("a|b|c") */
     PGD_CFG_POLICY,  /* a registered scheduling policy */
-    PGD_CFG_KV,      /* a KV manager kind */
+    PGD_CFG_KV,      /* a registered KV manager name */
     PGD_CFG_MODEL,   /* random:<shape> or an existing file */
     PGD_CFG_FILE,    /* an existing readable file (relative to the working directory) */
     PGD_CFG_LIST,    /* comma list of words */

@@ -53,7 +53,7 @@ typedef struct pgd_engine_config {
     int max_num_batched_tokens; /* 0 = scheduler default */
     int max_num_seqs;         /* 0 = 256 */
     const char *policy;       /* NULL = "fcfs" */
-    pgd_kv_kind kv_kind;      /* zeroed = paged */
+    const char *kv_manager;   /* a registered KV manager (pgd_kv_manager_names()); NULL = "paged" */
     pgd_preempt_mode preemption;
     int chunked_prefill;
     int prefix_caching;

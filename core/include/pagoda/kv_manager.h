@@ -9,14 +9,16 @@
  * operations that need data moved (copy-on-write, swap) return the copies
  * for the caller to run on the backend before the next forward pass.
  *
- * Kinds:
- *  - PAGED: blocks on demand, reference counts, copy-on-write on the first
+ * Managers are found by name (pgd_kv_manager_names() lists the registry)
+ * and say what they can do as capabilities (pgd_kv_caps), so callers ask
+ * "can it fork?" rather than "is it paged?". The ones compiled in:
+ *  - "paged": blocks on demand, reference counts, copy-on-write on the first
  *    write into a shared block (after fork), swap to host blocks, and
  *    optional prefix caching: each full block is named by a chained hash
  *    (hash of the parent block's hash and the block's token ids, with a
  *    fixed seed), unreferenced cached blocks stay findable on an LRU list
- *    until their memory is needed.
- *  - ORCA_MAX / ORCA_POW2 / ORCA_ORACLE: at admission reserve one
+ *    until their memory is needed. Capabilities: fork, prefix cache, swap.
+ *  - "orca-max" / "orca-pow2" / "orca-oracle": at admission reserve one
  *    contiguous run of blocks for max_seq_len tokens, for the prompt plus
  *    its true output length rounded up to a power of two (the paper's
  *    "over-reserves by at most 2x"), or for exactly its true total length
@@ -30,9 +32,12 @@
  *    token-granular reservation as in Orca. Appends beyond the reservation
  *    fail (PGD_ERR_INVALID); fork is unsupported; swap moves the blocks that
  *    hold tokens to host blocks and reserves a new run on swap in.
- *  - STATIC: ORCA_MAX reservations; the scheduler runs a static batch to
+ *    Capabilities: swap, reserves at admission.
+ *  - "static": orca-max reservations; the scheduler runs a static batch to
  *    completion before admitting the next (FasterTransformer-style).
- *    Contiguous kinds need max_seq_len > 0 and no prefix_caching.
+ *    Capabilities: swap, reserves at admission, static batch.
+ *    Managers that reserve at admission need max_seq_len > 0; prefix_caching
+ *    needs PGD_KV_CAN_CACHE_PREFIX.
  *
  * Errors: PGD_ERR_NO_BLOCKS when there is no room right now (never fatal,
  * nothing changed: the caller waits or preempts); PGD_ERR_INVALID for an
@@ -47,21 +52,25 @@
 
 typedef struct pgd_kv_manager pgd_kv_manager;
 
-typedef enum pgd_kv_kind {
-    PGD_KV_PAGED = 0,
-    PGD_KV_ORCA_MAX,
-    PGD_KV_ORCA_POW2,
-    PGD_KV_ORCA_ORACLE,
-    PGD_KV_STATIC,
-} pgd_kv_kind;
+/* Capabilities: what a manager can do, derived from the ops it implements
+ * (fork, cached_prefix, swap_out/swap_in) and two it declares. */
+typedef unsigned pgd_kv_caps;
+enum {
+    PGD_KV_CAN_FORK = 1u << 0,         /* fork with copy-on-write: n > 1 samples share the prompt, beams */
+    PGD_KV_CAN_CACHE_PREFIX = 1u << 1, /* prefix_caching may be on */
+    PGD_KV_CAN_SWAP = 1u << 2,         /* swap_out / swap_in (preemption = swap) */
+    PGD_KV_RESERVES_AT_ADMISSION = 1u << 3, /* add_seq reserves the sequence's whole run (needs max_seq_len) */
+    PGD_KV_STATIC_BATCH = 1u << 4,     /* the scheduler admits only into an empty engine (static batching) */
+};
 
 typedef struct pgd_kv_manager_config {
-    pgd_kv_kind kind;
+    const char *name;     /* a registered manager (pgd_kv_manager_names); NULL = "paged" */
     int block_size;       /* tokens per block; 0 = 16 */
     int num_blocks;       /* device blocks including the null block 0 (>= 2) */
     int num_host_blocks;  /* host (swap) blocks; 0 = swapping unavailable */
-    int max_seq_len;      /* the model's context (ORCA_MAX reserves this); 0 = none (PAGED only) */
-    int prefix_caching;   /* PAGED only (others: PGD_ERR_INVALID) */
+    int max_seq_len;      /* the model's context (orca-max reserves this); 0 = none (not for managers
+                             that reserve at admission) */
+    int prefix_caching;   /* needs PGD_KV_CAN_CACHE_PREFIX (others: PGD_ERR_INVALID) */
     uint64_t hash_seed;   /* prefix-hash seed; 0 = a fixed default */
 } pgd_kv_manager_config;
 
@@ -98,24 +107,29 @@ typedef struct pgd_kv_stats {
 
 pgd_status pgd_kv_manager_create(const pgd_kv_manager_config *cfg, pgd_kv_manager **out);
 void pgd_kv_manager_destroy(pgd_kv_manager *m);
-pgd_kv_kind pgd_kv_manager_kind(const pgd_kv_manager *m);
 int pgd_kv_manager_block_size(const pgd_kv_manager *m);
-/* "paged", "orca-max", "orca-pow2", "orca-oracle", "static"; parse is the inverse
- * (PGD_ERR_INVALID naming the bad value and the choices). */
-const char *pgd_kv_kind_name(pgd_kv_kind k);
-pgd_status pgd_kv_kind_parse(const char *name, pgd_kv_kind *out);
-/* The KV manager names of the registry, NULL-terminated (help and errors read them). */
-const char *const *pgd_kv_kind_names(void);
+/* The manager's registry name (static storage) and capabilities. */
+const char *pgd_kv_manager_name(const pgd_kv_manager *m);
+pgd_kv_caps pgd_kv_manager_caps(const pgd_kv_manager *m);
+/* Look a manager up by name: PGD_OK and its capabilities in *caps (may be
+ * NULL), or PGD_ERR_INVALID naming the bad value, the closest name and the
+ * choices. NULL = "paged". */
+pgd_status pgd_kv_manager_find(const char *name, pgd_kv_caps *caps);
+/* The registry's names in order, NULL-terminated (help and errors read them). */
+const char *const *pgd_kv_manager_names(void);
+/* The names of the managers having every capability in `caps`, joined by
+ * sep into buf (truncated to n bytes); returns buf. For error messages. */
+const char *pgd_kv_manager_names_with(pgd_kv_caps caps, const char *sep, char *buf, size_t n);
 
 /* Register sequence `seq` (an id >= 0 not in use) with its prompt. The
  * sequence then holds *num_cached_tokens tokens; the caller appends the
  * rest of the prompt (prompt + *num_cached_tokens ..) with pgd_kv_append.
  * max_total_len is the most tokens it may ever hold (prompt + max new
  * tokens, at most max_seq_len; <= 0 = max_seq_len, or unbounded when that
- * is 0); true_total_len is its real final length where known (ORCA_ORACLE
- * and ORCA_POW2 reserve from it; <= 0 = unknown, then max_total_len is
+ * is 0); true_total_len is its real final length where known (orca-oracle
+ * and orca-pow2 reserve from it; <= 0 = unknown, then max_total_len is
  * used). Contiguous kinds reserve their whole run here (PGD_ERR_NO_BLOCKS
- * if it does not fit now; PGD_ERR_INVALID if it could never fit); PAGED
+ * if it does not fit now; PGD_ERR_INVALID if it could never fit); paged
  * allocates nothing here but rejects (PGD_ERR_INVALID) a prompt or a
  * max_total_len needing more blocks than the pool has. With prefix
  * caching, the longest run of the prompt's full blocks found in the cache
@@ -128,11 +142,27 @@ pgd_status pgd_kv_add_seq(pgd_kv_manager *m, int64_t seq, const int32_t *prompt,
 /* Blocks the sequence would need to grow to `total_tokens` positions now
  * (0 if it already has them; a copy-on-write counts), or to come back on
  * the device with that many when it is swapped out. An append or swap_in
- * succeeds iff this is <= pgd_kv_free_blocks() (PAGED) and then takes
+ * succeeds iff this is <= pgd_kv_free_blocks() (paged) and then takes
  * exactly that many. -1 for an unknown sequence or a length it can never
  * reach (beyond its max_total_len or its contiguous reservation). */
 int pgd_kv_blocks_needed(const pgd_kv_manager *m, int64_t seq, int total_tokens);
 int pgd_kv_free_blocks(const pgd_kv_manager *m);
+
+/* Block arithmetic for schedulers, so they never count blocks themselves.
+ *
+ * Blocks n sequences take to hold lens[i] tokens each when the first
+ * `shared` tokens (whole blocks) are held once by all of them (forked from
+ * one) and the first `held` of those (whole blocks) are held already: what
+ * admitting a group whose common prefix is shared costs, or what a group
+ * would hold once recomputed with its prefix shared again. A sequence of
+ * <= shared tokens adds nothing of its own; held = shared = 0 counts n
+ * private sequences (what their prompts take at admission). -1 on bad
+ * arguments. */
+int pgd_kv_group_blocks(const pgd_kv_manager *m, int held, int shared, const int *lens, int n);
+/* Free blocks a swapped-out sequence holding `tokens` tokens should find
+ * before it is swapped in: its blocks back plus room to grow
+ * (tokens / block_size + 2). */
+int pgd_kv_swap_in_blocks(const pgd_kv_manager *m, int tokens);
 
 /* Tokens of `prompt` a sequence added now would find cached: what
  * pgd_kv_add_seq would report in *num_cached_tokens, without adding it or
@@ -162,8 +192,8 @@ pgd_status pgd_kv_block_table(const pgd_kv_manager *m, int64_t seq, const int32_
                               int *n_blocks);
 
 /* Child shares every block of parent (ref counts +1); the child's next
- * append into the shared last block copies it first. PAGED only
- * (others: PGD_ERR_UNSUPPORTED). */
+ * append into the shared last block copies it first. Needs
+ * PGD_KV_CAN_FORK (others: PGD_ERR_UNSUPPORTED). */
 pgd_status pgd_kv_fork(pgd_kv_manager *m, int64_t parent, int64_t child);
 
 /* Drop the sequence (swapped or not): ref counts -1; blocks reaching 0

@@ -28,8 +28,10 @@
  * chunks. A group that may fork is admitted only while a free block is left
  * for every running sequence and each of its own. A swapped group that
  * cannot come back even with nothing running is recomputed instead. With
- * the STATIC manager kind new groups are only admitted when nothing is
- * running (request-level static batching).
+ * a KV manager that batches statically (PGD_KV_STATIC_BATCH: "static") new
+ * groups are only admitted when nothing is running (request-level static
+ * batching). Block counts come from the KV manager's queries
+ * (pgd_kv_blocks_needed, pgd_kv_group_blocks, pgd_kv_swap_in_blocks).
  *
  * Batches in flight: with max_in_flight K > 1 the caller may plan up to K
  * steps before the first one's logits are back (pipeline stages, async
@@ -98,7 +100,8 @@ typedef struct pgd_sched_group {
     pgd_sched_state state;
     int num_preemptions;
     int64_t order;        /* admission order, tie-breaker for policies */
-    int level, quantum_used; /* policy scratch (MLFQ) */
+    void *policy_data;    /* the policy's own per-group data (its group_data_size bytes, zeroed at
+                             add; only the policy reads it) */
     int client;           /* who sent it (fairness policies; 0 = the only client) */
     int slo_class;        /* its SLO class (0 = most urgent) */
     double ttft_deadline; /* arrival + its class's TTFT SLO (slo policy); <= 0 = none */
