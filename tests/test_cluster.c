@@ -320,7 +320,7 @@ static void test_run_replicas(void) {
             pgd_runs_csv_destroy(t);
             char *csv = pgd_test_read_file(path, NULL);
             CU_ASSERT_PTR_NOT_NULL_FATAL(csv);
-            CU_ASSERT_PTR_NOT_NULL(strstr(csv, ",replicas,router,replica_requests_min,replica_requests_max,"));
+            CU_ASSERT_PTR_NOT_NULL(strstr(csv, ",cluster_replicas,cluster_router,replica_requests_min,replica_requests_max,"));
             char want[64];
             snprintf(want, sizeof want, ",%d,%s,", nr, res.router);
             CU_ASSERT_PTR_NOT_NULL(strstr(csv, want));

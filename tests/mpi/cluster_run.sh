@@ -48,7 +48,7 @@ for r in round-robin least-outstanding least-kv prefix-aware; do
   echo "$r: $got (one engine: $want)"
   [[ $got == "$want	24	2	2" ]] || { echo "FAIL: $r"; fail=1; }
 done
-grep -q "replicas,router," "$dir/out/c/runs.csv" || { echo "FAIL: runs.csv has no cluster columns"; fail=1; }
+grep -q ",cluster_replicas,cluster_router," "$dir/out/c/runs.csv" || { echo "FAIL: runs.csv has no cluster columns"; fail=1; }
 # 3 processes for 2 replicas: refused by every rank
 timeout 60 "$mpirun" --oversubscribe -np 3 "$pagoda" run --quiet --output-dir "$dir/out3" "$dir/c.ini" >"$dir/log3" 2>&1
 rc=$?
