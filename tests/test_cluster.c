@@ -320,7 +320,7 @@ static void test_run_replicas(void) {
             pgd_runs_csv_destroy(t);
             char *csv = pgd_test_read_file(path, NULL);
             CU_ASSERT_PTR_NOT_NULL_FATAL(csv);
-            CU_ASSERT_PTR_NOT_NULL(strstr(csv, ",replicas,router,replica_requests_min,replica_requests_max,"));
+            CU_ASSERT_PTR_NOT_NULL(strstr(csv, ",cluster_replicas,cluster_router,replica_requests_min,replica_requests_max,"));
             char want[64];
             snprintf(want, sizeof want, ",%d,%s,", nr, res.router);
             CU_ASSERT_PTR_NOT_NULL(strstr(csv, want));
@@ -388,6 +388,8 @@ static void test_bad_configs(void) {
     expect_config_error("[cluster]\nreplicas = 2\n", "turns = 2\n", "multi-turn workloads (turns = 2) run on one engine");
     expect_config_error("[cluster]\nreplicas = 2\n[experiment]\ntrace_steps = on\n", "", "trace_steps");
     expect_config_error("[cluster]\nreplicas = 2\n[parallel]\ntp = 2\ncomm = mpi\n", "", "comm = mpi");
+    expect_config_error("[cluster]\nreplicas = 2\ncomm = mpi\n", "", "needs `mpirun -np 2` (this job has 1 process)");
+    expect_config_error("[cluster]\nreplicas = 2\ncomm = ucx\n", "", "expected one of threads|mpi");
 }
 
 /* A replica that fails mid-run: the step returns an error naming it (the

@@ -14,63 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "pagoda/cluster.h"
+#include "cluster/cluster_impl.h"
 #include "pagoda/log.h"
-
-typedef struct replica {
-    pgd_exec *exec;
-    pgd_engine *eng;
-    pgd_replica_role role;
-    double off;          /* cluster time = engine time + off */
-    int outstanding;     /* = n_live */
-    int64_t *live;       /* engine ids of its unfinished requests */
-    int64_t n_live, cap_live;
-    int64_t *cid;        /* engine id -> cluster id (-1 = none) */
-    int64_t n_cid, cap_cid;
-    struct pgd_cluster *c;
-    int index;
-    /* worker */
-    pthread_t th;
-    int has_thread, go, nf;
-    pgd_status st;
-    char err[512];
-    int64_t steps;
-} replica;
-
-typedef struct req_slot {
-    int replica;         /* -1 = released */
-    int64_t eid;
-    int finished;        /* counted out of outstanding */
-} req_slot;
-
-struct pgd_cluster {
-    pgd_cluster_config cfg;
-    char router_name[64];
-    int n, virt;
-    replica *r;
-    pgd_clock *real_clock; /* owned, when no replica has a virtual clock and the caller gave none */
-    pgd_clock *shared;     /* the clock of every replica on the real timeline */
-    pgd_tokenizer *own_tok;
-    const pgd_tokenizer *tok;
-    const pgd_router_ops *router;
-    void *rstate;
-    req_slot *reqs;
-    int64_t n_reqs, cap_reqs;
-    /* worker threads (real clock, not serial) */
-    pthread_mutex_t mu;
-    pthread_cond_t cv_go, cv_done;
-    int pending, quit, have_sync;
-    /* shifted output scratch */
-    pgd_request_output out;
-    pgd_seq_output *seqs;
-    int cap_seqs;
-    double **times;
-    int *cap_times;
-    /* injected failure (PAGODA_CLUSTER_FAIL_REPLICA=R[:STEP]) */
-    int fail_replica;
-    int64_t fail_step;
-    pgd_replica_load *loads;
-};
 
 static void token_tramp(void *ctx, int64_t request, int seq_index, int32_t token, double time) {
     replica *r = ctx;
@@ -127,6 +72,10 @@ static pgd_status map_eid(replica *r, int64_t eid, int64_t cid) {
 
 void pgd_cluster_destroy(pgd_cluster *c) {
     if (!c) return;
+    for (int i = 0; c->r && i < c->n; i++)
+        if (c->r[i].remote) pgd_cluster_remote_quit(c, i);
+    for (int64_t i = 0; c->reqs && i < c->n_reqs; i++) pgd_cluster_free_output(c->reqs[i].rout);
+    free(c->msg);
     if (c->have_sync) {
         pthread_mutex_lock(&c->mu);
         c->quit = 1;
@@ -178,6 +127,12 @@ pgd_status pgd_cluster_create(const pgd_cluster_config *cfg, pgd_cluster **out) 
         else n_new++;
     }
     if (n_new == 0) return pgd_error(PGD_ERR_INVALID, "cluster: no replica takes new requests (all are decode)");
+    if (cfg->comm && (pgd_comm_size(cfg->comm) != cfg->replicas || pgd_comm_rank(cfg->comm) != 0))
+        return pgd_error(PGD_ERR_INVALID, "cluster: %d replicas over MPI need exactly %d ranks (mpirun -np %d; got "
+                         "%d), created on rank 0", cfg->replicas, cfg->replicas, cfg->replicas,
+                         pgd_comm_size(cfg->comm));
+    if (cfg->comm && cfg->handoff)
+        return pgd_error(PGD_ERR_UNSUPPORTED, "cluster: prefill/decode hand-offs over MPI are not supported yet");
     pgd_cluster *c = calloc(1, sizeof *c);
     if (!c) return pgd_error(PGD_ERR_OOM, "cluster: out of memory");
     c->cfg = *cfg;
@@ -186,6 +141,7 @@ pgd_status pgd_cluster_create(const pgd_cluster_config *cfg, pgd_cluster **out) 
     c->cfg.router = c->router_name;
     c->n = cfg->replicas;
     c->router = ro;
+    c->comm = cfg->comm;
     c->fail_replica = -1;
     const char *fe = getenv("PAGODA_CLUSTER_FAIL_REPLICA");
     if (fe && *fe) {
@@ -211,6 +167,11 @@ pgd_status pgd_cluster_create(const pgd_cluster_config *cfg, pgd_cluster **out) 
         r->c = c;
         r->index = i;
         r->role = cfg->roles ? cfg->roles[i] : PGD_REPLICA_MIXED;
+        r->remote = c->comm && i > 0; /* its rank creates it (pgd_cluster_serve) */
+    }
+    for (int i = 0; i < c->n; i++) {
+        replica *r = &c->r[i];
+        if (r->remote) continue;
         pgd_exec_config xc = cfg->exec;
         xc.backend.num_threads = per;
         xc.backend.clock = NULL;
@@ -224,6 +185,11 @@ pgd_status pgd_cluster_create(const pgd_cluster_config *cfg, pgd_cluster **out) 
             goto fail;
         }
         pgd_clock *vc = pgd_exec_clock(r->exec);
+        if (vc && c->comm) {
+            st = pgd_error(PGD_ERR_UNSUPPORTED, "replica %d: the sim's replicas share one process's event loop: "
+                           "run them without MPI", i);
+            goto fail;
+        }
         if (i == 0) c->virt = vc != NULL;
         else if ((vc != NULL) != c->virt) {
             st = pgd_error(PGD_ERR_INVALID, "replica %d: mixes a simulated and a real backend", i);
@@ -250,6 +216,7 @@ pgd_status pgd_cluster_create(const pgd_cluster_config *cfg, pgd_cluster **out) 
     double t00 = 0;
     for (int i = 0; i < c->n; i++) {
         replica *r = &c->r[i];
+        if (r->remote) continue;
         pgd_engine_config ec = cfg->engine;
         ec.clock = c->virt ? pgd_exec_clock(r->exec) : c->shared;
         if (cfg->engine.on_token) {
@@ -266,7 +233,9 @@ pgd_status pgd_cluster_create(const pgd_cluster_config *cfg, pgd_cluster **out) 
             r->off = t0 - t00;
         }
     }
-    if (!c->virt && !cfg->serial && c->n > 1) {
+    for (int i = 0; i < c->n; i++) /* the other ranks' replicas: created there; their status and clock */
+        if (c->r[i].remote && (st = pgd_cluster_remote_hello(c, i)) != PGD_OK) goto fail;
+    if (!c->virt && !cfg->serial && !c->comm && c->n > 1) {
         pthread_mutex_init(&c->mu, NULL);
         pthread_cond_init(&c->cv_go, NULL);
         pthread_cond_init(&c->cv_done, NULL);
@@ -297,13 +266,28 @@ const pgd_tokenizer *pgd_cluster_tokenizer(const pgd_cluster *c) { return c->tok
 double pgd_cluster_to_cluster_time(const pgd_cluster *c, int r, double t) { return t + c->r[r].off; }
 double pgd_cluster_to_engine_time(const pgd_cluster *c, int r, double t) { return t - c->r[r].off; }
 
-static double replica_now(const pgd_cluster *c, int i) { return pgd_engine_now(c->r[i].eng) + c->r[i].off; }
+/* A remote replica's clock is the real time of rank 0's replica. */
+static double replica_now(const pgd_cluster *c, int i) {
+    if (c->r[i].remote) i = 0;
+    return pgd_engine_now(c->r[i].eng) + c->r[i].off;
+}
+
+static int replica_busy(const pgd_cluster *c, int i) {
+    return c->r[i].remote ? c->r[i].n_live > 0 : pgd_engine_has_unfinished(c->r[i].eng);
+}
 
 int pgd_cluster_busy(const pgd_cluster *c) {
     for (int i = 0; i < c->n; i++)
-        if (pgd_engine_has_unfinished(c->r[i].eng)) return 1;
+        if (replica_busy(c, i)) return 1;
     return 0;
 }
+
+void pgd_cluster_replica_stats(const pgd_cluster *c, int i, pgd_engine_stats *out) {
+    if (c->r[i].remote) *out = c->r[i].rstats;
+    else pgd_engine_get_stats(c->r[i].eng, out);
+}
+
+double pgd_cluster_replica_now(const pgd_cluster *c, int i) { return replica_now(c, i); }
 
 double pgd_cluster_now(const pgd_cluster *c) {
     if (!c->virt) return replica_now(c, 0);
@@ -312,12 +296,13 @@ double pgd_cluster_now(const pgd_cluster *c) {
     for (int i = 0; i < c->n; i++) {
         double t = replica_now(c, i);
         if (i == 0 || t < all) all = t;
-        if (pgd_engine_has_unfinished(c->r[i].eng) && (nb++ == 0 || t < busy)) busy = t;
+        if (replica_busy(c, i) && (nb++ == 0 || t < busy)) busy = t;
     }
     return nb ? busy : all;
 }
 
 static void raise_clock(pgd_cluster *c, int i, double t) {
+    if (!c->virt) return; /* real time passes by itself */
     pgd_clock *vc = pgd_exec_clock(c->r[i].exec);
     double now = replica_now(c, i);
     if (vc && t > now) pgd_clock_sleep_until(vc, pgd_clock_now(vc) + (t - now));
@@ -334,7 +319,7 @@ void pgd_cluster_idle_until(pgd_cluster *c, double t) {
 void pgd_cluster_loads(pgd_cluster *c, pgd_replica_load *load) {
     for (int i = 0; i < c->n; i++) {
         pgd_engine_stats s;
-        pgd_engine_get_stats(c->r[i].eng, &s);
+        pgd_cluster_replica_stats(c, i, &s);
         load[i] = (pgd_replica_load){.index = i, .role = c->r[i].role, .outstanding = c->r[i].outstanding,
                                      .kv_used_blocks = s.kv.used_blocks, .kv_num_blocks = s.kv.num_blocks,
                                      .kv_usage = s.kv.num_blocks > 0 ? (double)s.kv.used_blocks / s.kv.num_blocks : 0,
@@ -343,7 +328,9 @@ void pgd_cluster_loads(pgd_cluster *c, pgd_replica_load *load) {
 }
 
 int pgd_cluster_cached_prefix(pgd_cluster *c, int r, const int32_t *prompt, int n_prompt) {
-    return r >= 0 && r < c->n ? pgd_engine_cached_prefix(c->r[r].eng, prompt, n_prompt) : 0;
+    if (r < 0 || r >= c->n) return 0;
+    if (c->r[r].remote) return pgd_cluster_remote_cached_prefix(c, r, prompt, n_prompt);
+    return pgd_engine_cached_prefix(c->r[r].eng, prompt, n_prompt);
 }
 
 static int pick_among(pgd_cluster *c, int decode, const int32_t *prompt, int n_prompt) {
@@ -388,7 +375,8 @@ static pgd_status add_on(pgd_cluster *c, int ri, const pgd_request_params *p, in
         if (q.arrival_time <= 0) q.arrival_time = 1e-12; /* before this engine existed: "now" would move it */
     }
     int64_t eid;
-    PGD_TRY(pgd_engine_add_request(r->eng, &q, &eid));
+    if (r->remote) PGD_TRY(pgd_cluster_remote_add(c, ri, &q, &eid));
+    else PGD_TRY(pgd_engine_add_request(r->eng, &q, &eid));
     PGD_TRY(grow((void **)&c->reqs, &c->cap_reqs, c->n_reqs + 1, sizeof *c->reqs));
     int64_t cid = c->n_reqs;
     PGD_TRY(map_eid(r, eid, cid));
@@ -429,7 +417,18 @@ pgd_status pgd_cluster_get_output(pgd_cluster *c, int64_t id, const pgd_request_
     req_slot *s = slot(c, id);
     if (!s) return pgd_error(PGD_ERR_INVALID, "cluster: unknown request %lld", (long long)id);
     const pgd_request_output *o;
-    PGD_TRY(pgd_engine_get_output(c->r[s->replica].eng, s->eid, &o));
+    if (c->r[s->replica].remote) {
+        if (!s->rout) { /* running on its rank: nothing back yet */
+            memset(&c->out, 0, sizeof c->out);
+            c->out.id = id;
+            c->out.arrival = c->out.first_scheduled = c->out.first_token = c->out.finish = -1;
+            *out = &c->out;
+            return PGD_OK;
+        }
+        o = s->rout;
+    } else {
+        PGD_TRY(pgd_engine_get_output(c->r[s->replica].eng, s->eid, &o));
+    }
     if (o->finished && !s->finished) { /* seen finished here or in a step: out of outstanding */
         s->finished = 1;
         live_remove(&c->r[s->replica], s->eid);
@@ -486,14 +485,25 @@ static void unmap(pgd_cluster *c, req_slot *s) {
 void pgd_cluster_release(pgd_cluster *c, int64_t id) {
     req_slot *s = slot(c, id);
     if (!s) return;
+    int was_finished = s->finished;
     unmap(c, s);
-    pgd_engine_release(c->r[s->replica].eng, s->eid);
+    if (c->r[s->replica].remote) {
+        if (!was_finished) pgd_cluster_remote_forget(c, s->replica, s->eid, 0);
+        pgd_cluster_free_output(s->rout);
+        s->rout = NULL;
+    } else {
+        pgd_engine_release(c->r[s->replica].eng, s->eid);
+    }
     s->replica = -1;
 }
 
 pgd_status pgd_cluster_abort(pgd_cluster *c, int64_t id) {
     req_slot *s = slot(c, id);
     if (!s) return pgd_error(PGD_ERR_INVALID, "cluster: unknown request %lld", (long long)id);
+    if (c->r[s->replica].remote) {
+        if (!s->finished) pgd_cluster_remote_forget(c, s->replica, s->eid, 1);
+        return PGD_OK;
+    }
     return pgd_engine_abort(c->r[s->replica].eng, s->eid);
 }
 
@@ -534,7 +544,7 @@ static int settle(pgd_cluster *c, int ri) {
 
 static pgd_status handoffs(pgd_cluster *c, int ri) {
     replica *r = &c->r[ri];
-    if (r->role != PGD_REPLICA_PREFILL || !c->cfg.handoff) return PGD_OK;
+    if (r->role != PGD_REPLICA_PREFILL || !c->cfg.handoff || r->remote) return PGD_OK;
     for (int64_t k = r->n_live - 1; k >= 0; k--) { /* backwards: a hand-off removes live[k] */
         if (k >= r->n_live) continue;
         int64_t e = r->live[k], cid = r->cid[e];
@@ -577,6 +587,34 @@ pgd_status pgd_cluster_step(pgd_cluster *c, int *num_finished, int *stepped) {
         if (stepped) stepped[best] = 1;
         if (nf > 0) total += settle(c, best);
         PGD_TRY(handoffs(c, best));
+    } else if (c->comm) { /* MPI: the other ranks step while this one does */
+        int go[1024];
+        pgd_status first = PGD_OK;
+        for (int i = 1; i < c->n; i++) {
+            go[i] = replica_busy(c, i);
+            if (go[i] && (first = pgd_cluster_remote_step_begin(c, i)) != PGD_OK) {
+                for (int k = i; k < c->n; k++) go[k] = 0;
+                break;
+            }
+        }
+        int nf = 0;
+        if (first == PGD_OK && replica_busy(c, 0)) {
+            if ((first = step_one(c, 0, &nf)) == PGD_OK) {
+                if (stepped) stepped[0] = 1;
+                if (nf > 0) total += settle(c, 0);
+            }
+        }
+        for (int i = 1; i < c->n; i++) { /* every reply is taken, failed or not: the protocol stays in step */
+            if (!go[i]) continue;
+            int k = 0;
+            pgd_status st = pgd_cluster_remote_step_end(c, i, &k);
+            if (st != PGD_OK && first == PGD_OK) first = st;
+            if (st == PGD_OK) {
+                if (stepped) stepped[i] = 1;
+                total += k;
+            }
+        }
+        if (first != PGD_OK) return first;
     } else if (!c->have_sync) {
         for (int i = 0; i < c->n; i++) {
             if (!pgd_engine_has_unfinished(c->r[i].eng)) continue;

@@ -117,6 +117,8 @@ static const pgd_cfg_key schema[] = {
      "intra-node placement; 25 = DistServe's cross-node link)"},
     {"cluster", "kv_link_latency_us", PGD_CFG_NUM, 0, 1e9, NULL, "5",
      "P/D on the sim: per-transfer KV link latency in microseconds"},
+    {"cluster", "comm", PGD_CFG_CHOICE, 0, 0, "threads|mpi", "threads",
+     "where the replicas run: threads of this process (the sim: one event loop), or mpi: replica r on rank r of `mpirun -np REPLICAS`"},
 
     {"slo", "ttft", PGD_CFG_NUM, 0, BIG, NULL, "0", "TTFT bound in seconds for goodput (0 = none)"},
     {"slo", "tpot", PGD_CFG_NUM, 0, BIG, NULL, "0", "TPOT bound in seconds (0 = none)"},

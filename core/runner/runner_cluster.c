@@ -13,7 +13,11 @@
  * most max_concurrency in flight, each recorded exactly once; the token
  * fingerprint hashes tokens by workload index, so it equals a one-engine
  * run's whenever the tokens are the same. Multi-turn workloads and the
- * decision trace are per engine: refused with an error. */
+ * decision trace are per engine: refused with an error.
+ *
+ * [cluster] comm = mpi: replica r on rank r of `mpirun -np replicas`; rank
+ * 0 runs this loop (and writes the results), every other rank serves its
+ * replica (pgd_cluster_serve) and returns with out->worker set. */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -22,6 +26,7 @@
 
 #include "pagoda/cluster.h"
 #include "pagoda/disagg.h"
+#include "pagoda/comm.h"
 #include "pagoda/log.h"
 #include "pagoda/parallel.h"
 #include "runner/runner_cluster.h"
@@ -113,21 +118,52 @@ static pgd_status submit(cl_state *s, const pgd_run_config *rc, int i, double no
     return PGD_OK;
 }
 
+/* A sample from a remote replica's stats (pgd_metrics_sample_engine's
+ * fields, for a replica whose engine is on another MPI rank). */
+static void sample_stats(const pgd_engine_stats *st, const pgd_engine_stats *prev, double now, pgd_timeline_sample *s) {
+    *s = (pgd_timeline_sample){0};
+    s->time = now;
+    s->step = st->steps;
+    s->running = st->num_running;
+    s->waiting = st->num_waiting;
+    s->swapped = st->num_swapped;
+    s->batch_tokens = (int)(st->tokens_computed - (prev ? prev->tokens_computed : 0));
+    s->batch_seqs = (int)(st->tokens_generated - (prev ? prev->tokens_generated : 0));
+    s->kv_used_blocks = st->kv.used_blocks;
+    s->kv_num_blocks = st->kv.num_blocks;
+    s->kv_logical_blocks = st->kv.logical_blocks;
+    s->kv_usage = st->kv.num_blocks > 0 ? (double)st->kv.used_blocks / st->kv.num_blocks : 0;
+    s->kv_utilization = st->kv.slots_reserved > 0 ? st->kv.utilization : 1.0;
+    s->kv_fragmentation = 1.0 - s->kv_utilization;
+    s->preemptions = st->preemptions;
+    s->swaps = st->swaps;
+    s->prefix_hit_rate = st->kv.prefix_queries > 0 ? (double)st->kv.prefix_hits / (double)st->kv.prefix_queries : 0;
+}
+
+static void replica_sample(cl_state *s, int r, const pgd_engine_stats *cur, const pgd_engine_stats *prev,
+                           pgd_timeline_sample *ts) {
+    pgd_engine *e = pgd_cluster_engine(s->c, r);
+    if (e) {
+        pgd_metrics_sample_engine(e, prev, ts);
+        ts->time = pgd_cluster_to_cluster_time(s->c, r, ts->time);
+    } else {
+        sample_stats(cur, prev, pgd_cluster_replica_now(s->c, r), ts);
+    }
+}
+
 /* Per-replica samples of the replicas that stepped, then the cluster's sample. */
 static pgd_status sample(cl_state *s, const int *stepped) {
     pgd_timeline_sample agg = {0};
     int64_t hits = 0, queries = 0;
     double util_w = 0;
     for (int r = 0; r < s->nr; r++) {
-        pgd_engine *e = pgd_cluster_engine(s->c, r);
         pgd_engine_stats cur;
-        pgd_engine_get_stats(e, &cur);
+        pgd_cluster_replica_stats(s->c, r, &cur);
         if (stepped[r]) {
             pgd_timeline_sample ts;
-            pgd_metrics_sample_engine(e, s->have_prev[r] ? &s->prev[r] : NULL, &ts);
+            replica_sample(s, r, &cur, s->have_prev[r] ? &s->prev[r] : NULL, &ts);
             ts.batch_seqs = cur.last_batch_seqs;
             ts.batch_tokens = cur.last_batch_tokens;
-            ts.time = pgd_cluster_to_cluster_time(s->c, r, ts.time);
             PGD_TRY(pgd_metrics_add_sample(s->rm[r], &ts));
             s->last[r] = ts;
             s->prev[r] = cur;
@@ -164,7 +200,11 @@ static pgd_status cluster_loop(cl_state *s, const pgd_run_config *rc, const pgd_
     int *stepped = calloc((size_t)s->nr, sizeof *stepped);
     if (!stepped) return pgd_error(PGD_ERR_OOM, "runner: out of memory");
     s->t_start = s->t_end = pgd_cluster_now(c);
-    for (int r = 0; r < s->nr; r++) pgd_metrics_sample_engine(pgd_cluster_engine(c, r), NULL, &s->last[r]);
+    for (int r = 0; r < s->nr; r++) {
+        pgd_engine_stats st0;
+        pgd_cluster_replica_stats(c, r, &st0);
+        replica_sample(s, r, &st0, NULL, &s->last[r]);
+    }
     double blocked_at = -1;
     pgd_status st = PGD_OK;
     while (s->done < s->n) {
@@ -215,7 +255,7 @@ static pgd_status cluster_loop(cl_state *s, const pgd_run_config *rc, const pgd_
     s->t_end = pgd_cluster_now(c);
     /* the latest clock: on the sim the earliest busy one is not the end */
     for (int r = 0; r < s->nr; r++) {
-        double t = pgd_cluster_to_cluster_time(c, r, pgd_engine_now(pgd_cluster_engine(c, r)));
+        double t = pgd_cluster_replica_now(c, r);
         if (pgd_cluster_is_virtual(c) && t > s->t_end) s->t_end = t;
     }
 out:
@@ -265,7 +305,7 @@ static pgd_status replica_results(cl_state *s, const pgd_slo *slo, const pgd_met
         pgd_metrics_set_window(s->rm[r], cs->start, cs->end); /* throughputs over the cluster's window: they sum */
         PGD_TRY(pgd_metrics_summarize(s->rm[r], slo, &rs));
         pgd_engine_stats es;
-        pgd_engine_get_stats(pgd_cluster_engine(s->c, r), &es);
+        pgd_cluster_replica_stats(s->c, r, &es);
         double hit = es.kv.prefix_queries > 0 ? (double)es.kv.prefix_hits / (double)es.kv.prefix_queries : 0;
         json_t *o = json_object(), *sj = pgd_metrics_summary_to_json(&rs);
         if (!o || !sj) {
@@ -301,6 +341,7 @@ pgd_status pgd_run_execute_cluster(const pgd_run_config *rc, const pgd_run_optio
     pgd_cluster *c = NULL;
     pgd_workload *wl = NULL;
     cl_state s = {0};
+    pgd_comm *comm = NULL;
     int nr = pgd_run_get_int(rc, "cluster", "replicas");
     int threads = pgd_run_get_int(rc, "model", "threads");
     pgd_disagg *dg = NULL; /* P/D disaggregation ([cluster] prefill/decode; core/cluster/disagg.c) */
@@ -331,6 +372,13 @@ pgd_status pgd_run_execute_cluster(const pgd_run_config *rc, const pgd_run_optio
     /* each replica's backend makes its own clock (the sim: its own device); a caller's clock
      * is the engines' shared clock on real backends */
     pgd_run_exec_config(rc, NULL, &cc.exec);
+    int mpi = !strcmp(pgd_run_get_str(rc, "cluster", "comm"), "mpi");
+    if (mpi && dg) {
+        st = pgd_run_ctx_error(pgd_error(PGD_ERR_UNSUPPORTED, "prefill = %d, decode = %d with comm = mpi: the P/D KV "
+                                         "hand-off runs between replicas of one process; use comm = threads", np, nd),
+                               rc, "cluster");
+        goto done;
+    }
     if (pgd_parallel_ranks(&cc.exec.parallel) > 1 && !strcmp(cc.exec.parallel.comm, "mpi")) {
         st = pgd_run_ctx_error(pgd_error(PGD_ERR_UNSUPPORTED, "replicas = %d with [parallel] comm = mpi: a cluster "
                                          "runs its replicas in one process (threads); use comm = threads", nr),
@@ -352,8 +400,30 @@ pgd_status pgd_run_execute_cluster(const pgd_run_config *rc, const pgd_run_optio
         goto done;
     }
     cc.engine.clock = given && pgd_clock_get_kind(given) == PGD_CLOCK_VIRTUAL ? given : NULL;
+    if (mpi) { /* replica r on rank r: rank 0 routes, the others serve */
+        if (cc.engine.clock) {
+            st = pgd_run_ctx_error(pgd_error(PGD_ERR_UNSUPPORTED, "comm = mpi runs on the real clock"), rc, "cluster");
+            goto done;
+        }
+        if (pgd_comm_mpi_world_size() != nr) {
+            st = pgd_run_ctx_error(pgd_error(PGD_ERR_INVALID, "comm = mpi with replicas = %d needs `mpirun -np %d` "
+                                             "(this job has %d process%s)", nr, nr, pgd_comm_mpi_world_size(),
+                                             pgd_comm_mpi_world_size() == 1 ? "" : "es"), rc, "cluster");
+            goto done;
+        }
+        if ((st = pgd_comm_mpi_create(&comm)) != PGD_OK) {
+            st = pgd_run_ctx_error(st, rc, "cluster");
+            goto done;
+        }
+        cc.comm = comm;
+    }
     const char *tokpath = pgd_run_get_str(rc, "model", "tokenizer");
     cc.tokenizer_path = *tokpath ? tokpath : NULL;
+    if (comm && pgd_comm_rank(comm) > 0) { /* this rank serves one replica; rank 0 writes the results */
+        out->worker = 1;
+        if ((st = pgd_cluster_serve(&cc, comm)) != PGD_OK) st = pgd_run_ctx_error(st, rc, "cluster");
+        goto done;
+    }
     if ((st = pgd_cluster_create(&cc, &c)) != PGD_OK) {
         st = pgd_run_ctx_error(st, rc, "cluster");
         goto done;
@@ -393,10 +463,12 @@ pgd_status pgd_run_execute_cluster(const pgd_run_config *rc, const pgd_run_optio
     if ((st = pgd_metrics_create(&s.m)) != PGD_OK) goto done;
     for (int r = 0; r < nr; r++)
         if ((st = pgd_metrics_create(&s.rm[r])) != PGD_OK) goto done;
-    for (int r = 0; r < nr; r++) pgd_backend_op_times_reset(pgd_exec_backend(pgd_cluster_exec(c, r)));
+    for (int r = 0; r < nr; r++)
+        if (pgd_cluster_exec(c, r)) pgd_backend_op_times_reset(pgd_exec_backend(pgd_cluster_exec(c, r)));
     if ((st = cluster_loop(&s, rc, opts)) != PGD_OK) goto done;
     /* op times summed over the replicas' backends (the same backend: the same ops, in order) */
-    for (int r = 0; r < nr; r++) {
+    for (int r = 0; r < nr; r++) { /* (MPI: rank 0's replica only) */
+        if (!pgd_cluster_exec(c, r)) continue;
         pgd_op_time ot[PGD_BACKEND_NUM_OPS];
         int k = pgd_backend_op_times(pgd_exec_backend(pgd_cluster_exec(c, r)), ot, PGD_BACKEND_NUM_OPS);
         if (r == 0) {
@@ -422,7 +494,7 @@ pgd_status pgd_run_execute_cluster(const pgd_run_config *rc, const pgd_run_optio
     if ((st = pgd_metrics_summarize(s.m, &slo, &out->summary)) != PGD_OK) goto done;
     for (int r = 0; r < nr; r++) {
         pgd_engine_stats es;
-        pgd_engine_get_stats(pgd_cluster_engine(c, r), &es);
+        pgd_cluster_replica_stats(c, r, &es);
         sum_stats(&out->stats, &es);
     }
     out->replicas = nr;
@@ -441,8 +513,8 @@ pgd_status pgd_run_execute_cluster(const pgd_run_config *rc, const pgd_run_optio
     snprintf(out->model_desc, sizeof out->model_desc, "%s (%s, %.1fM params, %s)", pgd_run_get_str(rc, "model", "path"),
              mc->name, (double)pgd_model_config_params(mc) / 1e6, pgd_dtype_name(mc->weight_dtype));
     snprintf(out->backend_desc, sizeof out->backend_desc, "%d x %s", nr, pgd_backend_describe(pgd_exec_backend(x0)));
-    snprintf(out->layout_desc, sizeof out->layout_desc, "%d replicas (router %s), each %s", nr,
-             pgd_cluster_router_name(c), pgd_exec_describe(x0));
+    snprintf(out->layout_desc, sizeof out->layout_desc, "%d replicas%s (router %s), each %s", nr,
+             comm ? " on MPI ranks" : "", pgd_cluster_router_name(c), pgd_exec_describe(x0));
     pgd_workload_format(wl, out->workload_desc, sizeof out->workload_desc);
     out->wall_time = pgd_clock_now(NULL) - w0;
 done:
@@ -462,5 +534,6 @@ done:
     pgd_cluster_destroy(c);
     pgd_disagg_destroy(dg);
     free(roles);
+    pgd_comm_destroy(comm);
     return st;
 }

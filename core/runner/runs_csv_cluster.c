@@ -1,6 +1,7 @@
 /* runs_csv_cluster.c - runs.csv's cluster columns, written last (scripts
- * find them by name): the replicas and the router ([cluster]; 1 and empty
- * for one engine), and over the replicas the least and most requests
+ * find them by name; prefixed so that a swept cluster.replicas or
+ * cluster.router column, named by its key, does not share their name): the
+ * replicas and the router ([cluster]; 1 and empty for one engine), and over the replicas the least and most requests
  * routed to one, the worst p90 TTFT, the highest mean KV usage and the
  * lowest and highest prefix hit rate (empty for one engine: the run's own
  * columns hold them). */
@@ -8,7 +9,7 @@
 
 #include "pagoda/runner.h"
 
-static const char *const columns[] = {"replicas", "router", "replica_requests_min", "replica_requests_max",
+static const char *const columns[] = {"cluster_replicas", "cluster_router", "replica_requests_min", "replica_requests_max",
                                       "replica_ttft_p90_max", "replica_kv_usage_max", "replica_prefix_hit_rate_min",
                                       "replica_prefix_hit_rate_max", NULL};
 

@@ -43,6 +43,17 @@
  * "replica R: <what failed>" (PGD_ERR_COMM/DEVICE/OOM as the engine said);
  * the other replicas' steps of that round still finish (no hang).
  *
+ * MPI (cfg->comm): replica r runs on rank r; rank 0 routes and runs
+ * replica 0, and talks to each other rank by request/reply messages
+ * (cluster_mpi.c). A step sends "step" to every busy remote replica, steps
+ * the local one, then takes the replies (the finished requests' outputs
+ * and the replica's stats), so the ranks compute in parallel. Times from a
+ * rank are mapped onto the cluster timeline by an offset measured at
+ * create (request/reply, half the round trip). A rank's error comes back
+ * as "replica R (rank R): ..."; a rank whose process dies ends the job
+ * through mpirun. Remote outputs carry the finished request's sequences
+ * and times (prompt NULL, n_prompt set); P/D hand-offs are local only.
+ *
  * Prefill/decode disaggregation (the hook for the P/D mode): replicas have
  * a role (cfg->roles; NULL = all MIXED). The router only picks among
  * replicas that take new requests (MIXED and PREFILL); a request added to
@@ -57,6 +68,7 @@
 #ifndef PAGODA_CLUSTER_H
 #define PAGODA_CLUSTER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "pagoda/engine.h"
@@ -119,13 +131,24 @@ typedef struct pgd_cluster_config {
     void *handoff_ctx;
     int serial;                    /* 1: on the real clock step the replicas in the caller's thread,
                                       one after the other, instead of in worker threads */
+    struct pgd_comm *comm;         /* borrowed, optional: MPI ranks, one replica each (replica r on
+                                      rank r; comm size = replicas). Rank 0 creates the cluster (its
+                                      replica 0 local, the others remote); every other rank calls
+                                      pgd_cluster_serve. Real clocks only (not the sim). */
 } pgd_cluster_config;
 
 pgd_status pgd_cluster_create(const pgd_cluster_config *cfg, pgd_cluster **out);
 void pgd_cluster_destroy(pgd_cluster *c);
+/* An MPI rank > 0 (core/cluster/cluster_mpi.c): create this rank's replica
+ * from cfg (the same config as rank 0's) and run rank 0's requests (add,
+ * step, prefix query, abort, release) until rank 0 destroys its cluster.
+ * Its creation or a step that fails is reported to rank 0 (which fails
+ * with "replica R (rank R): ..."), then the rank waits for rank 0's end. */
+pgd_status pgd_cluster_serve(const pgd_cluster_config *cfg, struct pgd_comm *comm);
 
 int pgd_cluster_size(const pgd_cluster *c);
 pgd_replica_role pgd_cluster_role(const pgd_cluster *c, int replica);
+/* The replica's engine and executor; NULL for a replica on another MPI rank. */
 pgd_engine *pgd_cluster_engine(pgd_cluster *c, int replica);
 pgd_exec *pgd_cluster_exec(pgd_cluster *c, int replica);
 /* 1 when the replicas run on virtual clocks (the sim's discrete-event loop). */
@@ -162,6 +185,11 @@ pgd_status pgd_cluster_get_output(pgd_cluster *c, int64_t id, const pgd_request_
 void pgd_cluster_release(pgd_cluster *c, int64_t id);
 pgd_status pgd_cluster_abort(pgd_cluster *c, int64_t id);
 
+/* A replica's engine stats (a remote one's as of its latest step) and its
+ * clock on the cluster timeline. */
+void pgd_cluster_replica_stats(const pgd_cluster *c, int replica, pgd_engine_stats *out);
+double pgd_cluster_replica_now(const pgd_cluster *c, int replica);
+
 /* The current load of every replica (load: pgd_cluster_size entries). */
 void pgd_cluster_loads(pgd_cluster *c, pgd_replica_load *load);
 /* Tokens of prompt that replica r's prefix cache holds now (0 without
@@ -171,7 +199,7 @@ int pgd_cluster_cached_prefix(pgd_cluster *c, int replica, const int32_t *prompt
 double pgd_cluster_to_cluster_time(const pgd_cluster *c, int replica, double engine_time);
 double pgd_cluster_to_engine_time(const pgd_cluster *c, int replica, double cluster_time);
 
-/* P/D: the DECODE replica the router picks for a handed-off request. */
+/* P/D: the DECODE replica the router picks for a handed-off request (-1 when there is none). */
 int pgd_cluster_pick_decode(pgd_cluster *c, const int32_t *prompt, int n_prompt);
 /* P/D: request `id` now lives on replica `to` as engine request `engine_id`
  * (the hook added it there, arrival time kept; the old replica's copy is

@@ -97,7 +97,8 @@ typedef struct pgd_run_result {
      * summary.json's "cluster" section {replicas, router, per_replica: [{replica, requests,
      * steps, prefix_queries, prefix_hits, summary: the replica's metrics summary over the
      * cluster's window}]} (owned; NULL for one engine); runs.csv's cluster columns come from
-     * the replica_* fields (replicas = 1, router "" for one engine). */
+     * the replicas, router and replica_* fields (runs_csv_cluster.c: cluster_replicas,
+     * cluster_router, replica_*; 1 and empty for one engine). */
     struct json_t *cluster;
     int replicas;
     char router[32];
