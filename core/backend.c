@@ -59,8 +59,8 @@ pgd_status pgd_backend_create(const pgd_backend_config *cfg, pgd_backend **out) 
     const char *name = cfg->name ? cfg->name : "cpu";
     pgd_dtype kvt = PGD_F32;
     int want_kv = cfg->kv_dtype && *cfg->kv_dtype;
-    if (want_kv && (!pgd_dtype_from_name(cfg->kv_dtype, &kvt) || pgd_dtype_is_quant(kvt)))
-        return pgd_error(PGD_ERR_INVALID, "KV cache dtype must be f32, f16 or bf16 (got '%s')", cfg->kv_dtype);
+    if (want_kv && (!pgd_dtype_from_name(cfg->kv_dtype, &kvt) || !pgd_dtype_is_kv(kvt)))
+        return pgd_error(PGD_ERR_INVALID, "KV cache dtype must be f32, f16, bf16 or q8 (got '%s')", cfg->kv_dtype);
     for (size_t i = 0; i < sizeof registry / sizeof registry[0]; i++)
         if (!strcmp(registry[i].name, name)) {
             PGD_TRY(registry[i].create(cfg, out));
@@ -77,7 +77,7 @@ pgd_status pgd_backend_create(const pgd_backend_config *cfg, pgd_backend **out) 
             if (!(ok & (1u << kvt))) {
                 pgd_backend_destroy(*out);
                 *out = NULL;
-                return pgd_error(PGD_ERR_UNSUPPORTED, "the %s backend keeps its KV cache in f32 only (asked for %s)",
+                return pgd_error(PGD_ERR_UNSUPPORTED, "the %s backend cannot keep its KV cache in %s",
                                  name, cfg->kv_dtype);
             }
             (*out)->kv_dtype = kvt;

@@ -6,6 +6,58 @@
 
 #include "pagoda/dtype.h"
 
+/* Scale and min j (0..7) of a q4_k super-block: 6 bits each; the first
+ * four in the low bits of bytes j and j + 4, the last four split between
+ * the low / high nibbles of bytes j + 4 and the top bits of bytes j - 4 / j. */
+static void q4_k_scale_min(int j, const uint8_t *q, int *sc, int *m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+static void dequant_q4_k(float *y, const void *src, size_t n) {
+    for (size_t b = 0; b < n / PGD_QK_K; b++) {
+        const uint8_t *blk = (const uint8_t *)src + b * 144, *sc = blk + 4, *q = blk + 16;
+        uint16_t dh, mh;
+        memcpy(&dh, blk, 2);
+        memcpy(&mh, blk + 2, 2);
+        float d = pgd_f16_to_f32(dh), dmin = pgd_f16_to_f32(mh);
+        for (int j = 0; j < PGD_QK_K; j += 64, q += 32) { /* 32 low nibbles, then 32 high ones */
+            int s1, m1, s2, m2;
+            q4_k_scale_min(j / 32, sc, &s1, &m1);
+            q4_k_scale_min(j / 32 + 1, sc, &s2, &m2);
+            for (int l = 0; l < 32; l++) *y++ = d * (float)s1 * (float)(q[l] & 0xF) - dmin * (float)m1;
+            for (int l = 0; l < 32; l++) *y++ = d * (float)s2 * (float)(q[l] >> 4) - dmin * (float)m2;
+        }
+    }
+}
+
+static void dequant_q6_k(float *y, const void *src, size_t n) {
+    for (size_t b = 0; b < n / PGD_QK_K; b++) {
+        const uint8_t *blk = (const uint8_t *)src + b * 210, *ql = blk, *qh = blk + 128;
+        const int8_t *sc = (const int8_t *)(blk + 192);
+        uint16_t dh;
+        memcpy(&dh, blk + 208, 2);
+        float d = pgd_f16_to_f32(dh);
+        for (int h = 0; h < PGD_QK_K; h += 128, y += 128, ql += 64, qh += 32, sc += 8)
+            for (int l = 0; l < 32; l++) {
+                int is = l / 16;
+                int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+                int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+                int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+                int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+                y[l] = d * (float)sc[is] * (float)q1;
+                y[l + 32] = d * (float)sc[is + 2] * (float)q2;
+                y[l + 64] = d * (float)sc[is + 4] * (float)q3;
+                y[l + 96] = d * (float)sc[is + 6] * (float)q4;
+            }
+    }
+}
+
 void pgd_dtype_to_f32(float *dst, const void *src, pgd_dtype t, size_t n) {
     switch (t) {
     case PGD_F32: memcpy(dst, src, n * sizeof(float)); return;
@@ -32,6 +84,9 @@ void pgd_dtype_to_f32(float *dst, const void *src, pgd_dtype t, size_t n) {
             }
         }
         return;
+    case PGD_Q8: return; /* KV rows only: pgd_kv_row_to_f32 */
+    case PGD_Q4_K: dequant_q4_k(dst, src, n); return;
+    case PGD_Q6_K: dequant_q6_k(dst, src, n); return;
     }
 }
 
@@ -79,5 +134,34 @@ void pgd_dtype_from_f32(void *dst, pgd_dtype t, const float *src, size_t n) {
         return;
     case PGD_Q8_0: quantize_q8_0(dst, src, n); return;
     case PGD_Q4_0: quantize_q4_0(dst, src, n); return;
+    case PGD_Q8: return; /* KV rows only: pgd_kv_row_from_f32 */
+    case PGD_Q4_K: case PGD_Q6_K: return; /* read from files only */
     }
+}
+
+void pgd_kv_row_from_f32(void *dst, pgd_dtype t, const float *src, int head_dim) {
+    if (t != PGD_Q8) {
+        pgd_dtype_from_f32(dst, t, src, (size_t)head_dim);
+        return;
+    }
+    float amax = 0;
+    for (int d = 0; d < head_dim; d++) amax = fmaxf(amax, fabsf(src[d]));
+    float s = amax / 127.0f, is = s > 0 ? 1.0f / s : 0.0f;
+    memcpy(dst, &s, sizeof s);
+    int8_t *q = (int8_t *)dst + sizeof s;
+    for (int d = 0; d < head_dim; d++) {
+        float v = roundf(src[d] * is);
+        q[d] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+    }
+}
+
+void pgd_kv_row_to_f32(float *dst, const void *src, pgd_dtype t, int head_dim) {
+    if (t != PGD_Q8) {
+        pgd_dtype_to_f32(dst, src, t, (size_t)head_dim);
+        return;
+    }
+    float s;
+    memcpy(&s, src, sizeof s);
+    const int8_t *q = (const int8_t *)src + sizeof s;
+    for (int d = 0; d < head_dim; d++) dst[d] = s * (float)q[d];
 }

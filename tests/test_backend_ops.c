@@ -7,7 +7,7 @@
  * conformance case"). Each case runs on every built backend ("cpu", "sim",
  * "gpu-emu", "cuda", "rocm": a backend that cannot be created here, a GPU
  * without a device, is reported and left out) and, for the ops that touch
- * the KV cache, once per KV dtype the backend stores (f32, f16, bf16);
+ * the KV cache, once per KV dtype the backend stores (f32, f16, bf16, q8);
  * matmul and embedding run for every weight dtype the backend takes.
  *   - A backend that computes must match the reference: copies and
  *     gathers exactly, f32 arithmetic within 1e-5 relative error (max abs
@@ -52,9 +52,9 @@ static inst g_inst[32];
 static int g_n;
 
 static int suite_init(void) {
-    static const char *const kvs[] = {NULL, "f16", "bf16"};
+    static const char *const kvs[] = {NULL, "f16", "bf16", "q8"};
     for (const char *const *name = pgd_backend_list(); *name; name++)
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < 4; k++) {
             pgd_backend_config bc = {.name = *name, .num_threads = 2, .kv_dtype = kvs[k]};
             pgd_backend *b = NULL;
             if (pgd_backend_create(&bc, &b) != PGD_OK) {
@@ -259,6 +259,8 @@ static void case_add(const inst *in) {
 /* The KV geometry the KV ops share. */
 enum { NKV = 2, HD = 16, BS = 4, NBLK = 8, NH = 4 };
 static size_t cache_elems(void) { return (size_t)NBLK * NKV * BS * HD; }
+/* Bytes of such a cache in KV dtype t (q8 rows are HD + 4 bytes). */
+static size_t cache_bytes(pgd_dtype t) { return (size_t)NBLK * NKV * BS * pgd_kv_row_bytes(t, HD); }
 
 /* k and v rows at distinct random slots, dense and strided (fused rows
  * with q in front); the whole caches compared byte for byte. */
@@ -272,7 +274,7 @@ static void case_kv_write(const inst *in) {
         while (used[s]);
         used[s] = 1, slots[i] = s;
     }
-    size_t cb = pgd_dtype_bytes(kvt(in), cache_elems());
+    size_t cb = cache_bytes(kvt(in));
     for (int fused = 0; fused < 2; fused++) {
         size_t rows = (size_t)n * (fused ? fw : 2 * kd);
         float *h = pgd_test_randf(rows, 60 + fused, -3, 3);
@@ -323,11 +325,13 @@ static void case_paged_attention(const inst *in) {
         for (int b = 0; b < MB; b++) tables[s * MB + b] = b * BS < ctx[s] ? perm[next++ % (NBLK - 1)] : 0;
     }
     const int T = qs[S], qd = NH * HD;
-    size_t ce = cache_elems(), cb = pgd_dtype_bytes(kvt(in), ce);
+    size_t ce = cache_elems(), cb = cache_bytes(kvt(in)), rb = pgd_kv_row_bytes(kvt(in), HD);
     float *kf = pgd_test_randf(ce, 70, -1, 1), *vf = pgd_test_randf(ce, 71, -1, 1);
     void *kc = malloc(cb), *vc = malloc(cb);
-    pgd_dtype_from_f32(kc, kvt(in), kf, ce);
-    pgd_dtype_from_f32(vc, kvt(in), vf, ce);
+    for (size_t r = 0; r < ce / HD; r++) {
+        pgd_kv_row_from_f32((char *)kc + r * rb, kvt(in), kf + r * HD, HD);
+        pgd_kv_row_from_f32((char *)vc + r * rb, kvt(in), vf + r * HD, HD);
+    }
     float *q = pgd_test_randf((size_t)T * qd, 72, -1, 1), *ref = malloc(sizeof(float) * T * qd);
     pgd_paged_attn a = {.out = ref, .q = q, .k_cache = kc, .v_cache = vc, .query_start = qs, .seq_lens = lens,
                         .block_tables = tables, .num_seqs = S, .num_tokens = T, .max_blocks_per_seq = MB,
@@ -373,7 +377,7 @@ static void case_gather_rows(const inst *in) {
 
 /* Blocks of the backend's KV dtype: block_floats counts 4-byte words. */
 static void case_copy_blocks(const inst *in) {
-    size_t bf = pgd_dtype_bytes(kvt(in), (size_t)NKV * BS * HD) / 4, words = bf * NBLK;
+    size_t bf = (size_t)NKV * BS * pgd_kv_row_bytes(kvt(in), HD) / 4, words = bf * NBLK;
     int32_t pairs[6] = {1, 5, 2, 6, 1, 7}; /* one source copied twice */
     float *h = pgd_test_randf(words, 90, -1, 1), *ref = malloc(sizeof(float) * words);
     memcpy(ref, h, sizeof(float) * words);

@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "test_util.h"
+#include "kernels.h" /* pgd_cpu_isa: whether bench ran the compute probes */
 
 static char MODEL[1024], TOK[1024], GGUF[1024];
 
@@ -60,32 +61,47 @@ static void test_missing_and_corrupt_model(void) {
 }
 
 /* pagoda bench --dtypes: bad lists and models rejected; a small run writes
- * one JSON entry per dtype, each with figures and a positive bound. */
+ * one JSON entry per dtype, each with figures and a positive bound (a
+ * compute bound too where the compute probes ran: AVX2); a q8 KV cache
+ * reads under a third of f32's bytes; q8_0:deq rows measure the dequantizing
+ * batched path beside the integer one. */
 static void test_bench_dtypes(void) {
     expect_error("bench --model random:stories260K --dtypes f32,q5_1", "--dtypes takes", 1);
+    expect_error("bench --model random:stories260K --dtypes q8", "--dtypes takes", 1);     /* KV only */
+    expect_error("bench --model random:stories260K --dtypes f32:deq", "--dtypes takes", 1); /* not quantized */
+    expect_error("bench --model random:stories260K --dtypes q8_0:x", "--dtypes takes", 1);
+    expect_error("bench --model random:stories260K --dtypes f32 --kv-dtypes q8_0", "--kv-dtypes takes", 1);
     expect_error("bench --model random:stories260K,dtype=f16 --dtypes f32", "without a dtype= key", 0);
     expect_error("bench --model random:stories260K --dtypes f32 --tp 2", "drop --tp", 1);
     char *json = pgd_test_write_temp("", 0, ".json");
     char a[1024], *out = NULL;
     snprintf(a, sizeof a, "bench --model random:dim=64,layers=2,heads=2,hidden=128,vocab=512,seq=128 "
-                          "--dtypes f32,q8_0,q4_0 --reps 1 --batches 1,4 --prompt-len 8 --decode-steps 2 --threads 1 "
-                          "--json '%s'", json);
+                          "--dtypes f32,q8_0,q4_0,q8_0:deq --kv-dtypes f32,q8 --reps 1 --batches 1,4 --prompt-len 8 "
+                          "--decode-steps 2 --threads 1 --json '%s'", json);
     CU_ASSERT_EQUAL(pgd_test_run_cli(a, &out, NULL), 0);
-    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "| q4_0 |"));
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "| q4_0, kv q8 |"));
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "| q8_0:deq, kv f32 |"));
     json_error_t je;
     json_t *j = json_load_file(json, 0, &je);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     json_t *d = json_object_get(j, "dtypes");
-    CU_ASSERT_EQUAL(json_array_size(d), 3);
+    CU_ASSERT_EQUAL(json_array_size(d), 8);
+    int probed = json_real_value(json_object_get(j, "fma_flops_per_s")) > 0;
+    CU_ASSERT_EQUAL(probed, !strcmp(pgd_cpu_isa(), "avx2"));
     for (size_t i = 0; i < json_array_size(d); i++) {
         json_t *e = json_array_get(d, i);
         CU_ASSERT(json_real_value(json_object_get(e, "single_decode_tps")) > 0);
         CU_ASSERT(json_real_value(json_object_get(e, "bound_decode_tps")) > 0);
+        CU_ASSERT_EQUAL(json_real_value(json_object_get(e, "compute_bound_decode_tps")) > 0, probed);
         CU_ASSERT_EQUAL(json_array_size(json_object_get(e, "decode")), 2);
+        CU_ASSERT_EQUAL(json_is_true(json_object_get(e, "batched_dequantized")), i >= 6);
     }
-    /* the quantized rows stream fewer bytes than f32 */
-    CU_ASSERT(json_integer_value(json_object_get(json_array_get(d, 1), "weight_bytes_per_step")) <
+    /* the quantized rows stream fewer bytes than f32; a q8 KV row is head_dim + 4 bytes (32 + 4 here) */
+    CU_ASSERT(json_integer_value(json_object_get(json_array_get(d, 2), "weight_bytes_per_step")) <
               json_integer_value(json_object_get(json_array_get(d, 0), "weight_bytes_per_step")) / 3);
+    CU_ASSERT_DOUBLE_EQUAL(json_real_value(json_object_get(json_array_get(d, 1), "kv_bytes_per_seq_step")) /
+                               json_real_value(json_object_get(json_array_get(d, 0), "kv_bytes_per_seq_step")),
+                           36.0 / 128, 1e-9);
     json_decref(j);
     remove(json);
     free(json);
@@ -107,36 +123,42 @@ static int same_tokens(const char *a, const char *b) {
     return same && !*a && !*b && lines > 0;
 }
 
-/* A half-precision KV cache through the engine: tokens identical with and
- * without swap preemption (the swapped blocks are copied whole) and with
+/* A half-precision or q8 KV cache through the engine: tokens identical with
+ * and without swap preemption (the swapped blocks are copied whole) and with
  * and without prefix caching (a cached prefix holds the values a recompute
- * would store); the f16 run is a real run (its greedy tokens are reported
- * against the f32 ones: they may split where two logits nearly tie). */
+ * would store); the f16 and q8 runs are real runs (their greedy tokens are
+ * reported against the f32 ones: they may split where two logits nearly
+ * tie). */
 static void test_kv_dtype_engine(void) {
     static const char *base = "generate --model '%s' --tokenizer '%s' --prompt 'Once upon a time' "
                               "--prompt 'Once upon a time, there was' --prompt 'The cat sat on the' --max-tokens 60 "
                               "--output jsonl --kv-dtype %s %s";
-    char a[4096], *plain = NULL, *swapped = NULL, *cached = NULL, *f32 = NULL;
-    snprintf(a, sizeof a, base, MODEL, TOK, "f16", "--num-blocks 64");
-    CU_ASSERT_EQUAL(pgd_test_run_cli(a, &plain, NULL), 0);
-    snprintf(a, sizeof a, base, MODEL, TOK, "f16", "--num-blocks 12 --block-size 8 --preemption swap");
-    CU_ASSERT_EQUAL(pgd_test_run_cli(a, &swapped, NULL), 0);
-    char *cerr = NULL;
-    snprintf(a, sizeof a, base, MODEL, TOK, "f16", "--num-blocks 200 --block-size 4 --prefix-caching on");
-    CU_ASSERT_EQUAL(pgd_test_run_cli(a, &cached, &cerr), 0);
-    CU_ASSERT_PTR_NOT_NULL(cerr && strstr(cerr, "prefix hits 1/")); /* the shared prefix's block was reused */
-    free(cerr);
+    static const char *kts[] = {"f16", "q8"};
+    char a[4096], *f32 = NULL;
     snprintf(a, sizeof a, base, MODEL, TOK, "f32", "--num-blocks 64");
     CU_ASSERT_EQUAL(pgd_test_run_cli(a, &f32, NULL), 0);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(plain);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(swapped);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(cached);
-    CU_ASSERT(same_tokens(plain, swapped));
-    CU_ASSERT(same_tokens(plain, cached));
-    CU_ASSERT_PTR_NOT_NULL(strstr(swapped, "\"num_preemptions\":1")); /* the swap really happened */
-    fprintf(stderr, "[f16 KV tokens %s the f32 ones] ", f32 && same_tokens(plain, f32) ? "equal" : "differ from");
+    for (int k = 0; k < 2; k++) {
+        char *plain = NULL, *swapped = NULL, *cached = NULL;
+        snprintf(a, sizeof a, base, MODEL, TOK, kts[k], "--num-blocks 64");
+        CU_ASSERT_EQUAL(pgd_test_run_cli(a, &plain, NULL), 0);
+        snprintf(a, sizeof a, base, MODEL, TOK, kts[k], "--num-blocks 12 --block-size 8 --preemption swap");
+        CU_ASSERT_EQUAL(pgd_test_run_cli(a, &swapped, NULL), 0);
+        char *cerr = NULL;
+        snprintf(a, sizeof a, base, MODEL, TOK, kts[k], "--num-blocks 200 --block-size 4 --prefix-caching on");
+        CU_ASSERT_EQUAL(pgd_test_run_cli(a, &cached, &cerr), 0);
+        CU_ASSERT_PTR_NOT_NULL(cerr && strstr(cerr, "prefix hits 1/")); /* the shared prefix's block was reused */
+        free(cerr);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(plain);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(swapped);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(cached);
+        CU_ASSERT(same_tokens(plain, swapped));
+        CU_ASSERT(same_tokens(plain, cached));
+        CU_ASSERT_PTR_NOT_NULL(strstr(swapped, "\"num_preemptions\":1")); /* the swap really happened */
+        fprintf(stderr, "[%s KV tokens %s the f32 ones] ", kts[k], f32 && same_tokens(plain, f32) ? "equal" : "differ from");
+        free(plain), free(swapped), free(cached);
+    }
     expect_error("generate --model random:stories260K --prompt hi --kv-dtype q8_0", "--kv-dtype must be", 1);
-    free(plain), free(swapped), free(cached), free(f32);
+    free(f32);
 }
 
 static void test_prompt_too_long(void) {

@@ -467,6 +467,136 @@ static void test_synthetic_defects(void) {
     o = SYNTH_OK; o.version = 1; expect_synth_fail(o, "version 1");
 }
 
+/* ---- k-quants (Q4_K, Q6_K) ---- */
+
+/* Super-block b of 256 values as the GGUF spec lays it out, built by an
+ * encoder written from the spec (the inverse of the decoder under test):
+ * Q4_K: 8 sub-blocks j of 32 with 6-bit scale sc[j] and min m[j]; chunk c
+ * of 64 values holds sub-block 2c in the low nibbles of qs[32c .. 32c+31]
+ * and 2c+1 in the high ones. value = d sc[j] q - dmin m[j]. */
+static float q4k_make(uint8_t *blk, int b, int i) { /* i < 0: encode the whole block */
+    float d = 0.25f * (float)(b + 1), dmin = 0.125f;
+    int sc[8], m[8];
+    for (int j = 0; j < 8; j++) sc[j] = (j * 9 + b * 5 + 3) % 64, m[j] = (j * 13 + b * 7 + 1) % 64;
+    if (i >= 0) {
+        int j = i / 32, l = i % 32, q = (l * 7 + j * 3 + b) % 16;
+        return d * (float)sc[j] * (float)q - dmin * (float)m[j];
+    }
+    uint16_t dh = pgd_f32_to_f16(d), mh = pgd_f32_to_f16(dmin);
+    memcpy(blk, &dh, 2);
+    memcpy(blk + 2, &mh, 2);
+    uint8_t *s = blk + 4, *qs = blk + 16;
+    memset(s, 0, 12);
+    for (int j = 0; j < 4; j++) s[j] = (uint8_t)sc[j], s[j + 4] = (uint8_t)m[j];
+    for (int j = 4; j < 8; j++) {
+        s[j + 4] = (uint8_t)((sc[j] & 0xF) | ((m[j] & 0xF) << 4));
+        s[j - 4] |= (uint8_t)((sc[j] >> 4) << 6);
+        s[j] |= (uint8_t)((m[j] >> 4) << 6);
+    }
+    memset(qs, 0, 128);
+    for (int v = 0; v < 256; v++) {
+        int j = v / 32, l = v % 32, q = (l * 7 + j * 3 + b) % 16, c = j / 2;
+        qs[32 * c + l] |= (uint8_t)(j % 2 ? q << 4 : q);
+    }
+    return 0;
+}
+
+/* Q6_K: halves h of 128 values; in a half, quarter k (32 values, l < 32)
+ * has its low 4 bits in ql[64h + l + 32 (k & 1)] (low nibble for k < 2, high
+ * for k >= 2), its top 2 bits in qh[32h + l] at bit 2k, and scale
+ * sc[8h + l / 16 + 2k] (16 int8 scales, one per 16 values). value =
+ * d sc (q - 32), q in 0..63. */
+static float q6k_make(uint8_t *blk, int b, int i) {
+    float d = 0.0625f * (float)(b + 1);
+    int8_t sc[16];
+    for (int s = 0; s < 16; s++) sc[s] = (int8_t)((s * 11 + b * 3) % 128 - 64);
+    if (i >= 0) {
+        int h = i / 128, k = (i % 128) / 32, l = i % 32, q = (i * 5 + b) % 64;
+        return d * (float)sc[8 * h + l / 16 + 2 * k] * (float)(q - 32);
+    }
+    memset(blk, 0, 210);
+    uint8_t *ql = blk, *qh = blk + 128;
+    memcpy(blk + 192, sc, 16);
+    uint16_t dh = pgd_f32_to_f16(d);
+    memcpy(blk + 208, &dh, 2);
+    for (int v = 0; v < 256; v++) {
+        int h = v / 128, k = (v % 128) / 32, l = v % 32, q = (v * 5 + b) % 64;
+        ql[64 * h + l + 32 * (k & 1)] |= (uint8_t)(k < 2 ? q & 0xF : (q & 0xF) << 4);
+        qh[32 * h + l] |= (uint8_t)((q >> 4) << (2 * k));
+    }
+    return 0;
+}
+
+/* A GGUF file with one k-quant tensor "k" [ne0, rows_claimed] whose data
+ * holds `rows` super-blocks (cut short by `cut` bytes). */
+static gbuf kquant_file(int type, uint64_t ne0, int rows_claimed, int rows, size_t cut) {
+    gbuf b = {0};
+    put(&b, "GGUF", 4);
+    put_u32(&b, 3);
+    put_u64(&b, 1);
+    put_u64(&b, 1);
+    put_key(&b, "general.architecture", PGD_GGUF_STRING); put_str(&b, "test");
+    put_str(&b, "k"); put_u32(&b, 2); put_u64(&b, ne0); put_u64(&b, (uint64_t)rows_claimed);
+    put_u32(&b, (uint32_t)type); put_u64(&b, 0);
+    while (b.n % 32) put(&b, "\0", 1);
+    size_t bs = type == PGD_GGML_Q4_K ? 144 : 210;
+    uint8_t blk[210];
+    for (int r = 0; r < rows; r++) {
+        if (type == PGD_GGML_Q4_K) q4k_make(blk, r, -1);
+        else q6k_make(blk, r, -1);
+        put(&b, blk, bs);
+    }
+    b.n -= cut;
+    return b;
+}
+
+/* Q4_K and Q6_K tensors read and dequantized exactly as the spec's encoding
+ * says (every value of 3 super-blocks with distinct scales, mins and
+ * quants); sizes 144 and 210 bytes per 256 values. */
+static void test_kquants(void) {
+    static const int types[] = {PGD_GGML_Q4_K, PGD_GGML_Q6_K};
+    for (int t = 0; t < 2; t++) {
+        gbuf b = kquant_file(types[t], 256, 3, 3, 0);
+        pgd_gguf *g = open_bytes(b.p, b.n, NULL);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+        const pgd_gguf_tensor *k = pgd_gguf_find_tensor(g, "k");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(k);
+        CU_ASSERT_EQUAL(k->type, types[t]);
+        CU_ASSERT_EQUAL(k->nbytes, 3 * (t ? 210 : 144));
+        CU_ASSERT_STRING_EQUAL(pgd_gguf_type_name(types[t]), t ? "Q6_K" : "Q4_K");
+        float v[768];
+        CU_ASSERT_EQUAL(pgd_gguf_tensor_to_f32(k, v), PGD_OK);
+        int bad = 0;
+        for (int i = 0; i < 768; i++) {
+            float want = t ? q6k_make(NULL, i / 256, i % 256) : q4k_make(NULL, i / 256, i % 256);
+            bad += v[i] != want;
+        }
+        CU_ASSERT_EQUAL(bad, 0);
+        CU_ASSERT_EQUAL(pgd_dtype_bytes(t ? PGD_Q6_K : PGD_Q4_K, 512), t ? 420 : 288);
+        pgd_gguf_close(g);
+        free(b.p);
+    }
+}
+
+/* Damaged k-quant tensors: a row that is not whole super-blocks, data cut
+ * short by one byte, more rows claimed than the data holds. */
+static void test_kquant_defects(void) {
+    static const int types[] = {PGD_GGML_Q4_K, PGD_GGML_Q6_K};
+    for (int t = 0; t < 2; t++) {
+        gbuf b = kquant_file(types[t], 128, 4, 2, 0); /* rows of half a super-block */
+        expect_fail(b.p, b.n, PGD_ERR_FORMAT,
+                    t ? "is Q6_K but its row length 128 is not a multiple of the block size 256"
+                      : "is Q4_K but its row length 128 is not a multiple of the block size 256");
+        free(b.p);
+        b = kquant_file(types[t], 256, 2, 2, 1); /* truncated */
+        expect_fail(b.p, b.n, PGD_ERR_FORMAT, "tensor 'k' data");
+        free(b.p);
+        b = kquant_file(types[t], 256, 3, 2, 0); /* a block count the data does not hold */
+        expect_fail(b.p, b.n, PGD_ERR_FORMAT, "lies past the end of the file");
+        free(b.p);
+    }
+}
+
 /* ---- damaged copies of the real file ---- */
 
 static void test_corrupt_header(void) {
@@ -677,6 +807,8 @@ static CU_TestInfo tiny_tests[] = {
 static CU_TestInfo synth_tests[] = {
     {"v2 file, all value types, Q8_0/BF16", test_synthetic_v2},
     {"defects", test_synthetic_defects},
+    {"Q4_K, Q6_K dequantized as the spec encodes", test_kquants},
+    {"damaged Q4_K, Q6_K tensors", test_kquant_defects},
     CU_TEST_INFO_NULL,
 };
 

@@ -176,15 +176,15 @@ static void test_batched_bs16(void) { run_batched(16, 512, 0); }
 static void test_batched_bs8_chunked(void) { run_batched(8, 2, 0); }
 static void test_batched_bs32_single_thread(void) { run_batched(32, 3, 1); }
 
-/* With an f16 or bf16 KV cache the keys and values are rounded, so the
+/* With an f16, bf16 or q8 KV cache the keys and values are rounded, so the
  * goldens (computed in f32) are reported, not asserted: per prompt, how many
  * generated tokens match, where the first split is, and the gap between the
  * f32 run's top two logits there (a split where they nearly tie is the
  * rounding at work; a wide gap would be a bug). Asserted: the run completes,
  * every first token matches (the prompt's keys are rounded only once). */
 static void test_half_kv_report(void) {
-    static const char *kts[] = {"f16", "bf16"};
-    for (int k = 0; k < 2; k++) {
+    static const char *kts[] = {"f16", "bf16", "q8"};
+    for (int k = 0; k < 3; k++) {
         pgd_backend *be = NULL, *ref = NULL;
         pgd_backend_config bc = {.name = "cpu", .num_threads = 2, .kv_dtype = kts[k]}, rc = {.name = "cpu", .num_threads = 2};
         CU_ASSERT_EQUAL_FATAL(pgd_backend_create(&bc, &be), PGD_OK);

@@ -133,9 +133,11 @@ static void test_matmul_batched_tails(void) {
 }
 
 /* Quantized weights (q8_0, q4_0). The reference dequantizes W and computes
- * in f32; so do the scalar path and the AVX2 batched path (n > 3: f32
- * micro-kernel over dequantized panels), held to the f32 tolerance. The AVX2
- * decode path (n <= 3) also rounds x to int8 per block of 32 (scale d =
+ * in f32; so do the scalar path and the AVX2 batched path when it
+ * dequantizes panels (n > 3 with pgd_cpu_set_q_int_max_tokens(0): the f32
+ * micro-kernel), held to the f32 tolerance. The AVX2 integer paths (decode,
+ * n <= 3, and the register-tiled batched path, run here at every n > 3 by
+ * raising pgd_cpu_q_int_max_tokens) round x to int8 per block of 32 (scale d =
  * max|x| / 127), so each output may differ from the reference by at most
  * sum over blocks of (d / 2) * sum |w| of the block (each x within d / 2 of
  * its rounded value), plus f32 rounding: that bound is checked output by
@@ -164,9 +166,13 @@ static void matmul_q_case(pgd_dtype dt, int n, int in, int out, uint64_t seed) {
             }
             bound[(size_t)t * out + r] = b * (1 + 1e-4) + TOL * ymax;
         }
-    for (int ii = 0; ii < g_n_isas; ii++) {
-        pgd_cpu_set_isa(g_isas[ii]);
-        int int8_path = n <= 3 && !strcmp(g_isas[ii], "avx2");
+    int qmax = pgd_cpu_q_int_max_tokens();
+    for (int ii = 0; ii < 2 * g_n_isas; ii++) {
+        pgd_cpu_set_isa(g_isas[ii / 2]);
+        pgd_cpu_set_q_int_max_tokens(ii % 2 ? 0 : 1 << 20); /* both batched paths, at every n */
+        if (ii % 2 && n <= 3) continue;
+        int int8_path = pgd_cpu_matmul_uses_int8(dt, n);
+        CU_ASSERT_EQUAL(int8_path, !strcmp(g_isas[ii / 2], "avx2") && (n <= 3 || ii % 2 == 0));
         for (int p = 0; p < N_POOLS; p++) {
             for (size_t i = 0; i < no; i++) y[i] = NAN;
             pgd_cpu_matmul(pool_at(p), y, x, w, dt, n, in, out);
@@ -178,12 +184,13 @@ static void matmul_q_case(pgd_dtype dt, int n, int in, int out, uint64_t seed) {
                             "activation-rounding bound\n", pgd_dtype_name(dt), n, in, out, p, bad);
                 CU_ASSERT_EQUAL(bad, 0);
             } else {
-                check(pgd_test_rel_err(y, ref, no), TOL, pgd_dtype_name(dt), g_isas[ii], p, n, in, out);
+                check(pgd_test_rel_err(y, ref, no), TOL, pgd_dtype_name(dt), g_isas[ii / 2], p, n, in, out);
             }
             if (p == 0) memcpy(y0, y, no * sizeof *y);
             else CU_ASSERT(memcmp(y0, y, no * sizeof *y) == 0);
         }
     }
+    pgd_cpu_set_q_int_max_tokens(qmax);
     free(x), free(w), free(ref), free(y), free(y0), free(wf), free(bound);
 }
 
@@ -560,12 +567,14 @@ static void attention_case_q(int bs, int nh, int nkv, int hd, int ns, const int 
     total_blocks += 3; /* spare blocks never referenced */
     size_t cs = (size_t)total_blocks * nkv * bs * hd, qs = (size_t)ntok * nh * hd;
     float *kc = pgd_test_randf(cs, seed, -1, 1), *vc = pgd_test_randf(cs, seed + 1, -1, 1);
-    if (g_kvt != PGD_F32) { /* the caches in f16/bf16, converted in place (first half of the buffer) */
+    if (g_kvt != PGD_F32) { /* the caches in f16/bf16/q8, converted in place (the buffer's start),
+                               row by row (q8 rows are hd + 4 bytes) */
         float *t = malloc(cs * 4);
+        size_t rb = pgd_kv_row_bytes(g_kvt, hd);
         memcpy(t, kc, cs * 4);
-        pgd_dtype_from_f32(kc, g_kvt, t, cs);
+        for (size_t r = 0; r < cs / hd; r++) pgd_kv_row_from_f32((char *)kc + r * rb, g_kvt, t + r * hd, hd);
         memcpy(t, vc, cs * 4);
-        pgd_dtype_from_f32(vc, g_kvt, t, cs);
+        for (size_t r = 0; r < cs / hd; r++) pgd_kv_row_from_f32((char *)vc + r * rb, g_kvt, t + r * hd, hd);
         free(t);
     }
     float *q = pgd_test_randf(qs, seed + 2, -qrange, qrange);
@@ -691,6 +700,106 @@ static void test_attention_half(void) {
     g_kvt = PGD_F32;
 }
 
+/* q8 caches: the fast kernels (int8 converted in registers, the row scale
+ * applied to each score and softmax weight) against the reference reading
+ * the same stored rows, at f32's 1e-5: the stored values are exact in f32,
+ * only the order of the sums differs. Same shapes as the half caches. */
+static void test_attention_q8(void) {
+    static const int len[] = {37, 64, 90, 1, 130}, nq[] = {37, 1, 20, 1, 5};
+    static const int llen[] = {2500, 1100, 3}, lnq[] = {2, 3, 3};
+    g_kvt = PGD_Q8;
+    attention_case(16, 4, 4, 64, 5, len, nq, 1.0f, 2150);
+    attention_case(8, 8, 2, 20, 5, len, nq, 1.0f, 2160);
+    attention_case(16, 6, 1, 7, 5, len, nq, 1.0f, 2170);
+    attention_case(32, 4, 2, 64, 3, llen, lnq, 4.0f, 2180);
+    attention_case_q(16, 4, 2, 32, 5, len, nq, 1.0f, 2190, 2 * 2 * 32 + 5);
+    g_kvt = PGD_F32;
+}
+
+/* A q8 cache against the f32 reference on the unquantized values: each value
+ * is off by at most half a step, max|row| / 254, so with values uniform in
+ * [-1, 1] the attention output is within 1% relative error (the tolerance
+ * here; measured 0.38% and 0.41%). Decode and prefill, GQA,
+ * head dim 64 and 20, contexts up to 2500. */
+static void test_attention_q8_vs_f32(void) {
+    const int nh = 8, nkv = 2, bs = 16, ns = 3;
+    static const int len[] = {70, 2500, 33}, nq[] = {70, 1, 4};
+    static const int hds[] = {64, 20};
+    for (int hi = 0; hi < 2; hi++) {
+        int hd = hds[hi], maxb = (2500 + bs - 1) / bs, nblk = 0;
+        int32_t qs[4] = {0}, lens[3], *bt = malloc(sizeof(int32_t) * ns * maxb);
+        for (int s = 0; s < ns; s++) {
+            qs[s + 1] = qs[s] + nq[s], lens[s] = len[s];
+            for (int b = 0; b < maxb; b++) bt[s * maxb + b] = b < (len[s] + bs - 1) / bs ? nblk++ : 0;
+        }
+        size_t rows = (size_t)nblk * nkv * bs, cs = rows * hd, qn = (size_t)qs[ns] * nh * hd;
+        float *kc = pgd_test_randf(cs, 2300 + (uint64_t)hi, -1, 1), *vc = pgd_test_randf(cs, 2310 + (uint64_t)hi, -1, 1);
+        float *q = pgd_test_randf(qn, 2320 + (uint64_t)hi, -1, 1), *ref = malloc(qn * 4), *out = malloc(qn * 4);
+        char *k8 = malloc(rows * (hd + 4)), *v8 = malloc(rows * (hd + 4));
+        for (size_t r = 0; r < rows; r++) {
+            pgd_kv_row_from_f32(k8 + r * (hd + 4), PGD_Q8, kc + r * hd, hd);
+            pgd_kv_row_from_f32(v8 + r * (hd + 4), PGD_Q8, vc + r * hd, hd);
+        }
+        pgd_paged_attn a = {.out = ref, .q = q, .k_cache = kc, .v_cache = vc, .query_start = qs,
+                           .seq_lens = lens, .block_tables = bt, .num_seqs = ns, .num_tokens = qs[ns],
+                           .max_blocks_per_seq = maxb, .n_heads = nh, .n_kv_heads = nkv, .head_dim = hd,
+                           .block_size = bs, .scale = 1.0f / sqrtf((float)hd), .kv_dtype = PGD_F32};
+        pgd_ref_paged_attention(&a);
+        a.k_cache = k8, a.v_cache = v8, a.kv_dtype = PGD_Q8, a.out = out;
+        pgd_ref_paged_attention(&a);
+        double e = pgd_test_rel_err(out, ref, qn);
+        check(e, 1e-2, "attention q8 vs f32", "ref", 0, hd, 0, 0);
+        for (int ii = 0; ii < g_n_isas; ii++) {
+            pgd_cpu_set_isa(g_isas[ii]);
+            pgd_cpu_paged_attention(g_pool2, &a);
+            check(pgd_test_rel_err(out, ref, qn), 1e-2, "attention q8 vs f32", g_isas[ii], 2, hd, 0, 0);
+        }
+        CU_ASSERT(e > 0); /* it is lossy */
+        free(bt), free(kc), free(vc), free(q), free(ref), free(out), free(k8), free(v8);
+    }
+}
+
+/* kv_write into a q8 cache: each row an f32 scale max|x| / 127 then the
+ * values rounded to nearest, within half a step of the input; the fast
+ * kernel byte for byte equal to the reference. */
+static void test_kv_write_q8(void) {
+    const int bs = 16, n = 70, nkv = 3, hd = 20, nblocks = 9;
+    size_t rb = (size_t)hd + 4, cb = (size_t)nblocks * nkv * bs * rb, kvd = (size_t)nkv * hd;
+    CU_ASSERT_EQUAL(pgd_kv_row_bytes(PGD_Q8, hd), rb);
+    float *k = pgd_test_randf((size_t)n * kvd, 2400, -3, 3), *v = pgd_test_randf((size_t)n * kvd, 2401, -3, 3);
+    int32_t slots[70];
+    for (int i = 0; i < n; i++) slots[i] = i % 7 == 6 ? -1 : (i * 37) % (nblocks * bs);
+    char *kr = calloc(cb, 1), *vr = calloc(cb, 1), *kc = calloc(cb, 1), *vc = calloc(cb, 1);
+    pgd_ref_kv_write(kr, vr, PGD_Q8, k, v, slots, n, nkv, hd, bs, 0);
+    for (int t = 0; t < n; t += 5) {
+        if (slots[t] < 0) continue;
+        for (int h = 0; h < nkv; h++) {
+            const char *row = kr + (((size_t)(slots[t] / bs) * nkv + h) * bs + slots[t] % bs) * rb;
+            const float *x = k + t * kvd + (size_t)h * hd;
+            float amax = 0, s, back[20];
+            for (int d = 0; d < hd; d++) amax = fmaxf(amax, fabsf(x[d]));
+            memcpy(&s, row, 4);
+            CU_ASSERT_EQUAL(s, amax / 127.0f);
+            pgd_kv_row_to_f32(back, row, PGD_Q8, hd);
+            for (int d = 0; d < hd; d++) CU_ASSERT(fabsf(back[d] - x[d]) <= 0.5f * s * 1.0001f);
+        }
+    }
+    for (int ii = 0; ii < g_n_isas; ii++) {
+        pgd_cpu_set_isa(g_isas[ii]);
+        for (int p = 0; p < N_POOLS; p++) {
+            memset(kc, 0, cb), memset(vc, 0, cb);
+            pgd_cpu_kv_write(pool_at(p), kc, vc, PGD_Q8, k, v, slots, n, nkv, hd, bs, 0);
+            CU_ASSERT(memcmp(kc, kr, cb) == 0 && memcmp(vc, vr, cb) == 0);
+        }
+    }
+    float zero[20] = {0}, back[20];
+    char zr[24];
+    pgd_kv_row_from_f32(zr, PGD_Q8, zero, hd); /* an all-zero row: scale 0, values 0 */
+    pgd_kv_row_to_f32(back, zr, PGD_Q8, hd);
+    CU_ASSERT(memcmp(back, zero, sizeof zero) == 0);
+    free(k), free(v), free(kr), free(vr), free(kc), free(vc);
+}
+
 /* kv_write into f16/bf16 caches: each value rounded to nearest even, the
  * fast kernel (F16C where present) byte for byte equal to the reference. */
 static void test_kv_write_half(void) {
@@ -809,6 +918,26 @@ static void test_isa(void) {
     CU_ASSERT_EQUAL(pgd_cpu_set_isa(g_isas[0]), 0);
 }
 
+/* The compute probes: a positive rate on AVX2 (printed: f32 GFLOP/s and
+ * int8 GMAC/s on 1 and 2 threads), 0 on the scalar path (no such kernel). */
+static void test_compute_probe(void) {
+    for (int ii = 0; ii < g_n_isas; ii++) {
+        pgd_cpu_set_isa(g_isas[ii]);
+        double f1 = pgd_cpu_measure_compute(g_pool1, PGD_PROBE_F32_FMA, 3);
+        double i1 = pgd_cpu_measure_compute(g_pool1, PGD_PROBE_INT8_DOT, 3);
+        double f2 = pgd_cpu_measure_compute(g_pool2, PGD_PROBE_F32_FMA, 3);
+        double i2 = pgd_cpu_measure_compute(NULL, PGD_PROBE_INT8_DOT, 1);
+        if (!strcmp(g_isas[ii], "scalar")) {
+            CU_ASSERT(f1 == 0 && i1 == 0 && f2 == 0 && i2 == 0);
+            continue;
+        }
+        CU_ASSERT(f1 > 1e9 && i1 > 1e9 && f2 > 1e9 && i2 > 1e9);
+        fprintf(stderr, "[%s: f32 fma %.1f GFLOP/s (1 thread) %.1f (2), int8 dot %.1f GMAC/s (1)] ", g_isas[ii],
+                f1 / 1e9, f2 / 1e9, i1 / 1e9);
+    }
+    pgd_cpu_set_isa(g_isas[0]);
+}
+
 static void test_copy_bandwidth(void) {
     double bw = pgd_cpu_measure_copy_bandwidth(NULL, (size_t)4 << 20, 3);
     CU_ASSERT(bw > 1e8 && bw < 1e13);
@@ -832,6 +961,9 @@ static CU_TestInfo kernel_tests[] = {
     {"matmul q4_0 vs reference (int8 bound)", test_matmul_q4_0},
     {"embedding from quantized tables", test_embedding_quant},
     {"attention over f16 and bf16 caches", test_attention_half},
+    {"attention over q8 caches", test_attention_q8},
+    {"attention q8 cache vs f32", test_attention_q8_vs_f32},
+    {"kv_write q8", test_kv_write_q8},
     {"kv_write into f16 and bf16 caches", test_kv_write_half},
     {"embedding f32/f16/bf16", test_embedding},
     {"rmsnorm (and in place)", test_rmsnorm},
@@ -852,6 +984,7 @@ static CU_TestInfo runtime_tests[] = {
     {"thread pool 1, 2, 4 threads and NULL", test_threadpool},
     {"isa selection", test_isa},
     {"copy bandwidth measurement", test_copy_bandwidth},
+    {"compute probes", test_compute_probe},
     CU_TEST_INFO_NULL,
 };
 

@@ -302,15 +302,16 @@ static void test_engine_opt13b(void) {
 }
 
 /* The KV dtype asked of a sim backend is priced from its creation: an f32
- * cache on a GPU preset (f16 by default) makes a kv_write cost more. */
+ * cache on a GPU preset (f16 by default) makes a kv_write cost more, a q8
+ * one (1 byte a value + a 4-byte scale per 128-value row) less. */
 static void test_kv_dtype_priced(void) {
-    double dt[2];
-    const char *kts[2] = {NULL, "f32"};
-    for (int i = 0; i < 2; i++) {
+    double dt[3];
+    const char *kts[3] = {NULL, "f32", "q8"};
+    for (int i = 0; i < 3; i++) {
         pgd_backend *b = NULL;
         pgd_backend_config bc = {.name = "sim", .sim_device = "a100-40gb", .kv_dtype = kts[i]};
         CU_ASSERT_EQUAL_FATAL(pgd_backend_create(&bc, &b), PGD_OK);
-        CU_ASSERT_EQUAL(pgd_backend_kv_dtype(b), i ? PGD_F32 : PGD_F16);
+        CU_ASSERT_EQUAL(pgd_backend_kv_dtype(b), i == 2 ? PGD_Q8 : i ? PGD_F32 : PGD_F16);
         void *w = NULL;
         CU_ASSERT_EQUAL_FATAL(pgd_backend_alloc(b, (size_t)64 << 20, &w), PGD_OK); /* virtual */
         double t0 = pgd_clock_now(pgd_backend_clock(b));
@@ -319,7 +320,7 @@ static void test_kv_dtype_priced(void) {
         pgd_backend_free(b, w);
         pgd_backend_destroy(b);
     }
-    CU_ASSERT(dt[1] > dt[0] && dt[0] > 0);
+    CU_ASSERT(dt[1] > dt[0] && dt[0] > dt[2] && dt[2] > 0);
 }
 
 /* Op accounting on the sim backend: each op's seconds are exactly the

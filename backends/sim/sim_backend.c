@@ -226,6 +226,7 @@ pgd_status pgd_sim_backend_create(const pgd_backend_config *cfg, pgd_backend **o
     pgd_dtype kvt;
     if (cfg->kv_dtype && *cfg->kv_dtype && pgd_dtype_from_name(cfg->kv_dtype, &kvt)) s->base.kv_dtype = kvt;
     s->cost.kv_bytes = (double)pgd_dtype_size(s->base.kv_dtype);
+    s->cost.kv_row_extra = s->base.kv_dtype == PGD_Q8 ? (double)sizeof(float) : 0; /* q8's row scale */
     s->base.quant_weights = 1; /* priced by the bytes they take */
     if (s->table)
         snprintf(s->base.description, sizeof s->base.description, "sim: %s x%d, calibrated (%d rows from %s)",

@@ -111,17 +111,21 @@ double pgd_sim_cost_add(const pgd_sim_cost *c, size_t n) {
 }
 
 static double kv_e(const pgd_sim_cost *c) { return c->kv_bytes > 0 ? c->kv_bytes : c->dev.act_bytes; }
+/* Bytes per KV element with the row's share of a per-row scale (q8). */
+static double kv_e_hd(const pgd_sim_cost *c, int head_dim) {
+    return kv_e(c) + (head_dim > 0 ? c->kv_row_extra / head_dim : 0);
+}
 
 double pgd_sim_cost_kv_write(const pgd_sim_cost *c, int n, int kv_heads, int head_dim) {
     double t;
     if (tab(c, "kv_write", kv_heads, head_dim, 0, n, &t)) return t;
     /* k and v read in activations' dtype, written in the cache's */
-    return stream(c, PGD_SIM_ADD, 0, 2.0 * n * ((double)kv_heads / c->tp) * head_dim * (c->dev.act_bytes + kv_e(c)));
+    return stream(c, PGD_SIM_ADD, 0, 2.0 * n * ((double)kv_heads / c->tp) * head_dim * (c->dev.act_bytes + kv_e_hd(c, head_dim)));
 }
 
 double pgd_sim_cost_attention(const pgd_sim_cost *c, const int32_t *qs, const int32_t *lens, int num_seqs, int heads,
                               int kv_heads, int head_dim) {
-    double e = kv_e(c), h = (double)heads / c->tp, kvh = (double)kv_heads / c->tp;
+    double e = kv_e_hd(c, head_dim), h = (double)heads / c->tp, kvh = (double)kv_heads / c->tp;
     double kv_pos = 0, q_tok = 0, pairs = 0, dec_seqs = 0, dec_pos = 0, pre_tok = 0, pre_pairs = 0, pre_seqs = 0,
            pre_pos = 0;
     for (int s = 0; s < num_seqs; s++) {

@@ -160,6 +160,9 @@ typedef struct pgd_sim_cost {
     int tp;                      /* >= 1 */
     const pgd_sim_table *table;  /* borrowed; may be NULL */
     double kv_bytes;             /* bytes per KV cache element (its dtype); 0 = dev.act_bytes */
+    double kv_row_extra;         /* bytes per KV cache row (head_dim elements) beyond those: q8's
+                                    f32 scale (4); kv_write and attention price it, copy_blocks
+                                    (no head_dim there) does not */
 } pgd_sim_cost;
 
 /* Seconds per op (see the model above). */

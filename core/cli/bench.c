@@ -132,7 +132,55 @@ static int decode(bench_ctx *x, int nseq, int groups, int plen, int steps, doubl
 /* KV bytes one sequence's decode step reads at context ctx: K and V of
  * every layer, in the KV cache's dtype. */
 static double bench_kv_bytes(const pgd_model_config *c, int ctx) {
-    return 2.0 * c->n_layers * c->n_kv_heads * c->head_dim * (double)pgd_dtype_size(c->kv_dtype) * ctx;
+    return 2.0 * c->n_layers * c->n_kv_heads * (double)pgd_kv_row_bytes(c->kv_dtype, c->head_dim) * ctx;
+}
+
+/* Multiply-adds of the matmuls per token (every layer's projections and the
+ * classifier: what the weights cost in compute). */
+static double bench_matmul_macs(const pgd_model_config *c) {
+    double d = c->dim, kv = (double)c->n_kv_heads * c->head_dim, qd = (double)c->n_heads * c->head_dim,
+           h = c->hidden_dim, ffn = c->arch == PGD_ARCH_OPT ? 2 : 3;
+    return c->n_layers * (qd * d + 2 * kv * d + d * qd + ffn * h * d) + (double)c->vocab_size * d;
+}
+
+/* f32 flops of attention per decoded token at context ctx (q . k and p . v,
+ * 2 flops a multiply-add, every head of every layer): f32 FMAs whatever the
+ * KV dtype. */
+static double bench_attn_flops(const pgd_model_config *c, int ctx) {
+    return 4.0 * c->n_layers * c->n_heads * c->head_dim * (double)ctx;
+}
+
+/* Tokens/s compute bound of a decode step of B sequences: every token's
+ * matmul multiply-adds at the rate of the operation the kernel uses for B
+ * tokens (the int8 dot probe where pgd_cpu_matmul_uses_int8, else the f32
+ * FMA probe, 2 flops each), plus attention's flops at the FMA rate; 0 when
+ * the probes have nothing (scalar path): no compute bound. */
+static double bench_compute_bound(const pgd_model_config *c, int ctx, int b, double fma, double i8) {
+    if (fma <= 0) return 0;
+    int int8 = pgd_cpu_matmul_uses_int8(c->weight_dtype, b) && i8 > 0;
+    double t = bench_matmul_macs(c) / (int8 ? i8 : fma / 2) + bench_attn_flops(c, ctx) / fma;
+    return 1.0 / t;
+}
+
+/* The bound a figure is held to: the lower of the read bound (unless the
+ * step's bytes fit in cache: then none) and the compute bound (unless
+ * unknown); *which is "read", "compute" or "" (no bound). */
+static double bench_min_bound(double read, int cached, double compute, const char **which) {
+    double b = 0;
+    *which = "";
+    if (!cached && read > 0) b = read, *which = "read";
+    if (compute > 0 && (b == 0 || compute < b)) b = compute, *which = "compute";
+    return b;
+}
+
+/* The median of v[0..n) (n <= 1000, --reps' limit) without reordering v:
+ * pgd_cli_median sorts in place, and the per-rep rows must keep their rep
+ * order for the same-rep ratios taken after. */
+static double median_of(const double *v, int n) {
+    double c[1000];
+    if (n > 1000) n = 1000;
+    memcpy(c, v, sizeof(double) * (size_t)n);
+    return pgd_cli_median(c, n);
 }
 
 /* Tokens/s bound of a decode step of B sequences: B x read bandwidth /
@@ -199,6 +247,16 @@ static const char *of_bound(char *buf, size_t n, double tps, double bound, int c
     return buf;
 }
 
+/* "NN% r" of the read bound or "NN% c" of the compute bound, whichever is
+ * lower ("NN% c$" when the read bound does not apply: cache), "-" if none. */
+static const char *of_min_bound(char *buf, size_t n, double tps, double read, int cached, double compute) {
+    const char *which;
+    double b = bench_min_bound(read, cached, compute, &which);
+    if (b <= 0) snprintf(buf, n, cached ? "cache" : "-");
+    else snprintf(buf, n, "%.0f%% %c%s", 100 * tps / b, which[0], cached ? "$" : "");
+    return buf;
+}
+
 /* Bytes of weights a decode step reads: all but the embedding table (a few
  * rows are gathered) unless it doubles as the classifier. */
 static size_t bench_weight_bytes(const pgd_model_config *c) {
@@ -230,21 +288,27 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
                         int reps, int block_size, const int *batches, int nb, const char *json_path) {
     enum { MAXD = 16 };
     pgd_dtype dts[MAXD], kvs[MAXD], wl[MAXD], kl[MAXD];
-    int nd = 0, nw = 0, nk = 0, rc = 1, max_batch = 1;
+    int deq[MAXD], wdeq[MAXD]; /* 1: "q8_0:deq", batched matmuls on dequantized panels */
+    int nd = 0, nw = 0, nk = 0, rc = 1, max_batch = 1, qint_default = pgd_cpu_q_int_max_tokens();
     char buf[128];
     snprintf(buf, sizeof buf, "%s", dtypes_s);
     char *save = NULL;
     for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        if (nw == 8 || !pgd_dtype_from_name(t, &wl[nw])) {
-            fprintf(stderr, "pagoda bench: --dtypes takes up to 8 of f32, f16, bf16, q8_0, q4_0 (got '%s')\n", t);
+        char *colon = strchr(t, ':');
+        wdeq[nw] = colon && !strcmp(colon, ":deq");
+        if (wdeq[nw]) *colon = 0;
+        if (nw == 8 || !pgd_dtype_from_name(t, &wl[nw]) || !pgd_dtype_is_weight(wl[nw]) ||
+            (colon && !wdeq[nw]) || (wdeq[nw] && !pgd_dtype_is_quant(wl[nw]))) {
+            fprintf(stderr, "pagoda bench: --dtypes takes up to 8 of f32, f16, bf16, q8_0, q4_0, q8_0:deq, q4_0:deq "
+                            "(got '%s%s')\n", t, wdeq[nw] ? ":deq" : colon ? colon : "");
             return 2;
         }
         nw++;
     }
     snprintf(buf, sizeof buf, "%s", kv_s ? kv_s : "f32");
     for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        if (nk == 3 || !pgd_dtype_from_name(t, &kl[nk]) || pgd_dtype_is_quant(kl[nk])) {
-            fprintf(stderr, "pagoda bench: --kv-dtypes takes up to 3 of f32, f16, bf16 (got '%s')\n", t);
+        if (nk == 4 || !pgd_dtype_from_name(t, &kl[nk]) || !pgd_dtype_is_kv(kl[nk])) {
+            fprintf(stderr, "pagoda bench: --kv-dtypes takes up to 4 of f32, f16, bf16, q8 (got '%s')\n", t);
             return 2;
         }
         nk++;
@@ -254,10 +318,11 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
         return 2;
     }
     for (int w = 0; w < nw; w++) /* rows: each weight dtype with each KV dtype */
-        for (int k = 0; k < nk; k++) dts[nd] = wl[w], kvs[nd] = kl[k], nd++;
-    char label[MAXD][24];
+        for (int k = 0; k < nk; k++) dts[nd] = wl[w], kvs[nd] = kl[k], deq[nd] = wdeq[w], nd++;
+    char label[MAXD][32];
     for (int d = 0; d < nd; d++)
-        snprintf(label[d], sizeof label[d], nk > 1 ? "%s, kv %s" : "%s", pgd_dtype_name(dts[d]), pgd_dtype_name(kvs[d]));
+        snprintf(label[d], sizeof label[d], nk > 1 ? "%s%s, kv %s" : "%s%s", pgd_dtype_name(dts[d]),
+                 deq[d] ? ":deq" : "", pgd_dtype_name(kvs[d]));
     if (strncmp(model, "random:", 7) || strstr(model, "dtype=")) {
         fprintf(stderr, "pagoda bench: --dtypes needs a random: model without a dtype= key (got '%s'): each dtype\n"
                         "  is the same shape and seed stored another way\n", model);
@@ -271,10 +336,13 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
     size_t wb[MAXD];
     double *pre = calloc((size_t)nd * reps, sizeof(double)), *one = calloc((size_t)nd * reps, sizeof(double));
     double *bat = calloc((size_t)nd * reps * nb, sizeof(double)), *tmp = calloc((size_t)reps, sizeof(double));
+    /* the same per second of the process's CPU time (what a busy machine's neighbours do not take) */
+    double *cpre = calloc((size_t)nd * reps, sizeof(double)), *cone = calloc((size_t)nd * reps, sizeof(double));
+    double *cbat = calloc((size_t)nd * reps * nb, sizeof(double));
     double *med_pre = calloc((size_t)nd, sizeof(double)), *med_one = calloc((size_t)nd, sizeof(double));
     double *med_bat = calloc((size_t)nd * nb, sizeof(double)), *r_pre = calloc((size_t)nd, sizeof(double));
     double *r_one = calloc((size_t)nd, sizeof(double)), *r_bat = calloc((size_t)nd * nb, sizeof(double));
-    if (!pre || !one || !bat || !tmp || !med_pre || !med_one || !med_bat || !r_pre || !r_one || !r_bat) {
+    if (!pre || !one || !bat || !cpre || !cone || !cbat || !tmp || !med_pre || !med_one || !med_bat || !r_pre || !r_one || !r_bat) {
         rc = pgd_cli_fail("out of memory");
         goto done;
     }
@@ -297,12 +365,14 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
         wb[d] = bench_weight_bytes(xs[d].c);
         /* every sequence's prompt once (its KV is then in place for all decodes), and a warm-up */
         double st;
+        pgd_cpu_set_q_int_max_tokens(deq[d] ? 0 : qint_default);
         if (prefill(&xs[d], max_batch, plen, NULL, NULL) || decode(&xs[d], 1, 1, plen, 2, &st, NULL)) goto done;
     }
     fprintf(stderr, "pagoda bench: measuring copy bandwidth ...\n");
     tp = pgd_threadpool_create(threads);
     double bw = pgd_cpu_measure_copy_bandwidth(tp, (size_t)256 << 20, 2 * reps + 1);
     double kvb[MAXD]; /* KV bytes per sequence and step, in each row's KV dtype */
+    double fma = 0, int8 = 0; /* the compute probes: the best of one per rep */
     for (int d = 0; d < nd; d++) kvb[d] = bench_kv_bytes(xs[d].c, plen + steps / 2);
     rbws = calloc((size_t)reps, sizeof(double));
     if (!tp || !rbws) {
@@ -313,25 +383,37 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
         fprintf(stderr, "pagoda bench: rep %d/%d ...\n", r + 1, reps);
         /* the read bandwidth in every rep, beside the figures it bounds */
         rbws[r] = best_read_bw(tp, 3);
+        double f = pgd_cpu_measure_compute(tp, PGD_PROBE_F32_FMA, 1), i8 = pgd_cpu_measure_compute(tp, PGD_PROBE_INT8_DOT, 1);
+        fma = f > fma ? f : fma, int8 = i8 > int8 ? i8 : int8;
         for (int k = 0; k < nd; k++) {
             int d = (k + r) % nd; /* a different dtype first each rep */
-            double t, st;
-            if (prefill(&xs[d], 1, plen, &t, NULL)) goto done;
-            pre[d * reps + r] = plen / t;
-            if (decode(&xs[d], 1, 1, plen, steps, &st, NULL)) goto done;
-            one[d * reps + r] = 1.0 / st;
+            double t, st, ct, cs;
+            pgd_cpu_set_q_int_max_tokens(deq[d] ? 0 : qint_default);
+            if (prefill(&xs[d], 1, plen, &t, &ct)) goto done;
+            pre[d * reps + r] = plen / t, cpre[d * reps + r] = ct > 0 ? plen / ct : 0;
+            if (decode(&xs[d], 1, 1, plen, steps, &st, &cs)) goto done;
+            one[d * reps + r] = 1.0 / st, cone[d * reps + r] = cs > 0 ? 1.0 / cs : 0;
             for (int i = 0; i < nb; i++) {
-                if (decode(&xs[d], batches[i], 1, plen, steps, &st, NULL)) goto done;
+                if (decode(&xs[d], batches[i], 1, plen, steps, &st, &cs)) goto done;
                 bat[((size_t)d * nb + i) * reps + r] = batches[i] / st;
+                cbat[((size_t)d * nb + i) * reps + r] = cs > 0 ? batches[i] / cs : 0;
             }
         }
     }
     double rbw = 0;
     for (int r = 0; r < reps; r++) rbw = rbws[r] > rbw ? rbws[r] : rbw;
+    int mid = plen + steps / 2;
+    double cb1[MAXD], cbb[MAXD][32]; /* compute bounds: decode b1, each batch (row's own path) */
     for (int d = 0; d < nd; d++) {
-        med_pre[d] = pgd_cli_median(pre + (size_t)d * reps, reps);
-        med_one[d] = pgd_cli_median(one + (size_t)d * reps, reps);
-        for (int i = 0; i < nb; i++) med_bat[d * nb + i] = pgd_cli_median(bat + ((size_t)d * nb + i) * reps, reps);
+        pgd_cpu_set_q_int_max_tokens(deq[d] ? 0 : qint_default);
+        cb1[d] = bench_compute_bound(xs[d].c, mid, 1, fma, int8);
+        for (int i = 0; i < nb && i < 32; i++) cbb[d][i] = bench_compute_bound(xs[d].c, mid, batches[i], fma, int8);
+    }
+    pgd_cpu_set_q_int_max_tokens(qint_default);
+    for (int d = 0; d < nd; d++) {
+        med_pre[d] = median_of(pre + (size_t)d * reps, reps);
+        med_one[d] = median_of(one + (size_t)d * reps, reps);
+        for (int i = 0; i < nb; i++) med_bat[d * nb + i] = median_of(bat + ((size_t)d * nb + i) * reps, reps);
         for (int r = 0; r < reps; r++) tmp[r] = pre[d * reps + r] / pre[r];
         r_pre[d] = pgd_cli_median(tmp, reps);
         for (int r = 0; r < reps; r++) tmp[r] = one[d * reps + r] / one[r];
@@ -350,10 +432,16 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
     printf("bandwidth    : read %.2f GB/s (256 MiB on the same threads, the best of 3 probes in each of the\n"
            "               %d reps), copy %.2f GB/s (median of %d before the reps)\n", rbw / 1e9, reps, bw / 1e9,
            2 * reps + 1);
+    printf("compute      : f32 FMA %.1f GFLOP/s, int8 dot %.1f GMAC/s (in registers on the same threads, the\n"
+           "               best of one probe in each rep)\n", fma / 1e9, int8 / 1e9);
     printf("settings     : prompt %d tokens, %d decode steps, block size %d, median of %d interleaved reps\n",
            plen, steps, block_size, reps);
-    printf("bound (bd)   : B x read bw / (weight bytes + B x KV bytes per sequence: %.2f MB in f32)\n\n",
-           bench_kv_bytes(xs[0].c, plen + steps / 2) * 4 / (double)pgd_dtype_size(xs[0].c->kv_dtype) / 1e6);
+    printf("read bound   : B x read bw / (weight bytes + B x KV bytes per sequence: %.2f MB in f32)\n",
+           2.0 * xs[0].c->n_layers * xs[0].c->n_kv_heads * xs[0].c->head_dim * 4.0 * mid / 1e6);
+    printf("compute bound: 1 / (matmul MACs per token (%.1fM) / the kernel's rate (int8 dot where it takes\n"
+           "               integer dot products, else FMA flops / 2) + attention flops / FMA flops)\n"
+           "%% bd         : of the lower bound, r (read) or c (compute); $: the step fits in cache, so only\n"
+           "               the compute bound applies\n\n", bench_matmul_macs(xs[0].c) / 1e6);
     double smallest = (double)wb[0], llc = llc_bytes();
     for (int d = 1; d < nd; d++) smallest = (double)wb[d] < smallest ? (double)wb[d] : smallest;
     note_cache(smallest, llc);
@@ -366,13 +454,28 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
         int cached = fits_cache((double)wb[d], llc);
         char pct[16];
         printf("| %s | %.1f | %.1f | %.2fx | %.1f | %s | %.2fx |", label[d], wb[d] / 1e6, med_pre[d], r_pre[d],
-               med_one[d], of_bound(pct, sizeof pct, med_one[d], bench_bound(rbw, (double)wb[d], kvb[d], 1), cached),
+               med_one[d],
+               of_min_bound(pct, sizeof pct, med_one[d], bench_bound(rbw, (double)wb[d], kvb[d], 1), cached, cb1[d]),
                r_one[d]);
         for (int i = 0; i < nb; i++)
             printf(" %.1f | %s |", med_bat[d * nb + i],
-                   of_bound(pct, sizeof pct, med_bat[d * nb + i],
-                            bench_bound(rbw, (double)wb[d], kvb[d], batches[i]), cached));
+                   of_min_bound(pct, sizeof pct, med_bat[d * nb + i],
+                                bench_bound(rbw, (double)wb[d], kvb[d], batches[i]), cached, i < 32 ? cbb[d][i] : 0));
         printf("\n");
+    }
+    /* the bounds themselves, and what the largest batch may gain over batch 1 */
+    int bl = nb - 1;
+    printf("\nthe bounds (tok/s) and the largest batch against batch 1:\n\n| weights | b1 read | b1 compute |"
+           " batch %d read | batch %d compute | batch %d binds | batch %d / b1 measured | bound / b1 bound |\n"
+           "|---|---|---|---|---|---|---|---|\n", batches[bl], batches[bl], batches[bl], batches[bl]);
+    for (int d = 0; d < nd; d++) {
+        int cached = fits_cache((double)wb[d], llc);
+        double r1 = bench_bound(rbw, (double)wb[d], kvb[d], 1), rb = bench_bound(rbw, (double)wb[d], kvb[d], batches[bl]);
+        const char *w1, *wb_;
+        double b1 = bench_min_bound(r1, cached, cb1[d], &w1), bb = bench_min_bound(rb, cached, cbb[d][bl], &wb_);
+        printf("| %s | %.1f%s | %.1f | %.1f%s | %.1f | %s | %.2fx | %.2fx |\n", label[d], r1, cached ? " $" : "",
+               cb1[d], rb, cached ? " $" : "", cbb[d][bl], wb_, med_bat[d * nb + bl] / med_one[d],
+               b1 > 0 ? bb / b1 : 0);
     }
     printf("\nthe same, as ratios to %s measured in the same rep (median over reps):\n\n| weights | prefill | "
            "decode b1 |", label[0]);
@@ -386,6 +489,30 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
         printf("\n");
     }
     printf("\n'vs %s': median over reps of the ratio to %s measured in the same rep\n", label[0], label[0]);
+    /* per CPU second: on a shared machine the wall-clock ratios carry the neighbours' bursts; these
+     * do not (a pool thread's spinning counts, so --threads 1 gives the cleanest) */
+    printf("\nper CPU second of the process (tok/s per CPU-s, then the median ratio to %s within a rep):\n\n"
+           "| weights | prefill | vs %s | decode b1 | vs %s |", label[0], label[0], label[0]);
+    for (int i = 0; i < nb; i++) printf(" batch %d | vs %s |", batches[i], label[0]);
+    printf("\n|---|---|---|---|---|");
+    for (int i = 0; i < nb; i++) printf("---|---|");
+    printf("\n");
+    for (int d = 0; d < nd; d++) {
+        for (int r = 0; r < reps; r++) tmp[r] = cpre[r] > 0 ? cpre[d * reps + r] / cpre[r] : 0;
+        double rp = pgd_cli_median(tmp, reps);
+        for (int r = 0; r < reps; r++) tmp[r] = cone[r] > 0 ? cone[d * reps + r] / cone[r] : 0;
+        double ro = pgd_cli_median(tmp, reps);
+        printf("| %s | %.1f | %.2fx | %.1f | %.2fx |", label[d], median_of(cpre + (size_t)d * reps, reps), rp,
+               median_of(cone + (size_t)d * reps, reps), ro);
+        for (int i = 0; i < nb; i++) {
+            for (int r = 0; r < reps; r++)
+                tmp[r] = cbat[(size_t)i * reps + r] > 0
+                             ? cbat[((size_t)d * nb + i) * reps + r] / cbat[(size_t)i * reps + r] : 0;
+            printf(" %.1f | %.2fx |", median_of(cbat + ((size_t)d * nb + i) * reps, reps),
+                   pgd_cli_median(tmp, reps));
+        }
+        printf("\n");
+    }
     if (json_path) {
         json_t *o = json_object(), *arr = json_array();
         json_object_set_new(o, "machine", json_string(cpu));
@@ -393,9 +520,14 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
         json_object_set_new(o, "model", json_string(model));
         json_object_set_new(o, "copy_bandwidth_Bps", json_real(bw));
         json_object_set_new(o, "read_bandwidth_Bps", json_real(rbw));
+        json_object_set_new(o, "fma_flops_per_s", json_real(fma));
+        json_object_set_new(o, "int8_dot_macs_per_s", json_real(int8));
+        json_object_set_new(o, "q_int_max_tokens", json_integer(qint_default));
         for (int d = 0; d < nd; d++) {
             json_t *e = json_object(), *ba = json_array();
             json_object_set_new(e, "dtype", json_string(pgd_dtype_name(dts[d])));
+            json_object_set_new(e, "batched_dequantized", json_boolean(deq[d]));
+            json_object_set_new(e, "fits_cache", json_boolean(fits_cache((double)wb[d], llc)));
             json_object_set_new(e, "kv_dtype", json_string(pgd_dtype_name(kvs[d])));
             json_object_set_new(e, "kv_bytes_per_seq_step", json_real(kvb[d]));
             json_object_set_new(e, "weight_bytes_per_step", json_integer((json_int_t)wb[d]));
@@ -404,11 +536,13 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
             json_object_set_new(e, "single_decode_tps", json_real(med_one[d]));
             json_object_set_new(e, "single_decode_ratio_to_first", json_real(r_one[d]));
             json_object_set_new(e, "bound_decode_tps", json_real(bench_bound(rbw, (double)wb[d], kvb[d], 1)));
+            json_object_set_new(e, "compute_bound_decode_tps", json_real(cb1[d]));
             for (int i = 0; i < nb; i++) {
                 json_t *b = json_object();
                 json_object_set_new(b, "batch", json_integer(batches[i]));
                 json_object_set_new(b, "decode_tps", json_real(med_bat[d * nb + i]));
                 json_object_set_new(b, "bound_tps", json_real(bench_bound(rbw, (double)wb[d], kvb[d], batches[i])));
+                json_object_set_new(b, "compute_bound_tps", json_real(i < 32 ? cbb[d][i] : 0));
                 json_object_set_new(b, "ratio_to_first", json_real(r_bat[d * nb + i]));
                 json_array_append_new(ba, b);
             }
@@ -428,6 +562,7 @@ done:
     }
     pgd_threadpool_destroy(tp);
     free(rbws);
+    free(cpre), free(cone), free(cbat);
     free(pre), free(one), free(bat), free(tmp), free(med_pre), free(med_one), free(med_bat), free(r_pre), free(r_one);
     free(r_bat);
     return rc;
@@ -444,7 +579,7 @@ int pgd_cmd_bench(int argc, char **argv) {
         {"block-size", required_argument, 0, 'b'}, {"json", required_argument, 0, 'J'},
         {"no-overlap", no_argument, 0, 'O'},       {"help", no_argument, 0, 'h'},
         {"dtypes", required_argument, 0, 'D'}, {"kv-dtypes", required_argument, 0, 'K'},
-        {"kv-dtype", required_argument, 0, 'V'},
+        {"kv-dtype", required_argument, 0, 'V'}, {"q-int-max", required_argument, 0, 'Q'},
         PGD_PAR_LONGOPTS, {0, 0, 0, 0}};
     pgd_parallel_config par = {0};
     int async = 0, no_overlap = 0;
@@ -464,17 +599,28 @@ int pgd_cmd_bench(int argc, char **argv) {
         case 'D': dtypes_s = optarg; break;
         case 'K': kv_dtypes_s = optarg; break;
         case 'V': kv_dtype = optarg; break;
+        case 'Q': {
+            int q;
+            if (!pgd_cli_int("--q-int-max", optarg, 0, 1 << 20, &q)) return 2;
+            pgd_cpu_set_q_int_max_tokens(q);
+            break;
+        }
         case 'h':
             printf("usage: pagoda bench [--model random:stories110M] [--threads N] [--batches 1,8,32]\n"
                    "                    [--prompt-len 128] [--decode-steps 16] [--reps 5] [--json FILE]\n"
                    "                    [--tp N] [--pp M] [--comm threads|mpi|nccl] [--stage-layers A,B] [--pin]\n"
-                   "                    [--async] [--no-overlap] [--kv-dtype f32|f16|bf16]\n"
-                   "                    [--dtypes f32,f16,bf16,q8_0,q4_0 [--kv-dtypes f32,f16]]\n"
+                   "                    [--async] [--no-overlap] [--kv-dtype f32|f16|bf16|q8]\n"
+                   "                    [--dtypes f32,f16,bf16,q8_0,q4_0,q8_0:deq [--kv-dtypes f32,f16,q8]]\n"
                    PGD_PAR_USAGE
                    "  --no-overlap   decode one batch at a time even when the layout takes several\n"
                    "  --dtypes LIST  the random --model shape in each of these weight dtypes, measured\n"
-                   "                 interleaved in one run, each against its own read bound (one process)\n"
-                   "  --kv-dtypes L  with --dtypes: every weight dtype with each of these KV cache dtypes\n");
+                   "                 interleaved in one run, each against its own read and compute bounds\n"
+                   "                 (one process); q8_0:deq / q4_0:deq: batched matmuls on dequantized f32\n"
+                   "                 panels instead of integer dot products (same-run comparison of the paths)\n"
+                   "  --kv-dtypes L  with --dtypes: every weight dtype with each of these KV cache dtypes\n"
+                   "  --q-int-max N  batched quantized matmuls of up to N tokens take integer dot products\n"
+                   "                 (default %d, measured; 0: never), e.g. to measure the switch\n",
+                   pgd_cpu_q_int_max_tokens());
             return 0;
         default: {
             int r = pgd_par_opt(ch, optarg, &par, &async);

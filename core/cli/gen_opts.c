@@ -45,7 +45,8 @@ static void usage(FILE *f) {
             "                 for several prompts), jsonl (one object per prompt, in input order)\n"
             "  --kv-memory    KV cache size, e.g. 64M or 2G (instead of --num-blocks)\n"
             "  --kv-dtype     KV cache element type: f32 (default), f16 or bf16 (half the bytes: twice\n"
-            "                 the blocks in --kv-memory, half the attention reads; values rounded)\n"
+            "                 the blocks in --kv-memory, half the attention reads; values rounded), q8\n"
+            "                 (int8 + an f32 scale per token and head: head_dim + 4 bytes a row)\n"
             "  --prefill-chunk N  same as --chunked-prefill on --max-batched-tokens N\n"
             "  --chat         each prompt is one user message, rendered by the chat template\n"
             "  --chat-template none|llama-2|llama-3|chatml (default: the model's GGUF template, else none)\n"
@@ -291,8 +292,8 @@ static int parse_opts(int argc, char **argv, pgd_gen_opts *o, int serve) {
         case 'x': BAD(parse_onoff("--prefix-caching", optarg, &o->engine.prefix_caching)); break;
         case 'V': {
             pgd_dtype t;
-            if (!pgd_dtype_from_name(optarg, &t) || pgd_dtype_is_quant(t)) {
-                fprintf(stderr, "pagoda: --kv-dtype must be f32, f16 or bf16 (got '%s')\n", optarg);
+            if (!pgd_dtype_from_name(optarg, &t) || !pgd_dtype_is_kv(t)) {
+                fprintf(stderr, "pagoda: --kv-dtype must be f32, f16, bf16 or q8 (got '%s')\n", optarg);
                 BAD(0);
             }
             o->kv_dtype = optarg;

@@ -658,7 +658,7 @@ int pgd_cmd_profile(int argc, char **argv) {
         case 'B': o.backend = optarg; break;
         case 'j': if (!pgd_cli_int("--threads", optarg, 0, 1024, &o.threads)) return 2; break;
         case 'd':
-            if (!pgd_dtype_from_name(optarg, &o.dtype)) {
+            if (!pgd_dtype_from_name(optarg, &o.dtype) || !pgd_dtype_is_weight(o.dtype)) {
                 fprintf(stderr, "pagoda profile: --dtype must be f32, f16, bf16, q8_0 or q4_0 (got '%s')\n", optarg);
                 return 2;
             }

@@ -51,7 +51,7 @@ static const pgd_cfg_key schema[] = {
 
     {"engine", "block_size", PGD_CFG_INT, 1, 4096, NULL, "16", "tokens per KV block"},
     {"engine", "kv_memory", PGD_CFG_SIZE, 0, 0, NULL, "", "KV cache size (e.g. 64M); default 256M capped at what max_num_seqs can use"},
-    {"engine", "kv_dtype", PGD_CFG_CHOICE, 0, 0, "auto|f32|f16|bf16", "auto", "KV cache element type (auto: f32; the sim's GPU presets f16)"},
+    {"engine", "kv_dtype", PGD_CFG_CHOICE, 0, 0, "auto|f32|f16|bf16|q8", "auto", "KV cache element type (auto: f32; the sim's GPU presets f16; q8: int8 with an f32 scale per token per head)"},
     {"engine", "num_blocks", PGD_CFG_INT, 0, 1 << 30, NULL, "0", "KV blocks incl. the null block (instead of kv_memory; 0 = from kv_memory)"},
     {"engine", "swap_blocks", PGD_CFG_INT, 0, 1 << 30, NULL, "0", "host swap space in blocks (0 = as many as device blocks)"},
     {"engine", "max_num_batched_tokens", PGD_CFG_INT, 0, 1 << 24, NULL, "0", "token budget per step (0 = scheduler default)"},

@@ -4,7 +4,8 @@
  * output_norm, output [absent = tied]), every shape checked against the
  * config, F32/F16/BF16 kept as they are (matmul weights take the dtype of
  * blk.0.attn_q), Q8_0/Q4_0 kept quantized where the backend has kernels for
- * them (the CPU, the sim), else dequantised to f32; a tensor of another
+ * them (the CPU, the sim), else dequantised to f32, Q4_K/Q6_K dequantised
+ * to f32 (no kernels for them); a tensor of another
  * dtype than its slot is converted; the tokenizer from metadata. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +46,8 @@ static pgd_status dtype_of(const pgd_gguf *g, const pgd_gguf_tensor *t, pgd_dtyp
     case PGD_GGML_BF16: *dt = PGD_BF16; return PGD_OK;
     case PGD_GGML_Q8_0: *dt = PGD_Q8_0; return PGD_OK;
     case PGD_GGML_Q4_0: *dt = PGD_Q4_0; return PGD_OK;
+    case PGD_GGML_Q4_K: *dt = PGD_Q4_K; return PGD_OK;
+    case PGD_GGML_Q6_K: *dt = PGD_Q6_K; return PGD_OK;
     }
     return pgd_error(PGD_ERR_UNSUPPORTED, "%s: tensor '%s' has unsupported type %d", pgd_gguf_path(g), t->name, t->type);
 }
@@ -69,9 +72,10 @@ static pgd_status put_tensor(pgd_model *m, const pgd_gguf *g, const char *name, 
     return pgd_model_put_tensor(m, kind, layer, &(pgd_tensor_src){.data = t->data, .dt = st});
 }
 
-/* The dtype a tensor stored as st runs in on this backend. */
+/* The dtype a tensor stored as st runs in on this backend (the k-quants:
+ * f32, no kernel reads them). */
 static pgd_dtype run_dtype(const pgd_model *m, pgd_dtype st) {
-    return pgd_backend_takes_weights(m->backend, st) ? st : PGD_F32;
+    return !pgd_dtype_is_kquant(st) && pgd_backend_takes_weights(m->backend, st) ? st : PGD_F32;
 }
 
 pgd_status pgd_model_load_gguf(pgd_model *m, const char *path) {

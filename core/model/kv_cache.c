@@ -5,9 +5,10 @@
  * (all layers' K and V of one block together) from pgd_backend_host_alloc:
  * page-locked on GPU backends, plain memory on the CPU.
  * On a computing backend the storage holds the backend's KV dtype (f32,
- * f16, bf16: elem bytes each); on a virtual backend (sim) it is f32-shaped
- * and holds nothing, while swaps transfer block_floats * elem bytes (what a
- * GPU would move) and the host swap space is a virtual range too. */
+ * f16, bf16: elem bytes each; q8: rows of head_dim int8 after an f32 scale,
+ * pgd_kv_row_bytes); on a virtual backend (sim) it is f32-shaped and holds
+ * nothing, while swaps transfer block_bytes (what a GPU would move) and the
+ * host swap space is a virtual range too. */
 #include <stdlib.h>
 
 #include "model_impl.h"
@@ -17,12 +18,14 @@ struct pgd_kv_cache {
     char *data;
     size_t layer_floats;  /* elements in one layer's K (or V) */
     size_t block_floats;  /* elements of one block in one layer's K (or V) */
-    size_t store;         /* bytes per stored element: elem, or 4 on a virtual backend */
+    size_t store_block;   /* bytes of one stored block in one layer's K (or V): block_bytes, or
+                             block_floats * 4 on a virtual backend */
     int n_layers, block_size, num_blocks;
     char *host;           /* swap space: (num_host_blocks, 2 * n_layers, block_floats) elements */
     int num_host_blocks;
     int host_on_backend;  /* virtual backend: host allocated (as a virtual range) by the backend */
-    size_t elem;          /* bytes per element moved by a swap */
+    size_t block_bytes;   /* bytes of one block in one layer's K (or V) in the KV dtype: what a
+                             swap moves */
 };
 
 pgd_status pgd_model_kv_cache_create(pgd_model *m, int block_size, int num_blocks,
@@ -33,7 +36,7 @@ pgd_status pgd_model_kv_cache_create(pgd_model *m, int block_size, int num_block
 
 size_t pgd_kv_cache_block_bytes(const pgd_model_config *c, int block_size) {
     return 2 * (size_t)c->n_layers * (size_t)c->n_kv_heads * (size_t)block_size *
-           (size_t)c->head_dim * pgd_dtype_size(c->kv_dtype);
+           pgd_kv_row_bytes(c->kv_dtype, c->head_dim);
 }
 
 pgd_status pgd_kv_cache_create(pgd_backend *b, const pgd_model_config *c, int block_size,
@@ -51,11 +54,18 @@ pgd_status pgd_kv_cache_create(pgd_backend *b, const pgd_model_config *c, int bl
     kv->block_size = block_size;
     kv->num_blocks = num_blocks;
     kv->block_floats = (size_t)c->n_kv_heads * block_size * c->head_dim;
-    kv->elem = pgd_dtype_size(c->kv_dtype);
+    kv->block_bytes = (size_t)c->n_kv_heads * block_size * pgd_kv_row_bytes(c->kv_dtype, c->head_dim);
     kv->host_on_backend = !pgd_backend_computes(b);
-    kv->store = kv->host_on_backend ? sizeof(float) : kv->elem;
+    kv->store_block = kv->host_on_backend ? kv->block_floats * sizeof(float) : kv->block_bytes;
+    if (kv->store_block % sizeof(float)) { /* copy_blocks moves whole floats */
+        size_t bb = kv->block_bytes;
+        free(kv);
+        return pgd_error(PGD_ERR_INVALID, "kv cache: a %s block of %d tokens x %d kv heads takes %zu bytes, "
+                         "not a multiple of 4: use a block size that is a multiple of 4",
+                         pgd_dtype_name(c->kv_dtype), block_size, c->n_kv_heads, bb);
+    }
     kv->layer_floats = (size_t)num_blocks * kv->block_floats;
-    size_t bytes = 2 * (size_t)c->n_layers * kv->layer_floats * kv->store;
+    size_t bytes = 2 * (size_t)c->n_layers * (size_t)num_blocks * kv->store_block;
     pgd_status s = pgd_backend_alloc(b, bytes, (void **)&kv->data);
     if (s != PGD_OK) {
         free(kv);
@@ -90,8 +100,8 @@ pgd_status pgd_kv_cache_copy_blocks(pgd_kv_cache *kv, const int32_t *pairs, int 
     PGD_TRY(pgd_backend_alloc(kv->backend, sizeof(int32_t) * 2 * (size_t)n, (void **)&dev));
     pgd_status s = pgd_backend_upload(kv->backend, dev, pairs, sizeof(int32_t) * 2 * (size_t)n);
     for (int l = 0; l < 2 * kv->n_layers && s == PGD_OK; l++)
-        s = pgd_backend_copy_blocks(kv->backend, (float *)(kv->data + (size_t)l * kv->layer_floats * kv->store),
-                                    dev, n, kv->block_floats * kv->store / sizeof(float));
+        s = pgd_backend_copy_blocks(kv->backend, (float *)(kv->data + (size_t)l * kv->num_blocks * kv->store_block),
+                                    dev, n, kv->store_block / sizeof(float));
     pgd_backend_free(kv->backend, dev);
     return s;
 }
@@ -103,7 +113,7 @@ pgd_status pgd_kv_cache_set_host_blocks(pgd_kv_cache *kv, int num_host_blocks) {
     kv->host = NULL;
     kv->num_host_blocks = 0;
     if (!num_host_blocks) return PGD_OK;
-    size_t bytes = (size_t)num_host_blocks * 2 * kv->n_layers * kv->block_floats * kv->store;
+    size_t bytes = (size_t)num_host_blocks * 2 * kv->n_layers * kv->store_block;
     if (kv->host_on_backend) {
         if (pgd_backend_alloc(kv->backend, bytes, (void **)&kv->host) != PGD_OK) kv->host = NULL;
     } else { /* pinned on GPU backends: swaps run by DMA */
@@ -123,9 +133,9 @@ static pgd_status swap(pgd_kv_cache *kv, const int32_t *pairs, int n, int out) {
             return pgd_error(PGD_ERR_INVALID, "kv cache: swap of device block %d / host block %d out of "
                              "range (%d device, %d host blocks)", dev, host, kv->num_blocks, kv->num_host_blocks);
         for (int l = 0; l < 2 * kv->n_layers; l++) {
-            char *d = kv->data + ((size_t)l * kv->layer_floats + (size_t)dev * kv->block_floats) * kv->store;
-            char *h = kv->host + ((size_t)host * 2 * kv->n_layers + l) * kv->block_floats * kv->store;
-            size_t bytes = kv->block_floats * kv->elem;
+            char *d = kv->data + ((size_t)l * kv->num_blocks + (size_t)dev) * kv->store_block;
+            char *h = kv->host + ((size_t)host * 2 * kv->n_layers + l) * kv->store_block;
+            size_t bytes = kv->block_bytes;
             PGD_TRY(out ? pgd_backend_download(kv->backend, h, d, bytes)
                         : pgd_backend_upload(kv->backend, d, h, bytes));
         }
@@ -138,10 +148,10 @@ pgd_status pgd_kv_cache_swap_in(pgd_kv_cache *kv, const int32_t *pairs, int n) {
 int pgd_kv_cache_block_size(const pgd_kv_cache *kv) { return kv->block_size; }
 int pgd_kv_cache_num_blocks(const pgd_kv_cache *kv) { return kv->num_blocks; }
 float *pgd_kv_cache_k(pgd_kv_cache *kv, int layer) {
-    return (float *)(kv->data + (size_t)2 * layer * kv->layer_floats * kv->store);
+    return (float *)(kv->data + (size_t)2 * layer * kv->num_blocks * kv->store_block);
 }
 float *pgd_kv_cache_v(pgd_kv_cache *kv, int layer) {
-    return (float *)(kv->data + ((size_t)2 * layer + 1) * kv->layer_floats * kv->store);
+    return (float *)(kv->data + ((size_t)2 * layer + 1) * kv->num_blocks * kv->store_block);
 }
 
 size_t pgd_kv_cache_io_block_bytes(const pgd_kv_cache *kv) {

@@ -13,7 +13,9 @@
  * rows at a time. Chunks after the first rescale o and the running sum by
  * exp(old_max - new_max) (online softmax), so a context of any length needs
  * no heap scratch.
- * f16 and bf16 caches are converted to f32 in registers as they are read.
+ * f16 and bf16 caches are converted to f32 in registers as they are read;
+ * a q8 cache's int8 values too, and each row's scale is applied once to the
+ * row's q . k sum (scores) or folded into its softmax weight (o += p * s * v).
  * Invariants: the output rows are the scratch accumulators; each is divided
  * by its softmax sum at the end. Every head is computed with the same
  * operations in the same order whatever head range it is processed in, so
@@ -39,26 +41,41 @@ static inline float hsum(__m256 v) {
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
-/* 8 cached values from element i of row r (f32, f16 or bf16) as f32. */
+/* 8 cached values from value i of row data r (f32, f16, bf16 or q8's int8) as f32. */
 ALWAYS_INLINE __m256 ld8(pgd_dtype kt, const void *r, int i) {
     if (kt == PGD_F32) return _mm256_loadu_ps((const float *)r + i);
+    if (kt == PGD_Q8) {
+        __m128i b = _mm_loadl_epi64((const __m128i *)((const int8_t *)r + i));
+        return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b));
+    }
     __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)r + i));
     if (kt == PGD_F16) return _mm256_cvtph_ps(h);
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 ALWAYS_INLINE float ld1(pgd_dtype kt, const void *r, int i) {
     if (kt == PGD_F32) return ((const float *)r)[i];
+    if (kt == PGD_Q8) return (float)((const int8_t *)r)[i];
     uint16_t h = ((const uint16_t *)r)[i];
     return kt == PGD_F16 ? _cvtsh_ss(h) : pgd_bf16_to_f32(h);
 }
+/* Row i of nk rows rb bytes apart from `base`: its values, and its scale (1
+ * but for q8, whose rows start with an f32 scale). */
+ALWAYS_INLINE const char *rowp(pgd_dtype kt, const void *base, int i, size_t rb) {
+    return (const char *)base + (size_t)i * rb + (kt == PGD_Q8 ? sizeof(float) : 0);
+}
+ALWAYS_INLINE float rows(pgd_dtype kt, const void *base, int i, size_t rb) {
+    if (kt != PGD_Q8) return 1.0f;
+    float f;
+    memcpy(&f, (const char *)base + (size_t)i * rb, sizeof f);
+    return f;
+}
 
-/* sc[i] = scale * q . k_i for nk keys stored contiguously (stride hd). */
+/* sc[i] = scale * q . k_i for nk keys stored contiguously (rows rb bytes apart). */
 ALWAYS_INLINE void scores_t(pgd_dtype kt, float *sc, const float *q, const void *k, int nk, int hd, float scale) {
     int i = 0, d8 = hd & ~7;
-    size_t es = pgd_dtype_size(kt);
+    size_t rb = pgd_kv_row_bytes(kt, hd);
     for (; i + 4 <= nk; i += 4) {
-        const char *k0 = (const char *)k + (size_t)i * hd * es, *k1 = k0 + hd * es, *k2 = k1 + hd * es,
-                   *k3 = k2 + hd * es;
+        const char *k0 = rowp(kt, k, i, rb), *k1 = k0 + rb, *k2 = k1 + rb, *k3 = k2 + rb;
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         for (int d = 0; d < d8; d += 8) {
             __m256 qv = _mm256_loadu_ps(q + d);
@@ -75,27 +92,28 @@ ALWAYS_INLINE void scores_t(pgd_dtype kt, float *sc, const float *q, const void 
             s[2] += q[d] * ld1(kt, k2, d);
             s[3] += q[d] * ld1(kt, k3, d);
         }
-        for (int j = 0; j < 4; j++) sc[i + j] = s[j] * scale;
+        for (int j = 0; j < 4; j++) sc[i + j] = s[j] * rows(kt, k, i + j, rb) * scale;
     }
     for (; i < nk; i++) {
-        const char *k0 = (const char *)k + (size_t)i * hd * es;
+        const char *k0 = rowp(kt, k, i, rb);
         __m256 a0 = _mm256_setzero_ps();
         for (int d = 0; d < d8; d += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), ld8(kt, k0, d), a0);
         float s = hsum(a0);
         for (int d = d8; d < hd; d++) s += q[d] * ld1(kt, k0, d);
-        sc[i] = s * scale;
+        sc[i] = s * rows(kt, k, i, rb) * scale;
     }
 }
 
-/* o += sum_i p[i] * v_i for nk values stored contiguously (stride hd). */
+/* o += sum_i p[i] * v_i for nk values stored contiguously (rows rb bytes apart). */
 ALWAYS_INLINE void accumulate_t(pgd_dtype kt, float *o, const float *p, const void *v, int nk, int hd) {
     int i = 0, d8 = hd & ~7;
-    size_t es = pgd_dtype_size(kt);
+    size_t rb = pgd_kv_row_bytes(kt, hd);
     for (; i + 4 <= nk; i += 4) {
-        const char *v0 = (const char *)v + (size_t)i * hd * es, *v1 = v0 + hd * es, *v2 = v1 + hd * es,
-                   *v3 = v2 + hd * es;
-        __m256 p0 = _mm256_set1_ps(p[i]), p1 = _mm256_set1_ps(p[i + 1]);
-        __m256 p2 = _mm256_set1_ps(p[i + 2]), p3 = _mm256_set1_ps(p[i + 3]);
+        const char *v0 = rowp(kt, v, i, rb), *v1 = v0 + rb, *v2 = v1 + rb, *v3 = v2 + rb;
+        float w0 = p[i] * rows(kt, v, i, rb), w1 = p[i + 1] * rows(kt, v, i + 1, rb);
+        float w2 = p[i + 2] * rows(kt, v, i + 2, rb), w3 = p[i + 3] * rows(kt, v, i + 3, rb);
+        __m256 p0 = _mm256_set1_ps(w0), p1 = _mm256_set1_ps(w1);
+        __m256 p2 = _mm256_set1_ps(w2), p3 = _mm256_set1_ps(w3);
         for (int d = 0; d < d8; d += 8) {
             __m256 acc = _mm256_loadu_ps(o + d);
             acc = _mm256_fmadd_ps(p0, ld8(kt, v0, d), acc);
@@ -105,27 +123,29 @@ ALWAYS_INLINE void accumulate_t(pgd_dtype kt, float *o, const float *p, const vo
             _mm256_storeu_ps(o + d, acc);
         }
         for (int d = d8; d < hd; d++)
-            o[d] += p[i] * ld1(kt, v0, d) + p[i + 1] * ld1(kt, v1, d) + p[i + 2] * ld1(kt, v2, d) +
-                    p[i + 3] * ld1(kt, v3, d);
+            o[d] += w0 * ld1(kt, v0, d) + w1 * ld1(kt, v1, d) + w2 * ld1(kt, v2, d) + w3 * ld1(kt, v3, d);
     }
     for (; i < nk; i++) {
-        const char *v0 = (const char *)v + (size_t)i * hd * es;
-        __m256 p0 = _mm256_set1_ps(p[i]);
+        const char *v0 = rowp(kt, v, i, rb);
+        float w0 = p[i] * rows(kt, v, i, rb);
+        __m256 p0 = _mm256_set1_ps(w0);
         for (int d = 0; d < d8; d += 8)
             _mm256_storeu_ps(o + d, _mm256_fmadd_ps(p0, ld8(kt, v0, d), _mm256_loadu_ps(o + d)));
-        for (int d = d8; d < hd; d++) o[d] += p[i] * ld1(kt, v0, d);
+        for (int d = d8; d < hd; d++) o[d] += w0 * ld1(kt, v0, d);
     }
 }
 
 static void scores(pgd_dtype kt, float *sc, const float *q, const void *k, int nk, int hd, float scale) {
     if (kt == PGD_F32) scores_t(PGD_F32, sc, q, k, nk, hd, scale);
     else if (kt == PGD_F16) scores_t(PGD_F16, sc, q, k, nk, hd, scale);
+    else if (kt == PGD_Q8) scores_t(PGD_Q8, sc, q, k, nk, hd, scale);
     else scores_t(PGD_BF16, sc, q, k, nk, hd, scale);
 }
 
 static void accumulate(pgd_dtype kt, float *o, const float *p, const void *v, int nk, int hd) {
     if (kt == PGD_F32) accumulate_t(PGD_F32, o, p, v, nk, hd);
     else if (kt == PGD_F16) accumulate_t(PGD_F16, o, p, v, nk, hd);
+    else if (kt == PGD_Q8) accumulate_t(PGD_Q8, o, p, v, nk, hd);
     else accumulate_t(PGD_BF16, o, p, v, nk, hd);
 }
 
@@ -147,14 +167,14 @@ static void walk(const pgd_paged_attn *a, int seq, int row, int h0, int h1, int 
     int bs = a->block_size, hd = a->head_dim, grp = a->n_heads / a->n_kv_heads;
     const int32_t *bt = a->block_tables + (size_t)seq * a->max_blocks_per_seq;
     const char *cache = is_v ? a->v_cache : a->k_cache;
-    size_t es = pgd_dtype_size(a->kv_dtype);
+    size_t rb = pgd_kv_row_bytes(a->kv_dtype, hd);
     const float *q = a->q + (size_t)row * (a->q_stride ? (size_t)a->q_stride : (size_t)a->n_heads * hd);
     for (int p = c0; p < c1;) {
         int off = p % bs, run = bs - off;
         if (run > c1 - p) run = c1 - p;
-        const char *blk = cache + (size_t)bt[p / bs] * a->n_kv_heads * bs * hd * es;
+        const char *blk = cache + (size_t)bt[p / bs] * a->n_kv_heads * bs * rb;
         for (int h = h0; h < h1; h++) {
-            const char *base = blk + ((size_t)(h / grp) * bs + off) * hd * es;
+            const char *base = blk + ((size_t)(h / grp) * bs + off) * rb;
             float *s = sc + (size_t)(h - h0) * PGD_ATTN_CHUNK + (p - c0);
             if (is_v) accumulate(a->kv_dtype, a->out + ((size_t)row * a->n_heads + h) * hd, s, base, run, hd);
             else scores(a->kv_dtype, s, q + (size_t)h * hd, base, run, hd, a->scale);

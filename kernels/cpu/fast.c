@@ -101,6 +101,7 @@ typedef struct matmul_job {
     pgd_dtype wt;
     int n, in, out;
     int batched;     /* pgd_avx2_matmul_batched, rows claimed in chunks */
+    int qint;        /* with it: pgd_avx2_matmul_q_batched (integer dot products) instead */
     int chunk;       /* rows per claimed chunk */
     atomic_int next; /* first unclaimed row */
 } matmul_job;
@@ -158,7 +159,8 @@ static void matmul_task(void *arg, int i, int nt) {
     matmul_job *j = arg;
 #if PGD_BUILD_AVX2
     if (j->batched) {
-        pgd_avx2_matmul_batched(j->y, j->x, j->w, j->wt, j->n, j->in, j->out, claim_rows, j);
+        if (j->qint) pgd_avx2_matmul_q_batched(j->y, j->x, j->w, j->wt, j->n, j->in, j->out, claim_rows, j);
+        else pgd_avx2_matmul_batched(j->y, j->x, j->w, j->wt, j->n, j->in, j->out, claim_rows, j);
         return;
     }
 #endif
@@ -174,14 +176,30 @@ static void matmul_task(void *arg, int i, int nt) {
     matmul_rows_scalar(j, r0, r1);
 }
 
+/* Most tokens a batched quantized matmul runs with integer dot products
+ * (more: dequantized panels and the f32 micro-kernel). */
+static atomic_int g_q_int_max = PGD_Q_INT_MAX_TOKENS_DEFAULT;
+
+int pgd_cpu_q_int_max_tokens(void) { return atomic_load(&g_q_int_max); }
+void pgd_cpu_set_q_int_max_tokens(int n) { atomic_store(&g_q_int_max, n < 0 ? 0 : n); }
+
+int pgd_cpu_matmul_uses_int8(pgd_dtype wt, int n) {
+    if (!pgd_dtype_is_quant(wt) || !use_avx2()) return 0;
+    return n <= 3 || n <= atomic_load(&g_q_int_max);
+}
+
 static void matmul_run(pgd_threadpool *tp, float *y, const float *x, const void *w, pgd_dtype wt,
                        int n, int in, int out) {
     matmul_job j = {.y = y, .x = x, .w = w, .wt = wt, .n = n, .in = in, .out = out};
     atomic_init(&j.next, 0);
     int nt = (size_t)n * in * out < PAR_MIN_ELEMS ? 1 : pgd_threadpool_size(tp);
 #if PGD_BUILD_AVX2
-    j.batched = n > 3 && use_avx2(); /* quantized W too: measured faster than integer rows from n = 8 */
-    if (j.batched) {
+    j.batched = n > 3 && use_avx2();
+    j.qint = j.batched && pgd_cpu_matmul_uses_int8(wt, n);
+    if (j.qint) { /* x quantized once per thread: small chunks cost nothing extra */
+        int per = (out + nt - 1) / nt;
+        j.chunk = per > MATMUL_CHUNK ? MATMUL_CHUNK : (per + 1) / 2 * 2;
+    } else if (j.batched) {
         /* x packed once: small chunks; else about one chunk per thread */
         int per = (out + nt - 1) / nt;
         j.chunk = pgd_avx2_matmul_one_pass(n, in) && per > MATMUL_CHUNK ? MATMUL_CHUNK
@@ -217,12 +235,12 @@ typedef struct attn_job {
     int groups; /* head groups per row: group g is heads [g*H/groups, (g+1)*H/groups) */
 } attn_job;
 
-/* Row `off` (hd elements) of a cache as f32: in place for f32, else
+/* Row `row` (hd values) of a cache as f32: in place for f32, else
  * converted into buf (hd <= 512: the forward pass's head dims are far
  * below). */
-static const float *cache_row(const void *cache, pgd_dtype kt, size_t off, int hd, float *buf) {
-    if (kt == PGD_F32) return (const float *)cache + off;
-    pgd_dtype_to_f32(buf, (const char *)cache + off * pgd_dtype_size(kt), kt, (size_t)hd);
+static const float *cache_row(const void *cache, pgd_dtype kt, size_t row, int hd, float *buf) {
+    if (kt == PGD_F32) return (const float *)cache + row * hd;
+    pgd_kv_row_to_f32(buf, (const char *)cache + row * pgd_kv_row_bytes(kt, hd), kt, hd);
     return buf;
 }
 
@@ -242,7 +260,7 @@ static void attention_one_scalar(const pgd_paged_attn *a, int seq, int row, int 
         int c1 = pos + 1 - c0 < PGD_ATTN_CHUNK ? pos + 1 : c0 + PGD_ATTN_CHUNK;
         float cm = -INFINITY;
         for (int p = c0; p < c1; p++) {
-            size_t off = (((size_t)bt[p / bs] * a->n_kv_heads + kvh) * bs + p % bs) * hd;
+            size_t off = ((size_t)bt[p / bs] * a->n_kv_heads + kvh) * bs + p % bs;
             float s = dot_scalar(q, cache_row(a->k_cache, a->kv_dtype, off, hd, kbuf), hd) * a->scale;
             sc[p - c0] = s;
             cm = s > cm ? s : cm;
@@ -259,7 +277,7 @@ static void attention_one_scalar(const pgd_paged_attn *a, int seq, int row, int 
             float e = expf(sc[p - c0] - m);
             l += e;
             const float *v = cache_row(a->v_cache, a->kv_dtype,
-                                       (((size_t)bt[p / bs] * a->n_kv_heads + kvh) * bs + p % bs) * hd, hd, kbuf);
+                                       ((size_t)bt[p / bs] * a->n_kv_heads + kvh) * bs + p % bs, hd, kbuf);
             for (int d = 0; d < hd; d++) o[d] += e * v[d];
         }
     }
@@ -514,9 +532,9 @@ static void kv_write_task(void *arg, int i, int nt) {
         if (slot < 0) continue;
         size_t blk = (size_t)slot / bs, off = (size_t)slot % bs;
         for (int h = 0; h < nkv; h++) {
-            size_t dst = ((blk * nkv + h) * bs + off) * hd, src = (size_t)t * j->ld + (size_t)h * hd;
-            size_t es = pgd_dtype_size(j->kt);
-            char *kd = (char *)j->k_cache + dst * es, *vd = (char *)j->v_cache + dst * es;
+            size_t dst = (blk * nkv + h) * bs + off, src = (size_t)t * j->ld + (size_t)h * hd; /* dst: row */
+            size_t rb = pgd_kv_row_bytes(j->kt, hd);
+            char *kd = (char *)j->k_cache + dst * rb, *vd = (char *)j->v_cache + dst * rb;
             if (j->kt == PGD_F32) {
                 memcpy(kd, j->kc + src, (size_t)hd * sizeof(float));
                 memcpy(vd, j->vc + src, (size_t)hd * sizeof(float));
@@ -529,8 +547,8 @@ static void kv_write_task(void *arg, int i, int nt) {
                 continue;
             }
 #endif
-            pgd_dtype_from_f32(kd, j->kt, j->kc + src, (size_t)hd);
-            pgd_dtype_from_f32(vd, j->kt, j->vc + src, (size_t)hd);
+            pgd_kv_row_from_f32(kd, j->kt, j->kc + src, hd);
+            pgd_kv_row_from_f32(vd, j->kt, j->vc + src, hd);
         }
     }
 }
@@ -672,4 +690,65 @@ done:
     free(bw);
     free(src);
     return med;
+}
+
+/* ------------------------------------------------------------- compute */
+
+typedef struct probe_job {
+    pgd_cpu_probe kind;
+    long iters;
+    double rate[64]; /* per thread: operations per second of that thread's CPU time */
+} probe_job;
+
+static double thread_cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void probe_slice(void *arg, int ith, int nth) {
+    probe_job *j = arg;
+    (void)nth;
+#if PGD_BUILD_AVX2
+    double c0 = thread_cpu_s();
+    double ops = j->kind == PGD_PROBE_F32_FMA ? pgd_avx2_probe_fma(j->iters) : pgd_avx2_probe_int8(j->iters);
+    double dt = thread_cpu_s() - c0;
+    if (ith < 64) j->rate[ith] = dt > 0 ? ops / dt : 0;
+#else
+    (void)j, (void)ith;
+#endif
+}
+
+double pgd_cpu_measure_compute(pgd_threadpool *tp, pgd_cpu_probe kind, int reps) {
+#if PGD_BUILD_AVX2
+    if (!use_avx2()) return 0.0;
+    if (reps < 1) reps = 1;
+    double *rate = malloc((size_t)reps * sizeof(double)), med = 0.0;
+    if (!rate) return 0.0;
+    probe_job job = {.kind = kind, .iters = 1000};
+    /* calibrate: iterations for about 20 ms of one thread's CPU time */
+    for (;;) {
+        double t0 = thread_cpu_s();
+        probe_slice(&job, 0, 1);
+        double dt = thread_cpu_s() - t0;
+        if (dt > 0.005 || job.iters > (1L << 40)) {
+            job.iters = (long)((double)job.iters * 0.02 / (dt > 0 ? dt : 1e-9)) + 1;
+            break;
+        }
+        job.iters *= 4;
+    }
+    for (int r = 0; r < reps; r++) {
+        memset(job.rate, 0, sizeof job.rate);
+        pgd_threadpool_run(tp, probe_slice, &job);
+        rate[r] = 0;
+        for (int i = 0; i < 64; i++) rate[r] += job.rate[i];
+    }
+    qsort(rate, (size_t)reps, sizeof(double), cmp_double);
+    med = reps % 2 ? rate[reps / 2] : 0.5 * (rate[reps / 2 - 1] + rate[reps / 2]);
+    free(rate);
+    return med;
+#else
+    (void)tp, (void)kind, (void)reps;
+    return 0.0;
+#endif
 }

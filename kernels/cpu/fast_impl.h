@@ -31,12 +31,18 @@ void pgd_avx2_matmul_q_rows(float *y, const float *x, const void *w, pgd_dtype w
                             int out, int r0, int r1);
 void pgd_avx2_matmul_q_rows_f32(float *y, const float *x, const void *w, pgd_dtype wt, int n,
                                 int in, int out, int r0, int r1);
+/* Batched (n > 3) with quantized W (in % 32 == 0): the row chunks claim
+ * hands this thread (pgd_claim_fn below), integer dot products against x
+ * quantized per block of 32, QR x QT register tiles (matmul_q_avx2.c). */
+typedef int (*pgd_claim_fn)(void *ctx, int *r0, int *r1);
+void pgd_avx2_matmul_q_batched(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in,
+                               int out, pgd_claim_fn claim, void *ctx);
 /* dst[0..n) = the first n values of quantized src (n % 32 == 0) as f32. */
 void pgd_avx2_dequant(float *dst, const void *src, pgd_dtype wt, size_t n);
 
-/* Hands out the next chunk [*r0, *r1) of output rows; returns 0 once there
- * is none left. Called concurrently by all the threads of one matmul. */
-typedef int (*pgd_claim_fn)(void *ctx, int *r0, int *r1);
+/* pgd_claim_fn hands out the next chunk [*r0, *r1) of output rows; returns
+ * 0 once there is none left. Called concurrently by all the threads of one
+ * matmul. */
 
 /* Batched (n > 3): y(n, out) = x(n, in) @ W^T for the row chunks that
  * claim(ctx, ...) hands this thread, until it returns 0. */
@@ -71,6 +77,11 @@ void pgd_avx2_f32_to_f16(uint16_t *dst, const float *src, size_t n);
 /* A sum over `bytes` bytes at p, read once with 32-byte loads (the read
  * bandwidth probe; the value only keeps the loads from being elided). */
 uint64_t pgd_avx2_read_sum(const void *p, size_t bytes);
+/* Compute probes (probe_avx2.c): run `iters` iterations in registers and
+ * return the operations done: f32 flops of FMAs, or int8 multiply-adds of
+ * the quantized kernels' block dot product. */
+double pgd_avx2_probe_fma(long iters);
+double pgd_avx2_probe_int8(long iters);
 /* x[i] = exp(x[i] - sub); returns the sum of the new x[i]. */
 float pgd_avx2_exp_sum(float *x, int n, float sub);
 

@@ -18,7 +18,11 @@
  * Paged KV cache layout, per layer (K and V caches have the same layout):
  *   cache[num_blocks][n_kv_heads][block_size][head_dim]
  * in the cache's dtype: f32, f16 or bf16 (kv_write rounds to nearest;
- * attention converts back to f32 as it reads).
+ * attention converts back to f32 as it reads), or q8, whose rows (one
+ * [head_dim] vector) are pgd_kv_row_bytes = head_dim + 4 bytes: an f32
+ * scale then head_dim int8 (pagoda/dtype.h; kv_write quantizes each row,
+ * attention applies the scale per row). Block copies take the block's bytes
+ * / 4 as block_floats.
  * A token's cache slot is block_id * block_size + offset_in_block.
  * Ragged batches: sequence s owns query rows query_start[s] ..
  * query_start[s+1]-1 (its new tokens, in position order); seq_lens[s] is its
@@ -91,6 +95,19 @@ void pgd_cpu_paged_attention(pgd_threadpool *tp, const pgd_paged_attn *a);
 void pgd_cpu_copy_blocks(pgd_threadpool *tp, float *cache, const int32_t *pairs, int n_pairs,
                          size_t block_floats);
 
+/* Quantized W (q8_0, q4_0) on AVX2: decode (n <= 3) always uses integer dot
+ * products against x quantized per block of 32; batched matmuls of up to
+ * pgd_cpu_q_int_max_tokens() tokens do too (register-tiled), larger ones
+ * dequantize W panels to f32 for the f32 micro-kernel. The default is what
+ * pagoda bench measured on this project's machine (results/bench/); the
+ * setter (0: never) lets a benchmark compare both paths in one run. Not
+ * safe to change while matmuls run. pgd_cpu_matmul_uses_int8: 1 when a
+ * matmul of n tokens with W of dtype wt takes integer dot products. */
+#define PGD_Q_INT_MAX_TOKENS_DEFAULT 8
+int pgd_cpu_q_int_max_tokens(void);
+void pgd_cpu_set_q_int_max_tokens(int n);
+int pgd_cpu_matmul_uses_int8(pgd_dtype wt, int n);
+
 /* Which fast path the running CPU selected: "avx2" or "scalar". The
  * environment variable PAGODA_CPU_ISA=scalar forces the portable path. */
 const char *pgd_cpu_isa(void);
@@ -109,5 +126,23 @@ double pgd_cpu_measure_copy_bandwidth(pgd_threadpool *tp, size_t bytes, int reps
  * What a decode step needs, since it reads its weights and KV cache and
  * writes little: the bound a decode figure is held to. */
 double pgd_cpu_measure_read_bandwidth(pgd_threadpool *tp, size_t bytes, int reps);
+
+/* Compute probes: the peak rate, summed over the threads of `tp` (all
+ * running at once), of the inner operation of the fast kernels, in
+ * registers with no memory traffic: what no kernel built on that operation
+ * can exceed (the compute bound beside the read bound). Each thread's rate
+ * is per second of its own CPU time (CLOCK_THREAD_CPUTIME_ID), so time a
+ * busy machine's neighbours take is not counted against the peak: the bound
+ * is what the threads compute while they run (one thread per core assumed:
+ * threads beyond the cores would each still report a core's rate). Median
+ * of `reps` runs of about 20 ms each; 0 when the selected ISA has no such
+ * kernel (scalar path).
+ *  - PGD_PROBE_F32_FMA: f32 flops/s of _mm256_fmadd_ps (2 per lane): the
+ *    f32/f16/bf16 matmuls, the batched path of quantized weights that
+ *    dequantizes panels, attention.
+ *  - PGD_PROBE_INT8_DOT: int8 multiply-adds/s of the quantized kernels'
+ *    block dot product (sign, maddubs, madd, convert, fma per 32 pairs). */
+typedef enum pgd_cpu_probe { PGD_PROBE_F32_FMA = 0, PGD_PROBE_INT8_DOT = 1 } pgd_cpu_probe;
+double pgd_cpu_measure_compute(pgd_threadpool *tp, pgd_cpu_probe kind, int reps);
 
 #endif

@@ -12,12 +12,21 @@
  *    scales (q4_0: its nibbles as unsigned bytes, the offset of -8 applied
  *    through the block sum of x). Bytes read per weight: 34/32 (q8_0) or
  *    18/32 (q4_0).
- *  - Batched (n > 3): matmul_avx2.c's f32 micro-kernel over W panels that
- *    pgd_avx2_dequant converts to f32 first, as it does for f16/bf16.
- * Against the reference (W dequantized, then f32 dot products), the decode
- * path differs by the activations' rounding to int8: a relative error of
- * about 0.3% of |x| |w| per output (tests allow 1%); the batched path by
- * f32 summation order only. */
+ *  - Batched (n > 3), pgd_avx2_matmul_q_batched: every token's x quantized
+ *    the same way once per thread, then a register-blocked micro-kernel of
+ *    QR W rows x QT tokens: per block, the QR weight blocks are loaded and
+ *    made |w| once, and each of the QT activation blocks is loaded once and
+ *    dotted with all QR rows (sign trick, maddubs, madd, convert, one fma by
+ *    d_w d_x), so a load serves QR or QT dot products, with QR x QT f32
+ *    accumulators in registers. q4_0 here is unpacked to signed nibbles
+ *    (w - 8) and takes the q8_0 code.
+ *  - Or, for n where fast.c chooses it (measured), matmul_avx2.c's f32
+ *    micro-kernel over W panels that pgd_avx2_dequant converts to f32 first,
+ *    as it does for f16/bf16.
+ * Against the reference (W dequantized, then f32 dot products), the integer
+ * paths differ by the activations' rounding to int8: a relative error of
+ * about 0.3% of |x| |w| per output (tests allow 1%); the dequantizing
+ * batched path by f32 summation order only. */
 #include <immintrin.h>
 #include <stdlib.h>
 
@@ -175,6 +184,94 @@ void pgd_avx2_matmul_q_rows(float *y, const float *x, const void *w, pgd_dtype w
     if (wt == PGD_Q8_0) qrows_PGD_Q8_0(n, xq, nb, w, y, (size_t)out, r0, r1);
     else qrows_PGD_Q4_0(n, xq, nb, w, y, (size_t)out, r0, r1);
     if (xq != stack) free(xq);
+}
+
+#define QR 2 /* W rows per micro-tile */
+#define QT 4 /* tokens per micro-tile */
+
+/* y[t * ldy + r] = W_r . x_t for r < nr (<= QR) rows from w (rows `row`
+ * bytes apart) and t < nt (<= QT) tokens from xq (nb blocks each). */
+ALWAYS_INLINE void qtile(int nr, int nt, pgd_dtype wt, const xq8 *xq, int nb, const char *w, size_t row,
+                         size_t bsz, float *y, size_t ldy) {
+    __m256 acc[QR][QT];
+    const __m256i ones = _mm256_set1_epi16(1);
+#pragma GCC unroll 4
+    for (int r = 0; r < QR; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < QT; t++) acc[r][t] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        __m256i wq[QR], wa[QR];
+        __m256 dw[QR];
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++) {
+            const char *blk = w + (size_t)r * row + (size_t)b * bsz;
+            wq[r] = load_wq(wt, blk);
+            wa[r] = _mm256_sign_epi8(wq[r], wq[r]);
+            dw[r] = _mm256_set1_ps(_cvtsh_ss(*(const uint16_t *)blk));
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < nt; t++) {
+            const xq8 *xb = xq + (size_t)t * nb + b;
+            __m256i xv = _mm256_loadu_si256((const __m256i *)xb->q);
+            __m256 dx = _mm256_set1_ps(xb->d);
+#pragma GCC unroll 4
+            for (int r = 0; r < nr; r++) {
+                __m256i p16 = _mm256_maddubs_epi16(wa[r], _mm256_sign_epi8(xv, wq[r]));
+                __m256 s = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
+                acc[r][t] = _mm256_fmadd_ps(_mm256_mul_ps(dw[r], dx), s, acc[r][t]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < nr; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < nt; t++) y[(size_t)t * ldy + r] = hsum8(acc[r][t]);
+}
+
+#define QTILE(WT)                                                                            \
+    static void qtile_##WT(int nr, int nt, const xq8 *xq, int nb, const char *w, size_t row, \
+                           float *y, size_t ldy) {                                           \
+        size_t bsz = pgd_dtype_bytes(WT, QB);                                                \
+        if (nr == QR && nt == QT) qtile(QR, QT, WT, xq, nb, w, row, bsz, y, ldy);            \
+        else if (nr == QR) {                                                                 \
+            if (nt == 3) qtile(QR, 3, WT, xq, nb, w, row, bsz, y, ldy);                      \
+            else if (nt == 2) qtile(QR, 2, WT, xq, nb, w, row, bsz, y, ldy);                 \
+            else qtile(QR, 1, WT, xq, nb, w, row, bsz, y, ldy);                              \
+        } else {                                                                             \
+            if (nt == QT) qtile(1, QT, WT, xq, nb, w, row, bsz, y, ldy);                     \
+            else if (nt == 3) qtile(1, 3, WT, xq, nb, w, row, bsz, y, ldy);                  \
+            else if (nt == 2) qtile(1, 2, WT, xq, nb, w, row, bsz, y, ldy);                  \
+            else qtile(1, 1, WT, xq, nb, w, row, bsz, y, ldy);                               \
+        }                                                                                    \
+    }
+QTILE(PGD_Q8_0)
+QTILE(PGD_Q4_0)
+
+void pgd_avx2_matmul_q_batched(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in,
+                               int out, pgd_claim_fn claim, void *ctx) {
+    int nb = in / QB, r0, r1;
+    size_t row = pgd_dtype_bytes(wt, (size_t)in);
+    if (!claim(ctx, &r0, &r1)) return;
+    xq8 *xq = malloc(sizeof(xq8) * (size_t)n * nb);
+    if (!xq) { /* no memory for the quantized x: dequantize row by row instead */
+        do pgd_avx2_matmul_q_rows_f32(y, x, w, wt, n, in, out, r0, r1);
+        while (claim(ctx, &r0, &r1));
+        return;
+    }
+    for (int t = 0; t < n; t++) quantize_x(xq + (size_t)t * nb, x + (size_t)t * in, in);
+    do {
+        for (int r = r0; r < r1; r += QR) {
+            int nr = r1 - r < QR ? r1 - r : QR;
+            const char *wr = (const char *)w + (size_t)r * row;
+            for (int t = 0; t < n; t += QT) {
+                int nt = n - t < QT ? n - t : QT;
+                float *yt = y + (size_t)t * out + r;
+                if (wt == PGD_Q8_0) qtile_PGD_Q8_0(nr, nt, xq + (size_t)t * nb, nb, wr, row, yt, (size_t)out);
+                else qtile_PGD_Q4_0(nr, nt, xq + (size_t)t * nb, nb, wr, row, yt, (size_t)out);
+            }
+        }
+    } while (claim(ctx, &r0, &r1));
+    free(xq);
 }
 
 void pgd_avx2_dequant(float *dst, const void *src, pgd_dtype wt, size_t n) {

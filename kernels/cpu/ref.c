@@ -86,25 +86,26 @@ void pgd_ref_add(float *y, const float *x, size_t n) {
 void pgd_ref_kv_write(void *k_cache, void *v_cache, pgd_dtype kt, const float *k, const float *v,
                       const int32_t *slot_mapping, int n, int n_kv_heads, int head_dim,
                       int block_size, int stride) {
-    size_t rs = stride ? (size_t)stride : (size_t)n_kv_heads * head_dim, es = pgd_dtype_size(kt);
+    size_t rs = stride ? (size_t)stride : (size_t)n_kv_heads * head_dim, rb = pgd_kv_row_bytes(kt, head_dim);
     for (int t = 0; t < n; t++) {
         int32_t slot = slot_mapping[t];
         if (slot < 0) continue;
         size_t blk = (size_t)slot / block_size, off = (size_t)slot % block_size;
         for (int h = 0; h < n_kv_heads; h++) {
-            size_t dst = ((blk * n_kv_heads + h) * block_size + off) * head_dim;
+            size_t dst = (blk * n_kv_heads + h) * block_size + off; /* row index */
             size_t src = (size_t)t * rs + (size_t)h * head_dim;
-            pgd_dtype_from_f32((char *)k_cache + dst * es, kt, k + src, (size_t)head_dim);
-            pgd_dtype_from_f32((char *)v_cache + dst * es, kt, v + src, (size_t)head_dim);
+            pgd_kv_row_from_f32((char *)k_cache + dst * rb, kt, k + src, head_dim);
+            pgd_kv_row_from_f32((char *)v_cache + dst * rb, kt, v + src, head_dim);
         }
     }
 }
 
-/* Element index of the cached vector of (sequence s, position p, kv head kvh). */
-static size_t cache_vec(const pgd_paged_attn *a, int s, int p, int kvh) {
+/* The cached row (head_dim values) of (sequence s, position p, kv head kvh). */
+static const void *cache_vec(const pgd_paged_attn *a, const void *cache, int s, int p, int kvh) {
     int32_t blk = a->block_tables[(size_t)s * a->max_blocks_per_seq + p / a->block_size];
     int off = p % a->block_size;
-    return (((size_t)blk * a->n_kv_heads + kvh) * a->block_size + off) * a->head_dim;
+    size_t row = ((size_t)blk * a->n_kv_heads + kvh) * a->block_size + off;
+    return (const char *)cache + row * pgd_kv_row_bytes(a->kv_dtype, a->head_dim);
 }
 
 void pgd_ref_paged_attention(const pgd_paged_attn *a) {
@@ -127,9 +128,9 @@ void pgd_ref_paged_attention(const pgd_paged_attn *a) {
                 float *o = a->out + ((size_t)(q0 + j) * a->n_heads + h) * hd;
                 int kvh = h / group;
                 for (int t = 0; t <= pos; t++) {
-                    size_t kv = cache_vec(a, s, t, kvh);
+                    const void *kv = cache_vec(a, a->k_cache, s, t, kvh);
                     float score = 0.0f;
-                    for (int d = 0; d < hd; d++) score += q[d] * pgd_dtype_get(a->k_cache, a->kv_dtype, kv + d);
+                    for (int d = 0; d < hd; d++) score += q[d] * pgd_kv_row_get(kv, a->kv_dtype, d);
                     att[t] = score * a->scale;
                 }
                 float max_val = att[0];
@@ -143,8 +144,8 @@ void pgd_ref_paged_attention(const pgd_paged_attn *a) {
                 for (int t = 0; t <= pos; t++) att[t] /= sum;
                 memset(o, 0, (size_t)hd * sizeof(float));
                 for (int t = 0; t <= pos; t++) {
-                    size_t vv = cache_vec(a, s, t, kvh);
-                    for (int d = 0; d < hd; d++) o[d] += att[t] * pgd_dtype_get(a->v_cache, a->kv_dtype, vv + d);
+                    const void *vv = cache_vec(a, a->v_cache, s, t, kvh);
+                    for (int d = 0; d < hd; d++) o[d] += att[t] * pgd_kv_row_get(vv, a->kv_dtype, d);
                 }
             }
         }

@@ -152,7 +152,9 @@ pgd_status pgd_model_kv_cache_create(pgd_model *m, int block_size, int num_block
                                      pgd_kv_cache **out);
 
 /* Paged KV cache storage on the model's backend: per layer K and V of
- * (num_blocks, n_kv_heads, block_size, head_dim) f32. Which block belongs to
+ * (num_blocks, n_kv_heads, block_size, head_dim) values in c->kv_dtype (q8:
+ * rows of head_dim + 4 bytes, pgd_kv_row_bytes; a q8 block must be a
+ * multiple of 4 bytes). Which block belongs to
  * which sequence is the caller's business (the KV manager's). */
 pgd_status pgd_kv_cache_create(pgd_backend *b, const pgd_model_config *c, int block_size,
                                int num_blocks, pgd_kv_cache **out);

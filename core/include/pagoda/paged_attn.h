@@ -30,7 +30,8 @@ typedef struct pgd_paged_attn {
     int q_stride;                /* floats between consecutive rows of q: 0 = dense
                                     (n_heads*head_dim), else >= n_heads*head_dim (the forward
                                     pass reads q from its fused QKV rows) */
-    pgd_dtype kv_dtype;          /* of the caches: f32 (zeroed), f16, bf16; through the backend
+    pgd_dtype kv_dtype;          /* of the caches: f32 (zeroed), f16, bf16, q8 (rows of an f32
+                                    scale + head_dim int8: pagoda/dtype.h); through the backend
                                     API it must be the backend's (pgd_backend_kv_dtype) */
 } pgd_paged_attn;
 

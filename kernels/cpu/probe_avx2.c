@@ -1,0 +1,63 @@
+/* probe_avx2.c - the compute probes of pagoda bench's bounds: the peak rate
+ * of the inner operation of the AVX2 kernels, one thread, in registers (no
+ * loads or stores in the loop, so only the execution units limit it).
+ *  - f32: _mm256_fmadd_ps on 12 independent accumulators (enough to cover
+ *    the FMA latency on two pipes): 16 flops per instruction.
+ *  - int8: the quantized kernels' dot product of one block of 32 int8
+ *    pairs: _mm256_sign_epi8 (the sign trick: |w| times x with w's sign),
+ *    _mm256_maddubs_epi16, _mm256_madd_epi16 with ones, _mm256_cvtepi32_ps
+ *    and one _mm256_fmadd_ps with the blocks' scales, on 5 independent
+ *    chains (all in registers): 32 multiply-adds per sequence. A kernel does at least this per
+ *    32 multiply-adds (plus loads and scale arithmetic), so its rate can
+ *    only be lower. */
+#include <immintrin.h>
+
+#include "fast_impl.h"
+
+/* Each chain in its own variable (an array would live on the stack, and
+ * store-forwarding would set the pace); the empty asm keeps the compiler
+ * from hoisting or merging the chains. */
+double pgd_avx2_probe_fma(long iters) {
+    __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
+    __m256 a0 = _mm256_set1_ps(0), a1 = _mm256_set1_ps(1), a2 = _mm256_set1_ps(2), a3 = _mm256_set1_ps(3);
+    __m256 a4 = _mm256_set1_ps(4), a5 = _mm256_set1_ps(5), a6 = _mm256_set1_ps(6), a7 = _mm256_set1_ps(7);
+    __m256 a8 = _mm256_set1_ps(8), a9 = _mm256_set1_ps(9), a10 = _mm256_set1_ps(10), a11 = _mm256_set1_ps(11);
+    for (long it = 0; it < iters; it++) {
+        a0 = _mm256_fmadd_ps(a0, m, c), a1 = _mm256_fmadd_ps(a1, m, c), a2 = _mm256_fmadd_ps(a2, m, c);
+        a3 = _mm256_fmadd_ps(a3, m, c), a4 = _mm256_fmadd_ps(a4, m, c), a5 = _mm256_fmadd_ps(a5, m, c);
+        a6 = _mm256_fmadd_ps(a6, m, c), a7 = _mm256_fmadd_ps(a7, m, c), a8 = _mm256_fmadd_ps(a8, m, c);
+        a9 = _mm256_fmadd_ps(a9, m, c), a10 = _mm256_fmadd_ps(a10, m, c), a11 = _mm256_fmadd_ps(a11, m, c);
+        __asm__ volatile("" : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4), "+x"(a5), "+x"(a6), "+x"(a7),
+                         "+x"(a8), "+x"(a9), "+x"(a10), "+x"(a11));
+    }
+    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
+                             _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
+    s = _mm256_add_ps(s, _mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11)));
+    float f[8];
+    _mm256_storeu_ps(f, s);
+    return (double)iters * 12 * 16 + (f[0] == 1234.5f); /* flops; the sum keeps the chains live */
+}
+
+#define DOT(x, acc) \
+    acc = _mm256_fmadd_ps(sc, _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(wabs, _mm256_sign_epi8(x, w)), ones)), acc)
+
+double pgd_avx2_probe_int8(long iters) {
+    __m256i w = _mm256_set1_epi8(-37), ones = _mm256_set1_epi16(1);
+    __m256i x0 = _mm256_set1_epi8(1), x1 = _mm256_set1_epi8(14), x2 = _mm256_set1_epi8(27);
+    __m256i x3 = _mm256_set1_epi8(40), x4 = _mm256_set1_epi8(53);
+    __m256 sc = _mm256_set1_ps(1e-6f), c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0;
+    __m256i wabs = _mm256_sign_epi8(w, w);
+    for (long it = 0; it < iters; it++) {
+        DOT(x0, c0);
+        DOT(x1, c1);
+        DOT(x2, c2);
+        DOT(x3, c3);
+        DOT(x4, c4);
+        __asm__ volatile("" : "+x"(x0), "+x"(x1), "+x"(x2), "+x"(x3), "+x"(x4), "+x"(c0), "+x"(c1), "+x"(c2),
+                         "+x"(c3), "+x"(c4));
+    }
+    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(c0, c1), _mm256_add_ps(c2, c3)), c4);
+    float f[8];
+    _mm256_storeu_ps(f, s);
+    return (double)iters * 5 * 32 + (f[0] == 1234.5f); /* multiply-adds */
+}
