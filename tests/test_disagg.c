@@ -12,6 +12,7 @@
  *    shape is rejected with a message; export of a request that is not
  *    prefill_only, twice, or one whose first token ended it; a truncated
  *    hand-off buffer;
+ *  - f16 and q8 KV caches (rows with their scales) hand over exactly;
  *  - the sim: no data moves, the byte count is the blocks' size. */
 #include <stdlib.h>
 #include <string.h>
@@ -371,7 +372,51 @@ static void test_tp2_pp2_both_ways(void) {
     parallel_side(2, 2, 0);
 }
 
+/* Rounded KV caches (f16, q8: rows with their scales) hand over as stored:
+ * A -> B gives exactly the tokens one engine with that cache gives. */
+static void test_rounded_kv(void) {
+    static const char *kts[] = {"f16", "q8"};
+    for (int k = 0; k < 2; k++) {
+        pgd_exec *xa = NULL, *xb = NULL;
+        pgd_exec_config xc = {.model = pgd_test_data(MODEL), .backend = {.name = "cpu", .num_threads = 1,
+                                                                           .kv_dtype = kts[k]}};
+        pgd_status st = pgd_exec_create(&xc, &xa);
+        if (st != PGD_OK) fprintf(stderr, "\n  %s: %s\n", kts[k], pgd_last_error());
+        CU_ASSERT_EQUAL_FATAL(st, PGD_OK);
+        CU_ASSERT_EQUAL_FATAL(pgd_exec_create(&xc, &xb), PGD_OK);
+        pgd_engine_config c = ecfg(16);
+        for (int g = 0; g < NG; g++) {
+            pgd_request_params p = {.prompt = G[g].ptoks, .n_prompt = G[g].np, .max_tokens = 120};
+            pgd_engine *one = NULL, *a = NULL, *b = NULL;
+            CU_ASSERT_EQUAL_FATAL(pgd_engine_create(&c, xb, TOK, &one), PGD_OK);
+            int64_t id;
+            CU_ASSERT_EQUAL_FATAL(pgd_engine_add_request(one, &p, &id), PGD_OK);
+            CU_ASSERT_EQUAL_FATAL(pgd_engine_run(one), PGD_OK);
+            const pgd_request_output *o = NULL;
+            CU_ASSERT_EQUAL_FATAL(pgd_engine_get_output(one, id, &o), PGD_OK);
+            int32_t want[128], got[128];
+            int nw = o->seqs[0].n_tokens;
+            memcpy(want, o->seqs[0].tokens, sizeof(int32_t) * (size_t)nw);
+            pgd_engine_destroy(one);
+            CU_ASSERT_EQUAL_FATAL(pgd_engine_create(&c, xa, TOK, &a), PGD_OK);
+            CU_ASSERT_EQUAL_FATAL(pgd_engine_create(&c, xb, TOK, &b), PGD_OK);
+            pgd_kv_handoff *x = prefill(a, p);
+            CU_ASSERT_EQUAL(x->block_bytes, pgd_exec_kv_block_bytes(xa));
+            int n = decode(b, x, got, 128);
+            int ok = n == nw && !memcmp(got, want, sizeof(int32_t) * (size_t)n);
+            if (!ok) fprintf(stderr, "\n  %s KV: golden prompt %d differs from one engine\n", kts[k], g);
+            CU_ASSERT(ok);
+            pgd_kv_handoff_free(x);
+            pgd_engine_destroy(a);
+            pgd_engine_destroy(b);
+        }
+        pgd_exec_destroy(xa);
+        pgd_exec_destroy(xb);
+    }
+}
+
 static CU_TestInfo tests[] = {
+    {"f16 and q8 KV: A -> B = one engine", test_rounded_kv},
     {"goldens: tp 2 prefill side", test_tp2_prefill},
     {"goldens: tp 2 decode side", test_tp2_decode},
     {"goldens: tp 2 x pp 2 either side", test_tp2_pp2_both_ways},

@@ -220,7 +220,7 @@ static io_part part_of_rank(const dist *d, int r) {
 
 /* Copy between a rank's part (packed) and the whole layout (to_whole: part -> whole). */
 static void io_scatter(const pgd_model_config *c, int bs, io_part pt, int n, char *part, char *whole, int to_whole) {
-    size_t head = (size_t)bs * c->head_dim * pgd_dtype_size(c->kv_dtype), chunk = head * c->n_kv_heads;
+    size_t head = (size_t)bs * pgd_kv_row_bytes(c->kv_dtype, c->head_dim), chunk = head * c->n_kv_heads;
     size_t pchunk = head * pt.kv_heads;
     for (int i = 0; i < n; i++)
         for (int l = 0; l < 2 * pt.layers; l++) {
@@ -257,7 +257,7 @@ static pgd_status exec_kv_io(dist *d, int dir, const int32_t *blocks, int n) {
     if (dir == PGD_EXEC_KV_WRITE) {
         for (int r = 1; r < d->size; r++) { /* each rank's part, then the driver's own */
             io_part pt = part_of_rank(d, r);
-            size_t rb = (size_t)n * 2 * pt.layers * pt.kv_heads * bs * c->head_dim * pgd_dtype_size(c->kv_dtype);
+            size_t rb = (size_t)n * 2 * pt.layers * pt.kv_heads * bs * pgd_kv_row_bytes(c->kv_dtype, c->head_dim);
             char *tmp = malloc(rb ? rb : 1);
             if (!tmp) return pgd_error(PGD_ERR_OOM, "parallel model: out of memory for %zu bytes of KV", rb);
             io_scatter(c, bs, pt, n, tmp, whole, 0);
@@ -272,7 +272,7 @@ static pgd_status exec_kv_io(dist *d, int dir, const int32_t *blocks, int n) {
     io_scatter(c, bs, mine, n, d->io_buf, whole, 1);
     for (int r = 1; r < d->size; r++) {
         io_part pt = part_of_rank(d, r);
-        size_t rb = (size_t)n * 2 * pt.layers * pt.kv_heads * bs * c->head_dim * pgd_dtype_size(c->kv_dtype);
+        size_t rb = (size_t)n * 2 * pt.layers * pt.kv_heads * bs * pgd_kv_row_bytes(c->kv_dtype, c->head_dim);
         char *tmp = malloc(rb ? rb : 1);
         if (!tmp) return pgd_error(PGD_ERR_OOM, "parallel model: out of memory for %zu bytes of KV", rb);
         pgd_status s = pgd_comm_recv(d->ctrl, tmp, rb, r, KVIO_TAG);
