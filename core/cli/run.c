@@ -46,6 +46,7 @@
 
 #include "cli.h"
 #include "csv_table.h"
+#include "pagoda/cluster.h"
 #include "pagoda/kv_manager.h"
 #include "pagoda/scheduler.h"
 #include "util/suggest.h"
@@ -80,6 +81,8 @@ static void usage(FILE *f) {
     fprintf(f, "Policies ([engine] policy): %s\n", pgd_names_join(pgd_policy_names(), ", ", names, sizeof names));
     fprintf(f, "KV managers ([engine] kv_manager): %s\n",
             pgd_names_join(pgd_kv_manager_names(), ", ", names, sizeof names));
+    fprintf(f, "Routers ([cluster] router, with replicas > 1): %s\n",
+            pgd_names_join(pgd_router_names(), ", ", names, sizeof names));
 }
 
 /* --only: run names containing any of the patterns (NULL list = every run). */

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pagoda/cluster.h"
 #include "pagoda/config.h"
 #include "pagoda/kv_manager.h"
 #include "pagoda/model.h"
@@ -102,6 +103,22 @@ static const pgd_cfg_key schema[] = {
     {"workload", "think_time", PGD_CFG_NUM, 0, BIG, NULL, "0", "multi-turn: seconds between a turn's finish and the next turn"},
     {"workload", "max_history", PGD_CFG_INT, 0, 1 << 24, NULL, "0",
      "multi-turn: a turn's prompt keeps the last N tokens of history + message (0 = up to the context)"},
+
+    {"cluster", "replicas", PGD_CFG_INT, 1, 1024, NULL, "1",
+     "engines behind a router (data parallel; 1 = one engine, no router): each its own executor (sim: its own device)"},
+    {"cluster", "router", PGD_CFG_ROUTER, 0, 0, NULL, "round-robin",
+     "how requests are spread over the replicas: a registered router (`pagoda run --help` lists them)"},
+    {"cluster", "prefill", PGD_CFG_INT, 0, 512, NULL, "0",
+     "P/D disaggregation: replicas that only prefill (with decode > 0; replicas = prefill + decode)"},
+    {"cluster", "decode", PGD_CFG_INT, 0, 512, NULL, "0",
+     "P/D disaggregation: replicas that only decode, taking the KV handed over by the prefill ones"},
+    {"cluster", "kv_link_gbps", PGD_CFG_NUM, 0.001, 1e6, NULL, "2400",
+     "P/D on the sim: KV link bandwidth in Gbit/s (2400 = A100 NVLink, 300 GB/s one way, as DistServe's "
+     "intra-node placement; 25 = DistServe's cross-node link)"},
+    {"cluster", "kv_link_latency_us", PGD_CFG_NUM, 0, 1e9, NULL, "5",
+     "P/D on the sim: per-transfer KV link latency in microseconds"},
+    {"cluster", "comm", PGD_CFG_CHOICE, 0, 0, "threads|mpi", "threads",
+     "where the replicas run: threads of this process (the sim: one event loop), or mpi: replica r on rank r of `mpirun -np REPLICAS`"},
 
     {"slo", "ttft", PGD_CFG_NUM, 0, BIG, NULL, "0", "TTFT bound in seconds for goodput (0 = none)"},
     {"slo", "tpot", PGD_CFG_NUM, 0, BIG, NULL, "0", "TPOT bound in seconds (0 = none)"},
@@ -274,6 +291,14 @@ pgd_status pgd_config_check_value(const pgd_cfg_key *k, const char *v) {
         if (best) snprintf(hint, sizeof hint, " (did you mean '%s'?)", best);
         return pgd_error(PGD_ERR_INVALID, "unknown KV manager%s (choices: %s)", hint,
                          pgd_names_join(pgd_kv_manager_names(), "|", names, sizeof names));
+    }
+    case PGD_CFG_ROUTER: {
+        char names[256], hint[96] = "";
+        if (pgd_router_find(v)) return PGD_OK;
+        const char *best = pgd_suggest(v, pgd_router_names(), (size_t)-1);
+        if (best) snprintf(hint, sizeof hint, " (did you mean '%s'?)", best);
+        return pgd_error(PGD_ERR_INVALID, "unknown router%s (choices: %s)", hint,
+                         pgd_names_join(pgd_router_names(), "|", names, sizeof names));
     }
     case PGD_CFG_MODEL:
         if (!strncmp(v, "random:", 7)) {

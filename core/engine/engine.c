@@ -24,6 +24,10 @@
 double pgd_engine_now(const pgd_engine *e) { return pgd_clock_now(e->cfg.clock) - e->t0; }
 const pgd_engine_config *pgd_engine_get_config(const pgd_engine *e) { return &e->cfg; }
 
+int pgd_engine_cached_prefix(const pgd_engine *e, const int32_t *prompt, int n_prompt) {
+    return e && e->kvm && prompt && n_prompt > 0 ? pgd_kv_cached_prefix(e->kvm, prompt, n_prompt) : 0;
+}
+
 pgd_status pgd_engine_create(const pgd_engine_config *cfg, pgd_exec *exec, const pgd_tokenizer *tok,
                              pgd_engine **out) {
     if (!cfg || !exec || !out) return pgd_error(PGD_ERR_INVALID, "engine: NULL argument");
@@ -128,6 +132,8 @@ static void req_destroy(ereq *r) {
     free(r->prompt);
     free(r->stop_ids);
     free(r->outs);
+    free(r->staged);
+    pgd_kv_handoff_free(r->pending); /* an import never admitted */
     free(r);
 }
 
@@ -171,6 +177,9 @@ static pgd_status check_params(const pgd_engine *e, const pgd_request_params *p)
                          pgd_kv_manager_name(e->kvm));
     if (p->n_stop_strings > 0 && !e->tok)
         return pgd_error(PGD_ERR_INVALID, "request: stop strings need a tokenizer");
+    if (p->prefill_only && (p->n > 1 || p->beam_width > 0))
+        return pgd_error(PGD_ERR_UNSUPPORTED, "request: prefill_only hands one sequence over (got n = %d, "
+                         "beam_width = %d)", p->n, p->beam_width);
     return pgd_sampling_params_validate(&p->sampling, e->mc->vocab_size);
 }
 
@@ -231,10 +240,12 @@ pgd_status pgd_engine_add_request(pgd_engine *e, const pgd_request_params *p, in
                             .num_seqs = initial, .max_seqs = slots, .user = r, .client = p->client,
                             .slo_class = p->slo_class,
                             .ttft_deadline = p->ttft_slo > 0 ? r->arrival + p->ttft_slo : 0};
-    if ((st = pgd_scheduler_add(e->sched, &sr, &r->group)) != PGD_OK) goto fail;
-    for (int i = 0; i < initial; i++) {
-        r->seqs[i]->sseq = r->group->seqs[i];
-        r->group->seqs[i]->user = r->seqs[i];
+    if (!e->importing) { /* pgd_engine_import admits its request itself (engine_disagg.c) */
+        if ((st = pgd_scheduler_add(e->sched, &sr, &r->group)) != PGD_OK) goto fail;
+        for (int i = 0; i < initial; i++) {
+            r->seqs[i]->sseq = r->group->seqs[i];
+            r->group->seqs[i]->user = r->seqs[i];
+        }
     }
     e->reqs[e->n_reqs++] = r;
     e->n_live++;
@@ -251,6 +262,7 @@ static ereq *find(const pgd_engine *e, int64_t id) {
 
 void pgd_engine_finish(pgd_engine *e, ereq *r, const char *reason) {
     if (r->finished) return;
+    if (r->parked || r->pending) pgd_engine_unpark(e, r); /* a hand-off's KV it still holds */
     if (r->group) {
         r->out.num_preemptions = r->group->num_preemptions;
         r->out.num_cached_tokens = r->group->cached_tokens;
@@ -276,7 +288,7 @@ pgd_status pgd_engine_abort(pgd_engine *e, int64_t id) {
     return PGD_OK;
 }
 
-int pgd_engine_has_unfinished(const pgd_engine *e) { return e->n_live > 0 || e->n_flights > 0; }
+int pgd_engine_has_unfinished(const pgd_engine *e) { return e->n_live - e->n_parked > 0 || e->n_flights > 0; }
 
 static pgd_status grow(void **p, size_t *cap, size_t need, size_t elem) {
     if (need <= *cap) return PGD_OK;
@@ -394,6 +406,11 @@ static pgd_status land_batch(pgd_engine *e) {
             continue;
         }
         if (r->finished) continue;
+        if (r->parked && r->group) { /* prefill_only: its KV waits for pgd_engine_export */
+            pgd_scheduler_remove(e->sched, r->group);
+            r->group = NULL;
+            continue;
+        }
         if (r->beam) PGD_TRY(pgd_beam_advance(e, r));
         if (!r->finished && r->group->num_seqs == 0)
             pgd_engine_finish(e, r, r->seqs[0] && r->seqs[0]->finish_reason ? r->seqs[0]->finish_reason : "stop");
@@ -406,6 +423,7 @@ pgd_status pgd_engine_step(pgd_engine *e, int *num_finished) {
     if (num_finished) *num_finished = 0;
     int64_t live0 = e->n_live;
     int submitted = 0;
+    if (e->n_pending) PGD_TRY(pgd_engine_admit_imports(e, 0)); /* hand-offs whose KV has arrived */
     if (e->n_flights < e->max_in_flight) {
         const pgd_sched_plan *pl = NULL;
         double t_sched = pgd_engine_now(e); /* phase boundaries (pgd_engine_stats *_seconds) */
@@ -432,6 +450,7 @@ pgd_status pgd_engine_step(pgd_engine *e, int *num_finished) {
         e->stats.forward_seconds += pgd_engine_now(e) - t_fwd;
     }
     if (e->n_flights > 0 && (e->n_flights == e->max_in_flight || !submitted)) PGD_TRY(land_batch(e));
+    else if (!submitted && e->n_pending) PGD_TRY(pgd_engine_admit_imports(e, 1)); /* idle: wait for a hand-off */
     if (num_finished) *num_finished = (int)(live0 - e->n_live);
     return PGD_OK;
 }
@@ -445,6 +464,7 @@ void pgd_engine_release(pgd_engine *e, int64_t id) {
     ereq *r = find(e, id);
     if (!r) return;
     if (!r->finished) pgd_engine_finish(e, r, "abort");
+    pgd_engine_unpark(e, r);
     if (r->in_flight) { /* its batch still refers to it */
         r->release_on_landing = 1;
         return;

@@ -48,6 +48,17 @@ typedef struct ereq {
     int in_flight;          /* items in a batch whose logits have not landed */
     int remove_on_landing;  /* finished (aborted) while in flight: its group goes when the batch lands */
     int release_on_landing; /* released while in flight: destroyed when the batch lands */
+    /* prefill_only (engine_disagg.c): its prompt's KV waiting for pgd_engine_export */
+    int parked;             /* 1: blocks kept under the KV manager id park_id; 2: copied to staged */
+    int64_t park_id;
+    void *staged;           /* contiguous kinds: the K/V read at once (staged_bytes) */
+    size_t staged_bytes;
+    int staged_blocks;
+    int exported;
+    /* imported (engine_disagg.c): not admitted yet (its KV arrives at ready_at, engine time, or
+       there was no room); its hand-off, owned */
+    struct pgd_kv_handoff *pending;
+    double ready_at;
 } ereq;
 
 /* A batch in flight: what sampling needs when its logits land. */
@@ -79,6 +90,10 @@ struct pgd_engine {
     int stand_in_tokens;       /* the executor computes nothing (sim): sampled sequences get token 0 */
     double t0;
     pgd_engine_stats stats;
+    int importing;             /* set while pgd_engine_import adds its request (engine_disagg.c) */
+    int64_t n_parked;          /* live requests parked (prefill_only, waiting for export): not busy */
+    int64_t n_pending;         /* imported requests not admitted yet */
+    int64_t pending_lo;        /* no request below this id is pending */
     /* per-step scratch */
     int32_t *tokens, *qs, *lens, *tables, *pairs;
     float *scratch;
@@ -97,6 +112,15 @@ const char *pgd_engine_stop_reason(pgd_engine *e, ereq *r, eseq *es, int32_t tok
 /* Beam search (engine_beam.c): collect candidates / advance when all beams are ready. */
 pgd_status pgd_beam_collect(pgd_engine *e, ereq *r, eseq *es, const float *logits);
 pgd_status pgd_beam_advance(pgd_engine *e, ereq *r);
+/* Prefill/decode disaggregation (engine_disagg.c): keep a prefill_only
+ * request's KV after its first token (es stays live until this returns). */
+pgd_status pgd_engine_park(pgd_engine *e, ereq *r, eseq *es);
+/* Drop what a parked or pending request still holds (finish, release). */
+void pgd_engine_unpark(pgd_engine *e, ereq *r);
+/* Admit the pending imports whose KV has arrived; with idle = 1 (nothing
+ * else to run) first wait on the engine clock for the earliest one. */
+pgd_status pgd_engine_admit_imports(pgd_engine *e, int idle);
+
 /* Finish the request: free its group, set reasons and times. */
 void pgd_engine_finish(pgd_engine *e, ereq *r, const char *reason);
 

@@ -92,6 +92,7 @@ static pgd_status emit(pgd_engine *e, ereq *r, eseq *es, int32_t token) {
     if (r->first_token < 0) r->first_token = now;
     if (e->cfg.on_token) e->cfg.on_token(e->cfg.on_token_ctx, r->id, es->index, token, now);
     const char *why = pgd_engine_stop_reason(e, r, es, token);
+    if (!why && r->p.prefill_only) return pgd_engine_park(e, r, es); /* disaggregation: hand it over */
     if (why) {
         es->finish_reason = why;
         pgd_scheduler_free_seq(e->sched, r->group, es->sseq);

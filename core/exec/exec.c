@@ -141,6 +141,28 @@ pgd_status pgd_exec_kv_op(pgd_exec *x, int op, const int32_t *pairs, int n) {
     return x->ops->kv_op(x, op, pairs, n);
 }
 
+size_t pgd_exec_kv_block_bytes(const pgd_exec *x) {
+    return x->kv_block_size ? pgd_kv_cache_block_bytes(&x->cfg, x->kv_block_size) : 0;
+}
+
+pgd_status pgd_exec_kv_io(pgd_exec *x, int dir, const int32_t *blocks, int n, void *host) {
+    if (!x) return pgd_error(PGD_ERR_INVALID, "executor: NULL argument");
+    if (dir != PGD_EXEC_KV_READ && dir != PGD_EXEC_KV_WRITE)
+        return pgd_error(PGD_ERR_INVALID, "executor: unknown KV transfer direction %d", dir);
+    if (!x->kv_num_blocks) return pgd_error(PGD_ERR_INVALID, "executor: KV transfer without a KV cache");
+    if (n <= 0) return PGD_OK;
+    if (!blocks) return pgd_error(PGD_ERR_INVALID, "executor: NULL block list");
+    for (int i = 0; i < n; i++)
+        if (blocks[i] < 0 || blocks[i] >= x->kv_num_blocks)
+            return pgd_error(PGD_ERR_INVALID, "executor: KV transfer of block %d outside 0..%d", blocks[i],
+                             x->kv_num_blocks - 1);
+    if (!x->computes) return PGD_OK; /* the sim: only the byte count matters (the caller prices it) */
+    if (!host) return pgd_error(PGD_ERR_INVALID, "executor: NULL host buffer for a KV transfer");
+    if (!x->ops->kv_io)
+        return pgd_error(PGD_ERR_UNSUPPORTED, "executor: KV export/import over %s is not supported", x->desc);
+    return x->ops->kv_io(x, dir, blocks, n, host);
+}
+
 pgd_status pgd_exec_submit(pgd_exec *x, const pgd_batch *b, int *ticket) {
     if (!x || !b || !ticket) return pgd_error(PGD_ERR_INVALID, "executor: NULL argument");
     if (!x->driver) return pgd_error(PGD_ERR_INVALID, "executor: only the driver submits batches");

@@ -9,7 +9,10 @@
  * every other rank (point to point, buffered: the driver never waits for a
  * busy stage to take it) and runs on its own part; each rank runs the
  * commands in the order sent. Commands: FORWARD (the batch's tokens, query
- * starts, lengths, block tables), KV_CREATE, KV_OP (block pairs), QUIT. The
+ * starts, lengths, block tables), KV_CREATE, KV_OP (block pairs), KV_IO (the
+ * P/D hand-off: every rank reads or writes its layers' and KV heads' part of
+ * the listed blocks, gathered from or scattered to the driver over the host
+ * communicator), QUIT. The
  * other ranks loop in serve() until QUIT.
  *
  * Batches in flight (a pipeline that stays full): submit sends FORWARD,
@@ -52,8 +55,9 @@
 #include "pagoda/comm.h"
 #include "pagoda/parallel.h"
 
-enum { CMD_QUIT = 1, CMD_FORWARD, CMD_KV_CREATE, CMD_KV_DESTROY, CMD_KV_OP };
+enum { CMD_QUIT = 1, CMD_FORWARD, CMD_KV_CREATE, CMD_KV_DESTROY, CMD_KV_OP, CMD_KV_IO };
 #define CMD_TAG 30000 /* commands from the driver; micro-batch tags are small */
+#define KVIO_TAG 30001 /* KV_IO: a rank's part of the blocks, to or from the driver */
 
 typedef struct cmd_hdr {
     int32_t cmd;
@@ -95,6 +99,9 @@ typedef struct dist {
     dslot *slots;     /* driver: max_in_flight of them */
     int n_workers;    /* threads transport (driver only) */
     worker *workers;
+    void *io_host;    /* driver: the KV_IO command's whole-model host buffer */
+    char *io_buf;     /* a rank's part of a KV_IO */
+    size_t io_cap;
 } dist;
 
 struct worker {
@@ -197,6 +204,85 @@ static pgd_status exec_kv_op(dist *d, int op, const int32_t *pairs, int n) {
     }
 }
 
+/* A rank's part of n blocks (every block: its layers' K then V, its KV heads)
+ * and where each piece goes in the whole-model layout of pgd_exec_kv_io. */
+typedef struct io_part {
+    int layer_begin, layers, kv_head0, kv_heads;
+} io_part;
+
+static io_part part_of_rank(const dist *d, int r) {
+    pgd_model tmp = *d->m; /* the layout of rank r: the same shard rule as its load */
+    (void)pgd_model_shard_init(&tmp, d->tp, r % d->tp, d->pp, r / d->tp,
+                               d->m->req_stage_layers[0] ? d->m->req_stage_layers : NULL);
+    const pgd_shard *sh = &tmp.sh;
+    return (io_part){sh->layer_begin, sh->layer_end - sh->layer_begin, sh->kv_head0, sh->kv_heads};
+}
+
+/* Copy between a rank's part (packed) and the whole layout (to_whole: part -> whole). */
+static void io_scatter(const pgd_model_config *c, int bs, io_part pt, int n, char *part, char *whole, int to_whole) {
+    size_t head = (size_t)bs * pgd_kv_row_bytes(c->kv_dtype, c->head_dim), chunk = head * c->n_kv_heads;
+    size_t pchunk = head * pt.kv_heads;
+    for (int i = 0; i < n; i++)
+        for (int l = 0; l < 2 * pt.layers; l++) {
+            char *w = whole + ((size_t)i * 2 * c->n_layers + 2 * pt.layer_begin + l) * chunk + pt.kv_head0 * head;
+            char *q = part + ((size_t)i * 2 * pt.layers + l) * pchunk;
+            if (to_whole) memcpy(w, q, pchunk);
+            else memcpy(q, w, pchunk);
+        }
+}
+
+/* KV_IO on every rank: a = direction, b = n blocks (payload). The driver
+ * gathers (READ) or scatters (WRITE) the ranks' parts over ctrl. */
+static pgd_status exec_kv_io(dist *d, int dir, const int32_t *blocks, int n) {
+    if (!d->kv) return pgd_error(PGD_ERR_INVALID, "parallel model: KV transfer without a cache");
+    int bs = pgd_kv_cache_block_size(d->kv);
+    io_part mine = part_of_rank(d, d->rank);
+    size_t bytes = (size_t)n * pgd_kv_cache_io_block_bytes(d->kv);
+    if (bytes > d->io_cap) {
+        char *p = realloc(d->io_buf, bytes);
+        if (!p) return pgd_error(PGD_ERR_OOM, "parallel model: out of memory for %zu bytes of KV", bytes);
+        d->io_buf = p;
+        d->io_cap = bytes;
+    }
+    const pgd_model_config *c = &d->base.cfg;
+    if (d->rank != 0) { /* a rank: its part to or from the driver */
+        if (dir == PGD_EXEC_KV_READ) {
+            PGD_TRY(pgd_kv_cache_read_blocks(d->kv, blocks, n, d->io_buf));
+            return pgd_comm_send(d->ctrl, d->io_buf, bytes, 0, KVIO_TAG);
+        }
+        PGD_TRY(pgd_comm_recv(d->ctrl, d->io_buf, bytes, 0, KVIO_TAG));
+        return pgd_kv_cache_write_blocks(d->kv, blocks, n, d->io_buf);
+    }
+    char *whole = d->io_host;
+    if (dir == PGD_EXEC_KV_WRITE) {
+        for (int r = 1; r < d->size; r++) { /* each rank's part, then the driver's own */
+            io_part pt = part_of_rank(d, r);
+            size_t rb = (size_t)n * 2 * pt.layers * pt.kv_heads * bs * pgd_kv_row_bytes(c->kv_dtype, c->head_dim);
+            char *tmp = malloc(rb ? rb : 1);
+            if (!tmp) return pgd_error(PGD_ERR_OOM, "parallel model: out of memory for %zu bytes of KV", rb);
+            io_scatter(c, bs, pt, n, tmp, whole, 0);
+            pgd_status s = pgd_comm_send(d->ctrl, tmp, rb, r, KVIO_TAG);
+            free(tmp);
+            PGD_TRY(s);
+        }
+        io_scatter(c, bs, mine, n, d->io_buf, whole, 0);
+        return pgd_kv_cache_write_blocks(d->kv, blocks, n, d->io_buf);
+    }
+    PGD_TRY(pgd_kv_cache_read_blocks(d->kv, blocks, n, d->io_buf));
+    io_scatter(c, bs, mine, n, d->io_buf, whole, 1);
+    for (int r = 1; r < d->size; r++) {
+        io_part pt = part_of_rank(d, r);
+        size_t rb = (size_t)n * 2 * pt.layers * pt.kv_heads * bs * pgd_kv_row_bytes(c->kv_dtype, c->head_dim);
+        char *tmp = malloc(rb ? rb : 1);
+        if (!tmp) return pgd_error(PGD_ERR_OOM, "parallel model: out of memory for %zu bytes of KV", rb);
+        pgd_status s = pgd_comm_recv(d->ctrl, tmp, rb, r, KVIO_TAG);
+        if (s == PGD_OK) io_scatter(c, bs, pt, n, tmp, whole, 1);
+        free(tmp);
+        PGD_TRY(s);
+    }
+    return PGD_OK;
+}
+
 static pgd_status exec(dist *d, const cmd_hdr *h, const int32_t *p, float *logits) {
     switch (h->cmd) {
     case CMD_FORWARD: return exec_forward(d, h, p, logits);
@@ -206,6 +292,7 @@ static pgd_status exec(dist *d, const cmd_hdr *h, const int32_t *p, float *logit
         d->kv = NULL;
         return PGD_OK;
     case CMD_KV_OP: return exec_kv_op(d, h->a, p, h->b);
+    case CMD_KV_IO: return exec_kv_io(d, h->a, p, h->b);
     default: return pgd_error(PGD_ERR_INVALID, "parallel: unknown command %d", h->cmd);
     }
 }
@@ -261,6 +348,16 @@ static void dist_kv_destroy(pgd_exec *x) {
 static pgd_status dist_kv_op(pgd_exec *x, int op, const int32_t *pairs, int n) {
     cmd_hdr h = {.cmd = CMD_KV_OP, .a = op, .b = n, .payload = 2 * n};
     return command(D(x), &h, pairs, NULL);
+}
+
+static pgd_status dist_kv_io(pgd_exec *x, int dir, const int32_t *blocks, int n, void *host) {
+    dist *d = D(x);
+    if (d->sim) return PGD_OK; /* no data (pgd_exec_kv_io returns before this) */
+    cmd_hdr h = {.cmd = CMD_KV_IO, .a = dir, .b = n, .payload = n};
+    d->io_host = host;
+    pgd_status s = command(d, &h, blocks, NULL);
+    d->io_host = NULL;
+    return s;
 }
 
 static pgd_status dist_submit(pgd_exec *x, const pgd_batch *b, int ticket) {
@@ -331,6 +428,7 @@ static void dist_free(dist *d) {
     free(d->slots);
     free(d->buf);
     free(d->qs);
+    free(d->io_buf);
     free(d);
 }
 
@@ -343,6 +441,7 @@ static const struct pgd_exec_ops dist_ops = {
     .kv_create = dist_kv_create,
     .kv_destroy = dist_kv_destroy,
     .kv_op = dist_kv_op,
+    .kv_io = dist_kv_io,
     .submit = dist_submit,
     .wait = dist_wait,
     .comm_seconds = dist_comm_seconds,

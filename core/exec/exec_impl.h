@@ -21,6 +21,8 @@ struct pgd_exec_ops {
     pgd_status (*submit)(pgd_exec *x, const pgd_batch *b, int ticket);
     pgd_status (*wait)(pgd_exec *x, int ticket, const float **logits);
     double (*comm_seconds)(const pgd_exec *x);        /* optional */
+    /* optional (absent: PGD_ERR_UNSUPPORTED): pgd_exec_kv_io on a computing executor */
+    pgd_status (*kv_io)(pgd_exec *x, int dir, const int32_t *blocks, int n, void *host);
     const double *(*stage_busy)(const pgd_exec *x, int *n); /* optional */
 };
 

@@ -213,6 +213,19 @@ static pgd_status local_kv_op(pgd_exec *x, int op, const int32_t *pairs, int n) 
     return run_kv_op(l, op, pairs, n);
 }
 
+static pgd_status local_kv_io(pgd_exec *x, int dir, const int32_t *blocks, int n, void *host) {
+    local *l = L(x);
+    if (l->async && l->started) { /* every job sent before runs first; the worker is then idle */
+        pthread_mutex_lock(&l->mu);
+        while (l->q_n) pthread_cond_wait(&l->cv, &l->mu);
+        pgd_status st = l->failed;
+        pthread_mutex_unlock(&l->mu);
+        if (st != PGD_OK) return pgd_error(st, "executor: an earlier job failed: %s", l->failed_msg);
+    }
+    return dir == PGD_EXEC_KV_READ ? pgd_kv_cache_read_blocks(l->kv, blocks, n, host)
+                                   : pgd_kv_cache_write_blocks(l->kv, blocks, n, host);
+}
+
 static pgd_status local_submit(pgd_exec *x, const pgd_batch *b, int ticket) {
     local *l = L(x);
     if (l->async) {
@@ -257,6 +270,7 @@ static const struct pgd_exec_ops local_ops = {
     .kv_create = local_kv_create,
     .kv_destroy = local_kv_destroy,
     .kv_op = local_kv_op,
+    .kv_io = local_kv_io,
     .submit = local_submit,
     .wait = local_wait,
 };

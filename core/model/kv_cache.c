@@ -153,3 +153,29 @@ float *pgd_kv_cache_k(pgd_kv_cache *kv, int layer) {
 float *pgd_kv_cache_v(pgd_kv_cache *kv, int layer) {
     return (float *)(kv->data + ((size_t)2 * layer + 1) * kv->num_blocks * kv->store_block);
 }
+
+size_t pgd_kv_cache_io_block_bytes(const pgd_kv_cache *kv) { return 2 * (size_t)kv->n_layers * kv->block_bytes; }
+
+/* Blocks to or from a host buffer laid out like the swap space: per listed
+ * block, every layer's K then V, block_bytes of the cache dtype each
+ * (disaggregation's KV hand-off). */
+static pgd_status io_blocks(pgd_kv_cache *kv, const int32_t *blocks, int n, void *host, int read) {
+    for (int i = 0; i < n; i++)
+        if (blocks[i] < 0 || blocks[i] >= kv->num_blocks)
+            return pgd_error(PGD_ERR_INVALID, "kv cache: block %d outside 0..%d", blocks[i], kv->num_blocks - 1);
+    size_t bytes = kv->block_bytes;
+    for (int i = 0; i < n; i++)
+        for (int l = 0; l < 2 * kv->n_layers; l++) {
+            char *d = kv->data + ((size_t)l * kv->num_blocks + (size_t)blocks[i]) * kv->store_block;
+            char *h = (char *)host + ((size_t)i * 2 * kv->n_layers + l) * bytes;
+            PGD_TRY(read ? pgd_backend_download(kv->backend, h, d, bytes) : pgd_backend_upload(kv->backend, d, h, bytes));
+        }
+    return PGD_OK;
+}
+
+pgd_status pgd_kv_cache_read_blocks(pgd_kv_cache *kv, const int32_t *blocks, int n, void *host) {
+    return io_blocks(kv, blocks, n, host, 1);
+}
+pgd_status pgd_kv_cache_write_blocks(pgd_kv_cache *kv, const int32_t *blocks, int n, const void *host) {
+    return io_blocks(kv, blocks, n, (void *)host, 0);
+}

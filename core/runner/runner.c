@@ -7,6 +7,7 @@
  * max_concurrency are in flight (0 = unlimited); every submitted request is
  * recorded exactly once (finished, or rejected as "error"); the loop ends
  * when every request that arrives within the run is recorded. */
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include "pagoda/parallel.h"
 #include "pagoda/runner.h"
 #include "pagoda/workload.h"
+#include "runner/runner_cluster.h"
 #include "runner/sessions.h"
 
 typedef struct inflight {
@@ -33,7 +35,7 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n) {
 
 static double wall_now(void) { return pgd_clock_now(NULL); }
 
-static pgd_status engine_config(const pgd_run_config *rc, pgd_clock *clock, pgd_engine_config *ec) {
+pgd_status pgd_run_engine_config(const pgd_run_config *rc, pgd_clock *clock, pgd_engine_config *ec) {
     memset(ec, 0, sizeof *ec);
     ec->block_size = pgd_run_get_int(rc, "engine", "block_size");
     ec->num_blocks = pgd_run_get_int(rc, "engine", "num_blocks");
@@ -69,8 +71,8 @@ static pgd_status len_dist(const pgd_run_config *rc, const char *which, pgd_len_
     return PGD_OK;
 }
 
-static pgd_status workload_config(const pgd_run_config *rc, const pgd_model_config *mc, const pgd_tokenizer *tok,
-                                  pgd_workload_config *wc) {
+pgd_status pgd_run_workload_config(const pgd_run_config *rc, const pgd_model_config *mc, const pgd_tokenizer *tok,
+                                   pgd_workload_config *wc) {
     memset(wc, 0, sizeof *wc);
     PGD_TRY(pgd_workload_source_parse(pgd_run_get_str(rc, "workload", "source"), &wc->source));
     wc->num_requests = pgd_run_get_int(rc, "workload", "num_requests");
@@ -110,6 +112,10 @@ static pgd_status ctx_error(pgd_status st, const pgd_run_config *rc, const char 
                      section, pgd_last_error());
 }
 
+pgd_status pgd_run_ctx_error(pgd_status st, const pgd_run_config *rc, const char *section) {
+    return ctx_error(st, rc, section);
+}
+
 typedef struct loop_state {
     pgd_engine *eng;
     pgd_workload *wl;
@@ -147,15 +153,21 @@ static pgd_status collect_finished(loop_state *s) {
     return PGD_OK;
 }
 
+void pgd_run_request_params(const pgd_run_config *rc, pgd_workload *wl, int i, double t_start,
+                            pgd_request_params *p) {
+    memset(p, 0, sizeof *p);
+    p->sampling.temperature = (float)pgd_run_get_num(rc, "sampling", "temperature");
+    p->sampling.top_k = pgd_run_get_int(rc, "sampling", "top_k");
+    p->sampling.top_p = (float)pgd_run_get_num(rc, "sampling", "top_p");
+    p->sampling.seed = pgd_run_get_u64(rc, "experiment", "seed") + (uint64_t)i;
+    pgd_workload_fill_params(wl, i, t_start, p);
+    p->n = pgd_run_get_int(rc, "sampling", "n");
+    p->beam_width = pgd_run_get_int(rc, "sampling", "beam_width");
+}
+
 static pgd_status submit(loop_state *s, const pgd_run_config *rc, int i, double t_start, double now, int delayed) {
-    pgd_request_params p = {0};
-    p.sampling.temperature = (float)pgd_run_get_num(rc, "sampling", "temperature");
-    p.sampling.top_k = pgd_run_get_int(rc, "sampling", "top_k");
-    p.sampling.top_p = (float)pgd_run_get_num(rc, "sampling", "top_p");
-    p.sampling.seed = pgd_run_get_u64(rc, "experiment", "seed") + (uint64_t)i;
-    pgd_workload_fill_params(s->wl, i, t_start, &p);
-    p.n = pgd_run_get_int(rc, "sampling", "n");
-    p.beam_width = pgd_run_get_int(rc, "sampling", "beam_width");
+    pgd_request_params p;
+    pgd_run_request_params(rc, s->wl, i, t_start, &p);
     if (delayed) p.arrival_time = now;
     int64_t id;
     pgd_status ast = pgd_engine_add_request(s->eng, &p, &id);
@@ -240,6 +252,45 @@ static pgd_status run_loop(loop_state *s, const pgd_run_config *rc, const pgd_ru
     return PGD_OK;
 }
 
+void pgd_run_exec_config(const pgd_run_config *rc, pgd_clock *clock, pgd_run_backend_opts *o, pgd_exec_config *xc) {
+    int threads = pgd_run_get_int(rc, "model", "threads");
+    const char *profile = pgd_run_get_str(rc, "model", "profile");
+    const char *dt = pgd_run_get_str(rc, "model", "dtype");
+    pgd_dtype rdt;
+    /* [model] device, tensor_parallel and profile are the sim's options: given to a backend that
+     * takes them (pgd_backend_option_keys), unused by the others */
+    snprintf(o->dev, sizeof o->dev, "device=%s", pgd_run_get_str(rc, "model", "device"));
+    snprintf(o->tp, sizeof o->tp, "tp=%d", pgd_run_get_int(rc, "model", "tensor_parallel"));
+    snprintf(o->prof, sizeof o->prof, "profile=%s", profile);
+    const char *be_name = pgd_run_get_str(rc, "model", "backend");
+    const char *const *be_keys = pgd_backend_option_keys(be_name);
+    const char *cand[] = {o->dev, o->tp, o->prof};
+    memset(o->list, 0, sizeof o->list);
+    for (int i = 0, n = 0; i < 3; i++)
+        for (int k = 0; be_keys && be_keys[k]; k++)
+            if (!strncmp(cand[i], be_keys[k], strlen(be_keys[k])) && cand[i][strlen(be_keys[k])] == '=')
+                o->list[n++] = cand[i];
+    *xc = (pgd_exec_config){
+        .model = pgd_run_get_str(rc, "model", "path"),
+        .load = {.seed = pgd_run_get_u64(rc, "model", "weight_seed"),
+                 .random_dtype = pgd_dtype_from_name(dt, &rdt) ? rdt : PGD_F32},
+        .backend = {.name = be_name,
+                    .num_threads = threads,
+                    .kv_dtype = strcmp(pgd_run_get_str(rc, "engine", "kv_dtype"), "auto")
+                                    ? pgd_run_get_str(rc, "engine", "kv_dtype")
+                                    : NULL,
+                    .options = o->list},
+        /* a virtual clock given by the caller is the one a simulating backend advances */
+        .clock = clock && pgd_clock_get_kind(clock) == PGD_CLOCK_VIRTUAL ? clock : NULL,
+        .parallel = {.tp = pgd_run_get_int(rc, "parallel", "tp"),
+                     .pp = pgd_run_get_int(rc, "parallel", "pp"),
+                     .comm = pgd_run_get_str(rc, "parallel", "comm"),
+                     .stage_layers = pgd_run_get_str(rc, "parallel", "stage_layers"),
+                     .pin = pgd_run_get_bool(rc, "parallel", "pin")},
+        .async = pgd_run_get_bool(rc, "engine", "async"),
+    };
+}
+
 pgd_status pgd_run_workload_create(const pgd_run_config *rc, int vocab_size, int max_model_len,
                                    const pgd_tokenizer *tok, pgd_workload **out, int *n_sent) {
     pgd_model_config mc;
@@ -249,7 +300,7 @@ pgd_status pgd_run_workload_create(const pgd_run_config *rc, int vocab_size, int
     pgd_workload_config wc;
     pgd_status st;
     *out = NULL;
-    if ((st = workload_config(rc, &mc, tok, &wc)) != PGD_OK || (st = pgd_workload_create(&wc, out)) != PGD_OK)
+    if ((st = pgd_run_workload_config(rc, &mc, tok, &wc)) != PGD_OK || (st = pgd_workload_create(&wc, out)) != PGD_OK)
         return ctx_error(st, rc, "workload");
     int n = pgd_workload_count(*out);
     double duration = pgd_run_get_num(rc, "workload", "duration");
@@ -261,6 +312,9 @@ pgd_status pgd_run_workload_create(const pgd_run_config *rc, int vocab_size, int
 
 pgd_status pgd_run_execute(const pgd_run_config *rc, const pgd_run_options *opts, pgd_run_result *out) {
     if (!rc || !out) return pgd_error(PGD_ERR_INVALID, "runner: NULL argument");
+    if (pgd_run_get_int(rc, "cluster", "replicas") > 1 || pgd_run_get_int(rc, "cluster", "prefill") > 0 ||
+        pgd_run_get_int(rc, "cluster", "decode") > 0)
+        return pgd_run_execute_cluster(rc, opts, out);
     memset(out, 0, sizeof *out);
     double w0 = wall_now();
     pgd_status st;
@@ -272,43 +326,10 @@ pgd_status pgd_run_execute(const pgd_run_config *rc, const pgd_run_options *opts
     loop_state s = {0};
     FILE *trace = NULL; /* the decision trace, buffered in out->steps_trace */
     int threads = pgd_run_get_int(rc, "model", "threads");
-    const char *profile = pgd_run_get_str(rc, "model", "profile");
-    const char *dt = pgd_run_get_str(rc, "model", "dtype");
-    pgd_dtype rdt;
-    /* [model] device, tensor_parallel and profile are the sim's options: given to a backend that
-     * takes them (pgd_backend_option_keys), unused by the others */
-    int sim_tp = pgd_run_get_int(rc, "model", "tensor_parallel");
-    char o_dev[160], o_tp[32], o_prof[4200];
-    snprintf(o_dev, sizeof o_dev, "device=%s", pgd_run_get_str(rc, "model", "device"));
-    snprintf(o_tp, sizeof o_tp, "tp=%d", sim_tp);
-    snprintf(o_prof, sizeof o_prof, "profile=%s", profile);
-    const char *be_name = pgd_run_get_str(rc, "model", "backend");
-    const char *const *be_keys = pgd_backend_option_keys(be_name);
-    const char *be_opts[4] = {NULL}, *cand[] = {o_dev, o_tp, o_prof};
-    for (int i = 0, n = 0; i < 3; i++)
-        for (int k = 0; be_keys && be_keys[k]; k++)
-            if (!strncmp(cand[i], be_keys[k], strlen(be_keys[k])) && cand[i][strlen(be_keys[k])] == '=')
-                be_opts[n++] = cand[i];
-    pgd_exec_config xc = {
-        .model = pgd_run_get_str(rc, "model", "path"),
-        .load = {.seed = pgd_run_get_u64(rc, "model", "weight_seed"),
-                 .random_dtype = pgd_dtype_from_name(dt, &rdt) ? rdt : PGD_F32},
-        /* a virtual clock given by the caller is the one a simulating backend advances */
-        .backend = {.name = be_name,
-                    .num_threads = threads,
-                    .kv_dtype = strcmp(pgd_run_get_str(rc, "engine", "kv_dtype"), "auto")
-                                    ? pgd_run_get_str(rc, "engine", "kv_dtype")
-                                    : NULL,
-                    .options = be_opts},
-        .clock = clock && pgd_clock_get_kind(clock) == PGD_CLOCK_VIRTUAL ? clock : NULL,
-        .parallel = {.tp = pgd_run_get_int(rc, "parallel", "tp"),
-                     .pp = pgd_run_get_int(rc, "parallel", "pp"),
-                     .comm = pgd_run_get_str(rc, "parallel", "comm"),
-                     .stage_layers = pgd_run_get_str(rc, "parallel", "stage_layers"),
-                     .pin = pgd_run_get_bool(rc, "parallel", "pin")},
-        .async = pgd_run_get_bool(rc, "engine", "async"),
-    };
-    if (sim_tp > 1 && pgd_parallel_ranks(&xc.parallel) > 1) {
+    pgd_exec_config xc;
+    pgd_run_backend_opts bo;
+    pgd_run_exec_config(rc, clock, &bo, &xc);
+    if (pgd_run_get_int(rc, "model", "tensor_parallel") > 1 && pgd_parallel_ranks(&xc.parallel) > 1) {
         st = ctx_error(pgd_error(PGD_ERR_INVALID, "set either [model] tensor_parallel (the analytic split) or "
                                  "[parallel] tp (the engine's sharded model), not both"), rc, "parallel");
         goto done;
@@ -341,7 +362,7 @@ pgd_status pgd_run_execute(const pgd_run_config *rc, const pgd_run_options *opts
     /* the workload before the engine: a bad trace or length fails before the
      * KV cache is allocated and zeroed */
     pgd_workload_config wc;
-    if ((st = workload_config(rc, mc, tok, &wc)) != PGD_OK || (st = pgd_workload_create(&wc, &wl)) != PGD_OK) {
+    if ((st = pgd_run_workload_config(rc, mc, tok, &wc)) != PGD_OK || (st = pgd_workload_create(&wc, &wl)) != PGD_OK) {
         st = ctx_error(st, rc, "workload");
         goto done;
     }
@@ -351,7 +372,7 @@ pgd_status pgd_run_execute(const pgd_run_config *rc, const pgd_run_options *opts
         st = pgd_error(PGD_ERR_OOM, "runner: cannot buffer the decision trace");
         goto done;
     }
-    if ((st = engine_config(rc, clock, &ec)) != PGD_OK ||
+    if ((st = pgd_run_engine_config(rc, clock, &ec)) != PGD_OK ||
         (ec.sched_trace = trace, st = pgd_engine_create(&ec, ex, tok, &eng)) != PGD_OK) {
         st = ctx_error(st, rc, "engine");
         goto done;
@@ -428,6 +449,10 @@ void pgd_run_result_free(pgd_run_result *r) {
     if (!r) return;
     pgd_metrics_destroy(r->metrics);
     r->metrics = NULL;
+    json_decref(r->cluster);
+    r->cluster = NULL;
     free(r->steps_trace);
     r->steps_trace = NULL;
+    free(r->kv_transfers_csv);
+    r->kv_transfers_csv = NULL;
 }

@@ -137,6 +137,7 @@ static json_t *extra_json(const pgd_run_config *rc, const pgd_run_result *res) {
     json_object_set_new(o, "failures", failures_json(res));
     json_t *turns = res->metrics ? pgd_metrics_turns_json(res->metrics) : NULL;
     if (turns) json_object_set_new(o, "turns", turns); /* multi-turn: per-turn prefix hits and latencies */
+    if (res->cluster) json_object_set(o, "cluster", res->cluster); /* [cluster] replicas > 1: per replica */
     if (res->extra) json_object_update(o, res->extra);
     return o;
 }
@@ -179,7 +180,8 @@ static pgd_status write_op_times(const pgd_run_result *res, const char *path) {
 
 pgd_status pgd_run_write_outputs(const pgd_run_config *rc, const pgd_run_result *res, const char *dir) {
     const char *files[] = {"summary.json", "requests.csv", "timeline.csv", "op_times.csv",
-                           "config.ini", "env.json", NULL, NULL};
+                           "config.ini", "env.json", NULL, NULL, NULL};
+    int nfiles = 6;
     char path[4200], tmp[4300];
     PGD_TRY(pgd_mkdir_p(dir));
     /* an old marker must not vouch for the new files while they are written */
@@ -218,8 +220,17 @@ pgd_status pgd_run_write_outputs(const pgd_run_config *rc, const pgd_run_result 
         PGD_TRY(pgd_results_open(path, tmp, sizeof tmp, &f));
         if (res->steps_trace_len) fwrite(res->steps_trace, 1, res->steps_trace_len, f);
         PGD_TRY(pgd_results_commit(f, tmp, path));
-        files[6] = "steps.jsonl";
+        files[nfiles++] = "steps.jsonl";
     } else if (unlink(path) != 0 && errno != ENOENT) { /* an older run's trace would not be this run's */
+        return pgd_error(PGD_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
+    }
+    PGD_TRY(path_of(path, sizeof path, dir, "kv_transfers.csv"));
+    if (res->kv_transfers_csv) { /* [cluster] prefill/decode: the KV link's timeline */
+        PGD_TRY(pgd_results_open(path, tmp, sizeof tmp, &f));
+        if (res->kv_transfers_csv_len) fwrite(res->kv_transfers_csv, 1, res->kv_transfers_csv_len, f);
+        PGD_TRY(pgd_results_commit(f, tmp, path));
+        files[nfiles++] = "kv_transfers.csv";
+    } else if (unlink(path) != 0 && errno != ENOENT) {
         return pgd_error(PGD_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
     }
     return pgd_results_seal(dir, pgd_run_name(rc), res->sweep_id, files);

@@ -61,6 +61,9 @@ static pgd_status put_row(pgd_runs_csv *t, int index, const char *row);
 /* runs_csv_clients.c: the client and SLO-class columns, after sweep_id */
 const char *const *pgd_runs_csv_client_columns(void);
 void pgd_runs_csv_client_values(const pgd_run_result *res, char **p, size_t *left);
+/* runs_csv_cluster.c: the cluster columns, last */
+const char *const *pgd_runs_csv_cluster_columns(void);
+void pgd_runs_csv_cluster_values(const pgd_run_result *res, char **p, size_t *left);
 
 static void put(char **p, size_t *left, const char *fmt, double v) {
     int k = snprintf(*p, *left, fmt, v);
@@ -103,6 +106,7 @@ pgd_status pgd_runs_csv_add(pgd_runs_csv *t, const pgd_run_config *rc, const pgd
     for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) put(&p, &left, ",%.9g", more[i]);
     if (left <= 1) return pgd_error(PGD_ERR_INVALID, "runs.csv: row too long");
     pgd_runs_csv_client_values(res, &p, &left); /* runs_csv_clients.c, after sweep_id */
+    pgd_runs_csv_cluster_values(res, &p, &left); /* runs_csv_cluster.c, last */
     return put_row(t, pgd_run_index(rc), row);
 }
 
@@ -146,6 +150,7 @@ static void write_header(const pgd_runs_csv *t, FILE *f) {
     }
     for (int i = 0; columns[i]; i++) fprintf(f, ",%s", columns[i]);
     for (const char *const *c = pgd_runs_csv_client_columns(); *c; c++) fprintf(f, ",%s", *c);
+    for (const char *const *c = pgd_runs_csv_cluster_columns(); *c; c++) fprintf(f, ",%s", *c);
     fputc('\n', f);
 }
 

@@ -434,3 +434,6 @@ int pgd_sampler_sample(pgd_sampler *s, float *logits) {
     int len = nucleus(key, w, nf, p * sum, &mass);
     return draw_keys(key, w, len, mass, u);
 }
+
+void pgd_sampler_get_state(const pgd_sampler *s, uint64_t state[4]) { memcpy(state, s->rng.s, sizeof s->rng.s); }
+void pgd_sampler_set_state(pgd_sampler *s, const uint64_t state[4]) { memcpy(s->rng.s, state, sizeof s->rng.s); }

@@ -109,6 +109,7 @@ typedef enum pgd_cfg_type {
     PGD_CFG_MODEL,   /* random:<shape> or an existing file */
     PGD_CFG_FILE,    /* an existing readable file (relative to the working directory) */
     PGD_CFG_LIST,    /* comma list of words */
+    PGD_CFG_ROUTER,  /* a registered cluster router (cluster.h) */
 } pgd_cfg_type;
 
 typedef struct pgd_cfg_key {

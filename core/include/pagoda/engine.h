@@ -84,6 +84,9 @@ typedef struct pgd_request_params {
     int client;               /* who sent it (fairness policies, per-client metrics); 0 = default */
     int slo_class;            /* SLO class, 0 = most urgent (slo policy, per-class metrics) */
     double ttft_slo;          /* its TTFT target in seconds (slo policy's deadline); <= 0 = none */
+    int prefill_only;         /* disaggregation: stop after the first token (finish reason
+                                 "prefilled"), keeping the prompt's KV for pgd_kv_handoff;
+                                 n = 1, no beam search */
 } pgd_request_params;
 
 typedef struct pgd_seq_output {
@@ -157,5 +160,68 @@ void pgd_engine_release(pgd_engine *e, int64_t id);
 void pgd_engine_get_stats(const pgd_engine *e, pgd_engine_stats *out);
 double pgd_engine_now(const pgd_engine *e);
 const pgd_engine_config *pgd_engine_get_config(const pgd_engine *e);
+/* Tokens of `prompt` a request added now would find in the prefix cache
+ * (pgd_kv_cached_prefix: 0 without prefix caching); touches nothing. For
+ * routers (cluster.h's prefix-aware). */
+int pgd_engine_cached_prefix(const pgd_engine *e, const int32_t *prompt, int n_prompt);
+
+/* ---- Prefill/decode disaggregation: the KV hand-off ----
+ *
+ * A request added with prefill_only computes its prompt, samples its first
+ * token and is then PARKED: not finished (its output has the first token,
+ * finish_reason NULL) but no longer scheduled, and the engine does not count
+ * it as unfinished work (pgd_engine_has_unfinished, pgd_engine_run). If its
+ * first token already ended it, it finishes as usual ("stop", "length").
+ * Its prompt's KV blocks stay allocated (the paged manager keeps them under a
+ * parked sequence id; the contiguous kinds copy them to host memory at once)
+ * until pgd_engine_export takes them: the request's parameters, prompt,
+ * first token, sampler state, times and every layer's K and V of its blocks
+ * (through the executor: pgd_exec_kv_io); the request then finishes with
+ * reason "exported" and its blocks are free (abort/release free them too).
+ * pgd_engine_import on another engine (same model shape, KV dtype and block
+ * size) adds it as a new request holding the first token; once the KV is
+ * there (ready_time) and blocks are free, a step admits it straight into the
+ * running set with the K/V written into fresh blocks and decodes from the
+ * second token on; its tokens are those a single engine would give (same
+ * sampler state, same K/V). An engine with only such waiting imports sleeps
+ * on its clock until the earliest ready_time (the sim: a jump).
+ *
+ * Times in an export are absolute clock seconds (pgd_clock_now of the
+ * exporting engine's clock): engines sharing a clock (threads of one
+ * process, processes of one host, the sim's one virtual clock) agree. */
+typedef struct pgd_kv_handoff {
+    /* what it was computed with (import checks them) */
+    int n_layers, n_kv_heads, head_dim, vocab_size, max_seq_len, kv_dtype, block_size;
+    pgd_request_params params; /* prompt, stop ids and strings point into this export */
+    int32_t first_token;
+    const char *finish_reason; /* "prefilled": to be decoded; "stop"/"length": the first token ended it */
+    double arrival, first_scheduled, first_token_time; /* absolute clock seconds */
+    int num_cached_tokens;     /* prompt tokens the exporter found in its prefix cache */
+    uint64_t sampler_state[4];
+    int n_tokens;              /* tokens with K/V: the prompt */
+    int n_blocks;              /* ceil(n_tokens / block_size) */
+    size_t block_bytes;        /* one block over all layers, K and V */
+    size_t kv_bytes;           /* n_blocks * block_bytes: what a transfer moves */
+    void *kv;                  /* kv_bytes bytes; NULL from an engine that computes nothing (sim) */
+    double ready_time;         /* absolute clock seconds when the KV is on the importer (the
+                                  transport sets it: a priced link on the sim); <= 0 = now */
+    void *priv;                /* owned storage */
+} pgd_kv_handoff;
+
+/* Take request `id`'s hand-off (a parked prefill_only request, or one whose
+ * first token ended it: then finish_reason says so and no KV comes); its
+ * blocks are freed. *out is owned by the caller (pgd_kv_handoff_free). */
+pgd_status pgd_engine_export(pgd_engine *e, int64_t id, pgd_kv_handoff **out);
+void pgd_kv_handoff_free(pgd_kv_handoff *x);
+/* Add an exported request to decode; *id gets its id on this engine. It is
+ * admitted at once when its KV is ready and there is room, else by a later
+ * step (x is copied then). PGD_ERR_INVALID with a message when the export
+ * does not fit this engine (model shape, KV dtype, block size) or has
+ * nothing to decode (finish_reason not "prefilled"). */
+pgd_status pgd_engine_import(pgd_engine *e, const pgd_kv_handoff *x, int64_t *id);
+/* One contiguous byte string for a communicator, and back (checked: a
+ * truncated or corrupt buffer is PGD_ERR_FORMAT). *buf is malloc'd. */
+pgd_status pgd_kv_handoff_pack(const pgd_kv_handoff *x, void **buf, size_t *n);
+pgd_status pgd_kv_handoff_unpack(const void *buf, size_t n, pgd_kv_handoff **out);
 
 #endif

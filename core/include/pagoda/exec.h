@@ -81,6 +81,19 @@ enum { PGD_EXEC_KV_COPY = 1, PGD_EXEC_KV_SWAP_OUT, PGD_EXEC_KV_SWAP_IN };
 /* pairs (n, 2) of {src, dst} block ids (pgd_kv_cache_copy_blocks). */
 pgd_status pgd_exec_kv_op(pgd_exec *x, int op, const int32_t *pairs, int n);
 
+/* KV hand-off (prefill/decode disaggregation): read (PGD_EXEC_KV_READ) the
+ * K/V of n device blocks into host memory, or write (PGD_EXEC_KV_WRITE) them
+ * from it, per block every layer's K then V in the cache dtype,
+ * pgd_exec_kv_block_bytes() bytes each, blocks in list order. It runs after
+ * every batch and block operation sent before it (an async executor's queue
+ * is drained first). On an executor that computes nothing (the sim) no data
+ * moves and `host` may be NULL. Over tp x pp ranks every rank reads or writes
+ * its layers' and KV heads' part, gathered to or scattered from the driver
+ * (exec_dist.c), so both sides may have different layouts. */
+enum { PGD_EXEC_KV_READ = 1, PGD_EXEC_KV_WRITE };
+pgd_status pgd_exec_kv_io(pgd_exec *x, int dir, const int32_t *blocks, int n, void *host);
+size_t pgd_exec_kv_block_bytes(const pgd_exec *x);
+
 /* Queue a batch (its arrays are copied: the caller may reuse them at
  * once); *ticket names it. Every index is checked before anything runs. */
 pgd_status pgd_exec_submit(pgd_exec *x, const pgd_batch *b, int *ticket);

@@ -175,4 +175,14 @@ pgd_status pgd_kv_cache_swap_in(pgd_kv_cache *kv, const int32_t *pairs, int n);
 float *pgd_kv_cache_k(pgd_kv_cache *kv, int layer);
 float *pgd_kv_cache_v(pgd_kv_cache *kv, int layer);
 
+/* The KV hand-off of prefill/decode disaggregation: read n device blocks
+ * into host memory, or write them from it, laid out per listed block as
+ * every layer's K then V (2 * n_layers, n_kv_heads, block_size) rows of
+ * pgd_kv_row_bytes (q8: a row's scale with it): io_block_bytes bytes a block
+ * (= pgd_kv_cache_block_bytes of the model config). Only on a computing
+ * backend (the sim stores nothing). */
+size_t pgd_kv_cache_io_block_bytes(const pgd_kv_cache *kv);
+pgd_status pgd_kv_cache_read_blocks(pgd_kv_cache *kv, const int32_t *blocks, int n, void *host);
+pgd_status pgd_kv_cache_write_blocks(pgd_kv_cache *kv, const int32_t *blocks, int n, const void *host);
+
 #endif

@@ -91,6 +91,23 @@ typedef struct pgd_run_result {
     size_t steps_trace_len;
     struct json_t *extra;           /* borrowed, optional: more summary.json fields (`pagoda bench
                                        serve`: the client, the URL); merged last */
+    /* [cluster] replicas > 1 (runner_cluster.c, cluster.h): summary, stats, timeline and op times
+     * above are the cluster's (stats and op times summed over the replicas, the timeline one
+     * sample per cluster step with the replicas' queues and KV blocks summed); `cluster` is
+     * summary.json's "cluster" section {replicas, router, per_replica: [{replica, requests,
+     * steps, prefix_queries, prefix_hits, summary: the replica's metrics summary over the
+     * cluster's window}]} (owned; NULL for one engine); runs.csv's cluster columns come from
+     * the replicas, router and replica_* fields (runs_csv_cluster.c: cluster_replicas,
+     * cluster_router, replica_*; 1 and empty for one engine). */
+    struct json_t *cluster;
+    int replicas;
+    char router[32];
+    double replica_requests_min, replica_requests_max, replica_ttft_p90_max, replica_kv_usage_max,
+        replica_prefix_hit_rate_min, replica_prefix_hit_rate_max;
+    /* [cluster] prefill/decode (runner_disagg.c): kv_transfers.csv, one row per KV hand-off
+     * (request,from,to,kv_bytes,start,ready on the cluster timeline); NULL otherwise */
+    char *kv_transfers_csv;
+    size_t kv_transfers_csv_len;
 } pgd_run_result;
 
 /* The workload run rc replays, built as pgd_run_execute builds it, for a

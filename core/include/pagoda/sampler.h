@@ -35,6 +35,12 @@ void pgd_sampler_destroy(pgd_sampler *s);
  * may be used as scratch (its contents are unspecified afterwards). */
 int pgd_sampler_sample(pgd_sampler *s, float *logits);
 
+/* The sampler's RNG state (4 words), to move a request to another engine
+ * mid-generation (prefill/decode disaggregation): a sampler created with the
+ * same parameters and given this state draws what this one would next. */
+void pgd_sampler_get_state(const pgd_sampler *s, uint64_t state[4]);
+void pgd_sampler_set_state(pgd_sampler *s, const uint64_t state[4]);
+
 /* Argmax with ties to the lowest index. */
 int pgd_argmax(const float *x, int n);
 

@@ -172,6 +172,19 @@ const pgd_sched_config *pgd_scheduler_config(const pgd_scheduler *s);
  * prefill off). */
 pgd_status pgd_scheduler_add(pgd_scheduler *s, const pgd_sched_request *r, pgd_sched_group **out);
 
+/* Admit a request whose first n_computed of tokens[0..n_tokens-1] (its
+ * prompt, then what it generated) already have K/V elsewhere (prefill/decode
+ * disaggregation): one sequence holding those tokens, registered with the KV
+ * manager for n_computed of them, goes straight to running, so the next step
+ * computes tokens[n_computed..]. *out gets the group; the caller writes the
+ * K/V into its block table (pgd_kv_block_table of seqs[0]->id) before the
+ * next step, except the first *n_cached tokens' blocks (found in the prefix
+ * cache; may be NULL). PGD_ERR_NO_BLOCKS when there are not enough free
+ * blocks or sequence slots now (nothing changed: retry later); otherwise the
+ * checks of pgd_scheduler_add. */
+pgd_status pgd_scheduler_add_prefilled(pgd_scheduler *s, const pgd_sched_request *r, const int32_t *tokens,
+                                       int n_tokens, int n_computed, pgd_sched_group **out, int *n_cached);
+
 /* Plan the next step. The plan is owned by the scheduler and valid until
  * the next call.
  *
