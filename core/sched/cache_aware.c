@@ -110,6 +110,8 @@ static int ca_remove(void *queue, pgd_sched_group *g) {
     return pgd_pqueue_remove(q->q, g);
 }
 
+static int ca_len(const void *queue) { return pgd_pqueue_len(((const ca_queue *)queue)->q); }
+
 static int ca_pick_victim(void *queue, pgd_sched_group *const *running, int n) {
     return pgd_pqueue_pick_last(((ca_queue *)queue)->q, running, n);
 }
@@ -124,6 +126,7 @@ const struct pgd_policy_ops pgd_policy_cache_aware = {
     .peek = ca_peek,
     .pop = ca_pop,
     .remove = ca_remove,
+    .len = ca_len,
     .pick_victim = ca_pick_victim,
 };
 
@@ -137,5 +140,6 @@ const struct pgd_policy_ops pgd_policy_cache_aware_uncached = {
     .peek = ca_peek,
     .pop = ca_pop,
     .remove = ca_remove,
+    .len = ca_len,
     .pick_victim = ca_pick_victim,
 };

@@ -15,5 +15,6 @@ const struct pgd_policy_ops pgd_policy_fcfs = {
     .peek = pgd_pqueue_peek,
     .pop = pgd_pqueue_pop,
     .remove = pgd_pqueue_remove,
+    .len = pgd_pqueue_len,
     .pick_victim = pgd_pqueue_pick_last,
 };

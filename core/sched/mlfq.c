@@ -58,6 +58,7 @@ const struct pgd_policy_ops pgd_policy_mlfq = {
     .peek = pgd_pqueue_peek,
     .pop = pgd_pqueue_pop,
     .remove = pgd_pqueue_remove,
+    .len = pgd_pqueue_len,
     .pick_victim = pgd_pqueue_pick_last,
     .on_scheduled = mlfq_on_scheduled,
     .on_arrival = mlfq_on_arrival,

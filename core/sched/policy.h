@@ -23,7 +23,8 @@
  * PGD_ERR_OOM only on allocation failure); peek/pop return NULL on an empty
  * queue and pop returns what peek returned just before (a policy whose
  * order changes over time, such as cache-aware, remembers its last peek);
- * remove returns 1 if the group was queued; pick_victim returns the index
+ * remove returns 1 if the group was queued; len is the number queued (the
+ * scheduler's only count of its waiting and swapped groups); pick_victim returns the index
  * in `running` of the group to preempt first (n >= 1). on_scheduled
  * (optional) tells the policy a running group got `new_tokens` this step,
  * `prefill` of them prompt (or recomputed) tokens.
@@ -67,6 +68,7 @@ struct pgd_policy_ops {
     pgd_sched_group *(*peek)(void *queue);
     pgd_sched_group *(*pop)(void *queue);
     int (*remove)(void *queue, pgd_sched_group *g);
+    int (*len)(const void *queue); /* groups queued */
     int (*pick_victim)(void *queue, pgd_sched_group *const *running, int n);
     void (*on_scheduled)(void *self, pgd_sched_group *g, int new_tokens, int prefill); /* optional */
     /* A group arrived, before it is first queued (optional; MLFQ's skip-join sets its level). */

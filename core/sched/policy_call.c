@@ -24,6 +24,7 @@ pgd_status pgd_pol_enqueue(pgd_scheduler *s, void *q, pgd_sched_group *g) { retu
 pgd_sched_group *pgd_pol_peek(pgd_scheduler *s, void *q) { return s->pol->peek(q); }
 pgd_sched_group *pgd_pol_pop(pgd_scheduler *s, void *q) { return s->pol->pop(q); }
 int pgd_pol_remove(pgd_scheduler *s, void *q, pgd_sched_group *g) { return s->pol->remove(q, g); }
+int pgd_pol_len(const pgd_scheduler *s, const void *q) { return s->pol->len(q); }
 
 int pgd_pol_pick_victim(pgd_scheduler *s, pgd_sched_group *const *running, int n) {
     int v = s->pol->pick_victim(s->waiting, running, n);
@@ -44,9 +45,11 @@ void pgd_pol_removed(pgd_scheduler *s, pgd_sched_group *g) {
 }
 
 int pgd_pol_may_admit(pgd_scheduler *s, const pgd_sched_group *g) {
-    if (!s->pol->may_admit || (s->n_running == 0 && s->n_swapped == 0)) return 1;
-    pgd_policy_view v = {.running = s->running, .n_running = s->n_running, .n_waiting = s->n_waiting,
-                         .n_swapped = s->n_swapped};
+    if (!s->pol->may_admit || (s->n_running == 0 && pgd_pol_len(s, s->swapped) == 0)) return 1;
+    pgd_policy_view v = {.running = s->running,
+                         .n_running = s->n_running,
+                         .n_waiting = pgd_pol_len(s, s->waiting),
+                         .n_swapped = pgd_pol_len(s, s->swapped)};
     return s->pol->may_admit(s->pol_self, g, &v);
 }
 

@@ -64,6 +64,7 @@ const struct pgd_policy_ops pgd_policy_sarathi = {
     .peek = pgd_pqueue_peek,
     .pop = pgd_pqueue_pop,
     .remove = pgd_pqueue_remove,
+    .len = pgd_pqueue_len,
     .pick_victim = pgd_pqueue_pick_last,
     .may_admit = sarathi_may_admit,
     .prefill_budget = sarathi_prefill_budget,

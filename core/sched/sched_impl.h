@@ -27,7 +27,6 @@ struct pgd_scheduler {
     const struct pgd_policy_ops *pol;
     void *pol_self;          /* the policy object (NULL if it has none) */
     void *waiting, *swapped; /* policy queues */
-    int n_waiting, n_swapped;
     pgd_sched_group **running;
     int n_running, cap_running;
     int reserved_seqs;
@@ -58,6 +57,8 @@ pgd_status pgd_pol_enqueue(pgd_scheduler *s, void *q, pgd_sched_group *g);
 pgd_sched_group *pgd_pol_peek(pgd_scheduler *s, void *q);
 pgd_sched_group *pgd_pol_pop(pgd_scheduler *s, void *q);
 int pgd_pol_remove(pgd_scheduler *s, void *q, pgd_sched_group *g);
+/* Groups in a queue (the scheduler keeps no counters of its own). */
+int pgd_pol_len(const pgd_scheduler *s, const void *q);
 int pgd_pol_pick_victim(pgd_scheduler *s, pgd_sched_group *const *running, int n);
 void pgd_pol_arrival(pgd_scheduler *s, pgd_sched_group *g);
 void pgd_pol_scheduled(pgd_scheduler *s, pgd_sched_group *g, int new_tokens, int prefill);

@@ -46,7 +46,6 @@ pgd_status pgd_scheduler_add_prefilled(pgd_scheduler *s, const pgd_sched_request
         return keep;
     }
     PGD_ASSERT(pgd_pol_remove(s, s->waiting, g));
-    s->n_waiting--;
     q->computed = n_computed;
     g->cached_tokens = cached;
     g->cached_known = 1;

@@ -165,7 +165,6 @@ static pgd_status preempt_to(pgd_scheduler *s, pgd_sched_group *g, int allow_swa
         if (st == PGD_OK) {
             g->state = PGD_SCHED_SWAPPED;
             PGD_TRY(pgd_pol_enqueue(s, s->swapped, g));
-            s->n_swapped++;
             s->total_swaps++;
             return PGD_OK;
         }
@@ -175,7 +174,6 @@ static pgd_status preempt_to(pgd_scheduler *s, pgd_sched_group *g, int allow_swa
     pgd_sched_release_kv(s, g);
     g->state = PGD_SCHED_WAITING;
     PGD_TRY(pgd_pol_enqueue(s, s->waiting, g));
-    s->n_waiting++;
     return PGD_OK;
 }
 
@@ -302,7 +300,6 @@ static int add_seq(pgd_scheduler *s, pgd_sched_group *g, pgd_sched_seq *q, pgd_s
     }
     snprintf(g->error, sizeof g->error, "%s", pgd_last_error());
     PGD_ASSERT(pgd_pol_remove(s, s->waiting, g));
-    s->n_waiting--;
     g->state = PGD_SCHED_DONE;
     *err = push_group(&s->plan.dropped, &s->plan.num_dropped, &s->cap_drop, g);
     return -1;
@@ -370,9 +367,8 @@ static int admit(pgd_scheduler *s, pgd_sched_group *g, int *counts, int *budget,
         need = blocks_needed(s, g, counts);
     }
     if (total >= 0 && total + pre > 0 && nsched <= *seqs_left && need > pgd_kv_free_blocks(s->kv) &&
-        s->n_running == 0 && s->n_swapped == 0) {
+        s->n_running == 0 && pgd_pol_len(s, s->swapped) == 0) {
         PGD_ASSERT(pgd_pol_remove(s, s->waiting, g));
-        s->n_waiting--;
         *err = drop(s, g, need - pgd_kv_free_blocks(s->kv));
         return -1;
     }
@@ -417,7 +413,6 @@ static int admit(pgd_scheduler *s, pgd_sched_group *g, int *counts, int *budget,
     /* running first: if that fails (out of memory) the group stays waiting, owned (and freed) there */
     if ((*err = pgd_sched_running_push(s, g)) != PGD_OK) return 0;
     PGD_ASSERT(pgd_pol_pop(s, s->waiting) == g);
-    s->n_waiting--;
     mark_scheduled(s, g, total + pre, nsched, budget, seqs_left);
     s->plan.num_admitted++;
     s->wait_why = NULL;
@@ -442,7 +437,7 @@ static int swap_in_room(const pgd_scheduler *s, const pgd_sched_group *g) {
 static int balanced_seqs(pgd_scheduler *s) {
     int K = s->cfg.max_in_flight, cap = s->cfg.max_num_seqs;
     if (K <= 1) return cap;
-    int total = s->reserved_seqs + s->n_waiting + s->n_swapped, largest = 1;
+    int total = s->reserved_seqs + pgd_pol_len(s, s->waiting) + pgd_pol_len(s, s->swapped), largest = 1;
     for (int i = 0; i < s->n_running; i++)
         if (s->running[i]->max_seqs > largest) largest = s->running[i]->max_seqs;
     const pgd_sched_group *g = pgd_pol_peek(s, s->waiting);
@@ -461,7 +456,7 @@ pgd_status pgd_scheduler_step(pgd_scheduler *s, const pgd_sched_plan **out) {
     s->wait_why = NULL;
     s->step_no++;
     int budget = s->cfg.max_num_batched_tokens, seqs_left = balanced_seqs(s);
-    int admit_new = !(s->kv_caps & PGD_KV_STATIC_BATCH) || (s->n_running == 0 && s->n_swapped == 0);
+    int admit_new = !(s->kv_caps & PGD_KV_STATIC_BATCH) || (s->n_running == 0 && pgd_pol_len(s, s->swapped) == 0);
     pgd_status st = PGD_OK;
     int *counts = malloc(sizeof(int) * (size_t)s->cfg.max_num_seqs);
     pgd_sched_group **snap = malloc(sizeof *snap * (size_t)(s->n_running + 1));
@@ -491,7 +486,8 @@ pgd_status pgd_scheduler_step(pgd_scheduler *s, const pgd_sched_plan **out) {
      * is admitted first, before the running groups take their tokens, as
      * vLLM's prefill-first steps do. */
     pgd_sched_group *g = pgd_pol_peek(s, s->waiting);
-    if (g && g == s->starved && admit_new && s->n_swapped == 0) (void)admit(s, g, counts, &budget, &seqs_left, &st);
+    if (g && g == s->starved && admit_new && pgd_pol_len(s, s->swapped) == 0)
+        (void)admit(s, g, counts, &budget, &seqs_left, &st);
     s->starved = NULL;
     for (int i = 0; i < nsnap && st == PGD_OK; i++)
         if (snap[i]->state == PGD_SCHED_RUNNING)
@@ -507,9 +503,7 @@ pgd_status pgd_scheduler_step(pgd_scheduler *s, const pgd_sched_plan **out) {
             g->state = PGD_SCHED_WAITING;
             /* waiting first: if that fails (out of memory) the group stays swapped, owned there */
             if ((st = pgd_pol_enqueue(s, s->waiting, g)) != PGD_OK) break;
-            s->n_waiting++;
             PGD_ASSERT(pgd_pol_pop(s, s->swapped) == g);
-            s->n_swapped--;
             continue;
         }
         if (g->preempted_step == s->step_no || s->reserved_seqs + g->max_seqs > s->cfg.max_num_seqs ||
@@ -518,7 +512,6 @@ pgd_status pgd_scheduler_step(pgd_scheduler *s, const pgd_sched_plan **out) {
         /* running first: if that fails (out of memory) the group stays swapped, owned there */
         if ((st = pgd_sched_running_push(s, g)) != PGD_OK) break;
         PGD_ASSERT(pgd_pol_pop(s, s->swapped) == g);
-        s->n_swapped--;
         pgd_status si = swap_group(s, g, 0);
         if (si != PGD_OK) { /* partly back: fall back to recomputing the group */
             pgd_sched_release_kv(s, g);
@@ -528,15 +521,15 @@ pgd_status pgd_scheduler_step(pgd_scheduler *s, const pgd_sched_plan **out) {
             }
             pgd_sched_running_remove(s, g);
             g->state = PGD_SCHED_WAITING;
-            if ((st = pgd_pol_enqueue(s, s->waiting, g)) == PGD_OK) s->n_waiting++;
-            else PGD_ASSERT(pgd_sched_running_push(s, g) == PGD_OK); /* room: it just left */
+            if ((st = pgd_pol_enqueue(s, s->waiting, g)) != PGD_OK)
+                PGD_ASSERT(pgd_sched_running_push(s, g) == PGD_OK); /* room: it just left */
             break;
         }
         p->num_swapped_in++;
         if ((st = pgd_sched_trace_in_push(s, g->id, 1)) != PGD_OK) break;
         st = schedule_running(s, g, counts, &budget, &seqs_left, 0);
     }
-    if (admit_new && s->n_swapped == 0) {
+    if (admit_new && pgd_pol_len(s, s->swapped) == 0) {
         /* the policy's split of what the running groups left between new prefills and the rest */
         int held = budget - pgd_pol_prefill_budget(s, s->cfg.max_num_batched_tokens, budget);
         budget -= held;

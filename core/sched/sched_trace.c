@@ -46,7 +46,7 @@ void pgd_sched_trace_write(pgd_scheduler *s) {
     FILE *f = s->cfg.trace;
     const pgd_sched_plan *p = &s->plan;
     if (!f) return;
-    if (p->num_items == 0 && p->num_preempted == 0 && p->num_dropped == 0 && s->n_waiting == 0 &&
+    if (p->num_items == 0 && p->num_preempted == 0 && p->num_dropped == 0 && pgd_pol_len(s, s->waiting) == 0 &&
         s->n_tr_in == 0)
         return;
     fprintf(f, "{\"step\":%d", s->step_no);
@@ -93,10 +93,10 @@ void pgd_sched_trace_write(pgd_scheduler *s) {
         for (int i = 0; i < p->num_dropped; i++) fprintf(f, "%s%lld", i ? "," : "", (long long)p->dropped[i]->id);
         fputc(']', f);
     }
-    if (s->n_waiting > 0) {
+    if (pgd_pol_len(s, s->waiting) > 0) {
         const pgd_sched_group *h = pgd_pol_peek(s, s->waiting);
         fprintf(f, ",\"waiting\":{\"head\":%lld,\"why\":\"%s\",\"behind\":%d}", (long long)h->id,
-                s->wait_why ? s->wait_why : "policy", s->n_waiting - 1);
+                s->wait_why ? s->wait_why : "policy", pgd_pol_len(s, s->waiting) - 1);
     }
     int nop[3] = {0, 0, 0};
     for (int i = 0; i < p->num_ops; i++) nop[p->ops[i].kind]++;

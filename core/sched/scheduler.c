@@ -180,7 +180,6 @@ pgd_status pgd_scheduler_add(pgd_scheduler *s, const pgd_sched_request *r, pgd_s
     g->ttft_deadline = r->ttft_deadline;
     pgd_pol_arrival(s, g);
     if (pgd_pol_enqueue(s, s->waiting, g) != PGD_OK) goto fail;
-    s->n_waiting++;
     if (out) *out = g;
     return PGD_OK;
 fail:
@@ -237,14 +236,8 @@ void pgd_scheduler_remove(pgd_scheduler *s, pgd_sched_group *g) {
     if (!g) return;
     pgd_scheduler_landed(s, g);
     switch (g->state) {
-    case PGD_SCHED_WAITING:
-        PGD_ASSERT(pgd_pol_remove(s, s->waiting, g));
-        s->n_waiting--;
-        break;
-    case PGD_SCHED_SWAPPED:
-        PGD_ASSERT(pgd_pol_remove(s, s->swapped, g));
-        s->n_swapped--;
-        break;
+    case PGD_SCHED_WAITING: PGD_ASSERT(pgd_pol_remove(s, s->waiting, g)); break;
+    case PGD_SCHED_SWAPPED: PGD_ASSERT(pgd_pol_remove(s, s->swapped, g)); break;
     case PGD_SCHED_RUNNING: pgd_sched_running_remove(s, g); break;
     case PGD_SCHED_DONE: break;
     }
@@ -308,7 +301,7 @@ pgd_status pgd_sched_push_op(pgd_scheduler *s, int kind, int32_t src, int32_t ds
     return PGD_OK;
 }
 
-int pgd_scheduler_num_waiting(const pgd_scheduler *s) { return s->n_waiting; }
+int pgd_scheduler_num_waiting(const pgd_scheduler *s) { return pgd_pol_len(s, s->waiting); }
 int pgd_scheduler_num_running(const pgd_scheduler *s) { return s->n_running; }
 int pgd_scheduler_num_in_flight(const pgd_scheduler *s) { return s->n_in_flight; }
 
@@ -317,9 +310,9 @@ void pgd_scheduler_landed(pgd_scheduler *s, pgd_sched_group *g) {
     g->in_flight = 0;
     s->n_in_flight--;
 }
-int pgd_scheduler_num_swapped(const pgd_scheduler *s) { return s->n_swapped; }
+int pgd_scheduler_num_swapped(const pgd_scheduler *s) { return pgd_pol_len(s, s->swapped); }
 int pgd_scheduler_has_unfinished(const pgd_scheduler *s) {
-    return s->n_waiting + s->n_running + s->n_swapped > 0;
+    return pgd_pol_len(s, s->waiting) + s->n_running + pgd_pol_len(s, s->swapped) > 0;
 }
 int64_t pgd_scheduler_total_preemptions(const pgd_scheduler *s) { return s->total_preemptions; }
 int64_t pgd_scheduler_total_swaps(const pgd_scheduler *s) { return s->total_swaps; }

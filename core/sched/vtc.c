@@ -160,6 +160,8 @@ static int vtc_remove(void *queue, pgd_sched_group *g) {
     return 1;
 }
 
+static int vtc_len(const void *queue) { return pgd_pqueue_len(((const vtc_queue *)queue)->q); }
+
 static int vtc_pick_victim(void *queue, pgd_sched_group *const *running, int n) {
     const vtc_self *v = ((vtc_queue *)queue)->self;
     int best = 0;
@@ -181,6 +183,7 @@ const struct pgd_policy_ops pgd_policy_vtc = {
     .peek = vtc_peek,
     .pop = vtc_pop,
     .remove = vtc_remove,
+    .len = vtc_len,
     .pick_victim = vtc_pick_victim,
     .on_scheduled = vtc_on_scheduled,
     .on_arrival = vtc_on_arrival,
