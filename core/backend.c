@@ -134,8 +134,8 @@ pgd_status pgd_backend_create(const pgd_backend_config *cfg, pgd_backend **out) 
             if (!(ok & (1u << kvt))) {
                 pgd_backend_destroy(*out);
                 *out = NULL;
-                return pgd_error(PGD_ERR_UNSUPPORTED, "the %s backend cannot keep its KV cache in %s",
-                                 name, cfg->kv_dtype);
+                return pgd_error(PGD_ERR_UNSUPPORTED, "the %s backend cannot keep its KV cache in %s", name,
+                                 cfg->kv_dtype);
             }
             (*out)->kv_dtype = kvt;
             return PGD_OK;

@@ -135,7 +135,8 @@ void pgd_dtype_from_f32(void *dst, pgd_dtype t, const float *src, size_t n) {
     case PGD_Q8_0: quantize_q8_0(dst, src, n); return;
     case PGD_Q4_0: quantize_q4_0(dst, src, n); return;
     case PGD_Q8: return; /* KV rows only: pgd_kv_row_from_f32 */
-    case PGD_Q4_K: case PGD_Q6_K: return; /* read from files only */
+    case PGD_Q4_K:
+    case PGD_Q6_K: return; /* read from files only */
     }
 }
 

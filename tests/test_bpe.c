@@ -37,8 +37,8 @@ typedef struct golden {
 static char *sharegpt_turn(json_t *rows, json_int_t row) {
     json_t *conv = json_object_get(json_array_get(rows, (size_t)row), "conversations"), *c;
     size_t i;
-    json_array_foreach(conv, i, c) if (!strcmp(json_string_value(json_object_get(c, "from")), "human"))
-        return strdup(json_string_value(json_object_get(c, "value")));
+    json_array_foreach(conv, i, c) if (!strcmp(json_string_value(json_object_get(c, "from")), "human")) return strdup(
+        json_string_value(json_object_get(c, "value")));
     return NULL;
 }
 
@@ -68,8 +68,8 @@ static golden *read_goldens(const char *path, int *count, char **variant) {
             rows = json_load_file(pgd_test_data(SHAREGPT), 0, &e2);
             CU_ASSERT_PTR_NOT_NULL_FATAL(rows);
         }
-        g[n].text = row ? sharegpt_turn(rows, json_integer_value(row))
-                        : strdup(json_string_value(json_object_get(o, "text")));
+        g[n].text =
+            row ? sharegpt_turn(rows, json_integer_value(row)) : strdup(json_string_value(json_object_get(o, "text")));
         CU_ASSERT_PTR_NOT_NULL_FATAL(g[n].text);
         g[n].n = (int)json_array_size(ids);
         g[n].ids = malloc(((size_t)g[n].n + 1) * sizeof *g[n].ids);

@@ -7,8 +7,8 @@
 
 #include <jansson.h>
 
-#include "test_util.h"
 #include "kernels.h" /* pgd_cpu_isa: whether bench ran the compute probes */
+#include "test_util.h"
 
 static char MODEL[1024], TOK[1024], GGUF[1024];
 
@@ -67,7 +67,7 @@ static void test_missing_and_corrupt_model(void) {
  * batched path beside the integer one. */
 static void test_bench_dtypes(void) {
     expect_error("bench --model random:stories260K --dtypes f32,q5_1", "--dtypes takes", 1);
-    expect_error("bench --model random:stories260K --dtypes q8", "--dtypes takes", 1);     /* KV only */
+    expect_error("bench --model random:stories260K --dtypes q8", "--dtypes takes", 1);      /* KV only */
     expect_error("bench --model random:stories260K --dtypes f32:deq", "--dtypes takes", 1); /* not quantized */
     expect_error("bench --model random:stories260K --dtypes q8_0:x", "--dtypes takes", 1);
     expect_error("bench --model random:stories260K --dtypes f32 --kv-dtypes q8_0", "--kv-dtypes takes", 1);
@@ -75,9 +75,11 @@ static void test_bench_dtypes(void) {
     expect_error("bench --model random:stories260K --dtypes f32 --tp 2", "drop --tp", 1);
     char *json = pgd_test_write_temp("", 0, ".json");
     char a[1024], *out = NULL;
-    snprintf(a, sizeof a, "bench --model random:dim=64,layers=2,heads=2,hidden=128,vocab=512,seq=128 "
-                          "--dtypes f32,q8_0,q4_0,q8_0:deq --kv-dtypes f32,q8 --reps 1 --batches 1,4 --prompt-len 8 "
-                          "--decode-steps 2 --threads 1 --json '%s'", json);
+    snprintf(a, sizeof a,
+             "bench --model random:dim=64,layers=2,heads=2,hidden=128,vocab=512,seq=128 "
+             "--dtypes f32,q8_0,q4_0,q8_0:deq --kv-dtypes f32,q8 --reps 1 --batches 1,4 --prompt-len 8 "
+             "--decode-steps 2 --threads 1 --json '%s'",
+             json);
     CU_ASSERT_EQUAL(pgd_test_run_cli(a, &out, NULL), 0);
     CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "| q4_0, kv q8 |"));
     CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "| q8_0:deq, kv f32 |"));
@@ -154,7 +156,8 @@ static void test_kv_dtype_engine(void) {
         CU_ASSERT(same_tokens(plain, swapped));
         CU_ASSERT(same_tokens(plain, cached));
         CU_ASSERT_PTR_NOT_NULL(strstr(swapped, "\"num_preemptions\":1")); /* the swap really happened */
-        fprintf(stderr, "[%s KV tokens %s the f32 ones] ", kts[k], f32 && same_tokens(plain, f32) ? "equal" : "differ from");
+        fprintf(stderr, "[%s KV tokens %s the f32 ones] ", kts[k],
+                f32 && same_tokens(plain, f32) ? "equal" : "differ from");
         free(plain), free(swapped), free(cached);
     }
     expect_error("generate --model random:stories260K --prompt hi --kv-dtype q8_0", "--kv-dtype must be", 1);

@@ -38,8 +38,8 @@ static pgd_cluster_config cpu_cfg(int replicas, const char *router, int serial) 
     cc.exec.model = pgd_test_data(MODEL);
     cc.exec.backend.name = "cpu";
     cc.exec.backend.num_threads = 4;
-    cc.engine = (pgd_engine_config){.block_size = 16, .num_blocks = 64, .max_num_batched_tokens = 512,
-                                    .max_num_seqs = 8, .prefix_caching = 1};
+    cc.engine = (pgd_engine_config){
+        .block_size = 16, .num_blocks = 64, .max_num_batched_tokens = 512, .max_num_seqs = 8, .prefix_caching = 1};
     return cc;
 }
 
@@ -102,8 +102,9 @@ static void goldens_through(int replicas, const char *router, int serial) {
         CU_ASSERT_EQUAL(o->id, gid[k]);
         int ok = o->finished && o->num_seqs == 1 && o->seqs[0].n_tokens == g->ng &&
                  !memcmp(o->seqs[0].tokens, g->gtoks, sizeof(int32_t) * (size_t)g->ng);
-        if (!ok) fprintf(stderr, "\n  %d replicas, %s: golden %d differs on replica %d\n", replicas, router, k % NG,
-                         pgd_cluster_request_replica(c, gid[k]));
+        if (!ok)
+            fprintf(stderr, "\n  %d replicas, %s: golden %d differs on replica %d\n", replicas, router, k % NG,
+                    pgd_cluster_request_replica(c, gid[k]));
         CU_ASSERT(ok);
         CU_ASSERT(o->first_token >= o->arrival && o->finish >= o->first_token);
     }
@@ -246,18 +247,18 @@ static double sim_makespan(int replicas, const char *router) {
 }
 
 static void test_sim_event_loop(void) {
-    double one = sim_makespan(1, NULL), two = sim_makespan(2, "round-robin"), two_again = sim_makespan(2, "round-robin");
+    double one = sim_makespan(1, NULL), two = sim_makespan(2, "round-robin"),
+           two_again = sim_makespan(2, "round-robin");
     CU_ASSERT(one > 0 && two > 0);
-    CU_ASSERT(two < 0.75 * one); /* the replicas run side by side in virtual time */
+    CU_ASSERT(two < 0.75 * one);     /* the replicas run side by side in virtual time */
     CU_ASSERT_EQUAL(two, two_again); /* deterministic */
 }
 
-static const char *RUN_INI =
-    "[experiment]\nname = cl\nseed = 3\n[model]\npath = %s\ntokenizer = %s\nthreads = 4\n"
-    "[engine]\nprefix_caching = on\n"
-    "[workload]\nnum_requests = 24\ninput_len = uniform\ninput_min = 4\ninput_max = 40\n"
-    "output_len = uniform\noutput_min = 2\noutput_max = 40\n%s"
-    "%s";
+static const char *RUN_INI = "[experiment]\nname = cl\nseed = 3\n[model]\npath = %s\ntokenizer = %s\nthreads = 4\n"
+                             "[engine]\nprefix_caching = on\n"
+                             "[workload]\nnum_requests = 24\ninput_len = uniform\ninput_min = 4\ninput_max = 40\n"
+                             "output_len = uniform\noutput_min = 2\noutput_max = 40\n%s"
+                             "%s";
 
 static pgd_experiment *load(const char *cluster, const char *extra) {
     char ini[4096], model[1024];
@@ -271,7 +272,7 @@ static pgd_experiment *load(const char *cluster, const char *extra) {
 static void test_run_replicas(void) {
     /* one engine, then replicas = 1 (today's run), 2 and 4 with two routers: same tokens */
     pgd_experiment *e = load("[sweep]\ncluster.replicas = 1, 2, 4\ncluster.router = round-robin, prefix-aware\n",
-                            "shared_prefix_len = 20\n");
+                             "shared_prefix_len = 20\n");
     CU_ASSERT_PTR_NOT_NULL_FATAL(e);
     CU_ASSERT_EQUAL_FATAL(pgd_experiment_num_runs(e), 6);
     uint64_t fp = 0;
@@ -320,7 +321,8 @@ static void test_run_replicas(void) {
             pgd_runs_csv_destroy(t);
             char *csv = pgd_test_read_file(path, NULL);
             CU_ASSERT_PTR_NOT_NULL_FATAL(csv);
-            CU_ASSERT_PTR_NOT_NULL(strstr(csv, ",cluster_replicas,cluster_router,replica_requests_min,replica_requests_max,"));
+            CU_ASSERT_PTR_NOT_NULL(
+                strstr(csv, ",cluster_replicas,cluster_router,replica_requests_min,replica_requests_max,"));
             char want[64];
             snprintf(want, sizeof want, ",%d,%s,", nr, res.router);
             CU_ASSERT_PTR_NOT_NULL(strstr(csv, want));
@@ -385,7 +387,8 @@ static void test_bad_configs(void) {
                         "choices: round-robin|least-outstanding|least-kv|prefix-aware");
     expect_config_error("[cluster]\nreplica = 2\n", "", "did you mean 'replicas'");
     expect_config_error("[clustr]\nreplicas = 2\n", "", "did you mean [cluster]");
-    expect_config_error("[cluster]\nreplicas = 2\n", "turns = 2\n", "multi-turn workloads (turns = 2) run on one engine");
+    expect_config_error("[cluster]\nreplicas = 2\n", "turns = 2\n",
+                        "multi-turn workloads (turns = 2) run on one engine");
     expect_config_error("[cluster]\nreplicas = 2\n[experiment]\ntrace_steps = on\n", "", "trace_steps");
     expect_config_error("[cluster]\nreplicas = 2\n[parallel]\ntp = 2\ncomm = mpi\n", "", "comm = mpi");
     expect_config_error("[cluster]\nreplicas = 2\ncomm = mpi\n", "", "needs `mpirun -np 2` (this job has 1 process)");

@@ -261,7 +261,8 @@ static void test_rejected(void) {
 /* The sim moves no data; the hand-off's size is its blocks' (what the link prices). */
 static void test_sim(void) {
     pgd_exec *xa = NULL, *xb = NULL;
-    pgd_exec_config xc = {.model = "random:stories260K", .backend = {.name = "sim", .options = (const char *const[]){"device=cpu", NULL}}};
+    pgd_exec_config xc = {.model = "random:stories260K",
+                          .backend = {.name = "sim", .options = (const char *const[]){"device=cpu", NULL}}};
     CU_ASSERT_EQUAL_FATAL(pgd_exec_create(&xc, &xa), PGD_OK);
     CU_ASSERT_EQUAL_FATAL(pgd_exec_create(&xc, &xb), PGD_OK);
     pgd_engine_config c = ecfg(16);
@@ -340,7 +341,8 @@ static void test_import_waits_for_room(void) {
  * of the blocks gathered to (scattered from) the driver. */
 static void parallel_side(int tp, int pp, int prefill_side) {
     pgd_exec *xp = NULL;
-    pgd_exec_config xc = {.model = pgd_test_data(MODEL), .backend = {.name = "cpu", .num_threads = tp * pp},
+    pgd_exec_config xc = {.model = pgd_test_data(MODEL),
+                          .backend = {.name = "cpu", .num_threads = tp * pp},
                           .parallel = {.tp = tp, .pp = pp, .comm = "threads"}};
     pgd_status st = pgd_exec_create(&xc, &xp);
     if (st != PGD_OK) fprintf(stderr, "\n  %s\n", pgd_last_error());
@@ -355,8 +357,9 @@ static void parallel_side(int tp, int pp, int prefill_side) {
         int32_t out[1024];
         int n = decode(b, x, out, 1024);
         int ok = n == G[g].ng && !memcmp(out, G[g].gtoks, sizeof(int32_t) * (size_t)n);
-        if (!ok) fprintf(stderr, "\n  tp %d pp %d on the %s side: golden %d differs\n", tp, pp,
-                         prefill_side ? "prefill" : "decode", g);
+        if (!ok)
+            fprintf(stderr, "\n  tp %d pp %d on the %s side: golden %d differs\n", tp, pp,
+                    prefill_side ? "prefill" : "decode", g);
         CU_ASSERT(ok);
         pgd_kv_handoff_free(x);
     }
@@ -378,8 +381,8 @@ static void test_rounded_kv(void) {
     static const char *kts[] = {"f16", "q8"};
     for (int k = 0; k < 2; k++) {
         pgd_exec *xa = NULL, *xb = NULL;
-        pgd_exec_config xc = {.model = pgd_test_data(MODEL), .backend = {.name = "cpu", .num_threads = 1,
-                                                                           .kv_dtype = kts[k]}};
+        pgd_exec_config xc = {.model = pgd_test_data(MODEL),
+                              .backend = {.name = "cpu", .num_threads = 1, .kv_dtype = kts[k]}};
         pgd_status st = pgd_exec_create(&xc, &xa);
         if (st != PGD_OK) fprintf(stderr, "\n  %s: %s\n", kts[k], pgd_last_error());
         CU_ASSERT_EQUAL_FATAL(st, PGD_OK);

@@ -32,7 +32,9 @@ static int suite_init(void) {
 enum { NSAMP = 4, NFILL = 6 };
 
 static pgd_request_params sampled(int i) {
-    return (pgd_request_params){.prompt = G[i % NG].ptoks, .n_prompt = G[i % NG].np, .max_tokens = 40,
+    return (pgd_request_params){.prompt = G[i % NG].ptoks,
+                                .n_prompt = G[i % NG].np,
+                                .max_tokens = 40,
                                 .sampling = {.temperature = 0.9f, .top_k = 40, .top_p = 0.9f, .seed = 100 + i}};
 }
 
@@ -74,8 +76,8 @@ static void goldens_pd(int np, int nd, int serial) {
     CU_ASSERT_EQUAL_FATAL(pgd_disagg_roles(np, nd, roles), PGD_OK);
     pgd_disagg *d = NULL;
     CU_ASSERT_EQUAL_FATAL(pgd_disagg_create(NULL, &d), PGD_OK);
-    pgd_cluster_config cc = {.replicas = np + nd, .serial = serial, .roles = roles, .handoff = pgd_disagg_handoff,
-                             .handoff_ctx = d};
+    pgd_cluster_config cc = {
+        .replicas = np + nd, .serial = serial, .roles = roles, .handoff = pgd_disagg_handoff, .handoff_ctx = d};
     cc.exec.model = pgd_test_data(MODEL);
     cc.exec.backend.name = "cpu";
     cc.exec.backend.num_threads = np + nd;

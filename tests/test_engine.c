@@ -226,8 +226,8 @@ static void test_invariance_matrix(void) {
                 c.chunked_prefill = m & 2 ? 1 : 0;
                 c.num_blocks = 72;
             }
-            snprintf(what, sizeof what, "%s/%s/%s/chunked=%d/prefix=%d", c.kv_manager ? c.kv_manager : "paged", pols[pi],
-                     c.preemption ? "swap" : "recompute", c.chunked_prefill, c.prefix_caching);
+            snprintf(what, sizeof what, "%s/%s/%s/chunked=%d/prefix=%d", c.kv_manager ? c.kv_manager : "paged",
+                     pols[pi], c.preemption ? "swap" : "recompute", c.chunked_prefill, c.prefix_caching);
             long p = run_mix(c, what);
             if (kv_can(c.kv_manager, PGD_KV_CAN_FORK)) {
                 CU_ASSERT(p > 0);
@@ -449,8 +449,12 @@ static void test_impossible_requests(void) {
  * memory manager; the share of reserved KV slots holding real tokens,
  * averaged over the engine steps. */
 static double waste_run(pgd_exec *x, const char *kind, double *mean_batch) {
-    pgd_engine_config c = {.block_size = 16, .num_blocks = 257, .max_num_batched_tokens = 1024,
-                           .max_num_seqs = 64, .kv_manager = kind, .num_host_blocks = 256};
+    pgd_engine_config c = {.block_size = 16,
+                           .num_blocks = 257,
+                           .max_num_batched_tokens = 1024,
+                           .max_num_seqs = 64,
+                           .kv_manager = kind,
+                           .num_host_blocks = 256};
     pgd_engine *e = NULL;
     CU_ASSERT_EQUAL_FATAL(pgd_engine_create(&c, x, TOK, &e), PGD_OK);
     uint64_t s = 12345;

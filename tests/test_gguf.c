@@ -535,9 +535,14 @@ static gbuf kquant_file(int type, uint64_t ne0, int rows_claimed, int rows, size
     put_u32(&b, 3);
     put_u64(&b, 1);
     put_u64(&b, 1);
-    put_key(&b, "general.architecture", PGD_GGUF_STRING); put_str(&b, "test");
-    put_str(&b, "k"); put_u32(&b, 2); put_u64(&b, ne0); put_u64(&b, (uint64_t)rows_claimed);
-    put_u32(&b, (uint32_t)type); put_u64(&b, 0);
+    put_key(&b, "general.architecture", PGD_GGUF_STRING);
+    put_str(&b, "test");
+    put_str(&b, "k");
+    put_u32(&b, 2);
+    put_u64(&b, ne0);
+    put_u64(&b, (uint64_t)rows_claimed);
+    put_u32(&b, (uint32_t)type);
+    put_u64(&b, 0);
     while (b.n % 32) put(&b, "\0", 1);
     size_t bs = type == PGD_GGML_Q4_K ? 144 : 210;
     uint8_t blk[210];

@@ -733,17 +733,30 @@ static void test_attention_q8_vs_f32(void) {
             for (int b = 0; b < maxb; b++) bt[s * maxb + b] = b < (len[s] + bs - 1) / bs ? nblk++ : 0;
         }
         size_t rows = (size_t)nblk * nkv * bs, cs = rows * hd, qn = (size_t)qs[ns] * nh * hd;
-        float *kc = pgd_test_randf(cs, 2300 + (uint64_t)hi, -1, 1), *vc = pgd_test_randf(cs, 2310 + (uint64_t)hi, -1, 1);
+        float *kc = pgd_test_randf(cs, 2300 + (uint64_t)hi, -1, 1),
+              *vc = pgd_test_randf(cs, 2310 + (uint64_t)hi, -1, 1);
         float *q = pgd_test_randf(qn, 2320 + (uint64_t)hi, -1, 1), *ref = malloc(qn * 4), *out = malloc(qn * 4);
         char *k8 = malloc(rows * (hd + 4)), *v8 = malloc(rows * (hd + 4));
         for (size_t r = 0; r < rows; r++) {
             pgd_kv_row_from_f32(k8 + r * (hd + 4), PGD_Q8, kc + r * hd, hd);
             pgd_kv_row_from_f32(v8 + r * (hd + 4), PGD_Q8, vc + r * hd, hd);
         }
-        pgd_paged_attn a = {.out = ref, .q = q, .k_cache = kc, .v_cache = vc, .query_start = qs,
-                           .seq_lens = lens, .block_tables = bt, .num_seqs = ns, .num_tokens = qs[ns],
-                           .max_blocks_per_seq = maxb, .n_heads = nh, .n_kv_heads = nkv, .head_dim = hd,
-                           .block_size = bs, .scale = 1.0f / sqrtf((float)hd), .kv_dtype = PGD_F32};
+        pgd_paged_attn a = {.out = ref,
+                            .q = q,
+                            .k_cache = kc,
+                            .v_cache = vc,
+                            .query_start = qs,
+                            .seq_lens = lens,
+                            .block_tables = bt,
+                            .num_seqs = ns,
+                            .num_tokens = qs[ns],
+                            .max_blocks_per_seq = maxb,
+                            .n_heads = nh,
+                            .n_kv_heads = nkv,
+                            .head_dim = hd,
+                            .block_size = bs,
+                            .scale = 1.0f / sqrtf((float)hd),
+                            .kv_dtype = PGD_F32};
         pgd_ref_paged_attention(&a);
         a.k_cache = k8, a.v_cache = v8, a.kv_dtype = PGD_Q8, a.out = out;
         pgd_ref_paged_attention(&a);

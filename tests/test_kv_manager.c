@@ -29,8 +29,11 @@
     } while (0)
 
 static pgd_kv_manager *mk(const char *kind, int bs, int nb, int nh, int ctx, int caching) {
-    pgd_kv_manager_config c = {.name = kind, .block_size = bs, .num_blocks = nb,
-                               .num_host_blocks = nh, .max_seq_len = ctx,
+    pgd_kv_manager_config c = {.name = kind,
+                               .block_size = bs,
+                               .num_blocks = nb,
+                               .num_host_blocks = nh,
+                               .max_seq_len = ctx,
                                .prefix_caching = caching};
     pgd_kv_manager *m = NULL;
     pgd_status st = pgd_kv_manager_create(&c, &m);
@@ -89,8 +92,7 @@ static void test_config(void) {
     c = (pgd_kv_manager_config){.name = "orca-max", .num_blocks = 8};
     CU_ASSERT_EQUAL(pgd_kv_manager_create(&c, &m), PGD_ERR_INVALID);
     CU_ASSERT(err_has("max_seq_len"));
-    c = (pgd_kv_manager_config){.name = "orca-max", .num_blocks = 8, .max_seq_len = 16,
-                                .prefix_caching = 1};
+    c = (pgd_kv_manager_config){.name = "orca-max", .num_blocks = 8, .max_seq_len = 16, .prefix_caching = 1};
     CU_ASSERT_EQUAL(pgd_kv_manager_create(&c, &m), PGD_ERR_INVALID);
     CU_ASSERT(err_has("'orca-max' cannot cache prefixes: prefix_caching needs paged"));
     c = (pgd_kv_manager_config){.num_blocks = 8, .num_host_blocks = -2};
@@ -107,8 +109,8 @@ static void test_config(void) {
     /* the registry: names in order, capabilities derived from each manager's ops */
     const char *names[] = {"paged", "orca-max", "orca-pow2", "orca-oracle", "static"};
     const pgd_kv_caps reserve = PGD_KV_CAN_SWAP | PGD_KV_RESERVES_AT_ADMISSION;
-    const pgd_kv_caps want[] = {PGD_KV_CAN_FORK | PGD_KV_CAN_CACHE_PREFIX | PGD_KV_CAN_SWAP, reserve, reserve,
-                                reserve, reserve | PGD_KV_STATIC_BATCH};
+    const pgd_kv_caps want[] = {PGD_KV_CAN_FORK | PGD_KV_CAN_CACHE_PREFIX | PGD_KV_CAN_SWAP, reserve, reserve, reserve,
+                                reserve | PGD_KV_STATIC_BATCH};
     const char *const *reg = pgd_kv_manager_names();
     for (int k = 0; k < 5; k++) {
         pgd_kv_caps caps = 0;
@@ -137,12 +139,12 @@ static void test_config(void) {
 /* The block arithmetic schedulers ask for instead of counting blocks. */
 static void test_block_queries(void) {
     pgd_kv_manager *m = mk("paged", 4, 65, 0, 0, 0);
-    CU_ASSERT_EQUAL(pgd_kv_group_blocks(m, 0, 0, (int[]){9}, 1), 3);          /* 9 tokens: 3 blocks */
-    CU_ASSERT_EQUAL(pgd_kv_group_blocks(m, 0, 0, (int[]){9, 9, 4}, 3), 7);    /* private prompts */
-    CU_ASSERT_EQUAL(pgd_kv_group_blocks(m, 0, 8, (int[]){9, 12, 8}, 3), 4);   /* 2 shared + 1 + 1 + 0 */
-    CU_ASSERT_EQUAL(pgd_kv_group_blocks(m, 4, 8, (int[]){13, 0}, 2), 1 + 2);  /* 1 held of the 2 shared */
+    CU_ASSERT_EQUAL(pgd_kv_group_blocks(m, 0, 0, (int[]){9}, 1), 3);         /* 9 tokens: 3 blocks */
+    CU_ASSERT_EQUAL(pgd_kv_group_blocks(m, 0, 0, (int[]){9, 9, 4}, 3), 7);   /* private prompts */
+    CU_ASSERT_EQUAL(pgd_kv_group_blocks(m, 0, 8, (int[]){9, 12, 8}, 3), 4);  /* 2 shared + 1 + 1 + 0 */
+    CU_ASSERT_EQUAL(pgd_kv_group_blocks(m, 4, 8, (int[]){13, 0}, 2), 1 + 2); /* 1 held of the 2 shared */
     CU_ASSERT_EQUAL(pgd_kv_group_blocks(m, 0, 0, NULL, 0), 0);
-    CU_ASSERT_EQUAL(pgd_kv_group_blocks(m, 8, 4, (int[]){9}, 1), -1);          /* held > shared */
+    CU_ASSERT_EQUAL(pgd_kv_group_blocks(m, 8, 4, (int[]){9}, 1), -1); /* held > shared */
     CU_ASSERT_EQUAL(pgd_kv_group_blocks(m, 0, 0, NULL, 2), -1);
     CU_ASSERT_EQUAL(pgd_kv_group_blocks(NULL, 0, 0, (int[]){9}, 1), -1);
     CU_ASSERT_EQUAL(pgd_kv_swap_in_blocks(m, 0), 2);
@@ -541,9 +543,9 @@ static void test_orca_reservations(void) {
         const char *kind;
         int blocks, limit;
     } want[] = {
-        {"orca-max", 128, 2048},   /* max_seq_len */
-        {"orca-pow2", 23, 356},    /* 100 + pow2(200) = 356 tokens */
-        {"orca-oracle", 19, 300},  /* exactly 300 tokens */
+        {"orca-max", 128, 2048},  /* max_seq_len */
+        {"orca-pow2", 23, 356},   /* 100 + pow2(200) = 356 tokens */
+        {"orca-oracle", 19, 300}, /* exactly 300 tokens */
         {"static", 128, 2048},
     };
     int32_t p[2048];
@@ -576,7 +578,7 @@ static void test_orca_reservations(void) {
         s = stats(m);
         int extra = !strcmp(want[k].kind, "orca-oracle") ? 4
                     : !strcmp(want[k].kind, "orca-pow2") ? 5 /* 10 + 64 = 74 tokens */
-                                                       : 128;
+                                                         : 128;
         CU_ASSERT_EQUAL(s.used_blocks, want[k].blocks + extra);
         CU_ASSERT_EQUAL(pgd_kv_free(m, 1), PGD_OK);
         CU_ASSERT_EQUAL(pgd_kv_free(m, 2), PGD_OK);
@@ -688,8 +690,8 @@ static double workload_utilization(const char *kind) {
     }
     CHECK_OK(m);
     pgd_kv_stats s = stats(m);
-    printf("\n    %-12s tokens %6lld slots %7lld utilization %.3f", kind,
-           (long long)s.tokens_stored, (long long)s.slots_reserved, s.utilization);
+    printf("\n    %-12s tokens %6lld slots %7lld utilization %.3f", kind, (long long)s.tokens_stored,
+           (long long)s.slots_reserved, s.utilization);
     pgd_kv_manager_destroy(m);
     return s.utilization;
 }
@@ -917,9 +919,8 @@ static void random_run(const char *kind, int caching, uint64_t seed, int ops) {
     CU_ASSERT_EQUAL(st.num_seqs, 0);
     CU_ASSERT(s->no_blocks > 0); /* the pool was under pressure */
     if (caching) CU_ASSERT(s->hits > 0 && st.prefix_hits > 0);
-    printf("\n    %-12s caching %d seed %llu: %ld ops, %ld NO_BLOCKS, %ld prefix hits",
-           kind, caching, (unsigned long long)seed, s->ops_ok, s->no_blocks,
-           s->hits);
+    printf("\n    %-12s caching %d seed %llu: %ld ops, %ld NO_BLOCKS, %ld prefix hits", kind, caching,
+           (unsigned long long)seed, s->ops_ok, s->no_blocks, s->hits);
     pgd_kv_manager_destroy(s->m);
     free(s->dev);
     free(s->host);

@@ -248,8 +248,13 @@ static void kv_dtype_logits(pgd_backend *b, float *out) {
     for (int step = 0; step < 3; step++) {
         int n = step == 0 ? 10 : 1;
         int32_t qs[2] = {0, n}, len = 10 + step;
-        pgd_batch bt = {.num_seqs = 1, .num_tokens = n, .tokens = step == 0 ? toks : &toks[9 + step],
-                        .query_start = qs, .seq_lens = &len, .block_tables = table, .max_blocks_per_seq = 2};
+        pgd_batch bt = {.num_seqs = 1,
+                        .num_tokens = n,
+                        .tokens = step == 0 ? toks : &toks[9 + step],
+                        .query_start = qs,
+                        .seq_lens = &len,
+                        .block_tables = table,
+                        .max_blocks_per_seq = 2};
         CU_ASSERT_EQUAL(pgd_model_forward(m, kv, &bt, all), PGD_OK);
         memcpy(out + step * 300, all, sizeof(float) * 300);
     }
@@ -581,8 +586,10 @@ static char *write_quant_gguf(pgd_dtype wt, int dequant, int bad_ne0, int cut) {
             free(r);
             pgd_dtype q = dequant ? wt : dtype_of_ggml(ts[i].ggml);
             if (pgd_dtype_is_kquant(wt)) { /* random blocks (no k-quant encoder); dequant: their values */
-                pgd_dtype kq = wt == PGD_Q4_K && (!strcmp(ts[i].name, "output.weight") || strstr(ts[i].name, "ffn_down"))
-                                   ? PGD_Q6_K : wt;
+                pgd_dtype kq =
+                    wt == PGD_Q4_K && (!strcmp(ts[i].name, "output.weight") || strstr(ts[i].name, "ffn_down"))
+                        ? PGD_Q6_K
+                        : wt;
                 void *kb = random_kquant(kq, count, 3000 + (uint64_t)i);
                 if (dequant) {
                     pgd_dtype_to_f32(f, kb, kq, count);

@@ -74,11 +74,15 @@ typedef struct flight {
  * forked groups at step 0 instead of NREQ requests over time. */
 static void mock_sample(pgd_scheduler *s, mreq *R, int added, const flight *f, int *finished, int *bad);
 
-static long run_random(const char *kind, int prefix, const char *policy, pgd_preempt_mode mode,
-                       int chunked, uint64_t seed, int burst, int K) {
+static long run_random(const char *kind, int prefix, const char *policy, pgd_preempt_mode mode, int chunked,
+                       uint64_t seed, int burst, int K) {
     rng_state = seed;
-    pgd_kv_manager_config kc = {.name = kind, .block_size = BS, .num_blocks = NBLK, .num_host_blocks = NHOST,
-                                .max_seq_len = CTX, .prefix_caching = prefix};
+    pgd_kv_manager_config kc = {.name = kind,
+                                .block_size = BS,
+                                .num_blocks = NBLK,
+                                .num_host_blocks = NHOST,
+                                .max_seq_len = CTX,
+                                .prefix_caching = prefix};
     pgd_kv_manager *kv = NULL;
     CU_ASSERT_EQUAL_FATAL(pgd_kv_manager_create(&kc, &kv), PGD_OK);
     pgd_kv_caps caps = pgd_kv_manager_caps(kv);
@@ -257,9 +261,9 @@ static long run_random(const char *kind, int prefix, const char *policy, pgd_pre
         }
         tokens += p->num_tokens;
     }
-    if (bad) fprintf(stderr, "\n%s/%s/%s/chunked=%d/prefix=%d/K=%d: check %d failed at step %d\n",
-                     kind, policy, mode == PGD_PREEMPT_SWAP ? "swap" : "recompute", chunked, prefix,
-                     K, bad, step);
+    if (bad)
+        fprintf(stderr, "\n%s/%s/%s/chunked=%d/prefix=%d/K=%d: check %d failed at step %d\n", kind, policy,
+                mode == PGD_PREEMPT_SWAP ? "swap" : "recompute", chunked, prefix, K, bad, step);
     CU_ASSERT_EQUAL(bad, 0);
     CU_ASSERT_EQUAL(added, nreq);
     CU_ASSERT_EQUAL(finished, nreq);
@@ -385,8 +389,8 @@ static void test_forked_burst(void) {
     for (int rep = 0; rep < 3; rep++)
         for (const char *const *pol = pgd_policy_names(); *pol; pol++)
             for (int m = 0; m < 8; m++)
-                pre += run_random("paged", m >> 2 & 1, *pol, (pgd_preempt_mode)(m & 1), m >> 1 & 1,
-                                  seed++ * 104729, 1, rep == 2 ? 2 : 1); /* the last round with 2 in flight */
+                pre += run_random("paged", m >> 2 & 1, *pol, (pgd_preempt_mode)(m & 1), m >> 1 & 1, seed++ * 104729, 1,
+                                  rep == 2 ? 2 : 1); /* the last round with 2 in flight */
     fprintf(stderr, "[forked bursts: %ld preemptions, %ld swap-outs, %ld CoW copies] ", pre,
             n_ops[PGD_OP_SWAP_OUT], n_ops[PGD_OP_COPY]);
     CU_ASSERT(pre > 20); /* the bursts really preempted forked groups */
@@ -588,8 +592,8 @@ static void test_vtc_bound(void) {
  * before a long uncached one ("cache-aware-uncached"); fcfs keeps arrival
  * order. The KV query answers what add_seq then finds. */
 static int first_admitted(const char *policy) {
-    pgd_kv_manager_config kc = {.name = "paged", .block_size = 8, .num_blocks = 64, .max_seq_len = 128,
-                                .prefix_caching = 1};
+    pgd_kv_manager_config kc = {
+        .name = "paged", .block_size = 8, .num_blocks = 64, .max_seq_len = 128, .prefix_caching = 1};
     pgd_kv_manager *kv = NULL;
     CU_ASSERT_EQUAL_FATAL(pgd_kv_manager_create(&kc, &kv), PGD_OK);
     pgd_sched_config sc = {.max_num_batched_tokens = 128, .max_num_seqs = 1, .policy = policy, .max_seq_len = 128};

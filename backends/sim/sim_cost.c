@@ -120,7 +120,8 @@ double pgd_sim_cost_kv_write(const pgd_sim_cost *c, int n, int kv_heads, int hea
     double t;
     if (tab(c, "kv_write", kv_heads, head_dim, 0, n, &t)) return t;
     /* k and v read in activations' dtype, written in the cache's */
-    return stream(c, PGD_SIM_ADD, 0, 2.0 * n * ((double)kv_heads / c->tp) * head_dim * (c->dev.act_bytes + kv_e_hd(c, head_dim)));
+    return stream(c, PGD_SIM_ADD, 0,
+                  2.0 * n * ((double)kv_heads / c->tp) * head_dim * (c->dev.act_bytes + kv_e_hd(c, head_dim)));
 }
 
 double pgd_sim_cost_attention(const pgd_sim_cost *c, const int32_t *qs, const int32_t *lens, int num_seqs, int heads,

@@ -297,10 +297,15 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
         char *colon = strchr(t, ':');
         wdeq[nw] = colon && !strcmp(colon, ":deq");
         if (wdeq[nw]) *colon = 0;
-        if (nw == 8 || !pgd_dtype_from_name(t, &wl[nw]) || !pgd_dtype_is_weight(wl[nw]) ||
-            (colon && !wdeq[nw]) || (wdeq[nw] && !pgd_dtype_is_quant(wl[nw]))) {
-            fprintf(stderr, "pagoda bench: --dtypes takes up to 8 of f32, f16, bf16, q8_0, q4_0, q8_0:deq, q4_0:deq "
-                            "(got '%s%s')\n", t, wdeq[nw] ? ":deq" : colon ? colon : "");
+        if (nw == 8 || !pgd_dtype_from_name(t, &wl[nw]) || !pgd_dtype_is_weight(wl[nw]) || (colon && !wdeq[nw]) ||
+            (wdeq[nw] && !pgd_dtype_is_quant(wl[nw]))) {
+            fprintf(stderr,
+                    "pagoda bench: --dtypes takes up to 8 of f32, f16, bf16, q8_0, q4_0, q8_0:deq, q4_0:deq "
+                    "(got '%s%s')\n",
+                    t,
+                    wdeq[nw] ? ":deq"
+                    : colon  ? colon
+                             : "");
             return 2;
         }
         nw++;
@@ -342,7 +347,8 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
     double *med_pre = calloc((size_t)nd, sizeof(double)), *med_one = calloc((size_t)nd, sizeof(double));
     double *med_bat = calloc((size_t)nd * nb, sizeof(double)), *r_pre = calloc((size_t)nd, sizeof(double));
     double *r_one = calloc((size_t)nd, sizeof(double)), *r_bat = calloc((size_t)nd * nb, sizeof(double));
-    if (!pre || !one || !bat || !cpre || !cone || !cbat || !tmp || !med_pre || !med_one || !med_bat || !r_pre || !r_one || !r_bat) {
+    if (!pre || !one || !bat || !cpre || !cone || !cbat || !tmp || !med_pre || !med_one || !med_bat || !r_pre ||
+        !r_one || !r_bat) {
         rc = pgd_cli_fail("out of memory");
         goto done;
     }
@@ -383,7 +389,8 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
         fprintf(stderr, "pagoda bench: rep %d/%d ...\n", r + 1, reps);
         /* the read bandwidth in every rep, beside the figures it bounds */
         rbws[r] = best_read_bw(tp, 3);
-        double f = pgd_cpu_measure_compute(tp, PGD_PROBE_F32_FMA, 1), i8 = pgd_cpu_measure_compute(tp, PGD_PROBE_INT8_DOT, 1);
+        double f = pgd_cpu_measure_compute(tp, PGD_PROBE_F32_FMA, 1),
+               i8 = pgd_cpu_measure_compute(tp, PGD_PROBE_INT8_DOT, 1);
         fma = f > fma ? f : fma, int8 = i8 > int8 ? i8 : int8;
         for (int k = 0; k < nd; k++) {
             int d = (k + r) % nd; /* a different dtype first each rep */
@@ -433,7 +440,8 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
            "               %d reps), copy %.2f GB/s (median of %d before the reps)\n", rbw / 1e9, reps, bw / 1e9,
            2 * reps + 1);
     printf("compute      : f32 FMA %.1f GFLOP/s, int8 dot %.1f GMAC/s (in registers on the same threads, the\n"
-           "               best of one probe in each rep)\n", fma / 1e9, int8 / 1e9);
+           "               best of one probe in each rep)\n",
+           fma / 1e9, int8 / 1e9);
     printf("settings     : prompt %d tokens, %d decode steps, block size %d, median of %d interleaved reps\n",
            plen, steps, block_size, reps);
     printf("read bound   : B x read bw / (weight bytes + B x KV bytes per sequence: %.2f MB in f32)\n",
@@ -441,7 +449,8 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
     printf("compute bound: 1 / (matmul MACs per token (%.1fM) / the kernel's rate (int8 dot where it takes\n"
            "               integer dot products, else FMA flops / 2) + attention flops / FMA flops)\n"
            "%% bd         : of the lower bound, r (read) or c (compute); $: the step fits in cache, so only\n"
-           "               the compute bound applies\n\n", bench_matmul_macs(xs[0].c) / 1e6);
+           "               the compute bound applies\n\n",
+           bench_matmul_macs(xs[0].c) / 1e6);
     double smallest = (double)wb[0], llc = llc_bytes();
     for (int d = 1; d < nd; d++) smallest = (double)wb[d] < smallest ? (double)wb[d] : smallest;
     note_cache(smallest, llc);
@@ -467,10 +476,12 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
     int bl = nb - 1;
     printf("\nthe bounds (tok/s) and the largest batch against batch 1:\n\n| weights | b1 read | b1 compute |"
            " batch %d read | batch %d compute | batch %d binds | batch %d / b1 measured | bound / b1 bound |\n"
-           "|---|---|---|---|---|---|---|---|\n", batches[bl], batches[bl], batches[bl], batches[bl]);
+           "|---|---|---|---|---|---|---|---|\n",
+           batches[bl], batches[bl], batches[bl], batches[bl]);
     for (int d = 0; d < nd; d++) {
         int cached = fits_cache((double)wb[d], llc);
-        double r1 = bench_bound(rbw, (double)wb[d], kvb[d], 1), rb = bench_bound(rbw, (double)wb[d], kvb[d], batches[bl]);
+        double r1 = bench_bound(rbw, (double)wb[d], kvb[d], 1),
+               rb = bench_bound(rbw, (double)wb[d], kvb[d], batches[bl]);
         const char *w1, *wb_;
         double b1 = bench_min_bound(r1, cached, cb1[d], &w1), bb = bench_min_bound(rb, cached, cbb[d][bl], &wb_);
         printf("| %s | %.1f%s | %.1f | %.1f%s | %.1f | %s | %.2fx | %.2fx |\n", label[d], r1, cached ? " $" : "",
@@ -492,7 +503,8 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
     /* per CPU second: on a shared machine the wall-clock ratios carry the neighbours' bursts; these
      * do not (a pool thread's spinning counts, so --threads 1 gives the cleanest) */
     printf("\nper CPU second of the process (tok/s per CPU-s, then the median ratio to %s within a rep):\n\n"
-           "| weights | prefill | vs %s | decode b1 | vs %s |", label[0], label[0], label[0]);
+           "| weights | prefill | vs %s | decode b1 | vs %s |",
+           label[0], label[0], label[0]);
     for (int i = 0; i < nb; i++) printf(" batch %d | vs %s |", batches[i], label[0]);
     printf("\n|---|---|---|---|---|");
     for (int i = 0; i < nb; i++) printf("---|---|");
@@ -507,9 +519,9 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
         for (int i = 0; i < nb; i++) {
             for (int r = 0; r < reps; r++)
                 tmp[r] = cbat[(size_t)i * reps + r] > 0
-                             ? cbat[((size_t)d * nb + i) * reps + r] / cbat[(size_t)i * reps + r] : 0;
-            printf(" %.1f | %.2fx |", median_of(cbat + ((size_t)d * nb + i) * reps, reps),
-                   pgd_cli_median(tmp, reps));
+                             ? cbat[((size_t)d * nb + i) * reps + r] / cbat[(size_t)i * reps + r]
+                             : 0;
+            printf(" %.1f | %.2fx |", median_of(cbat + ((size_t)d * nb + i) * reps, reps), pgd_cli_median(tmp, reps));
         }
         printf("\n");
     }
@@ -572,15 +584,22 @@ int pgd_cmd_bench(int argc, char **argv) {
     const char *model_path = "random:stories110M", *json_path = NULL, *batches_s = "1,8,32", *dtypes_s = NULL,
                *kv_dtypes_s = NULL, *kv_dtype = NULL;
     int threads = 0, plen = 128, steps = 16, reps = 5, block_size = 16;
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},      {"threads", required_argument, 0, 'j'},
-        {"batches", required_argument, 0, 'B'},    {"prompt-len", required_argument, 0, 'p'},
-        {"decode-steps", required_argument, 0, 'd'}, {"reps", required_argument, 0, 'r'},
-        {"block-size", required_argument, 0, 'b'}, {"json", required_argument, 0, 'J'},
-        {"no-overlap", no_argument, 0, 'O'},       {"help", no_argument, 0, 'h'},
-        {"dtypes", required_argument, 0, 'D'}, {"kv-dtypes", required_argument, 0, 'K'},
-        {"kv-dtype", required_argument, 0, 'V'}, {"q-int-max", required_argument, 0, 'Q'},
-        PGD_PAR_LONGOPTS, {0, 0, 0, 0}};
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"threads", required_argument, 0, 'j'},
+                                         {"batches", required_argument, 0, 'B'},
+                                         {"prompt-len", required_argument, 0, 'p'},
+                                         {"decode-steps", required_argument, 0, 'd'},
+                                         {"reps", required_argument, 0, 'r'},
+                                         {"block-size", required_argument, 0, 'b'},
+                                         {"json", required_argument, 0, 'J'},
+                                         {"no-overlap", no_argument, 0, 'O'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {"dtypes", required_argument, 0, 'D'},
+                                         {"kv-dtypes", required_argument, 0, 'K'},
+                                         {"kv-dtype", required_argument, 0, 'V'},
+                                         {"q-int-max", required_argument, 0, 'Q'},
+                                         PGD_PAR_LONGOPTS,
+                                         {0, 0, 0, 0}};
     pgd_parallel_config par = {0};
     int async = 0, no_overlap = 0;
     optind = 1;
@@ -610,8 +629,8 @@ int pgd_cmd_bench(int argc, char **argv) {
                    "                    [--prompt-len 128] [--decode-steps 16] [--reps 5] [--json FILE]\n"
                    "                    [--tp N] [--pp M] [--comm threads|mpi|nccl] [--stage-layers A,B] [--pin]\n"
                    "                    [--async] [--no-overlap] [--kv-dtype f32|f16|bf16|q8]\n"
-                   "                    [--dtypes f32,f16,bf16,q8_0,q4_0,q8_0:deq [--kv-dtypes f32,f16,q8]]\n"
-                   PGD_PAR_USAGE
+                   "                    [--dtypes f32,f16,bf16,q8_0,q4_0,q8_0:deq [--kv-dtypes "
+                   "f32,f16,q8]]\n" PGD_PAR_USAGE
                    "  --no-overlap   decode one batch at a time even when the layout takes several\n"
                    "  --dtypes LIST  the random --model shape in each of these weight dtypes, measured\n"
                    "                 interleaved in one run, each against its own read and compute bounds\n"

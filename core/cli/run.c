@@ -47,14 +47,14 @@
 #include "cli.h"
 #include "csv_table.h"
 #include "pagoda/cluster.h"
-#include "pagoda/kv_manager.h"
-#include "pagoda/scheduler.h"
-#include "util/suggest.h"
 #include "pagoda/comm.h"
+#include "pagoda/kv_manager.h"
 #include "pagoda/log.h"
 #include "pagoda/parallel.h"
 #include "pagoda/results.h"
 #include "pagoda/runner.h"
+#include "pagoda/scheduler.h"
+#include "util/suggest.h"
 
 static void usage(FILE *f) {
     fprintf(f,

@@ -35,8 +35,7 @@ static void *worker_main(void *arg) {
         pgd_status st;
         if (c->fail_replica == r->index && r->steps >= c->fail_step)
             st = pgd_error(PGD_ERR_DEVICE, "injected failure (PAGODA_CLUSTER_FAIL_REPLICA)");
-        else
-            st = pgd_engine_step(r->eng, &nf);
+        else st = pgd_engine_step(r->eng, &nf);
         r->steps++;
         if (st != PGD_OK) snprintf(r->err, sizeof r->err, "%s", pgd_last_error());
         pthread_mutex_lock(&c->mu);
@@ -128,9 +127,10 @@ pgd_status pgd_cluster_create(const pgd_cluster_config *cfg, pgd_cluster **out) 
     }
     if (n_new == 0) return pgd_error(PGD_ERR_INVALID, "cluster: no replica takes new requests (all are decode)");
     if (cfg->comm && (pgd_comm_size(cfg->comm) != cfg->replicas || pgd_comm_rank(cfg->comm) != 0))
-        return pgd_error(PGD_ERR_INVALID, "cluster: %d replicas over MPI need exactly %d ranks (mpirun -np %d; got "
-                         "%d), created on rank 0", cfg->replicas, cfg->replicas, cfg->replicas,
-                         pgd_comm_size(cfg->comm));
+        return pgd_error(PGD_ERR_INVALID,
+                         "cluster: %d replicas over MPI need exactly %d ranks (mpirun -np %d; got "
+                         "%d), created on rank 0",
+                         cfg->replicas, cfg->replicas, cfg->replicas, pgd_comm_size(cfg->comm));
     if (cfg->comm && cfg->handoff)
         return pgd_error(PGD_ERR_UNSUPPORTED, "cluster: prefill/decode hand-offs over MPI are not supported yet");
     pgd_cluster *c = calloc(1, sizeof *c);
@@ -180,14 +180,18 @@ pgd_status pgd_cluster_create(const pgd_cluster_config *cfg, pgd_cluster **out) 
             goto fail;
         }
         if (!pgd_exec_is_driver(r->exec)) {
-            st = pgd_error(PGD_ERR_UNSUPPORTED, "replica %d: a cluster runs in one process (mpirun ranks serving "
-                           "replicas are not supported yet)", i);
+            st = pgd_error(PGD_ERR_UNSUPPORTED,
+                           "replica %d: a cluster runs in one process (mpirun ranks serving "
+                           "replicas are not supported yet)",
+                           i);
             goto fail;
         }
         pgd_clock *vc = pgd_exec_clock(r->exec);
         if (vc && c->comm) {
-            st = pgd_error(PGD_ERR_UNSUPPORTED, "replica %d: the sim's replicas share one process's event loop: "
-                           "run them without MPI", i);
+            st = pgd_error(PGD_ERR_UNSUPPORTED,
+                           "replica %d: the sim's replicas share one process's event loop: "
+                           "run them without MPI",
+                           i);
             goto fail;
         }
         if (i == 0) c->virt = vc != NULL;
@@ -320,8 +324,11 @@ void pgd_cluster_loads(pgd_cluster *c, pgd_replica_load *load) {
     for (int i = 0; i < c->n; i++) {
         pgd_engine_stats s;
         pgd_cluster_replica_stats(c, i, &s);
-        load[i] = (pgd_replica_load){.index = i, .role = c->r[i].role, .outstanding = c->r[i].outstanding,
-                                     .kv_used_blocks = s.kv.used_blocks, .kv_num_blocks = s.kv.num_blocks,
+        load[i] = (pgd_replica_load){.index = i,
+                                     .role = c->r[i].role,
+                                     .outstanding = c->r[i].outstanding,
+                                     .kv_used_blocks = s.kv.used_blocks,
+                                     .kv_num_blocks = s.kv.num_blocks,
                                      .kv_usage = s.kv.num_blocks > 0 ? (double)s.kv.used_blocks / s.kv.num_blocks : 0,
                                      .now = replica_now(c, i)};
     }
@@ -551,8 +558,8 @@ static pgd_status handoffs(pgd_cluster *c, int ri) {
         const pgd_request_output *o;
         if (cid < 0 || pgd_engine_get_output(r->eng, e, &o) != PGD_OK || o->finished || o->first_token < 0) continue;
         pgd_status st = c->cfg.handoff(c->cfg.handoff_ctx, c, cid, ri);
-        if (st != PGD_OK) return pgd_error(st, "replica %d: hand-off of request %lld: %s", ri, (long long)cid,
-                                           pgd_last_error());
+        if (st != PGD_OK)
+            return pgd_error(st, "replica %d: hand-off of request %lld: %s", ri, (long long)cid, pgd_last_error());
     }
     return PGD_OK;
 }
@@ -562,8 +569,7 @@ static pgd_status step_one(pgd_cluster *c, int i, int *nf) {
     pgd_status st;
     if (c->fail_replica == i && r->steps >= c->fail_step)
         st = pgd_error(PGD_ERR_DEVICE, "injected failure (PAGODA_CLUSTER_FAIL_REPLICA)");
-    else
-        st = pgd_engine_step(r->eng, nf);
+    else st = pgd_engine_step(r->eng, nf);
     r->steps++;
     if (st != PGD_OK) return pgd_error(st, "replica %d: %s", i, pgd_last_error());
     return PGD_OK;

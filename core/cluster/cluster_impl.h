@@ -13,11 +13,11 @@ typedef struct replica {
     pgd_exec *exec;
     pgd_engine *eng;
     pgd_replica_role role;
-    double off;          /* cluster time = engine time + off */
-    int outstanding;     /* = n_live */
-    int64_t *live;       /* engine ids of its unfinished requests */
+    double off;      /* cluster time = engine time + off */
+    int outstanding; /* = n_live */
+    int64_t *live;   /* engine ids of its unfinished requests */
     int64_t n_live, cap_live;
-    int64_t *cid;        /* engine id -> cluster id (-1 = none) */
+    int64_t *cid; /* engine id -> cluster id (-1 = none) */
     int64_t n_cid, cap_cid;
     struct pgd_cluster *c;
     int index;
@@ -31,13 +31,13 @@ typedef struct replica {
      * clock as of its latest reply */
     int remote;
     pgd_engine_stats rstats;
-    double rnow;         /* its engine time */
+    double rnow; /* its engine time */
 } replica;
 
 typedef struct req_slot {
-    int replica;         /* -1 = released */
+    int replica; /* -1 = released */
     int64_t eid;
-    int finished;        /* counted out of outstanding */
+    int finished;             /* counted out of outstanding */
     pgd_request_output *rout; /* a remote replica's finished output (owned; cluster_mpi.c) */
 } req_slot;
 
@@ -68,8 +68,8 @@ struct pgd_cluster {
     int fail_replica;
     int64_t fail_step;
     pgd_replica_load *loads;
-    pgd_comm *comm;        /* borrowed: MPI ranks (replica r on rank r), or NULL */
-    char *msg;             /* message scratch (cluster_mpi.c) */
+    pgd_comm *comm; /* borrowed: MPI ranks (replica r on rank r), or NULL */
+    char *msg;      /* message scratch (cluster_mpi.c) */
     size_t msg_cap;
 };
 

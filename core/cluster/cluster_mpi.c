@@ -74,9 +74,21 @@ static void get(rbuf *r, void *x, size_t k) {
     memcpy(x, r->p + r->at, k);
     r->at += k;
 }
-static int32_t get_i32(rbuf *r) { int32_t v; get(r, &v, sizeof v); return v; }
-static int64_t get_i64(rbuf *r) { int64_t v; get(r, &v, sizeof v); return v; }
-static double get_f64(rbuf *r) { double v; get(r, &v, sizeof v); return v; }
+static int32_t get_i32(rbuf *r) {
+    int32_t v;
+    get(r, &v, sizeof v);
+    return v;
+}
+static int64_t get_i64(rbuf *r) {
+    int64_t v;
+    get(r, &v, sizeof v);
+    return v;
+}
+static double get_f64(rbuf *r) {
+    double v;
+    get(r, &v, sizeof v);
+    return v;
+}
 /* malloc'd, NULL for a NULL string */
 static char *get_str(rbuf *r) {
     int32_t n = get_i32(r);
@@ -350,9 +362,9 @@ typedef struct server {
     pgd_engine *eng;
     pgd_tokenizer *tok;
     pgd_clock *clock;
-    int64_t *live;       /* engine ids not yet reported finished */
+    int64_t *live; /* engine ids not yet reported finished */
     int64_t n_live, cap_live;
-    pgd_status failed;   /* the replica's failure (create or step): every later ADD/STEP gets it */
+    pgd_status failed; /* the replica's failure (create or step): every later ADD/STEP gets it */
     char why[512];
     int index, fail_replica, fail_exit;
     int64_t steps, fail_step;
@@ -460,8 +472,7 @@ static void serve_step(server *sv, wbuf *b) {
         }
         if (sv->fail_replica == sv->index && sv->steps >= sv->fail_step)
             st = pgd_error(PGD_ERR_DEVICE, "injected failure (PAGODA_CLUSTER_FAIL_REPLICA)");
-        else
-            st = pgd_engine_step(sv->eng, &nf);
+        else st = pgd_engine_step(sv->eng, &nf);
         sv->steps++;
         if (st != PGD_OK) fail_with(sv, st, "");
     }
@@ -528,8 +539,10 @@ pgd_status pgd_cluster_serve(const pgd_cluster_config *cfg, pgd_comm *comm) {
     if ((st = pgd_exec_create(&xc, &sv.exec)) != PGD_OK) {
         fail_with(&sv, st, "cannot create its executor: ");
     } else if (pgd_exec_clock(sv.exec)) {
-        fail_with(&sv, pgd_error(PGD_ERR_UNSUPPORTED, "the sim's replicas share one process's event loop: run "
-                                 "them without MPI"), "");
+        fail_with(&sv,
+                  pgd_error(PGD_ERR_UNSUPPORTED, "the sim's replicas share one process's event loop: run "
+                                                 "them without MPI"),
+                  "");
     } else if ((st = pgd_clock_create(PGD_CLOCK_REAL, &sv.clock)) != PGD_OK) {
         fail_with(&sv, st, "");
     } else {
@@ -583,13 +596,13 @@ pgd_status pgd_cluster_serve(const pgd_cluster_config *cfg, pgd_comm *comm) {
         case OP_STEP: serve_step(&sv, &b); break;
         case OP_FORGET: serve_forget(&sv, &rq); continue; /* no reply */
         default:
-            out = pgd_error(PGD_ERR_COMM, "replica %d (rank %d): unknown request %d from rank 0", sv.index, sv.index,
-                            op);
+            out =
+                pgd_error(PGD_ERR_COMM, "replica %d (rank %d): unknown request %d from rank 0", sv.index, sv.index, op);
             goto done;
         }
         if ((st = send_msg(comm, 0, TAG_REP, &b)) != PGD_OK) {
-            out = pgd_error(st, "replica %d (rank %d): cannot reply to rank 0: %s", sv.index, sv.index,
-                            pgd_last_error());
+            out =
+                pgd_error(st, "replica %d (rank %d): cannot reply to rank 0: %s", sv.index, sv.index, pgd_last_error());
             break;
         }
     }

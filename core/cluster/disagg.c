@@ -30,8 +30,10 @@ pgd_status pgd_disagg_create(const pgd_kv_link_config *cfg, pgd_disagg **out) {
     if (l.gbps == 0) l.gbps = PGD_KV_LINK_GBPS_DEFAULT;
     if (l.latency_us < 0) l.latency_us = PGD_KV_LINK_LATENCY_US_DEFAULT;
     if (!(l.gbps > 0) || l.gbps > 1e6 || !(l.latency_us >= 0) || l.latency_us > 1e9)
-        return pgd_error(PGD_ERR_INVALID, "disagg: kv_link_gbps must be in (0, 1e6] and kv_link_latency_us in "
-                         "[0, 1e9] (got %g, %g)", l.gbps, l.latency_us);
+        return pgd_error(PGD_ERR_INVALID,
+                         "disagg: kv_link_gbps must be in (0, 1e6] and kv_link_latency_us in "
+                         "[0, 1e9] (got %g, %g)",
+                         l.gbps, l.latency_us);
     pgd_disagg *d = calloc(1, sizeof *d);
     if (!d) return pgd_error(PGD_ERR_OOM, "disagg: out of memory");
     d->link = l;
@@ -56,8 +58,10 @@ const pgd_kv_link_config *pgd_disagg_link(const pgd_disagg *d) { return &d->link
 
 pgd_status pgd_disagg_roles(int p, int d, pgd_replica_role *roles) {
     if (p < 1 || d < 1)
-        return pgd_error(PGD_ERR_INVALID, "[cluster] prefill = %d, decode = %d: P/D disaggregation needs at least one "
-                         "of each (or both 0 for data-parallel replicas)", p, d);
+        return pgd_error(PGD_ERR_INVALID,
+                         "[cluster] prefill = %d, decode = %d: P/D disaggregation needs at least one "
+                         "of each (or both 0 for data-parallel replicas)",
+                         p, d);
     for (int i = 0; i < p + d; i++) roles[i] = i < p ? PGD_REPLICA_PREFILL : PGD_REPLICA_DECODE;
     return PGD_OK;
 }
@@ -103,12 +107,12 @@ pgd_status pgd_disagg_handoff(void *ctx, pgd_cluster *c, int64_t id, int from) {
     size_t wire = 0;
     double start = pgd_cluster_to_cluster_time(c, from, pgd_engine_now(pe)), ready = start; /* before the copy */
     pgd_status st = pgd_engine_export(pe, eid, &x);
-    if (st != PGD_OK) return pgd_error(st, "request %lld: export from replica %d: %s", (long long)id, from,
-                                       pgd_last_error());
+    if (st != PGD_OK)
+        return pgd_error(st, "request %lld: export from replica %d: %s", (long long)id, from, pgd_last_error());
     to = pgd_cluster_pick_decode(c, x->params.prompt, x->params.n_prompt);
     if (to < 0) {
-        st = pgd_error(PGD_ERR_INVALID, "request %lld: no decode replica to hand it to from replica %d",
-                       (long long)id, from);
+        st = pgd_error(PGD_ERR_INVALID, "request %lld: no decode replica to hand it to from replica %d", (long long)id,
+                       from);
         goto out;
     }
     if ((st = over_link(d, x, &y, &wire)) != PGD_OK) {
@@ -121,8 +125,8 @@ pgd_status pgd_disagg_handoff(void *ctx, pgd_cluster *c, int64_t id, int from) {
     if (pgd_cluster_is_virtual(c)) {
         ready = start + d->link.latency_us * 1e-6 + (double)x->kv_bytes * 8.0 / (d->link.gbps * 1e9);
         double de_now = pgd_engine_now(de); /* absolute = engine time + (clock - engine time) */
-        y->ready_time = pgd_clock_now(pgd_engine_get_config(de)->clock) - de_now +
-                        pgd_cluster_to_engine_time(c, to, ready);
+        y->ready_time =
+            pgd_clock_now(pgd_engine_get_config(de)->clock) - de_now + pgd_cluster_to_engine_time(c, to, ready);
     } else {
         ready = pgd_cluster_now(c);
         y->ready_time = 0; /* it is here */
@@ -134,8 +138,13 @@ pgd_status pgd_disagg_handoff(void *ctx, pgd_cluster *c, int64_t id, int from) {
         goto out;
     }
     if ((st = pgd_cluster_move_request(c, id, to, neid)) != PGD_OK) goto out;
-    pgd_kv_transfer t = {.request = id, .from = from, .to = to, .kv_bytes = x->kv_bytes, .wire_bytes = wire,
-                         .start = start, .ready = ready};
+    pgd_kv_transfer t = {.request = id,
+                         .from = from,
+                         .to = to,
+                         .kv_bytes = x->kv_bytes,
+                         .wire_bytes = wire,
+                         .start = start,
+                         .ready = ready};
     if ((st = log_push(d, &t)) != PGD_OK) goto out;
     d->stats.transfers++;
     d->stats.kv_bytes += (double)x->kv_bytes;

@@ -4,8 +4,7 @@
  * ties go to the fewest outstanding requests, then the lowest index. */
 #include "pagoda/cluster.h"
 
-static int pick(void *state, pgd_cluster *c, const pgd_replica_load *load, int n, const int32_t *prompt,
-                int n_prompt) {
+static int pick(void *state, pgd_cluster *c, const pgd_replica_load *load, int n, const int32_t *prompt, int n_prompt) {
     (void)state, (void)c, (void)prompt, (void)n_prompt;
     int best = 0;
     for (int i = 1; i < n; i++) {

@@ -11,8 +11,7 @@
 
 #define PREFIX_BALANCE 8
 
-static int pick(void *state, pgd_cluster *c, const pgd_replica_load *load, int n, const int32_t *prompt,
-                int n_prompt) {
+static int pick(void *state, pgd_cluster *c, const pgd_replica_load *load, int n, const int32_t *prompt, int n_prompt) {
     (void)state;
     int least = 0, best = -1, best_hit = 0;
     for (int i = 1; i < n; i++)

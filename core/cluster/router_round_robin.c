@@ -6,8 +6,7 @@ typedef struct rr_state {
     unsigned next;
 } rr_state;
 
-static int pick(void *state, pgd_cluster *c, const pgd_replica_load *load, int n, const int32_t *prompt,
-                int n_prompt) {
+static int pick(void *state, pgd_cluster *c, const pgd_replica_load *load, int n, const int32_t *prompt, int n_prompt) {
     (void)c, (void)load, (void)prompt, (void)n_prompt;
     rr_state *s = state;
     return (int)(s->next++ % (unsigned)n);

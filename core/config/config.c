@@ -21,7 +21,8 @@
 
 #define MAX_RUNS 100000
 
-static const char *const sections[] = {"experiment", "model", "parallel", "engine", "sampling", "workload", "slo", "compare", "cluster", NULL};
+static const char *const sections[] = {"experiment", "model", "parallel", "engine",  "sampling",
+                                       "workload",   "slo",   "compare",  "cluster", NULL};
 
 static char *xstrdup(const char *s) {
     char *d = strdup(s ? s : "");
@@ -117,8 +118,8 @@ static const char *key_hint(const char *section, const char *key, char *buf, siz
 }
 
 static const char *section_hint(const char *section, char *buf, size_t n) {
-    static const char *const all[] = {"experiment", "model", "parallel", "engine", "sampling", "workload",
-                                      "slo", "compare", "cluster", "sweep", NULL};
+    static const char *const all[] = {"experiment", "model",   "parallel", "engine", "sampling", "workload",
+                                      "slo",        "compare", "cluster",  "sweep",  NULL};
     const char *best = pgd_suggest(section, all, (size_t)-1);
     if (best) snprintf(buf, n, " (did you mean [%s]?)", best);
     else buf[0] = 0;
@@ -233,9 +234,10 @@ static int handler(void *user, const char *section, const char *name, const char
     if (!strcmp(section, "sweep")) return add_sweep(ps, name, value);
     char hint[160];
     if (!known_section(section))
-        return fail(ps, PGD_ERR_INVALID, "[%s] %s: unknown section [%s]%s (sections: experiment, model, parallel, "
-                    "engine, sampling, workload, slo, compare, cluster, sweep)", section, name, section,
-                    section_hint(section, hint, sizeof hint));
+        return fail(ps, PGD_ERR_INVALID,
+                    "[%s] %s: unknown section [%s]%s (sections: experiment, model, parallel, "
+                    "engine, sampling, workload, slo, compare, cluster, sweep)",
+                    section, name, section, section_hint(section, hint, sizeof hint));
     int ki = schema_index(section, name);
     if (ki < 0) {
         char keys[600];

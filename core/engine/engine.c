@@ -78,15 +78,18 @@ pgd_status pgd_engine_create(const pgd_engine_config *cfg, pgd_exec *exec, const
         goto fail;
     }
     if (c->num_host_blocks == 0) c->num_host_blocks = c->num_blocks;
-    pgd_kv_manager_config kc = {.name = c->kv_manager, .block_size = c->block_size, .num_blocks = c->num_blocks,
-                                .num_host_blocks = c->num_host_blocks, .max_seq_len = e->mc->max_seq_len,
-                                .prefix_caching = c->prefix_caching, .hash_seed = c->hash_seed};
+    pgd_kv_manager_config kc = {.name = c->kv_manager,
+                                .block_size = c->block_size,
+                                .num_blocks = c->num_blocks,
+                                .num_host_blocks = c->num_host_blocks,
+                                .max_seq_len = e->mc->max_seq_len,
+                                .prefix_caching = c->prefix_caching,
+                                .hash_seed = c->hash_seed};
     pgd_kv_caps caps = 0;
     if ((st = pgd_kv_manager_find(c->kv_manager, &caps)) != PGD_OK) goto fail;
     if (c->prefix_caching && !(caps & PGD_KV_CAN_CACHE_PREFIX)) {
         char with[128];
-        st = pgd_error(PGD_ERR_INVALID,
-                       "engine: prefix caching needs a KV manager that caches prefixes (%s; got '%s')",
+        st = pgd_error(PGD_ERR_INVALID, "engine: prefix caching needs a KV manager that caches prefixes (%s; got '%s')",
                        pgd_kv_manager_names_with(PGD_KV_CAN_CACHE_PREFIX, ", ", with, sizeof with),
                        c->kv_manager ? c->kv_manager : "paged");
         goto fail;
@@ -178,8 +181,10 @@ static pgd_status check_params(const pgd_engine *e, const pgd_request_params *p)
     if (p->n_stop_strings > 0 && !e->tok)
         return pgd_error(PGD_ERR_INVALID, "request: stop strings need a tokenizer");
     if (p->prefill_only && (p->n > 1 || p->beam_width > 0))
-        return pgd_error(PGD_ERR_UNSUPPORTED, "request: prefill_only hands one sequence over (got n = %d, "
-                         "beam_width = %d)", p->n, p->beam_width);
+        return pgd_error(PGD_ERR_UNSUPPORTED,
+                         "request: prefill_only hands one sequence over (got n = %d, "
+                         "beam_width = %d)",
+                         p->n, p->beam_width);
     return pgd_sampling_params_validate(&p->sampling, e->mc->vocab_size);
 }
 

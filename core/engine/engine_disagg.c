@@ -64,7 +64,7 @@ pgd_status pgd_engine_park(pgd_engine *e, ereq *r, eseq *es) {
         r->staged_blocks = nb;
         r->parked = 2;
     }
-    e->n_parked++; /* live, but nothing to run: the engine is not busy with it */
+    e->n_parked++;                                        /* live, but nothing to run: the engine is not busy with it */
     pgd_scheduler_free_seq(e->sched, r->group, es->sseq); /* its group goes when the batch lands */
     es->sseq = NULL;
     return PGD_OK;
@@ -130,10 +130,10 @@ pgd_status pgd_engine_export(pgd_engine *e, int64_t id, pgd_kv_handoff **out) {
     int prefilled = r->parked != 0;
     if (!prefilled && (!r->finished || r->in_flight))
         return pgd_error(PGD_ERR_INVALID, "export: request %lld has not finished its prefill yet", (long long)id);
-    if (!prefilled && (!es || es->n_gen != 1 || (strcmp(r->finish_reason, "stop") &&
-                                                  strcmp(r->finish_reason, "length"))))
-        return pgd_error(PGD_ERR_INVALID, "export: request %lld ended with '%s'%s%s", (long long)id,
-                         r->finish_reason, r->error[0] ? ": " : "", r->error);
+    if (!prefilled &&
+        (!es || es->n_gen != 1 || (strcmp(r->finish_reason, "stop") && strcmp(r->finish_reason, "length"))))
+        return pgd_error(PGD_ERR_INVALID, "export: request %lld ended with '%s'%s%s", (long long)id, r->finish_reason,
+                         r->error[0] ? ": " : "", r->error);
     pgd_kv_handoff *x = export_new();
     if (!x) return pgd_error(PGD_ERR_OOM, "engine: out of memory");
     pgd_status st = copy_params(x, &r->p);
@@ -175,11 +175,14 @@ fail:
 static pgd_status check_fits(const pgd_engine *e, const pgd_kv_handoff *x) {
     const pgd_model_config *mc = e->mc;
     if (strcmp(x->finish_reason ? x->finish_reason : "", "prefilled"))
-        return pgd_error(PGD_ERR_INVALID, "import: the request has nothing to decode (it finished with '%s' at its "
-                         "first token)", x->finish_reason ? x->finish_reason : "?");
+        return pgd_error(PGD_ERR_INVALID,
+                         "import: the request has nothing to decode (it finished with '%s' at its "
+                         "first token)",
+                         x->finish_reason ? x->finish_reason : "?");
     if (x->n_layers != mc->n_layers || x->n_kv_heads != mc->n_kv_heads || x->head_dim != mc->head_dim ||
         x->vocab_size != mc->vocab_size)
-        return pgd_error(PGD_ERR_INVALID, "import: the KV was computed by a different model (%d layers x %d KV "
+        return pgd_error(PGD_ERR_INVALID,
+                         "import: the KV was computed by a different model (%d layers x %d KV "
                          "heads x head_dim %d, vocab %d) than this engine's (%d x %d x %d, vocab %d)",
                          x->n_layers, x->n_kv_heads, x->head_dim, x->vocab_size, mc->n_layers, mc->n_kv_heads,
                          mc->head_dim, mc->vocab_size);
@@ -187,17 +190,20 @@ static pgd_status check_fits(const pgd_engine *e, const pgd_kv_handoff *x) {
         return pgd_error(PGD_ERR_INVALID, "import: the KV is %s, this engine's cache holds %s",
                          pgd_dtype_name((pgd_dtype)x->kv_dtype), pgd_dtype_name(mc->kv_dtype));
     if (x->block_size != e->cfg.block_size)
-        return pgd_error(PGD_ERR_INVALID, "import: the KV comes in blocks of %d tokens, this engine's block_size "
-                         "is %d (both sides need the same block_size)", x->block_size, e->cfg.block_size);
+        return pgd_error(PGD_ERR_INVALID,
+                         "import: the KV comes in blocks of %d tokens, this engine's block_size "
+                         "is %d (both sides need the same block_size)",
+                         x->block_size, e->cfg.block_size);
     int nb = (x->n_tokens + x->block_size - 1) / x->block_size;
     if (x->n_tokens != x->params.n_prompt || x->n_blocks != nb ||
-        x->block_bytes != pgd_kv_cache_block_bytes(mc, e->cfg.block_size) ||
-        x->kv_bytes != (size_t)nb * x->block_bytes)
-        return pgd_error(PGD_ERR_INVALID, "import: inconsistent export (%d tokens in %d blocks of %zu bytes, "
-                         "%zu bytes of KV)", x->n_tokens, x->n_blocks, x->block_bytes, x->kv_bytes);
+        x->block_bytes != pgd_kv_cache_block_bytes(mc, e->cfg.block_size) || x->kv_bytes != (size_t)nb * x->block_bytes)
+        return pgd_error(PGD_ERR_INVALID,
+                         "import: inconsistent export (%d tokens in %d blocks of %zu bytes, "
+                         "%zu bytes of KV)",
+                         x->n_tokens, x->n_blocks, x->block_bytes, x->kv_bytes);
     if (pgd_exec_computes(e->exec) && !x->kv)
         return pgd_error(PGD_ERR_INVALID, "import: the export carries no K/V data (it came from an engine that "
-                         "computes nothing, the sim), this engine computes");
+                                          "computes nothing, the sim), this engine computes");
     if (x->first_token < 0 || x->first_token >= mc->vocab_size)
         return pgd_error(PGD_ERR_INVALID, "import: first token %d outside the vocabulary", x->first_token);
     return PGD_OK;
@@ -211,9 +217,17 @@ static pgd_status admit(pgd_engine *e, ereq *r, const pgd_kv_handoff *x) {
     if (!tokens) return pgd_error(PGD_ERR_OOM, "engine: out of memory");
     memcpy(tokens, x->params.prompt, sizeof(int32_t) * (size_t)np);
     tokens[np] = x->first_token;
-    pgd_sched_request sr = {.id = r->id, .prompt = r->prompt, .n_prompt = np, .max_new_tokens = r->max_new,
-                            .true_output_len = r->p.true_output_len, .priority = r->p.priority,
-                            .arrival = r->arrival, .num_seqs = 1, .max_seqs = 1, .user = r, .client = r->p.client,
+    pgd_sched_request sr = {.id = r->id,
+                            .prompt = r->prompt,
+                            .n_prompt = np,
+                            .max_new_tokens = r->max_new,
+                            .true_output_len = r->p.true_output_len,
+                            .priority = r->p.priority,
+                            .arrival = r->arrival,
+                            .num_seqs = 1,
+                            .max_seqs = 1,
+                            .user = r,
+                            .client = r->p.client,
                             .slo_class = r->p.slo_class,
                             .ttft_deadline = r->p.ttft_slo > 0 ? r->arrival + r->p.ttft_slo : 0};
     pgd_status st = pgd_scheduler_add_prefilled(e->sched, &sr, tokens, np + 1, np, &r->group, &cached);
@@ -301,8 +315,10 @@ pgd_status pgd_engine_admit_imports(pgd_engine *e, int idle) {
         pgd_status st = admit(e, r, r->pending);
         if (st == PGD_ERR_NO_BLOCKS) {
             if (idle && !pgd_scheduler_has_unfinished(e->sched))
-                return pgd_error(PGD_ERR_INVALID, "import: request %lld does not fit the idle engine's KV cache "
-                                 "(%d blocks)", (long long)r->id, e->cfg.num_blocks);
+                return pgd_error(PGD_ERR_INVALID,
+                                 "import: request %lld does not fit the idle engine's KV cache "
+                                 "(%d blocks)",
+                                 (long long)r->id, e->cfg.num_blocks);
             break; /* in arrival order: the next ones wait too */
         }
         PGD_TRY(st);
@@ -348,13 +364,36 @@ static const char *reason_name(int c) { return c == 1 ? "prefilled" : c == 2 ? "
 pgd_status pgd_kv_handoff_pack(const pgd_kv_handoff *x, void **buf, size_t *n) {
     if (!x || !buf || !n) return pgd_error(PGD_ERR_INVALID, "export: NULL argument");
     const pgd_request_params *p = &x->params;
-    int64_t iv[NI] = {MAGIC, x->n_layers, x->n_kv_heads, x->head_dim, x->vocab_size, x->max_seq_len, x->kv_dtype,
-                      x->block_size, x->first_token, reason_code(x->finish_reason), x->num_cached_tokens,
-                      x->n_tokens, x->n_blocks, (int64_t)x->block_bytes, (int64_t)x->kv_bytes, x->kv != NULL};
-    int64_t pv[] = {p->n_prompt, p->max_tokens, p->n, p->beam_width, p->priority, p->n_stop_token_ids,
-                    p->n_stop_strings, p->true_output_len, p->ignore_eos, p->client, p->slo_class, p->sampling.top_k,
+    int64_t iv[NI] = {MAGIC,
+                      x->n_layers,
+                      x->n_kv_heads,
+                      x->head_dim,
+                      x->vocab_size,
+                      x->max_seq_len,
+                      x->kv_dtype,
+                      x->block_size,
+                      x->first_token,
+                      reason_code(x->finish_reason),
+                      x->num_cached_tokens,
+                      x->n_tokens,
+                      x->n_blocks,
+                      (int64_t)x->block_bytes,
+                      (int64_t)x->kv_bytes,
+                      x->kv != NULL};
+    int64_t pv[] = {p->n_prompt,
+                    p->max_tokens,
+                    p->n,
+                    p->beam_width,
+                    p->priority,
+                    p->n_stop_token_ids,
+                    p->n_stop_strings,
+                    p->true_output_len,
+                    p->ignore_eos,
+                    p->client,
+                    p->slo_class,
+                    p->sampling.top_k,
                     (int64_t)p->sampling.seed};
-    double dv[] = {x->arrival, x->first_scheduled, x->first_token_time, p->ttft_slo, p->sampling.temperature,
+    double dv[] = {x->arrival,        x->first_scheduled, x->first_token_time, p->ttft_slo, p->sampling.temperature,
                    p->sampling.top_p, p->arrival_time};
     wbuf w = {0};
     put(&w, iv, sizeof iv);
@@ -392,8 +431,8 @@ pgd_status pgd_kv_handoff_unpack(const void *buf, size_t n, pgd_kv_handoff **out
     if (!take(&p, end, iv, sizeof iv) || iv[0] != MAGIC || !take(&p, end, pv, sizeof pv) ||
         !take(&p, end, dv, sizeof dv))
         return pgd_error(PGD_ERR_FORMAT, "export: not a KV hand-off (%zu bytes, bad header)", n);
-    if (pv[0] < 1 || pv[0] > (1 << 24) || pv[5] < 0 || pv[5] > (1 << 20) || pv[6] < 0 || pv[6] > 4096 ||
-        iv[14] < 0 || (iv[15] && (size_t)iv[14] > n) || iv[12] < 0 || iv[11] != pv[0] || !reason_name((int)iv[9]))
+    if (pv[0] < 1 || pv[0] > (1 << 24) || pv[5] < 0 || pv[5] > (1 << 20) || pv[6] < 0 || pv[6] > 4096 || iv[14] < 0 ||
+        (iv[15] && (size_t)iv[14] > n) || iv[12] < 0 || iv[11] != pv[0] || !reason_name((int)iv[9]))
         return pgd_error(PGD_ERR_FORMAT, "export: corrupt KV hand-off header");
     if (!(x = export_new())) return pgd_error(PGD_ERR_OOM, "engine: out of memory");
     export_priv *pr = x->priv;

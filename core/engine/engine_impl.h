@@ -49,9 +49,9 @@ typedef struct ereq {
     int remove_on_landing;  /* finished (aborted) while in flight: its group goes when the batch lands */
     int release_on_landing; /* released while in flight: destroyed when the batch lands */
     /* prefill_only (engine_disagg.c): its prompt's KV waiting for pgd_engine_export */
-    int parked;             /* 1: blocks kept under the KV manager id park_id; 2: copied to staged */
+    int parked; /* 1: blocks kept under the KV manager id park_id; 2: copied to staged */
     int64_t park_id;
-    void *staged;           /* contiguous kinds: the K/V read at once (staged_bytes) */
+    void *staged; /* contiguous kinds: the K/V read at once (staged_bytes) */
     size_t staged_bytes;
     int staged_blocks;
     int exported;
@@ -90,10 +90,10 @@ struct pgd_engine {
     int stand_in_tokens;       /* the executor computes nothing (sim): sampled sequences get token 0 */
     double t0;
     pgd_engine_stats stats;
-    int importing;             /* set while pgd_engine_import adds its request (engine_disagg.c) */
-    int64_t n_parked;          /* live requests parked (prefill_only, waiting for export): not busy */
-    int64_t n_pending;         /* imported requests not admitted yet */
-    int64_t pending_lo;        /* no request below this id is pending */
+    int importing;      /* set while pgd_engine_import adds its request (engine_disagg.c) */
+    int64_t n_parked;   /* live requests parked (prefill_only, waiting for export): not busy */
+    int64_t n_pending;  /* imported requests not admitted yet */
+    int64_t pending_lo; /* no request below this id is pending */
     /* per-step scratch */
     int32_t *tokens, *qs, *lens, *tables, *pairs;
     float *scratch;

@@ -99,8 +99,8 @@ typedef struct dist {
     dslot *slots;     /* driver: max_in_flight of them */
     int n_workers;    /* threads transport (driver only) */
     worker *workers;
-    void *io_host;    /* driver: the KV_IO command's whole-model host buffer */
-    char *io_buf;     /* a rank's part of a KV_IO */
+    void *io_host; /* driver: the KV_IO command's whole-model host buffer */
+    char *io_buf;  /* a rank's part of a KV_IO */
     size_t io_cap;
 } dist;
 

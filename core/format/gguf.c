@@ -335,7 +335,8 @@ static pgd_status rd_tensor_info(parser *ps, int64_t i) {
                          " x %" PRIu64 " x %" PRIu64 " overflows)",
                          g->path, ps->what, ne[0], ne[1], ne[2], ne[3]);
     if (type > INT32_MAX || !ggml_type_name((int)type))
-        return pgd_error(PGD_ERR_FORMAT, "%s: %s has ggml type %" PRIu32
+        return pgd_error(PGD_ERR_FORMAT,
+                         "%s: %s has ggml type %" PRIu32
                          ", which is not supported (only F32=0, F16=1, Q4_0=2, Q8_0=8, Q4_K=12, Q6_K=14, BF16=30)",
                          g->path, ps->what, type);
     uint64_t nbytes;
@@ -343,9 +344,9 @@ static pgd_status rd_tensor_info(parser *ps, int64_t i) {
         int kq = type == PGD_GGML_Q4_K || type == PGD_GGML_Q6_K;
         uint64_t qb = kq ? 256 : 32; /* values per block */
         if (ne[0] % qb)
-            return pgd_error(PGD_ERR_FORMAT, "%s: %s is %s but its row length %" PRIu64
-                             " is not a multiple of the block size %" PRIu64, g->path, ps->what,
-                             ggml_type_name((int)type), ne[0], qb);
+            return pgd_error(PGD_ERR_FORMAT,
+                             "%s: %s is %s but its row length %" PRIu64 " is not a multiple of the block size %" PRIu64,
+                             g->path, ps->what, ggml_type_name((int)type), ne[0], qb);
         /* bytes per block: 34 (Q8_0), 18 (Q4_0), 144 (Q4_K), 210 (Q6_K) */
         uint64_t bsz = type == PGD_GGML_Q8_0 ? 34 : type == PGD_GGML_Q4_0 ? 18 : type == PGD_GGML_Q4_K ? 144 : 210;
         nbytes = (uint64_t)nel / qb;
@@ -748,9 +749,7 @@ pgd_status pgd_gguf_tensor_to_f32(const pgd_gguf_tensor *t, float *dst) {
         pgd_dtype_to_f32(dst, src, t->type == PGD_GGML_Q8_0 ? PGD_Q8_0 : PGD_Q4_0, n);
         break;
     case PGD_GGML_Q4_K: /* super-blocks of 256 values (dtype.h) */
-    case PGD_GGML_Q6_K:
-        pgd_dtype_to_f32(dst, src, t->type == PGD_GGML_Q4_K ? PGD_Q4_K : PGD_Q6_K, n);
-        break;
+    case PGD_GGML_Q6_K: pgd_dtype_to_f32(dst, src, t->type == PGD_GGML_Q4_K ? PGD_Q4_K : PGD_Q6_K, n); break;
     default:
         return pgd_error(PGD_ERR_UNSUPPORTED, "tensor '%s': ggml type %d cannot be converted",
                          t->name, t->type);

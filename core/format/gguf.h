@@ -27,8 +27,13 @@ enum {
 
 /* ggml tensor types we read (others are rejected by name/number). */
 enum {
-    PGD_GGML_F32 = 0, PGD_GGML_F16 = 1, PGD_GGML_Q4_0 = 2, PGD_GGML_Q8_0 = 8, PGD_GGML_BF16 = 30,
-    PGD_GGML_Q4_K = 12, PGD_GGML_Q6_K = 14,
+    PGD_GGML_F32 = 0,
+    PGD_GGML_F16 = 1,
+    PGD_GGML_Q4_0 = 2,
+    PGD_GGML_Q8_0 = 8,
+    PGD_GGML_BF16 = 30,
+    PGD_GGML_Q4_K = 12,
+    PGD_GGML_Q6_K = 14,
 };
 
 typedef struct pgd_gguf_tensor {

@@ -167,8 +167,7 @@ static pgd_status buddy_check(const buddy *bd, uint8_t *mark) {
 
 /* ---- manager ---- */
 
-static pgd_status contig_create(const struct pgd_kv_ops *ops, const pgd_kv_manager_config *cfg,
-                                pgd_kv_manager **out) {
+static pgd_status contig_create(const struct pgd_kv_ops *ops, const pgd_kv_manager_config *cfg, pgd_kv_manager **out) {
     contiguous *c = calloc(1, sizeof *c);
     if (!c) return pgd_error(PGD_ERR_OOM, "contiguous KV manager: out of memory");
     c->base.ops = ops;
@@ -392,24 +391,24 @@ done:
 }
 
 #define CONTIG_OPS(var, kname, rule, is_static) \
-    const struct pgd_kv_ops var = {              \
-        .name = kname,                           \
-        .create = contig_create,                 \
-        .param = rule,                           \
-        .reserves_at_admission = 1,              \
-        .static_batch = is_static,               \
-        .destroy = contig_destroy,               \
-        .add_seq = contig_add_seq,               \
-        .blocks_needed = contig_blocks_needed,   \
-        .free_blocks = contig_free_blocks,       \
-        .append = contig_append,                 \
-        .fork = NULL,                            \
-        .free_seq = contig_free_seq,             \
-        .take_copies = NULL,                     \
-        .swap_out = contig_swap_out,             \
-        .swap_in = contig_swap_in,               \
-        .get_stats = contig_get_stats,           \
-        .check = contig_check,                   \
+    const struct pgd_kv_ops var = {             \
+        .name = kname,                          \
+        .create = contig_create,                \
+        .param = rule,                          \
+        .reserves_at_admission = 1,             \
+        .static_batch = is_static,              \
+        .destroy = contig_destroy,              \
+        .add_seq = contig_add_seq,              \
+        .blocks_needed = contig_blocks_needed,  \
+        .free_blocks = contig_free_blocks,      \
+        .append = contig_append,                \
+        .fork = NULL,                           \
+        .free_seq = contig_free_seq,            \
+        .take_copies = NULL,                    \
+        .swap_out = contig_swap_out,            \
+        .swap_in = contig_swap_in,              \
+        .get_stats = contig_get_stats,          \
+        .check = contig_check,                  \
     }
 CONTIG_OPS(pgd_kv_orca_max, "orca-max", RESERVE_MAX, 0);
 CONTIG_OPS(pgd_kv_orca_pow2, "orca-pow2", RESERVE_POW2, 0);

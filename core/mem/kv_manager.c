@@ -19,15 +19,11 @@
 
 /* The KV managers compiled in: one line each (a kind's ops table is
  * `const struct pgd_kv_ops pgd_kv_<name>` in its own file). */
-extern const struct pgd_kv_ops pgd_kv_paged, pgd_kv_orca_max, pgd_kv_orca_pow2, pgd_kv_orca_oracle,
-    pgd_kv_static;
+extern const struct pgd_kv_ops pgd_kv_paged, pgd_kv_orca_max, pgd_kv_orca_pow2, pgd_kv_orca_oracle, pgd_kv_static;
 
 static const struct pgd_kv_ops *const registry[] = {
     &pgd_kv_paged, /* first: the default */
-    &pgd_kv_orca_max,
-    &pgd_kv_orca_pow2,
-    &pgd_kv_orca_oracle,
-    &pgd_kv_static,
+    &pgd_kv_orca_max, &pgd_kv_orca_pow2, &pgd_kv_orca_oracle, &pgd_kv_static,
 };
 #define NUM_KINDS ((int)(sizeof registry / sizeof registry[0]))
 
@@ -174,8 +170,7 @@ pgd_status pgd_kv_manager_create(const pgd_kv_manager_config *cfg, pgd_kv_manage
         return pgd_error(PGD_ERR_INVALID, "KV manager '%s' needs max_seq_len (> 0)", kind->name);
     if (!kind->cached_prefix && c.prefix_caching) {
         char with[128];
-        return pgd_error(PGD_ERR_INVALID,
-                         "KV manager '%s' cannot cache prefixes: prefix_caching needs %s", kind->name,
+        return pgd_error(PGD_ERR_INVALID, "KV manager '%s' cannot cache prefixes: prefix_caching needs %s", kind->name,
                          pgd_kv_manager_names_with(PGD_KV_CAN_CACHE_PREFIX, " or ", with, sizeof with));
     }
     if (c.hash_seed == 0) c.hash_seed = DEFAULT_HASH_SEED;

@@ -45,11 +45,10 @@ struct pgd_kv_ops {
     /* cfg is validated, defaults filled in (block_size, hash_seed); sets
      * base.ops = ops and base.cfg. Several tables may share one create and
      * tell themselves apart by ops->param. */
-    pgd_status (*create)(const struct pgd_kv_ops *ops, const pgd_kv_manager_config *cfg,
-                         pgd_kv_manager **out);
-    int param;                 /* the kind's own constant (contiguous: its reservation rule) */
-    int reserves_at_admission; /* 1: add_seq reserves the whole run (PGD_KV_RESERVES_AT_ADMISSION) */
-    int static_batch;          /* 1: PGD_KV_STATIC_BATCH */
+    pgd_status (*create)(const struct pgd_kv_ops *ops, const pgd_kv_manager_config *cfg, pgd_kv_manager **out);
+    int param;                          /* the kind's own constant (contiguous: its reservation rule) */
+    int reserves_at_admission;          /* 1: add_seq reserves the whole run (PGD_KV_RESERVES_AT_ADMISSION) */
+    int static_batch;                   /* 1: PGD_KV_STATIC_BATCH */
     void (*destroy)(pgd_kv_manager *m); /* every sequence is already freed */
     /* lengths are checked: 0 <= n_prompt <= max_total, true_total in
      * [n_prompt, max_total] or <= 0 */

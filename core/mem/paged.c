@@ -97,8 +97,7 @@ static void delete_seq(paged_seq *s) {
 
 /* ---- lifecycle ---- */
 
-static pgd_status paged_create(const struct pgd_kv_ops *ops, const pgd_kv_manager_config *cfg,
-                                pgd_kv_manager **out) {
+static pgd_status paged_create(const struct pgd_kv_ops *ops, const pgd_kv_manager_config *cfg, pgd_kv_manager **out) {
     paged *p = calloc(1, sizeof *p);
     if (!p) return pgd_error(PGD_ERR_OOM, "paged KV manager: out of memory");
     p->base.ops = ops;

@@ -60,7 +60,8 @@ pgd_status pgd_kv_cache_create(pgd_backend *b, const pgd_model_config *c, int bl
     if (kv->store_block % sizeof(float)) { /* copy_blocks moves whole floats */
         size_t bb = kv->block_bytes;
         free(kv);
-        return pgd_error(PGD_ERR_INVALID, "kv cache: a %s block of %d tokens x %d kv heads takes %zu bytes, "
+        return pgd_error(PGD_ERR_INVALID,
+                         "kv cache: a %s block of %d tokens x %d kv heads takes %zu bytes, "
                          "not a multiple of 4: use a block size that is a multiple of 4",
                          pgd_dtype_name(c->kv_dtype), block_size, c->n_kv_heads, bb);
     }
@@ -168,7 +169,8 @@ static pgd_status io_blocks(pgd_kv_cache *kv, const int32_t *blocks, int n, void
         for (int l = 0; l < 2 * kv->n_layers; l++) {
             char *d = kv->data + ((size_t)l * kv->num_blocks + (size_t)blocks[i]) * kv->store_block;
             char *h = (char *)host + ((size_t)i * 2 * kv->n_layers + l) * bytes;
-            PGD_TRY(read ? pgd_backend_download(kv->backend, h, d, bytes) : pgd_backend_upload(kv->backend, d, h, bytes));
+            PGD_TRY(read ? pgd_backend_download(kv->backend, h, d, bytes)
+                         : pgd_backend_upload(kv->backend, d, h, bytes));
         }
     return PGD_OK;
 }

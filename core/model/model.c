@@ -171,9 +171,11 @@ pgd_status pgd_model_layout(pgd_model *m, pgd_dtype embd_dtype, pgd_dtype cls_dt
 static pgd_status put_slice(pgd_model *m, void *dst, pgd_dtype dt, const pgd_tensor_src *src,
                             size_t cols, size_t r0, size_t nr, size_t c0, size_t nc) {
     if (src->data && pgd_dtype_is_kquant(src->dt) && (c0 % PGD_QK_K || nc % PGD_QK_K))
-        return pgd_error(PGD_ERR_UNSUPPORTED, "model: a %s tensor sliced at column %zu (+%zu): its super-blocks "
+        return pgd_error(PGD_ERR_UNSUPPORTED,
+                         "model: a %s tensor sliced at column %zu (+%zu): its super-blocks "
                          "of %d values would be cut (tensor parallelism with k-quants needs every rank's "
-                         "slice a multiple of %d)", pgd_dtype_name(src->dt), c0, nc, PGD_QK_K, PGD_QK_K);
+                         "slice a multiple of %d)",
+                         pgd_dtype_name(src->dt), c0, nc, PGD_QK_K, PGD_QK_K);
     if (src->data && c0 == 0 && nc == cols) /* whole rows: one contiguous range */
         return pgd_model_put(m, dst, dt, (const char *)src->data + pgd_dtype_bytes(src->dt, r0 * cols),
                              src->dt, nr * cols);

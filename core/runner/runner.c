@@ -153,8 +153,7 @@ static pgd_status collect_finished(loop_state *s) {
     return PGD_OK;
 }
 
-void pgd_run_request_params(const pgd_run_config *rc, pgd_workload *wl, int i, double t_start,
-                            pgd_request_params *p) {
+void pgd_run_request_params(const pgd_run_config *rc, pgd_workload *wl, int i, double t_start, pgd_request_params *p) {
     memset(p, 0, sizeof *p);
     p->sampling.temperature = (float)pgd_run_get_num(rc, "sampling", "temperature");
     p->sampling.top_k = pgd_run_get_int(rc, "sampling", "top_k");

@@ -25,8 +25,8 @@
 #include <string.h>
 
 #include "pagoda/cluster.h"
-#include "pagoda/disagg.h"
 #include "pagoda/comm.h"
+#include "pagoda/disagg.h"
 #include "pagoda/log.h"
 #include "pagoda/parallel.h"
 #include "runner/runner_cluster.h"
@@ -41,9 +41,9 @@ typedef struct cl_state {
     pgd_cluster *c;
     int nr;
     pgd_workload *wl;
-    pgd_metrics *m;      /* the cluster's */
-    pgd_metrics **rm;    /* each replica's */
-    int *routed;         /* requests routed to each replica */
+    pgd_metrics *m;   /* the cluster's */
+    pgd_metrics **rm; /* each replica's */
+    int *routed;      /* requests routed to each replica */
     pgd_engine_stats *prev;
     int *have_prev;
     pgd_timeline_sample *last;
@@ -101,11 +101,16 @@ static pgd_status submit(cl_state *s, const pgd_run_config *rc, int i, double no
         char why[256];
         snprintf(why, sizeof why, "%s", pgd_last_error());
         PGD_LOG_W("run %s: request id %d in requests.csv (workload request %d, source row %lld) rejected by "
-                  "replica %d: %s", pgd_run_name(rc), -1 - i, i, (long long)pgd_workload_get(s->wl, i)->source_row,
-                  where, why);
-        pgd_request_record r = {.id = -1 - i, .arrival = p.arrival_time > 0 ? p.arrival_time : now,
-                                .first_scheduled = -1, .first_token = -1, .finish = now,
-                                .prompt_tokens = p.n_prompt, .priority = p.priority, .finish_reason = "error",
+                  "replica %d: %s",
+                  pgd_run_name(rc), -1 - i, i, (long long)pgd_workload_get(s->wl, i)->source_row, where, why);
+        pgd_request_record r = {.id = -1 - i,
+                                .arrival = p.arrival_time > 0 ? p.arrival_time : now,
+                                .first_scheduled = -1,
+                                .first_token = -1,
+                                .finish = now,
+                                .prompt_tokens = p.n_prompt,
+                                .priority = p.priority,
+                                .finish_reason = "error",
                                 .error = why};
         PGD_TRY(pgd_metrics_add_request(s->m, &r));
         pgd_metrics_tag_last(s->m, p.client, p.slo_class, p.ttft_slo);
@@ -219,7 +224,8 @@ static pgd_status cluster_loop(cl_state *s, const pgd_run_config *rc, const pgd_
                 blocked_at = now;
                 break;
             }
-            if ((st = submit(s, rc, next, now, s->t_start + pgd_workload_get(s->wl, next)->arrival <= blocked_at)) != PGD_OK)
+            if ((st = submit(s, rc, next, now, s->t_start + pgd_workload_get(s->wl, next)->arrival <= blocked_at)) !=
+                PGD_OK)
                 goto out;
             next++;
         }
@@ -230,9 +236,14 @@ static pgd_status cluster_loop(cl_state *s, const pgd_run_config *rc, const pgd_
             if (nf > 0 && (st = collect(s)) != PGD_OK) goto out;
             if (opts && opts->on_progress) {
                 const pgd_timeline_sample *ts = pgd_metrics_sample(s->m, pgd_metrics_num_samples(s->m) - 1);
-                pgd_run_progress p = {.done = s->done, .total = s->n, .tokens = s->tokens,
-                                      .elapsed = pgd_cluster_now(c) - s->t_start, .steps = s->steps,
-                                      .running = ts->running, .waiting = ts->waiting, .kv_usage = ts->kv_usage};
+                pgd_run_progress p = {.done = s->done,
+                                      .total = s->n,
+                                      .tokens = s->tokens,
+                                      .elapsed = pgd_cluster_now(c) - s->t_start,
+                                      .steps = s->steps,
+                                      .running = ts->running,
+                                      .waiting = ts->waiting,
+                                      .kv_usage = ts->kv_usage};
                 opts->on_progress(opts->progress_ctx, &p);
             }
         } else if (next < s->n && s->n_fl == 0) {
@@ -349,8 +360,10 @@ pgd_status pgd_run_execute_cluster(const pgd_run_config *rc, const pgd_run_optio
     int np = pgd_run_get_int(rc, "cluster", "prefill"), nd = pgd_run_get_int(rc, "cluster", "decode");
     if (np > 0 || nd > 0) {
         if (nr != 1 && nr != np + nd) {
-            st = pgd_run_ctx_error(pgd_error(PGD_ERR_INVALID, "replicas = %d but prefill = %d + decode = %d: leave "
-                                             "replicas out (or set it to %d) with P/D", nr, np, nd, np + nd),
+            st = pgd_run_ctx_error(pgd_error(PGD_ERR_INVALID,
+                                             "replicas = %d but prefill = %d + decode = %d: leave "
+                                             "replicas out (or set it to %d) with P/D",
+                                             nr, np, nd, np + nd),
                                    rc, "cluster");
             goto done;
         }
@@ -367,33 +380,44 @@ pgd_status pgd_run_execute_cluster(const pgd_run_config *rc, const pgd_run_optio
         }
     }
     pgd_clock *given = opts ? opts->clock : NULL;
-    pgd_cluster_config cc = {.replicas = nr, .router = pgd_run_get_str(rc, "cluster", "router"), .roles = roles,
-                             .handoff = dg ? pgd_disagg_handoff : NULL, .handoff_ctx = dg};
+    pgd_cluster_config cc = {.replicas = nr,
+                             .router = pgd_run_get_str(rc, "cluster", "router"),
+                             .roles = roles,
+                             .handoff = dg ? pgd_disagg_handoff : NULL,
+                             .handoff_ctx = dg};
     /* each replica's backend makes its own clock (the sim: its own device); a caller's clock
      * is the engines' shared clock on real backends */
     pgd_run_backend_opts bo;
     pgd_run_exec_config(rc, NULL, &bo, &cc.exec);
     int mpi = !strcmp(pgd_run_get_str(rc, "cluster", "comm"), "mpi");
     if (mpi && dg) {
-        st = pgd_run_ctx_error(pgd_error(PGD_ERR_UNSUPPORTED, "prefill = %d, decode = %d with comm = mpi: the P/D KV "
-                                         "hand-off runs between replicas of one process; use comm = threads", np, nd),
+        st = pgd_run_ctx_error(pgd_error(PGD_ERR_UNSUPPORTED,
+                                         "prefill = %d, decode = %d with comm = mpi: the P/D KV "
+                                         "hand-off runs between replicas of one process; use comm = threads",
+                                         np, nd),
                                rc, "cluster");
         goto done;
     }
     if (pgd_parallel_ranks(&cc.exec.parallel) > 1 && !strcmp(cc.exec.parallel.comm, "mpi")) {
-        st = pgd_run_ctx_error(pgd_error(PGD_ERR_UNSUPPORTED, "replicas = %d with [parallel] comm = mpi: a cluster "
-                                         "runs its replicas in one process (threads); use comm = threads", nr),
+        st = pgd_run_ctx_error(pgd_error(PGD_ERR_UNSUPPORTED,
+                                         "replicas = %d with [parallel] comm = mpi: a cluster "
+                                         "runs its replicas in one process (threads); use comm = threads",
+                                         nr),
                                rc, "cluster");
         goto done;
     }
     if (pgd_run_get_int(rc, "model", "tensor_parallel") > 1 && pgd_parallel_ranks(&cc.exec.parallel) > 1) {
         st = pgd_run_ctx_error(pgd_error(PGD_ERR_INVALID, "set either [model] tensor_parallel (the analytic split) or "
-                                         "[parallel] tp (the engine's sharded model), not both"), rc, "parallel");
+                                                          "[parallel] tp (the engine's sharded model), not both"),
+                               rc, "parallel");
         goto done;
     }
     if (pgd_run_get_bool(rc, "experiment", "trace_steps")) {
-        st = pgd_run_ctx_error(pgd_error(PGD_ERR_UNSUPPORTED, "trace_steps traces one engine's scheduler: set it off "
-                                         "with [cluster] replicas = %d", nr), rc, "experiment");
+        st = pgd_run_ctx_error(pgd_error(PGD_ERR_UNSUPPORTED,
+                                         "trace_steps traces one engine's scheduler: set it off "
+                                         "with [cluster] replicas = %d",
+                                         nr),
+                               rc, "experiment");
         goto done;
     }
     if ((st = pgd_run_engine_config(rc, NULL, &cc.engine)) != PGD_OK) {
@@ -407,9 +431,12 @@ pgd_status pgd_run_execute_cluster(const pgd_run_config *rc, const pgd_run_optio
             goto done;
         }
         if (pgd_comm_mpi_world_size() != nr) {
-            st = pgd_run_ctx_error(pgd_error(PGD_ERR_INVALID, "comm = mpi with replicas = %d needs `mpirun -np %d` "
-                                             "(this job has %d process%s)", nr, nr, pgd_comm_mpi_world_size(),
-                                             pgd_comm_mpi_world_size() == 1 ? "" : "es"), rc, "cluster");
+            st = pgd_run_ctx_error(pgd_error(PGD_ERR_INVALID,
+                                             "comm = mpi with replicas = %d needs `mpirun -np %d` "
+                                             "(this job has %d process%s)",
+                                             nr, nr, pgd_comm_mpi_world_size(),
+                                             pgd_comm_mpi_world_size() == 1 ? "" : "es"),
+                                   rc, "cluster");
             goto done;
         }
         if ((st = pgd_comm_mpi_create(&comm)) != PGD_OK) {
@@ -438,8 +465,10 @@ pgd_status pgd_run_execute_cluster(const pgd_run_config *rc, const pgd_run_optio
         goto done;
     }
     if (pgd_workload_num_sessions(wl) > 0) {
-        st = pgd_run_ctx_error(pgd_error(PGD_ERR_UNSUPPORTED, "multi-turn workloads (turns = %d) run on one engine: "
-                                         "set [cluster] replicas = 1", pgd_run_get_int(rc, "workload", "turns")),
+        st = pgd_run_ctx_error(pgd_error(PGD_ERR_UNSUPPORTED,
+                                         "multi-turn workloads (turns = %d) run on one engine: "
+                                         "set [cluster] replicas = 1",
+                                         pgd_run_get_int(rc, "workload", "turns")),
                                rc, "cluster");
         goto done;
     }
@@ -490,7 +519,8 @@ pgd_status pgd_run_execute_cluster(const pgd_run_config *rc, const pgd_run_optio
         }
     }
     out->run_time = s.t_end - s.t_start;
-    pgd_slo slo = {.ttft = pgd_run_get_num(rc, "slo", "ttft"), .tpot = pgd_run_get_num(rc, "slo", "tpot"),
+    pgd_slo slo = {.ttft = pgd_run_get_num(rc, "slo", "ttft"),
+                   .tpot = pgd_run_get_num(rc, "slo", "tpot"),
                    .e2e = pgd_run_get_num(rc, "slo", "e2e")};
     if ((st = pgd_metrics_summarize(s.m, &slo, &out->summary)) != PGD_OK) goto done;
     for (int r = 0; r < nr; r++) {

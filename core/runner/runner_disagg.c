@@ -41,11 +41,11 @@ pgd_status pgd_run_disagg_results(const pgd_disagg *d, int prefill, int decode, 
     pgd_disagg_stats st;
     pgd_disagg_get_stats(d, &st);
     const pgd_kv_link_config *l = pgd_disagg_link(d);
-    json_t *o = json_pack("{s:i, s:i, s:f, s:f, s:I, s:f, s:f, s:f, s:f}", "prefill", prefill, "decode", decode,
-                          "kv_link_gbps", l->gbps, "kv_link_latency_us", l->latency_us, "transfers",
-                          (json_int_t)st.transfers, "kv_bytes", st.kv_bytes, "link_seconds_mean",
-                          st.transfers ? st.link_seconds / (double)st.transfers : 0.0, "link_seconds_max",
-                          st.max_link_seconds, "comm_seconds", st.comm_seconds);
+    json_t *o =
+        json_pack("{s:i, s:i, s:f, s:f, s:I, s:f, s:f, s:f, s:f}", "prefill", prefill, "decode", decode, "kv_link_gbps",
+                  l->gbps, "kv_link_latency_us", l->latency_us, "transfers", (json_int_t)st.transfers, "kv_bytes",
+                  st.kv_bytes, "link_seconds_mean", st.transfers ? st.link_seconds / (double)st.transfers : 0.0,
+                  "link_seconds_max", st.max_link_seconds, "comm_seconds", st.comm_seconds);
     if (!o || json_object_set_new(cluster, "disagg", o)) return pgd_error(PGD_ERR_OOM, "runner: out of memory");
     return PGD_OK;
 }

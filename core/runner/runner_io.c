@@ -179,8 +179,8 @@ static pgd_status write_op_times(const pgd_run_result *res, const char *path) {
 }
 
 pgd_status pgd_run_write_outputs(const pgd_run_config *rc, const pgd_run_result *res, const char *dir) {
-    const char *files[] = {"summary.json", "requests.csv", "timeline.csv", "op_times.csv",
-                           "config.ini", "env.json", NULL, NULL, NULL};
+    const char *files[] = {
+        "summary.json", "requests.csv", "timeline.csv", "op_times.csv", "config.ini", "env.json", NULL, NULL, NULL};
     int nfiles = 6;
     char path[4200], tmp[4300];
     PGD_TRY(pgd_mkdir_p(dir));

@@ -9,9 +9,15 @@
 
 #include "pagoda/runner.h"
 
-static const char *const columns[] = {"cluster_replicas", "cluster_router", "replica_requests_min", "replica_requests_max",
-                                      "replica_ttft_p90_max", "replica_kv_usage_max", "replica_prefix_hit_rate_min",
-                                      "replica_prefix_hit_rate_max", NULL};
+static const char *const columns[] = {"cluster_replicas",
+                                      "cluster_router",
+                                      "replica_requests_min",
+                                      "replica_requests_max",
+                                      "replica_ttft_p90_max",
+                                      "replica_kv_usage_max",
+                                      "replica_prefix_hit_rate_min",
+                                      "replica_prefix_hit_rate_max",
+                                      NULL};
 
 const char *const *pgd_runs_csv_cluster_columns(void) { return columns; }
 
@@ -29,7 +35,7 @@ void pgd_runs_csv_cluster_values(const pgd_run_result *res, char **p, size_t *le
     if (k < 0 || (size_t)k >= *left) k = (int)*left - 1;
     *p += k;
     *left -= (size_t)k;
-    const double v[] = {res->replica_requests_min, res->replica_requests_max, res->replica_ttft_p90_max,
+    const double v[] = {res->replica_requests_min, res->replica_requests_max,        res->replica_ttft_p90_max,
                         res->replica_kv_usage_max, res->replica_prefix_hit_rate_min, res->replica_prefix_hit_rate_max};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) put(p, left, have, v[i]);
 }

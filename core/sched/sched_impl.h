@@ -21,9 +21,9 @@ typedef struct pgd_sched_trace_pre {
 struct pgd_scheduler {
     pgd_sched_config cfg;
     pgd_kv_manager *kv; /* borrowed */
-    pgd_kv_caps kv_caps;  /* what the KV manager can do (fork, static batch) */
+    pgd_kv_caps kv_caps; /* what the KV manager can do (fork, static batch) */
     int block_size;
-    int *lens;            /* (max_num_seqs) scratch: sequence lengths for the KV manager's block queries */
+    int *lens; /* (max_num_seqs) scratch: sequence lengths for the KV manager's block queries */
     const struct pgd_policy_ops *pol;
     void *pol_self;          /* the policy object (NULL if it has none) */
     void *waiting, *swapped; /* policy queues */

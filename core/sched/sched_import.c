@@ -16,10 +16,12 @@ pgd_status pgd_scheduler_add_prefilled(pgd_scheduler *s, const pgd_sched_request
     if (r->num_seqs > 1 || r->max_seqs > 1)
         return pgd_error(PGD_ERR_UNSUPPORTED, "request %lld: a prefilled request has one sequence (got %d)",
                          (long long)r->id, r->max_seqs > r->num_seqs ? r->max_seqs : r->num_seqs);
-    if (n_tokens < r->n_prompt || n_computed < 1 || n_computed > n_tokens || memcmp(tokens, r->prompt,
-                                                                                   sizeof(int32_t) * r->n_prompt))
-        return pgd_error(PGD_ERR_INVALID, "request %lld: %d prefilled tokens of %d do not start with its prompt "
-                         "of %d", (long long)r->id, n_computed, n_tokens, r->n_prompt);
+    if (n_tokens < r->n_prompt || n_computed < 1 || n_computed > n_tokens ||
+        memcmp(tokens, r->prompt, sizeof(int32_t) * r->n_prompt))
+        return pgd_error(PGD_ERR_INVALID,
+                         "request %lld: %d prefilled tokens of %d do not start with its prompt "
+                         "of %d",
+                         (long long)r->id, n_computed, n_tokens, r->n_prompt);
     if (s->reserved_seqs + 1 > s->cfg.max_num_seqs || ((s->kv_caps & PGD_KV_STATIC_BATCH) && s->n_running > 0))
         return pgd_error(PGD_ERR_NO_BLOCKS, "request %lld: no sequence slot now (%d of max_num_seqs %d reserved)",
                          (long long)r->id, s->reserved_seqs, s->cfg.max_num_seqs); /* retry later */
@@ -33,8 +35,7 @@ pgd_status pgd_scheduler_add_prefilled(pgd_scheduler *s, const pgd_sched_request
         true_total = g->prompt_len + g->true_output_len - 1;
         if (true_total > g->max_total_len) true_total = g->max_total_len;
     }
-    if (st == PGD_OK)
-        st = pgd_kv_add_seq(s->kv, q->id, q->tokens, r->n_prompt, g->max_total_len, true_total, &cached);
+    if (st == PGD_OK) st = pgd_kv_add_seq(s->kv, q->id, q->tokens, r->n_prompt, g->max_total_len, true_total, &cached);
     if (st == PGD_OK) {
         q->in_kv = 1;
         if (cached > n_computed) cached = n_computed;

@@ -276,8 +276,8 @@ static void attention_one_scalar(const pgd_paged_attn *a, int seq, int row, int 
         for (int p = c0; p < c1; p++) {
             float e = expf(sc[p - c0] - m);
             l += e;
-            const float *v = cache_row(a->v_cache, a->kv_dtype,
-                                       ((size_t)bt[p / bs] * a->n_kv_heads + kvh) * bs + p % bs, hd, kbuf);
+            const float *v =
+                cache_row(a->v_cache, a->kv_dtype, ((size_t)bt[p / bs] * a->n_kv_heads + kvh) * bs + p % bs, hd, kbuf);
             for (int d = 0; d < hd; d++) o[d] += e * v[d];
         }
     }

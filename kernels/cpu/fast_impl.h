@@ -35,8 +35,8 @@ void pgd_avx2_matmul_q_rows_f32(float *y, const float *x, const void *w, pgd_dty
  * hands this thread (pgd_claim_fn below), integer dot products against x
  * quantized per block of 32, QR x QT register tiles (matmul_q_avx2.c). */
 typedef int (*pgd_claim_fn)(void *ctx, int *r0, int *r1);
-void pgd_avx2_matmul_q_batched(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in,
-                               int out, pgd_claim_fn claim, void *ctx);
+void pgd_avx2_matmul_q_batched(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in, int out,
+                               pgd_claim_fn claim, void *ctx);
 /* dst[0..n) = the first n values of quantized src (n % 32 == 0) as f32. */
 void pgd_avx2_dequant(float *dst, const void *src, pgd_dtype wt, size_t n);
 

@@ -191,8 +191,8 @@ void pgd_avx2_matmul_q_rows(float *y, const float *x, const void *w, pgd_dtype w
 
 /* y[t * ldy + r] = W_r . x_t for r < nr (<= QR) rows from w (rows `row`
  * bytes apart) and t < nt (<= QT) tokens from xq (nb blocks each). */
-ALWAYS_INLINE void qtile(int nr, int nt, pgd_dtype wt, const xq8 *xq, int nb, const char *w, size_t row,
-                         size_t bsz, float *y, size_t ldy) {
+ALWAYS_INLINE void qtile(int nr, int nt, pgd_dtype wt, const xq8 *xq, int nb, const char *w, size_t row, size_t bsz,
+                         float *y, size_t ldy) {
     __m256 acc[QR][QT];
     const __m256i ones = _mm256_set1_epi16(1);
 #pragma GCC unroll 4
@@ -228,27 +228,26 @@ ALWAYS_INLINE void qtile(int nr, int nt, pgd_dtype wt, const xq8 *xq, int nb, co
         for (int t = 0; t < nt; t++) y[(size_t)t * ldy + r] = hsum8(acc[r][t]);
 }
 
-#define QTILE(WT)                                                                            \
-    static void qtile_##WT(int nr, int nt, const xq8 *xq, int nb, const char *w, size_t row, \
-                           float *y, size_t ldy) {                                           \
-        size_t bsz = pgd_dtype_bytes(WT, QB);                                                \
-        if (nr == QR && nt == QT) qtile(QR, QT, WT, xq, nb, w, row, bsz, y, ldy);            \
-        else if (nr == QR) {                                                                 \
-            if (nt == 3) qtile(QR, 3, WT, xq, nb, w, row, bsz, y, ldy);                      \
-            else if (nt == 2) qtile(QR, 2, WT, xq, nb, w, row, bsz, y, ldy);                 \
-            else qtile(QR, 1, WT, xq, nb, w, row, bsz, y, ldy);                              \
-        } else {                                                                             \
-            if (nt == QT) qtile(1, QT, WT, xq, nb, w, row, bsz, y, ldy);                     \
-            else if (nt == 3) qtile(1, 3, WT, xq, nb, w, row, bsz, y, ldy);                  \
-            else if (nt == 2) qtile(1, 2, WT, xq, nb, w, row, bsz, y, ldy);                  \
-            else qtile(1, 1, WT, xq, nb, w, row, bsz, y, ldy);                               \
-        }                                                                                    \
+#define QTILE(WT)                                                                                                    \
+    static void qtile_##WT(int nr, int nt, const xq8 *xq, int nb, const char *w, size_t row, float *y, size_t ldy) { \
+        size_t bsz = pgd_dtype_bytes(WT, QB);                                                                        \
+        if (nr == QR && nt == QT) qtile(QR, QT, WT, xq, nb, w, row, bsz, y, ldy);                                    \
+        else if (nr == QR) {                                                                                         \
+            if (nt == 3) qtile(QR, 3, WT, xq, nb, w, row, bsz, y, ldy);                                              \
+            else if (nt == 2) qtile(QR, 2, WT, xq, nb, w, row, bsz, y, ldy);                                         \
+            else qtile(QR, 1, WT, xq, nb, w, row, bsz, y, ldy);                                                      \
+        } else {                                                                                                     \
+            if (nt == QT) qtile(1, QT, WT, xq, nb, w, row, bsz, y, ldy);                                             \
+            else if (nt == 3) qtile(1, 3, WT, xq, nb, w, row, bsz, y, ldy);                                          \
+            else if (nt == 2) qtile(1, 2, WT, xq, nb, w, row, bsz, y, ldy);                                          \
+            else qtile(1, 1, WT, xq, nb, w, row, bsz, y, ldy);                                                       \
+        }                                                                                                            \
     }
 QTILE(PGD_Q8_0)
 QTILE(PGD_Q4_0)
 
-void pgd_avx2_matmul_q_batched(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in,
-                               int out, pgd_claim_fn claim, void *ctx) {
+void pgd_avx2_matmul_q_batched(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in, int out,
+                               pgd_claim_fn claim, void *ctx) {
     int nb = in / QB, r0, r1;
     size_t row = pgd_dtype_bytes(wt, (size_t)in);
     if (!claim(ctx, &r0, &r1)) return;

@@ -27,8 +27,9 @@ double pgd_avx2_probe_fma(long iters) {
         a3 = _mm256_fmadd_ps(a3, m, c), a4 = _mm256_fmadd_ps(a4, m, c), a5 = _mm256_fmadd_ps(a5, m, c);
         a6 = _mm256_fmadd_ps(a6, m, c), a7 = _mm256_fmadd_ps(a7, m, c), a8 = _mm256_fmadd_ps(a8, m, c);
         a9 = _mm256_fmadd_ps(a9, m, c), a10 = _mm256_fmadd_ps(a10, m, c), a11 = _mm256_fmadd_ps(a11, m, c);
-        __asm__ volatile("" : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4), "+x"(a5), "+x"(a6), "+x"(a7),
-                         "+x"(a8), "+x"(a9), "+x"(a10), "+x"(a11));
+        __asm__ volatile(""
+                         : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4), "+x"(a5), "+x"(a6), "+x"(a7), "+x"(a8),
+                           "+x"(a9), "+x"(a10), "+x"(a11));
     }
     __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
                              _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
@@ -38,8 +39,9 @@ double pgd_avx2_probe_fma(long iters) {
     return (double)iters * 12 * 16 + (f[0] == 1234.5f); /* flops; the sum keeps the chains live */
 }
 
-#define DOT(x, acc) \
-    acc = _mm256_fmadd_ps(sc, _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(wabs, _mm256_sign_epi8(x, w)), ones)), acc)
+#define DOT(x, acc)        \
+    acc = _mm256_fmadd_ps( \
+        sc, _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(wabs, _mm256_sign_epi8(x, w)), ones)), acc)
 
 double pgd_avx2_probe_int8(long iters) {
     __m256i w = _mm256_set1_epi8(-37), ones = _mm256_set1_epi16(1);
@@ -53,8 +55,9 @@ double pgd_avx2_probe_int8(long iters) {
         DOT(x2, c2);
         DOT(x3, c3);
         DOT(x4, c4);
-        __asm__ volatile("" : "+x"(x0), "+x"(x1), "+x"(x2), "+x"(x3), "+x"(x4), "+x"(c0), "+x"(c1), "+x"(c2),
-                         "+x"(c3), "+x"(c4));
+        __asm__ volatile(""
+                         : "+x"(x0), "+x"(x1), "+x"(x2), "+x"(x3), "+x"(x4), "+x"(c0), "+x"(c1), "+x"(c2), "+x"(c3),
+                           "+x"(c4));
     }
     __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(c0, c1), _mm256_add_ps(c2, c3)), c4);
     float f[8];

@@ -14,17 +14,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../test_util.h"
 #include "pagoda/cluster.h"
 #include "pagoda/comm.h"
-#include "../test_util.h"
 
 static int failures;
-#define CHECK(c)                                                                             \
-    do {                                                                                     \
-        if (!(c)) {                                                                          \
+#define CHECK(c)                                                                            \
+    do {                                                                                    \
+        if (!(c)) {                                                                         \
             fprintf(stderr, "rank 0: check failed at %s:%d: %s\n", __FILE__, __LINE__, #c); \
-            failures++;                                                                      \
-        }                                                                                    \
+            failures++;                                                                     \
+        }                                                                                   \
     } while (0)
 
 static pgd_cluster_config cfg_for(int n, const char *router, pgd_comm *comm) {
@@ -32,8 +32,8 @@ static pgd_cluster_config cfg_for(int n, const char *router, pgd_comm *comm) {
     cc.exec.model = pgd_test_data("models/stories260K/stories260K.bin");
     cc.exec.backend.name = "cpu";
     cc.exec.backend.num_threads = n;
-    cc.engine = (pgd_engine_config){.block_size = 16, .num_blocks = 64, .max_num_batched_tokens = 512,
-                                    .max_num_seqs = 8, .prefix_caching = 1};
+    cc.engine = (pgd_engine_config){
+        .block_size = 16, .num_blocks = 64, .max_num_batched_tokens = 512, .max_num_seqs = 8, .prefix_caching = 1};
     return cc;
 }
 
@@ -89,8 +89,9 @@ static void goldens(pgd_cluster *c, const pgd_golden *G, int NG, const char *rou
         int ok = o->finished && o->num_seqs == 1 && o->seqs[0].n_tokens == g->ng &&
                  !memcmp(o->seqs[0].tokens, g->gtoks, sizeof(int32_t) * (size_t)g->ng) &&
                  o->first_token >= o->arrival && o->finish >= o->first_token;
-        if (!ok) fprintf(stderr, "rank 0: %s: golden %d differs on replica %d\n", router, k % NG,
-                         pgd_cluster_request_replica(c, gid[k]));
+        if (!ok)
+            fprintf(stderr, "rank 0: %s: golden %d differs on replica %d\n", router, k % NG,
+                    pgd_cluster_request_replica(c, gid[k]));
         bad += !ok;
         pgd_cluster_release(c, gid[k]);
     }

@@ -87,10 +87,10 @@ typedef enum pgd_replica_role {
 typedef struct pgd_replica_load {
     int index;
     pgd_replica_role role;
-    int outstanding;        /* requests routed (or moved) here and not finished */
+    int outstanding; /* requests routed (or moved) here and not finished */
     int kv_used_blocks, kv_num_blocks;
-    double kv_usage;        /* used / num blocks */
-    double now;             /* the replica's clock */
+    double kv_usage; /* used / num blocks */
+    double now;      /* the replica's clock */
 } pgd_replica_load;
 
 /* A router: picks the replica of a new request among the `n` candidates
@@ -99,9 +99,8 @@ typedef struct pgd_router_ops {
     const char *name;
     const char *description;
     /* returns an index into load[] (0 .. n-1) */
-    int (*pick)(void *state, pgd_cluster *c, const pgd_replica_load *load, int n, const int32_t *prompt,
-                int n_prompt);
-    size_t state_size;      /* zeroed state per cluster (round-robin's cursor) */
+    int (*pick)(void *state, pgd_cluster *c, const pgd_replica_load *load, int n, const int32_t *prompt, int n_prompt);
+    size_t state_size; /* zeroed state per cluster (round-robin's cursor) */
 } pgd_router_ops;
 
 /* Routers compiled in (core/cluster/router_registry.c). NULL if unknown. */
@@ -115,23 +114,23 @@ const char *const *pgd_router_names(void);
 typedef pgd_status (*pgd_cluster_handoff_fn)(void *ctx, pgd_cluster *c, int64_t id, int from);
 
 typedef struct pgd_cluster_config {
-    int replicas;                  /* >= 1 */
-    const char *router;            /* NULL = "round-robin" */
-    pgd_exec_config exec;          /* each replica's executor; backend.num_threads (0 = all cores) is
+    int replicas;                   /* >= 1 */
+    const char *router;             /* NULL = "round-robin" */
+    pgd_exec_config exec;           /* each replica's executor; backend.num_threads (0 = all cores) is
                                       split among the replicas; backend.clock must be NULL (each sim
                                       replica gets its own clock) */
-    pgd_engine_config engine;      /* each replica's engine; .clock is set per replica (its exec's
+    pgd_engine_config engine;       /* each replica's engine; .clock is set per replica (its exec's
                                       virtual clock, else a real clock); on_token gets cluster ids */
-    const pgd_tokenizer *tok;      /* borrowed, may be NULL; NULL = tokenizer_path's, else the model
+    const pgd_tokenizer *tok;       /* borrowed, may be NULL; NULL = tokenizer_path's, else the model
                                       file's own */
-    const char *tokenizer_path;    /* optional: a tokenizer file loaded (by the cluster, once the
+    const char *tokenizer_path;     /* optional: a tokenizer file loaded (by the cluster, once the
                                       model's vocabulary is known) for every replica */
-    const pgd_replica_role *roles; /* replicas entries, or NULL = all MIXED */
+    const pgd_replica_role *roles;  /* replicas entries, or NULL = all MIXED */
     pgd_cluster_handoff_fn handoff; /* NULL = no P/D hand-off */
     void *handoff_ctx;
-    int serial;                    /* 1: on the real clock step the replicas in the caller's thread,
+    int serial;            /* 1: on the real clock step the replicas in the caller's thread,
                                       one after the other, instead of in worker threads */
-    struct pgd_comm *comm;         /* borrowed, optional: MPI ranks, one replica each (replica r on
+    struct pgd_comm *comm; /* borrowed, optional: MPI ranks, one replica each (replica r on
                                       rank r; comm size = replicas). Rank 0 creates the cluster (its
                                       replica 0 local, the others remote); every other rank calls
                                       pgd_cluster_serve. Real clocks only (not the sim). */

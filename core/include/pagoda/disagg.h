@@ -52,10 +52,10 @@ typedef struct pgd_kv_transfer {
 
 typedef struct pgd_disagg_stats {
     int64_t transfers;
-    double kv_bytes;       /* summed */
-    double link_seconds;   /* summed ready - start */
+    double kv_bytes;     /* summed */
+    double link_seconds; /* summed ready - start */
     double max_link_seconds;
-    double comm_seconds;   /* wall time spent in the communicator */
+    double comm_seconds; /* wall time spent in the communicator */
 } pgd_disagg_stats;
 
 typedef struct pgd_disagg pgd_disagg;

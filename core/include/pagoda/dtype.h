@@ -37,8 +37,16 @@
 #include <stdint.h>
 #include <string.h>
 
-typedef enum pgd_dtype { PGD_F32 = 0, PGD_F16 = 1, PGD_BF16 = 2, PGD_Q8_0 = 3, PGD_Q4_0 = 4, PGD_Q8 = 5,
-                        PGD_Q4_K = 6, PGD_Q6_K = 7 } pgd_dtype;
+typedef enum pgd_dtype {
+    PGD_F32 = 0,
+    PGD_F16 = 1,
+    PGD_BF16 = 2,
+    PGD_Q8_0 = 3,
+    PGD_Q4_0 = 4,
+    PGD_Q8 = 5,
+    PGD_Q4_K = 6,
+    PGD_Q6_K = 7
+} pgd_dtype;
 #define PGD_DTYPE_COUNT 8
 
 #define PGD_QBLOCK 32 /* values per quantized block */

@@ -196,16 +196,16 @@ typedef struct pgd_kv_handoff {
     int32_t first_token;
     const char *finish_reason; /* "prefilled": to be decoded; "stop"/"length": the first token ended it */
     double arrival, first_scheduled, first_token_time; /* absolute clock seconds */
-    int num_cached_tokens;     /* prompt tokens the exporter found in its prefix cache */
+    int num_cached_tokens;                             /* prompt tokens the exporter found in its prefix cache */
     uint64_t sampler_state[4];
-    int n_tokens;              /* tokens with K/V: the prompt */
-    int n_blocks;              /* ceil(n_tokens / block_size) */
-    size_t block_bytes;        /* one block over all layers, K and V */
-    size_t kv_bytes;           /* n_blocks * block_bytes: what a transfer moves */
-    void *kv;                  /* kv_bytes bytes; NULL from an engine that computes nothing (sim) */
-    double ready_time;         /* absolute clock seconds when the KV is on the importer (the
+    int n_tokens;       /* tokens with K/V: the prompt */
+    int n_blocks;       /* ceil(n_tokens / block_size) */
+    size_t block_bytes; /* one block over all layers, K and V */
+    size_t kv_bytes;    /* n_blocks * block_bytes: what a transfer moves */
+    void *kv;           /* kv_bytes bytes; NULL from an engine that computes nothing (sim) */
+    double ready_time;  /* absolute clock seconds when the KV is on the importer (the
                                   transport sets it: a priced link on the sim); <= 0 = now */
-    void *priv;                /* owned storage */
+    void *priv;         /* owned storage */
 } pgd_kv_handoff;
 
 /* Take request `id`'s hand-off (a parked prefill_only request, or one whose

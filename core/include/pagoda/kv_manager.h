@@ -56,11 +56,11 @@ typedef struct pgd_kv_manager pgd_kv_manager;
  * (fork, cached_prefix, swap_out/swap_in) and two it declares. */
 typedef unsigned pgd_kv_caps;
 enum {
-    PGD_KV_CAN_FORK = 1u << 0,         /* fork with copy-on-write: n > 1 samples share the prompt, beams */
-    PGD_KV_CAN_CACHE_PREFIX = 1u << 1, /* prefix_caching may be on */
-    PGD_KV_CAN_SWAP = 1u << 2,         /* swap_out / swap_in (preemption = swap) */
+    PGD_KV_CAN_FORK = 1u << 0,              /* fork with copy-on-write: n > 1 samples share the prompt, beams */
+    PGD_KV_CAN_CACHE_PREFIX = 1u << 1,      /* prefix_caching may be on */
+    PGD_KV_CAN_SWAP = 1u << 2,              /* swap_out / swap_in (preemption = swap) */
     PGD_KV_RESERVES_AT_ADMISSION = 1u << 3, /* add_seq reserves the sequence's whole run (needs max_seq_len) */
-    PGD_KV_STATIC_BATCH = 1u << 4,     /* the scheduler admits only into an empty engine (static batching) */
+    PGD_KV_STATIC_BATCH = 1u << 4,          /* the scheduler admits only into an empty engine (static batching) */
 };
 
 typedef struct pgd_kv_manager_config {
