@@ -33,6 +33,15 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n) {
     return h;
 }
 
+uint64_t pgd_run_output_hash(int index, const pgd_request_output *o, int64_t *tokens) {
+    uint64_t h = fnv(14695981039346656037ull, &index, sizeof index);
+    if (o->num_seqs > 0) {
+        h = fnv(h, o->seqs[0].tokens, sizeof(int32_t) * (size_t)o->seqs[0].n_tokens);
+        *tokens += o->seqs[0].n_tokens;
+    }
+    return h;
+}
+
 static double wall_now(void) { return pgd_clock_now(NULL); }
 
 pgd_status pgd_run_engine_config(const pgd_run_config *rc, pgd_clock *clock, pgd_engine_config *ec) {
@@ -140,12 +149,7 @@ static pgd_status collect_finished(loop_state *s) {
         const pgd_workload_request *wr = pgd_workload_get(s->wl, s->fl[i].index);
         PGD_TRY(pgd_metrics_add_output(s->m, o, wr->priority));
         pgd_metrics_tag_last(s->m, wr->client, wr->slo_class, wr->ttft_slo);
-        uint64_t h = fnv(14695981039346656037ull, &s->fl[i].index, sizeof s->fl[i].index);
-        if (o->num_seqs > 0) {
-            h = fnv(h, o->seqs[0].tokens, sizeof(int32_t) * (size_t)o->seqs[0].n_tokens);
-            s->tokens += o->seqs[0].n_tokens;
-        }
-        s->token_hash += h;
+        s->token_hash += pgd_run_output_hash(s->fl[i].index, o, &s->tokens);
         pgd_engine_release(s->eng, s->fl[i].id);
         s->fl[i] = s->fl[--s->n_fl];
         s->done++;

@@ -54,12 +54,6 @@ typedef struct cl_state {
     double t_start, t_end;
 } cl_state;
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n) {
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
-    return h;
-}
-
 static pgd_status collect(cl_state *s) {
     for (int i = 0; i < s->n_fl;) {
         const pgd_request_output *o = NULL;
@@ -76,12 +70,7 @@ static pgd_status collect(cl_state *s) {
             PGD_TRY(pgd_metrics_add_output(s->rm[r], o, wr->priority));
             pgd_metrics_tag_last(s->rm[r], wr->client, wr->slo_class, wr->ttft_slo);
         }
-        uint64_t h = fnv(14695981039346656037ull, &s->fl[i].index, sizeof s->fl[i].index);
-        if (o->num_seqs > 0) {
-            h = fnv(h, o->seqs[0].tokens, sizeof(int32_t) * (size_t)o->seqs[0].n_tokens);
-            s->tokens += o->seqs[0].n_tokens;
-        }
-        s->token_hash += h;
+        s->token_hash += pgd_run_output_hash(s->fl[i].index, o, &s->tokens);
         pgd_cluster_release(s->c, s->fl[i].id);
         s->fl[i] = s->fl[--s->n_fl];
         s->done++;

@@ -19,6 +19,10 @@ pgd_status pgd_run_workload_config(const pgd_run_config *rc, const pgd_model_con
                                    pgd_workload_config *wc);
 /* Workload request i's params (sampling seed = experiment seed + i; arrival t_start + its arrival). */
 void pgd_run_request_params(const pgd_run_config *rc, pgd_workload *wl, int i, double t_start, pgd_request_params *p);
+/* Finished request `index`'s share of the run's token fingerprint (its index
+ * and its first sequence's tokens; the run sums them, so the order requests
+ * finish in does not matter); adds that sequence's token count to *tokens. */
+uint64_t pgd_run_output_hash(int index, const pgd_request_output *o, int64_t *tokens);
 /* Wrap the last error as "FILE: run NAME: [section]: message". */
 pgd_status pgd_run_ctx_error(pgd_status st, const pgd_run_config *rc, const char *section);
 

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "pagoda/log.h"
+#include "runner/runner_cluster.h"
 #include "runner/sessions.h"
 
 typedef struct conv_state {
@@ -29,12 +30,6 @@ typedef struct conv_state {
     int64_t id;       /* its engine id */
     pgd_session_history hist;
 } conv_state;
-
-static uint64_t fnv(uint64_t h, const void *p, size_t n) {
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
-    return h;
-}
 
 /* Record turns [from, c->end) of a conversation as failed because an earlier turn failed. */
 static pgd_status fail_rest(pgd_session_loop *s, conv_state *c, int from, double now) {
@@ -106,13 +101,10 @@ static pgd_status collect(pgd_session_loop *s, conv_state *c, int *in_flight) {
     const pgd_workload_request *wr = pgd_workload_get(s->wl, i);
     PGD_TRY(pgd_metrics_add_output(s->m, o, wr->priority));
     PGD_TRY(pgd_metrics_set_last_turn(s->m, wr->session, wr->turn, wr->num_turns));
-    uint64_t h = fnv(14695981039346656037ull, &i, sizeof i);
+    s->token_hash += pgd_run_output_hash(i, o, &s->tokens);
     int ok = o->finish_reason && (!strcmp(o->finish_reason, "stop") || !strcmp(o->finish_reason, "length"));
     const int32_t *out = o->num_seqs > 0 ? o->seqs[0].tokens : NULL;
     int n_out = o->num_seqs > 0 ? o->seqs[0].n_tokens : 0;
-    if (out) h = fnv(h, out, sizeof(int32_t) * (size_t)n_out);
-    s->tokens += n_out;
-    s->token_hash += h;
     double finish = o->finish;
     /* the history grows by this turn's message and the model's actual output */
     pgd_status st = PGD_OK;
