@@ -178,6 +178,22 @@ static void test_blocks_held(void) {
     pgd_engine_destroy(a);
 }
 
+/* The tokens request p generates on one engine over executor x (at most 128). */
+static int run_one(pgd_exec *x, const pgd_engine_config *c, const pgd_request_params *p, int32_t *want) {
+    pgd_engine *one = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_engine_create(c, x, TOK, &one), PGD_OK);
+    int64_t id;
+    CU_ASSERT_EQUAL_FATAL(pgd_engine_add_request(one, p, &id), PGD_OK);
+    CU_ASSERT_EQUAL_FATAL(pgd_engine_run(one), PGD_OK);
+    const pgd_request_output *o = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_engine_get_output(one, id, &o), PGD_OK);
+    int nw = o->seqs[0].n_tokens;
+    CU_ASSERT_FATAL(nw <= 128);
+    memcpy(want, o->seqs[0].tokens, sizeof(int32_t) * (size_t)nw);
+    pgd_engine_destroy(one);
+    return nw;
+}
+
 static void test_sampled(void) {
     pgd_sampling_params sp[] = {{.temperature = 0.9f, .top_k = 40, .top_p = 0.9f, .seed = 7},
                                 {.temperature = 1.0f, .seed = 12345}};
@@ -185,17 +201,9 @@ static void test_sampled(void) {
         for (int g = 0; g < NG; g++) {
             pgd_request_params p = {.prompt = G[g].ptoks, .n_prompt = G[g].np, .max_tokens = 80, .sampling = sp[k]};
             pgd_engine_config c = ecfg(16);
-            pgd_engine *one = NULL, *a = NULL, *b = NULL;
-            CU_ASSERT_EQUAL_FATAL(pgd_engine_create(&c, XB, TOK, &one), PGD_OK);
-            int64_t id;
-            CU_ASSERT_EQUAL_FATAL(pgd_engine_add_request(one, &p, &id), PGD_OK);
-            CU_ASSERT_EQUAL_FATAL(pgd_engine_run(one), PGD_OK);
-            const pgd_request_output *o = NULL;
-            CU_ASSERT_EQUAL_FATAL(pgd_engine_get_output(one, id, &o), PGD_OK);
+            pgd_engine *a = NULL, *b = NULL;
             int32_t want[128], got[128];
-            int nw = o->seqs[0].n_tokens;
-            memcpy(want, o->seqs[0].tokens, sizeof(int32_t) * (size_t)nw);
-            pgd_engine_destroy(one);
+            int nw = run_one(XB, &c, &p, want);
             CU_ASSERT_EQUAL_FATAL(pgd_engine_create(&c, XA, TOK, &a), PGD_OK);
             CU_ASSERT_EQUAL_FATAL(pgd_engine_create(&c, XBA, TOK, &b), PGD_OK);
             pgd_kv_handoff *x = prefill(a, p);
@@ -390,17 +398,9 @@ static void test_rounded_kv(void) {
         pgd_engine_config c = ecfg(16);
         for (int g = 0; g < NG; g++) {
             pgd_request_params p = {.prompt = G[g].ptoks, .n_prompt = G[g].np, .max_tokens = 120};
-            pgd_engine *one = NULL, *a = NULL, *b = NULL;
-            CU_ASSERT_EQUAL_FATAL(pgd_engine_create(&c, xb, TOK, &one), PGD_OK);
-            int64_t id;
-            CU_ASSERT_EQUAL_FATAL(pgd_engine_add_request(one, &p, &id), PGD_OK);
-            CU_ASSERT_EQUAL_FATAL(pgd_engine_run(one), PGD_OK);
-            const pgd_request_output *o = NULL;
-            CU_ASSERT_EQUAL_FATAL(pgd_engine_get_output(one, id, &o), PGD_OK);
+            pgd_engine *a = NULL, *b = NULL;
             int32_t want[128], got[128];
-            int nw = o->seqs[0].n_tokens;
-            memcpy(want, o->seqs[0].tokens, sizeof(int32_t) * (size_t)nw);
-            pgd_engine_destroy(one);
+            int nw = run_one(xb, &c, &p, want);
             CU_ASSERT_EQUAL_FATAL(pgd_engine_create(&c, xa, TOK, &a), PGD_OK);
             CU_ASSERT_EQUAL_FATAL(pgd_engine_create(&c, xb, TOK, &b), PGD_OK);
             pgd_kv_handoff *x = prefill(a, p);
