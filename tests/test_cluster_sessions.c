@@ -300,6 +300,13 @@ static void test_trace_steps(void) {
     CU_ASSERT_EQUAL(n, res.steps_trace_len);
     CU_ASSERT_EQUAL(memcmp(file, res.steps_trace, n), 0);
     free(file);
+    /* pagoda explain follows request 3 on its replica (1) */
+    char args[400], *out = NULL;
+    snprintf(args, sizeof args, "explain %s --request 3", dir);
+    CU_ASSERT_EQUAL(pgd_test_run_cli(args, &out, NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "\n  on replica 1 (its steps):\n  step 1           admitted\n"));
+    CU_ASSERT_PTR_NULL(out ? strstr(out, "on replica 0") : NULL);
+    free(out);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     CU_ASSERT_EQUAL(system(cmd), 0);
@@ -312,6 +319,16 @@ static void test_trace_steps(void) {
         CU_ASSERT_EQUAL(s.prefill_on[i], 0);
         CU_ASSERT_EQUAL(s.decode_mask[i], 2); /* (a preempted one may prefill again on replica 1) */
     }
+    /* pagoda explain tells the hand-off */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(strcpy(dir, "/tmp/pgd_cluster_traceXXXXXX")));
+    CU_ASSERT_EQUAL(pgd_run_write_outputs(pgd_experiment_run(e, 0), &res, dir), PGD_OK);
+    snprintf(args, sizeof args, "explain %s --request 5", dir);
+    CU_ASSERT_EQUAL(pgd_test_run_cli(args, &out, NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "on replica 0 (its steps):\n  step 1           admitted\n"));
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "\n  on replica 1 now (its steps):\n"));
+    free(out);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CU_ASSERT_EQUAL(system(cmd), 0);
     pgd_run_result_free(&res);
     pgd_experiment_destroy(e);
 }
