@@ -15,23 +15,7 @@
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
 #define PGD_TEST_ASAN 1
-/* Host model of the backend sample op's semantics (backend.h,
- * pgd_backend_sample): the token one row draws, and in *margin the smallest
- * distance (relative to the kept mass) between a cumulative sum and a
- * threshold it was compared with (a device may round across a threshold
- * that close). */
-#include "pagoda/backend.h"
-int pgd_test_ref_sample(const float *logits, int n, pgd_sample_row p, double *margin);
-
 #endif
-/* Host model of the backend sample op's semantics (backend.h,
- * pgd_backend_sample): the token one row draws, and in *margin the smallest
- * distance (relative to the kept mass) between a cumulative sum and a
- * threshold it was compared with (a device may round across a threshold
- * that close). */
-#include "pagoda/backend.h"
-int pgd_test_ref_sample(const float *logits, int n, pgd_sample_row p, double *margin);
-
 #endif
 
 #include <CUnit/Basic.h>
