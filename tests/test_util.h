@@ -45,6 +45,17 @@ double pgd_test_rel_err(const float *a, const float *b, size_t n);
  * the exit status (or -1 if it did not exit normally). */
 int pgd_test_run_cli(const char *args, char **out, char **err);
 
+/* Start `pagoda serve` as a child process on an ephemeral port (--port 0),
+ * with --model and --tokenizer these files under the shared data (paths as
+ * pgd_test_data takes them) and then the NULL-ended `extra` arguments.
+ * Returns the port of the line it prints once it listens ("listening on
+ * http://127.0.0.1:PORT"), with the child in *pid; 0 when it printed no
+ * such line (the child is then killed and reaped, *pid = -1). */
+int pgd_test_serve_child(const char *model, const char *tokenizer, const char *const *extra, int *pid);
+/* Wait for child `pid` to end: its exit status, -1 when it did not exit
+ * normally (a signal) or is not a child. */
+int pgd_test_wait_child(int pid);
+
 /* Read a whole file into a malloc'd buffer (NUL-terminated, with 64 spare
  * bytes past the end); *n gets its size (n may be NULL). NULL on failure. */
 void *pgd_test_read_file(const char *path, size_t *n);
