@@ -424,13 +424,15 @@ static void test_bench_serve_results(void) {
             *comma = 0;
             q = comma + 1;
         }
-        CU_ASSERT_EQUAL_FATAL(nf, 20);
+        CU_ASSERT_EQUAL_FATAL(nf, 22);
         int id = atoi(fld[0]), np = atoi(fld[6]), no = atoi(fld[7]);
         double arr = atof(fld[2]), first = atof(fld[4]), fin = atof(fld[5]), ttft = atof(fld[8]), e2e = atof(fld[10]);
         CU_ASSERT_STRING_EQUAL(fld[3], "");    /* first_scheduled: the client cannot see it */
         CU_ASSERT_STRING_EQUAL(fld[14], "length");
         CU_ASSERT_STRING_EQUAL(fld[15], "");   /* no error */
         CU_ASSERT_STRING_EQUAL(fld[18], "3");  /* cached_tokens from usage.prompt_tokens_details */
+        CU_ASSERT_STRING_EQUAL(fld[20], "0");  /* client: one */
+        CU_ASSERT_STRING_EQUAL(fld[21], "0");  /* SLO class: one */
         const pgd_workload_request *r = pgd_workload_get(w, id);
         CU_ASSERT_FATAL(r != NULL);
         CU_ASSERT_EQUAL(np, r->n_prompt);   /* usage.prompt_tokens: the ids sent */

@@ -313,7 +313,8 @@ static pgd_status fail_rest(lg *g, conv_state *c, int from, double t) {
         const pgd_workload_request *wr = pgd_workload_get(g->wl, i);
         pgd_request_record rec = {.id = i, .arrival = t, .first_scheduled = -1, .first_token = -1, .finish = t,
                                   .prompt_tokens = wr->n_prompt, .priority = wr->priority, .finish_reason = "error",
-                                  .error = "an earlier turn of its conversation failed"};
+                                  .error = "an earlier turn of its conversation failed", .client = wr->client,
+                                  .slo_class = wr->slo_class, .ttft_slo = wr->ttft_slo};
         PGD_TRY(pgd_metrics_add_request(g->m, &rec));
         if (wr->num_turns > 0) PGD_TRY(pgd_metrics_set_last_turn(g->m, wr->session, wr->turn, wr->num_turns));
         g->done++;
@@ -360,7 +361,8 @@ static pgd_status finish(lg *g, conv_state *c, CURLcode rc) {
                               .token_times = why[0] ? NULL : r->times, .n_tokens = why[0] ? 0 : r->n_times,
                               .prompt_tokens = r->usage_prompt >= 0 ? r->usage_prompt : r->n_prompt,
                               .output_tokens = why[0] ? 0 : out_tokens, .priority = wr->priority,
-                              .finish_reason = fr, .error = why[0] ? why : NULL, .cached_tokens = r->cached};
+                              .finish_reason = fr, .error = why[0] ? why : NULL, .cached_tokens = r->cached,
+                              .client = wr->client, .slo_class = wr->slo_class, .ttft_slo = wr->ttft_slo};
     pgd_status st = pgd_metrics_add_request(g->m, &rec);
     if (st == PGD_OK && wr->num_turns > 0) st = pgd_metrics_set_last_turn(g->m, wr->session, wr->turn, wr->num_turns);
     uint64_t h = 14695981039346656037ull;
@@ -400,7 +402,8 @@ static pgd_status finish(lg *g, conv_state *c, CURLcode rc) {
                                            .finish_reason = "error",
                                            .error = "the server sent no token ids and there is no tokenizer to "
                                                     "encode its output for the history ([model] tokenizer, or "
-                                                    "--token-ids)"};
+                                                    "--token-ids)",
+                                           .client = q->client, .slo_class = q->slo_class, .ttft_slo = q->ttft_slo};
                 PGD_TRY(pgd_metrics_add_request(g->m, &rec2));
                 PGD_TRY(pgd_metrics_set_last_turn(g->m, q->session, q->turn, q->num_turns));
                 g->done++;
