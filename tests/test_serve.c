@@ -14,8 +14,8 @@
  *    weights so that the stream lasts seconds; the check waits for the
  *    abort, it does not time anything. */
 #include <curl/curl.h>
-#include <signal.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -526,7 +526,8 @@ static void test_queue_full_and_disconnect(void) {
  * of a stream stops it cleanly (exit 0, the stream ends). */
 static void test_cli_sigterm(void) {
     int pid = -1;
-    int port = pgd_test_serve_child(MODEL, TOKENIZER, (const char *const[]){"--served-model-name", "child", NULL}, &pid);
+    int port =
+        pgd_test_serve_child(MODEL, TOKENIZER, (const char *const[]){"--served-model-name", "child", NULL}, &pid);
     CU_ASSERT_FATAL(port > 0);
     char base[64], *r = NULL;
     snprintf(base, sizeof base, "http://127.0.0.1:%d", port);

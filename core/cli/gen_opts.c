@@ -9,11 +9,11 @@
 
 #include "cli.h"
 #include "gen_opts.h"
-#include "par_opts.h"
 #include "pagoda/chat.h"
 #include "pagoda/comm.h"
 #include "pagoda/kv_manager.h"
 #include "pagoda/scheduler.h"
+#include "par_opts.h"
 #include "util/suggest.h"
 
 static void usage(FILE *f) {

@@ -19,8 +19,8 @@
 #include "pagoda/chat.h"
 #include "pagoda/engine.h"
 #include "pagoda/exec.h"
-#include "pagoda/parallel.h"
 #include "pagoda/log.h"
+#include "pagoda/parallel.h"
 #include "util/json_text.h"
 
 typedef struct stream_ctx {
