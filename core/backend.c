@@ -158,6 +158,8 @@ int pgd_backend_takes_weights(const pgd_backend *b, pgd_dtype t) {
     return !pgd_dtype_is_quant(t) || (b && b->quant_weights);
 }
 
+int pgd_backend_host_memory(const pgd_backend *b) { return b && b->host_memory; }
+
 static const char *const op_names[PGD_OP_COUNT] = {
 #define OP_NAME_(op, ID, req, params, args) [PGD_OP_##ID] = #op,
     PGD_BACKEND_OPS(OP_NAME_)

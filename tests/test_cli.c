@@ -1,6 +1,6 @@
 /* test_cli.c - `pagoda generate` on bad input: every case exits non-zero
  * (1 or 2, never a signal) with one clear error line naming the culprit,
- * and good input still works (text and json output). */
+ * and good input still works (text and json output); --version's format. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "kernels.h" /* pgd_cpu_isa: whether bench ran the compute probes */
+#include "pagoda/llm.h"
 #include "test_util.h"
 
 static char MODEL[1024], TOK[1024], GGUF[1024];
@@ -294,7 +295,35 @@ static void test_several_prompts(void) {
     for (int i = 0; i < 3; i++) free(single[i]);
 }
 
+/* `pagoda --version`: four lines, the commit 12 hex digits ("-dirty" when
+ * tracked files had changed) or "unknown" outside a git checkout; the
+ * library's pgd_version_string() names the same commit. */
+static void test_version_format(void) {
+    char *out = NULL, *err = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_test_run_cli("--version", &out, &err), 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    CU_ASSERT_EQUAL(count_lines(out), 4);
+    static const char head[] = "pagoda " PAGODA_VERSION "\ncommit ";
+    CU_ASSERT_FATAL(!strncmp(out, head, strlen(head)));
+    const char *c = out + strlen(head), *eol = strchr(c, '\n');
+    CU_ASSERT_PTR_NOT_NULL_FATAL(eol);
+    char commit[64];
+    snprintf(commit, sizeof commit, "%.*s", (int)(eol - c), c);
+    size_t hex = strspn(commit, "0123456789abcdef");
+    int ok = !strcmp(commit, "unknown") || (hex == 12 && (!commit[12] || !strcmp(commit + 12, "-dirty")));
+    if (!ok) fprintf(stderr, "\n  commit line: '%s'\n", commit);
+    CU_ASSERT(ok);
+    CU_ASSERT_PTR_NOT_NULL(strstr(eol, "\nbuild "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(eol, "\noptions cuda="));
+    char lib[80];
+    snprintf(lib, sizeof lib, "(commit %s, ", commit);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pgd_version_string(), lib));
+    free(out);
+    free(err);
+}
+
 static CU_TestInfo tests[] = {
+    {"version_format", test_version_format},
     {"bad_engine_options", test_bad_engine_options},
     {"several_prompts", test_several_prompts},
     {"missing_and_corrupt_model", test_missing_and_corrupt_model},

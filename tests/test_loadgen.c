@@ -15,12 +15,11 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "pagoda/config.h"
@@ -425,13 +424,15 @@ static void test_bench_serve_results(void) {
             *comma = 0;
             q = comma + 1;
         }
-        CU_ASSERT_EQUAL_FATAL(nf, 20);
+        CU_ASSERT_EQUAL_FATAL(nf, 22);
         int id = atoi(fld[0]), np = atoi(fld[6]), no = atoi(fld[7]);
         double arr = atof(fld[2]), first = atof(fld[4]), fin = atof(fld[5]), ttft = atof(fld[8]), e2e = atof(fld[10]);
         CU_ASSERT_STRING_EQUAL(fld[3], "");    /* first_scheduled: the client cannot see it */
         CU_ASSERT_STRING_EQUAL(fld[14], "length");
         CU_ASSERT_STRING_EQUAL(fld[15], "");   /* no error */
         CU_ASSERT_STRING_EQUAL(fld[18], "3");  /* cached_tokens from usage.prompt_tokens_details */
+        CU_ASSERT_STRING_EQUAL(fld[20], "0");  /* client: one */
+        CU_ASSERT_STRING_EQUAL(fld[21], "0");  /* SLO class: one */
         const pgd_workload_request *r = pgd_workload_get(w, id);
         CU_ASSERT_FATAL(r != NULL);
         CU_ASSERT_EQUAL(np, r->n_prompt);   /* usage.prompt_tokens: the ids sent */
@@ -585,27 +586,9 @@ static int read_turn_prompts(const char *path, int pt[8][2], int *out_ok) {
  * turn's prompt has the length the in-process run gives it (history of the
  * same greedy outputs). */
 static void test_bench_serve_real_server(void) {
-    int fds[2];
-    CU_ASSERT_EQUAL_FATAL(pipe(fds), 0);
-    pid_t pid = fork();
-    CU_ASSERT_FATAL(pid >= 0);
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        char model[1024], tok[1024];
-        snprintf(model, sizeof model, "%s", pgd_test_data("models/stories260K/stories260K.bin"));
-        snprintf(tok, sizeof tok, "%s", pgd_test_data("models/stories260K/tok512.bin"));
-        execl(PGD_PAGODA_BIN, "pagoda", "serve", "--model", model, "--tokenizer", tok, "--port", "0", "--threads", "1",
-              "--prefix-caching", "on", (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    FILE *f = fdopen(fds[0], "r");
-    char line[1024] = "";
-    CU_ASSERT_PTR_NOT_NULL(fgets(line, sizeof line, f));
-    fclose(f);
-    const char *p = strstr(line, "listening on http://127.0.0.1:");
-    int port = p ? atoi(p + strlen("listening on http://127.0.0.1:")) : 0;
+    int pid = -1;
+    int port = pgd_test_serve_child("models/stories260K/stories260K.bin", "models/stories260K/tok512.bin",
+                                    (const char *const[]){"--threads", "1", "--prefix-caching", "on", NULL}, &pid);
     CU_ASSERT_FATAL(port > 0);
     char dir[] = "/tmp/pgd_loadgen_real_XXXXXX";
     CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
@@ -645,9 +628,7 @@ static void test_bench_serve_real_server(void) {
         CU_ASSERT_EQUAL(ph[s][1], pe[s][1]);
     }
     kill(pid, SIGTERM);
-    int st = -1;
-    CU_ASSERT_EQUAL(waitpid(pid, &st, 0), pid);
-    CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0); /* under ASan: nothing leaked either */
+    CU_ASSERT_EQUAL(pgd_test_wait_child(pid), 0); /* under ASan: nothing leaked either */
     snprintf(args, sizeof args, "rm -rf %s", dir);
     CU_ASSERT_EQUAL(system(args), 0);
 }

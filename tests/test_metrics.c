@@ -193,15 +193,22 @@ static void test_writers(void) {
 
     char *csv = pgd_test_read_file(p_req, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(csv);
-    CU_ASSERT_EQUAL(strncmp(csv, "id,priority,arrival,first_scheduled,first_token,finish,"
-                                 "prompt_tokens,output_tokens,ttft,tpot,e2e,normalized_latency,"
-                                 "queue_delay,num_preemptions,finish_reason,error,session,turn,cached_tokens,prefix_hit_rate\n", 207), 0);
+    CU_ASSERT_EQUAL(
+        strncmp(csv,
+                "id,priority,arrival,first_scheduled,first_token,finish,"
+                "prompt_tokens,output_tokens,ttft,tpot,e2e,normalized_latency,"
+                "queue_delay,num_preemptions,finish_reason,error,session,turn,cached_tokens,prefix_hit_rate,"
+                "client,slo_class\n",
+                224),
+        0);
     CU_ASSERT_EQUAL(count_char(csv, '\n'), 5);
-    CU_ASSERT_EQUAL(count_char(csv, ','), 5 * 19);
-    /* R1: tpot empty (1 token); R3: no first token, no ttft */
-    CU_ASSERT_PTR_NOT_NULL(strstr(csv, "\n1,1,1.000000000,1.000000000,2.000000000,2.000000000,5,1,1,,1,1,0,0,stop,,,,0,0\n"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(csv, "\n3,0,2.500000000,,,3.500000000,7,0,,,1,,,0,abort,,,,0,0\n"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(csv, "\n2,0,2.000000000,2.500000000,4.000000000,5.000000000,20,3,2,0.5,3,1,0.5,2,length,,,,0,0\n"));
+    CU_ASSERT_EQUAL(count_char(csv, ','), 5 * 21);
+    /* R1: tpot empty (1 token); R3: no first token, no ttft; client and SLO class 0 (the only ones) */
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(csv, "\n1,1,1.000000000,1.000000000,2.000000000,2.000000000,5,1,1,,1,1,0,0,stop,,,,0,0,0,0\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(csv, "\n3,0,2.500000000,,,3.500000000,7,0,,,1,,,0,abort,,,,0,0,0,0\n"));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(csv, "\n2,0,2.000000000,2.500000000,4.000000000,5.000000000,20,3,2,0.5,3,1,0.5,2,length,,,,0,0,0,0\n"));
     free(csv);
     char *tl = pgd_test_read_file(p_tl, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(tl);
@@ -211,15 +218,17 @@ static void test_writers(void) {
     CU_ASSERT_EQUAL(count_char(tl, '\n'), 3);
     CU_ASSERT_PTR_NOT_NULL(strstr(tl, "\n2.000000000,2,2,1,0,4,30,4,8,0.25,0.75,0.25,2,1,0.5\n"));
     free(tl);
-    /* a failed request's reason goes into the error column, quoted when it holds a comma or quote */
+    /* a failed request's reason goes into the error column, quoted when it holds a comma or quote;
+     * its client and SLO class (tagged as the runner tags them) close the row */
     pgd_request_record rej = {.id = -9, .arrival = 3, .first_scheduled = -1, .first_token = -1, .finish = 3,
                               .prompt_tokens = 9, .finish_reason = "error",
                               .error = "request: max_tokens (5), n (2) \"too\" many"};
     CU_ASSERT_EQUAL(pgd_metrics_add_request(m, &rej), PGD_OK);
+    pgd_metrics_tag_last(m, 2, 1, 0.5);
     CU_ASSERT_EQUAL(pgd_metrics_write_requests_csv(m, p_req), PGD_OK);
     csv = pgd_test_read_file(p_req, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(csv);
-    CU_ASSERT_PTR_NOT_NULL(strstr(csv, ",0,error,\"request: max_tokens (5), n (2) \"\"too\"\" many\",,,0,0\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(csv, ",0,error,\"request: max_tokens (5), n (2) \"\"too\"\" many\",,,0,0,2,1\n"));
     free(csv);
     CU_ASSERT_EQUAL(pgd_metrics_write_requests_csv(m, "/nonexistent/dir/requests.csv"), PGD_ERR_IO);
     CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "/nonexistent/dir/requests.csv"));

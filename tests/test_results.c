@@ -440,7 +440,8 @@ static void test_failed_requests(void) {
     path(p, sizeof p, "fail/allfail/run/requests.csv");
     char *csv = pgd_test_read_file(p, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(csv);
-    CU_ASSERT_PTR_NOT_NULL(strstr(csv, ",finish_reason,error,session,turn,cached_tokens,prefix_hit_rate\n"));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(csv, ",finish_reason,error,session,turn,cached_tokens,prefix_hit_rate,client,slo_class\n"));
     int rows = 0;
     for (char *l = strstr(csv, ",error,\""); l; l = strstr(l + 1, ",error,\"")) rows += strstr(l, "KV blocks") != NULL;
     CU_ASSERT_EQUAL(rows, 10);

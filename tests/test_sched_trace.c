@@ -158,6 +158,29 @@ static void test_client_mix(void) {
     CU_ASSERT(json_is_real(json_object_get(j, "jain_fairness")));
     CU_ASSERT(json_is_object(json_object_get(json_array_get(json_object_get(j, "clients"), 1), "ttft")));
     json_decref(j);
+    /* requests.csv ends each row with its client and SLO class: client 0's rows are class 1, client 1's class 0 */
+    char *path = pgd_test_write_temp("", 0, ".csv");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(path);
+    CU_ASSERT_EQUAL(pgd_metrics_write_requests_csv(r.metrics, path), PGD_OK);
+    char *csv = pgd_test_read_file(path, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(csv);
+    CU_ASSERT_PTR_NOT_NULL(strstr(csv, ",prefix_hit_rate,client,slo_class\n"));
+    long long per_client[2] = {0, 0}, other = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(strchr(csv, '\n') + 1, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *c = strrchr(line, ',');
+        *c = 0;
+        const char *k = strrchr(line, ',') + 1;
+        if (!strcmp(k, "0") && !strcmp(c + 1, "1")) per_client[0]++;
+        else if (!strcmp(k, "1") && !strcmp(c + 1, "0")) per_client[1]++;
+        else other++;
+    }
+    CU_ASSERT_EQUAL(per_client[0], s->clients[0].requests);
+    CU_ASSERT_EQUAL(per_client[1], s->clients[1].requests);
+    CU_ASSERT_EQUAL(other, 0);
+    free(csv);
+    remove(path);
+    free(path);
     pgd_run_result_free(&r);
     pgd_experiment_destroy(e);
     /* bad lists fail naming the key */

@@ -14,9 +14,8 @@
  *    weights so that the stream lasts seconds; the check waits for the
  *    abort, it does not time anything. */
 #include <curl/curl.h>
-#include <signal.h>
-#include <sys/wait.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -526,29 +525,10 @@ static void test_queue_full_and_disconnect(void) {
 /* `pagoda serve` as a child: --port 0 prints the port; SIGTERM in the middle
  * of a stream stops it cleanly (exit 0, the stream ends). */
 static void test_cli_sigterm(void) {
-    int fds[2];
-    CU_ASSERT_EQUAL_FATAL(pipe(fds), 0);
-    pid_t pid = fork();
-    CU_ASSERT_FATAL(pid >= 0);
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        char model[1024], tok[1024];
-        snprintf(model, sizeof model, "%s", pgd_test_data(MODEL));
-        snprintf(tok, sizeof tok, "%s", pgd_test_data(TOKENIZER));
-        execl(PGD_PAGODA_BIN, "pagoda", "serve", "--model", model, "--tokenizer", tok, "--port", "0",
-              "--served-model-name", "child", (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    FILE *f = fdopen(fds[0], "r");
-    char line[1024] = "";
-    CU_ASSERT_PTR_NOT_NULL(fgets(line, sizeof line, f));
-    fclose(f);
-    const char *p = strstr(line, "listening on http://127.0.0.1:");
-    CU_ASSERT_PTR_NOT_NULL(p);
-    int port = p ? atoi(p + strlen("listening on http://127.0.0.1:")) : 0;
-    CU_ASSERT(port > 0);
+    int pid = -1;
+    int port =
+        pgd_test_serve_child(MODEL, TOKENIZER, (const char *const[]){"--served-model-name", "child", NULL}, &pid);
+    CU_ASSERT_FATAL(port > 0);
     char base[64], *r = NULL;
     snprintf(base, sizeof base, "http://127.0.0.1:%d", port);
     CU_ASSERT_EQUAL(http(base, "/v1/models", NULL, 0, &r), 200);
@@ -578,9 +558,7 @@ static void test_cli_sigterm(void) {
         curl_multi_poll(m, NULL, 0, 10, NULL);
     }
     CU_ASSERT_EQUAL(running, 0);
-    int st = -1;
-    CU_ASSERT_EQUAL(waitpid(pid, &st, 0), pid);
-    CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CU_ASSERT_EQUAL(pgd_test_wait_child(pid), 0);
     curl_multi_remove_handle(m, c);
     curl_easy_cleanup(c);
     curl_multi_cleanup(m);

@@ -552,6 +552,7 @@ static void test_options_and_control(void) {
     pgd_backend_config bc = {.name = "sim", .options = (const char *const[]){"device=h100", "tp=2", NULL}};
     CU_ASSERT_EQUAL_FATAL(pgd_backend_create(&bc, &b), PGD_OK);
     CU_ASSERT_PTR_NOT_NULL(strstr(pgd_backend_describe(b), "h100 x2"));
+    CU_ASSERT_EQUAL(pgd_backend_host_memory(b), 0);
     const char *dev = NULL;
     CU_ASSERT_EQUAL(pgd_backend_control(b, "device", &dev), PGD_OK);
     CU_ASSERT_STRING_EQUAL(dev, "h100");
@@ -585,6 +586,7 @@ static void test_options_and_control(void) {
     pgd_backend_config cc = {.name = "cpu", .num_threads = 1};
     CU_ASSERT_EQUAL_FATAL(pgd_backend_create(&cc, &b), PGD_OK);
     CU_ASSERT_PTR_NULL(pgd_backend_clock(b));
+    CU_ASSERT_EQUAL(pgd_backend_host_memory(b), 1);
     CU_ASSERT_EQUAL(pgd_backend_control(b, "clock", &own), PGD_ERR_UNSUPPORTED);
     CU_ASSERT_STRING_EQUAL(pgd_last_error(), "the cpu backend takes no requests ('clock')");
     pgd_backend_destroy(b);

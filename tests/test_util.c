@@ -1,4 +1,4 @@
-/* test_util.c - CUnit runner, data paths, random fill, CLI runner. */
+/* test_util.c - CUnit runner, data paths, random fill, CLI runner, a `pagoda serve` child. */
 #include "test_util.h"
 
 #include "pagoda/dtype.h"
@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,53 @@ int pgd_test_run_cli(const char *args, char **out, char **err) {
     unlink(e);
     if (rc == -1 || !WIFEXITED(rc)) return -1;
     return WEXITSTATUS(rc);
+}
+
+int pgd_test_serve_child(const char *model, const char *tokenizer, const char *const *extra, int *pid) {
+    char mpath[4096], tpath[4096];
+    snprintf(mpath, sizeof mpath, "%s", pgd_test_data(model));
+    snprintf(tpath, sizeof tpath, "%s", pgd_test_data(tokenizer));
+    const char *argv[40] = {"pagoda", "serve", "--model", mpath, "--tokenizer", tpath, "--port", "0"};
+    int argc = 8;
+    for (int i = 0; extra && extra[i] && argc < 39; i++) argv[argc++] = extra[i];
+    argv[argc] = NULL;
+    int fds[2];
+    *pid = -1;
+    if (pipe(fds)) return 0;
+    pid_t child = fork();
+    if (child < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return 0;
+    }
+    if (child == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        execv(PGD_PAGODA_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    FILE *f = fdopen(fds[0], "r");
+    char line[1024] = "";
+    if (!f || !fgets(line, sizeof line, f)) line[0] = 0;
+    if (f) fclose(f);
+    else close(fds[0]);
+    static const char listening[] = "listening on http://127.0.0.1:";
+    const char *p = strstr(line, listening);
+    int port = p ? atoi(p + strlen(listening)) : 0;
+    if (port <= 0) {
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+        return 0;
+    }
+    *pid = child;
+    return port;
+}
+
+int pgd_test_wait_child(int pid) {
+    int st = 0;
+    if (pid <= 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st)) return -1;
+    return WEXITSTATUS(st);
 }
 
 char *pgd_test_write_temp(const void *data, size_t n, const char *suffix) {

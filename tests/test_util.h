@@ -15,23 +15,7 @@
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
 #define PGD_TEST_ASAN 1
-/* Host model of the backend sample op's semantics (backend.h,
- * pgd_backend_sample): the token one row draws, and in *margin the smallest
- * distance (relative to the kept mass) between a cumulative sum and a
- * threshold it was compared with (a device may round across a threshold
- * that close). */
-#include "pagoda/backend.h"
-int pgd_test_ref_sample(const float *logits, int n, pgd_sample_row p, double *margin);
-
 #endif
-/* Host model of the backend sample op's semantics (backend.h,
- * pgd_backend_sample): the token one row draws, and in *margin the smallest
- * distance (relative to the kept mass) between a cumulative sum and a
- * threshold it was compared with (a device may round across a threshold
- * that close). */
-#include "pagoda/backend.h"
-int pgd_test_ref_sample(const float *logits, int n, pgd_sample_row p, double *margin);
-
 #endif
 
 #include <CUnit/Basic.h>
@@ -60,6 +44,17 @@ double pgd_test_rel_err(const float *a, const float *b, size_t n);
  * and stderr into malloc'd strings (either may be NULL to discard). Returns
  * the exit status (or -1 if it did not exit normally). */
 int pgd_test_run_cli(const char *args, char **out, char **err);
+
+/* Start `pagoda serve` as a child process on an ephemeral port (--port 0),
+ * with --model and --tokenizer these files under the shared data (paths as
+ * pgd_test_data takes them) and then the NULL-ended `extra` arguments.
+ * Returns the port of the line it prints once it listens ("listening on
+ * http://127.0.0.1:PORT"), with the child in *pid; 0 when it printed no
+ * such line (the child is then killed and reaped, *pid = -1). */
+int pgd_test_serve_child(const char *model, const char *tokenizer, const char *const *extra, int *pid);
+/* Wait for child `pid` to end: its exit status, -1 when it did not exit
+ * normally (a signal) or is not a child. */
+int pgd_test_wait_child(int pid);
 
 /* Read a whole file into a malloc'd buffer (NUL-terminated, with 64 spare
  * bytes past the end); *n gets its size (n may be NULL). NULL on failure. */

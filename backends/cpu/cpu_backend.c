@@ -158,6 +158,7 @@ pgd_status pgd_cpu_backend_create(const pgd_backend_config *cfg, pgd_backend **o
     }
     c->base.ops = &cpu_ops;
     c->base.quant_weights = 1;
+    c->base.host_memory = 1;
     c->base.kv_dtypes = 1u << PGD_F32 | 1u << PGD_F16 | 1u << PGD_BF16 | 1u << PGD_Q8;
     int pin_first = -1, pin_count = 0;
     if (cfg->pin_rank > 0) {

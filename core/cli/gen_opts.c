@@ -9,10 +9,11 @@
 
 #include "cli.h"
 #include "gen_opts.h"
-#include "par_opts.h"
 #include "pagoda/chat.h"
+#include "pagoda/comm.h"
 #include "pagoda/kv_manager.h"
 #include "pagoda/scheduler.h"
+#include "par_opts.h"
 #include "util/suggest.h"
 
 static void usage(FILE *f) {
@@ -378,4 +379,35 @@ static int parse_opts(int argc, char **argv, pgd_gen_opts *o, int serve) {
         BAD(0);
     }
     return -1;
+}
+
+int pgd_gen_model_open(const pgd_gen_opts *o, pgd_gen_model *m) {
+    const char *cmd = o->serve ? "serve" : "generate";
+    *m = (pgd_gen_model){0};
+    pgd_exec_config xc = {.model = o->model,
+                          .backend = {.name = "cpu", .num_threads = o->threads, .kv_dtype = o->kv_dtype},
+                          .parallel = o->par,
+                          .async = o->async};
+    if (pgd_exec_create(&xc, &m->ex) != PGD_OK) return pgd_cli_fail(NULL);
+    if (!pgd_exec_is_driver(m->ex)) /* an mpirun rank other than 0: run the driver's commands */
+        return pgd_exec_serve(m->ex) == PGD_OK ? 0 : pgd_cli_fail(NULL);
+    m->config = pgd_exec_model_config(m->ex);
+    m->tok = pgd_exec_tokenizer(m->ex);
+    if (o->tokenizer) {
+        if (pgd_tokenizer_load_file(o->tokenizer, m->config->vocab_size, &m->own_tok) != PGD_OK)
+            return pgd_cli_fail(NULL);
+        m->tok = m->own_tok;
+    }
+    if (!m->tok) {
+        fprintf(stderr, "pagoda %s: model '%s' has no tokenizer of its own; pass --tokenizer PATH\n", cmd, o->model);
+        return 1;
+    }
+    return -1;
+}
+
+void pgd_gen_model_close(pgd_gen_model *m) {
+    pgd_tokenizer_destroy(m->own_tok);
+    pgd_exec_destroy(m->ex);
+    pgd_comm_mpi_finalize();
+    *m = (pgd_gen_model){0};
 }

@@ -4,6 +4,7 @@
 #define PAGODA_CLI_GEN_OPTS_H
 
 #include "pagoda/engine.h"
+#include "pagoda/exec.h"
 #include "pagoda/model.h"
 
 enum { PGD_OUT_TEXT = 0, PGD_OUT_JSON, PGD_OUT_JSONL };
@@ -37,5 +38,23 @@ int pgd_gen_opts_parse(int argc, char **argv, pgd_gen_opts *o);
  * rejected (they are per request). */
 int pgd_gen_opts_parse_serve(int argc, char **argv, pgd_gen_opts *o);
 void pgd_gen_opts_free(pgd_gen_opts *o);
+
+/* What `pagoda generate` and `pagoda serve` run on: the executor of the
+ * options' model, parallel layout and cpu backend, and the tokenizer (the
+ * model's own, or the --tokenizer file's). */
+typedef struct pgd_gen_model {
+    pgd_exec *ex;
+    const pgd_model_config *config; /* the driver's model (NULL on other ranks) */
+    const pgd_tokenizer *tok;       /* what to tokenize with (NULL on other ranks) */
+    pgd_tokenizer *own_tok;         /* --tokenizer's, else NULL */
+} pgd_gen_model;
+/* Open what o names into *m (zeroed first). Returns -1 when this process
+ * is the driver and the command goes on; else the exit code: 0 after an
+ * mpirun rank other than 0 served its driver's commands, 1 after a
+ * failure (its message printed, naming the command). Close *m either way. */
+int pgd_gen_model_open(const pgd_gen_opts *o, pgd_gen_model *m);
+/* Free what pgd_gen_model_open opened (after the engine that borrows it)
+ * and finalize MPI where it was initialized. */
+void pgd_gen_model_close(pgd_gen_model *m);
 
 #endif

@@ -17,11 +17,10 @@
 #include "cli.h"
 #include "gen_opts.h"
 #include "pagoda/chat.h"
-#include "pagoda/comm.h"
 #include "pagoda/engine.h"
 #include "pagoda/exec.h"
-#include "pagoda/parallel.h"
 #include "pagoda/log.h"
+#include "pagoda/parallel.h"
 #include "util/json_text.h"
 
 typedef struct stream_ctx {
@@ -97,31 +96,18 @@ int pgd_cmd_generate(int argc, char **argv) {
     int rc = pgd_gen_opts_parse(argc, argv, &o);
     if (rc >= 0) return rc; /* help or a bad option */
     rc = 1;
-    pgd_exec *ex = NULL;
-    pgd_tokenizer *own_tok = NULL;
+    pgd_gen_model gm = {0};
     pgd_engine *eng = NULL;
     int64_t *ids = NULL;
     char **errs = NULL;
     json_t *all = NULL;
     stream_ctx sc = {0};
 
-    pgd_exec_config xc = {.model = o.model, .backend = {.name = "cpu", .num_threads = o.threads, .kv_dtype = o.kv_dtype}, .parallel = o.par,
-                          .async = o.async};
-    if (pgd_exec_create(&xc, &ex) != PGD_OK) { rc = pgd_cli_fail(NULL); goto done; }
-    if (!pgd_exec_is_driver(ex)) { /* an mpirun rank other than 0: run the driver's commands */
-        rc = pgd_exec_serve(ex) == PGD_OK ? 0 : pgd_cli_fail(NULL);
-        goto done;
-    }
-    const pgd_model_config *c = pgd_exec_model_config(ex);
-    const pgd_tokenizer *tok = pgd_exec_tokenizer(ex);
-    if (o.tokenizer) {
-        if (pgd_tokenizer_load_file(o.tokenizer, c->vocab_size, &own_tok) != PGD_OK) { rc = pgd_cli_fail(NULL); goto done; }
-        tok = own_tok;
-    }
-    if (!tok) {
-        fprintf(stderr, "pagoda generate: model '%s' has no tokenizer of its own; pass --tokenizer PATH\n", o.model);
-        goto done;
-    }
+    if ((rc = pgd_gen_model_open(&o, &gm)) >= 0) goto done;
+    rc = 1;
+    pgd_exec *ex = gm.ex;
+    const pgd_model_config *c = gm.config;
+    const pgd_tokenizer *tok = gm.tok;
     if (pgd_sampling_params_validate(&o.sampling, c->vocab_size) != PGD_OK) { rc = pgd_cli_fail(NULL); goto done; }
     int stream = o.num_prompts == 1 && o.output == PGD_OUT_TEXT && o.beam_width == 0 && o.n == 1;
     sc.tok = tok;
@@ -216,9 +202,7 @@ done:
     free(errs);
     free(ids);
     pgd_engine_destroy(eng);
-    pgd_tokenizer_destroy(own_tok);
-    pgd_exec_destroy(ex);
-    pgd_comm_mpi_finalize();
+    pgd_gen_model_close(&gm);
     pgd_gen_opts_free(&o);
     return rc;
 }

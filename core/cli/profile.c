@@ -64,6 +64,7 @@ typedef struct pool {
     sample *s;
     size_t n, cap;
     int oom;
+    int host_memory; /* the backend's memory is the host's: its copy bandwidth is measured */
 } pool;
 
 typedef struct prof {
@@ -457,6 +458,7 @@ static int profile_model(const char *spec, const opts *o, pool *pl, char *desc, 
         pgd_backend_destroy(inner);
         return 2;
     }
+    pl->host_memory = pgd_backend_host_memory(inner);
     prof prf = {.pool = pl, .attn_op = -1}, *p = &prf;
     pgd_backend_observe(inner, observe, p, 1);
     ctx x = {.p = p, .be = inner, .bs = o->block_size};
@@ -717,7 +719,7 @@ int pgd_cmd_profile(int argc, char **argv) {
     for (int i = 0; i < n_models && !rc; i++) rc = profile_model(models[i], &o, &pl, desc, sizeof desc);
     if (!rc && aggregate(&pl, o.reps, t, &spread, &peak, peak_desc, sizeof peak_desc) != PGD_OK) rc = pgd_cli_fail("profile");
     free(pl.s);
-    if (!rc && !strcmp(o.backend, "cpu")) {
+    if (!rc && pl.host_memory) {
         fprintf(stderr, "pagoda profile: measuring copy bandwidth ...\n");
         pgd_threadpool *tp = pgd_threadpool_create(o.threads);
         bw = pgd_cpu_measure_copy_bandwidth(tp, (size_t)256 << 20, 2 * o.reps + 1);

@@ -12,7 +12,6 @@
 #include "cli.h"
 #include "gen_opts.h"
 #include "pagoda/chat.h"
-#include "pagoda/comm.h"
 #include "pagoda/engine.h"
 #include "pagoda/exec.h"
 #include "pagoda/serve.h"
@@ -22,8 +21,7 @@ int pgd_cmd_serve(int argc, char **argv) {
     int rc = pgd_gen_opts_parse_serve(argc, argv, &o);
     if (rc >= 0) return rc;
     rc = 1;
-    pgd_exec *ex = NULL;
-    pgd_tokenizer *own_tok = NULL;
+    pgd_gen_model gm = {0};
     pgd_engine *eng = NULL;
     pgd_server *srv = NULL;
     /* the signals are taken by sigwait below: block them before any thread starts */
@@ -34,23 +32,11 @@ int pgd_cmd_serve(int argc, char **argv) {
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    pgd_exec_config xc = {.model = o.model, .backend = {.name = "cpu", .num_threads = o.threads, .kv_dtype = o.kv_dtype},
-                          .parallel = o.par, .async = o.async};
-    if (pgd_exec_create(&xc, &ex) != PGD_OK) { rc = pgd_cli_fail(NULL); goto done; }
-    if (!pgd_exec_is_driver(ex)) {
-        rc = pgd_exec_serve(ex) == PGD_OK ? 0 : pgd_cli_fail(NULL);
-        goto done;
-    }
-    const pgd_model_config *c = pgd_exec_model_config(ex);
-    const pgd_tokenizer *tok = pgd_exec_tokenizer(ex);
-    if (o.tokenizer) {
-        if (pgd_tokenizer_load_file(o.tokenizer, c->vocab_size, &own_tok) != PGD_OK) { rc = pgd_cli_fail(NULL); goto done; }
-        tok = own_tok;
-    }
-    if (!tok) {
-        fprintf(stderr, "pagoda serve: model '%s' has no tokenizer of its own; pass --tokenizer PATH\n", o.model);
-        goto done;
-    }
+    if ((rc = pgd_gen_model_open(&o, &gm)) >= 0) goto done;
+    rc = 1;
+    pgd_exec *ex = gm.ex;
+    const pgd_model_config *c = gm.config;
+    const pgd_tokenizer *tok = gm.tok;
     const pgd_chat_template *tmpl = NULL;
     if (o.chat_template) tmpl = pgd_chat_template_find(o.chat_template);
     else if (pgd_chat_template_for_model(o.model, &tmpl) != PGD_OK) { rc = pgd_cli_fail("chat template"); goto done; }
@@ -75,9 +61,7 @@ int pgd_cmd_serve(int argc, char **argv) {
 done:
     pgd_server_destroy(srv);
     pgd_engine_destroy(eng);
-    pgd_tokenizer_destroy(own_tok);
-    pgd_exec_destroy(ex);
-    pgd_comm_mpi_finalize();
+    pgd_gen_model_close(&gm);
     pgd_gen_opts_free(&o);
     return rc;
 }

@@ -311,9 +311,18 @@ static pgd_status start(lg *g, conv_state *c, double t) {
 static pgd_status fail_rest(lg *g, conv_state *c, int from, double t) {
     for (int i = from; i < c->end; i++) {
         const pgd_workload_request *wr = pgd_workload_get(g->wl, i);
-        pgd_request_record rec = {.id = i, .arrival = t, .first_scheduled = -1, .first_token = -1, .finish = t,
-                                  .prompt_tokens = wr->n_prompt, .priority = wr->priority, .finish_reason = "error",
-                                  .error = "an earlier turn of its conversation failed"};
+        pgd_request_record rec = {.id = i,
+                                  .arrival = t,
+                                  .first_scheduled = -1,
+                                  .first_token = -1,
+                                  .finish = t,
+                                  .prompt_tokens = wr->n_prompt,
+                                  .priority = wr->priority,
+                                  .finish_reason = "error",
+                                  .error = "an earlier turn of its conversation failed",
+                                  .client = wr->client,
+                                  .slo_class = wr->slo_class,
+                                  .ttft_slo = wr->ttft_slo};
         PGD_TRY(pgd_metrics_add_request(g->m, &rec));
         if (wr->num_turns > 0) PGD_TRY(pgd_metrics_set_last_turn(g->m, wr->session, wr->turn, wr->num_turns));
         g->done++;
@@ -355,12 +364,22 @@ static pgd_status finish(lg *g, conv_state *c, CURLcode rc) {
     int out_tokens = r->usage_completion >= 0 ? r->usage_completion : r->n_ids > 0 ? r->n_ids : r->events;
     const pgd_workload_request *wr = pgd_workload_get(g->wl, r->idx);
     const char *fr = why[0] ? "error" : r->finish_reason[0] ? r->finish_reason : "length";
-    pgd_request_record rec = {.id = r->idx, .arrival = r->arrival, .first_scheduled = -1,
-                              .first_token = why[0] ? -1 : r->first, .finish = t,
-                              .token_times = why[0] ? NULL : r->times, .n_tokens = why[0] ? 0 : r->n_times,
+    pgd_request_record rec = {.id = r->idx,
+                              .arrival = r->arrival,
+                              .first_scheduled = -1,
+                              .first_token = why[0] ? -1 : r->first,
+                              .finish = t,
+                              .token_times = why[0] ? NULL : r->times,
+                              .n_tokens = why[0] ? 0 : r->n_times,
                               .prompt_tokens = r->usage_prompt >= 0 ? r->usage_prompt : r->n_prompt,
-                              .output_tokens = why[0] ? 0 : out_tokens, .priority = wr->priority,
-                              .finish_reason = fr, .error = why[0] ? why : NULL, .cached_tokens = r->cached};
+                              .output_tokens = why[0] ? 0 : out_tokens,
+                              .priority = wr->priority,
+                              .finish_reason = fr,
+                              .error = why[0] ? why : NULL,
+                              .cached_tokens = r->cached,
+                              .client = wr->client,
+                              .slo_class = wr->slo_class,
+                              .ttft_slo = wr->ttft_slo};
     pgd_status st = pgd_metrics_add_request(g->m, &rec);
     if (st == PGD_OK && wr->num_turns > 0) st = pgd_metrics_set_last_turn(g->m, wr->session, wr->turn, wr->num_turns);
     uint64_t h = 14695981039346656037ull;
@@ -395,12 +414,20 @@ static pgd_status finish(lg *g, conv_state *c, CURLcode rc) {
         if (!why[0] && i + 1 < c->end) { /* the output cannot become history */
             for (int k = i + 1; k < c->end; k++) {
                 const pgd_workload_request *q = pgd_workload_get(g->wl, k);
-                pgd_request_record rec2 = {.id = k, .arrival = t, .first_scheduled = -1, .first_token = -1,
-                                           .finish = t, .prompt_tokens = q->n_prompt, .priority = q->priority,
+                pgd_request_record rec2 = {.id = k,
+                                           .arrival = t,
+                                           .first_scheduled = -1,
+                                           .first_token = -1,
+                                           .finish = t,
+                                           .prompt_tokens = q->n_prompt,
+                                           .priority = q->priority,
                                            .finish_reason = "error",
                                            .error = "the server sent no token ids and there is no tokenizer to "
                                                     "encode its output for the history ([model] tokenizer, or "
-                                                    "--token-ids)"};
+                                                    "--token-ids)",
+                                           .client = q->client,
+                                           .slo_class = q->slo_class,
+                                           .ttft_slo = q->ttft_slo};
                 PGD_TRY(pgd_metrics_add_request(g->m, &rec2));
                 PGD_TRY(pgd_metrics_set_last_turn(g->m, q->session, q->turn, q->num_turns));
                 g->done++;

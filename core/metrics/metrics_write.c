@@ -128,7 +128,7 @@ pgd_status pgd_metrics_write_requests_csv(const pgd_metrics *m, const char *path
     PGD_TRY(pgd_results_open(path, tmp, sizeof tmp, &f));
     fprintf(f, "id,priority,arrival,first_scheduled,first_token,finish,prompt_tokens,"
                "output_tokens,ttft,tpot,e2e,normalized_latency,queue_delay,num_preemptions,"
-               "finish_reason,error,session,turn,cached_tokens,prefix_hit_rate\n");
+               "finish_reason,error,session,turn,cached_tokens,prefix_hit_rate,client,slo_class\n");
     for (int64_t i = 0; i < m->n_reqs; i++) {
         const pgd_request_record *r = &m->reqs[i];
         pgd_request_derived d;
@@ -149,8 +149,8 @@ pgd_status pgd_metrics_write_requests_csv(const pgd_metrics *m, const char *path
         if (r->num_turns > 0) fprintf(f, ",%d,%d,", r->session, r->turn);
         else fputs(",,,", f);
         fprintf(f, "%d,", r->cached_tokens);
-        put_real(f, r->prompt_tokens > 0 ? (double)r->cached_tokens / r->prompt_tokens : NAN, "");
-        fputc('\n', f);
+        put_real(f, r->prompt_tokens > 0 ? (double)r->cached_tokens / r->prompt_tokens : NAN, ",");
+        fprintf(f, "%d,%d\n", r->client, r->slo_class);
     }
     return pgd_results_commit(f, tmp, path);
 }

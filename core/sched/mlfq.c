@@ -25,11 +25,6 @@ static int mlfq_cmp(const pgd_sched_group *a, const pgd_sched_group *b) {
     return pgd_group_cmp_arrival(a, b);
 }
 
-static pgd_status mlfq_create(void *self, void **state) {
-    (void)self;
-    return pgd_pqueue_create(mlfq_cmp, state);
-}
-
 static void mlfq_on_arrival(void *self, pgd_sched_group *g) {
     (void)self;
     int l = 0;
@@ -52,14 +47,7 @@ static void mlfq_on_scheduled(void *self, pgd_sched_group *g, int new_tokens, in
 const struct pgd_policy_ops pgd_policy_mlfq = {
     .name = "mlfq",
     .group_data_size = sizeof(mlfq_group),
-    .create = mlfq_create,
-    .destroy = pgd_pqueue_destroy,
-    .enqueue = pgd_pqueue_enqueue,
-    .peek = pgd_pqueue_peek,
-    .pop = pgd_pqueue_pop,
-    .remove = pgd_pqueue_remove,
-    .len = pgd_pqueue_len,
-    .pick_victim = pgd_pqueue_pick_last,
+    .order = mlfq_cmp,
     .on_scheduled = mlfq_on_scheduled,
     .on_arrival = mlfq_on_arrival,
 };

@@ -19,6 +19,12 @@
  * group_data_size bytes: the scheduler allocates it with the group, zeroed,
  * and g->policy_data points to it; its layout is private to the policy.
  *
+ * A sorted queue: most policies are one queue in one order. Such a policy
+ * gives its comparison in .order and leaves the queue ops (create through
+ * pick_victim) NULL: its queues are then pgd_pqueue's in that order and its
+ * victim is the running group that sorts last (pgd_pqueue_pick_last). A
+ * policy with a queue of its own gives every queue op instead.
+ *
  * Contract: enqueue never fails for a group not already queued (returns
  * PGD_ERR_OOM only on allocation failure); peek/pop return NULL on an empty
  * queue and pop returns what peek returned just before (a policy whose
@@ -51,6 +57,9 @@ typedef struct pgd_policy_env {
     int max_num_batched_tokens, max_num_seqs, chunked_prefill;
 } pgd_policy_env;
 
+/* An order of groups: < 0 when a is served before b (a sorted queue's order). */
+typedef int (*pgd_group_cmp)(const pgd_sched_group *a, const pgd_sched_group *b);
+
 /* The running set as admission sees it. */
 typedef struct pgd_policy_view {
     pgd_sched_group *const *running;
@@ -62,6 +71,8 @@ struct pgd_policy_ops {
     size_t group_data_size; /* bytes of per-group data at g->policy_data (0: none, NULL) */
     pgd_status (*init)(const pgd_policy_env *env, void **self); /* optional */
     void (*fini)(void *self);                                     /* optional */
+    pgd_group_cmp order; /* a sorted queue's order: set it and leave the queue ops below NULL */
+    /* the queue ops: all of them, or none with .order */
     pgd_status (*create)(void *self, void **queue);
     void (*destroy)(void *queue);
     pgd_status (*enqueue)(void *queue, pgd_sched_group *g);
@@ -83,9 +94,9 @@ struct pgd_policy_ops {
 /* The registry (registry.c). NULL if unknown. */
 const struct pgd_policy_ops *pgd_policy_find(const char *name);
 
-/* A sorted queue that most policies are built on: groups ordered by a
- * comparison (ties keep insertion order). Its functions match the ops. */
-typedef int (*pgd_group_cmp)(const pgd_sched_group *a, const pgd_sched_group *b);
+/* A sorted queue that most policies are built on (.order), and policies
+ * with a queue of their own may wrap: groups ordered by a comparison (ties
+ * keep insertion order). Its functions match the ops. */
 pgd_status pgd_pqueue_create(pgd_group_cmp cmp, void **state);
 void pgd_pqueue_destroy(void *state);
 pgd_status pgd_pqueue_enqueue(void *state, pgd_sched_group *g);

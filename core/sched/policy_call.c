@@ -1,33 +1,51 @@
 /* policy_call.c - every call from the scheduler into its policy, with the
- * default behaviour of each optional op (policy.h). Nothing else in
+ * default behaviour of each optional op (policy.h): a policy without queue
+ * ops is a sorted queue (pgd_pqueue) in its .order. Nothing else in
  * core/sched calls through the ops table. */
 #include "sched_impl.h"
+
+/* The policy's queues are pgd_pqueue's in its .order (it has no queue ops). */
+static int sorted(const pgd_scheduler *s) { return !s->pol->create; }
 
 pgd_status pgd_pol_init(pgd_scheduler *s) {
     pgd_policy_env env = {.kv = s->kv, .block_size = s->block_size,
                           .max_num_batched_tokens = s->cfg.max_num_batched_tokens,
                           .max_num_seqs = s->cfg.max_num_seqs, .chunked_prefill = s->cfg.chunked_prefill};
+    const struct pgd_policy_ops *p = s->pol;
+    /* the queue ops: all of them, or none and an order */
+    PGD_ASSERT(sorted(s) ? p->order && !p->destroy && !p->enqueue && !p->peek && !p->pop && !p->remove && !p->len &&
+                               !p->pick_victim
+                         : p->destroy && p->enqueue && p->peek && p->pop && p->remove && p->len && p->pick_victim);
     s->pol_self = NULL;
-    if (s->pol->init) PGD_TRY(s->pol->init(&env, &s->pol_self));
-    PGD_TRY(s->pol->create(s->pol_self, &s->waiting));
-    return s->pol->create(s->pol_self, &s->swapped);
+    if (p->init) PGD_TRY(p->init(&env, &s->pol_self));
+    if (sorted(s)) {
+        PGD_TRY(pgd_pqueue_create(p->order, &s->waiting));
+        return pgd_pqueue_create(p->order, &s->swapped);
+    }
+    PGD_TRY(p->create(s->pol_self, &s->waiting));
+    return p->create(s->pol_self, &s->swapped);
 }
 
 void pgd_pol_fini(pgd_scheduler *s) {
-    if (s->waiting) s->pol->destroy(s->waiting);
-    if (s->swapped) s->pol->destroy(s->swapped);
+    void (*destroy)(void *) = sorted(s) ? pgd_pqueue_destroy : s->pol->destroy;
+    if (s->waiting) destroy(s->waiting);
+    if (s->swapped) destroy(s->swapped);
     if (s->pol->fini && s->pol_self) s->pol->fini(s->pol_self);
     s->waiting = s->swapped = s->pol_self = NULL;
 }
 
-pgd_status pgd_pol_enqueue(pgd_scheduler *s, void *q, pgd_sched_group *g) { return s->pol->enqueue(q, g); }
-pgd_sched_group *pgd_pol_peek(pgd_scheduler *s, void *q) { return s->pol->peek(q); }
-pgd_sched_group *pgd_pol_pop(pgd_scheduler *s, void *q) { return s->pol->pop(q); }
-int pgd_pol_remove(pgd_scheduler *s, void *q, pgd_sched_group *g) { return s->pol->remove(q, g); }
-int pgd_pol_len(const pgd_scheduler *s, const void *q) { return s->pol->len(q); }
+pgd_status pgd_pol_enqueue(pgd_scheduler *s, void *q, pgd_sched_group *g) {
+    return sorted(s) ? pgd_pqueue_enqueue(q, g) : s->pol->enqueue(q, g);
+}
+pgd_sched_group *pgd_pol_peek(pgd_scheduler *s, void *q) { return sorted(s) ? pgd_pqueue_peek(q) : s->pol->peek(q); }
+pgd_sched_group *pgd_pol_pop(pgd_scheduler *s, void *q) { return sorted(s) ? pgd_pqueue_pop(q) : s->pol->pop(q); }
+int pgd_pol_remove(pgd_scheduler *s, void *q, pgd_sched_group *g) {
+    return sorted(s) ? pgd_pqueue_remove(q, g) : s->pol->remove(q, g);
+}
+int pgd_pol_len(const pgd_scheduler *s, const void *q) { return sorted(s) ? pgd_pqueue_len(q) : s->pol->len(q); }
 
 int pgd_pol_pick_victim(pgd_scheduler *s, pgd_sched_group *const *running, int n) {
-    int v = s->pol->pick_victim(s->waiting, running, n);
+    int v = sorted(s) ? pgd_pqueue_pick_last(s->waiting, running, n) : s->pol->pick_victim(s->waiting, running, n);
     PGD_ASSERT(v >= 0 && v < n);
     return v;
 }

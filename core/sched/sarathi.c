@@ -23,11 +23,6 @@ static pgd_status sarathi_init(const pgd_policy_env *env, void **self) {
     return PGD_OK;
 }
 
-static pgd_status sarathi_create(void *self, void **state) {
-    (void)self;
-    return pgd_pqueue_create(pgd_group_cmp_arrival, state);
-}
-
 static int partial(const pgd_sched_group *g) {
     for (int i = 0; i < g->num_seqs; i++)
         if (g->seqs[i]->len - g->seqs[i]->computed > 1) return 1;
@@ -58,14 +53,7 @@ static int sarathi_chunk_limit(void *self, const pgd_sched_group *g, int left) {
 const struct pgd_policy_ops pgd_policy_sarathi = {
     .name = "sarathi",
     .init = sarathi_init,
-    .create = sarathi_create,
-    .destroy = pgd_pqueue_destroy,
-    .enqueue = pgd_pqueue_enqueue,
-    .peek = pgd_pqueue_peek,
-    .pop = pgd_pqueue_pop,
-    .remove = pgd_pqueue_remove,
-    .len = pgd_pqueue_len,
-    .pick_victim = pgd_pqueue_pick_last,
+    .order = pgd_group_cmp_arrival,
     .may_admit = sarathi_may_admit,
     .prefill_budget = sarathi_prefill_budget,
     .chunk_limit = sarathi_chunk_limit,

@@ -12,19 +12,7 @@ static int sjf_cmp(const pgd_sched_group *a, const pgd_sched_group *b) {
     return pgd_group_cmp_arrival(a, b);
 }
 
-static pgd_status sjf_create(void *self, void **state) {
-    (void)self;
-    return pgd_pqueue_create(sjf_cmp, state);
-}
-
 const struct pgd_policy_ops pgd_policy_sjf = {
     .name = "sjf",
-    .create = sjf_create,
-    .destroy = pgd_pqueue_destroy,
-    .enqueue = pgd_pqueue_enqueue,
-    .peek = pgd_pqueue_peek,
-    .pop = pgd_pqueue_pop,
-    .remove = pgd_pqueue_remove,
-    .len = pgd_pqueue_len,
-    .pick_victim = pgd_pqueue_pick_last,
+    .order = sjf_cmp,
 };

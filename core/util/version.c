@@ -1,5 +1,6 @@
 /* version.c - pgd_version_string() (llm.h): the version, commit and build
- * options, from the build_info.h CMake generates at configure time, and
+ * options, from the build_info.h CMake generates (the options at configure
+ * time, the commit on every build: build_commit.cmake), and
  * pgd_version_print() (util/version.h): the same, one item a line, for
  * `pagoda --version`. */
 #include <stdio.h>

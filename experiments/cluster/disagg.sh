@@ -11,28 +11,16 @@
 #   experiments/cluster/disagg.sh [--pagoda PATH] [--report]
 # --report: only rewrite the table and plot from the existing runs.
 # Deterministic: the same seed gives the same numbers. Needs jq and gnuplot.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
+source "$(dirname "$0")/../lib.sh"
 pagoda=build/pagoda report=0 out=results/cluster
-while (($#)); do
-  case "$1" in
-    --pagoda) pagoda=$2; shift 2 ;;
-    --report) report=1; shift ;;
-    -h|--help) sed -n 2,12p "$0"; exit 0 ;;
-    *) echo "disagg.sh: unknown argument '$1'" >&2; sed -n 2,12p "$0" >&2; exit 2 ;;
-  esac
-done
-for tool in jq gnuplot awk; do
-  command -v $tool >/dev/null || { echo "disagg.sh: needs $tool (scripts/setup.sh installs it)" >&2; exit 2; }
-done
+exp_study_args 12 "$@"
+exp_needs jq gnuplot awk
 if ((!report)); then
-  [[ -x $pagoda ]] || { echo "disagg.sh: no pagoda binary at $pagoda (build first)" >&2; exit 2; }
+  exp_need_pagoda
   for c in disagg_colocated disagg_pd; do "$pagoda" run --quiet "experiments/cluster/$c.ini" >/dev/null; done
 fi
 mkdir -p "$out"
-for d in disagg_colocated disagg_pd; do
-  [[ -f $out/$d/runs.csv ]] || { echo "disagg.sh: no $out/$d/runs.csv (run without --report)" >&2; exit 2; }
-done
+exp_need_runs "$out/disagg_colocated" "$out/disagg_pd"
 
 # setup gpus rate offered attainment goodput ttft_p90 tpot_p90 preemptions transfers link_ms_mean
 tmp=$(mktemp)

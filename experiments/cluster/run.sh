@@ -8,27 +8,17 @@
 #   experiments/cluster/run.sh [--pagoda PATH] [--report]
 # --report: only rewrite the table and plots from the existing runs.
 # Deterministic: the same seed gives the same numbers. Needs jq and gnuplot.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
+source "$(dirname "$0")/../lib.sh"
 pagoda=build/pagoda report=0 out=results/cluster
-while (($#)); do
-  case "$1" in
-    --pagoda) pagoda=$2; shift 2 ;;
-    --report) report=1; shift ;;
-    -h|--help) sed -n 2,10p "$0"; exit 0 ;;
-    *) echo "run.sh: unknown argument '$1'" >&2; sed -n 2,10p "$0" >&2; exit 2 ;;
-  esac
-done
-for tool in jq gnuplot; do
-  command -v $tool >/dev/null || { echo "run.sh: needs $tool (scripts/setup.sh installs it)" >&2; exit 2; }
-done
+exp_study_args 10 "$@"
+exp_needs jq gnuplot
 if ((!report)); then
-  [[ -x $pagoda ]] || { echo "run.sh: no pagoda binary at $pagoda (build first)" >&2; exit 2; }
+  exp_need_pagoda
   "$pagoda" run --quiet experiments/cluster/routers_mooncake.ini >/dev/null
 fi
 mkdir -p "$out"
 rm=$out/routers_mooncake
-[[ -f $rm/runs.csv ]] || { echo "run.sh: no $rm/runs.csv (run without --report)" >&2; exit 2; }
+exp_need_runs "$rm"
 
 routers="round-robin least-outstanding least-kv prefix-aware"
 # time_scale router offered hit_rate tokens_computed input_tokens ttft_mean ttft_median ttft_p90 ttft_p99

@@ -10,8 +10,7 @@
 # DIR/<NAME>.md. Deterministic: the same seed gives the same numbers.
 # The paper's figures are quoted from ../shared/docs/PAPER.md (~ = read off
 # a plot). Nothing here is tuned to match them.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
+source "$(dirname "$0")/../lib.sh"
 pagoda=build/pagoda
 out=results/paper
 names=() report=0
@@ -20,13 +19,13 @@ while (($#)); do
     --pagoda) pagoda=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --report) report=1; shift ;;
-    -h|--help) sed -n 2,13p "$0"; exit 0 ;;
+    -h|--help) exp_help 13; exit 0 ;;
     all) names+=(fig2_kv_waste fig12_sharegpt fig12_alpaca parallel_sampling beam_search prefix block_size preemption chatbot); shift ;;
     *) names+=("$1"); shift ;;
   esac
 done
-((${#names[@]})) || { sed -n 2,13p "$0" >&2; exit 2; }
-[[ -x $pagoda ]] || { echo "run.sh: no pagoda binary at $pagoda (build first)" >&2; exit 2; }
+((${#names[@]})) || { exp_help 13 2; exit 2; }
+exp_need_pagoda
 mkdir -p "$out"
 
 run() { ((report)) || "$pagoda" run --quiet --output-dir "$out" "experiments/paper/$1.ini" >/dev/null; }
@@ -362,7 +361,7 @@ for n in "${names[@]}"; do
     block_size|preemption|ablation) run block_size; run preemption; md_ablation ;;
     pipeline) for l in tp8 tp4_pp2 tp2_pp4 pp8; do run pipeline_$l; done; md_pipeline ;;
     chatbot) run chatbot; md_chatbot ;;
-    *) echo "run.sh: unknown experiment '$n'" >&2; exit 2 ;;
+    *) exp_die 2 "unknown experiment '$n'" ;;
   esac
   case "$n" in
     prefix) append_roofline prefix ;;

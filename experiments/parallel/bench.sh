@@ -12,8 +12,7 @@
 # run's own median of REPS. "in flight / 1 at a time" is measured inside one
 # run, the two alternating rep by rep (pagoda bench), so it is the ratio the
 # machine's noise disturbs least.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
+source "$(dirname "$0")/../lib.sh"
 model=random:stories42M reps=5 rounds=3 pagoda=build/pagoda
 while (($#)); do
   case $1 in
@@ -21,11 +20,11 @@ while (($#)); do
     --reps) reps=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --pagoda) pagoda=$2; shift 2 ;;
-    *) echo "bench.sh: unknown option $1 (--model SPEC --reps N --rounds N --pagoda PATH)" >&2; exit 2 ;;
+    *) exp_die 2 "unknown option $1 (--model SPEC --reps N --rounds N --pagoda PATH)" ;;
   esac
 done
-[[ -x $pagoda ]] || { echo "bench.sh: $pagoda not built (cmake --build build)" >&2; exit 1; }
-command -v jq >/dev/null || { echo "bench.sh: needs jq (scripts/setup.sh installs it)" >&2; exit 1; }
+exp_need_pagoda
+exp_needs jq
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 out=results/parallel
 mkdir -p "$out/raw"

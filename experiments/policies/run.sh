@@ -7,27 +7,17 @@
 #   experiments/policies/run.sh [--pagoda PATH] [--report]
 # --report: only rewrite the table and plots from the existing runs.
 # Deterministic: the same seed gives the same numbers. Needs jq and gnuplot.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
+source "$(dirname "$0")/../lib.sh"
 pagoda=build/pagoda report=0 out=results/policies
-while (($#)); do
-  case "$1" in
-    --pagoda) pagoda=$2; shift 2 ;;
-    --report) report=1; shift ;;
-    -h|--help) sed -n 2,9p "$0"; exit 0 ;;
-    *) echo "run.sh: unknown argument '$1'" >&2; sed -n 2,9p "$0" >&2; exit 2 ;;
-  esac
-done
-for tool in jq gnuplot; do
-  command -v $tool >/dev/null || { echo "run.sh: needs $tool (scripts/setup.sh installs it)" >&2; exit 2; }
-done
+exp_study_args 9 "$@"
+exp_needs jq gnuplot
 if ((!report)); then
-  [[ -x $pagoda ]] || { echo "run.sh: no pagoda binary at $pagoda (build first)" >&2; exit 2; }
+  exp_need_pagoda
   for c in cache_mooncake fair_azure; do "$pagoda" run --quiet "experiments/policies/$c.ini" >/dev/null; done
 fi
 mkdir -p "$out"
 cm=$out/cache_mooncake fa=$out/fair_azure
-for d in "$cm" "$fa"; do [[ -f $d/runs.csv ]] || { echo "run.sh: no $d/runs.csv (run without --report)" >&2; exit 2; }; done
+exp_need_runs "$cm" "$fa"
 
 # cache: policy hit_rate tokens_computed ttft_mean ttft_median ttft_p99 e2e_mean duration
 cache_rows() {

@@ -33,8 +33,7 @@
 # ShareGPT-like lengths are the dataset means scaled by context / 2048 (the
 # paper's OPT context) with the lognormal spreads of the named shape;
 # Alpaca-like lengths fit both contexts as they are.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
+source "$(dirname "$0")/../lib.sh"
 pagoda=build/pagoda
 out=results/sim
 work=build-sim-fidelity
@@ -53,14 +52,14 @@ while (($#)); do
     --rounds) rounds=$2; shift 2 ;;
     --quick) quick=1; duration=4; rounds=1; shift ;;
     --report) report=1; shift ;;
-    -h|--help) sed -n 2,33p "$0"; exit 0 ;;
-    *) echo "run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+    -h|--help) exp_help 33; exit 0 ;;
+    *) exp_die 2 "unknown argument '$1' (see --help)" ;;
   esac
 done
-[[ -x $pagoda ]] || { echo "run.sh: no pagoda binary at $pagoda (build first, or pass --pagoda)" >&2; exit 2; }
-[[ $threads =~ ^[0-9]+$ && $threads -ge 1 ]] || { echo "run.sh: --threads must be a positive integer" >&2; exit 2; }
-[[ $rounds =~ ^[0-9]+$ && $rounds -ge 1 ]] || { echo "run.sh: --rounds must be a positive integer" >&2; exit 2; }
-[[ $duration =~ ^[0-9]+([.][0-9]+)?$ ]] || { echo "run.sh: --duration must be a number of seconds" >&2; exit 2; }
+exp_need_pagoda
+[[ $threads =~ ^[0-9]+$ && $threads -ge 1 ]] || exp_die 2 "--threads must be a positive integer"
+[[ $rounds =~ ^[0-9]+$ && $rounds -ge 1 ]] || exp_die 2 "--rounds must be a positive integer"
+[[ $duration =~ ^[0-9]+([.][0-9]+)?$ ]] || exp_die 2 "--duration must be a number of seconds"
 mkdir -p "$out/fidelity" "$work/configs"
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }

@@ -101,6 +101,12 @@ pgd_dtype pgd_backend_kv_dtype(const pgd_backend *b);
  * f16 and bf16 everywhere; q8_0 and q4_0 where the backend has kernels for
  * them, else loaders dequantize such weights). */
 int pgd_backend_takes_weights(const pgd_backend *b, pgd_dtype t);
+/* Capability: 1 when the backend's memory is the host's own (its
+ * allocations are ordinary host memory, read and written at the host's
+ * copy bandwidth: the cpu backend); 0 for a device with memory of its own
+ * and for the sim (whose allocations hold no data). pagoda profile measures
+ * the host's copy bandwidth for such a backend. */
+int pgd_backend_host_memory(const pgd_backend *b);
 
 pgd_status pgd_backend_alloc(pgd_backend *b, size_t bytes, void **dptr);
 void pgd_backend_free(pgd_backend *b, void *dptr);

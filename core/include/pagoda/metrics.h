@@ -209,8 +209,9 @@ struct json_t *pgd_metrics_turns_json(const pgd_metrics *m);
 /* Columns: id,priority,arrival,first_scheduled,first_token,finish,
  * prompt_tokens,output_tokens,ttft,tpot,e2e,normalized_latency,
  * queue_delay,num_preemptions,finish_reason,error,session,turn,
- * cached_tokens,prefix_hit_rate (session and turn empty for single-turn
- * requests; prefix_hit_rate = cached_tokens / prompt_tokens; derived values empty
+ * cached_tokens,prefix_hit_rate,client,slo_class (session and turn empty
+ * for single-turn requests; prefix_hit_rate = cached_tokens / prompt_tokens;
+ * client and slo_class the record's, 0 without a client mix; derived values empty
  * when undefined, e.g. tpot for 1-token outputs; error: why a request
  * failed (rejected by the engine, dropped by the scheduler), empty for
  * completed ones; quoted as RFC 4180 when it holds a comma or quote). */
