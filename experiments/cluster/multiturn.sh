@@ -9,27 +9,17 @@
 #   experiments/cluster/multiturn.sh [--pagoda PATH] [--report]
 # --report: only rewrite the table and plots from the existing runs.
 # Deterministic: the same seed gives the same numbers. Needs jq and gnuplot.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
+source "$(dirname "$0")/../lib.sh"
 pagoda=build/pagoda report=0 out=results/cluster
-while (($#)); do
-  case "$1" in
-    --pagoda) pagoda=$2; shift 2 ;;
-    --report) report=1; shift ;;
-    -h|--help) sed -n 2,11p "$0"; exit 0 ;;
-    *) echo "multiturn.sh: unknown argument '$1'" >&2; sed -n 2,11p "$0" >&2; exit 2 ;;
-  esac
-done
-for tool in jq gnuplot awk; do
-  command -v $tool >/dev/null || { echo "multiturn.sh: needs $tool (scripts/setup.sh installs it)" >&2; exit 2; }
-done
+exp_study_args 11 "$@"
+exp_needs jq gnuplot awk
 if ((!report)); then
-  [[ -x $pagoda ]] || { echo "multiturn.sh: no pagoda binary at $pagoda (build first)" >&2; exit 2; }
+  exp_need_pagoda
   "$pagoda" run --quiet experiments/cluster/multiturn.ini >/dev/null
 fi
 mkdir -p "$out"
 runs=$out/multiturn
-[[ -f $runs/runs.csv ]] || { echo "multiturn.sh: no $runs/runs.csv (run without --report)" >&2; exit 2; }
+exp_need_runs "$runs"
 
 rates="3 5 7"
 routers="round-robin least-outstanding prefix-aware"
@@ -42,7 +32,7 @@ tsv=$out/multiturn_routers.tsv
   for rate in $rates; do
     for r in $routers; do
       s=$runs/rate-${rate}_router-$r/summary.json
-      [[ -f $s ]] || { echo "multiturn.sh: no $s (run without --report)" >&2; exit 2; }
+      [[ -f $s ]] || exp_die 2 "no $s (run without --report)"
       jq -r --arg rate "$rate" --arg r "$r" '[$rate, $r, .prefix_hit_rate, (.turns[-1].prefix_hit_rate),
           ((.engine.tokens_computed - .engine.tokens_generated) / .total_input_tokens),
           .ttft.mean, .ttft.median, .ttft.p99, .request_throughput, .output_throughput, .engine.preemptions,
