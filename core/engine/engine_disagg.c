@@ -129,6 +129,7 @@ static pgd_status hold(pgd_engine *e, ereq *r) {
         e->cap_held = cap;
     }
     e->held[e->n_held++] = (struct held_kv){.request = r->id, .kv_id = r->park_id, .free_at = INFINITY};
+    pgd_scheduler_set_held_blocks(e->sched, pgd_engine_held_blocks(e));
     r->parked = 0; /* the blocks are the transfer's now, not the request's */
     e->n_parked--;
     return PGD_OK;
@@ -213,6 +214,7 @@ void pgd_engine_free_sent(pgd_engine *e, int idle) {
             i++;
         }
     }
+    pgd_scheduler_set_held_blocks(e->sched, pgd_engine_held_blocks(e));
 }
 
 void pgd_engine_export_sent(pgd_engine *e, int64_t id, double t) {
