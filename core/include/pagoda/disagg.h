@@ -59,7 +59,8 @@ typedef struct pgd_disagg_stats {
     double kv_bytes;     /* summed */
     double link_seconds; /* summed ready - start */
     double max_link_seconds;
-    double comm_seconds; /* wall time spent in the communicator */
+    double comm_seconds; /* wall time spent in the communicator (over MPI: rank 0's wall time of
+                            each hand-off, the remote export and import included) */
 } pgd_disagg_stats;
 
 typedef struct pgd_disagg pgd_disagg;
