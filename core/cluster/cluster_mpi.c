@@ -428,107 +428,109 @@ pgd_status pgd_cluster_remote_step_end(pgd_cluster *c, int r, int *num_finished)
     return PGD_OK;
 }
 
+/* The first failure of a hand-off and its message (later ones are dropped). */
+typedef struct first_err {
+    pgd_status st;
+    char why[512];
+} first_err;
+
+static pgd_status note(first_err *f, pgd_status st) {
+    if (st != PGD_OK && f->st == PGD_OK) {
+        f->st = st;
+        snprintf(f->why, sizeof f->why, "%s", pgd_last_error());
+    }
+    return st;
+}
+
+/* A hand-off op's reply from rank r: its status (named by reply_status), then the rest in *rep. */
+static pgd_status handoff_reply(pgd_cluster *c, int r, rbuf *rep) {
+    size_t len = 0;
+    pgd_status st = recv_msg(c->comm, r, TAG_REP, &c->msg, &c->msg_cap, &len);
+    if (st != PGD_OK) return rank_error(st, r);
+    *rep = (rbuf){.p = c->msg, .n = len};
+    return reply_status(rep, r);
+}
+
 /* P/D: request `id` from replica `from` to `to`, one of them on another rank
- * (the protocol above; the local end through the same disagg.h helpers as
- * the threads link). Every reply is taken, failed or not. */
+ * (the protocol above; a local end goes through the same disagg.h helpers
+ * as the threads link). Each op sent is answered and its reply taken,
+ * failed or not, so the protocol stays in step. */
 pgd_status pgd_cluster_remote_handoff(pgd_cluster *c, int64_t id, int from, int to, pgd_kv_transfer *t,
                                       int64_t *neid) {
     replica *pf = &c->r[from], *pd = &c->r[to];
     int64_t eid = c->reqs[id].eid;
-    pgd_status st = PGD_OK, ex = PGD_OK, im = PGD_OK;
-    char why[512] = "";
-    if (pd->remote) {
+    first_err f = {PGD_OK, ""};
+    int import_sent = 0, export_sent = 0;
+    if (pd->remote) { /* the decode rank: receive from `from`, import */
         wbuf b = {0};
         put_i32(&b, OP_IMPORT);
         put_i32(&b, from);
-        im = send_msg(c->comm, to, TAG_REQ, &b);
+        pgd_status st = send_msg(c->comm, to, TAG_REQ, &b);
         free(b.p);
-        if (im != PGD_OK) im = rank_error(im, to);
+        import_sent = note(&f, st == PGD_OK ? PGD_OK : rank_error(st, to)) == PGD_OK;
     }
-    if (pf->remote && im == PGD_OK) {
+    if (pf->remote && f.st == PGD_OK) { /* the prefill rank: export, send to `to` */
         wbuf b = {0};
         put_i32(&b, OP_EXPORT);
         put_i64(&b, eid);
         put_i32(&b, to);
-        ex = send_msg(c->comm, from, TAG_REQ, &b);
+        pgd_status st = send_msg(c->comm, from, TAG_REQ, &b);
         free(b.p);
-        if (ex != PGD_OK) ex = rank_error(ex, from);
+        export_sent = note(&f, st == PGD_OK ? PGD_OK : rank_error(st, from)) == PGD_OK;
     } else if (!pf->remote) { /* rank 0 exports: its bytes go to the decode rank */
         pgd_engine *pe = pf->eng;
         void *buf = NULL;
         size_t n = 0;
         t->start = pgd_cluster_to_cluster_time(c, from, pgd_engine_now(pe));
-        ex = pgd_disagg_export_packed(pe, eid, &buf, &n, &t->kv_bytes);
+        pgd_status ex = pgd_disagg_export_packed(pe, eid, &buf, &n, &t->kv_bytes);
         if (ex != PGD_OK)
             ex = pgd_error(ex, "request %lld: export from replica %d: %s", (long long)id, from, pgd_last_error());
-        if (im == PGD_OK) { /* the importer waits for the header either way */
-            snprintf(why, sizeof why, "%s", ex != PGD_OK ? pgd_last_error() : "");
-            pgd_status sst = send_kv(c->comm, to, ex, why, buf, n);
-            if (sst != PGD_OK && ex == PGD_OK) ex = rank_error(sst, to);
+        char why[512];
+        snprintf(why, sizeof why, "%s", ex != PGD_OK ? pgd_last_error() : "");
+        note(&f, ex);
+        if (import_sent) { /* the decode rank waits for the header either way */
+            pgd_status st = send_kv(c->comm, to, ex, why, buf, n);
+            if (st != PGD_OK) note(&f, rank_error(st, to));
         }
-        if (buf) pgd_engine_export_sent(pe, eid, pgd_engine_now(pe)); /* sent: its blocks go back */
+        if (buf) pgd_engine_export_sent(pe, eid, pgd_engine_now(pe)); /* the bytes are out: its blocks go back */
         t->wire_bytes = n;
         free(buf);
     }
-    if (ex != PGD_OK && st == PGD_OK) st = ex, snprintf(why, sizeof why, "%s", pgd_last_error());
-    if (im != PGD_OK && st == PGD_OK) st = im, snprintf(why, sizeof why, "%s", pgd_last_error());
     void *kv = NULL;
     size_t kn = 0;
     pgd_status kst = PGD_OK;
-    if (!pd->remote && pf->remote && ex == PGD_OK) /* rank 0 imports: the bytes come from the prefill rank */
-        kst = recv_kv(c->comm, from, &kv, &kn);
-    if (pf->remote && ex == PGD_OK) { /* the exporter's reply */
-        size_t len = 0;
+    if (export_sent && !pd->remote) kst = recv_kv(c->comm, from, &kv, &kn); /* rank 0 imports */
+    if (export_sent) {
         rbuf rep = {0};
-        pgd_status rs = recv_msg(c->comm, from, TAG_REP, &c->msg, &c->msg_cap, &len);
-        if (rs != PGD_OK) rs = rank_error(rs, from);
-        if (rs == PGD_OK) {
-            rep = (rbuf){.p = c->msg, .n = len};
-            rs = reply_status(&rep, from);
-        }
-        if (rs == PGD_OK) {
-            double t0 = get_f64(&rep), t1 = get_f64(&rep);
+        if (note(&f, handoff_reply(c, from, &rep)) == PGD_OK) {
+            double t0 = get_f64(&rep);
+            (void)get_f64(&rep); /* its time once the bytes were out */
             t->kv_bytes = (size_t)get_i64(&rep);
             t->wire_bytes = (size_t)get_i64(&rep);
-            (void)t1;
             t->start = pgd_cluster_to_cluster_time(c, from, t0);
-            if (rep.bad) rs = pgd_error(PGD_ERR_COMM, "replica %d (rank %d): malformed reply", from, from);
+            if (rep.bad) note(&f, pgd_error(PGD_ERR_COMM, "replica %d (rank %d): malformed reply", from, from));
         }
-        if (rs != PGD_OK && st == PGD_OK) st = rs, snprintf(why, sizeof why, "%s", pgd_last_error());
-    }
-    if (!pd->remote && pf->remote && ex == PGD_OK) { /* import on rank 0 */
-        if (kst != PGD_OK && st == PGD_OK)
-            st = pgd_error(kst, "request %lld: no KV from replica %d (rank %d): %s", (long long)id, from, from,
-                           pgd_last_error()),
-            snprintf(why, sizeof why, "%s", pgd_last_error());
-        if (st == PGD_OK) {
-            pgd_status is = pgd_disagg_import_packed(pd->eng, kv, kn, 0, neid);
-            if (is != PGD_OK)
-                st = pgd_error(is, "request %lld: import from replica %d (rank %d) into replica %d: %s", (long long)id,
-                               from, from, to, pgd_last_error()),
-                snprintf(why, sizeof why, "%s", pgd_last_error());
+        if (!pd->remote && kst != PGD_OK)
+            note(&f, pgd_error(kst, "request %lld: no KV from replica %d (rank %d): %s", (long long)id, from, from,
+                               pgd_last_error()));
+        if (!pd->remote && f.st == PGD_OK) {
+            pgd_status st = pgd_disagg_import_packed(pd->eng, kv, kn, 0, neid);
+            if (st != PGD_OK)
+                note(&f, pgd_error(st, "request %lld: import from replica %d (rank %d) into replica %d: %s",
+                                   (long long)id, from, from, to, pgd_last_error()));
             t->ready = pgd_cluster_now(c);
         }
     }
     free(kv);
-    if (pd->remote && im == PGD_OK) { /* the importer's reply */
-        size_t len = 0;
+    if (import_sent) {
         rbuf rep = {0};
-        pgd_status rs = recv_msg(c->comm, to, TAG_REP, &c->msg, &c->msg_cap, &len);
-        if (rs != PGD_OK) rs = rank_error(rs, to);
-        if (rs == PGD_OK) {
-            rep = (rbuf){.p = c->msg, .n = len};
-            rs = reply_status(&rep, to);
-        }
-        if (rs == PGD_OK) {
+        if (note(&f, handoff_reply(c, to, &rep)) == PGD_OK) {
             *neid = get_i64(&rep);
             t->ready = pgd_cluster_to_cluster_time(c, to, get_f64(&rep));
-            if (rep.bad) rs = pgd_error(PGD_ERR_COMM, "replica %d (rank %d): malformed reply", to, to);
+            if (rep.bad) note(&f, pgd_error(PGD_ERR_COMM, "replica %d (rank %d): malformed reply", to, to));
         }
-        if (rs != PGD_OK && st == PGD_OK) st = rs, snprintf(why, sizeof why, "%s", pgd_last_error());
     }
-    if (st != PGD_OK) return pgd_error(st, "%s", why);
-    return PGD_OK;
+    return f.st == PGD_OK ? PGD_OK : pgd_error(f.st, "%s", f.why);
 }
 
 void pgd_cluster_remote_forget(pgd_cluster *c, int r, int64_t eid, int abort) {
