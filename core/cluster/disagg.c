@@ -1,11 +1,16 @@
-/* disagg.c - the P/D hand-off of a cluster (disagg.h): export from the
- * prefill engine, the bytes over a threads communicator (rank 0 = the
- * prefill side, rank 1 = the decode side), import into the decode engine
- * with the KV's ready time priced on virtual clocks, and the transfer log.
+/* disagg.c - the P/D hand-off of a cluster (disagg.h): pick the decode
+ * replica, export from the prefill engine with its blocks held, the bytes
+ * over a threads communicator (rank 0 = the prefill side, rank 1 = the
+ * decode side) when both replicas are in this process, else through the
+ * cluster's MPI ranks (cluster_mpi.c, with the same export/import helpers
+ * below), the prefill blocks freed when the transfer ends, import into the
+ * decode engine with the KV's ready time priced on virtual clocks, and the
+ * transfer log.
  *
  * Invariants: a hand-off either moves the request (pgd_cluster_move_request)
- * or fails the step with a message naming both replicas; the log holds one
- * entry per moved request, in hand-off order. */
+ * or fails the step with a message naming both replicas (and their ranks
+ * over MPI); the log holds one entry per moved request, in hand-off order;
+ * an export's held blocks are always given an end time (sent or not). */
 #include <stdlib.h>
 #include <string.h>
 
