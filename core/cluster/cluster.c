@@ -563,8 +563,8 @@ pgd_status pgd_cluster_request_prompt(pgd_cluster *c, int64_t id, const int32_t 
                 *n_prompt = (int)(r->pk_at[k + 1] - r->pk_at[k]);
                 return PGD_OK;
             }
-        return pgd_error(PGD_ERR_INVALID, "cluster: request %lld is not parked on replica %d (rank %d)",
-                         (long long)id, s->replica, s->replica);
+        return pgd_error(PGD_ERR_INVALID, "cluster: request %lld is not parked on replica %d (rank %d)", (long long)id,
+                         s->replica, s->replica);
     }
     const pgd_request_output *o = NULL;
     PGD_TRY(pgd_engine_get_output(r->eng, s->eid, &o));

@@ -455,8 +455,7 @@ static pgd_status handoff_reply(pgd_cluster *c, int r, rbuf *rep) {
  * (the protocol above; a local end goes through the same disagg.h helpers
  * as the threads link). Each op sent is answered and its reply taken,
  * failed or not, so the protocol stays in step. */
-pgd_status pgd_cluster_remote_handoff(pgd_cluster *c, int64_t id, int from, int to, pgd_kv_transfer *t,
-                                      int64_t *neid) {
+pgd_status pgd_cluster_remote_handoff(pgd_cluster *c, int64_t id, int from, int to, pgd_kv_transfer *t, int64_t *neid) {
     replica *pf = &c->r[from], *pd = &c->r[to];
     int64_t eid = c->reqs[id].eid;
     first_err f = {PGD_OK, ""};
@@ -780,8 +779,7 @@ static void serve_import(server *sv, rbuf *rq, wbuf *b) {
         (void)recv_kv(sv->comm, src, &buf, &n); /* the bytes are taken all the same */
     else if ((st = recv_kv(sv->comm, src, &buf, &n)) != PGD_OK)
         st = pgd_error(st, "no KV from replica %d (rank %d): %s", src, src, pgd_last_error());
-    else if (sv->failed != PGD_OK)
-        st = pgd_error(sv->failed, "%s", sv->why);
+    else if (sv->failed != PGD_OK) st = pgd_error(sv->failed, "%s", sv->why);
     else if ((st = pgd_disagg_import_packed(sv->eng, buf, n, 0, &eid)) == PGD_OK && sv->n_live == sv->cap_live) {
         int64_t nc = sv->cap_live ? 2 * sv->cap_live : 64;
         int64_t *q = realloc(sv->live, sizeof *q * (size_t)nc);

@@ -429,7 +429,7 @@ pgd_status pgd_engine_step(pgd_engine *e, int *num_finished) {
     if (num_finished) *num_finished = 0;
     int64_t live0 = e->n_live;
     int submitted = 0;
-    if (e->n_held) pgd_engine_free_sent(e, 0); /* exports whose transfer has ended */
+    if (e->n_held) pgd_engine_free_sent(e, 0);                 /* exports whose transfer has ended */
     if (e->n_pending) PGD_TRY(pgd_engine_admit_imports(e, 0)); /* hand-offs whose KV has arrived */
     if (e->n_flights < e->max_in_flight) {
         const pgd_sched_plan *pl = NULL;

@@ -190,9 +190,7 @@ fail:
     return st;
 }
 
-pgd_status pgd_engine_export(pgd_engine *e, int64_t id, pgd_kv_handoff **out) {
-    return export_request(e, id, 0, out);
-}
+pgd_status pgd_engine_export(pgd_engine *e, int64_t id, pgd_kv_handoff **out) { return export_request(e, id, 0, out); }
 
 pgd_status pgd_engine_export_held(pgd_engine *e, int64_t id, pgd_kv_handoff **out) {
     return export_request(e, id, 1, out);

@@ -234,7 +234,7 @@ int main(void) {
     }
     const pgd_replica_role P = PGD_REPLICA_PREFILL, D = PGD_REPLICA_DECODE;
     pgd_replica_role first[3] = {P, D, D}, second[3] = {D, P, D}; /* N = 2: PD then DP */
-    if (n == 3) second[0] = P, second[1] = P;                         /* N = 3: PDD then PPD */
+    if (n == 3) second[0] = P, second[1] = P;                     /* N = 3: PDD then PPD */
     run(0, first, rank, n, want, nw);
     run(0, second, rank, n, want, nw);
     run(1, first, rank, n, want, nw);
