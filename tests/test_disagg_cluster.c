@@ -136,6 +136,8 @@ static void goldens_pd(int np, int nd, int serial) {
     CU_ASSERT(ds.kv_bytes > 0);
     const pgd_kv_transfer *t = pgd_disagg_transfer(d, 0);
     CU_ASSERT(t && t->from < np && t->to >= np && t->wire_bytes > t->kv_bytes && t->ready >= t->start);
+    for (int r = 0; r < np; r++) /* real clocks: an export's blocks are freed once its bytes are sent */
+        CU_ASSERT_EQUAL(pgd_engine_held_blocks(pgd_cluster_engine(c, r)), 0);
     pgd_cluster_destroy(c);
     pgd_disagg_destroy(d);
 }
