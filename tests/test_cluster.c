@@ -387,9 +387,8 @@ static void test_bad_configs(void) {
                         "choices: round-robin|least-outstanding|least-kv|prefix-aware");
     expect_config_error("[cluster]\nreplica = 2\n", "", "did you mean 'replicas'");
     expect_config_error("[clustr]\nreplicas = 2\n", "", "did you mean [cluster]");
-    expect_config_error("[cluster]\nreplicas = 2\n", "turns = 2\n",
-                        "multi-turn workloads (turns = 2) run on one engine");
-    expect_config_error("[cluster]\nreplicas = 2\n[experiment]\ntrace_steps = on\n", "", "trace_steps");
+    expect_config_error("[cluster]\nreplicas = 2\ncomm = mpi\n[experiment]\ntrace_steps = on\n", "",
+                        "trace_steps with [cluster] comm = mpi");
     expect_config_error("[cluster]\nreplicas = 2\n[parallel]\ntp = 2\ncomm = mpi\n", "", "comm = mpi");
     expect_config_error("[cluster]\nreplicas = 2\ncomm = mpi\n", "", "needs `mpirun -np 2` (this job has 1 process)");
     expect_config_error("[cluster]\nreplicas = 2\ncomm = ucx\n", "", "expected one of threads|mpi");

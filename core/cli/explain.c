@@ -4,7 +4,11 @@
  * the head of the queue and why, when it was admitted, its prefill chunks
  * and decodes, its preemptions with their reasons, swaps back in, and a
  * summary. Runs of equal steps (decodes, waits for the same reason) are
- * told as one line. Request ids are the engine's, as in requests.csv. */
+ * told as one line. Request ids are the engine's, as in requests.csv.
+ * A cluster's trace (lines with a "replica" member, cluster ids) is read
+ * on the replica that holds the request: another replica's lines that do
+ * not name it are skipped, and the story says when it moves (a P/D
+ * hand-off); steps are that replica's own. */
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -30,6 +34,7 @@ typedef struct story {
     long recompute_tokens;
     int had_prefill;
     int out; /* 1: waiting (not at the head unless the line says so), 2: swapped out */
+    long replica; /* a cluster's trace: the replica of the latest line naming it (-1 = none yet) */
 } story;
 
 static void flush(story *s) {
@@ -77,9 +82,34 @@ static int has_id(json_t *arr, long long id) {
     return 0;
 }
 
+/* Does the line name request id anywhere? */
+static int names(json_t *o, long long id) {
+    size_t i;
+    json_t *it;
+    json_array_foreach(json_object_get(o, "batch"), i,
+                       it) if (json_integer_value(json_array_get(it, 0)) == id) return 1;
+    json_array_foreach(json_object_get(o, "preempted"), i,
+                       it) if (json_integer_value(json_array_get(it, 0)) == id) return 1;
+    json_t *w = json_object_get(o, "waiting");
+    return has_id(json_object_get(o, "admitted"), id) || has_id(json_object_get(o, "swapped_in"), id) ||
+           has_id(json_object_get(o, "dropped"), id) ||
+           (json_is_object(w) && json_integer_value(json_object_get(w, "head")) == id);
+}
+
 static void step_line(story *s, json_t *o) {
     long step = (long)json_integer_value(json_object_get(o, "step"));
     int seen = 0, in = 0;
+    json_t *rj = json_object_get(o, "replica");
+    if (json_is_integer(rj)) { /* a cluster's trace: follow the request's replica */
+        long r = (long)json_integer_value(rj);
+        if (!names(o, s->id)) {
+            if (r != s->replica) return;
+        } else if (r != s->replica) {
+            flush(s);
+            printf("  on replica %ld%s (its steps):\n", r, s->replica < 0 ? "" : " now");
+            s->replica = r;
+        }
+    }
     if (has_id(json_object_get(o, "admitted"), s->id)) {
         flush(s);
         printf("  step %-11ld admitted%s\n", step, s->admitted ? " again" : "");
@@ -190,7 +220,7 @@ int pgd_cmd_explain(int argc, char **argv) {
                 errno == ENOENT ? " (run the experiment with [experiment] trace_steps = on to write it)" : "");
         return 1;
     }
-    story s = {.id = id};
+    story s = {.id = id, .replica = -1};
     printf("request %lld (from %s):\n", id, path);
     char *line = NULL;
     size_t cap = 0;

@@ -224,6 +224,7 @@ pgd_status pgd_cluster_create(const pgd_cluster_config *cfg, pgd_cluster **out) 
         if (r->remote) continue;
         pgd_engine_config ec = cfg->engine;
         ec.clock = c->virt ? pgd_exec_clock(r->exec) : c->shared;
+        if (cfg->sched_traces) ec.sched_trace = cfg->sched_traces[i];
         if (cfg->engine.on_token) {
             ec.on_token = token_tramp;
             ec.on_token_ctx = r;
@@ -417,6 +418,12 @@ int pgd_cluster_request_replica(const pgd_cluster *c, int64_t id) {
 
 int64_t pgd_cluster_request_engine_id(const pgd_cluster *c, int64_t id) {
     return id >= 0 && id < c->n_reqs && c->reqs[id].replica >= 0 ? c->reqs[id].eid : -1;
+}
+
+int64_t pgd_cluster_id_of(const pgd_cluster *c, int ri, int64_t eid) {
+    if (!c || ri < 0 || ri >= c->n) return -1;
+    const replica *r = &c->r[ri];
+    return eid >= 0 && eid < r->n_cid ? r->cid[eid] : -1;
 }
 
 static double shift(double t, double off) { return t < 0 ? t : t + off; }

@@ -12,8 +12,15 @@
  * Invariants (as run_loop): requests are submitted in workload order, at
  * most max_concurrency in flight, each recorded exactly once; the token
  * fingerprint hashes tokens by workload index, so it equals a one-engine
- * run's whenever the tokens are the same. Multi-turn workloads and the
- * decision trace are per engine: refused with an error.
+ * run's whenever the tokens are the same.
+ *
+ * Multi-turn workloads: runner/sessions.c's loop drives the cluster
+ * (cl_target below): each turn is routed like any request when it is
+ * released (the previous turn's finish + think time, on the cluster's
+ * timeline), every finished turn is recorded in the cluster's metrics and
+ * in its replica's (summary.json's "turns", and each per_replica entry's).
+ * [experiment] trace_steps: every replica's decision trace in one
+ * steps.jsonl with a replica member (runner/cluster_trace.h); not over MPI.
  *
  * [cluster] comm = mpi: replica r on rank r of `mpirun -np replicas` (P/D:
  * `-np prefill+decode`, the KV going rank to rank); rank 0 runs this loop
@@ -30,7 +37,9 @@
 #include "pagoda/disagg.h"
 #include "pagoda/log.h"
 #include "pagoda/parallel.h"
+#include "runner/cluster_trace.h"
 #include "runner/runner_cluster.h"
+#include "runner/sessions.h"
 
 typedef struct cinflight {
     int64_t id; /* cluster id */
@@ -53,6 +62,9 @@ typedef struct cl_state {
     int64_t tokens, steps;
     uint64_t token_hash;
     double t_start, t_end;
+    pgd_cluster_trace *trace; /* [experiment] trace_steps, else NULL */
+    FILE *trace_out;          /* the run's steps.jsonl text */
+    int *stepped;             /* scratch for the multi-turn target's steps */
 } cl_state;
 
 static pgd_status collect(cl_state *s) {
@@ -186,7 +198,27 @@ static pgd_status sample(cl_state *s, const int *stepped) {
     agg.kv_fragmentation = 1.0 - agg.kv_utilization;
     agg.prefix_hit_rate = queries > 0 ? (double)hits / (double)queries : 0;
     agg.step = ++s->steps;
+    if (s->trace) PGD_TRY(pgd_cluster_trace_flush(s->trace, s->trace_out));
     return pgd_metrics_add_sample(s->m, &agg);
+}
+
+/* The replicas' first timeline samples (their state before the loop). */
+static void loop_begin(cl_state *s) {
+    for (int r = 0; r < s->nr; r++) {
+        pgd_engine_stats st0;
+        pgd_cluster_replica_stats(s->c, r, &st0);
+        replica_sample(s, r, &st0, NULL, &s->last[r]);
+    }
+}
+
+/* The loop's end: on the sim the latest replica clock (the earliest busy one is not the end). */
+static double loop_end(cl_state *s) {
+    double end = pgd_cluster_now(s->c);
+    for (int r = 0; r < s->nr; r++) {
+        double t = pgd_cluster_replica_now(s->c, r);
+        if (pgd_cluster_is_virtual(s->c) && t > end) end = t;
+    }
+    return end;
 }
 
 static pgd_status cluster_loop(cl_state *s, const pgd_run_config *rc, const pgd_run_options *opts) {
@@ -195,11 +227,7 @@ static pgd_status cluster_loop(cl_state *s, const pgd_run_config *rc, const pgd_
     int *stepped = calloc((size_t)s->nr, sizeof *stepped);
     if (!stepped) return pgd_error(PGD_ERR_OOM, "runner: out of memory");
     s->t_start = s->t_end = pgd_cluster_now(c);
-    for (int r = 0; r < s->nr; r++) {
-        pgd_engine_stats st0;
-        pgd_cluster_replica_stats(c, r, &st0);
-        replica_sample(s, r, &st0, NULL, &s->last[r]);
-    }
+    loop_begin(s);
     double blocked_at = -1;
     pgd_status st = PGD_OK;
     while (s->done < s->n) {
@@ -253,15 +281,69 @@ static pgd_status cluster_loop(cl_state *s, const pgd_run_config *rc, const pgd_
             }
         }
     }
-    s->t_end = pgd_cluster_now(c);
-    /* the latest clock: on the sim the earliest busy one is not the end */
-    for (int r = 0; r < s->nr; r++) {
-        double t = pgd_cluster_replica_now(c, r);
-        if (pgd_cluster_is_virtual(c) && t > s->t_end) s->t_end = t;
-    }
+    s->t_end = loop_end(s);
 out:
     free(stepped);
     return st;
+}
+
+/* ---- multi-turn conversations: the cluster as runner/sessions.c's target ---- */
+
+static double clt_now(void *ctx) { return pgd_cluster_now(((cl_state *)ctx)->c); }
+static int clt_busy(void *ctx) { return pgd_cluster_busy(((cl_state *)ctx)->c); }
+
+static pgd_status clt_add(void *ctx, const pgd_request_params *p, int64_t *id, int *where) {
+    cl_state *s = ctx;
+    PGD_TRY(pgd_cluster_add_request(s->c, p, id, where));
+    if (*where >= 0) s->routed[*where]++;
+    return PGD_OK;
+}
+
+static pgd_status clt_get_output(void *ctx, int64_t id, const pgd_request_output **out) {
+    return pgd_cluster_get_output(((cl_state *)ctx)->c, id, out);
+}
+
+/* The turn's record in the metrics of the replica it finished on, too. */
+static pgd_status clt_recorded(void *ctx, int64_t id, const pgd_request_output *o, const pgd_workload_request *wr) {
+    cl_state *s = ctx;
+    int r = pgd_cluster_request_replica(s->c, id);
+    if (r < 0) return PGD_OK;
+    PGD_TRY(pgd_metrics_add_output(s->rm[r], o, wr->priority));
+    return pgd_metrics_set_last_turn(s->rm[r], wr->session, wr->turn, wr->num_turns);
+}
+
+static void clt_release(void *ctx, int64_t id) { pgd_cluster_release(((cl_state *)ctx)->c, id); }
+
+static pgd_status clt_step(void *ctx, int *nf, pgd_run_progress *p) {
+    cl_state *s = ctx;
+    PGD_TRY(pgd_cluster_step(s->c, nf, s->stepped));
+    PGD_TRY(sample(s, s->stepped));
+    const pgd_timeline_sample *ts = pgd_metrics_sample(s->m, pgd_metrics_num_samples(s->m) - 1);
+    p->steps = s->steps, p->running = ts->running, p->waiting = ts->waiting, p->kv_usage = ts->kv_usage;
+    return PGD_OK;
+}
+
+static void clt_idle_until(void *ctx, double t) { pgd_cluster_idle_until(((cl_state *)ctx)->c, t); }
+
+static pgd_status sessions_loop(cl_state *s, const pgd_run_config *rc, const pgd_run_options *opts) {
+    if (!(s->stepped = calloc((size_t)s->nr, sizeof *s->stepped)))
+        return pgd_error(PGD_ERR_OOM, "runner: out of memory");
+    pgd_session_target t = {.ctx = s,
+                            .real_time = !pgd_cluster_is_virtual(s->c),
+                            .now = clt_now,
+                            .busy = clt_busy,
+                            .add = clt_add,
+                            .get_output = clt_get_output,
+                            .recorded = clt_recorded,
+                            .release = clt_release,
+                            .step = clt_step,
+                            .idle_until = clt_idle_until};
+    pgd_session_loop sl = {.target = &t, .wl = s->wl, .m = s->m, .rc = rc, .opts = opts};
+    loop_begin(s);
+    PGD_TRY(pgd_run_sessions(&sl));
+    s->n = sl.n, s->done = sl.done, s->rejected = sl.rejected, s->tokens = sl.tokens;
+    s->token_hash = sl.token_hash, s->t_start = sl.t_start, s->t_end = loop_end(s);
+    return PGD_OK;
 }
 
 static void sum_stats(pgd_engine_stats *a, const pgd_engine_stats *b) {
@@ -323,6 +405,8 @@ static pgd_status replica_results(cl_state *s, const pgd_slo *slo, const pgd_met
         json_object_set_new(o, "kv_mean_usage", json_real(rs.mean_kv_usage));
         json_object_set_new(o, "kv_max_usage", json_real(rs.max_kv_usage));
         json_object_set_new(o, "summary", sj);
+        json_t *turns = pgd_metrics_turns_json(s->rm[r]); /* multi-turn: this replica's per-turn figures */
+        if (turns) json_object_set_new(o, "turns", turns);
         json_array_append_new(arr, o);
         double req = (double)rs.num_requests;
         if (r == 0 || req < out->replica_requests_min) out->replica_requests_min = req;
@@ -395,12 +479,20 @@ pgd_status pgd_run_execute_cluster(const pgd_run_config *rc, const pgd_run_optio
         goto done;
     }
     if (pgd_run_get_bool(rc, "experiment", "trace_steps")) {
-        st = pgd_run_ctx_error(pgd_error(PGD_ERR_UNSUPPORTED,
-                                         "trace_steps traces one engine's scheduler: set it off "
-                                         "with [cluster] replicas = %d",
-                                         nr),
-                               rc, "experiment");
-        goto done;
+        if (mpi) { /* the other ranks' engines would trace into their own processes */
+            st = pgd_run_ctx_error(pgd_error(PGD_ERR_UNSUPPORTED,
+                                             "trace_steps with [cluster] comm = mpi: the replicas on "
+                                             "other ranks keep no trace here; use comm = threads or set "
+                                             "trace_steps off"),
+                                   rc, "experiment");
+            goto done;
+        }
+        if ((st = pgd_cluster_trace_create(nr, &s.trace)) != PGD_OK ||
+            !(s.trace_out = open_memstream(&out->steps_trace, &out->steps_trace_len))) {
+            st = st != PGD_OK ? st : pgd_error(PGD_ERR_OOM, "runner: cannot buffer the decision trace");
+            goto done;
+        }
+        cc.sched_traces = pgd_cluster_trace_files(s.trace);
     }
     if ((st = pgd_run_engine_config(rc, NULL, &cc.engine)) != PGD_OK) {
         st = pgd_run_ctx_error(st, rc, "engine");
@@ -438,20 +530,13 @@ pgd_status pgd_run_execute_cluster(const pgd_run_config *rc, const pgd_run_optio
         st = pgd_run_ctx_error(st, rc, "cluster");
         goto done;
     }
+    if (s.trace) pgd_cluster_trace_attach(s.trace, c);
     pgd_exec *x0 = pgd_cluster_exec(c, 0);
     const pgd_model_config *mc = pgd_exec_model_config(x0);
     const pgd_tokenizer *tok = pgd_cluster_tokenizer(c);
     pgd_workload_config wc;
     if ((st = pgd_run_workload_config(rc, mc, tok, &wc)) != PGD_OK || (st = pgd_workload_create(&wc, &wl)) != PGD_OK) {
         st = pgd_run_ctx_error(st, rc, "workload");
-        goto done;
-    }
-    if (pgd_workload_num_sessions(wl) > 0) {
-        st = pgd_run_ctx_error(pgd_error(PGD_ERR_UNSUPPORTED,
-                                         "multi-turn workloads (turns = %d) run on one engine: "
-                                         "set [cluster] replicas = 1",
-                                         pgd_run_get_int(rc, "workload", "turns")),
-                               rc, "cluster");
         goto done;
     }
     s.c = c;
@@ -477,7 +562,11 @@ pgd_status pgd_run_execute_cluster(const pgd_run_config *rc, const pgd_run_optio
         if ((st = pgd_metrics_create(&s.rm[r])) != PGD_OK) goto done;
     for (int r = 0; r < nr; r++)
         if (pgd_cluster_exec(c, r)) pgd_backend_op_times_reset(pgd_exec_backend(pgd_cluster_exec(c, r)));
-    if ((st = cluster_loop(&s, rc, opts)) != PGD_OK) goto done;
+    if (pgd_workload_num_sessions(wl) > 0) { /* multi-turn conversations: runner/sessions.c */
+        if ((st = sessions_loop(&s, rc, opts)) != PGD_OK) goto done;
+    } else if ((st = cluster_loop(&s, rc, opts)) != PGD_OK) {
+        goto done;
+    }
     /* op times summed over the replicas' backends (the same backend: the same ops, in order) */
     for (int r = 0; r < nr; r++) { /* (MPI: rank 0's replica only) */
         if (!pgd_cluster_exec(c, r)) continue;
@@ -543,8 +632,17 @@ done:
     free(s.prev);
     free(s.have_prev);
     free(s.last);
+    free(s.stepped);
     pgd_workload_destroy(wl);
     pgd_cluster_destroy(c);
+    pgd_cluster_trace_destroy(s.trace); /* after the cluster: its engines wrote to the streams */
+    if (s.trace_out && fclose(s.trace_out) != 0 && st == PGD_OK)
+        st = pgd_error(PGD_ERR_OOM, "runner: decision trace lost");
+    if (st != PGD_OK) {
+        free(out->steps_trace);
+        out->steps_trace = NULL;
+        out->steps_trace_len = 0;
+    }
     pgd_disagg_destroy(dg);
     free(roles);
     pgd_comm_destroy(comm);

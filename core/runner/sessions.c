@@ -1,13 +1,15 @@
 /* sessions.c - the multi-turn arrival loop (sessions.h).
  *
  * State per conversation: the index of its next turn, the time that turn
- * is released (engine clock; INFINITY while the previous turn runs) and
- * its history. Each loop pass releases the due turns (first turns in
- * arrival order, later turns whose release time has passed), steps the
- * engine, and on every finished turn appends the turn's message and its
- * actual output tokens to the history and schedules the next turn at
- * finish + think_time. When the engine is idle the loop sleeps on the
- * engine's clock to the next release (a virtual clock jumps there).
+ * is released (the target's timeline; INFINITY while the previous turn
+ * runs) and its history. Each loop pass releases the due turns (first
+ * turns in arrival order, later turns whose release time has passed),
+ * steps the target, and on every finished turn appends the turn's message
+ * and its actual output tokens to the history and schedules the next turn
+ * at finish + think_time. When the target is idle the loop sleeps on its
+ * timeline to the next release (a virtual clock jumps there). The loop
+ * talks to the target only through pgd_session_target; one engine is the
+ * target engine_target below builds.
  *
  * Invariants: turn k of a conversation is added only after turn k-1 has
  * been recorded; every turn is recorded exactly once (finished, rejected,
@@ -68,14 +70,17 @@ static pgd_status submit(pgd_session_loop *s, conv_state *c, double now, int *in
     p.prompt = prompt;
     p.n_prompt = n;
     int64_t id;
-    pgd_status ast = pgd_engine_add_request(s->eng, &p, &id);
+    int where = -1;
+    pgd_status ast = s->target->add(s->target->ctx, &p, &id, &where);
     free(prompt);
     if (ast == PGD_ERR_OOM || ast == PGD_ERR_DEVICE || ast == PGD_ERR_COMM) return ast;
     if (ast != PGD_OK) {
         char why[256];
         snprintf(why, sizeof why, "%s", pgd_last_error());
-        PGD_LOG_W("run %s: conversation %d turn %d (workload request %d) rejected: %s", pgd_run_name(rc),
-                  wr->session, wr->turn, i, why);
+        char by[32] = "";
+        if (where >= 0) snprintf(by, sizeof by, " by replica %d", where);
+        PGD_LOG_W("run %s: conversation %d turn %d (workload request %d) rejected%s: %s", pgd_run_name(rc), wr->session,
+                  wr->turn, i, by, why);
         pgd_request_record r = {.id = -1 - i, .arrival = p.arrival_time, .first_scheduled = -1, .first_token = -1,
                                 .finish = now, .prompt_tokens = n, .priority = p.priority, .finish_reason = "error",
                                 .error = why};
@@ -95,13 +100,15 @@ static pgd_status submit(pgd_session_loop *s, conv_state *c, double now, int *in
 /* Collect conversation c's running turn if it finished. */
 static pgd_status collect(pgd_session_loop *s, conv_state *c, int *in_flight) {
     const pgd_request_output *o = NULL;
-    PGD_TRY(pgd_engine_get_output(s->eng, c->id, &o));
+    const pgd_session_target *t = s->target;
+    PGD_TRY(t->get_output(t->ctx, c->id, &o));
     if (!o->finished) return PGD_OK;
     int i = c->next;
     const pgd_workload_request *wr = pgd_workload_get(s->wl, i);
     PGD_TRY(pgd_metrics_add_output(s->m, o, wr->priority));
     PGD_TRY(pgd_metrics_set_last_turn(s->m, wr->session, wr->turn, wr->num_turns));
     s->token_hash += pgd_run_output_hash(i, o, &s->tokens);
+    if (t->recorded) PGD_TRY(t->recorded(t->ctx, c->id, o, wr));
     int ok = o->finish_reason && (!strcmp(o->finish_reason, "stop") || !strcmp(o->finish_reason, "length"));
     const int32_t *out = o->num_seqs > 0 ? o->seqs[0].tokens : NULL;
     int n_out = o->num_seqs > 0 ? o->seqs[0].n_tokens : 0;
@@ -113,7 +120,7 @@ static pgd_status collect(pgd_session_loop *s, conv_state *c, int *in_flight) {
         else st = pgd_session_history_append(&c->hist, wr->prompt, wr->n_prompt);
         if (st == PGD_OK) st = pgd_session_history_append(&c->hist, out, n_out);
     }
-    pgd_engine_release(s->eng, c->id);
+    t->release(t->ctx, c->id);
     c->running = 0;
     (*in_flight)--;
     s->done++;
@@ -125,15 +132,14 @@ static pgd_status collect(pgd_session_loop *s, conv_state *c, int *in_flight) {
     return PGD_OK;
 }
 
-pgd_status pgd_run_sessions(pgd_session_loop *s) {
-    pgd_engine *eng = s->eng;
+static pgd_status run_loop(pgd_session_loop *s) {
+    const pgd_session_target *t = s->target;
     const pgd_run_options *opts = s->opts;
     int nconv = pgd_workload_num_sessions(s->wl), maxc = pgd_workload_max_concurrency(s->wl);
     s->n = pgd_workload_count(s->wl);
     conv_state *cv = calloc((size_t)nconv, sizeof *cv);
     if (!cv) return pgd_error(PGD_ERR_OOM, "runner: out of memory");
-    s->t_start = s->t_end = pgd_engine_now(eng);
-    double t0c = pgd_clock_now(s->clock);
+    s->t_start = s->t_end = t->now(t->ctx);
     for (int i = 0; i < s->n; i++) {
         const pgd_workload_request *r = pgd_workload_get(s->wl, i);
         conv_state *c = &cv[r->session];
@@ -141,15 +147,14 @@ pgd_status pgd_run_sessions(pgd_session_loop *s) {
         c->end = i + 1;
     }
     pgd_status st = PGD_OK;
-    pgd_engine_stats prev, cur;
-    int have_prev = 0, in_flight = 0;
+    int in_flight = 0;
     while (s->done < s->n) {
         if (opts && opts->stop && *opts->stop) {
             st = pgd_error(PGD_ERR_INVALID, "run %s: interrupted after %d of %d turns", pgd_run_name(s->rc), s->done,
                            s->n);
             goto done;
         }
-        double now = pgd_engine_now(eng), next_release = INFINITY;
+        double now = t->now(t->ctx), next_release = INFINITY;
         /* release due turns (conversations are in arrival order, so first turns go in order) */
         for (int k = 0; k < nconv; k++) {
             conv_state *c = &cv[k];
@@ -162,47 +167,102 @@ pgd_status pgd_run_sessions(pgd_session_loop *s) {
                 next_release = c->release;
             }
         }
-        if (pgd_engine_has_unfinished(eng)) {
+        if (t->busy(t->ctx)) {
             int nf = 0;
-            if ((st = pgd_engine_step(eng, &nf))) goto done;
-            pgd_engine_get_stats(eng, &cur);
-            pgd_timeline_sample ts;
-            pgd_metrics_sample_engine(eng, have_prev ? &prev : NULL, &ts);
-            ts.batch_seqs = cur.last_batch_seqs;
-            ts.batch_tokens = cur.last_batch_tokens;
-            if ((st = pgd_metrics_add_sample(s->m, &ts))) goto done;
-            prev = cur;
-            have_prev = 1;
+            pgd_run_progress p = {0};
+            if ((st = t->step(t->ctx, &nf, &p))) goto done;
             if (nf > 0)
                 for (int k = 0; k < nconv; k++)
                     if (cv[k].running && (st = collect(s, &cv[k], &in_flight))) goto done;
             if (opts && opts->on_progress) {
-                pgd_run_progress p = {.done = s->done, .total = s->n, .tokens = s->tokens,
-                                      .elapsed = pgd_engine_now(eng) - s->t_start, .steps = cur.steps};
+                p.done = s->done, p.total = s->n, p.tokens = s->tokens, p.elapsed = t->now(t->ctx) - s->t_start;
                 opts->on_progress(opts->progress_ctx, &p);
             }
         } else if (in_flight > 0) { /* finished without a step (dropped mid-way) */
             for (int k = 0; k < nconv; k++)
                 if (cv[k].running && (st = collect(s, &cv[k], &in_flight))) goto done;
-            if (in_flight > 0 && !pgd_engine_has_unfinished(eng)) {
+            if (in_flight > 0 && !t->busy(t->ctx)) {
                 st = pgd_error(PGD_ERR_INVALID, "runner: %d turns in flight but the engine is idle", in_flight);
                 goto done;
             }
         } else if (isfinite(next_release)) {
-            double until = t0c + (next_release - s->t_start);
-            if (opts && opts->stop && pgd_clock_get_kind(s->clock) == PGD_CLOCK_REAL)
-                while (!*opts->stop && pgd_clock_now(s->clock) + 0.1 < until)
-                    pgd_clock_sleep_until(s->clock, pgd_clock_now(s->clock) + 0.1);
-            if (!(opts && opts->stop && *opts->stop)) pgd_clock_sleep_until(s->clock, until);
+            if (opts && opts->stop && t->real_time) /* in slices of 0.1 s so that a stop request is seen promptly */
+                while (!*opts->stop && t->now(t->ctx) + 0.1 < next_release) t->idle_until(t->ctx, t->now(t->ctx) + 0.1);
+            if (!(opts && opts->stop && *opts->stop)) t->idle_until(t->ctx, next_release);
         } else if (s->done < s->n) {
             st = pgd_error(PGD_ERR_INVALID, "runner: %d of %d turns left but none can be released", s->n - s->done,
                            s->n);
             goto done;
         }
     }
-    s->t_end = pgd_engine_now(eng);
+    s->t_end = t->now(t->ctx);
 done:
     for (int k = 0; k < nconv; k++) pgd_session_history_free(&cv[k].hist);
     free(cv);
+    return st;
+}
+
+/* ---- one engine as the target (times on its clock) ---- */
+
+typedef struct engine_target {
+    pgd_engine *eng;
+    pgd_clock *clock;
+    pgd_metrics *m;
+    double t0c, t_start; /* the clock and the engine time at the loop's start */
+    pgd_engine_stats prev;
+    int have_prev;
+} engine_target;
+
+static double eng_now(void *ctx) { return pgd_engine_now(((engine_target *)ctx)->eng); }
+static int eng_busy(void *ctx) { return pgd_engine_has_unfinished(((engine_target *)ctx)->eng); }
+
+static pgd_status eng_add(void *ctx, const pgd_request_params *p, int64_t *id, int *where) {
+    *where = -1;
+    return pgd_engine_add_request(((engine_target *)ctx)->eng, p, id);
+}
+
+static pgd_status eng_get_output(void *ctx, int64_t id, const pgd_request_output **out) {
+    return pgd_engine_get_output(((engine_target *)ctx)->eng, id, out);
+}
+
+static void eng_release(void *ctx, int64_t id) { pgd_engine_release(((engine_target *)ctx)->eng, id); }
+
+static pgd_status eng_step(void *ctx, int *nf, pgd_run_progress *p) {
+    engine_target *e = ctx;
+    PGD_TRY(pgd_engine_step(e->eng, nf));
+    pgd_engine_stats cur;
+    pgd_engine_get_stats(e->eng, &cur);
+    pgd_timeline_sample ts;
+    pgd_metrics_sample_engine(e->eng, e->have_prev ? &e->prev : NULL, &ts);
+    ts.batch_seqs = cur.last_batch_seqs;
+    ts.batch_tokens = cur.last_batch_tokens;
+    PGD_TRY(pgd_metrics_add_sample(e->m, &ts));
+    e->prev = cur;
+    e->have_prev = 1;
+    p->steps = cur.steps, p->running = ts.running, p->waiting = ts.waiting, p->kv_usage = ts.kv_usage;
+    return PGD_OK;
+}
+
+static void eng_idle_until(void *ctx, double t) {
+    engine_target *e = ctx;
+    pgd_clock_sleep_until(e->clock, e->t0c + (t - e->t_start));
+}
+
+pgd_status pgd_run_sessions(pgd_session_loop *s) {
+    if (s->target) return run_loop(s);
+    engine_target e = {
+        .eng = s->eng, .clock = s->clock, .m = s->m, .t0c = pgd_clock_now(s->clock), .t_start = pgd_engine_now(s->eng)};
+    pgd_session_target t = {.ctx = &e,
+                            .real_time = pgd_clock_get_kind(s->clock) == PGD_CLOCK_REAL,
+                            .now = eng_now,
+                            .busy = eng_busy,
+                            .add = eng_add,
+                            .get_output = eng_get_output,
+                            .release = eng_release,
+                            .step = eng_step,
+                            .idle_until = eng_idle_until};
+    s->target = &t;
+    pgd_status st = run_loop(s);
+    s->target = NULL;
     return st;
 }

@@ -78,6 +78,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "pagoda/engine.h"
 #include "pagoda/exec.h"
@@ -142,6 +143,9 @@ typedef struct pgd_cluster_config {
                                       rank r; comm size = replicas). Rank 0 creates the cluster (its
                                       replica 0 local, the others remote); every other rank calls
                                       pgd_cluster_serve. Real clocks only (not the sim). */
+    FILE *const *sched_traces; /* borrowed, optional: replicas entries, replica r's engine's
+                                  decision trace (engine.sched_trace for each local replica;
+                                  they must outlive the cluster) */
 } pgd_cluster_config;
 
 pgd_status pgd_cluster_create(const pgd_cluster_config *cfg, pgd_cluster **out);
@@ -186,6 +190,10 @@ pgd_status pgd_cluster_step(pgd_cluster *c, int *num_finished, int *stepped);
 int pgd_cluster_request_replica(const pgd_cluster *c, int64_t id);
 /* Its engine id on that replica. */
 int64_t pgd_cluster_request_engine_id(const pgd_cluster *c, int64_t id);
+/* The cluster id of engine request engine_id on replica r, or -1 when none
+ * (released, moved away by a P/D hand-off, or never added). Safe inside
+ * replica r's step (its decision trace's writer). */
+int64_t pgd_cluster_id_of(const pgd_cluster *c, int replica, int64_t engine_id);
 /* Snapshot of a request with times on the cluster timeline (valid until the
  * next step or release). */
 pgd_status pgd_cluster_get_output(pgd_cluster *c, int64_t id, const pgd_request_output **out);

@@ -86,7 +86,8 @@ typedef struct pgd_run_result {
      * included); achieved rate = summary.request_throughput. */
     double offered_rate;
     /* [experiment] trace_steps = on: the scheduler's decision trace (JSON
-     * lines, scheduler.h), written as steps.jsonl; owned, NULL when off. */
+     * lines, scheduler.h), written as steps.jsonl; owned, NULL when off. A cluster's: every
+     * replica's lines with "replica":R first and cluster ids (core/runner/cluster_trace.h). */
     char *steps_trace;
     size_t steps_trace_len;
     struct json_t *extra;           /* borrowed, optional: more summary.json fields (`pagoda bench
