@@ -5,7 +5,8 @@
  *    transfer over the communicator;
  *  - the sim: a transfer takes latency + bytes / bandwidth on the cluster
  *    timeline and the decode replica's first step of a request comes after
- *    its KV arrived;
+ *    its KV arrived; the prefill replica's blocks stay allocated until the
+ *    transfer's end on its clock (a request needing them waits);
  *  - `pagoda run` with [cluster] prefill/decode: the token fingerprint of
  *    the one-engine run, summary.json's cluster.disagg section and
  *    kv_transfers.csv, and bad
@@ -135,6 +136,8 @@ static void goldens_pd(int np, int nd, int serial) {
     CU_ASSERT(ds.kv_bytes > 0);
     const pgd_kv_transfer *t = pgd_disagg_transfer(d, 0);
     CU_ASSERT(t && t->from < np && t->to >= np && t->wire_bytes > t->kv_bytes && t->ready >= t->start);
+    for (int r = 0; r < np; r++) /* real clocks: an export's blocks are freed once its bytes are sent */
+        CU_ASSERT_EQUAL(pgd_engine_held_blocks(pgd_cluster_engine(c, r)), 0);
     pgd_cluster_destroy(c);
     pgd_disagg_destroy(d);
 }
@@ -176,6 +179,56 @@ static void test_sim_link(void) {
         CU_ASSERT(o->seqs[0].token_times[1] > t->ready); /* decoded after the KV arrived */
         CU_ASSERT(o->seqs[0].token_times[0] <= t->start + 1e-9);
     }
+    pgd_cluster_destroy(c);
+    pgd_disagg_destroy(d);
+}
+
+/* The sim: a prefill replica's blocks stay allocated while its transfer is
+ * in flight (freed at the KV's arrival on its own clock), so a request that
+ * needs them waits for the transfer's end, as DistServe models it. */
+static void test_sim_held_blocks(void) {
+    pgd_replica_role roles[2];
+    CU_ASSERT_EQUAL_FATAL(pgd_disagg_roles(1, 1, roles), PGD_OK);
+    pgd_kv_link_config lc = {.gbps = 0.1, .latency_us = 1000}; /* slow: milliseconds per transfer */
+    pgd_disagg *d = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_disagg_create(&lc, &d), PGD_OK);
+    pgd_cluster_config cc = {.replicas = 2, .roles = roles, .handoff = pgd_disagg_handoff, .handoff_ctx = d};
+    cc.exec.model = "random:stories260K";
+    cc.exec.backend.name = "sim";
+    cc.exec.backend.options = (const char *const[]){"device=cpu", NULL};
+    cc.engine = (pgd_engine_config){.block_size = 16, .num_blocks = 8}; /* A's 7 blocks + B's 4 do not fit */
+    pgd_cluster *c = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_cluster_create(&cc, &c), PGD_OK);
+    int32_t prompt[100];
+    for (int i = 0; i < 100; i++) prompt[i] = 1 + i;
+    int64_t a, b;
+    pgd_request_params pa = {.prompt = prompt, .n_prompt = 100, .max_tokens = 4, .ignore_eos = 1};
+    pgd_request_params pb = {.prompt = prompt, .n_prompt = 60, .max_tokens = 4, .ignore_eos = 1};
+    CU_ASSERT_EQUAL_FATAL(pgd_cluster_add_request(c, &pa, &a, NULL), PGD_OK);
+    CU_ASSERT_EQUAL_FATAL(pgd_cluster_add_request(c, &pb, &b, NULL), PGD_OK);
+    pgd_engine *pe = pgd_cluster_engine(c, 0);
+    int seen = 0;
+    while (pgd_cluster_busy(c)) {
+        CU_ASSERT_EQUAL_FATAL(pgd_cluster_step(c, NULL, NULL), PGD_OK);
+        if (pgd_disagg_num_transfers(d) == 1 && !seen) { /* A's transfer is in flight */
+            const pgd_kv_transfer *t = pgd_disagg_transfer(d, 0);
+            pgd_engine_stats es;
+            pgd_engine_get_stats(pe, &es);
+            CU_ASSERT_EQUAL(t->request, a);
+            CU_ASSERT(pgd_cluster_replica_now(c, 0) < t->ready);
+            CU_ASSERT_EQUAL(pgd_engine_held_blocks(pe), 7);
+            CU_ASSERT(es.kv.used_blocks >= 7); /* in the prefill replica's KV usage */
+            seen = 1;
+        }
+    }
+    CU_ASSERT(seen);
+    CU_ASSERT_EQUAL(pgd_disagg_num_transfers(d), 2);
+    CU_ASSERT_EQUAL(pgd_engine_held_blocks(pe), 4); /* B's: freed by the idle prefill replica's next step */
+    const pgd_kv_transfer *ta = pgd_disagg_transfer(d, 0);
+    const pgd_request_output *o = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_cluster_get_output(c, b, &o), PGD_OK);
+    CU_ASSERT(o->finished && o->seqs[0].n_tokens == 4);
+    CU_ASSERT(o->first_scheduled >= ta->ready - 1e-9); /* B waited for A's blocks to be sent */
     pgd_cluster_destroy(c);
     pgd_disagg_destroy(d);
 }
@@ -267,13 +320,14 @@ static void test_bad_configs(void) {
     bad_config("prefill = 1", "decode = 0");
     bad_config("prefill = 1\ndecode = 1\nreplicas = 3", "replicas = 3 but prefill = 1 + decode = 1");
     bad_config("prefill = 1\ndecode = 1\nkv_link_gbps = 0", "kv_link_gbps");
-    bad_config("prefill = 1\ndecode = 1\ncomm = mpi", "P/D KV hand-off runs between replicas of one process");
+    bad_config("prefill = 1\ndecode = 1\ncomm = mpi", "needs `mpirun -np 2` (this job has 1 process)");
 }
 
 static CU_TestInfo tests[] = {
     {"goldens + sampled through 1 prefill + 1 decode (threads)", test_goldens_1p1d},
     {"goldens + sampled through 1 prefill + 2 decode (serial)", test_goldens_1p2d_serial},
     {"sim: the KV link's price, decode waits for it", test_sim_link},
+    {"sim: prefill blocks held while the transfer is in flight", test_sim_held_blocks},
     {"pagoda run: P/D fingerprint = one engine's, summary", test_run_cli},
     {"bad P/D configs", test_bad_configs},
     CU_TEST_INFO_NULL,

@@ -91,6 +91,9 @@ void pgd_cluster_destroy(pgd_cluster *c) {
         pgd_exec_destroy(c->r[i].exec);
         free(c->r[i].cid);
         free(c->r[i].live);
+        free(c->r[i].pk_eid);
+        free(c->r[i].pk_at);
+        free(c->r[i].pk_tok);
     }
     for (int i = 0; c->times && i < c->cap_seqs; i++) free(c->times[i]);
     free(c->times);
@@ -131,8 +134,6 @@ pgd_status pgd_cluster_create(const pgd_cluster_config *cfg, pgd_cluster **out) 
                          "cluster: %d replicas over MPI need exactly %d ranks (mpirun -np %d; got "
                          "%d), created on rank 0",
                          cfg->replicas, cfg->replicas, cfg->replicas, pgd_comm_size(cfg->comm));
-    if (cfg->comm && cfg->handoff)
-        return pgd_error(PGD_ERR_UNSUPPORTED, "cluster: prefill/decode hand-offs over MPI are not supported yet");
     pgd_cluster *c = calloc(1, sizeof *c);
     if (!c) return pgd_error(PGD_ERR_OOM, "cluster: out of memory");
     c->cfg = *cfg;
@@ -528,8 +529,10 @@ pgd_status pgd_cluster_move_request(pgd_cluster *c, int64_t id, int to, int64_t 
     int from = s->replica;
     int64_t old = s->eid;
     unmap(c, s);
-    (void)pgd_engine_abort(c->r[from].eng, old); /* the copy left behind: its blocks go back */
-    pgd_engine_release(c->r[from].eng, old);
+    if (!c->r[from].remote) { /* the copy left behind (a remote rank released its own after the send) */
+        (void)pgd_engine_abort(c->r[from].eng, old);
+        pgd_engine_release(c->r[from].eng, old);
+    }
     PGD_TRY(map_eid(&c->r[to], engine_id, id));
     s->replica = to;
     s->eid = engine_id;
@@ -556,9 +559,41 @@ static int settle(pgd_cluster *c, int ri) {
     return nf;
 }
 
+pgd_status pgd_cluster_request_prompt(pgd_cluster *c, int64_t id, const int32_t **prompt, int *n_prompt) {
+    req_slot *s = slot(c, id);
+    if (!s) return pgd_error(PGD_ERR_INVALID, "cluster: unknown request %lld", (long long)id);
+    replica *r = &c->r[s->replica];
+    if (r->remote) {
+        for (int k = 0; k < r->n_pk; k++)
+            if (r->pk_eid[k] == s->eid) {
+                *prompt = r->pk_tok + r->pk_at[k];
+                *n_prompt = (int)(r->pk_at[k + 1] - r->pk_at[k]);
+                return PGD_OK;
+            }
+        return pgd_error(PGD_ERR_INVALID, "cluster: request %lld is not parked on replica %d (rank %d)", (long long)id,
+                         s->replica, s->replica);
+    }
+    const pgd_request_output *o = NULL;
+    PGD_TRY(pgd_engine_get_output(r->eng, s->eid, &o));
+    *prompt = o->prompt;
+    *n_prompt = o->n_prompt;
+    return PGD_OK;
+}
+
 static pgd_status handoffs(pgd_cluster *c, int ri) {
     replica *r = &c->r[ri];
-    if (r->role != PGD_REPLICA_PREFILL || !c->cfg.handoff || r->remote) return PGD_OK;
+    if (r->role != PGD_REPLICA_PREFILL || !c->cfg.handoff) return PGD_OK;
+    if (r->remote) { /* the parked requests its step reply listed */
+        for (int k = 0; k < r->n_pk; k++) {
+            int64_t e = r->pk_eid[k], cid = e >= 0 && e < r->n_cid ? r->cid[e] : -1;
+            if (cid < 0 || c->reqs[cid].replica != ri) continue; /* released meanwhile */
+            pgd_status st = c->cfg.handoff(c->cfg.handoff_ctx, c, cid, ri);
+            if (st != PGD_OK)
+                return pgd_error(st, "replica %d: hand-off of request %lld: %s", ri, (long long)cid, pgd_last_error());
+        }
+        r->n_pk = 0;
+        return PGD_OK;
+    }
     for (int64_t k = r->n_live - 1; k >= 0; k--) { /* backwards: a hand-off removes live[k] */
         if (k >= r->n_live) continue;
         int64_t e = r->live[k], cid = r->cid[e];
@@ -628,6 +663,7 @@ pgd_status pgd_cluster_step(pgd_cluster *c, int *num_finished, int *stepped) {
             }
         }
         if (first != PGD_OK) return first;
+        for (int i = 0; i < c->n; i++) PGD_TRY(handoffs(c, i)); /* every rank waits for requests now */
     } else if (!c->have_sync) {
         for (int i = 0; i < c->n; i++) {
             if (!pgd_engine_has_unfinished(c->r[i].eng)) continue;

@@ -32,6 +32,12 @@ typedef struct replica {
     int remote;
     pgd_engine_stats rstats;
     double rnow; /* its engine time */
+    /* P/D: its parked requests as of its latest step reply (engine ids, prompts at pk_at[i] in pk_tok) */
+    int64_t *pk_eid;
+    int64_t *pk_at;
+    int32_t *pk_tok;
+    int n_pk, cap_pk;
+    int64_t cap_pk_tok;
 } replica;
 
 typedef struct req_slot {
@@ -84,6 +90,12 @@ pgd_status pgd_cluster_remote_step_begin(pgd_cluster *c, int r);
 pgd_status pgd_cluster_remote_step_end(pgd_cluster *c, int r, int *num_finished);
 void pgd_cluster_remote_forget(pgd_cluster *c, int r, int64_t eid, int abort);
 void pgd_cluster_remote_quit(pgd_cluster *c, int r);
+/* P/D when replica `from` or `to` is on another rank: export cluster request
+ * `id` on `from`, its bytes rank to rank, import on `to`; fills t's bytes
+ * and times and *neid (its engine id on `to`). Errors name the replica and rank. */
+struct pgd_kv_transfer;
+pgd_status pgd_cluster_remote_handoff(pgd_cluster *c, int64_t id, int from, int to, struct pgd_kv_transfer *t,
+                                      int64_t *neid);
 void pgd_cluster_free_output(pgd_request_output *o);
 
 #endif

@@ -8,23 +8,41 @@
  *   HELLO                  -> status, message, engine time (once, at create)
  *   ADD params             -> status, message, engine id
  *   PREFIX prompt          -> cached prompt tokens
- *   STEP                   -> status, message, engine stats, finished outputs
+ *   STEP                   -> status, message, engine stats, finished outputs,
+ *                             parked requests (P/D: engine id, prompt)
+ *   EXPORT id, dst rank    -> status, message, engine times before and after,
+ *                             KV bytes, wire bytes (P/D: exports the parked
+ *                             request, sends its bytes to rank dst on TAG_KV,
+ *                             frees its blocks once they are sent and
+ *                             releases it)
+ *   IMPORT src rank        -> status, message, engine id, engine time (P/D:
+ *                             receives the bytes from rank src on TAG_KV,
+ *                             imports them)
  *   FORGET id, abort flag  (no reply: abort, or abort and release)
  *   QUIT                   (no reply: the rank's serve loop returns)
  * A rank whose replica failed (create or step) replies with the error and
  * keeps answering (a failed replica answers ADD and STEP with its error)
  * until QUIT, so rank 0 always gets its replies and never hangs on it; the
  * transport's own failures come back as PGD_ERR_COMM (comm.h: a dead rank
- * ends the job through mpirun). */
+ * ends the job through mpirun).
+ *
+ * The KV bytes of a hand-off go straight from the exporting rank to the
+ * importing one (rank 0 is an end only when it runs one of the two
+ * replicas): on TAG_KV a header (status, message, byte count), then the
+ * bytes. An exporter that fails still sends the header, with its error, so
+ * the importer never waits for bytes that will not come.
+ * PAGODA_CLUSTER_FAIL_HANDOFF=R makes replica R's first export or import
+ * fail (with PAGODA_CLUSTER_FAIL_MODE=exit: its process exits there). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cluster/cluster_impl.h"
+#include "pagoda/disagg.h"
 
-enum { TAG_REQ = 701, TAG_REP = 702 };
-enum { OP_HELLO = 1, OP_ADD, OP_PREFIX, OP_STEP, OP_FORGET, OP_QUIT };
+enum { TAG_REQ = 701, TAG_REP = 702, TAG_KV = 703 };
+enum { OP_HELLO = 1, OP_ADD, OP_PREFIX, OP_STEP, OP_FORGET, OP_QUIT, OP_EXPORT, OP_IMPORT };
 
 /* ---- a growable byte buffer and a reader ---- */
 typedef struct wbuf {
@@ -130,6 +148,47 @@ static pgd_status recv_msg(pgd_comm *comm, int src, int tag, char **buf, size_t 
     return PGD_OK;
 }
 
+/* A hand-off's bytes: the header (status, message, count), then the bytes when st is PGD_OK. */
+static pgd_status send_kv(pgd_comm *comm, int dst, pgd_status st, const char *msg, const void *buf, size_t n) {
+    wbuf h = {0};
+    put_i32(&h, st);
+    put_str(&h, st != PGD_OK ? msg : NULL);
+    put_i64(&h, st == PGD_OK ? (int64_t)n : 0);
+    pgd_status out = send_msg(comm, dst, TAG_KV, &h);
+    free(h.p);
+    if (out == PGD_OK && st == PGD_OK && n) out = pgd_comm_send(comm, buf, n, dst, TAG_KV);
+    return out;
+}
+
+/* *buf malloc'd; a failed sender's header comes back as its error. */
+static pgd_status recv_kv(pgd_comm *comm, int src, void **buf, size_t *n) {
+    char *h = NULL;
+    size_t cap = 0, len = 0;
+    *buf = NULL;
+    *n = 0;
+    pgd_status st = recv_msg(comm, src, TAG_KV, &h, &cap, &len);
+    if (st != PGD_OK) {
+        free(h);
+        return st;
+    }
+    rbuf r = {.p = h, .n = len};
+    int32_t code = get_i32(&r);
+    char *msg = get_str(&r);
+    int64_t nb = get_i64(&r);
+    if (r.bad || nb < 0) st = pgd_error(PGD_ERR_COMM, "malformed KV header from rank %d", src);
+    else if (code != PGD_OK) st = pgd_error((pgd_status)code, "%s", msg ? msg : "failed");
+    else if (!(*buf = malloc(nb ? (size_t)nb : 1)))
+        st = pgd_error(PGD_ERR_OOM, "cluster: out of memory for a %lld-byte hand-off", (long long)nb);
+    else if (nb && (st = pgd_comm_recv(comm, *buf, (size_t)nb, src, TAG_KV)) != PGD_OK) {
+        free(*buf);
+        *buf = NULL;
+    }
+    if (st == PGD_OK) *n = (size_t)nb;
+    free(msg);
+    free(h);
+    return st;
+}
+
 static const char *const reasons[] = {"stop", "length", "abort", "error"};
 
 static int32_t reason_code(const char *s) {
@@ -202,6 +261,7 @@ static void put_params(wbuf *b, const pgd_request_params *p) {
     put_i32(b, p->client);
     put_i32(b, p->slo_class);
     put_f64(b, p->ttft_slo);
+    put_i32(b, p->prefill_only);
 }
 
 pgd_status pgd_cluster_remote_add(pgd_cluster *c, int r, const pgd_request_params *p, int64_t *eid) {
@@ -335,8 +395,141 @@ pgd_status pgd_cluster_remote_step_end(pgd_cluster *c, int r, int *num_finished)
         rp->outstanding = (int)rp->n_live;
         (*num_finished)++;
     }
+    /* P/D: the requests parked after their first token, with their prompts */
+    int32_t npk = get_i32(&rep);
+    rp->n_pk = 0;
+    for (int32_t i = 0; i < npk && !rep.bad; i++) {
+        int64_t eid = get_i64(&rep);
+        int32_t np = get_i32(&rep);
+        if (rep.bad || np < 0 || (size_t)np > rep.n) break;
+        if (rp->n_pk + 1 >= rp->cap_pk) {
+            int cap = rp->cap_pk ? 2 * rp->cap_pk : 16;
+            int64_t *e = realloc(rp->pk_eid, sizeof *e * (size_t)cap);
+            if (e) rp->pk_eid = e;
+            int64_t *a = e ? realloc(rp->pk_at, sizeof *a * (size_t)(cap + 1)) : NULL;
+            if (!a) return pgd_error(PGD_ERR_OOM, "cluster: out of memory");
+            rp->pk_at = a;
+            rp->cap_pk = cap;
+        }
+        int64_t at = rp->n_pk ? rp->pk_at[rp->n_pk] : 0;
+        if (at + np > rp->cap_pk_tok) {
+            int64_t cap = 2 * (at + np) + 256;
+            int32_t *t = realloc(rp->pk_tok, sizeof *t * (size_t)cap);
+            if (!t) return pgd_error(PGD_ERR_OOM, "cluster: out of memory");
+            rp->pk_tok = t;
+            rp->cap_pk_tok = cap;
+        }
+        get(&rep, rp->pk_tok + at, sizeof(int32_t) * (size_t)np);
+        rp->pk_eid[rp->n_pk] = eid;
+        rp->pk_at[rp->n_pk] = at;
+        rp->pk_at[++rp->n_pk] = at + np;
+    }
     if (rep.bad) return pgd_error(PGD_ERR_COMM, "replica %d (rank %d): malformed reply", r, r);
     return PGD_OK;
+}
+
+/* The first failure of a hand-off and its message (later ones are dropped). */
+typedef struct first_err {
+    pgd_status st;
+    char why[512];
+} first_err;
+
+static pgd_status note(first_err *f, pgd_status st) {
+    if (st != PGD_OK && f->st == PGD_OK) {
+        f->st = st;
+        snprintf(f->why, sizeof f->why, "%s", pgd_last_error());
+    }
+    return st;
+}
+
+/* A hand-off op's reply from rank r: its status (named by reply_status), then the rest in *rep. */
+static pgd_status handoff_reply(pgd_cluster *c, int r, rbuf *rep) {
+    size_t len = 0;
+    pgd_status st = recv_msg(c->comm, r, TAG_REP, &c->msg, &c->msg_cap, &len);
+    if (st != PGD_OK) return rank_error(st, r);
+    *rep = (rbuf){.p = c->msg, .n = len};
+    return reply_status(rep, r);
+}
+
+/* P/D: request `id` from replica `from` to `to`, one of them on another rank
+ * (the protocol above; a local end goes through the same disagg.h helpers
+ * as the threads link). Each op sent is answered and its reply taken,
+ * failed or not, so the protocol stays in step. */
+pgd_status pgd_cluster_remote_handoff(pgd_cluster *c, int64_t id, int from, int to, pgd_kv_transfer *t, int64_t *neid) {
+    replica *pf = &c->r[from], *pd = &c->r[to];
+    int64_t eid = c->reqs[id].eid;
+    first_err f = {PGD_OK, ""};
+    int import_sent = 0, export_sent = 0;
+    if (pd->remote) { /* the decode rank: receive from `from`, import */
+        wbuf b = {0};
+        put_i32(&b, OP_IMPORT);
+        put_i32(&b, from);
+        pgd_status st = send_msg(c->comm, to, TAG_REQ, &b);
+        free(b.p);
+        import_sent = note(&f, st == PGD_OK ? PGD_OK : rank_error(st, to)) == PGD_OK;
+    }
+    if (pf->remote && f.st == PGD_OK) { /* the prefill rank: export, send to `to` */
+        wbuf b = {0};
+        put_i32(&b, OP_EXPORT);
+        put_i64(&b, eid);
+        put_i32(&b, to);
+        pgd_status st = send_msg(c->comm, from, TAG_REQ, &b);
+        free(b.p);
+        export_sent = note(&f, st == PGD_OK ? PGD_OK : rank_error(st, from)) == PGD_OK;
+    } else if (!pf->remote) { /* rank 0 exports: its bytes go to the decode rank */
+        pgd_engine *pe = pf->eng;
+        void *buf = NULL;
+        size_t n = 0;
+        t->start = pgd_cluster_to_cluster_time(c, from, pgd_engine_now(pe));
+        pgd_status ex = pgd_disagg_export_packed(pe, eid, &buf, &n, &t->kv_bytes);
+        if (ex != PGD_OK)
+            ex = pgd_error(ex, "request %lld: export from replica %d: %s", (long long)id, from, pgd_last_error());
+        char why[512];
+        snprintf(why, sizeof why, "%s", ex != PGD_OK ? pgd_last_error() : "");
+        note(&f, ex);
+        if (import_sent) { /* the decode rank waits for the header either way */
+            pgd_status st = send_kv(c->comm, to, ex, why, buf, n);
+            if (st != PGD_OK) note(&f, rank_error(st, to));
+        }
+        if (buf) pgd_engine_export_sent(pe, eid, pgd_engine_now(pe)); /* the bytes are out: its blocks go back */
+        t->wire_bytes = n;
+        free(buf);
+    }
+    void *kv = NULL;
+    size_t kn = 0;
+    pgd_status kst = PGD_OK;
+    if (export_sent && !pd->remote) kst = recv_kv(c->comm, from, &kv, &kn); /* rank 0 imports */
+    if (export_sent) {
+        rbuf rep = {0};
+        if (note(&f, handoff_reply(c, from, &rep)) == PGD_OK) {
+            double t0 = get_f64(&rep);
+            (void)get_f64(&rep); /* its time once the bytes were out */
+            t->kv_bytes = (size_t)get_i64(&rep);
+            t->wire_bytes = (size_t)get_i64(&rep);
+            t->start = pgd_cluster_to_cluster_time(c, from, t0);
+            if (rep.bad) note(&f, pgd_error(PGD_ERR_COMM, "replica %d (rank %d): malformed reply", from, from));
+        }
+        if (!pd->remote && kst != PGD_OK)
+            note(&f, pgd_error(kst, "request %lld: no KV from replica %d (rank %d): %s", (long long)id, from, from,
+                               pgd_last_error()));
+        if (!pd->remote && f.st == PGD_OK) {
+            pgd_status st = pgd_disagg_import_packed(pd->eng, kv, kn, 0, neid);
+            if (st != PGD_OK)
+                note(&f, pgd_error(st, "request %lld: import from replica %d (rank %d) into replica %d: %s",
+                                   (long long)id, from, from, to, pgd_last_error()));
+            t->ready = pgd_cluster_now(c);
+        }
+    }
+    free(kv);
+    if (import_sent) {
+        rbuf rep = {0};
+        if (note(&f, handoff_reply(c, to, &rep)) == PGD_OK) {
+            *neid = get_i64(&rep);
+            t->ready = pgd_cluster_to_cluster_time(c, to, get_f64(&rep));
+            if (rep.bad) note(&f, pgd_error(PGD_ERR_COMM, "replica %d (rank %d): malformed reply", to, to));
+        }
+    }
+    return f.st == PGD_OK ? PGD_OK : pgd_error(f.st, "%s", f.why);
 }
 
 void pgd_cluster_remote_forget(pgd_cluster *c, int r, int64_t eid, int abort) {
@@ -366,8 +559,10 @@ typedef struct server {
     int64_t n_live, cap_live;
     pgd_status failed; /* the replica's failure (create or step): every later ADD/STEP gets it */
     char why[512];
-    int index, fail_replica, fail_exit;
+    int index, fail_replica, fail_exit, fail_handoff;
     int64_t steps, fail_step;
+    int prefill; /* its requests are prefill_only (a PREFILL replica of P/D) */
+    pgd_comm *comm;
 } server;
 
 static void put_reply_head(wbuf *b, const server *sv) {
@@ -440,6 +635,8 @@ static void serve_add(server *sv, rbuf *rq, wbuf *b) {
     p.client = get_i32(rq);
     p.slo_class = get_i32(rq);
     p.ttft_slo = get_f64(rq);
+    p.prefill_only = get_i32(rq);
+    if (p.prefill_only) sv->prefill = 1; /* a PREFILL replica: its step replies list parked requests */
     int64_t eid = -1;
     pgd_status st;
     if (rq->bad) st = pgd_error(PGD_ERR_COMM, "malformed request from rank 0");
@@ -498,6 +695,104 @@ static void serve_step(server *sv, wbuf *b) {
         nfin++;
     }
     if (!b->oom) memcpy(b->p + at, &nfin, sizeof nfin);
+    /* P/D: the requests parked after their first token, for rank 0's hand-offs */
+    at = b->n;
+    put_i32(b, 0);
+    int32_t npk = 0;
+    for (int64_t k = 0; sv->prefill && sv->failed == PGD_OK && k < sv->n_live; k++) {
+        const pgd_request_output *o = NULL;
+        if (pgd_engine_get_output(sv->eng, sv->live[k], &o) != PGD_OK || o->finished || o->first_token < 0) continue;
+        put_i64(b, sv->live[k]);
+        put_i32(b, o->n_prompt);
+        put(b, o->prompt, sizeof(int32_t) * (size_t)o->n_prompt);
+        npk++;
+    }
+    if (!b->oom) memcpy(b->p + at, &npk, sizeof npk);
+}
+
+static void live_drop(server *sv, int64_t eid) {
+    for (int64_t k = 0; k < sv->n_live; k++)
+        if (sv->live[k] == eid) {
+            sv->live[k] = sv->live[--sv->n_live];
+            break;
+        }
+}
+
+/* PAGODA_CLUSTER_FAIL_HANDOFF: this replica's first export or import fails (or its process exits) */
+static pgd_status handoff_injected(server *sv, const char *what) {
+    if (sv->fail_handoff != sv->index) return PGD_OK;
+    sv->fail_handoff = -1;
+    if (sv->fail_exit) {
+        fprintf(stderr, "replica %d (rank %d) exits now in its %s (PAGODA_CLUSTER_FAIL_MODE=exit)\n", sv->index,
+                sv->index, what);
+        fflush(stderr);
+        _exit(3); /* as a crash mid-transfer would: mpirun ends the job */
+    }
+    return pgd_error(PGD_ERR_DEVICE, "injected %s failure (PAGODA_CLUSTER_FAIL_HANDOFF)", what);
+}
+
+static void serve_export(server *sv, rbuf *rq, wbuf *b) {
+    int64_t eid = get_i64(rq);
+    int32_t dst = get_i32(rq);
+    double t0 = sv->eng ? pgd_engine_now(sv->eng) : 0;
+    void *buf = NULL;
+    size_t n = 0, kvb = 0;
+    pgd_status st;
+    if (rq->bad || dst < 0 || dst >= pgd_comm_size(sv->comm)) {
+        st = pgd_error(PGD_ERR_COMM, "malformed export request from rank 0");
+        dst = -1; /* no peer to tell */
+    } else if (sv->failed != PGD_OK) {
+        st = pgd_error(sv->failed, "%s", sv->why);
+    } else if ((st = handoff_injected(sv, "export")) == PGD_OK) {
+        st = pgd_disagg_export_packed(sv->eng, eid, &buf, &n, &kvb);
+    }
+    char why[512];
+    snprintf(why, sizeof why, "%s", st != PGD_OK ? pgd_last_error() : "");
+    if (dst >= 0) { /* the importer waits for the header either way */
+        pgd_status sst = send_kv(sv->comm, dst, st, why, buf, n);
+        if (sst != PGD_OK && st == PGD_OK)
+            st = sst, snprintf(why, sizeof why, "cannot send the KV to rank %d: %s", dst, pgd_last_error());
+    }
+    if (buf) { /* the bytes are out of its blocks: they go back, and the request with them */
+        pgd_engine_export_sent(sv->eng, eid, pgd_engine_now(sv->eng));
+        pgd_engine_release(sv->eng, eid);
+        live_drop(sv, eid);
+    }
+    free(buf);
+    put_i32(b, st);
+    put_str(b, st != PGD_OK ? why : NULL);
+    put_f64(b, t0);
+    put_f64(b, sv->eng ? pgd_engine_now(sv->eng) : 0);
+    put_i64(b, (int64_t)kvb);
+    put_i64(b, (int64_t)n);
+}
+
+static void serve_import(server *sv, rbuf *rq, wbuf *b) {
+    int32_t src = get_i32(rq);
+    void *buf = NULL;
+    size_t n = 0;
+    int64_t eid = -1;
+    pgd_status st;
+    if (rq->bad || src < 0 || src >= pgd_comm_size(sv->comm))
+        st = pgd_error(PGD_ERR_COMM, "malformed import request from rank 0");
+    else if ((st = handoff_injected(sv, "import")) != PGD_OK)
+        (void)recv_kv(sv->comm, src, &buf, &n); /* the bytes are taken all the same */
+    else if ((st = recv_kv(sv->comm, src, &buf, &n)) != PGD_OK)
+        st = pgd_error(st, "no KV from replica %d (rank %d): %s", src, src, pgd_last_error());
+    else if (sv->failed != PGD_OK) st = pgd_error(sv->failed, "%s", sv->why);
+    else if ((st = pgd_disagg_import_packed(sv->eng, buf, n, 0, &eid)) == PGD_OK && sv->n_live == sv->cap_live) {
+        int64_t nc = sv->cap_live ? 2 * sv->cap_live : 64;
+        int64_t *q = realloc(sv->live, sizeof *q * (size_t)nc);
+        if (q) sv->live = q, sv->cap_live = nc;
+        else st = pgd_error(PGD_ERR_OOM, "out of memory");
+    }
+    if (st == PGD_OK) sv->live[sv->n_live++] = eid;
+    else if (eid >= 0) pgd_engine_release(sv->eng, eid);
+    free(buf);
+    put_i32(b, st);
+    put_str(b, st != PGD_OK ? pgd_last_error() : NULL);
+    put_i64(b, eid);
+    put_f64(b, sv->eng ? pgd_engine_now(sv->eng) : 0);
 }
 
 static void serve_forget(server *sv, rbuf *rq) {
@@ -516,15 +811,17 @@ static void serve_forget(server *sv, rbuf *rq) {
 
 pgd_status pgd_cluster_serve(const pgd_cluster_config *cfg, pgd_comm *comm) {
     if (!cfg || !comm) return pgd_error(PGD_ERR_INVALID, "cluster: NULL argument");
-    server sv = {.index = pgd_comm_rank(comm), .fail_replica = -1};
+    server sv = {.index = pgd_comm_rank(comm), .fail_replica = -1, .fail_handoff = -1, .comm = comm};
     const char *fe = getenv("PAGODA_CLUSTER_FAIL_REPLICA");
     if (fe && *fe) {
         char *end;
         sv.fail_replica = (int)strtol(fe, &end, 10);
         sv.fail_step = *end == ':' ? strtoll(end + 1, NULL, 10) : 0;
-        const char *mode = getenv("PAGODA_CLUSTER_FAIL_MODE");
-        sv.fail_exit = mode && !strcmp(mode, "exit");
     }
+    const char *fh = getenv("PAGODA_CLUSTER_FAIL_HANDOFF");
+    if (fh && *fh) sv.fail_handoff = (int)strtol(fh, NULL, 10);
+    const char *mode = getenv("PAGODA_CLUSTER_FAIL_MODE");
+    sv.fail_exit = mode && !strcmp(mode, "exit");
     /* this rank's replica, as rank 0 builds its own (its failure goes into the HELLO reply) */
     int threads = cfg->exec.backend.num_threads;
     if (threads <= 0) {
@@ -594,6 +891,8 @@ pgd_status pgd_cluster_serve(const pgd_cluster_config *cfg, pgd_comm *comm) {
             break;
         }
         case OP_STEP: serve_step(&sv, &b); break;
+        case OP_EXPORT: serve_export(&sv, &rq, &b); break;
+        case OP_IMPORT: serve_import(&sv, &rq, &b); break;
         case OP_FORGET: serve_forget(&sv, &rq); continue; /* no reply */
         default:
             out =

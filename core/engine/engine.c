@@ -144,6 +144,7 @@ void pgd_engine_destroy(pgd_engine *e) {
     if (!e) return;
     for (int64_t i = 0; i < e->n_reqs; i++) req_destroy(e->reqs[i]);
     free(e->reqs);
+    free(e->held); /* their blocks go with the KV manager */
     pgd_scheduler_destroy(e->sched);
     pgd_kv_manager_destroy(e->kvm);
     if (e->kv_created) pgd_exec_kv_destroy(e->exec); /* lands (drops) any batch still in flight */
@@ -428,6 +429,7 @@ pgd_status pgd_engine_step(pgd_engine *e, int *num_finished) {
     if (num_finished) *num_finished = 0;
     int64_t live0 = e->n_live;
     int submitted = 0;
+    if (e->n_held) pgd_engine_free_sent(e, 0);                 /* exports whose transfer has ended */
     if (e->n_pending) PGD_TRY(pgd_engine_admit_imports(e, 0)); /* hand-offs whose KV has arrived */
     if (e->n_flights < e->max_in_flight) {
         const pgd_sched_plan *pl = NULL;
@@ -456,6 +458,7 @@ pgd_status pgd_engine_step(pgd_engine *e, int *num_finished) {
     }
     if (e->n_flights > 0 && (e->n_flights == e->max_in_flight || !submitted)) PGD_TRY(land_batch(e));
     else if (!submitted && e->n_pending) PGD_TRY(pgd_engine_admit_imports(e, 1)); /* idle: wait for a hand-off */
+    else if (!submitted && e->n_held) pgd_engine_free_sent(e, 1); /* blocked by KV still being sent: wait for it */
     if (num_finished) *num_finished = (int)(live0 - e->n_live);
     return PGD_OK;
 }

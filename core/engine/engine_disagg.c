@@ -8,6 +8,7 @@
  * them (staged, contiguous kinds), until export or release frees it; an
  * imported request's first token and sampler state are the exporter's, so
  * its tokens equal a single engine's. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,7 +119,23 @@ static pgd_kv_handoff *export_new(void) {
     return x;
 }
 
-pgd_status pgd_engine_export(pgd_engine *e, int64_t id, pgd_kv_handoff **out) {
+/* Keep a paged export's blocks (its parked KV id) until pgd_engine_export_sent. */
+static pgd_status hold(pgd_engine *e, ereq *r) {
+    if (e->n_held == e->cap_held) {
+        int cap = e->cap_held ? 2 * e->cap_held : 16;
+        struct held_kv *h = realloc(e->held, sizeof *h * (size_t)cap);
+        if (!h) return pgd_error(PGD_ERR_OOM, "engine: out of memory");
+        e->held = h;
+        e->cap_held = cap;
+    }
+    e->held[e->n_held++] = (struct held_kv){.request = r->id, .kv_id = r->park_id, .free_at = INFINITY};
+    pgd_scheduler_set_held_blocks(e->sched, pgd_engine_held_blocks(e));
+    r->parked = 0; /* the blocks are the transfer's now, not the request's */
+    e->n_parked--;
+    return PGD_OK;
+}
+
+static pgd_status export_request(pgd_engine *e, int64_t id, int keep, pgd_kv_handoff **out) {
     if (!e || !out) return pgd_error(PGD_ERR_INVALID, "engine: NULL argument");
     *out = NULL;
     ereq *r = id >= 0 && id < e->n_reqs ? e->reqs[id] : NULL;
@@ -163,13 +180,56 @@ pgd_status pgd_engine_export(pgd_engine *e, int64_t id, pgd_kv_handoff **out) {
         x->n_blocks = r->staged_blocks;
         r->staged = NULL;
     }
+    if (keep && r->parked == 1 && (st = hold(e, r)) != PGD_OK) goto fail;
     r->exported = 1;
-    if (prefilled) pgd_engine_finish(e, r, "exported"); /* frees its parked KV */
+    if (prefilled) pgd_engine_finish(e, r, "exported"); /* frees its parked KV (unless held) */
     *out = x;
     return PGD_OK;
 fail:
     pgd_kv_handoff_free(x);
     return st;
+}
+
+pgd_status pgd_engine_export(pgd_engine *e, int64_t id, pgd_kv_handoff **out) { return export_request(e, id, 0, out); }
+
+pgd_status pgd_engine_export_held(pgd_engine *e, int64_t id, pgd_kv_handoff **out) {
+    return export_request(e, id, 1, out);
+}
+
+void pgd_engine_free_sent(pgd_engine *e, int idle) {
+    double now = pgd_engine_now(e), first = INFINITY;
+    for (int i = 0; idle && i < e->n_held; i++)
+        if (e->held[i].free_at < first) first = e->held[i].free_at;
+    if (idle && first > now && first < INFINITY) { /* nothing else to do: the sim's clock jumps */
+        pgd_clock_sleep_until(e->cfg.clock, e->t0 + first);
+        now = pgd_engine_now(e);
+    }
+    for (int i = 0; i < e->n_held;) {
+        if (e->held[i].free_at <= now) {
+            (void)pgd_kv_free(e->kvm, e->held[i].kv_id);
+            e->held[i] = e->held[--e->n_held];
+        } else {
+            i++;
+        }
+    }
+    pgd_scheduler_set_held_blocks(e->sched, pgd_engine_held_blocks(e));
+}
+
+void pgd_engine_export_sent(pgd_engine *e, int64_t id, double t) {
+    if (!e) return;
+    for (int i = 0; i < e->n_held; i++)
+        if (e->held[i].request == id) e->held[i].free_at = t;
+    pgd_engine_free_sent(e, 0);
+}
+
+int pgd_engine_held_blocks(const pgd_engine *e) {
+    int n = 0;
+    for (int i = 0; e && i < e->n_held; i++) {
+        const int32_t *table = NULL;
+        int nb = 0;
+        if (pgd_kv_block_table(e->kvm, e->held[i].kv_id, &table, &nb) == PGD_OK) n += nb;
+    }
+    return n;
 }
 
 static pgd_status check_fits(const pgd_engine *e, const pgd_kv_handoff *x) {

@@ -94,6 +94,12 @@ struct pgd_engine {
     int64_t n_parked;   /* live requests parked (prefill_only, waiting for export): not busy */
     int64_t n_pending;  /* imported requests not admitted yet */
     int64_t pending_lo; /* no request below this id is pending */
+    /* exported KV still being sent (pgd_engine_export_held): freed at free_at (engine time) */
+    struct held_kv {
+        int64_t request, kv_id;
+        double free_at; /* INFINITY until pgd_engine_export_sent */
+    } * held;
+    int n_held, cap_held;
     /* per-step scratch */
     int32_t *tokens, *qs, *lens, *tables, *pairs;
     float *scratch;
@@ -120,6 +126,9 @@ void pgd_engine_unpark(pgd_engine *e, ereq *r);
 /* Admit the pending imports whose KV has arrived; with idle = 1 (nothing
  * else to run) first wait on the engine clock for the earliest one. */
 pgd_status pgd_engine_admit_imports(pgd_engine *e, int idle);
+/* Free the held exports whose transfer has ended by now; with idle = 1
+ * (nothing scheduled) first wait on the engine clock for the earliest one. */
+void pgd_engine_free_sent(pgd_engine *e, int idle);
 
 /* Finish the request: free its group, set reasons and times. */
 void pgd_engine_finish(pgd_engine *e, ereq *r, const char *reason);

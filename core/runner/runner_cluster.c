@@ -22,9 +22,10 @@
  * [experiment] trace_steps: every replica's decision trace in one
  * steps.jsonl with a replica member (runner/cluster_trace.h); not over MPI.
  *
- * [cluster] comm = mpi: replica r on rank r of `mpirun -np replicas`; rank
- * 0 runs this loop (and writes the results), every other rank serves its
- * replica (pgd_cluster_serve) and returns with out->worker set. */
+ * [cluster] comm = mpi: replica r on rank r of `mpirun -np replicas` (P/D:
+ * `-np prefill+decode`, the KV going rank to rank); rank 0 runs this loop
+ * (and writes the results, kv_transfers.csv included), every other rank
+ * serves its replica (pgd_cluster_serve) and returns with out->worker set. */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -463,14 +464,6 @@ pgd_status pgd_run_execute_cluster(const pgd_run_config *rc, const pgd_run_optio
     pgd_run_backend_opts bo;
     pgd_run_exec_config(rc, NULL, &bo, &cc.exec);
     int mpi = !strcmp(pgd_run_get_str(rc, "cluster", "comm"), "mpi");
-    if (mpi && dg) {
-        st = pgd_run_ctx_error(pgd_error(PGD_ERR_UNSUPPORTED,
-                                         "prefill = %d, decode = %d with comm = mpi: the P/D KV "
-                                         "hand-off runs between replicas of one process; use comm = threads",
-                                         np, nd),
-                               rc, "cluster");
-        goto done;
-    }
     if (pgd_parallel_ranks(&cc.exec.parallel) > 1 && !strcmp(cc.exec.parallel.comm, "mpi")) {
         st = pgd_run_ctx_error(pgd_error(PGD_ERR_UNSUPPORTED,
                                          "replicas = %d with [parallel] comm = mpi: a cluster "

@@ -31,6 +31,7 @@ struct pgd_scheduler {
     int n_running, cap_running;
     int reserved_seqs;
     int n_in_flight;         /* groups in flight (max_in_flight > 1) */
+    int held_blocks;         /* allocated outside the scheduler, coming back (pgd_scheduler_set_held_blocks) */
     const void *starved;     /* the waiting head that found too little of a step's token budget left
                                 after the running groups (admitted first next step), or NULL */
     int64_t next_seq_id, next_order, total_preemptions, total_swaps; /* swaps: preemptions that swapped out */

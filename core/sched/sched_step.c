@@ -253,6 +253,8 @@ static pgd_status schedule_running(pgd_scheduler *s, pgd_sched_group *g, int *co
              * preempt (or drop) on a cache that is not really full */
             if (s->n_running - s->n_in_flight == 1) return PGD_OK;
         }
+        if (v == g && s->n_running == 1 && need <= pgd_kv_free_blocks(s->kv) + s->held_blocks)
+            return PGD_OK; /* blocks held outside (P/D transfers in flight) come back: wait for them */
         if (v == g && s->n_running == 1) {
             pgd_kv_stats ks;
             pgd_kv_get_stats(s->kv, &ks);
@@ -366,7 +368,7 @@ static int admit(pgd_scheduler *s, pgd_sched_group *g, int *counts, int *budget,
     } else if (total > 0) {
         need = blocks_needed(s, g, counts);
     }
-    if (total >= 0 && total + pre > 0 && nsched <= *seqs_left && need > pgd_kv_free_blocks(s->kv) &&
+    if (total >= 0 && total + pre > 0 && nsched <= *seqs_left && need > pgd_kv_free_blocks(s->kv) + s->held_blocks &&
         s->n_running == 0 && pgd_pol_len(s, s->swapped) == 0) {
         PGD_ASSERT(pgd_pol_remove(s, s->waiting, g));
         *err = drop(s, g, need - pgd_kv_free_blocks(s->kv));

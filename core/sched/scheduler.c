@@ -310,6 +310,7 @@ void pgd_scheduler_landed(pgd_scheduler *s, pgd_sched_group *g) {
     g->in_flight = 0;
     s->n_in_flight--;
 }
+void pgd_scheduler_set_held_blocks(pgd_scheduler *s, int n) { s->held_blocks = n > 0 ? n : 0; }
 int pgd_scheduler_num_swapped(const pgd_scheduler *s) { return pgd_pol_len(s, s->swapped); }
 int pgd_scheduler_has_unfinished(const pgd_scheduler *s) {
     return pgd_pol_len(s, s->waiting) + s->n_running + pgd_pol_len(s, s->swapped) > 0;

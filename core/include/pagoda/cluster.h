@@ -52,7 +52,15 @@
  * create (request/reply, half the round trip). A rank's error comes back
  * as "replica R (rank R): ..."; a rank whose process dies ends the job
  * through mpirun. Remote outputs carry the finished request's sequences
- * and times (prompt NULL, n_prompt set); P/D hand-offs are local only.
+ * and times (prompt NULL, n_prompt set). P/D over MPI: a prefill rank's
+ * step reply lists its parked requests (with their prompts, for the
+ * router); rank 0 calls the hand-off hook for each, which (disagg.c ->
+ * pgd_cluster_remote_handoff) tells the prefill rank to export and send the
+ * bytes straight to the decode rank and the decode rank to receive and
+ * import them (rank 0 is an end only when it runs one of the replicas);
+ * both reply to rank 0. A refused import or failed export fails the step
+ * with "replica R (rank R): ..." and never leaves a rank waiting for bytes
+ * (a failed exporter still sends its peer an error header).
  *
  * Prefill/decode disaggregation (the hook for the P/D mode): replicas have
  * a role (cfg->roles; NULL = all MIXED). The router only picks among
@@ -206,6 +214,10 @@ int pgd_cluster_cached_prefix(pgd_cluster *c, int replica, const int32_t *prompt
 double pgd_cluster_to_cluster_time(const pgd_cluster *c, int replica, double engine_time);
 double pgd_cluster_to_engine_time(const pgd_cluster *c, int replica, double cluster_time);
 
+/* P/D: the prompt of request `id` (its replica's copy; for a replica on
+ * another MPI rank the one its latest step reply carried for a parked
+ * request). Valid until the next step or release. */
+pgd_status pgd_cluster_request_prompt(pgd_cluster *c, int64_t id, const int32_t **prompt, int *n_prompt);
 /* P/D: the DECODE replica the router picks for a handed-off request (-1 when there is none). */
 int pgd_cluster_pick_decode(pgd_cluster *c, const int32_t *prompt, int n_prompt);
 /* P/D: request `id` now lives on replica `to` as engine request `engine_id`

@@ -5,9 +5,13 @@
  *
  * The hand-off (pgd_disagg_handoff, the cluster's hook) exports the
  * request from the prefill engine (engine.h), packs it into one byte string,
- * sends it over a communicator (comm.h: threads; the bytes really move),
- * unpacks it on the decode side and imports it into the DECODE replica the
- * router picks. Timing:
+ * sends it over a communicator (comm.h; the bytes really move: a threads
+ * link when both replicas are in this process, else MPI rank to rank, see
+ * cluster.h), unpacks it on the decode side and imports it into the DECODE
+ * replica the router picks. The prefill replica's blocks stay allocated
+ * until the transfer has ended (pgd_engine_export_held): on real clocks
+ * until the bytes are sent, on the sim until the priced arrival time on its
+ * own clock, so its KV usage includes the transfers in flight. Timing:
  *   - the sim (virtual clocks): the transfer is priced as
  *       latency + kv_bytes / bandwidth
  *     from the prefill replica's clock at the hand-off; the decode replica
@@ -55,7 +59,8 @@ typedef struct pgd_disagg_stats {
     double kv_bytes;     /* summed */
     double link_seconds; /* summed ready - start */
     double max_link_seconds;
-    double comm_seconds; /* wall time spent in the communicator */
+    double comm_seconds; /* wall time spent in the communicator (over MPI: rank 0's wall time of
+                            each hand-off, the remote export and import included) */
 } pgd_disagg_stats;
 
 typedef struct pgd_disagg pgd_disagg;
@@ -68,6 +73,16 @@ const pgd_kv_link_config *pgd_disagg_link(const pgd_disagg *d);
 /* The cluster's hand-off hook: set cluster config .handoff = pgd_disagg_handoff,
  * .handoff_ctx = the pgd_disagg. Errors name the request and both replicas. */
 pgd_status pgd_disagg_handoff(void *d, pgd_cluster *c, int64_t id, int from);
+
+/* The hand-off's two ends as bytes, shared by the threads link (one
+ * process) and the MPI ranks (core/cluster/cluster_mpi.c):
+ * export_packed exports request `eid` of engine e with its blocks held
+ * (pgd_engine_export_held: the caller calls pgd_engine_export_sent once the
+ * bytes are out) and packs it (*buf malloc'd, *kv_bytes the KV's share);
+ * import_packed unpacks such bytes into engine e with the KV's ready_time
+ * (absolute clock seconds, <= 0 = here now); *eid its id there. */
+pgd_status pgd_disagg_export_packed(pgd_engine *e, int64_t eid, void **buf, size_t *n, size_t *kv_bytes);
+pgd_status pgd_disagg_import_packed(pgd_engine *e, const void *buf, size_t n, double ready_time, int64_t *eid);
 
 /* The roles of a P/D cluster: prefill replicas first, then decode ones
  * (roles: p + d entries). PGD_ERR_INVALID naming the keys when p or d < 1. */

@@ -212,6 +212,19 @@ typedef struct pgd_kv_handoff {
  * first token ended it: then finish_reason says so and no KV comes); its
  * blocks are freed. *out is owned by the caller (pgd_kv_handoff_free). */
 pgd_status pgd_engine_export(pgd_engine *e, int64_t id, pgd_kv_handoff **out);
+/* As pgd_engine_export, but the request's blocks stay allocated (and count
+ * in the engine's KV usage) while the transfer that reads them is in
+ * flight, as DistServe and Splitwise model a prefill instance's memory:
+ * they are freed at engine time t given by pgd_engine_export_sent (at once
+ * when t <= now, else by the first step at or after t; a step that can
+ * schedule nothing waits on the clock for them). The request itself
+ * finishes "exported" and may be released at once. Only the paged KV
+ * manager holds blocks; the contiguous kinds copied them out at park time. */
+pgd_status pgd_engine_export_held(pgd_engine *e, int64_t id, pgd_kv_handoff **out);
+/* The transfer of held export `id` (the exporting engine's request id) ends at engine time t. */
+void pgd_engine_export_sent(pgd_engine *e, int64_t id, double t);
+/* Blocks held by exports still in flight (tests, metrics). */
+int pgd_engine_held_blocks(const pgd_engine *e);
 void pgd_kv_handoff_free(pgd_kv_handoff *x);
 /* Add an exported request to decode; *id gets its id on this engine. It is
  * admitted at once when its KV is ready and there is room, else by a later

@@ -226,6 +226,13 @@ void pgd_scheduler_free_seq(pgd_scheduler *s, pgd_sched_group *g, pgd_sched_seq 
 /* Remove a group (finished or aborted) from every queue and free it. */
 void pgd_scheduler_remove(pgd_scheduler *s, pgd_sched_group *g);
 
+/* Blocks the KV manager has allocated outside the scheduler's groups that
+ * will come back without it (P/D: a prefill engine's exports whose transfer
+ * is in flight, engine.h's pgd_engine_export_held): a group that does not
+ * fit in the free blocks but would with these waits for them instead of
+ * being dropped as too large for an otherwise empty cache. */
+void pgd_scheduler_set_held_blocks(pgd_scheduler *s, int n);
+
 int pgd_scheduler_num_waiting(const pgd_scheduler *s);
 int pgd_scheduler_num_running(const pgd_scheduler *s);
 int pgd_scheduler_num_swapped(const pgd_scheduler *s);
