@@ -752,3 +752,30 @@ double pgd_cpu_measure_compute(pgd_threadpool *tp, pgd_cpu_probe kind, int reps)
     return 0.0;
 #endif
 }
+
+/* ------------------------------------------------------------- decode matmul alone */
+
+double pgd_cpu_measure_matmul(pgd_threadpool *tp, pgd_dtype wt, int in, int out, size_t bytes, int reps) {
+    if (in <= 0 || out <= 0 || (pgd_dtype_is_quant(wt) && in % PGD_QBLOCK)) return 0.0;
+    if (reps < 1) reps = 1;
+    size_t mb = pgd_dtype_bytes(wt, (size_t)in * out), nm = bytes / mb ? bytes / mb : 1;
+    char *w = malloc(mb * nm);
+    float *f = malloc(sizeof(float) * (size_t)in * out), *x = malloc(sizeof(float) * (size_t)in),
+          *y = malloc(sizeof(float) * (size_t)out);
+    double best = 0.0;
+    if (!w || !f || !x || !y) goto done;
+    uint32_t s = 12345; /* weights in [-1, 1), x in [-1, 1): values do not change the speed */
+    for (size_t i = 0; i < (size_t)in * out; i++) s = s * 1664525u + 1013904223u, f[i] = (float)(s >> 8) / (1 << 23) - 1;
+    for (int i = 0; i < in; i++) x[i] = f[i];
+    pgd_dtype_from_f32(w, wt, f, (size_t)in * out);
+    for (size_t m = 1; m < nm; m++) memcpy(w + m * mb, w, mb); /* faults every page in */
+    for (int r = 0; r <= reps; r++) {
+        double t0 = tp ? now_s() : thread_cpu_s();
+        for (size_t m = 0; m < nm; m++) pgd_cpu_matmul(tp, y, x, w + m * mb, wt, 1, in, out);
+        double dt = (tp ? now_s() : thread_cpu_s()) - t0, rate = dt > 0 ? (double)(mb * nm) / dt : 0.0;
+        if (r > 0 && rate > best) best = rate; /* pass 0 warms up */
+    }
+done:
+    free(w), free(f), free(x), free(y);
+    return best;
+}
