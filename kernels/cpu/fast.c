@@ -102,6 +102,7 @@ typedef struct matmul_job {
     int n, in, out;
     int batched;     /* pgd_avx2_matmul_batched, rows claimed in chunks */
     int qint;        /* with it: pgd_avx2_matmul_q_batched (integer dot products) instead */
+    int qdec;        /* n <= 3, quantized W: pgd_avx2_matmul_q_decode, rows claimed in chunks */
     int chunk;       /* rows per claimed chunk */
     atomic_int next; /* first unclaimed row */
 } matmul_job;
@@ -163,6 +164,10 @@ static void matmul_task(void *arg, int i, int nt) {
         else pgd_avx2_matmul_batched(j->y, j->x, j->w, j->wt, j->n, j->in, j->out, claim_rows, j);
         return;
     }
+    if (j->qdec) {
+        pgd_avx2_matmul_q_decode(j->y, j->x, j->w, j->wt, j->n, j->in, j->out, claim_rows, j);
+        return;
+    }
 #endif
     int r0, r1;
     split(j->out, i, nt, 4, &r0, &r1);
@@ -196,6 +201,11 @@ static void matmul_run(pgd_threadpool *tp, float *y, const float *x, const void 
 #if PGD_BUILD_AVX2
     j.batched = n > 3 && use_avx2();
     j.qint = j.batched && pgd_cpu_matmul_uses_int8(wt, n);
+    j.qdec = !j.batched && use_avx2() && pgd_dtype_is_quant(wt);
+    if (j.qdec) { /* about 4 chunks a thread, 8 to 256 rows: claimed as threads get to them */
+        int per = (out + 4 * nt - 1) / (4 * nt);
+        j.chunk = per < 8 ? 8 : per > 256 ? 256 : (per + 7) / 8 * 8;
+    }
     if (j.qint) { /* x quantized once per thread: small chunks cost nothing extra */
         int per = (out + nt - 1) / nt;
         j.chunk = per > MATMUL_CHUNK ? MATMUL_CHUNK : (per + 1) / 2 * 2;
