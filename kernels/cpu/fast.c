@@ -775,7 +775,8 @@ double pgd_cpu_measure_matmul(pgd_threadpool *tp, pgd_dtype wt, int in, int out,
     double best = 0.0;
     if (!w || !f || !x || !y) goto done;
     uint32_t s = 12345; /* weights in [-1, 1), x in [-1, 1): values do not change the speed */
-    for (size_t i = 0; i < (size_t)in * out; i++) s = s * 1664525u + 1013904223u, f[i] = (float)(s >> 8) / (1 << 23) - 1;
+    for (size_t i = 0; i < (size_t)in * out; i++)
+        s = s * 1664525u + 1013904223u, f[i] = (float)(s >> 8) / (1 << 23) - 1;
     for (int i = 0; i < in; i++) x[i] = f[i];
     pgd_dtype_from_f32(w, wt, f, (size_t)in * out);
     for (size_t m = 1; m < nm; m++) memcpy(w + m * mb, w, mb); /* faults every page in */
