@@ -201,7 +201,7 @@ static void matmul_run(pgd_threadpool *tp, float *y, const float *x, const void 
 #if PGD_BUILD_AVX2
     j.batched = n > 3 && use_avx2();
     j.qint = j.batched && pgd_cpu_matmul_uses_int8(wt, n);
-    j.qdec = !j.batched && use_avx2() && pgd_dtype_is_quant(wt);
+    j.qdec = !j.batched && use_avx2() && (wt == PGD_Q8_0 || wt == PGD_Q4_0); /* K-quants: their own case */
     if (j.qdec) { /* about 4 chunks a thread, 8 to 256 rows: claimed as threads get to them */
         int per = (out + 4 * nt - 1) / (4 * nt);
         j.chunk = per < 8 ? 8 : per > 256 ? 256 : (per + 7) / 8 * 8;
