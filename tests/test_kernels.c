@@ -951,6 +951,26 @@ static void test_compute_probe(void) {
     pgd_cpu_set_isa(g_isas[0]);
 }
 
+/* The decode matmul probe (pgd_cpu_measure_matmul): a positive rate for
+ * every weight dtype, on a pool and on the calling thread, on every ISA
+ * path; 0 for shapes the kernels do not take. */
+static void test_matmul_probe(void) {
+    static const pgd_dtype dts[] = {PGD_F32, PGD_F16, PGD_Q8_0, PGD_Q4_0};
+    for (int ii = 0; ii < g_n_isas; ii++) {
+        pgd_cpu_set_isa(g_isas[ii]);
+        for (size_t d = 0; d < sizeof dts / sizeof *dts; d++) {
+            double a = pgd_cpu_measure_matmul(g_pool2, dts[d], 256, 96, (size_t)1 << 20, 2);
+            double b = pgd_cpu_measure_matmul(NULL, dts[d], 288, 40, 0, 3);
+            CU_ASSERT(a > 1e6 && a < 1e13);
+            CU_ASSERT(b > 1e6 && b < 1e13);
+        }
+    }
+    pgd_cpu_set_isa(g_isas[0]);
+    CU_ASSERT_EQUAL(pgd_cpu_measure_matmul(NULL, PGD_Q8_0, 48, 8, 0, 1), 0.0); /* not whole blocks */
+    CU_ASSERT_EQUAL(pgd_cpu_measure_matmul(NULL, PGD_F32, 0, 8, 0, 1), 0.0);
+    CU_ASSERT_EQUAL(pgd_cpu_measure_matmul(NULL, PGD_F32, 8, -1, 0, 1), 0.0);
+}
+
 static void test_copy_bandwidth(void) {
     double bw = pgd_cpu_measure_copy_bandwidth(NULL, (size_t)4 << 20, 3);
     CU_ASSERT(bw > 1e8 && bw < 1e13);
@@ -998,6 +1018,7 @@ static CU_TestInfo runtime_tests[] = {
     {"isa selection", test_isa},
     {"copy bandwidth measurement", test_copy_bandwidth},
     {"compute probes", test_compute_probe},
+    {"decode matmul probe", test_matmul_probe},
     CU_TEST_INFO_NULL,
 };
 

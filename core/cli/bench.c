@@ -379,6 +379,9 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
     double bw = pgd_cpu_measure_copy_bandwidth(tp, (size_t)256 << 20, 2 * reps + 1);
     double kvb[MAXD]; /* KV bytes per sequence and step, in each row's KV dtype */
     double fma = 0, int8 = 0; /* the compute probes: the best of one per rep */
+    /* the decode matmul alone on an FFN-shaped (hidden, dim) matrix: streamed from DRAM on the pool
+     * (256 MiB, the best over reps) and one thread in L2 (CPU time), per row's weight dtype */
+    double mm_dram[MAXD] = {0}, mm_l2[MAXD] = {0};
     for (int d = 0; d < nd; d++) kvb[d] = bench_kv_bytes(xs[d].c, plen + steps / 2);
     rbws = calloc((size_t)reps, sizeof(double));
     if (!tp || !rbws) {
@@ -392,6 +395,11 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
         double f = pgd_cpu_measure_compute(tp, PGD_PROBE_F32_FMA, 1),
                i8 = pgd_cpu_measure_compute(tp, PGD_PROBE_INT8_DOT, 1);
         fma = f > fma ? f : fma, int8 = i8 > int8 ? i8 : int8;
+        for (int d = 0; d < nd; d++) {
+            const pgd_model_config *c = xs[d].c;
+            double m = pgd_cpu_measure_matmul(tp, c->weight_dtype, c->dim, c->hidden_dim, (size_t)256 << 20, 2);
+            mm_dram[d] = m > mm_dram[d] ? m : mm_dram[d];
+        }
         for (int k = 0; k < nd; k++) {
             int d = (k + r) % nd; /* a different dtype first each rep */
             double t, st, ct, cs;
@@ -410,6 +418,12 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
     double rbw = 0;
     for (int r = 0; r < reps; r++) rbw = rbws[r] > rbw ? rbws[r] : rbw;
     int mid = plen + steps / 2;
+    for (int d = 0; d < nd; d++) { /* L2: 256 KB of rows, 100 passes */
+        const pgd_model_config *c = xs[d].c;
+        size_t rowb = pgd_dtype_bytes(c->weight_dtype, (size_t)c->dim);
+        int rows = (int)(((size_t)256 << 10) / rowb);
+        mm_l2[d] = pgd_cpu_measure_matmul(NULL, c->weight_dtype, c->dim, rows > 8 ? rows : 8, 0, 100);
+    }
     double cb1[MAXD], cbb[MAXD][32]; /* compute bounds: decode b1, each batch (row's own path) */
     for (int d = 0; d < nd; d++) {
         pgd_cpu_set_q_int_max_tokens(deq[d] ? 0 : qint_default);
@@ -488,6 +502,17 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
                cb1[d], rb, cached ? " $" : "", cbb[d][bl], wb_, med_bat[d * nb + bl] / med_one[d],
                b1 > 0 ? bb / b1 : 0);
     }
+    /* where decode b1's share of the read bound goes: the kernel alone against the read probe */
+    printf("\nthe decode matmul alone (one token, %d x %d matrices, pgd_cpu_matmul), against the read probe:\n\n"
+           "| weights | alone from DRAM GB/s | %% of read probe | decode b1 GB/s read | %% of read probe | decode b1 / "
+           "alone | one thread in L2 GB/s (CPU time) |\n|---|---|---|---|---|---|---|\n",
+           xs[0].c->hidden_dim, xs[0].c->dim);
+    for (int d = 0; d < nd; d++) {
+        double got = med_one[d] * ((double)wb[d] + kvb[d]);
+        printf("| %s | %.2f | %.0f%% | %.2f | %.0f%% | %.2f | %.2f |\n", label[d], mm_dram[d] / 1e9,
+               rbw > 0 ? 100 * mm_dram[d] / rbw : 0, got / 1e9, rbw > 0 ? 100 * got / rbw : 0,
+               mm_dram[d] > 0 ? got / mm_dram[d] : 0, mm_l2[d] / 1e9);
+    }
     printf("\nthe same, as ratios to %s measured in the same rep (median over reps):\n\n| weights | prefill | "
            "decode b1 |", label[0]);
     for (int i = 0; i < nb; i++) printf(" batch %d |", batches[i]);
@@ -549,6 +574,8 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
             json_object_set_new(e, "single_decode_ratio_to_first", json_real(r_one[d]));
             json_object_set_new(e, "bound_decode_tps", json_real(bench_bound(rbw, (double)wb[d], kvb[d], 1)));
             json_object_set_new(e, "compute_bound_decode_tps", json_real(cb1[d]));
+            json_object_set_new(e, "matmul_alone_dram_Bps", json_real(mm_dram[d]));
+            json_object_set_new(e, "matmul_alone_l2_one_thread_Bps", json_real(mm_l2[d]));
             for (int i = 0; i < nb; i++) {
                 json_t *b = json_object();
                 json_object_set_new(b, "batch", json_integer(batches[i]));

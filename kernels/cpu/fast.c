@@ -102,6 +102,7 @@ typedef struct matmul_job {
     int n, in, out;
     int batched;     /* pgd_avx2_matmul_batched, rows claimed in chunks */
     int qint;        /* with it: pgd_avx2_matmul_q_batched (integer dot products) instead */
+    int qdec;        /* n <= 3, quantized W: pgd_avx2_matmul_q_decode, rows claimed in chunks */
     int chunk;       /* rows per claimed chunk */
     atomic_int next; /* first unclaimed row */
 } matmul_job;
@@ -163,6 +164,10 @@ static void matmul_task(void *arg, int i, int nt) {
         else pgd_avx2_matmul_batched(j->y, j->x, j->w, j->wt, j->n, j->in, j->out, claim_rows, j);
         return;
     }
+    if (j->qdec) {
+        pgd_avx2_matmul_q_decode(j->y, j->x, j->w, j->wt, j->n, j->in, j->out, claim_rows, j);
+        return;
+    }
 #endif
     int r0, r1;
     split(j->out, i, nt, 4, &r0, &r1);
@@ -196,6 +201,11 @@ static void matmul_run(pgd_threadpool *tp, float *y, const float *x, const void 
 #if PGD_BUILD_AVX2
     j.batched = n > 3 && use_avx2();
     j.qint = j.batched && pgd_cpu_matmul_uses_int8(wt, n);
+    j.qdec = !j.batched && use_avx2() && (wt == PGD_Q8_0 || wt == PGD_Q4_0); /* K-quants: their own case */
+    if (j.qdec) { /* about 4 chunks a thread, 8 to 256 rows: claimed as threads get to them */
+        int per = (out + 4 * nt - 1) / (4 * nt);
+        j.chunk = per < 8 ? 8 : per > 256 ? 256 : (per + 7) / 8 * 8;
+    }
     if (j.qint) { /* x quantized once per thread: small chunks cost nothing extra */
         int per = (out + nt - 1) / nt;
         j.chunk = per > MATMUL_CHUNK ? MATMUL_CHUNK : (per + 1) / 2 * 2;
@@ -751,4 +761,32 @@ double pgd_cpu_measure_compute(pgd_threadpool *tp, pgd_cpu_probe kind, int reps)
     (void)tp, (void)kind, (void)reps;
     return 0.0;
 #endif
+}
+
+/* ------------------------------------------------------------- decode matmul alone */
+
+double pgd_cpu_measure_matmul(pgd_threadpool *tp, pgd_dtype wt, int in, int out, size_t bytes, int reps) {
+    if (in <= 0 || out <= 0 || (pgd_dtype_is_quant(wt) && in % PGD_QBLOCK)) return 0.0;
+    if (reps < 1) reps = 1;
+    size_t mb = pgd_dtype_bytes(wt, (size_t)in * out), nm = bytes / mb ? bytes / mb : 1;
+    char *w = malloc(mb * nm);
+    float *f = malloc(sizeof(float) * (size_t)in * out), *x = malloc(sizeof(float) * (size_t)in),
+          *y = malloc(sizeof(float) * (size_t)out);
+    double best = 0.0;
+    if (!w || !f || !x || !y) goto done;
+    uint32_t s = 12345; /* weights in [-1, 1), x in [-1, 1): values do not change the speed */
+    for (size_t i = 0; i < (size_t)in * out; i++)
+        s = s * 1664525u + 1013904223u, f[i] = (float)(s >> 8) / (1 << 23) - 1;
+    for (int i = 0; i < in; i++) x[i] = f[i];
+    pgd_dtype_from_f32(w, wt, f, (size_t)in * out);
+    for (size_t m = 1; m < nm; m++) memcpy(w + m * mb, w, mb); /* faults every page in */
+    for (int r = 0; r <= reps; r++) {
+        double t0 = tp ? now_s() : thread_cpu_s();
+        for (size_t m = 0; m < nm; m++) pgd_cpu_matmul(tp, y, x, w + m * mb, wt, 1, in, out);
+        double dt = (tp ? now_s() : thread_cpu_s()) - t0, rate = dt > 0 ? (double)(mb * nm) / dt : 0.0;
+        if (r > 0 && rate > best) best = rate; /* pass 0 warms up */
+    }
+done:
+    free(w), free(f), free(x), free(y);
+    return best;
 }

@@ -37,6 +37,12 @@ void pgd_avx2_matmul_q_rows_f32(float *y, const float *x, const void *w, pgd_dty
 typedef int (*pgd_claim_fn)(void *ctx, int *r0, int *r1);
 void pgd_avx2_matmul_q_batched(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in, int out,
                                pgd_claim_fn claim, void *ctx);
+/* The same as pgd_avx2_matmul_q_rows for the row chunks that claim(ctx, ...)
+ * hands this thread (pgd_claim_fn below), x quantized once: what fast.c
+ * runs on the pool, so that a thread the host deschedules does not hold
+ * the others up at the end of every matmul. */
+void pgd_avx2_matmul_q_decode(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in, int out,
+                              pgd_claim_fn claim, void *ctx);
 /* dst[0..n) = the first n values of quantized src (n % 32 == 0) as f32. */
 void pgd_avx2_dequant(float *dst, const void *src, pgd_dtype wt, size_t n);
 

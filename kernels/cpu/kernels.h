@@ -145,4 +145,17 @@ double pgd_cpu_measure_read_bandwidth(pgd_threadpool *tp, size_t bytes, int reps
 typedef enum pgd_cpu_probe { PGD_PROBE_F32_FMA = 0, PGD_PROBE_INT8_DOT = 1 } pgd_cpu_probe;
 double pgd_cpu_measure_compute(pgd_threadpool *tp, pgd_cpu_probe kind, int reps);
 
+/* The decode matmul alone: weight bytes read per second by pgd_cpu_matmul
+ * with one token (n = 1) over (out, in) matrices of dtype wt filling
+ * `bytes` (random weights, whole matrices, at least one), one after the
+ * other as a decode step runs its layers, the best of `reps` passes after
+ * one untimed pass. With tp and bytes far above the L3 (256 MiB): what the
+ * kernel streams from DRAM on the pool's threads, to set against
+ * pgd_cpu_measure_read_bandwidth (the gap is the kernel's, not the rest of
+ * a step's). With tp NULL and bytes within L2: one thread's compute rate,
+ * per second of its own CPU time (CLOCK_THREAD_CPUTIME_ID, so a busy
+ * machine's neighbours do not count). 0 on failure or for in % 32 != 0
+ * with quantized wt. */
+double pgd_cpu_measure_matmul(pgd_threadpool *tp, pgd_dtype wt, int in, int out, size_t bytes, int reps);
+
 #endif
