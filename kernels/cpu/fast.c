@@ -102,6 +102,7 @@ typedef struct matmul_job {
     int n, in, out;
     int batched;     /* pgd_avx2_matmul_batched, rows claimed in chunks */
     int qint;        /* with it: pgd_avx2_matmul_q_batched (integer dot products) instead */
+    int kq;          /* q4_k / q6_k W: pgd_avx2_matmul_k for any n, rows claimed in chunks */
     int chunk;       /* rows per claimed chunk */
     atomic_int next; /* first unclaimed row */
 } matmul_job;
@@ -130,7 +131,7 @@ static void matmul_rows_scalar(const matmul_job *j, int r0, int r1) {
             const float *wr;
             if (j->wt == PGD_F32) {
                 wr = (const float *)j->w + (size_t)r * j->in + k0;
-            } else { /* quantized: in % 32 == 0, so chunks are whole blocks */
+            } else { /* quantized: in % 32 (k-quants: 256) == 0, so chunks are whole blocks */
                 pgd_dtype_to_f32(buf, (const char *)j->w + pgd_dtype_bytes(j->wt, (size_t)r * j->in + k0),
                                  j->wt, (size_t)kc);
                 wr = buf;
@@ -158,6 +159,10 @@ static int claim_rows(void *ctx, int *r0, int *r1) {
 static void matmul_task(void *arg, int i, int nt) {
     matmul_job *j = arg;
 #if PGD_BUILD_AVX2
+    if (j->kq) {
+        pgd_avx2_matmul_k(j->y, j->x, j->w, j->wt, j->n, j->in, j->out, claim_rows, j);
+        return;
+    }
     if (j->batched) {
         if (j->qint) pgd_avx2_matmul_q_batched(j->y, j->x, j->w, j->wt, j->n, j->in, j->out, claim_rows, j);
         else pgd_avx2_matmul_batched(j->y, j->x, j->w, j->wt, j->n, j->in, j->out, claim_rows, j);
@@ -184,6 +189,7 @@ int pgd_cpu_q_int_max_tokens(void) { return atomic_load(&g_q_int_max); }
 void pgd_cpu_set_q_int_max_tokens(int n) { atomic_store(&g_q_int_max, n < 0 ? 0 : n); }
 
 int pgd_cpu_matmul_uses_int8(pgd_dtype wt, int n) {
+    if (pgd_dtype_is_kquant(wt)) return n <= 3 && use_avx2(); /* matmul_k_avx2.c: batched dequantizes */
     if (!pgd_dtype_is_quant(wt) || !use_avx2()) return 0;
     return n <= 3 || n <= atomic_load(&g_q_int_max);
 }
@@ -194,9 +200,13 @@ static void matmul_run(pgd_threadpool *tp, float *y, const float *x, const void 
     atomic_init(&j.next, 0);
     int nt = (size_t)n * in * out < PAR_MIN_ELEMS ? 1 : pgd_threadpool_size(tp);
 #if PGD_BUILD_AVX2
+    j.kq = pgd_dtype_is_kquant(wt) && use_avx2();
     j.batched = n > 3 && use_avx2();
     j.qint = j.batched && pgd_cpu_matmul_uses_int8(wt, n);
-    if (j.qint) { /* x quantized once per thread: small chunks cost nothing extra */
+    if (j.kq) { /* chunks of whole 8-row groups, about 4 per thread */
+        int per = (out + 4 * nt - 1) / (4 * nt);
+        j.chunk = per > MATMUL_CHUNK ? MATMUL_CHUNK : (per + 7) / 8 * 8;
+    } else if (j.qint) { /* x quantized once per thread: small chunks cost nothing extra */
         int per = (out + nt - 1) / nt;
         j.chunk = per > MATMUL_CHUNK ? MATMUL_CHUNK : (per + 1) / 2 * 2;
     } else if (j.batched) {
@@ -499,7 +509,7 @@ static void embedding_task(void *arg, int i, int nt) {
             memcpy(dst, (const float *)j->table + base, dim * sizeof(float));
             continue;
         }
-        if (pgd_dtype_is_quant(j->tt)) { /* a row is whole blocks: dim % 32 == 0 */
+        if (pgd_dtype_is_blocked(j->tt)) { /* a row is whole blocks: dim % 32 (k-quants: 256) == 0 */
             pgd_dtype_to_f32(dst, (const char *)j->table + pgd_dtype_bytes(j->tt, base), j->tt, dim);
             continue;
         }
