@@ -233,7 +233,18 @@ static void test_random_kquant(void) {
         CU_ASSERT_EQUAL(pgd_model_config_weight_bytes(c), 256 * 5 * 4 + pgd_dtype_bytes(KQ[k], pgd_model_config_params(c) - 256 * 5));
         pgd_model_destroy(m);
     }
+    /* the sim prices a weight at its stored bytes: 144/256, 210/256 */
+    CU_ASSERT_EQUAL(pgd_dtype_elem_bytes(PGD_Q4_K), 144.0 / 256);
+    CU_ASSERT_EQUAL(pgd_dtype_elem_bytes(PGD_Q6_K), 210.0 / 256);
+    pgd_backend *sim = NULL;
+    pgd_backend_config sc = {.name = "sim", .options = (const char *const[]){"device=a100-40gb", NULL}};
+    CU_ASSERT_EQUAL_FATAL(pgd_backend_create(&sc, &sim), PGD_OK);
     pgd_model *m = NULL;
+    CU_ASSERT_EQUAL(pgd_model_load("random:llama-7b,dtype=q4_k", NULL, sim, &m), PGD_OK);
+    if (m) CU_ASSERT_EQUAL(pgd_model_get_config(m)->weight_dtype, PGD_Q4_K);
+    pgd_model_destroy(m);
+    pgd_backend_destroy(sim);
+    m = NULL;
     CU_ASSERT_NOT_EQUAL(pgd_model_load("random:stories15M,dtype=q4_k", NULL, BE, &m), PGD_OK);
     CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "q4_k weights are stored in blocks of 256 along each row, but "
                                                     "dim is 288 (not a multiple of 256)"));
