@@ -5,11 +5,11 @@
  * products):
  *  - scalar path: W dequantized in pieces, f32 dot products: relative error
  *    under 1e-5 (summation order only);
- *  - AVX2 decode (n <= 3): x rounded to int8 per block of 32 (d = max|x| /
+ *  - AVX2 integer path (n <= 8): x rounded to int8 per block of 32 (d = max|x| /
  *    127), so each output is within sum over blocks of (d / 2) sum |w| of
  *    the reference, plus 1e-5 of the largest output (checked output by
  *    output);
- *  - AVX2 batched (n > 3): each chunk dequantized to f32, then the f32
+ *  - AVX2 batched (n > 8): each chunk dequantized to f32, then the f32
  *    micro-kernel: bit-equal to the f32 matmul on the dequantized W, and
  *    within 1e-5 of the reference.
  * Outputs never depend on the thread pool. */
@@ -155,12 +155,13 @@ static void matmul_k_case(pgd_dtype dt, int n, int in, int out, uint64_t seed) {
     for (int ii = 0; ii < g_n_isas; ii++) {
         pgd_cpu_set_isa(g_isas[ii]);
         int avx2 = !strcmp(g_isas[ii], "avx2");
-        CU_ASSERT_EQUAL(pgd_cpu_matmul_uses_int8(dt, n), avx2 && n <= 3);
-        if (avx2 && n > 3) pgd_cpu_matmul(NULL, yf, x, wf, PGD_F32, n, in, out);
+        int int8 = avx2 && n <= 8;
+        CU_ASSERT_EQUAL(pgd_cpu_matmul_uses_int8(dt, n), int8);
+        if (avx2 && !int8) pgd_cpu_matmul(NULL, yf, x, wf, PGD_F32, n, in, out);
         for (int p = 0; p < N_POOLS; p++) {
             for (size_t i = 0; i < no; i++) y[i] = NAN;
             pgd_cpu_matmul(pool_at(p), y, x, w, dt, n, in, out);
-            if (avx2 && n <= 3) {
+            if (int8) {
                 size_t bad = 0;
                 for (size_t i = 0; i < no; i++) bad += !(fabs(y[i] - ref[i]) <= bound[i]);
                 if (bad)
@@ -184,7 +185,7 @@ static void matmul_k_case(pgd_dtype dt, int n, int in, int out, uint64_t seed) {
 }
 
 static void matmul_k_sweep(pgd_dtype dt) {
-    static const int ns[] = {1, 2, 3, 4, 9, 17, 40};
+    static const int ns[] = {1, 2, 3, 4, 7, 8, 9, 17, 40};
     static const int shapes[][2] = {{256, 3}, {512, 33}, {768, 20}, {2048, 9}, {1280, 130}};
     uint64_t seed = 77000 + 1000 * (uint64_t)dt;
     for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
@@ -230,7 +231,8 @@ static void test_random_kquant(void) {
         CU_ASSERT_EQUAL_FATAL(pgd_model_load(spec, NULL, BE, &m), PGD_OK);
         const pgd_model_config *c = pgd_model_get_config(m);
         CU_ASSERT_EQUAL(c->weight_dtype, KQ[k]);
-        CU_ASSERT_EQUAL(pgd_model_config_weight_bytes(c), 256 * 5 * 4 + pgd_dtype_bytes(KQ[k], pgd_model_config_params(c) - 256 * 5));
+        CU_ASSERT_EQUAL(pgd_model_config_weight_bytes(c),
+                        256 * 5 * 4 + pgd_dtype_bytes(KQ[k], pgd_model_config_params(c) - 256 * 5));
         pgd_model_destroy(m);
     }
     /* the sim prices a weight at its stored bytes: 144/256, 210/256 */
@@ -248,8 +250,8 @@ static void test_random_kquant(void) {
     CU_ASSERT_NOT_EQUAL(pgd_model_load("random:stories15M,dtype=q4_k", NULL, BE, &m), PGD_OK);
     CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "q4_k weights are stored in blocks of 256 along each row, but "
                                                     "dim is 288 (not a multiple of 256)"));
-    CU_ASSERT_NOT_EQUAL(pgd_model_load("random:dim=512,layers=1,heads=4,hidden=640,vocab=300,seq=64,dtype=q6_k",
-                                       NULL, BE, &m), PGD_OK);
+    CU_ASSERT_NOT_EQUAL(
+        pgd_model_load("random:dim=512,layers=1,heads=4,hidden=640,vocab=300,seq=64,dtype=q6_k", NULL, BE, &m), PGD_OK);
     CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "hidden is 640 (not a multiple of 256)"));
     CU_ASSERT_NOT_EQUAL(pgd_model_load("random:stories15M,dtype=q5_k", NULL, BE, &m), PGD_OK);
     CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "q4_0, q4_k or q6_k"));

@@ -491,7 +491,7 @@ static void gw_kv_u32(gw *b, const char *k, uint32_t v) { gw_str(b, k); gw_u32(b
 
 enum { QV = 256, QL = 2 };
 static int QD = 64, QH = 128; /* 256 for the k-quant files (rows of whole super-blocks) */
-static int g_kmix = 1; /* a Q4_K file as Q4_K_M mixes it: Q6_K classifier and ffn_down */
+static int g_kmix = 1;        /* a Q4_K file as Q4_K_M mixes it: Q6_K classifier and ffn_down */
 typedef struct qt { char name[48]; int ne0, ne1, ggml; } qt;
 
 static int ggml_of(pgd_dtype t) {
@@ -657,15 +657,18 @@ static int quant_logits(const char *path, pgd_dtype *wt_out, float *out /* 3 x Q
  * matrix: the Q4_K ones requantized to Q6_K, the Q6_K ones as stored).
  * On the scalar ISA path the single-dtype files' logits equal the F32
  * file's bit for bit (the path dequantizes exactly, then the same f32 dot
- * products). On AVX2 the 8-token prefill dequantizes too (the f32
- * micro-kernel on the same values), and the decode matmuls (n = 1, the
- * classifier at every step) round activations to int8: held to 5e-2
- * relative to the largest logit (measured up to 9.8e-3), greedy tokens
- * equal; the Q4_K_M-like file (the requantization too) likewise.
+ * products). On AVX2 every matmul here (the 8-token prefill, the decode
+ * steps, the classifier at n = 1) takes integer dot products with the
+ * activations rounded to int8: held to 5e-2 relative to the largest logit
+ * (measured up to 1.2e-2, Q6_K), greedy tokens equal; the Q4_K_M-like file
+ * (the requantization too) likewise.
  * Damaged k-quant tensors are refused: a row of 48 values, data cut short. */
 static void test_gguf_kquants(void) {
-    static const struct { pgd_dtype wt; int mix; pgd_dtype runs; } cases[] = {
-        {PGD_Q4_K, 0, PGD_Q4_K}, {PGD_Q6_K, 0, PGD_Q6_K}, {PGD_Q4_K, 1, PGD_Q6_K}};
+    static const struct {
+        pgd_dtype wt;
+        int mix;
+        pgd_dtype runs;
+    } cases[] = {{PGD_Q4_K, 0, PGD_Q4_K}, {PGD_Q6_K, 0, PGD_Q6_K}, {PGD_Q4_K, 1, PGD_Q6_K}};
     const char *isa0 = pgd_cpu_isa();
     QD = QH = 256;
     for (int i = 0; i < 3; i++) {

@@ -99,9 +99,10 @@ static pgd_status check_quant(const pgd_model *m, pgd_dtype embd_dtype, pgd_dtyp
     };
     for (size_t i = 0; i < sizeof need / sizeof need[0]; i++)
         if (need[i].v % blk)
-            return pgd_error(PGD_ERR_UNSUPPORTED, "model %s: %s weights are stored in blocks of %d along each "
-                             "row, but %s is %ld (not a multiple of %d)%s", c->name, pgd_dtype_name(bt), blk,
-                             need[i].what, need[i].v, blk,
+            return pgd_error(PGD_ERR_UNSUPPORTED,
+                             "model %s: %s weights are stored in blocks of %d along each "
+                             "row, but %s is %ld (not a multiple of %d)%s",
+                             c->name, pgd_dtype_name(bt), blk, need[i].what, need[i].v, blk,
                              sh->tp > 1 ? "; try another tensor-parallel degree" : "");
     return PGD_OK;
 }

@@ -170,8 +170,10 @@ pgd_status pgd_model_shape(const char *spec, pgd_model_config *out) {
             continue;
         } else if (!strcmp(k, "dtype")) {
             if (!pgd_dtype_from_name(v, &c.weight_dtype) || !pgd_dtype_is_weight(c.weight_dtype))
-                return pgd_error(PGD_ERR_INVALID, "model shape: dtype must be f32, f16, bf16, q8_0, q4_0, "
-                                 "q4_k or q6_k (got '%s')", v);
+                return pgd_error(PGD_ERR_INVALID,
+                                 "model shape: dtype must be f32, f16, bf16, q8_0, q4_0, "
+                                 "q4_k or q6_k (got '%s')",
+                                 v);
             dtype_set = 1;
             continue;
         } else if (!strcmp(k, "theta") || !strcmp(k, "eps")) {

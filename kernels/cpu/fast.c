@@ -189,7 +189,7 @@ int pgd_cpu_q_int_max_tokens(void) { return atomic_load(&g_q_int_max); }
 void pgd_cpu_set_q_int_max_tokens(int n) { atomic_store(&g_q_int_max, n < 0 ? 0 : n); }
 
 int pgd_cpu_matmul_uses_int8(pgd_dtype wt, int n) {
-    if (pgd_dtype_is_kquant(wt)) return n <= 3 && use_avx2(); /* matmul_k_avx2.c: batched dequantizes */
+    if (pgd_dtype_is_kquant(wt)) return n <= PGD_K_INT_MAX_TOKENS && use_avx2(); /* matmul_k_avx2.c */
     if (!pgd_dtype_is_quant(wt) || !use_avx2()) return 0;
     return n <= 3 || n <= atomic_load(&g_q_int_max);
 }

@@ -1,11 +1,12 @@
 /* matmul_k_avx2.c - GGUF k-quant weights (q4_k, q6_k; dtype.h has their
  * super-block layouts) with AVX2, read in their stored form.
  *
- *  - Decode (n <= 3), the rows of the chunks claimed: each token's x is
+ *  - Decode and small batches (n <= PGD_K_INT_MAX_TOKENS = 8, measured:
+ *    fast_impl.h), the rows of the chunks claimed: each token's x is
  *    quantized per block of 32 to int8 with an f32 scale d_x = max|x| / 127
  *    (and, for q4_k's mins, d_x times the block's sum of q), then every W
  *    row is read once, one sequential stream of super-blocks, and dotted with
- *    each token in integers, one 32-value group at a time:
+ *    each token (3 at a time) in integers, one 32-value group at a time:
  *      q4_k: the 4-bit q (0..15, unsigned) times x (maddubs: at most
  *        2 x 15 x 127 per pair), summed to int32, converted, and accumulated
  *        with d sc_j d_x; the mins come off once per row as
@@ -15,7 +16,7 @@
  *        the first sub-block of 16 and the high 4 the second, converted, and
  *        accumulated with d d_x times the two int8 scales.
  *    Bytes read per weight: 144/256 (q4_k), 210/256 (q6_k).
- *  - Batched (n > 3): each claimed chunk of W rows dequantized to f32
+ *  - Batched (n > 8): each claimed chunk of W rows dequantized to f32
  *    (pgd_avx2_dequant_k, bit-equal to pgd_dtype_to_f32) into a buffer, then
  *    matmul_avx2.c's f32 micro-kernel over it (pgd_avx2_matmul_batched on
  *    the buffer's rows), so batched results equal the f32 kernel's on the
@@ -32,11 +33,14 @@
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 #define QK PGD_QK_K
-#define NTK 3 /* most tokens of the decode path */
+#define NTK 3 /* tokens per pass over a row */
+
+/* most tokens of the integer path (a variable: a benchmark that includes this file moves it) */
+static int g_k_int_max = PGD_K_INT_MAX_TOKENS;
 
 typedef struct xk8 {
     float d;
-    float s;     /* d * sum(q): the block's sum of x as quantized */
+    float s; /* d * sum(q): the block's sum of x as quantized */
     int8_t q[32];
 } xk8;
 
@@ -181,15 +185,16 @@ ALWAYS_INLINE void krow(int nt, pgd_dtype wt, const xk8 *xq, int nbx, const uint
     for (int t = 0; t < nt; t++) y[t * ldy] = hsum8(acc[t]) - corr[t];
 }
 
-#define KROWS(WT)                                                                                         \
-    static void krows_##WT(int n, const xk8 *xq, int nbx, const uint8_t *w, size_t row, float *y,         \
-                           size_t ldy, int r0, int r1) {                                                  \
-        for (int r = r0; r < r1; r++) {                                                                   \
-            const uint8_t *wr = w + (size_t)r * row;                                                      \
-            if (n == 3) krow(3, WT, xq, nbx, wr, y + r, ldy);                                             \
-            else if (n == 2) krow(2, WT, xq, nbx, wr, y + r, ldy);                                        \
-            else krow(1, WT, xq, nbx, wr, y + r, ldy);                                                    \
-        }                                                                                                 \
+/* Rows r0..r1-1 against all n tokens, 3 at a time while the row sits in L1. */
+#define KROWS(WT) \
+    static void krows_##WT(int n, const xk8 *xq, int nbx, const uint8_t *w, size_t row, float *y, size_t ldy, int r0, int r1) { \
+        for (int r = r0; r < r1; r++) { \
+            const uint8_t *wr = w + (size_t)r * row; \
+            int t = 0; \
+            for (; t + 3 <= n; t += 3) krow(3, WT, xq + (size_t)t * nbx, nbx, wr, y + t * ldy + r, ldy); \
+            if (n - t == 2) krow(2, WT, xq + (size_t)t * nbx, nbx, wr, y + t * ldy + r, ldy); \
+            else if (n - t == 1) krow(1, WT, xq + (size_t)t * nbx, nbx, wr, y + t * ldy + r, ldy); \
+        } \
     }
 KROWS(PGD_Q4_K)
 KROWS(PGD_Q6_K)
@@ -211,9 +216,9 @@ void pgd_avx2_dequant_k(float *dst, const void *src, pgd_dtype wt, size_t n) {
                     __m128i bq = _mm_and_si128(hi ? _mm_srli_epi16(r1, 4) : r1, _mm_set1_epi8(0xF));
                     __m128i parts[4] = {a, _mm_srli_si128(a, 8), bq, _mm_srli_si128(bq, 8)};
                     for (int p = 0; p < 4; p++) /* (d sc) q - dmin m, rounded as pgd_dtype_to_f32 does */
-                        _mm256_storeu_ps(dst + 8 * p,
-                                         _mm256_sub_ps(_mm256_mul_ps(ds, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(parts[p]))),
-                                                       mm));
+                        _mm256_storeu_ps(
+                            dst + 8 * p,
+                            _mm256_sub_ps(_mm256_mul_ps(ds, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(parts[p]))), mm));
                 }
             }
         }
@@ -251,7 +256,7 @@ static int claim_one(void *ctx, int *r0, int *r1) {
     return 1;
 }
 
-/* Batched: every claimed chunk dequantized, then the f32 kernel on it. */
+/* Batched (n > 8): every claimed chunk dequantized, then the f32 kernel on it. */
 static void matmul_k_batched(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in, int out,
                              pgd_claim_fn claim, void *ctx) {
     size_t row = pgd_dtype_bytes(wt, (size_t)in);
@@ -278,8 +283,8 @@ static void matmul_k_batched(float *y, const float *x, const void *w, pgd_dtype 
 
 /* Rows r0..r1-1 for any n, each row dequantized into a stack buffer in
  * pieces and dotted in f32 (the fallback without memory for a buffer). */
-void pgd_avx2_matmul_k_rows_plain(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in, int out,
-                                  int r0, int r1) {
+void pgd_avx2_matmul_k_rows_plain(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in, int out, int r0,
+                                  int r1) {
     enum { CH = 1024 };
     float buf[CH] __attribute__((aligned(32)));
     size_t row = pgd_dtype_bytes(wt, (size_t)in);
@@ -290,7 +295,8 @@ void pgd_avx2_matmul_k_rows_plain(float *y, const float *x, const void *w, pgd_d
             for (int t = 0; t < n; t++) {
                 const float *xt = x + (size_t)t * in + k0;
                 __m256 a = _mm256_setzero_ps();
-                for (int k = 0; k < kc; k += 8) a = _mm256_fmadd_ps(_mm256_load_ps(buf + k), _mm256_loadu_ps(xt + k), a);
+                for (int k = 0; k < kc; k += 8)
+                    a = _mm256_fmadd_ps(_mm256_load_ps(buf + k), _mm256_loadu_ps(xt + k), a);
                 float v = hsum8(a), *dst = y + (size_t)t * out + r;
                 *dst = k0 ? *dst + v : v;
             }
@@ -299,7 +305,7 @@ void pgd_avx2_matmul_k_rows_plain(float *y, const float *x, const void *w, pgd_d
 
 void pgd_avx2_matmul_k(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in, int out,
                        pgd_claim_fn claim, void *ctx) {
-    if (n > NTK) {
+    if (n > g_k_int_max) {
         matmul_k_batched(y, x, w, wt, n, in, out, claim, ctx);
         return;
     }
