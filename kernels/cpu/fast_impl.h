@@ -45,7 +45,7 @@ void pgd_avx2_dequant(float *dst, const void *src, pgd_dtype wt, size_t n);
  * integer dot products against x quantized per block of 32 (each row read
  * once, 3 tokens at a time); more: each chunk dequantized to f32 and
  * pgd_avx2_matmul_batched's micro-kernel on it. The switch is measured
- * (README "k-quants"): one thread, 9216 x 768, the integer path 1.4-1.7x
+ * (README, the k-quant paragraph): one thread, 9216 x 768, the integer path 1.4-1.7x
  * (q4_k) and 1.8-2.4x (q6_k) at 4-6 tokens, 0.96-1.0x / 1.25x at 8,
  * 0.7x / 0.85x at 16.
  * _plain: rows r0..r1-1, W dequantized in pieces and f32 dot products.

@@ -39,13 +39,12 @@
 static int g_k_int_max = PGD_K_INT_MAX_TOKENS;
 
 typedef struct xk8 {
-    float d;
-    float s; /* d * sum(q): the block's sum of x as quantized */
     int8_t q[32];
-} xk8;
+} xk8; /* one block of 32 quantized x values; its scale in xd[], d * sum(q) in xs[] */
 
-/* One row of x (in % 256 == 0) to blocks of 32 int8 with f32 scales. */
-static void quantize_xk(xk8 *dst, const float *x, int in) {
+/* One row of x (in % 256 == 0) to blocks of 32 int8 with f32 scales xd
+ * and xs = xd * (the block's sum of q): the sum of x as quantized. */
+static void quantize_xk(xk8 *dst, float *xd, float *xs, const float *x, int in) {
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     for (int b = 0; b < in / 32; b++, x += 32) {
         __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8);
@@ -67,8 +66,8 @@ static void quantize_xk(xk8 *dst, const float *x, int in) {
         __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
         s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
         s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
-        dst[b].d = d;
-        dst[b].s = d * (float)_mm_cvtsi128_si32(s4);
+        xd[b] = d;
+        xs[b] = d * (float)_mm_cvtsi128_si32(s4);
     }
 }
 
@@ -95,38 +94,58 @@ ALWAYS_INLINE void q4k_scales(const uint8_t *q, int *sc, int *m) {
     }
 }
 
+/* q4_k's 8 scales (*sc) and 8 mins (*m) as bytes of two 64-bit words, from
+ * the 12 packed bytes q (the layout q4k_scales reads, four lanes at a time). */
+ALWAYS_INLINE void q4k_scales8(const uint8_t *q, uint64_t *sc, uint64_t *m) {
+    uint32_t a[3];
+    memcpy(a, q, 12);
+    uint32_t s_lo = a[0] & 0x3f3f3f3f, m_lo = a[1] & 0x3f3f3f3f;
+    uint32_t s_hi = (a[2] & 0x0f0f0f0f) | ((a[0] >> 6) & 0x03030303) << 4;
+    uint32_t m_hi = ((a[2] >> 4) & 0x0f0f0f0f) | ((a[1] >> 6) & 0x03030303) << 4;
+    *sc = s_lo | (uint64_t)s_hi << 32;
+    *m = m_lo | (uint64_t)m_hi << 32;
+}
+
+ALWAYS_INLINE __m256 bytes8_ps(uint64_t v) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)v)));
+}
+
 /* Sum of the 32 products of unsigned bytes u and signed bytes x, as 8 int32 lanes. */
 ALWAYS_INLINE __m256i dot_u8s8(__m256i u, __m256i x) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), _mm256_set1_epi16(1));
 }
 
-/* acc[t] += one q4_k super-block of a W row . token t's x (xq: its 8
- * blocks of 32); corr[t] collects the mins' term. */
-ALWAYS_INLINE void q4k_super(int nt, const uint8_t *blk, const xk8 *xq, size_t ldx, __m256 *acc, float *corr) {
-    float d = f16(blk), dmin = f16(blk + 2);
-    int sc[8], m[8];
-    q4k_scales(blk + 4, sc, m);
+/* acc[t] + acc2[t] += one q4_k super-block of a W row . token t's x (two
+ * accumulators: two FMA chains; xq, xd, xs: its 8 blocks of 32, token t's
+ * ldx blocks further on); corr[t] collects the mins' term in 8 lanes: the
+ * 8 factors d sc_j d_x and the mins dmin m_j are made in vectors, once a
+ * super-block. */
+ALWAYS_INLINE void q4k_super(int nt, const uint8_t *blk, const xk8 *xq, const float *xd, const float *xs,
+                             size_t ldx, __m256 *acc, __m256 *acc2, __m256 *corr) {
+    uint64_t sc8, m8;
+    q4k_scales8(blk + 4, &sc8, &m8);
+    __m256 dsc = _mm256_mul_ps(_mm256_set1_ps(f16(blk)), bytes8_ps(sc8));
+    __m256 dm = _mm256_mul_ps(_mm256_set1_ps(f16(blk + 2)), bytes8_ps(m8));
+    float f[NTK][8] __attribute__((aligned(32)));
+#pragma GCC unroll 3
+    for (int t = 0; t < nt; t++) {
+        _mm256_store_ps(f[t], _mm256_mul_ps(dsc, _mm256_loadu_ps(xd + (size_t)t * ldx)));
+        corr[t] = _mm256_fmadd_ps(dm, _mm256_loadu_ps(xs + (size_t)t * ldx), corr[t]);
+    }
     const uint8_t *qs = blk + 16;
     const __m256i m4 = _mm256_set1_epi8(0xF);
+#pragma GCC unroll 4
     for (int c = 0; c < 4; c++) {
         __m256i raw = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
         __m256i lo = _mm256_and_si256(raw, m4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
-        float d0 = d * (float)sc[2 * c], d1 = d * (float)sc[2 * c + 1];
 #pragma GCC unroll 3
         for (int t = 0; t < nt; t++) {
-            const xk8 *x0 = xq + (size_t)t * ldx + 2 * c, *x1 = x0 + 1;
-            __m256 p0 = _mm256_cvtepi32_ps(dot_u8s8(lo, _mm256_loadu_si256((const __m256i *)x0->q)));
-            __m256 p1 = _mm256_cvtepi32_ps(dot_u8s8(hi, _mm256_loadu_si256((const __m256i *)x1->q)));
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d0 * x0->d), p0, acc[t]);
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d1 * x1->d), p1, acc[t]);
+            const xk8 *x0 = xq + (size_t)t * ldx + 2 * c;
+            __m256 p0 = _mm256_cvtepi32_ps(dot_u8s8(lo, _mm256_loadu_si256((const __m256i *)x0[0].q)));
+            __m256 p1 = _mm256_cvtepi32_ps(dot_u8s8(hi, _mm256_loadu_si256((const __m256i *)x0[1].q)));
+            acc[t] = _mm256_fmadd_ps(_mm256_broadcast_ss(&f[t][2 * c]), p0, acc[t]);
+            acc2[t] = _mm256_fmadd_ps(_mm256_broadcast_ss(&f[t][2 * c + 1]), p1, acc2[t]);
         }
-    }
-#pragma GCC unroll 3
-    for (int t = 0; t < nt; t++) {
-        const xk8 *x = xq + (size_t)t * ldx;
-        float s = 0;
-        for (int j = 0; j < 8; j++) s += (float)m[j] * x[j].s;
-        corr[t] += dmin * s;
     }
 }
 
@@ -147,53 +166,63 @@ ALWAYS_INLINE void q6k_groups(const uint8_t *blk, int h, __m256i *g) {
     g[3] = _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), h3), o32);
 }
 
-/* acc[t] += one q6_k super-block of a W row . token t's x. */
-ALWAYS_INLINE void q6k_super(int nt, const uint8_t *blk, const xk8 *xq, size_t ldx, __m256 *acc) {
-    float d = f16(blk + 208);
-    const int8_t *sc = (const int8_t *)(blk + 192);
+/* acc[t] + acc2[t] += one q6_k super-block of a W row . token t's x
+ * (groups 0, 2 into acc, 1, 3 into acc2). */
+ALWAYS_INLINE void q6k_super(int nt, const uint8_t *blk, const xk8 *xq, const float *xd, size_t ldx, __m256 *acc,
+                             __m256 *acc2) {
+    /* d times the 16 int8 scales, in vectors once a super-block */
+    __m256 d = _mm256_set1_ps(f16(blk + 208));
+    __m128i s16 = _mm_loadu_si128((const __m128i *)(blk + 192));
+    float sc[16] __attribute__((aligned(32)));
+    _mm256_store_ps(sc, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(s16))));
+    _mm256_store_ps(sc + 8, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(s16, 8)))));
     for (int h = 0; h < 2; h++) {
         __m256i g[4];
         q6k_groups(blk, h, g);
 #pragma GCC unroll 4
         for (int k = 0; k < 4; k++) {
             __m256i wa = _mm256_sign_epi8(g[k], g[k]);
-            __m256 s2 = _mm256_set_m128(_mm_set1_ps(d * (float)sc[8 * h + 2 * k + 1]),
-                                        _mm_set1_ps(d * (float)sc[8 * h + 2 * k]));
+            __m256 s2 = _mm256_set_m128(_mm_broadcast_ss(&sc[8 * h + 2 * k + 1]), _mm_broadcast_ss(&sc[8 * h + 2 * k]));
 #pragma GCC unroll 3
             for (int t = 0; t < nt; t++) {
-                const xk8 *xb = xq + (size_t)t * ldx + 4 * h + k;
-                __m256i xs = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)xb->q), g[k]);
-                __m256 p = _mm256_cvtepi32_ps(dot_u8s8(wa, xs));
-                acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(s2, _mm256_set1_ps(xb->d)), p, acc[t]);
+                size_t xb = (size_t)t * ldx + 4 * h + k;
+                __m256i xv = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)xq[xb].q), g[k]);
+                __m256 p = _mm256_cvtepi32_ps(dot_u8s8(wa, xv));
+                __m256 *a = k & 1 ? acc2 : acc;
+                a[t] = _mm256_fmadd_ps(_mm256_mul_ps(s2, _mm256_broadcast_ss(&xd[xb])), p, a[t]);
             }
         }
     }
 }
 
-/* y[t * ldy] = W_row . x_t for nt tokens (xq: nbx blocks of 32 each). */
-ALWAYS_INLINE void krow(int nt, pgd_dtype wt, const xk8 *xq, int nbx, const uint8_t *w, float *y, size_t ldy) {
-    __m256 acc[NTK];
-    float corr[NTK] = {0};
+/* y[t * ldy] = W_row . x_t for nt tokens (xq, xd, xs: nbx blocks of 32 each). */
+ALWAYS_INLINE void krow(int nt, pgd_dtype wt, const xk8 *xq, const float *xd, const float *xs, int nbx,
+                        const uint8_t *w, float *y, size_t ldy) {
+    __m256 acc[NTK], acc2[NTK], corr[NTK];
 #pragma GCC unroll 3
-    for (int t = 0; t < NTK; t++) acc[t] = _mm256_setzero_ps();
+    for (int t = 0; t < NTK; t++) acc[t] = acc2[t] = corr[t] = _mm256_setzero_ps();
     size_t bsz = wt == PGD_Q4_K ? 144 : 210;
     for (int b = 0; b < nbx / 8; b++) {
-        if (wt == PGD_Q4_K) q4k_super(nt, w + b * bsz, xq + 8 * b, (size_t)nbx, acc, corr);
-        else q6k_super(nt, w + b * bsz, xq + 8 * b, (size_t)nbx, acc);
+        if (wt == PGD_Q4_K) q4k_super(nt, w + b * bsz, xq + 8 * b, xd + 8 * b, xs + 8 * b, (size_t)nbx, acc, acc2, corr);
+        else q6k_super(nt, w + b * bsz, xq + 8 * b, xd + 8 * b, (size_t)nbx, acc, acc2);
     }
 #pragma GCC unroll 3
-    for (int t = 0; t < nt; t++) y[t * ldy] = hsum8(acc[t]) - corr[t];
+    for (int t = 0; t < nt; t++) y[t * ldy] = hsum8(_mm256_sub_ps(_mm256_add_ps(acc[t], acc2[t]), corr[t]));
 }
 
 /* Rows r0..r1-1 against all n tokens, 3 at a time while the row sits in L1. */
 #define KROWS(WT) \
-    static void krows_##WT(int n, const xk8 *xq, int nbx, const uint8_t *w, size_t row, float *y, size_t ldy, int r0, int r1) { \
+    static void krows_##WT(int n, const xk8 *xq, const float *xd, const float *xs, int nbx, const uint8_t *w, size_t row, float *y, size_t ldy, int r0, int r1) { \
         for (int r = r0; r < r1; r++) { \
             const uint8_t *wr = w + (size_t)r * row; \
             int t = 0; \
-            for (; t + 3 <= n; t += 3) krow(3, WT, xq + (size_t)t * nbx, nbx, wr, y + t * ldy + r, ldy); \
-            if (n - t == 2) krow(2, WT, xq + (size_t)t * nbx, nbx, wr, y + t * ldy + r, ldy); \
-            else if (n - t == 1) krow(1, WT, xq + (size_t)t * nbx, nbx, wr, y + t * ldy + r, ldy); \
+            for (; t + 3 <= n; t += 3) { \
+                size_t o = (size_t)t * nbx; \
+                krow(3, WT, xq + o, xd + o, xs + o, nbx, wr, y + t * ldy + r, ldy); \
+            } \
+            size_t o = (size_t)t * nbx; \
+            if (n - t == 2) krow(2, WT, xq + o, xd + o, xs + o, nbx, wr, y + t * ldy + r, ldy); \
+            else if (n - t == 1) krow(1, WT, xq + o, xd + o, xs + o, nbx, wr, y + t * ldy + r, ldy); \
         } \
     }
 KROWS(PGD_Q4_K)
@@ -309,21 +338,29 @@ void pgd_avx2_matmul_k(float *y, const float *x, const void *w, pgd_dtype wt, in
         matmul_k_batched(y, x, w, wt, n, in, out, claim, ctx);
         return;
     }
-    enum { STACK_BLOCKS = 3 * 512 }; /* 61 KB: in <= 16384 at n = 3 */
+    enum { STACK_BLOCKS = 3 * 512 }; /* 61 KB (and 12 KB of scales): in <= 16384 at n = 3 */
     xk8 stack[STACK_BLOCKS];
+    float sd[STACK_BLOCKS], ss[STACK_BLOCKS];
     int nbx = in / 32, r0, r1;
+    size_t nblk = (size_t)n * nbx;
     if (!claim(ctx, &r0, &r1)) return;
-    xk8 *xq = (size_t)n * nbx <= STACK_BLOCKS ? stack : malloc(sizeof(xk8) * (size_t)n * nbx);
-    if (!xq) { /* no memory for the quantized x: f32 dot products instead */
+    int heap = nblk > STACK_BLOCKS;
+    xk8 *xq = heap ? malloc(sizeof(xk8) * nblk) : stack;
+    float *xd = heap ? malloc(sizeof(float) * nblk) : sd, *xs = heap ? malloc(sizeof(float) * nblk) : ss;
+    if (!xq || !xd || !xs) { /* no memory for the quantized x: f32 dot products instead */
+        if (heap) free(xq), free(xd), free(xs);
         do pgd_avx2_matmul_k_rows_plain(y, x, w, wt, n, in, out, r0, r1);
         while (claim(ctx, &r0, &r1));
         return;
     }
-    for (int t = 0; t < n; t++) quantize_xk(xq + (size_t)t * nbx, x + (size_t)t * in, in);
+    for (int t = 0; t < n; t++) {
+        size_t o = (size_t)t * nbx;
+        quantize_xk(xq + o, xd + o, xs + o, x + (size_t)t * in, in);
+    }
     size_t row = pgd_dtype_bytes(wt, (size_t)in);
     do {
-        if (wt == PGD_Q4_K) krows_PGD_Q4_K(n, xq, nbx, w, row, y, (size_t)out, r0, r1);
-        else krows_PGD_Q6_K(n, xq, nbx, w, row, y, (size_t)out, r0, r1);
+        if (wt == PGD_Q4_K) krows_PGD_Q4_K(n, xq, xd, xs, nbx, w, row, y, (size_t)out, r0, r1);
+        else krows_PGD_Q6_K(n, xq, xd, xs, nbx, w, row, y, (size_t)out, r0, r1);
     } while (claim(ctx, &r0, &r1));
-    if (xq != stack) free(xq);
+    if (heap) free(xq), free(xd), free(xs);
 }
