@@ -120,8 +120,8 @@ ALWAYS_INLINE __m256i dot_u8s8(__m256i u, __m256i x) {
  * ldx blocks further on); corr[t] collects the mins' term in 8 lanes: the
  * 8 factors d sc_j d_x and the mins dmin m_j are made in vectors, once a
  * super-block. */
-ALWAYS_INLINE void q4k_super(int nt, const uint8_t *blk, const xk8 *xq, const float *xd, const float *xs,
-                             size_t ldx, __m256 *acc, __m256 *acc2, __m256 *corr) {
+ALWAYS_INLINE void q4k_super(int nt, const uint8_t *blk, const xk8 *xq, const float *xd, const float *xs, size_t ldx,
+                             __m256 *acc, __m256 *acc2, __m256 *corr) {
     uint64_t sc8, m8;
     q4k_scales8(blk + 4, &sc8, &m8);
     __m256 dsc = _mm256_mul_ps(_mm256_set1_ps(f16(blk)), bytes8_ps(sc8));
@@ -203,7 +203,8 @@ ALWAYS_INLINE void krow(int nt, pgd_dtype wt, const xk8 *xq, const float *xd, co
     for (int t = 0; t < NTK; t++) acc[t] = acc2[t] = corr[t] = _mm256_setzero_ps();
     size_t bsz = wt == PGD_Q4_K ? 144 : 210;
     for (int b = 0; b < nbx / 8; b++) {
-        if (wt == PGD_Q4_K) q4k_super(nt, w + b * bsz, xq + 8 * b, xd + 8 * b, xs + 8 * b, (size_t)nbx, acc, acc2, corr);
+        if (wt == PGD_Q4_K)
+            q4k_super(nt, w + b * bsz, xq + 8 * b, xd + 8 * b, xs + 8 * b, (size_t)nbx, acc, acc2, corr);
         else q6k_super(nt, w + b * bsz, xq + 8 * b, xd + 8 * b, (size_t)nbx, acc, acc2);
     }
 #pragma GCC unroll 3
@@ -211,19 +212,20 @@ ALWAYS_INLINE void krow(int nt, pgd_dtype wt, const xk8 *xq, const float *xd, co
 }
 
 /* Rows r0..r1-1 against all n tokens, 3 at a time while the row sits in L1. */
-#define KROWS(WT) \
-    static void krows_##WT(int n, const xk8 *xq, const float *xd, const float *xs, int nbx, const uint8_t *w, size_t row, float *y, size_t ldy, int r0, int r1) { \
-        for (int r = r0; r < r1; r++) { \
-            const uint8_t *wr = w + (size_t)r * row; \
-            int t = 0; \
-            for (; t + 3 <= n; t += 3) { \
-                size_t o = (size_t)t * nbx; \
-                krow(3, WT, xq + o, xd + o, xs + o, nbx, wr, y + t * ldy + r, ldy); \
-            } \
-            size_t o = (size_t)t * nbx; \
-            if (n - t == 2) krow(2, WT, xq + o, xd + o, xs + o, nbx, wr, y + t * ldy + r, ldy); \
-            else if (n - t == 1) krow(1, WT, xq + o, xd + o, xs + o, nbx, wr, y + t * ldy + r, ldy); \
-        } \
+#define KROWS(WT)                                                                                             \
+    static void krows_##WT(int n, const xk8 *xq, const float *xd, const float *xs, int nbx, const uint8_t *w, \
+                           size_t row, float *y, size_t ldy, int r0, int r1) {                                \
+        for (int r = r0; r < r1; r++) {                                                                       \
+            const uint8_t *wr = w + (size_t)r * row;                                                          \
+            int t = 0;                                                                                        \
+            for (; t + 3 <= n; t += 3) {                                                                      \
+                size_t o = (size_t)t * nbx;                                                                   \
+                krow(3, WT, xq + o, xd + o, xs + o, nbx, wr, y + t * ldy + r, ldy);                           \
+            }                                                                                                 \
+            size_t o = (size_t)t * nbx;                                                                       \
+            if (n - t == 2) krow(2, WT, xq + o, xd + o, xs + o, nbx, wr, y + t * ldy + r, ldy);               \
+            else if (n - t == 1) krow(1, WT, xq + o, xd + o, xs + o, nbx, wr, y + t * ldy + r, ldy);          \
+        }                                                                                                     \
     }
 KROWS(PGD_Q4_K)
 KROWS(PGD_Q6_K)
