@@ -46,7 +46,7 @@ struct pgd_backend {
                            memory budget counts (the sim: accounting only); zeroed = f32 */
     unsigned kv_dtypes; /* the KV dtypes it can store, bit 1 << dtype (0 = f32 only); core/backend.c
                            applies pgd_backend_config.kv_dtype after create */
-    unsigned quant_weights; /* 1 when matmul and embedding take q8_0/q4_0 weights */
+    unsigned quant_weights; /* 1 when matmul and embedding take q8_0/q4_0/q4_k/q6_k weights */
     int host_memory;        /* 1 when allocations are the host's own memory (pgd_backend_host_memory) */
     /* written by core/backend.c only (zeroed at creation) */
     pgd_clock *clock; /* what ops are timed on: the backend's "clock" (control), NULL = real time */

@@ -155,7 +155,7 @@ pgd_clock *pgd_backend_clock(const pgd_backend *b) { return b ? b->clock : NULL;
 int pgd_backend_computes(const pgd_backend *b) { return b ? !b->is_virtual : 1; }
 pgd_dtype pgd_backend_kv_dtype(const pgd_backend *b) { return b ? b->kv_dtype : PGD_F32; }
 int pgd_backend_takes_weights(const pgd_backend *b, pgd_dtype t) {
-    return !pgd_dtype_is_quant(t) || (b && b->quant_weights);
+    return !pgd_dtype_is_blocked(t) || (b && b->quant_weights);
 }
 
 int pgd_backend_host_memory(const pgd_backend *b) { return b && b->host_memory; }

@@ -123,6 +123,130 @@ static void quantize_q4_0(pgd_block_q4_0 *dst, const float *x, size_t n) {
     }
 }
 
+/* A scale that is at least v / div once stored in f16 (v >= 0): the
+ * nearest f16, one step up where rounding went below. */
+static uint16_t f16_scale_up(float v, float div) {
+    uint16_t h = pgd_f32_to_f16(v / div);
+    if (pgd_f16_to_f32(h) * div < v && h < 0x7bff) h++;
+    return h;
+}
+
+/* ceil(v / s) clamped to 0..hi (0 when s is 0). */
+static int ceil_div(float v, float s, int hi) {
+    if (!(s > 0)) return 0;
+    int q = (int)ceilf(v / s);
+    return q < 0 ? 0 : q > hi ? hi : q;
+}
+
+/* q4_k: per sub-block j of 32, the min m_j = -min(x, 0) and the range
+ * (max - offset) / 15; d and dmin = the largest of them / 63 (rounded up
+ * in f16), the 6-bit sc_j and m_j rounded up, the offset taken as stored
+ * (-dmin m_j), and each value q = round((x + dmin m_j) / (d sc_j)) in 0..15. */
+static void quantize_q4_k(void *dst, const float *x, size_t n) {
+    for (size_t b = 0; b < n / PGD_QK_K; b++, x += PGD_QK_K) {
+        uint8_t *blk = (uint8_t *)dst + b * 144, *sc = blk + 4, *qs = blk + 16;
+        float lo[8], hi[8], mn = 0;
+        for (int j = 0; j < 8; j++) {
+            lo[j] = 0, hi[j] = 0;
+            for (int l = 0; l < 32; l++) lo[j] = fminf(lo[j], x[32 * j + l]), hi[j] = fmaxf(hi[j], x[32 * j + l]);
+            mn = fmaxf(mn, -lo[j]);
+        }
+        uint16_t mh = f16_scale_up(mn, 63.0f);
+        float dmin = pgd_f16_to_f32(mh), off[8], rmax = 0;
+        int m[8], s[8];
+        for (int j = 0; j < 8; j++) {
+            m[j] = ceil_div(-lo[j], dmin, 63);
+            off[j] = dmin * (float)m[j];
+            rmax = fmaxf(rmax, (hi[j] + off[j]) / 15.0f);
+        }
+        uint16_t dh = f16_scale_up(rmax, 63.0f);
+        float d = pgd_f16_to_f32(dh);
+        memcpy(blk, &dh, 2);
+        memcpy(blk + 2, &mh, 2);
+        memset(sc, 0, 12);
+        for (int j = 0; j < 8; j++) {
+            s[j] = ceil_div((hi[j] + off[j]) / 15.0f, d, 63);
+            if (j < 4) {
+                sc[j] = (uint8_t)s[j];
+                sc[j + 4] = (uint8_t)m[j];
+            } else { /* the layout q4_k_scale_min reads */
+                sc[j + 4] = (uint8_t)((s[j] & 0xF) | (m[j] & 0xF) << 4);
+                sc[j - 4] |= (uint8_t)((s[j] >> 4) << 6);
+                sc[j] |= (uint8_t)((m[j] >> 4) << 6);
+            }
+        }
+        uint8_t q[PGD_QK_K];
+        for (int j = 0; j < 8; j++) {
+            float step = d * (float)s[j], is = step > 0 ? 1.0f / step : 0.0f;
+            for (int l = 0; l < 32; l++) {
+                int v = (int)lrintf((x[32 * j + l] + off[j]) * is);
+                q[32 * j + l] = (uint8_t)(v < 0 ? 0 : v > 15 ? 15 : v);
+            }
+        }
+        for (int c = 0; c < 4; c++) /* chunk c of 64: 32 low nibbles, then 32 high ones */
+            for (int l = 0; l < 32; l++) qs[32 * c + l] = (uint8_t)(q[64 * c + l] | q[64 * c + 32 + l] << 4);
+    }
+}
+
+/* q6_k: per sub-block i of 16, the step s_i = max|x| / 31; d = the largest
+ * / 127 (rounded up in f16), the int8 sc_i = s_i / d rounded up, and each
+ * value q = round(x / (d sc_i)) in -31..31, stored + 32. */
+static void quantize_q6_k(void *dst, const float *x, size_t n) {
+    for (size_t b = 0; b < n / PGD_QK_K; b++, x += PGD_QK_K) {
+        uint8_t *blk = (uint8_t *)dst + b * 210, *ql = blk, *qh = blk + 128;
+        int8_t *sc = (int8_t *)(blk + 192);
+        float amax[16], smax = 0;
+        for (int i = 0; i < 16; i++) {
+            amax[i] = 0;
+            for (int l = 0; l < 16; l++) amax[i] = fmaxf(amax[i], fabsf(x[16 * i + l]));
+            smax = fmaxf(smax, amax[i] / 31.0f);
+        }
+        uint16_t dh = f16_scale_up(smax, 127.0f);
+        float d = pgd_f16_to_f32(dh);
+        memcpy(blk + 208, &dh, 2);
+        uint8_t q[PGD_QK_K];
+        for (int i = 0; i < 16; i++) {
+            int s = ceil_div(amax[i] / 31.0f, d, 127);
+            sc[i] = (int8_t)s;
+            float step = d * (float)s, is = step > 0 ? 1.0f / step : 0.0f;
+            for (int l = 0; l < 16; l++) {
+                int v = (int)lrintf(x[16 * i + l] * is);
+                q[16 * i + l] = (uint8_t)((v < -32 ? -32 : v > 31 ? 31 : v) + 32);
+            }
+        }
+        memset(qh, 0, 64);
+        for (int h = 0; h < 2; h++) /* the layout dequant_q6_k reads */
+            for (int l = 0; l < 32; l++) {
+                const uint8_t *v = q + 128 * h + l;
+                ql[64 * h + l] = (uint8_t)((v[0] & 0xF) | (v[64] & 0xF) << 4);
+                ql[64 * h + l + 32] = (uint8_t)((v[32] & 0xF) | (v[96] & 0xF) << 4);
+                qh[32 * h + l] = (uint8_t)((v[0] >> 4) | (v[32] >> 4) << 2 | (v[64] >> 4) << 4 | (v[96] >> 4) << 6);
+            }
+    }
+}
+
+float pgd_kquant_get(const void *w, pgd_dtype t, size_t i) {
+    int j = (int)(i % PGD_QK_K);
+    uint16_t dh;
+    if (t == PGD_Q4_K) {
+        const uint8_t *blk = (const uint8_t *)w + i / PGD_QK_K * 144;
+        uint16_t mh;
+        int s, m;
+        memcpy(&dh, blk, 2);
+        memcpy(&mh, blk + 2, 2);
+        q4_k_scale_min(j / 32, blk + 4, &s, &m);
+        uint8_t byte = blk[16 + 32 * (j / 64) + j % 32];
+        int q = j % 64 < 32 ? byte & 0xF : byte >> 4;
+        return pgd_f16_to_f32(dh) * (float)s * (float)q - pgd_f16_to_f32(mh) * (float)m;
+    }
+    const uint8_t *blk = (const uint8_t *)w + i / PGD_QK_K * 210;
+    int h = j / 128, v = j % 128, g = v / 32, l = v % 32;
+    uint8_t lb = blk[64 * h + l + (g & 1) * 32];
+    int q = ((g < 2 ? lb & 0xF : lb >> 4) | ((blk[128 + 32 * h + l] >> (2 * g)) & 3) << 4) - 32;
+    memcpy(&dh, blk + 208, 2);
+    return pgd_f16_to_f32(dh) * (float)(int8_t)blk[192 + 8 * h + v / 16] * (float)q;
+}
+
 void pgd_dtype_from_f32(void *dst, pgd_dtype t, const float *src, size_t n) {
     switch (t) {
     case PGD_F32: memcpy(dst, src, n * sizeof(float)); return;
@@ -135,8 +259,8 @@ void pgd_dtype_from_f32(void *dst, pgd_dtype t, const float *src, size_t n) {
     case PGD_Q8_0: quantize_q8_0(dst, src, n); return;
     case PGD_Q4_0: quantize_q4_0(dst, src, n); return;
     case PGD_Q8: return; /* KV rows only: pgd_kv_row_from_f32 */
-    case PGD_Q4_K:
-    case PGD_Q6_K: return; /* read from files only */
+    case PGD_Q4_K: quantize_q4_k(dst, src, n); return;
+    case PGD_Q6_K: quantize_q6_k(dst, src, n); return;
     }
 }
 

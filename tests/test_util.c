@@ -198,7 +198,7 @@ float *pgd_test_randf(size_t n, uint64_t seed, float lo, float hi) {
 void *pgd_test_rand_weights(size_t n, int dt, uint64_t seed) {
     float *f = pgd_test_randf(n, seed, -1.0f, 1.0f);
     if (!f || dt == PGD_F32) return f;
-    if (pgd_dtype_is_quant((pgd_dtype)dt)) { /* n a multiple of 32 */
+    if (pgd_dtype_is_blocked((pgd_dtype)dt)) { /* n a multiple of 32 (k-quants: 256) */
         void *q = malloc(pgd_dtype_bytes((pgd_dtype)dt, n) + 1);
         if (q) pgd_dtype_from_f32(q, (pgd_dtype)dt, f, n);
         free(f);

@@ -300,7 +300,8 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
         if (nw == 8 || !pgd_dtype_from_name(t, &wl[nw]) || !pgd_dtype_is_weight(wl[nw]) || (colon && !wdeq[nw]) ||
             (wdeq[nw] && !pgd_dtype_is_quant(wl[nw]))) {
             fprintf(stderr,
-                    "pagoda bench: --dtypes takes up to 8 of f32, f16, bf16, q8_0, q4_0, q8_0:deq, q4_0:deq "
+                    "pagoda bench: --dtypes takes up to 8 of f32, f16, bf16, q8_0, q4_0, q4_k, q6_k, q8_0:deq, "
+                    "q4_0:deq "
                     "(got '%s%s')\n",
                     t,
                     wdeq[nw] ? ":deq"

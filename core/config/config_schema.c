@@ -33,7 +33,8 @@ static const pgd_cfg_key schema[] = {
 
     {"model", "path", PGD_CFG_MODEL, 0, 0, NULL, "random:stories15M", "model file or random:<shape>"},
     {"model", "tokenizer", PGD_CFG_FILE, 0, 0, NULL, "", "llama2.c tokenizer.bin (datasets need one)"},
-    {"model", "dtype", PGD_CFG_CHOICE, 0, 0, "f32|f16|bf16|q8_0|q4_0", "f32", "weight dtype of random models"},
+    {"model", "dtype", PGD_CFG_CHOICE, 0, 0, "f32|f16|bf16|q8_0|q4_0|q4_k|q6_k", "f32",
+     "weight dtype of random models"},
     {"model", "weight_seed", PGD_CFG_U64, 0, 0, NULL, "0", "seed of random weights (0 = 1234)"},
     {"model", "backend", PGD_CFG_CHOICE, 0, 0, "cpu|sim|cuda|rocm|gpu-emu", "cpu",
      "compute backend (sim: cost model on a virtual clock; cuda/rocm when built; gpu-emu: GPU kernels emulated on the "

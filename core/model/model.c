@@ -68,9 +68,10 @@ pgd_status pgd_model_shard_init(pgd_model *m, int tp, int tp_rank, int pp, int p
 static int first_stage(const pgd_shard *sh) { return sh->pp_rank == 0; }
 static int last_stage(const pgd_shard *sh) { return sh->pp_rank == sh->pp - 1; }
 
-/* Quantized weights are stored in blocks of 32 along each row: every row
- * this rank holds, and every column range it slices out of a row under
- * tensor parallelism, must be whole blocks; and the backend must take them. */
+/* Quantized weights are stored in blocks of 32 (k-quants: super-blocks of
+ * 256) along each row: every row this rank holds, and every column range it
+ * slices out of a row under tensor parallelism, must be whole blocks; and
+ * the backend must take them. */
 static pgd_status check_quant(const pgd_model *m, pgd_dtype embd_dtype, pgd_dtype cls_dtype) {
     const pgd_model_config *c = &m->cfg;
     const pgd_shard *sh = &m->sh;
@@ -80,8 +81,12 @@ static pgd_status check_quant(const pgd_model *m, pgd_dtype embd_dtype, pgd_dtyp
             return pgd_error(PGD_ERR_UNSUPPORTED, "model %s: the %s backend has no kernels for %s weights "
                              "(use f32, f16 or bf16 there)", c->name, pgd_backend_name(m->backend),
                              pgd_dtype_name(ts[i]));
-    if (!pgd_dtype_is_quant(c->weight_dtype) && !pgd_dtype_is_quant(embd_dtype) && !pgd_dtype_is_quant(cls_dtype))
-        return PGD_OK;
+    /* the largest block of the three dtypes (1 for f32/f16/bf16) */
+    pgd_dtype bt = c->weight_dtype;
+    if (pgd_dtype_block(embd_dtype) > pgd_dtype_block(bt)) bt = embd_dtype;
+    if (pgd_dtype_block(cls_dtype) > pgd_dtype_block(bt)) bt = cls_dtype;
+    int blk = pgd_dtype_block(bt);
+    if (blk == 1) return PGD_OK;
     long hd = c->head_dim;
     struct { const char *what; long v; } need[] = {
         {"dim", c->dim},
@@ -93,11 +98,11 @@ static pgd_status check_quant(const pgd_model *m, pgd_dtype embd_dtype, pgd_dtyp
         {"this rank's embedding slice (dim / tp)", sh->tp > 1 ? sh->dim_part : c->dim},
     };
     for (size_t i = 0; i < sizeof need / sizeof need[0]; i++)
-        if (need[i].v % PGD_QBLOCK)
-            return pgd_error(PGD_ERR_UNSUPPORTED, "model %s: %s weights are stored in blocks of %d along each "
-                             "row, but %s is %ld (not a multiple of %d)%s", c->name,
-                             pgd_dtype_name(pgd_dtype_is_quant(c->weight_dtype) ? c->weight_dtype : embd_dtype),
-                             PGD_QBLOCK, need[i].what, need[i].v, PGD_QBLOCK,
+        if (need[i].v % blk)
+            return pgd_error(PGD_ERR_UNSUPPORTED,
+                             "model %s: %s weights are stored in blocks of %d along each "
+                             "row, but %s is %ld (not a multiple of %d)%s",
+                             c->name, pgd_dtype_name(bt), blk, need[i].what, need[i].v, blk,
                              sh->tp > 1 ? "; try another tensor-parallel degree" : "");
     return PGD_OK;
 }

@@ -170,8 +170,10 @@ pgd_status pgd_model_shape(const char *spec, pgd_model_config *out) {
             continue;
         } else if (!strcmp(k, "dtype")) {
             if (!pgd_dtype_from_name(v, &c.weight_dtype) || !pgd_dtype_is_weight(c.weight_dtype))
-                return pgd_error(PGD_ERR_INVALID, "model shape: dtype must be f32, f16, bf16, q8_0 or q4_0 "
-                                 "(got '%s')", v);
+                return pgd_error(PGD_ERR_INVALID,
+                                 "model shape: dtype must be f32, f16, bf16, q8_0, q4_0, "
+                                 "q4_k or q6_k (got '%s')",
+                                 v);
             dtype_set = 1;
             continue;
         } else if (!strcmp(k, "theta") || !strcmp(k, "eps")) {
@@ -273,7 +275,9 @@ size_t pgd_model_config_weight_bytes(const pgd_model_config *c) {
     /* norms (and OPT's biases) are f32; everything else in weight_dtype */
     size_t norms = small_params(c);
     size_t big = pgd_model_config_params(c) - norms;
-    if (pgd_dtype_is_quant(c->weight_dtype)) /* every quantized row is whole blocks */
-        return norms * 4 + pgd_dtype_bytes(c->weight_dtype, big / PGD_QBLOCK * PGD_QBLOCK);
+    if (pgd_dtype_is_blocked(c->weight_dtype)) { /* every quantized row is whole blocks */
+        size_t blk = (size_t)pgd_dtype_block(c->weight_dtype);
+        return norms * 4 + pgd_dtype_bytes(c->weight_dtype, big / blk * blk);
+    }
     return norms * 4 + big * pgd_dtype_size(c->weight_dtype);
 }

@@ -102,7 +102,8 @@ typedef struct matmul_job {
     int n, in, out;
     int batched;     /* pgd_avx2_matmul_batched, rows claimed in chunks */
     int qint;        /* with it: pgd_avx2_matmul_q_batched (integer dot products) instead */
-    int qdec;        /* n <= 3, quantized W: pgd_avx2_matmul_q_decode, rows claimed in chunks */
+    int qdec;        /* n <= 3, W q8_0/q4_0: pgd_avx2_matmul_q_decode, rows claimed in chunks */
+    int kq;          /* q4_k / q6_k W: pgd_avx2_matmul_k for any n, rows claimed in chunks */
     int chunk;       /* rows per claimed chunk */
     atomic_int next; /* first unclaimed row */
 } matmul_job;
@@ -131,7 +132,7 @@ static void matmul_rows_scalar(const matmul_job *j, int r0, int r1) {
             const float *wr;
             if (j->wt == PGD_F32) {
                 wr = (const float *)j->w + (size_t)r * j->in + k0;
-            } else { /* quantized: in % 32 == 0, so chunks are whole blocks */
+            } else { /* quantized: in % 32 (k-quants: 256) == 0, so chunks are whole blocks */
                 pgd_dtype_to_f32(buf, (const char *)j->w + pgd_dtype_bytes(j->wt, (size_t)r * j->in + k0),
                                  j->wt, (size_t)kc);
                 wr = buf;
@@ -159,6 +160,10 @@ static int claim_rows(void *ctx, int *r0, int *r1) {
 static void matmul_task(void *arg, int i, int nt) {
     matmul_job *j = arg;
 #if PGD_BUILD_AVX2
+    if (j->kq) {
+        pgd_avx2_matmul_k(j->y, j->x, j->w, j->wt, j->n, j->in, j->out, claim_rows, j);
+        return;
+    }
     if (j->batched) {
         if (j->qint) pgd_avx2_matmul_q_batched(j->y, j->x, j->w, j->wt, j->n, j->in, j->out, claim_rows, j);
         else pgd_avx2_matmul_batched(j->y, j->x, j->w, j->wt, j->n, j->in, j->out, claim_rows, j);
@@ -189,6 +194,7 @@ int pgd_cpu_q_int_max_tokens(void) { return atomic_load(&g_q_int_max); }
 void pgd_cpu_set_q_int_max_tokens(int n) { atomic_store(&g_q_int_max, n < 0 ? 0 : n); }
 
 int pgd_cpu_matmul_uses_int8(pgd_dtype wt, int n) {
+    if (pgd_dtype_is_kquant(wt)) return n <= PGD_K_INT_MAX_TOKENS && use_avx2(); /* matmul_k_avx2.c */
     if (!pgd_dtype_is_quant(wt) || !use_avx2()) return 0;
     return n <= 3 || n <= atomic_load(&g_q_int_max);
 }
@@ -199,14 +205,17 @@ static void matmul_run(pgd_threadpool *tp, float *y, const float *x, const void 
     atomic_init(&j.next, 0);
     int nt = (size_t)n * in * out < PAR_MIN_ELEMS ? 1 : pgd_threadpool_size(tp);
 #if PGD_BUILD_AVX2
+    j.kq = pgd_dtype_is_kquant(wt) && use_avx2();
     j.batched = n > 3 && use_avx2();
     j.qint = j.batched && pgd_cpu_matmul_uses_int8(wt, n);
-    j.qdec = !j.batched && use_avx2() && (wt == PGD_Q8_0 || wt == PGD_Q4_0); /* K-quants: their own case */
-    if (j.qdec) { /* about 4 chunks a thread, 8 to 256 rows: claimed as threads get to them */
+    j.qdec = !j.kq && !j.batched && use_avx2() && (wt == PGD_Q8_0 || wt == PGD_Q4_0);
+    if (j.kq) { /* chunks of whole 8-row groups, about 4 per thread */
+        int per = (out + 4 * nt - 1) / (4 * nt);
+        j.chunk = per > MATMUL_CHUNK ? MATMUL_CHUNK : (per + 7) / 8 * 8;
+    } else if (j.qdec) { /* about 4 chunks a thread, 8 to 256 rows: claimed as threads get to them */
         int per = (out + 4 * nt - 1) / (4 * nt);
         j.chunk = per < 8 ? 8 : per > 256 ? 256 : (per + 7) / 8 * 8;
-    }
-    if (j.qint) { /* x quantized once per thread: small chunks cost nothing extra */
+    } else if (j.qint) { /* x quantized once per thread: small chunks cost nothing extra */
         int per = (out + nt - 1) / nt;
         j.chunk = per > MATMUL_CHUNK ? MATMUL_CHUNK : (per + 1) / 2 * 2;
     } else if (j.batched) {
@@ -509,7 +518,7 @@ static void embedding_task(void *arg, int i, int nt) {
             memcpy(dst, (const float *)j->table + base, dim * sizeof(float));
             continue;
         }
-        if (pgd_dtype_is_quant(j->tt)) { /* a row is whole blocks: dim % 32 == 0 */
+        if (pgd_dtype_is_blocked(j->tt)) { /* a row is whole blocks: dim % 32 (k-quants: 256) == 0 */
             pgd_dtype_to_f32(dst, (const char *)j->table + pgd_dtype_bytes(j->tt, base), j->tt, dim);
             continue;
         }

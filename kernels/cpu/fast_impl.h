@@ -46,6 +46,23 @@ void pgd_avx2_matmul_q_decode(float *y, const float *x, const void *w, pgd_dtype
 /* dst[0..n) = the first n values of quantized src (n % 32 == 0) as f32. */
 void pgd_avx2_dequant(float *dst, const void *src, pgd_dtype wt, size_t n);
 
+/* q4_k / q6_k W (in % 256 == 0; matmul_k_avx2.c): y(n, out) = x(n, in) @
+ * W^T for the row chunks claim hands this thread. n <= PGD_K_INT_MAX_TOKENS:
+ * integer dot products against x quantized per block of 32 (each row read
+ * once, 3 tokens at a time); more: each chunk dequantized to f32 and
+ * pgd_avx2_matmul_batched's micro-kernel on it. The switch is measured
+ * (README, the k-quant paragraph): one thread, 9216 x 768, the integer path 1.4-1.7x
+ * (q4_k) and 1.8-2.4x (q6_k) at 4-6 tokens, 0.96-1.0x / 1.25x at 8,
+ * 0.7x / 0.85x at 16.
+ * _plain: rows r0..r1-1, W dequantized in pieces and f32 dot products.
+ * pgd_avx2_dequant_k: n (% 256 == 0) values, bit-equal to pgd_dtype_to_f32. */
+void pgd_avx2_matmul_k(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in, int out,
+                       pgd_claim_fn claim, void *ctx);
+void pgd_avx2_matmul_k_rows_plain(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in, int out, int r0,
+                                  int r1);
+void pgd_avx2_dequant_k(float *dst, const void *src, pgd_dtype wt, size_t n);
+#define PGD_K_INT_MAX_TOKENS 8
+
 /* pgd_claim_fn hands out the next chunk [*r0, *r1) of output rows; returns
  * 0 once there is none left. Called concurrently by all the threads of one
  * matmul. */

@@ -102,7 +102,11 @@ void pgd_cpu_copy_blocks(pgd_threadpool *tp, float *cache, const int32_t *pairs,
  * pagoda bench measured on this project's machine (results/bench/); the
  * setter (0: never) lets a benchmark compare both paths in one run. Not
  * safe to change while matmuls run. pgd_cpu_matmul_uses_int8: 1 when a
- * matmul of n tokens with W of dtype wt takes integer dot products. */
+ * matmul of n tokens with W of dtype wt takes integer dot products.
+ * k-quant W (q4_k, q6_k; in % 256 == 0) on AVX2: integer dot products
+ * likewise up to 8 tokens (measured), larger batches dequantize each chunk
+ * of rows to f32 for the f32 micro-kernel (matmul_k_avx2.c); the scalar path
+ * dequantizes every row in pieces, as for q8_0/q4_0. */
 #define PGD_Q_INT_MAX_TOKENS_DEFAULT 8
 int pgd_cpu_q_int_max_tokens(void);
 void pgd_cpu_set_q_int_max_tokens(int n);

@@ -12,8 +12,32 @@
 
 static float weight_at(const void *w, pgd_dtype wt, size_t i) { return pgd_dtype_get(w, wt, i); }
 
+/* A k-quant W (q4_k, q6_k): each row dequantized (pgd_dtype_to_f32), then
+ * the same f32 dot products, summed in index order. */
+static void ref_matmul_kquant(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in, int out) {
+    float *row = malloc((size_t)in * sizeof(float));
+    if (!row) {
+        fprintf(stderr, "pgd_ref_matmul: out of memory\n");
+        abort();
+    }
+    for (int i = 0; i < out; i++) {
+        pgd_dtype_to_f32(row, (const char *)w + pgd_dtype_bytes(wt, (size_t)i * in), wt, (size_t)in);
+        for (int t = 0; t < n; t++) {
+            const float *xt = x + (size_t)t * in;
+            float val = 0.0f;
+            for (int j = 0; j < in; j++) val += row[j] * xt[j];
+            y[(size_t)t * out + i] = val;
+        }
+    }
+    free(row);
+}
+
 void pgd_ref_matmul(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in,
                     int out) {
+    if (pgd_dtype_is_kquant(wt)) {
+        ref_matmul_kquant(y, x, w, wt, n, in, out);
+        return;
+    }
     for (int t = 0; t < n; t++) {
         const float *xt = x + (size_t)t * in;
         for (int i = 0; i < out; i++) {

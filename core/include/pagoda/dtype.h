@@ -20,8 +20,9 @@
  * the unit the attention kernels read, so the scale costs one multiply per
  * row (the q . k score, or p * v's weight).
  *
- * q4_k and q6_k are GGUF's k-quants, read from files only (no kernels: a
- * model runs them dequantized to f32), in super-blocks of 256 values:
+ * q4_k and q6_k are GGUF's k-quants, kept quantized like q8_0/q4_0 (read
+ * from GGUF files, or quantized from f32 by pgd_dtype_from_f32 for random
+ * weights), in super-blocks of 256 values:
  *   q4_k: {f16 d; f16 dmin; uint8 scales[12]; uint8 qs[128]} (144 bytes):
  *         8 sub-blocks of 32, each with a 6-bit scale sc and min m packed in
  *         scales[]; value = d * sc * q - dmin * m, q a 4-bit nibble
@@ -29,7 +30,10 @@
  *         16 sub-blocks of 16 with an int8 scale each; value =
  *         d * scale * (q - 32), q 6 bits (4 low in ql, 2 high in qh)
  * (pgd_dtype_to_f32 decodes them as ggml's dequantize_row_q4_K/_q6_K do;
- * rows and offsets are whole super-blocks.) */
+ * rows and offsets are whole super-blocks: a k-quant tensor's row length
+ * must be a multiple of 256.) pgd_dtype_is_quant is the two 32-value block
+ * formats only (their kernels); pgd_dtype_is_blocked covers all four, and
+ * pgd_dtype_block gives the values per block. */
 #ifndef PAGODA_DTYPE_H
 #define PAGODA_DTYPE_H
 
@@ -56,10 +60,17 @@ typedef struct pgd_block_q4_0 { uint16_t d; uint8_t q[PGD_QBLOCK / 2]; } pgd_blo
 /* The block-quantized weight formats (q8_0, q4_0); q8 (KV only) is not one. */
 static inline int pgd_dtype_is_quant(pgd_dtype t) { return t == PGD_Q8_0 || t == PGD_Q4_0; }
 #define PGD_QK_K 256 /* values per k-quant super-block */
-/* 1 for a GGUF k-quant (q4_k, q6_k): stored in files, expanded at load. */
+/* 1 for a GGUF k-quant (q4_k, q6_k): super-blocks of 256 values. */
 static inline int pgd_dtype_is_kquant(pgd_dtype t) { return t == PGD_Q4_K || t == PGD_Q6_K; }
-/* 1 for a dtype weights may run in (not the KV-only q8 or the k-quants). */
-static inline int pgd_dtype_is_weight(pgd_dtype t) { return (unsigned)t < PGD_Q8; }
+/* 1 for any block-stored weight dtype (q8_0, q4_0, q4_k, q6_k). */
+static inline int pgd_dtype_is_blocked(pgd_dtype t) { return pgd_dtype_is_quant(t) || pgd_dtype_is_kquant(t); }
+/* Values per block of dtype t: 32 (q8_0, q4_0), 256 (q4_k, q6_k), else 1.
+ * Rows, and every offset into a tensor, are whole blocks. */
+static inline int pgd_dtype_block(pgd_dtype t) {
+    return pgd_dtype_is_kquant(t) ? PGD_QK_K : pgd_dtype_is_quant(t) ? PGD_QBLOCK : 1;
+}
+/* 1 for a dtype weights may run in (every one but the KV-only q8). */
+static inline int pgd_dtype_is_weight(pgd_dtype t) { return (unsigned)t < PGD_DTYPE_COUNT && t != PGD_Q8; }
 /* 1 for a dtype a KV cache may have: f32, f16, bf16, q8. */
 static inline int pgd_dtype_is_kv(pgd_dtype t) { return t == PGD_F32 || t == PGD_F16 || t == PGD_BF16 || t == PGD_Q8; }
 /* Bytes of one element of an element type (f32, f16, bf16; q8: its int8
@@ -86,7 +97,8 @@ static inline const char *pgd_dtype_name(pgd_dtype t) {
     static const char *const names[PGD_DTYPE_COUNT] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q8", "q4_k", "q6_k"};
     return (unsigned)t < PGD_DTYPE_COUNT ? names[t] : "unknown";
 }
-/* The dtype named `name` ("f32", "f16", "bf16", "q8_0", "q4_0", "q8"); 0 when
+/* The dtype named `name` ("f32", "f16", "bf16", "q8_0", "q4_0", "q8", "q4_k",
+ * "q6_k"); 0 when
  * unknown. Callers check pgd_dtype_is_weight / pgd_dtype_is_kv for their use. */
 static inline int pgd_dtype_from_name(const char *name, pgd_dtype *out) {
     for (int i = 0; i < PGD_DTYPE_COUNT; i++)
@@ -154,10 +166,15 @@ static inline uint16_t pgd_f32_to_bf16(float f) {
     return (uint16_t)(x >> 16);
 }
 
+/* Element i of a q4_k / q6_k tensor as f32 (in super-block i / 256). */
+float pgd_kquant_get(const void *w, pgd_dtype t, size_t i);
+
 /* Element i of a tensor of dtype t as f32 (reference path: one element at a
- * time; a quantized tensor's element i sits in block i / 32). */
+ * time; a quantized tensor's element i sits in block i / 32, or i / 256). */
 static inline float pgd_dtype_get(const void *w, pgd_dtype t, size_t i) {
     switch (t) {
+    case PGD_Q4_K:
+    case PGD_Q6_K: return pgd_kquant_get(w, t, i);
     case PGD_F16: return pgd_f16_to_f32(((const uint16_t *)w)[i]);
     case PGD_BF16: return pgd_bf16_to_f32(((const uint16_t *)w)[i]);
     case PGD_Q8_0: {
@@ -180,7 +197,11 @@ void pgd_dtype_to_f32(float *dst, const void *src, pgd_dtype t, size_t n);
 /* dst (n elements of dtype t) = src converted: round to nearest for f16 and
  * bf16; for q8_0 and q4_0 (n a multiple of 32) each block's scale is
  * max|x| / 127 (q8_0) or, as ggml does, the value of largest magnitude / -8
- * (q4_0), stored in f16, and each value rounded to the nearest step. */
+ * (q4_0), stored in f16, and each value rounded to the nearest step. For
+ * q4_k and q6_k (n a multiple of 256; Pagoda's own simple quantizer, not
+ * ggml's search for the best scales) every sub-block's scale (and q4_k's
+ * min) is rounded up so that its range covers the sub-block: each value is
+ * then within half a step (d * sc) of its input. */
 void pgd_dtype_from_f32(void *dst, pgd_dtype t, const float *src, size_t n);
 
 /* One KV cache row of head_dim values: store src in dtype t (f32, f16, bf16
