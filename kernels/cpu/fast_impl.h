@@ -26,7 +26,8 @@ void pgd_avx2_matmul_rows(float *y, const float *x, const void *w, pgd_dtype wt,
 /* Decode (n <= 3) with quantized W (q8_0, q4_0; in % 32 == 0): rows
  * r0..r1-1, integer dot products against x quantized per block of 32
  * (matmul_q_avx2.c). _f32: the same rows with W dequantized in chunks and f32
- * dot products (what it falls back to without memory for the quantized x). */
+ * dot products, for any n and any blocked W (q4_k/q6_k too): what the q and
+ * k kernels fall back to without memory for the quantized x or a panel. */
 void pgd_avx2_matmul_q_rows(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in,
                             int out, int r0, int r1);
 void pgd_avx2_matmul_q_rows_f32(float *y, const float *x, const void *w, pgd_dtype wt, int n,
@@ -43,7 +44,9 @@ void pgd_avx2_matmul_q_batched(float *y, const float *x, const void *w, pgd_dtyp
  * the others up at the end of every matmul. */
 void pgd_avx2_matmul_q_decode(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in, int out,
                               pgd_claim_fn claim, void *ctx);
-/* dst[0..n) = the first n values of quantized src (n % 32 == 0) as f32. */
+/* dst[0..n) = the first n values of blocked src as f32 (n a whole number of
+ * blocks: 32 for q8_0/q4_0, 256 for q4_k/q6_k, which go to
+ * pgd_avx2_dequant_k). */
 void pgd_avx2_dequant(float *dst, const void *src, pgd_dtype wt, size_t n);
 
 /* q4_k / q6_k W (in % 256 == 0; matmul_k_avx2.c): y(n, out) = x(n, in) @
@@ -54,12 +57,9 @@ void pgd_avx2_dequant(float *dst, const void *src, pgd_dtype wt, size_t n);
  * (README, the k-quant paragraph): one thread, 9216 x 768, the integer path 1.4-1.7x
  * (q4_k) and 1.8-2.4x (q6_k) at 4-6 tokens, 0.96-1.0x / 1.25x at 8,
  * 0.7x / 0.85x at 16.
- * _plain: rows r0..r1-1, W dequantized in pieces and f32 dot products.
  * pgd_avx2_dequant_k: n (% 256 == 0) values, bit-equal to pgd_dtype_to_f32. */
 void pgd_avx2_matmul_k(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in, int out,
                        pgd_claim_fn claim, void *ctx);
-void pgd_avx2_matmul_k_rows_plain(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in, int out, int r0,
-                                  int r1);
 void pgd_avx2_dequant_k(float *dst, const void *src, pgd_dtype wt, size_t n);
 #define PGD_K_INT_MAX_TOKENS 8
 

@@ -301,7 +301,7 @@ static void matmul_k_batched(float *y, const float *x, const void *w, pgd_dtype 
             cap = buf ? nr : 0;
         }
         if (!buf) { /* no memory for the panel: the decode path, token by token */
-            pgd_avx2_matmul_k_rows_plain(y, x, w, wt, n, in, out, r0, r1);
+            pgd_avx2_matmul_q_rows_f32(y, x, w, wt, n, in, out, r0, r1);
             continue;
         }
         for (int r = 0; r < nr; r++)
@@ -310,28 +310,6 @@ static void matmul_k_batched(float *y, const float *x, const void *w, pgd_dtype 
         pgd_avx2_matmul_batched(y + r0, x, buf, PGD_F32, n, in, out, claim_one, &o);
     }
     free(buf);
-}
-
-/* Rows r0..r1-1 for any n, each row dequantized into a stack buffer in
- * pieces and dotted in f32 (the fallback without memory for a buffer). */
-void pgd_avx2_matmul_k_rows_plain(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in, int out, int r0,
-                                  int r1) {
-    enum { CH = 1024 };
-    float buf[CH] __attribute__((aligned(32)));
-    size_t row = pgd_dtype_bytes(wt, (size_t)in);
-    for (int r = r0; r < r1; r++)
-        for (int k0 = 0; k0 < in; k0 += CH) {
-            int kc = in - k0 < CH ? in - k0 : CH;
-            pgd_avx2_dequant_k(buf, (const char *)w + r * row + pgd_dtype_bytes(wt, (size_t)k0), wt, (size_t)kc);
-            for (int t = 0; t < n; t++) {
-                const float *xt = x + (size_t)t * in + k0;
-                __m256 a = _mm256_setzero_ps();
-                for (int k = 0; k < kc; k += 8)
-                    a = _mm256_fmadd_ps(_mm256_load_ps(buf + k), _mm256_loadu_ps(xt + k), a);
-                float v = hsum8(a), *dst = y + (size_t)t * out + r;
-                *dst = k0 ? *dst + v : v;
-            }
-        }
 }
 
 void pgd_avx2_matmul_k(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in, int out,
@@ -351,7 +329,7 @@ void pgd_avx2_matmul_k(float *y, const float *x, const void *w, pgd_dtype wt, in
     float *xd = heap ? malloc(sizeof(float) * nblk) : sd, *xs = heap ? malloc(sizeof(float) * nblk) : ss;
     if (!xq || !xd || !xs) { /* no memory for the quantized x: f32 dot products instead */
         if (heap) free(xq), free(xd), free(xs);
-        do pgd_avx2_matmul_k_rows_plain(y, x, w, wt, n, in, out, r0, r1);
+        do pgd_avx2_matmul_q_rows_f32(y, x, w, wt, n, in, out, r0, r1);
         while (claim(ctx, &r0, &r1));
         return;
     }

@@ -465,6 +465,10 @@ void pgd_avx2_matmul_q_batched(float *y, const float *x, const void *w, pgd_dtyp
 }
 
 void pgd_avx2_dequant(float *dst, const void *src, pgd_dtype wt, size_t n) {
+    if (pgd_dtype_is_kquant(wt)) {
+        pgd_avx2_dequant_k(dst, src, wt, n);
+        return;
+    }
     size_t bsz = pgd_dtype_bytes(wt, QB);
     for (size_t b = 0; b < n / QB; b++, dst += QB) {
         const char *blk = (const char *)src + b * bsz;
@@ -478,8 +482,9 @@ void pgd_avx2_dequant(float *dst, const void *src, pgd_dtype wt, size_t n) {
     }
 }
 
-/* Fallback without the quantized x: each W row dequantized on the stack in
- * chunks, then f32 dot products. */
+/* Fallback without the quantized x (or, for k-quants, a panel): each W row
+ * dequantized on the stack in chunks of 1024 values (whole blocks of 32 and
+ * super-blocks of 256), then f32 dot products. */
 void pgd_avx2_matmul_q_rows_f32(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in,
                                 int out, int r0, int r1) {
     enum { CH = 1024 };
