@@ -168,8 +168,7 @@ static int claim_rows_guided(void *ctx, int *r0, int *r1) {
         if (r >= j->out) return 0;
         c = (j->out - r) / (2 * j->nt);
         c = c <= 8 ? 8 : c >= j->chunk ? j->chunk : (c + 7) / 8 * 8;
-    } while (!atomic_compare_exchange_weak_explicit(&j->next, &r, r + c, memory_order_relaxed,
-                                                    memory_order_relaxed));
+    } while (!atomic_compare_exchange_weak_explicit(&j->next, &r, r + c, memory_order_relaxed, memory_order_relaxed));
     *r0 = r;
     *r1 = j->out - r < c ? j->out : r + c;
     return 1;
