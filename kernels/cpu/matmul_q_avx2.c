@@ -9,7 +9,8 @@
  *    sign (_mm256_sign_epi8), pairs summed to int16 (_mm256_maddubs_epi16:
  *    at most 2 x 127 x 127, no saturation since |w| <= 127), then to int32
  *    (q4_0: its nibbles as unsigned bytes times x, less 8 x's pair sums,
- *    precomputed per x block). With n = 1 (every decode step's matmuls)
+ *    precomputed per x block; with n = 1, two blocks per register and 8
+ *    sum(x) taken off each block's sum, qrows8_q4p). With n = 1 (every decode step's matmuls)
  *    eight blocks' int32 sums are reduced to one vector and scaled in one
  *    FMA (DOT8_ROWS); with n = 2, 3 each block is converted to f32 and
  *    accumulated with the product of the two block scales (q4_0's offset
