@@ -102,6 +102,7 @@ typedef struct matmul_job {
     int n, in, out;
     int batched;     /* pgd_avx2_matmul_batched, rows claimed in chunks */
     int qint;        /* with it: pgd_avx2_matmul_q_batched (integer dot products) instead */
+    int qgemm;       /* with it, n > PGD_Q_TILE_MAX_TOKENS: pgd_avx2_matmul_q_gemm (int16 panels) instead */
     int qdec;        /* n <= 3, W q8_0/q4_0: pgd_avx2_matmul_q_decode, rows claimed in chunks */
     int kq;          /* q4_k / q6_k W: pgd_avx2_matmul_k for any n, rows claimed in chunks */
     int chunk;       /* rows per claimed chunk */
@@ -165,7 +166,8 @@ static void matmul_task(void *arg, int i, int nt) {
         return;
     }
     if (j->batched) {
-        if (j->qint) pgd_avx2_matmul_q_batched(j->y, j->x, j->w, j->wt, j->n, j->in, j->out, claim_rows, j);
+        if (j->qgemm) pgd_avx2_matmul_q_gemm(j->y, j->x, j->w, j->wt, j->n, j->in, j->out, claim_rows, j);
+        else if (j->qint) pgd_avx2_matmul_q_batched(j->y, j->x, j->w, j->wt, j->n, j->in, j->out, claim_rows, j);
         else pgd_avx2_matmul_batched(j->y, j->x, j->w, j->wt, j->n, j->in, j->out, claim_rows, j);
         return;
     }
@@ -199,6 +201,14 @@ int pgd_cpu_matmul_uses_int8(pgd_dtype wt, int n) {
     return n <= 3 || n <= atomic_load(&g_q_int_max);
 }
 
+pgd_cpu_probe pgd_cpu_matmul_probe(pgd_dtype wt, int n) {
+    if (!pgd_cpu_matmul_uses_int8(wt, n)) return PGD_PROBE_F32_FMA;
+#if PGD_BUILD_AVX2
+    if (pgd_dtype_is_quant(wt) && n > PGD_Q_TILE_MAX_TOKENS) return PGD_PROBE_INT16_MADD;
+#endif
+    return PGD_PROBE_INT8_DOT;
+}
+
 static void matmul_run(pgd_threadpool *tp, float *y, const float *x, const void *w, pgd_dtype wt,
                        int n, int in, int out) {
     matmul_job j = {.y = y, .x = x, .w = w, .wt = wt, .n = n, .in = in, .out = out};
@@ -208,6 +218,7 @@ static void matmul_run(pgd_threadpool *tp, float *y, const float *x, const void 
     j.kq = pgd_dtype_is_kquant(wt) && use_avx2();
     j.batched = n > 3 && use_avx2();
     j.qint = j.batched && pgd_cpu_matmul_uses_int8(wt, n);
+    j.qgemm = j.qint && n > PGD_Q_TILE_MAX_TOKENS;
     j.qdec = !j.kq && !j.batched && use_avx2() && (wt == PGD_Q8_0 || wt == PGD_Q4_0);
     if (j.kq) { /* chunks of whole 8-row groups, about 4 per thread */
         int per = (out + 4 * nt - 1) / (4 * nt);
@@ -215,6 +226,9 @@ static void matmul_run(pgd_threadpool *tp, float *y, const float *x, const void 
     } else if (j.qdec) { /* about 4 chunks a thread, 8 to 256 rows: claimed as threads get to them */
         int per = (out + 4 * nt - 1) / (4 * nt);
         j.chunk = per < 8 ? 8 : per > 256 ? 256 : (per + 7) / 8 * 8;
+    } else if (j.qgemm) { /* x packed once per thread: chunks of whole 8-row groups, at most 64 rows */
+        int per = (out + 2 * nt - 1) / (2 * nt);
+        j.chunk = per > 64 ? 64 : (per + 7) / 8 * 8;
     } else if (j.qint) { /* x quantized once per thread: small chunks cost nothing extra */
         int per = (out + nt - 1) / nt;
         j.chunk = per > MATMUL_CHUNK ? MATMUL_CHUNK : (per + 1) / 2 * 2;
@@ -730,7 +744,9 @@ static void probe_slice(void *arg, int ith, int nth) {
     (void)nth;
 #if PGD_BUILD_AVX2
     double c0 = thread_cpu_s();
-    double ops = j->kind == PGD_PROBE_F32_FMA ? pgd_avx2_probe_fma(j->iters) : pgd_avx2_probe_int8(j->iters);
+    double ops = j->kind == PGD_PROBE_F32_FMA    ? pgd_avx2_probe_fma(j->iters)
+                 : j->kind == PGD_PROBE_INT8_DOT ? pgd_avx2_probe_int8(j->iters)
+                                                 : pgd_avx2_probe_madd16(j->iters);
     double dt = thread_cpu_s() - c0;
     if (ith < 64) j->rate[ith] = dt > 0 ? ops / dt : 0;
 #else
