@@ -204,7 +204,8 @@ int pgd_cpu_matmul_uses_int8(pgd_dtype wt, int n) {
 pgd_cpu_probe pgd_cpu_matmul_probe(pgd_dtype wt, int n) {
     if (!pgd_cpu_matmul_uses_int8(wt, n)) return PGD_PROBE_F32_FMA;
 #if PGD_BUILD_AVX2
-    if (pgd_dtype_is_quant(wt) && n > PGD_Q_TILE_MAX_TOKENS) return PGD_PROBE_INT16_MADD;
+    if (pgd_dtype_is_quant(wt) && n > PGD_Q_TILE_MAX_TOKENS)
+        return wt == PGD_Q4_0 ? PGD_PROBE_U8_MADDUBS : PGD_PROBE_INT16_MADD;
 #endif
     return PGD_PROBE_INT8_DOT;
 }
@@ -744,9 +745,10 @@ static void probe_slice(void *arg, int ith, int nth) {
     (void)nth;
 #if PGD_BUILD_AVX2
     double c0 = thread_cpu_s();
-    double ops = j->kind == PGD_PROBE_F32_FMA    ? pgd_avx2_probe_fma(j->iters)
-                 : j->kind == PGD_PROBE_INT8_DOT ? pgd_avx2_probe_int8(j->iters)
-                                                 : pgd_avx2_probe_madd16(j->iters);
+    double ops = j->kind == PGD_PROBE_F32_FMA      ? pgd_avx2_probe_fma(j->iters)
+                 : j->kind == PGD_PROBE_INT8_DOT   ? pgd_avx2_probe_int8(j->iters)
+                 : j->kind == PGD_PROBE_INT16_MADD ? pgd_avx2_probe_madd16(j->iters)
+                                                   : pgd_avx2_probe_maddubs(j->iters);
     double dt = thread_cpu_s() - c0;
     if (ith < 64) j->rate[ith] = dt > 0 ? ops / dt : 0;
 #else

@@ -117,6 +117,7 @@ uint64_t pgd_avx2_read_sum(const void *p, size_t bytes);
 double pgd_avx2_probe_fma(long iters);
 double pgd_avx2_probe_int8(long iters);
 double pgd_avx2_probe_madd16(long iters);
+double pgd_avx2_probe_maddubs(long iters);
 /* x[i] = exp(x[i] - sub); returns the sum of the new x[i]. */
 float pgd_avx2_exp_sum(float *x, int n, float sub);
 

@@ -152,10 +152,17 @@ double pgd_cpu_measure_read_bandwidth(pgd_threadpool *tp, size_t bytes, int reps
  *    block dot product (sign, maddubs, madd, convert, fma per 32 pairs):
  *    decode, the register-tiled batches, the k-quant integer paths.
  *  - PGD_PROBE_INT16_MADD: int16 multiply-adds/s of vpmaddwd + vpaddd:
- *    the batched q8_0/q4_0 GEMM (more than a few tokens).
+ *    the batched q8_0 GEMM (more than a few tokens).
+ *  - PGD_PROBE_U8_MADDUBS: byte multiply-adds/s of vpmaddubsw + vpaddw: the
+ *    batched q4_0 GEMM.
  * pgd_cpu_matmul_probe: the probe whose operation a matmul of n tokens
  * with W of dtype wt runs on the selected path (what bounds its compute). */
-typedef enum pgd_cpu_probe { PGD_PROBE_F32_FMA = 0, PGD_PROBE_INT8_DOT = 1, PGD_PROBE_INT16_MADD = 2 } pgd_cpu_probe;
+typedef enum pgd_cpu_probe {
+    PGD_PROBE_F32_FMA = 0,
+    PGD_PROBE_INT8_DOT = 1,
+    PGD_PROBE_INT16_MADD = 2,
+    PGD_PROBE_U8_MADDUBS = 3
+} pgd_cpu_probe;
 double pgd_cpu_measure_compute(pgd_threadpool *tp, pgd_cpu_probe kind, int reps);
 pgd_cpu_probe pgd_cpu_matmul_probe(pgd_dtype wt, int n);
 

@@ -49,39 +49,55 @@
 #define XP_BYTES ((size_t)4 << 20) /* packed x of one token block at most (L2/L3) */
 #define RC 64                      /* most rows of a claimed chunk (fast.c hands out multiples of 8) */
 
-/* Widen 32 int8 values of each of 8 blocks (src[j], j < 8) into the
- * group's 16 vectors of int16 pairs: dst[16 s + 2 j + e] = src[j][2 s + e]
- * (vector s, lane j), a transpose of 8 x 16 32-bit pairs. */
-ALWAYS_INLINE void interleave8(int16_t *dst, const __m256i v[8]) {
+/* dst[s] (32 bytes each, s < 8) = dword s of a[0], ..., a[7]: an 8 x 8
+ * transpose of 32-bit lanes. */
+ALWAYS_INLINE void transpose8_store(char *dst, __m256i a[8]) {
+    __m256i b[8];
+#pragma GCC unroll 4
+    for (int j = 0; j < 8; j += 2) {
+        b[j] = _mm256_unpacklo_epi32(a[j], a[j + 1]);
+        b[j + 1] = _mm256_unpackhi_epi32(a[j], a[j + 1]);
+    }
+#pragma GCC unroll 2
+    for (int j = 0; j < 8; j += 4) {
+        a[j] = _mm256_unpacklo_epi64(b[j], b[j + 2]);
+        a[j + 1] = _mm256_unpackhi_epi64(b[j], b[j + 2]);
+        a[j + 2] = _mm256_unpacklo_epi64(b[j + 1], b[j + 3]);
+        a[j + 3] = _mm256_unpackhi_epi64(b[j + 1], b[j + 3]);
+    }
+    /* a[0..3]: dwords (0,4)/(1,5)/(2,6)/(3,7) of blocks 0-3 per 128-bit lane; a[4..7] of blocks 4-7 */
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        _mm256_storeu_si256((__m256i *)(dst + 32 * j), _mm256_permute2x128_si256(a[j], a[j + 4], 0x20));
+        _mm256_storeu_si256((__m256i *)(dst + 32 * (j + 4)), _mm256_permute2x128_si256(a[j], a[j + 4], 0x31));
+    }
+}
+
+/* q8_0: widen the 32 int8 values of each of 8 blocks (v[j], j < 8) into the
+ * group's 16 vectors of int16 pairs (512 bytes): vector s, lane j = values
+ * 2s, 2s + 1 of block j. */
+ALWAYS_INLINE void interleave8_i16(char *dst, const __m256i v[8]) {
 #pragma GCC unroll 2
     for (int half = 0; half < 2; half++) {
-        __m256i a[8], b[8];
+        __m256i a[8];
 #pragma GCC unroll 8
         for (int j = 0; j < 8; j++) /* pairs 8 half .. 8 half + 7 of block j as 8 dwords */
             a[j] = _mm256_cvtepi8_epi16(half ? _mm256_extracti128_si256(v[j], 1) : _mm256_castsi256_si128(v[j]));
-            /* 8 x 8 transpose of dwords: out vector s = dword s of a[0..7] */
-#pragma GCC unroll 4
-        for (int j = 0; j < 8; j += 2) {
-            b[j] = _mm256_unpacklo_epi32(a[j], a[j + 1]);
-            b[j + 1] = _mm256_unpackhi_epi32(a[j], a[j + 1]);
-        }
-#pragma GCC unroll 2
-        for (int j = 0; j < 8; j += 4) {
-            a[j] = _mm256_unpacklo_epi64(b[j], b[j + 2]);
-            a[j + 1] = _mm256_unpackhi_epi64(b[j], b[j + 2]);
-            a[j + 2] = _mm256_unpacklo_epi64(b[j + 1], b[j + 3]);
-            a[j + 3] = _mm256_unpackhi_epi64(b[j + 1], b[j + 3]);
-        }
-        /* a[0..3]: dwords (0,4)/(1,5)/(2,6)/(3,7) of blocks 0-3 per 128-bit lane; a[4..7] of blocks 4-7 */
-#pragma GCC unroll 4
-        for (int j = 0; j < 4; j++) {
-            __m256i lo = _mm256_permute2x128_si256(a[j], a[j + 4], 0x20);
-            __m256i hi = _mm256_permute2x128_si256(a[j], a[j + 4], 0x31);
-            _mm256_storeu_si256((__m256i *)(dst + (size_t)(8 * half + j) * 16), lo);
-            _mm256_storeu_si256((__m256i *)(dst + (size_t)(8 * half + j + 4) * 16), hi);
-        }
+        transpose8_store(dst + 256 * half, a);
     }
 }
+
+/* q4_0: the 32 bytes of each of 8 blocks as they are (256 bytes): vector s,
+ * lane j = values 4s .. 4s + 3 of block j. */
+ALWAYS_INLINE void interleave8_u8(char *dst, const __m256i v[8]) {
+    __m256i a[8];
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; j++) a[j] = v[j];
+    transpose8_store(dst, a);
+}
+
+/* Bytes of one packed group (8 blocks) of one row or token. */
+ALWAYS_INLINE size_t group_bytes(pgd_dtype wt) { return wt == PGD_Q4_0 ? 256 : 512; }
 
 /* The 32 signed values of a weight block (q4_0: nibbles minus 8; low
  * nibbles are values 0..15, high 16..31). */
@@ -93,11 +109,13 @@ ALWAYS_INLINE __m256i wblock(pgd_dtype wt, const char *blk) {
     return _mm256_sub_epi8(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(8));
 }
 
-/* One W row's groups g0..g1-1 (blocks past nb are zero) to wp (GV int16 a
- * group) and its scales to dw (GB floats a group). */
-static void pack_w_row(int16_t *wp, float *dw, pgd_dtype wt, const char *row, int nb, int g0, int g1) {
+/* One W row's groups g0..g1-1 (blocks past nb are zero) to wp (WG bytes a
+ * group: int16 pairs for q8_0, the signed nibbles w - 8 as bytes for q4_0),
+ * its scales to dw (GB floats a group) and, for q4_0, -128 times each
+ * block's sum of w to wc (GB int32 a group: what x's offset of +128 adds). */
+static void pack_w_row(char *wp, float *dw, int32_t *wc, pgd_dtype wt, const char *row, int nb, int g0, int g1) {
     size_t bsz = pgd_dtype_bytes(wt, QB);
-    for (int g = g0; g < g1; g++, wp += GV, dw += GB) {
+    for (int g = g0; g < g1; g++, wp += group_bytes(wt), dw += GB, wc += GB) {
         __m256i v[GB];
         for (int j = 0; j < GB; j++) {
             int b = g * GB + j;
@@ -105,12 +123,21 @@ static void pack_w_row(int16_t *wp, float *dw, pgd_dtype wt, const char *row, in
                 const char *blk = row + (size_t)b * bsz;
                 v[j] = wblock(wt, blk);
                 dw[j] = _cvtsh_ss(*(const uint16_t *)blk);
+                if (wt == PGD_Q4_0) { /* sum of the nibbles (sad against 0), less 32 x 8 */
+                    __m256i u = _mm256_add_epi8(v[j], _mm256_set1_epi8(8));
+                    __m256i sad = _mm256_sad_epu8(u, _mm256_setzero_si256());
+                    __m128i h = _mm_add_epi64(_mm256_castsi256_si128(sad), _mm256_extracti128_si256(sad, 1));
+                    h = _mm_add_epi64(h, _mm_unpackhi_epi64(h, h));
+                    wc[j] = -128 * (_mm_cvtsi128_si32(h) - 8 * QB);
+                }
             } else {
                 v[j] = _mm256_setzero_si256();
                 dw[j] = 0.0f;
+                wc[j] = 0;
             }
         }
-        interleave8(wp, v);
+        if (wt == PGD_Q4_0) interleave8_u8(wp, v);
+        else interleave8_i16(wp, v);
     }
 }
 
@@ -134,11 +161,14 @@ ALWAYS_INLINE __m256i quant_block(const float *x, float *d_out) {
     return _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
-/* Packed x: for tile T, group g, token t (< TT): GV int16 at
- * xp + ((T * ng + g) * TT + t) * GV, its GB scales at the same index / 32
- * in xd. Tokens past n and blocks past nb are zero. */
-static void pack_x(int16_t *xp, float *xd, const float *x, int n, int in, int ng) {
+/* Packed x: for tile T, group g, token t (< TT): group_bytes(wt) at
+ * xp + ((T * ng + g) * TT + t) * group_bytes(wt) (q8_0: int16 pairs; q4_0:
+ * the int8 values plus 128 as unsigned bytes, 1..255, for vpmaddubsw), its
+ * GB scales at the same index times GB in xd. Tokens past n and blocks past
+ * nb have scale 0. */
+static void pack_x(char *xp, float *xd, pgd_dtype wt, const float *x, int n, int in, int ng) {
     int nb = in / QB, tiles = (n + TT - 1) / TT;
+    size_t gbytes = group_bytes(wt);
     for (int T = 0; T < tiles; T++)
         for (int g = 0; g < ng; g++)
             for (int t = 0; t < TT; t++) {
@@ -150,23 +180,37 @@ static void pack_x(int16_t *xp, float *xd, const float *x, int n, int in, int ng
                     if (tok < n && b < nb) v[j] = quant_block(x + (size_t)tok * in + (size_t)b * QB, &xd[at * GB + j]);
                     else v[j] = _mm256_setzero_si256(), xd[at * GB + j] = 0.0f;
                 }
-                interleave8(xp + at * GV, v);
+                if (wt == PGD_Q4_0) {
+                    for (int j = 0; j < GB; j++) v[j] = _mm256_xor_si256(v[j], _mm256_set1_epi8((char)0x80));
+                    interleave8_u8(xp + at * gbytes, v);
+                } else {
+                    interleave8_i16(xp + at * gbytes, v);
+                }
             }
 }
 
 /* acc[t] (8 lanes, f32, in memory) += over groups g < ng: lane j gets
- * d_w[g][j] d_x[t][g][j] (W block . x_t block) for block 8 g + j. wp/dw:
- * the row's packed groups; xp/xd: the tile's (TT tokens a group). */
-static void kernel_1x8(const int16_t *wp, const float *dw, const int16_t *xp, const float *xd, int ng,
-                       float acc[TT][GB]) {
-    for (int g = 0; g < ng; g++, wp += GV, dw += GB, xp += TT * GV, xd += TT * GB) {
+ * d_w[g][j] d_x[t][g][j] (W block . x_t block) for block 8 g + j, from the
+ * eight int32 block sums of token t in sum[t]. */
+ALWAYS_INLINE void fold8(float acc[TT][GB], const float *dw, const float *xd, const __m256i sum[TT]) {
+    __m256 d = _mm256_loadu_ps(dw);
+#pragma GCC unroll 8
+    for (int t = 0; t < TT; t++)
+        _mm256_storeu_ps(acc[t], _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_loadu_ps(xd + t * GB)),
+                                                 _mm256_cvtepi32_ps(sum[t]), _mm256_loadu_ps(acc[t])));
+}
+
+/* q8_0, one row against TT = 8 tokens over ng groups. wp/dw: the row's
+ * packed groups; xp/xd: the tile's (TT tokens a group). */
+static void kernel_i16(const char *wp, const float *dw, const char *xp, const float *xd, int ng, float acc[TT][GB]) {
+    for (int g = 0; g < ng; g++, wp += 512, dw += GB, xp += TT * 512, xd += TT * GB) {
         __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, wv, p;
         /* The group's 16 steps in assembly: one W vector, then vpmaddwd with
-         * each token's x vector (a memory operand: token t at t GV int16 =
-         * 512 t bytes, step s at 32 s bytes) and vpaddd into its accumulator.
-         * GCC's own code for this loop spilled the accumulators or copied them
-         * between registers every step (measured at a third, then 0.8x, of
-         * this speed). */
+         * each token's x vector (a memory operand: token t at 512 t bytes,
+         * step s at 32 s bytes) and vpaddd into its accumulator. GCC's own
+         * code for this loop spilled the accumulators or copied them between
+         * registers every step (measured at a third, then 0.8x, of this
+         * speed). */
         __asm__(".irp s, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15\n\t"
                 "vmovdqu \\s*32(%[w]), %[wv]\n\t"
                 "vpmaddwd \\s*32(%[x]), %[wv], %[p]\n\t"
@@ -188,20 +232,60 @@ static void kernel_1x8(const int16_t *wp, const float *dw, const int16_t *xp, co
                 ".endr"
                 : [a0] "+x"(a0), [a1] "+x"(a1), [a2] "+x"(a2), [a3] "+x"(a3), [a4] "+x"(a4), [a5] "+x"(a5),
                   [a6] "+x"(a6), [a7] "+x"(a7), [wv] "=&x"(wv), [p] "=&x"(p)
-                : [w] "r"(wp), [x] "r"(xp), "m"(*(const int16_t(*)[GV])wp), "m"(*(const int16_t(*)[TT * GV]) xp));
-        __m256 d = _mm256_loadu_ps(dw);
-#define FOLD(t, a)                                                                                                  \
-    _mm256_storeu_ps(acc[t], _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_loadu_ps(xd + (t)*GB)), _mm256_cvtepi32_ps(a), \
-                                             _mm256_loadu_ps(acc[t])))
-        FOLD(0, a0);
-        FOLD(1, a1);
-        FOLD(2, a2);
-        FOLD(3, a3);
-        FOLD(4, a4);
-        FOLD(5, a5);
-        FOLD(6, a6);
-        FOLD(7, a7);
-#undef FOLD
+                : [w] "r"(wp), [x] "r"(xp), "m"(*(const char(*)[512])wp), "m"(*(const char(*)[TT * 512]) xp));
+        const __m256i sum[TT] = {a0, a1, a2, a3, a4, a5, a6, a7};
+        fold8(acc, dw, xd, sum);
+    }
+}
+
+/* q4_0, the same with bytes: vpmaddubsw of x + 128 (unsigned, 1..255) and
+ * w - 8 (signed, -8..7) sums two products to int16 (|sum| <= 2 x 255 x 8 =
+ * 4080, no saturation), and a group's 8 steps add up in int16 (8 x 4080 =
+ * 32640 <= 32767: exact), so vpmaddwd with ones and the correction
+ * -128 sum(w) (wc) come once per group: about 11 issue slots of the two
+ * multiply pipes per 256 multiply-adds, against 18 in kernel_i16. */
+static void kernel_u8(const char *wp, const float *dw, const int32_t *wc, const char *xp, const float *xd, int ng,
+                      float acc[TT][GB]) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int g = 0; g < ng; g++, wp += 256, dw += GB, wc += GB, xp += TT * 256, xd += TT * GB) {
+        __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, wv, xv, p;
+        __asm__(".irp s, 0,1,2,3,4,5,6,7\n\t"
+                "vmovdqu \\s*32(%[w]), %[wv]\n\t"
+                "vmovdqu \\s*32(%[x]), %[xv]\n\t"
+                "vpmaddubsw %[wv], %[xv], %[p]\n\t"
+                "vpaddw %[p], %[a0], %[a0]\n\t"
+                "vmovdqu \\s*32+256(%[x]), %[xv]\n\t"
+                "vpmaddubsw %[wv], %[xv], %[p]\n\t"
+                "vpaddw %[p], %[a1], %[a1]\n\t"
+                "vmovdqu \\s*32+512(%[x]), %[xv]\n\t"
+                "vpmaddubsw %[wv], %[xv], %[p]\n\t"
+                "vpaddw %[p], %[a2], %[a2]\n\t"
+                "vmovdqu \\s*32+768(%[x]), %[xv]\n\t"
+                "vpmaddubsw %[wv], %[xv], %[p]\n\t"
+                "vpaddw %[p], %[a3], %[a3]\n\t"
+                "vmovdqu \\s*32+1024(%[x]), %[xv]\n\t"
+                "vpmaddubsw %[wv], %[xv], %[p]\n\t"
+                "vpaddw %[p], %[a4], %[a4]\n\t"
+                "vmovdqu \\s*32+1280(%[x]), %[xv]\n\t"
+                "vpmaddubsw %[wv], %[xv], %[p]\n\t"
+                "vpaddw %[p], %[a5], %[a5]\n\t"
+                "vmovdqu \\s*32+1536(%[x]), %[xv]\n\t"
+                "vpmaddubsw %[wv], %[xv], %[p]\n\t"
+                "vpaddw %[p], %[a6], %[a6]\n\t"
+                "vmovdqu \\s*32+1792(%[x]), %[xv]\n\t"
+                "vpmaddubsw %[wv], %[xv], %[p]\n\t"
+                "vpaddw %[p], %[a7], %[a7]\n\t"
+                ".endr"
+                : [a0] "+x"(a0), [a1] "+x"(a1), [a2] "+x"(a2), [a3] "+x"(a3), [a4] "+x"(a4), [a5] "+x"(a5),
+                  [a6] "+x"(a6), [a7] "+x"(a7), [wv] "=&x"(wv), [xv] "=&x"(xv), [p] "=&x"(p)
+                : [w] "r"(wp), [x] "r"(xp), "m"(*(const char(*)[256])wp), "m"(*(const char(*)[TT * 256]) xp));
+        __m256i c = _mm256_loadu_si256((const __m256i *)wc);
+        const __m256i sum[TT] = {
+            _mm256_add_epi32(_mm256_madd_epi16(a0, ones), c), _mm256_add_epi32(_mm256_madd_epi16(a1, ones), c),
+            _mm256_add_epi32(_mm256_madd_epi16(a2, ones), c), _mm256_add_epi32(_mm256_madd_epi16(a3, ones), c),
+            _mm256_add_epi32(_mm256_madd_epi16(a4, ones), c), _mm256_add_epi32(_mm256_madd_epi16(a5, ones), c),
+            _mm256_add_epi32(_mm256_madd_epi16(a6, ones), c), _mm256_add_epi32(_mm256_madd_epi16(a7, ones), c)};
+        fold8(acc, dw, xd, sum);
     }
 }
 
@@ -221,40 +305,44 @@ void pgd_avx2_matmul_q_gemm(float *y, const float *x, const void *w, pgd_dtype w
     if (!claim(ctx, &r0, &r1)) return;
     /* tokens per block: all n when their packed x fits in XP_BYTES (packed
      * once per call), else blocks of that size, packed again for every chunk */
-    size_t per_tok = (size_t)ng * GV * sizeof(int16_t), npad = ((size_t)n + TT - 1) / TT * TT;
+    size_t gbytes = group_bytes(wt), per_tok = (size_t)ng * gbytes, npad = ((size_t)n + TT - 1) / TT * TT;
     size_t tb = npad * per_tok <= XP_BYTES ? npad : XP_BYTES / per_tok / TT * TT;
     if (tb < TT) tb = TT;
     int one_pass = tb >= (size_t)n;
-    size_t xvals = tb * ng * GV, wvals = (size_t)RC * KCG * GV, xscales = tb * ng * GB, wscales = (size_t)RC * KCG * GB;
-    size_t bytes = (xvals + wvals) * sizeof(int16_t) + (xscales + wscales + RC * tb) * sizeof(float);
+    size_t xbytes = tb * per_tok, wbytes = (size_t)RC * KCG * gbytes, xscales = tb * ng * GB,
+           wscales = (size_t)RC * KCG * GB;
+    size_t bytes = xbytes + wbytes + (xscales + 2 * wscales + RC * tb) * sizeof(float);
     char *mem = aligned_alloc(64, (bytes + 63) / 64 * 64);
     if (!mem) { /* no memory for the packed x and W: dequantize row by row instead */
         do pgd_avx2_matmul_q_rows_f32(y, x, w, wt, n, in, out, r0, r1);
         while (claim(ctx, &r0, &r1));
         return;
     }
-    int16_t *xp = (int16_t *)mem, *wp = xp + xvals;
-    float *xd = (float *)(wp + wvals), *dw = xd + xscales, *yb = dw + wscales; /* yb[r - c0][token - t0] */
-    if (one_pass) pack_x(xp, xd, x, n, in, ng);
+    char *xp = mem, *wp = xp + xbytes;
+    float *xd = (float *)(wp + wbytes), *dw = xd + xscales, *yb = dw + wscales; /* yb[r - c0][token - t0] */
+    int32_t *wc = (int32_t *)(yb + RC * tb);
+    if (one_pass) pack_x(xp, xd, wt, x, n, in, ng);
     size_t row = pgd_dtype_bytes(wt, (size_t)in);
     do {
         for (int c0 = r0; c0 < r1; c0 += RC) {
             int c1 = r1 - c0 < RC ? r1 : c0 + RC;
             for (int t0 = 0; t0 < n; t0 += (int)tb) {
                 int nt = n - t0 < (int)tb ? n - t0 : (int)tb, tiles = (nt + TT - 1) / TT;
-                if (!one_pass) pack_x(xp, xd, x + (size_t)t0 * in, nt, in, ng);
+                if (!one_pass) pack_x(xp, xd, wt, x + (size_t)t0 * in, nt, in, ng);
                 for (int g0 = 0; g0 < ng; g0 += KCG) {
                     int g1 = ng - g0 < KCG ? ng : g0 + KCG, kg = g1 - g0;
                     for (int r = c0; r < c1; r++)
-                        pack_w_row(wp + (size_t)(r - c0) * kg * GV, dw + (size_t)(r - c0) * kg * GB, wt,
-                                   (const char *)w + (size_t)r * row, nb, g0, g1);
+                        pack_w_row(wp + (size_t)(r - c0) * kg * gbytes, dw + (size_t)(r - c0) * kg * GB,
+                                   wc + (size_t)(r - c0) * kg * GB, wt, (const char *)w + (size_t)r * row, nb, g0, g1);
                     for (int T = 0; T < tiles; T++) {
-                        const int16_t *xt = xp + ((size_t)T * ng + g0) * TT * GV;
+                        const char *xt = xp + ((size_t)T * ng + g0) * TT * gbytes;
                         const float *xdt = xd + ((size_t)T * ng + g0) * TT * GB;
                         for (int r = c0; r < c1; r++) {
                             float acc[TT][GB] __attribute__((aligned(32))) = {{0}};
-                            kernel_1x8(wp + (size_t)(r - c0) * kg * GV, dw + (size_t)(r - c0) * kg * GB, xt, xdt, kg,
-                                       acc);
+                            const char *wr = wp + (size_t)(r - c0) * kg * gbytes;
+                            const float *dwr = dw + (size_t)(r - c0) * kg * GB;
+                            if (wt == PGD_Q4_0) kernel_u8(wr, dwr, wc + (size_t)(r - c0) * kg * GB, xt, xdt, kg, acc);
+                            else kernel_i16(wr, dwr, xt, xdt, kg, acc);
                             float *dst = yb + (size_t)(r - c0) * tb + (size_t)T * TT;
                             __m256 v = hsum8x8(acc);
                             _mm256_storeu_ps(dst, g0 ? _mm256_add_ps(_mm256_loadu_ps(dst), v) : v);

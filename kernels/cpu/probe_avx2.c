@@ -12,7 +12,8 @@
  *    only be lower.
  *  - int16: the batched quantized GEMM's vpmaddwd + vpaddd (16
  *    multiply-adds), on 8 independent chains; that kernel adds loads and a
- *    scale FMA per 256 values, so it too can only be slower. */
+ *    scale FMA per 256 values, so it too can only be slower.
+ *  - maddubs: q4_0's batched GEMM, vpmaddubsw + vpaddw (32 multiply-adds). */
 #include <immintrin.h>
 
 #include "fast_impl.h"
@@ -69,6 +70,30 @@ double pgd_avx2_probe_madd16(long iters) {
     __m256i s = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(c0, c1), _mm256_add_epi32(c2, c3)),
                                  _mm256_add_epi32(_mm256_add_epi32(c4, c5), _mm256_add_epi32(c6, c7)));
     return (double)iters * 8 * 16 + (_mm256_extract_epi32(s, 0) == 12345); /* multiply-adds */
+}
+
+/* q4_0's batched GEMM: vpmaddubsw (32 multiply-adds of unsigned x signed
+ * bytes) added in int16, on 8 chains (the kernel adds a vpmaddwd and the
+ * scale FMA per 256 values, and loads). */
+double pgd_avx2_probe_maddubs(long iters) {
+    __m256i w = _mm256_set1_epi8(-7), x0 = _mm256_set1_epi16(1), x1 = _mm256_set1_epi16(2);
+    __m256i x2 = _mm256_set1_epi16(3), x3 = _mm256_set1_epi16(4), p;
+    __m256i c0 = _mm256_setzero_si256(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
+    for (long it = 0; it < iters; it++)
+        __asm__ volatile("vpmaddubsw %[x0], %[w], %[p]\n\tvpaddw %[p], %[c0], %[c0]\n\t"
+                         "vpmaddubsw %[x1], %[w], %[p]\n\tvpaddw %[p], %[c1], %[c1]\n\t"
+                         "vpmaddubsw %[x2], %[w], %[p]\n\tvpaddw %[p], %[c2], %[c2]\n\t"
+                         "vpmaddubsw %[x3], %[w], %[p]\n\tvpaddw %[p], %[c3], %[c3]\n\t"
+                         "vpmaddubsw %[x0], %[w], %[p]\n\tvpaddw %[p], %[c4], %[c4]\n\t"
+                         "vpmaddubsw %[x1], %[w], %[p]\n\tvpaddw %[p], %[c5], %[c5]\n\t"
+                         "vpmaddubsw %[x2], %[w], %[p]\n\tvpaddw %[p], %[c6], %[c6]\n\t"
+                         "vpmaddubsw %[x3], %[w], %[p]\n\tvpaddw %[p], %[c7], %[c7]"
+                         : [c0] "+x"(c0), [c1] "+x"(c1), [c2] "+x"(c2), [c3] "+x"(c3), [c4] "+x"(c4), [c5] "+x"(c5),
+                           [c6] "+x"(c6), [c7] "+x"(c7), [p] "=&x"(p)
+                         : [w] "x"(w), [x0] "x"(x0), [x1] "x"(x1), [x2] "x"(x2), [x3] "x"(x3));
+    __m256i s = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(c0, c1), _mm256_add_epi32(c2, c3)),
+                                 _mm256_add_epi32(_mm256_add_epi32(c4, c5), _mm256_add_epi32(c6, c7)));
+    return (double)iters * 8 * 32 + (_mm256_extract_epi32(s, 0) == 12345); /* multiply-adds */
 }
 
 double pgd_avx2_probe_int8(long iters) {
