@@ -150,6 +150,38 @@ static double bench_attn_flops(const pgd_model_config *c, int ctx) {
     return 4.0 * c->n_layers * c->n_heads * c->head_dim * (double)ctx;
 }
 
+/* The batched matmul alone (bench_batched_alone): tokens per matmul, the
+ * last one the prompt length. */
+#define BA_N 3
+static const int ba_tokens[BA_N - 1] = {8, 32};
+
+/* The FFN-shaped (hidden x dim) matmul of each row's dtype alone, one
+ * thread, per second of its CPU time, at 8 and 32 tokens and the prompt
+ * length (the prefill): what the batched paths compute at, without the
+ * rest of a step. Interleaved: every dtype once per rep, the best of reps. */
+static void bench_batched_alone(int nd, const pgd_dtype *dts, const int *deq, char label[][32],
+                                const pgd_model_config *c, int plen, int reps, int qint_default, double rate[][BA_N]) {
+    for (int r = 0; r < reps; r++)
+        for (int i = 0; i < BA_N; i++)
+            for (int d = 0; d < nd; d++) {
+                pgd_cpu_set_q_int_max_tokens(deq[d] ? 0 : qint_default);
+                double g =
+                    pgd_cpu_measure_matmul_batch(dts[d], i < BA_N - 1 ? ba_tokens[i] : plen, c->dim, c->hidden_dim, 1);
+                rate[d][i] = g > rate[d][i] ? g : rate[d][i];
+            }
+    pgd_cpu_set_q_int_max_tokens(qint_default);
+    printf("\nthe batched matmul alone (n tokens, %d x %d matrices, one thread, the best of %d interleaved reps):\n\n"
+           "| weights | %d tokens GMAC/s | vs %s | %d tokens GMAC/s | vs %s | %d tokens (prefill) GMAC/s | vs %s |\n"
+           "|---|---|---|---|---|---|---|\n",
+           c->hidden_dim, c->dim, reps, ba_tokens[0], label[0], ba_tokens[1], label[0], plen, label[0]);
+    for (int d = 0; d < nd; d++) {
+        printf("| %s |", label[d]);
+        for (int i = 0; i < BA_N; i++)
+            printf(" %.1f | %.2fx |", rate[d][i] / 1e9, rate[0][i] > 0 ? rate[d][i] / rate[0][i] : 0);
+        printf("\n");
+    }
+}
+
 /* Tokens/s compute bound of a decode step of B sequences: every token's
  * matmul multiply-adds at the rate of the operation the kernel uses for B
  * tokens (pgd_cpu_matmul_probe: the int8 dot probe, the int16 madd or u8
@@ -388,6 +420,7 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
     /* the decode matmul alone on an FFN-shaped (hidden, dim) matrix: streamed from DRAM on the pool
      * (256 MiB, the best over reps) and one thread in L2 (CPU time), per row's weight dtype */
     double mm_dram[MAXD] = {0}, mm_l2[MAXD] = {0};
+    double ba_rate[MAXD][BA_N] = {{0}}; /* bench_batched_alone's figures */
     for (int d = 0; d < nd; d++) kvb[d] = bench_kv_bytes(xs[d].c, plen + steps / 2);
     rbws = calloc((size_t)reps, sizeof(double));
     if (!tp || !rbws) {
@@ -523,6 +556,7 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
                rbw > 0 ? 100 * mm_dram[d] / rbw : 0, got / 1e9, rbw > 0 ? 100 * got / rbw : 0,
                mm_dram[d] > 0 ? got / mm_dram[d] : 0, mm_l2[d] / 1e9);
     }
+    bench_batched_alone(nd, dts, deq, label, xs[0].c, plen, reps, qint_default, ba_rate);
     printf("\nthe same, as ratios to %s measured in the same rep (median over reps):\n\n| weights | prefill | "
            "decode b1 |", label[0]);
     for (int i = 0; i < nb; i++) printf(" batch %d |", batches[i]);
@@ -588,6 +622,14 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
             json_object_set_new(e, "compute_bound_decode_tps", json_real(cb1[d]));
             json_object_set_new(e, "matmul_alone_dram_Bps", json_real(mm_dram[d]));
             json_object_set_new(e, "matmul_alone_l2_one_thread_Bps", json_real(mm_l2[d]));
+            json_t *bal = json_array();
+            for (int i = 0; i < BA_N; i++) {
+                json_t *b = json_object();
+                json_object_set_new(b, "tokens", json_integer(i < BA_N - 1 ? ba_tokens[i] : plen));
+                json_object_set_new(b, "macs_per_s_one_thread", json_real(ba_rate[d][i]));
+                json_array_append_new(bal, b);
+            }
+            json_object_set_new(e, "batched_matmul_alone", bal);
             for (int i = 0; i < nb; i++) {
                 json_t *b = json_object();
                 json_object_set_new(b, "batch", json_integer(batches[i]));

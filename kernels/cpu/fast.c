@@ -792,6 +792,31 @@ double pgd_cpu_measure_compute(pgd_threadpool *tp, pgd_cpu_probe kind, int reps)
 
 /* ------------------------------------------------------------- decode matmul alone */
 
+double pgd_cpu_measure_matmul_batch(pgd_dtype wt, int n, int in, int out, int reps) {
+    if (n <= 0 || in <= 0 || out <= 0 || (pgd_dtype_is_blocked(wt) && in % pgd_dtype_block(wt))) return 0.0;
+    if (reps < 1) reps = 1;
+    size_t mb = pgd_dtype_bytes(wt, (size_t)in * out);
+    char *w = malloc(mb);
+    float *f = malloc(sizeof(float) * (size_t)in * out), *x = malloc(sizeof(float) * (size_t)n * in),
+          *y = malloc(sizeof(float) * (size_t)n * out);
+    double best = 0.0;
+    if (!w || !f || !x || !y) goto done;
+    uint32_t s = 12345;
+    for (size_t i = 0; i < (size_t)in * out; i++)
+        s = s * 1664525u + 1013904223u, f[i] = (float)(s >> 8) / (1 << 23) - 1;
+    for (size_t i = 0; i < (size_t)n * in; i++) x[i] = f[i % ((size_t)in * out)];
+    pgd_dtype_from_f32(w, wt, f, (size_t)in * out);
+    for (int r = 0; r <= reps; r++) {
+        double t0 = thread_cpu_s();
+        pgd_cpu_matmul(NULL, y, x, w, wt, n, in, out);
+        double dt = thread_cpu_s() - t0, rate = dt > 0 ? (double)n * in * out / dt : 0.0;
+        if (r > 0 && rate > best) best = rate; /* pass 0 warms up */
+    }
+done:
+    free(w), free(f), free(x), free(y);
+    return best;
+}
+
 double pgd_cpu_measure_matmul(pgd_threadpool *tp, pgd_dtype wt, int in, int out, size_t bytes, int reps) {
     if (in <= 0 || out <= 0 || (pgd_dtype_is_quant(wt) && in % PGD_QBLOCK)) return 0.0;
     if (reps < 1) reps = 1;

@@ -179,4 +179,11 @@ pgd_cpu_probe pgd_cpu_matmul_probe(pgd_dtype wt, int n);
  * with quantized wt. */
 double pgd_cpu_measure_matmul(pgd_threadpool *tp, pgd_dtype wt, int in, int out, size_t bytes, int reps);
 
+/* A batched matmul alone: y(n, out) = x(n, in) @ W^T with W of dtype wt on
+ * one thread (no pool), on whichever path pgd_cpu_matmul takes for n, W
+ * and x in cache-sized or not as the shape makes them; multiply-adds per
+ * second of the thread's CPU time, the best of reps after a warm-up. 0 on
+ * failure or for in not a whole number of wt's blocks. */
+double pgd_cpu_measure_matmul_batch(pgd_dtype wt, int n, int in, int out, int reps);
+
 #endif
