@@ -204,6 +204,9 @@ static void matmul_q_sweep(pgd_dtype dt) {
             matmul_q_case(dt, ns[a], shapes[b][0], shapes[b][1], seed++);
     /* the decode path's heap buffer for long rows (n * in / 32 > 1536 blocks) */
     matmul_q_case(dt, 3, 16416, 9, seed++);
+    /* the batched GEMM's token blocks: 600 x 4128 values of packed x (4.9 MB) exceed its 4 MB block, so x is
+     * packed per block of tokens for every chunk (and 4128 / 32 = 129 blocks: a last group of one block) */
+    matmul_q_case(dt, 600, 4128, 3, seed++);
 }
 
 static void test_matmul_q8_0(void) { matmul_q_sweep(PGD_Q8_0); }

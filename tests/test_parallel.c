@@ -20,11 +20,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels.h" /* pgd_cpu_set_q_int_max_tokens (white box: the kernels view) */
+#include "pagoda/config.h"
 #include "pagoda/engine.h"
 #include "pagoda/exec.h"
 #include "pagoda/model.h"
 #include "pagoda/parallel.h"
-#include "pagoda/config.h"
 #include "pagoda/runner.h"
 #include "pagoda/tokenizer.h"
 #include "parallel_batch.h"
@@ -198,7 +199,9 @@ static void run_logits_of(const char *model, int tp, int pp, float **out, int *r
     close_layout(&L);
 }
 
-static void compare_logits_of(const char *model, int V, int tp, int pp) {
+/* Logits of the layout against one rank: relative error below tol, and the
+ * greedy token the same in at least min_same of the rows checked (1: all). */
+static void compare_logits_tol(const char *model, int V, int tp, int pp, double tol, double min_same) {
     float *ref[2], *got[2];
     int r0, r1;
     run_logits_of(model, 1, 1, ref, &r0);
@@ -208,12 +211,16 @@ static void compare_logits_of(const char *model, int V, int tp, int pp) {
         int rows = step == 0 ? r0 : PB_NS, checked, same;
         double err = pgd_parallel_compare(ref[step], got[step], rows, V, &checked, &same);
         fprintf(stderr, "[tp %d pp %d step %d: rel err %.2e, greedy same %d/%d] ", tp, pp, step, err, same, checked);
-        CU_ASSERT(err < 1e-4);
+        CU_ASSERT(err < tol);
         CU_ASSERT(checked > 0);
-        CU_ASSERT_EQUAL(same, checked);
+        CU_ASSERT(same >= min_same * checked);
         free(ref[step]);
         free(got[step]);
     }
+}
+
+static void compare_logits_of(const char *model, int V, int tp, int pp) {
+    compare_logits_tol(model, V, tp, pp, 1e-4, 1.0);
 }
 
 static void compare_logits(int tp, int pp) { compare_logits_of("random:stories15M", 32000, tp, pp); }
@@ -222,12 +229,28 @@ static void test_logits_tp2(void) { compare_logits(2, 1); }
 
 /* Quantized weights shard along whole blocks of 32: a shape whose per-rank
  * slices are multiples of 32 (head_dim 32, hidden 768), in q8_0 and q4_0,
- * TP 2 and TP 2 x PP 2 against one rank. */
+ * TP 2 and TP 2 x PP 2 against one rank. The shards are held to 1e-4 and
+ * the same greedy tokens with the batched matmuls on dequantized panels
+ * (pgd_cpu_set_q_int_max_tokens(0); decode steps still take the integer
+ * path). With the default integer paths everywhere, every matmul rounds its
+ * activations to int8 per block of 32, and the layouts' different f32
+ * summation order (the all-reduce) moves a value across a rounding boundary
+ * now and then: one int8 step (max|x| / 127 of its block) in that input.
+ * Such runs differ by about 1e-2 (measured 7e-3 to 1.1e-2, one greedy token
+ * in 81 changed), so they are held to 3e-2 and 90% of the greedy tokens: a
+ * wrong shard (a misplaced block or scale) moves the logits by far more. */
 #define QSHAPE "random:dim=256,layers=4,heads=8,kv_heads=4,hidden=768,vocab=32000,seq=1024"
 static void test_logits_quant_layouts(void) {
+    int qmax = pgd_cpu_q_int_max_tokens();
+    pgd_cpu_set_q_int_max_tokens(0);
     compare_logits_of(QSHAPE ",dtype=q8_0", 32000, 2, 1);
     compare_logits_of(QSHAPE ",dtype=q4_0", 32000, 2, 2);
     compare_logits_of(QSHAPE ",dtype=q8_0", 32000, 1, 2);
+    pgd_cpu_set_q_int_max_tokens(qmax);
+    fprintf(stderr, "[integer paths:] ");
+    compare_logits_tol(QSHAPE ",dtype=q8_0", 32000, 2, 1, 3e-2, 0.9);
+    compare_logits_tol(QSHAPE ",dtype=q4_0", 32000, 2, 2, 3e-2, 0.9);
+    compare_logits_of(QSHAPE ",dtype=q8_0", 32000, 1, 2); /* PP alone sums nothing differently: exact */
 }
 static void test_logits_pp2(void) { compare_logits(1, 2); }
 static void test_logits_tp2_pp2(void) { compare_logits(2, 2); }

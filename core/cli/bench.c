@@ -150,15 +150,52 @@ static double bench_attn_flops(const pgd_model_config *c, int ctx) {
     return 4.0 * c->n_layers * c->n_heads * c->head_dim * (double)ctx;
 }
 
+/* The batched matmul alone (bench_batched_alone): tokens per matmul, the
+ * last one the prompt length. */
+#define BA_N 3
+static const int ba_tokens[BA_N - 1] = {8, 32};
+
+/* The FFN-shaped (hidden x dim) matmul of each row's dtype alone, one
+ * thread, per second of its CPU time, at 8 and 32 tokens and the prompt
+ * length (the prefill): what the batched paths compute at, without the
+ * rest of a step. Interleaved: every dtype once per rep, the best of reps. */
+static void bench_batched_alone(int nd, const pgd_dtype *dts, const int *deq, char label[][32],
+                                const pgd_model_config *c, int plen, int reps, int qint_default, double rate[][BA_N]) {
+    for (int r = 0; r < reps; r++)
+        for (int i = 0; i < BA_N; i++)
+            for (int d = 0; d < nd; d++) {
+                pgd_cpu_set_q_int_max_tokens(deq[d] ? 0 : qint_default);
+                double g =
+                    pgd_cpu_measure_matmul_batch(dts[d], i < BA_N - 1 ? ba_tokens[i] : plen, c->dim, c->hidden_dim, 1);
+                rate[d][i] = g > rate[d][i] ? g : rate[d][i];
+            }
+    pgd_cpu_set_q_int_max_tokens(qint_default);
+    printf("\nthe batched matmul alone (n tokens, %d x %d matrices, one thread, the best of %d interleaved reps):\n\n"
+           "| weights | %d tokens GMAC/s | vs %s | %d tokens GMAC/s | vs %s | %d tokens (prefill) GMAC/s | vs %s |\n"
+           "|---|---|---|---|---|---|---|\n",
+           c->hidden_dim, c->dim, reps, ba_tokens[0], label[0], ba_tokens[1], label[0], plen, label[0]);
+    for (int d = 0; d < nd; d++) {
+        printf("| %s |", label[d]);
+        for (int i = 0; i < BA_N; i++)
+            printf(" %.1f | %.2fx |", rate[d][i] / 1e9, rate[0][i] > 0 ? rate[d][i] / rate[0][i] : 0);
+        printf("\n");
+    }
+}
+
 /* Tokens/s compute bound of a decode step of B sequences: every token's
  * matmul multiply-adds at the rate of the operation the kernel uses for B
- * tokens (the int8 dot probe where pgd_cpu_matmul_uses_int8, else the f32
- * FMA probe, 2 flops each), plus attention's flops at the FMA rate; 0 when
- * the probes have nothing (scalar path): no compute bound. */
-static double bench_compute_bound(const pgd_model_config *c, int ctx, int b, double fma, double i8) {
+ * tokens (pgd_cpu_matmul_probe: the int8 dot probe, the int16 madd or u8
+ * maddubs probe, or the f32 FMA probe at 2 flops each), plus attention's flops at the FMA
+ * rate; 0 when the probes have nothing (scalar path): no compute bound. */
+static double bench_compute_bound(const pgd_model_config *c, int ctx, int b, double fma, double i8, double m16,
+                                  double mub) {
     if (fma <= 0) return 0;
-    int int8 = pgd_cpu_matmul_uses_int8(c->weight_dtype, b) && i8 > 0;
-    double t = bench_matmul_macs(c) / (int8 ? i8 : fma / 2) + bench_attn_flops(c, ctx) / fma;
+    pgd_cpu_probe k = pgd_cpu_matmul_probe(c->weight_dtype, b);
+    double rate = k == PGD_PROBE_INT8_DOT && i8 > 0      ? i8
+                  : k == PGD_PROBE_INT16_MADD && m16 > 0 ? m16
+                  : k == PGD_PROBE_U8_MADDUBS && mub > 0 ? mub
+                                                         : fma / 2;
+    double t = bench_matmul_macs(c) / rate + bench_attn_flops(c, ctx) / fma;
     return 1.0 / t;
 }
 
@@ -379,10 +416,11 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
     tp = pgd_threadpool_create(threads);
     double bw = pgd_cpu_measure_copy_bandwidth(tp, (size_t)256 << 20, 2 * reps + 1);
     double kvb[MAXD]; /* KV bytes per sequence and step, in each row's KV dtype */
-    double fma = 0, int8 = 0; /* the compute probes: the best of one per rep */
+    double fma = 0, int8 = 0, m16 = 0, mub = 0; /* the compute probes: the best of one per rep */
     /* the decode matmul alone on an FFN-shaped (hidden, dim) matrix: streamed from DRAM on the pool
      * (256 MiB, the best over reps) and one thread in L2 (CPU time), per row's weight dtype */
     double mm_dram[MAXD] = {0}, mm_l2[MAXD] = {0};
+    double ba_rate[MAXD][BA_N] = {{0}}; /* bench_batched_alone's figures */
     for (int d = 0; d < nd; d++) kvb[d] = bench_kv_bytes(xs[d].c, plen + steps / 2);
     rbws = calloc((size_t)reps, sizeof(double));
     if (!tp || !rbws) {
@@ -394,8 +432,10 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
         /* the read bandwidth in every rep, beside the figures it bounds */
         rbws[r] = best_read_bw(tp, 3);
         double f = pgd_cpu_measure_compute(tp, PGD_PROBE_F32_FMA, 1),
-               i8 = pgd_cpu_measure_compute(tp, PGD_PROBE_INT8_DOT, 1);
-        fma = f > fma ? f : fma, int8 = i8 > int8 ? i8 : int8;
+               i8 = pgd_cpu_measure_compute(tp, PGD_PROBE_INT8_DOT, 1),
+               i16 = pgd_cpu_measure_compute(tp, PGD_PROBE_INT16_MADD, 1),
+               u8 = pgd_cpu_measure_compute(tp, PGD_PROBE_U8_MADDUBS, 1);
+        fma = f > fma ? f : fma, int8 = i8 > int8 ? i8 : int8, m16 = i16 > m16 ? i16 : m16, mub = u8 > mub ? u8 : mub;
         for (int d = 0; d < nd; d++) {
             const pgd_model_config *c = xs[d].c;
             double m = pgd_cpu_measure_matmul(tp, c->weight_dtype, c->dim, c->hidden_dim, (size_t)256 << 20, 2);
@@ -428,8 +468,9 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
     double cb1[MAXD], cbb[MAXD][32]; /* compute bounds: decode b1, each batch (row's own path) */
     for (int d = 0; d < nd; d++) {
         pgd_cpu_set_q_int_max_tokens(deq[d] ? 0 : qint_default);
-        cb1[d] = bench_compute_bound(xs[d].c, mid, 1, fma, int8);
-        for (int i = 0; i < nb && i < 32; i++) cbb[d][i] = bench_compute_bound(xs[d].c, mid, batches[i], fma, int8);
+        cb1[d] = bench_compute_bound(xs[d].c, mid, 1, fma, int8, m16, mub);
+        for (int i = 0; i < nb && i < 32; i++)
+            cbb[d][i] = bench_compute_bound(xs[d].c, mid, batches[i], fma, int8, m16, mub);
     }
     pgd_cpu_set_q_int_max_tokens(qint_default);
     for (int d = 0; d < nd; d++) {
@@ -454,15 +495,16 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
     printf("bandwidth    : read %.2f GB/s (256 MiB on the same threads, the best of 3 probes in each of the\n"
            "               %d reps), copy %.2f GB/s (median of %d before the reps)\n", rbw / 1e9, reps, bw / 1e9,
            2 * reps + 1);
-    printf("compute      : f32 FMA %.1f GFLOP/s, int8 dot %.1f GMAC/s (in registers on the same threads, the\n"
-           "               best of one probe in each rep)\n",
-           fma / 1e9, int8 / 1e9);
+    printf("compute      : f32 FMA %.1f GFLOP/s, int8 dot %.1f GMAC/s, int16 madd %.1f GMAC/s, u8 maddubs %.1f\n"
+           "               GMAC/s (in registers on the same threads, the best of one probe in each rep)\n",
+           fma / 1e9, int8 / 1e9, m16 / 1e9, mub / 1e9);
     printf("settings     : prompt %d tokens, %d decode steps, block size %d, median of %d interleaved reps\n",
            plen, steps, block_size, reps);
     printf("read bound   : B x read bw / (weight bytes + B x KV bytes per sequence: %.2f MB in f32)\n",
            2.0 * xs[0].c->n_layers * xs[0].c->n_kv_heads * xs[0].c->head_dim * 4.0 * mid / 1e6);
     printf("compute bound: 1 / (matmul MACs per token (%.1fM) / the kernel's rate (int8 dot where it takes\n"
-           "               integer dot products, else FMA flops / 2) + attention flops / FMA flops)\n"
+           "               int8 dot products, int16 madd / u8 maddubs in the batched q8_0 / q4_0 GEMM, else FMA\n"
+           "               flops / 2) + attention flops / FMA flops)\n"
            "%% bd         : of the lower bound, r (read) or c (compute); $: the step fits in cache, so only\n"
            "               the compute bound applies\n\n",
            bench_matmul_macs(xs[0].c) / 1e6);
@@ -514,6 +556,7 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
                rbw > 0 ? 100 * mm_dram[d] / rbw : 0, got / 1e9, rbw > 0 ? 100 * got / rbw : 0,
                mm_dram[d] > 0 ? got / mm_dram[d] : 0, mm_l2[d] / 1e9);
     }
+    bench_batched_alone(nd, dts, deq, label, xs[0].c, plen, reps, qint_default, ba_rate);
     printf("\nthe same, as ratios to %s measured in the same rep (median over reps):\n\n| weights | prefill | "
            "decode b1 |", label[0]);
     for (int i = 0; i < nb; i++) printf(" batch %d |", batches[i]);
@@ -560,6 +603,8 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
         json_object_set_new(o, "read_bandwidth_Bps", json_real(rbw));
         json_object_set_new(o, "fma_flops_per_s", json_real(fma));
         json_object_set_new(o, "int8_dot_macs_per_s", json_real(int8));
+        json_object_set_new(o, "int16_madd_macs_per_s", json_real(m16));
+        json_object_set_new(o, "u8_maddubs_macs_per_s", json_real(mub));
         json_object_set_new(o, "q_int_max_tokens", json_integer(qint_default));
         for (int d = 0; d < nd; d++) {
             json_t *e = json_object(), *ba = json_array();
@@ -577,6 +622,14 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
             json_object_set_new(e, "compute_bound_decode_tps", json_real(cb1[d]));
             json_object_set_new(e, "matmul_alone_dram_Bps", json_real(mm_dram[d]));
             json_object_set_new(e, "matmul_alone_l2_one_thread_Bps", json_real(mm_l2[d]));
+            json_t *bal = json_array();
+            for (int i = 0; i < BA_N; i++) {
+                json_t *b = json_object();
+                json_object_set_new(b, "tokens", json_integer(i < BA_N - 1 ? ba_tokens[i] : plen));
+                json_object_set_new(b, "macs_per_s_one_thread", json_real(ba_rate[d][i]));
+                json_array_append_new(bal, b);
+            }
+            json_object_set_new(e, "batched_matmul_alone", bal);
             for (int i = 0; i < nb; i++) {
                 json_t *b = json_object();
                 json_object_set_new(b, "batch", json_integer(batches[i]));

@@ -102,6 +102,7 @@ typedef struct matmul_job {
     int n, in, out;
     int batched;     /* pgd_avx2_matmul_batched, rows claimed in chunks */
     int qint;        /* with it: pgd_avx2_matmul_q_batched (integer dot products) instead */
+    int qgemm;       /* with it, n > PGD_Q_TILE_MAX_TOKENS: pgd_avx2_matmul_q_gemm (int16 panels) instead */
     int qdec;        /* n <= 3, W q8_0/q4_0: pgd_avx2_matmul_q_decode, rows claimed in chunks */
     int kq;          /* q4_k / q6_k W: pgd_avx2_matmul_k for any n, rows claimed in chunks */
     int chunk;       /* rows per claimed chunk (qdec: the most rows a guided chunk takes) */
@@ -183,7 +184,8 @@ static void matmul_task(void *arg, int i, int nt) {
         return;
     }
     if (j->batched) {
-        if (j->qint) pgd_avx2_matmul_q_batched(j->y, j->x, j->w, j->wt, j->n, j->in, j->out, claim_rows, j);
+        if (j->qgemm) pgd_avx2_matmul_q_gemm(j->y, j->x, j->w, j->wt, j->n, j->in, j->out, claim_rows, j);
+        else if (j->qint) pgd_avx2_matmul_q_batched(j->y, j->x, j->w, j->wt, j->n, j->in, j->out, claim_rows, j);
         else pgd_avx2_matmul_batched(j->y, j->x, j->w, j->wt, j->n, j->in, j->out, claim_rows, j);
         return;
     }
@@ -217,6 +219,15 @@ int pgd_cpu_matmul_uses_int8(pgd_dtype wt, int n) {
     return n <= 3 || n <= atomic_load(&g_q_int_max);
 }
 
+pgd_cpu_probe pgd_cpu_matmul_probe(pgd_dtype wt, int n) {
+    if (!pgd_cpu_matmul_uses_int8(wt, n)) return PGD_PROBE_F32_FMA;
+#if PGD_BUILD_AVX2
+    if (pgd_dtype_is_quant(wt) && n > PGD_Q_TILE_MAX_TOKENS)
+        return wt == PGD_Q4_0 ? PGD_PROBE_U8_MADDUBS : PGD_PROBE_INT16_MADD;
+#endif
+    return PGD_PROBE_INT8_DOT;
+}
+
 static void matmul_run(pgd_threadpool *tp, float *y, const float *x, const void *w, pgd_dtype wt,
                        int n, int in, int out) {
     matmul_job j = {.y = y, .x = x, .w = w, .wt = wt, .n = n, .in = in, .out = out};
@@ -227,12 +238,16 @@ static void matmul_run(pgd_threadpool *tp, float *y, const float *x, const void 
     j.kq = pgd_dtype_is_kquant(wt) && use_avx2();
     j.batched = n > 3 && use_avx2();
     j.qint = j.batched && pgd_cpu_matmul_uses_int8(wt, n);
+    j.qgemm = j.qint && n > PGD_Q_TILE_MAX_TOKENS;
     j.qdec = !j.kq && !j.batched && use_avx2() && (wt == PGD_Q8_0 || wt == PGD_Q4_0);
     if (j.kq) { /* chunks of whole 8-row groups, about 4 per thread */
         int per = (out + 4 * nt - 1) / (4 * nt);
         j.chunk = per > MATMUL_CHUNK ? MATMUL_CHUNK : (per + 7) / 8 * 8;
     } else if (j.qdec) { /* guided chunks of at most 256 rows: claimed as threads get to them */
         j.chunk = 256;
+    } else if (j.qgemm) { /* x packed once per thread: chunks of whole 8-row groups, at most 64 rows */
+        int per = (out + 2 * nt - 1) / (2 * nt);
+        j.chunk = per > 64 ? 64 : (per + 7) / 8 * 8;
     } else if (j.qint) { /* x quantized once per thread: small chunks cost nothing extra */
         int per = (out + nt - 1) / nt;
         j.chunk = per > MATMUL_CHUNK ? MATMUL_CHUNK : (per + 1) / 2 * 2;
@@ -749,7 +764,10 @@ static void probe_slice(void *arg, int ith, int nth) {
     (void)nth;
 #if PGD_BUILD_AVX2
     double c0 = thread_cpu_s();
-    double ops = j->kind == PGD_PROBE_F32_FMA ? pgd_avx2_probe_fma(j->iters) : pgd_avx2_probe_int8(j->iters);
+    double ops = j->kind == PGD_PROBE_F32_FMA      ? pgd_avx2_probe_fma(j->iters)
+                 : j->kind == PGD_PROBE_INT8_DOT   ? pgd_avx2_probe_int8(j->iters)
+                 : j->kind == PGD_PROBE_INT16_MADD ? pgd_avx2_probe_madd16(j->iters)
+                                                   : pgd_avx2_probe_maddubs(j->iters);
     double dt = thread_cpu_s() - c0;
     if (ith < 64) j->rate[ith] = dt > 0 ? ops / dt : 0;
 #else
@@ -792,6 +810,31 @@ double pgd_cpu_measure_compute(pgd_threadpool *tp, pgd_cpu_probe kind, int reps)
 }
 
 /* ------------------------------------------------------------- decode matmul alone */
+
+double pgd_cpu_measure_matmul_batch(pgd_dtype wt, int n, int in, int out, int reps) {
+    if (n <= 0 || in <= 0 || out <= 0 || (pgd_dtype_is_blocked(wt) && in % pgd_dtype_block(wt))) return 0.0;
+    if (reps < 1) reps = 1;
+    size_t mb = pgd_dtype_bytes(wt, (size_t)in * out);
+    char *w = malloc(mb);
+    float *f = malloc(sizeof(float) * (size_t)in * out), *x = malloc(sizeof(float) * (size_t)n * in),
+          *y = malloc(sizeof(float) * (size_t)n * out);
+    double best = 0.0;
+    if (!w || !f || !x || !y) goto done;
+    uint32_t s = 12345;
+    for (size_t i = 0; i < (size_t)in * out; i++)
+        s = s * 1664525u + 1013904223u, f[i] = (float)(s >> 8) / (1 << 23) - 1;
+    for (size_t i = 0; i < (size_t)n * in; i++) x[i] = f[i % ((size_t)in * out)];
+    pgd_dtype_from_f32(w, wt, f, (size_t)in * out);
+    for (int r = 0; r <= reps; r++) {
+        double t0 = thread_cpu_s();
+        pgd_cpu_matmul(NULL, y, x, w, wt, n, in, out);
+        double dt = thread_cpu_s() - t0, rate = dt > 0 ? (double)n * in * out / dt : 0.0;
+        if (r > 0 && rate > best) best = rate; /* pass 0 warms up */
+    }
+done:
+    free(w), free(f), free(x), free(y);
+    return best;
+}
 
 double pgd_cpu_measure_matmul(pgd_threadpool *tp, pgd_dtype wt, int in, int out, size_t bytes, int reps) {
     if (in <= 0 || out <= 0 || (pgd_dtype_is_quant(wt) && in % PGD_QBLOCK)) return 0.0;

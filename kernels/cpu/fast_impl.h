@@ -32,12 +32,23 @@ void pgd_avx2_matmul_q_rows(float *y, const float *x, const void *w, pgd_dtype w
                             int out, int r0, int r1);
 void pgd_avx2_matmul_q_rows_f32(float *y, const float *x, const void *w, pgd_dtype wt, int n,
                                 int in, int out, int r0, int r1);
-/* Batched (n > 3) with quantized W (in % 32 == 0): the row chunks claim
- * hands this thread (pgd_claim_fn below), integer dot products against x
- * quantized per block of 32, QR x QT register tiles (matmul_q_avx2.c). */
+/* Batched (3 < n <= PGD_Q_TILE_MAX_TOKENS) with quantized W (in % 32 == 0):
+ * the row chunks claim hands this thread (pgd_claim_fn below), integer dot
+ * products against x quantized per block of 32, QR x QT register tiles
+ * (matmul_q_avx2.c). */
 typedef int (*pgd_claim_fn)(void *ctx, int *r0, int *r1);
 void pgd_avx2_matmul_q_batched(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in, int out,
                                pgd_claim_fn claim, void *ctx);
+/* Batched q8_0 / q4_0 W (in % 32 == 0) with W and x widened to int16 in a
+ * block-interleaved layout (vpmaddwd: twice the multiply-adds of an f32 FMA
+ * per issue slot), for the row chunks claim hands this thread
+ * (matmul_qgemm_avx2.c). fast.c takes it above PGD_Q_TILE_MAX_TOKENS
+ * tokens, where it measured faster than pgd_avx2_matmul_q_batched's tiles
+ * (one thread, 768 x 2048 q8_0: 1.06x at 6 tokens, 1.35x at 8, 1.54x at 16;
+ * 0.89x at 5, 0.71x at 4, where padding to 8 tokens wastes the most). */
+#define PGD_Q_TILE_MAX_TOKENS 5
+void pgd_avx2_matmul_q_gemm(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in, int out,
+                            pgd_claim_fn claim, void *ctx);
 /* The same as pgd_avx2_matmul_q_rows for the row chunks that claim(ctx, ...)
  * hands this thread (pgd_claim_fn below), x quantized once: what fast.c
  * runs on the pool, so that a thread the host deschedules does not hold
@@ -105,6 +116,8 @@ uint64_t pgd_avx2_read_sum(const void *p, size_t bytes);
  * the quantized kernels' block dot product. */
 double pgd_avx2_probe_fma(long iters);
 double pgd_avx2_probe_int8(long iters);
+double pgd_avx2_probe_madd16(long iters);
+double pgd_avx2_probe_maddubs(long iters);
 /* x[i] = exp(x[i] - sub); returns the sum of the new x[i]. */
 float pgd_avx2_exp_sum(float *x, int n, float sub);
 

@@ -95,19 +95,23 @@ void pgd_cpu_paged_attention(pgd_threadpool *tp, const pgd_paged_attn *a);
 void pgd_cpu_copy_blocks(pgd_threadpool *tp, float *cache, const int32_t *pairs, int n_pairs,
                          size_t block_floats);
 
-/* Quantized W (q8_0, q4_0) on AVX2: decode (n <= 3) always uses integer dot
- * products against x quantized per block of 32; batched matmuls of up to
- * pgd_cpu_q_int_max_tokens() tokens do too (register-tiled), larger ones
- * dequantize W panels to f32 for the f32 micro-kernel. The default is what
- * pagoda bench measured on this project's machine (results/bench/); the
- * setter (0: never) lets a benchmark compare both paths in one run. Not
- * safe to change while matmuls run. pgd_cpu_matmul_uses_int8: 1 when a
- * matmul of n tokens with W of dtype wt takes integer dot products.
+/* Quantized W (q8_0, q4_0) on AVX2: every matmul quantizes the activations
+ * per block of 32 to int8 (scale max|x| / 127) and takes integer dot
+ * products: decode (n <= 3) on the stored blocks, a few tokens with a
+ * register-tiled micro-kernel, more with W panels and x widened to int16
+ * (matmul_qgemm_avx2.c; vpmaddwd does twice an f32 FMA's multiply-adds per
+ * issue slot on the machines measured). pgd_cpu_set_q_int_max_tokens(k)
+ * sends batches of more than max(k, 3) tokens to the f32 micro-kernel on
+ * dequantized panels instead (0: every batch), so that a benchmark or a
+ * test can compare the paths in one run; the default takes integers at
+ * every n. Not safe to change while matmuls run.
+ * pgd_cpu_matmul_uses_int8: 1 when a matmul of n tokens with W of dtype wt
+ * takes integer dot products.
  * k-quant W (q4_k, q6_k; in % 256 == 0) on AVX2: integer dot products
  * likewise up to 8 tokens (measured), larger batches dequantize each chunk
  * of rows to f32 for the f32 micro-kernel (matmul_k_avx2.c); the scalar path
  * dequantizes every row in pieces, as for q8_0/q4_0. */
-#define PGD_Q_INT_MAX_TOKENS_DEFAULT 8
+#define PGD_Q_INT_MAX_TOKENS_DEFAULT (1 << 30)
 int pgd_cpu_q_int_max_tokens(void);
 void pgd_cpu_set_q_int_max_tokens(int n);
 int pgd_cpu_matmul_uses_int8(pgd_dtype wt, int n);
@@ -145,9 +149,22 @@ double pgd_cpu_measure_read_bandwidth(pgd_threadpool *tp, size_t bytes, int reps
  *    f32/f16/bf16 matmuls, the batched path of quantized weights that
  *    dequantizes panels, attention.
  *  - PGD_PROBE_INT8_DOT: int8 multiply-adds/s of the quantized kernels'
- *    block dot product (sign, maddubs, madd, convert, fma per 32 pairs). */
-typedef enum pgd_cpu_probe { PGD_PROBE_F32_FMA = 0, PGD_PROBE_INT8_DOT = 1 } pgd_cpu_probe;
+ *    block dot product (sign, maddubs, madd, convert, fma per 32 pairs):
+ *    decode, the register-tiled batches, the k-quant integer paths.
+ *  - PGD_PROBE_INT16_MADD: int16 multiply-adds/s of vpmaddwd + vpaddd:
+ *    the batched q8_0 GEMM (more than a few tokens).
+ *  - PGD_PROBE_U8_MADDUBS: byte multiply-adds/s of vpmaddubsw + vpaddw: the
+ *    batched q4_0 GEMM.
+ * pgd_cpu_matmul_probe: the probe whose operation a matmul of n tokens
+ * with W of dtype wt runs on the selected path (what bounds its compute). */
+typedef enum pgd_cpu_probe {
+    PGD_PROBE_F32_FMA = 0,
+    PGD_PROBE_INT8_DOT = 1,
+    PGD_PROBE_INT16_MADD = 2,
+    PGD_PROBE_U8_MADDUBS = 3
+} pgd_cpu_probe;
 double pgd_cpu_measure_compute(pgd_threadpool *tp, pgd_cpu_probe kind, int reps);
+pgd_cpu_probe pgd_cpu_matmul_probe(pgd_dtype wt, int n);
 
 /* The decode matmul alone: weight bytes read per second by pgd_cpu_matmul
  * with one token (n = 1) over (out, in) matrices of dtype wt filling
@@ -161,5 +178,12 @@ double pgd_cpu_measure_compute(pgd_threadpool *tp, pgd_cpu_probe kind, int reps)
  * machine's neighbours do not count). 0 on failure or for in % 32 != 0
  * with quantized wt. */
 double pgd_cpu_measure_matmul(pgd_threadpool *tp, pgd_dtype wt, int in, int out, size_t bytes, int reps);
+
+/* A batched matmul alone: y(n, out) = x(n, in) @ W^T with W of dtype wt on
+ * one thread (no pool), on whichever path pgd_cpu_matmul takes for n, W
+ * and x in cache-sized or not as the shape makes them; multiply-adds per
+ * second of the thread's CPU time, the best of reps after a warm-up. 0 on
+ * failure or for in not a whole number of wt's blocks. */
+double pgd_cpu_measure_matmul_batch(pgd_dtype wt, int n, int in, int out, int reps);
 
 #endif

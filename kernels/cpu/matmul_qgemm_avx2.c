@@ -1,0 +1,358 @@
+/* matmul_qgemm_avx2.c - batched matmul with q8_0 / q4_0 weights in 16-bit
+ * integers: y(n, out) = x(n, in) @ W^T for prefill and batched decode.
+ *
+ * Why 16 bits: on the machine this was written for (a Zen 4 EPYC with
+ * AVX2 exposed), vpmaddwd, vpmaddubsw, vpsignb and vfmadd231ps all issue on
+ * the same two pipes, two per cycle in total, while vpaddd issues on four
+ * (measured in registers, one thread). An f32 FMA does 8 multiply-adds on
+ * those pipes; the int8 sign trick (sign, maddubs, madd) does 32 in three
+ * slots (10.7 a slot); vpmaddwd on int16 pairs does 16 in one. So W and x
+ * are widened to int16 once (W per panel, x per call) and the inner loop is
+ * vpmaddwd + vpaddd only: at most twice the f32 micro-kernel's rate, about
+ * 1.3x in practice (a tile in L1/L2, one thread).
+ *
+ * Block-interleaved layout: the 32-bit lane j of a vector holds two
+ * consecutive values of block 8g + j, so eight blocks of 32 (a group of
+ * 256 values) are 16 vectors, and after the 16 vpmaddwd of a group the
+ * eight int32 lanes are the eight blocks' exact integer dot products. They
+ * are converted and scaled with one FMA per group by the eight products
+ * d_w d_x (W's f16 block scales times x's per-block scales): no horizontal
+ * sums per block. A row whose block count is not a multiple of 8 is padded
+ * with zero blocks.
+ *
+ * x is quantized per block of 32 exactly as the decode path does
+ * (matmul_q_avx2.c's quantize_x: d = max|x| / 127, round to nearest even),
+ * so every block's integer dot product equals the decode path's; outputs
+ * differ from it only in f32 summation order.
+ *
+ * Blocking: x (all n tokens, padded to tiles of TT = 8) is packed once per
+ * thread while it fits in XP_BYTES (else per block of tokens, again for
+ * every chunk); each claimed chunk of output rows is packed per K panel of KCG
+ * groups (1024 values: RC x 2 KB = 128 KB, in L2); for every 8-token tile
+ * (16 KB of packed x per panel, in L1) each row runs the 1 x 8 micro-kernel
+ * (8 int32 accumulators, one W vector and one x vector live). The f32
+ * accumulation of each output goes in group order within a panel and panels
+ * in order, so a result does not depend on the rows a thread claims. */
+#include <immintrin.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fast_impl.h"
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+#define QB PGD_QBLOCK /* 32 values a block */
+#define GB 8          /* blocks a group: the lanes of the int32 accumulator */
+#define GV (QB * GB)  /* 256 values a group = 16 vectors of int16 pairs */
+#define TT 8          /* tokens a tile */
+#define KCG 4         /* groups a K panel */
+
+#define XP_BYTES ((size_t)4 << 20) /* packed x of one token block at most (L2/L3) */
+#define RC 64                      /* most rows of a claimed chunk (fast.c hands out multiples of 8) */
+
+/* dst[s] (32 bytes each, s < 8) = dword s of a[0], ..., a[7]: an 8 x 8
+ * transpose of 32-bit lanes. */
+ALWAYS_INLINE void transpose8_store(char *dst, __m256i a[8]) {
+    __m256i b[8];
+#pragma GCC unroll 4
+    for (int j = 0; j < 8; j += 2) {
+        b[j] = _mm256_unpacklo_epi32(a[j], a[j + 1]);
+        b[j + 1] = _mm256_unpackhi_epi32(a[j], a[j + 1]);
+    }
+#pragma GCC unroll 2
+    for (int j = 0; j < 8; j += 4) {
+        a[j] = _mm256_unpacklo_epi64(b[j], b[j + 2]);
+        a[j + 1] = _mm256_unpackhi_epi64(b[j], b[j + 2]);
+        a[j + 2] = _mm256_unpacklo_epi64(b[j + 1], b[j + 3]);
+        a[j + 3] = _mm256_unpackhi_epi64(b[j + 1], b[j + 3]);
+    }
+    /* a[0..3]: dwords (0,4)/(1,5)/(2,6)/(3,7) of blocks 0-3 per 128-bit lane; a[4..7] of blocks 4-7 */
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        _mm256_storeu_si256((__m256i *)(dst + 32 * j), _mm256_permute2x128_si256(a[j], a[j + 4], 0x20));
+        _mm256_storeu_si256((__m256i *)(dst + 32 * (j + 4)), _mm256_permute2x128_si256(a[j], a[j + 4], 0x31));
+    }
+}
+
+/* q8_0: widen the 32 int8 values of each of 8 blocks (v[j], j < 8) into the
+ * group's 16 vectors of int16 pairs (512 bytes): vector s, lane j = values
+ * 2s, 2s + 1 of block j. */
+ALWAYS_INLINE void interleave8_i16(char *dst, const __m256i v[8]) {
+#pragma GCC unroll 2
+    for (int half = 0; half < 2; half++) {
+        __m256i a[8];
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) /* pairs 8 half .. 8 half + 7 of block j as 8 dwords */
+            a[j] = _mm256_cvtepi8_epi16(half ? _mm256_extracti128_si256(v[j], 1) : _mm256_castsi256_si128(v[j]));
+        transpose8_store(dst + 256 * half, a);
+    }
+}
+
+/* q4_0: the 32 bytes of each of 8 blocks as they are (256 bytes): vector s,
+ * lane j = values 4s .. 4s + 3 of block j. */
+ALWAYS_INLINE void interleave8_u8(char *dst, const __m256i v[8]) {
+    __m256i a[8];
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; j++) a[j] = v[j];
+    transpose8_store(dst, a);
+}
+
+/* Bytes of one packed group (8 blocks) of one row or token. */
+ALWAYS_INLINE size_t group_bytes(pgd_dtype wt) { return wt == PGD_Q4_0 ? 256 : 512; }
+
+/* The 32 signed values of a weight block (q4_0: nibbles minus 8; low
+ * nibbles are values 0..15, high 16..31). */
+ALWAYS_INLINE __m256i wblock(pgd_dtype wt, const char *blk) {
+    if (wt == PGD_Q8_0) return _mm256_loadu_si256((const __m256i *)((const pgd_block_q8_0 *)blk)->q);
+    __m128i raw = _mm_loadu_si128((const __m128i *)((const pgd_block_q4_0 *)blk)->q);
+    __m128i lo = _mm_and_si128(raw, _mm_set1_epi8(15));
+    __m128i hi = _mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(15));
+    return _mm256_sub_epi8(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(8));
+}
+
+/* One W row's groups g0..g1-1 (blocks past nb are zero) to wp (WG bytes a
+ * group: int16 pairs for q8_0, the signed nibbles w - 8 as bytes for q4_0),
+ * its scales to dw (GB floats a group) and, for q4_0, -128 times each
+ * block's sum of w to wc (GB int32 a group: what x's offset of +128 adds). */
+static void pack_w_row(char *wp, float *dw, int32_t *wc, pgd_dtype wt, const char *row, int nb, int g0, int g1) {
+    size_t bsz = pgd_dtype_bytes(wt, QB);
+    for (int g = g0; g < g1; g++, wp += group_bytes(wt), dw += GB, wc += GB) {
+        __m256i v[GB];
+        for (int j = 0; j < GB; j++) {
+            int b = g * GB + j;
+            if (b < nb) {
+                const char *blk = row + (size_t)b * bsz;
+                v[j] = wblock(wt, blk);
+                dw[j] = _cvtsh_ss(*(const uint16_t *)blk);
+                if (wt == PGD_Q4_0) { /* sum of the nibbles (sad against 0), less 32 x 8 */
+                    __m256i u = _mm256_add_epi8(v[j], _mm256_set1_epi8(8));
+                    __m256i sad = _mm256_sad_epu8(u, _mm256_setzero_si256());
+                    __m128i h = _mm_add_epi64(_mm256_castsi256_si128(sad), _mm256_extracti128_si256(sad, 1));
+                    h = _mm_add_epi64(h, _mm_unpackhi_epi64(h, h));
+                    wc[j] = -128 * (_mm_cvtsi128_si32(h) - 8 * QB);
+                }
+            } else {
+                v[j] = _mm256_setzero_si256();
+                dw[j] = 0.0f;
+                wc[j] = 0;
+            }
+        }
+        if (wt == PGD_Q4_0) interleave8_u8(wp, v);
+        else interleave8_i16(wp, v);
+    }
+}
+
+/* 32 values of x to int8 with scale d = max|x| / 127 (round to nearest
+ * even): the recipe of matmul_q_avx2.c's quantize_x, value for value. */
+ALWAYS_INLINE __m256i quant_block(const float *x, float *d_out) {
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8);
+    __m256 v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
+    __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(v0, absmask), _mm256_and_ps(v1, absmask)),
+                             _mm256_max_ps(_mm256_and_ps(v2, absmask), _mm256_and_ps(v3, absmask)));
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    float amax = _mm_cvtss_f32(h), id = amax > 0 ? 127.0f / amax : 0.0f;
+    *d_out = amax / 127.0f;
+    __m256 s = _mm256_set1_ps(id);
+    __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, s)), i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, s));
+    __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, s)), i3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, s));
+    __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+    return _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+/* Packed x: for tile T, group g, token t (< TT): group_bytes(wt) at
+ * xp + ((T * ng + g) * TT + t) * group_bytes(wt) (q8_0: int16 pairs; q4_0:
+ * the int8 values plus 128 as unsigned bytes, 1..255, for vpmaddubsw), its
+ * GB scales at the same index times GB in xd. Tokens past n and blocks past
+ * nb have scale 0. */
+static void pack_x(char *xp, float *xd, pgd_dtype wt, const float *x, int n, int in, int ng) {
+    int nb = in / QB, tiles = (n + TT - 1) / TT;
+    size_t gbytes = group_bytes(wt);
+    for (int T = 0; T < tiles; T++)
+        for (int g = 0; g < ng; g++)
+            for (int t = 0; t < TT; t++) {
+                size_t at = ((size_t)T * ng + g) * TT + t;
+                int tok = T * TT + t;
+                __m256i v[GB];
+                for (int j = 0; j < GB; j++) {
+                    int b = g * GB + j;
+                    if (tok < n && b < nb) v[j] = quant_block(x + (size_t)tok * in + (size_t)b * QB, &xd[at * GB + j]);
+                    else v[j] = _mm256_setzero_si256(), xd[at * GB + j] = 0.0f;
+                }
+                if (wt == PGD_Q4_0) {
+                    for (int j = 0; j < GB; j++) v[j] = _mm256_xor_si256(v[j], _mm256_set1_epi8((char)0x80));
+                    interleave8_u8(xp + at * gbytes, v);
+                } else {
+                    interleave8_i16(xp + at * gbytes, v);
+                }
+            }
+}
+
+/* acc[t] (8 lanes, f32, in memory) += over groups g < ng: lane j gets
+ * d_w[g][j] d_x[t][g][j] (W block . x_t block) for block 8 g + j, from the
+ * eight int32 block sums of token t in sum[t]. */
+ALWAYS_INLINE void fold8(float acc[TT][GB], const float *dw, const float *xd, const __m256i sum[TT]) {
+    __m256 d = _mm256_loadu_ps(dw);
+#pragma GCC unroll 8
+    for (int t = 0; t < TT; t++)
+        _mm256_storeu_ps(acc[t], _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_loadu_ps(xd + t * GB)),
+                                                 _mm256_cvtepi32_ps(sum[t]), _mm256_loadu_ps(acc[t])));
+}
+
+/* q8_0, one row against TT = 8 tokens over ng groups. wp/dw: the row's
+ * packed groups; xp/xd: the tile's (TT tokens a group). */
+static void kernel_i16(const char *wp, const float *dw, const char *xp, const float *xd, int ng, float acc[TT][GB]) {
+    for (int g = 0; g < ng; g++, wp += 512, dw += GB, xp += TT * 512, xd += TT * GB) {
+        __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, wv, p;
+        /* The group's 16 steps in assembly: one W vector, then vpmaddwd with
+         * each token's x vector (a memory operand: token t at 512 t bytes,
+         * step s at 32 s bytes) and vpaddd into its accumulator. GCC's own
+         * code for this loop spilled the accumulators or copied them between
+         * registers every step (measured at a third, then 0.8x, of this
+         * speed). */
+        __asm__(".irp s, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15\n\t"
+                "vmovdqu \\s*32(%[w]), %[wv]\n\t"
+                "vpmaddwd \\s*32(%[x]), %[wv], %[p]\n\t"
+                "vpaddd %[p], %[a0], %[a0]\n\t"
+                "vpmaddwd \\s*32+512(%[x]), %[wv], %[p]\n\t"
+                "vpaddd %[p], %[a1], %[a1]\n\t"
+                "vpmaddwd \\s*32+1024(%[x]), %[wv], %[p]\n\t"
+                "vpaddd %[p], %[a2], %[a2]\n\t"
+                "vpmaddwd \\s*32+1536(%[x]), %[wv], %[p]\n\t"
+                "vpaddd %[p], %[a3], %[a3]\n\t"
+                "vpmaddwd \\s*32+2048(%[x]), %[wv], %[p]\n\t"
+                "vpaddd %[p], %[a4], %[a4]\n\t"
+                "vpmaddwd \\s*32+2560(%[x]), %[wv], %[p]\n\t"
+                "vpaddd %[p], %[a5], %[a5]\n\t"
+                "vpmaddwd \\s*32+3072(%[x]), %[wv], %[p]\n\t"
+                "vpaddd %[p], %[a6], %[a6]\n\t"
+                "vpmaddwd \\s*32+3584(%[x]), %[wv], %[p]\n\t"
+                "vpaddd %[p], %[a7], %[a7]\n\t"
+                ".endr"
+                : [a0] "+x"(a0), [a1] "+x"(a1), [a2] "+x"(a2), [a3] "+x"(a3), [a4] "+x"(a4), [a5] "+x"(a5),
+                  [a6] "+x"(a6), [a7] "+x"(a7), [wv] "=&x"(wv), [p] "=&x"(p)
+                : [w] "r"(wp), [x] "r"(xp), "m"(*(const char(*)[512])wp), "m"(*(const char(*)[TT * 512]) xp));
+        const __m256i sum[TT] = {a0, a1, a2, a3, a4, a5, a6, a7};
+        fold8(acc, dw, xd, sum);
+    }
+}
+
+/* q4_0, the same with bytes: vpmaddubsw of x + 128 (unsigned, 1..255) and
+ * w - 8 (signed, -8..7) sums two products to int16 (|sum| <= 2 x 255 x 8 =
+ * 4080, no saturation), and a group's 8 steps add up in int16 (8 x 4080 =
+ * 32640 <= 32767: exact), so vpmaddwd with ones and the correction
+ * -128 sum(w) (wc) come once per group: about 11 issue slots of the two
+ * multiply pipes per 256 multiply-adds, against 18 in kernel_i16. */
+static void kernel_u8(const char *wp, const float *dw, const int32_t *wc, const char *xp, const float *xd, int ng,
+                      float acc[TT][GB]) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int g = 0; g < ng; g++, wp += 256, dw += GB, wc += GB, xp += TT * 256, xd += TT * GB) {
+        __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, wv, xv, p;
+        __asm__(".irp s, 0,1,2,3,4,5,6,7\n\t"
+                "vmovdqu \\s*32(%[w]), %[wv]\n\t"
+                "vmovdqu \\s*32(%[x]), %[xv]\n\t"
+                "vpmaddubsw %[wv], %[xv], %[p]\n\t"
+                "vpaddw %[p], %[a0], %[a0]\n\t"
+                "vmovdqu \\s*32+256(%[x]), %[xv]\n\t"
+                "vpmaddubsw %[wv], %[xv], %[p]\n\t"
+                "vpaddw %[p], %[a1], %[a1]\n\t"
+                "vmovdqu \\s*32+512(%[x]), %[xv]\n\t"
+                "vpmaddubsw %[wv], %[xv], %[p]\n\t"
+                "vpaddw %[p], %[a2], %[a2]\n\t"
+                "vmovdqu \\s*32+768(%[x]), %[xv]\n\t"
+                "vpmaddubsw %[wv], %[xv], %[p]\n\t"
+                "vpaddw %[p], %[a3], %[a3]\n\t"
+                "vmovdqu \\s*32+1024(%[x]), %[xv]\n\t"
+                "vpmaddubsw %[wv], %[xv], %[p]\n\t"
+                "vpaddw %[p], %[a4], %[a4]\n\t"
+                "vmovdqu \\s*32+1280(%[x]), %[xv]\n\t"
+                "vpmaddubsw %[wv], %[xv], %[p]\n\t"
+                "vpaddw %[p], %[a5], %[a5]\n\t"
+                "vmovdqu \\s*32+1536(%[x]), %[xv]\n\t"
+                "vpmaddubsw %[wv], %[xv], %[p]\n\t"
+                "vpaddw %[p], %[a6], %[a6]\n\t"
+                "vmovdqu \\s*32+1792(%[x]), %[xv]\n\t"
+                "vpmaddubsw %[wv], %[xv], %[p]\n\t"
+                "vpaddw %[p], %[a7], %[a7]\n\t"
+                ".endr"
+                : [a0] "+x"(a0), [a1] "+x"(a1), [a2] "+x"(a2), [a3] "+x"(a3), [a4] "+x"(a4), [a5] "+x"(a5),
+                  [a6] "+x"(a6), [a7] "+x"(a7), [wv] "=&x"(wv), [xv] "=&x"(xv), [p] "=&x"(p)
+                : [w] "r"(wp), [x] "r"(xp), "m"(*(const char(*)[256])wp), "m"(*(const char(*)[TT * 256]) xp));
+        __m256i c = _mm256_loadu_si256((const __m256i *)wc);
+        const __m256i sum[TT] = {
+            _mm256_add_epi32(_mm256_madd_epi16(a0, ones), c), _mm256_add_epi32(_mm256_madd_epi16(a1, ones), c),
+            _mm256_add_epi32(_mm256_madd_epi16(a2, ones), c), _mm256_add_epi32(_mm256_madd_epi16(a3, ones), c),
+            _mm256_add_epi32(_mm256_madd_epi16(a4, ones), c), _mm256_add_epi32(_mm256_madd_epi16(a5, ones), c),
+            _mm256_add_epi32(_mm256_madd_epi16(a6, ones), c), _mm256_add_epi32(_mm256_madd_epi16(a7, ones), c)};
+        fold8(acc, dw, xd, sum);
+    }
+}
+
+/* The sums of v[0..7]'s lanes, as lanes 0..7 of one vector. */
+ALWAYS_INLINE __m256 hsum8x8(const float v[TT][GB]) {
+    __m256 h01 = _mm256_hadd_ps(_mm256_load_ps(v[0]), _mm256_load_ps(v[1]));
+    __m256 h23 = _mm256_hadd_ps(_mm256_load_ps(v[2]), _mm256_load_ps(v[3]));
+    __m256 h45 = _mm256_hadd_ps(_mm256_load_ps(v[4]), _mm256_load_ps(v[5]));
+    __m256 h67 = _mm256_hadd_ps(_mm256_load_ps(v[6]), _mm256_load_ps(v[7]));
+    __m256 q0 = _mm256_hadd_ps(h01, h23), q1 = _mm256_hadd_ps(h45, h67);
+    return _mm256_add_ps(_mm256_permute2f128_ps(q0, q1, 0x20), _mm256_permute2f128_ps(q0, q1, 0x31));
+}
+
+void pgd_avx2_matmul_q_gemm(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in, int out,
+                            pgd_claim_fn claim, void *ctx) {
+    int nb = in / QB, ng = (nb + GB - 1) / GB, r0, r1;
+    if (!claim(ctx, &r0, &r1)) return;
+    /* tokens per block: all n when their packed x fits in XP_BYTES (packed
+     * once per call), else blocks of that size, packed again for every chunk */
+    size_t gbytes = group_bytes(wt), per_tok = (size_t)ng * gbytes, npad = ((size_t)n + TT - 1) / TT * TT;
+    size_t tb = npad * per_tok <= XP_BYTES ? npad : XP_BYTES / per_tok / TT * TT;
+    if (tb < TT) tb = TT;
+    int one_pass = tb >= (size_t)n;
+    size_t xbytes = tb * per_tok, wbytes = (size_t)RC * KCG * gbytes, xscales = tb * ng * GB,
+           wscales = (size_t)RC * KCG * GB;
+    size_t bytes = xbytes + wbytes + (xscales + 2 * wscales + RC * tb) * sizeof(float);
+    char *mem = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (!mem) { /* no memory for the packed x and W: dequantize row by row instead */
+        do pgd_avx2_matmul_q_rows_f32(y, x, w, wt, n, in, out, r0, r1);
+        while (claim(ctx, &r0, &r1));
+        return;
+    }
+    char *xp = mem, *wp = xp + xbytes;
+    float *xd = (float *)(wp + wbytes), *dw = xd + xscales, *yb = dw + wscales; /* yb[r - c0][token - t0] */
+    int32_t *wc = (int32_t *)(yb + RC * tb);
+    if (one_pass) pack_x(xp, xd, wt, x, n, in, ng);
+    size_t row = pgd_dtype_bytes(wt, (size_t)in);
+    do {
+        for (int c0 = r0; c0 < r1; c0 += RC) {
+            int c1 = r1 - c0 < RC ? r1 : c0 + RC;
+            for (int t0 = 0; t0 < n; t0 += (int)tb) {
+                int nt = n - t0 < (int)tb ? n - t0 : (int)tb, tiles = (nt + TT - 1) / TT;
+                if (!one_pass) pack_x(xp, xd, wt, x + (size_t)t0 * in, nt, in, ng);
+                for (int g0 = 0; g0 < ng; g0 += KCG) {
+                    int g1 = ng - g0 < KCG ? ng : g0 + KCG, kg = g1 - g0;
+                    for (int r = c0; r < c1; r++)
+                        pack_w_row(wp + (size_t)(r - c0) * kg * gbytes, dw + (size_t)(r - c0) * kg * GB,
+                                   wc + (size_t)(r - c0) * kg * GB, wt, (const char *)w + (size_t)r * row, nb, g0, g1);
+                    for (int T = 0; T < tiles; T++) {
+                        const char *xt = xp + ((size_t)T * ng + g0) * TT * gbytes;
+                        const float *xdt = xd + ((size_t)T * ng + g0) * TT * GB;
+                        for (int r = c0; r < c1; r++) {
+                            float acc[TT][GB] __attribute__((aligned(32))) = {{0}};
+                            const char *wr = wp + (size_t)(r - c0) * kg * gbytes;
+                            const float *dwr = dw + (size_t)(r - c0) * kg * GB;
+                            if (wt == PGD_Q4_0) kernel_u8(wr, dwr, wc + (size_t)(r - c0) * kg * GB, xt, xdt, kg, acc);
+                            else kernel_i16(wr, dwr, xt, xdt, kg, acc);
+                            float *dst = yb + (size_t)(r - c0) * tb + (size_t)T * TT;
+                            __m256 v = hsum8x8(acc);
+                            _mm256_storeu_ps(dst, g0 ? _mm256_add_ps(_mm256_loadu_ps(dst), v) : v);
+                        }
+                    }
+                }
+                for (int t = 0; t < nt; t++) /* the block's outputs, token by token (rows contiguous in y) */
+                    for (int r = c0; r < c1; r++) y[(size_t)(t0 + t) * out + r] = yb[(size_t)(r - c0) * tb + t];
+            }
+        }
+    } while (claim(ctx, &r0, &r1));
+    free(mem);
+}
