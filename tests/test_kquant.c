@@ -5,11 +5,12 @@
  * products):
  *  - scalar path: W dequantized in pieces, f32 dot products: relative error
  *    under 1e-5 (summation order only);
- *  - AVX2 integer path (n <= 8): x rounded to int8 per block of 32 (d = max|x| /
+ *  - AVX2 integer paths (n <= 8, and q4_k's batched GEMM above:
+ *    matmul_qgemm_avx2.c): x rounded to int8 per block of 32 (d = max|x| /
  *    127), so each output is within sum over blocks of (d / 2) sum |w| of
  *    the reference, plus 1e-5 of the largest output (checked output by
  *    output);
- *  - AVX2 batched (n > 8): each chunk dequantized to f32, then the f32
+ *  - AVX2 batched q6_k (n > 8): each chunk dequantized to f32, then the f32
  *    micro-kernel: bit-equal to the f32 matmul on the dequantized W, and
  *    within 1e-5 of the reference.
  * Outputs never depend on the thread pool. */
@@ -155,7 +156,7 @@ static void matmul_k_case(pgd_dtype dt, int n, int in, int out, uint64_t seed) {
     for (int ii = 0; ii < g_n_isas; ii++) {
         pgd_cpu_set_isa(g_isas[ii]);
         int avx2 = !strcmp(g_isas[ii], "avx2");
-        int int8 = avx2 && n <= 8;
+        int int8 = avx2 && (n <= 8 || dt == PGD_Q4_K); /* q4_k above 8 tokens: the batched GEMM, in integers too */
         CU_ASSERT_EQUAL(pgd_cpu_matmul_uses_int8(dt, n), int8);
         if (avx2 && !int8) pgd_cpu_matmul(NULL, yf, x, wf, PGD_F32, n, in, out);
         for (int p = 0; p < N_POOLS; p++) {
