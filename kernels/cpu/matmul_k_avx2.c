@@ -16,7 +16,9 @@
  *        the first sub-block of 16 and the high 4 the second, converted, and
  *        accumulated with d d_x times the two int8 scales.
  *    Bytes read per weight: 144/256 (q4_k), 210/256 (q6_k).
- *  - Batched (n > 8): each claimed chunk of W rows dequantized to f32
+ *  - Batched q6_k (n > 8; q4_k takes matmul_qgemm_avx2.c's byte GEMM
+ *    there, unless pgd_cpu_set_q_int_max_tokens sends it here): each
+ *    claimed chunk of W rows dequantized to f32
  *    (pgd_avx2_dequant_k, bit-equal to pgd_dtype_to_f32) into a buffer, then
  *    matmul_avx2.c's f32 micro-kernel over it (pgd_avx2_matmul_batched on
  *    the buffer's rows), so batched results equal the f32 kernel's on the
