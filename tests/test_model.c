@@ -491,7 +491,7 @@ static void gw_kv_u32(gw *b, const char *k, uint32_t v) { gw_str(b, k); gw_u32(b
 
 enum { QV = 256, QL = 2 };
 static int QD = 64, QH = 128; /* 256 for the k-quant files (rows of whole super-blocks) */
-static int g_kmix = 1;        /* a Q4_K file as Q4_K_M mixes it: Q6_K classifier and ffn_down */
+static int g_kmix = 1;        /* a Q4_K file mixed as Q4_K_M mixes it (kmix_dtype) */
 typedef struct qt { char name[48]; int ne0, ne1, ggml; } qt;
 
 static int ggml_of(pgd_dtype t) {
@@ -499,6 +499,18 @@ static int ggml_of(pgd_dtype t) {
 }
 static pgd_dtype dtype_of_ggml(int g) {
     return g == 8 ? PGD_Q8_0 : g == 2 ? PGD_Q4_0 : g == 12 ? PGD_Q4_K : g == 14 ? PGD_Q6_K : PGD_F32;
+}
+
+/* The dtype of tensor `name` in a Q4_K file mixed like Q4_K_M: Q6_K for the
+ * classifier, layer 0's attn_v (inside wqkv: q and k stay Q4_K) and layer
+ * 1's ffn_down, Q4_K elsewhere; and Q6_K for layer 1's ffn_up, which
+ * Q4_K_M does not do, so that a w13 of two dtypes is covered too. */
+static pgd_dtype kmix_dtype(const char *name) {
+    static const char *const q6[] = {"output.weight", "blk.0.attn_v.weight", "blk.1.ffn_down.weight",
+                                     "blk.1.ffn_up.weight"};
+    for (size_t i = 0; i < sizeof q6 / sizeof *q6; i++)
+        if (!strcmp(name, q6[i])) return PGD_Q6_K;
+    return PGD_Q4_K;
 }
 
 /* count / 256 random but valid k-quant super-blocks (seeded): small
@@ -528,24 +540,28 @@ static char *write_quant_gguf(pgd_dtype wt, int dequant, int bad_ne0, int cut) {
     int nt = 0;
 #define T(nm, a, b, g) do { snprintf(ts[nt].name, sizeof ts[nt].name, "%s", nm); ts[nt].ne0 = a; ts[nt].ne1 = b; ts[nt].ggml = g; nt++; } while (0)
     int g = dequant ? 0 : ggml_of(wt);
-    /* k-quants as a Q4_K_M file mixes them: Q6_K for the classifier and ffn_down, Q4_K elsewhere */
-    int g6 = wt == PGD_Q4_K && !dequant && g_kmix ? 14 : g;
+    /* k-quants as a Q4_K_M file mixes them (kmix_dtype) */
+    int mix = wt == PGD_Q4_K && !dequant && g_kmix;
+#define G(nm) (mix ? ggml_of(kmix_dtype(nm)) : g)
     T("token_embd.weight", QD, QV, g);
     T("output_norm.weight", QD, 0, 0);
-    T("output.weight", QD, QV, g6);
+    T("output.weight", QD, QV, G("output.weight"));
     for (int l = 0; l < QL; l++) {
         char n[48];
 #define TL(sfx, a, b, gg) do { snprintf(n, sizeof n, "blk.%d.%s.weight", l, sfx); T(n, a, b, gg); } while (0)
+#define TM(sfx, a, b) do { snprintf(n, sizeof n, "blk.%d.%s.weight", l, sfx); T(n, a, b, G(n)); } while (0)
         TL("attn_norm", QD, 0, 0);
         TL("attn_q", bad_ne0 && l == 0 ? 48 : QD, QD, g);
-        TL("attn_k", QD, QD, g);
-        TL("attn_v", QD, QD, g);
-        TL("attn_output", QD, QD, g);
+        TM("attn_k", QD, QD);
+        TM("attn_v", QD, QD);
+        TM("attn_output", QD, QD);
         TL("ffn_norm", QD, 0, 0);
-        TL("ffn_gate", QD, QH, g);
-        TL("ffn_up", QD, QH, g);
-        TL("ffn_down", QH, QD, g6);
+        TM("ffn_gate", QD, QH);
+        TM("ffn_up", QD, QH);
+        TM("ffn_down", QH, QD);
+#undef TM
     }
+#undef G
     gw b = {0};
     gw_put(&b, "GGUF", 4);
     gw_u32(&b, 3);
@@ -587,10 +603,7 @@ static char *write_quant_gguf(pgd_dtype wt, int dequant, int bad_ne0, int cut) {
             free(r);
             pgd_dtype q = dequant ? wt : dtype_of_ggml(ts[i].ggml);
             if (pgd_dtype_is_kquant(wt)) { /* random blocks (no k-quant encoder); dequant: their values */
-                pgd_dtype kq =
-                    wt == PGD_Q4_K && g_kmix && (!strcmp(ts[i].name, "output.weight") || strstr(ts[i].name, "ffn_down"))
-                        ? PGD_Q6_K
-                        : wt;
+                pgd_dtype kq = wt == PGD_Q4_K && g_kmix ? kmix_dtype(ts[i].name) : wt;
                 void *kb = random_kquant(kq, count, 3000 + (uint64_t)i);
                 if (dequant) {
                     pgd_dtype_to_f32(f, kb, kq, count);
@@ -652,28 +665,31 @@ static int quant_logits(const char *path, pgd_dtype *wt_out, float *out /* 3 x Q
 
 /* GGUF files with k-quant tensors (dim and hidden 256) run with them kept
  * quantized, against the same values stored in F32: a Q4_K-only and a
- * Q6_K-only file, and a Q4_K_M-like one (Q4_K weights, Q6_K classifier and
- * ffn_down), whose layer matrices all run as Q6_K (one dtype for every layer
- * matrix: the Q4_K ones requantized to Q6_K, the Q6_K ones as stored).
- * On the scalar ISA path the single-dtype files' logits equal the F32
+ * Q6_K-only file, and a Q4_K_M-like one (kmix_dtype: Q4_K weights, Q6_K
+ * classifier, layer 0's attn_v inside its wqkv, layer 1's ffn_down and
+ * ffn_up), whose every matrix runs in the dtype the file stores
+ * (check_kmix_model). On the scalar ISA path the logits equal the F32
  * file's bit for bit (the path dequantizes exactly, then the same f32 dot
- * products). On AVX2 every matmul here (the 8-token prefill, the decode
- * steps, the classifier at n = 1) takes integer dot products with the
- * activations rounded to int8: held to 5e-2 relative to the largest logit
- * (measured up to 1.2e-2, Q6_K), greedy tokens equal; the Q4_K_M-like file
- * (the requantization too) likewise.
- * Damaged k-quant tensors are refused: a row of 48 values, data cut short. */
+ * products; the mixed file's split q | k | v and gate | up GEMMs too). On
+ * AVX2 every matmul here (the 8-token prefill, the decode steps, the
+ * classifier at n = 1) takes integer dot products with the activations
+ * rounded to int8: held to 5e-2 relative to the largest logit (measured up
+ * to 1.2e-2, Q6_K; 2.8e-3 the mixed file), greedy tokens equal.
+ * Damaged k-quant tensors are refused, naming the tensor: a row of 48
+ * values, data cut short. */
+static void check_kmix_model(const char *path);
 static void test_gguf_kquants(void) {
     static const struct {
         pgd_dtype wt;
         int mix;
         pgd_dtype runs;
-    } cases[] = {{PGD_Q4_K, 0, PGD_Q4_K}, {PGD_Q6_K, 0, PGD_Q6_K}, {PGD_Q4_K, 1, PGD_Q6_K}};
+    } cases[] = {{PGD_Q4_K, 0, PGD_Q4_K}, {PGD_Q6_K, 0, PGD_Q6_K}, {PGD_Q4_K, 1, PGD_Q4_K}};
     const char *isa0 = pgd_cpu_isa();
     QD = QH = 256;
     for (int i = 0; i < 3; i++) {
         g_kmix = cases[i].mix;
         char *qp = write_quant_gguf(cases[i].wt, 0, 0, 0), *fp = write_quant_gguf(cases[i].wt, 1, 0, 0);
+        if (cases[i].mix) check_kmix_model(qp);
         for (int scalar = 0; scalar < 2; scalar++) {
             if (!scalar && strcmp(isa0, "avx2")) continue;
             pgd_cpu_set_isa(scalar ? "scalar" : "avx2");
@@ -694,24 +710,61 @@ static void test_gguf_kquants(void) {
                         cases[i].mix ? "_M" : "", scalar ? "scalar" : "avx2", step, e, aq, af);
                 CU_ASSERT(e < 5e-2);
                 CU_ASSERT_EQUAL(aq, af);
-                if (scalar && !cases[i].mix) CU_ASSERT(memcmp(ql + step * QV, fl + step * QV, sizeof(float) * QV) == 0);
+                if (scalar) CU_ASSERT(memcmp(ql + step * QV, fl + step * QV, sizeof(float) * QV) == 0);
             }
         }
         pgd_cpu_set_isa(isa0);
         remove(qp), remove(fp);
         free(qp), free(fp);
-        if (cases[i].mix) continue;
         char *bad = write_quant_gguf(cases[i].wt, 0, 1, 0), *cut = write_quant_gguf(cases[i].wt, 0, 0, 1);
         pgd_model *m = NULL;
         CU_ASSERT_NOT_EQUAL(pgd_model_load(bad, NULL, BE, &m), PGD_OK);
         CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "row length 48 is not a multiple of the block size 256"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "blk.0.attn_q.weight"));
         CU_ASSERT_NOT_EQUAL(pgd_model_load(cut, NULL, BE, &m), PGD_OK);
+        /* the last tensor, Q6_K in the mixed file */
+        CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "blk.1.ffn_down.weight"));
         fprintf(stderr, "[cut: %s] ", pgd_last_error());
         remove(bad), remove(cut);
         free(bad), free(cut);
     }
     g_kmix = 1;
     QD = 64, QH = 128;
+}
+
+/* The mixed file (kmix_dtype) loads with every matrix in the dtype the file
+ * stores: the per-part dtypes, a fused group split where its parts differ,
+ * the stored bytes in place (layer 0's Q6_K attn_v right after its Q4_K q
+ * and k rows, layer 1's Q6_K up rows after its Q4_K gate rows), the byte
+ * count and the printed dtype. */
+static void check_kmix_model(const char *path) {
+    pgd_model *m = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_model_load(path, NULL, BE, &m), PGD_OK);
+    const pgd_model_config *c = &m->cfg;
+    const pgd_layer_weights *L0 = &m->layers[0], *L1 = &m->layers[1];
+    const pgd_dtype K4 = PGD_Q4_K, K6 = PGD_Q6_K;
+    CU_ASSERT(L0->q_dt == K4 && L0->k_dt == K4 && L0->v_dt == K6 && L0->o_dt == K4);
+    CU_ASSERT(L0->g_dt == K4 && L0->u_dt == K4 && L0->w2_dt == K4);
+    CU_ASSERT(L1->q_dt == K4 && L1->k_dt == K4 && L1->v_dt == K4 && L1->o_dt == K4);
+    CU_ASSERT(L1->g_dt == K4 && L1->u_dt == K6 && L1->w2_dt == K6);
+    CU_ASSERT(L0->qkv_split && !L0->w13_split && !L1->qkv_split && L1->w13_split);
+    CU_ASSERT_EQUAL(m->embd_dtype, K4);
+    CU_ASSERT_EQUAL(m->cls_dtype, K6);
+    size_t d = (size_t)QD, h = (size_t)QH, V = QV;
+    void *v0 = random_kquant(K6, d * d, 3006), *u1 = random_kquant(K6, h * d, 3019); /* tensors 6 and 19 */
+    CU_ASSERT(memcmp((const char *)L0->wqkv + pgd_dtype_bytes(K4, 2 * d * d), v0, pgd_dtype_bytes(K6, d * d)) == 0);
+    CU_ASSERT(memcmp((const char *)L1->w13 + pgd_dtype_bytes(K4, h * d), u1, pgd_dtype_bytes(K6, h * d)) == 0);
+    free(v0), free(u1);
+    /* norms; embedding Q4_K, classifier Q6_K; 14 layer matrices of d x d or h x d: 3 Q6_K */
+    size_t want = d * 5 * 4 + pgd_dtype_bytes(K4, V * d) + pgd_dtype_bytes(K6, V * d) +
+                  pgd_dtype_bytes(K4, 5 * d * d + 6 * h * d) + pgd_dtype_bytes(K6, d * d + 2 * h * d);
+    CU_ASSERT_EQUAL(pgd_model_config_weight_bytes(c), want);
+    CU_ASSERT_EQUAL(pgd_model_config_embd_bytes(c), pgd_dtype_bytes(K4, V * d));
+    CU_ASSERT_EQUAL(c->weight_dtype, K4);
+    CU_ASSERT_EQUAL(c->weight_dtypes, (1u << K4) | (1u << K6));
+    char buf[64];
+    CU_ASSERT_STRING_EQUAL(pgd_model_config_dtype_str(c, buf, sizeof buf), "mixed (q4_k, q6_k)");
+    pgd_model_destroy(m);
 }
 
 /* Q8_0 and Q4_0 GGUF files run with their weights kept quantized, and their
