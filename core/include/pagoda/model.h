@@ -56,7 +56,7 @@ typedef struct pgd_model_config {
     float rope_theta;    /* 10000 for Llama-2, 500000 for Llama-3 */
     float norm_eps;      /* RMSNorm epsilon */
     int tied_classifier; /* classifier shares the token embedding */
-    pgd_dtype weight_dtype; /* dtype of the matmul weights */
+    pgd_dtype weight_dtype; /* dtype of the matmul weights (per-tensor dtypes: see q4_k_m below) */
     pgd_dtype kv_dtype;  /* dtype the KV cache is stored and accounted in (the backend's, set at
                             load: f32 unless asked otherwise; the sim's GPU presets f16) */
     int stop_at_bos;     /* generation also stops at BOS (llama2.c checkpoints, as run.c does) */
