@@ -285,8 +285,8 @@ static void test_random_q4_k_m(void) {
      * Q6_K attn_v and ffn_down; embedding Q4_K, classifier Q6_K; norms f32 */
     size_t d = 256, h = 512, V = 300;
     size_t want = d * 17 * 4 + pgd_dtype_bytes(PGD_Q4_K, V * d) + pgd_dtype_bytes(PGD_Q6_K, V * d) +
-                  8 * pgd_dtype_bytes(PGD_Q4_K, 3 * d * d + 2 * h * d) +
-                  4 * pgd_dtype_bytes(PGD_Q6_K, d * d + h * d) + 4 * pgd_dtype_bytes(PGD_Q4_K, d * d + h * d);
+                  8 * pgd_dtype_bytes(PGD_Q4_K, 3 * d * d + 2 * h * d) + 4 * pgd_dtype_bytes(PGD_Q6_K, d * d + h * d) +
+                  4 * pgd_dtype_bytes(PGD_Q4_K, d * d + h * d);
     CU_ASSERT_EQUAL(pgd_model_config_weight_bytes(c), want);
     CU_ASSERT_EQUAL(pgd_model_config_embd_bytes(c), pgd_dtype_bytes(PGD_Q4_K, V * d));
     /* the shape alone says the same */

@@ -550,7 +550,11 @@ static char *write_quant_gguf(pgd_dtype wt, int dequant, int bad_ne0, int cut) {
     for (int l = 0; l < QL; l++) {
         char n[48];
 #define TL(sfx, a, b, gg) do { snprintf(n, sizeof n, "blk.%d.%s.weight", l, sfx); T(n, a, b, gg); } while (0)
-#define TM(sfx, a, b) do { snprintf(n, sizeof n, "blk.%d.%s.weight", l, sfx); T(n, a, b, G(n)); } while (0)
+#define TM(sfx, a, b)                                      \
+    do {                                                   \
+        snprintf(n, sizeof n, "blk.%d.%s.weight", l, sfx); \
+        T(n, a, b, G(n));                                  \
+    } while (0)
         TL("attn_norm", QD, 0, 0);
         TL("attn_q", bad_ne0 && l == 0 ? 48 : QD, QD, g);
         TM("attn_k", QD, QD);
@@ -771,7 +775,8 @@ static void check_kmix_model(const char *path) {
 /* Logits of prefill (8 tokens) then 2 decode steps of one sequence, through
  * an executor of tp ranks over threads (3 x QV floats into out). */
 static int exec_logits(const char *spec, int tp, float *out) {
-    pgd_exec_config xc = {.model = spec, .backend = {.name = "cpu", .num_threads = 2},
+    pgd_exec_config xc = {.model = spec,
+                          .backend = {.name = "cpu", .num_threads = 2},
                           .parallel = {.tp = tp, .pp = 1, .comm = "threads"}};
     pgd_exec *x = NULL;
     if (pgd_exec_create(&xc, &x) != PGD_OK) {
@@ -784,8 +789,13 @@ static int exec_logits(const char *spec, int tp, float *out) {
     for (int step = 0; step < 3; step++) {
         int n = step == 0 ? 8 : 1;
         int32_t qs[2] = {0, n}, len = 8 + step, tk = (int32_t)(40 + 60 * step);
-        pgd_batch b = {.num_seqs = 1, .num_tokens = n, .tokens = step == 0 ? toks : &tk, .query_start = qs,
-                       .seq_lens = &len, .block_tables = table, .max_blocks_per_seq = 1};
+        pgd_batch b = {.num_seqs = 1,
+                       .num_tokens = n,
+                       .tokens = step == 0 ? toks : &tk,
+                       .query_start = qs,
+                       .seq_lens = &len,
+                       .block_tables = table,
+                       .max_blocks_per_seq = 1};
         CU_ASSERT_EQUAL(pgd_exec_forward(x, &b, out + (size_t)step * V), PGD_OK);
     }
     pgd_exec_destroy(x);
@@ -841,7 +851,8 @@ static void test_kmix_tensor_parallel(void) {
     pgd_model req = {.req_tp = 2, .req_tp_rank = 1, .req_pp = 1, .req_pp_rank = 0}, *part = NULL;
     CU_ASSERT_NOT_EQUAL(pgd_model_load_part(qp, NULL, emu, &req, &part), PGD_OK);
     fprintf(stderr, "[%s] ", pgd_last_error());
-    CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "tensor 'token_embd.weight' is a q4_k tensor sliced at column 128"));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(pgd_last_error(), "tensor 'token_embd.weight' is a q4_k tensor sliced at column 128"));
     /* whole on that backend: dequantized to f32 at load */
     pgd_model *whole = NULL;
     CU_ASSERT_EQUAL(pgd_model_load(qp, NULL, emu, &whole), PGD_OK);

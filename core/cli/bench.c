@@ -802,9 +802,8 @@ int pgd_cmd_bench(int argc, char **argv) {
     pgd_cli_cpu_model(cpu, sizeof cpu);
     printf("machine      : %s, %s\n", cpu, pgd_backend_describe(be));
     char dts[64];
-    printf("model        : %s (%s), %.1fM params, %s weights, %.1f MB read per decode step\n",
-           model_path, x.c->name, pgd_model_config_params(x.c) / 1e6, pgd_model_config_dtype_str(x.c, dts, sizeof dts),
-           wbytes / 1e6);
+    printf("model        : %s (%s), %.1fM params, %s weights, %.1f MB read per decode step\n", model_path, x.c->name,
+           pgd_model_config_params(x.c) / 1e6, pgd_model_config_dtype_str(x.c, dts, sizeof dts), wbytes / 1e6);
     printf("copy bw      : %.2f GB/s (256 MiB memcpy on the same threads, bytes read + written,\n"
            "               median of %d)\n", bw / 1e9, 2 * reps + 1);
     printf("read bw      : %.2f GB/s (256 MiB read on the same threads, the best of %d)\n", rbw / 1e9,

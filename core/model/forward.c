@@ -204,8 +204,8 @@ pgd_status pgd_model_pass(pgd_model *m, pgd_kv_cache *kv, const pgd_batch *b, fl
     for (size_t t = 0; t < meta_il / 2; t++) h_il[2 * t] = (int32_t)t, h_il[2 * t + 1] = (int32_t)(T + t);
     PGD_TRY(pgd_backend_upload(be, sc->meta, hm, (meta + meta_g + meta_il) * sizeof(int32_t)));
     int32_t *d_tok = sc->meta, *d_pos = d_tok + T, *d_slot = d_tok + 2 * T, *d_qs = d_tok + 3 * T,
-            *d_len = d_qs + S + 1, *d_bt = d_len + S, *d_rows = d_bt + (size_t)S * MB,
-            *d_ge = sc->meta + meta, *d_gl = d_ge + (size_t)P * T, *d_il = sc->meta + meta + meta_g;
+            *d_len = d_qs + S + 1, *d_bt = d_len + S, *d_rows = d_bt + (size_t)S * MB, *d_ge = sc->meta + meta,
+            *d_gl = d_ge + (size_t)P * T, *d_il = sc->meta + meta + meta_g;
 
     const int opt = c->arch == PGD_ARCH_OPT;
     if (opt && pgd_backend_computes(be))
@@ -244,16 +244,28 @@ pgd_status pgd_model_pass(pgd_model *m, pgd_kv_cache *kv, const pgd_batch *b, fl
             PGD_TRY(pgd_backend_matmul(be, k, sc->xb, wk, L->k_dt, T, d, kvd));
             PGD_TRY(pgd_backend_matmul(be, v, sc->xb, wv, L->v_dt, T, d, kvd));
         }
-        if (!opt)
-            PGD_TRY(pgd_backend_rope(be, q, k, d_pos, T, sh->heads, sh->kv_heads, hd, c->rope_theta, qs));
+        if (!opt) PGD_TRY(pgd_backend_rope(be, q, k, d_pos, T, sh->heads, sh->kv_heads, hd, c->rope_theta, qs));
         float *kc = pgd_kv_cache_k(kv, l - sh->layer_begin), *vc = pgd_kv_cache_v(kv, l - sh->layer_begin);
         PGD_TRY(pgd_backend_kv_write(be, kc, vc, k, v, d_slot, T, sh->kv_heads, hd, bs, qs));
         pgd_paged_attn a = {
-            .out = sc->xb2, .q = q, .k_cache = kc, .v_cache = vc, .query_start = d_qs,
-            .seq_lens = d_len, .block_tables = d_bt, .num_seqs = S, .num_tokens = T,
-            .max_blocks_per_seq = MB, .max_seq_len = max_len, .n_heads = sh->heads,
-            .n_kv_heads = sh->kv_heads, .head_dim = hd, .block_size = bs,
-            .scale = 1.0f / sqrtf((float)hd), .q_stride = qs, .kv_dtype = kvt,
+            .out = sc->xb2,
+            .q = q,
+            .k_cache = kc,
+            .v_cache = vc,
+            .query_start = d_qs,
+            .seq_lens = d_len,
+            .block_tables = d_bt,
+            .num_seqs = S,
+            .num_tokens = T,
+            .max_blocks_per_seq = MB,
+            .max_seq_len = max_len,
+            .n_heads = sh->heads,
+            .n_kv_heads = sh->kv_heads,
+            .head_dim = hd,
+            .block_size = bs,
+            .scale = 1.0f / sqrtf((float)hd),
+            .q_stride = qs,
+            .kv_dtype = kvt,
         };
         PGD_TRY(pgd_backend_paged_attention(be, &a));
         PGD_TRY(pgd_backend_matmul(be, sc->xb, sc->xb2, L->wo, L->o_dt, T, qd, d));

@@ -87,8 +87,11 @@ static pgd_status layer_dtypes(pgd_model *m, const pgd_gguf *g, pgd_dtype dflt) 
     if (!m->ldt) return pgd_error(PGD_ERR_OOM, "%s: out of memory", pgd_gguf_path(g));
     for (int l = 0; l < L; l++) {
         pgd_layer_dtypes *t = &m->ldt[l];
-        struct { const char *name; pgd_dtype *dt; } mats[] = {
-            {"attn_q", &t->q}, {"attn_k", &t->k}, {"attn_v", &t->v}, {"attn_output", &t->o},
+        struct {
+            const char *name;
+            pgd_dtype *dt;
+        } mats[] = {
+            {"attn_q", &t->q},      {"attn_k", &t->k},  {"attn_v", &t->v},      {"attn_output", &t->o},
             {"ffn_gate", &t->gate}, {"ffn_up", &t->up}, {"ffn_down", &t->down},
         };
         for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) {

@@ -94,9 +94,10 @@ static pgd_status check_quant(const pgd_model *m, pgd_dtype embd_dtype, pgd_dtyp
     for (int i = 0; i < PGD_DTYPE_COUNT; i++) {
         if (!used[i]) continue;
         if (!pgd_backend_takes_weights(m->backend, (pgd_dtype)i))
-            return pgd_error(PGD_ERR_UNSUPPORTED, "model %s: the %s backend has no kernels for %s weights "
-                             "(use f32, f16 or bf16 there)", c->name, pgd_backend_name(m->backend),
-                             pgd_dtype_name((pgd_dtype)i));
+            return pgd_error(PGD_ERR_UNSUPPORTED,
+                             "model %s: the %s backend has no kernels for %s weights "
+                             "(use f32, f16 or bf16 there)",
+                             c->name, pgd_backend_name(m->backend), pgd_dtype_name((pgd_dtype)i));
         if (pgd_dtype_block((pgd_dtype)i) > pgd_dtype_block(bt)) bt = (pgd_dtype)i;
     }
     int blk = pgd_dtype_block(bt);
@@ -132,8 +133,8 @@ pgd_status pgd_model_layout(pgd_model *m, pgd_dtype embd_dtype, pgd_dtype cls_dt
     }
     const pgd_shard *sh = &m->sh;
     PGD_TRY(check_quant(m, embd_dtype, cls_dtype));
-    size_t d = (size_t)c->dim, hd = (size_t)c->head_dim, qd = (size_t)sh->heads * hd,
-           kvd = (size_t)sh->kv_heads * hd, h = (size_t)sh->hidden, v = (size_t)c->vocab_size;
+    size_t d = (size_t)c->dim, hd = (size_t)c->head_dim, qd = (size_t)sh->heads * hd, kvd = (size_t)sh->kv_heads * hd,
+           h = (size_t)sh->hidden, v = (size_t)c->vocab_size;
     /* the classifier shares the embedding's storage only when one rank holds both whole */
     int share_cls = c->tied_classifier && sh->tp == 1 && sh->pp == 1;
     if (c->tied_classifier) cls_dtype = embd_dtype;
@@ -407,9 +408,10 @@ pgd_status pgd_model_load_part(const char *spec, const pgd_model_load_opts *opts
     m->cfg.kv_dtype = pgd_backend_kv_dtype(b);
     char dts[64];
     PGD_LOG_I("model %s: dim=%d layers=%d heads=%d kv_heads=%d hidden=%d vocab=%d seq=%d %s, "
-              "%.1fM params", m->cfg.name, m->cfg.dim, m->cfg.n_layers, m->cfg.n_heads,
-              m->cfg.n_kv_heads, m->cfg.hidden_dim, m->cfg.vocab_size, m->cfg.max_seq_len,
-              pgd_model_config_dtype_str(&m->cfg, dts, sizeof dts), pgd_model_config_params(&m->cfg) / 1e6);
+              "%.1fM params",
+              m->cfg.name, m->cfg.dim, m->cfg.n_layers, m->cfg.n_heads, m->cfg.n_kv_heads, m->cfg.hidden_dim,
+              m->cfg.vocab_size, m->cfg.max_seq_len, pgd_model_config_dtype_str(&m->cfg, dts, sizeof dts),
+              pgd_model_config_params(&m->cfg) / 1e6);
     *out = m;
     return PGD_OK;
 fail:

@@ -29,11 +29,11 @@ typedef struct pgd_layer_weights {
     void *w13;          /* (2*hf, dim): the gate (w1) rows, then the up (w3) rows, contiguous
                            (hf = local FFN width); OPT: fc1 (w1) alone, (hf, dim) */
     void *w2;           /* down (dim, hf); OPT: fc2 */
-    pgd_dtype q_dt, k_dt, v_dt; /* dtypes of wqkv's q, k and v rows (each part's bytes
+    pgd_dtype q_dt, k_dt, v_dt;        /* dtypes of wqkv's q, k and v rows (each part's bytes
                                    start where the previous part's end) */
     pgd_dtype o_dt, g_dt, u_dt, w2_dt; /* wo's; w13's gate and up rows'; w2's */
-    int qkv_split;      /* q_dt, k_dt, v_dt not all equal: q, k, v from three matmuls */
-    int w13_split;      /* g_dt != u_dt: gate and up from two matmuls */
+    int qkv_split;                     /* q_dt, k_dt, v_dt not all equal: q, k, v from three matmuls */
+    int w13_split;                     /* g_dt != u_dt: gate and up from two matmuls */
 } pgd_layer_weights;
 
 /* The dtypes of one layer's matrices as a loader hands them over. */

@@ -301,9 +301,13 @@ void pgd_model_config_note_dtypes(pgd_model_config *c, const pgd_layer_dtypes *l
     for (int l = 0; l < c->n_layers; l++) {
         pgd_dtype w = c->weight_dtype;
         pgd_layer_dtypes t = ldt ? ldt[l] : (pgd_layer_dtypes){w, w, w, w, w, w, w};
-        const struct { pgd_dtype dt; size_t n; } mats[] = {
-            {t.q, qd * d}, {t.k, kvd * d}, {t.v, kvd * d}, {t.o, d * qd},
-            {t.gate, h * d}, {t.up, c->arch == PGD_ARCH_OPT ? 0 : h * d}, {t.down, h * d},
+        const struct {
+            pgd_dtype dt;
+            size_t n;
+        } mats[] = {
+            {t.q, qd * d},   {t.k, kvd * d},  {t.v, kvd * d},
+            {t.o, d * qd},   {t.gate, h * d}, {t.up, c->arch == PGD_ARCH_OPT ? 0 : h * d},
+            {t.down, h * d},
         };
         for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) {
             if (!mats[i].n) continue;
