@@ -847,18 +847,25 @@ static void test_kmix_tensor_parallel(void) {
     qp = write_quant_gguf(PGD_Q4_K, 0, 0, 0);
     pgd_backend *emu = NULL;
     pgd_backend_config ec = {.name = "gpu-emu"};
-    CU_ASSERT_EQUAL_FATAL(pgd_backend_create(&ec, &emu), PGD_OK);
-    pgd_model req = {.req_tp = 2, .req_tp_rank = 1, .req_pp = 1, .req_pp_rank = 0}, *part = NULL;
-    CU_ASSERT_NOT_EQUAL(pgd_model_load_part(qp, NULL, emu, &req, &part), PGD_OK);
-    fprintf(stderr, "[%s] ", pgd_last_error());
-    CU_ASSERT_PTR_NOT_NULL(
-        strstr(pgd_last_error(), "tensor 'token_embd.weight' is a q4_k tensor sliced at column 128"));
-    /* whole on that backend: dequantized to f32 at load */
-    pgd_model *whole = NULL;
-    CU_ASSERT_EQUAL(pgd_model_load(qp, NULL, emu, &whole), PGD_OK);
-    if (whole) CU_ASSERT(whole->layers[0].v_dt == PGD_F32 && !whole->layers[0].qkv_split);
-    pgd_model_destroy(whole);
-    pgd_backend_destroy(emu);
+    int have_emu = 0;
+    for (const char *const *n = pgd_backend_list(); *n; n++) have_emu |= !strcmp(*n, "gpu-emu");
+    if (!have_emu) {
+        fprintf(stderr, "[no gpu-emu backend in this build: the dequantizing slice not checked] ");
+    } else if (pgd_backend_create(&ec, &emu) == PGD_OK) {
+        pgd_model req = {.req_tp = 2, .req_tp_rank = 1, .req_pp = 1, .req_pp_rank = 0}, *part = NULL;
+        CU_ASSERT_NOT_EQUAL(pgd_model_load_part(qp, NULL, emu, &req, &part), PGD_OK);
+        fprintf(stderr, "[%s] ", pgd_last_error());
+        CU_ASSERT_PTR_NOT_NULL(
+            strstr(pgd_last_error(), "tensor 'token_embd.weight' is a q4_k tensor sliced at column 128"));
+        /* whole on that backend: dequantized to f32 at load */
+        pgd_model *whole = NULL;
+        CU_ASSERT_EQUAL(pgd_model_load(qp, NULL, emu, &whole), PGD_OK);
+        if (whole) CU_ASSERT(whole->layers[0].v_dt == PGD_F32 && !whole->layers[0].qkv_split);
+        pgd_model_destroy(whole);
+        pgd_backend_destroy(emu);
+    } else {
+        CU_FAIL("gpu-emu backend");
+    }
     remove(qp);
     free(qp);
     QD = 64, QH = 128;
