@@ -248,10 +248,11 @@ static void test_random_kquant(void) {
     pgd_backend_destroy(sim);
     m = NULL;
     CU_ASSERT_NOT_EQUAL(pgd_model_load("random:stories15M,dtype=q4_k", NULL, BE, &m), PGD_OK);
-    CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "q4_k weights are stored in blocks of 256 along each row, but "
-                                                    "dim is 288 (not a multiple of 256)"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "tensor 'token_embd.weight': q4_k weights are stored in blocks "
+                                                    "of 256 along each row, but dim is 288 (not a multiple of 256)"));
     CU_ASSERT_NOT_EQUAL(
         pgd_model_load("random:dim=512,layers=1,heads=4,hidden=640,vocab=300,seq=64,dtype=q6_k", NULL, BE, &m), PGD_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "tensor 'blk.0.ffn_down.weight': q6_k weights"));
     CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "hidden is 640 (not a multiple of 256)"));
     CU_ASSERT_NOT_EQUAL(pgd_model_load("random:stories15M,dtype=q5_k", NULL, BE, &m), PGD_OK);
     CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "q4_k, q6_k or q4_k_m"));

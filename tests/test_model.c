@@ -812,7 +812,8 @@ static int exec_logits(const char *spec, int tp, float *out) {
  * 2e-7, q4_k_m's 8-token prefill 1.3e-2; plain dtype=q4_k at this shape
  * 2.4e-3 too, so it is not the mixing). A backend that dequantizes k-quants at
  * load (gpu-emu, as CUDA and ROCm) with a slice that would cut a
- * super-block (dim 256 over 2 ranks) is refused, naming the tensor. */
+ * super-block (dim 256 over 2 ranks) is refused, naming the tensor; so is
+ * the same layout on the CPU (the layout's check). */
 static void test_kmix_tensor_parallel(void) {
     QD = QH = 512;
     g_kmix = 1;
@@ -845,6 +846,12 @@ static void test_kmix_tensor_parallel(void) {
     free(qp);
     QD = QH = 256;
     qp = write_quant_gguf(PGD_Q4_K, 0, 0, 0);
+    /* on the CPU, which keeps k-quants, the layout says which tensor a rank's slice would cut */
+    pgd_model req2 = {.req_tp = 2, .req_tp_rank = 1, .req_pp = 1, .req_pp_rank = 0}, *cpu_part = NULL;
+    CU_ASSERT_NOT_EQUAL(pgd_model_load_part(qp, NULL, BE, &req2, &cpu_part), PGD_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "tensor 'blk.0.attn_output.weight': q4_k weights are stored in "
+                                                    "blocks of 256 along each row, but this rank's attention width "
+                                                    "(heads x head_dim) is 128 (not a multiple of 256)"));
     pgd_backend *emu = NULL;
     pgd_backend_config ec = {.name = "gpu-emu"};
     int have_emu = 0;

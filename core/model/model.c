@@ -68,10 +68,6 @@ pgd_status pgd_model_shard_init(pgd_model *m, int tp, int tp_rank, int pp, int p
 static int first_stage(const pgd_shard *sh) { return sh->pp_rank == 0; }
 static int last_stage(const pgd_shard *sh) { return sh->pp_rank == sh->pp - 1; }
 
-/* Quantized weights are stored in blocks of 32 (k-quants: super-blocks of
- * 256) along each row: every row this rank holds, and every column range it
- * slices out of a row under tensor parallelism, must be whole blocks; and
- * the backend must take them. */
 /* Layer l's matrix dtypes: the loader's, else cfg.weight_dtype for all. */
 static pgd_layer_dtypes layer_dtypes(const pgd_model *m, int l) {
     if (m->ldt) return m->ldt[l];
@@ -79,9 +75,15 @@ static pgd_layer_dtypes layer_dtypes(const pgd_model *m, int l) {
     return (pgd_layer_dtypes){w, w, w, w, w, w, w};
 }
 
+/* Quantized weights are stored in blocks of 32 (k-quants: super-blocks of
+ * 256) along each row: every row this rank holds, and every column range it
+ * slices out of a row under tensor parallelism, must be whole blocks of the
+ * dtype of the tensor it belongs to (the first tensor that is not is named);
+ * and the backend must take every dtype. */
 static pgd_status check_quant(const pgd_model *m, pgd_dtype embd_dtype, pgd_dtype cls_dtype) {
     const pgd_model_config *c = &m->cfg;
     const pgd_shard *sh = &m->sh;
+    int first = sh->pp_rank == 0, last = sh->pp_rank == sh->pp - 1;
     /* every dtype this rank holds: the embedding's, the classifier's, each layer matrix's */
     int used[PGD_DTYPE_COUNT] = {0};
     used[embd_dtype] = used[cls_dtype] = used[c->weight_dtype] = 1;
@@ -89,36 +91,65 @@ static pgd_status check_quant(const pgd_model *m, pgd_dtype embd_dtype, pgd_dtyp
         pgd_layer_dtypes t = layer_dtypes(m, l);
         used[t.q] = used[t.k] = used[t.v] = used[t.o] = used[t.gate] = used[t.up] = used[t.down] = 1;
     }
-    /* the largest block of them (1 for f32/f16/bf16) */
-    pgd_dtype bt = c->weight_dtype;
-    for (int i = 0; i < PGD_DTYPE_COUNT; i++) {
-        if (!used[i]) continue;
-        if (!pgd_backend_takes_weights(m->backend, (pgd_dtype)i))
+    for (int i = 0; i < PGD_DTYPE_COUNT; i++)
+        if (used[i] && !pgd_backend_takes_weights(m->backend, (pgd_dtype)i))
             return pgd_error(PGD_ERR_UNSUPPORTED,
                              "model %s: the %s backend has no kernels for %s weights "
                              "(use f32, f16 or bf16 there)",
                              c->name, pgd_backend_name(m->backend), pgd_dtype_name((pgd_dtype)i));
-        if (pgd_dtype_block((pgd_dtype)i) > pgd_dtype_block(bt)) bt = (pgd_dtype)i;
-    }
-    int blk = pgd_dtype_block(bt);
-    if (blk == 1) return PGD_OK;
     long hd = c->head_dim;
-    struct { const char *what; long v; } need[] = {
-        {"dim", c->dim},
-        {"this rank's attention width (heads x head_dim)", (long)sh->heads * hd},
-        {"this rank's first attention column", (long)sh->head0 * hd},
-        {"hidden", c->hidden_dim},
-        {"this rank's hidden slice", sh->hidden},
-        {"this rank's first hidden column", sh->hidden0},
-        {"this rank's embedding slice (dim / tp)", sh->tp > 1 ? sh->dim_part : c->dim},
+    /* what must be whole blocks, and of which tensors: rows of dim (q, k, v, gate, up, the
+     * embedding and classifier), wo's rows and its column slice, w2's rows and its slice,
+     * the embedding's column slice */
+    enum { ROW_DIM = 1, WO = 2, W2 = 4, EMBD_SLICE = 8 };
+    struct {
+        const char *what;
+        long v;
+        int of;
+    } need[] = {
+        {"dim", c->dim, ROW_DIM},
+        {"this rank's attention width (heads x head_dim)", (long)sh->heads * hd, WO},
+        {"this rank's first attention column", (long)sh->head0 * hd, WO},
+        {"hidden", c->hidden_dim, W2},
+        {"this rank's hidden slice", sh->hidden, W2},
+        {"this rank's first hidden column", sh->hidden0, W2},
+        {"this rank's embedding slice (dim / tp)", sh->tp > 1 ? sh->dim_part : c->dim, EMBD_SLICE},
     };
-    for (size_t i = 0; i < sizeof need / sizeof need[0]; i++)
-        if (need[i].v % blk)
+    for (size_t i = 0; i < sizeof need / sizeof need[0]; i++) {
+        char name[64] = "";
+        pgd_dtype bad = PGD_F32;
+#define CHECK(dt, ...)                                     \
+    do {                                                   \
+        if (!name[0] && need[i].v % pgd_dtype_block(dt)) { \
+            bad = (dt);                                    \
+            snprintf(name, sizeof name, __VA_ARGS__);      \
+        }                                                  \
+    } while (0)
+        int of = need[i].of;
+        if (first && (of & (ROW_DIM | EMBD_SLICE))) CHECK(embd_dtype, "token_embd.weight");
+        for (int l = sh->layer_begin; l < sh->layer_end && !name[0]; l++) {
+            pgd_layer_dtypes t = layer_dtypes(m, l);
+            if (of & ROW_DIM) {
+                CHECK(t.q, "blk.%d.attn_q.weight", l);
+                CHECK(t.k, "blk.%d.attn_k.weight", l);
+                CHECK(t.v, "blk.%d.attn_v.weight", l);
+                CHECK(t.gate, "blk.%d.ffn_gate.weight", l);
+                if (c->arch != PGD_ARCH_OPT) CHECK(t.up, "blk.%d.ffn_up.weight", l);
+            }
+            if (of & WO) CHECK(t.o, "blk.%d.attn_output.weight", l);
+            if (of & W2) CHECK(t.down, "blk.%d.ffn_down.weight", l);
+        }
+        if (last && (of & ROW_DIM)) CHECK(c->tied_classifier ? embd_dtype : cls_dtype, "output.weight");
+#undef CHECK
+        if (name[0]) {
+            int blk = pgd_dtype_block(bad);
             return pgd_error(PGD_ERR_UNSUPPORTED,
-                             "model %s: %s weights are stored in blocks of %d along each "
+                             "model %s: tensor '%s': %s weights are stored in blocks of %d along each "
                              "row, but %s is %ld (not a multiple of %d)%s",
-                             c->name, pgd_dtype_name(bt), blk, need[i].what, need[i].v, blk,
+                             c->name, name, pgd_dtype_name(bad), blk, need[i].what, need[i].v, blk,
                              sh->tp > 1 ? "; try another tensor-parallel degree" : "");
+        }
+    }
     return PGD_OK;
 }
 
