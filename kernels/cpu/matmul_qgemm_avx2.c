@@ -268,6 +268,27 @@ static void kernel_i16(const char *wp, const float *dw, const char *xp, const fl
     }
 }
 
+/* One group of the byte kernels in assembly: for each of the 8 steps, one W
+ * vector, then each token's x vector (token t at 256 t bytes, step s at
+ * 32 s bytes) multiplied by MUL (vpmaddubsw: AT&T order, the unsigned
+ * operand second) and added in int16 into a0..a7. Uses the caller's a0..a7,
+ * wv, xv, p, wp and xp. */
+#define U8_GROUP(MUL)                                                                                                  \
+    __asm__(".irp s, 0,1,2,3,4,5,6,7\n\t"                                                                              \
+            "vmovdqu \\s*32(%[w]), %[wv]\n\t"                                                                          \
+            "vmovdqu \\s*32(%[x]), %[xv]\n\t" MUL "vpaddw %[p], %[a0], %[a0]\n\t"                                      \
+            "vmovdqu \\s*32+256(%[x]), %[xv]\n\t" MUL "vpaddw %[p], %[a1], %[a1]\n\t"                                  \
+            "vmovdqu \\s*32+512(%[x]), %[xv]\n\t" MUL "vpaddw %[p], %[a2], %[a2]\n\t"                                  \
+            "vmovdqu \\s*32+768(%[x]), %[xv]\n\t" MUL "vpaddw %[p], %[a3], %[a3]\n\t"                                  \
+            "vmovdqu \\s*32+1024(%[x]), %[xv]\n\t" MUL "vpaddw %[p], %[a4], %[a4]\n\t"                                 \
+            "vmovdqu \\s*32+1280(%[x]), %[xv]\n\t" MUL "vpaddw %[p], %[a5], %[a5]\n\t"                                 \
+            "vmovdqu \\s*32+1536(%[x]), %[xv]\n\t" MUL "vpaddw %[p], %[a6], %[a6]\n\t"                                 \
+            "vmovdqu \\s*32+1792(%[x]), %[xv]\n\t" MUL "vpaddw %[p], %[a7], %[a7]\n\t"                                 \
+            ".endr"                                                                                                    \
+            : [a0] "+x"(a0), [a1] "+x"(a1), [a2] "+x"(a2), [a3] "+x"(a3), [a4] "+x"(a4), [a5] "+x"(a5), [a6] "+x"(a6), \
+              [a7] "+x"(a7), [wv] "=&x"(wv), [xv] "=&x"(xv), [p] "=&x"(p)                                              \
+            : [w] "r"(wp), [x] "r"(xp), "m"(*(const char(*)[256])wp), "m"(*(const char(*)[TT * 256]) xp))
+
 /* q4_0, the same with bytes: vpmaddubsw of x + 128 (unsigned, 1..255) and
  * w - 8 (signed, -8..7) sums two products to int16 (|sum| <= 2 x 255 x 8 =
  * 4080, no saturation), and a group's 8 steps add up in int16 (8 x 4080 =
@@ -279,36 +300,7 @@ static void kernel_u8(const char *wp, const float *dw, const int32_t *wc, const 
     const __m256i ones = _mm256_set1_epi16(1);
     for (int g = 0; g < ng; g++, wp += 256, dw += GB, wc += GB, xp += TT * 256, xd += TT * GB) {
         __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, wv, xv, p;
-        __asm__(".irp s, 0,1,2,3,4,5,6,7\n\t"
-                "vmovdqu \\s*32(%[w]), %[wv]\n\t"
-                "vmovdqu \\s*32(%[x]), %[xv]\n\t"
-                "vpmaddubsw %[wv], %[xv], %[p]\n\t"
-                "vpaddw %[p], %[a0], %[a0]\n\t"
-                "vmovdqu \\s*32+256(%[x]), %[xv]\n\t"
-                "vpmaddubsw %[wv], %[xv], %[p]\n\t"
-                "vpaddw %[p], %[a1], %[a1]\n\t"
-                "vmovdqu \\s*32+512(%[x]), %[xv]\n\t"
-                "vpmaddubsw %[wv], %[xv], %[p]\n\t"
-                "vpaddw %[p], %[a2], %[a2]\n\t"
-                "vmovdqu \\s*32+768(%[x]), %[xv]\n\t"
-                "vpmaddubsw %[wv], %[xv], %[p]\n\t"
-                "vpaddw %[p], %[a3], %[a3]\n\t"
-                "vmovdqu \\s*32+1024(%[x]), %[xv]\n\t"
-                "vpmaddubsw %[wv], %[xv], %[p]\n\t"
-                "vpaddw %[p], %[a4], %[a4]\n\t"
-                "vmovdqu \\s*32+1280(%[x]), %[xv]\n\t"
-                "vpmaddubsw %[wv], %[xv], %[p]\n\t"
-                "vpaddw %[p], %[a5], %[a5]\n\t"
-                "vmovdqu \\s*32+1536(%[x]), %[xv]\n\t"
-                "vpmaddubsw %[wv], %[xv], %[p]\n\t"
-                "vpaddw %[p], %[a6], %[a6]\n\t"
-                "vmovdqu \\s*32+1792(%[x]), %[xv]\n\t"
-                "vpmaddubsw %[wv], %[xv], %[p]\n\t"
-                "vpaddw %[p], %[a7], %[a7]\n\t"
-                ".endr"
-                : [a0] "+x"(a0), [a1] "+x"(a1), [a2] "+x"(a2), [a3] "+x"(a3), [a4] "+x"(a4), [a5] "+x"(a5),
-                  [a6] "+x"(a6), [a7] "+x"(a7), [wv] "=&x"(wv), [xv] "=&x"(xv), [p] "=&x"(p)
-                : [w] "r"(wp), [x] "r"(xp), "m"(*(const char(*)[256])wp), "m"(*(const char(*)[TT * 256]) xp));
+        U8_GROUP("vpmaddubsw %[wv], %[xv], %[p]\n\t"); /* x + 128 unsigned, w signed */
         __m256i c = _mm256_loadu_si256((const __m256i *)wc);
         const __m256i sum[TT] = {
             _mm256_add_epi32(_mm256_madd_epi16(a0, ones), c), _mm256_add_epi32(_mm256_madd_epi16(a1, ones), c),
@@ -327,36 +319,7 @@ static void kernel_u8k(const char *wp, const float *dw, const float *mw, const c
     const __m256i ones = _mm256_set1_epi16(1);
     for (int g = 0; g < ng; g++, wp += 256, dw += GB, mw += GB, xp += TT * 256, xd += TT * GB, xs += TT * GB) {
         __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, wv, xv, p;
-        __asm__(".irp s, 0,1,2,3,4,5,6,7\n\t"
-                "vmovdqu \\s*32(%[w]), %[wv]\n\t"
-                "vmovdqu \\s*32(%[x]), %[xv]\n\t"
-                "vpmaddubsw %[xv], %[wv], %[p]\n\t"
-                "vpaddw %[p], %[a0], %[a0]\n\t"
-                "vmovdqu \\s*32+256(%[x]), %[xv]\n\t"
-                "vpmaddubsw %[xv], %[wv], %[p]\n\t"
-                "vpaddw %[p], %[a1], %[a1]\n\t"
-                "vmovdqu \\s*32+512(%[x]), %[xv]\n\t"
-                "vpmaddubsw %[xv], %[wv], %[p]\n\t"
-                "vpaddw %[p], %[a2], %[a2]\n\t"
-                "vmovdqu \\s*32+768(%[x]), %[xv]\n\t"
-                "vpmaddubsw %[xv], %[wv], %[p]\n\t"
-                "vpaddw %[p], %[a3], %[a3]\n\t"
-                "vmovdqu \\s*32+1024(%[x]), %[xv]\n\t"
-                "vpmaddubsw %[xv], %[wv], %[p]\n\t"
-                "vpaddw %[p], %[a4], %[a4]\n\t"
-                "vmovdqu \\s*32+1280(%[x]), %[xv]\n\t"
-                "vpmaddubsw %[xv], %[wv], %[p]\n\t"
-                "vpaddw %[p], %[a5], %[a5]\n\t"
-                "vmovdqu \\s*32+1536(%[x]), %[xv]\n\t"
-                "vpmaddubsw %[xv], %[wv], %[p]\n\t"
-                "vpaddw %[p], %[a6], %[a6]\n\t"
-                "vmovdqu \\s*32+1792(%[x]), %[xv]\n\t"
-                "vpmaddubsw %[xv], %[wv], %[p]\n\t"
-                "vpaddw %[p], %[a7], %[a7]\n\t"
-                ".endr"
-                : [a0] "+x"(a0), [a1] "+x"(a1), [a2] "+x"(a2), [a3] "+x"(a3), [a4] "+x"(a4), [a5] "+x"(a5),
-                  [a6] "+x"(a6), [a7] "+x"(a7), [wv] "=&x"(wv), [xv] "=&x"(xv), [p] "=&x"(p)
-                : [w] "r"(wp), [x] "r"(xp), "m"(*(const char(*)[256])wp), "m"(*(const char(*)[TT * 256]) xp));
+        U8_GROUP("vpmaddubsw %[xv], %[wv], %[p]\n\t"); /* w's q unsigned, x signed */
         const __m256i sum[TT] = {_mm256_madd_epi16(a0, ones), _mm256_madd_epi16(a1, ones), _mm256_madd_epi16(a2, ones),
                                  _mm256_madd_epi16(a3, ones), _mm256_madd_epi16(a4, ones), _mm256_madd_epi16(a5, ones),
                                  _mm256_madd_epi16(a6, ones), _mm256_madd_epi16(a7, ones)};
