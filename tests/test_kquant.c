@@ -5,11 +5,12 @@
  * products):
  *  - scalar path: W dequantized in pieces, f32 dot products: relative error
  *    under 1e-5 (summation order only);
- *  - AVX2 integer path (n <= 8): x rounded to int8 per block of 32 (d = max|x| /
+ *  - AVX2 integer paths (n <= 8, and q4_k's batched GEMM above:
+ *    matmul_qgemm_avx2.c): x rounded to int8 per block of 32 (d = max|x| /
  *    127), so each output is within sum over blocks of (d / 2) sum |w| of
  *    the reference, plus 1e-5 of the largest output (checked output by
  *    output);
- *  - AVX2 batched (n > 8): each chunk dequantized to f32, then the f32
+ *  - AVX2 batched q6_k (n > 8): each chunk dequantized to f32, then the f32
  *    micro-kernel: bit-equal to the f32 matmul on the dequantized W, and
  *    within 1e-5 of the reference.
  * Outputs never depend on the thread pool. */
@@ -155,7 +156,7 @@ static void matmul_k_case(pgd_dtype dt, int n, int in, int out, uint64_t seed) {
     for (int ii = 0; ii < g_n_isas; ii++) {
         pgd_cpu_set_isa(g_isas[ii]);
         int avx2 = !strcmp(g_isas[ii], "avx2");
-        int int8 = avx2 && n <= 8;
+        int int8 = avx2 && (n <= 8 || dt == PGD_Q4_K); /* q4_k above 8 tokens: the batched GEMM, in integers too */
         CU_ASSERT_EQUAL(pgd_cpu_matmul_uses_int8(dt, n), int8);
         if (avx2 && !int8) pgd_cpu_matmul(NULL, yf, x, wf, PGD_F32, n, in, out);
         for (int p = 0; p < N_POOLS; p++) {
@@ -248,13 +249,69 @@ static void test_random_kquant(void) {
     pgd_backend_destroy(sim);
     m = NULL;
     CU_ASSERT_NOT_EQUAL(pgd_model_load("random:stories15M,dtype=q4_k", NULL, BE, &m), PGD_OK);
-    CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "q4_k weights are stored in blocks of 256 along each row, but "
-                                                    "dim is 288 (not a multiple of 256)"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "tensor 'token_embd.weight': q4_k weights are stored in blocks "
+                                                    "of 256 along each row, but dim is 288 (not a multiple of 256)"));
     CU_ASSERT_NOT_EQUAL(
         pgd_model_load("random:dim=512,layers=1,heads=4,hidden=640,vocab=300,seq=64,dtype=q6_k", NULL, BE, &m), PGD_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "tensor 'blk.0.ffn_down.weight': q6_k weights"));
     CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "hidden is 640 (not a multiple of 256)"));
     CU_ASSERT_NOT_EQUAL(pgd_model_load("random:stories15M,dtype=q5_k", NULL, BE, &m), PGD_OK);
-    CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "q4_0, q4_k or q6_k"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "q4_k, q6_k or q4_k_m"));
+}
+
+/* random:<shape>,dtype=q4_k_m: each tensor in the dtype llama.cpp's Q4_K_M
+ * recipe gives it (pgd_model_q4_k_m_dtype: Q6_K for attn_v and ffn_down in
+ * layers 0, 3, 6 and 7 of 8, and for the classifier; Q4_K elsewhere), the
+ * byte count of those dtypes, the printed dtype; on the sim too. */
+static void test_random_q4_k_m(void) {
+    static const int more[8] = {1, 0, 0, 1, 0, 0, 1, 1}; /* use_more_bits(l, 8) */
+    for (int l = 0; l < 8; l++) {
+        pgd_dtype want = more[l] ? PGD_Q6_K : PGD_Q4_K;
+        CU_ASSERT_EQUAL(pgd_model_q4_k_m_dtype("attn_v", l, 8, 0), want);
+        CU_ASSERT_EQUAL(pgd_model_q4_k_m_dtype("ffn_down", l, 8, 0), want);
+        CU_ASSERT_EQUAL(pgd_model_q4_k_m_dtype("attn_q", l, 8, 0), PGD_Q4_K);
+        CU_ASSERT_EQUAL(pgd_model_q4_k_m_dtype("ffn_up", l, 8, 0), PGD_Q4_K);
+    }
+    CU_ASSERT_EQUAL(pgd_model_q4_k_m_dtype("output", -1, 8, 0), PGD_Q6_K);
+    CU_ASSERT_EQUAL(pgd_model_q4_k_m_dtype("token_embd", -1, 8, 0), PGD_Q4_K);
+    CU_ASSERT_EQUAL(pgd_model_q4_k_m_dtype("token_embd", -1, 8, 1), PGD_Q6_K); /* it is the classifier */
+    const char *spec = "random:dim=256,layers=8,heads=2,hidden=512,vocab=300,seq=64,tied=0,dtype=q4_k_m";
+    pgd_model *m = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_model_load(spec, NULL, BE, &m), PGD_OK);
+    const pgd_model_config *c = pgd_model_get_config(m);
+    CU_ASSERT_EQUAL(c->weight_dtype, PGD_Q4_K);
+    CU_ASSERT_EQUAL(c->weight_dtypes, (1u << PGD_Q4_K) | (1u << PGD_Q6_K));
+    char buf[64];
+    CU_ASSERT_STRING_EQUAL(pgd_model_config_dtype_str(c, buf, sizeof buf), "mixed (q4_k, q6_k)");
+    /* per layer: q, k, v, o of 256 x 256, gate, up, down of 512 x 256; 4 of 8 layers have
+     * Q6_K attn_v and ffn_down; embedding Q4_K, classifier Q6_K; norms f32 */
+    size_t d = 256, h = 512, V = 300;
+    size_t want = d * 17 * 4 + pgd_dtype_bytes(PGD_Q4_K, V * d) + pgd_dtype_bytes(PGD_Q6_K, V * d) +
+                  8 * pgd_dtype_bytes(PGD_Q4_K, 3 * d * d + 2 * h * d) + 4 * pgd_dtype_bytes(PGD_Q6_K, d * d + h * d) +
+                  4 * pgd_dtype_bytes(PGD_Q4_K, d * d + h * d);
+    CU_ASSERT_EQUAL(pgd_model_config_weight_bytes(c), want);
+    CU_ASSERT_EQUAL(pgd_model_config_embd_bytes(c), pgd_dtype_bytes(PGD_Q4_K, V * d));
+    /* the shape alone says the same */
+    pgd_model_config sc;
+    CU_ASSERT_EQUAL_FATAL(pgd_model_shape(spec + 7, &sc), PGD_OK);
+    CU_ASSERT_EQUAL(pgd_model_config_weight_bytes(&sc), want);
+    pgd_model_destroy(m);
+    /* the sim: between all-q4_k and all-q6_k */
+    pgd_backend *sim = NULL;
+    pgd_backend_config bc = {.name = "sim", .options = (const char *const[]){"device=a100-40gb", NULL}};
+    CU_ASSERT_EQUAL_FATAL(pgd_backend_create(&bc, &sim), PGD_OK);
+    size_t b[3];
+    const char *ds[3] = {"random:llama-7b,dtype=q4_k", "random:llama-7b,dtype=q4_k_m", "random:llama-7b,dtype=q6_k"};
+    for (int i = 0; i < 3; i++) {
+        m = NULL;
+        CU_ASSERT_EQUAL_FATAL(pgd_model_load(ds[i], NULL, sim, &m), PGD_OK);
+        b[i] = pgd_model_config_weight_bytes(pgd_model_get_config(m));
+        pgd_model_destroy(m);
+    }
+    fprintf(stderr, "[llama-7b weights: q4_k %.2f GB, q4_k_m %.2f GB, q6_k %.2f GB] ", b[0] / 1e9, b[1] / 1e9,
+            b[2] / 1e9);
+    CU_ASSERT(b[0] < b[1] && b[1] < b[2]);
+    pgd_backend_destroy(sim);
 }
 
 static CU_TestInfo tests[] = {
@@ -263,6 +320,7 @@ static CU_TestInfo tests[] = {
     {"matmul q6_k vs reference, every path", test_matmul_q6_k},
     {"embedding from k-quant tables", test_embedding_k},
     {"random dtype=q4_k/q6_k, rows not whole super-blocks refused", test_random_kquant},
+    {"random dtype=q4_k_m: per-tensor dtypes of the recipe", test_random_q4_k_m},
     CU_TEST_INFO_NULL,
 };
 

@@ -297,8 +297,8 @@ static const char *of_min_bound(char *buf, size_t n, double tps, double read, in
 /* Bytes of weights a decode step reads: all but the embedding table (a few
  * rows are gathered) unless it doubles as the classifier. */
 static size_t bench_weight_bytes(const pgd_model_config *c) {
-    size_t w = pgd_model_config_weight_bytes(c);
-    if (!c->tied_classifier) w -= pgd_dtype_bytes(c->weight_dtype, (size_t)c->vocab_size * c->dim);
+    size_t w = pgd_model_config_weight_bytes(c); /* each tensor in its stored dtype */
+    if (!c->tied_classifier) w -= pgd_model_config_embd_bytes(c);
     return w;
 }
 
@@ -854,9 +854,9 @@ int pgd_cmd_bench(int argc, char **argv) {
     char cpu[256];
     pgd_cli_cpu_model(cpu, sizeof cpu);
     printf("machine      : %s, %s\n", cpu, pgd_backend_describe(be));
-    printf("model        : %s (%s), %.1fM params, %s weights, %.1f MB read per decode step\n",
-           model_path, x.c->name, pgd_model_config_params(x.c) / 1e6, pgd_dtype_name(x.c->weight_dtype),
-           wbytes / 1e6);
+    char dts[64];
+    printf("model        : %s (%s), %.1fM params, %s weights, %.1f MB read per decode step\n", model_path, x.c->name,
+           pgd_model_config_params(x.c) / 1e6, pgd_model_config_dtype_str(x.c, dts, sizeof dts), wbytes / 1e6);
     printf("copy bw      : %.2f GB/s (256 MiB memcpy on the same threads, bytes read + written,\n"
            "               median of %d)\n", bw / 1e9, 2 * reps + 1);
     printf("read bw      : %.2f GB/s (256 MiB read on the same threads, the best of %d)\n", rbw / 1e9,

@@ -577,13 +577,14 @@ static int profile_model(const char *spec, const opts *o, pool *pl, char *desc, 
     }
     const pgd_model_config *c = x.c;
     size_t len = strlen(desc);
+    char dts[64];
     snprintf(desc + len, dn - len,
              "model %s: %s, dim %d, %d layers, %d/%d heads x %d, hidden %d, vocab %d, context %d, %s weights, on %s\n"
              "grid %s: %d decode shapes (sequences 1..%d x contexts %d..%d), %d prefill shapes (tokens up to %d), "
              "%d more token counts; block size %d, %ld KV blocks, %d reps\n",
              spec, c->name, c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->hidden_dim, c->vocab_size,
-             c->max_seq_len, pgd_dtype_name(c->weight_dtype), pgd_backend_describe(inner), c->name, nd, oo.max_seqs,
-             oo.max_context < 16 ? oo.max_context : 16, oo.max_context, np, oo.max_tokens, ng - nd - np,
+             c->max_seq_len, pgd_model_config_dtype_str(c, dts, sizeof dts), pgd_backend_describe(inner), c->name, nd,
+             oo.max_seqs, oo.max_context < 16 ? oo.max_context : 16, oo.max_context, np, oo.max_tokens, ng - nd - np,
              o->block_size, nbl, o->reps);
     rc = 0;
 done:

@@ -5,11 +5,13 @@
  *   x = embed(tokens)                                  (T, dim)
  *   per layer: xb = rmsnorm(x);
  *              qkv = xb Wqkv, one GEMM                 (T, qd + 2*kvd): q | k | v per token
+ *              (q, k, v of different dtypes: three GEMMs into dense q, k, v)
  *              rope(q, k) in place in qkv; write k, v from qkv to their cache
  *              slots; xb2 = paged_attention(q read from qkv)   (T, qd)
  *              (the three ops take the row stride qd + 2*kvd)
  *              x += xb2 Wo; xb = rmsnorm(x);
  *              gu = xb W13, one GEMM                   (T, 2*hidden): gate | up per token
+ *              (gate, up of different dtypes: two GEMMs, then interleaved)
  *              hb = silu(gate) * up                    (T, hidden)
  *              x += hb W2
  *   logits = rmsnorm(x[last rows]) Wcls                (S or T, vocab)
@@ -64,6 +66,8 @@ static size_t carve_acts(pgd_scratch *s, char *base, const pgd_model *m, size_t 
     s->qkv = carve(base, &off, ct * (qd + 2 * kvd)); /* (T, qd + 2 kvd): q | k | v per token */
     s->gu = carve(base, &off, ct * 2 * h);           /* (T, 2 hidden): gate | up per token */
     s->hb = carve(base, &off, ct * h);               /* (T, hidden): silu(gate) * up */
+    /* (T, 2 hidden) where a layer's gate and up differ in dtype: T gate rows, then T up rows */
+    s->gu2 = m->w13_split_any ? carve(base, &off, ct * 2 * h) : NULL;
     s->last = carve(base, &off, cr * d);             /* (R, dim): the rows whose logits are wanted */
     s->logits = carve(base, &off, cr * vw);          /* (R, vocab, or tp * vocab_part padded) */
     s->gath = carve(base, &off, g);                  /* tp > 1: the all_gather landing area */
@@ -164,7 +168,8 @@ pgd_status pgd_model_pass(pgd_model *m, pgd_kv_cache *kv, const pgd_batch *b, fl
         return pgd_error(PGD_ERR_INVALID, "forward: a model shard needs its communicators");
     size_t meta = 3 * (size_t)T + 3 * (size_t)S + 1 + (size_t)S * MB;
     size_t meta_g = P > 1 ? (size_t)P * ((size_t)T + (size_t)R) : 0;
-    PGD_TRY(ensure_scratch(m, T, R, meta + meta_g));
+    size_t meta_il = m->w13_split_any ? 2 * (size_t)T : 0; /* gu2's rows, interleaved into gu */
+    PGD_TRY(ensure_scratch(m, T, R, meta + meta_g + meta_il));
     pgd_scratch *sc = &m->s;
 
     /* host metadata: tokens | pos | slots | qstart | lens | tables | rows | [gather rows] */
@@ -195,12 +200,13 @@ pgd_status pgd_model_pass(pgd_model *m, pgd_kv_cache *kv, const pgd_batch *b, fl
         for (int r = 0; r < R; r++)
             for (int p = 0; p < P; p++) h_gl[r * P + p] = p * R + r;
     }
-    PGD_TRY(pgd_backend_upload(be, sc->meta, hm, (meta + meta_g) * sizeof(int32_t)));
+    int32_t *h_il = hm + meta + meta_g;
+    for (size_t t = 0; t < meta_il / 2; t++) h_il[2 * t] = (int32_t)t, h_il[2 * t + 1] = (int32_t)(T + t);
+    PGD_TRY(pgd_backend_upload(be, sc->meta, hm, (meta + meta_g + meta_il) * sizeof(int32_t)));
     int32_t *d_tok = sc->meta, *d_pos = d_tok + T, *d_slot = d_tok + 2 * T, *d_qs = d_tok + 3 * T,
-            *d_len = d_qs + S + 1, *d_bt = d_len + S, *d_rows = d_bt + (size_t)S * MB,
-            *d_ge = sc->meta + meta, *d_gl = d_ge + (size_t)P * T;
+            *d_len = d_qs + S + 1, *d_bt = d_len + S, *d_rows = d_bt + (size_t)S * MB, *d_ge = sc->meta + meta,
+            *d_gl = d_ge + (size_t)P * T, *d_il = sc->meta + meta + meta_g;
 
-    pgd_dtype wt = c->weight_dtype;
     const int opt = c->arch == PGD_ARCH_OPT;
     if (opt && pgd_backend_computes(be))
         return pgd_error(PGD_ERR_UNSUPPORTED, "forward: OPT models run on the sim backend only");
@@ -222,29 +228,63 @@ pgd_status pgd_model_pass(pgd_model *m, pgd_kv_cache *kv, const pgd_batch *b, fl
     for (int l = sh->layer_begin; l < sh->layer_end; l++) {
         const pgd_layer_weights *L = &m->layers[l];
         PGD_TRY(pgd_backend_rmsnorm(be, sc->xb, sc->x, L->attn_norm, T, d, c->norm_eps));
-        /* q | k | v of every token from one GEMM; the ops below read them in place */
+        /* q | k | v of every token from one GEMM; the ops below read them in place (row
+         * stride qkvd). A layer whose q, k and v rows differ in dtype (a Q4_K_M file's
+         * Q6_K attn_v) runs three GEMMs, each on its part's bytes as stored, into dense
+         * q, k and v rows (stride 0) in the same buffer */
         float *q = sc->qkv, *k = sc->qkv + qd, *v = sc->qkv + qd + kvd;
-        PGD_TRY(pgd_backend_matmul(be, sc->qkv, sc->xb, L->wqkv, wt, T, d, qkvd));
-        if (!opt)
-            PGD_TRY(pgd_backend_rope(be, q, k, d_pos, T, sh->heads, sh->kv_heads, hd, c->rope_theta, qkvd));
+        int qs = qkvd;
+        if (!L->qkv_split) {
+            PGD_TRY(pgd_backend_matmul(be, sc->qkv, sc->xb, L->wqkv, L->q_dt, T, d, qkvd));
+        } else {
+            const char *wk = (const char *)L->wqkv + pgd_dtype_bytes(L->q_dt, (size_t)qd * d),
+                       *wv = wk + pgd_dtype_bytes(L->k_dt, (size_t)kvd * d);
+            k = q + (size_t)T * qd, v = k + (size_t)T * kvd, qs = 0;
+            PGD_TRY(pgd_backend_matmul(be, q, sc->xb, L->wqkv, L->q_dt, T, d, qd));
+            PGD_TRY(pgd_backend_matmul(be, k, sc->xb, wk, L->k_dt, T, d, kvd));
+            PGD_TRY(pgd_backend_matmul(be, v, sc->xb, wv, L->v_dt, T, d, kvd));
+        }
+        if (!opt) PGD_TRY(pgd_backend_rope(be, q, k, d_pos, T, sh->heads, sh->kv_heads, hd, c->rope_theta, qs));
         float *kc = pgd_kv_cache_k(kv, l - sh->layer_begin), *vc = pgd_kv_cache_v(kv, l - sh->layer_begin);
-        PGD_TRY(pgd_backend_kv_write(be, kc, vc, k, v, d_slot, T, sh->kv_heads, hd, bs, qkvd));
+        PGD_TRY(pgd_backend_kv_write(be, kc, vc, k, v, d_slot, T, sh->kv_heads, hd, bs, qs));
         pgd_paged_attn a = {
-            .out = sc->xb2, .q = q, .k_cache = kc, .v_cache = vc, .query_start = d_qs,
-            .seq_lens = d_len, .block_tables = d_bt, .num_seqs = S, .num_tokens = T,
-            .max_blocks_per_seq = MB, .max_seq_len = max_len, .n_heads = sh->heads,
-            .n_kv_heads = sh->kv_heads, .head_dim = hd, .block_size = bs,
-            .scale = 1.0f / sqrtf((float)hd), .q_stride = qkvd, .kv_dtype = kvt,
+            .out = sc->xb2,
+            .q = q,
+            .k_cache = kc,
+            .v_cache = vc,
+            .query_start = d_qs,
+            .seq_lens = d_len,
+            .block_tables = d_bt,
+            .num_seqs = S,
+            .num_tokens = T,
+            .max_blocks_per_seq = MB,
+            .max_seq_len = max_len,
+            .n_heads = sh->heads,
+            .n_kv_heads = sh->kv_heads,
+            .head_dim = hd,
+            .block_size = bs,
+            .scale = 1.0f / sqrtf((float)hd),
+            .q_stride = qs,
+            .kv_dtype = kvt,
         };
         PGD_TRY(pgd_backend_paged_attention(be, &a));
-        PGD_TRY(pgd_backend_matmul(be, sc->xb, sc->xb2, L->wo, wt, T, qd, d));
+        PGD_TRY(pgd_backend_matmul(be, sc->xb, sc->xb2, L->wo, L->o_dt, T, qd, d));
         PGD_TRY(tp_sum(m, io, sc->xb, (size_t)T * d));
         PGD_TRY(pgd_backend_add(be, sc->x, sc->xb, (size_t)T * d));
         PGD_TRY(pgd_backend_rmsnorm(be, sc->xb, sc->x, L->ffn_norm, T, d, c->norm_eps));
-        /* gate | up of every token from one GEMM (OPT: fc1 alone, see the top) */
-        PGD_TRY(pgd_backend_matmul(be, sc->gu, sc->xb, L->w13, wt, T, d, opt ? h : 2 * h));
+        /* gate | up of every token from one GEMM (OPT: fc1 alone, see the top); gate and
+         * up of different dtypes: two GEMMs on their bytes as stored into gu2 (T gate
+         * rows, then T up rows), interleaved into gu's [gate | up] rows */
+        if (!L->w13_split) {
+            PGD_TRY(pgd_backend_matmul(be, sc->gu, sc->xb, L->w13, L->g_dt, T, d, opt ? h : 2 * h));
+        } else {
+            const char *wu = (const char *)L->w13 + pgd_dtype_bytes(L->g_dt, (size_t)h * d);
+            PGD_TRY(pgd_backend_matmul(be, sc->gu2, sc->xb, L->w13, L->g_dt, T, d, h));
+            PGD_TRY(pgd_backend_matmul(be, sc->gu2 + (size_t)T * h, sc->xb, wu, L->u_dt, T, d, h));
+            PGD_TRY(pgd_backend_gather_rows(be, sc->gu, sc->gu2, d_il, 2 * T, h));
+        }
         PGD_TRY(pgd_backend_silu_mul(be, sc->hb, sc->gu, T, h));
-        PGD_TRY(pgd_backend_matmul(be, sc->xb, sc->hb, L->w2, wt, T, h, d));
+        PGD_TRY(pgd_backend_matmul(be, sc->xb, sc->hb, L->w2, L->w2_dt, T, h, d));
         PGD_TRY(tp_sum(m, io, sc->xb, (size_t)T * d));
         PGD_TRY(pgd_backend_add(be, sc->x, sc->xb, (size_t)T * d));
     }

@@ -2,12 +2,11 @@
  * the "<arch>.*" metadata, tensors by their llama.cpp names (token_embd,
  * blk.N.attn_{norm,q,k,v,output}, blk.N.ffn_{norm,gate,up,down},
  * output_norm, output [absent = tied]), every shape checked against the
- * config, F32/F16/BF16 kept as they are (matmul weights take the dtype of
- * blk.0.attn_q), Q8_0/Q4_0/Q4_K/Q6_K kept quantized where the backend has
- * kernels for them (the CPU, the sim), else dequantised to f32; a tensor of
- * another dtype than its slot is converted (a file mixing Q4_K and Q6_K
- * layer matrices runs them all as Q6_K: layer_dtype); the tokenizer from
- * metadata. */
+ * config, every tensor in the dtype the file stores it in (each layer
+ * matrix its own: a Q4_K_M file's Q4_K and Q6_K side by side, layer_dtypes),
+ * F32/F16/BF16 as they are, Q8_0/Q4_0/Q4_K/Q6_K kept quantized where the
+ * backend has kernels for them (the CPU, the sim), else dequantised to f32;
+ * the tokenizer from metadata. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,7 +69,7 @@ static pgd_status put_tensor(pgd_model *m, const pgd_gguf *g, const char *name, 
     (void)want_dims;
     pgd_dtype st = PGD_F32;
     PGD_TRY(dtype_of(g, t, &st));
-    return pgd_model_put_tensor(m, kind, layer, &(pgd_tensor_src){.data = t->data, .dt = st});
+    return pgd_model_put_tensor(m, kind, layer, &(pgd_tensor_src){.name = name, .data = t->data, .dt = st});
 }
 
 /* The dtype a tensor stored as st runs in on this backend. */
@@ -78,23 +77,32 @@ static pgd_dtype run_dtype(const pgd_model *m, pgd_dtype st) {
     return pgd_backend_takes_weights(m->backend, st) ? st : PGD_F32;
 }
 
-/* The dtype the layers' matrices are stored in: blk.0.attn_q's, except
- * that a file mixing the k-quants (Q4_K_M: Q6_K ffn_down and attn_v in some
- * layers, Q4_K elsewhere) takes Q6_K for all of them, so that no Q6_K tensor
- * is requantized to fewer bits (the forward pass runs one dtype for every
- * layer matrix; the Q4_K ones are requantized to Q6_K, within half a Q6_K
- * step of their values). */
-static pgd_status layer_dtype(const pgd_gguf *g, int n_layers, pgd_dtype *dt) {
-    static const char *const names[] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_down", "ffn_up"};
-    if (*dt != PGD_Q4_K) return PGD_OK;
-    for (int l = 0; l < n_layers; l++)
-        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+/* Each layer matrix's dtype: as the file stores it (run_dtype), so a file
+ * mixing them (Q4_K_M: Q6_K attn_v and ffn_down in some layers, Q4_K
+ * elsewhere) keeps every tensor's bytes; a tensor that is missing takes
+ * dflt (put_tensor then reports it). */
+static pgd_status layer_dtypes(pgd_model *m, const pgd_gguf *g, pgd_dtype dflt) {
+    int L = m->cfg.n_layers;
+    m->ldt = calloc((size_t)L, sizeof *m->ldt);
+    if (!m->ldt) return pgd_error(PGD_ERR_OOM, "%s: out of memory", pgd_gguf_path(g));
+    for (int l = 0; l < L; l++) {
+        pgd_layer_dtypes *t = &m->ldt[l];
+        struct {
+            const char *name;
+            pgd_dtype *dt;
+        } mats[] = {
+            {"attn_q", &t->q},      {"attn_k", &t->k},  {"attn_v", &t->v},      {"attn_output", &t->o},
+            {"ffn_gate", &t->gate}, {"ffn_up", &t->up}, {"ffn_down", &t->down},
+        };
+        for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) {
             char n[96];
-            snprintf(n, sizeof n, "blk.%d.%s.weight", l, names[i]);
-            const pgd_gguf_tensor *t = pgd_gguf_find_tensor(g, n);
-            pgd_dtype st;
-            if (t && dtype_of(g, t, &st) == PGD_OK && st == PGD_Q6_K) return *dt = PGD_Q6_K, PGD_OK;
+            snprintf(n, sizeof n, "blk.%d.%s.weight", l, mats[i].name);
+            const pgd_gguf_tensor *te = pgd_gguf_find_tensor(g, n);
+            pgd_dtype st = dflt;
+            if (te) PGD_TRY(dtype_of(g, te, &st));
+            *mats[i].dt = run_dtype(m, st);
         }
+    }
     return PGD_OK;
 }
 
@@ -142,12 +150,13 @@ pgd_status pgd_model_load_gguf(pgd_model *m, const char *path) {
     if ((s = dtype_of(g, tq, &c->weight_dtype)) || (s = dtype_of(g, te, &edt)) ||
         (to && (s = dtype_of(g, to, &cdt))))
         goto fail;
-    if ((s = layer_dtype(g, c->n_layers, &c->weight_dtype))) goto fail;
     c->weight_dtype = run_dtype(m, c->weight_dtype);
     edt = run_dtype(m, edt);
     cdt = run_dtype(m, cdt);
     if ((s = pgd_model_config_validate(c, path))) goto fail;
     c->head_dim = c->dim / c->n_heads;
+    if ((s = layer_dtypes(m, g, c->weight_dtype))) goto fail;
+    pgd_model_note_dtypes(m, edt, to ? cdt : edt);
     if ((s = pgd_model_layout(m, edt, cdt))) goto fail;
 
     int64_t d = c->dim, qd = (int64_t)c->n_heads * c->head_dim,

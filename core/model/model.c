@@ -68,42 +68,88 @@ pgd_status pgd_model_shard_init(pgd_model *m, int tp, int tp_rank, int pp, int p
 static int first_stage(const pgd_shard *sh) { return sh->pp_rank == 0; }
 static int last_stage(const pgd_shard *sh) { return sh->pp_rank == sh->pp - 1; }
 
+/* Layer l's matrix dtypes: the loader's, else cfg.weight_dtype for all. */
+static pgd_layer_dtypes layer_dtypes(const pgd_model *m, int l) {
+    if (m->ldt) return m->ldt[l];
+    pgd_dtype w = m->cfg.weight_dtype;
+    return (pgd_layer_dtypes){w, w, w, w, w, w, w};
+}
+
 /* Quantized weights are stored in blocks of 32 (k-quants: super-blocks of
  * 256) along each row: every row this rank holds, and every column range it
- * slices out of a row under tensor parallelism, must be whole blocks; and
- * the backend must take them. */
+ * slices out of a row under tensor parallelism, must be whole blocks of the
+ * dtype of the tensor it belongs to (the first tensor that is not is named);
+ * and the backend must take every dtype. */
 static pgd_status check_quant(const pgd_model *m, pgd_dtype embd_dtype, pgd_dtype cls_dtype) {
     const pgd_model_config *c = &m->cfg;
     const pgd_shard *sh = &m->sh;
-    pgd_dtype ts[3] = {c->weight_dtype, embd_dtype, cls_dtype};
-    for (int i = 0; i < 3; i++)
-        if (!pgd_backend_takes_weights(m->backend, ts[i]))
-            return pgd_error(PGD_ERR_UNSUPPORTED, "model %s: the %s backend has no kernels for %s weights "
-                             "(use f32, f16 or bf16 there)", c->name, pgd_backend_name(m->backend),
-                             pgd_dtype_name(ts[i]));
-    /* the largest block of the three dtypes (1 for f32/f16/bf16) */
-    pgd_dtype bt = c->weight_dtype;
-    if (pgd_dtype_block(embd_dtype) > pgd_dtype_block(bt)) bt = embd_dtype;
-    if (pgd_dtype_block(cls_dtype) > pgd_dtype_block(bt)) bt = cls_dtype;
-    int blk = pgd_dtype_block(bt);
-    if (blk == 1) return PGD_OK;
-    long hd = c->head_dim;
-    struct { const char *what; long v; } need[] = {
-        {"dim", c->dim},
-        {"this rank's attention width (heads x head_dim)", (long)sh->heads * hd},
-        {"this rank's first attention column", (long)sh->head0 * hd},
-        {"hidden", c->hidden_dim},
-        {"this rank's hidden slice", sh->hidden},
-        {"this rank's first hidden column", sh->hidden0},
-        {"this rank's embedding slice (dim / tp)", sh->tp > 1 ? sh->dim_part : c->dim},
-    };
-    for (size_t i = 0; i < sizeof need / sizeof need[0]; i++)
-        if (need[i].v % blk)
+    int first = sh->pp_rank == 0, last = sh->pp_rank == sh->pp - 1;
+    /* every dtype this rank holds: the embedding's, the classifier's, each layer matrix's */
+    int used[PGD_DTYPE_COUNT] = {0};
+    used[embd_dtype] = used[cls_dtype] = used[c->weight_dtype] = 1;
+    for (int l = sh->layer_begin; l < sh->layer_end; l++) {
+        pgd_layer_dtypes t = layer_dtypes(m, l);
+        used[t.q] = used[t.k] = used[t.v] = used[t.o] = used[t.gate] = used[t.up] = used[t.down] = 1;
+    }
+    for (int i = 0; i < PGD_DTYPE_COUNT; i++)
+        if (used[i] && !pgd_backend_takes_weights(m->backend, (pgd_dtype)i))
             return pgd_error(PGD_ERR_UNSUPPORTED,
-                             "model %s: %s weights are stored in blocks of %d along each "
+                             "model %s: the %s backend has no kernels for %s weights "
+                             "(use f32, f16 or bf16 there)",
+                             c->name, pgd_backend_name(m->backend), pgd_dtype_name((pgd_dtype)i));
+    long hd = c->head_dim;
+    /* what must be whole blocks, and of which tensors: rows of dim (q, k, v, gate, up, the
+     * embedding and classifier), wo's rows and its column slice, w2's rows and its slice,
+     * the embedding's column slice */
+    enum { ROW_DIM = 1, WO = 2, W2 = 4, EMBD_SLICE = 8 };
+    struct {
+        const char *what;
+        long v;
+        int of;
+    } need[] = {
+        {"dim", c->dim, ROW_DIM},
+        {"this rank's attention width (heads x head_dim)", (long)sh->heads * hd, WO},
+        {"this rank's first attention column", (long)sh->head0 * hd, WO},
+        {"hidden", c->hidden_dim, W2},
+        {"this rank's hidden slice", sh->hidden, W2},
+        {"this rank's first hidden column", sh->hidden0, W2},
+        {"this rank's embedding slice (dim / tp)", sh->tp > 1 ? sh->dim_part : c->dim, EMBD_SLICE},
+    };
+    for (size_t i = 0; i < sizeof need / sizeof need[0]; i++) {
+        char name[64] = "";
+        pgd_dtype bad = PGD_F32;
+#define CHECK(dt, ...)                                     \
+    do {                                                   \
+        if (!name[0] && need[i].v % pgd_dtype_block(dt)) { \
+            bad = (dt);                                    \
+            snprintf(name, sizeof name, __VA_ARGS__);      \
+        }                                                  \
+    } while (0)
+        int of = need[i].of;
+        if (first && (of & (ROW_DIM | EMBD_SLICE))) CHECK(embd_dtype, "token_embd.weight");
+        for (int l = sh->layer_begin; l < sh->layer_end && !name[0]; l++) {
+            pgd_layer_dtypes t = layer_dtypes(m, l);
+            if (of & ROW_DIM) {
+                CHECK(t.q, "blk.%d.attn_q.weight", l);
+                CHECK(t.k, "blk.%d.attn_k.weight", l);
+                CHECK(t.v, "blk.%d.attn_v.weight", l);
+                CHECK(t.gate, "blk.%d.ffn_gate.weight", l);
+                if (c->arch != PGD_ARCH_OPT) CHECK(t.up, "blk.%d.ffn_up.weight", l);
+            }
+            if (of & WO) CHECK(t.o, "blk.%d.attn_output.weight", l);
+            if (of & W2) CHECK(t.down, "blk.%d.ffn_down.weight", l);
+        }
+        if (last && (of & ROW_DIM)) CHECK(c->tied_classifier ? embd_dtype : cls_dtype, "output.weight");
+#undef CHECK
+        if (name[0]) {
+            int blk = pgd_dtype_block(bad);
+            return pgd_error(PGD_ERR_UNSUPPORTED,
+                             "model %s: tensor '%s': %s weights are stored in blocks of %d along each "
                              "row, but %s is %ld (not a multiple of %d)%s",
-                             c->name, pgd_dtype_name(bt), blk, need[i].what, need[i].v, blk,
+                             c->name, name, pgd_dtype_name(bad), blk, need[i].what, need[i].v, blk,
                              sh->tp > 1 ? "; try another tensor-parallel degree" : "");
+        }
+    }
     return PGD_OK;
 }
 
@@ -118,9 +164,8 @@ pgd_status pgd_model_layout(pgd_model *m, pgd_dtype embd_dtype, pgd_dtype cls_dt
     }
     const pgd_shard *sh = &m->sh;
     PGD_TRY(check_quant(m, embd_dtype, cls_dtype));
-    size_t d = (size_t)c->dim, hd = (size_t)c->head_dim, qd = (size_t)sh->heads * hd,
-           kvd = (size_t)sh->kv_heads * hd, h = (size_t)sh->hidden, v = (size_t)c->vocab_size;
-    pgd_dtype wt = c->weight_dtype;
+    size_t d = (size_t)c->dim, hd = (size_t)c->head_dim, qd = (size_t)sh->heads * hd, kvd = (size_t)sh->kv_heads * hd,
+           h = (size_t)sh->hidden, v = (size_t)c->vocab_size;
     /* the classifier shares the embedding's storage only when one rank holds both whole */
     int share_cls = c->tied_classifier && sh->tp == 1 && sh->pp == 1;
     if (c->tied_classifier) cls_dtype = embd_dtype;
@@ -133,19 +178,28 @@ pgd_status pgd_model_layout(pgd_model *m, pgd_dtype embd_dtype, pgd_dtype cls_dt
     size_t o_final = off;
     if (last_stage(sh)) off = align_up(off + d * 4);
     int opt = c->arch == PGD_ARCH_OPT;
-    size_t ffn_in_rows = opt ? h : 2 * h; /* w13: gate and up rows (OPT: fc1 only) */
     size_t o_pos = off;
     if (opt && first_stage(sh)) off = align_up(off + pgd_dtype_bytes(embd_dtype, (size_t)c->max_seq_len * d));
     size_t o_layers = off;
-    /* per layer: the norms, wqkv (q, k, v rows back to back), wo, w13 (gate and up
-     * rows back to back), w2 */
-    size_t layer_bytes = align_up(d * 4) * 2 + align_up(pgd_dtype_bytes(wt, (qd + 2 * kvd) * d)) +
-                         align_up(pgd_dtype_bytes(wt, d * qd)) + align_up(pgd_dtype_bytes(wt, ffn_in_rows * d)) +
-                         align_up(pgd_dtype_bytes(wt, h * d));
-    off += layer_bytes * (size_t)(sh->layer_end - sh->layer_begin);
-
     m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
     if (!m->layers) return pgd_error(PGD_ERR_OOM, "model: out of memory");
+    /* per layer: the norms, wqkv (q, k, v rows back to back, each part in its dtype), wo,
+     * w13 (gate and up rows back to back, each in its dtype; OPT: fc1 alone), w2 */
+    m->w13_split_any = 0;
+    for (int l = sh->layer_begin; l < sh->layer_end; l++) {
+        pgd_layer_weights *L = &m->layers[l];
+        pgd_layer_dtypes t = layer_dtypes(m, l);
+        L->q_dt = t.q, L->k_dt = t.k, L->v_dt = t.v, L->o_dt = t.o;
+        L->g_dt = t.gate, L->u_dt = opt ? t.gate : t.up, L->w2_dt = t.down;
+        L->qkv_split = t.q != t.k || t.k != t.v;
+        L->w13_split = L->g_dt != L->u_dt;
+        m->w13_split_any |= L->w13_split;
+        off += align_up(d * 4) * 2 +
+               align_up(pgd_dtype_bytes(t.q, qd * d) + pgd_dtype_bytes(t.k, kvd * d) + pgd_dtype_bytes(t.v, kvd * d)) +
+               align_up(pgd_dtype_bytes(t.o, d * qd)) +
+               align_up(pgd_dtype_bytes(L->g_dt, h * d) + (opt ? 0 : pgd_dtype_bytes(L->u_dt, h * d))) +
+               align_up(pgd_dtype_bytes(t.down, h * d));
+    }
     pgd_status s = pgd_backend_alloc(m->backend, off, &m->weights);
     if (s != PGD_OK)
         return pgd_error(s, "model %s: cannot allocate %.2f GiB of weights on %s: %s", c->name,
@@ -163,12 +217,21 @@ pgd_status pgd_model_layout(pgd_model *m, pgd_dtype embd_dtype, pgd_dtype cls_dt
         pgd_layer_weights *L = &m->layers[l];
         L->attn_norm = (float *)p; p += align_up(d * 4);
         L->ffn_norm = (float *)p;  p += align_up(d * 4);
-        L->wqkv = p; p += align_up(pgd_dtype_bytes(wt, (qd + 2 * kvd) * d));
-        L->wo = p;   p += align_up(pgd_dtype_bytes(wt, d * qd));
-        L->w13 = p;  p += align_up(pgd_dtype_bytes(wt, ffn_in_rows * d));
-        L->w2 = p;   p += align_up(pgd_dtype_bytes(wt, h * d));
+        L->wqkv = p;
+        p += align_up(pgd_dtype_bytes(L->q_dt, qd * d) + pgd_dtype_bytes(L->k_dt, kvd * d) +
+                      pgd_dtype_bytes(L->v_dt, kvd * d));
+        L->wo = p;
+        p += align_up(pgd_dtype_bytes(L->o_dt, d * qd));
+        L->w13 = p;
+        p += align_up(pgd_dtype_bytes(L->g_dt, h * d) + (opt ? 0 : pgd_dtype_bytes(L->u_dt, h * d)));
+        L->w2 = p;
+        p += align_up(pgd_dtype_bytes(L->w2_dt, h * d));
     }
     return PGD_OK;
+}
+
+void pgd_model_note_dtypes(pgd_model *m, pgd_dtype embd_dtype, pgd_dtype cls_dtype) {
+    pgd_model_config_note_dtypes(&m->cfg, m->ldt, embd_dtype, cls_dtype);
 }
 
 /* Upload rows [r0, r0 + nr) x columns [c0, c0 + nc) of a (rows, cols) source
@@ -177,9 +240,10 @@ static pgd_status put_slice(pgd_model *m, void *dst, pgd_dtype dt, const pgd_ten
                             size_t cols, size_t r0, size_t nr, size_t c0, size_t nc) {
     if (src->data && pgd_dtype_is_kquant(src->dt) && (c0 % PGD_QK_K || nc % PGD_QK_K))
         return pgd_error(PGD_ERR_UNSUPPORTED,
-                         "model: a %s tensor sliced at column %zu (+%zu): its super-blocks "
+                         "model: %s%s%sa %s tensor sliced at column %zu (+%zu): its super-blocks "
                          "of %d values would be cut (tensor parallelism with k-quants needs every rank's "
                          "slice a multiple of %d)",
+                         src->name ? "tensor '" : "", src->name ? src->name : "", src->name ? "' is " : "",
                          pgd_dtype_name(src->dt), c0, nc, PGD_QK_K, PGD_QK_K);
     if (src->data && c0 == 0 && nc == cols) /* whole rows: one contiguous range */
         return pgd_model_put(m, dst, dt, (const char *)src->data + pgd_dtype_bytes(src->dt, r0 * cols),
@@ -217,7 +281,6 @@ pgd_status pgd_model_put_tensor(pgd_model *m, pgd_tensor_kind k, int l, const pg
            qd = (size_t)c->n_heads * hd, H = (size_t)c->hidden_dim;
     int in_stage = l >= sh->layer_begin && l < sh->layer_end;
     pgd_layer_weights *L = in_stage ? &m->layers[l] : NULL;
-    pgd_dtype wt = c->weight_dtype;
     switch (k) {
     case PGD_T_EMBD:
         if (!m->tok_embd) return PGD_OK;
@@ -244,20 +307,21 @@ pgd_status pgd_model_put_tensor(pgd_model *m, pgd_tensor_kind k, int l, const pg
     if (!L) return PGD_OK;
     size_t h0 = (size_t)sh->head0 * hd, nq = (size_t)sh->heads * hd, k0 = (size_t)sh->kv_head0 * hd,
            nk = (size_t)sh->kv_heads * hd, f0 = (size_t)sh->hidden0, nf = (size_t)sh->hidden;
-    size_t row = pgd_dtype_bytes(wt, d); /* bytes per row of the (out, dim) matrices */
-    char *qkv = L->wqkv;                 /* this rank's q rows, then k rows, then v rows */
-    char *w13 = L->w13;                  /* its gate rows, then its up rows (not OPT) */
+    /* this rank's q rows, then k rows, then v rows; its gate rows, then its up rows (not
+     * OPT): each part in its own dtype, starting where the previous part's bytes end */
+    char *q = L->wqkv, *kp = q + pgd_dtype_bytes(L->q_dt, nq * d), *vp = kp + pgd_dtype_bytes(L->k_dt, nk * d);
+    char *gate = L->w13, *up = gate + pgd_dtype_bytes(L->g_dt, nf * d);
     switch (k) {
     case PGD_T_ATTN_NORM: return put_slice(m, L->attn_norm, PGD_F32, src, d, 0, 1, 0, d);
     case PGD_T_FFN_NORM: return put_slice(m, L->ffn_norm, PGD_F32, src, d, 0, 1, 0, d);
-    case PGD_T_WQ: return put_slice(m, qkv, wt, src, d, h0, nq, 0, d);
-    case PGD_T_WK: return put_slice(m, qkv + nq * row, wt, src, d, k0, nk, 0, d);
-    case PGD_T_WV: return put_slice(m, qkv + (nq + nk) * row, wt, src, d, k0, nk, 0, d);
-    case PGD_T_WO: return put_slice(m, L->wo, wt, src, qd, 0, d, h0, nq);
-    case PGD_T_W1: return put_slice(m, w13, wt, src, d, f0, nf, 0, d);
+    case PGD_T_WQ: return put_slice(m, q, L->q_dt, src, d, h0, nq, 0, d);
+    case PGD_T_WK: return put_slice(m, kp, L->k_dt, src, d, k0, nk, 0, d);
+    case PGD_T_WV: return put_slice(m, vp, L->v_dt, src, d, k0, nk, 0, d);
+    case PGD_T_WO: return put_slice(m, L->wo, L->o_dt, src, qd, 0, d, h0, nq);
+    case PGD_T_W1: return put_slice(m, gate, L->g_dt, src, d, f0, nf, 0, d);
     case PGD_T_W3: /* OPT has no up projection */
-        return c->arch == PGD_ARCH_OPT ? PGD_OK : put_slice(m, w13 + nf * row, wt, src, d, f0, nf, 0, d);
-    case PGD_T_W2: return put_slice(m, L->w2, wt, src, H, 0, d, f0, nf);
+        return c->arch == PGD_ARCH_OPT ? PGD_OK : put_slice(m, up, L->u_dt, src, d, f0, nf, 0, d);
+    case PGD_T_W2: return put_slice(m, L->w2, L->w2_dt, src, H, 0, d, f0, nf);
     default: break;
     }
     return pgd_error(PGD_ERR_INVALID, "model: unknown tensor kind %d", (int)k);
@@ -373,10 +437,12 @@ pgd_status pgd_model_load_part(const char *spec, const pgd_model_load_opts *opts
     }
     if (s != PGD_OK) goto fail;
     m->cfg.kv_dtype = pgd_backend_kv_dtype(b);
+    char dts[64];
     PGD_LOG_I("model %s: dim=%d layers=%d heads=%d kv_heads=%d hidden=%d vocab=%d seq=%d %s, "
-              "%.1fM params", m->cfg.name, m->cfg.dim, m->cfg.n_layers, m->cfg.n_heads,
-              m->cfg.n_kv_heads, m->cfg.hidden_dim, m->cfg.vocab_size, m->cfg.max_seq_len,
-              pgd_dtype_name(m->cfg.weight_dtype), pgd_model_config_params(&m->cfg) / 1e6);
+              "%.1fM params",
+              m->cfg.name, m->cfg.dim, m->cfg.n_layers, m->cfg.n_heads, m->cfg.n_kv_heads, m->cfg.hidden_dim,
+              m->cfg.vocab_size, m->cfg.max_seq_len, pgd_model_config_dtype_str(&m->cfg, dts, sizeof dts),
+              pgd_model_config_params(&m->cfg) / 1e6);
     *out = m;
     return PGD_OK;
 fail:
@@ -392,6 +458,7 @@ void pgd_model_destroy(pgd_model *m) {
     free(m->s.host_meta);
     free(m->s.host_logits);
     free(m->layers);
+    free(m->ldt);
     pgd_tokenizer_destroy(m->tokenizer);
     free(m);
 }

@@ -3,12 +3,17 @@
  *
  * All weights live in one device allocation (`weights`) laid out by
  * pgd_model_layout(); the per-tensor pointers below point into it. Norm
- * weights are always f32; matmul weights are cfg.weight_dtype; the token
- * embedding and the classifier have their own dtypes (a tied classifier is
- * the embedding itself). A layer's query, key and value projections are one
- * matrix (wqkv), and its gate and up projections another (w13), so the
- * forward pass runs one GEMM for each group; loaders still hand each tensor
- * over alone (pgd_model_put_tensor places it). */
+ * weights are always f32; each layer matrix has its own dtype (a loader's
+ * pgd_model.ldt; cfg.weight_dtype for all of them when it has none); the
+ * token embedding and the classifier have their own dtypes (a tied
+ * classifier is the embedding itself). A layer's query, key and value
+ * projections are one matrix (wqkv), and its gate and up projections
+ * another (w13), so the forward pass runs one GEMM for each group; loaders
+ * still hand each tensor over alone (pgd_model_put_tensor places it).
+ * Mixed dtypes: a fused group keeps each part's bytes as stored (wqkv: q
+ * rows in q_dt, then k rows in k_dt, then v rows in v_dt; w13: gate rows in
+ * g_dt, then up rows in u_dt); a layer whose parts differ in dtype runs
+ * them as separate matmuls (qkv_split, w13_split; forward.c). */
 #ifndef PAGODA_MODEL_IMPL_H
 #define PAGODA_MODEL_IMPL_H
 
@@ -24,7 +29,18 @@ typedef struct pgd_layer_weights {
     void *w13;          /* (2*hf, dim): the gate (w1) rows, then the up (w3) rows, contiguous
                            (hf = local FFN width); OPT: fc1 (w1) alone, (hf, dim) */
     void *w2;           /* down (dim, hf); OPT: fc2 */
+    pgd_dtype q_dt, k_dt, v_dt;        /* dtypes of wqkv's q, k and v rows (each part's bytes
+                                   start where the previous part's end) */
+    pgd_dtype o_dt, g_dt, u_dt, w2_dt; /* wo's; w13's gate and up rows'; w2's */
+    int qkv_split;                     /* q_dt, k_dt, v_dt not all equal: q, k, v from three matmuls */
+    int w13_split;                     /* g_dt != u_dt: gate and up from two matmuls */
 } pgd_layer_weights;
+
+/* The dtypes of one layer's matrices as a loader hands them over. */
+typedef struct pgd_layer_dtypes {
+    pgd_dtype q, k, v, o, gate, up, down;
+} pgd_layer_dtypes;
+
 
 /* This rank's part of the model under tensor (tp) and pipeline (pp)
  * parallelism; tp = pp = 1 is the whole model. Megatron-style split:
@@ -57,6 +73,7 @@ typedef enum pgd_tensor_kind {
  * random_weights.c, uniform in +-scale, which can be entered at any element
  * so a rank generates only its part. `ones` fills with 1.0. */
 typedef struct pgd_tensor_src {
+    const char *name; /* the file's name for it (errors), or NULL */
     const void *data;
     pgd_dtype dt;
     uint64_t seed, id;
@@ -76,6 +93,8 @@ typedef struct pgd_scratch {
     float *qkv;         /* (cap_tokens, qd + 2*kvd): per token q | k | v, the fused GEMM's output */
     float *gu;          /* (cap_tokens, 2*hidden): per token gate | up, the fused GEMM's output */
     float *hb;          /* (cap_tokens, hidden): silu(gate) * up */
+    float *gu2;         /* (cap_tokens, 2*hidden) when a layer's w13_split: gate rows, then up rows,
+                           before they are interleaved into gu; else NULL */
     float *gath;        /* tensor parallel: all_gather landing area */
     float *host_logits; /* host staging when logits need unpadding or sending */
     size_t cap_host_logits;
@@ -96,6 +115,9 @@ struct pgd_model {
     void *wcls;                /* (vocab, dim) of cls_dtype; == tok_embd when tied */
     pgd_dtype cls_dtype;
     pgd_layer_weights *layers; /* (n_layers) */
+    pgd_layer_dtypes *ldt;     /* (n_layers), owned: each layer matrix's dtype, set by a loader
+                                  before pgd_model_layout; NULL = cfg.weight_dtype for all */
+    int w13_split_any;         /* some layer of this rank has w13_split (forward.c's gu2) */
     pgd_tokenizer *tokenizer;  /* owned: GGUF metadata, a safetensors dir's tokenizer.json, random:smollm2-135m */
     pgd_scratch s;
     pgd_shard sh;              /* this rank's part (tp = pp = 1: everything) */
@@ -121,6 +143,18 @@ pgd_status pgd_model_put_tensor(pgd_model *m, pgd_tensor_kind k, int l, const pg
  * checks the layout against m->cfg. */
 pgd_status pgd_model_shard_init(pgd_model *m, int tp, int tp_rank, int pp, int pp_rank,
                                 const int *stage_layers);
+
+/* Fill cfg.weight_dtype (the dtype of most layer-matrix parameters),
+ * cfg.weight_dtypes and cfg.stored_weight_bytes / stored_embd_bytes from
+ * m->ldt and the embedding's and classifier's dtypes (whole model). */
+void pgd_model_note_dtypes(pgd_model *m, pgd_dtype embd_dtype, pgd_dtype cls_dtype);
+/* The same for a configuration and its layers' dtypes ldt (n_layers; NULL:
+ * cfg.weight_dtype for all). */
+void pgd_model_config_note_dtypes(pgd_model_config *c, const pgd_layer_dtypes *ldt, pgd_dtype embd_dtype,
+                                  pgd_dtype cls_dtype);
+/* The Q4_K_M recipe's dtypes for every layer of c (a new array of
+ * n_layers, NULL when out of memory) and for the embedding and classifier. */
+pgd_layer_dtypes *pgd_model_q4_k_m_layers(const pgd_model_config *c, pgd_dtype *embd_dtype, pgd_dtype *cls_dtype);
 
 /* Random weights: element i of the stream of tensor `id` (used by
  * pgd_model_put_tensor for sources with data == NULL). */

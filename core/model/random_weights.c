@@ -3,6 +3,8 @@
  * Each tensor is filled from its own stream, seeded from (seed, tensor id),
  * uniform in +-sqrt(3/fan_in) (variance 1/fan_in) so activations stay
  * O(1) through the layers; norm weights are 1. Same seed, same weights.
+ * dtype=q4_k_m takes each tensor's dtype from llama.cpp's Q4_K_M recipe
+ * (pgd_model_q4_k_m_dtype): q4_k and q6_k tensors side by side.
  * On a virtual backend (sim) nothing is filled: loading is instant. */
 #include <math.h>
 #include <stdio.h>
@@ -103,7 +105,13 @@ pgd_status pgd_model_load_random(pgd_model *m, const char *shape, const pgd_mode
                          "does not implement; it runs on the sim backend only, not on '%s'", shape,
                          pgd_backend_name(m->backend));
     PGD_TRY(attach_tokenizer(m, shape));
-    PGD_TRY(pgd_model_layout(m, c->weight_dtype, c->weight_dtype));
+    pgd_dtype edt = c->weight_dtype, cdt = c->weight_dtype;
+    if (c->q4_k_m) { /* llama.cpp's Q4_K_M recipe, tensor by tensor (pgd_model_q4_k_m_dtype) */
+        m->ldt = pgd_model_q4_k_m_layers(c, &edt, &cdt);
+        if (!m->ldt) return pgd_error(PGD_ERR_OOM, "model: out of memory");
+        pgd_model_note_dtypes(m, edt, cdt);
+    }
+    PGD_TRY(pgd_model_layout(m, edt, cdt));
     /* a virtual backend (sim) holds no data: the shapes are all it needs */
     if (!pgd_backend_computes(m->backend)) return PGD_OK;
     uint64_t id = 0;

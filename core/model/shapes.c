@@ -169,10 +169,12 @@ pgd_status pgd_model_shape(const char *spec, pgd_model_config *out) {
             c.tied_classifier = v[0] == '1';
             continue;
         } else if (!strcmp(k, "dtype")) {
-            if (!pgd_dtype_from_name(v, &c.weight_dtype) || !pgd_dtype_is_weight(c.weight_dtype))
+            c.q4_k_m = !strcmp(v, "q4_k_m"); /* llama.cpp's recipe: q4_k and q6_k per tensor */
+            if (c.q4_k_m) c.weight_dtype = PGD_Q4_K;
+            else if (!pgd_dtype_from_name(v, &c.weight_dtype) || !pgd_dtype_is_weight(c.weight_dtype))
                 return pgd_error(PGD_ERR_INVALID,
                                  "model shape: dtype must be f32, f16, bf16, q8_0, q4_0, "
-                                 "q4_k or q6_k (got '%s')",
+                                 "q4_k, q6_k or q4_k_m (got '%s')",
                                  v);
             dtype_set = 1;
             continue;
@@ -216,6 +218,13 @@ pgd_status pgd_model_shape(const char *spec, pgd_model_config *out) {
     if (c.n_heads > 0) c.head_dim = c.dim / c.n_heads;
     if (!dtype_set) c.weight_dtype = PGD_F32;
     PGD_TRY(pgd_model_config_validate(&c, spec));
+    if (c.q4_k_m) { /* the recipe's dtypes and bytes, as the loader will lay them out */
+        pgd_dtype et, ct;
+        pgd_layer_dtypes *t = pgd_model_q4_k_m_layers(&c, &et, &ct);
+        if (!t) return pgd_error(PGD_ERR_OOM, "model shape '%s': out of memory", spec);
+        pgd_model_config_note_dtypes(&c, t, et, ct);
+        free(t);
+    }
     *out = c;
     return PGD_OK;
 }
@@ -272,6 +281,7 @@ size_t pgd_model_config_params(const pgd_model_config *c) {
 }
 
 size_t pgd_model_config_weight_bytes(const pgd_model_config *c) {
+    if (c->stored_weight_bytes) return c->stored_weight_bytes; /* as loaded, per tensor */
     /* norms (and OPT's biases) are f32; everything else in weight_dtype */
     size_t norms = small_params(c);
     size_t big = pgd_model_config_params(c) - norms;
@@ -280,4 +290,97 @@ size_t pgd_model_config_weight_bytes(const pgd_model_config *c) {
         return norms * 4 + pgd_dtype_bytes(c->weight_dtype, big / blk * blk);
     }
     return norms * 4 + big * pgd_dtype_size(c->weight_dtype);
+}
+
+void pgd_model_config_note_dtypes(pgd_model_config *c, const pgd_layer_dtypes *ldt, pgd_dtype embd_dtype,
+                                  pgd_dtype cls_dtype) {
+    size_t d = (size_t)c->dim, qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim,
+           h = (size_t)c->hidden_dim, v = (size_t)c->vocab_size;
+    size_t params[PGD_DTYPE_COUNT] = {0}, bytes = 0, layer_params = 0;
+    uint32_t mask = 0;
+    for (int l = 0; l < c->n_layers; l++) {
+        pgd_dtype w = c->weight_dtype;
+        pgd_layer_dtypes t = ldt ? ldt[l] : (pgd_layer_dtypes){w, w, w, w, w, w, w};
+        const struct {
+            pgd_dtype dt;
+            size_t n;
+        } mats[] = {
+            {t.q, qd * d},   {t.k, kvd * d},  {t.v, kvd * d},
+            {t.o, d * qd},   {t.gate, h * d}, {t.up, c->arch == PGD_ARCH_OPT ? 0 : h * d},
+            {t.down, h * d},
+        };
+        for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) {
+            if (!mats[i].n) continue;
+            params[mats[i].dt] += mats[i].n;
+            layer_params += mats[i].n;
+            bytes += pgd_dtype_bytes(mats[i].dt, mats[i].n);
+            mask |= 1u << mats[i].dt;
+        }
+    }
+    pgd_dtype most = c->weight_dtype;
+    for (int i = 0; i < PGD_DTYPE_COUNT; i++)
+        if (params[i] > params[most]) most = (pgd_dtype)i;
+    c->weight_dtype = most;
+    c->weight_dtypes = mask;
+    /* the embedding (OPT: and its learned positions), the classifier unless tied, and the
+     * small f32 parameters (norms; OPT's biases): the rest of pgd_model_config_params */
+    size_t pos = c->arch == PGD_ARCH_OPT ? ((size_t)c->max_seq_len + 2) * d : 0;
+    size_t small = pgd_model_config_params(c) - layer_params - v * d * (c->tied_classifier ? 1 : 2) - pos;
+    c->stored_embd_bytes = pgd_dtype_bytes(embd_dtype, v * d);
+    c->stored_weight_bytes = small * 4 + c->stored_embd_bytes + pgd_dtype_bytes(embd_dtype, pos) + bytes +
+                             (c->tied_classifier ? 0 : pgd_dtype_bytes(cls_dtype, v * d));
+}
+
+size_t pgd_model_config_embd_bytes(const pgd_model_config *c) {
+    if (c->stored_embd_bytes) return c->stored_embd_bytes;
+    return pgd_dtype_bytes(c->weight_dtype, (size_t)c->vocab_size * c->dim);
+}
+
+const char *pgd_model_config_dtype_str(const pgd_model_config *c, char *buf, size_t n) {
+    uint32_t mask = c->weight_dtypes;
+    if (!mask || !(mask & (mask - 1))) { /* none noted, or one dtype */
+        snprintf(buf, n, "%s", pgd_dtype_name(c->weight_dtype));
+        return buf;
+    }
+    size_t used = (size_t)snprintf(buf, n, "mixed (");
+    const char *sep = "";
+    for (int i = 0; i < PGD_DTYPE_COUNT && used < n; i++)
+        if (mask & (1u << i)) {
+            used += (size_t)snprintf(buf + used, n - used, "%s%s", sep, pgd_dtype_name((pgd_dtype)i));
+            sep = ", ";
+        }
+    if (used < n) snprintf(buf + used, n - used, ")");
+    return buf;
+}
+
+/* llama.cpp's use_more_bits: the first and last eighth of the layers, and
+ * every third layer between them. */
+static int use_more_bits(int layer, int n_layers) {
+    return layer < n_layers / 8 || layer >= 7 * n_layers / 8 || (layer - n_layers / 8) % 3 == 2;
+}
+
+pgd_dtype pgd_model_q4_k_m_dtype(const char *name, int layer, int n_layers, int tied) {
+    if (!strcmp(name, "output") || (tied && !strcmp(name, "token_embd"))) return PGD_Q6_K;
+    if ((!strcmp(name, "attn_v") || !strcmp(name, "ffn_down")) && layer >= 0 && use_more_bits(layer, n_layers))
+        return PGD_Q6_K;
+    return PGD_Q4_K;
+}
+
+pgd_layer_dtypes *pgd_model_q4_k_m_layers(const pgd_model_config *c, pgd_dtype *embd_dtype, pgd_dtype *cls_dtype) {
+    pgd_layer_dtypes *t = calloc((size_t)c->n_layers, sizeof *t);
+    if (!t) return NULL;
+    int L = c->n_layers, tied = c->tied_classifier;
+    for (int l = 0; l < L; l++)
+        t[l] = (pgd_layer_dtypes){
+            .q = pgd_model_q4_k_m_dtype("attn_q", l, L, tied),
+            .k = pgd_model_q4_k_m_dtype("attn_k", l, L, tied),
+            .v = pgd_model_q4_k_m_dtype("attn_v", l, L, tied),
+            .o = pgd_model_q4_k_m_dtype("attn_output", l, L, tied),
+            .gate = pgd_model_q4_k_m_dtype("ffn_gate", l, L, tied),
+            .up = pgd_model_q4_k_m_dtype("ffn_up", l, L, tied),
+            .down = pgd_model_q4_k_m_dtype("ffn_down", l, L, tied),
+        };
+    *embd_dtype = pgd_model_q4_k_m_dtype("token_embd", -1, L, tied);
+    *cls_dtype = pgd_model_q4_k_m_dtype("output", -1, L, tied);
+    return t;
 }

@@ -426,8 +426,9 @@ pgd_status pgd_run_execute(const pgd_run_config *rc, const pgd_run_options *opts
     out->workload_fingerprint = pgd_workload_fingerprint(wl);
     out->token_fingerprint = s.token_hash;
     out->threads = threads;
+    char dts[64]; /* "q4_0", or "mixed (q4_k, q6_k)" for per-tensor dtypes */
     snprintf(out->model_desc, sizeof out->model_desc, "%s (%s, %.1fM params, %s)", pgd_run_get_str(rc, "model", "path"),
-             mc->name, (double)pgd_model_config_params(mc) / 1e6, pgd_dtype_name(mc->weight_dtype));
+             mc->name, (double)pgd_model_config_params(mc) / 1e6, pgd_model_config_dtype_str(mc, dts, sizeof dts));
     snprintf(out->backend_desc, sizeof out->backend_desc, "%s", pgd_backend_describe(pgd_exec_backend(ex)));
     snprintf(out->layout_desc, sizeof out->layout_desc, "%s", pgd_exec_describe(ex));
     pgd_workload_format(wl, out->workload_desc, sizeof out->workload_desc);

@@ -612,8 +612,9 @@ pgd_status pgd_run_execute_cluster(const pgd_run_config *rc, const pgd_run_optio
     out->workload_fingerprint = pgd_workload_fingerprint(wl);
     out->token_fingerprint = s.token_hash;
     out->threads = threads;
+    char dts[64]; /* "q4_0", or "mixed (q4_k, q6_k)" for per-tensor dtypes */
     snprintf(out->model_desc, sizeof out->model_desc, "%s (%s, %.1fM params, %s)", pgd_run_get_str(rc, "model", "path"),
-             mc->name, (double)pgd_model_config_params(mc) / 1e6, pgd_dtype_name(mc->weight_dtype));
+             mc->name, (double)pgd_model_config_params(mc) / 1e6, pgd_model_config_dtype_str(mc, dts, sizeof dts));
     snprintf(out->backend_desc, sizeof out->backend_desc, "%d x %s", nr, pgd_backend_describe(pgd_exec_backend(x0)));
     snprintf(out->layout_desc, sizeof out->layout_desc, "%d replicas%s (router %s), each %s", nr,
              comm ? " on MPI ranks" : "", pgd_cluster_router_name(c), pgd_exec_describe(x0));

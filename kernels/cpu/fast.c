@@ -214,7 +214,8 @@ int pgd_cpu_q_int_max_tokens(void) { return atomic_load(&g_q_int_max); }
 void pgd_cpu_set_q_int_max_tokens(int n) { atomic_store(&g_q_int_max, n < 0 ? 0 : n); }
 
 int pgd_cpu_matmul_uses_int8(pgd_dtype wt, int n) {
-    if (pgd_dtype_is_kquant(wt)) return n <= PGD_K_INT_MAX_TOKENS && use_avx2(); /* matmul_k_avx2.c */
+    if (pgd_dtype_is_kquant(wt)) /* matmul_k_avx2.c; larger q4_k batches: matmul_qgemm_avx2.c */
+        return use_avx2() && (n <= PGD_K_INT_MAX_TOKENS || (wt == PGD_Q4_K && n <= atomic_load(&g_q_int_max)));
     if (!pgd_dtype_is_quant(wt) || !use_avx2()) return 0;
     return n <= 3 || n <= atomic_load(&g_q_int_max);
 }
@@ -224,6 +225,7 @@ pgd_cpu_probe pgd_cpu_matmul_probe(pgd_dtype wt, int n) {
 #if PGD_BUILD_AVX2
     if (pgd_dtype_is_quant(wt) && n > PGD_Q_TILE_MAX_TOKENS)
         return wt == PGD_Q4_0 ? PGD_PROBE_U8_MADDUBS : PGD_PROBE_INT16_MADD;
+    if (wt == PGD_Q4_K && n > PGD_K_INT_MAX_TOKENS) return PGD_PROBE_U8_MADDUBS;
 #endif
     return PGD_PROBE_INT8_DOT;
 }
@@ -235,10 +237,10 @@ static void matmul_run(pgd_threadpool *tp, float *y, const float *x, const void 
     int nt = (size_t)n * in * out < PAR_MIN_ELEMS ? 1 : pgd_threadpool_size(tp);
     j.nt = nt;
 #if PGD_BUILD_AVX2
-    j.kq = pgd_dtype_is_kquant(wt) && use_avx2();
     j.batched = n > 3 && use_avx2();
     j.qint = j.batched && pgd_cpu_matmul_uses_int8(wt, n);
-    j.qgemm = j.qint && n > PGD_Q_TILE_MAX_TOKENS;
+    j.qgemm = j.qint && (pgd_dtype_is_quant(wt) ? n > PGD_Q_TILE_MAX_TOKENS : n > PGD_K_INT_MAX_TOKENS);
+    j.kq = pgd_dtype_is_kquant(wt) && use_avx2() && !j.qgemm;
     j.qdec = !j.kq && !j.batched && use_avx2() && (wt == PGD_Q8_0 || wt == PGD_Q4_0);
     if (j.kq) { /* chunks of whole 8-row groups, about 4 per thread */
         int per = (out + 4 * nt - 1) / (4 * nt);

@@ -73,6 +73,16 @@ void pgd_avx2_matmul_k(float *y, const float *x, const void *w, pgd_dtype wt, in
                        pgd_claim_fn claim, void *ctx);
 void pgd_avx2_dequant_k(float *dst, const void *src, pgd_dtype wt, size_t n);
 #define PGD_K_INT_MAX_TOKENS 8
+/* q4_k's 6-bit scales sc[0..7] and mins m[0..7] of its 8 sub-blocks, from
+ * the 12 packed bytes q (dtype.h's layout; matmul_k_avx2.c, matmul_qgemm_avx2.c). */
+static inline void pgd_q4k_scales(const uint8_t *q, int *sc, int *m) {
+    for (int j = 0; j < 4; j++) {
+        sc[j] = q[j] & 63;
+        m[j] = q[j + 4] & 63;
+        sc[j + 4] = (q[j + 8] & 0xF) | ((q[j] >> 6) << 4);
+        m[j + 4] = (q[j + 8] >> 4) | ((q[j + 4] >> 6) << 4);
+    }
+}
 
 /* pgd_claim_fn hands out the next chunk [*r0, *r1) of output rows; returns
  * 0 once there is none left. Called concurrently by all the threads of one

@@ -16,7 +16,9 @@
  *        the first sub-block of 16 and the high 4 the second, converted, and
  *        accumulated with d d_x times the two int8 scales.
  *    Bytes read per weight: 144/256 (q4_k), 210/256 (q6_k).
- *  - Batched (n > 8): each claimed chunk of W rows dequantized to f32
+ *  - Batched q6_k (n > 8; q4_k takes matmul_qgemm_avx2.c's byte GEMM
+ *    there, unless pgd_cpu_set_q_int_max_tokens sends it here): each
+ *    claimed chunk of W rows dequantized to f32
  *    (pgd_avx2_dequant_k, bit-equal to pgd_dtype_to_f32) into a buffer, then
  *    matmul_avx2.c's f32 micro-kernel over it (pgd_avx2_matmul_batched on
  *    the buffer's rows), so batched results equal the f32 kernel's on the
@@ -84,18 +86,8 @@ ALWAYS_INLINE float f16(const uint8_t *p) {
     return _cvtsh_ss(h);
 }
 
-/* q4_k's 6-bit scales and mins of sub-blocks 0..7 (dtype.c's layout). */
-ALWAYS_INLINE void q4k_scales(const uint8_t *q, int *sc, int *m) {
-    for (int j = 0; j < 4; j++) {
-        sc[j] = q[j] & 63;
-        m[j] = q[j + 4] & 63;
-        sc[j + 4] = (q[j + 8] & 0xF) | ((q[j] >> 6) << 4);
-        m[j + 4] = (q[j + 8] >> 4) | ((q[j + 4] >> 6) << 4);
-    }
-}
-
 /* q4_k's 8 scales (*sc) and 8 mins (*m) as bytes of two 64-bit words, from
- * the 12 packed bytes q (the layout q4k_scales reads, four lanes at a time). */
+ * the 12 packed bytes q (the layout pgd_q4k_scales reads, four lanes at a time). */
 ALWAYS_INLINE void q4k_scales8(const uint8_t *q, uint64_t *sc, uint64_t *m) {
     uint32_t a[3];
     memcpy(a, q, 12);
@@ -236,7 +228,7 @@ void pgd_avx2_dequant_k(float *dst, const void *src, pgd_dtype wt, size_t n) {
         for (size_t b = 0; b < n / QK; b++, blk += 144) {
             float d = f16(blk), dmin = f16(blk + 2);
             int sc[8], m[8];
-            q4k_scales(blk + 4, sc, m);
+            pgd_q4k_scales(blk + 4, sc, m);
             for (int c = 0; c < 4; c++) {
                 __m128i r0 = _mm_loadu_si128((const __m128i *)(blk + 16 + 32 * c));
                 __m128i r1 = _mm_loadu_si128((const __m128i *)(blk + 32 + 32 * c));

@@ -97,7 +97,7 @@ ALWAYS_INLINE void interleave8_u8(char *dst, const __m256i v[8]) {
 }
 
 /* Bytes of one packed group (8 blocks) of one row or token. */
-ALWAYS_INLINE size_t group_bytes(pgd_dtype wt) { return wt == PGD_Q4_0 ? 256 : 512; }
+ALWAYS_INLINE size_t group_bytes(pgd_dtype wt) { return wt == PGD_Q8_0 ? 512 : 256; }
 
 /* The 32 signed values of a weight block (q4_0: nibbles minus 8; low
  * nibbles are values 0..15, high 16..31). */
@@ -112,11 +112,30 @@ ALWAYS_INLINE __m256i wblock(pgd_dtype wt, const char *blk) {
 /* One W row's groups g0..g1-1 (blocks past nb are zero) to wp (WG bytes a
  * group: int16 pairs for q8_0, the signed nibbles w - 8 as bytes for q4_0),
  * its scales to dw (GB floats a group) and, for q4_0, -128 times each
- * block's sum of w to wc (GB int32 a group: what x's offset of +128 adds). */
+ * block's sum of w to wc (GB int32 a group: what x's offset of +128 adds).
+ * q4_k (a group is one super-block): the unsigned 4-bit q of each
+ * sub-block of 32 as bytes, d sc_j in dw and the mins dmin m_j in wc (as
+ * floats). */
 static void pack_w_row(char *wp, float *dw, int32_t *wc, pgd_dtype wt, const char *row, int nb, int g0, int g1) {
     size_t bsz = pgd_dtype_bytes(wt, QB);
     for (int g = g0; g < g1; g++, wp += group_bytes(wt), dw += GB, wc += GB) {
         __m256i v[GB];
+        if (wt == PGD_Q4_K) { /* a group is one super-block: sub-block j's 4-bit q as bytes, d sc_j, dmin m_j */
+            const uint8_t *blk = (const uint8_t *)row + (size_t)g * 144;
+            uint16_t h[2];
+            memcpy(h, blk, sizeof h);
+            float d = _cvtsh_ss(h[0]), dmin = _cvtsh_ss(h[1]), *mw = (float *)wc;
+            int sc[GB], m[GB];
+            pgd_q4k_scales(blk + 4, sc, m);
+            for (int c = 0; c < 4; c++) { /* 32 bytes of qs: low nibbles sub-block 2c, high 2c + 1 */
+                __m256i raw = _mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * c));
+                v[2 * c] = _mm256_and_si256(raw, _mm256_set1_epi8(15));
+                v[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), _mm256_set1_epi8(15));
+            }
+            for (int j = 0; j < GB; j++) dw[j] = d * (float)sc[j], mw[j] = dmin * (float)m[j];
+            interleave8_u8(wp, v);
+            continue;
+        }
         for (int j = 0; j < GB; j++) {
             int b = g * GB + j;
             if (b < nb) {
@@ -163,10 +182,11 @@ ALWAYS_INLINE __m256i quant_block(const float *x, float *d_out) {
 
 /* Packed x: for tile T, group g, token t (< TT): group_bytes(wt) at
  * xp + ((T * ng + g) * TT + t) * group_bytes(wt) (q8_0: int16 pairs; q4_0:
- * the int8 values plus 128 as unsigned bytes, 1..255, for vpmaddubsw), its
- * GB scales at the same index times GB in xd. Tokens past n and blocks past
+ * the int8 values plus 128 as unsigned bytes, 1..255, for vpmaddubsw; q4_k:
+ * the int8 values, and d_x times each block's sum of them in xs), its GB
+ * scales at the same index times GB in xd. Tokens past n and blocks past
  * nb have scale 0. */
-static void pack_x(char *xp, float *xd, pgd_dtype wt, const float *x, int n, int in, int ng) {
+static void pack_x(char *xp, float *xd, float *xs, pgd_dtype wt, const float *x, int n, int in, int ng) {
     int nb = in / QB, tiles = (n + TT - 1) / TT;
     size_t gbytes = group_bytes(wt);
     for (int T = 0; T < tiles; T++)
@@ -182,6 +202,16 @@ static void pack_x(char *xp, float *xd, pgd_dtype wt, const float *x, int n, int
                 }
                 if (wt == PGD_Q4_0) {
                     for (int j = 0; j < GB; j++) v[j] = _mm256_xor_si256(v[j], _mm256_set1_epi8((char)0x80));
+                    interleave8_u8(xp + at * gbytes, v);
+                } else if (wt == PGD_Q4_K) { /* signed bytes as they are, and d_x sum(q) for the mins */
+                    for (int j = 0; j < GB; j++) {
+                        __m256i s16 = _mm256_maddubs_epi16(_mm256_set1_epi8(1), v[j]);
+                        __m256i s32 = _mm256_madd_epi16(s16, _mm256_set1_epi16(1));
+                        __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
+                        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
+                        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1));
+                        xs[at * GB + j] = xd[at * GB + j] * (float)_mm_cvtsi128_si32(h);
+                    }
                     interleave8_u8(xp + at * gbytes, v);
                 } else {
                     interleave8_i16(xp + at * gbytes, v);
@@ -238,6 +268,27 @@ static void kernel_i16(const char *wp, const float *dw, const char *xp, const fl
     }
 }
 
+/* One group of the byte kernels in assembly: for each of the 8 steps, one W
+ * vector, then each token's x vector (token t at 256 t bytes, step s at
+ * 32 s bytes) multiplied by MUL (vpmaddubsw: AT&T order, the unsigned
+ * operand second) and added in int16 into a0..a7. Uses the caller's a0..a7,
+ * wv, xv, p, wp and xp. */
+#define U8_GROUP(MUL)                                                                                                  \
+    __asm__(".irp s, 0,1,2,3,4,5,6,7\n\t"                                                                              \
+            "vmovdqu \\s*32(%[w]), %[wv]\n\t"                                                                          \
+            "vmovdqu \\s*32(%[x]), %[xv]\n\t" MUL "vpaddw %[p], %[a0], %[a0]\n\t"                                      \
+            "vmovdqu \\s*32+256(%[x]), %[xv]\n\t" MUL "vpaddw %[p], %[a1], %[a1]\n\t"                                  \
+            "vmovdqu \\s*32+512(%[x]), %[xv]\n\t" MUL "vpaddw %[p], %[a2], %[a2]\n\t"                                  \
+            "vmovdqu \\s*32+768(%[x]), %[xv]\n\t" MUL "vpaddw %[p], %[a3], %[a3]\n\t"                                  \
+            "vmovdqu \\s*32+1024(%[x]), %[xv]\n\t" MUL "vpaddw %[p], %[a4], %[a4]\n\t"                                 \
+            "vmovdqu \\s*32+1280(%[x]), %[xv]\n\t" MUL "vpaddw %[p], %[a5], %[a5]\n\t"                                 \
+            "vmovdqu \\s*32+1536(%[x]), %[xv]\n\t" MUL "vpaddw %[p], %[a6], %[a6]\n\t"                                 \
+            "vmovdqu \\s*32+1792(%[x]), %[xv]\n\t" MUL "vpaddw %[p], %[a7], %[a7]\n\t"                                 \
+            ".endr"                                                                                                    \
+            : [a0] "+x"(a0), [a1] "+x"(a1), [a2] "+x"(a2), [a3] "+x"(a3), [a4] "+x"(a4), [a5] "+x"(a5), [a6] "+x"(a6), \
+              [a7] "+x"(a7), [wv] "=&x"(wv), [xv] "=&x"(xv), [p] "=&x"(p)                                              \
+            : [w] "r"(wp), [x] "r"(xp), "m"(*(const char(*)[256])wp), "m"(*(const char(*)[TT * 256]) xp))
+
 /* q4_0, the same with bytes: vpmaddubsw of x + 128 (unsigned, 1..255) and
  * w - 8 (signed, -8..7) sums two products to int16 (|sum| <= 2 x 255 x 8 =
  * 4080, no saturation), and a group's 8 steps add up in int16 (8 x 4080 =
@@ -249,36 +300,7 @@ static void kernel_u8(const char *wp, const float *dw, const int32_t *wc, const 
     const __m256i ones = _mm256_set1_epi16(1);
     for (int g = 0; g < ng; g++, wp += 256, dw += GB, wc += GB, xp += TT * 256, xd += TT * GB) {
         __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, wv, xv, p;
-        __asm__(".irp s, 0,1,2,3,4,5,6,7\n\t"
-                "vmovdqu \\s*32(%[w]), %[wv]\n\t"
-                "vmovdqu \\s*32(%[x]), %[xv]\n\t"
-                "vpmaddubsw %[wv], %[xv], %[p]\n\t"
-                "vpaddw %[p], %[a0], %[a0]\n\t"
-                "vmovdqu \\s*32+256(%[x]), %[xv]\n\t"
-                "vpmaddubsw %[wv], %[xv], %[p]\n\t"
-                "vpaddw %[p], %[a1], %[a1]\n\t"
-                "vmovdqu \\s*32+512(%[x]), %[xv]\n\t"
-                "vpmaddubsw %[wv], %[xv], %[p]\n\t"
-                "vpaddw %[p], %[a2], %[a2]\n\t"
-                "vmovdqu \\s*32+768(%[x]), %[xv]\n\t"
-                "vpmaddubsw %[wv], %[xv], %[p]\n\t"
-                "vpaddw %[p], %[a3], %[a3]\n\t"
-                "vmovdqu \\s*32+1024(%[x]), %[xv]\n\t"
-                "vpmaddubsw %[wv], %[xv], %[p]\n\t"
-                "vpaddw %[p], %[a4], %[a4]\n\t"
-                "vmovdqu \\s*32+1280(%[x]), %[xv]\n\t"
-                "vpmaddubsw %[wv], %[xv], %[p]\n\t"
-                "vpaddw %[p], %[a5], %[a5]\n\t"
-                "vmovdqu \\s*32+1536(%[x]), %[xv]\n\t"
-                "vpmaddubsw %[wv], %[xv], %[p]\n\t"
-                "vpaddw %[p], %[a6], %[a6]\n\t"
-                "vmovdqu \\s*32+1792(%[x]), %[xv]\n\t"
-                "vpmaddubsw %[wv], %[xv], %[p]\n\t"
-                "vpaddw %[p], %[a7], %[a7]\n\t"
-                ".endr"
-                : [a0] "+x"(a0), [a1] "+x"(a1), [a2] "+x"(a2), [a3] "+x"(a3), [a4] "+x"(a4), [a5] "+x"(a5),
-                  [a6] "+x"(a6), [a7] "+x"(a7), [wv] "=&x"(wv), [xv] "=&x"(xv), [p] "=&x"(p)
-                : [w] "r"(wp), [x] "r"(xp), "m"(*(const char(*)[256])wp), "m"(*(const char(*)[TT * 256]) xp));
+        U8_GROUP("vpmaddubsw %[wv], %[xv], %[p]\n\t"); /* x + 128 unsigned, w signed */
         __m256i c = _mm256_loadu_si256((const __m256i *)wc);
         const __m256i sum[TT] = {
             _mm256_add_epi32(_mm256_madd_epi16(a0, ones), c), _mm256_add_epi32(_mm256_madd_epi16(a1, ones), c),
@@ -286,6 +308,26 @@ static void kernel_u8(const char *wp, const float *dw, const int32_t *wc, const 
             _mm256_add_epi32(_mm256_madd_epi16(a4, ones), c), _mm256_add_epi32(_mm256_madd_epi16(a5, ones), c),
             _mm256_add_epi32(_mm256_madd_epi16(a6, ones), c), _mm256_add_epi32(_mm256_madd_epi16(a7, ones), c)};
         fold8(acc, dw, xd, sum);
+    }
+}
+
+/* q4_k: as kernel_u8 with W's q (0..15) the unsigned operand and x (int8)
+ * the signed one (|pair| <= 2 x 15 x 127 = 3810, 8 steps <= 30480: exact in
+ * int16); then lane j += d sc_j d_x (q . x_q) - dmin m_j (d_x sum x_q). */
+static void kernel_u8k(const char *wp, const float *dw, const float *mw, const char *xp, const float *xd,
+                       const float *xs, int ng, float acc[TT][GB]) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int g = 0; g < ng; g++, wp += 256, dw += GB, mw += GB, xp += TT * 256, xd += TT * GB, xs += TT * GB) {
+        __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, wv, xv, p;
+        U8_GROUP("vpmaddubsw %[xv], %[wv], %[p]\n\t"); /* w's q unsigned, x signed */
+        const __m256i sum[TT] = {_mm256_madd_epi16(a0, ones), _mm256_madd_epi16(a1, ones), _mm256_madd_epi16(a2, ones),
+                                 _mm256_madd_epi16(a3, ones), _mm256_madd_epi16(a4, ones), _mm256_madd_epi16(a5, ones),
+                                 _mm256_madd_epi16(a6, ones), _mm256_madd_epi16(a7, ones)};
+        fold8(acc, dw, xd, sum);
+        __m256 m = _mm256_loadu_ps(mw);
+#pragma GCC unroll 8
+        for (int t = 0; t < TT; t++)
+            _mm256_storeu_ps(acc[t], _mm256_fnmadd_ps(m, _mm256_loadu_ps(xs + t * GB), _mm256_loadu_ps(acc[t])));
     }
 }
 
@@ -311,7 +353,7 @@ void pgd_avx2_matmul_q_gemm(float *y, const float *x, const void *w, pgd_dtype w
     int one_pass = tb >= (size_t)n;
     size_t xbytes = tb * per_tok, wbytes = (size_t)RC * KCG * gbytes, xscales = tb * ng * GB,
            wscales = (size_t)RC * KCG * GB;
-    size_t bytes = xbytes + wbytes + (xscales + 2 * wscales + RC * tb) * sizeof(float);
+    size_t bytes = xbytes + wbytes + (2 * xscales + 2 * wscales + RC * tb) * sizeof(float);
     char *mem = aligned_alloc(64, (bytes + 63) / 64 * 64);
     if (!mem) { /* no memory for the packed x and W: dequantize row by row instead */
         do pgd_avx2_matmul_q_rows_f32(y, x, w, wt, n, in, out, r0, r1);
@@ -321,14 +363,15 @@ void pgd_avx2_matmul_q_gemm(float *y, const float *x, const void *w, pgd_dtype w
     char *xp = mem, *wp = xp + xbytes;
     float *xd = (float *)(wp + wbytes), *dw = xd + xscales, *yb = dw + wscales; /* yb[r - c0][token - t0] */
     int32_t *wc = (int32_t *)(yb + RC * tb);
-    if (one_pass) pack_x(xp, xd, wt, x, n, in, ng);
+    float *xs = (float *)(wc + wscales); /* q4_k: d_x sum(x_q) per block */
+    if (one_pass) pack_x(xp, xd, xs, wt, x, n, in, ng);
     size_t row = pgd_dtype_bytes(wt, (size_t)in);
     do {
         for (int c0 = r0; c0 < r1; c0 += RC) {
             int c1 = r1 - c0 < RC ? r1 : c0 + RC;
             for (int t0 = 0; t0 < n; t0 += (int)tb) {
                 int nt = n - t0 < (int)tb ? n - t0 : (int)tb, tiles = (nt + TT - 1) / TT;
-                if (!one_pass) pack_x(xp, xd, wt, x + (size_t)t0 * in, nt, in, ng);
+                if (!one_pass) pack_x(xp, xd, xs, wt, x + (size_t)t0 * in, nt, in, ng);
                 for (int g0 = 0; g0 < ng; g0 += KCG) {
                     int g1 = ng - g0 < KCG ? ng : g0 + KCG, kg = g1 - g0;
                     for (int r = c0; r < c1; r++)
@@ -341,7 +384,11 @@ void pgd_avx2_matmul_q_gemm(float *y, const float *x, const void *w, pgd_dtype w
                             float acc[TT][GB] __attribute__((aligned(32))) = {{0}};
                             const char *wr = wp + (size_t)(r - c0) * kg * gbytes;
                             const float *dwr = dw + (size_t)(r - c0) * kg * GB;
-                            if (wt == PGD_Q4_0) kernel_u8(wr, dwr, wc + (size_t)(r - c0) * kg * GB, xt, xdt, kg, acc);
+                            const int32_t *wcr = wc + (size_t)(r - c0) * kg * GB;
+                            if (wt == PGD_Q4_0) kernel_u8(wr, dwr, wcr, xt, xdt, kg, acc);
+                            else if (wt == PGD_Q4_K)
+                                kernel_u8k(wr, dwr, (const float *)wcr, xt, xdt, xs + ((size_t)T * ng + g0) * TT * GB,
+                                           kg, acc);
                             else kernel_i16(wr, dwr, xt, xdt, kg, acc);
                             float *dst = yb + (size_t)(r - c0) * tb + (size_t)T * TT;
                             __m256 v = hsum8x8(acc);

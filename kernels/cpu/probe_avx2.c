@@ -47,54 +47,36 @@ double pgd_avx2_probe_fma(long iters) {
     acc = _mm256_fmadd_ps( \
         sc, _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(wabs, _mm256_sign_epi8(x, w)), ones)), acc)
 
-/* int16: the batched quantized GEMM's inner operation (matmul_qgemm_avx2.c):
- * vpmaddwd (16 multiply-adds) added into an int32 accumulator, on 8
- * independent chains. In assembly, as the kernel's loop is: GCC merges the
- * repeated products of C intrinsics and spills an accumulator here. */
-double pgd_avx2_probe_madd16(long iters) {
-    __m256i w = _mm256_set1_epi16(-37), x0 = _mm256_set1_epi16(1), x1 = _mm256_set1_epi16(2);
-    __m256i x2 = _mm256_set1_epi16(3), x3 = _mm256_set1_epi16(4), p;
-    __m256i c0 = _mm256_setzero_si256(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
-    for (long it = 0; it < iters; it++)
-        __asm__ volatile("vpmaddwd %[x0], %[w], %[p]\n\tvpaddd %[p], %[c0], %[c0]\n\t"
-                         "vpmaddwd %[x1], %[w], %[p]\n\tvpaddd %[p], %[c1], %[c1]\n\t"
-                         "vpmaddwd %[x2], %[w], %[p]\n\tvpaddd %[p], %[c2], %[c2]\n\t"
-                         "vpmaddwd %[x3], %[w], %[p]\n\tvpaddd %[p], %[c3], %[c3]\n\t"
-                         "vpmaddwd %[x0], %[w], %[p]\n\tvpaddd %[p], %[c4], %[c4]\n\t"
-                         "vpmaddwd %[x1], %[w], %[p]\n\tvpaddd %[p], %[c5], %[c5]\n\t"
-                         "vpmaddwd %[x2], %[w], %[p]\n\tvpaddd %[p], %[c6], %[c6]\n\t"
-                         "vpmaddwd %[x3], %[w], %[p]\n\tvpaddd %[p], %[c7], %[c7]"
-                         : [c0] "+x"(c0), [c1] "+x"(c1), [c2] "+x"(c2), [c3] "+x"(c3), [c4] "+x"(c4), [c5] "+x"(c5),
-                           [c6] "+x"(c6), [c7] "+x"(c7), [p] "=&x"(p)
-                         : [w] "x"(w), [x0] "x"(x0), [x1] "x"(x1), [x2] "x"(x2), [x3] "x"(x3));
-    __m256i s = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(c0, c1), _mm256_add_epi32(c2, c3)),
-                                 _mm256_add_epi32(_mm256_add_epi32(c4, c5), _mm256_add_epi32(c6, c7)));
-    return (double)iters * 8 * 16 + (_mm256_extract_epi32(s, 0) == 12345); /* multiply-adds */
-}
+/* The batched quantized GEMMs' inner operation (matmul_qgemm_avx2.c), MUL
+ * ("vpmaddwd": 16 multiply-adds of int16 pairs, added in int32 by ADD,
+ * "vpaddd"; "vpmaddubsw": 32 of unsigned x signed bytes, added in int16 by
+ * "vpaddw"), on 8 independent chains; the kernels add loads, a widening
+ * and a scale FMA per 256 values, so they can only be slower. In assembly,
+ * as the kernels' loops are: GCC merges the repeated products of C
+ * intrinsics and spills an accumulator here. */
+#define PROBE_MUL_ADD(NAME, MUL, ADD, MACS)                                                                           \
+    double NAME(long iters) {                                                                                         \
+        __m256i w = _mm256_set1_epi8(-7), x0 = _mm256_set1_epi16(1), x1 = _mm256_set1_epi16(2);                       \
+        __m256i x2 = _mm256_set1_epi16(3), x3 = _mm256_set1_epi16(4), p;                                              \
+        __m256i c0 = _mm256_setzero_si256(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;           \
+        for (long it = 0; it < iters; it++)                                                                           \
+            __asm__ volatile(MUL                                                                                      \
+                             " %[x0], %[w], %[p]\n\t" ADD " %[p], %[c0], %[c0]\n\t" MUL " %[x1], %[w], %[p]\n\t" ADD  \
+                             " %[p], %[c1], %[c1]\n\t" MUL " %[x2], %[w], %[p]\n\t" ADD " %[p], %[c2], %[c2]\n\t" MUL \
+                             " %[x3], %[w], %[p]\n\t" ADD " %[p], %[c3], %[c3]\n\t" MUL " %[x0], %[w], %[p]\n\t" ADD  \
+                             " %[p], %[c4], %[c4]\n\t" MUL " %[x1], %[w], %[p]\n\t" ADD " %[p], %[c5], %[c5]\n\t" MUL \
+                             " %[x2], %[w], %[p]\n\t" ADD " %[p], %[c6], %[c6]\n\t" MUL " %[x3], %[w], %[p]\n\t" ADD  \
+                             " %[p], %[c7], %[c7]"                                                                    \
+                             : [c0] "+x"(c0), [c1] "+x"(c1), [c2] "+x"(c2), [c3] "+x"(c3), [c4] "+x"(c4),             \
+                               [c5] "+x"(c5), [c6] "+x"(c6), [c7] "+x"(c7), [p] "=&x"(p)                              \
+                             : [w] "x"(w), [x0] "x"(x0), [x1] "x"(x1), [x2] "x"(x2), [x3] "x"(x3));                   \
+        __m256i s = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(c0, c1), _mm256_add_epi32(c2, c3)),            \
+                                     _mm256_add_epi32(_mm256_add_epi32(c4, c5), _mm256_add_epi32(c6, c7)));           \
+        return (double)iters * 8 * (MACS) + (_mm256_extract_epi32(s, 0) == 12345); /* multiply-adds */                \
+    }
 
-/* q4_0's batched GEMM: vpmaddubsw (32 multiply-adds of unsigned x signed
- * bytes) added in int16, on 8 chains (the kernel adds a vpmaddwd and the
- * scale FMA per 256 values, and loads). */
-double pgd_avx2_probe_maddubs(long iters) {
-    __m256i w = _mm256_set1_epi8(-7), x0 = _mm256_set1_epi16(1), x1 = _mm256_set1_epi16(2);
-    __m256i x2 = _mm256_set1_epi16(3), x3 = _mm256_set1_epi16(4), p;
-    __m256i c0 = _mm256_setzero_si256(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
-    for (long it = 0; it < iters; it++)
-        __asm__ volatile("vpmaddubsw %[x0], %[w], %[p]\n\tvpaddw %[p], %[c0], %[c0]\n\t"
-                         "vpmaddubsw %[x1], %[w], %[p]\n\tvpaddw %[p], %[c1], %[c1]\n\t"
-                         "vpmaddubsw %[x2], %[w], %[p]\n\tvpaddw %[p], %[c2], %[c2]\n\t"
-                         "vpmaddubsw %[x3], %[w], %[p]\n\tvpaddw %[p], %[c3], %[c3]\n\t"
-                         "vpmaddubsw %[x0], %[w], %[p]\n\tvpaddw %[p], %[c4], %[c4]\n\t"
-                         "vpmaddubsw %[x1], %[w], %[p]\n\tvpaddw %[p], %[c5], %[c5]\n\t"
-                         "vpmaddubsw %[x2], %[w], %[p]\n\tvpaddw %[p], %[c6], %[c6]\n\t"
-                         "vpmaddubsw %[x3], %[w], %[p]\n\tvpaddw %[p], %[c7], %[c7]"
-                         : [c0] "+x"(c0), [c1] "+x"(c1), [c2] "+x"(c2), [c3] "+x"(c3), [c4] "+x"(c4), [c5] "+x"(c5),
-                           [c6] "+x"(c6), [c7] "+x"(c7), [p] "=&x"(p)
-                         : [w] "x"(w), [x0] "x"(x0), [x1] "x"(x1), [x2] "x"(x2), [x3] "x"(x3));
-    __m256i s = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(c0, c1), _mm256_add_epi32(c2, c3)),
-                                 _mm256_add_epi32(_mm256_add_epi32(c4, c5), _mm256_add_epi32(c6, c7)));
-    return (double)iters * 8 * 32 + (_mm256_extract_epi32(s, 0) == 12345); /* multiply-adds */
-}
+PROBE_MUL_ADD(pgd_avx2_probe_madd16, "vpmaddwd", "vpaddd", 16)
+PROBE_MUL_ADD(pgd_avx2_probe_maddubs, "vpmaddubsw", "vpaddw", 32)
 
 double pgd_avx2_probe_int8(long iters) {
     __m256i w = _mm256_set1_epi8(-37), ones = _mm256_set1_epi16(1);

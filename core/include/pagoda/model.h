@@ -56,12 +56,23 @@ typedef struct pgd_model_config {
     float rope_theta;    /* 10000 for Llama-2, 500000 for Llama-3 */
     float norm_eps;      /* RMSNorm epsilon */
     int tied_classifier; /* classifier shares the token embedding */
-    pgd_dtype weight_dtype; /* dtype of the matmul weights */
+    pgd_dtype weight_dtype; /* dtype of the matmul weights (per-tensor dtypes: see q4_k_m below) */
     pgd_dtype kv_dtype;  /* dtype the KV cache is stored and accounted in (the backend's, set at
                             load: f32 unless asked otherwise; the sim's GPU presets f16) */
     int stop_at_bos;     /* generation also stops at BOS (llama2.c checkpoints, as run.c does) */
     int qkv_bias;        /* q/k/v projections carry biases (Qwen2): counted in the parameters;
                             the forward pass has no biases, so compute backends refuse such a model */
+    /* Per-tensor weight dtypes. A GGUF file's layer matrices each run in the dtype the file
+     * stores (a Q4_K_M file mixes Q4_K and Q6_K), and random:<shape>,dtype=q4_k_m follows
+     * llama.cpp's Q4_K_M recipe (q4_k_m = 1; pgd_model_q4_k_m_dtype). weight_dtype is then
+     * the dtype most layer-matrix parameters take; weight_dtypes has bit (1u << dtype) set
+     * for each dtype a layer matrix takes (0: weight_dtype alone); stored_weight_bytes is
+     * the bytes of every weight as loaded (norms, embedding, classifier, layer matrices;
+     * 0: pgd_model_config_weight_bytes computes them from weight_dtype) and
+     * stored_embd_bytes the token embedding's. */
+    int q4_k_m;
+    uint32_t weight_dtypes;
+    size_t stored_weight_bytes, stored_embd_bytes;
 } pgd_model_config;
 
 /* Tensor (tp) x pipeline (pp) parallel layout: tp * pp ranks, rank r being
@@ -113,9 +124,24 @@ pgd_status pgd_model_shape_tokenizer(const char *name, const char **rel_path, in
 const char *pgd_model_shape_chat_template(const char *name);
 /* NULL-terminated list of named shapes. */
 const char *const *pgd_model_shape_names(void);
-/* Number of parameters and bytes of weights of a configuration. */
+/* Number of parameters and bytes of weights of a configuration (in their
+ * stored dtypes where they are mixed). */
 size_t pgd_model_config_params(const pgd_model_config *c);
 size_t pgd_model_config_weight_bytes(const pgd_model_config *c);
+/* Bytes of the token embedding table (in its stored dtype where known). */
+size_t pgd_model_config_embd_bytes(const pgd_model_config *c);
+/* The layer matrices' dtype for printing: "q4_0", or "mixed (q4_k, q6_k)"
+ * when they are mixed; returns buf. */
+const char *pgd_model_config_dtype_str(const pgd_model_config *c, char *buf, size_t n);
+/* Llama.cpp's Q4_K_M recipe as random:<shape>,dtype=q4_k_m applies it:
+ * the dtype of layer `layer`'s matrix `name` ("attn_q", "attn_k", "attn_v",
+ * "attn_output", "ffn_gate", "ffn_up", "ffn_down", or "token_embd" /
+ * "output" with layer -1) in a model of n_layers layers with the classifier
+ * tied or not: Q6_K for attn_v and ffn_down in the layers use_more_bits
+ * picks (the first and last eighth of the layers and every third between)
+ * and for the classifier (the embedding too when it is the classifier),
+ * Q4_K elsewhere. */
+pgd_dtype pgd_model_q4_k_m_dtype(const char *name, int layer, int n_layers, int tied);
 /* Checks the shape for consistency (dims positive, heads divide dim, ...). */
 pgd_status pgd_model_config_validate(const pgd_model_config *c, const char *what);
 
