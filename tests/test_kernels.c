@@ -925,6 +925,58 @@ static void test_threadpool(void) {
     pgd_threadpool_destroy(NULL);
 }
 
+/* pgd_threadpool_run_claimed: items claimed from a counter, each done
+ * exactly once per run whoever joins; runs of both kinds interleaved, on
+ * pools whose workers spin, sleep (no spin: a worker often wakes after the
+ * caller has done everything and closed the job, and must skip it) or are
+ * four. */
+typedef struct claim_probe {
+    atomic_int next;
+    int items;
+    atomic_int done[64];
+    atomic_int bad;
+} claim_probe;
+
+static void claim_fn(void *arg, int i, int n) {
+    claim_probe *p = arg;
+    if (i < 0 || i >= n) atomic_fetch_add(&p->bad, 1);
+    for (int k; (k = atomic_fetch_add(&p->next, 1)) < p->items;) {
+        if (k % 8 == 0) usleep(1); /* now and then long enough for a worker to join */
+        atomic_fetch_add(&p->done[k], 1);
+    }
+}
+
+static void claimed_check(pgd_threadpool *tp, int n, int runs) {
+    pool_probe pp = {.expect_n = n};
+    int bad = 0;
+    for (int r = 0; r < runs; r++) {
+        claim_probe cp = {.items = 1 + r % 64};
+        pgd_threadpool_run_claimed(tp, claim_fn, &cp);
+        for (int k = 0; k < 64; k++) bad += atomic_load(&cp.done[k]) != (k < cp.items);
+        bad += atomic_load(&cp.bad);
+        if (r % 3 == 0) pgd_threadpool_run(tp, probe_fn, &pp); /* every worker, every time */
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_EQUAL(atomic_load(&pp.bad_n), 0);
+    for (int i = 0; i < n; i++) CU_ASSERT_EQUAL(atomic_load(&pp.calls[i]), (runs + 2) / 3);
+}
+
+static void test_threadpool_claimed(void) {
+    claimed_check(NULL, 1, 10);
+    claimed_check(g_pool1, 1, 100);
+    claimed_check(g_pool2, 2, 3000);
+    setenv("PAGODA_POOL_SPIN_US", "0", 1);
+    pgd_threadpool *tp0 = pgd_threadpool_create(2);
+    unsetenv("PAGODA_POOL_SPIN_US");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(tp0);
+    claimed_check(tp0, 2, 3000);
+    pgd_threadpool_destroy(tp0);
+    pgd_threadpool *tp4 = pgd_threadpool_create(4);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(tp4);
+    claimed_check(tp4, 4, 2000);
+    pgd_threadpool_destroy(tp4);
+}
+
 static void test_isa(void) {
     const char *isa = pgd_cpu_isa();
     CU_ASSERT(strcmp(isa, "avx2") == 0 || strcmp(isa, "scalar") == 0);
@@ -1018,6 +1070,7 @@ static CU_TestInfo kernel_tests[] = {
 
 static CU_TestInfo runtime_tests[] = {
     {"thread pool 1, 2, 4 threads and NULL", test_threadpool},
+    {"thread pool: claimed runs (late workers skip)", test_threadpool_claimed},
     {"isa selection", test_isa},
     {"copy bandwidth measurement", test_copy_bandwidth},
     {"compute probes", test_compute_probe},

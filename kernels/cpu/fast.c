@@ -105,7 +105,8 @@ typedef struct matmul_job {
     int qgemm;       /* with it, n > PGD_Q_TILE_MAX_TOKENS: pgd_avx2_matmul_q_gemm (int16 panels) instead */
     int qdec;        /* n <= 3, W q8_0/q4_0: pgd_avx2_matmul_q_decode, rows claimed in chunks */
     int kq;          /* q4_k / q6_k W: pgd_avx2_matmul_k for any n, rows claimed in chunks */
-    int chunk;       /* rows per claimed chunk */
+    int chunk;       /* rows per claimed chunk (qdec: the most rows a guided chunk takes) */
+    int nt;          /* threads running the job */
     atomic_int next; /* first unclaimed row */
 } matmul_job;
 
@@ -156,6 +157,23 @@ static int claim_rows(void *ctx, int *r0, int *r1) {
     *r1 = j->out - r < j->chunk ? j->out : r + j->chunk;
     return 1;
 }
+
+/* Quantized decode (qdec): guided chunks, a share of the rows still
+ * unclaimed (1 / (2 x threads)), 8 to `chunk` rows rounded to 8: large
+ * chunks while much is left, small ones at the end, so the threads finish
+ * within a few rows of each other. */
+static int claim_rows_guided(void *ctx, int *r0, int *r1) {
+    matmul_job *j = ctx;
+    int r = atomic_load_explicit(&j->next, memory_order_relaxed), c;
+    do {
+        if (r >= j->out) return 0;
+        c = (j->out - r) / (2 * j->nt);
+        c = c <= 8 ? 8 : c >= j->chunk ? j->chunk : (c + 7) / 8 * 8;
+    } while (!atomic_compare_exchange_weak_explicit(&j->next, &r, r + c, memory_order_relaxed, memory_order_relaxed));
+    *r0 = r;
+    *r1 = j->out - r < c ? j->out : r + c;
+    return 1;
+}
 #endif
 
 static void matmul_task(void *arg, int i, int nt) {
@@ -172,7 +190,7 @@ static void matmul_task(void *arg, int i, int nt) {
         return;
     }
     if (j->qdec) {
-        pgd_avx2_matmul_q_decode(j->y, j->x, j->w, j->wt, j->n, j->in, j->out, claim_rows, j);
+        pgd_avx2_matmul_q_decode(j->y, j->x, j->w, j->wt, j->n, j->in, j->out, claim_rows_guided, j);
         return;
     }
 #endif
@@ -217,6 +235,7 @@ static void matmul_run(pgd_threadpool *tp, float *y, const float *x, const void 
     matmul_job j = {.y = y, .x = x, .w = w, .wt = wt, .n = n, .in = in, .out = out};
     atomic_init(&j.next, 0);
     int nt = (size_t)n * in * out < PAR_MIN_ELEMS ? 1 : pgd_threadpool_size(tp);
+    j.nt = nt;
 #if PGD_BUILD_AVX2
     j.batched = n > 3 && use_avx2();
     j.qint = j.batched && pgd_cpu_matmul_uses_int8(wt, n);
@@ -226,9 +245,8 @@ static void matmul_run(pgd_threadpool *tp, float *y, const float *x, const void 
     if (j.kq) { /* chunks of whole 8-row groups, about 4 per thread */
         int per = (out + 4 * nt - 1) / (4 * nt);
         j.chunk = per > MATMUL_CHUNK ? MATMUL_CHUNK : (per + 7) / 8 * 8;
-    } else if (j.qdec) { /* about 4 chunks a thread, 8 to 256 rows: claimed as threads get to them */
-        int per = (out + 4 * nt - 1) / (4 * nt);
-        j.chunk = per < 8 ? 8 : per > 256 ? 256 : (per + 7) / 8 * 8;
+    } else if (j.qdec) { /* guided chunks of at most 256 rows: claimed as threads get to them */
+        j.chunk = 256;
     } else if (j.qgemm) { /* x packed once per thread: chunks of whole 8-row groups, at most 64 rows */
         int per = (out + 2 * nt - 1) / (2 * nt);
         j.chunk = per > 64 ? 64 : (per + 7) / 8 * 8;
@@ -243,6 +261,7 @@ static void matmul_run(pgd_threadpool *tp, float *y, const float *x, const void 
     }
 #endif
     if (nt == 1) matmul_task(&j, 0, 1);
+    else if (j.qdec || j.kq) pgd_threadpool_run_claimed(tp, matmul_task, &j); /* claimed rows only */
     else pgd_threadpool_run(tp, matmul_task, &j);
 }
 
@@ -380,7 +399,7 @@ void pgd_cpu_paged_attention(pgd_threadpool *tp, const pgd_paged_attn *a) {
     j.grain = j.items / (nt * 16) > 1 ? j.items / (nt * 16) : 1;
     atomic_init(&j.next, 0);
     if (j.items == 1) attn_task(&j, 0, 1);
-    else pgd_threadpool_run(tp, attn_task, &j);
+    else pgd_threadpool_run_claimed(tp, attn_task, &j); /* items are claimed: a late worker is not waited for */
 }
 
 /* ----------------------------------------------------------- elementwise */

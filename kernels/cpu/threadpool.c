@@ -13,7 +13,16 @@
  *    `gen` (seq_cst) before reading `sleepers`; so either the sleeper sees
  *    the new job or the publisher sees the sleeper and broadcasts under `mu`.
  *    The caller's wait on `done` uses the same pattern with `caller_waiting`.
- *  - Not reentrant: one pgd_threadpool_run at a time per pool. */
+ *  - Claimed jobs (pgd_threadpool_run_claimed): `join` holds the job's
+ *    generation, a closed flag and the number of workers that joined. A
+ *    worker runs the job only if it joins (CAS) while the generation is the
+ *    one it saw and the job is open; the caller closes the job (fetch_or)
+ *    once its own call returns, and then waits only for the workers that
+ *    joined (`finished`). A worker that sees a newer generation in `join`
+ *    skips the job it saw: only a closed claimed job can be followed by
+ *    another while a worker has not yet run it. fn/arg are read only after
+ *    joining, so they are never read for a job other than the one joined.
+ *  - Not reentrant: one pgd_threadpool_run(_claimed) at a time per pool. */
 #include "threadpool.h"
 
 #include <pthread.h>
@@ -47,10 +56,16 @@ struct pgd_threadpool {
     atomic_int sleepers; /* workers blocked (or about to block) on wake */
     atomic_int caller_waiting;
     atomic_int stop;
+    _Atomic uint64_t join; /* gen << 32 | JOIN_CLAIMED | JOIN_CLOSED | workers joined */
+    atomic_int finished;   /* claimed jobs: joined workers that have finished */
     int64_t spin_ns; /* worker spin budget */
     pgd_task_fn fn;
     void *arg;
 };
+
+#define JOIN_CLAIMED (1ull << 31) /* the job is a claimed one (pgd_threadpool_run_claimed) */
+#define JOIN_CLOSED (1ull << 30)  /* its caller has returned from its own share: no more joins */
+#define JOIN_COUNT ((1ull << 30) - 1)
 
 typedef struct worker_start {
     pgd_threadpool *tp;
@@ -112,6 +127,25 @@ static void *worker_main(void *p) {
         }
         if (atomic_load(&tp->stop)) break;
         seen = g;
+        uint64_t js = atomic_load(&tp->join);
+        if ((unsigned)(js >> 32) != g) continue; /* a claimed job, closed and followed by another */
+        if (js & JOIN_CLAIMED) {
+            int joined = 0;
+            while ((unsigned)(js >> 32) == g && !(js & JOIN_CLOSED))
+                if (atomic_compare_exchange_weak(&tp->join, &js, js + 1)) {
+                    joined = 1;
+                    break;
+                }
+            if (!joined) continue; /* the caller did the work without this worker */
+            tp->fn(tp->arg, ws.index, tp->n);
+            atomic_fetch_add(&tp->finished, 1);
+            if (atomic_load(&tp->caller_waiting)) {
+                pthread_mutex_lock(&tp->mu);
+                pthread_cond_signal(&tp->done);
+                pthread_mutex_unlock(&tp->mu);
+            }
+            continue;
+        }
         tp->fn(tp->arg, ws.index, tp->n);
         if (atomic_fetch_sub(&tp->pending, 1) == 1 && atomic_load(&tp->caller_waiting)) {
             pthread_mutex_lock(&tp->mu);
@@ -138,6 +172,8 @@ pgd_threadpool *pgd_threadpool_create(int nthreads) {
     atomic_init(&tp->sleepers, 0);
     atomic_init(&tp->caller_waiting, 0);
     atomic_init(&tp->stop, 0);
+    atomic_init(&tp->join, 0);
+    atomic_init(&tp->finished, 0);
     pthread_mutex_init(&tp->mu, NULL);
     pthread_cond_init(&tp->wake, NULL);
     pthread_cond_init(&tp->done, NULL);
@@ -181,6 +217,48 @@ void pgd_threadpool_destroy(pgd_threadpool *tp) {
 
 int pgd_threadpool_size(const pgd_threadpool *tp) { return tp ? tp->n : 1; }
 
+/* Bumps the generation (seq_cst: publishes fn/arg/pending and `join`,
+ * stored first with the new generation) and wakes sleeping workers. */
+static void publish(pgd_threadpool *tp, uint64_t claimed) {
+    unsigned g = atomic_load_explicit(&tp->gen, memory_order_relaxed) + 1;
+    atomic_store(&tp->join, (uint64_t)g << 32 | claimed);
+    atomic_fetch_add(&tp->gen, 1);
+    if (atomic_load(&tp->sleepers) > 0) {
+        pthread_mutex_lock(&tp->mu);
+        pthread_cond_broadcast(&tp->wake);
+        pthread_mutex_unlock(&tp->mu);
+    }
+}
+
+/* Waits until *counter == target: spins, then sleeps on `done`. */
+static void wait_for(pgd_threadpool *tp, atomic_int *counter, int target) {
+    int64_t t0 = 0;
+    for (unsigned i = 0; atomic_load_explicit(counter, memory_order_acquire) != target; i++) {
+        if (spin_step(i, &t0, PGD_POOL_WAIT_SPIN_NS)) {
+            pthread_mutex_lock(&tp->mu);
+            atomic_store(&tp->caller_waiting, 1);
+            while (atomic_load(counter) != target) pthread_cond_wait(&tp->done, &tp->mu);
+            atomic_store(&tp->caller_waiting, 0);
+            pthread_mutex_unlock(&tp->mu);
+            break;
+        }
+    }
+}
+
+void pgd_threadpool_run_claimed(pgd_threadpool *tp, pgd_task_fn fn, void *arg) {
+    if (!tp || tp->n == 1) {
+        fn(arg, 0, 1);
+        return;
+    }
+    tp->fn = fn;
+    tp->arg = arg;
+    atomic_store(&tp->finished, 0);
+    publish(tp, JOIN_CLAIMED);
+    fn(arg, 0, tp->n);
+    uint64_t js = atomic_fetch_or(&tp->join, JOIN_CLOSED);
+    wait_for(tp, &tp->finished, (int)(js & JOIN_COUNT));
+}
+
 void pgd_threadpool_run(pgd_threadpool *tp, pgd_task_fn fn, void *arg) {
     if (!tp || tp->n == 1) {
         fn(arg, 0, 1);
@@ -189,24 +267,8 @@ void pgd_threadpool_run(pgd_threadpool *tp, pgd_task_fn fn, void *arg) {
     tp->fn = fn;
     tp->arg = arg;
     atomic_store(&tp->pending, tp->n - 1);
-    atomic_fetch_add(&tp->gen, 1); /* seq_cst: publishes fn/arg/pending */
-    if (atomic_load(&tp->sleepers) > 0) {
-        pthread_mutex_lock(&tp->mu);
-        pthread_cond_broadcast(&tp->wake);
-        pthread_mutex_unlock(&tp->mu);
-    }
+    publish(tp, 0);
     fn(arg, 0, tp->n);
 
-    /* Wait for the workers: spin, then sleep. */
-    int64_t t0 = 0;
-    for (unsigned i = 0; atomic_load_explicit(&tp->pending, memory_order_acquire) != 0; i++) {
-        if (spin_step(i, &t0, PGD_POOL_WAIT_SPIN_NS)) {
-            pthread_mutex_lock(&tp->mu);
-            atomic_store(&tp->caller_waiting, 1);
-            while (atomic_load(&tp->pending) != 0) pthread_cond_wait(&tp->done, &tp->mu);
-            atomic_store(&tp->caller_waiting, 0);
-            pthread_mutex_unlock(&tp->mu);
-            break;
-        }
-    }
+    wait_for(tp, &tp->pending, 0); /* the workers: spin, then sleep */
 }

@@ -16,5 +16,13 @@ pgd_threadpool *pgd_threadpool_create(int nthreads);
 void pgd_threadpool_destroy(pgd_threadpool *tp);
 int pgd_threadpool_size(const pgd_threadpool *tp);
 void pgd_threadpool_run(pgd_threadpool *tp, pgd_task_fn fn, void *arg);
+/* The same for tasks whose threads take their work from a shared claim
+ * (an atomic counter) until none is left, so that fn(arg, 0, n) on the
+ * caller alone does all the work the workers have not claimed. Workers
+ * that have not started by the time the caller's own call returns skip
+ * the job and are not waited for: a worker the host has descheduled, or
+ * one slow to wake, costs the caller nothing but the work it would have
+ * done. fn must not depend on every index i running. */
+void pgd_threadpool_run_claimed(pgd_threadpool *tp, pgd_task_fn fn, void *arg);
 
 #endif
