@@ -261,7 +261,9 @@ static void matmul_run(pgd_threadpool *tp, float *y, const float *x, const void 
     }
 #endif
     if (nt == 1) matmul_task(&j, 0, 1);
-    else if (j.qdec || j.kq) pgd_threadpool_run_claimed(tp, matmul_task, &j); /* claimed rows only */
+    else if (j.qdec || j.kq ||
+             j.batched) /* every AVX2 path but n <= 3 f32 claims its rows: a late worker is not waited for */
+        pgd_threadpool_run_claimed(tp, matmul_task, &j);
     else pgd_threadpool_run(tp, matmul_task, &j);
 }
 
