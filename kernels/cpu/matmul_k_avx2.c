@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "fast_impl.h"
+#include "quant_x_avx2.h"
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 #define QK PGD_QK_K
@@ -47,29 +48,10 @@ typedef struct xk8 {
 /* One row of x (in % 256 == 0) to blocks of 32 int8 with f32 scales xd
  * and xs = xd * (the block's sum of q): the sum of x as quantized. */
 static void quantize_xk(xk8 *dst, float *xd, float *xs, const float *x, int in) {
-    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     for (int b = 0; b < in / 32; b++, x += 32) {
-        __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8);
-        __m256 v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
-        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(v0, absmask), _mm256_and_ps(v1, absmask)),
-                                 _mm256_max_ps(_mm256_and_ps(v2, absmask), _mm256_and_ps(v3, absmask)));
-        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-        h = _mm_max_ss(h, _mm_movehdup_ps(h));
-        float amax = _mm_cvtss_f32(h), d = amax / 127.0f, id = amax > 0 ? 127.0f / amax : 0.0f;
-        __m256 s = _mm256_set1_ps(id);
-        __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, s)), i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, s));
-        __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, s)), i3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, s));
-        /* packs interleave the 128-bit lanes: a permute puts them back in order */
-        __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
-        p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-        _mm256_storeu_si256((__m256i *)dst[b].q, p);
-        __m256i s32 = _mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3));
-        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
-        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
-        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
-        xd[b] = d;
-        xs[b] = d * (float)_mm_cvtsi128_si32(s4);
+        int sum;
+        _mm256_storeu_si256((__m256i *)dst[b].q, pgd_avx2_quant_block(x, &xd[b], &sum));
+        xs[b] = xd[b] * (float)sum;
     }
 }
 

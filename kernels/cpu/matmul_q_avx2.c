@@ -35,6 +35,7 @@
 #include <stdlib.h>
 
 #include "fast_impl.h"
+#include "quant_x_avx2.h"
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 #define QB PGD_QBLOCK
@@ -49,31 +50,11 @@ typedef struct xq8 {
 
 /* One row of x (in % 32 == 0) to blocks of int8 with f32 scales. */
 static void quantize_x(xq8 *dst, const float *x, int in) {
-    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     for (int b = 0; b < in / QB; b++, x += QB) {
-        __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8);
-        __m256 v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
-        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(v0, absmask), _mm256_and_ps(v1, absmask)),
-                                 _mm256_max_ps(_mm256_and_ps(v2, absmask), _mm256_and_ps(v3, absmask)));
-        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-        h = _mm_max_ss(h, _mm_movehdup_ps(h));
-        float amax = _mm_cvtss_f32(h), d = amax / 127.0f, id = amax > 0 ? 127.0f / amax : 0.0f;
-        dst[b].d = d;
-        __m256 s = _mm256_set1_ps(id);
-        /* round to nearest (ties to even): |x * id| <= 127, no overflow */
-        __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, s)), i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, s));
-        __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, s)), i3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, s));
-        /* packs work per 128-bit lane: undo the interleave with a permute */
-        __m256i p01 = _mm256_packs_epi32(i0, i1), p23 = _mm256_packs_epi32(i2, i3);
-        __m256i p = _mm256_packs_epi16(p01, p23);
-        p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        int sum;
+        __m256i p = pgd_avx2_quant_block(x, &dst[b].d, &sum);
         _mm256_storeu_si256((__m256i *)dst[b].q, p);
-        __m256i s32 = _mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3));
-        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
-        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
-        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
-        dst[b].s8 = 8.0f * d * (float)_mm_cvtsi128_si32(s4);
+        dst[b].s8 = 8.0f * dst[b].d * (float)sum;
         _mm256_storeu_si256((__m256i *)dst[b].x8, _mm256_maddubs_epi16(_mm256_set1_epi8(8), p));
     }
 }

@@ -21,7 +21,8 @@
  * with zero blocks.
  *
  * x is quantized per block of 32 exactly as the decode path does
- * (matmul_q_avx2.c's quantize_x: d = max|x| / 127, round to nearest even),
+ * (quant_x_avx2.h's pgd_avx2_quant_block: d = max|x| / 127, round to nearest
+ * even),
  * so every block's integer dot product equals the decode path's; outputs
  * differ from it only in f32 summation order.
  *
@@ -38,6 +39,7 @@
 #include <string.h>
 
 #include "fast_impl.h"
+#include "quant_x_avx2.h"
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 #define QB PGD_QBLOCK /* 32 values a block */
@@ -160,26 +162,6 @@ static void pack_w_row(char *wp, float *dw, int32_t *wc, pgd_dtype wt, const cha
     }
 }
 
-/* 32 values of x to int8 with scale d = max|x| / 127 (round to nearest
- * even): the recipe of matmul_q_avx2.c's quantize_x, value for value. */
-ALWAYS_INLINE __m256i quant_block(const float *x, float *d_out) {
-    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-    __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8);
-    __m256 v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
-    __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(v0, absmask), _mm256_and_ps(v1, absmask)),
-                             _mm256_max_ps(_mm256_and_ps(v2, absmask), _mm256_and_ps(v3, absmask)));
-    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_max_ss(h, _mm_movehdup_ps(h));
-    float amax = _mm_cvtss_f32(h), id = amax > 0 ? 127.0f / amax : 0.0f;
-    *d_out = amax / 127.0f;
-    __m256 s = _mm256_set1_ps(id);
-    __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, s)), i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, s));
-    __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, s)), i3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, s));
-    __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
-    return _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-}
-
 /* Packed x: for tile T, group g, token t (< TT): group_bytes(wt) at
  * xp + ((T * ng + g) * TT + t) * group_bytes(wt) (q8_0: int16 pairs; q4_0:
  * the int8 values plus 128 as unsigned bytes, 1..255, for vpmaddubsw; q4_k:
@@ -197,21 +179,17 @@ static void pack_x(char *xp, float *xd, float *xs, pgd_dtype wt, const float *x,
                 __m256i v[GB];
                 for (int j = 0; j < GB; j++) {
                     int b = g * GB + j;
-                    if (tok < n && b < nb) v[j] = quant_block(x + (size_t)tok * in + (size_t)b * QB, &xd[at * GB + j]);
+                    int sum = 0;
+                    if (tok < n && b < nb)
+                        v[j] = pgd_avx2_quant_block(x + (size_t)tok * in + (size_t)b * QB, &xd[at * GB + j],
+                                                    wt == PGD_Q4_K ? &sum : NULL);
                     else v[j] = _mm256_setzero_si256(), xd[at * GB + j] = 0.0f;
+                    xs[at * GB + j] = xd[at * GB + j] * (float)sum; /* q4_k's mins: d_x sum(x_q) */
                 }
                 if (wt == PGD_Q4_0) {
                     for (int j = 0; j < GB; j++) v[j] = _mm256_xor_si256(v[j], _mm256_set1_epi8((char)0x80));
                     interleave8_u8(xp + at * gbytes, v);
-                } else if (wt == PGD_Q4_K) { /* signed bytes as they are, and d_x sum(q) for the mins */
-                    for (int j = 0; j < GB; j++) {
-                        __m256i s16 = _mm256_maddubs_epi16(_mm256_set1_epi8(1), v[j]);
-                        __m256i s32 = _mm256_madd_epi16(s16, _mm256_set1_epi16(1));
-                        __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
-                        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
-                        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1));
-                        xs[at * GB + j] = xd[at * GB + j] * (float)_mm_cvtsi128_si32(h);
-                    }
+                } else if (wt == PGD_Q4_K) { /* signed bytes as they are */
                     interleave8_u8(xp + at * gbytes, v);
                 } else {
                     interleave8_i16(xp + at * gbytes, v);

@@ -1,0 +1,41 @@
+/* quant_x_avx2.h - the activations' quantization shared by the integer
+ * matmul kernels (matmul_q_avx2.c, matmul_k_avx2.c, matmul_qgemm_avx2.c):
+ * 32 values of x to int8 with one f32 scale d = max|x| / 127, rounded to
+ * nearest (ties to even; |x / d| <= 127, no overflow) - the ggml/llama.cpp
+ * recipe for activations against q8_0/q4_0/k-quant weights. One recipe, so
+ * every path (decode, register tiles, GEMM) takes the same integers for the
+ * same x. Included only by the *_avx2.c files (built with -mavx2 -mfma
+ * -mf16c). */
+#ifndef PAGODA_KERNELS_CPU_QUANT_X_AVX2_H
+#define PAGODA_KERNELS_CPU_QUANT_X_AVX2_H
+#include <immintrin.h>
+
+/* The 32 int8 values of x[0..32) in order; *d = their scale; *sum (when
+ * not NULL) = the sum of the int8 values. */
+static inline __attribute__((always_inline)) __m256i pgd_avx2_quant_block(const float *x, float *d, int *sum) {
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8);
+    __m256 v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
+    __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(v0, absmask), _mm256_and_ps(v1, absmask)),
+                             _mm256_max_ps(_mm256_and_ps(v2, absmask), _mm256_and_ps(v3, absmask)));
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    float amax = _mm_cvtss_f32(h), id = amax > 0 ? 127.0f / amax : 0.0f;
+    *d = amax / 127.0f;
+    __m256 s = _mm256_set1_ps(id);
+    __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, s)), i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, s));
+    __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, s)), i3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, s));
+    if (sum) {
+        __m256i s32 = _mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3));
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+        *sum = _mm_cvtsi128_si32(s4);
+    }
+    /* packs interleave the 128-bit lanes: a permute puts them back in order */
+    __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+    return _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+#endif
