@@ -223,9 +223,10 @@ int pgd_cpu_matmul_uses_int8(pgd_dtype wt, int n) {
 pgd_cpu_probe pgd_cpu_matmul_probe(pgd_dtype wt, int n) {
     if (!pgd_cpu_matmul_uses_int8(wt, n)) return PGD_PROBE_F32_FMA;
 #if PGD_BUILD_AVX2
-    if (pgd_dtype_is_quant(wt) && n > PGD_Q_TILE_MAX_TOKENS)
-        return wt == PGD_Q4_0 ? PGD_PROBE_U8_MADDUBS : PGD_PROBE_INT16_MADD;
-    if (wt == PGD_Q4_K && n > PGD_K_INT_MAX_TOKENS) return PGD_PROBE_U8_MADDUBS;
+    /* 4-bit weights: every integer path (decode, tiles, GEMM) could run at
+     * one vpmaddubsw per 32 multiply-adds at best, so that bounds them all */
+    if (wt == PGD_Q4_0 || wt == PGD_Q4_K) return PGD_PROBE_U8_MADDUBS;
+    if (wt == PGD_Q8_0 && n > PGD_Q_TILE_MAX_TOKENS) return PGD_PROBE_INT16_MADD;
 #endif
     return PGD_PROBE_INT8_DOT;
 }

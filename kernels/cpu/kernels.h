@@ -150,11 +150,12 @@ double pgd_cpu_measure_read_bandwidth(pgd_threadpool *tp, size_t bytes, int reps
  *    dequantizes panels, attention.
  *  - PGD_PROBE_INT8_DOT: int8 multiply-adds/s of the quantized kernels'
  *    block dot product (sign, maddubs, madd, convert, fma per 32 pairs):
- *    decode, the register-tiled batches, the k-quant integer paths.
+ *    q8_0's decode and register-tiled batches, q6_k's integer path.
  *  - PGD_PROBE_INT16_MADD: int16 multiply-adds/s of vpmaddwd + vpaddd:
  *    the batched q8_0 GEMM (more than a few tokens).
  *  - PGD_PROBE_U8_MADDUBS: byte multiply-adds/s of vpmaddubsw + vpaddw: the
- *    batched q4_0 GEMM.
+ *    bound of every q4_0 / q4_k integer path (a 4-bit weight needs no sign
+ *    trick: at best one vpmaddubsw per 32 multiply-adds).
  * pgd_cpu_matmul_probe: the probe whose operation a matmul of n tokens
  * with W of dtype wt runs on the selected path (what bounds its compute). */
 typedef enum pgd_cpu_probe {
