@@ -148,24 +148,9 @@ static void matmul_q_case(pgd_dtype dt, int n, int in, int out, uint64_t seed) {
     size_t no = (size_t)n * out;
     float *ref = malloc(no * sizeof *ref), *y = malloc(no * sizeof *y), *y0 = malloc(no * sizeof *y0);
     float *wf = malloc((size_t)out * in * sizeof *wf);
-    double *bound = calloc(no, sizeof *bound);
     pgd_ref_matmul(ref, x, w, dt, n, in, out);
     pgd_dtype_to_f32(wf, w, dt, (size_t)out * in);
-    double ymax = 1e-30;
-    for (size_t i = 0; i < no; i++) ymax = fmax(ymax, fabs(ref[i]));
-    for (int t = 0; t < n; t++)
-        for (int r = 0; r < out; r++) {
-            double b = 0;
-            for (int k0 = 0; k0 < in; k0 += PGD_QBLOCK) {
-                double amax = 0, sw = 0;
-                for (int k = k0; k < k0 + PGD_QBLOCK; k++) {
-                    amax = fmax(amax, fabs(x[(size_t)t * in + k]));
-                    sw += fabs(wf[(size_t)r * in + k]);
-                }
-                b += amax / 127.0 / 2.0 * sw;
-            }
-            bound[(size_t)t * out + r] = b * (1 + 1e-4) + TOL * ymax;
-        }
+    double *bound = pgd_test_int8_bounds(x, wf, ref, n, in, out, TOL);
     int qmax = pgd_cpu_q_int_max_tokens();
     for (int ii = 0; ii < 2 * g_n_isas; ii++) {
         pgd_cpu_set_isa(g_isas[ii / 2]);

@@ -60,6 +60,27 @@ double pgd_test_rel_err(const float *a, const float *b, size_t n) {
     return maxdiff / maxref;
 }
 
+double *pgd_test_int8_bounds(const float *x, const float *wf, const float *ref, int n, int in, int out, double tol) {
+    size_t no = (size_t)n * out;
+    double *bound = calloc(no ? no : 1, sizeof *bound), ymax = 1e-30;
+    if (!bound) return NULL;
+    for (size_t i = 0; i < no; i++) ymax = fmax(ymax, fabs(ref[i]));
+    for (int t = 0; t < n; t++)
+        for (int r = 0; r < out; r++) {
+            double b = 0;
+            for (int k0 = 0; k0 < in; k0 += 32) {
+                double amax = 0, sw = 0;
+                for (int k = k0; k < k0 + 32; k++) {
+                    amax = fmax(amax, fabs(x[(size_t)t * in + k]));
+                    sw += fabs(wf[(size_t)r * in + k]);
+                }
+                b += amax / 127.0 / 2.0 * sw;
+            }
+            bound[(size_t)t * out + r] = b * (1 + 1e-4) + tol * ymax;
+        }
+    return bound;
+}
+
 void *pgd_test_read_file(const char *path, size_t *n) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;

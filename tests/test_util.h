@@ -40,6 +40,13 @@ void *pgd_test_rand_weights(size_t n, int dt, uint64_t seed);
 /* max_i |a-b| / max(max_i |b|, tiny): relative error of a against reference b. */
 double pgd_test_rel_err(const float *a, const float *b, size_t n);
 
+/* malloc'd per-output bounds (n x out) for a matmul whose kernel rounds x
+ * (n x in) to int8 per block of 32 (d = max|x| / 127): each output within
+ * sum over blocks of (d / 2) sum |w| of the f32 reference (wf: out x in, in
+ * % 32 == 0), times 1 + 1e-4, plus tol times the reference's largest |y|
+ * (ref: n x out) for f32 rounding; free() it. */
+double *pgd_test_int8_bounds(const float *x, const float *wf, const float *ref, int n, int in, int out, double tol);
+
 /* Run the pagoda binary with `args` (a shell-quoted string), capturing stdout
  * and stderr into malloc'd strings (either may be NULL to discard). Returns
  * the exit status (or -1 if it did not exit normally). */
