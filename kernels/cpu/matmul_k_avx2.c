@@ -32,7 +32,7 @@
 #include <string.h>
 
 #include "fast_impl.h"
-#include "quant_x_avx2.h"
+#include "quant_avx2.h"
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 #define QK PGD_QK_K
@@ -53,13 +53,6 @@ static void quantize_xk(xk8 *dst, float *xd, float *xs, const float *x, int in) 
         _mm256_storeu_si256((__m256i *)dst[b].q, pgd_avx2_quant_block(x, &xd[b], &sum));
         xs[b] = xd[b] * (float)sum;
     }
-}
-
-ALWAYS_INLINE float hsum8(__m256 v) {
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_movehdup_ps(h));
-    return _mm_cvtss_f32(h);
 }
 
 ALWAYS_INLINE float f16(const uint8_t *p) {
@@ -182,7 +175,7 @@ ALWAYS_INLINE void krow(int nt, pgd_dtype wt, const xk8 *xq, const float *xd, co
         else q6k_super(nt, w + b * bsz, xq + 8 * b, xd + 8 * b, (size_t)nbx, acc, acc2);
     }
 #pragma GCC unroll 3
-    for (int t = 0; t < nt; t++) y[t * ldy] = hsum8(_mm256_sub_ps(_mm256_add_ps(acc[t], acc2[t]), corr[t]));
+    for (int t = 0; t < nt; t++) y[t * ldy] = pgd_avx2_hsum8(_mm256_sub_ps(_mm256_add_ps(acc[t], acc2[t]), corr[t]));
 }
 
 /* Rows r0..r1-1 against all n tokens, 3 at a time while the row sits in L1. */

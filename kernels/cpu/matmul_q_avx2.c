@@ -35,7 +35,7 @@
 #include <stdlib.h>
 
 #include "fast_impl.h"
-#include "quant_x_avx2.h"
+#include "quant_avx2.h"
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 #define QB PGD_QBLOCK
@@ -59,26 +59,10 @@ static void quantize_x(xq8 *dst, const float *x, int in) {
     }
 }
 
-/* The 32 signed weights of one block (q4_0: nibbles minus 8). */
-ALWAYS_INLINE __m256i load_wq(pgd_dtype wt, const void *blk) {
-    if (wt == PGD_Q8_0) return _mm256_loadu_si256((const __m256i *)((const pgd_block_q8_0 *)blk)->q);
-    __m128i raw = _mm_loadu_si128((const __m128i *)((const pgd_block_q4_0 *)blk)->q);
-    __m128i lo = _mm_and_si128(raw, _mm_set1_epi8(15));
-    __m128i hi = _mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(15));
-    return _mm256_sub_epi8(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(8));
-}
-
 /* Sum over the block of w * x (both signed) as 8 int32 partial sums, converted to f32. */
 ALWAYS_INLINE __m256 dot_block(__m256i wabs, __m256i wq, __m256i xq) {
     __m256i p16 = _mm256_maddubs_epi16(wabs, _mm256_sign_epi8(xq, wq));
     return _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
-}
-
-ALWAYS_INLINE float hsum8(__m256 v) {
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_movehdup_ps(h));
-    return _mm_cvtss_f32(h);
 }
 
 /* q4_0's 32 nibbles as unsigned bytes 0..15 (the -8 is applied through x's s8). */
@@ -134,7 +118,7 @@ ALWAYS_INLINE void qrow(int nt, pgd_dtype wt, const xq8 *xq, int nb, const char 
     }
     if (b < nb) qblock(nt, wt, xq, nb, w + (size_t)b * bsz, b, a0, c0);
 #pragma GCC unroll 3
-    for (int t = 0; t < nt; t++) y[t * ldy] = hsum8(_mm256_add_ps(a0[t], a1[t])) - (c0[t] + c1[t]);
+    for (int t = 0; t < nt; t++) y[t * ldy] = pgd_avx2_hsum8(_mm256_add_ps(a0[t], a1[t])) - (c0[t] + c1[t]);
 }
 
 /* Rows r0..r1-1 against all n tokens: each W row is read from memory once,
@@ -224,7 +208,7 @@ ALWAYS_INLINE __m256i sum8x8(const __m256i v[8]) {
                 __m256 s = _mm256_cvtepi32_ps(_mm256_madd_epi16(STEP(p, xq + b), ones));                \
                 a1 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(*(const uint16_t *)p) * xd[b]), s, a1);   \
             }                                                                                           \
-            y[r] = hsum8(_mm256_add_ps(acc, a1));                                                       \
+            y[r] = pgd_avx2_hsum8(_mm256_add_ps(acc, a1));                                              \
         }                                                                                               \
     }
 
@@ -326,7 +310,7 @@ static void qrows8_q4p(const xq8 *xq, const xq4p *xp, const float *xdp, const in
             __m256 s = _mm256_cvtepi32_ps(_mm256_madd_epi16(q4_prod16(p, xq + b), ones));
             a1 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(*(const uint16_t *)p) * xd[b]), s, a1);
         }
-        y[r] = hsum8(_mm256_add_ps(acc, a1));
+        y[r] = pgd_avx2_hsum8(_mm256_add_ps(acc, a1));
     }
 }
 
@@ -405,7 +389,7 @@ ALWAYS_INLINE void qtile(int nr, int nt, pgd_dtype wt, const xq8 *xq, int nb, co
 #pragma GCC unroll 4
         for (int r = 0; r < nr; r++) {
             const char *blk = w + (size_t)r * row + (size_t)b * bsz;
-            wq[r] = load_wq(wt, blk);
+            wq[r] = pgd_avx2_q_values(wt, blk);
             wa[r] = _mm256_sign_epi8(wq[r], wq[r]);
             dw[r] = _mm256_set1_ps(_cvtsh_ss(*(const uint16_t *)blk));
         }
@@ -425,7 +409,7 @@ ALWAYS_INLINE void qtile(int nr, int nt, pgd_dtype wt, const xq8 *xq, int nb, co
 #pragma GCC unroll 4
     for (int r = 0; r < nr; r++)
 #pragma GCC unroll 4
-        for (int t = 0; t < nt; t++) y[(size_t)t * ldy + r] = hsum8(acc[r][t]);
+        for (int t = 0; t < nt; t++) y[(size_t)t * ldy + r] = pgd_avx2_hsum8(acc[r][t]);
 }
 
 #define QTILE(WT)                                                                                                    \
@@ -481,7 +465,7 @@ void pgd_avx2_dequant(float *dst, const void *src, pgd_dtype wt, size_t n) {
     size_t bsz = pgd_dtype_bytes(wt, QB);
     for (size_t b = 0; b < n / QB; b++, dst += QB) {
         const char *blk = (const char *)src + b * bsz;
-        __m256i q = load_wq(wt, blk);
+        __m256i q = pgd_avx2_q_values(wt, blk);
         __m256 d = _mm256_set1_ps(_cvtsh_ss(*(const uint16_t *)blk));
         __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
         _mm256_storeu_ps(dst, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo))));
@@ -507,7 +491,7 @@ void pgd_avx2_matmul_q_rows_f32(float *y, const float *x, const void *w, pgd_dty
                 const float *xt = x + (size_t)t * in + k0;
                 __m256 a = _mm256_setzero_ps();
                 for (int k = 0; k < kc; k += 8) a = _mm256_fmadd_ps(_mm256_load_ps(buf + k), _mm256_loadu_ps(xt + k), a);
-                float v = hsum8(a), *dst = y + (size_t)t * out + r;
+                float v = pgd_avx2_hsum8(a), *dst = y + (size_t)t * out + r;
                 *dst = k0 ? *dst + v : v;
             }
         }

@@ -21,7 +21,7 @@
  * with zero blocks.
  *
  * x is quantized per block of 32 exactly as the decode path does
- * (quant_x_avx2.h's pgd_avx2_quant_block: d = max|x| / 127, round to nearest
+ * (quant_avx2.h's pgd_avx2_quant_block: d = max|x| / 127, round to nearest
  * even),
  * so every block's integer dot product equals the decode path's; outputs
  * differ from it only in f32 summation order.
@@ -39,7 +39,7 @@
 #include <string.h>
 
 #include "fast_impl.h"
-#include "quant_x_avx2.h"
+#include "quant_avx2.h"
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 #define QB PGD_QBLOCK /* 32 values a block */
@@ -101,16 +101,6 @@ ALWAYS_INLINE void interleave8_u8(char *dst, const __m256i v[8]) {
 /* Bytes of one packed group (8 blocks) of one row or token. */
 ALWAYS_INLINE size_t group_bytes(pgd_dtype wt) { return wt == PGD_Q8_0 ? 512 : 256; }
 
-/* The 32 signed values of a weight block (q4_0: nibbles minus 8; low
- * nibbles are values 0..15, high 16..31). */
-ALWAYS_INLINE __m256i wblock(pgd_dtype wt, const char *blk) {
-    if (wt == PGD_Q8_0) return _mm256_loadu_si256((const __m256i *)((const pgd_block_q8_0 *)blk)->q);
-    __m128i raw = _mm_loadu_si128((const __m128i *)((const pgd_block_q4_0 *)blk)->q);
-    __m128i lo = _mm_and_si128(raw, _mm_set1_epi8(15));
-    __m128i hi = _mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(15));
-    return _mm256_sub_epi8(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(8));
-}
-
 /* One W row's groups g0..g1-1 (blocks past nb are zero) to wp (WG bytes a
  * group: int16 pairs for q8_0, the signed nibbles w - 8 as bytes for q4_0),
  * its scales to dw (GB floats a group) and, for q4_0, -128 times each
@@ -142,7 +132,7 @@ static void pack_w_row(char *wp, float *dw, int32_t *wc, pgd_dtype wt, const cha
             int b = g * GB + j;
             if (b < nb) {
                 const char *blk = row + (size_t)b * bsz;
-                v[j] = wblock(wt, blk);
+                v[j] = pgd_avx2_q_values(wt, blk);
                 dw[j] = _cvtsh_ss(*(const uint16_t *)blk);
                 if (wt == PGD_Q4_0) { /* sum of the nibbles (sad against 0), less 32 x 8 */
                     __m256i u = _mm256_add_epi8(v[j], _mm256_set1_epi8(8));

@@ -1,14 +1,34 @@
-/* quant_x_avx2.h - the activations' quantization shared by the integer
- * matmul kernels (matmul_q_avx2.c, matmul_k_avx2.c, matmul_qgemm_avx2.c):
- * 32 values of x to int8 with one f32 scale d = max|x| / 127, rounded to
+/* quant_avx2.h - what the integer matmul kernels (matmul_q_avx2.c,
+ * matmul_k_avx2.c, matmul_qgemm_avx2.c) share: a q8_0/q4_0 block's values,
+ * a horizontal sum, and the activations' quantization: 32 values of x to int8 with one f32 scale d = max|x| / 127, rounded to
  * nearest (ties to even; |x / d| <= 127, no overflow) - the ggml/llama.cpp
  * recipe for activations against q8_0/q4_0/k-quant weights. One recipe, so
  * every path (decode, register tiles, GEMM) takes the same integers for the
  * same x. Included only by the *_avx2.c files (built with -mavx2 -mfma
  * -mf16c). */
-#ifndef PAGODA_KERNELS_CPU_QUANT_X_AVX2_H
-#define PAGODA_KERNELS_CPU_QUANT_X_AVX2_H
+#ifndef PAGODA_KERNELS_CPU_QUANT_AVX2_H
+#define PAGODA_KERNELS_CPU_QUANT_AVX2_H
 #include <immintrin.h>
+
+#include "fast_impl.h"
+
+/* The 32 signed values of a q8_0 or q4_0 weight block (q4_0: nibbles minus
+ * 8; low nibbles are values 0..15, high 16..31). */
+static inline __attribute__((always_inline)) __m256i pgd_avx2_q_values(pgd_dtype wt, const void *blk) {
+    if (wt == PGD_Q8_0) return _mm256_loadu_si256((const __m256i *)((const pgd_block_q8_0 *)blk)->q);
+    __m128i raw = _mm_loadu_si128((const __m128i *)((const pgd_block_q4_0 *)blk)->q);
+    __m128i lo = _mm_and_si128(raw, _mm_set1_epi8(15));
+    __m128i hi = _mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(15));
+    return _mm256_sub_epi8(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(8));
+}
+
+/* The sum of v's 8 lanes. */
+static inline __attribute__((always_inline)) float pgd_avx2_hsum8(__m256 v) {
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
 
 /* The 32 int8 values of x[0..32) in order; *d = their scale; *sum (when
  * not NULL) = the sum of the int8 values. */
