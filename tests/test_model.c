@@ -1087,6 +1087,96 @@ static void test_fused_equals_unfused(void) {
     pgd_cpu_set_isa(pgd_cpu_set_isa("avx2") == 0 ? "avx2" : "scalar");
 }
 
+/* The cpu backend's "prepare_weight": a q8_0 matrix whose rows are whole
+ * groups of 256 is rearranged (q8_0x8) on the AVX2 kernels and left alone
+ * on the scalar ones; matmul on it equals matmul on the plain copy up to f32
+ * summation order; uploads and memsets into it are refused; freeing it
+ * forgets it (a new matrix at the same address is read as plain q8_0). A
+ * model loaded with the layout gives the logits of one loaded without it
+ * (pgd_cpu_set_q8x8(0)) up to the same f32 order. */
+static void test_q8x8_prepare(void) {
+    pgd_backend *be = NULL;
+    pgd_backend_config bc = {.name = "cpu", .num_threads = 2};
+    CU_ASSERT_EQUAL_FATAL(pgd_backend_create(&bc, &be), PGD_OK);
+    enum { IN = 512, OUT = 24, N = 3 };
+    size_t wb = pgd_dtype_bytes(PGD_Q8_0, (size_t)IN * OUT);
+    void *w = pgd_test_rand_weights((size_t)IN * OUT, PGD_Q8_0, 4242), *dw = NULL;
+    float *x = pgd_test_randf((size_t)N * IN, 4243, -1.0f, 1.0f), y[N * OUT], ref[N * OUT];
+    pgd_cpu_matmul(NULL, ref, x, w, PGD_Q8_0, N, IN, OUT);
+    const char *isa = pgd_cpu_isa();
+    for (int pass = 0; pass < 2; pass++) {
+        int avx2 = pass == 0 && !strcmp(isa, "avx2");
+        if (pass == 1) pgd_cpu_set_isa("scalar");
+        CU_ASSERT_EQUAL_FATAL(pgd_backend_alloc(be, wb, &dw), PGD_OK);
+        CU_ASSERT_EQUAL(pgd_backend_upload(be, dw, w, wb), PGD_OK);
+        pgd_backend_weight pw = {.w = dw, .dtype = PGD_Q8_0, .rows = OUT, .in = IN};
+        CU_ASSERT_EQUAL(pgd_backend_control(be, "prepare_weight", &pw), PGD_OK);
+        CU_ASSERT_EQUAL(pw.arranged, avx2);
+        CU_ASSERT_EQUAL(memcmp(dw, w, wb) != 0, avx2);
+        CU_ASSERT_EQUAL(pgd_backend_matmul(be, y, x, dw, PGD_Q8_0, N, IN, OUT), PGD_OK);
+        CU_ASSERT(pgd_test_rel_err(y, ref, N * OUT) < (avx2 ? 1e-5 : 1e-2));
+        if (avx2) {
+            CU_ASSERT_EQUAL(pgd_backend_upload(be, (char *)dw + 34, w, 34), PGD_ERR_INVALID);
+            CU_ASSERT_PTR_NOT_NULL(strstr(pgd_last_error(), "prepared"));
+            CU_ASSERT_EQUAL(pgd_backend_memset(be, dw, 0, 64), PGD_ERR_INVALID);
+            pgd_backend_weight again = pw;
+            CU_ASSERT_EQUAL(pgd_backend_control(be, "prepare_weight", &again), PGD_OK);
+            CU_ASSERT_EQUAL(again.arranged, 0); /* once only */
+            float *e = malloc(sizeof(float) * IN * 2);
+            int32_t tk[2] = {3, 17};
+            CU_ASSERT_EQUAL(pgd_backend_embedding(be, e, dw, PGD_Q8_0, tk, 2, IN), PGD_OK);
+            float *er = malloc(sizeof(float) * IN * 2);
+            pgd_ref_embedding(er, w, PGD_Q8_0, tk, 2, IN);
+            CU_ASSERT(memcmp(e, er, sizeof(float) * IN * 2) == 0);
+            free(e), free(er);
+        }
+        pgd_backend_free(be, dw);
+        /* the same bytes at (likely) the same address, not prepared: read as plain q8_0 */
+        CU_ASSERT_EQUAL_FATAL(pgd_backend_alloc(be, wb, &dw), PGD_OK);
+        CU_ASSERT_EQUAL(pgd_backend_upload(be, dw, w, wb), PGD_OK);
+        CU_ASSERT_EQUAL(pgd_backend_matmul(be, y, x, dw, PGD_Q8_0, N, IN, OUT), PGD_OK);
+        CU_ASSERT(pgd_test_rel_err(y, ref, N * OUT) < (avx2 ? 1e-6 : 1e-2));
+        pgd_backend_free(be, dw);
+    }
+    pgd_cpu_set_isa(isa);
+    pgd_backend_weight bad = {.w = NULL, .dtype = PGD_Q8_0, .rows = 1, .in = 256};
+    CU_ASSERT_EQUAL(pgd_backend_control(be, "prepare_weight", &bad), PGD_ERR_INVALID);
+    pgd_backend_destroy(be);
+    free(w), free(x);
+
+    /* a model: same logits with and without the layout */
+    const char *spec = "random:dim=256,layers=2,heads=4,kv_heads=2,hidden=512,vocab=300,seq=64,dtype=q8_0";
+    pgd_model *m[2] = {NULL, NULL};
+    float *lg[2];
+    enum { T = 12, BS = 4 }; /* 12 tokens: the q8_0x8 kernel, not the GEMM (bit-equal on both layouts) */
+    for (int k = 0; k < 2; k++) {
+        pgd_cpu_set_q8x8(k);
+        CU_ASSERT_EQUAL_FATAL(pgd_model_load(spec, NULL, BE, &m[k]), PGD_OK);
+        const pgd_model_config *c = pgd_model_get_config(m[k]);
+        pgd_kv_cache *kv = NULL;
+        CU_ASSERT_EQUAL_FATAL(pgd_kv_cache_create(BE, c, BS, T / BS + 1, &kv), PGD_OK);
+        int32_t toks[T], table[T / BS + 1], qs[2] = {0, T}, len = T;
+        for (int i = 0; i < T; i++) toks[i] = (i * 41 + 7) % c->vocab_size;
+        for (int i = 0; i <= T / BS; i++) table[i] = i;
+        lg[k] = malloc(sizeof(float) * T * c->vocab_size);
+        pgd_batch b = {.num_seqs = 1,
+                       .num_tokens = T,
+                       .tokens = toks,
+                       .query_start = qs,
+                       .seq_lens = &len,
+                       .block_tables = table,
+                       .max_blocks_per_seq = T / BS + 1,
+                       .all_logits = 1};
+        CU_ASSERT_EQUAL_FATAL(pgd_model_forward(m[k], kv, &b, lg[k]), PGD_OK);
+        pgd_kv_cache_destroy(kv);
+    }
+    pgd_cpu_set_q8x8(1);
+    double e = pgd_test_rel_err(lg[1], lg[0], (size_t)T * 300);
+    CU_ASSERT(e < 1e-4);
+    fprintf(stderr, "[q8_0x8 vs plain logits: rel err %.2g] ", e);
+    for (int k = 0; k < 2; k++) free(lg[k]), pgd_model_destroy(m[k]);
+}
+
 static CU_TestInfo tests[] = {
     {"named_shapes", test_named_shapes},
     {"bad_shapes", test_bad_shapes},
@@ -1106,6 +1196,7 @@ static CU_TestInfo tests[] = {
     {"random_quantized_shapes", test_random_quantized},
     {"fused_weight_layout_whole_and_tp_shard", test_fused_weight_layout},
     {"fused_forward_equals_unfused_bit_exact", test_fused_equals_unfused},
+    {"q8_0x8_prepare_weight", test_q8x8_prepare},
     CU_TEST_INFO_NULL,
 };
 

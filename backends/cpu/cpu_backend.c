@@ -3,6 +3,7 @@
  * sync is a no-op and "device pointers" are ordinary host pointers (64-byte
  * aligned). */
 #include <hwloc.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,16 +12,88 @@
 #include "kernels.h"
 #include "threadpool.h"
 
+/* A byte range of weights rearranged in place for the kernels. */
+typedef struct span {
+    const char *lo, *hi;
+} span;
+
 typedef struct cpu_backend {
     pgd_backend base;
     pgd_threadpool *tp;
+    /* the q8_0 matrices prepare_weight rearranged to q8_0x8 (kernels.h), sorted,
+     * adjacent ones merged: matmul and embedding look their W up here. One
+     * backend belongs to one rank's thread, so no lock. */
+    span *x8;
+    int nx8, capx8;
 } cpu_backend;
 
 static pgd_threadpool *tp_of(pgd_backend *b) { return ((cpu_backend *)b)->tp; }
 
+/* The index of the last span starting at or before p, or -1. */
+static int span_at(const cpu_backend *c, const char *p) {
+    int lo = 0, hi = c->nx8 - 1, at = -1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (c->x8[mid].lo <= p) at = mid, lo = mid + 1;
+        else hi = mid - 1;
+    }
+    return at;
+}
+
+/* 1 when [p, p + bytes) lies in a rearranged matrix. */
+static int is_x8(const cpu_backend *c, const void *p, size_t bytes) {
+    if (!c->nx8) return 0;
+    int i = span_at(c, p);
+    return i >= 0 && (const char *)p < c->x8[i].hi && (const char *)p + bytes <= c->x8[i].hi;
+}
+
+/* 1 when [p, p + bytes) touches a rearranged matrix. */
+static int touches_x8(const cpu_backend *c, const void *p, size_t bytes) {
+    if (!c->nx8 || !bytes) return 0;
+    int i = span_at(c, (const char *)p + bytes - 1);
+    return i >= 0 && c->x8[i].hi > (const char *)p;
+}
+
+/* Room for one more span (before a matrix changes, so that recording it cannot fail after). */
+static pgd_status reserve_span(cpu_backend *c) {
+    if (c->nx8 < c->capx8) return PGD_OK;
+    int cap = c->capx8 ? 2 * c->capx8 : 16;
+    span *s = realloc(c->x8, sizeof *s * (size_t)cap);
+    if (!s) return pgd_error(PGD_ERR_OOM, "cpu backend: out of memory recording a prepared weight");
+    c->x8 = s, c->capx8 = cap;
+    return PGD_OK;
+}
+
+/* Record [lo, hi) (room reserved). */
+static void add_span(cpu_backend *c, const char *lo, const char *hi) {
+    int i = span_at(c, lo) + 1;
+    memmove(c->x8 + i + 1, c->x8 + i, sizeof *c->x8 * (size_t)(c->nx8 - i));
+    c->x8[i] = (span){lo, hi};
+    c->nx8++;
+    if (i + 1 < c->nx8 && c->x8[i].hi == c->x8[i + 1].lo) { /* merge with the next */
+        c->x8[i].hi = c->x8[i + 1].hi;
+        memmove(c->x8 + i + 1, c->x8 + i + 2, sizeof *c->x8 * (size_t)(c->nx8 - i - 2));
+        c->nx8--;
+    }
+    if (i > 0 && c->x8[i - 1].hi == c->x8[i].lo) { /* and with the previous */
+        c->x8[i - 1].hi = c->x8[i].hi;
+        memmove(c->x8 + i, c->x8 + i + 1, sizeof *c->x8 * (size_t)(c->nx8 - i - 1));
+        c->nx8--;
+    }
+}
+
+/* Forget the spans inside [lo, hi) (an allocation being freed). */
+static void drop_spans(cpu_backend *c, const char *lo, const char *hi) {
+    int k = 0;
+    for (int i = 0; i < c->nx8; i++)
+        if (c->x8[i].lo < lo || c->x8[i].lo >= hi) c->x8[k++] = c->x8[i];
+    c->nx8 = k;
+}
+
 static void cpu_destroy(pgd_backend *b) {
     cpu_backend *c = (cpu_backend *)b;
     pgd_threadpool_destroy(c->tp);
+    free(c->x8);
     free(c);
 }
 
@@ -31,25 +104,64 @@ static pgd_status cpu_alloc(pgd_backend *b, size_t bytes, void **dptr) {
     *dptr = p;
     return PGD_OK;
 }
-static void cpu_free(pgd_backend *b, void *dptr) { free(dptr); }
+static void cpu_free(pgd_backend *b, void *dptr) {
+    cpu_backend *c = (cpu_backend *)b;
+    if (dptr && c->nx8) drop_spans(c, dptr, (const char *)dptr + malloc_usable_size(dptr));
+    free(dptr);
+}
+static pgd_status cpu_upload(pgd_backend *b, void *dst, const void *src, size_t bytes) {
+    if (touches_x8((cpu_backend *)b, dst, bytes))
+        return pgd_error(PGD_ERR_INVALID, "cpu backend: upload into a weight already prepared for the kernels "
+                                          "(prepare_weight comes after a matrix is written whole)");
+    memmove(dst, src, bytes);
+    return PGD_OK;
+}
 static pgd_status cpu_copy(pgd_backend *b, void *dst, const void *src, size_t bytes) {
     memmove(dst, src, bytes);
     return PGD_OK;
 }
 static pgd_status cpu_memset(pgd_backend *b, void *dst, int value, size_t bytes) {
+    if (touches_x8((cpu_backend *)b, dst, bytes))
+        return pgd_error(PGD_ERR_INVALID, "cpu backend: memset over a weight already prepared for the kernels");
     memset(dst, value, bytes);
+    return PGD_OK;
+}
+
+/* "prepare_weight": a q8_0 matrix whose rows are whole groups of 256 is
+ * regrouped in place to q8_0x8 (kernels.h), the layout the AVX2 kernels
+ * read fastest; with the scalar kernels, other dtypes, or a weight of -128,
+ * the matrix stays as it is (arranged = 0). */
+static pgd_status cpu_control(pgd_backend *b, const char *what, void *arg) {
+    cpu_backend *c = (cpu_backend *)b;
+    if (strcmp(what, "prepare_weight"))
+        return pgd_error(PGD_ERR_UNSUPPORTED, "the cpu backend takes no request '%s'", what);
+    pgd_backend_weight *pw = arg;
+    if (!pw || !pw->w || pw->rows == 0 || pw->in <= 0)
+        return pgd_error(PGD_ERR_INVALID, "cpu backend: prepare_weight needs a matrix (w, rows, in)");
+    pw->arranged = 0;
+    if (pw->dtype != PGD_Q8_0 || !pgd_cpu_q8x8_enabled() || !pgd_cpu_q8x8_fits(pw->in)) return PGD_OK;
+    size_t bytes = pgd_dtype_bytes(PGD_Q8_0, pw->rows * (size_t)pw->in);
+    if (touches_x8(c, pw->w, bytes)) return PGD_OK; /* already done (a weight shared by two names) */
+    PGD_TRY(reserve_span(c));
+    if (!pgd_cpu_q8x8_pack(pw->w, pw->rows, pw->in)) return PGD_OK;
+    add_span(c, pw->w, (const char *)pw->w + bytes);
+    pw->arranged = 1;
     return PGD_OK;
 }
 static pgd_status cpu_sync(pgd_backend *b) { return PGD_OK; }
 
 static pgd_status cpu_embedding(pgd_backend *b, float *out, const void *table, pgd_dtype tt,
                                 const int32_t *tokens, int n, int dim) {
-    pgd_cpu_embedding(tp_of(b), out, table, tt, tokens, n, dim);
+    if (tt == PGD_Q8_0 && is_x8((cpu_backend *)b, table, pgd_dtype_bytes(tt, (size_t)dim)))
+        pgd_cpu_embedding_q8x8(out, table, tokens, n, dim);
+    else pgd_cpu_embedding(tp_of(b), out, table, tt, tokens, n, dim);
     return PGD_OK;
 }
 static pgd_status cpu_matmul(pgd_backend *b, float *y, const float *x, const void *w,
                              pgd_dtype wt, int n, int in, int out) {
-    pgd_cpu_matmul(tp_of(b), y, x, w, wt, n, in, out);
+    if (wt == PGD_Q8_0 && is_x8((cpu_backend *)b, w, pgd_dtype_bytes(wt, (size_t)in * (size_t)out)))
+        pgd_cpu_matmul_q8x8(tp_of(b), y, x, w, n, in, out);
+    else pgd_cpu_matmul(tp_of(b), y, x, w, wt, n, in, out);
     return PGD_OK;
 }
 static pgd_status cpu_rmsnorm(pgd_backend *b, float *y, const float *x, const float *w, int n,
@@ -99,7 +211,8 @@ static const struct pgd_backend_ops cpu_ops = {
     .destroy = cpu_destroy,
     .alloc = cpu_alloc,
     .free = cpu_free,
-    .upload = cpu_copy,
+    .control = cpu_control,
+    .upload = cpu_upload,
     .download = cpu_copy,
     .memset = cpu_memset,
     .sync = cpu_sync,

@@ -327,6 +327,45 @@ pgd_status pgd_model_put_tensor(pgd_model *m, pgd_tensor_kind k, int l, const pg
     return pgd_error(PGD_ERR_INVALID, "model: unknown tensor kind %d", (int)k);
 }
 
+/* Offer one matrix to the backend ("prepare_weight"); a backend that does not
+ * know the request keeps it as it is. */
+static pgd_status offer_weight(pgd_model *m, void *w, pgd_dtype dt, size_t rows, size_t in, int *arranged) {
+    if (!w || !rows || !in) return PGD_OK;
+    pgd_backend_weight pw = {.w = w, .dtype = dt, .rows = rows, .in = (int)in};
+    pgd_status s = pgd_backend_control(m->backend, "prepare_weight", &pw);
+    if (s == PGD_ERR_UNSUPPORTED) return PGD_OK;
+    *arranged += pw.arranged;
+    return s;
+}
+
+/* After loading: every matmul weight this rank holds, and the embedding
+ * table, offered to the backend to rearrange for its kernels. */
+static pgd_status prepare_weights(pgd_model *m) {
+    const pgd_model_config *c = &m->cfg;
+    const pgd_shard *sh = &m->sh;
+    size_t d = (size_t)c->dim, hd = (size_t)c->head_dim, qd = (size_t)sh->heads * hd, kvd = (size_t)sh->kv_heads * hd,
+           h = (size_t)sh->hidden, v = (size_t)c->vocab_size;
+    int opt = c->arch == PGD_ARCH_OPT, n = 0;
+    PGD_TRY(offer_weight(m, m->tok_embd, m->embd_dtype, v, sh->tp > 1 ? (size_t)sh->dim_part : d, &n));
+    if (m->wcls != m->tok_embd)
+        PGD_TRY(offer_weight(m, m->wcls, m->cls_dtype, sh->tp > 1 ? (size_t)sh->vocab_part : v, d, &n));
+    for (int l = sh->layer_begin; l < sh->layer_end; l++) {
+        pgd_layer_weights *L = &m->layers[l];
+        char *k = (char *)L->wqkv + pgd_dtype_bytes(L->q_dt, qd * d), *vv = k + pgd_dtype_bytes(L->k_dt, kvd * d);
+        PGD_TRY(offer_weight(m, L->wqkv, L->q_dt, qd, d, &n));
+        PGD_TRY(offer_weight(m, k, L->k_dt, kvd, d, &n));
+        PGD_TRY(offer_weight(m, vv, L->v_dt, kvd, d, &n));
+        PGD_TRY(offer_weight(m, L->wo, L->o_dt, d, qd, &n));
+        PGD_TRY(offer_weight(m, L->w13, L->g_dt, h, d, &n));
+        if (!opt) PGD_TRY(offer_weight(m, (char *)L->w13 + pgd_dtype_bytes(L->g_dt, h * d), L->u_dt, h, d, &n));
+        PGD_TRY(offer_weight(m, L->w2, L->w2_dt, d, h, &n));
+    }
+    if (n)
+        PGD_LOG_I("model %s: %d weight matrices rearranged for the %s backend's kernels", c->name, n,
+                  pgd_backend_name(m->backend));
+    return PGD_OK;
+}
+
 pgd_status pgd_model_put(pgd_model *m, void *dst, pgd_dtype dt, const void *src, pgd_dtype st,
                          size_t count) {
     if (dt == st) return pgd_backend_upload(m->backend, dst, src, pgd_dtype_bytes(dt, count));
@@ -435,6 +474,7 @@ pgd_status pgd_model_load_part(const char *spec, const pgd_model_load_opts *opts
             s = m->format == PGD_FORMAT_GGUF ? pgd_model_load_gguf(m, spec)
                                              : pgd_model_load_llama2c(m, spec);
     }
+    if (s == PGD_OK) s = prepare_weights(m);
     if (s != PGD_OK) goto fail;
     m->cfg.kv_dtype = pgd_backend_kv_dtype(b);
     char dts[64];

@@ -48,7 +48,30 @@ void pgd_avx2_matmul_q_batched(float *y, const float *x, const void *w, pgd_dtyp
  * 0.89x at 5, 0.71x at 4, where padding to 8 tokens wastes the most). */
 #define PGD_Q_TILE_MAX_TOKENS 5
 void pgd_avx2_matmul_q_gemm(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in, int out,
-                            pgd_claim_fn claim, void *ctx);
+                            pgd_claim_fn claim, void *ctx, int x8);
+/* q8_0 W in the q8_0x8 layout (in % 256 == 0; matmul_q8x8_avx2.c), any n:
+ * one load of a W group serves 4 tokens. fast.c takes it up to
+ * PGD_Q8X8_MAX_TOKENS tokens, and the GEMM above (x8 = 1: it packs its
+ * panels from this layout). Measured (one thread, CPU time, 2048 x 768):
+ * this kernel 44-45 GMAC/s at any n >= 3 (39 at n = 1); the GEMM 0.98x of
+ * it at 8 tokens, 0.65x at 9 (padded to 16), 1.00x at 14, 1.11x at 16,
+ * 1.22x at 32. */
+#define PGD_Q8X8_MAX_TOKENS 14
+void pgd_avx2_matmul_q8x8(float *y, const float *x, const void *w, int n, int in, int out, pgd_claim_fn claim,
+                          void *ctx);
+/* Rows r0..r1-1 of the same in f32 (W a group at a time, no heap): the
+ * q8_0x8 paths' fallback without memory. */
+void pgd_avx2_matmul_q8x8_rows_f32(float *y, const float *x, const void *w, int n, int in, int out, int r0, int r1);
+/* One row (in % 256 == 0) of q8_0x8 W as f32, bit-equal to
+ * pgd_cpu_q8x8_row_to_f32 (wt is not read: the pgd_row_f32_fn shape). */
+void pgd_avx2_q8x8_row_to_f32(float *dst, const void *row, pgd_dtype wt, size_t in);
+/* Batched, any blocked W: every claimed chunk of rows converted to f32 by
+ * row_f32 (one row of `in` values), then pgd_avx2_matmul_batched's
+ * micro-kernel on it (matmul_k_avx2.c); without memory for a chunk, f32 dot
+ * products a group of 256 values at a time. */
+typedef void (*pgd_row_f32_fn)(float *dst, const void *row, pgd_dtype wt, size_t in);
+void pgd_avx2_matmul_dequant_batched(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in, int out,
+                                     pgd_claim_fn claim, void *ctx, pgd_row_f32_fn row_f32);
 /* The same as pgd_avx2_matmul_q_rows for the row chunks that claim(ctx, ...)
  * hands this thread (pgd_claim_fn below), x quantized once: what fast.c
  * runs on the pool, so that a thread the host deschedules does not hold

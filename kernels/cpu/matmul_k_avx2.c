@@ -254,9 +254,8 @@ static int claim_one(void *ctx, int *r0, int *r1) {
     return 1;
 }
 
-/* Batched (n > 8): every claimed chunk dequantized, then the f32 kernel on it. */
-static void matmul_k_batched(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in, int out,
-                             pgd_claim_fn claim, void *ctx) {
+void pgd_avx2_matmul_dequant_batched(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in, int out,
+                                     pgd_claim_fn claim, void *ctx, pgd_row_f32_fn row_f32) {
     size_t row = pgd_dtype_bytes(wt, (size_t)in);
     float *buf = NULL;
     int cap = 0, r0, r1;
@@ -267,12 +266,21 @@ static void matmul_k_batched(float *y, const float *x, const void *w, pgd_dtype 
             buf = aligned_alloc(64, ((size_t)nr * in * sizeof(float) + 63) / 64 * 64);
             cap = buf ? nr : 0;
         }
-        if (!buf) { /* no memory for the panel: the decode path, token by token */
-            pgd_avx2_matmul_q_rows_f32(y, x, w, wt, n, in, out, r0, r1);
+        if (!buf) { /* no memory for the panel: f32 dot products, 256 values of a row at a time */
+            float g[256];
+            for (int r = r0; r < r1; r++)
+                for (int t = 0; t < n; t++) {
+                    float s = 0.0f;
+                    for (int k0 = 0; k0 < in; k0 += 256) {
+                        row_f32(g, (const char *)w + (size_t)r * row + pgd_dtype_bytes(wt, (size_t)k0), wt, 256);
+                        for (int k = 0; k < 256; k++) s += g[k] * x[(size_t)t * in + k0 + k];
+                    }
+                    y[(size_t)t * out + r] = s;
+                }
             continue;
         }
         for (int r = 0; r < nr; r++)
-            pgd_avx2_dequant_k(buf + (size_t)r * in, (const char *)w + (size_t)(r0 + r) * row, wt, (size_t)in);
+            row_f32(buf + (size_t)r * in, (const char *)w + (size_t)(r0 + r) * row, wt, (size_t)in);
         one_chunk o = {nr, 0};
         pgd_avx2_matmul_batched(y + r0, x, buf, PGD_F32, n, in, out, claim_one, &o);
     }
@@ -282,7 +290,7 @@ static void matmul_k_batched(float *y, const float *x, const void *w, pgd_dtype 
 void pgd_avx2_matmul_k(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in, int out,
                        pgd_claim_fn claim, void *ctx) {
     if (n > g_k_int_max) {
-        matmul_k_batched(y, x, w, wt, n, in, out, claim, ctx);
+        pgd_avx2_matmul_dequant_batched(y, x, w, wt, n, in, out, claim, ctx, pgd_avx2_dequant_k);
         return;
     }
     enum { STACK_BLOCKS = 3 * 512 }; /* 61 KB (and 12 KB of scales): in <= 16384 at n = 3 */

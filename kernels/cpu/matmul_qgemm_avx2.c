@@ -51,30 +51,6 @@
 #define XP_BYTES ((size_t)4 << 20) /* packed x of one token block at most (L2/L3) */
 #define RC 64                      /* most rows of a claimed chunk (fast.c hands out multiples of 8) */
 
-/* dst[s] (32 bytes each, s < 8) = dword s of a[0], ..., a[7]: an 8 x 8
- * transpose of 32-bit lanes. */
-ALWAYS_INLINE void transpose8_store(char *dst, __m256i a[8]) {
-    __m256i b[8];
-#pragma GCC unroll 4
-    for (int j = 0; j < 8; j += 2) {
-        b[j] = _mm256_unpacklo_epi32(a[j], a[j + 1]);
-        b[j + 1] = _mm256_unpackhi_epi32(a[j], a[j + 1]);
-    }
-#pragma GCC unroll 2
-    for (int j = 0; j < 8; j += 4) {
-        a[j] = _mm256_unpacklo_epi64(b[j], b[j + 2]);
-        a[j + 1] = _mm256_unpackhi_epi64(b[j], b[j + 2]);
-        a[j + 2] = _mm256_unpacklo_epi64(b[j + 1], b[j + 3]);
-        a[j + 3] = _mm256_unpackhi_epi64(b[j + 1], b[j + 3]);
-    }
-    /* a[0..3]: dwords (0,4)/(1,5)/(2,6)/(3,7) of blocks 0-3 per 128-bit lane; a[4..7] of blocks 4-7 */
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; j++) {
-        _mm256_storeu_si256((__m256i *)(dst + 32 * j), _mm256_permute2x128_si256(a[j], a[j + 4], 0x20));
-        _mm256_storeu_si256((__m256i *)(dst + 32 * (j + 4)), _mm256_permute2x128_si256(a[j], a[j + 4], 0x31));
-    }
-}
-
 /* q8_0: widen the 32 int8 values of each of 8 blocks (v[j], j < 8) into the
  * group's 16 vectors of int16 pairs (512 bytes): vector s, lane j = values
  * 2s, 2s + 1 of block j. */
@@ -85,7 +61,7 @@ ALWAYS_INLINE void interleave8_i16(char *dst, const __m256i v[8]) {
 #pragma GCC unroll 8
         for (int j = 0; j < 8; j++) /* pairs 8 half .. 8 half + 7 of block j as 8 dwords */
             a[j] = _mm256_cvtepi8_epi16(half ? _mm256_extracti128_si256(v[j], 1) : _mm256_castsi256_si128(v[j]));
-        transpose8_store(dst + 256 * half, a);
+        pgd_avx2_transpose8_store(dst + 256 * half, a);
     }
 }
 
@@ -95,7 +71,7 @@ ALWAYS_INLINE void interleave8_u8(char *dst, const __m256i v[8]) {
     __m256i a[8];
 #pragma GCC unroll 8
     for (int j = 0; j < 8; j++) a[j] = v[j];
-    transpose8_store(dst, a);
+    pgd_avx2_transpose8_store(dst, a);
 }
 
 /* Bytes of one packed group (8 blocks) of one row or token. */
@@ -108,10 +84,27 @@ ALWAYS_INLINE size_t group_bytes(pgd_dtype wt) { return wt == PGD_Q8_0 ? 512 : 2
  * q4_k (a group is one super-block): the unsigned 4-bit q of each
  * sub-block of 32 as bytes, d sc_j in dw and the mins dmin m_j in wc (as
  * floats). */
-static void pack_w_row(char *wp, float *dw, int32_t *wc, pgd_dtype wt, const char *row, int nb, int g0, int g1) {
+static void pack_w_row(char *wp, float *dw, int32_t *wc, pgd_dtype wt, const char *row, int nb, int g0, int g1,
+                       int x8) {
     size_t bsz = pgd_dtype_bytes(wt, QB);
     for (int g = g0; g < g1; g++, wp += group_bytes(wt), dw += GB, wc += GB) {
         __m256i v[GB];
+        if (x8) { /* q8_0x8 (q8x8.c): chunk k, lane j = values 4k..4k+3 of block j, already interleaved; each
+                     chunk's dword split into its two int16 pairs (the byte to the high half, shifted down) */
+            const char *src = row + (size_t)g * GB * sizeof(pgd_block_q8_0);
+            const __m256i lo =
+                _mm256_setr_epi8(-128, 0, -128, 1, -128, 4, -128, 5, -128, 8, -128, 9, -128, 12, -128, 13, -128, 0,
+                                 -128, 1, -128, 4, -128, 5, -128, 8, -128, 9, -128, 12, -128, 13);
+            const __m256i hi = _mm256_add_epi8(lo, _mm256_set1_epi16(0x0200));
+            _mm256_storeu_ps(dw, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)src)));
+#pragma GCC unroll 8
+            for (int k = 0; k < GB; k++) {
+                __m256i c = _mm256_loadu_si256((const __m256i *)(src + 16 + 32 * k));
+                _mm256_storeu_si256((__m256i *)(wp + 64 * k), _mm256_srai_epi16(_mm256_shuffle_epi8(c, lo), 8));
+                _mm256_storeu_si256((__m256i *)(wp + 64 * k + 32), _mm256_srai_epi16(_mm256_shuffle_epi8(c, hi), 8));
+            }
+            continue;
+        }
         if (wt == PGD_Q4_K) { /* a group is one super-block: sub-block j's 4-bit q as bytes, d sc_j, dmin m_j */
             const uint8_t *blk = (const uint8_t *)row + (size_t)g * 144;
             uint16_t h[2];
@@ -310,7 +303,7 @@ ALWAYS_INLINE __m256 hsum8x8(const float v[TT][GB]) {
 }
 
 void pgd_avx2_matmul_q_gemm(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in, int out,
-                            pgd_claim_fn claim, void *ctx) {
+                            pgd_claim_fn claim, void *ctx, int x8) {
     int nb = in / QB, ng = (nb + GB - 1) / GB, r0, r1;
     if (!claim(ctx, &r0, &r1)) return;
     /* tokens per block: all n when their packed x fits in XP_BYTES (packed
@@ -324,7 +317,9 @@ void pgd_avx2_matmul_q_gemm(float *y, const float *x, const void *w, pgd_dtype w
     size_t bytes = xbytes + wbytes + (2 * xscales + 2 * wscales + RC * tb) * sizeof(float);
     char *mem = aligned_alloc(64, (bytes + 63) / 64 * 64);
     if (!mem) { /* no memory for the packed x and W: dequantize row by row instead */
-        do pgd_avx2_matmul_q_rows_f32(y, x, w, wt, n, in, out, r0, r1);
+        do
+            x8 ? pgd_avx2_matmul_q8x8_rows_f32(y, x, w, n, in, out, r0, r1)
+               : pgd_avx2_matmul_q_rows_f32(y, x, w, wt, n, in, out, r0, r1);
         while (claim(ctx, &r0, &r1));
         return;
     }
@@ -344,7 +339,8 @@ void pgd_avx2_matmul_q_gemm(float *y, const float *x, const void *w, pgd_dtype w
                     int g1 = ng - g0 < KCG ? ng : g0 + KCG, kg = g1 - g0;
                     for (int r = c0; r < c1; r++)
                         pack_w_row(wp + (size_t)(r - c0) * kg * gbytes, dw + (size_t)(r - c0) * kg * GB,
-                                   wc + (size_t)(r - c0) * kg * GB, wt, (const char *)w + (size_t)r * row, nb, g0, g1);
+                                   wc + (size_t)(r - c0) * kg * GB, wt, (const char *)w + (size_t)r * row, nb, g0, g1,
+                                   x8);
                     for (int T = 0; T < tiles; T++) {
                         const char *xt = xp + ((size_t)T * ng + g0) * TT * gbytes;
                         const float *xdt = xd + ((size_t)T * ng + g0) * TT * GB;

@@ -4,7 +4,8 @@
  * nearest (ties to even; |x / d| <= 127, no overflow) - the ggml/llama.cpp
  * recipe for activations against q8_0/q4_0/k-quant weights. One recipe, so
  * every path (decode, register tiles, GEMM) takes the same integers for the
- * same x. Included only by the *_avx2.c files (built with -mavx2 -mfma
+ * same x. And the 8 x 8 dword transpose that block-interleaves 8 blocks
+ * (the GEMM's panels, q8x8.c's layout). Included only by the *_avx2.c files (built with -mavx2 -mfma
  * -mf16c). */
 #ifndef PAGODA_KERNELS_CPU_QUANT_AVX2_H
 #define PAGODA_KERNELS_CPU_QUANT_AVX2_H
@@ -56,6 +57,30 @@ static inline __attribute__((always_inline)) __m256i pgd_avx2_quant_block(const 
     /* packs interleave the 128-bit lanes: a permute puts them back in order */
     __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
     return _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+/* dst[s] (32 bytes each, s < 8) = dword s of a[0], ..., a[7]: an 8 x 8
+ * transpose of 32-bit lanes (its own inverse). */
+static inline __attribute__((always_inline)) void pgd_avx2_transpose8_store(char *dst, __m256i a[8]) {
+    __m256i b[8];
+#pragma GCC unroll 4
+    for (int j = 0; j < 8; j += 2) {
+        b[j] = _mm256_unpacklo_epi32(a[j], a[j + 1]);
+        b[j + 1] = _mm256_unpackhi_epi32(a[j], a[j + 1]);
+    }
+#pragma GCC unroll 2
+    for (int j = 0; j < 8; j += 4) {
+        a[j] = _mm256_unpacklo_epi64(b[j], b[j + 2]);
+        a[j + 1] = _mm256_unpackhi_epi64(b[j], b[j + 2]);
+        a[j + 2] = _mm256_unpacklo_epi64(b[j + 1], b[j + 3]);
+        a[j + 3] = _mm256_unpackhi_epi64(b[j + 1], b[j + 3]);
+    }
+    /* a[0..3]: dwords (0,4)/(1,5)/(2,6)/(3,7) of blocks 0-3 per 128-bit lane; a[4..7] of blocks 4-7 */
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        _mm256_storeu_si256((__m256i *)(dst + 32 * j), _mm256_permute2x128_si256(a[j], a[j + 4], 0x20));
+        _mm256_storeu_si256((__m256i *)(dst + 32 * (j + 4)), _mm256_permute2x128_si256(a[j], a[j + 4], 0x31));
+    }
 }
 
 #endif

@@ -73,8 +73,25 @@ const char *const *pgd_backend_option_keys(const char *name);
  *                transfer between the simulated devices costs on their
  *                links (the sim; PGD_ERR_UNSUPPORTED for a device without
  *                device-to-device links): the sim's communicator and
- *                pipeline stages are priced through it */
+ *                pipeline stages are priced through it
+ *   "prepare_weight" arg pgd_backend_weight *: the matrix at w (rows x in
+ *                of dtype, written whole) is a weight that from now on only
+ *                matmul and embedding read, with that dtype: the backend
+ *                may rearrange it in place for its kernels, and says so in
+ *                `arranged` (the cpu backend: q8_0 with in % 256 == 0 on
+ *                its AVX2 kernels, to the q8_0x8 layout of
+ *                kernels/cpu/kernels.h; uploads into it are refused after).
+ *                The model offers every matmul weight and its embedding
+ *                table after loading; a backend that does not know the
+ *                request keeps them as they are. */
 pgd_status pgd_backend_control(pgd_backend *b, const char *what, void *arg);
+typedef struct pgd_backend_weight {
+    void *w;
+    pgd_dtype dtype;
+    size_t rows;
+    int in;
+    int arranged; /* out: 1 when the backend rearranged it */
+} pgd_backend_weight;
 typedef struct pgd_backend_link_cost {
     const char *op; /* "all_reduce", "all_gather" (among `ranks` devices of one host), "send" */
     int ranks;
