@@ -197,51 +197,52 @@ static void matmul_q_sweep(pgd_dtype dt) {
 static void test_matmul_q8_0(void) { matmul_q_sweep(PGD_Q8_0); }
 static void test_matmul_q4_0(void) { matmul_q_sweep(PGD_Q4_0); }
 
-/* q8_0x8, the CPU backend's layout for q8_0 (kernels.h): pgd_cpu_q8x8_pack
+/* The CPU backend's x8 layouts of q8_0 and q4_0 (kernels.h): pgd_cpu_x8_pack
  * keeps every value (a packed row converts to the same f32 values, bit for
- * bit, as the plain row), refuses rows that are not whole groups of 256 and
- * weights of -128 (leaving w untouched), and pgd_cpu_matmul_q8x8 on the
+ * bit, as the plain row, on both the portable and the AVX2 conversion),
+ * refuses rows that are not whole groups of 256, other dtypes and q8_0
+ * weights of -128 (leaving w untouched), and pgd_cpu_matmul_x8 on the
  * packed copy meets the same bounds as the plain layout's paths: the
  * activation-rounding bound output by output on the integer paths (its own
- * kernel up to PGD_Q8X8_MAX_TOKENS tokens, the GEMM above), 1e-5 on the f32
+ * kernel up to PGD_X8_MAX_TOKENS tokens, the GEMM above), 1e-5 on the f32
  * ones (scalar ISA, dequantized panels), pool results bit-identical. */
-static void matmul_q8x8_case(int n, int in, int out, uint64_t seed) {
+static void matmul_x8_case(pgd_dtype dt, int n, int in, int out, uint64_t seed) {
     float *x = pgd_test_randf((size_t)n * in, seed, -1.0f, 1.0f);
-    void *w = pgd_test_rand_weights((size_t)out * in, PGD_Q8_0, seed + 1);
-    size_t no = (size_t)n * out, wb = pgd_dtype_bytes(PGD_Q8_0, (size_t)out * in);
+    void *w = pgd_test_rand_weights((size_t)out * in, dt, seed + 1);
+    size_t no = (size_t)n * out, wb = pgd_dtype_bytes(dt, (size_t)out * in);
     char *wx = malloc(wb);
     float *ref = malloc(no * sizeof *ref), *y = malloc(no * sizeof *y), *y0 = malloc(no * sizeof *y0);
     float *wf = malloc((size_t)out * in * sizeof *wf), *row = malloc((size_t)in * sizeof *row);
     memcpy(wx, w, wb);
-    CU_ASSERT_FATAL(pgd_cpu_q8x8_pack(wx, (size_t)out, in));
+    CU_ASSERT_FATAL(pgd_cpu_x8_pack(wx, dt, (size_t)out, in));
     CU_ASSERT(memcmp(wx, w, wb) != 0);
-    pgd_dtype_to_f32(wf, w, PGD_Q8_0, (size_t)out * in);
+    pgd_dtype_to_f32(wf, w, dt, (size_t)out * in);
     for (int r = 0; r < out; r++) {
-        pgd_cpu_q8x8_row_to_f32(row, wx + pgd_dtype_bytes(PGD_Q8_0, (size_t)r * in), in);
+        pgd_cpu_x8_row_to_f32(row, wx + pgd_dtype_bytes(dt, (size_t)r * in), dt, in);
         CU_ASSERT(memcmp(row, wf + (size_t)r * in, (size_t)in * sizeof *row) == 0);
     }
-    pgd_ref_matmul(ref, x, w, PGD_Q8_0, n, in, out);
+    pgd_ref_matmul(ref, x, w, dt, n, in, out);
     double *bound = pgd_test_int8_bounds(x, wf, ref, n, in, out, TOL);
     int qmax = pgd_cpu_q_int_max_tokens();
     for (int ii = 0; ii < 2 * g_n_isas; ii++) {
         pgd_cpu_set_isa(g_isas[ii / 2]);
         pgd_cpu_set_q_int_max_tokens(ii % 2 ? 0 : 1 << 20);
         if (ii % 2 && n <= 3) continue;
-        int int8_path = pgd_cpu_matmul_uses_int8(PGD_Q8_0, n);
+        int int8_path = pgd_cpu_matmul_uses_int8(dt, n);
         for (int p = 0; p < N_POOLS; p++) {
             for (size_t i = 0; i < no; i++) y[i] = NAN;
-            pgd_cpu_matmul_q8x8(pool_at(p), y, x, wx, n, in, out);
+            pgd_cpu_matmul_x8(pool_at(p), y, x, wx, dt, n, in, out);
             if (int8_path) {
                 size_t bad = 0;
                 for (size_t i = 0; i < no; i++) bad += !(fabs(y[i] - ref[i]) <= bound[i]);
                 if (bad)
                     fprintf(stderr,
-                            "\n  FAIL q8_0x8 int8 path n=%d in=%d out=%d pool=%d: %zu outputs beyond the "
+                            "\n  FAIL %sx8 int8 path n=%d in=%d out=%d pool=%d: %zu outputs beyond the "
                             "activation-rounding bound\n",
-                            n, in, out, p, bad);
+                            pgd_dtype_name(dt), n, in, out, p, bad);
                 CU_ASSERT_EQUAL(bad, 0);
             } else {
-                check(pgd_test_rel_err(y, ref, no), TOL, "q8_0x8", g_isas[ii / 2], p, n, in, out);
+                check(pgd_test_rel_err(y, ref, no), TOL, pgd_dtype_name(dt), g_isas[ii / 2], p, n, in, out);
             }
             if (p == 0) memcpy(y0, y, no * sizeof *y);
             else CU_ASSERT(memcmp(y0, y, no * sizeof *y) == 0);
@@ -252,44 +253,55 @@ static void matmul_q8x8_case(int n, int in, int out, uint64_t seed) {
     free(x), free(w), free(wx), free(ref), free(y), free(y0), free(wf), free(row), free(bound);
 }
 
-static void test_matmul_q8x8(void) {
-    static const int ns[] = {1, 2, 3, 4, 5, 7, 8, 9, 17, 32, 100};
+static void matmul_x8_sweep(pgd_dtype dt) {
+    static const int ns[] = {1, 2, 3, 4, 5, 7, 8, 9, 14, 15, 17, 32, 100};
     static const int shapes[][2] = {{256, 9}, {768, 33}, {2048, 17}, {5632, 5}};
-    uint64_t seed = 31000;
+    uint64_t seed = 31000 + 1000 * (uint64_t)dt;
     for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
         for (size_t b = 0; b < sizeof shapes / sizeof *shapes; b++)
-            matmul_q8x8_case(ns[a], shapes[b][0], shapes[b][1], seed++);
-    matmul_q8x8_case(3, 16384, 3, seed++); /* quantized x beyond the kernel's stack buffer */
+            matmul_x8_case(dt, ns[a], shapes[b][0], shapes[b][1], seed++);
+    matmul_x8_case(dt, 3, 16384, 3, seed++); /* quantized x beyond the kernel's stack buffer */
     /* refusals leave w as it was */
-    void *w = pgd_test_rand_weights(96 * 8, PGD_Q8_0, 5);
-    size_t wb = pgd_dtype_bytes(PGD_Q8_0, 96 * 8);
+    void *w = pgd_test_rand_weights(96 * 8, dt, 5);
+    size_t wb = pgd_dtype_bytes(dt, 96 * 8);
     char *c = malloc(wb);
     memcpy(c, w, wb);
-    CU_ASSERT_FALSE(pgd_cpu_q8x8_fits(96));
-    CU_ASSERT_FALSE(pgd_cpu_q8x8_pack(c, 8, 96)); /* rows of 96: not whole groups */
+    CU_ASSERT_FALSE(pgd_cpu_x8_fits(96));
+    CU_ASSERT_TRUE(pgd_cpu_x8_fits(512));
+    CU_ASSERT_FALSE(pgd_cpu_x8_pack(c, dt, 8, 96)); /* rows of 96: not whole groups */
     CU_ASSERT(memcmp(c, w, wb) == 0);
-    CU_ASSERT_TRUE(pgd_cpu_q8x8_fits(512));
-    ((pgd_block_q8_0 *)c)[20].q[7] = -128; /* as (768 values) 3 rows of 256: a -128 in row 2 */
-    memcpy(w, c, wb);
-    CU_ASSERT_FALSE(pgd_cpu_q8x8_pack(c, 3, 256));
+    CU_ASSERT_FALSE(pgd_cpu_x8_pack(c, PGD_F16, 3, 256));
+    CU_ASSERT_FALSE(pgd_cpu_x8_pack(c, PGD_Q4_K, 3, 256));
     CU_ASSERT(memcmp(c, w, wb) == 0);
+    if (dt == PGD_Q8_0) {
+        ((pgd_block_q8_0 *)c)[20].q[7] = -128; /* as (768 values) 3 rows of 256: a -128 in row 2 */
+        memcpy(w, c, wb);
+        CU_ASSERT_FALSE(pgd_cpu_x8_pack(c, dt, 3, 256));
+        CU_ASSERT(memcmp(c, w, wb) == 0);
+    }
     free(w), free(c);
 }
 
-/* The embedding lookup of a q8_0x8 table: the plain table's rows, bit for bit. */
-static void test_embedding_q8x8(void) {
+static void test_matmul_q8_0x8(void) { matmul_x8_sweep(PGD_Q8_0); }
+static void test_matmul_q4_0x8(void) { matmul_x8_sweep(PGD_Q4_0); }
+
+/* The embedding lookup of an x8 table: the plain table's rows, bit for bit. */
+static void test_embedding_x8(void) {
+    static const pgd_dtype dts[] = {PGD_Q8_0, PGD_Q4_0};
     const int V = 40, dim = 512, n = 6;
     int32_t tok[6] = {0, 39, 7, 7, 20, 1};
-    void *tab = pgd_test_rand_weights((size_t)V * dim, PGD_Q8_0, 91);
-    size_t tb = pgd_dtype_bytes(PGD_Q8_0, (size_t)V * dim);
-    char *tx = malloc(tb);
-    memcpy(tx, tab, tb);
-    CU_ASSERT_FATAL(pgd_cpu_q8x8_pack(tx, (size_t)V, dim));
-    float *ref = malloc(sizeof(float) * n * dim), *y = malloc(sizeof(float) * n * dim);
-    pgd_ref_embedding(ref, tab, PGD_Q8_0, tok, n, dim);
-    pgd_cpu_embedding_q8x8(y, tx, tok, n, dim);
-    CU_ASSERT(memcmp(y, ref, sizeof(float) * n * dim) == 0);
-    free(tab), free(tx), free(ref), free(y);
+    for (int d = 0; d < 2; d++) {
+        void *tab = pgd_test_rand_weights((size_t)V * dim, dts[d], 91);
+        size_t tb = pgd_dtype_bytes(dts[d], (size_t)V * dim);
+        char *tx = malloc(tb);
+        memcpy(tx, tab, tb);
+        CU_ASSERT_FATAL(pgd_cpu_x8_pack(tx, dts[d], (size_t)V, dim));
+        float *ref = malloc(sizeof(float) * n * dim), *y = malloc(sizeof(float) * n * dim);
+        pgd_ref_embedding(ref, tab, dts[d], tok, n, dim);
+        pgd_cpu_embedding_x8(y, tx, dts[d], tok, n, dim);
+        CU_ASSERT(memcmp(y, ref, sizeof(float) * n * dim) == 0);
+        free(tab), free(tx), free(ref), free(y);
+    }
 }
 
 /* The formats themselves: round trips and known encodings. */
@@ -1128,8 +1140,9 @@ static CU_TestInfo kernel_tests[] = {
     {"matmul q8_0 vs reference (int8 bound)", test_matmul_q8_0},
     {"matmul q4_0 vs reference (int8 bound)", test_matmul_q4_0},
     {"embedding from quantized tables", test_embedding_quant},
-    {"matmul q8_0x8 (the cpu backend's q8_0 layout) vs reference", test_matmul_q8x8},
-    {"embedding from a q8_0x8 table", test_embedding_q8x8},
+    {"matmul q8_0x8 (the cpu backend's layout) vs reference", test_matmul_q8_0x8},
+    {"matmul q4_0x8 (the cpu backend's layout) vs reference", test_matmul_q4_0x8},
+    {"embedding from x8 tables", test_embedding_x8},
     {"attention over f16 and bf16 caches", test_attention_half},
     {"attention over q8 caches", test_attention_q8},
     {"attention q8 cache vs f32", test_attention_q8_vs_f32},

@@ -1087,33 +1087,34 @@ static void test_fused_equals_unfused(void) {
     pgd_cpu_set_isa(pgd_cpu_set_isa("avx2") == 0 ? "avx2" : "scalar");
 }
 
-/* The cpu backend's "prepare_weight": a q8_0 matrix whose rows are whole
- * groups of 256 is rearranged (q8_0x8) on the AVX2 kernels and left alone
- * on the scalar ones; matmul on it equals matmul on the plain copy up to f32
- * summation order; uploads and memsets into it are refused; freeing it
- * forgets it (a new matrix at the same address is read as plain q8_0). A
- * model loaded with the layout gives the logits of one loaded without it
- * (pgd_cpu_set_q8x8(0)) up to the same f32 order. */
-static void test_q8x8_prepare(void) {
+/* The cpu backend's "prepare_weight": a q8_0 or q4_0 matrix whose rows are
+ * whole groups of 256 is rearranged (x8 layouts) on the AVX2 kernels and
+ * left alone on the scalar ones and for other dtypes; matmul on it equals
+ * matmul on the plain copy up to f32 summation order; uploads and memsets
+ * into it are refused; freeing it forgets it (a new matrix at the same
+ * address is read as plain). A model loaded with the layout gives the
+ * logits of one loaded without it (pgd_cpu_set_x8(0)) up to the same f32
+ * order. */
+static void x8_prepare_case(pgd_dtype dt) {
     pgd_backend *be = NULL;
     pgd_backend_config bc = {.name = "cpu", .num_threads = 2};
     CU_ASSERT_EQUAL_FATAL(pgd_backend_create(&bc, &be), PGD_OK);
     enum { IN = 512, OUT = 24, N = 3 };
-    size_t wb = pgd_dtype_bytes(PGD_Q8_0, (size_t)IN * OUT);
-    void *w = pgd_test_rand_weights((size_t)IN * OUT, PGD_Q8_0, 4242), *dw = NULL;
+    size_t wb = pgd_dtype_bytes(dt, (size_t)IN * OUT);
+    void *w = pgd_test_rand_weights((size_t)IN * OUT, dt, 4242), *dw = NULL;
     float *x = pgd_test_randf((size_t)N * IN, 4243, -1.0f, 1.0f), y[N * OUT], ref[N * OUT];
-    pgd_cpu_matmul(NULL, ref, x, w, PGD_Q8_0, N, IN, OUT);
+    pgd_cpu_matmul(NULL, ref, x, w, dt, N, IN, OUT);
     const char *isa = pgd_cpu_isa();
     for (int pass = 0; pass < 2; pass++) {
         int avx2 = pass == 0 && !strcmp(isa, "avx2");
         if (pass == 1) pgd_cpu_set_isa("scalar");
         CU_ASSERT_EQUAL_FATAL(pgd_backend_alloc(be, wb, &dw), PGD_OK);
         CU_ASSERT_EQUAL(pgd_backend_upload(be, dw, w, wb), PGD_OK);
-        pgd_backend_weight pw = {.w = dw, .dtype = PGD_Q8_0, .rows = OUT, .in = IN};
+        pgd_backend_weight pw = {.w = dw, .dtype = dt, .rows = OUT, .in = IN};
         CU_ASSERT_EQUAL(pgd_backend_control(be, "prepare_weight", &pw), PGD_OK);
         CU_ASSERT_EQUAL(pw.arranged, avx2);
         CU_ASSERT_EQUAL(memcmp(dw, w, wb) != 0, avx2);
-        CU_ASSERT_EQUAL(pgd_backend_matmul(be, y, x, dw, PGD_Q8_0, N, IN, OUT), PGD_OK);
+        CU_ASSERT_EQUAL(pgd_backend_matmul(be, y, x, dw, dt, N, IN, OUT), PGD_OK);
         CU_ASSERT(pgd_test_rel_err(y, ref, N * OUT) < (avx2 ? 1e-5 : 1e-2));
         if (avx2) {
             CU_ASSERT_EQUAL(pgd_backend_upload(be, (char *)dw + 34, w, 34), PGD_ERR_INVALID);
@@ -1122,35 +1123,36 @@ static void test_q8x8_prepare(void) {
             pgd_backend_weight again = pw;
             CU_ASSERT_EQUAL(pgd_backend_control(be, "prepare_weight", &again), PGD_OK);
             CU_ASSERT_EQUAL(again.arranged, 0); /* once only */
-            float *e = malloc(sizeof(float) * IN * 2);
+            float *e = malloc(sizeof(float) * IN * 2), *er = malloc(sizeof(float) * IN * 2);
             int32_t tk[2] = {3, 17};
-            CU_ASSERT_EQUAL(pgd_backend_embedding(be, e, dw, PGD_Q8_0, tk, 2, IN), PGD_OK);
-            float *er = malloc(sizeof(float) * IN * 2);
-            pgd_ref_embedding(er, w, PGD_Q8_0, tk, 2, IN);
+            CU_ASSERT_EQUAL(pgd_backend_embedding(be, e, dw, dt, tk, 2, IN), PGD_OK);
+            pgd_ref_embedding(er, w, dt, tk, 2, IN);
             CU_ASSERT(memcmp(e, er, sizeof(float) * IN * 2) == 0);
             free(e), free(er);
         }
         pgd_backend_free(be, dw);
-        /* the same bytes at (likely) the same address, not prepared: read as plain q8_0 */
+        /* the same bytes at (likely) the same address, not prepared: read as plain blocks */
         CU_ASSERT_EQUAL_FATAL(pgd_backend_alloc(be, wb, &dw), PGD_OK);
         CU_ASSERT_EQUAL(pgd_backend_upload(be, dw, w, wb), PGD_OK);
-        CU_ASSERT_EQUAL(pgd_backend_matmul(be, y, x, dw, PGD_Q8_0, N, IN, OUT), PGD_OK);
+        CU_ASSERT_EQUAL(pgd_backend_matmul(be, y, x, dw, dt, N, IN, OUT), PGD_OK);
         CU_ASSERT(pgd_test_rel_err(y, ref, N * OUT) < (avx2 ? 1e-6 : 1e-2));
         pgd_backend_free(be, dw);
     }
     pgd_cpu_set_isa(isa);
-    pgd_backend_weight bad = {.w = NULL, .dtype = PGD_Q8_0, .rows = 1, .in = 256};
+    pgd_backend_weight bad = {.w = NULL, .dtype = dt, .rows = 1, .in = 256};
     CU_ASSERT_EQUAL(pgd_backend_control(be, "prepare_weight", &bad), PGD_ERR_INVALID);
     pgd_backend_destroy(be);
     free(w), free(x);
 
     /* a model: same logits with and without the layout */
-    const char *spec = "random:dim=256,layers=2,heads=4,kv_heads=2,hidden=512,vocab=300,seq=64,dtype=q8_0";
+    char spec[160];
+    snprintf(spec, sizeof spec, "random:dim=256,layers=2,heads=4,kv_heads=2,hidden=512,vocab=300,seq=64,dtype=%s",
+             pgd_dtype_name(dt));
     pgd_model *m[2] = {NULL, NULL};
     float *lg[2];
-    enum { T = 12, BS = 4 }; /* 12 tokens: the q8_0x8 kernel, not the GEMM (bit-equal on both layouts) */
+    enum { T = 12, BS = 4 }; /* 12 tokens: the x8 kernel, not the GEMM (bit-equal on both layouts) */
     for (int k = 0; k < 2; k++) {
-        pgd_cpu_set_q8x8(k);
+        pgd_cpu_set_x8(k);
         CU_ASSERT_EQUAL_FATAL(pgd_model_load(spec, NULL, BE, &m[k]), PGD_OK);
         const pgd_model_config *c = pgd_model_get_config(m[k]);
         pgd_kv_cache *kv = NULL;
@@ -1170,11 +1172,27 @@ static void test_q8x8_prepare(void) {
         CU_ASSERT_EQUAL_FATAL(pgd_model_forward(m[k], kv, &b, lg[k]), PGD_OK);
         pgd_kv_cache_destroy(kv);
     }
-    pgd_cpu_set_q8x8(1);
+    pgd_cpu_set_x8(1);
     double e = pgd_test_rel_err(lg[1], lg[0], (size_t)T * 300);
     CU_ASSERT(e < 1e-4);
-    fprintf(stderr, "[q8_0x8 vs plain logits: rel err %.2g] ", e);
+    fprintf(stderr, "[%sx8 vs plain logits: rel err %.2g] ", pgd_dtype_name(dt), e);
     for (int k = 0; k < 2; k++) free(lg[k]), pgd_model_destroy(m[k]);
+}
+
+static void test_x8_prepare(void) {
+    x8_prepare_case(PGD_Q8_0);
+    x8_prepare_case(PGD_Q4_0);
+    /* other dtypes are offered and kept as they are */
+    pgd_backend *be = NULL;
+    pgd_backend_config bc = {.name = "cpu", .num_threads = 1};
+    CU_ASSERT_EQUAL_FATAL(pgd_backend_create(&bc, &be), PGD_OK);
+    void *dw = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgd_backend_alloc(be, pgd_dtype_bytes(PGD_Q4_K, 512 * 4), &dw), PGD_OK);
+    pgd_backend_weight pw = {.w = dw, .dtype = PGD_Q4_K, .rows = 4, .in = 512};
+    CU_ASSERT_EQUAL(pgd_backend_control(be, "prepare_weight", &pw), PGD_OK);
+    CU_ASSERT_EQUAL(pw.arranged, 0);
+    pgd_backend_free(be, dw);
+    pgd_backend_destroy(be);
 }
 
 static CU_TestInfo tests[] = {
@@ -1196,7 +1214,7 @@ static CU_TestInfo tests[] = {
     {"random_quantized_shapes", test_random_quantized},
     {"fused_weight_layout_whole_and_tp_shard", test_fused_weight_layout},
     {"fused_forward_equals_unfused_bit_exact", test_fused_equals_unfused},
-    {"q8_0x8_prepare_weight", test_q8x8_prepare},
+    {"x8_layouts_prepare_weight", test_x8_prepare},
     CU_TEST_INFO_NULL,
 };
 

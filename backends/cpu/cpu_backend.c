@@ -139,11 +139,12 @@ static pgd_status cpu_control(pgd_backend *b, const char *what, void *arg) {
     if (!pw || !pw->w || pw->rows == 0 || pw->in <= 0)
         return pgd_error(PGD_ERR_INVALID, "cpu backend: prepare_weight needs a matrix (w, rows, in)");
     pw->arranged = 0;
-    if (pw->dtype != PGD_Q8_0 || !pgd_cpu_q8x8_enabled() || !pgd_cpu_q8x8_fits(pw->in)) return PGD_OK;
-    size_t bytes = pgd_dtype_bytes(PGD_Q8_0, pw->rows * (size_t)pw->in);
+    if ((pw->dtype != PGD_Q8_0 && pw->dtype != PGD_Q4_0) || !pgd_cpu_x8_enabled() || !pgd_cpu_x8_fits(pw->in))
+        return PGD_OK;
+    size_t bytes = pgd_dtype_bytes(pw->dtype, pw->rows * (size_t)pw->in);
     if (touches_x8(c, pw->w, bytes)) return PGD_OK; /* already done (a weight shared by two names) */
     PGD_TRY(reserve_span(c));
-    if (!pgd_cpu_q8x8_pack(pw->w, pw->rows, pw->in)) return PGD_OK;
+    if (!pgd_cpu_x8_pack(pw->w, pw->dtype, pw->rows, pw->in)) return PGD_OK;
     add_span(c, pw->w, (const char *)pw->w + bytes);
     pw->arranged = 1;
     return PGD_OK;
@@ -152,15 +153,15 @@ static pgd_status cpu_sync(pgd_backend *b) { return PGD_OK; }
 
 static pgd_status cpu_embedding(pgd_backend *b, float *out, const void *table, pgd_dtype tt,
                                 const int32_t *tokens, int n, int dim) {
-    if (tt == PGD_Q8_0 && is_x8((cpu_backend *)b, table, pgd_dtype_bytes(tt, (size_t)dim)))
-        pgd_cpu_embedding_q8x8(out, table, tokens, n, dim);
+    if (pgd_dtype_is_quant(tt) && is_x8((cpu_backend *)b, table, pgd_dtype_bytes(tt, (size_t)dim)))
+        pgd_cpu_embedding_x8(out, table, tt, tokens, n, dim);
     else pgd_cpu_embedding(tp_of(b), out, table, tt, tokens, n, dim);
     return PGD_OK;
 }
 static pgd_status cpu_matmul(pgd_backend *b, float *y, const float *x, const void *w,
                              pgd_dtype wt, int n, int in, int out) {
-    if (wt == PGD_Q8_0 && is_x8((cpu_backend *)b, w, pgd_dtype_bytes(wt, (size_t)in * (size_t)out)))
-        pgd_cpu_matmul_q8x8(tp_of(b), y, x, w, n, in, out);
+    if (pgd_dtype_is_quant(wt) && is_x8((cpu_backend *)b, w, pgd_dtype_bytes(wt, (size_t)in * (size_t)out)))
+        pgd_cpu_matmul_x8(tp_of(b), y, x, w, wt, n, in, out);
     else pgd_cpu_matmul(tp_of(b), y, x, w, wt, n, in, out);
     return PGD_OK;
 }

@@ -165,10 +165,10 @@ static void bench_batched_alone(int nd, const pgd_dtype *dts, const int *deq, co
         for (int i = 0; i < BA_N; i++)
             for (int d = 0; d < nd; d++) {
                 pgd_cpu_set_q_int_max_tokens(deq[d] ? 0 : qint_default);
-                pgd_cpu_set_q8x8(!plain[d]);
+                pgd_cpu_set_x8(!plain[d]);
                 double g =
                     pgd_cpu_measure_matmul_batch(dts[d], i < BA_N - 1 ? ba_tokens[i] : plen, c->dim, c->hidden_dim, 1);
-                pgd_cpu_set_q8x8(1);
+                pgd_cpu_set_x8(1);
                 rate[d][i] = g > rate[d][i] ? g : rate[d][i];
             }
     pgd_cpu_set_q_int_max_tokens(qint_default);
@@ -328,7 +328,7 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
     enum { MAXD = 16 };
     pgd_dtype dts[MAXD], kvs[MAXD], wl[MAXD], kl[MAXD];
     int deq[MAXD], wdeq[MAXD]; /* 1: "q8_0:deq", batched matmuls on dequantized panels */
-    int plain[MAXD], wplain[MAXD]; /* 1: "q8_0:plain", q8_0 kept in GGUF's layout (not q8_0x8) */
+    int plain[MAXD], wplain[MAXD]; /* 1: "q8_0:plain", kept in GGUF's block layout (not the cpu backend's x8) */
     int nd = 0, nw = 0, nk = 0, rc = 1, max_batch = 1, qint_default = pgd_cpu_q_int_max_tokens();
     char buf[128];
     snprintf(buf, sizeof buf, "%s", dtypes_s);
@@ -340,10 +340,10 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
         if (wdeq[nw] || wplain[nw]) *colon = 0;
         if (nw == 8 || !pgd_dtype_from_name(t, &wl[nw]) || !pgd_dtype_is_weight(wl[nw]) ||
             (colon && !wdeq[nw] && !wplain[nw]) || (wdeq[nw] && !pgd_dtype_is_quant(wl[nw])) ||
-            (wplain[nw] && wl[nw] != PGD_Q8_0)) {
+            (wplain[nw] && !pgd_dtype_is_quant(wl[nw]))) {
             fprintf(stderr,
                     "pagoda bench: --dtypes takes up to 8 of f32, f16, bf16, q8_0, q4_0, q4_k, q6_k, q8_0:deq, "
-                    "q4_0:deq, q8_0:plain "
+                    "q4_0:deq, q8_0:plain, q4_0:plain "
                     "(got '%s%s')\n",
                     t,
                     wdeq[nw]     ? ":deq"
@@ -405,9 +405,9 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
         fprintf(stderr, "pagoda bench: loading %s ...\n", spec);
         pgd_exec_config xc = {.model = spec,
                               .backend = {.name = "cpu", .num_threads = threads, .kv_dtype = pgd_dtype_name(kvs[d])}};
-        pgd_cpu_set_q8x8(!plain[d]); /* the layout is chosen as the model loads */
+        pgd_cpu_set_x8(!plain[d]); /* the layout is chosen as the model loads */
         pgd_status cst = pgd_exec_create(&xc, &xs[d].exec);
-        pgd_cpu_set_q8x8(1);
+        pgd_cpu_set_x8(1);
         if (cst != PGD_OK) {
             rc = pgd_cli_fail(NULL);
             goto done;
@@ -453,9 +453,9 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
         fma = f > fma ? f : fma, int8 = i8 > int8 ? i8 : int8, m16 = i16 > m16 ? i16 : m16, mub = u8 > mub ? u8 : mub;
         for (int d = 0; d < nd; d++) {
             const pgd_model_config *c = xs[d].c;
-            pgd_cpu_set_q8x8(!plain[d]);
+            pgd_cpu_set_x8(!plain[d]);
             double m = pgd_cpu_measure_matmul(tp, c->weight_dtype, c->dim, c->hidden_dim, (size_t)256 << 20, 2);
-            pgd_cpu_set_q8x8(1);
+            pgd_cpu_set_x8(1);
             mm_dram[d] = m > mm_dram[d] ? m : mm_dram[d];
         }
         for (int k = 0; k < nd; k++) {
@@ -499,9 +499,9 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
         const pgd_model_config *c = xs[d].c;
         size_t rowb = pgd_dtype_bytes(c->weight_dtype, (size_t)c->dim);
         int rows = (int)(((size_t)256 << 10) / rowb);
-        pgd_cpu_set_q8x8(!plain[d]);
+        pgd_cpu_set_x8(!plain[d]);
         mm_l2[d] = pgd_cpu_measure_matmul(NULL, c->weight_dtype, c->dim, rows > 8 ? rows : 8, 0, 100);
-        pgd_cpu_set_q8x8(1);
+        pgd_cpu_set_x8(1);
     }
     double cb1[MAXD], cbb[MAXD][32]; /* compute bounds: decode b1, each batch (row's own path) */
     for (int d = 0; d < nd; d++) {
@@ -653,7 +653,7 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
             json_t *e = json_object(), *ba = json_array();
             json_object_set_new(e, "dtype", json_string(pgd_dtype_name(dts[d])));
             json_object_set_new(e, "batched_dequantized", json_boolean(deq[d]));
-            json_object_set_new(e, "q8_0_plain_layout", json_boolean(plain[d]));
+            json_object_set_new(e, "plain_layout", json_boolean(plain[d]));
             json_object_set_new(e, "fits_cache", json_boolean(fits_cache((double)wb[d], llc)));
             json_object_set_new(e, "kv_dtype", json_string(pgd_dtype_name(kvs[d])));
             json_object_set_new(e, "kv_bytes_per_seq_step", json_real(kvb[d]));

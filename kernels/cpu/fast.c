@@ -105,7 +105,7 @@ typedef struct matmul_job {
     int qgemm;       /* with it, n > PGD_Q_TILE_MAX_TOKENS: pgd_avx2_matmul_q_gemm (int16 panels) instead */
     int qdec;        /* n <= 3, W q8_0/q4_0: pgd_avx2_matmul_q_decode, rows claimed in chunks */
     int kq;          /* q4_k / q6_k W: pgd_avx2_matmul_k for any n, rows claimed in chunks */
-    int x8;          /* q8_0 W in the q8_0x8 layout (q8x8.c): qdec/qgemm/batched take its kernels */
+    int x8;          /* q8_0/q4_0 W in the x8 layout (x8.c): qdec/qgemm/batched take its kernels */
     int chunk;       /* rows per claimed chunk (qdec: the most rows a guided chunk takes) */
     int nt;          /* threads running the job */
     atomic_int next; /* first unclaimed row */
@@ -136,7 +136,8 @@ static void matmul_rows_scalar(const matmul_job *j, int r0, int r1) {
             if (j->wt == PGD_F32) {
                 wr = (const float *)j->w + (size_t)r * j->in + k0;
             } else if (j->x8) { /* in % 256 == 0 and CH % 256 == 0: chunks are whole groups */
-                pgd_cpu_q8x8_row_to_f32(buf, (const char *)j->w + pgd_dtype_bytes(j->wt, (size_t)r * j->in + k0), kc);
+                pgd_cpu_x8_row_to_f32(buf, (const char *)j->w + pgd_dtype_bytes(j->wt, (size_t)r * j->in + k0), j->wt,
+                                      kc);
                 wr = buf;
             } else { /* quantized: in % 32 (k-quants: 256) == 0, so chunks are whole blocks */
                 pgd_dtype_to_f32(buf, (const char *)j->w + pgd_dtype_bytes(j->wt, (size_t)r * j->in + k0),
@@ -185,10 +186,10 @@ static void matmul_task(void *arg, int i, int nt) {
 #if PGD_BUILD_AVX2
     if (j->x8 && (j->qgemm || j->qdec || j->batched)) {
         if (j->qgemm) pgd_avx2_matmul_q_gemm(j->y, j->x, j->w, j->wt, j->n, j->in, j->out, claim_rows, j, 1);
-        else if (j->qdec) pgd_avx2_matmul_q8x8(j->y, j->x, j->w, j->n, j->in, j->out, claim_rows_guided, j);
+        else if (j->qdec) pgd_avx2_matmul_x8(j->y, j->x, j->w, j->wt, j->n, j->in, j->out, claim_rows_guided, j);
         else
             pgd_avx2_matmul_dequant_batched(j->y, j->x, j->w, j->wt, j->n, j->in, j->out, claim_rows, j,
-                                            pgd_avx2_q8x8_row_to_f32);
+                                            pgd_avx2_x8_row_to_f32);
         return;
     }
     if (j->kq) {
@@ -252,11 +253,11 @@ static void matmul_run(pgd_threadpool *tp, float *y, const float *x, const void 
 #if PGD_BUILD_AVX2
     j.batched = n > 3 && use_avx2();
     j.qint = j.batched && pgd_cpu_matmul_uses_int8(wt, n);
-    j.qgemm = j.qint && (pgd_dtype_is_quant(wt) ? n > (x8 ? PGD_Q8X8_MAX_TOKENS : PGD_Q_TILE_MAX_TOKENS)
+    j.qgemm = j.qint && (pgd_dtype_is_quant(wt) ? n > (x8 ? PGD_X8_MAX_TOKENS(wt) : PGD_Q_TILE_MAX_TOKENS)
                                                 : n > PGD_K_INT_MAX_TOKENS);
     j.kq = pgd_dtype_is_kquant(wt) && use_avx2() && !j.qgemm;
     j.qdec = !j.kq && !j.batched && use_avx2() && (wt == PGD_Q8_0 || wt == PGD_Q4_0);
-    if (x8) /* q8_0x8: its own kernel for n <= PGD_Q8X8_MAX_TOKENS (integer), rows claimed as qdec's */
+    if (x8) /* x8 layouts: their own kernel for n <= PGD_X8_MAX_TOKENS (integer), rows claimed as qdec's */
         j.qdec = use_avx2() && !j.qgemm && (!j.batched || j.qint);
     if (j.kq) { /* chunks of whole 8-row groups, about 4 per thread */
         int per = (out + 4 * nt - 1) / (4 * nt);
@@ -283,18 +284,19 @@ static void matmul_run(pgd_threadpool *tp, float *y, const float *x, const void 
     else pgd_threadpool_run(tp, matmul_task, &j);
 }
 
-static atomic_int g_q8x8 = 1;
-int pgd_cpu_q8x8_enabled(void) { return atomic_load(&g_q8x8) && use_avx2(); }
-void pgd_cpu_set_q8x8(int on) { atomic_store(&g_q8x8, on != 0); }
+static atomic_int g_x8 = 1;
+int pgd_cpu_x8_enabled(void) { return atomic_load(&g_x8) && use_avx2(); }
+void pgd_cpu_set_x8(int on) { atomic_store(&g_x8, on != 0); }
 
-void pgd_cpu_matmul_q8x8(pgd_threadpool *tp, float *y, const float *x, const void *w, int n, int in, int out) {
-    matmul_run(tp, y, x, w, PGD_Q8_0, n, in, out, 1);
+void pgd_cpu_matmul_x8(pgd_threadpool *tp, float *y, const float *x, const void *w, pgd_dtype wt, int n, int in,
+                       int out) {
+    matmul_run(tp, y, x, w, wt, n, in, out, 1);
 }
 
-void pgd_cpu_embedding_q8x8(float *out, const void *table, const int32_t *tokens, int n, int dim) {
+void pgd_cpu_embedding_x8(float *out, const void *table, pgd_dtype wt, const int32_t *tokens, int n, int dim) {
     for (int i = 0; i < n; i++)
-        pgd_cpu_q8x8_row_to_f32(out + (size_t)i * dim,
-                                (const char *)table + pgd_dtype_bytes(PGD_Q8_0, (size_t)tokens[i] * dim), dim);
+        pgd_cpu_x8_row_to_f32(out + (size_t)i * dim, (const char *)table + pgd_dtype_bytes(wt, (size_t)tokens[i] * dim),
+                              wt, dim);
 }
 
 void pgd_cpu_matmul(pgd_threadpool *tp, float *y, const float *x, const void *w, pgd_dtype wt,
@@ -859,10 +861,10 @@ double pgd_cpu_measure_matmul_batch(pgd_dtype wt, int n, int in, int out, int re
         s = s * 1664525u + 1013904223u, f[i] = (float)(s >> 8) / (1 << 23) - 1;
     for (size_t i = 0; i < (size_t)n * in; i++) x[i] = f[i % ((size_t)in * out)];
     pgd_dtype_from_f32(w, wt, f, (size_t)in * out);
-    int x8 = wt == PGD_Q8_0 && pgd_cpu_q8x8_enabled() && pgd_cpu_q8x8_pack(w, (size_t)out, in); /* as the backend */
+    int x8 = pgd_cpu_x8_enabled() && pgd_cpu_x8_pack(w, wt, (size_t)out, in); /* as the backend */
     for (int r = 0; r <= reps; r++) {
         double t0 = thread_cpu_s();
-        if (x8) pgd_cpu_matmul_q8x8(NULL, y, x, w, n, in, out);
+        if (x8) pgd_cpu_matmul_x8(NULL, y, x, w, wt, n, in, out);
         else pgd_cpu_matmul(NULL, y, x, w, wt, n, in, out);
         double dt = thread_cpu_s() - t0, rate = dt > 0 ? (double)n * in * out / dt : 0.0;
         if (r > 0 && rate > best) best = rate; /* pass 0 warms up */
@@ -886,12 +888,12 @@ double pgd_cpu_measure_matmul(pgd_threadpool *tp, pgd_dtype wt, int in, int out,
         s = s * 1664525u + 1013904223u, f[i] = (float)(s >> 8) / (1 << 23) - 1;
     for (int i = 0; i < in; i++) x[i] = f[i];
     pgd_dtype_from_f32(w, wt, f, (size_t)in * out);
-    int x8 = wt == PGD_Q8_0 && pgd_cpu_q8x8_enabled() && pgd_cpu_q8x8_pack(w, (size_t)out, in); /* as the backend */
+    int x8 = pgd_cpu_x8_enabled() && pgd_cpu_x8_pack(w, wt, (size_t)out, in); /* as the backend */
     for (size_t m = 1; m < nm; m++) memcpy(w + m * mb, w, mb); /* faults every page in */
     for (int r = 0; r <= reps; r++) {
         double t0 = tp ? now_s() : thread_cpu_s();
         for (size_t m = 0; m < nm; m++)
-            if (x8) pgd_cpu_matmul_q8x8(tp, y, x, w + m * mb, 1, in, out);
+            if (x8) pgd_cpu_matmul_x8(tp, y, x, w + m * mb, wt, 1, in, out);
             else pgd_cpu_matmul(tp, y, x, w + m * mb, wt, 1, in, out);
         double dt = (tp ? now_s() : thread_cpu_s()) - t0, rate = dt > 0 ? (double)(mb * nm) / dt : 0.0;
         if (r > 0 && rate > best) best = rate; /* pass 0 warms up */

@@ -49,22 +49,27 @@ void pgd_avx2_matmul_q_batched(float *y, const float *x, const void *w, pgd_dtyp
 #define PGD_Q_TILE_MAX_TOKENS 5
 void pgd_avx2_matmul_q_gemm(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in, int out,
                             pgd_claim_fn claim, void *ctx, int x8);
-/* q8_0 W in the q8_0x8 layout (in % 256 == 0; matmul_q8x8_avx2.c), any n:
- * one load of a W group serves 4 tokens. fast.c takes it up to
- * PGD_Q8X8_MAX_TOKENS tokens, and the GEMM above (x8 = 1: it packs its
- * panels from this layout). Measured (one thread, CPU time, 2048 x 768):
- * this kernel 44-45 GMAC/s at any n >= 3 (39 at n = 1); the GEMM 0.98x of
- * it at 8 tokens, 0.65x at 9 (padded to 16), 1.00x at 14, 1.11x at 16,
- * 1.22x at 32. */
+/* q8_0 / q4_0 W in the CPU backend's x8 layouts (in % 256 == 0;
+ * matmul_x8_avx2.c), any n: one load of a W group serves 4 tokens. fast.c
+ * takes it up to PGD_X8_MAX_TOKENS(wt) tokens, and the GEMM above (x8 = 1:
+ * it packs its panels from the layout). Measured (one thread, CPU time,
+ * 2048 x 768, GEMM over this kernel): q8_0x8's kernel 44 GMAC/s at any
+ * n >= 3 (39 at n = 1), the GEMM 1.01x at 8 tokens, 0.67x at 9 (padded to
+ * 16), 0.88x at 12, 1.03x at 14, 1.16x at 16, 1.26x at 32; q4_0x8's kernel
+ * 59 GMAC/s at n >= 2 (52 at n = 1), the GEMM 0.95x at 7, 1.07x at 8,
+ * 0.74x at 9, 0.96x at 12, 1.10x at 14, 1.35x at 32. */
 #define PGD_Q8X8_MAX_TOKENS 14
-void pgd_avx2_matmul_q8x8(float *y, const float *x, const void *w, int n, int in, int out, pgd_claim_fn claim,
-                          void *ctx);
-/* Rows r0..r1-1 of the same in f32 (W a group at a time, no heap): the
- * q8_0x8 paths' fallback without memory. */
-void pgd_avx2_matmul_q8x8_rows_f32(float *y, const float *x, const void *w, int n, int in, int out, int r0, int r1);
-/* One row (in % 256 == 0) of q8_0x8 W as f32, bit-equal to
- * pgd_cpu_q8x8_row_to_f32 (wt is not read: the pgd_row_f32_fn shape). */
-void pgd_avx2_q8x8_row_to_f32(float *dst, const void *row, pgd_dtype wt, size_t in);
+#define PGD_Q4X8_MAX_TOKENS 12
+#define PGD_X8_MAX_TOKENS(wt) ((wt) == PGD_Q8_0 ? PGD_Q8X8_MAX_TOKENS : PGD_Q4X8_MAX_TOKENS)
+void pgd_avx2_matmul_x8(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in, int out,
+                        pgd_claim_fn claim, void *ctx);
+/* Rows r0..r1-1 of the same in f32 (W a group at a time, no heap): the x8
+ * paths' fallback without memory. */
+void pgd_avx2_matmul_x8_rows_f32(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in, int out, int r0,
+                                 int r1);
+/* One row (in % 256 == 0) of x8 W as f32, bit-equal to
+ * pgd_cpu_x8_row_to_f32 (the pgd_row_f32_fn shape). */
+void pgd_avx2_x8_row_to_f32(float *dst, const void *row, pgd_dtype wt, size_t in);
 /* Batched, any blocked W: every claimed chunk of rows converted to f32 by
  * row_f32 (one row of `in` values), then pgd_avx2_matmul_batched's
  * micro-kernel on it (matmul_k_avx2.c); without memory for a chunk, f32 dot

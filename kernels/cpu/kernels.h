@@ -85,27 +85,31 @@ void pgd_cpu_embedding(pgd_threadpool *tp, float *out, const void *table, pgd_dt
 void pgd_cpu_rmsnorm(pgd_threadpool *tp, float *y, const float *x, const float *w, int n, int dim,
                      float eps);
 
-/* q8_0x8: the CPU backend's layout for q8_0 matrices (q8x8.c): each 8
- * blocks of a row regrouped, their 8 f16 scales first, then chunk k (values
- * 4k..4k+3) of block j at byte 16 + 32 k + 4 j; the same bytes as q8_0.
+/* x8 layouts: the CPU backend's layout for q8_0 and q4_0 matrices (x8.c):
+ * each 8 blocks of a row regrouped, their 8 f16 scales first, then chunk k
+ * of block j's quant bytes (4 bytes) at byte 16 + 32 k + 4 j ("q8_0x8",
+ * "q4_0x8"); the same bytes as the plain dtype.
  * _fits: 1 when rows of `in` values are whole groups (in % 256 == 0).
- * _pack: rearranges rows x in q8_0 in place and returns 1, or returns 0
- * and leaves w as it was (in does not fit, or a weight is -128).
- * _row_to_f32: the `in` values of one q8_0x8 row, bit-equal to
- * pgd_dtype_to_f32 of the row before packing. pgd_cpu_matmul_q8x8 and
- * pgd_cpu_embedding_q8x8: pgd_cpu_matmul / pgd_cpu_embedding for a q8_0
- * W or table in this layout (same results up to f32 summation order). */
-int pgd_cpu_q8x8_fits(int in);
-/* 1 (default) when the CPU backend rearranges q8_0 matrices it is offered
- * (and pgd_cpu_measure_matmul* measure that layout): the AVX2 kernels are
- * in use and pgd_cpu_set_q8x8 has not turned it off (pagoda bench's
- * "q8_0:plain" rows, for same-run comparisons; set before a model loads). */
-int pgd_cpu_q8x8_enabled(void);
-void pgd_cpu_set_q8x8(int on);
-int pgd_cpu_q8x8_pack(void *w, size_t rows, int in);
-void pgd_cpu_q8x8_row_to_f32(float *dst, const void *row, int in);
-void pgd_cpu_matmul_q8x8(pgd_threadpool *tp, float *y, const float *x, const void *w, int n, int in, int out);
-void pgd_cpu_embedding_q8x8(float *out, const void *table, const int32_t *tokens, int n, int dim);
+ * _pack: rearranges rows x in of wt (q8_0, q4_0) in place and returns 1,
+ * or returns 0 and leaves w as it was (another dtype, in does not fit, a
+ * q8_0 weight of -128).
+ * _row_to_f32: the `in` values of one packed row, bit-equal to
+ * pgd_dtype_to_f32 of the row before packing. pgd_cpu_matmul_x8 and
+ * pgd_cpu_embedding_x8: pgd_cpu_matmul / pgd_cpu_embedding for a W or a
+ * table of wt in this layout (same results up to f32 summation order).
+ * _enabled: 1 (default) when the CPU backend rearranges the matrices it is
+ * offered (and pgd_cpu_measure_matmul* measure this layout): the AVX2
+ * kernels are in use and pgd_cpu_set_x8 has not turned it off (pagoda
+ * bench's "q8_0:plain" rows, for same-run comparisons; set before a model
+ * loads). */
+int pgd_cpu_x8_fits(int in);
+int pgd_cpu_x8_pack(void *w, pgd_dtype wt, size_t rows, int in);
+void pgd_cpu_x8_row_to_f32(float *dst, const void *row, pgd_dtype wt, int in);
+void pgd_cpu_matmul_x8(pgd_threadpool *tp, float *y, const float *x, const void *w, pgd_dtype wt, int n, int in,
+                       int out);
+void pgd_cpu_embedding_x8(float *out, const void *table, pgd_dtype wt, const int32_t *tokens, int n, int dim);
+int pgd_cpu_x8_enabled(void);
+void pgd_cpu_set_x8(int on);
 void pgd_cpu_rope(pgd_threadpool *tp, float *q, float *k, const int32_t *pos, int n, int n_heads,
                   int n_kv_heads, int head_dim, float theta, int stride);
 void pgd_cpu_silu_mul(pgd_threadpool *tp, float *out, const float *gate_up, int n_rows, int hidden);

@@ -89,8 +89,9 @@ static void pack_w_row(char *wp, float *dw, int32_t *wc, pgd_dtype wt, const cha
     size_t bsz = pgd_dtype_bytes(wt, QB);
     for (int g = g0; g < g1; g++, wp += group_bytes(wt), dw += GB, wc += GB) {
         __m256i v[GB];
-        if (x8) { /* q8_0x8 (q8x8.c): chunk k, lane j = values 4k..4k+3 of block j, already interleaved; each
-                     chunk's dword split into its two int16 pairs (the byte to the high half, shifted down) */
+        if (x8 && wt == PGD_Q8_0) { /* q8_0x8 (x8.c): chunk k, lane j = values 4k..4k+3 of block j, already
+                                       interleaved; each chunk's dword split into its two int16 pairs (the byte to
+                                       the high half, shifted down) */
             const char *src = row + (size_t)g * GB * sizeof(pgd_block_q8_0);
             const __m256i lo =
                 _mm256_setr_epi8(-128, 0, -128, 1, -128, 4, -128, 5, -128, 8, -128, 9, -128, 12, -128, 13, -128, 0,
@@ -103,6 +104,26 @@ static void pack_w_row(char *wp, float *dw, int32_t *wc, pgd_dtype wt, const cha
                 _mm256_storeu_si256((__m256i *)(wp + 64 * k), _mm256_srai_epi16(_mm256_shuffle_epi8(c, lo), 8));
                 _mm256_storeu_si256((__m256i *)(wp + 64 * k + 32), _mm256_srai_epi16(_mm256_shuffle_epi8(c, hi), 8));
             }
+            continue;
+        }
+        if (x8) { /* q4_0x8: chunk k holds vector k's values (4k..) in its low nibbles and vector 4 + k's
+                     (16 + 4k..) in its high ones: w - 8 as bytes, and -128 sum(w) per block (lane) */
+            const char *src = row + (size_t)g * GB * sizeof(pgd_block_q4_0);
+            const __m256i m4 = _mm256_set1_epi8(15), one8 = _mm256_set1_epi8(1), ones = _mm256_set1_epi16(1);
+            __m256i su = _mm256_setzero_si256();
+            _mm256_storeu_ps(dw, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)src)));
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++) {
+                __m256i c = _mm256_loadu_si256((const __m256i *)(src + 16 + 32 * k));
+                __m256i ul = _mm256_and_si256(c, m4), uh = _mm256_and_si256(_mm256_srli_epi16(c, 4), m4);
+                _mm256_storeu_si256((__m256i *)(wp + 32 * k), _mm256_sub_epi8(ul, _mm256_set1_epi8(8)));
+                _mm256_storeu_si256((__m256i *)(wp + 32 * (k + 4)), _mm256_sub_epi8(uh, _mm256_set1_epi8(8)));
+                __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(ul, one8), _mm256_maddubs_epi16(uh, one8));
+                su = _mm256_add_epi32(su, _mm256_madd_epi16(p, ones));
+            }
+            /* sum(w) = sum(u) - 8 x 32 */
+            _mm256_storeu_si256((__m256i *)wc, _mm256_mullo_epi32(_mm256_sub_epi32(su, _mm256_set1_epi32(8 * QB)),
+                                                                  _mm256_set1_epi32(-128)));
             continue;
         }
         if (wt == PGD_Q4_K) { /* a group is one super-block: sub-block j's 4-bit q as bytes, d sc_j, dmin m_j */
@@ -318,7 +339,7 @@ void pgd_avx2_matmul_q_gemm(float *y, const float *x, const void *w, pgd_dtype w
     char *mem = aligned_alloc(64, (bytes + 63) / 64 * 64);
     if (!mem) { /* no memory for the packed x and W: dequantize row by row instead */
         do
-            x8 ? pgd_avx2_matmul_q8x8_rows_f32(y, x, w, n, in, out, r0, r1)
+            x8 ? pgd_avx2_matmul_x8_rows_f32(y, x, w, wt, n, in, out, r0, r1)
                : pgd_avx2_matmul_q_rows_f32(y, x, w, wt, n, in, out, r0, r1);
         while (claim(ctx, &r0, &r1));
         return;

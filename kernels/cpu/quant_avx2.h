@@ -5,7 +5,7 @@
  * recipe for activations against q8_0/q4_0/k-quant weights. One recipe, so
  * every path (decode, register tiles, GEMM) takes the same integers for the
  * same x. And the 8 x 8 dword transpose that block-interleaves 8 blocks
- * (the GEMM's panels, q8x8.c's layout). Included only by the *_avx2.c files (built with -mavx2 -mfma
+ * (the GEMM's panels, x8.c's layouts). Included only by the *_avx2.c files (built with -mavx2 -mfma
  * -mf16c). */
 #ifndef PAGODA_KERNELS_CPU_QUANT_AVX2_H
 #define PAGODA_KERNELS_CPU_QUANT_AVX2_H
