@@ -142,14 +142,24 @@ static void test_matmul_batched_tails(void) {
  * sum over blocks of (d / 2) * sum |w| of the block (each x within d / 2 of
  * its rounded value), plus f32 rounding: that bound is checked output by
  * output, not a tuned tolerance. */
-static void matmul_q_case(pgd_dtype dt, int n, int in, int out, uint64_t seed) {
+static void matmul_q_case(pgd_dtype dt, int n, int in, int out, uint64_t seed, int x8) {
     float *x = pgd_test_randf((size_t)n * in, seed, -1.0f, 1.0f);
     void *w = pgd_test_rand_weights((size_t)out * in, dt, seed + 1);
-    size_t no = (size_t)n * out;
+    size_t no = (size_t)n * out, wb = pgd_dtype_bytes(dt, (size_t)out * in);
     float *ref = malloc(no * sizeof *ref), *y = malloc(no * sizeof *y), *y0 = malloc(no * sizeof *y0);
-    float *wf = malloc((size_t)out * in * sizeof *wf);
+    float *wf = malloc((size_t)out * in * sizeof *wf), *row = malloc((size_t)in * sizeof *row);
+    char *wx = malloc(wb); /* x8: the packed copy the matmul runs on */
     pgd_ref_matmul(ref, x, w, dt, n, in, out);
     pgd_dtype_to_f32(wf, w, dt, (size_t)out * in);
+    if (x8) { /* every packed row converts to the plain row's values, bit for bit */
+        memcpy(wx, w, wb);
+        CU_ASSERT_FATAL(pgd_cpu_x8_pack(wx, dt, (size_t)out, in));
+        CU_ASSERT(memcmp(wx, w, wb) != 0);
+        for (int r = 0; r < out; r++) {
+            pgd_cpu_x8_row_to_f32(row, wx + pgd_dtype_bytes(dt, (size_t)r * in), dt, in);
+            CU_ASSERT(memcmp(row, wf + (size_t)r * in, (size_t)in * sizeof *row) == 0);
+        }
+    }
     double *bound = pgd_test_int8_bounds(x, wf, ref, n, in, out, TOL);
     int qmax = pgd_cpu_q_int_max_tokens();
     for (int ii = 0; ii < 2 * g_n_isas; ii++) {
@@ -160,13 +170,16 @@ static void matmul_q_case(pgd_dtype dt, int n, int in, int out, uint64_t seed) {
         CU_ASSERT_EQUAL(int8_path, !strcmp(g_isas[ii / 2], "avx2") && (n <= 3 || ii % 2 == 0));
         for (int p = 0; p < N_POOLS; p++) {
             for (size_t i = 0; i < no; i++) y[i] = NAN;
-            pgd_cpu_matmul(pool_at(p), y, x, w, dt, n, in, out);
+            if (x8) pgd_cpu_matmul_x8(pool_at(p), y, x, wx, dt, n, in, out);
+            else pgd_cpu_matmul(pool_at(p), y, x, w, dt, n, in, out);
             if (int8_path) {
                 size_t bad = 0;
                 for (size_t i = 0; i < no; i++) bad += !(fabs(y[i] - ref[i]) <= bound[i]);
                 if (bad)
-                    fprintf(stderr, "\n  FAIL %s int8 path n=%d in=%d out=%d pool=%d: %zu outputs beyond the "
-                            "activation-rounding bound\n", pgd_dtype_name(dt), n, in, out, p, bad);
+                    fprintf(stderr,
+                            "\n  FAIL %s%s int8 path n=%d in=%d out=%d pool=%d: %zu outputs beyond the "
+                            "activation-rounding bound\n",
+                            pgd_dtype_name(dt), x8 ? "x8" : "", n, in, out, p, bad);
                 CU_ASSERT_EQUAL(bad, 0);
             } else {
                 check(pgd_test_rel_err(y, ref, no), TOL, pgd_dtype_name(dt), g_isas[ii / 2], p, n, in, out);
@@ -176,7 +189,8 @@ static void matmul_q_case(pgd_dtype dt, int n, int in, int out, uint64_t seed) {
         }
     }
     pgd_cpu_set_q_int_max_tokens(qmax);
-    free(x), free(w), free(ref), free(y), free(y0), free(wf), free(bound);
+    pgd_cpu_set_isa(g_isas[0]);
+    free(x), free(w), free(wx), free(ref), free(y), free(y0), free(wf), free(row), free(bound);
 }
 
 static void matmul_q_sweep(pgd_dtype dt) {
@@ -186,12 +200,12 @@ static void matmul_q_sweep(pgd_dtype dt) {
     uint64_t seed = 9000 + 1000 * (uint64_t)dt;
     for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
         for (size_t b = 0; b < sizeof shapes / sizeof *shapes; b++)
-            matmul_q_case(dt, ns[a], shapes[b][0], shapes[b][1], seed++);
+            matmul_q_case(dt, ns[a], shapes[b][0], shapes[b][1], seed++, 0);
     /* the decode path's heap buffer for long rows (n * in / 32 > 1536 blocks) */
-    matmul_q_case(dt, 3, 16416, 9, seed++);
+    matmul_q_case(dt, 3, 16416, 9, seed++, 0);
     /* the batched GEMM's token blocks: 600 x 4128 values of packed x (4.9 MB) exceed its 4 MB block, so x is
      * packed per block of tokens for every chunk (and 4128 / 32 = 129 blocks: a last group of one block) */
-    matmul_q_case(dt, 600, 4128, 3, seed++);
+    matmul_q_case(dt, 600, 4128, 3, seed++, 0);
 }
 
 static void test_matmul_q8_0(void) { matmul_q_sweep(PGD_Q8_0); }
@@ -206,61 +220,14 @@ static void test_matmul_q4_0(void) { matmul_q_sweep(PGD_Q4_0); }
  * activation-rounding bound output by output on the integer paths (its own
  * kernel up to PGD_X8_MAX_TOKENS tokens, the GEMM above), 1e-5 on the f32
  * ones (scalar ISA, dequantized panels), pool results bit-identical. */
-static void matmul_x8_case(pgd_dtype dt, int n, int in, int out, uint64_t seed) {
-    float *x = pgd_test_randf((size_t)n * in, seed, -1.0f, 1.0f);
-    void *w = pgd_test_rand_weights((size_t)out * in, dt, seed + 1);
-    size_t no = (size_t)n * out, wb = pgd_dtype_bytes(dt, (size_t)out * in);
-    char *wx = malloc(wb);
-    float *ref = malloc(no * sizeof *ref), *y = malloc(no * sizeof *y), *y0 = malloc(no * sizeof *y0);
-    float *wf = malloc((size_t)out * in * sizeof *wf), *row = malloc((size_t)in * sizeof *row);
-    memcpy(wx, w, wb);
-    CU_ASSERT_FATAL(pgd_cpu_x8_pack(wx, dt, (size_t)out, in));
-    CU_ASSERT(memcmp(wx, w, wb) != 0);
-    pgd_dtype_to_f32(wf, w, dt, (size_t)out * in);
-    for (int r = 0; r < out; r++) {
-        pgd_cpu_x8_row_to_f32(row, wx + pgd_dtype_bytes(dt, (size_t)r * in), dt, in);
-        CU_ASSERT(memcmp(row, wf + (size_t)r * in, (size_t)in * sizeof *row) == 0);
-    }
-    pgd_ref_matmul(ref, x, w, dt, n, in, out);
-    double *bound = pgd_test_int8_bounds(x, wf, ref, n, in, out, TOL);
-    int qmax = pgd_cpu_q_int_max_tokens();
-    for (int ii = 0; ii < 2 * g_n_isas; ii++) {
-        pgd_cpu_set_isa(g_isas[ii / 2]);
-        pgd_cpu_set_q_int_max_tokens(ii % 2 ? 0 : 1 << 20);
-        if (ii % 2 && n <= 3) continue;
-        int int8_path = pgd_cpu_matmul_uses_int8(dt, n);
-        for (int p = 0; p < N_POOLS; p++) {
-            for (size_t i = 0; i < no; i++) y[i] = NAN;
-            pgd_cpu_matmul_x8(pool_at(p), y, x, wx, dt, n, in, out);
-            if (int8_path) {
-                size_t bad = 0;
-                for (size_t i = 0; i < no; i++) bad += !(fabs(y[i] - ref[i]) <= bound[i]);
-                if (bad)
-                    fprintf(stderr,
-                            "\n  FAIL %sx8 int8 path n=%d in=%d out=%d pool=%d: %zu outputs beyond the "
-                            "activation-rounding bound\n",
-                            pgd_dtype_name(dt), n, in, out, p, bad);
-                CU_ASSERT_EQUAL(bad, 0);
-            } else {
-                check(pgd_test_rel_err(y, ref, no), TOL, pgd_dtype_name(dt), g_isas[ii / 2], p, n, in, out);
-            }
-            if (p == 0) memcpy(y0, y, no * sizeof *y);
-            else CU_ASSERT(memcmp(y0, y, no * sizeof *y) == 0);
-        }
-    }
-    pgd_cpu_set_q_int_max_tokens(qmax);
-    pgd_cpu_set_isa(g_isas[0]);
-    free(x), free(w), free(wx), free(ref), free(y), free(y0), free(wf), free(row), free(bound);
-}
-
 static void matmul_x8_sweep(pgd_dtype dt) {
     static const int ns[] = {1, 2, 3, 4, 5, 7, 8, 9, 14, 15, 17, 32, 100};
     static const int shapes[][2] = {{256, 9}, {768, 33}, {2048, 17}, {5632, 5}};
     uint64_t seed = 31000 + 1000 * (uint64_t)dt;
     for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
         for (size_t b = 0; b < sizeof shapes / sizeof *shapes; b++)
-            matmul_x8_case(dt, ns[a], shapes[b][0], shapes[b][1], seed++);
-    matmul_x8_case(dt, 3, 16384, 3, seed++); /* quantized x beyond the kernel's stack buffer */
+            matmul_q_case(dt, ns[a], shapes[b][0], shapes[b][1], seed++, 1);
+    matmul_q_case(dt, 3, 16384, 3, seed++, 1); /* quantized x beyond the kernel's stack buffer */
     /* refusals leave w as it was */
     void *w = pgd_test_rand_weights(96 * 8, dt, 5);
     size_t wb = pgd_dtype_bytes(dt, 96 * 8);
