@@ -112,22 +112,26 @@ static void test_bench_dtypes(void) {
 }
 
 static double jnum(json_t *o, const char *k) { return json_number_value(json_object_get(o, k)); }
-static double jat(json_t *o, const char *k, int r) { return json_number_value(json_array_get(json_object_get(o, k), r)); }
+static double jat(json_t *o, const char *k, int r) {
+    return json_number_value(json_array_get(json_object_get(o, k), r));
+}
 
 /* One measurement's paired probes (bench --dtypes): per rep, the paired
  * bandwidth is the faster of the probes before and after, the paired bound
  * B x it / (weight bytes + B x KV bytes), the share measured / bound; the
  * median share lies within the reps' shares (their mean at 2 reps), min/max
  * are the arrays' own, and the median measurement is the row's figure.
- * Returns the probe after it in rep r (the next measurement's before). */
+ * after[r]: the probe after the previous measurement in rep r (0: none),
+ * which must be this one's probe before; set to this one's after. */
 static void check_paired(json_t *p, int reps, int b, double wbytes, double kv, double figure, double *after) {
     CU_ASSERT_PTR_NOT_NULL_FATAL(p);
-    static const char *arrays[] = {"probe_before_Bps", "probe_after_Bps", "paired_read_bw_Bps", "measured_tps",
-                                   "paired_bound_tps", "paired_share"};
+    static const char *arrays[] = {"probe_before_Bps", "probe_after_Bps",  "paired_read_bw_Bps",
+                                   "measured_tps",     "paired_bound_tps", "paired_share"};
     for (int k = 0; k < 6; k++) CU_ASSERT_EQUAL(json_array_size(json_object_get(p, arrays[k])), (size_t)reps);
     double lo = 1e300, hi = 0, slo = 1e300, shi = 0, ssum = 0, msum = 0;
     for (int r = 0; r < reps; r++) {
-        double pb = jat(p, "probe_before_Bps", r), pa = jat(p, "probe_after_Bps", r), bw = jat(p, "paired_read_bw_Bps", r);
+        double pb = jat(p, "probe_before_Bps", r), pa = jat(p, "probe_after_Bps", r),
+               bw = jat(p, "paired_read_bw_Bps", r);
         CU_ASSERT(pb > 0 && pa > 0);
         CU_ASSERT_EQUAL(bw, pb > pa ? pb : pa);
         if (after[r] > 0) CU_ASSERT_EQUAL(pb, after[r]); /* neighbours share the probe between them */
@@ -164,7 +168,8 @@ static void test_bench_paired_probes(void) {
              json);
     CU_ASSERT_EQUAL(pgd_test_run_cli(a, &out, NULL), 0);
     CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "against the read probes beside each measurement"));
-    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "| weights | decode b1 % bd | % rd | % pr | probe GB/s | batch 1 % bd |"));
+    CU_ASSERT_PTR_NOT_NULL(out &&
+                           strstr(out, "| weights | decode b1 % bd | % rd | % pr | probe GB/s | batch 1 % bd |"));
     CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "\n| q8_0 | "));
     json_error_t je;
     json_t *j = json_load_file(json, 0, &je);
@@ -178,13 +183,13 @@ static void test_bench_paired_probes(void) {
         json_t *e = json_array_get(d, i), *dec = json_object_get(e, "decode");
         double wb = (double)json_integer_value(json_object_get(e, "weight_bytes_per_step")),
                kv = jnum(e, "kv_bytes_per_seq_step"), after[2] = {0, 0};
-        check_paired(json_object_get(e, "single_decode_paired_read_bound"), 2, 1, wb, kv,
-                     jnum(e, "single_decode_tps"), after);
+        check_paired(json_object_get(e, "single_decode_paired_read_bound"), 2, 1, wb, kv, jnum(e, "single_decode_tps"),
+                     after);
         CU_ASSERT_EQUAL_FATAL(json_array_size(dec), 2);
         for (size_t k = 0; k < 2; k++) {
             json_t *b = json_array_get(dec, k);
-            check_paired(json_object_get(b, "paired_read_bound"), 2, (int)json_integer_value(json_object_get(b, "batch")),
-                         wb, kv, jnum(b, "decode_tps"), after);
+            check_paired(json_object_get(b, "paired_read_bound"), 2,
+                         (int)json_integer_value(json_object_get(b, "batch")), wb, kv, jnum(b, "decode_tps"), after);
         }
     }
     json_decref(j);
