@@ -695,8 +695,9 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
     for (int k = 0; k < nprobes; k++) pmax = prb[k] > pmax ? prb[k] : pmax;
     if (pmax > rbw)
         printf("note       : the fastest paired probe read %.2f GB/s, above the run-wide read bound's %.2f GB/s;\n"
-               "             the run-wide bound is not raised by these shorter probes (%d MiB against %.1f MB\n"
-               "             of L3 here: a pass may partly hit the cache)\n",
+               "             the machine's read bandwidth moved during the run. The run-wide bound is not raised\n"
+               "             by these shorter probes (%d MiB against %.1f MB of L3 here: a pass may partly hit\n"
+               "             the cache)\n",
                pmax / 1e9, rbw / 1e9, PAIR_PROBE_MIB, llc / 1e6);
     /* the bounds themselves, and what the largest batch may gain over batch 1 */
     int bl = nb - 1;
