@@ -111,6 +111,93 @@ static void test_bench_dtypes(void) {
     free(out);
 }
 
+static double jnum(json_t *o, const char *k) { return json_number_value(json_object_get(o, k)); }
+static double jat(json_t *o, const char *k, int r) {
+    return json_number_value(json_array_get(json_object_get(o, k), r));
+}
+
+/* One measurement's paired probes (bench --dtypes): per rep, the paired
+ * bandwidth is the faster of the probes before and after, the paired bound
+ * B x it / (weight bytes + B x KV bytes), the share measured / bound; the
+ * median share lies within the reps' shares (their mean at 2 reps), min/max
+ * are the arrays' own, and the median measurement is the row's figure.
+ * after[r]: the probe after the previous measurement in rep r (0: none),
+ * which must be this one's probe before; set to this one's after. */
+static void check_paired(json_t *p, int reps, int b, double wbytes, double kv, double figure, double *after) {
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    static const char *arrays[] = {"probe_before_Bps", "probe_after_Bps",  "paired_read_bw_Bps",
+                                   "measured_tps",     "paired_bound_tps", "paired_share"};
+    for (int k = 0; k < 6; k++) CU_ASSERT_EQUAL(json_array_size(json_object_get(p, arrays[k])), (size_t)reps);
+    double lo = 1e300, hi = 0, slo = 1e300, shi = 0, ssum = 0, msum = 0;
+    for (int r = 0; r < reps; r++) {
+        double pb = jat(p, "probe_before_Bps", r), pa = jat(p, "probe_after_Bps", r),
+               bw = jat(p, "paired_read_bw_Bps", r);
+        CU_ASSERT(pb > 0 && pa > 0);
+        CU_ASSERT_EQUAL(bw, pb > pa ? pb : pa);
+        if (after[r] > 0) CU_ASSERT_EQUAL(pb, after[r]); /* neighbours share the probe between them */
+        after[r] = pa;
+        double bound = jat(p, "paired_bound_tps", r), tps = jat(p, "measured_tps", r), sh = jat(p, "paired_share", r);
+        CU_ASSERT_DOUBLE_EQUAL(bound / (b * bw / (wbytes + b * kv)), 1.0, 1e-9);
+        CU_ASSERT(tps > 0);
+        CU_ASSERT_DOUBLE_EQUAL(sh / (tps / bound), 1.0, 1e-9);
+        lo = bw < lo ? bw : lo, hi = bw > hi ? bw : hi, slo = sh < slo ? sh : slo, shi = sh > shi ? sh : shi;
+        ssum += sh, msum += tps;
+    }
+    double med = jnum(p, "median_paired_share");
+    CU_ASSERT(med >= slo && med <= shi);
+    if (reps == 2) {
+        CU_ASSERT_DOUBLE_EQUAL(med / (ssum / 2), 1.0, 1e-9);
+        CU_ASSERT_DOUBLE_EQUAL(figure / (msum / 2), 1.0, 1e-9);
+    }
+    CU_ASSERT_EQUAL(jnum(p, "paired_read_bw_min_Bps"), lo);
+    CU_ASSERT_EQUAL(jnum(p, "paired_read_bw_max_Bps"), hi);
+    CU_ASSERT(jnum(p, "run_read_bound_share") > 0);
+}
+
+/* pagoda bench --dtypes: every decode figure is also held to the read
+ * probes taken just before and just after it in its rep; the JSON's
+ * per-rep probes, bounds and shares agree with one another and with the
+ * medians the table prints (a tiny model, 2 reps, one thread; no timing is
+ * asserted). */
+static void test_bench_paired_probes(void) {
+    char *json = pgd_test_write_temp("", 0, ".json");
+    char a[1024], *out = NULL;
+    snprintf(a, sizeof a,
+             "bench --model random:dim=64,layers=2,heads=2,hidden=128,vocab=512,seq=128 --dtypes f32,q8_0 --reps 2 "
+             "--batches 1,4 --prompt-len 8 --decode-steps 2 --threads 1 --json '%s'",
+             json);
+    CU_ASSERT_EQUAL(pgd_test_run_cli(a, &out, NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "against the read probes beside each measurement"));
+    CU_ASSERT_PTR_NOT_NULL(out &&
+                           strstr(out, "| weights | decode b1 % bd | % rd | % pr | probe GB/s | batch 1 % bd |"));
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "\n| q8_0 | "));
+    json_error_t je;
+    json_t *j = json_load_file(json, 0, &je);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "paired_probe_bytes")), 64 << 20);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "paired_probes")), 2 * 2 * 4); /* rows x reps x (2 + 2) */
+    CU_ASSERT(jnum(j, "paired_probe_seconds") > 0 && jnum(j, "paired_probe_seconds") < jnum(j, "reps_seconds"));
+    json_t *d = json_object_get(j, "dtypes");
+    CU_ASSERT_EQUAL_FATAL(json_array_size(d), 2);
+    for (size_t i = 0; i < 2; i++) {
+        json_t *e = json_array_get(d, i), *dec = json_object_get(e, "decode");
+        double wb = (double)json_integer_value(json_object_get(e, "weight_bytes_per_step")),
+               kv = jnum(e, "kv_bytes_per_seq_step"), after[2] = {0, 0};
+        check_paired(json_object_get(e, "single_decode_paired_read_bound"), 2, 1, wb, kv, jnum(e, "single_decode_tps"),
+                     after);
+        CU_ASSERT_EQUAL_FATAL(json_array_size(dec), 2);
+        for (size_t k = 0; k < 2; k++) {
+            json_t *b = json_array_get(dec, k);
+            check_paired(json_object_get(b, "paired_read_bound"), 2,
+                         (int)json_integer_value(json_object_get(b, "batch")), wb, kv, jnum(b, "decode_tps"), after);
+        }
+    }
+    json_decref(j);
+    remove(json);
+    free(json);
+    free(out);
+}
+
 /* 1 when two jsonl outputs hold the same "tokens" on every line. */
 static int same_tokens(const char *a, const char *b) {
     int same = 1, lines = 0;
@@ -332,6 +419,7 @@ static CU_TestInfo tests[] = {
     {"missing_arguments", test_missing_arguments},
     {"good_runs", test_good_runs},
     {"bench_dtypes", test_bench_dtypes},
+    {"bench_paired_probes", test_bench_paired_probes},
     {"kv_dtype_engine", test_kv_dtype_engine},
     CU_TEST_INFO_NULL,
 };

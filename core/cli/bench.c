@@ -13,6 +13,19 @@
  * step + B x one sequence's KV bytes at the middle context); "bd". Copy
  * bandwidth (read + write, STREAM's convention) is printed beside it.
  *
+ * Paired probes (--dtypes): this VM's read bandwidth moves within minutes,
+ * so a figure measured in a slow phase is far from a bound taken in a fast
+ * one. Each rep therefore also probes the read bandwidth (64 MiB, median of
+ * 3 passes) just before and just after each row's decode b1 and batch
+ * measurements (neighbours share the probe between them), and holds each
+ * measurement to its paired read bound: the faster of its two probes in
+ * place of the run-wide read bandwidth. The run-wide bound stays the
+ * headline ("% bd"); a second table gives, beside it, the share of the
+ * run-wide read bound alone ("% rd"), the median over reps of the paired
+ * shares ("% pr") and the paired probes' range over reps; the JSON has the
+ * per-rep probes, bounds and shares (single_decode_paired_read_bound,
+ * each batch's paired_read_bound) and what the probes cost.
+ *
  * Batches in flight: when the executor takes K > 1 batches at once (pipeline
  * stages, --async), a decode measurement at batch B keeps K batches of B
  * sequences in flight (K x B sequences decode; tokens/s counts all of
@@ -251,6 +264,74 @@ static double best_read_bw(pgd_threadpool *tp, int n) {
     return best;
 }
 
+/* The read probe taken beside each --dtypes decode measurement (just before
+ * and just after it, neighbours sharing one): 64 MiB (twice the 32 MiB L3 of
+ * the VM this was written on, where it read a median 1.05x what the 256 MiB
+ * probe read, interleaved), the median of 3 timed passes after the buffer is faulted in and read once,
+ * on the same threads as the run-wide probe. Short, so that it sees the
+ * bandwidth the measurement had; *secs accumulates its wall time. */
+#define PAIR_PROBE_MIB 64
+#define PAIR_PROBE_PASSES 3
+static double paired_probe(pgd_threadpool *tp, double *secs) {
+    double t0 = pgd_cli_now();
+    double b = pgd_cpu_measure_read_bandwidth(tp, (size_t)PAIR_PROBE_MIB << 20, PAIR_PROBE_PASSES);
+    *secs += pgd_cli_now() - t0;
+    return b;
+}
+
+/* Measurement m (0: decode b1, 1 + i: the i-th batch) of a --dtypes row
+ * against its paired probes: for each rep r, bw[r] is the faster of the
+ * probes just before and just after it (pr + r * (nb + 2): probes m and
+ * m + 1), bound[r] the read bound at that bandwidth (B sequences, wb weight
+ * bytes and kvb KV bytes per sequence a step) and share[r] = tps[r] /
+ * bound[r]. Returns the median of share (in rep order otherwise kept). */
+static double paired_shares(const double *pr, int nb, int reps, int m, int b, double wb, double kvb, const double *tps,
+                            double *bw, double *bound, double *share) {
+    for (int r = 0; r < reps; r++) {
+        const double *p = pr + (size_t)r * (nb + 2) + m;
+        bw[r] = p[0] > p[1] ? p[0] : p[1];
+        bound[r] = bench_bound(bw[r], wb, kvb, b);
+        share[r] = bound[r] > 0 ? tps[r] / bound[r] : 0;
+    }
+    return median_of(share, reps);
+}
+
+/* The JSON object of measurement m's paired probes (paired_shares), named
+ * for what each array holds, one element per rep. */
+static json_t *paired_json(const double *pr, int nb, int reps, int m, int b, double wb, double kvb, const double *tps,
+                           double run_bound) {
+    double *bw = calloc((size_t)reps * 3, sizeof(double));
+    if (!bw) return json_null();
+    double *bound = bw + reps, *share = bw + 2 * reps,
+           med = paired_shares(pr, nb, reps, m, b, wb, kvb, tps, bw, bound, share);
+    json_t *o = json_object(), *a[6];
+    for (int k = 0; k < 6; k++) a[k] = json_array();
+    double lo = bw[0], hi = bw[0];
+    for (int r = 0; r < reps; r++) {
+        const double *p = pr + (size_t)r * (nb + 2) + m;
+        json_array_append_new(a[0], json_real(p[0]));
+        json_array_append_new(a[1], json_real(p[1]));
+        json_array_append_new(a[2], json_real(bw[r]));
+        json_array_append_new(a[3], json_real(tps[r]));
+        json_array_append_new(a[4], json_real(bound[r]));
+        json_array_append_new(a[5], json_real(share[r]));
+        lo = bw[r] < lo ? bw[r] : lo, hi = bw[r] > hi ? bw[r] : hi;
+    }
+    json_object_set_new(o, "probe_before_Bps", a[0]);
+    json_object_set_new(o, "probe_after_Bps", a[1]);
+    json_object_set_new(o, "paired_read_bw_Bps", a[2]); /* the faster of the two */
+    json_object_set_new(o, "measured_tps", a[3]);
+    json_object_set_new(o, "paired_bound_tps", a[4]);
+    json_object_set_new(o, "paired_share", a[5]); /* measured_tps / paired_bound_tps */
+    json_object_set_new(o, "median_paired_share", json_real(med));
+    json_object_set_new(o, "paired_read_bw_min_Bps", json_real(lo));
+    json_object_set_new(o, "paired_read_bw_max_Bps", json_real(hi));
+    /* the median measurement over the run-wide read bound (the headline's read side) */
+    json_object_set_new(o, "run_read_bound_share", json_real(run_bound > 0 ? median_of(tps, reps) / run_bound : 0));
+    free(bw);
+    return o;
+}
+
 /* Bytes of last-level cache on this machine (all L3 caches, hwloc); 0 if unknown. */
 static double llc_bytes(void) {
     hwloc_topology_t t;
@@ -385,6 +466,9 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
     memset(xs, 0, sizeof xs);
     pgd_threadpool *tp = NULL;
     double *rbws = NULL;
+    /* paired probes: per row and rep, nb + 2 probes around decode b1 and each batch
+     * (probe m before measurement m, m + 1 after it) */
+    double *prb = NULL, probe_s = 0, reps_s = 0;
     size_t wb[MAXD];
     double *pre = calloc((size_t)nd * reps, sizeof(double)), *one = calloc((size_t)nd * reps, sizeof(double));
     double *bat = calloc((size_t)nd * reps * nb, sizeof(double)), *tmp = calloc((size_t)reps, sizeof(double));
@@ -438,10 +522,12 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
     double ba_rate[MAXD][BA_N] = {{0}}; /* bench_batched_alone's figures */
     for (int d = 0; d < nd; d++) kvb[d] = bench_kv_bytes(xs[d].c, plen + steps / 2);
     rbws = calloc((size_t)reps, sizeof(double));
-    if (!tp || !rbws) {
+    prb = calloc((size_t)nd * reps * (nb + 2), sizeof(double));
+    if (!tp || !rbws || !prb) {
         rc = pgd_cli_fail("out of memory");
         goto done;
     }
+    double reps_t0 = pgd_cli_now();
     for (int r = 0; r < reps; r++) {
         fprintf(stderr, "pagoda bench: rep %d/%d ...\n", r + 1, reps);
         /* the read bandwidth in every rep, beside the figures it bounds */
@@ -464,15 +550,20 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
             pgd_cpu_set_q_int_max_tokens(deq[d] ? 0 : qint_default);
             if (prefill(&xs[d], 1, plen, &t, &ct)) goto done;
             pre[d * reps + r] = plen / t, cpre[d * reps + r] = ct > 0 ? plen / ct : 0;
+            double *pr = prb + ((size_t)d * reps + r) * (nb + 2);
+            pr[0] = paired_probe(tp, &probe_s);
             if (decode(&xs[d], 1, 1, plen, steps, &st, &cs)) goto done;
             one[d * reps + r] = 1.0 / st, cone[d * reps + r] = cs > 0 ? 1.0 / cs : 0;
+            pr[1] = paired_probe(tp, &probe_s);
             for (int i = 0; i < nb; i++) {
                 if (decode(&xs[d], batches[i], 1, plen, steps, &st, &cs)) goto done;
                 bat[((size_t)d * nb + i) * reps + r] = batches[i] / st;
                 cbat[((size_t)d * nb + i) * reps + r] = cs > 0 ? batches[i] / cs : 0;
+                pr[2 + i] = paired_probe(tp, &probe_s);
             }
         }
     }
+    reps_s = pgd_cli_now() - reps_t0;
     double rbw = 0;
     for (int r = 0; r < reps; r++) rbw = rbws[r] > rbw ? rbws[r] : rbw;
     /* A bound must hold for every read the run saw: where a measurement from
@@ -571,6 +662,62 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
                                 bench_bound(rbw, (double)wb[d], kvb[d], batches[i]), cached, i < 32 ? cbb[d][i] : 0));
         printf("\n");
     }
+    /* the same figures against the read probes taken beside each measurement in its rep: this
+     * VM's bandwidth moves within minutes, so the run-wide bound (the best of the run) can sit
+     * far above what a measurement had */
+    printf("\nagainst the read probes beside each measurement (%d MiB, just before and just after it):\n\n| weights |"
+           " decode b1 %% bd | %% rd | %% pr | probe GB/s |",
+           PAIR_PROBE_MIB);
+    for (int i = 0; i < nb; i++) printf(" batch %d %% bd | %% rd | %% pr | probe GB/s |", batches[i]);
+    printf("\n|---|---|---|---|---|");
+    for (int i = 0; i < nb; i++) printf("---|---|---|---|");
+    printf("\n");
+    double *pbw = calloc((size_t)reps * 3, sizeof(double));
+    if (!pbw) {
+        rc = pgd_cli_fail("out of memory");
+        goto done;
+    }
+    for (int d = 0; d < nd; d++) {
+        int cached = fits_cache((double)wb[d], llc);
+        printf("| %s |", label[d]);
+        for (int m = 0; m <= nb; m++) {
+            int b = m ? batches[m - 1] : 1;
+            const double *tps = m ? bat + ((size_t)d * nb + m - 1) * reps : one + (size_t)d * reps;
+            double med = m ? med_bat[d * nb + m - 1] : med_one[d], cb = m ? (m - 1 < 32 ? cbb[d][m - 1] : 0) : cb1[d];
+            double ps = paired_shares(prb + (size_t)d * reps * (nb + 2), nb, reps, m, b, (double)wb[d], kvb[d], tps,
+                                      pbw, pbw + reps, pbw + 2 * reps);
+            double lo = pbw[0], hi = pbw[0];
+            for (int r = 1; r < reps; r++) lo = pbw[r] < lo ? pbw[r] : lo, hi = pbw[r] > hi ? pbw[r] : hi;
+            char pct[16], rd[16], pp[16];
+            double rbound = bench_bound(rbw, (double)wb[d], kvb[d], b);
+            if (cached) snprintf(pp, sizeof pp, "cache");
+            else snprintf(pp, sizeof pp, "%.0f%%", 100 * ps);
+            printf(" %s | %s | %s | %.1f-%.1f |", of_min_bound(pct, sizeof pct, med, rbound, cached, cb),
+                   of_bound(rd, sizeof rd, med, rbound, cached), pp, lo / 1e9, hi / 1e9);
+        }
+        printf("\n");
+    }
+    free(pbw);
+    int nprobes = nd * reps * (nb + 2);
+    printf("\n%% bd       : as above: the median tok/s / the lower of the run-wide read and compute bounds\n"
+           "%% rd       : the median tok/s / the run-wide read bound alone (B x %.2f GB/s / bytes a step reads)\n"
+           "%% pr       : the median over reps of (that rep's tok/s / its paired read bound: B x the faster of the\n"
+           "             two probes just before and just after that measurement / bytes a step reads); over\n"
+           "             100%%: the decode read faster than both probes beside it\n"
+           "probe GB/s : the lowest and highest over reps of that faster probe (a wide range: the machine's\n"
+           "             read bandwidth moved during the run)\n"
+           "probes     : %d (%d MiB, median of %d passes, each after faulting the buffer in and reading it\n"
+           "             once), %.1f s in all (%.0f ms each) of the reps' %.1f s\n",
+           rbw / 1e9, nprobes, PAIR_PROBE_MIB, PAIR_PROBE_PASSES, probe_s, nprobes ? 1e3 * probe_s / nprobes : 0,
+           reps_s);
+    double pmax = 0;
+    for (int k = 0; k < nprobes; k++) pmax = prb[k] > pmax ? prb[k] : pmax;
+    if (pmax > rbw)
+        printf("note       : the fastest paired probe read %.2f GB/s, above the run-wide read bound's %.2f GB/s;\n"
+               "             the machine's read bandwidth moved during the run. The run-wide bound is not raised\n"
+               "             by these shorter probes (%d MiB against %.1f MB of L3 here: a pass may partly hit\n"
+               "             the cache)\n",
+               pmax / 1e9, rbw / 1e9, PAIR_PROBE_MIB, llc / 1e6);
     /* the bounds themselves, and what the largest batch may gain over batch 1 */
     int bl = nb - 1;
     printf("\nthe bounds (tok/s) and the largest batch against batch 1:\n\n| weights | b1 read | b1 compute |"
@@ -649,6 +796,13 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
         json_object_set_new(o, "int16_madd_macs_per_s", json_real(m16));
         json_object_set_new(o, "u8_maddubs_macs_per_s", json_real(mub));
         json_object_set_new(o, "q_int_max_tokens", json_integer(qint_default));
+        /* the probes beside each measurement (per row: single_decode_paired_read_bound, and each
+         * batch's paired_read_bound) and what they cost */
+        json_object_set_new(o, "paired_probe_bytes", json_integer((json_int_t)PAIR_PROBE_MIB << 20));
+        json_object_set_new(o, "paired_probe_passes", json_integer(PAIR_PROBE_PASSES));
+        json_object_set_new(o, "paired_probes", json_integer(nd * reps * (nb + 2)));
+        json_object_set_new(o, "paired_probe_seconds", json_real(probe_s));
+        json_object_set_new(o, "reps_seconds", json_real(reps_s));
         for (int d = 0; d < nd; d++) {
             json_t *e = json_object(), *ba = json_array();
             json_object_set_new(e, "dtype", json_string(pgd_dtype_name(dts[d])));
@@ -674,6 +828,9 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
                 json_array_append_new(bal, b);
             }
             json_object_set_new(e, "batched_matmul_alone", bal);
+            json_object_set_new(e, "single_decode_paired_read_bound",
+                                paired_json(prb + (size_t)d * reps * (nb + 2), nb, reps, 0, 1, (double)wb[d], kvb[d],
+                                            one + (size_t)d * reps, bench_bound(rbw, (double)wb[d], kvb[d], 1)));
             for (int i = 0; i < nb; i++) {
                 json_t *b = json_object();
                 json_object_set_new(b, "batch", json_integer(batches[i]));
@@ -681,6 +838,10 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
                 json_object_set_new(b, "bound_tps", json_real(bench_bound(rbw, (double)wb[d], kvb[d], batches[i])));
                 json_object_set_new(b, "compute_bound_tps", json_real(i < 32 ? cbb[d][i] : 0));
                 json_object_set_new(b, "ratio_to_first", json_real(r_bat[d * nb + i]));
+                json_object_set_new(b, "paired_read_bound",
+                                    paired_json(prb + (size_t)d * reps * (nb + 2), nb, reps, 1 + i, batches[i],
+                                                (double)wb[d], kvb[d], bat + ((size_t)d * nb + i) * reps,
+                                                bench_bound(rbw, (double)wb[d], kvb[d], batches[i])));
                 json_array_append_new(ba, b);
             }
             json_object_set_new(e, "decode", ba);
@@ -699,6 +860,7 @@ done:
     }
     pgd_threadpool_destroy(tp);
     free(rbws);
+    free(prb);
     free(cpre), free(cone), free(cbat);
     free(pre), free(one), free(bat), free(tmp), free(med_pre), free(med_one), free(med_bat), free(r_pre), free(r_one);
     free(r_bat);
