@@ -23,8 +23,9 @@
 #endif
 
 static const pgd_perf_workload *const suite[] = {
-    &pgd_perf_decode_b1,    &pgd_perf_decode_b32,        &pgd_perf_prefill_128, &pgd_perf_attention_long,
-    &pgd_perf_sched_preempt, &pgd_perf_tokenize_sharegpt, &pgd_perf_run_sim,     &pgd_perf_config_load,
+    &pgd_perf_decode_b1,      &pgd_perf_decode_b32,        &pgd_perf_prefill_128,      &pgd_perf_attention_long,
+    &pgd_perf_sched_preempt,  &pgd_perf_tokenize_sharegpt, &pgd_perf_run_sim,          &pgd_perf_config_load,
+    &pgd_perf_decode_b1_q8_0, &pgd_perf_decode_b1_q4_0,    &pgd_perf_prefill_128_q8_0,
 };
 #define NSUITE ((int)(sizeof suite / sizeof suite[0]))
 

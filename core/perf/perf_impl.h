@@ -17,8 +17,8 @@ static inline uint64_t pgd_perf_hash(uint64_t h, const void *p, size_t n) {
 }
 
 /* perf_model.c: forward passes and the attention kernel on the CPU (1 thread) */
-extern const pgd_perf_workload pgd_perf_decode_b1, pgd_perf_decode_b32, pgd_perf_prefill_128,
-    pgd_perf_attention_long;
+extern const pgd_perf_workload pgd_perf_decode_b1, pgd_perf_decode_b32, pgd_perf_prefill_128, pgd_perf_attention_long,
+    pgd_perf_decode_b1_q8_0, pgd_perf_decode_b1_q4_0, pgd_perf_prefill_128_q8_0;
 /* perf_serving.c: scheduler on the sim, tokenizer, a sim run, a config load */
 extern const pgd_perf_workload pgd_perf_sched_preempt, pgd_perf_tokenize_sharegpt, pgd_perf_run_sim,
     pgd_perf_config_load;

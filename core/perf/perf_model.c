@@ -5,9 +5,14 @@
  *   prefill_128    one 128-token prompt, one forward pass
  *   attention_long the paged attention kernel alone: 8 sequences decoding
  *                  at contexts 4096..7680, GQA 8/2 heads of 64, scattered blocks
+ *   decode_b1_q8_0, decode_b1_q4_0, prefill_128_q8_0
+ *                  decode_b1 and prefill_128 with the weights quantized (the
+ *                  CPU backend's x8 layouts and their decode kernels, the
+ *                  GEMM packing from them)
  * The model is a fixed random shape (PERF_SHAPE, weight seed 1234); the KV
  * cache is filled in the set-up with fixed pseudo-random values, so a
  * decode step attends over a real-looking context without a prefill. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,7 +56,7 @@ static void fwd_teardown(void *p) {
     free(s);
 }
 
-static pgd_status fwd_setup(int nseq, int ctx, int steps, int prefill, void **out) {
+static pgd_status fwd_setup(int nseq, int ctx, int steps, int prefill, const char *dtype, void **out) {
     fwd_state *s = calloc(1, sizeof *s);
     if (!s) return pgd_error(PGD_ERR_OOM, "perf: out of memory");
     pgd_status st;
@@ -59,7 +64,9 @@ static pgd_status fwd_setup(int nseq, int ctx, int steps, int prefill, void **ou
     pgd_model_load_opts mo = {.seed = 1234};
     (void)pgd_cpu_isa(); /* the ISA is chosen on first use: not in the measured part */
     if ((st = pgd_backend_create(&bc, &s->be)) != PGD_OK) goto fail;
-    if ((st = pgd_model_load(PERF_SHAPE, &mo, s->be, &s->m)) != PGD_OK) goto fail;
+    char spec[160];
+    snprintf(spec, sizeof spec, "%s%s%s", PERF_SHAPE, dtype ? ",dtype=" : "", dtype ? dtype : "");
+    if ((st = pgd_model_load(spec, &mo, s->be, &s->m)) != PGD_OK) goto fail;
     s->c = pgd_model_get_config(s->m);
     s->nseq = nseq;
     s->ctx = ctx;
@@ -134,9 +141,16 @@ static uint64_t fwd_check(void *p) {
     return pgd_perf_hash(PGD_PERF_HASH0, s->logits, sizeof(float) * (size_t)s->c->vocab_size * s->nseq);
 }
 
-static pgd_status decode_b1_setup(const pgd_perf_env *env, void **out) { return fwd_setup(1, 128, 8, 0, out); }
-static pgd_status decode_b32_setup(const pgd_perf_env *env, void **out) { return fwd_setup(32, 128, 2, 0, out); }
-static pgd_status prefill_setup(const pgd_perf_env *env, void **out) { return fwd_setup(1, 128, 0, 1, out); }
+static pgd_status decode_b1_setup(const pgd_perf_env *env, void **out) { return fwd_setup(1, 128, 8, 0, NULL, out); }
+static pgd_status decode_b32_setup(const pgd_perf_env *env, void **out) { return fwd_setup(32, 128, 2, 0, NULL, out); }
+static pgd_status prefill_setup(const pgd_perf_env *env, void **out) { return fwd_setup(1, 128, 0, 1, NULL, out); }
+static pgd_status decode_b1_q8_setup(const pgd_perf_env *env, void **out) {
+    return fwd_setup(1, 128, 8, 0, "q8_0", out);
+}
+static pgd_status decode_b1_q4_setup(const pgd_perf_env *env, void **out) {
+    return fwd_setup(1, 128, 8, 0, "q4_0", out);
+}
+static pgd_status prefill_q8_setup(const pgd_perf_env *env, void **out) { return fwd_setup(1, 128, 0, 1, "q8_0", out); }
 
 const pgd_perf_workload pgd_perf_decode_b1 = {
     .name = "decode_b1",
@@ -150,6 +164,26 @@ const pgd_perf_workload pgd_perf_prefill_128 = {
     .name = "prefill_128",
     .what = "one forward pass over a 128-token prompt (same model)",
     .setup = prefill_setup, .run = fwd_run, .check = fwd_check, .teardown = fwd_teardown};
+const pgd_perf_workload pgd_perf_decode_b1_q8_0 = {.name = "decode_b1_q8_0",
+                                                   .what =
+                                                       "decode_b1 with q8_0 weights (the cpu backend's q8_0x8 layout)",
+                                                   .setup = decode_b1_q8_setup,
+                                                   .run = fwd_run,
+                                                   .check = fwd_check,
+                                                   .teardown = fwd_teardown};
+const pgd_perf_workload pgd_perf_decode_b1_q4_0 = {.name = "decode_b1_q4_0",
+                                                   .what =
+                                                       "decode_b1 with q4_0 weights (the cpu backend's q4_0x8 layout)",
+                                                   .setup = decode_b1_q4_setup,
+                                                   .run = fwd_run,
+                                                   .check = fwd_check,
+                                                   .teardown = fwd_teardown};
+const pgd_perf_workload pgd_perf_prefill_128_q8_0 = {.name = "prefill_128_q8_0",
+                                                     .what = "prefill_128 with q8_0 weights (the integer GEMM)",
+                                                     .setup = prefill_q8_setup,
+                                                     .run = fwd_run,
+                                                     .check = fwd_check,
+                                                     .teardown = fwd_teardown};
 
 /* ---- the paged attention kernel at a long context ---- */
 
