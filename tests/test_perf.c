@@ -29,7 +29,7 @@ static char *data_dir(void) {
 static void test_workloads_deterministic(void) {
     int n;
     const pgd_perf_workload *const *w = pgd_perf_workloads(&n);
-    CU_ASSERT_EQUAL(n, 8);
+    CU_ASSERT_EQUAL(n, 11);
     pgd_perf_env env = {.data_dir = data_dir(), .root = "."};
     for (int i = 0; i < n; i++) {
         uint64_t a = 0, b = 1;

@@ -582,13 +582,13 @@ static void test_options_and_control(void) {
     pgd_backend_destroy(b);
     pgd_clock_destroy(v);
     pgd_clock_destroy(real);
-    /* a backend without requests */
+    /* a backend without a clock (its only request is prepare_weight) */
     pgd_backend_config cc = {.name = "cpu", .num_threads = 1};
     CU_ASSERT_EQUAL_FATAL(pgd_backend_create(&cc, &b), PGD_OK);
     CU_ASSERT_PTR_NULL(pgd_backend_clock(b));
     CU_ASSERT_EQUAL(pgd_backend_host_memory(b), 1);
     CU_ASSERT_EQUAL(pgd_backend_control(b, "clock", &own), PGD_ERR_UNSUPPORTED);
-    CU_ASSERT_STRING_EQUAL(pgd_last_error(), "the cpu backend takes no requests ('clock')");
+    CU_ASSERT_STRING_EQUAL(pgd_last_error(), "the cpu backend takes no request 'clock' (it takes: prepare_weight)");
     pgd_backend_destroy(b);
 }
 

@@ -134,7 +134,7 @@ static pgd_status cpu_memset(pgd_backend *b, void *dst, int value, size_t bytes)
 static pgd_status cpu_control(pgd_backend *b, const char *what, void *arg) {
     cpu_backend *c = (cpu_backend *)b;
     if (strcmp(what, "prepare_weight"))
-        return pgd_error(PGD_ERR_UNSUPPORTED, "the cpu backend takes no request '%s'", what);
+        return pgd_error(PGD_ERR_UNSUPPORTED, "the cpu backend takes no request '%s' (it takes: prepare_weight)", what);
     pgd_backend_weight *pw = arg;
     if (!pw || !pw->w || pw->rows == 0 || pw->in <= 0)
         return pgd_error(PGD_ERR_INVALID, "cpu backend: prepare_weight needs a matrix (w, rows, in)");
