@@ -210,8 +210,8 @@ static void share_x(matmul_job *j) {
  * shared when the job packed it once. */
 static void qgemm_task(matmul_job *j, int i) {
     if (j->xsh) share_x(j);
-    pgd_avx2_matmul_q_gemm_ex(j->y, j->x, j->w, j->wt, j->n, j->in, j->out, claim_rows, j, j->x8, j->xsh,
-                              pgd_threadpool_scratch(j->tp, i, j->scratch_bytes));
+    pgd_avx2_matmul_q_gemm_ex(j->y, j->x, j->w, j->wt, j->n, j->in, j->out, j->xsh ? claim_rows_guided : claim_rows,
+                              j, j->x8, j->xsh, pgd_threadpool_scratch(j->tp, i, j->scratch_bytes));
 }
 #endif
 
@@ -301,6 +301,10 @@ static void matmul_run(pgd_threadpool *tp, float *y, const float *x, const void 
     } else if (j.qgemm) { /* x packed once per call: chunks of whole 8-row groups, at most 64 rows */
         int per = (out + 2 * nt - 1) / (2 * nt);
         j.chunk = per > 64 ? 64 : (per + 7) / 8 * 8;
+        /* with x shared, a chunk costs no packing of its own: guided chunks
+         * (64 rows while much is left, down to 8 at the end), so the threads
+         * finish within a few rows of each other (a batch-32 step's caller
+         * waited 1-2% of its samples for the last 64-row chunk) */
         /* x packed once into the pool's shared slot by all the threads, and
          * each thread's W panels in its own slot: nothing allocated per call */
         size_t xb = nt > 1 ? pgd_avx2_q_gemm_shared_x_bytes(wt, n, in) : 0;
@@ -310,6 +314,7 @@ static void matmul_run(pgd_threadpool *tp, float *y, const float *x, const void 
         atomic_init(&j.xnext, 0);
         atomic_init(&j.xdone, 0);
         j.scratch_bytes = pgd_avx2_q_gemm_scratch_bytes(wt, n, in, j.xsh != NULL);
+        if (j.xsh) j.chunk = 64;
     } else if (j.qint) { /* x quantized once per thread: small chunks cost nothing extra */
         int per = (out + nt - 1) / nt;
         j.chunk = per > MATMUL_CHUNK ? MATMUL_CHUNK : (per + 1) / 2 * 2;
@@ -530,11 +535,15 @@ static void rope_task(void *arg, int i, int nt) {
     const ew_job *j = arg;
     int r0, r1, hd = j->head_dim;
     split(j->rows, i, nt, 1, &r0, &r1);
+    /* the reference's formulas exactly: freq once per pair (the same value
+     * for every token), cos and sin once per (token, pair) */
+    float freqs[256];
+    int nf = hd / 2 <= 256 ? (hd + 1) / 2 : 0;
+    for (int d = 0; d < 2 * nf; d += 2) freqs[d / 2] = 1.0f / powf(j->f, (float)d / (float)hd);
     for (int t = r0; t < r1; t++) {
         float *q = j->y + (size_t)t * j->ld, *k = j->k + (size_t)t * j->ld2;
         for (int d = 0; d < hd; d += 2) {
-            /* the reference's formulas exactly, once per (token, pair) */
-            float freq = 1.0f / powf(j->f, (float)d / (float)hd);
+            float freq = d / 2 < nf ? freqs[d / 2] : 1.0f / powf(j->f, (float)d / (float)hd);
             float val = (float)j->idx[t] * freq;
             float fcr = cosf(val), fci = sinf(val);
             for (int h = 0; h < j->n_heads; h++) {
