@@ -96,7 +96,15 @@ static void test_scratch_slots(void) {
 /* y for every pool, then each result against the NULL pool's bit for bit
  * and, loosely, against the reference (the tight int8 bound is
  * test_kernels'; this catches a buffer of the wrong token or block). */
-static void gemm_case(pgd_dtype dt, int n, int in, int out, uint64_t seed) {
+static void gemm_run(pgd_threadpool *tp, float *y, const float *x, const void *w, pgd_dtype dt, int x8, int n, int in,
+                     int out) {
+    if (x8) pgd_cpu_matmul_q8x8(tp, y, x, w, n, in, out);
+    else pgd_cpu_matmul(tp, y, x, w, dt, n, in, out);
+}
+
+/* x8: q8_0 W regrouped to the q8_0x8 layout (the cpu backend's) first,
+ * the reference on the plain bytes. */
+static void gemm_case_w(pgd_dtype dt, int x8, int n, int in, int out, uint64_t seed) {
     float *x = pgd_test_randf((size_t)n * in, seed, -1.0f, 1.0f);
     void *w = pgd_test_rand_weights((size_t)out * in, dt, seed + 1);
     size_t no = (size_t)n * out;
@@ -104,24 +112,32 @@ static void gemm_case(pgd_dtype dt, int n, int in, int out, uint64_t seed) {
     CU_ASSERT_PTR_NOT_NULL_FATAL(ref && y0 && y);
     CU_ASSERT_FATAL(pgd_cpu_matmul_uses_int8(dt, n));
     pgd_ref_matmul(ref, x, w, dt, n, in, out);
-    pgd_cpu_matmul(NULL, y0, x, w, dt, n, in, out);
+    if (x8) CU_ASSERT_FATAL(pgd_cpu_q8x8_pack(w, (size_t)out, in));
+    gemm_run(NULL, y0, x, w, dt, x8, n, in, out);
     double err = pgd_test_rel_err(y0, ref, no);
     if (!(err < 0.05))
-        fprintf(stderr, "\n  FAIL %s n=%d in=%d out=%d: rel err %g against the reference\n", pgd_dtype_name(dt), n,
-                in, out, err);
+        fprintf(stderr, "\n  FAIL %s%s n=%d in=%d out=%d: rel err %g against the reference\n", pgd_dtype_name(dt),
+                x8 ? "x8" : "", n, in, out, err);
     CU_ASSERT(err < 0.05);
     pgd_threadpool *pools[2] = {g_pool2, g_pool4};
     for (int p = 0; p < 2; p++)
         for (int rep = 0; rep < 3; rep++) { /* again: the slots as the last call left them */
             for (size_t i = 0; i < no; i++) y[i] = NAN;
-            pgd_cpu_matmul(pools[p], y, x, w, dt, n, in, out);
+            gemm_run(pools[p], y, x, w, dt, x8, n, in, out);
             int same = memcmp(y, y0, no * sizeof *y) == 0;
             if (!same)
-                fprintf(stderr, "\n  FAIL %s n=%d in=%d out=%d pool of %d, call %d: not the NULL pool's outputs\n",
-                        pgd_dtype_name(dt), n, in, out, pgd_threadpool_size(pools[p]), rep);
+                fprintf(stderr, "\n  FAIL %s%s n=%d in=%d out=%d pool of %d, call %d: not the NULL pool's outputs\n",
+                        pgd_dtype_name(dt), x8 ? "x8" : "", n, in, out, pgd_threadpool_size(pools[p]), rep);
             CU_ASSERT(same);
         }
     free(x), free(w), free(ref), free(y0), free(y);
+}
+
+static void gemm_case(pgd_dtype dt, int n, int in, int out, uint64_t seed) {
+    gemm_case_w(dt, 0, n, in, out, seed);
+    /* the q8_0x8 layout's GEMM (its batches start past PGD_Q8X8_MAX_TOKENS = 14; in % 256 == 0) */
+    if (dt == PGD_Q8_0 && n > 14 && pgd_cpu_q8x8_fits(in) && pgd_cpu_q8x8_enabled())
+        gemm_case_w(dt, 1, n, in, out, seed + 50);
 }
 
 static void gemm_sweep(pgd_dtype dt) {
@@ -141,13 +157,16 @@ static void gemm_sweep(pgd_dtype dt) {
     gemm_case(dt, 32, 768, 40, seed++); /* and shared again after it */
 }
 
-static void test_gemm_q8_0(void) { gemm_sweep(PGD_Q8_0); }
+static void test_gemm_q8_0(void) { /* and q8_0x8 */
+    gemm_sweep(PGD_Q8_0);
+    if (g_avx2) gemm_case_w(PGD_Q8_0, 1, 40, 4096, 16, 77); /* x8 with in = 4096 */
+}
 static void test_gemm_q4_0(void) { gemm_sweep(PGD_Q4_0); }
 static void test_gemm_q4_k(void) { gemm_sweep(PGD_Q4_K); }
 
 static CU_TestInfo tests[] = {
     {"pool scratch slots: per thread, shared, kept, grown", test_scratch_slots},
-    {"batched q8_0 GEMM: shared packed x = per-thread packing", test_gemm_q8_0},
+    {"batched q8_0 / q8_0x8 GEMM: shared packed x = per-thread packing", test_gemm_q8_0},
     {"batched q4_0 GEMM: shared packed x = per-thread packing", test_gemm_q4_0},
     {"batched q4_k GEMM: shared packed x = per-thread packing", test_gemm_q4_k},
     CU_TEST_INFO_NULL,
