@@ -98,11 +98,11 @@ static void test_scratch_slots(void) {
  * test_kernels'; this catches a buffer of the wrong token or block). */
 static void gemm_run(pgd_threadpool *tp, float *y, const float *x, const void *w, pgd_dtype dt, int x8, int n, int in,
                      int out) {
-    if (x8) pgd_cpu_matmul_q8x8(tp, y, x, w, n, in, out);
+    if (x8) pgd_cpu_matmul_x8(tp, y, x, w, dt, n, in, out);
     else pgd_cpu_matmul(tp, y, x, w, dt, n, in, out);
 }
 
-/* x8: q8_0 W regrouped to the q8_0x8 layout (the cpu backend's) first,
+/* x8: q8_0 / q4_0 W regrouped to its x8 layout (the cpu backend's) first,
  * the reference on the plain bytes. */
 static void gemm_case_w(pgd_dtype dt, int x8, int n, int in, int out, uint64_t seed) {
     float *x = pgd_test_randf((size_t)n * in, seed, -1.0f, 1.0f);
@@ -112,7 +112,7 @@ static void gemm_case_w(pgd_dtype dt, int x8, int n, int in, int out, uint64_t s
     CU_ASSERT_PTR_NOT_NULL_FATAL(ref && y0 && y);
     CU_ASSERT_FATAL(pgd_cpu_matmul_uses_int8(dt, n));
     pgd_ref_matmul(ref, x, w, dt, n, in, out);
-    if (x8) CU_ASSERT_FATAL(pgd_cpu_q8x8_pack(w, (size_t)out, in));
+    if (x8) CU_ASSERT_FATAL(pgd_cpu_x8_pack(w, dt, (size_t)out, in));
     gemm_run(NULL, y0, x, w, dt, x8, n, in, out);
     double err = pgd_test_rel_err(y0, ref, no);
     if (!(err < 0.05))
@@ -135,8 +135,8 @@ static void gemm_case_w(pgd_dtype dt, int x8, int n, int in, int out, uint64_t s
 
 static void gemm_case(pgd_dtype dt, int n, int in, int out, uint64_t seed) {
     gemm_case_w(dt, 0, n, in, out, seed);
-    /* the q8_0x8 layout's GEMM (its batches start past PGD_Q8X8_MAX_TOKENS = 14; in % 256 == 0) */
-    if (dt == PGD_Q8_0 && n > 14 && pgd_cpu_q8x8_fits(in) && pgd_cpu_q8x8_enabled())
+    /* the x8 layouts' GEMM (its batches start past 14 tokens for q8_0x8, 12 for q4_0x8; in % 256 == 0) */
+    if ((dt == PGD_Q8_0 || dt == PGD_Q4_0) && n > 14 && pgd_cpu_x8_fits(in) && pgd_cpu_x8_enabled())
         gemm_case_w(dt, 1, n, in, out, seed + 50);
 }
 
@@ -161,13 +161,16 @@ static void test_gemm_q8_0(void) { /* and q8_0x8 */
     gemm_sweep(PGD_Q8_0);
     if (g_avx2) gemm_case_w(PGD_Q8_0, 1, 40, 4096, 16, 77); /* x8 with in = 4096 */
 }
-static void test_gemm_q4_0(void) { gemm_sweep(PGD_Q4_0); }
+static void test_gemm_q4_0(void) { /* and q4_0x8 */
+    gemm_sweep(PGD_Q4_0);
+    if (g_avx2) gemm_case_w(PGD_Q4_0, 1, 40, 4096, 16, 78);
+}
 static void test_gemm_q4_k(void) { gemm_sweep(PGD_Q4_K); }
 
 static CU_TestInfo tests[] = {
     {"pool scratch slots: per thread, shared, kept, grown", test_scratch_slots},
     {"batched q8_0 / q8_0x8 GEMM: shared packed x = per-thread packing", test_gemm_q8_0},
-    {"batched q4_0 GEMM: shared packed x = per-thread packing", test_gemm_q4_0},
+    {"batched q4_0 / q4_0x8 GEMM: shared packed x = per-thread packing", test_gemm_q4_0},
     {"batched q4_k GEMM: shared packed x = per-thread packing", test_gemm_q4_k},
     CU_TEST_INFO_NULL,
 };
