@@ -115,9 +115,9 @@ typedef struct matmul_job {
     pgd_threadpool *tp;
     size_t scratch_bytes; /* each thread's pgd_threadpool_scratch slot */
     void *xsh;
-    int xunits;            /* units of xsh (pgd_avx2_q_gemm_x_units) */
-    atomic_int xnext;      /* first unit no thread has claimed */
-    atomic_int xdone;      /* units packed */
+    int xunits;       /* units of xsh (pgd_avx2_q_gemm_x_units) */
+    atomic_int xnext; /* first unit no thread has claimed */
+    atomic_int xdone; /* units packed */
 } matmul_job;
 
 /* Batched row chunks of one matmul are claimed first come, first served, so
@@ -210,8 +210,8 @@ static void share_x(matmul_job *j) {
  * shared when the job packed it once. */
 static void qgemm_task(matmul_job *j, int i) {
     if (j->xsh) share_x(j);
-    pgd_avx2_matmul_q_gemm_ex(j->y, j->x, j->w, j->wt, j->n, j->in, j->out, j->xsh ? claim_rows_guided : claim_rows,
-                              j, j->x8, j->xsh, pgd_threadpool_scratch(j->tp, i, j->scratch_bytes));
+    pgd_avx2_matmul_q_gemm_ex(j->y, j->x, j->w, j->wt, j->n, j->in, j->out, j->xsh ? claim_rows_guided : claim_rows, j,
+                              j->x8, j->xsh, pgd_threadpool_scratch(j->tp, i, j->scratch_bytes));
 }
 #endif
 

@@ -360,8 +360,7 @@ static void store_block(float *y, size_t out, const float *yb, size_t tb, int t0
 #pragma GCC unroll 4
             for (int k = 0; k < 4; k++) {
                 _mm256_storeu_ps(y + (size_t)(t0 + t + k) * out + r, _mm256_permute2f128_ps(a[k], a[k + 4], 0x20));
-                _mm256_storeu_ps(y + (size_t)(t0 + t + k + 4) * out + r,
-                                 _mm256_permute2f128_ps(a[k], a[k + 4], 0x31));
+                _mm256_storeu_ps(y + (size_t)(t0 + t + k + 4) * out + r, _mm256_permute2f128_ps(a[k], a[k + 4], 0x31));
             }
         }
         for (int k = t; k < t + 8; k++)
@@ -441,7 +440,7 @@ void pgd_avx2_matmul_q_gemm_ex(float *y, const float *x, const void *w, pgd_dtyp
     }
     /* this thread's x (unless shared), then its W panel, scales and outputs */
     char *xp = xshared ? (char *)xshared : mem, *wp = xshared ? mem : mem + z.xtotal;
-    float *xd = (float *)(xp + z.xvals), *xs = xd + z.xscales; /* xs: q4_k's d_x sum(x_q) per block */
+    float *xd = (float *)(xp + z.xvals), *xs = xd + z.xscales;  /* xs: q4_k's d_x sum(x_q) per block */
     float *dw = (float *)(wp + z.wbytes), *yb = dw + z.wscales; /* yb[r - c0][token - t0] */
     int32_t *wc = (int32_t *)(yb + RC * tb);
     if (one_pass && !xshared) pack_x(xp, xd, xs, wt, x, n, in, ng);

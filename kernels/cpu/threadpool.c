@@ -64,8 +64,8 @@ struct pgd_threadpool {
     int64_t spin_ns; /* worker spin budget */
     pgd_task_fn fn;
     void *arg;
-    void **scratch;         /* n + 1 slots: one per thread, the last shared (pgd_threadpool_scratch) */
-    size_t *scratch_bytes;  /* each slot's capacity */
+    void **scratch;        /* n + 1 slots: one per thread, the last shared (pgd_threadpool_scratch) */
+    size_t *scratch_bytes; /* each slot's capacity */
 };
 
 #define JOIN_CLAIMED (1ull << 31) /* the job is a claimed one (pgd_threadpool_run_claimed) */
