@@ -11,7 +11,11 @@
  *    depends on which part it falls in, so results do not depend on the
  *    thread count: a NULL pool gives the same output.
  *  - Small problems run on the calling thread alone: waking workers costs
- *    more than it saves below a few tens of thousands of elements. */
+ *    more than it saves below a few tens of thousands of elements.
+ *  - The batched quantized GEMM's x is packed once per call into the pool's
+ *    shared scratch slot: the threads claim disjoint (tile, group) units,
+ *    and each reads x only once every unit is packed (share_x); its W
+ *    panels live in each thread's own slot (pgd_threadpool_scratch). */
 #include <math.h>
 #include <sched.h>
 #include <stdatomic.h>
