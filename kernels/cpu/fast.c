@@ -11,8 +11,13 @@
  *    depends on which part it falls in, so results do not depend on the
  *    thread count: a NULL pool gives the same output.
  *  - Small problems run on the calling thread alone: waking workers costs
- *    more than it saves below a few tens of thousands of elements. */
+ *    more than it saves below a few tens of thousands of elements.
+ *  - The batched quantized GEMM's x is packed once per call into the pool's
+ *    shared scratch slot: the threads claim disjoint (tile, group) units,
+ *    and each reads x only once every unit is packed (share_x); its W
+ *    panels live in each thread's own slot (pgd_threadpool_scratch). */
 #include <math.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,6 +114,14 @@ typedef struct matmul_job {
     int chunk;       /* rows per claimed chunk (qdec: the most rows a guided chunk takes) */
     int nt;          /* threads running the job */
     atomic_int next; /* first unclaimed row */
+    /* qgemm: buffers from the pool (NULL pool: allocated per call), and x
+     * packed once into xsh by the threads together (NULL: each packs its own) */
+    pgd_threadpool *tp;
+    size_t scratch_bytes; /* each thread's pgd_threadpool_scratch slot */
+    void *xsh;
+    int xunits;       /* units of xsh (pgd_avx2_q_gemm_x_units) */
+    atomic_int xnext; /* first unit no thread has claimed */
+    atomic_int xdone; /* units packed */
 } matmul_job;
 
 /* Batched row chunks of one matmul are claimed first come, first served, so
@@ -181,11 +194,36 @@ static int claim_rows_guided(void *ctx, int *r0, int *r1) {
 }
 #endif
 
+#if PGD_BUILD_AVX2
+/* qgemm with shared x: pack the units this thread claims, then wait until
+ * every unit is packed (the threads that joined pack them all; the caller
+ * always joins). */
+static void share_x(matmul_job *j) {
+    int u;
+    while ((u = atomic_fetch_add_explicit(&j->xnext, 1, memory_order_relaxed)) < j->xunits) {
+        pgd_avx2_q_gemm_pack_x(j->xsh, j->wt, j->x, j->n, j->in, u, u + 1);
+        atomic_fetch_add_explicit(&j->xdone, 1, memory_order_release);
+    }
+    for (unsigned k = 1; atomic_load_explicit(&j->xdone, memory_order_acquire) < j->xunits; k++) {
+        if (k % 1024 == 0) sched_yield(); /* the packer was descheduled: let it run */
+        else __builtin_ia32_pause();
+    }
+}
+
+/* The GEMM (x8: W in the q8_0x8 layout) on thread i's scratch slot, x
+ * shared when the job packed it once. */
+static void qgemm_task(matmul_job *j, int i) {
+    if (j->xsh) share_x(j);
+    pgd_avx2_matmul_q_gemm_ex(j->y, j->x, j->w, j->wt, j->n, j->in, j->out, j->xsh ? claim_rows_guided : claim_rows, j,
+                              j->x8, j->xsh, pgd_threadpool_scratch(j->tp, i, j->scratch_bytes));
+}
+#endif
+
 static void matmul_task(void *arg, int i, int nt) {
     matmul_job *j = arg;
 #if PGD_BUILD_AVX2
     if (j->x8 && (j->qgemm || j->qdec || j->batched)) {
-        if (j->qgemm) pgd_avx2_matmul_q_gemm(j->y, j->x, j->w, j->wt, j->n, j->in, j->out, claim_rows, j, 1);
+        if (j->qgemm) qgemm_task(j, i);
         else if (j->qdec) pgd_avx2_matmul_x8(j->y, j->x, j->w, j->wt, j->n, j->in, j->out, claim_rows_guided, j);
         else
             pgd_avx2_matmul_dequant_batched(j->y, j->x, j->w, j->wt, j->n, j->in, j->out, claim_rows, j,
@@ -197,7 +235,7 @@ static void matmul_task(void *arg, int i, int nt) {
         return;
     }
     if (j->batched) {
-        if (j->qgemm) pgd_avx2_matmul_q_gemm(j->y, j->x, j->w, j->wt, j->n, j->in, j->out, claim_rows, j, 0);
+        if (j->qgemm) qgemm_task(j, i);
         else if (j->qint) pgd_avx2_matmul_q_batched(j->y, j->x, j->w, j->wt, j->n, j->in, j->out, claim_rows, j);
         else pgd_avx2_matmul_batched(j->y, j->x, j->w, j->wt, j->n, j->in, j->out, claim_rows, j);
         return;
@@ -264,9 +302,23 @@ static void matmul_run(pgd_threadpool *tp, float *y, const float *x, const void 
         j.chunk = per > MATMUL_CHUNK ? MATMUL_CHUNK : (per + 7) / 8 * 8;
     } else if (j.qdec) { /* guided chunks of at most 256 rows: claimed as threads get to them */
         j.chunk = 256;
-    } else if (j.qgemm) { /* x packed once per thread: chunks of whole 8-row groups, at most 64 rows */
+    } else if (j.qgemm) { /* x packed once per call: chunks of whole 8-row groups, at most 64 rows */
         int per = (out + 2 * nt - 1) / (2 * nt);
         j.chunk = per > 64 ? 64 : (per + 7) / 8 * 8;
+        /* with x shared, a chunk costs no packing of its own: guided chunks
+         * (64 rows while much is left, down to 8 at the end), so the threads
+         * finish within a few rows of each other (a batch-32 step's caller
+         * waited 1-2% of its samples for the last 64-row chunk) */
+        /* x packed once into the pool's shared slot by all the threads, and
+         * each thread's W panels in its own slot: nothing allocated per call */
+        size_t xb = nt > 1 ? pgd_avx2_q_gemm_shared_x_bytes(wt, n, in) : 0;
+        j.tp = tp;
+        j.xsh = xb ? pgd_threadpool_scratch(tp, pgd_threadpool_size(tp), xb) : NULL;
+        j.xunits = j.xsh ? pgd_avx2_q_gemm_x_units(n, in) : 0;
+        atomic_init(&j.xnext, 0);
+        atomic_init(&j.xdone, 0);
+        j.scratch_bytes = pgd_avx2_q_gemm_scratch_bytes(wt, n, in, j.xsh != NULL);
+        if (j.xsh) j.chunk = 64;
     } else if (j.qint) { /* x quantized once per thread: small chunks cost nothing extra */
         int per = (out + nt - 1) / nt;
         j.chunk = per > MATMUL_CHUNK ? MATMUL_CHUNK : (per + 1) / 2 * 2;
@@ -487,11 +539,15 @@ static void rope_task(void *arg, int i, int nt) {
     const ew_job *j = arg;
     int r0, r1, hd = j->head_dim;
     split(j->rows, i, nt, 1, &r0, &r1);
+    /* the reference's formulas exactly: freq once per pair (the same value
+     * for every token), cos and sin once per (token, pair) */
+    float freqs[256];
+    int nf = hd / 2 <= 256 ? (hd + 1) / 2 : 0;
+    for (int d = 0; d < 2 * nf; d += 2) freqs[d / 2] = 1.0f / powf(j->f, (float)d / (float)hd);
     for (int t = r0; t < r1; t++) {
         float *q = j->y + (size_t)t * j->ld, *k = j->k + (size_t)t * j->ld2;
         for (int d = 0; d < hd; d += 2) {
-            /* the reference's formulas exactly, once per (token, pair) */
-            float freq = 1.0f / powf(j->f, (float)d / (float)hd);
+            float freq = d / 2 < nf ? freqs[d / 2] : 1.0f / powf(j->f, (float)d / (float)hd);
             float val = (float)j->idx[t] * freq;
             float fcr = cosf(val), fci = sinf(val);
             for (int h = 0; h < j->n_heads; h++) {

@@ -49,6 +49,25 @@ void pgd_avx2_matmul_q_batched(float *y, const float *x, const void *w, pgd_dtyp
 #define PGD_Q_TILE_MAX_TOKENS 5
 void pgd_avx2_matmul_q_gemm(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in, int out,
                             pgd_claim_fn claim, void *ctx, int x8);
+/* The same with the call's buffers supplied (fast.c: from the pool, so
+ * nothing is allocated per call): xshared, when not NULL and x fits in one
+ * block (pgd_avx2_q_gemm_shared_x_bytes > 0), is x already packed by
+ * pgd_avx2_q_gemm_pack_x (all its units), read by every thread; scratch,
+ * when not NULL, holds pgd_avx2_q_gemm_scratch_bytes(wt, n, in, xshared !=
+ * NULL) bytes, 64-byte aligned, for this thread alone. NULL: packed and
+ * allocated per call, per thread. The outputs are the same bit for bit. */
+void pgd_avx2_matmul_q_gemm_ex(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in, int out,
+                               pgd_claim_fn claim, void *ctx, int x8, const void *xshared, void *scratch);
+/* Bytes of x packed once for all threads (64-byte aligned buffer), or 0 when
+ * x is too large for one block (then every thread packs its own blocks). */
+size_t pgd_avx2_q_gemm_shared_x_bytes(pgd_dtype wt, int n, int in);
+size_t pgd_avx2_q_gemm_scratch_bytes(pgd_dtype wt, int n, int in, int x_shared);
+/* Packing units of x: (tile of 8 tokens, group of 8 blocks) pairs; units
+ * u0 <= u < u1 of x packed into xbuf. Each unit's bytes depend on its own
+ * tokens and blocks alone: units packed by different threads, in any
+ * split, give the buffer a single pgd_avx2_q_gemm_pack_x(.., 0, all) does. */
+int pgd_avx2_q_gemm_x_units(int n, int in);
+void pgd_avx2_q_gemm_pack_x(void *xbuf, pgd_dtype wt, const float *x, int n, int in, int u0, int u1);
 /* q8_0 / q4_0 W in the CPU backend's x8 layouts (in % 256 == 0;
  * matmul_x8_avx2.c), any n: one load of a W group serves 4 tokens. fast.c
  * takes it up to PGD_X8_MAX_TOKENS(wt) tokens, and the GEMM above (x8 = 1:

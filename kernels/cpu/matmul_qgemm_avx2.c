@@ -27,8 +27,9 @@
  * differ from it only in f32 summation order.
  *
  * Blocking: x (all n tokens, padded to tiles of TT = 8) is packed once per
- * thread while it fits in XP_BYTES (else per block of tokens, again for
- * every chunk); each claimed chunk of output rows is packed per K panel of KCG
+ * call while it fits in XP_BYTES (fast.c: into one buffer the threads share,
+ * each packing the (tile, group) units it claims; alone: by each thread),
+ * else per block of tokens, again for every chunk; each claimed chunk of output rows is packed per K panel of KCG
  * groups (1024 values: RC x 2 KB = 128 KB, in L2); for every 8-token tile
  * (16 KB of packed x per panel, in L1) each row runs the 1 x 8 micro-kernel
  * (8 int32 accumulators, one W vector and one x vector live). The f32
@@ -171,34 +172,42 @@ static void pack_w_row(char *wp, float *dw, int32_t *wc, pgd_dtype wt, const cha
  * the int8 values plus 128 as unsigned bytes, 1..255, for vpmaddubsw; q4_k:
  * the int8 values, and d_x times each block's sum of them in xs), its GB
  * scales at the same index times GB in xd. Tokens past n and blocks past
- * nb have scale 0. */
-static void pack_x(char *xp, float *xd, float *xs, pgd_dtype wt, const float *x, int n, int in, int ng) {
-    int nb = in / QB, tiles = (n + TT - 1) / TT;
+ * nb have scale 0. Only the units (T, g) u0 <= T * ng + g < u1 are written:
+ * a unit's bytes depend on nothing but its own tokens and blocks, so x
+ * packed in parts (by several threads) equals x packed at once. */
+static void pack_x_units(char *xp, float *xd, float *xs, pgd_dtype wt, const float *x, int n, int in, int ng, int u0,
+                         int u1) {
+    int nb = in / QB;
     size_t gbytes = group_bytes(wt);
-    for (int T = 0; T < tiles; T++)
-        for (int g = 0; g < ng; g++)
-            for (int t = 0; t < TT; t++) {
-                size_t at = ((size_t)T * ng + g) * TT + t;
-                int tok = T * TT + t;
-                __m256i v[GB];
-                for (int j = 0; j < GB; j++) {
-                    int b = g * GB + j;
-                    int sum = 0;
-                    if (tok < n && b < nb)
-                        v[j] = pgd_avx2_quant_block(x + (size_t)tok * in + (size_t)b * QB, &xd[at * GB + j],
-                                                    wt == PGD_Q4_K ? &sum : NULL);
-                    else v[j] = _mm256_setzero_si256(), xd[at * GB + j] = 0.0f;
-                    xs[at * GB + j] = xd[at * GB + j] * (float)sum; /* q4_k's mins: d_x sum(x_q) */
-                }
-                if (wt == PGD_Q4_0) {
-                    for (int j = 0; j < GB; j++) v[j] = _mm256_xor_si256(v[j], _mm256_set1_epi8((char)0x80));
-                    interleave8_u8(xp + at * gbytes, v);
-                } else if (wt == PGD_Q4_K) { /* signed bytes as they are */
-                    interleave8_u8(xp + at * gbytes, v);
-                } else {
-                    interleave8_i16(xp + at * gbytes, v);
-                }
+    for (int u = u0; u < u1; u++) {
+        int T = u / ng, g = u % ng;
+        for (int t = 0; t < TT; t++) {
+            size_t at = (size_t)u * TT + t;
+            int tok = T * TT + t;
+            __m256i v[GB];
+            for (int j = 0; j < GB; j++) {
+                int b = g * GB + j;
+                int sum = 0;
+                if (tok < n && b < nb)
+                    v[j] = pgd_avx2_quant_block(x + (size_t)tok * in + (size_t)b * QB, &xd[at * GB + j],
+                                                wt == PGD_Q4_K ? &sum : NULL);
+                else v[j] = _mm256_setzero_si256(), xd[at * GB + j] = 0.0f;
+                xs[at * GB + j] = xd[at * GB + j] * (float)sum; /* q4_k's mins: d_x sum(x_q) */
             }
+            if (wt == PGD_Q4_0) {
+                for (int j = 0; j < GB; j++) v[j] = _mm256_xor_si256(v[j], _mm256_set1_epi8((char)0x80));
+                interleave8_u8(xp + at * gbytes, v);
+            } else if (wt == PGD_Q4_K) { /* signed bytes as they are */
+                interleave8_u8(xp + at * gbytes, v);
+            } else {
+                interleave8_i16(xp + at * gbytes, v);
+            }
+        }
+    }
+}
+
+static void pack_x(char *xp, float *xd, float *xs, pgd_dtype wt, const float *x, int n, int in, int ng) {
+    pack_x_units(xp, xd, xs, wt, x, n, in, ng, 0, (n + TT - 1) / TT * ng);
 }
 
 /* acc[t] (8 lanes, f32, in memory) += over groups g < ng: lane j gets
@@ -323,20 +332,105 @@ ALWAYS_INLINE __m256 hsum8x8(const float v[TT][GB]) {
     return _mm256_add_ps(_mm256_permute2f128_ps(q0, q1, 0x20), _mm256_permute2f128_ps(q0, q1, 0x31));
 }
 
+/* y[(t0 + t) * out + r] = yb[(r - c0) * tb + t] for t < nt, c0 <= r < c1:
+ * the block's outputs, token by token (rows contiguous in y), moved by 8 x
+ * 8 transposes (a scalar loop read yb at a stride of tb floats per value:
+ * 2-3% of a batch-32 decode step); the values are copied, not changed. */
+static void store_block(float *y, size_t out, const float *yb, size_t tb, int t0, int nt, int c0, int c1) {
+    int t = 0, r8 = c0 + (c1 - c0) / 8 * 8;
+    for (; t + 8 <= nt; t += 8) {
+        for (int r = c0; r < r8; r += 8) {
+            const float *src = yb + (size_t)(r - c0) * tb + t;
+            __m256 a[8], b[8];
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++) a[i] = _mm256_loadu_ps(src + (size_t)i * tb); /* row r + i, tokens t.. */
+#pragma GCC unroll 4
+            for (int i = 0; i < 8; i += 2) {
+                b[i] = _mm256_unpacklo_ps(a[i], a[i + 1]);
+                b[i + 1] = _mm256_unpackhi_ps(a[i], a[i + 1]);
+            }
+#pragma GCC unroll 2
+            for (int i = 0; i < 8; i += 4) {
+                a[i] = _mm256_shuffle_ps(b[i], b[i + 2], 0x44);
+                a[i + 1] = _mm256_shuffle_ps(b[i], b[i + 2], 0xEE);
+                a[i + 2] = _mm256_shuffle_ps(b[i + 1], b[i + 3], 0x44);
+                a[i + 3] = _mm256_shuffle_ps(b[i + 1], b[i + 3], 0xEE);
+            }
+            /* a[0..3]: tokens (0,4), (1,5), (2,6), (3,7) of rows 0-3 per 128-bit lane; a[4..7] of rows 4-7 */
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++) {
+                _mm256_storeu_ps(y + (size_t)(t0 + t + k) * out + r, _mm256_permute2f128_ps(a[k], a[k + 4], 0x20));
+                _mm256_storeu_ps(y + (size_t)(t0 + t + k + 4) * out + r, _mm256_permute2f128_ps(a[k], a[k + 4], 0x31));
+            }
+        }
+        for (int k = t; k < t + 8; k++)
+            for (int r = r8; r < c1; r++) y[(size_t)(t0 + k) * out + r] = yb[(size_t)(r - c0) * tb + k];
+    }
+    for (; t < nt; t++)
+        for (int r = c0; r < c1; r++) y[(size_t)(t0 + t) * out + r] = yb[(size_t)(r - c0) * tb + t];
+}
+
+/* The sizes of one call's buffers: tb tokens a block (all n, padded to
+ * TT, when their packed x fits in XP_BYTES: packed once per call; else
+ * blocks of that size, packed again for every chunk); the packed x of one
+ * block (x bytes: values, then xd and xs); and one thread's W panel, its
+ * scales and the block's outputs (w bytes). */
+typedef struct gemm_sizes {
+    int nb, ng;
+    size_t tb, gbytes, xvals, xscales, wbytes, wscales, xtotal, wtotal;
+} gemm_sizes;
+
+static gemm_sizes sizes_of(pgd_dtype wt, int n, int in) {
+    gemm_sizes z;
+    z.nb = in / QB, z.ng = (z.nb + GB - 1) / GB;
+    z.gbytes = group_bytes(wt);
+    size_t per_tok = (size_t)z.ng * z.gbytes, npad = ((size_t)n + TT - 1) / TT * TT;
+    z.tb = npad * per_tok <= XP_BYTES ? npad : XP_BYTES / per_tok / TT * TT;
+    if (z.tb < TT) z.tb = TT;
+    z.xvals = z.tb * per_tok, z.xscales = z.tb * z.ng * GB;
+    z.wbytes = (size_t)RC * KCG * z.gbytes, z.wscales = (size_t)RC * KCG * GB;
+    z.xtotal = (z.xvals + 2 * z.xscales * sizeof(float) + 63) / 64 * 64;
+    z.wtotal = (z.wbytes + (2 * z.wscales + RC * z.tb) * sizeof(float) + 63) / 64 * 64;
+    return z;
+}
+
+size_t pgd_avx2_q_gemm_shared_x_bytes(pgd_dtype wt, int n, int in) {
+    gemm_sizes z = sizes_of(wt, n, in);
+    return z.tb >= (size_t)n ? z.xtotal : 0;
+}
+
+int pgd_avx2_q_gemm_x_units(int n, int in) {
+    int ng = (in / QB + GB - 1) / GB;
+    return (n + TT - 1) / TT * ng;
+}
+
+void pgd_avx2_q_gemm_pack_x(void *xbuf, pgd_dtype wt, const float *x, int n, int in, int u0, int u1) {
+    gemm_sizes z = sizes_of(wt, n, in);
+    char *xp = xbuf;
+    float *xd = (float *)(xp + z.xvals), *xs = xd + z.xscales;
+    pack_x_units(xp, xd, xs, wt, x, n, in, z.ng, u0, u1);
+}
+
+size_t pgd_avx2_q_gemm_scratch_bytes(pgd_dtype wt, int n, int in, int x_shared) {
+    gemm_sizes z = sizes_of(wt, n, in);
+    return (x_shared ? 0 : z.xtotal) + z.wtotal;
+}
+
 void pgd_avx2_matmul_q_gemm(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in, int out,
                             pgd_claim_fn claim, void *ctx, int x8) {
-    int nb = in / QB, ng = (nb + GB - 1) / GB, r0, r1;
+    pgd_avx2_matmul_q_gemm_ex(y, x, w, wt, n, in, out, claim, ctx, x8, NULL, NULL);
+}
+
+void pgd_avx2_matmul_q_gemm_ex(float *y, const float *x, const void *w, pgd_dtype wt, int n, int in, int out,
+                               pgd_claim_fn claim, void *ctx, int x8, const void *xshared, void *scratch) {
+    int r0, r1;
     if (!claim(ctx, &r0, &r1)) return;
-    /* tokens per block: all n when their packed x fits in XP_BYTES (packed
-     * once per call), else blocks of that size, packed again for every chunk */
-    size_t gbytes = group_bytes(wt), per_tok = (size_t)ng * gbytes, npad = ((size_t)n + TT - 1) / TT * TT;
-    size_t tb = npad * per_tok <= XP_BYTES ? npad : XP_BYTES / per_tok / TT * TT;
-    if (tb < TT) tb = TT;
-    int one_pass = tb >= (size_t)n;
-    size_t xbytes = tb * per_tok, wbytes = (size_t)RC * KCG * gbytes, xscales = tb * ng * GB,
-           wscales = (size_t)RC * KCG * GB;
-    size_t bytes = xbytes + wbytes + (2 * xscales + 2 * wscales + RC * tb) * sizeof(float);
-    char *mem = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    gemm_sizes z = sizes_of(wt, n, in);
+    int nb = z.nb, ng = z.ng, one_pass = z.tb >= (size_t)n;
+    size_t tb = z.tb, gbytes = z.gbytes;
+    if (!one_pass) xshared = NULL; /* packed per block of tokens: every thread packs its own */
+    char *mem = scratch;
+    if (!mem) mem = aligned_alloc(64, pgd_avx2_q_gemm_scratch_bytes(wt, n, in, xshared != NULL));
     if (!mem) { /* no memory for the packed x and W: dequantize row by row instead */
         do
             x8 ? pgd_avx2_matmul_x8_rows_f32(y, x, w, wt, n, in, out, r0, r1)
@@ -344,11 +438,12 @@ void pgd_avx2_matmul_q_gemm(float *y, const float *x, const void *w, pgd_dtype w
         while (claim(ctx, &r0, &r1));
         return;
     }
-    char *xp = mem, *wp = xp + xbytes;
-    float *xd = (float *)(wp + wbytes), *dw = xd + xscales, *yb = dw + wscales; /* yb[r - c0][token - t0] */
+    /* this thread's x (unless shared), then its W panel, scales and outputs */
+    char *xp = xshared ? (char *)xshared : mem, *wp = xshared ? mem : mem + z.xtotal;
+    float *xd = (float *)(xp + z.xvals), *xs = xd + z.xscales;  /* xs: q4_k's d_x sum(x_q) per block */
+    float *dw = (float *)(wp + z.wbytes), *yb = dw + z.wscales; /* yb[r - c0][token - t0] */
     int32_t *wc = (int32_t *)(yb + RC * tb);
-    float *xs = (float *)(wc + wscales); /* q4_k: d_x sum(x_q) per block */
-    if (one_pass) pack_x(xp, xd, xs, wt, x, n, in, ng);
+    if (one_pass && !xshared) pack_x(xp, xd, xs, wt, x, n, in, ng);
     size_t row = pgd_dtype_bytes(wt, (size_t)in);
     do {
         for (int c0 = r0; c0 < r1; c0 += RC) {
@@ -381,10 +476,9 @@ void pgd_avx2_matmul_q_gemm(float *y, const float *x, const void *w, pgd_dtype w
                         }
                     }
                 }
-                for (int t = 0; t < nt; t++) /* the block's outputs, token by token (rows contiguous in y) */
-                    for (int r = c0; r < c1; r++) y[(size_t)(t0 + t) * out + r] = yb[(size_t)(r - c0) * tb + t];
+                store_block(y, (size_t)out, yb, tb, t0, nt, c0, c1);
             }
         }
     } while (claim(ctx, &r0, &r1));
-    free(mem);
+    if (mem != scratch) free(mem);
 }

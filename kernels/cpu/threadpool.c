@@ -22,7 +22,10 @@
  *    skips the job it saw: only a closed claimed job can be followed by
  *    another while a worker has not yet run it. fn/arg are read only after
  *    joining, so they are never read for a job other than the one joined.
- *  - Not reentrant: one pgd_threadpool_run(_claimed) at a time per pool. */
+ *  - Not reentrant: one pgd_threadpool_run(_claimed) at a time per pool.
+ *  - Scratch slot i (pgd_threadpool_scratch) belongs to thread i while a job
+ *    runs and slot n to the caller between jobs; a slot is only reallocated
+ *    by its owner, so no slot is shared between threads at the same time. */
 #include "threadpool.h"
 
 #include <pthread.h>
@@ -61,6 +64,8 @@ struct pgd_threadpool {
     int64_t spin_ns; /* worker spin budget */
     pgd_task_fn fn;
     void *arg;
+    void **scratch;        /* n + 1 slots: one per thread, the last shared (pgd_threadpool_scratch) */
+    size_t *scratch_bytes; /* each slot's capacity */
 };
 
 #define JOIN_CLAIMED (1ull << 31) /* the job is a claimed one (pgd_threadpool_run_claimed) */
@@ -178,7 +183,9 @@ pgd_threadpool *pgd_threadpool_create(int nthreads) {
     pthread_cond_init(&tp->wake, NULL);
     pthread_cond_init(&tp->done, NULL);
     tp->threads = calloc((size_t)nthreads, sizeof *tp->threads);
-    if (!tp->threads) goto fail;
+    tp->scratch = calloc((size_t)nthreads + 1, sizeof *tp->scratch);
+    tp->scratch_bytes = calloc((size_t)nthreads + 1, sizeof *tp->scratch_bytes);
+    if (!tp->threads || !tp->scratch || !tp->scratch_bytes) goto fail;
     for (int i = 1; i < nthreads; i++) {
         worker_start *ws = malloc(sizeof *ws);
         if (ws) {
@@ -194,6 +201,9 @@ pgd_threadpool *pgd_threadpool_create(int nthreads) {
     }
     return tp;
 fail:
+    free(tp->threads);
+    free(tp->scratch);
+    free(tp->scratch_bytes);
     pthread_cond_destroy(&tp->done);
     pthread_cond_destroy(&tp->wake);
     pthread_mutex_destroy(&tp->mu);
@@ -211,8 +221,23 @@ void pgd_threadpool_destroy(pgd_threadpool *tp) {
     pthread_cond_destroy(&tp->done);
     pthread_cond_destroy(&tp->wake);
     pthread_mutex_destroy(&tp->mu);
+    for (int i = 0; i <= tp->n; i++) free(tp->scratch[i]);
+    free(tp->scratch);
+    free(tp->scratch_bytes);
     free(tp->threads);
     free(tp);
+}
+
+void *pgd_threadpool_scratch(pgd_threadpool *tp, int slot, size_t bytes) {
+    if (!tp || slot < 0 || slot > tp->n) return NULL;
+    if (bytes == 0) bytes = 1;
+    if (tp->scratch_bytes[slot] < bytes) {
+        size_t cap = (bytes + 4095) / 4096 * 4096; /* whole pages: a slightly larger call reuses it */
+        free(tp->scratch[slot]);
+        tp->scratch[slot] = aligned_alloc(64, cap);
+        tp->scratch_bytes[slot] = tp->scratch[slot] ? cap : 0;
+    }
+    return tp->scratch[slot];
 }
 
 int pgd_threadpool_size(const pgd_threadpool *tp) { return tp ? tp->n : 1; }

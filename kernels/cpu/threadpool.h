@@ -8,6 +8,8 @@
 #ifndef PAGODA_THREADPOOL_H
 #define PAGODA_THREADPOOL_H
 
+#include <stddef.h>
+
 typedef struct pgd_threadpool pgd_threadpool;
 typedef void (*pgd_task_fn)(void *arg, int ithread, int nthreads);
 
@@ -24,5 +26,13 @@ void pgd_threadpool_run(pgd_threadpool *tp, pgd_task_fn fn, void *arg);
  * one slow to wake, costs the caller nothing but the work it would have
  * done. fn must not depend on every index i running. */
 void pgd_threadpool_run_claimed(pgd_threadpool *tp, pgd_task_fn fn, void *arg);
+/* A buffer of at least `bytes` bytes, 64-byte aligned, that the pool keeps
+ * (and frees in pgd_threadpool_destroy) so that kernels run on it do not
+ * allocate per call: slot i (0 <= i < size) for the thread that fn sees as
+ * ithread = i, only from that thread while a job runs; slot `size` for the
+ * caller, outside a job (e.g. data the job's threads then share). Contents
+ * are kept until the slot is grown (then they are lost). NULL for a NULL
+ * pool, a slot out of range or no memory: the caller allocates itself. */
+void *pgd_threadpool_scratch(pgd_threadpool *tp, int slot, size_t bytes);
 
 #endif
