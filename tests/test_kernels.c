@@ -1085,6 +1085,21 @@ static void test_matmul_probe(void) {
     CU_ASSERT_EQUAL(pgd_cpu_measure_matmul(NULL, PGD_F32, 8, -1, 0, 1), 0.0);
 }
 
+/* pgd_cpu_alloc_pages: 64-byte aligned below 2 MB, 2 MB aligned from there
+ * (where transparent huge pages can back it), writable end to end, freed
+ * with free(). */
+static void test_alloc_pages(void) {
+    static const size_t sizes[] = {1, 100, 4096, ((size_t)2 << 20) - 1, (size_t)2 << 20, ((size_t)5 << 20) + 3};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        char *p = pgd_cpu_alloc_pages(sizes[i]);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+        CU_ASSERT_EQUAL((uintptr_t)p % (sizes[i] >= ((size_t)2 << 20) ? ((size_t)2 << 20) : 64), 0);
+        memset(p, 0x5a, sizes[i]);
+        CU_ASSERT_EQUAL(p[sizes[i] - 1], 0x5a);
+        free(p);
+    }
+}
+
 static void test_copy_bandwidth(void) {
     double bw = pgd_cpu_measure_copy_bandwidth(NULL, (size_t)4 << 20, 3);
     CU_ASSERT(bw > 1e8 && bw < 1e13);
@@ -1135,6 +1150,7 @@ static CU_TestInfo runtime_tests[] = {
     {"thread pool: claimed runs (late workers skip)", test_threadpool_claimed},
     {"isa selection", test_isa},
     {"copy bandwidth measurement", test_copy_bandwidth},
+    {"large buffers on huge pages (alignment)", test_alloc_pages},
     {"compute probes", test_compute_probe},
     {"decode matmul probe", test_matmul_probe},
     CU_TEST_INFO_NULL,

@@ -1,7 +1,7 @@
 /* cpu_backend.c - the CPU backend: host memory and the fast CPU kernels of
  * kernels/cpu run on a thread pool. Always built. Ops run synchronously, so
  * sync is a no-op and "device pointers" are ordinary host pointers (64-byte
- * aligned). */
+ * aligned; from 2 MB up on transparent huge pages, pgd_cpu_alloc_pages). */
 #include <hwloc.h>
 #include <malloc.h>
 #include <stdio.h>
@@ -98,8 +98,7 @@ static void cpu_destroy(pgd_backend *b) {
 }
 
 static pgd_status cpu_alloc(pgd_backend *b, size_t bytes, void **dptr) {
-    size_t rounded = (bytes + 63) & ~(size_t)63;
-    void *p = aligned_alloc(64, rounded);
+    void *p = pgd_cpu_alloc_pages(bytes); /* huge pages from 2 MB: weights and KV are streamed */
     if (!p) return pgd_error(PGD_ERR_OOM, "cpu backend: cannot allocate %zu bytes", bytes);
     *dptr = p;
     return PGD_OK;

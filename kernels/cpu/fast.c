@@ -760,7 +760,7 @@ static void copy_slice(void *arg, int ith, int nth) {
 double pgd_cpu_measure_copy_bandwidth(pgd_threadpool *tp, size_t bytes, int reps) {
     if (bytes == 0) return 0.0;
     if (reps < 1) reps = 1;
-    char *src = malloc(bytes), *dst = malloc(bytes);
+    char *src = pgd_cpu_alloc_pages(bytes), *dst = pgd_cpu_alloc_pages(bytes);
     double *bw = malloc((size_t)reps * sizeof(double));
     double med = 0.0;
     if (!src || !dst || !bw) goto done;
@@ -814,7 +814,7 @@ static void read_slice(void *arg, int ith, int nth) {
 double pgd_cpu_measure_read_bandwidth(pgd_threadpool *tp, size_t bytes, int reps) {
     if (bytes == 0) return 0.0;
     if (reps < 1) reps = 1;
-    char *src = malloc(bytes);
+    char *src = pgd_cpu_alloc_pages(bytes);
     double *bw = malloc((size_t)reps * sizeof(double));
     double med = 0.0;
     if (!src || !bw) goto done;
@@ -907,7 +907,7 @@ double pgd_cpu_measure_matmul_batch(pgd_dtype wt, int n, int in, int out, int re
     if (n <= 0 || in <= 0 || out <= 0 || (pgd_dtype_is_blocked(wt) && in % pgd_dtype_block(wt))) return 0.0;
     if (reps < 1) reps = 1;
     size_t mb = pgd_dtype_bytes(wt, (size_t)in * out);
-    char *w = malloc(mb);
+    char *w = pgd_cpu_alloc_pages(mb); /* as the backend allocates weights */
     float *f = malloc(sizeof(float) * (size_t)in * out), *x = malloc(sizeof(float) * (size_t)n * in),
           *y = malloc(sizeof(float) * (size_t)n * out);
     double best = 0.0;
@@ -934,7 +934,7 @@ double pgd_cpu_measure_matmul(pgd_threadpool *tp, pgd_dtype wt, int in, int out,
     if (in <= 0 || out <= 0 || (pgd_dtype_is_quant(wt) && in % PGD_QBLOCK)) return 0.0;
     if (reps < 1) reps = 1;
     size_t mb = pgd_dtype_bytes(wt, (size_t)in * out), nm = bytes / mb ? bytes / mb : 1;
-    char *w = malloc(mb * nm);
+    char *w = pgd_cpu_alloc_pages(mb * nm); /* as the backend allocates weights */
     float *f = malloc(sizeof(float) * (size_t)in * out), *x = malloc(sizeof(float) * (size_t)in),
           *y = malloc(sizeof(float) * (size_t)out);
     double best = 0.0;

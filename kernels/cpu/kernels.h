@@ -150,6 +150,13 @@ const char *pgd_cpu_isa(void);
  * safe to call while kernels run on other threads. */
 int pgd_cpu_set_isa(const char *name);
 
+/* Memory for large streamed buffers (pages.c): 64-byte aligned; from 2 MB
+ * up, 2 MB aligned and advised to the kernel as transparent huge pages
+ * (MADV_HUGEPAGE), which streaming reads need to run at DRAM speed. Freed
+ * with free(). The CPU backend's allocations and the bandwidth probes below
+ * use it. */
+void *pgd_cpu_alloc_pages(size_t bytes);
+
 /* Median over `reps` runs of a memcpy of `bytes` bytes split across the
  * threads of `tp` (buffers allocated and faulted in first), as DRAM traffic
  * per second: bytes read + bytes written (STREAM "Copy" convention), 0 on
