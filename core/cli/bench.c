@@ -199,8 +199,9 @@ static void bench_batched_alone(int nd, const pgd_dtype *dts, const int *deq, co
 
 /* Tokens/s compute bound of a decode step of B sequences: every token's
  * matmul multiply-adds at the rate of the operation the kernel uses for B
- * tokens (pgd_cpu_matmul_probe: the int8 dot probe, the int16 madd or u8
- * maddubs probe, or the f32 FMA probe at 2 flops each), plus attention's flops at the FMA
+ * tokens (pgd_cpu_matmul_probe: the int16 madd probe for q8_0, the u8
+ * maddubs probe for q4_0/q4_k, the int8 dot probe for q6_k's integer path,
+ * or the f32 FMA probe at 2 flops each), plus attention's flops at the FMA
  * rate; 0 when the probes have nothing (scalar path): no compute bound. */
 static double bench_compute_bound(const pgd_model_config *c, int ctx, int b, double fma, double i8, double m16,
                                   double mub) {
@@ -635,9 +636,9 @@ static int bench_dtypes(const char *model, const char *dtypes_s, const char *kv_
            plen, steps, block_size, reps);
     printf("read bound   : B x read bw / (weight bytes + B x KV bytes per sequence: %.2f MB in f32)\n",
            2.0 * xs[0].c->n_layers * xs[0].c->n_kv_heads * xs[0].c->head_dim * 4.0 * mid / 1e6);
-    printf("compute bound: 1 / (matmul MACs per token (%.1fM) / the kernel's rate (int8 dot where it takes\n"
-           "               int8 dot products, int16 madd / u8 maddubs in the batched q8_0 / q4_0 GEMM, else FMA\n"
-           "               flops / 2) + attention flops / FMA flops)\n"
+    printf("compute bound: 1 / (matmul MACs per token (%.1fM) / the kernel's rate (int16 madd for q8_0, u8\n"
+           "               maddubs for q4_0 / q4_k, int8 dot for q6_k's integer path, else FMA flops / 2)\n"
+           "               + attention flops / FMA flops)\n"
            "%% bd         : of the lower bound, r (read) or c (compute); $: the step fits in cache, so only\n"
            "               the compute bound applies\n\n",
            bench_matmul_macs(xs[0].c) / 1e6);

@@ -277,7 +277,10 @@ pgd_cpu_probe pgd_cpu_matmul_probe(pgd_dtype wt, int n) {
     /* 4-bit weights: every integer path (decode, tiles, GEMM) could run at
      * one vpmaddubsw per 32 multiply-adds at best, so that bounds them all */
     if (wt == PGD_Q4_0 || wt == PGD_Q4_K) return PGD_PROBE_U8_MADDUBS;
-    if (wt == PGD_Q8_0 && n > PGD_Q_TILE_MAX_TOKENS) return PGD_PROBE_INT16_MADD;
+    /* 8-bit weights: every path needs a vpmaddubsw and a vpmaddwd (or two
+     * vpmaddwd) per 32 multiply-adds, the int16 probe's rate at best (the x8
+     * kernel's 3 slots came within 3% of the int8 dot probe: no bound) */
+    if (wt == PGD_Q8_0) return PGD_PROBE_INT16_MADD;
 #endif
     return PGD_PROBE_INT8_DOT;
 }

@@ -183,9 +183,14 @@ double pgd_cpu_measure_read_bandwidth(pgd_threadpool *tp, size_t bytes, int reps
  *    dequantizes panels, attention.
  *  - PGD_PROBE_INT8_DOT: int8 multiply-adds/s of the quantized kernels'
  *    block dot product (sign, maddubs, madd, convert, fma per 32 pairs):
- *    q8_0's decode and register-tiled batches, q6_k's integer path.
- *  - PGD_PROBE_INT16_MADD: int16 multiply-adds/s of vpmaddwd + vpaddd:
- *    the batched q8_0 GEMM (more than a few tokens).
+ *    q6_k's integer path.
+ *  - PGD_PROBE_INT16_MADD: int16 multiply-adds/s of vpmaddwd + vpaddd (16
+ *    a slot of the two multiply pipes): the bound of every q8_0 path. The
+ *    GEMM runs that operation; decode and the small batches need at least
+ *    a vpmaddubsw and a vpmaddwd per 32 multiply-adds (16 a slot at best),
+ *    and the x8 kernel's sign, maddubs, madd (3 slots) ran at 97% of the
+ *    int8 dot probe above (43.0 against 44.5 GMAC/s, one thread, 12
+ *    tokens), so that probe does not bound it.
  *  - PGD_PROBE_U8_MADDUBS: byte multiply-adds/s of vpmaddubsw + vpaddw: the
  *    bound of every q4_0 / q4_k integer path (a 4-bit weight needs no sign
  *    trick: at best one vpmaddubsw per 32 multiply-adds).
