@@ -237,12 +237,10 @@ pgd_status pgd_model_pass(pgd_model *m, pgd_kv_cache *kv, const pgd_batch *b, fl
         if (!L->qkv_split) {
             PGD_TRY(pgd_backend_matmul(be, sc->qkv, sc->xb, L->wqkv, L->q_dt, T, d, qkvd));
         } else {
-            const char *wk = (const char *)L->wqkv + pgd_dtype_bytes(L->q_dt, (size_t)qd * d),
-                       *wv = wk + pgd_dtype_bytes(L->k_dt, (size_t)kvd * d);
             k = q + (size_t)T * qd, v = k + (size_t)T * kvd, qs = 0;
             PGD_TRY(pgd_backend_matmul(be, q, sc->xb, L->wqkv, L->q_dt, T, d, qd));
-            PGD_TRY(pgd_backend_matmul(be, k, sc->xb, wk, L->k_dt, T, d, kvd));
-            PGD_TRY(pgd_backend_matmul(be, v, sc->xb, wv, L->v_dt, T, d, kvd));
+            PGD_TRY(pgd_backend_matmul(be, k, sc->xb, L->wk, L->k_dt, T, d, kvd));
+            PGD_TRY(pgd_backend_matmul(be, v, sc->xb, L->wv, L->v_dt, T, d, kvd));
         }
         if (!opt) PGD_TRY(pgd_backend_rope(be, q, k, d_pos, T, sh->heads, sh->kv_heads, hd, c->rope_theta, qs));
         float *kc = pgd_kv_cache_k(kv, l - sh->layer_begin), *vc = pgd_kv_cache_v(kv, l - sh->layer_begin);
@@ -278,9 +276,8 @@ pgd_status pgd_model_pass(pgd_model *m, pgd_kv_cache *kv, const pgd_batch *b, fl
         if (!L->w13_split) {
             PGD_TRY(pgd_backend_matmul(be, sc->gu, sc->xb, L->w13, L->g_dt, T, d, opt ? h : 2 * h));
         } else {
-            const char *wu = (const char *)L->w13 + pgd_dtype_bytes(L->g_dt, (size_t)h * d);
             PGD_TRY(pgd_backend_matmul(be, sc->gu2, sc->xb, L->w13, L->g_dt, T, d, h));
-            PGD_TRY(pgd_backend_matmul(be, sc->gu2 + (size_t)T * h, sc->xb, wu, L->u_dt, T, d, h));
+            PGD_TRY(pgd_backend_matmul(be, sc->gu2 + (size_t)T * h, sc->xb, L->wup, L->u_dt, T, d, h));
             PGD_TRY(pgd_backend_gather_rows(be, sc->gu, sc->gu2, d_il, 2 * T, h));
         }
         PGD_TRY(pgd_backend_silu_mul(be, sc->hb, sc->gu, T, h));

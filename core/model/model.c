@@ -218,11 +218,14 @@ pgd_status pgd_model_layout(pgd_model *m, pgd_dtype embd_dtype, pgd_dtype cls_dt
         L->attn_norm = (float *)p; p += align_up(d * 4);
         L->ffn_norm = (float *)p;  p += align_up(d * 4);
         L->wqkv = p;
+        L->wk = p + pgd_dtype_bytes(L->q_dt, qd * d);
+        L->wv = (char *)L->wk + pgd_dtype_bytes(L->k_dt, kvd * d);
         p += align_up(pgd_dtype_bytes(L->q_dt, qd * d) + pgd_dtype_bytes(L->k_dt, kvd * d) +
                       pgd_dtype_bytes(L->v_dt, kvd * d));
         L->wo = p;
         p += align_up(pgd_dtype_bytes(L->o_dt, d * qd));
         L->w13 = p;
+        L->wup = opt ? NULL : p + pgd_dtype_bytes(L->g_dt, h * d);
         p += align_up(pgd_dtype_bytes(L->g_dt, h * d) + (opt ? 0 : pgd_dtype_bytes(L->u_dt, h * d)));
         L->w2 = p;
         p += align_up(pgd_dtype_bytes(L->w2_dt, h * d));
@@ -308,19 +311,18 @@ pgd_status pgd_model_put_tensor(pgd_model *m, pgd_tensor_kind k, int l, const pg
     size_t h0 = (size_t)sh->head0 * hd, nq = (size_t)sh->heads * hd, k0 = (size_t)sh->kv_head0 * hd,
            nk = (size_t)sh->kv_heads * hd, f0 = (size_t)sh->hidden0, nf = (size_t)sh->hidden;
     /* this rank's q rows, then k rows, then v rows; its gate rows, then its up rows (not
-     * OPT): each part in its own dtype, starting where the previous part's bytes end */
-    char *q = L->wqkv, *kp = q + pgd_dtype_bytes(L->q_dt, nq * d), *vp = kp + pgd_dtype_bytes(L->k_dt, nk * d);
-    char *gate = L->w13, *up = gate + pgd_dtype_bytes(L->g_dt, nf * d);
+     * OPT): each part in its own dtype, starting where the previous part's bytes end
+     * (pgd_model_layout's wk, wv, wup) */
     switch (k) {
     case PGD_T_ATTN_NORM: return put_slice(m, L->attn_norm, PGD_F32, src, d, 0, 1, 0, d);
     case PGD_T_FFN_NORM: return put_slice(m, L->ffn_norm, PGD_F32, src, d, 0, 1, 0, d);
-    case PGD_T_WQ: return put_slice(m, q, L->q_dt, src, d, h0, nq, 0, d);
-    case PGD_T_WK: return put_slice(m, kp, L->k_dt, src, d, k0, nk, 0, d);
-    case PGD_T_WV: return put_slice(m, vp, L->v_dt, src, d, k0, nk, 0, d);
+    case PGD_T_WQ: return put_slice(m, L->wqkv, L->q_dt, src, d, h0, nq, 0, d);
+    case PGD_T_WK: return put_slice(m, L->wk, L->k_dt, src, d, k0, nk, 0, d);
+    case PGD_T_WV: return put_slice(m, L->wv, L->v_dt, src, d, k0, nk, 0, d);
     case PGD_T_WO: return put_slice(m, L->wo, L->o_dt, src, qd, 0, d, h0, nq);
-    case PGD_T_W1: return put_slice(m, gate, L->g_dt, src, d, f0, nf, 0, d);
+    case PGD_T_W1: return put_slice(m, L->w13, L->g_dt, src, d, f0, nf, 0, d);
     case PGD_T_W3: /* OPT has no up projection */
-        return c->arch == PGD_ARCH_OPT ? PGD_OK : put_slice(m, up, L->u_dt, src, d, f0, nf, 0, d);
+        return c->arch == PGD_ARCH_OPT ? PGD_OK : put_slice(m, L->wup, L->u_dt, src, d, f0, nf, 0, d);
     case PGD_T_W2: return put_slice(m, L->w2, L->w2_dt, src, H, 0, d, f0, nf);
     default: break;
     }
@@ -345,19 +347,18 @@ static pgd_status prepare_weights(pgd_model *m) {
     const pgd_shard *sh = &m->sh;
     size_t d = (size_t)c->dim, hd = (size_t)c->head_dim, qd = (size_t)sh->heads * hd, kvd = (size_t)sh->kv_heads * hd,
            h = (size_t)sh->hidden, v = (size_t)c->vocab_size;
-    int opt = c->arch == PGD_ARCH_OPT, n = 0;
+    int n = 0;
     PGD_TRY(offer_weight(m, m->tok_embd, m->embd_dtype, v, sh->tp > 1 ? (size_t)sh->dim_part : d, &n));
     if (m->wcls != m->tok_embd)
         PGD_TRY(offer_weight(m, m->wcls, m->cls_dtype, sh->tp > 1 ? (size_t)sh->vocab_part : v, d, &n));
     for (int l = sh->layer_begin; l < sh->layer_end; l++) {
         pgd_layer_weights *L = &m->layers[l];
-        char *k = (char *)L->wqkv + pgd_dtype_bytes(L->q_dt, qd * d), *vv = k + pgd_dtype_bytes(L->k_dt, kvd * d);
         PGD_TRY(offer_weight(m, L->wqkv, L->q_dt, qd, d, &n));
-        PGD_TRY(offer_weight(m, k, L->k_dt, kvd, d, &n));
-        PGD_TRY(offer_weight(m, vv, L->v_dt, kvd, d, &n));
+        PGD_TRY(offer_weight(m, L->wk, L->k_dt, kvd, d, &n));
+        PGD_TRY(offer_weight(m, L->wv, L->v_dt, kvd, d, &n));
         PGD_TRY(offer_weight(m, L->wo, L->o_dt, d, qd, &n));
         PGD_TRY(offer_weight(m, L->w13, L->g_dt, h, d, &n));
-        if (!opt) PGD_TRY(offer_weight(m, (char *)L->w13 + pgd_dtype_bytes(L->g_dt, h * d), L->u_dt, h, d, &n));
+        PGD_TRY(offer_weight(m, L->wup, L->u_dt, h, d, &n)); /* OPT: NULL, skipped */
         PGD_TRY(offer_weight(m, L->w2, L->w2_dt, d, h, &n));
     }
     if (n)

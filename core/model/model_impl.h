@@ -29,6 +29,8 @@ typedef struct pgd_layer_weights {
     void *w13;          /* (2*hf, dim): the gate (w1) rows, then the up (w3) rows, contiguous
                            (hf = local FFN width); OPT: fc1 (w1) alone, (hf, dim) */
     void *w2;           /* down (dim, hf); OPT: fc2 */
+    void *wk, *wv;      /* inside wqkv: where its k rows and its v rows start */
+    void *wup;          /* inside w13: where its up rows start (OPT: NULL) */
     pgd_dtype q_dt, k_dt, v_dt;        /* dtypes of wqkv's q, k and v rows (each part's bytes
                                    start where the previous part's end) */
     pgd_dtype o_dt, g_dt, u_dt, w2_dt; /* wo's; w13's gate and up rows'; w2's */
