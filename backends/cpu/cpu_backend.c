@@ -20,7 +20,7 @@ typedef struct span {
 typedef struct cpu_backend {
     pgd_backend base;
     pgd_threadpool *tp;
-    /* the q8_0 matrices prepare_weight rearranged to q8_0x8 (kernels.h), sorted,
+    /* the q8_0/q4_0 matrices prepare_weight rearranged to the x8 layouts (kernels.h), sorted,
      * adjacent ones merged: matmul and embedding look their W up here. One
      * backend belongs to one rank's thread, so no lock. */
     span *x8;
@@ -126,10 +126,10 @@ static pgd_status cpu_memset(pgd_backend *b, void *dst, int value, size_t bytes)
     return PGD_OK;
 }
 
-/* "prepare_weight": a q8_0 matrix whose rows are whole groups of 256 is
- * regrouped in place to q8_0x8 (kernels.h), the layout the AVX2 kernels
- * read fastest; with the scalar kernels, other dtypes, or a weight of -128,
- * the matrix stays as it is (arranged = 0). */
+/* "prepare_weight": a q8_0 or q4_0 matrix whose rows are whole groups of
+ * 256 is regrouped in place to its x8 layout (kernels.h), which the AVX2
+ * kernels read fastest; with the scalar kernels, other dtypes, or a q8_0
+ * weight of -128, the matrix stays as it is (arranged = 0). */
 static pgd_status cpu_control(pgd_backend *b, const char *what, void *arg) {
     cpu_backend *c = (cpu_backend *)b;
     if (strcmp(what, "prepare_weight"))

@@ -108,7 +108,8 @@ typedef struct matmul_job {
     int batched;     /* pgd_avx2_matmul_batched, rows claimed in chunks */
     int qint;        /* with it: pgd_avx2_matmul_q_batched (integer dot products) instead */
     int qgemm;       /* with it, n > PGD_Q_TILE_MAX_TOKENS: pgd_avx2_matmul_q_gemm (int16 panels) instead */
-    int qdec;        /* n <= 3, W q8_0/q4_0: pgd_avx2_matmul_q_decode, rows claimed in chunks */
+    int qdec;        /* n <= 3, W q8_0/q4_0: pgd_avx2_matmul_q_decode (x8: pgd_avx2_matmul_x8 up to
+                        PGD_X8_MAX_TOKENS), rows claimed in guided chunks */
     int kq;          /* q4_k / q6_k W: pgd_avx2_matmul_k for any n, rows claimed in chunks */
     int x8;          /* q8_0/q4_0 W in the x8 layout (x8.c): qdec/qgemm/batched take its kernels */
     int chunk;       /* rows per claimed chunk (qdec: the most rows a guided chunk takes) */
@@ -210,7 +211,7 @@ static void share_x(matmul_job *j) {
     }
 }
 
-/* The GEMM (x8: W in the q8_0x8 layout) on thread i's scratch slot, x
+/* The GEMM (x8: W in an x8 layout) on thread i's scratch slot, x
  * shared when the job packed it once. */
 static void qgemm_task(matmul_job *j, int i) {
     if (j->xsh) share_x(j);

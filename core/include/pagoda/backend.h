@@ -78,8 +78,8 @@ const char *const *pgd_backend_option_keys(const char *name);
  *                of dtype, written whole) is a weight that from now on only
  *                matmul and embedding read, with that dtype: the backend
  *                may rearrange it in place for its kernels, and says so in
- *                `arranged` (the cpu backend: q8_0 with in % 256 == 0 on
- *                its AVX2 kernels, to the q8_0x8 layout of
+ *                `arranged` (the cpu backend: q8_0 and q4_0 with in % 256
+ *                == 0 on its AVX2 kernels, to the x8 layouts of
  *                kernels/cpu/kernels.h; uploads into it are refused after).
  *                The model offers every matmul weight and its embedding
  *                table after loading; a backend that does not know the
