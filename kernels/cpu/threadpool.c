@@ -242,9 +242,12 @@ void *pgd_threadpool_scratch(pgd_threadpool *tp, int slot, size_t bytes) {
 
 int pgd_threadpool_size(const pgd_threadpool *tp) { return tp ? tp->n : 1; }
 
-/* Bumps the generation (seq_cst: publishes fn/arg/pending and `join`,
- * stored first with the new generation) and wakes sleeping workers. */
-static void publish(pgd_threadpool *tp, uint64_t claimed) {
+/* Stores the job (fn, arg), bumps the generation (seq_cst: publishes
+ * fn/arg/pending and `join`, stored first with the new generation) and
+ * wakes sleeping workers. */
+static void publish(pgd_threadpool *tp, pgd_task_fn fn, void *arg, uint64_t claimed) {
+    tp->fn = fn;
+    tp->arg = arg;
     unsigned g = atomic_load_explicit(&tp->gen, memory_order_relaxed) + 1;
     atomic_store(&tp->join, (uint64_t)g << 32 | claimed);
     atomic_fetch_add(&tp->gen, 1);
@@ -275,10 +278,8 @@ void pgd_threadpool_run_claimed(pgd_threadpool *tp, pgd_task_fn fn, void *arg) {
         fn(arg, 0, 1);
         return;
     }
-    tp->fn = fn;
-    tp->arg = arg;
     atomic_store(&tp->finished, 0);
-    publish(tp, JOIN_CLAIMED);
+    publish(tp, fn, arg, JOIN_CLAIMED);
     fn(arg, 0, tp->n);
     uint64_t js = atomic_fetch_or(&tp->join, JOIN_CLOSED);
     wait_for(tp, &tp->finished, (int)(js & JOIN_COUNT));
@@ -289,10 +290,8 @@ void pgd_threadpool_run(pgd_threadpool *tp, pgd_task_fn fn, void *arg) {
         fn(arg, 0, 1);
         return;
     }
-    tp->fn = fn;
-    tp->arg = arg;
     atomic_store(&tp->pending, tp->n - 1);
-    publish(tp, 0);
+    publish(tp, fn, arg, 0);
     fn(arg, 0, tp->n);
 
     wait_for(tp, &tp->pending, 0); /* the workers: spin, then sleep */
