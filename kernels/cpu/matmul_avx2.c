@@ -40,6 +40,7 @@
 #include <immintrin.h>
 
 #include "fast_impl.h"
+#include "quant_avx2.h"
 
 #define MR 4              /* decode: output rows per tile */
 #define NT 3              /* decode: most tokens */
@@ -203,26 +204,6 @@ ROWS_DISPATCH(PGD_BF16)
 
 /* ------------------------------------------------------- batched (n > 3) */
 
-/* Transpose the 8x8 block r[0..7] in place: r[j][i] <- r[i][j]. */
-ALWAYS_INLINE void transpose8(__m256 r[8]) {
-    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
-    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
-    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
-    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
-    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
-    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
-    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
-    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
-}
-
 /* Pack tokens 0..nt-1 of x (row stride ldx), columns 0..kc-1, token-minor:
  * tile i (tokens 16i..16i+15, or 8 wide if it is the last tile and holds at
  * most 8 tokens) is stored at xp + 16*kc*i as kc rows of its width; tokens
@@ -238,7 +219,7 @@ static void pack_x(float *xp, const float *x, size_t ldx, int nt, int kc) {
             __m256 r[8];
             for (int j = 0; j < 8; j++)
                 r[j] = src[j] ? _mm256_loadu_ps(src[j] + k) : _mm256_setzero_ps();
-            transpose8(r);
+            pgd_avx2_transpose8_ps(r);
             for (int j = 0; j < 8; j++) _mm256_store_ps(dst + (size_t)(k + j) * tw, r[j]);
         }
         for (; k < kc; k++)
@@ -330,7 +311,7 @@ ALWAYS_INLINE void ukern(int nv, int nr, int ks, const float *xp, const float *w
             __m256 b[8];
 #pragma GCC unroll 8
             for (int r = 0; r < 8; r++) b[r] = g + r < nr ? acc[v][g + r] : _mm256_setzero_ps();
-            transpose8(b);
+            pgd_avx2_transpose8_ps(b);
 #pragma GCC unroll 8
             for (int t = 0; t < 8; t++)
                 if (t < tv)

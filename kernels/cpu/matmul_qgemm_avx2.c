@@ -341,27 +341,12 @@ static void store_block(float *y, size_t out, const float *yb, size_t tb, int t0
     for (; t + 8 <= nt; t += 8) {
         for (int r = c0; r < r8; r += 8) {
             const float *src = yb + (size_t)(r - c0) * tb + t;
-            __m256 a[8], b[8];
+            __m256 a[8];
 #pragma GCC unroll 8
             for (int i = 0; i < 8; i++) a[i] = _mm256_loadu_ps(src + (size_t)i * tb); /* row r + i, tokens t.. */
-#pragma GCC unroll 4
-            for (int i = 0; i < 8; i += 2) {
-                b[i] = _mm256_unpacklo_ps(a[i], a[i + 1]);
-                b[i + 1] = _mm256_unpackhi_ps(a[i], a[i + 1]);
-            }
-#pragma GCC unroll 2
-            for (int i = 0; i < 8; i += 4) {
-                a[i] = _mm256_shuffle_ps(b[i], b[i + 2], 0x44);
-                a[i + 1] = _mm256_shuffle_ps(b[i], b[i + 2], 0xEE);
-                a[i + 2] = _mm256_shuffle_ps(b[i + 1], b[i + 3], 0x44);
-                a[i + 3] = _mm256_shuffle_ps(b[i + 1], b[i + 3], 0xEE);
-            }
-            /* a[0..3]: tokens (0,4), (1,5), (2,6), (3,7) of rows 0-3 per 128-bit lane; a[4..7] of rows 4-7 */
-#pragma GCC unroll 4
-            for (int k = 0; k < 4; k++) {
-                _mm256_storeu_ps(y + (size_t)(t0 + t + k) * out + r, _mm256_permute2f128_ps(a[k], a[k + 4], 0x20));
-                _mm256_storeu_ps(y + (size_t)(t0 + t + k + 4) * out + r, _mm256_permute2f128_ps(a[k], a[k + 4], 0x31));
-            }
+            pgd_avx2_transpose8_ps(a);                                                /* a[k]: token t + k, rows r.. */
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) _mm256_storeu_ps(y + (size_t)(t0 + t + k) * out + r, a[k]);
         }
         for (int k = t; k < t + 8; k++)
             for (int r = r8; r < c1; r++) y[(size_t)(t0 + k) * out + r] = yb[(size_t)(r - c0) * tb + k];

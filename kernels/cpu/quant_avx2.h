@@ -4,8 +4,9 @@
  * nearest (ties to even; |x / d| <= 127, no overflow) - the ggml/llama.cpp
  * recipe for activations against q8_0/q4_0/k-quant weights. One recipe, so
  * every path (decode, register tiles, GEMM) takes the same integers for the
- * same x. And the 8 x 8 dword transpose that block-interleaves 8 blocks
- * (the GEMM's panels, x8.c's layouts). Included only by the *_avx2.c files (built with -mavx2 -mfma
+ * same x. And the 8 x 8 transpose of 32-bit lanes: it block-interleaves 8
+ * blocks (the GEMM's panels, x8.c's layouts) and turns f32 tiles
+ * (matmul_avx2.c, the GEMM's output store). Included only by the *_avx2.c files (built with -mavx2 -mfma
  * -mf16c). */
 #ifndef PAGODA_KERNELS_CPU_QUANT_AVX2_H
 #define PAGODA_KERNELS_CPU_QUANT_AVX2_H
@@ -59,28 +60,36 @@ static inline __attribute__((always_inline)) __m256i pgd_avx2_quant_block(const 
     return _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
-/* dst[s] (32 bytes each, s < 8) = dword s of a[0], ..., a[7]: an 8 x 8
- * transpose of 32-bit lanes (its own inverse). */
-static inline __attribute__((always_inline)) void pgd_avx2_transpose8_store(char *dst, __m256i a[8]) {
-    __m256i b[8];
-#pragma GCC unroll 4
-    for (int j = 0; j < 8; j += 2) {
-        b[j] = _mm256_unpacklo_epi32(a[j], a[j + 1]);
-        b[j + 1] = _mm256_unpackhi_epi32(a[j], a[j + 1]);
-    }
-#pragma GCC unroll 2
-    for (int j = 0; j < 8; j += 4) {
-        a[j] = _mm256_unpacklo_epi64(b[j], b[j + 2]);
-        a[j + 1] = _mm256_unpackhi_epi64(b[j], b[j + 2]);
-        a[j + 2] = _mm256_unpacklo_epi64(b[j + 1], b[j + 3]);
-        a[j + 3] = _mm256_unpackhi_epi64(b[j + 1], b[j + 3]);
-    }
-    /* a[0..3]: dwords (0,4)/(1,5)/(2,6)/(3,7) of blocks 0-3 per 128-bit lane; a[4..7] of blocks 4-7 */
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; j++) {
-        _mm256_storeu_si256((__m256i *)(dst + 32 * j), _mm256_permute2x128_si256(a[j], a[j + 4], 0x20));
-        _mm256_storeu_si256((__m256i *)(dst + 32 * (j + 4)), _mm256_permute2x128_si256(a[j], a[j + 4], 0x31));
-    }
+/* Transpose the 8 x 8 block r[0..7] of 32-bit lanes in place: r[j][i] <-
+ * r[i][j] (data movement only: the bits are kept). */
+static inline __attribute__((always_inline)) void pgd_avx2_transpose8_ps(__m256 r[8]) {
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+/* dst[s] (32 bytes each, s < 8) = dword s of a[0], ..., a[7]: the same
+ * transpose of integer lanes, stored. */
+static inline __attribute__((always_inline)) void pgd_avx2_transpose8_store(char *dst, const __m256i a[8]) {
+    __m256 r[8];
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; j++) r[j] = _mm256_castsi256_ps(a[j]);
+    pgd_avx2_transpose8_ps(r);
+#pragma GCC unroll 8
+    for (int s = 0; s < 8; s++) _mm256_storeu_ps((float *)(dst + 32 * s), r[s]);
 }
 
 #endif
